@@ -1,0 +1,148 @@
+/** Formats a reader understands; `auto` in config resolves to one of these per file. */
+export type InputFormat = 'jsonl' | 'csv' | 'text';
+export type Compression = 'none' | 'gzip';
+
+/** A whole small file packed into a unit beside its main source. */
+export interface PackedFile {
+  readonly key: string;
+  readonly size: number;
+  readonly format: InputFormat;
+  readonly compression: Compression;
+}
+
+/**
+ * A work unit is a descriptor, never data: a byte range of one source (records that
+ * START in `[byteStart, byteEnd)` belong to it) plus, when packing, whole small files.
+ */
+export interface WorkUnit {
+  readonly runId: string;
+  readonly unitId: string;
+  readonly pipeline: string;
+  readonly sourceKey: string;
+  readonly byteStart: number;
+  readonly byteEnd: number;
+  /** 1-based line number of the first line at or after `byteStart`, for record ids and rejects. */
+  readonly firstLine: number;
+  readonly format: InputFormat;
+  readonly compression: Compression;
+  /** Header line of a CSV source, so units that start mid-file can name columns. */
+  readonly csvHeader?: string;
+  readonly packed: readonly PackedFile[];
+  /** Estimated work (tokens for embedding). */
+  readonly estCost: number;
+}
+
+export type UnitStatus = 'pending' | 'running' | 'succeeded' | 'failed';
+export type RunStatus = 'running' | 'succeeded' | 'failed';
+export type RunTrigger = 'local' | 's3' | 'schedule' | 'redrive';
+
+/** Counts and measurements a unit reports; all additive so units merge by summing. */
+export interface UnitCounts {
+  records: number;
+  rejected: number;
+  chunks: number;
+  embedded: number;
+  skippedUnchanged: number;
+  realTokens: number;
+  paddedTokens: number;
+  endpointCalls: number;
+  throttled: number;
+  retries: number;
+}
+
+export const emptyCounts = (): UnitCounts => ({
+  records: 0,
+  rejected: 0,
+  chunks: 0,
+  embedded: 0,
+  skippedUnchanged: 0,
+  realTokens: 0,
+  paddedTokens: 0,
+  endpointCalls: 0,
+  throttled: 0,
+  retries: 0,
+});
+
+export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
+  for (const key of Object.keys(into) as (keyof UnitCounts)[]) into[key] += more[key];
+  return into;
+}
+
+export interface UnitState {
+  readonly unitId: string;
+  readonly sourceKey: string;
+  readonly byteStart: number;
+  readonly byteEnd: number;
+  readonly estCost: number;
+  readonly packedFiles: number;
+  actualCost: number | null;
+  records: number | null;
+  status: UnitStatus;
+  attempts: number;
+  lastError: string | null;
+  counts: UnitCounts | null;
+  outputKeys: string[];
+}
+
+export interface RunState {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly trigger: RunTrigger;
+  readonly startedAt: string;
+  readonly inputs: readonly string[];
+  status: RunStatus;
+  finishedAt: string | null;
+  totalUnits: number;
+  doneUnits: number;
+  failedUnits: number;
+}
+
+export interface RunSummary {
+  runId: string;
+  pipeline: string;
+  status: RunStatus;
+  trigger: RunTrigger;
+  startedAt: string;
+  finishedAt: string;
+  counts: {
+    records: number;
+    rejected: number;
+    units: number;
+    failedUnits: number;
+    chunks: number;
+    embedded: number;
+    skippedUnchanged: number;
+  };
+  stats: {
+    realTokens: number;
+    paddedTokens: number;
+    endpointCalls: number;
+    throttled: number;
+    retries: number;
+  };
+  failedUnits: { unitId: string; lastError: string | null }[];
+  timings: Record<string, number>;
+}
+
+/** One record that could not be used, with the reason a user can act on. */
+export interface RejectRow {
+  source_key: string;
+  byte_offset: number;
+  line: number;
+  reason: string;
+  excerpt: string;
+}
+
+export interface EmbeddingRow {
+  doc_id: string;
+  chunk_id: string;
+  chunk_index: number;
+  char_start: number;
+  char_end: number;
+  token_count: number;
+  text_sha256: string;
+  model: string;
+  embedding: Float32Array | number[];
+  source_key: string;
+  metadata: Record<string, string | null>;
+}

@@ -1,0 +1,42 @@
+/**
+ * Error hierarchy shared by every context. Each subclass sets `name`, keeps `cause`
+ * and carries the context a user needs to act; `message` is one line.
+ */
+export class SluiceError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Pipeline configuration or command-line usage is wrong; the user must fix it (exit 2). */
+export class ConfigError extends SluiceError {}
+
+/** An input path, object or record cannot be read; other inputs are unaffected. */
+export class InputError extends SluiceError {}
+
+/** The endpoint refused a request because of load (HTTP 429/503, SageMaker ThrottlingException). */
+export class EndpointThrottled extends SluiceError {}
+
+/** The endpoint failed for a reason a retry may fix (5xx, network, timeout). */
+export class EndpointUnavailable extends SluiceError {}
+
+/** The model rejected the request itself (4xx other than throttling); retrying the same payload cannot help. */
+export class ModelError extends SluiceError {
+  constructor(
+    message: string,
+    readonly originalStatus: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A state transition was refused because another delivery already made it (conditional write lost). */
+export class TransitionConflict extends SluiceError {}
+
+/** One line for a user: the message of the error without a stack. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
+  return String(error);
+}

@@ -1,0 +1,50 @@
+/**
+ * Object key layout, shared by the local object store and S3 so Athena and DuckDB
+ * read the same Hive-style partitions (`pipeline=`, `run_date=`).
+ */
+export const INCOMING_PREFIX = 'incoming/';
+export const RESULTS_PREFIX = 'results/';
+
+export type TableName = 'embeddings' | 'rejects' | 'runs';
+
+/** `incoming/<pipeline>/<rest>` -> pipeline name, or undefined when the key is outside incoming/. */
+export function pipelineOfIncomingKey(key: string): string | undefined {
+  const match = /^incoming\/([a-z0-9][a-z0-9-]*)\/.+/.exec(key);
+  return match?.[1];
+}
+
+/** Run ids start with their UTC date, so a run's partition is known from its id alone. */
+export function runDateOf(runId: string): string {
+  const match = /^r-(\d{4})(\d{2})(\d{2})T/.exec(runId);
+  if (!match) throw new Error(`run id ${runId} does not start with r-YYYYMMDDT`);
+  return `${match[1]}-${match[2]}-${match[3]}`;
+}
+
+export function tablePartitionPrefix(table: TableName, pipeline: string, runId: string): string {
+  return `${RESULTS_PREFIX}${table}/pipeline=${pipeline}/run_date=${runDateOf(runId)}/`;
+}
+
+/** One Parquet part per unit and table; deterministic so a retried unit overwrites its own part. */
+export function unitPartKey(table: TableName, pipeline: string, runId: string, unitId: string): string {
+  return `${tablePartitionPrefix(table, pipeline, runId)}${runId}-${unitId}.parquet`;
+}
+
+export function runRowKey(pipeline: string, runId: string): string {
+  return `${tablePartitionPrefix('runs', pipeline, runId)}${runId}.parquet`;
+}
+
+export function runSummaryKey(pipeline: string, runId: string): string {
+  return `runs/${pipeline}/${runId}/summary.json`;
+}
+
+/** A sortable, unique run id: `r-20261128T235108Z-3f9a1c`. */
+export function newRunId(now: Date, random: () => number = Math.random): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+  const suffix = Math.floor(random() * 0xffffff)
+    .toString(16)
+    .padStart(6, '0');
+  return `r-${stamp}-${suffix}`;
+}
