@@ -1,0 +1,514 @@
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type {
+  RunState,
+  RunStatus,
+  RunSummary,
+  RunTrigger,
+  UnitCounts,
+  UnitState,
+  UnitStatus,
+  WorkUnit,
+} from '../../domain/types.ts';
+import { TransitionConflict } from '../../errors/errors.ts';
+import type { RunStore, UnitCompletion } from '../../ports/run-store.ts';
+import { isAwsError } from './aws-error.ts';
+import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
+
+/**
+ * Table layout (single table). Infrastructure and test tables are built from these names.
+ * - run item:  pk=`RUN#<runId>`, sk=`RUN`, gsi1pk=`RUNS`, gsi1sk=`<startedAt>#<runId>`
+ * - unit item: pk=`RUN#<runId>`, sk=`UNIT#<unitId>`
+ */
+export const RUNS_TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;
+export const RUNS_BY_STARTED_AT_INDEX = {
+  indexName: 'byStartedAt',
+  partitionKey: 'gsi1pk',
+  sortKey: 'gsi1sk',
+  /**
+   * Non-key attributes listRuns reads. Project these (INCLUDE) rather than ALL: the run
+   * item's `countedUnitIds` set grows with every unit and need not be copied to the index.
+   */
+  projectedAttributes: [
+    'runId',
+    'pipeline',
+    'trigger',
+    'startedAt',
+    'inputs',
+    'status',
+    'finishedAt',
+    'totalUnits',
+    'doneUnits',
+    'failedUnits',
+  ],
+} as const;
+
+export interface DynamoRunStoreOptions {
+  /** Created once per process and injected, so tests can point it at dynalite or a mock. */
+  readonly doc: DynamoDBDocumentClient;
+  readonly tableName: string;
+  /**
+   * BatchWriteItem calls per chunk of 25 units, counting the first, while DynamoDB keeps
+   * returning UnprocessedItems.
+   * @default 8
+   */
+  readonly maxBatchWriteAttempts?: number;
+  /** @default 50 */
+  readonly baseDelayMs?: number;
+  /** @default 2000 */
+  readonly maxDelayMs?: number;
+  /** @default setTimeout-based sleep */
+  readonly sleep?: Sleep;
+  /** @default Math.random */
+  readonly random?: () => number;
+}
+
+/** BatchWriteItem takes at most 25 puts; a few chunks in flight keep large plans fast. */
+const BATCH_WRITE_SIZE = 25;
+const BATCH_WRITE_CONCURRENCY = 4;
+
+const TERMINAL: readonly UnitStatus[] = ['succeeded', 'failed'];
+
+type Item = Record<string, unknown>;
+
+/**
+ * (secondary adapter) RunStore over one DynamoDB table. Every exactly-once guarantee is a
+ * conditional write on a single item, so it needs no transactions (dynalite has none, and
+ * local mode runs this same code against it):
+ *
+ * 1. A unit's terminal transition is a conditional update of the unit item
+ *    (`status` not yet terminal). The winner is the one `recorded` completion.
+ * 2. The unit is then counted on the run item with `ADD terminalUnits 1, doneUnits|failedUnits 1,
+ *    countedUnitIds {unitId}` under `NOT contains(countedUnitIds, unitId)`, so counting is
+ *    idempotent. A redelivery after a crash between 1 and 2 repeats 2 and repairs the count;
+ *    with a transaction spanning 1 and 2 a crash before step 3 would strand the run instead.
+ * 3. `finishedRun` is a claim: `SET finalizeClaimedBy` under
+ *    `terminalUnits = totalUnits AND attribute_not_exists(finalizeClaimedBy)`. Exactly one
+ *    caller wins it, however many units finish at once.
+ *
+ * Limit: `countedUnitIds` lives on the run item (400 KB), enough for tens of thousands of
+ * units with short ids.
+ */
+export class DynamoRunStore implements RunStore {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly maxBatchWriteAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+
+  constructor(options: DynamoRunStoreOptions) {
+    this.doc = options.doc;
+    this.tableName = options.tableName;
+    this.maxBatchWriteAttempts = Math.max(1, options.maxBatchWriteAttempts ?? 8);
+    this.baseDelayMs = options.baseDelayMs ?? 50;
+    this.maxDelayMs = options.maxDelayMs ?? 2000;
+    this.sleep = options.sleep ?? realSleep;
+    this.random = options.random ?? Math.random;
+  }
+
+  /**
+   * Writes the unit items first and the run item last (conditionally), so a run is only
+   * visible once all of its units exist; a failed plan leaves orphan units, not a run that
+   * can never finish.
+   */
+  async createRun(run: RunState, units: readonly WorkUnit[]): Promise<void> {
+    if (run.totalUnits !== units.length) {
+      throw new RangeError(
+        `run ${run.runId} says totalUnits=${run.totalUnits} but has ${units.length} units`,
+      );
+    }
+    const seen = new Set<string>();
+    for (const unit of units) {
+      if (unit.runId !== run.runId) throw new RangeError(`unit ${unit.unitId} belongs to run ${unit.runId}`);
+      if (seen.has(unit.unitId))
+        throw new RangeError(`unit id ${unit.unitId} appears twice in run ${run.runId}`);
+      seen.add(unit.unitId);
+    }
+
+    const chunks: Item[][] = [];
+    for (let i = 0; i < units.length; i += BATCH_WRITE_SIZE) {
+      chunks.push(units.slice(i, i + BATCH_WRITE_SIZE).map((unit) => unitItem(unit)));
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++];
+        if (chunk !== undefined) await this.batchPut(chunk);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BATCH_WRITE_CONCURRENCY, chunks.length) }, worker));
+
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: runItem(run),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailed(error)) {
+        throw new TransitionConflict(`run ${run.runId} already exists`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async getRun(runId: string): Promise<RunState | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: runKey(runId), ConsistentRead: true }),
+    );
+    return out.Item === undefined ? undefined : toRunState(out.Item);
+  }
+
+  /** Newest first. The index is eventually consistent: a run created a moment ago may be missing. */
+  async listRuns(limit?: number): Promise<RunState[]> {
+    const runs: RunState[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: RUNS_BY_STARTED_AT_INDEX.indexName,
+          KeyConditionExpression: '#gpk = :runs',
+          ExpressionAttributeNames: { '#gpk': RUNS_BY_STARTED_AT_INDEX.partitionKey },
+          ExpressionAttributeValues: { ':runs': 'RUNS' },
+          ScanIndexForward: false,
+          ...(limit === undefined ? {} : { Limit: limit - runs.length }),
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      for (const item of out.Items ?? []) runs.push(toRunState(item));
+      startKey = out.LastEvaluatedKey;
+    } while (startKey !== undefined && (limit === undefined || runs.length < limit));
+    return runs;
+  }
+
+  /** Units in unit id order, read consistently. */
+  async listUnits(runId: string): Promise<UnitState[]> {
+    const units: UnitState[] = [];
+    const pages = paginateQuery(
+      { client: this.doc },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :unit)',
+        ExpressionAttributeValues: { ':pk': runPk(runId), ':unit': 'UNIT#' },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) for (const item of page.Items ?? []) units.push(toUnitState(item));
+    return units;
+  }
+
+  async startUnit(runId: string, unitId: string): Promise<UnitState | undefined> {
+    const key = unitKey(runId, unitId);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET attempts = if_not_exists(attempts, :zero) + :one, #status = :running',
+          ConditionExpression: 'attribute_exists(pk) AND NOT (#status IN (:succeeded, :failed))',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':zero': 0,
+            ':one': 1,
+            ':running': 'running',
+            ':succeeded': 'succeeded',
+            ':failed': 'failed',
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes === undefined ? undefined : toUnitState(out.Attributes);
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
+    // Missing or already terminal: still count the delivery, never revive the unit.
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET attempts = if_not_exists(attempts, :zero) + :one',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes === undefined ? undefined : toUnitState(out.Attributes);
+    } catch (error) {
+      if (isConditionFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async completeUnit(
+    runId: string,
+    unitId: string,
+    result: { counts: UnitCounts; actualCost: number; outputKeys: string[] },
+  ): Promise<UnitCompletion> {
+    return this.finishUnit(runId, unitId, 'succeeded', {
+      UpdateExpression:
+        'SET #status = :status, #counts = :counts, actualCost = :actualCost, #records = :records, outputKeys = :outputKeys',
+      ExpressionAttributeNames: { '#counts': 'counts', '#records': 'records' },
+      ExpressionAttributeValues: {
+        ':counts': { ...result.counts },
+        ':actualCost': result.actualCost,
+        ':records': result.counts.records,
+        ':outputKeys': [...result.outputKeys],
+      },
+    });
+  }
+
+  /** Does nothing when the unit does not exist (no item is created). */
+  async recordUnitError(runId: string, unitId: string, error: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: unitKey(runId, unitId),
+          UpdateExpression: 'SET lastError = :error',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':error': error },
+        }),
+      );
+    } catch (caught) {
+      if (!isConditionFailed(caught)) throw caught;
+    }
+  }
+
+  async failUnit(runId: string, unitId: string, error: string): Promise<UnitCompletion> {
+    return this.finishUnit(runId, unitId, 'failed', {
+      UpdateExpression: 'SET #status = :status, lastError = :error',
+      ExpressionAttributeNames: {},
+      ExpressionAttributeValues: { ':error': error },
+    });
+  }
+
+  async finishRun(runId: string, summary: RunSummary): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'SET #status = :status, finishedAt = :finishedAt, summary = :summary',
+          ConditionExpression: '#status = :running',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':status': summary.status,
+            ':finishedAt': summary.finishedAt,
+            ':summary': summary,
+            ':running': 'running',
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Steps 1-3 of the class comment for either terminal status. */
+  private async finishUnit(
+    runId: string,
+    unitId: string,
+    status: 'succeeded' | 'failed',
+    update: {
+      UpdateExpression: string;
+      ExpressionAttributeNames: Record<string, string>;
+      ExpressionAttributeValues: Record<string, unknown>;
+    },
+  ): Promise<UnitCompletion> {
+    let recorded = true;
+    let terminalStatus: UnitStatus = status;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: unitKey(runId, unitId),
+          UpdateExpression: update.UpdateExpression,
+          ConditionExpression: 'attribute_exists(pk) AND NOT (#status IN (:succeeded, :failed))',
+          ExpressionAttributeNames: { ...update.ExpressionAttributeNames, '#status': 'status' },
+          ExpressionAttributeValues: {
+            ...update.ExpressionAttributeValues,
+            ':status': status,
+            ':succeeded': 'succeeded',
+            ':failed': 'failed',
+          },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const current = await this.doc.send(
+        new GetCommand({ TableName: this.tableName, Key: unitKey(runId, unitId), ConsistentRead: true }),
+      );
+      if (current.Item === undefined) {
+        throw new TransitionConflict(`unit ${unitId} of run ${runId} does not exist`, { cause: error });
+      }
+      recorded = false;
+      terminalStatus = current.Item.status as UnitStatus;
+      if (!TERMINAL.includes(terminalStatus)) throw error; // cannot happen: statuses only move forward
+    }
+
+    const run = await this.countTerminalUnit(runId, unitId, terminalStatus === 'succeeded');
+    // Skip the claim when the count just read says the run is not done (saves a failed write).
+    if (run !== undefined && Number(run.terminalUnits) < Number(run.totalUnits)) {
+      return { recorded, finishedRun: false };
+    }
+    return { recorded, finishedRun: await this.claimFinalize(runId, unitId) };
+  }
+
+  /** Step 2: idempotent. Returns the run item after counting, or undefined if it was counted before. */
+  private async countTerminalUnit(
+    runId: string,
+    unitId: string,
+    succeeded: boolean,
+  ): Promise<Item | undefined> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: `ADD terminalUnits :one, ${succeeded ? 'doneUnits' : 'failedUnits'} :one, countedUnitIds :ids`,
+          ConditionExpression: 'attribute_exists(pk) AND NOT contains(countedUnitIds, :unitId)',
+          ExpressionAttributeValues: { ':one': 1, ':ids': new Set([unitId]), ':unitId': unitId },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes;
+    } catch (error) {
+      if (isConditionFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Step 3: true for the one caller that sees every unit counted first. */
+  private async claimFinalize(runId: string, unitId: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'SET finalizeClaimedBy = :unitId',
+          ConditionExpression: 'terminalUnits = totalUnits AND attribute_not_exists(finalizeClaimedBy)',
+          ExpressionAttributeValues: { ':unitId': unitId },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Puts one chunk, resending UnprocessedItems (throttled partitions) with backoff. */
+  private async batchPut(items: readonly Item[]): Promise<void> {
+    let requests = items.map((item) => ({ PutRequest: { Item: item } }));
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.doc.send(
+        new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+      );
+      const unprocessed = out.UnprocessedItems?.[this.tableName] ?? [];
+      if (unprocessed.length === 0) return;
+      if (attempt >= this.maxBatchWriteAttempts) {
+        throw new Error(
+          `DynamoDB left ${unprocessed.length} unit items unprocessed in ${this.tableName} after ${attempt} attempts`,
+        );
+      }
+      requests = unprocessed.flatMap((r) =>
+        r.PutRequest?.Item === undefined ? [] : [{ PutRequest: { Item: r.PutRequest.Item } }],
+      );
+      await this.sleep(fullJitterDelay(attempt - 1, this.baseDelayMs, this.maxDelayMs, this.random));
+    }
+  }
+}
+
+function isConditionFailed(error: unknown): boolean {
+  return isAwsError(error, 'ConditionalCheckFailedException');
+}
+
+const runPk = (runId: string): string => `RUN#${runId}`;
+const runKey = (runId: string) => ({ pk: runPk(runId), sk: 'RUN' });
+const unitKey = (runId: string, unitId: string) => ({ pk: runPk(runId), sk: `UNIT#${unitId}` });
+
+function runItem(run: RunState): Item {
+  return {
+    ...runKey(run.runId),
+    gsi1pk: 'RUNS',
+    gsi1sk: `${run.startedAt}#${run.runId}`,
+    runId: run.runId,
+    pipeline: run.pipeline,
+    trigger: run.trigger,
+    startedAt: run.startedAt,
+    inputs: [...run.inputs],
+    status: run.status,
+    finishedAt: run.finishedAt,
+    totalUnits: run.totalUnits,
+    doneUnits: run.doneUnits,
+    failedUnits: run.failedUnits,
+    terminalUnits: run.doneUnits + run.failedUnits,
+  };
+}
+
+function unitItem(unit: WorkUnit): Item {
+  return {
+    ...unitKey(unit.runId, unit.unitId),
+    unitId: unit.unitId,
+    sourceKey: unit.sourceKey,
+    byteStart: unit.byteStart,
+    byteEnd: unit.byteEnd,
+    estCost: unit.estCost,
+    packedFiles: unit.packed.length,
+    actualCost: null,
+    records: null,
+    status: 'pending',
+    attempts: 0,
+    lastError: null,
+    counts: null,
+    outputKeys: [],
+  };
+}
+
+function toRunState(item: Item): RunState {
+  return {
+    runId: String(item.runId),
+    pipeline: String(item.pipeline),
+    trigger: item.trigger as RunTrigger,
+    startedAt: String(item.startedAt),
+    inputs: Array.isArray(item.inputs) ? item.inputs.map(String) : [],
+    status: item.status as RunStatus,
+    finishedAt: item.finishedAt == null ? null : String(item.finishedAt),
+    totalUnits: Number(item.totalUnits ?? 0),
+    doneUnits: Number(item.doneUnits ?? 0),
+    failedUnits: Number(item.failedUnits ?? 0),
+  };
+}
+
+function toUnitState(item: Item): UnitState {
+  return {
+    unitId: String(item.unitId),
+    sourceKey: String(item.sourceKey),
+    byteStart: Number(item.byteStart),
+    byteEnd: Number(item.byteEnd),
+    estCost: Number(item.estCost),
+    packedFiles: Number(item.packedFiles ?? 0),
+    actualCost: item.actualCost == null ? null : Number(item.actualCost),
+    records: item.records == null ? null : Number(item.records),
+    status: item.status as UnitStatus,
+    attempts: Number(item.attempts ?? 0),
+    lastError: item.lastError == null ? null : String(item.lastError),
+    counts: item.counts == null ? null : (item.counts as UnitCounts),
+    outputKeys: Array.isArray(item.outputKeys) ? item.outputKeys.map(String) : [],
+  };
+}
