@@ -140,6 +140,7 @@ export interface EmbeddingRow {
   char_start: number;
   char_end: number;
   token_count: number;
+  chunk_text: string;
   text_sha256: string;
   model: string;
   embedding: Float32Array | number[];

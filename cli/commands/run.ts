@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
+import { openHome } from '../home.ts';
+import { runLocalPipeline } from '../local-run.ts';
+import { parseCommandArgs, UsageError } from '../usage.ts';
+import type { CommandIo } from './io.ts';
+
+const PACKAGE_PIPELINES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines');
+
+/** `./pipelines` when the current folder has one, else the pipelines shipped with Sluice. */
+export function defaultPipelinesDir(): string {
+  return existsSync('pipelines') ? 'pipelines' : PACKAGE_PIPELINES;
+}
+
+export async function runCommand(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    pipeline: { type: 'string' },
+    home: { type: 'string' },
+    pipelines: { type: 'string' },
+    'endpoint-url': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  if (!values.pipeline)
+    throw new UsageError('sluice run: --pipeline NAME is required (a config in pipelines/NAME.json)');
+  if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url'])) {
+    throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
+  }
+  const config = await loadPipelineConfig(values.pipelines ?? defaultPipelinesDir(), values.pipeline);
+  const home = openHome(values.home);
+  const { summary } = await runLocalPipeline({
+    home,
+    config,
+    paths: positionals,
+    ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
+    log: (line) => io.err(line),
+  });
+  const resultsDir = path.join(home.bucketDir, 'results');
+  if (values.json) {
+    io.out(JSON.stringify({ ...summary, results: resultsDir }));
+  } else {
+    const c = summary.counts;
+    io.out(
+      `run ${summary.runId} ${summary.status}: ${c.records} records, ${c.embedded} chunks embedded, ${c.rejected} rejected, ${c.units} units`,
+    );
+    io.out(`results: ${resultsDir} (tables embeddings, rejects, runs)`);
+    io.out(
+      `query:   npx sluice query "select doc_id, chunk_id from embeddings limit 5"${values.home ? ` --home ${values.home}` : ''}`,
+    );
+    if (c.rejected > 0)
+      io.out(
+        `rejects: npx sluice query "select source_key, line, reason from rejects where run_id = '${summary.runId}'"`,
+      );
+  }
+  return summary.status === 'succeeded' ? 0 : 1;
+}

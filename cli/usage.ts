@@ -1,0 +1,27 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { ConfigError } from '../shared/errors/errors.ts';
+
+/** Wrong command-line usage: one line on stderr, exit code 2. */
+export class UsageError extends ConfigError {}
+
+export const USAGE = `usage:
+  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--json]
+  sluice query "SQL" [--home DIR] [--json]
+  sluice status [RUN_ID] [--home DIR] [--json]
+  sluice serve-model [--backend hash-embed] [--dimension N] [--port N]
+
+Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 run finished (rejects are
+reported, not fatal), 1 run failed, 2 bad usage or config.`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with every unknown flag reported as a UsageError naming it. */
+export function parseCommandArgs<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(
+      (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, ''),
+    );
+  }
+}

@@ -1,0 +1,186 @@
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { RunState, RunSummary, UnitCounts, UnitState, WorkUnit } from '../../domain/types.ts';
+import type { RunStore, UnitCompletion } from '../../ports/run-store.ts';
+
+interface RunFile {
+  run: RunState & { summary?: RunSummary; terminalUnits: number; finalizeClaimed: boolean };
+  units: Record<string, UnitState>;
+}
+
+/**
+ * Run state for one machine: one JSON file per run under `<dir>/`, kept in memory while
+ * the process runs. Every check-and-set happens without an `await` in between, which is
+ * what makes the conditional transitions atomic within the process.
+ */
+export class LocalRunStore implements RunStore {
+  private readonly cache = new Map<string, RunFile>();
+  private readonly writes = new Map<string, Promise<void>>();
+
+  constructor(readonly dir: string) {}
+
+  private async load(runId: string): Promise<RunFile | undefined> {
+    const cached = this.cache.get(runId);
+    if (cached) return cached;
+    try {
+      const file = JSON.parse(await readFile(this.fileOf(runId), 'utf8')) as RunFile;
+      // Another caller may have loaded it while this one read the file: keep the first copy.
+      const existing = this.cache.get(runId);
+      if (existing) return existing;
+      this.cache.set(runId, file);
+      return file;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  private fileOf(runId: string): string {
+    if (!/^[A-Za-z0-9-]+$/.test(runId)) throw new Error(`invalid run id "${runId}"`);
+    return path.join(this.dir, `${runId}.json`);
+  }
+
+  /** Writes are chained per run so the file on disk always ends at the newest state. */
+  private persist(runId: string): Promise<void> {
+    const file = this.cache.get(runId)!;
+    const previous = this.writes.get(runId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      await mkdir(this.dir, { recursive: true });
+      const target = this.fileOf(runId);
+      await writeFile(`${target}.tmp`, JSON.stringify(file));
+      await rename(`${target}.tmp`, target);
+    });
+    this.writes.set(runId, next);
+    return next;
+  }
+
+  async createRun(run: RunState, units: readonly WorkUnit[]): Promise<void> {
+    if (await this.load(run.runId)) throw new Error(`run ${run.runId} already exists`);
+    const file: RunFile = { run: { ...run, terminalUnits: 0, finalizeClaimed: false }, units: {} };
+    for (const unit of units) {
+      file.units[unit.unitId] = {
+        unitId: unit.unitId,
+        sourceKey: unit.sourceKey,
+        byteStart: unit.byteStart,
+        byteEnd: unit.byteEnd,
+        estCost: unit.estCost,
+        packedFiles: unit.packed.length,
+        actualCost: null,
+        records: null,
+        status: 'pending',
+        attempts: 0,
+        lastError: null,
+        counts: null,
+        outputKeys: [],
+      };
+    }
+    this.cache.set(run.runId, file);
+    await this.persist(run.runId);
+  }
+
+  async getRun(runId: string): Promise<RunState | undefined> {
+    const file = await this.load(runId);
+    if (!file) return undefined;
+    const { summary: _summary, terminalUnits: _t, finalizeClaimed: _f, ...run } = file.run;
+    return structuredClone(run);
+  }
+
+  async listRuns(limit = 50): Promise<RunState[]> {
+    let names: string[] = [];
+    try {
+      names = (await readdir(this.dir)).filter((n) => n.endsWith('.json'));
+    } catch {
+      return [];
+    }
+    const ids = names
+      .map((n) => n.slice(0, -5))
+      .sort()
+      .reverse()
+      .slice(0, limit);
+    const runs = await Promise.all(ids.map((id) => this.getRun(id)));
+    return runs.filter((r): r is RunState => r !== undefined);
+  }
+
+  async listUnits(runId: string): Promise<UnitState[]> {
+    const file = await this.load(runId);
+    if (!file) return [];
+    return Object.values(file.units)
+      .sort((a, b) => (a.unitId < b.unitId ? -1 : 1))
+      .map((u) => structuredClone(u));
+  }
+
+  async startUnit(runId: string, unitId: string): Promise<UnitState | undefined> {
+    const file = await this.load(runId);
+    const unit = file?.units[unitId];
+    if (!unit) return undefined;
+    unit.attempts += 1;
+    if (unit.status === 'pending' || unit.status === 'running') unit.status = 'running';
+    await this.persist(runId);
+    return structuredClone(unit);
+  }
+
+  async completeUnit(
+    runId: string,
+    unitId: string,
+    result: { counts: UnitCounts; actualCost: number; outputKeys: string[] },
+  ): Promise<UnitCompletion> {
+    return this.terminate(runId, unitId, (unit, run) => {
+      unit.status = 'succeeded';
+      unit.counts = { ...result.counts };
+      unit.actualCost = result.actualCost;
+      unit.records = result.counts.records;
+      unit.outputKeys = [...result.outputKeys];
+      run.doneUnits += 1;
+    });
+  }
+
+  async recordUnitError(runId: string, unitId: string, error: string): Promise<void> {
+    const file = await this.load(runId);
+    const unit = file?.units[unitId];
+    if (!unit) return;
+    unit.lastError = error;
+    await this.persist(runId);
+  }
+
+  async failUnit(runId: string, unitId: string, error: string): Promise<UnitCompletion> {
+    return this.terminate(runId, unitId, (unit, run) => {
+      unit.status = 'failed';
+      unit.lastError = error;
+      run.failedUnits += 1;
+    });
+  }
+
+  private async terminate(
+    runId: string,
+    unitId: string,
+    apply: (unit: UnitState, run: RunFile['run']) => void,
+  ): Promise<UnitCompletion> {
+    const file = await this.load(runId);
+    const unit = file?.units[unitId];
+    if (!file || !unit) throw new Error(`unit ${runId}/${unitId} does not exist`);
+    if (unit.status === 'succeeded' || unit.status === 'failed' || file.run.status !== 'running') {
+      return { recorded: false, finishedRun: false };
+    }
+    apply(unit, file.run);
+    file.run.terminalUnits += 1;
+    const finishedRun = file.run.terminalUnits === file.run.totalUnits && !file.run.finalizeClaimed;
+    if (finishedRun) file.run.finalizeClaimed = true;
+    await this.persist(runId);
+    return { recorded: true, finishedRun };
+  }
+
+  async finishRun(runId: string, summary: RunSummary): Promise<boolean> {
+    const file = await this.load(runId);
+    if (file?.run.status !== 'running') return false;
+    file.run.status = summary.status;
+    file.run.finishedAt = summary.finishedAt;
+    file.run.summary = summary;
+    await this.persist(runId);
+    return true;
+  }
+
+  /** The summary stored by finishRun, for `sluice status`. */
+  async getSummary(runId: string): Promise<RunSummary | undefined> {
+    return (await this.load(runId))?.run.summary;
+  }
+}

@@ -1,0 +1,59 @@
+import type { TokenCounter } from './token-counter.ts';
+
+export interface Chunk {
+  readonly index: number;
+  readonly text: string;
+  readonly charStart: number;
+  readonly charEnd: number;
+  readonly tokens: number;
+}
+
+export interface ChunkingOptions {
+  /** Tokens per chunk including the model's special tokens. @default 256 */
+  readonly maxTokens: number;
+  /** Tokens repeated at the start of the next chunk, so context spans the cut. @default 32 */
+  readonly overlapTokens: number;
+}
+
+/** Special tokens a BERT-class model adds to every input ([CLS] and [SEP]). */
+export const SPECIAL_TOKENS = 2;
+
+/**
+ * Cuts a document into token windows with overlap. Windows end at piece boundaries, so
+ * words are never split (a single piece longer than the window is its own chunk).
+ * Every window advances by at least one piece, so the loop always ends.
+ */
+export function chunkText(text: string, counter: TokenCounter, options: ChunkingOptions): Chunk[] {
+  const pieces = counter.pieces(text);
+  if (pieces.length === 0) return [];
+  const budget = Math.max(1, options.maxTokens - SPECIAL_TOKENS);
+  const chunks: Chunk[] = [];
+  let first = 0;
+  while (first < pieces.length) {
+    let last = first;
+    let tokens = pieces[first]!.tokens;
+    while (last + 1 < pieces.length && tokens + pieces[last + 1]!.tokens <= budget) {
+      last += 1;
+      tokens += pieces[last]!.tokens;
+    }
+    const charStart = pieces[first]!.start;
+    const charEnd = pieces[last]!.end;
+    chunks.push({
+      index: chunks.length,
+      text: text.slice(charStart, charEnd),
+      charStart,
+      charEnd,
+      tokens: tokens + SPECIAL_TOKENS,
+    });
+    if (last + 1 >= pieces.length) break;
+    // Step back over up to `overlapTokens` tokens, but always move forward.
+    let next = last + 1;
+    let overlap = 0;
+    while (next - 1 > first && overlap + pieces[next - 1]!.tokens <= options.overlapTokens) {
+      next -= 1;
+      overlap += pieces[next]!.tokens;
+    }
+    first = next;
+  }
+  return chunks;
+}

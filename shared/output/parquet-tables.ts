@@ -1,0 +1,151 @@
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import type { EmbeddingRow, RejectRow, RunSummary } from '../domain/types.ts';
+
+type Physical = 'string' | 'int32' | 'int64' | 'double' | 'float-list';
+
+interface ColumnDef {
+  readonly name: string;
+  readonly type: Physical;
+  readonly required?: boolean;
+}
+
+/**
+ * Column layouts of the Parquet tables. `pipeline` and `run_date` are not stored in
+ * the files: they are Hive partition keys in the object key, for Athena and DuckDB alike.
+ */
+export const TABLE_COLUMNS = {
+  embeddings: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'doc_id', type: 'string', required: true },
+    { name: 'chunk_id', type: 'string', required: true },
+    { name: 'chunk_index', type: 'int32', required: true },
+    { name: 'char_start', type: 'int32', required: true },
+    { name: 'char_end', type: 'int32', required: true },
+    { name: 'token_count', type: 'int32', required: true },
+    { name: 'text_sha256', type: 'string', required: true },
+    { name: 'model', type: 'string', required: true },
+    { name: 'embedding', type: 'float-list', required: true },
+    { name: 'source_key', type: 'string', required: true },
+    { name: 'chunk_text', type: 'string' },
+    { name: 'metadata', type: 'string' },
+  ],
+  rejects: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'source_key', type: 'string', required: true },
+    { name: 'byte_offset', type: 'int64', required: true },
+    { name: 'line', type: 'int64', required: true },
+    { name: 'reason', type: 'string', required: true },
+    { name: 'excerpt', type: 'string' },
+  ],
+  runs: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'status', type: 'string', required: true },
+    { name: 'trigger', type: 'string', required: true },
+    { name: 'started_at', type: 'string', required: true },
+    { name: 'finished_at', type: 'string', required: true },
+    { name: 'records', type: 'int64', required: true },
+    { name: 'rejected', type: 'int64', required: true },
+    { name: 'units', type: 'int64', required: true },
+    { name: 'failed_units', type: 'int64', required: true },
+    { name: 'chunks', type: 'int64', required: true },
+    { name: 'embedded', type: 'int64', required: true },
+    { name: 'skipped_unchanged', type: 'int64', required: true },
+    { name: 'real_tokens', type: 'int64', required: true },
+    { name: 'padded_tokens', type: 'int64', required: true },
+    { name: 'endpoint_calls', type: 'int64', required: true },
+    { name: 'throttled', type: 'int64', required: true },
+    { name: 'retries', type: 'int64', required: true },
+  ],
+} as const satisfies Record<string, readonly ColumnDef[]>;
+
+type SchemaElement = Record<string, unknown>;
+
+function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
+  const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }];
+  for (const col of columns) {
+    const repetition_type = col.required ? 'REQUIRED' : 'OPTIONAL';
+    switch (col.type) {
+      case 'string':
+        schema.push({ name: col.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type });
+        break;
+      case 'int32':
+        schema.push({ name: col.name, type: 'INT32', repetition_type });
+        break;
+      case 'int64':
+        schema.push({ name: col.name, type: 'INT64', repetition_type });
+        break;
+      case 'double':
+        schema.push({ name: col.name, type: 'DOUBLE', repetition_type });
+        break;
+      case 'float-list':
+        // The three-level LIST layout of the Parquet spec, which Athena and DuckDB read as array<float>.
+        schema.push({ name: col.name, repetition_type, num_children: 1, converted_type: 'LIST' });
+        schema.push({ name: 'list', repetition_type: 'REPEATED', num_children: 1 });
+        schema.push({ name: 'element', type: 'FLOAT', repetition_type: 'REQUIRED' });
+        break;
+    }
+  }
+  return schema;
+}
+
+function encode(columns: readonly ColumnDef[], rows: readonly Record<string, unknown>[]): Uint8Array {
+  const columnData = columns.map((col) => ({
+    name: col.name,
+    data: rows.map((row) => {
+      const value = row[col.name];
+      if (col.type === 'int64') return BigInt(value as number);
+      if (col.type === 'float-list') return Array.from(value as ArrayLike<number>);
+      return value ?? null;
+    }),
+  }));
+  // hyparquet-writer's types describe its schema elements loosely; the layout above follows the Parquet spec.
+  const buffer = parquetWriteBuffer({
+    columnData,
+    schema: schemaOf(columns) as never,
+    rowGroupSize: 100_000,
+  });
+  return new Uint8Array(buffer);
+}
+
+export function embeddingsParquet(runId: string, rows: readonly EmbeddingRow[]): Uint8Array {
+  return encode(
+    TABLE_COLUMNS.embeddings,
+    rows.map((row) => ({
+      ...row,
+      run_id: runId,
+      metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
+    })),
+  );
+}
+
+export function rejectsParquet(runId: string, rows: readonly RejectRow[]): Uint8Array {
+  return encode(
+    TABLE_COLUMNS.rejects,
+    rows.map((row) => ({ ...row, run_id: runId })),
+  );
+}
+
+export function runsParquet(summary: RunSummary): Uint8Array {
+  const { counts, stats } = summary;
+  return encode(TABLE_COLUMNS.runs, [
+    {
+      run_id: summary.runId,
+      status: summary.status,
+      trigger: summary.trigger,
+      started_at: summary.startedAt,
+      finished_at: summary.finishedAt,
+      records: counts.records,
+      rejected: counts.rejected,
+      units: counts.units,
+      failed_units: counts.failedUnits,
+      chunks: counts.chunks,
+      embedded: counts.embedded,
+      skipped_unchanged: counts.skippedUnchanged,
+      real_tokens: stats.realTokens,
+      padded_tokens: stats.paddedTokens,
+      endpoint_calls: stats.endpointCalls,
+      throttled: stats.throttled,
+      retries: stats.retries,
+    },
+  ]);
+}

@@ -1,0 +1,75 @@
+import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { UnitCounts, WorkUnit } from '../domain/types.ts';
+import type { TokenCounter } from '../embedding/token-counter.ts';
+import { describeError } from '../errors/errors.ts';
+import { unitPartKey } from '../output/keys.ts';
+import { embeddingsParquet, rejectsParquet } from '../output/parquet-tables.ts';
+import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { RunStore } from '../ports/run-store.ts';
+import type { WorkQueue } from '../ports/work-queue.ts';
+import { embedUnit } from './embed-unit.ts';
+
+export interface ProcessUnitDeps {
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+  readonly endpoint: EmbeddingEndpoint;
+  readonly tokenCounter: TokenCounter;
+}
+
+export type UnitOutcome =
+  | { readonly status: 'succeeded'; readonly counts: UnitCounts; readonly finishedRun: boolean }
+  /** Another delivery already finished this unit; nothing was written or counted. */
+  | { readonly status: 'duplicate' }
+  /** The unit is not in the run store (a stale message for a deleted run). */
+  | { readonly status: 'unknown' };
+
+/**
+ * (primary adapter) -> processUnit -> (object store, endpoint, run store, queue).
+ * Output keys are deterministic, so a retried unit overwrites its own parts; the
+ * completion is a conditional write, so a unit counts once; the one completion that
+ * makes every unit terminal asks for finalize. On the last allowed attempt a failure
+ * marks the unit failed (it is about to be dead-lettered) before the error is rethrown.
+ */
+export async function processUnit(
+  deps: ProcessUnitDeps,
+  config: PipelineConfig,
+  unit: WorkUnit,
+  options: { readonly isLastAttempt: boolean },
+): Promise<UnitOutcome> {
+  const state = await deps.runs.startUnit(unit.runId, unit.unitId);
+  if (!state) return { status: 'unknown' };
+  if (state.status === 'succeeded' || state.status === 'failed') return { status: 'duplicate' };
+
+  try {
+    const { rows, rejects, counts } = await embedUnit(deps, config, unit);
+    const outputKeys: string[] = [];
+    if (rows.length > 0) {
+      const key = unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId);
+      await deps.store.put(key, embeddingsParquet(unit.runId, rows), 'application/vnd.apache.parquet');
+      outputKeys.push(key);
+    }
+    if (rejects.length > 0) {
+      const key = unitPartKey('rejects', unit.pipeline, unit.runId, unit.unitId);
+      await deps.store.put(key, rejectsParquet(unit.runId, rejects), 'application/vnd.apache.parquet');
+      outputKeys.push(key);
+    }
+    const completion = await deps.runs.completeUnit(unit.runId, unit.unitId, {
+      counts,
+      actualCost: counts.realTokens,
+      outputKeys,
+    });
+    if (!completion.recorded) return { status: 'duplicate' };
+    if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
+    return { status: 'succeeded', counts, finishedRun: completion.finishedRun };
+  } catch (error) {
+    const reason = describeError(error);
+    await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
+    if (options.isLastAttempt) {
+      const completion = await deps.runs.failUnit(unit.runId, unit.unitId, reason);
+      if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
+    }
+    throw error;
+  }
+}
