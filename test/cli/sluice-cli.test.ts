@@ -1,0 +1,160 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import { sampleDocuments } from '../../events/generate-samples.ts';
+import { jsonl } from '../core/factories.ts';
+
+/** Runs the CLI in-process and captures what it prints. */
+async function sluice(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
+}
+
+describe('sluice CLI', () => {
+  let work: string;
+  let home: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-cli-'));
+    home = path.join(work, 'home');
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('embeds the sample documents and answers SQL over the results', async () => {
+    const run = await sluice(
+      'run',
+      'events/data/docs-sample.jsonl',
+      '--pipeline',
+      'docs',
+      '--home',
+      home,
+      '--json',
+    );
+    expect(run.code).toBe(0);
+    const summary = run.json();
+    expect(summary).toMatchObject({
+      pipeline: 'docs',
+      status: 'succeeded',
+      counts: { records: 300, rejected: 0, units: 1 },
+    });
+    expect(summary.counts.embedded).toBe(summary.counts.chunks);
+    expect(summary.stats.paddedTokens).toBeGreaterThanOrEqual(summary.stats.realTokens);
+    expect(run.err.some((l) => l.includes('lexical, not semantic'))).toBe(true);
+
+    const query = await sluice(
+      'query',
+      `select count(*) as n, count(distinct doc_id) as docs from embeddings where run_id = '${summary.runId}'`,
+      '--home',
+      home,
+      '--json',
+    );
+    expect(query.json()).toEqual([{ n: summary.counts.embedded, docs: 300 }]);
+    const dims = await sluice(
+      'query',
+      'select distinct len(embedding) as d, model from embeddings',
+      '--home',
+      home,
+      '--json',
+    );
+    expect(dims.json()).toEqual([{ d: 384, model: 'sluice-hash-embed-v1' }]);
+    const runs = await sluice('query', 'select run_id, status, records from runs', '--home', home, '--json');
+    expect(runs.json()).toContainEqual({ run_id: summary.runId, status: 'succeeded', records: 300 });
+
+    const status = await sluice('status', summary.runId, '--home', home, '--json');
+    expect(status.json().units).toEqual([
+      expect.objectContaining({
+        unitId: 'u00000',
+        sourceKey: 'incoming/docs/docs-sample.jsonl',
+        status: 'succeeded',
+        attempts: 1,
+        records: 300,
+        lastError: null,
+      }),
+    ]);
+  });
+
+  it('puts every record of a messy drop in embeddings or rejects exactly once', async () => {
+    const dir = path.join(work, 'drop');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(dir);
+    const docs = sampleDocuments(40, 3);
+    await writeFile(
+      path.join(dir, 'my report+1 café.jsonl'),
+      jsonl([...docs.slice(0, 20), '{oops', { id: 'nt' }, ...docs.slice(20)]),
+    );
+    await writeFile(path.join(dir, 'empty.jsonl'), '');
+    await writeFile(path.join(dir, 'notes.txt'), 'A plain text note about queues.');
+    await writeFile(path.join(dir, 'table.csv'), 'id,text\nc1,"first, row"\nc2\n');
+    const run = await sluice('run', dir, '--pipeline', 'docs', '--home', home, '--json');
+    expect(run.code).toBe(0);
+    const summary = run.json();
+    expect(summary.counts).toMatchObject({ records: 40 + 2 + 1 + 1 + 2, rejected: 4 });
+
+    const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+    const embedded = await q(
+      `select distinct doc_id, source_key from embeddings where run_id = '${summary.runId}' order by doc_id`,
+    );
+    expect(embedded.map((r: { doc_id: string }) => r.doc_id).sort()).toEqual(
+      [...docs.map((d) => d.id), 'c1', 'incoming/docs/drop/notes.txt'].sort(),
+    );
+    const rejects = await q(
+      `select source_key, line, reason from rejects where run_id = '${summary.runId}' order by source_key, line`,
+    );
+    expect(rejects).toEqual([
+      { source_key: 'incoming/docs/drop/empty.jsonl', line: 0, reason: 'empty file: no records' },
+      {
+        source_key: 'incoming/docs/drop/my report+1 café.jsonl',
+        line: 21,
+        reason: expect.stringMatching(/^malformed JSON/),
+      },
+      {
+        source_key: 'incoming/docs/drop/my report+1 café.jsonl',
+        line: 22,
+        reason: 'missing text field "text"',
+      },
+      {
+        source_key: 'incoming/docs/drop/table.csv',
+        line: 3,
+        reason: 'CSV row has 1 fields, the header has 2',
+      },
+    ]);
+    const overlap = await q(
+      `select count(*) as n from embeddings e join rejects r on e.run_id = r.run_id and e.source_key = r.source_key and e.doc_id = r.source_key || ':' || r.line`,
+    );
+    expect(overlap).toEqual([{ n: 0 }]);
+  });
+
+  it('exits 2 with one line for a missing path, an unknown pipeline or a bad flag', async () => {
+    for (const argv of [
+      ['run', path.join(work, 'missing.jsonl'), '--pipeline', 'docs', '--home', home],
+      ['run', 'events/data/docs-sample.jsonl', '--pipeline', 'nope', '--home', home],
+      ['run', 'events/data/docs-sample.jsonl', '--home', home],
+      ['run', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--colour'],
+      ['query', 'select * from nowhere', '--home', home],
+      ['status', 'r-nope', '--home', home],
+      ['frobnicate'],
+    ]) {
+      const result = await sluice(...argv);
+      expect(result.code, argv.join(' ')).toBe(2);
+      expect(result.err, argv.join(' ')).toHaveLength(1);
+    }
+  });
+
+  it('runs as the npx sluice binary', async () => {
+    const { stdout } = await promisify(execFile)('node', [
+      'bin/sluice.js',
+      'query',
+      'select 1 as one',
+      '--home',
+      home,
+      '--json',
+    ]);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual([{ one: 1 }]);
+  });
+});

@@ -1,0 +1,19 @@
+import {
+  type PipelineConfig,
+  type PipelineConfigInput,
+  parsePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
+
+/** A valid embedding pipeline config with test-sized defaults, overridable per test. */
+export function pipelineConfig(overrides: Partial<PipelineConfigInput> = {}): PipelineConfig {
+  return parsePipelineConfig({
+    name: 'docs',
+    kind: 'embed',
+    endpoint: { name: 'test-embed', dimension: 16 },
+    ...overrides,
+  });
+}
+
+export function jsonl(records: readonly unknown[]): string {
+  return `${records.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n')}\n`;
+}
