@@ -1,0 +1,75 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface AlarmsProps {
+  /** Dead-letter queues to watch, each with a short name used in the alarm's description. */
+  readonly deadLetterQueues: readonly { readonly name: string; readonly queue: sqs.IQueue }[];
+}
+
+/**
+ * An alarm per dead-letter queue that fires as soon as one message lands there (a
+ * message in a DLQ is a source, unit or run that needs a person), and an encrypted,
+ * TLS-only SNS topic the alarms notify. Subscribe to `topic` to be told.
+ */
+export class Alarms extends Construct {
+  readonly topic: sns.Topic;
+  readonly alarms: ReadonlyMap<string, cloudwatch.Alarm>;
+
+  constructor(scope: Construct, id: string, props: AlarmsProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+
+    // CloudWatch cannot publish to a topic under the AWS managed SNS key, so the topic
+    // gets its own key whose policy lets CloudWatch encrypt messages for it.
+    const key = new kms.Key(this, 'TopicKey', {
+      description: 'Encrypts the Sluice alarm topic',
+      enableKeyRotation: true,
+    });
+    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'Sluice alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsOfThisAccount',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*' }),
+          },
+        },
+      }),
+    );
+    const notify = new cloudwatchActions.SnsAction(this.topic);
+
+    const alarms = new Map<string, cloudwatch.Alarm>();
+    for (const { name, queue } of props.deadLetterQueues) {
+      const alarm = new cloudwatch.Alarm(this, `DeadLetters-${name}`, {
+        alarmDescription: `Messages in the Sluice ${name} dead-letter queue: inspect them, fix the cause, then redrive`,
+        metric: queue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: cloudwatch.Stats.MAXIMUM,
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(notify);
+      alarms.set(name, alarm);
+    }
+    this.alarms = alarms;
+  }
+}

@@ -1,0 +1,63 @@
+import { Duration } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface QueuesProps {
+  /** Deliveries before a message moves to its dead-letter queue (`workers.maxReceiveCount`). */
+  readonly maxReceiveCount: number;
+  /** Visibility timeout of the ingest queue; at least 6x the plan function timeout. */
+  readonly ingestVisibilityTimeout: Duration;
+  /** Visibility timeout of the work queue; at least 6x the work function timeout. */
+  readonly workVisibilityTimeout: Duration;
+  /** Visibility timeout of the finalize queue; at least 6x the finalize function timeout. */
+  readonly finalizeVisibilityTimeout: Duration;
+}
+
+/** A queue and the dead-letter queue that keeps what it could not deliver. */
+export interface QueueWithDlq {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+}
+
+/**
+ * The three hand-offs of a run: S3 notifications to plan (ingest), unit descriptors
+ * to the workers (work), and the last finished unit to finalize (finalize). Every queue
+ * has a dead-letter queue, SQS-managed encryption (which S3 event notifications can
+ * write to, unlike a customer KMS key without a key policy for S3) and a TLS-only policy.
+ */
+export class Queues extends Construct {
+  readonly ingest: QueueWithDlq;
+  readonly work: QueueWithDlq;
+  readonly finalize: QueueWithDlq;
+  /** All dead-letter queues, for alarms. */
+  readonly deadLetterQueues: readonly { readonly name: string; readonly queue: sqs.Queue }[];
+
+  constructor(scope: Construct, id: string, props: QueuesProps) {
+    super(scope, id);
+    this.ingest = this.queueWithDlq('Ingest', props.ingestVisibilityTimeout, props.maxReceiveCount);
+    this.work = this.queueWithDlq('Work', props.workVisibilityTimeout, props.maxReceiveCount);
+    this.finalize = this.queueWithDlq('Finalize', props.finalizeVisibilityTimeout, props.maxReceiveCount);
+    this.deadLetterQueues = [
+      { name: 'ingest', queue: this.ingest.deadLetterQueue },
+      { name: 'work', queue: this.work.deadLetterQueue },
+      { name: 'finalize', queue: this.finalize.deadLetterQueue },
+    ];
+  }
+
+  private queueWithDlq(id: string, visibilityTimeout: Duration, maxReceiveCount: number): QueueWithDlq {
+    const deadLetterQueue = new sqs.Queue(this, `${id}DeadLetterQueue`, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // The longest SQS allows, so a failure found after a long weekend can still be redriven.
+      retentionPeriod: Duration.days(14),
+    });
+    const queue = new sqs.Queue(this, `${id}Queue`, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout,
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount },
+    });
+    return { queue, deadLetterQueue };
+  }
+}

@@ -1,0 +1,94 @@
+import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+/** Newest Node.js runtime this aws-cdk-lib knows; cdk-nag AwsSolutions-L1 asks for it. */
+export const SLUICE_NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/**
+ * ESM bundles have no `require`; CommonJS dependencies bundled into them call it
+ * (esbuild's `__require` shim throws "Dynamic require of ... is not supported").
+ * The alias keeps the banner from clashing with a bundled `createRequire` import.
+ */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __sluiceCreateRequire } from 'node:module'; const require = __sluiceCreateRequire(import.meta.url);";
+
+export interface SluiceFunctionProps {
+  /** TypeScript entry file exporting `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  /** @default 1024 */
+  readonly memorySize?: number;
+  /** Variables added to the house ones (source maps, Powertools service and namespace). */
+  readonly environment?: Record<string, string>;
+  /**
+   * Powertools service name (`POWERTOOLS_SERVICE_NAME`), the dimension metrics and logs carry.
+   * @default 'sluice'
+   */
+  readonly serviceName?: string;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The house Lambda function: Node.js (newest runtime) on arm64, bundled locally by
+ * esbuild as minified ESM with source maps, its own log group with a retention, and
+ * its own role that may only write to that log group (no AWS managed policy).
+ * Everything else the function may do is added by `grant*` helpers.
+ */
+export class SluiceFunction extends Construct implements iam.IGrantable {
+  readonly function: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly grantPrincipal: iam.IPrincipal;
+
+  constructor(scope: Construct, id: string, props: SluiceFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: props.description,
+    });
+    this.logGroup.grantWrite(this.role);
+    this.grantPrincipal = this.role;
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: SLUICE_NODE_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout,
+      memorySize: props.memorySize ?? 1024,
+      role: this.role,
+      logGroup: this.logGroup,
+      environment: {
+        ...props.environment,
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'sluice',
+        POWERTOOLS_METRICS_NAMESPACE: 'Sluice',
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        banner: ESM_REQUIRE_BANNER,
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // Bundle the AWS SDK too: the deployed code runs the SDK versions the tests ran,
+        // not whatever the runtime happens to ship.
+        externalModules: [],
+        forceDockerBundling: false,
+      },
+    });
+  }
+}

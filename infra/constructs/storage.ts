@@ -1,0 +1,83 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as cxapi from 'aws-cdk-lib/cx-api';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+
+export interface StorageProps {
+  /**
+   * Server-side encryption of the data bucket. KMS needs a key grant for every reader
+   * (Athena users included); S3-managed keys need none.
+   * @default s3.BucketEncryption.S3_MANAGED
+   */
+  readonly encryption?: s3.BucketEncryption.S3_MANAGED | s3.BucketEncryption.KMS;
+  /**
+   * What happens to the buckets when the stack is deleted. Results and inputs are
+   * user data, so they are kept unless a caller opts out (tests, throwaway stacks).
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Days Athena query results are kept under `athena-results/`.
+   * @default 30
+   */
+  readonly athenaResultsRetentionDays?: number;
+}
+
+/**
+ * The data bucket (inputs under `incoming/` and `datasets/`, Parquet under `results/`,
+ * run summaries under `runs/`, Athena output under `athena-results/`) and the bucket
+ * that receives its server access logs.
+ */
+export class Storage extends Construct {
+  readonly bucket: s3.Bucket;
+  readonly accessLogsBucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: StorageProps = {}) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    // Grant log delivery through a bucket policy rather than the legacy
+    // LogDeliveryWrite ACL, so both buckets keep ACLs disabled (BucketOwnerEnforced)
+    // whatever the app's cdk.json says. Context must be set before any child exists.
+    this.node.setContext(cxapi.S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY, true);
+
+    // S3 server access logging only delivers to SSE-S3 buckets, never SSE-KMS.
+    this.accessLogsBucket = new s3.Bucket(this, 'AccessLogsBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+      removalPolicy,
+    });
+    NagSuppressions.addResourceSuppressions(this.accessLogsBucket, [
+      {
+        id: 'AwsSolutions-S1',
+        reason:
+          'This is the access-log destination of the data bucket; logging it into itself would log its own log deliveries.',
+      },
+    ]);
+
+    this.bucket = new s3.Bucket(this, 'DataBucket', {
+      encryption: props.encryption ?? s3.BucketEncryption.S3_MANAGED,
+      bucketKeyEnabled: props.encryption === s3.BucketEncryption.KMS ? true : undefined,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      serverAccessLogsPrefix: 'data-bucket/',
+      lifecycleRules: [
+        { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+        // A retried unit overwrites its own Parquet part; old versions are only a safety net.
+        { id: 'expire-noncurrent-versions', noncurrentVersionExpiration: Duration.days(30) },
+        {
+          id: 'expire-athena-results',
+          prefix: 'athena-results/',
+          expiration: Duration.days(props.athenaResultsRetentionDays ?? 30),
+        },
+      ],
+      removalPolicy,
+    });
+  }
+}

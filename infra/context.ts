@@ -1,0 +1,84 @@
+import type { Node } from 'constructs';
+import { DEFAULT_HF_MODEL_ID } from './constructs/embedding-endpoint.ts';
+
+/** Context keys the app reads (`cdk.json` or `-c key=value`). */
+export const CONTEXT_KEYS = {
+  pipelines: 'sluice:pipelines',
+  teiImageUri: 'sluice:teiImageUri',
+  embeddingInstanceType: 'sluice:embeddingInstanceType',
+  hfModelId: 'sluice:hfModelId',
+  stackName: 'sluice:stackName',
+} as const;
+
+export interface SluiceContext {
+  /** Pipeline config names under `pipelines/`. @default ['docs'] */
+  readonly pipelines: readonly string[];
+  readonly teiImageUri: string;
+  /** @default - each pipeline's `endpoint.instanceType` */
+  readonly embeddingInstanceType: string | undefined;
+  /** @default 'BAAI/bge-small-en-v1.5' */
+  readonly hfModelId: string;
+  /** @default 'Sluice' */
+  readonly stackName: string;
+}
+
+/**
+ * Reads and checks the app's context once. `-c` values arrive as strings, cdk.json
+ * values as JSON, so `sluice:pipelines` accepts an array, a JSON array string or a
+ * comma-separated list. Errors are one line naming the key and the fix.
+ */
+export function readContext(node: Node): SluiceContext {
+  const pipelines = parseNames(node.tryGetContext(CONTEXT_KEYS.pipelines) ?? ['docs']);
+  const teiImageUri = optionalString(node, CONTEXT_KEYS.teiImageUri);
+  if (!teiImageUri) {
+    throw new Error(
+      `context ${CONTEXT_KEYS.teiImageUri} is required: pass -c ${CONTEXT_KEYS.teiImageUri}=<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`,
+    );
+  }
+  const embeddingInstanceType = optionalString(node, CONTEXT_KEYS.embeddingInstanceType);
+  if (embeddingInstanceType !== undefined && !/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(embeddingInstanceType)) {
+    throw new Error(
+      `context ${CONTEXT_KEYS.embeddingInstanceType} "${embeddingInstanceType}" is not a SageMaker instance type such as ml.g5.xlarge`,
+    );
+  }
+  return {
+    pipelines,
+    teiImageUri,
+    embeddingInstanceType,
+    hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId) ?? DEFAULT_HF_MODEL_ID,
+    stackName: optionalString(node, CONTEXT_KEYS.stackName) ?? 'Sluice',
+  };
+}
+
+function optionalString(node: Node, key: string): string | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string')
+    throw new Error(`context ${key} must be a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function parseNames(value: unknown): string[] {
+  let names: unknown = value;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (text.startsWith('[')) {
+      try {
+        names = JSON.parse(text);
+      } catch {
+        throw new Error(`context ${CONTEXT_KEYS.pipelines} is not valid JSON: ${text}`);
+      }
+    } else {
+      names = text.split(',').map((name) => name.trim());
+    }
+  }
+  if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string' && n !== '')) {
+    throw new Error(
+      `context ${CONTEXT_KEYS.pipelines} must be a non-empty list of pipeline names, e.g. ["docs"]`,
+    );
+  }
+  if (new Set(names).size !== names.length) {
+    throw new Error(`context ${CONTEXT_KEYS.pipelines} names a pipeline twice: ${names.join(', ')}`);
+  }
+  return names as string[];
+}

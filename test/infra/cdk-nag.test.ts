@@ -1,0 +1,42 @@
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
+
+interface NagSuppression {
+  readonly id: string;
+  readonly reason: string;
+  readonly applies_to?: readonly unknown[];
+}
+
+let stack: SluiceStack;
+let annotations: Annotations;
+
+beforeAll(async () => {
+  stack = buildStack({ pipelines: [await loadDocsPipeline()] }, { nag: true }).stack;
+  annotations = Annotations.fromStack(stack);
+});
+
+describe('cdk-nag AwsSolutions checks', () => {
+  it('report no unsuppressed errors', () => {
+    expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+  });
+
+  it('report no unsuppressed warnings', () => {
+    expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+  });
+
+  it('give every suppression a specific reason and name the exact wildcards IAM5 accepts', () => {
+    const resources = Object.values(Template.fromStack(stack).toJSON().Resources) as {
+      Metadata?: { cdk_nag?: { rules_to_suppress?: NagSuppression[] } };
+    }[];
+    const suppressions = resources.flatMap((r) => r.Metadata?.cdk_nag?.rules_to_suppress ?? []);
+    expect(suppressions.length).toBeGreaterThan(0);
+    for (const suppression of suppressions) {
+      expect(suppression.reason.length, suppression.id).toBeGreaterThanOrEqual(60);
+      if (suppression.id === 'AwsSolutions-IAM5' || suppression.id === 'AwsSolutions-IAM4') {
+        expect(suppression.applies_to?.length, `${suppression.id}: ${suppression.reason}`).toBeGreaterThan(0);
+      }
+    }
+  });
+});

@@ -1,0 +1,52 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { FunctionEntries } from '../../infra/constructs/functions.ts';
+import { SluiceStack, type SluiceStackProps } from '../../infra/sluice-stack.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../..');
+
+/** The TEI image the tests pass as context `sluice:teiImageUri`. */
+export const TEST_TEI_IMAGE_URI =
+  '763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tei:2.0.1-tei1.2.3-gpu-py310-cu122-ubuntu22.04';
+
+/** Tiny stand-in handlers, so bundling is fast and does not depend on functions/. */
+export const FIXTURE_ENTRIES: FunctionEntries = {
+  plan: path.join(here, 'fixtures/plan.ts'),
+  work: path.join(here, 'fixtures/work.ts'),
+  finalize: path.join(here, 'fixtures/finalize.ts'),
+};
+
+/** The checked-in `pipelines/docs.json`, validated the way the app loads it. */
+export function loadDocsPipeline(): Promise<PipelineConfig> {
+  return loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'docs');
+}
+
+export interface BuiltStack {
+  readonly app: App;
+  readonly stack: SluiceStack;
+}
+
+/**
+ * A SluiceStack in a fresh app, with fixture handlers and, when `nag` is set, the
+ * cdk-nag AwsSolutions checks applied as `infra/app.ts` applies them.
+ */
+export function buildStack(
+  props: Partial<SluiceStackProps> & Pick<SluiceStackProps, 'pipelines'>,
+  options: { nag?: boolean } = {},
+): BuiltStack {
+  const app = new App();
+  const stack = new SluiceStack(app, 'SluiceTest', {
+    env: { account: '123456789012', region: 'us-east-1' },
+    teiImageUri: TEST_TEI_IMAGE_URI,
+    functionEntries: FIXTURE_ENTRIES,
+    dataRemovalPolicy: RemovalPolicy.DESTROY,
+    ...props,
+  });
+  if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks());
+  return { app, stack };
+}

@@ -1,0 +1,468 @@
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_HF_MODEL_ID } from '../../infra/constructs/embedding-endpoint.ts';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { buildStack, loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
+type Cfn = any;
+type Resource = { Type: string; Properties: Cfn; Metadata?: Cfn };
+
+let docs: PipelineConfig;
+let stack: SluiceStack;
+let template: Template;
+
+beforeAll(async () => {
+  docs = await loadDocsPipeline();
+  stack = buildStack({ pipelines: [docs] }).stack;
+  template = Template.fromStack(stack);
+});
+
+/** Logical id of a construct's CloudFormation resource in the template. */
+const idOf = (construct: IConstruct): string =>
+  Stack.of(construct).getLogicalId(construct.node.defaultChild as never);
+const resource = (construct: IConstruct): Resource =>
+  template.toJSON().Resources[idOf(construct)] as Resource;
+const getAtt = (construct: IConstruct, attribute: string) => ({ 'Fn::GetAtt': [idOf(construct), attribute] });
+const ref = (construct: IConstruct) => ({ Ref: idOf(construct) });
+
+const newestNodeRuntime = (): string =>
+  lambda.Runtime.ALL.map((r) => r.name)
+    .filter((name) => /^nodejs\d+\.x$/.test(name))
+    .sort((a, b) => Number.parseInt(a.slice(6), 10) - Number.parseInt(b.slice(6), 10))
+    .at(-1)!;
+
+describe('Storage', () => {
+  it('encrypts the data bucket, versions it and blocks all public access', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: Match.anyValue(),
+    });
+  });
+
+  it('denies every request to either bucket that does not use TLS', () => {
+    for (const bucket of [stack.storage.bucket, stack.storage.accessLogsBucket]) {
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: ref(bucket),
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 's3:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('writes server access logs of the data bucket to the separate log bucket', () => {
+    const dataBucket = resource(stack.storage.bucket);
+    expect(dataBucket.Properties.LoggingConfiguration).toEqual({
+      DestinationBucketName: ref(stack.storage.accessLogsBucket),
+      LogFilePrefix: 'data-bucket/',
+    });
+    expect(resource(stack.storage.accessLogsBucket).Properties.LoggingConfiguration).toBeUndefined();
+  });
+
+  it('aborts incomplete multipart uploads', () => {
+    const rules = resource(stack.storage.bucket).Properties.LifecycleConfiguration.Rules as Cfn[];
+    expect(rules).toContainEqual(
+      expect.objectContaining({
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+        Status: 'Enabled',
+      }),
+    );
+  });
+
+  it('notifies the ingest queue of every object created under incoming/', () => {
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      BucketName: ref(stack.storage.bucket),
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          {
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
+            QueueArn: getAtt(stack.queues.ingest.queue, 'Arn'),
+          },
+        ],
+      },
+    });
+  });
+});
+
+describe('Queues', () => {
+  it('gives the ingest, work and finalize queues each a dead-letter queue after maxReceiveCount deliveries', () => {
+    for (const { queue, deadLetterQueue } of [
+      stack.queues.ingest,
+      stack.queues.work,
+      stack.queues.finalize,
+    ]) {
+      expect(resource(queue).Properties.RedrivePolicy).toEqual({
+        deadLetterTargetArn: getAtt(deadLetterQueue, 'Arn'),
+        maxReceiveCount: docs.workers.maxReceiveCount,
+      });
+    }
+  });
+
+  it('encrypts every queue with SQS-managed keys and refuses non-TLS access', () => {
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues)).toHaveLength(6);
+    for (const queue of Object.values(queues)) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    const tlsOnly = policies.filter((p) =>
+      p.Properties.PolicyDocument.Statement.some(
+        (s: Cfn) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false',
+      ),
+    );
+    expect(tlsOnly).toHaveLength(6);
+  });
+
+  it('hides a message for at least six times the timeout of the function that consumes it', () => {
+    const pairs = [
+      [stack.queues.ingest.queue, stack.functions.plan],
+      [stack.queues.work.queue, stack.functions.work],
+      [stack.queues.finalize.queue, stack.functions.finalize],
+    ] as const;
+    for (const [queue, fn] of pairs) {
+      const visibility = resource(queue).Properties.VisibilityTimeout as number;
+      const timeout = resource(fn.function).Properties.Timeout as number;
+      expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
+    }
+    expect(resource(stack.queues.work.queue).Properties.VisibilityTimeout).toBe(
+      6 * docs.workers.timeoutSeconds,
+    );
+  });
+});
+
+describe('Functions', () => {
+  const functions = () => [stack.functions.plan, stack.functions.work, stack.functions.finalize];
+
+  it('feeds the work function one unit at a time with maxConcurrency from the config', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(stack.queues.work.queue, 'Arn'),
+      FunctionName: ref(stack.functions.work.function),
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: docs.workers.maxConcurrency },
+    });
+  });
+
+  it('feeds plan from the ingest queue and finalize from the finalize queue, reporting partial batch failures', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(stack.queues.ingest.queue, 'Arn'),
+      FunctionName: ref(stack.functions.plan.function),
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(stack.queues.finalize.queue, 'Arn'),
+      FunctionName: ref(stack.functions.finalize.function),
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('runs every function on the newest Node.js runtime on arm64', () => {
+    expect(newestNodeRuntime()).toBe('nodejs24.x');
+    for (const fn of functions()) {
+      expect(resource(fn.function).Properties).toMatchObject({
+        Runtime: newestNodeRuntime(),
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+      });
+    }
+  });
+
+  it('gives all three functions the same environment contract', () => {
+    for (const fn of functions()) {
+      const variables = resource(fn.function).Properties.Environment.Variables as Record<string, unknown>;
+      expect(variables).toEqual({
+        SLUICE_BUCKET: ref(stack.storage.bucket),
+        SLUICE_RUNS_TABLE: ref(stack.runsTable.table),
+        SLUICE_WORK_QUEUE_URL: ref(stack.queues.work.queue),
+        SLUICE_FINALIZE_QUEUE_URL: ref(stack.queues.finalize.queue),
+        SLUICE_PIPELINES: expect.any(String),
+        POWERTOOLS_SERVICE_NAME: 'sluice',
+        POWERTOOLS_METRICS_NAMESPACE: 'Sluice',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+      expect(JSON.parse(variables.SLUICE_PIPELINES as string)).toEqual([docs]);
+    }
+  });
+
+  it('logs each function to its own log group with a retention', () => {
+    for (const fn of functions()) {
+      expect(resource(fn.function).Properties.LoggingConfig).toEqual({ LogGroup: ref(fn.logGroup) });
+      expect(resource(fn.logGroup).Properties.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('sizes the work function from the workers config', () => {
+    expect(resource(stack.functions.work.function).Properties).toMatchObject({
+      Timeout: docs.workers.timeoutSeconds,
+      MemorySize: docs.workers.memoryMiB,
+    });
+  });
+
+  it('lets only the work function invoke the embedding endpoint, by its exact ARN', () => {
+    const invokers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, policy]) =>
+      JSON.stringify(policy.Properties.PolicyDocument).includes('sagemaker:InvokeEndpoint'),
+    );
+    expect(invokers.map(([id]) => id)).toEqual([
+      idOf(stack.functions.work.role.node.findChild('DefaultPolicy')),
+    ]);
+    const statement = (invokers[0]![1].Properties.PolicyDocument.Statement as Cfn[]).find(
+      (s) => s.Action === 'sagemaker:InvokeEndpoint',
+    );
+    expect(JSON.stringify(statement?.Resource)).toContain(':endpoint/sluice-docs-embed');
+    expect(JSON.stringify(statement?.Resource)).not.toContain('*');
+  });
+});
+
+describe('RunsTable', () => {
+  it('is an on-demand, encrypted table with point-in-time recovery and the byStartedAt index', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byStartedAt',
+          KeySchema: [
+            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    });
+  });
+});
+
+describe('EmbeddingEndpoint', () => {
+  it('serves the TEI image from context with the default Hugging Face model', () => {
+    template.hasResourceProperties('AWS::SageMaker::Model', {
+      PrimaryContainer: {
+        Image: TEST_TEI_IMAGE_URI,
+        Environment: {
+          HF_MODEL_ID: DEFAULT_HF_MODEL_ID,
+          MAX_BATCH_TOKENS: String(docs.batching.maxBatchTokens),
+          MAX_CLIENT_BATCH_SIZE: String(docs.batching.maxBatchSize),
+        },
+      },
+    });
+  });
+
+  it('runs on one ml.g5.xlarge instance under the endpoint name from the config', () => {
+    template.hasResourceProperties('AWS::SageMaker::EndpointConfig', {
+      ProductionVariants: [Match.objectLike({ InstanceType: 'ml.g5.xlarge', InitialInstanceCount: 1 })],
+    });
+    template.hasResourceProperties('AWS::SageMaker::Endpoint', { EndpointName: docs.endpoint.name });
+  });
+
+  it('lets the execution role pull only the TEI image repository', () => {
+    const [endpoint] = stack.endpoints;
+    const policy = resource(endpoint!.role.node.findChild('DefaultPolicy'));
+    const pull = (policy.Properties.PolicyDocument.Statement as Cfn[]).find((s) =>
+      [s.Action].flat().includes('ecr:BatchGetImage'),
+    );
+    expect(JSON.stringify(pull?.Resource)).toContain(
+      ':ecr:us-east-1:763104351884:repository/huggingface-pytorch-tei',
+    );
+  });
+});
+
+describe('Schedules', () => {
+  it('starts a run of the docs pipeline on the cron from pipelines/docs.json', () => {
+    const schedule = docs.schedule!;
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: schedule.expression,
+      ScheduleExpressionTimezone: schedule.timezone,
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: {
+        Arn: getAtt(stack.functions.plan.function, 'Arn'),
+        RoleArn: getAtt(stack.schedules!.role, 'Arn'),
+        Input: JSON.stringify({ kind: 'scheduled-run', pipeline: 'docs', prefix: schedule.prefix }),
+        RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: { Arn: getAtt(stack.queues.ingest.deadLetterQueue, 'Arn') },
+      },
+    });
+  });
+
+  it('lets the scheduler role invoke plan and send to the ingest dead-letter queue, nothing else', () => {
+    const policy = resource(stack.schedules!.role.node.findChild('DefaultPolicy'));
+    const statements = policy.Properties.PolicyDocument.Statement as Cfn[];
+    expect(statements.map((s) => s.Action)).toEqual([
+      'lambda:InvokeFunction',
+      ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
+    ]);
+    expect(JSON.stringify(statements[0]!.Resource)).toContain(idOf(stack.functions.plan.function));
+    expect(statements[1]!.Resource).toEqual(getAtt(stack.queues.ingest.deadLetterQueue, 'Arn'));
+  });
+});
+
+describe('QueryLayer', () => {
+  const table = (name: string) => {
+    const found = Object.values(template.findResources('AWS::Glue::Table')).find(
+      (t) => t.Properties.TableInput.Name === name,
+    );
+    if (!found) throw new Error(`no Glue table ${name}`);
+    return found.Properties as Cfn;
+  };
+
+  it('defines embeddings, rejects and runs in the sluice database', () => {
+    template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'sluice' } });
+    template.resourceCountIs('AWS::Glue::Table', 3);
+    for (const name of ['embeddings', 'rejects', 'runs']) expect(table(name).DatabaseName).toBe('sluice');
+  });
+
+  it('projects pipeline and run_date partitions instead of registering them', () => {
+    for (const name of ['embeddings', 'rejects', 'runs']) {
+      const input = table(name).TableInput;
+      expect(input.PartitionKeys.map((k: { Name: string }) => k.Name)).toEqual(['pipeline', 'run_date']);
+      expect(input.Parameters).toMatchObject({
+        'projection.enabled': 'true',
+        'projection.pipeline.type': 'enum',
+        'projection.pipeline.values': 'docs',
+        'projection.run_date.type': 'date',
+        'projection.run_date.format': 'yyyy-MM-dd',
+        'projection.run_date.range': '2024-01-01,NOW',
+      });
+      expect(JSON.stringify(input.Parameters['storage.location.template'])).toContain(
+        `/results/${name}/pipeline=\${pipeline}/run_date=\${run_date}/`,
+      );
+    }
+  });
+
+  it('reads Parquet with the column types the writer uses and no partition keys as data columns', () => {
+    const columns = (name: string) =>
+      Object.fromEntries(
+        table(name).TableInput.StorageDescriptor.Columns.map((c: { Name: string; Type: string }) => [
+          c.Name,
+          c.Type,
+        ]),
+      );
+    expect(table('embeddings').TableInput.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe(
+      'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe',
+    );
+    expect(columns('embeddings')).toMatchObject({
+      run_id: 'string',
+      chunk_id: 'string',
+      chunk_index: 'int',
+      token_count: 'int',
+      embedding: 'array<float>',
+      metadata: 'string',
+    });
+    expect(columns('rejects')).toMatchObject({ byte_offset: 'bigint', line: 'bigint', reason: 'string' });
+    expect(columns('runs')).toMatchObject({ status: 'string', records: 'bigint', retries: 'bigint' });
+    for (const name of ['embeddings', 'rejects', 'runs']) {
+      expect(columns(name)).not.toHaveProperty('pipeline');
+      expect(columns(name)).not.toHaveProperty('run_date');
+    }
+  });
+
+  it('enforces an SSE-S3 encrypted Athena result location under athena-results/', () => {
+    template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      Name: 'sluice',
+      WorkGroupConfiguration: {
+        EnforceWorkGroupConfiguration: true,
+        ResultConfiguration: {
+          OutputLocation: { 'Fn::Join': ['', ['s3://', ref(stack.storage.bucket), '/athena-results/']] },
+          EncryptionConfiguration: { EncryptionOption: 'SSE_S3' },
+        },
+      },
+    });
+  });
+});
+
+describe('Alarms', () => {
+  it('alarms as soon as any dead-letter queue holds a message and notifies the alarm topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    for (const { queue } of stack.queues.deadLetterQueues) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: getAtt(queue, 'QueueName') }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        AlarmActions: [ref(stack.alarms.topic)],
+      });
+    }
+  });
+
+  it('encrypts the alarm topic with a rotated key and refuses non-TLS publishing', () => {
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('IAM', () => {
+  /**
+   * Actions that support no resource-level permissions, so AWS only accepts "*":
+   * - ecr:GetAuthorizationToken (SageMaker pulls the TEI image with it)
+   * - cloudwatch:PutMetricData (limited by a cloudwatch:namespace condition instead)
+   */
+  const ACTIONS_AWS_ONLY_ALLOWS_ON_STAR = new Set(['ecr:GetAuthorizationToken', 'cloudwatch:PutMetricData']);
+
+  const identityStatements = (): Cfn[] => {
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).map(
+      (p) => p.Properties.PolicyDocument,
+    );
+    const inline = Object.values(template.findResources('AWS::IAM::Role')).flatMap((r) =>
+      (r.Properties.Policies ?? []).map((p: { PolicyDocument: unknown }) => p.PolicyDocument),
+    );
+    return [...policies, ...inline].flatMap((doc) => doc.Statement);
+  };
+
+  it('never allows Action "*"', () => {
+    const statements = identityStatements();
+    expect(statements.length).toBeGreaterThan(10);
+    for (const s of statements) expect([s.Action].flat()).not.toContain('*');
+  });
+
+  it('allows Resource "*" only for actions that AWS cannot scope to a resource', () => {
+    const onStar = identityStatements().filter((s) => [s.Resource].flat().includes('*'));
+    expect(onStar.length).toBeGreaterThan(0);
+    for (const s of onStar) {
+      for (const action of [s.Action].flat()) expect(ACTIONS_AWS_ONLY_ALLOWS_ON_STAR).toContain(action);
+    }
+  });
+
+  it('attaches no AWS managed policy to the roles Sluice defines', () => {
+    const roles = [
+      stack.functions.plan.role,
+      stack.functions.work.role,
+      stack.functions.finalize.role,
+      stack.schedules!.role,
+      ...stack.endpoints.map((e) => e.role),
+    ];
+    for (const role of roles) expect(resource(role).Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
