@@ -78,6 +78,21 @@ describe('Storage', () => {
       LogFilePrefix: 'data-bucket/',
     });
     expect(resource(stack.storage.accessLogsBucket).Properties.LoggingConfiguration).toBeUndefined();
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: ref(stack.storage.accessLogsBucket),
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'logging.s3.amazonaws.com' },
+            Action: 's3:PutObject',
+            Condition: Match.objectLike({
+              ArnLike: { 'aws:SourceArn': getAtt(stack.storage.bucket, 'Arn') },
+            }),
+          }),
+        ]),
+      },
+    });
   });
 
   it('aborts incomplete multipart uploads', () => {
