@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll } from 'vitest';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { runStoreContract } from '../contract/run-store-contract.ts';
 import {
@@ -9,6 +9,7 @@ import {
   localClientConfig,
   startDynalite,
 } from '../support/local-aws.ts';
+import { aRunWithUnits, someCounts } from '../support/run-fixtures.ts';
 
 // One dynalite for the file; a fresh table per test keeps tests independent.
 let server: LocalAwsServer;
@@ -27,9 +28,80 @@ afterAll(async () => {
   await server?.stop();
 });
 
-runStoreContract('DynamoRunStore on dynalite', async () => {
+async function freshTable(): Promise<string> {
   tables += 1;
   const tableName = `sluice-runs-${tables}`;
   await createRunsTable(client, tableName);
+  return tableName;
+}
+
+runStoreContract('DynamoRunStore on dynalite', async () => {
+  const tableName = await freshTable();
   return { store: new DynamoRunStore({ doc, tableName }), cleanup: async () => {} };
+});
+
+/**
+ * A document client that fails (as a Lambda that dies would) on the first update whose
+ * expression contains `marker`, and passes everything else to dynalite.
+ */
+function crashingOnce(marker: string): DynamoDBDocumentClient {
+  let crashed = false;
+  return new Proxy(doc, {
+    get(target, property, receiver) {
+      if (property !== 'send') return Reflect.get(target, property, receiver);
+      return (command: unknown) => {
+        if (
+          !crashed &&
+          command instanceof UpdateCommand &&
+          command.input.UpdateExpression?.includes(marker)
+        ) {
+          crashed = true;
+          return Promise.reject(Object.assign(new Error('Lambda timed out'), { name: 'TimeoutError' }));
+        }
+        return target.send(command as UpdateCommand);
+      };
+    },
+  });
+}
+
+describe('DynamoRunStore on dynalite: a completion interrupted halfway', () => {
+  const result = { counts: someCounts({ records: 3 }), actualCost: 9, outputKeys: ['results/x.parquet'] };
+
+  it('is counted by the redelivery when it stopped after marking the unit', async () => {
+    const tableName = await freshTable();
+    const { run, units } = aRunWithUnits(2);
+    const healthy = new DynamoRunStore({ doc, tableName });
+    await healthy.createRun(run, units);
+    await healthy.completeUnit(run.runId, 'u0000', result);
+
+    const crashing = new DynamoRunStore({ doc: crashingOnce('ADD terminalUnits'), tableName });
+    await expect(crashing.completeUnit(run.runId, 'u0001', result)).rejects.toThrow('Lambda timed out');
+    expect(await healthy.getRun(run.runId)).toMatchObject({ doneUnits: 1 });
+
+    expect(await healthy.completeUnit(run.runId, 'u0001', result)).toEqual({
+      recorded: false,
+      finishedRun: true,
+    });
+    expect(await healthy.getRun(run.runId)).toMatchObject({ doneUnits: 2, failedUnits: 0 });
+    expect(await healthy.completeUnit(run.runId, 'u0001', result)).toEqual({
+      recorded: false,
+      finishedRun: false,
+    });
+  });
+
+  it('still finishes the run on redelivery when it stopped before claiming the finish', async () => {
+    const tableName = await freshTable();
+    const { run, units } = aRunWithUnits(1);
+    const healthy = new DynamoRunStore({ doc, tableName });
+    await healthy.createRun(run, units);
+
+    const crashing = new DynamoRunStore({ doc: crashingOnce('finalizeClaimedBy'), tableName });
+    await expect(crashing.failUnit(run.runId, 'u0000', 'dead-lettered')).rejects.toThrow('Lambda timed out');
+
+    expect(await healthy.failUnit(run.runId, 'u0000', 'dead-lettered')).toEqual({
+      recorded: false,
+      finishedRun: true,
+    });
+    expect(await healthy.getRun(run.runId)).toMatchObject({ doneUnits: 0, failedUnits: 1 });
+  });
 });

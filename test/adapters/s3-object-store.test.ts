@@ -13,7 +13,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { InputError } from '../../shared/errors/errors.ts';
-import { drain, streamingBody } from '../support/sdk-bodies.ts';
+import { streamingBody } from '../support/sdk-bodies.ts';
+import { drain } from '../support/streams.ts';
 
 const s3 = mockClient(S3Client);
 const store = new S3ObjectStore({ client: new S3Client({ region: 'us-east-1' }), bucket: 'sluice-data' });
@@ -107,6 +108,7 @@ describe('S3ObjectStore', () => {
         Bucket: 'sluice-data',
         Key: 'runs/docs/r-1/summary.json',
         Body: '{"ok":true}',
+        ContentLength: 11,
         ContentType: 'application/json',
       });
     });

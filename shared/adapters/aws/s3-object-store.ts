@@ -13,16 +13,23 @@ export interface S3ObjectStoreOptions {
   /** Created once per process (module scope in a handler) and injected, so tests can swap it. */
   readonly client: S3Client;
   readonly bucket: string;
+  /**
+   * Keys per ListObjectsV2 page.
+   * @default 1000 (the S3 maximum)
+   */
+  readonly listPageSize?: number;
 }
 
 /** (secondary adapter) ObjectStore over one S3 bucket. Keys are used as given. */
 export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly bucket: string;
+  private readonly listPageSize: number | undefined;
 
   constructor(options: S3ObjectStoreOptions) {
     this.client = options.client;
     this.bucket = options.bucket;
+    this.listPageSize = options.listPageSize;
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -71,6 +78,8 @@ export class S3ObjectStore implements ObjectStore {
         Bucket: this.bucket,
         Key: key,
         Body: body,
+        // Stated explicitly: for an empty body the SDK cannot tell the length and warns.
+        ContentLength: typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength,
         ...(contentType === undefined ? {} : { ContentType: contentType }),
       }),
     );
@@ -88,7 +97,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix });
+    const pages = paginateListObjectsV2(
+      { client: this.client, ...(this.listPageSize === undefined ? {} : { pageSize: this.listPageSize }) },
+      { Bucket: this.bucket, Prefix: prefix },
+    );
     for await (const page of pages) {
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined) continue;
