@@ -160,13 +160,11 @@ describe('DynamoRunStore (SDK calls)', () => {
     });
 
     it('lets failures other than a lost condition through', async () => {
-      dynamo
-        .on(UpdateCommand)
-        .rejects(
-          Object.assign(new Error('Throughput exceeds the current capacity'), {
-            name: 'ThrottlingException',
-          }),
-        );
+      dynamo.on(UpdateCommand).rejects(
+        Object.assign(new Error('Throughput exceeds the current capacity'), {
+          name: 'ThrottlingException',
+        }),
+      );
 
       await expect(makeStore().store.completeUnit('r-1', 'u0001', result)).rejects.toThrow(
         'Throughput exceeds the current capacity',
