@@ -307,7 +307,9 @@ export class DynamoRunStore implements RunStore {
           ExpressionAttributeValues: {
             ':status': summary.status,
             ':finishedAt': summary.finishedAt,
-            ':summary': summary,
+            // The summary is plain JSON (it is also summary.json); the round trip drops
+            // undefined fields, which the document client would otherwise refuse.
+            ':summary': JSON.parse(JSON.stringify(summary)),
             ':running': 'running',
           },
         }),
