@@ -1,0 +1,125 @@
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-sdk/client-sagemaker-runtime';
+import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
+import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
+import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { SageMakerEmbeddingEndpoint } from '../../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
+import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { RunStore } from '../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import { type Environment, loadEnvironment } from './environment.ts';
+
+/** One SDK client per service, created once per process and shared by every invocation. */
+export interface AwsClients {
+  readonly s3: S3Client;
+  readonly sqs: SQSClient;
+  readonly dynamo: DynamoDBDocumentClient;
+  readonly sagemaker: SageMakerRuntimeClient;
+}
+
+/** Client settings laid over the defaults (tests point clients at local servers with these). */
+export interface AwsClientOverrides {
+  readonly s3?: S3ClientConfig;
+  readonly sqs?: SQSClientConfig;
+  readonly dynamo?: DynamoDBClientConfig;
+  readonly sagemaker?: SageMakerRuntimeClientConfig;
+}
+
+/**
+ * Builds the SDK clients. The SageMaker client makes one attempt per call, because
+ * SageMakerEmbeddingEndpoint owns the retries (and counts throttling for the run's stats);
+ * `SLUICE_SAGEMAKER_ENDPOINT_URL`, when set, replaces its endpoint.
+ */
+export function createAwsClients(env: Environment, overrides: AwsClientOverrides = {}): AwsClients {
+  return {
+    s3: new S3Client({ ...overrides.s3 }),
+    sqs: new SQSClient({ ...overrides.sqs }),
+    dynamo: DynamoDBDocumentClient.from(new DynamoDBClient({ ...overrides.dynamo }), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    sagemaker: new SageMakerRuntimeClient({
+      ...(env.sagemakerEndpointUrl === undefined ? {} : { endpoint: env.sagemakerEndpointUrl }),
+      ...overrides.sagemaker,
+      maxAttempts: 1,
+    }),
+  };
+}
+
+/** The secondary adapters the use cases take, built over one set of clients. */
+export interface SluiceAdapters {
+  readonly pipelines: ReadonlyMap<string, PipelineConfig>;
+  readonly bucket: string;
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+  readonly tokenCounter: TokenCounter;
+  /** The endpoint client of a pipeline (one per pipeline, sharing the SageMaker client). */
+  endpointFor(config: PipelineConfig): EmbeddingEndpoint;
+}
+
+export interface AdapterOptions {
+  /** Waits between the adapters' own retries. @default setTimeout-based sleep */
+  readonly sleep?: Sleep;
+}
+
+/** Builds the adapters from the validated environment and the shared clients. */
+export function createAdapters(
+  env: Environment,
+  clients: AwsClients,
+  options: AdapterOptions = {},
+): SluiceAdapters {
+  const sleep = options.sleep === undefined ? {} : { sleep: options.sleep };
+  const endpoints = new Map<string, EmbeddingEndpoint>();
+  return {
+    pipelines: env.pipelines,
+    bucket: env.bucket,
+    store: new S3ObjectStore({ client: clients.s3, bucket: env.bucket }),
+    runs: new DynamoRunStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
+    queue: new SqsWorkQueue({
+      client: clients.sqs,
+      workQueueUrl: env.workQueueUrl,
+      finalizeQueueUrl: env.finalizeQueueUrl,
+      ...sleep,
+    }),
+    tokenCounter: new EstimatingTokenCounter(),
+    endpointFor(config) {
+      let endpoint = endpoints.get(config.name);
+      if (endpoint === undefined) {
+        endpoint = new SageMakerEmbeddingEndpoint({
+          client: clients.sagemaker,
+          endpointName: config.endpoint.name,
+          maxRetries: config.endpoint.maxRetries,
+          timeoutMs: config.endpoint.timeoutMs,
+          ...sleep,
+        });
+        endpoints.set(config.name, endpoint);
+      }
+      return endpoint;
+    },
+  };
+}
+
+let deployed: SluiceAdapters | undefined;
+
+/**
+ * The adapters of a deployed function: environment validated and clients created on
+ * the first call, then reused for the life of the process. Called on first invocation
+ * rather than at import, so importing a handler module (tests, tooling) needs no
+ * environment. A failure is not cached: the next invocation tries again and reports it.
+ *
+ * @throws ConfigError when the environment is invalid
+ */
+export function deployedAdapters(): SluiceAdapters {
+  if (deployed === undefined) {
+    const env = loadEnvironment();
+    deployed = createAdapters(env, createAwsClients(env));
+  }
+  return deployed;
+}

@@ -1,0 +1,83 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { describeError } from '../shared/errors/errors.ts';
+import { finalizeRun } from '../shared/finalize/finalize-run.ts';
+import type { ObjectStore } from '../shared/ports/object-store.ts';
+import type { RunStore } from '../shared/ports/run-store.ts';
+import { deployedAdapters } from './config/adapters.ts';
+import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import { parseFinalizeMessage } from './messages/finalize-message.ts';
+import { excerptOf } from './messages/parse-message.ts';
+import { createObservability, type Observability } from './observability.ts';
+
+export interface FinalizeHandlerDeps {
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+}
+
+export interface FinalizeHandlerOptions extends Partial<Observability> {
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/**
+ * (primary adapter) finalize handler -> finalizeRun -> (DynamoDB, S3).
+ *
+ * Each message is `{"kind":"finalize","runId"}`, sent by the unit whose completion made
+ * every unit terminal. finalizeRun is idempotent: a redelivered request for a run that is
+ * already finished does nothing and succeeds; a run that cannot be finalized yet throws,
+ * so the message is redelivered.
+ */
+export function createFinalizeHandler(
+  deps: DepsProvider<FinalizeHandlerDeps>,
+  options: FinalizeHandlerOptions = {},
+) {
+  const { logger, metrics } = { ...createObservability('finalize'), ...options };
+  const now = options.now ?? (() => new Date());
+
+  const handleRecord = async (d: FinalizeHandlerDeps, record: SQSRecord): Promise<void> => {
+    let runId: string;
+    try {
+      runId = parseFinalizeMessage(record.body).runId;
+    } catch (error) {
+      logger.error('finalize message is malformed; it fails until dead-lettered', {
+        messageId: record.messageId,
+        reason: describeError(error),
+        body: excerptOf(record.body),
+      });
+      throw error;
+    }
+    try {
+      const summary = await finalizeRun(d, runId, now());
+      if (summary === undefined) {
+        logger.info('run already finished; nothing to do', { runId });
+        return;
+      }
+      logger.info(`run ${summary.status}`, { runId, summary });
+      metrics.addMetric(summary.status === 'succeeded' ? 'RunsSucceeded' : 'RunsFailed', MetricUnit.Count, 1);
+    } catch (error) {
+      logger.error('finalize failed; SQS will redeliver the request', { runId, error: describeError(error) });
+      throw error;
+    }
+  };
+
+  return middy<SQSEvent, SQSBatchResponse>()
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .handler(async (event, context) => {
+      const d = resolveDeps(deps, logger);
+      return processPartialResponse(
+        event,
+        (record: SQSRecord) => handleRecord(d, record),
+        new BatchProcessor(EventType.SQS),
+        { context, throwOnFullBatchFailure: false },
+      );
+    });
+}
+
+/** The deployed handler: adapters built from the environment on the first invocation. */
+export const handler = createFinalizeHandler(deployedAdapters);

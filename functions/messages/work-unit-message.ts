@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import type { WorkUnit } from '../../shared/domain/types.ts';
+import { parseMessage } from './parse-message.ts';
+import { runIdSchema } from './run-id.ts';
+
+const formatSchema = z.enum(['jsonl', 'csv', 'text']);
+const compressionSchema = z.enum(['none', 'gzip']);
+const byteOffset = z.number().int().nonnegative();
+
+/**
+ * A unit descriptor as plan sends it (`JSON.stringify(unit)`). Fields a newer planner
+ * may add are dropped rather than refused, so a deployment can roll forward while
+ * messages of the old version are still queued.
+ */
+const workUnitSchema = z
+  .object({
+    runId: runIdSchema,
+    unitId: z.string().min(1),
+    pipeline: z.string().min(1),
+    sourceKey: z.string().min(1),
+    byteStart: byteOffset,
+    byteEnd: byteOffset,
+    firstLine: z.number().int().positive(),
+    format: formatSchema,
+    compression: compressionSchema,
+    csvHeader: z.string().optional(),
+    packed: z.array(
+      z.object({
+        key: z.string().min(1),
+        size: byteOffset,
+        format: formatSchema,
+        compression: compressionSchema,
+      }),
+    ),
+    estCost: z.number().nonnegative(),
+  })
+  .refine((unit) => unit.byteEnd >= unit.byteStart, {
+    message: 'byteEnd must not be before byteStart',
+    path: ['byteEnd'],
+  });
+
+/** @throws InvalidMessage when the body is not a unit descriptor */
+export function parseWorkUnitMessage(body: string): WorkUnit {
+  return parseMessage(body, workUnitSchema, 'work unit message');
+}

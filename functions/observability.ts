@@ -1,0 +1,21 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+
+/** Where a handler reports what it did: structured logs and CloudWatch EMF metrics. */
+export interface Observability {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/**
+ * The Powertools logger and metrics of one step. Service name and namespace come from
+ * `POWERTOOLS_SERVICE_NAME` / `POWERTOOLS_METRICS_NAMESPACE` (set by infra) when present;
+ * neither constructor reads anything that can fail, so this is safe at import time.
+ */
+export function createObservability(step: 'plan' | 'work' | 'finalize'): Observability {
+  const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'sluice';
+  return {
+    logger: new Logger({ serviceName, persistentKeys: { step } }),
+    metrics: new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Sluice' }),
+  };
+}

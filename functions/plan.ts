@@ -1,0 +1,230 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { ConfigError, describeError } from '../shared/errors/errors.ts';
+import { newRunId, pipelineOfIncomingKey } from '../shared/output/keys.ts';
+import { type PlanRunResult, planRun } from '../shared/plan/plan-run.ts';
+import type { ObjectStore } from '../shared/ports/object-store.ts';
+import type { RunStore } from '../shared/ports/run-store.ts';
+import type { WorkQueue } from '../shared/ports/work-queue.ts';
+import { deployedAdapters } from './config/adapters.ts';
+import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import { excerptOf, validateMessage } from './messages/parse-message.ts';
+import { parseS3Notification } from './messages/s3-notification.ts';
+import { type ScheduledRunEvent, scheduledRunEventSchema } from './messages/scheduled-run.ts';
+import { createObservability, type Observability } from './observability.ts';
+
+export interface PlanHandlerDeps {
+  readonly pipelines: ReadonlyMap<string, PipelineConfig>;
+  /** The bucket the object store reads; notifications about any other bucket are skipped. */
+  readonly bucket: string;
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+}
+
+export interface PlanHandlerOptions extends Partial<Observability> {
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/** Plan is invoked by the ingest queue (S3 notifications) and directly by EventBridge Scheduler. */
+export type PlanEvent = SQSEvent | ScheduledRunEvent;
+
+/** What a scheduled invocation returns (Scheduler ignores it; it helps a person invoking plan by hand). */
+export interface ScheduledRunResult {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly inputs: number;
+  readonly units: number;
+}
+
+export type PlanResult = SQSBatchResponse | ScheduledRunResult;
+
+/** The parts of one ingest message: the pipelines it asks to plan, or why it cannot be read. */
+type IngestEntry = { readonly pipelines: ReadonlySet<string> } | { readonly invalid: unknown };
+
+/**
+ * (primary adapter) plan handler -> planRun -> (S3, DynamoDB, SQS).
+ *
+ * From the ingest queue: every object of one SQS batch is grouped by pipeline
+ * (`incoming/<pipeline>/...`) and each pipeline gets one run over all of its objects.
+ * A message fails (and is redelivered) when its pipeline's plan fails; messages of other
+ * pipelines still succeed. S3's test event, other buckets, keys outside a configured
+ * pipeline and non-create events are logged and skipped: no retry could plan them.
+ *
+ * From EventBridge Scheduler: `{"kind":"scheduled-run","pipeline","prefix"}` plans one
+ * run over every object under the prefix; a failure is thrown so Scheduler retries it.
+ */
+export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: PlanHandlerOptions = {}) {
+  const { logger, metrics } = { ...createObservability('plan'), ...options };
+  const now = options.now ?? (() => new Date());
+
+  const plan = async (
+    d: PlanHandlerDeps,
+    config: PipelineConfig,
+    request: { trigger: 's3' | 'schedule'; keys?: string[]; prefix?: string },
+  ): Promise<PlanRunResult> => {
+    const started = now();
+    const result = await planRun(d, config, { ...request, runId: newRunId(started), now: started });
+    logger.info('run planned', {
+      runId: result.run.runId,
+      pipeline: config.name,
+      trigger: request.trigger,
+      inputs: result.run.inputs.length,
+      units: result.units.length,
+      estCost: result.units.reduce((sum, unit) => sum + unit.estCost, 0),
+    });
+    if (result.missing.length > 0) {
+      logger.warn('inputs deleted before planning; nothing to read', {
+        runId: result.run.runId,
+        missing: result.missing,
+      });
+    }
+    metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
+    metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
+    return result;
+  };
+
+  /** Reads every message first, so that all objects of a pipeline in this batch make one run. */
+  const readIngestBatch = (d: PlanHandlerDeps, records: readonly SQSRecord[]) => {
+    const entries = new Map<string, IngestEntry>();
+    const keysByPipeline = new Map<string, Set<string>>();
+    for (const record of records) {
+      let notification: ReturnType<typeof parseS3Notification>;
+      try {
+        notification = parseS3Notification(record.body);
+      } catch (error) {
+        entries.set(record.messageId, { invalid: error });
+        continue;
+      }
+      const pipelines = new Set<string>();
+      entries.set(record.messageId, { pipelines });
+      if (notification.kind === 'test-event') {
+        logger.info('S3 test event: notifications are set up; nothing to plan', {
+          messageId: record.messageId,
+        });
+        continue;
+      }
+      for (const object of notification.objects) {
+        const skip = (reason: string) =>
+          logger.warn(`skipped ${object.key}: ${reason}`, {
+            messageId: record.messageId,
+            bucket: object.bucket,
+            key: object.key,
+            eventName: object.eventName,
+          });
+        if (!object.eventName.startsWith('ObjectCreated:')) {
+          skip(`${object.eventName} is not an object creation`);
+          continue;
+        }
+        if (object.bucket !== d.bucket) {
+          skip(`bucket ${object.bucket} is not the Sluice bucket ${d.bucket}`);
+          continue;
+        }
+        const pipeline = pipelineOfIncomingKey(object.key);
+        if (pipeline === undefined || !d.pipelines.has(pipeline)) {
+          skip(
+            pipeline === undefined
+              ? 'not under incoming/<pipeline>/'
+              : `pipeline ${pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
+          );
+          continue;
+        }
+        pipelines.add(pipeline);
+        const keys = keysByPipeline.get(pipeline) ?? new Set<string>();
+        keysByPipeline.set(pipeline, keys.add(object.key));
+      }
+    }
+    return { entries, keysByPipeline };
+  };
+
+  const planNotifications = async (
+    d: PlanHandlerDeps,
+    event: SQSEvent,
+    context: Context,
+  ): Promise<SQSBatchResponse> => {
+    const { entries, keysByPipeline } = readIngestBatch(d, event.Records);
+    // Started by the first message that needs it and awaited by all of them, so a
+    // pipeline's failure fails exactly the messages that named it.
+    const plans = new Map<string, Promise<PlanRunResult>>();
+    const planPipeline = (pipeline: string): Promise<PlanRunResult> => {
+      let pending = plans.get(pipeline);
+      if (pending === undefined) {
+        const keys = [...(keysByPipeline.get(pipeline) ?? [])];
+        pending = plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys }).catch((error: unknown) => {
+          logger.error('planning failed; the messages naming these keys will be redelivered', {
+            pipeline,
+            keys,
+            error: describeError(error),
+          });
+          throw error;
+        });
+        plans.set(pipeline, pending);
+      }
+      return pending;
+    };
+
+    const handleRecord = async (record: SQSRecord): Promise<void> => {
+      const entry = entries.get(record.messageId)!;
+      if ('invalid' in entry) {
+        logger.error('ingest message is not an S3 notification; it fails until dead-lettered', {
+          messageId: record.messageId,
+          reason: describeError(entry.invalid),
+          body: excerptOf(record.body),
+        });
+        throw entry.invalid;
+      }
+      await Promise.all([...entry.pipelines].map(planPipeline));
+    };
+
+    // A processor per invocation: it holds the batch's state, and nothing is gained by sharing it.
+    return processPartialResponse(event, handleRecord, new BatchProcessor(EventType.SQS), {
+      context,
+      throwOnFullBatchFailure: false,
+    });
+  };
+
+  const planScheduled = async (d: PlanHandlerDeps, event: ScheduledRunEvent): Promise<ScheduledRunResult> => {
+    const config = d.pipelines.get(event.pipeline);
+    if (config === undefined) {
+      throw new ConfigError(
+        `scheduled run: pipeline ${event.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
+      );
+    }
+    const result = await plan(d, config, { trigger: 'schedule', prefix: event.prefix });
+    return {
+      runId: result.run.runId,
+      pipeline: config.name,
+      inputs: result.run.inputs.length,
+      units: result.units.length,
+    };
+  };
+
+  return middy<PlanEvent, PlanResult>()
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .handler(async (event, context) => {
+      const d = resolveDeps(deps, logger);
+      if (isSqsEvent(event)) return planNotifications(d, event, context);
+      const scheduled = validateMessage(
+        event,
+        scheduledRunEventSchema,
+        'plan event (not SQS, so a scheduled run)',
+      );
+      return planScheduled(d, scheduled);
+    });
+}
+
+function isSqsEvent(event: unknown): event is SQSEvent {
+  return (
+    typeof event === 'object' && event !== null && Array.isArray((event as { Records?: unknown }).Records)
+  );
+}
+
+/** The deployed handler: adapters built from the environment on the first invocation. */
+export const handler = createPlanHandler(deployedAdapters);

@@ -1,0 +1,137 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { WorkUnit } from '../shared/domain/types.ts';
+import type { TokenCounter } from '../shared/embedding/token-counter.ts';
+import { describeError } from '../shared/errors/errors.ts';
+import type { EmbeddingEndpoint } from '../shared/ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../shared/ports/object-store.ts';
+import type { RunStore } from '../shared/ports/run-store.ts';
+import type { WorkQueue } from '../shared/ports/work-queue.ts';
+import { processUnit } from '../shared/work/process-unit.ts';
+import { deployedAdapters } from './config/adapters.ts';
+import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import { excerptOf, InvalidMessage } from './messages/parse-message.ts';
+import { parseWorkUnitMessage } from './messages/work-unit-message.ts';
+import { createObservability, type Observability } from './observability.ts';
+
+export interface WorkHandlerDeps {
+  readonly pipelines: ReadonlyMap<string, PipelineConfig>;
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+  readonly tokenCounter: TokenCounter;
+  endpointFor(config: PipelineConfig): EmbeddingEndpoint;
+}
+
+export type WorkHandlerOptions = Partial<Observability>;
+
+/**
+ * Delivery number of an SQS message (1 on the first receive). Lambda always sets it;
+ * a missing or unreadable value counts as a first delivery, never as the last one.
+ */
+function receiveCountOf(record: SQSRecord): number {
+  const count = Number(record.attributes?.ApproximateReceiveCount);
+  return Number.isFinite(count) && count >= 1 ? count : 1;
+}
+
+/**
+ * (primary adapter) work handler -> processUnit -> (S3, SageMaker, DynamoDB, SQS).
+ *
+ * Each message is one unit descriptor. A unit that fails throws, so its message is
+ * reported in `batchItemFailures` and SQS redelivers it. The delivery whose receive count
+ * reaches the pipeline's `workers.maxReceiveCount` is the last one: processUnit then marks
+ * the unit failed (and asks for finalize if that ends the run) before SQS dead-letters it.
+ */
+export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: WorkHandlerOptions = {}) {
+  const { logger, metrics } = { ...createObservability('work'), ...options };
+
+  const handleRecord = async (d: WorkHandlerDeps, record: SQSRecord): Promise<void> => {
+    let unit: WorkUnit;
+    let config: PipelineConfig | undefined;
+    try {
+      unit = parseWorkUnitMessage(record.body);
+      config = d.pipelines.get(unit.pipeline);
+      if (config === undefined) {
+        throw new InvalidMessage(
+          `work unit message: pipeline ${unit.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
+        );
+      }
+    } catch (error) {
+      logger.error('work message is not a unit this deployment can run; it fails until dead-lettered', {
+        messageId: record.messageId,
+        reason: describeError(error),
+        body: excerptOf(record.body),
+      });
+      throw error;
+    }
+
+    const receiveCount = receiveCountOf(record);
+    const isLastAttempt = receiveCount >= config.workers.maxReceiveCount;
+    const about = {
+      runId: unit.runId,
+      unitId: unit.unitId,
+      pipeline: unit.pipeline,
+      sourceKey: unit.sourceKey,
+      byteStart: unit.byteStart,
+      byteEnd: unit.byteEnd,
+      receiveCount,
+      maxReceiveCount: config.workers.maxReceiveCount,
+    };
+    try {
+      const endpoint = d.endpointFor(config);
+      const outcome = await processUnit({ ...d, endpoint }, config, unit, { isLastAttempt });
+      switch (outcome.status) {
+        case 'succeeded':
+          logger.info('unit succeeded', {
+            ...about,
+            counts: outcome.counts,
+            finishedRun: outcome.finishedRun,
+          });
+          metrics.addMetric('UnitsSucceeded', MetricUnit.Count, 1);
+          metrics.addMetric('RecordsProcessed', MetricUnit.Count, outcome.counts.records);
+          metrics.addMetric('RecordsRejected', MetricUnit.Count, outcome.counts.rejected);
+          metrics.addMetric('EndpointThrottled', MetricUnit.Count, outcome.counts.throttled);
+          break;
+        case 'duplicate':
+          logger.info('unit already finished by another delivery; nothing to do', about);
+          break;
+        case 'unknown':
+          logger.warn('unit is not in the runs table (stale message of a deleted run); dropped', about);
+          break;
+      }
+    } catch (error) {
+      metrics.addMetric('UnitAttemptsFailed', MetricUnit.Count, 1);
+      if (isLastAttempt) {
+        metrics.addMetric('UnitsFailed', MetricUnit.Count, 1);
+        logger.error('unit failed on its last delivery: marked failed, the message goes to the DLQ', {
+          ...about,
+          error: describeError(error),
+        });
+      } else {
+        logger.warn('unit attempt failed; SQS will redeliver it', { ...about, error: describeError(error) });
+      }
+      throw error;
+    }
+  };
+
+  return middy<SQSEvent, SQSBatchResponse>()
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .handler(async (event, context) => {
+      const d = resolveDeps(deps, logger);
+      return processPartialResponse(
+        event,
+        (record: SQSRecord) => handleRecord(d, record),
+        new BatchProcessor(EventType.SQS),
+        { context, throwOnFullBatchFailure: false },
+      );
+    });
+}
+
+/** The deployed handler: adapters built from the environment on the first invocation. */
+export const handler = createWorkHandler(deployedAdapters);
