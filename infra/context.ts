@@ -1,5 +1,4 @@
 import type { Node } from 'constructs';
-import { DEFAULT_HF_MODEL_ID } from './constructs/embedding-endpoint.ts';
 
 /** Context keys the app reads (`cdk.json` or `-c key=value`). */
 export const CONTEXT_KEYS = {
@@ -16,8 +15,8 @@ export interface SluiceContext {
   readonly teiImageUri: string;
   /** @default - each pipeline's `endpoint.instanceType` */
   readonly embeddingInstanceType: string | undefined;
-  /** @default 'BAAI/bge-small-en-v1.5' */
-  readonly hfModelId: string;
+  /** Overrides every pipeline's `endpoint.model` as the TEI model id. @default - each pipeline's `endpoint.model` */
+  readonly hfModelId: string | undefined;
   /** @default 'Sluice' */
   readonly stackName: string;
 }
@@ -45,7 +44,7 @@ export function readContext(node: Node): SluiceContext {
     pipelines,
     teiImageUri,
     embeddingInstanceType,
-    hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId) ?? DEFAULT_HF_MODEL_ID,
+    hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId),
     stackName: optionalString(node, CONTEXT_KEYS.stackName) ?? 'Sluice',
   };
 }

@@ -33,6 +33,8 @@ export interface EndpointSpec {
   readonly instanceType: string;
   /** Pipelines served by this endpoint, in config order. */
   readonly pipelines: readonly string[];
+  /** Hugging Face model id the TEI container loads (`endpoint.model`), also recorded with every embedding. */
+  readonly model: string;
   /** TEI `MAX_BATCH_TOKENS`: the largest `batching.maxBatchTokens` of those pipelines. */
   readonly maxBatchTokens: number;
   /** TEI `MAX_CLIENT_BATCH_SIZE`: the largest `batching.maxBatchSize` of those pipelines. */
@@ -58,10 +60,17 @@ export function endpointSpecs(
         endpointName: endpoint.name,
         instanceType,
         pipelines: [pipeline.name],
+        model: endpoint.model,
         maxBatchTokens: batching.maxBatchTokens,
         maxClientBatchSize: batching.maxBatchSize,
       });
       continue;
+    }
+    if (seen.model !== endpoint.model) {
+      throw new Error(
+        `pipelines ${seen.pipelines.join(', ')} and ${pipeline.name} share endpoint ${endpoint.name} ` +
+          `but name models ${seen.model} and ${endpoint.model}: one endpoint serves one model`,
+      );
     }
     if (seen.instanceType !== instanceType) {
       throw new Error(

@@ -27,8 +27,8 @@ export interface SluiceStackProps extends StackProps {
   /** Text Embeddings Inference image in ECR (context `sluice:teiImageUri`). */
   readonly teiImageUri: string;
   /**
-   * Hugging Face model the endpoints serve (context `sluice:hfModelId`).
-   * @default 'BAAI/bge-small-en-v1.5'
+   * Hugging Face model every endpoint serves (context `sluice:hfModelId`).
+   * @default - each pipeline's `endpoint.model`
    */
   readonly hfModelId?: string;
   /**
@@ -102,7 +102,7 @@ export class SluiceStack extends Stack {
           endpointName: spec.endpointName,
           instanceType: spec.instanceType,
           imageUri: props.teiImageUri,
-          hfModelId: props.hfModelId,
+          hfModelId: props.hfModelId ?? spec.model,
           maxBatchTokens: spec.maxBatchTokens,
           maxClientBatchSize: spec.maxClientBatchSize,
         }),

@@ -5,9 +5,6 @@ import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
-/** Hugging Face model the TEI container serves when context `sluice:hfModelId` is not set. */
-export const DEFAULT_HF_MODEL_ID = 'BAAI/bge-small-en-v1.5';
-
 export interface EmbeddingEndpointProps {
   /** SageMaker endpoint name; the work function calls it by this name (`endpoint.name`). */
   readonly endpointName: string;
@@ -15,8 +12,8 @@ export interface EmbeddingEndpointProps {
   readonly imageUri: string;
   /** GPU instance type, e.g. `ml.g5.xlarge`. */
   readonly instanceType: string;
-  /** @default DEFAULT_HF_MODEL_ID */
-  readonly hfModelId?: string;
+  /** Hugging Face model id TEI loads (`HF_MODEL_ID`): the pipeline's `endpoint.model`. */
+  readonly hfModelId: string;
   /** TEI `MAX_BATCH_TOKENS`, so the server accepts the batches the client builds. */
   readonly maxBatchTokens: number;
   /** TEI `MAX_CLIENT_BATCH_SIZE`, so the server accepts the batches the client builds. */
@@ -141,7 +138,7 @@ export class EmbeddingEndpoint extends Construct {
       primaryContainer: {
         image: props.imageUri,
         environment: {
-          HF_MODEL_ID: props.hfModelId ?? DEFAULT_HF_MODEL_ID,
+          HF_MODEL_ID: props.hfModelId,
           MAX_BATCH_TOKENS: String(props.maxBatchTokens),
           MAX_CLIENT_BATCH_SIZE: String(props.maxClientBatchSize),
         },

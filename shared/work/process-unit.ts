@@ -40,7 +40,10 @@ export async function processUnit(
 ): Promise<UnitOutcome> {
   const state = await deps.runs.startUnit(unit.runId, unit.unitId);
   if (!state) return { status: 'unknown' };
-  if (state.status === 'succeeded' || state.status === 'failed') return { status: 'duplicate' };
+  if (state.status === 'succeeded' || state.status === 'failed') {
+    await requestFinalizeIfStranded(deps, unit.runId);
+    return { status: 'duplicate' };
+  }
 
   try {
     const { rows, rejects, counts } = await embedUnit(deps, config, unit);
@@ -60,7 +63,10 @@ export async function processUnit(
       actualCost: counts.realTokens,
       outputKeys,
     });
-    if (!completion.recorded) return { status: 'duplicate' };
+    if (!completion.recorded && !completion.finishedRun) {
+      await requestFinalizeIfStranded(deps, unit.runId);
+      return { status: 'duplicate' };
+    }
     if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
     return { status: 'succeeded', counts, finishedRun: completion.finishedRun };
   } catch (error) {
@@ -71,5 +77,18 @@ export async function processUnit(
       if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
     }
     throw error;
+  }
+}
+
+/**
+ * A redelivered unit that is already terminal may be the one whose worker died between
+ * claiming the run's finish and asking for finalize. Every unit is terminal but the run
+ * is still running: ask again. Finalize moves the run with a conditional write, so an
+ * extra request is harmless.
+ */
+async function requestFinalizeIfStranded(deps: ProcessUnitDeps, runId: string): Promise<void> {
+  const run = await deps.runs.getRun(runId);
+  if (run?.status === 'running' && run.doneUnits + run.failedUnits >= run.totalUnits) {
+    await deps.queue.requestFinalize(runId);
   }
 }

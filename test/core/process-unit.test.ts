@@ -106,10 +106,25 @@ describe('processUnit', () => {
   it('counts a unit once when it is delivered twice', async () => {
     const unit = await planOne([{ id: 'a', text: 'hello there' }]);
     await processUnit(deps(), config, unit, { isLastAttempt: false });
+    await finalizeRun({ store, runs }, RUN_ID, new Date('2026-11-28T12:01:00Z'));
     const again = await processUnit(deps(), config, unit, { isLastAttempt: false });
     expect(again).toEqual({ status: 'duplicate' });
     expect(queue.finalizeRequests).toEqual([RUN_ID]);
     expect((await runs.getRun(RUN_ID))?.doneUnits).toBe(1);
+  });
+
+  it('asks for finalize again when a redelivered unit finds the run finished but not finalized', async () => {
+    const unit = await planOne([{ id: 'a', text: 'hello there' }]);
+    await processUnit(deps(), config, unit, { isLastAttempt: false });
+    queue.finalizeRequests = []; // the worker died before its finalize request left
+    expect(await processUnit(deps(), config, unit, { isLastAttempt: false })).toEqual({
+      status: 'duplicate',
+    });
+    expect(queue.finalizeRequests).toEqual([RUN_ID]);
+    await finalizeRun({ store, runs }, RUN_ID, new Date('2026-11-28T12:01:00Z'));
+    queue.finalizeRequests = [];
+    await processUnit(deps(), config, unit, { isLastAttempt: false });
+    expect(queue.finalizeRequests).toEqual([]);
   });
 
   it('keeps the unit retryable on a failed attempt and marks it failed on the last one', async () => {

@@ -17,12 +17,12 @@ const withName = (config: PipelineConfig, name: string, changes: Record<string, 
 const contextOf = (context: Record<string, unknown>) => readContext(new App({ context }).node);
 
 describe('readContext', () => {
-  it('defaults to the docs pipeline and the default model', () => {
+  it("defaults to the docs pipeline and each pipeline's own model", () => {
     expect(contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI })).toEqual({
       pipelines: ['docs'],
       teiImageUri: TEST_TEI_IMAGE_URI,
       embeddingInstanceType: undefined,
-      hfModelId: 'BAAI/bge-small-en-v1.5',
+      hfModelId: undefined,
       stackName: 'Sluice',
     });
   });

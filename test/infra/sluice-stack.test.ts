@@ -3,7 +3,6 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_HF_MODEL_ID } from '../../infra/constructs/embedding-endpoint.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { buildStack, loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
@@ -266,7 +265,10 @@ describe('RunsTable', () => {
             { AttributeName: 'gsi1pk', KeyType: 'HASH' },
             { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection: {
+            ProjectionType: 'INCLUDE',
+            NonKeyAttributes: Match.arrayWith(['runId', 'status', 'totalUnits']),
+          },
         },
       ],
     });
@@ -279,7 +281,8 @@ describe('EmbeddingEndpoint', () => {
       PrimaryContainer: {
         Image: TEST_TEI_IMAGE_URI,
         Environment: {
-          HF_MODEL_ID: DEFAULT_HF_MODEL_ID,
+          // The model named by pipelines/docs.json, so results and endpoint agree.
+          HF_MODEL_ID: 'BAAI/bge-small-en-v1.5',
           MAX_BATCH_TOKENS: String(docs.batching.maxBatchTokens),
           MAX_CLIENT_BATCH_SIZE: String(docs.batching.maxBatchSize),
         },
