@@ -14,8 +14,12 @@ export interface Observability {
  */
 export function createObservability(step: 'plan' | 'work' | 'finalize'): Observability {
   const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'sluice';
-  return {
-    logger: new Logger({ serviceName, persistentKeys: { step } }),
-    metrics: new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Sluice' }),
-  };
+  const logger = new Logger({ serviceName, persistentKeys: { step } });
+  const metrics = new Metrics({
+    serviceName,
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Sluice',
+    // Its own warnings (an invocation that counted nothing) as structured log lines, not bare text.
+    logger,
+  });
+  return { logger, metrics };
 }
