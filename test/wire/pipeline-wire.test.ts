@@ -1,0 +1,429 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { parquetReadObjects } from 'hyparquet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
+import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
+import { loadEnvironment } from '../../functions/config/environment.ts';
+import { createFinalizeHandler } from '../../functions/finalize.ts';
+import { createPlanHandler } from '../../functions/plan.ts';
+import { createWorkHandler } from '../../functions/work.ts';
+import type { RunSummary } from '../../shared/domain/types.ts';
+import { runSummaryKey } from '../../shared/output/keys.ts';
+import { aLambdaContext, aPipeline, testObservability } from '../functions/factories.ts';
+import {
+  createRunsTable,
+  type LocalAwsServer,
+  localClientConfig,
+  startDynalite,
+  startFauxqsServer,
+} from '../support/local-aws.ts';
+
+const BUCKET = 'sluice-wire';
+const TABLE = 'sluice-runs-wire';
+/** Spaces, a literal `+` and non-ASCII: everything S3's key encoding in notifications touches. */
+const SOURCE_KEY = 'incoming/docs/mixed batch+1 café.jsonl';
+
+/**
+ * The whole deployed flow on the wire: S3 (fauxqs) -> ingest queue (fauxqs SQS) -> plan
+ * -> work queue -> work (SageMaker runtime API of the local model server; runs table in
+ * dynalite) -> finalize queue -> finalize, every hop through the real SDK clients and the
+ * handlers' own factories, then the Parquet results read back record by record.
+ */
+describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
+  let fauxqs: LocalAwsServer;
+  let dynalite: LocalAwsServer;
+  let model: ModelServer;
+  let clients: AwsClients;
+  let queues: { ingest: string; work: string; finalize: string };
+  let deps: ReturnType<typeof createAdapters>;
+
+  beforeAll(async () => {
+    [fauxqs, dynalite, model] = await Promise.all([
+      startFauxqsServer(),
+      startDynalite(),
+      startModelServer({ backend: new HashEmbedder(384) }),
+    ]);
+    const dynamoClient = new DynamoDBClient(localClientConfig(dynalite.endpoint));
+    await createRunsTable(dynamoClient, TABLE);
+    dynamoClient.destroy();
+
+    const sqs = new SQSClient(localClientConfig(fauxqs.endpoint));
+    const createQueue = async (name: string) =>
+      (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: '5' } })))
+        .QueueUrl!;
+    queues = {
+      ingest: await createQueue('sluice-ingest'),
+      work: await createQueue('sluice-work'),
+      finalize: await createQueue('sluice-finalize'),
+    };
+    sqs.destroy();
+
+    const env = loadEnvironment({
+      SLUICE_BUCKET: BUCKET,
+      SLUICE_RUNS_TABLE: TABLE,
+      SLUICE_WORK_QUEUE_URL: queues.work,
+      SLUICE_FINALIZE_QUEUE_URL: queues.finalize,
+      SLUICE_PIPELINES: JSON.stringify([
+        aPipeline('docs', {
+          endpoint: { name: 'sluice-docs-embed', model: 'sluice-hash-embed-v1', dimension: 384 },
+          chunking: { maxTokens: 64, overlapTokens: 8 },
+          // Small units, so the one file is cut into several byte ranges.
+          planning: { targetUnitTokens: 1_500 },
+          workers: { maxReceiveCount: 3 },
+        }),
+      ]),
+      // The one endpoint override the env contract has: SageMaker runtime calls go to the local server.
+      SLUICE_SAGEMAKER_ENDPOINT_URL: model.url,
+    });
+    const local = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+    clients = createAwsClients(env, {
+      s3: { ...localClientConfig(fauxqs.endpoint), forcePathStyle: true },
+      sqs: localClientConfig(fauxqs.endpoint),
+      dynamo: localClientConfig(dynalite.endpoint),
+      sagemaker: local,
+    });
+    await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    deps = createAdapters(env, clients);
+  });
+
+  afterAll(async () => {
+    for (const client of Object.values(clients ?? {})) client.destroy();
+    await Promise.all([fauxqs?.stop(), dynalite?.stop(), model?.close()]);
+  });
+
+  it('puts every input record in embeddings or rejects exactly once', async () => {
+    const input = buildInput();
+    await clients.s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: SOURCE_KEY,
+        Body: input.text,
+        ContentType: 'application/x-ndjson',
+      }),
+    );
+
+    // fauxqs 1.9 implements no bucket notification configuration (PutBucketNotificationConfiguration
+    // is not among its S3 actions), so the notification S3 would send is built here from the real
+    // HeadObject answer, in S3's event structure, and sent to the ingest queue, preceded by the
+    // s3:TestEvent S3 sends when notifications are first configured.
+    const head = await clients.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
+    await clients.sqs.send(
+      new SendMessageCommand({ QueueUrl: queues.ingest, MessageBody: JSON.stringify(s3TestEvent()) }),
+    );
+    await clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queues.ingest,
+        MessageBody: JSON.stringify(s3Notification(SOURCE_KEY, head.ContentLength!, head.ETag!)),
+      }),
+    );
+
+    const observability = {
+      plan: testObservability(),
+      work: testObservability(),
+      finalize: testObservability(),
+    };
+    const plan = createPlanHandler(deps, observability.plan);
+    const work = createWorkHandler(deps, observability.work);
+    const finalize = createFinalizeHandler(deps, observability.finalize);
+
+    const ingested = await deliver(
+      queues.ingest,
+      'sluice-ingest',
+      (event, context) => plan(event, context) as Promise<SQSBatchResponse>,
+    );
+    expect(ingested).toEqual({ delivered: 2, failed: 0 });
+
+    const planned = await deps.runs.listRuns();
+    expect(planned.map((r) => ({ pipeline: r.pipeline, trigger: r.trigger, inputs: r.inputs }))).toEqual([
+      { pipeline: 'docs', trigger: 's3', inputs: [SOURCE_KEY] },
+    ]);
+    const runId = planned[0]!.runId;
+
+    let units = 0;
+    const deadline = Date.now() + 10_000;
+    while ((await runItem(runId)).status === 'running') {
+      expect(Date.now(), 'the run finishes within 10 s').toBeLessThan(deadline);
+      const worked = await deliver(queues.work, 'sluice-work', (event, context) => {
+        units += event.Records.length;
+        return work(event, context);
+      });
+      expect(worked.failed).toBe(0);
+      const finalized = await deliver(queues.finalize, 'sluice-finalize', (event, context) =>
+        finalize(event, context),
+      );
+      expect(finalized.failed).toBe(0);
+    }
+
+    const run = (await runItem(runId))!;
+    expect(run.status).toBe('succeeded');
+    expect(units).toBe(run.totalUnits);
+    expect(run.totalUnits).toBeGreaterThan(2);
+
+    const embeddings = await readTable('embeddings', runId);
+    const rejects = await readTable('rejects', runId);
+    console.log(
+      'STATS',
+      run.totalUnits,
+      embeddings.length,
+      rejects.length,
+      input.good.size,
+      input.bad.size,
+      input.text.length,
+    );
+
+    // Every good document: all of its chunks, indexes 0..n-1, none twice; never rejected.
+    const chunksByDoc = new Map<string, number[]>();
+    for (const row of embeddings) {
+      expect(row.source_key).toBe(SOURCE_KEY);
+      expect(row.model).toBe('sluice-hash-embed-v1');
+      expect((row.embedding as number[]).length).toBe(384);
+      expect(row.chunk_id).toBe(`${row.doc_id}#${row.chunk_index}`);
+      const chunks = chunksByDoc.get(String(row.doc_id)) ?? [];
+      chunksByDoc.set(String(row.doc_id), [...chunks, Number(row.chunk_index)]);
+    }
+    expect([...chunksByDoc.keys()].sort()).toEqual([...input.good.values()].sort());
+    for (const [docId, indexes] of chunksByDoc) {
+      expect(
+        indexes.sort((a, b) => a - b),
+        `chunks of ${docId}`,
+      ).toEqual(indexes.map((_, i) => i));
+    }
+    expect(new Set(embeddings.map((row) => row.chunk_id)).size).toBe(embeddings.length);
+    expect([...chunksByDoc.values()].some((indexes) => indexes.length > 1)).toBe(true);
+
+    // Every bad line: exactly one reject, by line number; good lines never rejected.
+    const rejectedLines = rejects.map((row) => Number(row.line)).sort((a, b) => a - b);
+    expect(rejectedLines).toEqual([...input.bad.keys()].sort((a, b) => a - b));
+    for (const row of rejects) {
+      expect(row.source_key).toBe(SOURCE_KEY);
+      expect(row.reason).toContain(input.bad.get(Number(row.line)));
+    }
+    for (const line of input.good.keys()) expect(rejectedLines).not.toContain(line);
+
+    // The run's summary says what the tables hold.
+    const summary = run.summary as RunSummary;
+    expect(summary.counts).toMatchObject({
+      records: input.good.size + input.bad.size,
+      rejected: rejects.length,
+      units: run.totalUnits,
+      failedUnits: 0,
+      chunks: embeddings.length,
+      embedded: embeddings.length,
+    });
+    const summaryJson = await clients.s3.send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: runSummaryKey('docs', runId) }),
+    );
+    expect(JSON.parse(await summaryJson.Body!.transformToString())).toEqual(summary);
+
+    expect(observability.plan.metricTotals()).toMatchObject({ RunsPlanned: 1, UnitsPlanned: run.totalUnits });
+    expect(observability.work.metricTotals()).toMatchObject({
+      UnitsSucceeded: run.totalUnits,
+      RecordsProcessed: summary.counts.records,
+      RecordsRejected: summary.counts.rejected,
+    });
+    expect(observability.finalize.metricTotals()).toEqual({ RunsSucceeded: 1 });
+  });
+
+  /**
+   * Receives what the queue holds (10 at a time, as Lambda's poller would), hands each batch
+   * to the handler as the SQS event Lambda builds, and deletes the messages that succeeded.
+   */
+  async function deliver(
+    queueUrl: string,
+    queueName: string,
+    handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>,
+  ): Promise<{ delivered: number; failed: number }> {
+    let delivered = 0;
+    let failed = 0;
+    for (;;) {
+      const out = await clients.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageSystemAttributeNames: ['All'],
+        }),
+      );
+      const messages = out.Messages ?? [];
+      if (messages.length === 0) return { delivered, failed };
+      const event: SQSEvent = { Records: messages.map((m) => toLambdaRecord(m, queueName)) };
+      const response = await handler(event, aLambdaContext(`sluice-wire-${queueName}`));
+      const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      const done = messages.filter((m) => !failedIds.has(m.MessageId!));
+      if (done.length > 0) {
+        await clients.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
+      }
+      delivered += messages.length;
+      failed += failedIds.size;
+    }
+  }
+
+  async function runItem(
+    runId: string,
+  ): Promise<Record<string, unknown> & { status: string; totalUnits: number }> {
+    const doc = DynamoDBDocumentClient.from(clients.dynamo);
+    const out = await doc.send(new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }));
+    return out.Item as Record<string, unknown> & { status: string; totalUnits: number };
+  }
+
+  async function readTable(
+    table: 'embeddings' | 'rejects',
+    runId: string,
+  ): Promise<Record<string, unknown>[]> {
+    const listed = await clients.s3.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `results/${table}/pipeline=docs/` }),
+    );
+    const keys = (listed.Contents ?? []).map((o) => o.Key!).filter((key) => key.includes(runId));
+    const rows: Record<string, unknown>[] = [];
+    for (const key of keys) {
+      const object = await clients.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      const bytes = await object.Body!.transformToByteArray();
+      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+      rows.push(...(await parquetReadObjects({ file })));
+    }
+    return rows;
+  }
+});
+
+/** The SQS record Lambda's event source mapping builds from a received message. */
+function toLambdaRecord(message: Message, queueName: string): SQSRecord {
+  const attributes = message.Attributes ?? {};
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body!,
+    attributes: {
+      ApproximateReceiveCount: attributes.ApproximateReceiveCount!,
+      SentTimestamp: attributes.SentTimestamp!,
+      SenderId: attributes.SenderId!,
+      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp!,
+    },
+    messageAttributes: {},
+    md5OfBody: message.MD5OfBody!,
+    eventSource: 'aws:sqs',
+    eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${queueName}`,
+    awsRegion: 'us-east-1',
+  };
+}
+
+/** S3 writes keys in notifications form-encoded: `+` for a space, `%2B` for `+`, UTF-8 %-escaped, `/` kept. */
+function s3EncodeKey(key: string): string {
+  return encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/');
+}
+
+function s3Notification(key: string, size: number, eTag: string) {
+  const now = new Date();
+  return {
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: 'us-east-1',
+        eventTime: now.toISOString(),
+        eventName: 'ObjectCreated:Put',
+        userIdentity: { principalId: 'AWS:AIDAEXAMPLEUSERID01' },
+        requestParameters: { sourceIPAddress: '127.0.0.1' },
+        responseElements: { 'x-amz-request-id': 'EXAMPLE0000000001', 'x-amz-id-2': 'EXAMPLE/id2' },
+        s3: {
+          s3SchemaVersion: '1.0',
+          configurationId: 'sluice-ingest',
+          bucket: {
+            name: BUCKET,
+            ownerIdentity: { principalId: 'A3NL1KOZZKEXAMPLE' },
+            arn: `arn:aws:s3:::${BUCKET}`,
+          },
+          object: {
+            key: s3EncodeKey(key),
+            size,
+            eTag: eTag.replace(/"/g, ''),
+            sequencer: now.getTime().toString(16).toUpperCase().padStart(18, '0'),
+          },
+        },
+      },
+    ],
+  };
+}
+
+function s3TestEvent() {
+  return {
+    Service: 'Amazon S3',
+    Event: 's3:TestEvent',
+    Time: new Date().toISOString(),
+    Bucket: BUCKET,
+    RequestId: 'EXAMPLE0000000000',
+    HostId: 'EXAMPLE/host',
+  };
+}
+
+const WORDS = (
+  'queue bucket unit worker token budget chunk overlap endpoint throttle retry backoff parquet ' +
+  'partition schema record reject summary finalize plan skew median shard café naïve Zürich 東京'
+).split(' ');
+
+/**
+ * About 60 good documents of varied length (some one word, some several chunks; two
+ * without an id, so theirs is `<key>:<line>`), a blank line (not a record), and bad lines
+ * of every kind the reader rejects. `good` maps line -> doc id, `bad` line -> reason fragment.
+ */
+function buildInput() {
+  const lines: string[] = [];
+  const good = new Map<number, string>();
+  const bad = new Map<number, string>();
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  const sentence = (words: number) =>
+    Array.from({ length: words }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ');
+  const addGood = (id: string | undefined, words: number) => {
+    lines.push(
+      JSON.stringify({ ...(id === undefined ? {} : { id }), text: `${sentence(words)}.`, title: `t ${id}` }),
+    );
+    good.set(lines.length, id ?? `${SOURCE_KEY}:${lines.length}`);
+  };
+  const addBad = (line: string, reason: string) => {
+    lines.push(line);
+    bad.set(lines.length, reason);
+  };
+  for (let i = 0; i < 60; i++) {
+    const words =
+      i % 7 === 0
+        ? 1 + Math.floor(random() * 3)
+        : i % 5 === 0
+          ? 120 + Math.floor(random() * 200)
+          : 5 + Math.floor(random() * 60);
+    addGood(i === 13 || i === 41 ? undefined : `doc-${String(i).padStart(3, '0')}`, words);
+    if (i === 8) addBad('{"id": "broken", "text": "an unterminated string}', 'malformed JSON');
+    if (i === 17) addBad('["an", "array", "is not a record"]', 'not a JSON object (got array)');
+    if (i === 25) addBad('{"id":"no-text","title":"a record without its text"}', 'missing text field "text"');
+    if (i === 33) addBad('{"id":"numeric-text","text":42}', 'text field "text" is not a string');
+    if (i === 38) lines.push('');
+    if (i === 47) addBad('plain words where JSON was expected', 'malformed JSON');
+    if (i === 52) addBad('{"id":"blank","text":"   "}', 'text field "text" is empty');
+  }
+  return { text: `${lines.join('\n')}\n`, good, bad };
+}
