@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { FsObjectStore } from '../shared/adapters/local/fs-object-store.ts';
+import { LocalChunkIndex } from '../shared/adapters/local/local-chunk-index.ts';
 import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
 
 /** The local home folder: `bucket/` mirrors the S3 bucket, `state/` holds run state. */
@@ -8,6 +9,7 @@ export interface LocalHome {
   readonly bucketDir: string;
   readonly store: FsObjectStore;
   readonly runs: LocalRunStore;
+  readonly chunkIndex: LocalChunkIndex;
 }
 
 export const DEFAULT_HOME = '.sluice';
@@ -20,5 +22,6 @@ export function openHome(dir: string = DEFAULT_HOME): LocalHome {
     bucketDir,
     store: new FsObjectStore(bucketDir),
     runs: new LocalRunStore(path.join(abs, 'state', 'runs')),
+    chunkIndex: new LocalChunkIndex(path.join(abs, 'state', 'chunk-index')),
   };
 }

@@ -73,7 +73,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       concurrency: Math.min(config.workers.maxConcurrency, 4),
       onUnit: async (unit, delivery) => {
         const outcome = await processUnit(
-          { store: home.store, runs: home.runs, queue, endpoint, tokenCounter },
+          { store: home.store, runs: home.runs, queue, endpoint, tokenCounter, chunkIndex: home.chunkIndex },
           config,
           unit,
           delivery,

@@ -8,6 +8,7 @@ import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
 import { describeError } from '../shared/errors/errors.ts';
+import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../shared/ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
@@ -25,6 +26,8 @@ export interface WorkHandlerDeps {
   readonly runs: RunStore;
   readonly queue: WorkQueue;
   readonly tokenCounter: TokenCounter;
+  /** Without it every chunk is embedded (no incremental runs). */
+  readonly chunkIndex?: ChunkIndex;
   endpointFor(config: PipelineConfig): EmbeddingEndpoint;
 }
 
@@ -96,6 +99,7 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
           metrics.addMetric('RecordsProcessed', MetricUnit.Count, outcome.counts.records);
           metrics.addMetric('RecordsRejected', MetricUnit.Count, outcome.counts.rejected);
           metrics.addMetric('EndpointThrottled', MetricUnit.Count, outcome.counts.throttled);
+          metrics.addMetric('ChunksSkippedUnchanged', MetricUnit.Count, outcome.counts.skippedUnchanged);
           break;
         case 'duplicate':
           logger.info('unit already finished by another delivery; nothing to do', about);

@@ -4,12 +4,14 @@ import { SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
+import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SageMakerEmbeddingEndpoint } from '../../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
@@ -60,6 +62,8 @@ export interface SluiceAdapters {
   readonly runs: RunStore;
   readonly queue: WorkQueue;
   readonly tokenCounter: TokenCounter;
+  /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
+  readonly chunkIndex: ChunkIndex;
   /** The endpoint client of a pipeline (one per pipeline, sharing the SageMaker client). */
   endpointFor(config: PipelineConfig): EmbeddingEndpoint;
 }
@@ -89,6 +93,7 @@ export function createAdapters(
       ...sleep,
     }),
     tokenCounter: new EstimatingTokenCounter(),
+    chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     endpointFor(config) {
       let endpoint = endpoints.get(config.name);
       if (endpoint === undefined) {

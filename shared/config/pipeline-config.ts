@@ -98,6 +98,12 @@ export const pipelineConfigSchema = z.strictObject({
   endpoint: endpointSchema,
   planning: planningSchema,
   workers: workersSchema,
+  incremental: z
+    .strictObject({
+      /** Skip chunks whose fingerprint is unchanged since they were last embedded (point lookups by chunk id). */
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
   output: z.strictObject({ table: z.literal('embeddings').default('embeddings') }).prefault({}),
   schedule: scheduleSchema.optional(),
 });

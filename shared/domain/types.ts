@@ -43,6 +43,8 @@ export interface UnitCounts {
   chunks: number;
   embedded: number;
   skippedUnchanged: number;
+  /** Chunks a re-dropped document no longer has (it got shorter). */
+  removedChunks: number;
   realTokens: number;
   paddedTokens: number;
   endpointCalls: number;
@@ -56,6 +58,7 @@ export const emptyCounts = (): UnitCounts => ({
   chunks: 0,
   embedded: 0,
   skippedUnchanged: 0,
+  removedChunks: 0,
   realTokens: 0,
   paddedTokens: 0,
   endpointCalls: 0,
@@ -112,6 +115,7 @@ export interface RunSummary {
     chunks: number;
     embedded: number;
     skippedUnchanged: number;
+    removedChunks: number;
   };
   stats: {
     realTokens: number;

@@ -43,6 +43,7 @@ export async function finalizeRun(
       chunks: total.chunks,
       embedded: total.embedded,
       skippedUnchanged: total.skippedUnchanged,
+      removedChunks: total.removedChunks,
     },
     stats: {
       realTokens: total.realTokens,

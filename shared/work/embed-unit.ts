@@ -11,6 +11,7 @@ import { chunkFingerprint } from '../embedding/fingerprint.ts';
 import { cutTokenBudgetBatches, paddedTokens } from '../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { ModelError } from '../errors/errors.ts';
+import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { readSourceRecords, type SourceSlice } from '../readers/source-records.ts';
@@ -22,6 +23,7 @@ interface PendingChunk {
 }
 
 interface DocInfo {
+  readonly docId: string;
   readonly sourceKey: string;
   readonly line: number;
   readonly byteOffset: number;
@@ -32,6 +34,23 @@ export interface EmbeddedUnit {
   readonly rows: EmbeddingRow[];
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
+  /** What to record in the chunk index once the unit's parts are written (empty without an index). */
+  readonly indexUpdates: { readonly chunks: IndexedChunk[]; readonly docs: IndexedDoc[] };
+}
+
+/** Point lookups go out in slices of this many ids (DynamoDB BatchGetItem takes 100 keys). */
+const LOOKUP_SLICE = 100;
+
+async function lookupInSlices<T>(
+  ids: readonly string[],
+  lookup: (slice: string[]) => Promise<Map<string, T>>,
+): Promise<Map<string, T>> {
+  const found = new Map<string, T>();
+  const unique = [...new Set(ids)];
+  for (let i = 0; i < unique.length; i += LOOKUP_SLICE) {
+    for (const [id, value] of await lookup(unique.slice(i, i + LOOKUP_SLICE))) found.set(id, value);
+  }
+  return found;
 }
 
 /** The slices a unit reads: its byte range of the main source, then each packed file whole. */
@@ -55,17 +74,28 @@ export function slicesOf(unit: WorkUnit): SourceSlice[] {
  * embeds them. Records that cannot be used become rejects; a chunk the model refuses
  * (found by bisecting the failed batch) rejects its whole document, so a document is
  * either fully in the results or in rejects, never both.
+ *
+ * With a chunk index, chunks whose fingerprint matches the one last embedded under the
+ * same chunk id are carried forward with their stored vector instead of re-embedded, so
+ * every run's `embeddings` still holds every chunk of the documents it read.
  */
 export async function embedUnit(
-  deps: { store: ObjectStore; endpoint: EmbeddingEndpoint; tokenCounter: TokenCounter },
+  deps: {
+    store: ObjectStore;
+    endpoint: EmbeddingEndpoint;
+    tokenCounter: TokenCounter;
+    chunkIndex?: ChunkIndex | undefined;
+  },
   config: PipelineConfig,
   unit: WorkUnit,
 ): Promise<EmbeddedUnit> {
+  const index = config.incremental.enabled ? deps.chunkIndex : undefined;
   const counts = emptyCounts();
   const embedded: { docKey: string; row: EmbeddingRow }[] = [];
   const rejects: RejectRow[] = [];
   const docs = new Map<string, DocInfo>();
   const refused = new Map<string, string>();
+  const carried = new Set<string>();
   let window: PendingChunk[] = [];
 
   const embedBatch = async (batch: PendingChunk[]): Promise<void> => {
@@ -95,8 +125,27 @@ export async function embedUnit(
   };
 
   const flush = async (): Promise<void> => {
-    const batches = cutTokenBudgetBatches(window, (c) => c.row.token_count, config.batching);
+    let pending = window;
     window = [];
+    if (index && pending.length > 0) {
+      const known = await lookupInSlices(
+        pending.map((c) => c.row.chunk_id),
+        (ids) => index.lookupChunks(unit.pipeline, ids),
+      );
+      pending = pending.filter((chunk) => {
+        const hit = known.get(chunk.row.chunk_id);
+        if (
+          !hit ||
+          hit.textSha256 !== chunk.row.text_sha256 ||
+          hit.embedding.length !== config.endpoint.dimension
+        )
+          return true;
+        carried.add(chunk.row.chunk_id);
+        embedded.push({ docKey: chunk.docKey, row: { ...chunk.row, embedding: hit.embedding } });
+        return false;
+      });
+    }
+    const batches = cutTokenBudgetBatches(pending, (c) => c.row.token_count, config.batching);
     await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
   };
 
@@ -126,6 +175,7 @@ export async function embedUnit(
       }
       const docKey = `${slice.key}\u0000${record.line}`;
       docs.set(docKey, {
+        docId: record.id,
         sourceKey: slice.key,
         line: record.line,
         byteOffset: record.byteOffset,
@@ -167,7 +217,31 @@ export async function embedUnit(
   }
   counts.rejected = rejects.length;
   counts.chunks = kept.length;
-  counts.embedded = kept.length;
+  counts.skippedUnchanged = kept.filter((row) => carried.has(row.chunk_id)).length;
+  counts.embedded = kept.length - counts.skippedUnchanged;
   kept.sort((a, b) => (a.doc_id < b.doc_id ? -1 : a.doc_id > b.doc_id ? 1 : a.chunk_index - b.chunk_index));
-  return { rows: kept, rejects, counts };
+
+  const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
+  if (index) {
+    const chunkCounts = new Map<string, number>();
+    for (const row of kept) {
+      chunkCounts.set(row.doc_id, (chunkCounts.get(row.doc_id) ?? 0) + 1);
+      if (!carried.has(row.chunk_id)) {
+        indexUpdates.chunks.push({
+          chunkId: row.chunk_id,
+          textSha256: row.text_sha256,
+          embedding: row.embedding as Float32Array,
+          runId: unit.runId,
+        });
+      }
+    }
+    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
+      index.lookupDocs(unit.pipeline, ids),
+    );
+    for (const [docId, chunkCount] of chunkCounts) {
+      counts.removedChunks += Math.max(0, (previous.get(docId)?.chunkCount ?? 0) - chunkCount);
+      if (previous.get(docId)?.chunkCount !== chunkCount) indexUpdates.docs.push({ docId, chunkCount });
+    }
+  }
+  return { rows: kept, rejects, counts, indexUpdates };
 }

@@ -4,6 +4,7 @@ import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError } from '../errors/errors.ts';
 import { unitPartKey } from '../output/keys.ts';
 import { embeddingsParquet, rejectsParquet } from '../output/parquet-tables.ts';
+import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
@@ -16,6 +17,8 @@ export interface ProcessUnitDeps {
   readonly queue: WorkQueue;
   readonly endpoint: EmbeddingEndpoint;
   readonly tokenCounter: TokenCounter;
+  /** Fingerprints of embedded chunks; without it every chunk is embedded. */
+  readonly chunkIndex?: ChunkIndex | undefined;
 }
 
 export type UnitOutcome =
@@ -46,7 +49,7 @@ export async function processUnit(
   }
 
   try {
-    const { rows, rejects, counts } = await embedUnit(deps, config, unit);
+    const { rows, rejects, counts, indexUpdates } = await embedUnit(deps, config, unit);
     const outputKeys: string[] = [];
     if (rows.length > 0) {
       const key = unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId);
@@ -57,6 +60,10 @@ export async function processUnit(
       const key = unitPartKey('rejects', unit.pipeline, unit.runId, unit.unitId);
       await deps.store.put(key, rejectsParquet(unit.runId, rejects), 'application/vnd.apache.parquet');
       outputKeys.push(key);
+    }
+    // Only after the parts are written: a fingerprint must never point at a vector no table holds.
+    if (deps.chunkIndex && (indexUpdates.chunks.length > 0 || indexUpdates.docs.length > 0)) {
+      await deps.chunkIndex.record(unit.pipeline, indexUpdates.chunks, indexUpdates.docs);
     }
     const completion = await deps.runs.completeUnit(unit.runId, unit.unitId, {
       counts,

@@ -2,7 +2,13 @@ import 'aws-sdk-client-mock-vitest/extend';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { parquetReadObjects } from 'hyparquet';
@@ -133,6 +139,9 @@ async function putParquet(key: string): Promise<Record<string, unknown>[]> {
 
 describe('work handler', () => {
   beforeEach(() => {
+    // The chunk index starts empty: every chunk is new.
+    dynamo.on(BatchGetCommand).resolves({ Responses: {} });
+    dynamo.on(BatchWriteCommand).resolves({});
     s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
       const [, start, end] = /^bytes=(\d+)-(\d*)$/.exec(input.Range ?? 'bytes=0-') ?? [];
       const bytes = Buffer.from(SOURCE);
