@@ -1,4 +1,4 @@
-import type { TokenCounter } from './token-counter.ts';
+import type { TokenCounter, TokenPiece } from './token-counter.ts';
 
 export interface Chunk {
   readonly index: number;
@@ -18,6 +18,26 @@ export interface ChunkingOptions {
 /** Special tokens a BERT-class model adds to every input ([CLS] and [SEP]). */
 export const SPECIAL_TOKENS = 2;
 
+const SENTENCE_END = /^[.!?。！？]$/;
+const PARAGRAPH_BREAK = /\n\s*\n/;
+
+/**
+ * Where to end a full window: after the last paragraph break in its second half, else
+ * after the last sentence end there, else at the last piece that fits. Cutting at
+ * natural boundaries keeps chunks coherent and keeps an edit in one paragraph from
+ * shifting the chunks of the next.
+ */
+function naturalCut(text: string, pieces: readonly TokenPiece[], first: number, last: number): number {
+  const floor = first + Math.floor((last - first) / 2);
+  let sentence = -1;
+  for (let j = last; j > floor; j -= 1) {
+    const gap = text.slice(pieces[j]!.end, pieces[j + 1]!.start);
+    if (PARAGRAPH_BREAK.test(gap)) return j;
+    if (sentence < 0 && gap.length > 0 && SENTENCE_END.test(text.slice(pieces[j]!.start, pieces[j]!.end))) sentence = j;
+  }
+  return sentence >= 0 ? sentence : last;
+}
+
 /**
  * Cuts a document into token windows with overlap. Windows end at piece boundaries, so
  * words are never split (a single piece longer than the window is its own chunk).
@@ -35,6 +55,11 @@ export function chunkText(text: string, counter: TokenCounter, options: Chunking
     while (last + 1 < pieces.length && tokens + pieces[last + 1]!.tokens <= budget) {
       last += 1;
       tokens += pieces[last]!.tokens;
+    }
+    if (last + 1 < pieces.length) {
+      const cut = naturalCut(text, pieces, first, last);
+      for (let j = last; j > cut; j -= 1) tokens -= pieces[j]!.tokens;
+      last = cut;
     }
     const charStart = pieces[first]!.start;
     const charEnd = pieces[last]!.end;

@@ -48,6 +48,19 @@ describe('chunkText', () => {
     );
   });
 
+  it('ends chunks at paragraph breaks, else at sentence ends, when one falls in the window', () => {
+    const paragraph = (n: number) => Array.from({ length: 6 }, (_, i) => `Sentence ${n}.${i} has a few words`).join('. ');
+    const text = Array.from({ length: 8 }, (_, n) => `${paragraph(n)}.`).join('\n\n');
+    const chunks = chunkText(text, counter, { maxTokens: 64, overlapTokens: 0 });
+    for (const chunk of chunks.slice(0, -1)) {
+      const after = text.slice(chunk.charEnd, chunk.charEnd + 2);
+      expect(after === '\n\n' || (chunk.text.endsWith('.') && after.startsWith(' '))).toBe(true);
+    }
+    const prose = Array.from({ length: 40 }, (_, i) => `Words in sentence number ${i} end here`).join('. ');
+    const sentences = chunkText(prose, counter, { maxTokens: 48, overlapTokens: 0 });
+    expect(sentences.slice(0, -1).every((c) => c.text.endsWith('.'))).toBe(true);
+  });
+
   it('repeats up to the overlap between neighbouring chunks', () => {
     const text = Array.from({ length: 100 }, (_, i) => `w${i}`).join(' ');
     const chunks = chunkText(text, counter, { maxTokens: 12, overlapTokens: 4 });
