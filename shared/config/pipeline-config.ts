@@ -22,6 +22,12 @@ const chunkingSchema = z
   .strictObject({
     maxTokens: z.number().int().min(8).max(8192).default(256),
     overlapTokens: z.number().int().min(0).default(32),
+    /**
+     * Exact token counts from the model's `tokenizer.json`, stored in the bucket under this
+     * key (and its `tokenizer_config.json` under `configKey`). Without it, a conservative
+     * estimate is used.
+     */
+    tokenizer: z.strictObject({ key: z.string().min(1), configKey: z.string().min(1).optional() }).optional(),
   })
   .prefault({})
   .refine((c) => c.overlapTokens < c.maxTokens, {

@@ -10,6 +10,7 @@ import { chunkText } from '../embedding/chunker.ts';
 import { chunkFingerprint } from '../embedding/fingerprint.ts';
 import { cutTokenBudgetBatches, paddedTokens } from '../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
+import { tokenCounterFor } from '../embedding/token-counter-for.ts';
 import { ModelError } from '../errors/errors.ts';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
@@ -53,7 +54,10 @@ async function lookupInSlices<T>(
   return found;
 }
 
-/** The slices a unit reads: its byte range of the main source, then each packed file whole. */
+/**
+ * The slices a unit reads: its byte range of the main source (or the re-staged part that
+ * holds it), then each packed file whole.
+ */
 export function slicesOf(unit: WorkUnit): SourceSlice[] {
   return [
     {
@@ -64,6 +68,7 @@ export function slicesOf(unit: WorkUnit): SourceSlice[] {
       byteEnd: unit.byteEnd,
       firstLine: unit.firstLine,
       ...(unit.csvHeader === undefined ? {} : { csvHeader: unit.csvHeader }),
+      ...(unit.staged === undefined ? {} : { staged: unit.staged }),
     },
     ...unit.packed.map((file) => ({ ...file, byteStart: 0, byteEnd: file.size, firstLine: 1 })),
   ];
@@ -90,6 +95,7 @@ export async function embedUnit(
   unit: WorkUnit,
 ): Promise<EmbeddedUnit> {
   const index = config.incremental.enabled ? deps.chunkIndex : undefined;
+  const tokenCounter = await tokenCounterFor(deps.store, config, deps.tokenCounter);
   const counts = emptyCounts();
   const embedded: { docKey: string; row: EmbeddingRow }[] = [];
   const rejects: RejectRow[] = [];
@@ -181,7 +187,7 @@ export async function embedUnit(
         byteOffset: record.byteOffset,
         excerpt: record.text.slice(0, 200),
       });
-      for (const chunk of chunkText(record.text, deps.tokenCounter, config.chunking)) {
+      for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
         window.push({
           docKey,
           row: {

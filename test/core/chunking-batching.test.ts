@@ -8,10 +8,11 @@ import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts'
 const counter = new EstimatingTokenCounter();
 
 describe('EstimatingTokenCounter', () => {
-  it('counts punctuation and each CJK character as tokens', () => {
+  it('charges punctuation one token, a CJK character two and a Hangul syllable three', () => {
     // Hello (2) , (1) world (2) ! (1): over-counting short words is the safe side.
     expect(counter.count('Hello, world!')).toBe(6);
-    expect(counter.count('東京都')).toBe(3);
+    expect(counter.count('東京都')).toBe(6);
+    expect(counter.count('한국')).toBe(6);
     expect(counter.count('internationalization')).toBe(7);
   });
 });
@@ -49,7 +50,8 @@ describe('chunkText', () => {
   });
 
   it('ends chunks at paragraph breaks, else at sentence ends, when one falls in the window', () => {
-    const paragraph = (n: number) => Array.from({ length: 6 }, (_, i) => `Sentence ${n}.${i} has a few words`).join('. ');
+    const paragraph = (n: number) =>
+      Array.from({ length: 6 }, (_, i) => `Sentence ${n}.${i} has a few words`).join('. ');
     const text = Array.from({ length: 8 }, (_, n) => `${paragraph(n)}.`).join('\n\n');
     const chunks = chunkText(text, counter, { maxTokens: 64, overlapTokens: 0 });
     for (const chunk of chunks.slice(0, -1)) {
