@@ -54,6 +54,8 @@ const endpointSchema = z.strictObject({
   /** Model id recorded with every embedding and in content hashes. */
   model: z.string().min(1).default('sluice-hash-embed-v1'),
   dimension: z.number().int().min(2).max(8192).default(384),
+  /** Longest input the model accepts, special tokens included (BERT-class models: 512). */
+  maxInputTokens: z.number().int().min(8).max(32768).default(512),
   /** SageMaker instance type for the deployed endpoint. */
   instanceType: z
     .string()
@@ -93,26 +95,31 @@ const scheduleSchema = z.strictObject({
   timezone: z.string().default('UTC'),
 });
 
-export const pipelineConfigSchema = z.strictObject({
-  $schema: z.string().optional(),
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes'),
-  kind: z.literal('embed'),
-  description: z.string().optional(),
-  input: inputSchema,
-  chunking: chunkingSchema,
-  batching: batchingSchema,
-  endpoint: endpointSchema,
-  planning: planningSchema,
-  workers: workersSchema,
-  incremental: z
-    .strictObject({
-      /** Skip chunks whose fingerprint is unchanged since they were last embedded (point lookups by chunk id). */
-      enabled: z.boolean().default(true),
-    })
-    .prefault({}),
-  output: z.strictObject({ table: z.literal('embeddings').default('embeddings') }).prefault({}),
-  schedule: scheduleSchema.optional(),
-});
+export const pipelineConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes'),
+    kind: z.literal('embed'),
+    description: z.string().optional(),
+    input: inputSchema,
+    chunking: chunkingSchema,
+    batching: batchingSchema,
+    endpoint: endpointSchema,
+    planning: planningSchema,
+    workers: workersSchema,
+    incremental: z
+      .strictObject({
+        /** Skip chunks whose fingerprint is unchanged since they were last embedded (point lookups by chunk id). */
+        enabled: z.boolean().default(true),
+      })
+      .prefault({}),
+    output: z.strictObject({ table: z.literal('embeddings').default('embeddings') }).prefault({}),
+    schedule: scheduleSchema.optional(),
+  })
+  .refine((c) => c.chunking.maxTokens <= c.endpoint.maxInputTokens, {
+    message: 'must not exceed endpoint.maxInputTokens, the longest input the model accepts',
+    path: ['chunking', 'maxTokens'],
+  });
 
 export type PipelineConfig = z.infer<typeof pipelineConfigSchema>;
 export type PipelineConfigInput = z.input<typeof pipelineConfigSchema>;

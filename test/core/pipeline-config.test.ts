@@ -27,6 +27,10 @@ describe('pipeline config', () => {
     ],
     [{ ...docs, kind: 'score' }, 'kind: '],
     [
+      { ...docs, chunking: { maxTokens: 1024, overlapTokens: 32 } },
+      'chunking.maxTokens: must not exceed endpoint.maxInputTokens',
+    ],
+    [
       { ...docs, schedule: { expression: 'every day', prefix: 'x/' } },
       'schedule.expression: must be cron(...) or rate(...)',
     ],
