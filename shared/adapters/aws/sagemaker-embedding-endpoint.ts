@@ -1,4 +1,6 @@
 import { InvokeEndpointCommand, type SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import type { ConcurrencyLimiter } from '../../endpoint/adaptive-limiter.ts';
+import { MAX_INVOKE_PAYLOAD_BYTES } from '../../endpoint/payload-limit.ts';
 import { EndpointThrottled, EndpointUnavailable, ModelError } from '../../errors/errors.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import { awsErrorName, httpStatusOf, isNetworkError } from './aws-error.ts';
@@ -24,6 +26,14 @@ export interface SageMakerEmbeddingEndpointOptions {
   readonly baseDelayMs?: number;
   /** @default 20000 */
   readonly maxDelayMs?: number;
+  /**
+   * Shared by every batch of the worker: each HTTP attempt waits for a slot, and throttling
+   * and attempt timeouts lower the limit (see AdaptiveLimiter). Backoff sleeps hold no slot.
+   * Without one, concurrency is whatever the caller runs at once.
+   */
+  readonly limiter?: ConcurrencyLimiter;
+  /** A batch whose request body would be larger is split in halves. @default 6 MiB, SageMaker's limit */
+  readonly maxPayloadBytes?: number;
 }
 
 type Failure =
@@ -40,7 +50,9 @@ const THROTTLING_STATUSES = new Set([429, 503]);
  * Retries throttling (ThrottlingException, a container 429/503), 5xx, network errors,
  * per-attempt timeouts and malformed responses with exponential backoff and full jitter.
  * A container 4xx is the model refusing the payload and is thrown at once as ModelError.
- * Concurrency control (AIMD) is the caller's job; this class reports what it saw in `stats`.
+ * With a `limiter`, every attempt runs through it and throttling and timeouts lower its
+ * limit (adaptive concurrency). A batch whose JSON would pass SageMaker's 6 MB payload
+ * limit is split in halves, sent as separate requests, and its vectors joined in order.
  */
 export class SageMakerEmbeddingEndpoint implements EmbeddingEndpoint {
   private readonly client: SageMakerRuntimeClient;
@@ -51,6 +63,8 @@ export class SageMakerEmbeddingEndpoint implements EmbeddingEndpoint {
   private readonly random: () => number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly limiter: ConcurrencyLimiter | undefined;
+  private readonly maxPayloadBytes: number;
 
   constructor(options: SageMakerEmbeddingEndpointOptions) {
     this.client = options.client;
@@ -61,11 +75,36 @@ export class SageMakerEmbeddingEndpoint implements EmbeddingEndpoint {
     this.random = options.random ?? Math.random;
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxDelayMs = options.maxDelayMs ?? 20_000;
+    this.limiter = options.limiter;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_INVOKE_PAYLOAD_BYTES;
   }
 
   async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
     if (inputs.length === 0) return [];
     const body = JSON.stringify({ inputs, truncate: true });
+    const bytes = Buffer.byteLength(body);
+    if (bytes <= this.maxPayloadBytes) return this.embedWithRetries(inputs, body, stats);
+    if (inputs.length === 1) {
+      throw new ModelError(
+        `endpoint ${this.endpointName}: one input makes a ${bytes}-byte request, over the ${this.maxPayloadBytes}-byte payload limit`,
+        413,
+      );
+    }
+    const half = Math.ceil(inputs.length / 2);
+    const [head, tail] = await Promise.all([
+      this.embed(inputs.slice(0, half), stats),
+      this.embed(inputs.slice(half), stats),
+    ]);
+    return [...head, ...tail];
+  }
+
+  private async embedWithRetries(
+    inputs: readonly string[],
+    body: string,
+    stats: CallStats,
+  ): Promise<number[][]> {
+    // What the endpoint computes grows with the padded batch: longest input x count.
+    const cost = inputs.reduce((longest, text) => Math.max(longest, text.length), 1) * inputs.length;
     let last: Failure | undefined;
     for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
       if (attempt > 0) {
@@ -75,7 +114,9 @@ export class SageMakerEmbeddingEndpoint implements EmbeddingEndpoint {
       stats.endpointCalls += 1;
       let responseBody: Uint8Array | undefined;
       try {
-        responseBody = await this.invokeOnce(body);
+        responseBody = this.limiter
+          ? await this.limiter.run(() => this.invokeOnce(body), { cost, isOverload })
+          : await this.invokeOnce(body);
       } catch (error) {
         last = classify(error);
         if (last.kind === 'fatal') throw toFatalError(error, this.endpointName);
@@ -152,6 +193,11 @@ function classify(error: unknown): Failure {
   }
   if (isNetworkError(error)) return { kind: 'unavailable', error };
   return { kind: 'fatal', error };
+}
+
+/** Throttling, and an attempt that timed out, mean the endpoint has more work than it can take. */
+function isOverload(error: unknown): boolean {
+  return classify(error).kind === 'throttled' || awsErrorName(error) === 'TimeoutError';
 }
 
 /** A container 4xx becomes our ModelError; anything else that cannot be retried propagates as it is. */
