@@ -1,39 +1,105 @@
+import type { EmbeddingBackend } from '../model-server/backend.ts';
+import { EchoBackend } from '../model-server/echo-backend.ts';
 import { HashEmbedder } from '../model-server/hash-embedder.ts';
 import { startModelServer } from '../model-server/server.ts';
+import type { SimulatedGpuOptions } from '../model-server/simulated-gpu.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
-function intOption(
+const BACKENDS = ['hash-embed', 'echo'] as const;
+
+function numberOption(
   name: string,
   value: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
+  { min, max, integer }: { min: number; max: number; integer: boolean },
+): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    const kind = integer ? 'an integer' : 'a number';
+    throw new UsageError(`--${name} must be ${kind} from ${min} to ${max}, got "${value}"`);
+  }
   return n;
 }
 
-/** `sluice serve-model`: the local model server alone, until interrupted. */
-export async function serveModelCommand(args: string[], io: CommandIo): Promise<number> {
+/** What `sluice serve-model` was asked to start. */
+export interface ServeModelSettings {
+  readonly backend: EmbeddingBackend;
+  readonly port: number;
+  /** Present when any GPU simulation flag was given. */
+  readonly gpu?: SimulatedGpuOptions;
+}
+
+/** Validates the flags of `sluice serve-model`; a bad one is a UsageError naming it. */
+export function parseServeModelArgs(args: string[]): ServeModelSettings {
   const { values, positionals } = parseCommandArgs(args, {
     backend: { type: 'string', default: 'hash-embed' },
     dimension: { type: 'string' },
     port: { type: 'string' },
+    capacity: { type: 'string' },
+    queue: { type: 'string' },
+    'latency-ms-fixed': { type: 'string' },
+    'latency-ms-per-token': { type: 'string' },
   });
   if (positionals.length > 0)
     throw new UsageError(`sluice serve-model: unexpected argument "${positionals[0]}"`);
-  if (values.backend !== 'hash-embed')
-    throw new UsageError(`--backend must be hash-embed, got "${values.backend}"`);
-  const backend = new HashEmbedder(intOption('dimension', values.dimension, 384, 2, 8192));
-  const server = await startModelServer({ backend, port: intOption('port', values.port, 0, 0, 65535) });
+  const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
+  let backend: EmbeddingBackend;
+  if (values.backend === 'hash-embed') backend = new HashEmbedder(dimension);
+  else if (values.backend === 'echo') backend = new EchoBackend(dimension);
+  else throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
+  const port = numberOption('port', values.port, { min: 0, max: 65535, integer: true }) ?? 0;
+
+  const capacity = numberOption('capacity', values.capacity, { min: 1, max: 100_000, integer: true });
+  const queue = numberOption('queue', values.queue, { min: 0, max: 100_000, integer: true });
+  const latencyMsFixed = numberOption('latency-ms-fixed', values['latency-ms-fixed'], {
+    min: 0,
+    max: 600_000,
+    integer: false,
+  });
+  const latencyMsPerToken = numberOption('latency-ms-per-token', values['latency-ms-per-token'], {
+    min: 0,
+    max: 1000,
+    integer: false,
+  });
+  if (queue !== undefined && capacity === undefined)
+    throw new UsageError('--queue needs --capacity: requests only wait when every slot is busy');
+  const simulated = [capacity, queue, latencyMsFixed, latencyMsPerToken].some((v) => v !== undefined);
+  if (!simulated) return { backend, port };
+  return {
+    backend,
+    port,
+    gpu: {
+      ...(capacity === undefined ? {} : { capacity }),
+      ...(queue === undefined ? {} : { queue }),
+      ...(latencyMsFixed === undefined ? {} : { latencyMsFixed }),
+      ...(latencyMsPerToken === undefined ? {} : { latencyMsPerToken }),
+    },
+  };
+}
+
+function describeGpu(gpu: SimulatedGpuOptions): string {
+  const capacity = gpu.capacity === undefined ? 'unlimited batches' : `${gpu.capacity} batches at once`;
+  return `simulated GPU: ${capacity}, queue ${gpu.queue ?? 0}, latency ${gpu.latencyMsFixed ?? 0} ms + ${gpu.latencyMsPerToken ?? 0} ms per padded token; beyond capacity + queue, requests are throttled`;
+}
+
+/**
+ * `sluice serve-model`: the local model server alone, until interrupted. With
+ * `--capacity`, `--queue`, `--latency-ms-fixed` or `--latency-ms-per-token` it simulates a
+ * GPU (see SimulatedGpu), for benchmarks of the endpoint client against the real SDK.
+ */
+export async function serveModelCommand(args: string[], io: CommandIo): Promise<number> {
+  const settings = parseServeModelArgs(args);
+  const server = await startModelServer({
+    backend: settings.backend,
+    port: settings.port,
+    ...(settings.gpu === undefined ? {} : { gpu: settings.gpu }),
+  });
   io.out(
-    `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping)`,
+    `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping, GET /stats)`,
   );
-  io.err(backend.description);
+  io.err(settings.backend.description);
+  if (settings.gpu !== undefined) io.err(describeGpu(settings.gpu));
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -1,14 +1,31 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MAX_INVOKE_PAYLOAD_BYTES } from '../../shared/endpoint/payload-limit.ts';
 import { BackendInputError, type EmbeddingBackend } from './backend.ts';
+import { SimulatedGpu, type SimulatedGpuOptions, type SimulatedGpuStats } from './simulated-gpu.ts';
 
-/** SageMaker's limit on an InvokeEndpoint payload. */
-export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** Counters of a running server, also served as JSON by `GET /stats`. */
+export interface ModelServerStats {
+  readonly model: string;
+  /** Invocations received on any route. */
+  readonly requests: number;
+  /** Answered with vectors. */
+  readonly served: number;
+  /** Refused because the simulated GPU was full. */
+  readonly throttled: number;
+  /** Answered with an error (bad request, refused input, backend failure). */
+  readonly failed: number;
+  /** Inputs embedded. */
+  readonly inputs: number;
+  /** The simulated GPU's counters (busy time, padded tokens); absent without a simulation. */
+  readonly gpu?: SimulatedGpuStats;
+}
 
 export interface ModelServer {
   readonly url: string;
   readonly port: number;
   readonly backend: EmbeddingBackend;
+  stats(): ModelServerStats;
   close(): Promise<void>;
 }
 
@@ -18,6 +35,12 @@ export interface ModelServerOptions {
   readonly port?: number;
   /** Loopback only by default: the local server has no authentication. @default '127.0.0.1' */
   readonly host?: string;
+  /**
+   * Simulate a GPU: limited concurrent batches, a latency per batch, and throttling beyond
+   * capacity plus queue, answered as SageMaker (runtime route) or TEI (container routes)
+   * answer it. @default none: every request is answered as soon as the backend is done
+   */
+  readonly gpu?: SimulatedGpuOptions;
 }
 
 class HttpError extends Error {
@@ -34,7 +57,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_PAYLOAD_BYTES) throw new HttpError(413, `payload is over ${MAX_PAYLOAD_BYTES} bytes`);
+    if (size > MAX_INVOKE_PAYLOAD_BYTES)
+      throw new HttpError(413, `payload is over ${MAX_INVOKE_PAYLOAD_BYTES} bytes`);
     parts.push(chunk as Buffer);
   }
   return Buffer.concat(parts);
@@ -56,9 +80,40 @@ function parseInputs(body: Buffer): string[] {
   return list as string[];
 }
 
-function embedJson(backend: EmbeddingBackend, body: Buffer): string {
-  const vectors = backend.embed(parseInputs(body));
+function vectorsJson(vectors: readonly Float32Array[]): string {
   return JSON.stringify(vectors.map((v) => Array.from(v, (x) => Math.round(x * 1e7) / 1e7)));
+}
+
+interface Counters {
+  requests: number;
+  served: number;
+  throttled: number;
+  failed: number;
+  inputs: number;
+}
+
+/** Embeds one request body; `undefined` means the simulated GPU is full and the request is throttled. */
+type Invoke = (body: Buffer) => Promise<string | undefined>;
+
+function invoker(backend: EmbeddingBackend, gpu: SimulatedGpu | undefined, counters: Counters): Invoke {
+  return async (body) => {
+    const inputs = parseInputs(body);
+    if (gpu === undefined) {
+      const json = vectorsJson(backend.embed(inputs));
+      counters.inputs += inputs.length;
+      return json;
+    }
+    const admitted = gpu.admit(inputs);
+    if (admitted === undefined) return undefined;
+    const slot = await admitted;
+    try {
+      const json = vectorsJson(backend.embed(inputs));
+      counters.inputs += inputs.length;
+      return json;
+    } finally {
+      await slot.finish();
+    }
+  };
 }
 
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -68,13 +123,23 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
 
 /** Container routes (`/invocations`, TEI's `/embed`): errors as the container itself answers them. */
 async function handleContainer(
-  backend: EmbeddingBackend,
+  invoke: Invoke,
+  counters: Counters,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   try {
-    send(res, 200, embedJson(backend, await readBody(req)));
+    const json = await invoke(await readBody(req));
+    if (json === undefined) {
+      // TEI's answer when its queue is full.
+      counters.throttled += 1;
+      send(res, 429, JSON.stringify({ error: 'Model is overloaded', error_type: 'overloaded' }));
+      return;
+    }
+    counters.served += 1;
+    send(res, 200, json);
   } catch (error) {
+    counters.failed += 1;
     const status = error instanceof HttpError ? error.status : error instanceof BackendInputError ? 400 : 500;
     send(
       res,
@@ -90,10 +155,12 @@ async function handleContainer(
 /**
  * SageMaker runtime route (`/endpoints/<name>/invocations`): a container 4xx/5xx comes
  * back as SageMaker does it, HTTP 424 `ModelError` carrying `OriginalStatusCode`, so the
- * real SageMakerRuntimeClient raises the same exception it raises on AWS.
+ * real SageMakerRuntimeClient raises the same exception it raises on AWS. A full simulated
+ * GPU answers as SageMaker throttles: HTTP 400 `ThrottlingException`.
  */
 async function handleRuntime(
-  backend: EmbeddingBackend,
+  invoke: Invoke,
+  counters: Counters,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -101,14 +168,25 @@ async function handleRuntime(
   try {
     body = await readBody(req);
   } catch (error) {
+    counters.failed += 1;
     send(res, 400, JSON.stringify({ message: (error as Error).message }), {
       'x-amzn-errortype': 'ValidationError:',
     });
     return;
   }
   try {
-    send(res, 200, embedJson(backend, body), { 'x-amzn-invoked-production-variant': 'AllTraffic' });
+    const json = await invoke(body);
+    if (json === undefined) {
+      counters.throttled += 1;
+      send(res, 400, JSON.stringify({ message: 'Rate exceeded: the endpoint is at its capacity' }), {
+        'x-amzn-errortype': 'ThrottlingException:',
+      });
+      return;
+    }
+    counters.served += 1;
+    send(res, 200, json, { 'x-amzn-invoked-production-variant': 'AllTraffic' });
   } catch (error) {
+    counters.failed += 1;
     const status = error instanceof HttpError ? error.status : error instanceof BackendInputError ? 400 : 500;
     const message = (error as Error).message;
     send(
@@ -128,22 +206,37 @@ async function handleRuntime(
 /**
  * Starts the local model server on loopback. It speaks the SageMaker runtime API
  * (`POST /endpoints/<name>/invocations`), the SageMaker container contract
- * (`GET /ping`, `POST /invocations`) and TEI's own routes (`POST /embed`, `GET /health`).
+ * (`GET /ping`, `POST /invocations`) and TEI's own routes (`POST /embed`, `GET /health`);
+ * `GET /stats` reports its counters as JSON.
  */
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
   const { backend } = options;
+  const gpu = options.gpu === undefined ? undefined : new SimulatedGpu(options.gpu);
+  const counters: Counters = { requests: 0, served: 0, throttled: 0, failed: 0, inputs: 0 };
+  const invoke = invoker(backend, gpu, counters);
+  const stats = (): ModelServerStats => ({
+    model: backend.model,
+    ...counters,
+    ...(gpu === undefined ? {} : { gpu: gpu.stats() }),
+  });
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'GET' && (url.pathname === '/ping' || url.pathname === '/health')) {
       send(res, 200, JSON.stringify({ status: 'ok', model: backend.model }));
       return;
     }
+    if (req.method === 'GET' && url.pathname === '/stats') {
+      send(res, 200, JSON.stringify(stats()));
+      return;
+    }
     if (req.method === 'POST' && (url.pathname === '/invocations' || url.pathname === '/embed')) {
-      void handleContainer(backend, req, res);
+      counters.requests += 1;
+      void handleContainer(invoke, counters, req, res);
       return;
     }
     if (req.method === 'POST' && /^\/endpoints\/[^/]+\/invocations$/.test(url.pathname)) {
-      void handleRuntime(backend, req, res);
+      counters.requests += 1;
+      void handleRuntime(invoke, counters, req, res);
       return;
     }
     send(res, 404, JSON.stringify({ message: `no route for ${req.method} ${url.pathname}` }), {
@@ -161,6 +254,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     url: `http://${host}:${address.port}`,
     port: address.port,
     backend,
+    stats,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
