@@ -1,5 +1,5 @@
 /** Formats a reader understands; `auto` in config resolves to one of these per file. */
-export type InputFormat = 'jsonl' | 'csv' | 'text';
+export type InputFormat = 'jsonl' | 'csv' | 'text' | 'parquet';
 export type Compression = 'none' | 'gzip';
 
 /** A whole small file packed into a unit beside its main source. */
@@ -8,6 +8,20 @@ export interface PackedFile {
   readonly size: number;
   readonly format: InputFormat;
   readonly compression: Compression;
+}
+
+/**
+ * A part of a gzip source that the planner decompressed into its own object, because a
+ * gzip stream cannot be read from the middle. The part holds exactly the records of one
+ * unit; the unit still names the original source, so ids, lines and rejects refer to it.
+ */
+export interface StagedPart {
+  /** The uncompressed object the worker reads (under `staging/<runId>/`). */
+  readonly key: string;
+  /** Offset of the part's first byte in the source's decompressed stream. */
+  readonly offset: number;
+  /** The source's gzip stream broke after this part: the one reject the worker reports for it. */
+  readonly fault?: { readonly reason: string; readonly line: number; readonly byteOffset: number };
 }
 
 /**
@@ -30,6 +44,11 @@ export interface WorkUnit {
   readonly packed: readonly PackedFile[];
   /** Estimated work (tokens for embedding). */
   readonly estCost: number;
+  /**
+   * Set when the range was re-staged from a gzip source: `byteStart`/`byteEnd` are then
+   * offsets in the decompressed source, and the worker reads `staged.key` instead.
+   */
+  readonly staged?: StagedPart;
 }
 
 export type UnitStatus = 'pending' | 'running' | 'succeeded' | 'failed';

@@ -7,6 +7,8 @@ export interface RawLine {
   readonly truncated: boolean;
   /** Full length of the line in bytes, even when truncated. */
   readonly length: number;
+  /** Offset just past the line's newline: where the next line starts. */
+  readonly next: number;
 }
 
 export interface LineReadOptions {
@@ -50,7 +52,13 @@ export async function* readLines(
       body = body.subarray(0, body.length - 1);
       length -= 1;
     }
-    const line = { offset: lineStart, bytes: body, truncated: lineLength > maxLineBytes, length };
+    const line = {
+      offset: lineStart,
+      bytes: body,
+      truncated: lineLength > maxLineBytes,
+      length,
+      next: position,
+    };
     parts = [];
     kept = 0;
     lineLength = 0;

@@ -1,9 +1,19 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { Compression, InputFormat } from '../domain/types.ts';
+import type { Compression, InputFormat, StagedPart } from '../domain/types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { parseCsvRecord } from './csv.ts';
+import { parseCsvRecord, readCsvRecords } from './csv.ts';
 import { readLines } from './line-reader.ts';
+import { parquetRecords } from './parquet.ts';
+import {
+  decodeUtf8,
+  EXCERPT_CHARS,
+  excerptOf,
+  metadataOf,
+  overLimitReason,
+  stripBom,
+  toDocument,
+} from './record-rules.ts';
 
 /** What a reader yields for each input record: a document or a reject with its reason. */
 export type SourceRecord =
@@ -23,15 +33,24 @@ export type SourceRecord =
       readonly excerpt: string;
     };
 
+export type RejectRecord = Extract<SourceRecord, { readonly kind: 'reject' }>;
+
 export interface SourceSlice {
+  /** The source object: record ids, lines and rejects refer to it. */
   readonly key: string;
   readonly format: InputFormat;
   readonly compression: Compression;
+  /**
+   * Records that START in `[byteStart, byteEnd)` belong to the slice (Parquet: row groups
+   * that start there). For gzip, offsets are in the decompressed stream.
+   */
   readonly byteStart: number;
   /** Exclusive; for a whole object, its size. */
   readonly byteEnd: number;
   readonly firstLine: number;
   readonly csvHeader?: string;
+  /** Read this re-staged, uncompressed part instead of the source (see {@link StagedPart}). */
+  readonly staged?: StagedPart;
 }
 
 export interface RecordFields {
@@ -41,87 +60,50 @@ export interface RecordFields {
   readonly maxRecordBytes: number;
 }
 
-const EXCERPT_CHARS = 200;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function excerptOf(bytes: Buffer): string {
-  return bytes
-    .subarray(0, EXCERPT_CHARS * 4)
-    .toString('utf8')
-    .slice(0, EXCERPT_CHARS);
+/** Where the next unread record would start; a reader fault is reported there. */
+interface Cursor {
+  line: number;
+  offset: number;
 }
 
-function decodeUtf8(bytes: Buffer): string | undefined {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return undefined;
+interface SliceStream {
+  readonly chunks: AsyncIterable<Uint8Array>;
+  /** Offset of the first byte the stream yields, in the source's (decompressed) bytes. */
+  readonly streamOffset: number;
+  /** Records starting at or after this offset belong to a later slice. */
+  readonly end: number;
+}
+
+/**
+ * Streams the bytes of a slice. A staged part is read whole (it holds exactly the slice);
+ * a gzip source is decompressed from its start (gzip slices always cover the whole
+ * object); a plain range starts one byte early when `lookBehind` is set, as the line
+ * split rule needs.
+ */
+function openSlice(store: ObjectStore, slice: SourceSlice, lookBehind: boolean): SliceStream {
+  if (slice.staged) {
+    return {
+      chunks: store.readRange(slice.staged.key, 0),
+      streamOffset: slice.staged.offset,
+      end: slice.byteEnd,
+    };
   }
-}
-
-function stripBom(text: string): string {
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-}
-
-/** Streams the bytes of a slice, decompressing gzip (gzip slices always cover the whole object). */
-function sliceBytes(
-  store: ObjectStore,
-  slice: SourceSlice,
-): { chunks: AsyncIterable<Uint8Array>; streamOffset: number } {
   if (slice.compression === 'gzip') {
-    const gunzip = Readable.from(store.readRange(slice.key, 0)).pipe(createGunzip());
-    return { chunks: gunzip, streamOffset: 0 };
+    // pipeline (not pipe), so that a failed read also fails the decompressed stream.
+    const gunzip = pipeline(Readable.from(store.readRange(slice.key, 0)), createGunzip(), () => {});
+    return { chunks: gunzip, streamOffset: 0, end: Number.POSITIVE_INFINITY };
   }
-  const streamOffset = slice.byteStart > 0 ? slice.byteStart - 1 : 0;
-  return { chunks: store.readRange(slice.key, streamOffset), streamOffset };
-}
-
-function metadataOf(
-  record: Record<string, unknown>,
-  fields: readonly string[],
-): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
-  for (const field of fields) {
-    const value = record[field];
-    out[field] =
-      value === undefined || value === null
-        ? null
-        : typeof value === 'string'
-          ? value
-          : JSON.stringify(value);
-  }
-  return out;
-}
-
-/** Turns one parsed object into a document or a reject, applying the id/text field rules. */
-function toDocument(
-  record: Record<string, unknown>,
-  fields: RecordFields,
-  sourceKey: string,
-  line: number,
-  byteOffset: number,
-  excerpt: string,
-): SourceRecord {
-  const reject = (reason: string): SourceRecord => ({ kind: 'reject', reason, line, byteOffset, excerpt });
-  const text = record[fields.textField];
-  if (text === undefined || text === null) return reject(`missing text field "${fields.textField}"`);
-  if (typeof text !== 'string') return reject(`text field "${fields.textField}" is not a string`);
-  if (text.trim().length === 0) return reject(`text field "${fields.textField}" is empty`);
-  const rawId = record[fields.idField];
-  let id: string;
-  if (rawId === undefined || rawId === null || rawId === '') id = `${sourceKey}:${line}`;
-  else if (typeof rawId === 'string' || typeof rawId === 'number') id = String(rawId);
-  else return reject(`id field "${fields.idField}" must be a string or a number`);
-  return { kind: 'doc', id, text, metadata: metadataOf(record, fields.metadataFields), line, byteOffset };
+  const streamOffset = lookBehind && slice.byteStart > 0 ? slice.byteStart - 1 : slice.byteStart;
+  return { chunks: store.readRange(slice.key, streamOffset), streamOffset, end: slice.byteEnd };
 }
 
 async function* jsonlRecords(
   store: ObjectStore,
   slice: SourceSlice,
   fields: RecordFields,
+  cursor: Cursor,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks, streamOffset } = sliceBytes(store, slice);
-  const end = slice.compression === 'gzip' ? Number.POSITIVE_INFINITY : slice.byteEnd;
+  const { chunks, streamOffset, end } = openSlice(store, slice, true);
   let line = slice.firstLine - 1;
   for await (const raw of readLines(chunks, {
     streamOffset,
@@ -130,6 +112,8 @@ async function* jsonlRecords(
     maxLineBytes: fields.maxRecordBytes,
   })) {
     line += 1;
+    cursor.line = line + 1;
+    cursor.offset = raw.next;
     const reject = (reason: string): SourceRecord => ({
       kind: 'reject',
       reason,
@@ -138,7 +122,7 @@ async function* jsonlRecords(
       excerpt: excerptOf(raw.bytes),
     });
     if (raw.truncated) {
-      yield reject(`record is ${raw.length} bytes, over the limit of ${fields.maxRecordBytes} bytes`);
+      yield reject(overLimitReason(raw.length, fields.maxRecordBytes));
       continue;
     }
     const text = decodeUtf8(raw.bytes);
@@ -176,95 +160,61 @@ async function* csvRecords(
   store: ObjectStore,
   slice: SourceSlice,
   fields: RecordFields,
+  cursor: Cursor,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks, streamOffset } = sliceBytes(store, slice);
-  const end = slice.compression === 'gzip' ? Number.POSITIVE_INFINITY : slice.byteEnd;
+  const { chunks, streamOffset, end } = openSlice(store, slice, false);
   let header: string[] | undefined =
     slice.csvHeader === undefined ? undefined : parseCsvRecord(slice.csvHeader);
-  let line = slice.firstLine - 1;
-  let pending: { text: string; line: number; offset: number; bytes: number } | undefined;
-
-  for await (const raw of readLines(chunks, {
-    streamOffset,
-    start: slice.byteStart,
+  for await (const raw of readCsvRecords(chunks, {
+    start: streamOffset,
     end,
-    maxLineBytes: fields.maxRecordBytes,
+    firstLine: slice.firstLine,
+    maxRecordBytes: fields.maxRecordBytes,
   })) {
-    line += 1;
-    const rejectRaw = (reason: string): SourceRecord => ({
+    cursor.line = raw.line + 1;
+    cursor.offset = raw.next;
+    const reject = (reason: string): RejectRecord => ({
       kind: 'reject',
       reason,
-      line,
+      line: raw.line,
       byteOffset: raw.offset,
       excerpt: excerptOf(raw.bytes),
     });
+    if (raw.unterminated) {
+      yield reject('CSV record ends inside a quoted field');
+      continue;
+    }
     if (raw.truncated) {
-      pending = undefined;
-      yield rejectRaw(`record is ${raw.length} bytes, over the limit of ${fields.maxRecordBytes} bytes`);
+      yield reject(overLimitReason(raw.length, fields.maxRecordBytes));
       continue;
     }
-    let text = decodeUtf8(raw.bytes);
-    if (text === undefined) {
-      pending = undefined;
-      yield rejectRaw('invalid UTF-8');
+    const decoded = decodeUtf8(raw.bytes);
+    if (decoded === undefined) {
+      yield reject('invalid UTF-8');
       continue;
     }
-    if (line === 1) text = stripBom(text);
-    const record = pending
-      ? {
-          text: `${pending.text}\n${text}`,
-          line: pending.line,
-          offset: pending.offset,
-          bytes: pending.bytes + raw.length + 1,
-        }
-      : { text, line, offset: raw.offset, bytes: raw.length };
-    if (record.bytes > fields.maxRecordBytes) {
-      pending = undefined;
-      yield {
-        kind: 'reject',
-        reason: `record is over the limit of ${fields.maxRecordBytes} bytes`,
-        line: record.line,
-        byteOffset: record.offset,
-        excerpt: record.text.slice(0, EXCERPT_CHARS),
-      };
-      continue;
-    }
-    const values = parseCsvRecord(record.text);
+    // A quoted field's CRLF reads as LF, as the record's own terminator does.
+    const text = (raw.offset === 0 ? stripBom(decoded) : decoded).replace(/\r\n/g, '\n');
+    const values = parseCsvRecord(text);
     if (values === undefined) {
-      pending = record;
+      yield reject('CSV record ends inside a quoted field');
       continue;
     }
-    pending = undefined;
     if (!header) {
       header = values;
       continue;
     }
-    if (record.text.trim().length === 0) continue;
-    const excerpt = record.text.slice(0, EXCERPT_CHARS);
+    if (text.trim().length === 0) continue; // a blank line is not a record
+    const excerpt = text.slice(0, EXCERPT_CHARS);
     if (values.length !== header.length) {
-      yield {
-        kind: 'reject',
-        reason: `CSV row has ${values.length} fields, the header has ${header.length}`,
-        line: record.line,
-        byteOffset: record.offset,
-        excerpt,
-      };
+      yield { ...reject(`CSV row has ${values.length} fields, the header has ${header.length}`), excerpt };
       continue;
     }
-    const obj: Record<string, unknown> = {};
+    const row: Record<string, unknown> = {};
     header.forEach((name, i) => {
-      obj[name] = values[i];
+      row[name] = values[i];
     });
-    yield toDocument(obj, fields, slice.key, record.line, record.offset, excerpt);
-  }
-  if (pending) {
-    yield {
-      kind: 'reject',
-      reason: 'CSV record ends inside a quoted field',
-      line: pending.line,
-      byteOffset: pending.offset,
-      excerpt: pending.text.slice(0, EXCERPT_CHARS),
-    };
+    yield toDocument(row, fields, slice.key, raw.line, raw.offset, excerpt);
   }
 }
 
@@ -273,7 +223,7 @@ async function* textRecords(
   slice: SourceSlice,
   fields: RecordFields,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks } = sliceBytes(store, slice);
+  const { chunks } = openSlice(store, slice, false);
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of chunks) {
@@ -312,35 +262,50 @@ async function* textRecords(
   };
 }
 
+/** Errors by which zlib and streams say a gzip source is corrupt or ends too early. */
+export function isGzipFault(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+export function gzipFaultReason(error: unknown): string {
+  return `corrupt or truncated gzip data: ${(error as Error).message}`;
+}
+
 /**
- * Streams the records of one slice. Reading errors of the object itself (a corrupt gzip
- * stream, say) end the slice with one reject describing the fault, keeping the
- * records read before it.
+ * Streams the records of one slice. A corrupt or truncated gzip stream ends the slice
+ * with one reject describing the fault, at the first record not read, keeping the
+ * records read before it; a re-staged part reports the fault its staging met.
  */
 export async function* readSourceRecords(
   store: ObjectStore,
   slice: SourceSlice,
   fields: RecordFields,
 ): AsyncGenerator<SourceRecord> {
-  const reader = slice.format === 'jsonl' ? jsonlRecords : slice.format === 'csv' ? csvRecords : textRecords;
-  let last = { line: slice.firstLine, byteOffset: slice.byteStart };
-  try {
-    for await (const record of reader(store, slice, fields)) {
-      last = { line: record.line, byteOffset: record.byteOffset };
-      yield record;
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-      yield {
-        kind: 'reject',
-        reason: `corrupt or truncated gzip data: ${(error as Error).message}`,
-        line: last.line + 1,
-        byteOffset: last.byteOffset,
-        excerpt: '',
-      };
-      return;
-    }
-    throw error;
+  if (slice.format === 'parquet') {
+    yield* parquetRecords(store, slice, fields);
+    return;
   }
+  const cursor: Cursor = { line: slice.firstLine, offset: slice.byteStart };
+  const records =
+    slice.format === 'jsonl'
+      ? jsonlRecords(store, slice, fields, cursor)
+      : slice.format === 'csv'
+        ? csvRecords(store, slice, fields, cursor)
+        : textRecords(store, slice, fields);
+  try {
+    yield* records;
+  } catch (error) {
+    if (!isGzipFault(error)) throw error;
+    yield {
+      kind: 'reject',
+      reason: gzipFaultReason(error),
+      line: cursor.line,
+      byteOffset: cursor.offset,
+      excerpt: '',
+    };
+    return;
+  }
+  const fault = slice.staged?.fault;
+  if (fault) yield { kind: 'reject', ...fault, excerpt: '' };
 }

@@ -119,6 +119,100 @@ describe('readSourceRecords (CSV)', () => {
   });
 });
 
+describe('readSourceRecords (CSV rejects)', () => {
+  it('rejects invalid UTF-8 and a quoted record over the size limit, and reads on', async () => {
+    const body = Buffer.concat([
+      Buffer.from('id,text\n1,"caf', 'latin1'),
+      Buffer.from([0xe9]),
+      Buffer.from(`"\n2,"${'x'.repeat(600)}\n${'y'.repeat(600)}"\n3,fine\n`),
+    ]);
+    const records = await readAll(body, { format: 'csv', key: 'in.csv' });
+    expect(reasons(records)).toEqual([
+      'invalid UTF-8',
+      'record is 1205 bytes, over the limit of 1024 bytes',
+      'doc:3',
+    ]);
+    expect(records.map((r) => r.line)).toEqual([2, 3, 5]);
+  });
+});
+
+describe('readSourceRecords (gzip faults)', () => {
+  const text = jsonl(
+    Array.from({ length: 300 }, (_, i) => ({ id: `g${i}`, text: `${`doc ${i} `.repeat(i % 7)}x` })),
+  );
+
+  it('reports a truncation once, at the line and offset of the first record not read', async () => {
+    const gz = gzipSync(text);
+    const records = await readAll(
+      gz.subarray(0, Math.floor(gz.length * 0.6)),
+      { key: 'in.jsonl.gz', compression: 'gzip' },
+      50,
+    );
+    const last = records.at(-1)!;
+    expect(last.kind === 'reject' && last.reason).toBe(
+      'corrupt or truncated gzip data: unexpected end of file',
+    );
+    const docs = records.slice(0, -1);
+    expect(docs.every((r) => r.kind === 'doc')).toBe(true);
+    expect(last.line).toBe(docs.length + 1);
+    expect(last.byteOffset).toBe(Buffer.byteLength(`${text.split('\n').slice(0, docs.length).join('\n')}\n`));
+  });
+
+  it('rejects a file whose gzip header is corrupt once, at its start', async () => {
+    const gz = Buffer.from(gzipSync(text));
+    gz[0] = 0x00;
+    const records = await readAll(gz, { key: 'in.jsonl.gz', compression: 'gzip' }, 50);
+    expect(records).toEqual([
+      {
+        kind: 'reject',
+        reason: 'corrupt or truncated gzip data: incorrect header check',
+        line: 1,
+        byteOffset: 0,
+        excerpt: '',
+      },
+    ]);
+  });
+
+  it('reads a re-staged part from its own object, under the source key, lines and offsets', async () => {
+    const store = new MemoryObjectStore(16);
+    await store.put('staging/r/p1.jsonl', jsonl([{ text: 'third line' }, { id: 'x', text: 'fourth' }]));
+    const out: SourceRecord[] = [];
+    for await (const record of readSourceRecords(
+      store,
+      {
+        key: 'incoming/docs/big.jsonl.gz',
+        format: 'jsonl',
+        compression: 'gzip',
+        byteStart: 500,
+        byteEnd: 545,
+        firstLine: 3,
+        staged: {
+          key: 'staging/r/p1.jsonl',
+          offset: 500,
+          fault: {
+            reason: 'corrupt or truncated gzip data: unexpected end of file',
+            line: 5,
+            byteOffset: 545,
+          },
+        },
+      },
+      fields,
+    ))
+      out.push(record);
+    expect(out).toEqual([
+      expect.objectContaining({ kind: 'doc', id: 'incoming/docs/big.jsonl.gz:3', line: 3, byteOffset: 500 }),
+      expect.objectContaining({ kind: 'doc', id: 'x', line: 4, byteOffset: 522 }),
+      {
+        kind: 'reject',
+        reason: 'corrupt or truncated gzip data: unexpected end of file',
+        line: 5,
+        byteOffset: 545,
+        excerpt: '',
+      },
+    ]);
+  });
+});
+
 describe('readSourceRecords (text)', () => {
   it('reads a whole file as one document whose id is the key', async () => {
     const records = await readAll('A plain text document.\nWith two lines.', {

@@ -1,0 +1,173 @@
+import {
+  type AsyncBuffer,
+  type FileMetaData,
+  parquetMetadataAsync,
+  parquetReadObjects,
+  parquetSchema,
+} from 'hyparquet';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { EXCERPT_CHARS, overLimitReason, toDocument } from './record-rules.ts';
+import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-records.ts';
+
+/** One row group of a Parquet file, as the planner cuts and the reader selects. */
+export interface ParquetRowGroup {
+  readonly index: number;
+  /** Offset of the row group's first page: a unit owns the row groups that start in its range. */
+  readonly start: number;
+  /** 0-based number of the row group's first row in the file. */
+  readonly firstRow: number;
+  readonly rows: number;
+  /** Uncompressed bytes of the text column in this row group (0 when there is none). */
+  readonly textBytes: number;
+}
+
+export interface ParquetLayout {
+  readonly metadata: FileMetaData;
+  /** Top-level column names. */
+  readonly columns: readonly string[];
+  readonly rowGroups: readonly ParquetRowGroup[];
+}
+
+/** An object as hyparquet's AsyncBuffer: every slice is one ranged read of the store. */
+export function objectAsyncBuffer(store: ObjectStore, key: string, byteLength: number): AsyncBuffer {
+  return {
+    byteLength,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const stop = Math.min(end ?? byteLength, byteLength);
+      const out = new Uint8Array(Math.max(0, stop - start));
+      let at = 0;
+      for await (const chunk of store.readRange(key, start, stop)) {
+        out.set(chunk.subarray(0, out.length - at), at);
+        at += chunk.byteLength;
+      }
+      return out.buffer;
+    },
+  };
+}
+
+/** Where a row group's first page is: its dictionary page when it has one, else its first data page. */
+function rowGroupStart(columns: FileMetaData['row_groups'][number]['columns']): number {
+  let start = Number.POSITIVE_INFINITY;
+  for (const column of columns) {
+    const meta = column.meta_data;
+    if (!meta) {
+      start = Math.min(start, Number(column.file_offset));
+      continue;
+    }
+    const dictionary = meta.dictionary_page_offset;
+    const first =
+      dictionary !== undefined && dictionary > 0n && dictionary < meta.data_page_offset
+        ? dictionary
+        : meta.data_page_offset;
+    start = Math.min(start, Number(first));
+  }
+  return Number.isFinite(start) ? start : 0;
+}
+
+/** Reads a Parquet file's footer: its columns and row groups with where each starts. */
+export async function readParquetLayout(
+  store: ObjectStore,
+  key: string,
+  size: number,
+  textField: string,
+): Promise<ParquetLayout> {
+  const metadata = await parquetMetadataAsync(objectAsyncBuffer(store, key, size));
+  const columns = parquetSchema(metadata).children.map((child) => child.element.name);
+  let firstRow = 0;
+  const rowGroups = metadata.row_groups.map((group, index): ParquetRowGroup => {
+    const rows = Number(group.num_rows);
+    let textBytes = 0;
+    for (const column of group.columns) {
+      if (column.meta_data?.path_in_schema[0] === textField)
+        textBytes += Number(column.meta_data.total_uncompressed_size);
+    }
+    const info = { index, start: rowGroupStart(group.columns), firstRow, rows, textBytes };
+    firstRow += rows;
+    return info;
+  });
+  return { metadata, columns, rowGroups };
+}
+
+function excerptOfRow(row: Record<string, unknown>): string {
+  return JSON.stringify(row, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)).slice(
+    0,
+    EXCERPT_CHARS,
+  );
+}
+
+/**
+ * Rows of the row groups that start in the slice's range, as documents or rejects;
+ * the line of a row is its 1-based row number in the file. Only the id, text and
+ * metadata columns are read, one row group at a time (memory follows the row group's
+ * size). A row group that cannot be decoded (a codec hyparquet lacks, say) becomes one
+ * reject naming its rows.
+ */
+export async function* parquetRecords(
+  store: ObjectStore,
+  slice: SourceSlice,
+  fields: RecordFields,
+): AsyncGenerator<SourceRecord> {
+  const reject = (reason: string, line: number, byteOffset: number): RejectRecord => ({
+    kind: 'reject',
+    reason,
+    line,
+    byteOffset,
+    excerpt: '',
+  });
+  if (slice.compression !== 'none') {
+    yield reject('gzip-compressed Parquet is not supported: Parquet compresses its own pages', 0, 0);
+    return;
+  }
+  const size = (await store.head(slice.key))?.size ?? slice.byteEnd;
+  let layout: ParquetLayout;
+  try {
+    layout = await readParquetLayout(store, slice.key, size, fields.textField);
+  } catch (error) {
+    yield reject(`not a readable Parquet file: ${(error as Error).message}`, 0, 0);
+    return;
+  }
+  const file = objectAsyncBuffer(store, slice.key, size);
+  const present = new Set(layout.columns);
+  const columns = [...new Set([fields.idField, fields.textField, ...fields.metadataFields])].filter((c) =>
+    present.has(c),
+  );
+  for (const group of layout.rowGroups) {
+    if (group.start < slice.byteStart || group.start >= slice.byteEnd || group.rows === 0) continue;
+    let rows: Record<string, unknown>[];
+    try {
+      rows =
+        columns.length === 0
+          ? Array.from({ length: group.rows }, () => ({}))
+          : await parquetReadObjects({
+              file,
+              metadata: layout.metadata,
+              columns,
+              rowStart: group.firstRow,
+              rowEnd: group.firstRow + group.rows,
+            });
+    } catch (error) {
+      yield reject(
+        `Parquet row group ${group.index} (rows ${group.firstRow + 1}-${group.firstRow + group.rows}) could not be read: ${(error as Error).message}`,
+        group.firstRow + 1,
+        group.start,
+      );
+      continue;
+    }
+    for (let i = 0; i < rows.length; i += 1) {
+      const row = rows[i]!;
+      const line = group.firstRow + i + 1;
+      const text = row[fields.textField];
+      if (typeof text === 'string') {
+        const bytes = Buffer.byteLength(text);
+        if (bytes > fields.maxRecordBytes) {
+          yield {
+            ...reject(overLimitReason(bytes, fields.maxRecordBytes), line, group.start),
+            excerpt: text.slice(0, EXCERPT_CHARS),
+          };
+          continue;
+        }
+      }
+      yield toDocument(row, fields, slice.key, line, group.start, excerptOfRow(row));
+    }
+  }
+}
