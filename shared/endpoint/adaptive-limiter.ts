@@ -109,9 +109,9 @@ const LATENCY_FLOOR_MS = 1;
  *   queueing (SageMaker's own throttling, a container with no queue) would make plain AIMD
  *   saw-tooth between half and all of its capacity, using about 3/4 of it. So the limit
  *   that overloaded is remembered: after a decrease the limit climbs back one step per
- *   success to just under it, then probes it slowly, and more slowly each time the same
- *   level overloads again. If another worker's load lowers the capacity, the next throttle
- *   happens lower and moves the remembered level down.
+ *   successful call (of any epoch) to just under it, then probes it slowly, and more
+ *   slowly each time the same level overloads again. If another worker's load lowers the
+ *   capacity, the next throttle happens lower and moves the remembered level down.
  */
 export class AdaptiveLimiter implements ConcurrencyLimiter {
   private readonly maxLimit: number;
@@ -242,13 +242,17 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
 
   private onSuccess(epoch: number, latencyMs: number, cost: number, busy: boolean): void {
     this.counters.succeeded += 1;
-    if (epoch !== this.epoch) return;
-
-    if (this.observeLatency(latencyMs, cost) > this.latencyTolerance) {
-      // Queueing: back off once the signal rests on enough samples; until then, only hold.
-      if (this.epochSamples < this.latencyMinSamples) return;
-      this.counters.latencyBackoffs += 1;
-      this.decrease(this.latencyBackoffRatio);
+    if (epoch === this.epoch) {
+      if (this.observeLatency(latencyMs, cost) > this.latencyTolerance) {
+        // Queueing: back off once the signal rests on enough samples; until then, only hold.
+        if (this.epochSamples < this.latencyMinSamples) return;
+        this.counters.latencyBackoffs += 1;
+        this.decrease(this.latencyBackoffRatio);
+        return;
+      }
+    } else if (!this.recovering()) {
+      // Sent at an older, higher limit: it says nothing about the limit in force now,
+      // except that the endpoint still answers, which is all fast recovery needs.
       return;
     }
     if (!busy || this.limit >= this.maxLimit) return;
@@ -287,9 +291,14 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
     return this.latencyRatio;
   }
 
+  /** Below the level that last overloaded, climbing back one step per success. */
+  private recovering(): boolean {
+    return this.fastRecovery && this.ceiling !== undefined && this.limit + 1 < this.ceiling;
+  }
+
   private successesPerStep(): number {
+    if (this.recovering()) return 1;
     if (!this.fastRecovery || this.ceiling === undefined) return this.limit;
-    if (this.limit + 1 < this.ceiling) return 1;
     return this.limit * this.probeWindows;
   }
 

@@ -131,7 +131,7 @@ describe('AdaptiveLimiter', () => {
   });
 
   it('halves the limit on a throttle, once for all the calls that were sent at the old limit', async () => {
-    const endpoint = new FakeEndpoint({ initialLimit: 8 });
+    const endpoint = new FakeEndpoint({ initialLimit: 8, fastRecovery: false });
     const calls = await endpoint.start(12);
 
     await endpoint.finish('throttle');
@@ -166,15 +166,17 @@ describe('AdaptiveLimiter', () => {
 
   it('climbs back one step per success to just under the limit that throttled, then probes it slowly', async () => {
     const endpoint = new FakeEndpoint({ initialLimit: 8, probeWindows: 4 });
-    await endpoint.start(30);
+    await endpoint.start(40);
     await endpoint.finish('throttle', 100, 7);
     expect(endpoint.limiter.stats()).toMatchObject({ limit: 4, ceiling: 8 });
-    // The seven calls sent at the old limit finish first; they do not count toward the new one.
-    for (let i = 0; i < 7; i += 1) await endpoint.finish('ok');
-    expect(endpoint.limit).toBe(4);
 
-    await endpoint.succeedSaturated(3);
+    // Any success shows the endpoint still answers: one step each, up to just under 8.
+    for (let i = 0; i < 3; i += 1) await endpoint.finish('ok');
     expect(endpoint.limit).toBe(7);
+    // The other calls sent at 8 say nothing about probing 8 again.
+    for (let i = 0; i < 4; i += 1) await endpoint.finish('ok');
+    expect(endpoint.limit).toBe(7);
+
     await endpoint.succeedSaturated(7 * 4 - 1);
     expect(endpoint.limit).toBe(7);
     await endpoint.succeedSaturated(1);
@@ -184,16 +186,16 @@ describe('AdaptiveLimiter', () => {
 
   it('probes a level that throttles again twice as slowly', async () => {
     const endpoint = new FakeEndpoint({ initialLimit: 8, probeWindows: 2 });
-    await endpoint.start(40);
+    await endpoint.start(60);
     await endpoint.finish('throttle', 100, 7);
     for (let i = 0; i < 7; i += 1) await endpoint.finish('ok');
-    await endpoint.succeedSaturated(3 + 7 * 2);
+    await endpoint.succeedSaturated(7 * 2);
     expect(endpoint.limit).toBe(8);
 
     await endpoint.finish('throttle', 100, 7);
     expect(endpoint.limiter.stats()).toMatchObject({ limit: 4, ceiling: 8 });
     for (let i = 0; i < 7; i += 1) await endpoint.finish('ok');
-    await endpoint.succeedSaturated(3 + 7 * 4 - 1);
+    await endpoint.succeedSaturated(7 * 4 - 1);
     expect(endpoint.limit).toBe(7);
     await endpoint.succeedSaturated(1);
     expect(endpoint.limit).toBe(8);
@@ -204,10 +206,12 @@ describe('AdaptiveLimiter', () => {
     await endpoint.start(40);
     await endpoint.finish('throttle', 100, 7);
     for (let i = 0; i < 7; i += 1) await endpoint.finish('ok');
-    await endpoint.succeedSaturated(3 + 7 + 8);
+    await endpoint.succeedSaturated(7 + 8);
     expect(endpoint.limiter.stats()).toMatchObject({ limit: 9, ceiling: undefined, peakLimit: 9 });
     // Back to plain additive increase: one step per window of 9.
-    await endpoint.succeedSaturated(9);
+    await endpoint.succeedSaturated(8);
+    expect(endpoint.limit).toBe(9);
+    await endpoint.succeedSaturated(1);
     expect(endpoint.limit).toBe(10);
   });
 
@@ -238,6 +242,17 @@ describe('AdaptiveLimiter', () => {
     expect(endpoint.violations).toEqual([]);
   });
 
+  it('does not grow while latency says the endpoint is queueing, even before it may back off', async () => {
+    const endpoint = new FakeEndpoint({ initialLimit: 2, maxLimit: 8, latencyMinSamples: 50 });
+    await endpoint.start(40);
+    await endpoint.succeedSaturated(2, 100);
+    expect(endpoint.limit).toBe(3);
+
+    await endpoint.succeedSaturated(30, 1000);
+
+    expect(endpoint.limiter.stats()).toMatchObject({ limit: 3, backoffs: 0, increases: 1 });
+  });
+
   it('compares latency only between calls of similar cost, so big batches are not mistaken for queueing', async () => {
     const endpoint = new FakeEndpoint({ initialLimit: 4, maxLimit: 4 });
     for (let i = 0; i < 40; i += 1) {
@@ -249,7 +264,12 @@ describe('AdaptiveLimiter', () => {
   });
 
   it('ignores the latencies of calls sent before a decrease and waits for enough new samples', async () => {
-    const endpoint = new FakeEndpoint({ initialLimit: 8, maxLimit: 8, latencyMinSamples: 5 });
+    const endpoint = new FakeEndpoint({
+      initialLimit: 8,
+      maxLimit: 8,
+      latencyMinSamples: 5,
+      fastRecovery: false,
+    });
     await endpoint.start(40);
     await endpoint.succeedSaturated(5, 100);
     await endpoint.succeedSaturated(1, 1000);
