@@ -1,10 +1,14 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
+import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
+import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
-import { classifySource, estimateCost, planUnits, type SourceFile } from './plan-units.ts';
+import { classifySource, type PlanStats, planUnits, type SourceFile, unitCostTarget } from './plan-units.ts';
+import { restageGzip, type StagedPiece } from './restage-gzip.ts';
+import { listedInputs, type ManifestEntry, writeRunManifest } from './run-manifest.ts';
+import { type ClassifiedFile, estimateCosts } from './sample-cost.ts';
 
 export interface PlanRunRequest {
   readonly runId: string;
@@ -16,51 +20,154 @@ export interface PlanRunRequest {
   readonly now: Date;
 }
 
+/** What planning read and how long each step took. */
+export interface PlanRunStats extends PlanStats {
+  sampledBytes: number;
+  restagedBytesIn: number;
+  restagedBytesOut: number;
+  timings: { listMs: number; sampleMs: number; restageMs: number; cutMs: number };
+}
+
 export interface PlanRunResult {
   readonly run: RunState;
   readonly units: readonly WorkUnit[];
   /** Keys named by the request that no longer exist (deleted after upload); nothing to read. */
   readonly missing: readonly string[];
+  /** Inputs of the run; `run.inputs` lists only the first of them when there are many. */
+  readonly inputCount: number;
+  /** The object that lists every input with its estimate. */
+  readonly manifestKey: string;
+  readonly stats: PlanRunStats;
+}
+
+export interface PlanRunDeps {
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+  /** Counts tokens in cost samples. @default EstimatingTokenCounter */
+  readonly tokenCounter?: TokenCounter;
 }
 
 const HEAD_CONCURRENCY = 16;
 
 /**
  * (primary adapter) -> planRun -> (object store, run store, work queue): sizes the
- * inputs, cuts them into units, records the run and its units, and sends one message
- * per unit. A run with no units is handed straight to finalize so it still ends.
+ * inputs, estimates each one's work from a sample, re-stages big gzip sources into
+ * parts, cuts everything into units of about equal cost, records the run (with a
+ * manifest of its inputs) and its units, and sends one message per unit. A run with no
+ * units is handed straight to finalize so it still ends.
  */
 export async function planRun(
-  deps: { store: ObjectStore; runs: RunStore; queue: WorkQueue },
+  deps: PlanRunDeps,
   config: PipelineConfig,
   request: PlanRunRequest,
 ): Promise<PlanRunResult> {
-  const keys = new Set(request.keys ?? []);
+  const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
+  const stats: PlanRunStats = {
+    cutPassBytes: 0,
+    cutPasses: [],
+    sampledBytes: 0,
+    restagedBytesIn: 0,
+    restagedBytesOut: 0,
+    timings: { listMs: 0, sampleMs: 0, restageMs: 0, cutMs: 0 },
+  };
+  let started = Date.now();
+  const lap = (): number => {
+    const now = Date.now();
+    const ms = now - started;
+    started = now;
+    return ms;
+  };
+
+  // Listed objects come with their size; named keys are headed (they may be gone).
+  const found = new Map<string, ObjectInfo>();
   if (request.prefix !== undefined) {
     for await (const object of deps.store.list(request.prefix)) {
-      if (!object.key.endsWith('/')) keys.add(object.key);
+      if (!object.key.endsWith('/')) found.set(object.key, object);
     }
   }
-  const sorted = [...keys].sort();
-  const heads = await mapWithConcurrency(sorted, HEAD_CONCURRENCY, (key) => deps.store.head(key));
-  const files: SourceFile[] = [];
+  const named = [...new Set(request.keys ?? [])].filter((key) => !found.has(key)).sort();
+  const heads = await mapWithConcurrency(named, HEAD_CONCURRENCY, (key) => deps.store.head(key));
   const missing: string[] = [];
   heads.forEach((info, i) => {
-    if (!info) {
-      missing.push(sorted[i]!);
-      return;
-    }
-    const { format, compression } = classifySource(info.key, config.input.format);
-    files.push({ ...info, format, compression, estCost: estimateCost(info.size, compression, config) });
+    if (info) found.set(info.key, info);
+    else missing.push(named[i]!);
   });
+  const classified: ClassifiedFile[] = [...found.values()]
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((info) => ({ key: info.key, size: info.size, ...classifySource(info.key, config.input.format) }));
+  stats.timings.listMs = lap();
 
-  const units = await planUnits(deps.store, config, request.runId, files);
+  const estimates = await estimateCosts(deps.store, classified, config, { counter });
+  stats.sampledBytes = estimates.reduce((sum, e) => sum + e.sampledBytes, 0);
+  const files: SourceFile[] = classified.map((file, i) => ({
+    ...file,
+    estCost: estimates[i]!.estCost,
+    estimate: estimates[i]!,
+  }));
+  stats.timings.sampleMs = lap();
+
+  // A gzip stream cannot be read from the middle: big ones are re-staged into parts.
+  const target = unitCostTarget(
+    files.reduce((sum, f) => sum + f.estCost, 0),
+    config,
+  );
+  const staged: StagedPiece[] = [];
+  const stagedParts = new Map<string, number>();
+  const rest: SourceFile[] = [];
+  for (const file of files) {
+    if (
+      file.compression !== 'gzip' ||
+      (file.format !== 'jsonl' && file.format !== 'csv') ||
+      file.estCost <= target
+    ) {
+      rest.push(file);
+      continue;
+    }
+    const result = await restageGzip(
+      deps.store,
+      config,
+      { key: file.key, format: file.format },
+      {
+        runId: request.runId,
+        partCost: file.estCost / Math.ceil(file.estCost / target),
+        tokensPerByte: file.estimate?.tokensPerByte ?? 1 / config.planning.charsPerToken,
+        counter,
+      },
+    );
+    stats.restagedBytesIn += result.bytesIn;
+    stats.restagedBytesOut += result.bytesOut;
+    if (result.parts.length === 0) {
+      rest.push(file); // broken before its first record: the worker reports the fault
+      continue;
+    }
+    staged.push(...result.parts);
+    stagedParts.set(file.key, result.parts.length);
+  }
+  stats.timings.restageMs = lap();
+
+  const units = await planUnits(deps.store, config, request.runId, rest, { staged, stats });
+  stats.timings.cutMs = lap();
+
+  const manifest: ManifestEntry[] = files.map((file) => ({
+    key: file.key,
+    size: file.size,
+    format: file.format,
+    compression: file.compression,
+    estCost: stagedParts.has(file.key)
+      ? staged.filter((p) => p.sourceKey === file.key).reduce((sum, p) => sum + p.estCost, 0)
+      : file.estCost,
+    method: file.estimate?.method ?? 'fallback',
+    ...(stagedParts.has(file.key) ? { stagedParts: stagedParts.get(file.key)! } : {}),
+  }));
+  const manifestKey = await writeRunManifest(deps.store, config.name, request.runId, manifest);
+
   const run: RunState = {
     runId: request.runId,
     pipeline: config.name,
     trigger: request.trigger,
     startedAt: request.now.toISOString(),
-    inputs: files.map((f) => f.key),
+    inputs: listedInputs(files.map((f) => f.key)),
     status: 'running',
     finishedAt: null,
     totalUnits: units.length,
@@ -70,5 +177,5 @@ export async function planRun(
   await deps.runs.createRun(run, units);
   if (units.length > 0) await deps.queue.sendUnits(units);
   else await deps.queue.requestFinalize(run.runId);
-  return { run, units, missing };
+  return { run, units, missing, inputCount: files.length, manifestKey, stats };
 }

@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import { pipeline, Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { StagedPart } from '../domain/types.ts';
+import type { TokenCounter } from '../embedding/token-counter.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
+import { decodeUtf8, stripBom } from '../readers/record-rules.ts';
+import { gzipFaultReason, isGzipFault } from '../readers/source-records.ts';
+import { documentCost } from './sample-cost.ts';
+import { MAX_CSV_HEADER_BYTES } from './unit-limits.ts';
+
+/** Where re-staged parts are written; an S3 lifecycle rule should expire this prefix. */
+export const STAGING_PREFIX = 'staging/';
+
+/** One re-staged part: a range of the decompressed source, held in its own object. */
+export interface StagedPiece {
+  readonly sourceKey: string;
+  readonly format: 'jsonl' | 'csv';
+  /** Offsets in the source's decompressed stream. */
+  readonly byteStart: number;
+  readonly byteEnd: number;
+  /** Line of the part's first record in the source. */
+  readonly firstLine: number;
+  readonly csvHeader?: string;
+  readonly staged: StagedPart;
+  readonly estCost: number;
+}
+
+export interface RestageOptions {
+  readonly runId: string;
+  /** Estimated tokens a part should hold: one unit's worth. */
+  readonly partCost: number;
+  /** Tokens per decompressed byte from the planner's sample, until the pass measures its own. */
+  readonly tokensPerByte: number;
+  readonly counter: TokenCounter;
+  /** A part is cut at the next record end past this size, whatever its cost. @default 64 MiB */
+  readonly maxPartBytes?: number;
+  /** One record in every this many bytes is parsed and priced. @default 16 KiB */
+  readonly sampleEveryBytes?: number;
+}
+
+export interface RestageResult {
+  readonly parts: StagedPiece[];
+  /** Compressed bytes read and decompressed bytes written. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** The stream was broken before its first record ended: nothing could be staged. */
+  readonly faultBeforeFirstRecord: boolean;
+  /** Why nothing was staged although the stream is sound (a CSV header too long to copy into units). */
+  readonly skipped?: string;
+}
+
+const LF = 0x0a;
+
+/** `staging/<runId>/<digest of the source key>/part-00001.jsonl` */
+export function stagedPartKey(
+  runId: string,
+  sourceKey: string,
+  index: number,
+  format: 'jsonl' | 'csv',
+): string {
+  const digest = createHash('sha256').update(sourceKey).digest('hex').slice(0, 16);
+  return `${STAGING_PREFIX}${runId}/${digest}/part-${String(index).padStart(5, '0')}.${format}`;
+}
+
+/**
+ * Re-stages a gzip JSONL or CSV source in ONE streaming pass into uncompressed parts of
+ * about `partCost` estimated tokens each, cut at record ends (CSV by the reader's quote
+ * rules), so that a source gzip cannot be split by byte range is still read by many
+ * workers. Each part remembers where it was in the source (offset and first line), so
+ * ids and rejects name the original key and line. The cost of a part is measured on the
+ * way, by pricing one record in every `sampleEveryBytes`.
+ *
+ * A corrupt or truncated stream keeps the records before the fault; the last part
+ * carries the fault, and its unit reports it as one reject.
+ *
+ * Memory: one part (at most `maxPartBytes`, or one record when a record is longer),
+ * since the object store takes whole objects.
+ */
+export async function restageGzip(
+  store: ObjectStore,
+  config: PipelineConfig,
+  source: { readonly key: string; readonly format: 'jsonl' | 'csv' },
+  options: RestageOptions,
+): Promise<RestageResult> {
+  const maxPartBytes = options.maxPartBytes ?? 64 * 1024 * 1024;
+  const sampleEvery = options.sampleEveryBytes ?? 16 * 1024;
+  const scanner = source.format === 'csv' ? new CsvRecordBoundaries(true) : undefined;
+  const nextEnd = (buf: Buffer, from: number): number =>
+    scanner ? scanner.nextRecordEnd(buf, from) : buf.indexOf(LF, from);
+
+  const parts: StagedPiece[] = [];
+  let bytesIn = 0;
+  let bytesOut = 0;
+  let header: string | undefined;
+  let headerFields: string[] | undefined;
+
+  // The part being filled.
+  let chunks: Buffer[] = [];
+  let partBytes = 0;
+  let partStart = 0;
+  let partFirstLine = 1;
+  let sampledTokens = 0;
+  let sampledBytes = 0;
+  // Records: lines so far, where the last one ended, and whether the current one is priced.
+  let line = 1;
+  let recordEndInPart = 0; // bytes of the part up to its last complete record
+  let lineAtRecordEnd = 1;
+  let sinceSample = sampleEvery; // price the first record
+  let priced: Buffer[] | undefined = [];
+  let pricedBytes = 0;
+  let firstRecord = true;
+
+  const partCost = (): number =>
+    partBytes * (sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte);
+
+  const recordCost = (bytes: Buffer): number => {
+    const text = decodeUtf8(bytes);
+    if (text === undefined || bytes.length > config.input.maxRecordBytes) return 0;
+    const body = stripBom(text);
+    if (source.format === 'jsonl') {
+      try {
+        const value = (JSON.parse(body) as Record<string, unknown> | null)?.[config.input.textField];
+        return typeof value === 'string' ? documentCost(value, options.counter, config) : 0;
+      } catch {
+        return 0;
+      }
+    }
+    const values = parseCsvRecord(body.replace(/\r\n/g, '\n'));
+    const index = headerFields?.indexOf(config.input.textField) ?? -1;
+    const value = index >= 0 && values?.length === headerFields?.length ? values?.[index] : undefined;
+    return value === undefined ? 0 : documentCost(value, options.counter, config);
+  };
+
+  const writePart = async (bytes: number, fault?: StagedPart['fault']): Promise<void> => {
+    let body = Buffer.concat(chunks, partBytes);
+    if (bytes < body.length) body = body.subarray(0, bytes);
+    const index = parts.length + 1;
+    const key = stagedPartKey(options.runId, source.key, index, source.format);
+    await store.put(key, body, source.format === 'csv' ? 'text/csv' : 'application/x-ndjson');
+    bytesOut += body.length;
+    const ratio = sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte;
+    parts.push({
+      sourceKey: source.key,
+      format: source.format,
+      byteStart: partStart,
+      byteEnd: partStart + body.length,
+      firstLine: partFirstLine,
+      ...(header === undefined || partStart === 0 ? {} : { csvHeader: header }),
+      staged: { key, offset: partStart, ...(fault ? { fault } : {}) },
+      estCost: Math.round(body.length * ratio),
+    });
+    partStart += body.length;
+    partFirstLine = lineAtRecordEnd;
+    chunks = [];
+    partBytes = 0;
+    recordEndInPart = 0;
+    sampledTokens = 0;
+    sampledBytes = 0;
+  };
+
+  const compressed = Readable.from(
+    (async function* () {
+      for await (const chunk of store.readRange(source.key, 0)) {
+        bytesIn += chunk.byteLength;
+        yield chunk;
+      }
+    })(),
+  );
+  try {
+    // pipeline (not pipe) so that a failed read also ends the decompressed stream.
+    for await (const data of pipeline(compressed, createGunzip(), () => {})) {
+      const buf = data as Buffer;
+      let from = 0;
+      while (from < buf.length) {
+        const end = nextEnd(buf, from);
+        const stop = end === -1 ? buf.length : end + 1; // the newline goes with its record
+        const piece = buf.subarray(from, stop);
+        chunks.push(piece);
+        partBytes += piece.length;
+        let at = piece.indexOf(LF);
+        while (at !== -1) {
+          line += 1;
+          at = piece.indexOf(LF, at + 1);
+        }
+        if (priced && pricedBytes <= config.input.maxRecordBytes) {
+          priced.push(piece);
+          pricedBytes += piece.length;
+        }
+        if (end === -1) break;
+        from = stop;
+        // A record ended at `position`.
+        recordEndInPart = partBytes;
+        lineAtRecordEnd = line;
+        if (priced) {
+          const bytes = Buffer.concat(priced).subarray(0, Math.max(0, pricedBytes - 1));
+          if (firstRecord && source.format === 'csv') {
+            header = stripBom(decodeUtf8(bytes) ?? '').replace(/\r$/, '');
+            headerFields = parseCsvRecord(header.replace(/\r\n/g, '\n'));
+            if (Buffer.byteLength(header) > MAX_CSV_HEADER_BYTES) {
+              const skipped = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
+              return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: false, skipped };
+            }
+          } else {
+            sampledTokens += recordCost(bytes.at(-1) === 0x0d ? bytes.subarray(0, -1) : bytes);
+            sampledBytes += pricedBytes;
+          }
+          priced = undefined;
+          sinceSample = 0;
+        }
+        firstRecord = false;
+        sinceSample += piece.length;
+        if (sinceSample >= sampleEvery) {
+          priced = [];
+          pricedBytes = 0;
+        }
+        if (partCost() >= options.partCost || partBytes >= maxPartBytes) await writePart(partBytes);
+      }
+    }
+  } catch (error) {
+    if (!isGzipFault(error)) throw error;
+    const fault = {
+      reason: gzipFaultReason(error),
+      line: lineAtRecordEnd,
+      byteOffset: partStart + recordEndInPart,
+    };
+    if (recordEndInPart > 0) {
+      await writePart(recordEndInPart, fault);
+    } else if (parts.length > 0) {
+      const last = parts.pop()!;
+      parts.push({ ...last, staged: { ...last.staged, fault } });
+    } else {
+      return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: true };
+    }
+    return { parts, bytesIn, bytesOut, faultBeforeFirstRecord: false };
+  }
+  if (partBytes > 0) {
+    lineAtRecordEnd = line;
+    await writePart(partBytes);
+  }
+  return { parts, bytesIn, bytesOut, faultBeforeFirstRecord: false };
+}

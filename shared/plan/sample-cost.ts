@@ -1,0 +1,436 @@
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
+import { parquetReadObjects } from 'hyparquet';
+import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { Compression, InputFormat } from '../domain/types.ts';
+import { chunkText } from '../embedding/chunker.ts';
+import type { TokenCounter } from '../embedding/token-counter.ts';
+import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
+import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
+import { objectAsyncBuffer, type ParquetRowGroup, readParquetLayout } from '../readers/parquet.ts';
+import { decodeUtf8, stripBom } from '../readers/record-rules.ts';
+import { mapWithConcurrency } from '../work/concurrency.ts';
+
+/** A file as the planner sees it before estimating: where it is, how to read it. */
+export interface ClassifiedFile extends ObjectInfo {
+  readonly format: InputFormat;
+  readonly compression: Compression;
+}
+
+/** How an estimate was made, shown in the run manifest. */
+export type EstimateMethod =
+  /** The whole file was read and its records chunked. */
+  | 'whole'
+  /** The first window and a few seeded random windows were read. */
+  | 'sampled'
+  /** A gzip file's first compressed window was decompressed and read. */
+  | 'gzip-prefix'
+  /** A Parquet file's footer plus the first rows of its first row group. */
+  | 'parquet-sample'
+  /** A small file priced by the tokens per byte of sampled small files of its kind. */
+  | 'group-ratio'
+  /** Nothing readable was found: bytes / `planning.charsPerToken`. */
+  | 'fallback'
+  /** The file is certain to be rejected whole (a text document over the size limit). */
+  | 'rejected';
+
+export interface CostEstimate {
+  /** Estimated tokens the worker will embed (chunk tokens, overlap included). */
+  readonly estCost: number;
+  readonly method: EstimateMethod;
+  /** Estimated tokens per byte of the decompressed source. */
+  readonly tokensPerByte: number;
+  /** Bytes the estimate read. */
+  readonly sampledBytes: number;
+  /** A CSV sample held a quote character, so a quoted field may hold a newline. */
+  readonly maybeQuoted?: boolean;
+  /** Parquet: the row groups and the estimated cost of each. */
+  readonly parquet?: { readonly rowGroups: readonly ParquetRowGroup[]; readonly costs: readonly number[] };
+}
+
+export interface SamplingOptions {
+  readonly counter: TokenCounter;
+  /** Bytes per sample window. @default 64 KiB */
+  readonly windowBytes?: number;
+  /** Windows per big file, the first included. @default 4 */
+  readonly windows?: number;
+  /** Small files of one kind read whole to price the others. @default 64 */
+  readonly smallFilesSampled?: number;
+  /** Reads in flight. @default 16 */
+  readonly concurrency?: number;
+}
+
+const LF = 0x0a;
+const QUOTE = 0x22;
+const PARQUET_SAMPLE_ROWS = 256;
+
+interface Tally {
+  tokens: number;
+  bytes: number;
+  quotes: boolean;
+}
+
+/** Tokens the worker will count for one document: its chunks' tokens, overlap included. */
+export function documentCost(text: string, counter: TokenCounter, config: PipelineConfig): number {
+  let tokens = 0;
+  for (const chunk of chunkText(text, counter, config.chunking)) tokens += chunk.tokens;
+  return tokens;
+}
+
+/** A small deterministic generator, seeded by the key, so a re-plan samples the same windows. */
+function seededRandom(key: string): () => number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i += 1) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  let state = h >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function readWindow(store: ObjectStore, key: string, start: number, end: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of store.readRange(key, start, end))
+    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  return Buffer.concat(parts);
+}
+
+/** Adds the complete JSONL records of a window to the tally. */
+function tallyJsonl(
+  window: Buffer,
+  atStart: boolean,
+  atEnd: boolean,
+  tally: Tally,
+  config: PipelineConfig,
+  counter: TokenCounter,
+): void {
+  let from = 0;
+  if (!atStart) {
+    const first = window.indexOf(LF);
+    if (first === -1) return;
+    from = first + 1;
+  }
+  while (from < window.length) {
+    const lf = window.indexOf(LF, from);
+    if (lf === -1 && !atEnd) break;
+    const stop = lf === -1 ? window.length : lf;
+    tally.bytes += stop - from + 1;
+    const text = decodeUtf8(window.subarray(from, stop));
+    if (text !== undefined && stop - from <= config.input.maxRecordBytes) {
+      try {
+        const record = JSON.parse(from === 0 ? stripBom(text) : text) as Record<string, unknown> | null;
+        const body = record?.[config.input.textField];
+        if (typeof body === 'string') tally.tokens += documentCost(body, counter, config);
+      } catch {
+        // A malformed line costs nothing to embed.
+      }
+    }
+    from = stop + 1;
+  }
+}
+
+/**
+ * Adds the complete CSV records of a window to the tally. A window that starts mid-file
+ * is read from its first newline as if a record started there; when that newline was in
+ * a quoted field, rows come out with the wrong field count and are left out of the tally.
+ */
+function tallyCsv(
+  window: Buffer,
+  atStart: boolean,
+  atEnd: boolean,
+  header: { fields?: string[] },
+  tally: Tally,
+  config: PipelineConfig,
+  counter: TokenCounter,
+): void {
+  if (window.includes(QUOTE)) tally.quotes = true;
+  let from = 0;
+  if (!atStart) {
+    const first = window.indexOf(LF);
+    if (first === -1) return;
+    from = first + 1;
+  }
+  const scanner = new CsvRecordBoundaries(atStart);
+  while (from < window.length) {
+    const lf = scanner.nextRecordEnd(window, from);
+    if (lf === -1 && !atEnd) break;
+    const stop = lf === -1 ? window.length : lf;
+    const decoded = decodeUtf8(window.subarray(from, stop));
+    const values =
+      decoded === undefined ? undefined : parseCsvRecord(stripBom(decoded).replace(/\r\n/g, '\n'));
+    if (values && !header.fields && atStart) {
+      header.fields = values.map((v) => v.trim());
+      tally.bytes += stop - from + 1;
+    } else if (values && header.fields && values.length === header.fields.length) {
+      tally.bytes += stop - from + 1;
+      const text = values[header.fields.indexOf(config.input.textField)];
+      if (text !== undefined && stop - from <= config.input.maxRecordBytes)
+        tally.tokens += documentCost(text, counter, config);
+    }
+    from = stop + 1;
+  }
+}
+
+function tallyWindow(
+  format: InputFormat,
+  window: Buffer,
+  atStart: boolean,
+  atEnd: boolean,
+  header: { fields?: string[] },
+  tally: Tally,
+  config: PipelineConfig,
+  counter: TokenCounter,
+): void {
+  if (format === 'jsonl') tallyJsonl(window, atStart, atEnd, tally, config, counter);
+  else if (format === 'csv') tallyCsv(window, atStart, atEnd, header, tally, config, counter);
+  else {
+    tally.bytes += window.length;
+    tally.tokens += documentCost(window.toString('utf8'), counter, config);
+  }
+}
+
+interface Measured {
+  readonly estimate: CostEstimate;
+  /** Tokens per stored byte, for pricing small files of the same kind. */
+  readonly perStoredByte: number;
+}
+
+function fallback(file: ClassifiedFile, config: PipelineConfig): CostEstimate {
+  const expansion = file.compression === 'gzip' ? 4 : 1;
+  return {
+    estCost: Math.ceil((file.size * expansion) / config.planning.charsPerToken),
+    method: 'fallback',
+    tokensPerByte: 1 / config.planning.charsPerToken,
+    sampledBytes: 0,
+  };
+}
+
+async function measureParquet(
+  store: ObjectStore,
+  file: ClassifiedFile,
+  config: PipelineConfig,
+  counter: TokenCounter,
+): Promise<CostEstimate> {
+  const layout = await readParquetLayout(store, file.key, file.size, config.input.textField);
+  const hasText = layout.columns.includes(config.input.textField);
+  const first = layout.rowGroups.find((g) => g.rows > 0);
+  let tokensPerTextByte = 0;
+  let tokensPerRow = 0;
+  if (hasText && first) {
+    const rows = await parquetReadObjects({
+      file: objectAsyncBuffer(store, file.key, file.size),
+      metadata: layout.metadata,
+      columns: [config.input.textField],
+      rowStart: first.firstRow,
+      rowEnd: first.firstRow + Math.min(first.rows, PARQUET_SAMPLE_ROWS),
+    });
+    let tokens = 0;
+    for (const row of rows) {
+      const text = row[config.input.textField];
+      if (typeof text === 'string') tokens += documentCost(text, counter, config);
+    }
+    tokensPerRow = rows.length > 0 ? tokens / rows.length : 0;
+    if (first.textBytes > 0) tokensPerTextByte = tokensPerRow / (first.textBytes / first.rows);
+  }
+  const costs = layout.rowGroups.map((g) =>
+    tokensPerTextByte > 0 ? g.textBytes * tokensPerTextByte : g.rows * tokensPerRow,
+  );
+  const estCost = costs.reduce((a, b) => a + b, 0);
+  return {
+    estCost: Math.round(estCost),
+    method: 'parquet-sample',
+    tokensPerByte: file.size > 0 ? estCost / file.size : 0,
+    sampledBytes: 0,
+    parquet: { rowGroups: layout.rowGroups, costs },
+  };
+}
+
+/** Decompresses a gzip file's first window; `complete` when that was the whole stream. */
+function gunzipPrefix(prefix: Buffer, whole: boolean): { bytes: Buffer; complete: boolean } | undefined {
+  const limit = 32 * 1024 * 1024;
+  try {
+    if (whole) return { bytes: gunzipSync(prefix, { maxOutputLength: limit }), complete: true };
+  } catch {
+    // Fall through: read what the stream gives before its fault or the limit.
+  }
+  for (let size = prefix.length; size >= 1024; size = Math.floor(size / 8)) {
+    try {
+      const bytes = gunzipSync(prefix.subarray(0, size), {
+        finishFlush: zlibConstants.Z_SYNC_FLUSH,
+        maxOutputLength: limit,
+      });
+      return { bytes, complete: false };
+    } catch {
+      // Too large an expansion (or a fault): try a shorter prefix.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Estimates one file from what it reads of it: small files whole, big ones by a few
+ * windows (the first, then seeded random ones), gzip by its first window decompressed,
+ * Parquet by its footer and the first rows of its first row group.
+ */
+async function measureFile(
+  store: ObjectStore,
+  file: ClassifiedFile,
+  config: PipelineConfig,
+  options: SamplingOptions,
+): Promise<Measured> {
+  const { counter } = options;
+  const windowBytes = options.windowBytes ?? 64 * 1024;
+  const windows = options.windows ?? 4;
+  if (file.size === 0)
+    return { estimate: { estCost: 0, method: 'whole', tokensPerByte: 0, sampledBytes: 0 }, perStoredByte: 0 };
+  if (file.format === 'parquet') {
+    if (file.compression !== 'none')
+      return {
+        estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: 0 },
+        perStoredByte: 0,
+      };
+    const estimate = await measureParquet(store, file, config, counter);
+    return { estimate, perStoredByte: estimate.tokensPerByte };
+  }
+  if (file.format === 'text' && file.compression === 'none' && file.size > config.input.maxRecordBytes)
+    return {
+      estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: 0 },
+      perStoredByte: 0,
+    };
+
+  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  const header: { fields?: string[] } = {};
+  if (file.compression === 'gzip') {
+    const whole = file.size <= windowBytes;
+    const prefix = await readWindow(store, file.key, 0, Math.min(file.size, windowBytes));
+    const out = gunzipPrefix(prefix, whole);
+    if (!out || out.bytes.length === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
+    const expansion = out.bytes.length / prefix.length;
+    const decompressed = file.size * expansion;
+    if (file.format === 'text' && decompressed > config.input.maxRecordBytes)
+      return {
+        estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: prefix.length },
+        perStoredByte: 0,
+      };
+    tallyWindow(file.format, out.bytes, true, out.complete, header, tally, config, counter);
+    const tokensPerByte = tally.bytes > 0 ? tally.tokens / tally.bytes : 1 / config.planning.charsPerToken;
+    const estCost = out.complete ? tally.tokens : tokensPerByte * decompressed;
+    return {
+      estimate: {
+        estCost: Math.round(estCost),
+        method: out.complete ? 'whole' : 'gzip-prefix',
+        tokensPerByte,
+        sampledBytes: prefix.length,
+        ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
+      },
+      perStoredByte: estCost / file.size,
+    };
+  }
+
+  if (file.size <= windowBytes * windows) {
+    const body = await readWindow(store, file.key, 0, file.size);
+    tallyWindow(file.format, body, true, true, header, tally, config, counter);
+    return {
+      estimate: {
+        estCost: tally.tokens,
+        method: 'whole',
+        tokensPerByte: tally.tokens / file.size,
+        sampledBytes: file.size,
+        ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
+      },
+      perStoredByte: tally.tokens / file.size,
+    };
+  }
+  const random = seededRandom(`${file.key}\u0000${file.size}`);
+  const starts = [0];
+  const span = file.size - 2 * windowBytes;
+  for (let i = 1; i < windows; i += 1) starts.push(windowBytes + Math.floor(random() * span));
+  let sampledBytes = 0;
+  for (const start of starts.sort((a, b) => a - b)) {
+    const end = Math.min(file.size, start + windowBytes);
+    const window = await readWindow(store, file.key, start, end);
+    sampledBytes += window.length;
+    if (file.format === 'text') {
+      tallyWindow(file.format, window, true, false, header, tally, config, counter);
+      break; // one document: its start tells its density
+    }
+    tallyWindow(file.format, window, start === 0, end === file.size, header, tally, config, counter);
+  }
+  if (tally.bytes === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
+  const tokensPerByte = tally.tokens / tally.bytes;
+  return {
+    estimate: {
+      estCost: Math.round(tokensPerByte * file.size),
+      method: 'sampled',
+      tokensPerByte,
+      sampledBytes,
+      ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
+    },
+    perStoredByte: tokensPerByte,
+  };
+}
+
+/**
+ * Estimates the work of every file from a sample, as tokens the worker will embed.
+ * Files bigger than one window are measured on their own; files of one window or less
+ * are many and alike, so up to `smallFilesSampled` of each kind (format and
+ * compression, spread over the key order) are read whole and the rest are priced by
+ * their tokens per byte. A sample that cannot be read leaves the file to the bytes-based
+ * fallback: an estimate must never fail a plan (the worker reports a real read error).
+ */
+export async function estimateCosts(
+  store: ObjectStore,
+  files: readonly ClassifiedFile[],
+  config: PipelineConfig,
+  options: SamplingOptions,
+): Promise<CostEstimate[]> {
+  const windowBytes = options.windowBytes ?? 64 * 1024;
+  const perKind = options.smallFilesSampled ?? 64;
+  const estimates = new Array<CostEstimate | undefined>(files.length);
+  const ratios = new Map<string, { tokens: number; bytes: number }>();
+  const kindOf = (f: ClassifiedFile) => `${f.format}/${f.compression}`;
+
+  const measured: number[] = [];
+  const byKind = new Map<string, number[]>();
+  files.forEach((file, i) => {
+    if (file.size > windowBytes || file.format === 'parquet') measured.push(i);
+    else byKind.set(kindOf(file), [...(byKind.get(kindOf(file)) ?? []), i]);
+  });
+  for (const indexes of byKind.values()) {
+    const step = indexes.length / Math.min(perKind, indexes.length);
+    for (let k = 0; k * step < indexes.length; k += 1) measured.push(indexes[Math.floor(k * step)]!);
+  }
+
+  await mapWithConcurrency(measured, options.concurrency ?? 16, async (i) => {
+    const file = files[i]!;
+    let result: Measured;
+    try {
+      result = await measureFile(store, file, config, options);
+    } catch {
+      result = { estimate: fallback(file, config), perStoredByte: 0 };
+    }
+    estimates[i] = result.estimate;
+    if (file.size <= windowBytes && result.estimate.method !== 'fallback') {
+      const ratio = ratios.get(kindOf(file)) ?? { tokens: 0, bytes: 0 };
+      ratio.tokens += result.estimate.estCost;
+      ratio.bytes += file.size;
+      ratios.set(kindOf(file), ratio);
+    }
+  });
+
+  return files.map((file, i) => {
+    const known = estimates[i];
+    if (known) return known;
+    const ratio = ratios.get(kindOf(file));
+    if (!ratio || ratio.bytes === 0) return fallback(file, config);
+    const perByte = ratio.tokens / ratio.bytes;
+    return {
+      estCost: Math.round(perByte * file.size),
+      method: 'group-ratio',
+      tokensPerByte: perByte,
+      sampledBytes: 0,
+    };
+  });
+}
