@@ -38,6 +38,8 @@ export interface SimulatedGpuStats {
   readonly peakWaiting: number;
   /** Sum over slots of the time each was held, in ms: busyMs / capacity / elapsed = utilisation. */
   readonly busyMs: number;
+  /** Sum of the time admitted batches waited in the queue for a slot, in ms. */
+  readonly queuedMs: number;
   readonly paddedTokens: number;
   readonly realTokens: number;
 }
@@ -63,6 +65,7 @@ export class SimulatedGpu {
     peakRunning: 0,
     peakWaiting: 0,
     busyMs: 0,
+    queuedMs: 0,
     paddedTokens: 0,
     realTokens: 0,
   };
@@ -132,7 +135,13 @@ export class SimulatedGpu {
     };
     if (hasSlot) return Promise.resolve(slot());
     this.counters.peakWaiting = Math.max(this.counters.peakWaiting, this.waiters.length + 1);
-    return new Promise<GpuSlot>((resolve) => this.waiters.push(() => resolve(slot())));
+    const queuedAt = performance.now();
+    return new Promise<GpuSlot>((resolve) =>
+      this.waiters.push(() => {
+        this.counters.queuedMs += performance.now() - queuedAt;
+        resolve(slot());
+      }),
+    );
   }
 
   stats(): SimulatedGpuStats {

@@ -90,7 +90,9 @@ describe('local model server with a simulated GPU', () => {
     await until(() => gate.held === 1, 'the waiting batch to take the slot');
     gate.openAll();
     expect(vectorsOf((await second).Body)).toHaveLength(1);
-    expect(server.stats().gpu).toMatchObject({ admitted: 2, throttled: 1, peakRunning: 1, peakWaiting: 1 });
+    const gpu = server.stats().gpu!;
+    expect(gpu).toMatchObject({ admitted: 2, throttled: 1, peakRunning: 1, peakWaiting: 1, waiting: 0 });
+    expect(gpu.queuedMs).toBeGreaterThan(0);
   });
 
   it('answers a full GPU on the container routes as TEI does: 429, model overloaded', async () => {
