@@ -12,6 +12,7 @@ import {
 import {
   embeddingTableKeys,
   FeatureTransformer,
+  transformRecords,
   UNKNOWN_CATEGORY,
 } from '../../shared/scoring/features/feature-transformer.ts';
 import { FeatureStatsAccumulator } from '../../shared/scoring/features/fit-features.ts';
@@ -236,6 +237,16 @@ describe('FeatureTransformer', () => {
     transformer.transformInto(records[0]!, out, transformer.width);
     expect(Array.from(out.subarray(transformer.width))).toEqual(
       Array.from(transformer.transform(records[0]!)),
+    );
+  });
+
+  it('transforms a batch into one matrix and lists the records it rejects, with reasons', () => {
+    const batch = transformRecords(transformer, [records[0]!, { income: 'lots' }, records[1]!]);
+    expect(batch.numRows).toBe(2);
+    expect(Array.from(batch.rowIndex)).toEqual([0, 2]);
+    expect(batch.rejected).toEqual([{ index: 1, reason: 'column "income": "lots" is not a number' }]);
+    expect(Array.from(batch.data.subarray(transformer.width))).toEqual(
+      Array.from(transformer.transform(records[1]!)),
     );
   });
 

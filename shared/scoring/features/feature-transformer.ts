@@ -179,3 +179,46 @@ export class FeatureTransformer {
     return out;
   }
 }
+
+/** A batch of records as one row-major matrix, and the records that could not be transformed. */
+export interface TransformedBatch {
+  /** Row-major, `transformer.width` values per row, rows of the accepted records in input order. */
+  readonly data: Float64Array;
+  readonly numRows: number;
+  /** Input index of each row of `data`. */
+  readonly rowIndex: Int32Array;
+  /** Records refused, with the reason for the `rejects` table. */
+  readonly rejected: { readonly index: number; readonly reason: string }[];
+}
+
+/**
+ * Transforms a batch into one matrix ready for the model (or the text/csv request); a
+ * record whose value cannot be a feature is listed in `rejected` with its reason and
+ * the rest of the batch goes on.
+ */
+export function transformRecords(
+  transformer: FeatureTransformer,
+  records: readonly RawRecord[],
+): TransformedBatch {
+  const width = transformer.width;
+  const data = new Float64Array(records.length * width);
+  const rowIndex = new Int32Array(records.length);
+  const rejected: { index: number; reason: string }[] = [];
+  let numRows = 0;
+  records.forEach((record, index) => {
+    try {
+      transformer.transformInto(record, data, numRows * width);
+      rowIndex[numRows] = index;
+      numRows += 1;
+    } catch (error) {
+      if (!(error instanceof FeatureValueError)) throw error;
+      rejected.push({ index, reason: error.message });
+    }
+  });
+  return {
+    data: data.subarray(0, numRows * width),
+    numRows,
+    rowIndex: rowIndex.subarray(0, numRows),
+    rejected,
+  };
+}
