@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runPaddingBench } from './padding.ts';
+import { runSaturationBench } from './saturation.ts';
 
 const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(resultsDir, { recursive: true });
@@ -17,10 +18,10 @@ const machine = {
   cpuModel: os.cpus()[0]?.model ?? 'unknown',
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
 };
-const benches = [runPaddingBench];
+const benches = [runPaddingBench, runSaturationBench];
 for (const bench of benches) {
   const started = Date.now();
-  const result = bench();
+  const result = await bench();
   const record = {
     ...result,
     measuredAt: new Date().toISOString(),
