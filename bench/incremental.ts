@@ -12,7 +12,12 @@ export interface IncrementalResult {
   readonly editedDocuments: number;
   readonly chunks: number;
   readonly firstRun: { embedded: number; endpointCalls: number };
-  readonly reRun: { embedded: number; skippedUnchanged: number; removedChunks: number; endpointCalls: number };
+  readonly reRun: {
+    embedded: number;
+    skippedUnchanged: number;
+    removedChunks: number;
+    endpointCalls: number;
+  };
   /** Share of chunks re-embedded after the edit: the target is <= 0.06 for 5% of documents edited. */
   readonly reEmbeddedShare: number;
   readonly baseline: { description: string; reEmbeddedShare: number };

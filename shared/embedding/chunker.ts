@@ -33,7 +33,8 @@ function naturalCut(text: string, pieces: readonly TokenPiece[], first: number, 
   for (let j = last; j > floor; j -= 1) {
     const gap = text.slice(pieces[j]!.end, pieces[j + 1]!.start);
     if (PARAGRAPH_BREAK.test(gap)) return j;
-    if (sentence < 0 && gap.length > 0 && SENTENCE_END.test(text.slice(pieces[j]!.start, pieces[j]!.end))) sentence = j;
+    if (sentence < 0 && gap.length > 0 && SENTENCE_END.test(text.slice(pieces[j]!.start, pieces[j]!.end)))
+      sentence = j;
   }
   return sentence >= 0 ? sentence : last;
 }
