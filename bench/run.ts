@@ -6,8 +6,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runMemoryBench } from './memory.ts';
 import { runPaddingBench } from './padding.ts';
 import { runSaturationBench } from './saturation.ts';
+import { runSkewBench } from './skew.ts';
 
 const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(resultsDir, { recursive: true });
@@ -18,7 +20,7 @@ const machine = {
   cpuModel: os.cpus()[0]?.model ?? 'unknown',
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
 };
-const benches = [runPaddingBench, runSaturationBench];
+const benches = [runPaddingBench, runSaturationBench, () => runSkewBench(), () => runMemoryBench()];
 for (const bench of benches) {
   const started = Date.now();
   const result = await bench();

@@ -86,7 +86,9 @@ export async function restageGzip(
   options: RestageOptions,
 ): Promise<RestageResult> {
   const maxPartBytes = options.maxPartBytes ?? 64 * 1024 * 1024;
-  const sampleEvery = options.sampleEveryBytes ?? 16 * 1024;
+  // About 128 priced records per part, and at least one in every 16 KiB.
+  const partBytesGuess = options.partCost / Math.max(options.tokensPerByte, 1e-6);
+  const sampleEvery = options.sampleEveryBytes ?? Math.max(256, Math.min(16 * 1024, partBytesGuess / 128));
   const scanner = source.format === 'csv' ? new CsvRecordBoundaries(true) : undefined;
   const nextEnd = (buf: Buffer, from: number): number =>
     scanner ? scanner.nextRecordEnd(buf, from) : buf.indexOf(LF, from);
@@ -102,7 +104,7 @@ export async function restageGzip(
   let partBytes = 0;
   let partStart = 0;
   let partFirstLine = 1;
-  let sampledTokens = 0;
+  let sampledTokens = 0; // over the whole file so far
   let sampledBytes = 0;
   // Records: lines so far, where the last one ended, and whether the current one is priced.
   let line = 1;
@@ -113,8 +115,9 @@ export async function restageGzip(
   let pricedBytes = 0;
   let firstRecord = true;
 
-  const partCost = (): number =>
-    partBytes * (sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte);
+  // Tokens per byte so far in the file: a part's own few priced records would be noisy.
+  const ratio = (): number => (sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte);
+  const partCost = (): number => partBytes * ratio();
 
   const recordCost = (bytes: Buffer): number => {
     const text = decodeUtf8(bytes);
@@ -141,7 +144,6 @@ export async function restageGzip(
     const key = stagedPartKey(options.runId, source.key, index, source.format);
     await store.put(key, body, source.format === 'csv' ? 'text/csv' : 'application/x-ndjson');
     bytesOut += body.length;
-    const ratio = sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte;
     parts.push({
       sourceKey: source.key,
       format: source.format,
@@ -150,15 +152,13 @@ export async function restageGzip(
       firstLine: partFirstLine,
       ...(header === undefined || partStart === 0 ? {} : { csvHeader: header }),
       staged: { key, offset: partStart, ...(fault ? { fault } : {}) },
-      estCost: Math.round(body.length * ratio),
+      estCost: Math.round(body.length * ratio()),
     });
     partStart += body.length;
     partFirstLine = lineAtRecordEnd;
     chunks = [];
     partBytes = 0;
     recordEndInPart = 0;
-    sampledTokens = 0;
-    sampledBytes = 0;
   };
 
   const compressed = Readable.from(

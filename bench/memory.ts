@@ -1,0 +1,208 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../events/generate-samples.ts';
+
+const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MiB = 1024 * 1024;
+
+export interface MemoryRun {
+  readonly inputBytes: number;
+  readonly peakRssMiB: number;
+  readonly wallSeconds: number;
+  readonly exitCode: number | null;
+  readonly units: number | null;
+  readonly records: number | null;
+  readonly chunks: number | null;
+  readonly endpointCalls: number;
+}
+
+export interface MemoryResult {
+  readonly name: 'memory';
+  readonly command: string;
+  readonly measuredWith: string;
+  readonly endpoint: string;
+  readonly runs: readonly MemoryRun[];
+  /** Peak RSS of the largest input over that of the smallest. */
+  readonly growth: number;
+  readonly targets: { readonly peakRssMiBAtLargest: number; readonly growth: number; readonly met: boolean };
+}
+
+/**
+ * An echo endpoint: answers `POST /endpoints/<name>/invocations` (the SageMaker runtime
+ * API) with one 4-float vector per input, so the run measures Sluice, not a model.
+ */
+async function startEchoEndpoint(): Promise<{ server: Server; url: string; calls: () => number }> {
+  let calls = 0;
+  const vector = [0.1, 0.2, 0.3, 0.4];
+  const server = createServer((request, response) => {
+    const parts: Buffer[] = [];
+    request.on('data', (part: Buffer) => parts.push(part));
+    request.on('end', () => {
+      calls += 1;
+      if (request.method !== 'POST' || !/^\/endpoints\/[^/]+\/invocations$/.test(request.url ?? '')) {
+        response.writeHead(404).end();
+        return;
+      }
+      const { inputs } = JSON.parse(Buffer.concat(parts).toString('utf8')) as { inputs: string[] | string };
+      const count = Array.isArray(inputs) ? inputs.length : 1;
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(Array.from({ length: count }, () => vector)));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}`, calls: () => calls };
+}
+
+/** Writes about `bytes` of JSONL documents with log-normal lengths, streaming. */
+async function writeJsonl(file: string, bytes: number, seed: number): Promise<number> {
+  const rand = seededRandom(seed);
+  const vocabulary = [
+    'sluice',
+    'gate',
+    'river',
+    'partition',
+    'embedding',
+    'a',
+    'the',
+    'of',
+    'worker',
+    'token',
+  ];
+  const out = createWriteStream(file);
+  let written = 0;
+  let batch: string[] = [];
+  for (let i = 0; written < bytes; i += 1) {
+    const gaussian = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const words = Math.max(3, Math.round(Math.exp(4 + 1 * gaussian)));
+    const text = Array.from({ length: words }, () => vocabulary[Math.floor(rand() * vocabulary.length)]).join(
+      ' ',
+    );
+    const line = `${JSON.stringify({ id: `m${i}`, title: `doc ${i}`, text })}\n`;
+    batch.push(line);
+    written += line.length;
+    if (batch.length >= 2000) {
+      if (!out.write(batch.join('')))
+        await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      batch = [];
+    }
+  }
+  out.write(batch.join(''));
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
+  return (await stat(file)).size;
+}
+
+/** Peak RSS of a child: GNU time's report when installed, else the child's VmHWM polled from /proc. */
+async function runMeasured(
+  args: string[],
+): Promise<{ peakKiB: number; code: number | null; stdout: string; stderr: string }> {
+  const useTime = existsSync('/usr/bin/time');
+  const child = useTime
+    ? spawn('/usr/bin/time', ['-v', process.execPath, ...args], { cwd: repoRoot })
+    : spawn(process.execPath, args, { cwd: repoRoot });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let polled = 0;
+  const poll = useTime
+    ? undefined
+    : setInterval(async () => {
+        try {
+          const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+          const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+          if (hwm) polled = Math.max(polled, Number(hwm[1]));
+        } catch {
+          // The child has exited.
+        }
+      }, 100);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (poll) clearInterval(poll);
+  const reported = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+  return { peakKiB: reported ? Number(reported[1]) : polled, code, stdout, stderr };
+}
+
+/**
+ * Memory: peak RSS of `sluice run` on generated JSONL of each size, against an echo
+ * endpoint. A unit's memory follows its cost target, not the file, so the peak should
+ * stay flat as the input grows.
+ */
+export async function runMemoryBench(sizesMiB: readonly number[] = [100, 1024]): Promise<MemoryResult> {
+  const root = await mkdtemp(path.join(tmpdir(), 'sluice-memory-'));
+  const endpoint = await startEchoEndpoint();
+  const runs: MemoryRun[] = [];
+  try {
+    for (const [i, size] of sizesMiB.entries()) {
+      const input = path.join(root, `docs-${size}mib.jsonl`);
+      const inputBytes = await writeJsonl(input, size * MiB, 100 + i);
+      const home = path.join(root, `home-${size}`);
+      const callsBefore = endpoint.calls();
+      const started = Date.now();
+      const result = await runMeasured([
+        'bin/sluice.js',
+        'run',
+        input,
+        '--pipeline',
+        'docs',
+        '--home',
+        home,
+        '--endpoint-url',
+        endpoint.url,
+        '--json',
+      ]);
+      const wallSeconds = (Date.now() - started) / 1000;
+      let summary: { counts?: { units?: number; records?: number; chunks?: number } } = {};
+      try {
+        summary = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}');
+      } catch {
+        // Reported through exitCode below.
+      }
+      if (result.code !== 0) console.error(result.stderr.slice(-2000));
+      runs.push({
+        inputBytes,
+        peakRssMiB: Math.round((result.peakKiB / 1024) * 10) / 10,
+        wallSeconds: Math.round(wallSeconds * 10) / 10,
+        exitCode: result.code,
+        units: summary.counts?.units ?? null,
+        records: summary.counts?.records ?? null,
+        chunks: summary.counts?.chunks ?? null,
+        endpointCalls: endpoint.calls() - callsBefore,
+      });
+      await rm(input, { force: true });
+      await rm(home, { recursive: true, force: true });
+    }
+  } finally {
+    await new Promise((resolve) => endpoint.server.close(resolve));
+    await rm(root, { recursive: true, force: true });
+  }
+  const first = runs[0]!;
+  const last = runs.at(-1)!;
+  const growth = Math.round((last.peakRssMiB / first.peakRssMiB) * 1000) / 1000;
+  return {
+    name: 'memory',
+    command: 'node bin/sluice.js run <file> --pipeline docs --home <tmp> --endpoint-url <echo> --json',
+    measuredWith: existsSync('/usr/bin/time')
+      ? '/usr/bin/time -v (maximum resident set size)'
+      : '/proc/<pid>/status VmHWM',
+    endpoint: 'in-process echo server: one [0.1, 0.2, 0.3, 0.4] per input',
+    runs,
+    growth,
+    targets: {
+      peakRssMiBAtLargest: 300,
+      growth: 1.2,
+      met: runs.every((r) => r.exitCode === 0) && last.peakRssMiB <= 300 && growth <= 1.2,
+    },
+  };
+}
