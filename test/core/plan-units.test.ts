@@ -24,6 +24,7 @@ describe('classifySource', () => {
     expect(classifySource('a/b.NDJSON.gz', 'auto')).toEqual({ format: 'jsonl', compression: 'gzip' });
     expect(classifySource('a/b.csv', 'auto')).toEqual({ format: 'csv', compression: 'none' });
     expect(classifySource('a/readme', 'auto')).toEqual({ format: 'text', compression: 'none' });
+    expect(classifySource('a/table.Parquet', 'auto')).toEqual({ format: 'parquet', compression: 'none' });
     expect(classifySource('a/b.txt', 'jsonl')).toEqual({ format: 'jsonl', compression: 'none' });
   });
 });
