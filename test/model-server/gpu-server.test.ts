@@ -160,6 +160,23 @@ describe('local model server with a simulated GPU', () => {
     expect(new EchoBackend(3).description).toMatch(/not a model/);
   });
 
+  it('receives a batch over 6 MB from the endpoint client as requests within its limit', async () => {
+    const { server, client } = await start({});
+    const endpoint = new SageMakerEmbeddingEndpoint({
+      client,
+      endpointName: 'sluice-embed',
+      maxRetries: 0,
+      timeoutMs: 30_000,
+    });
+    const inputs = Array.from({ length: 4 }, (_, i) => 'z'.repeat(2_000_000 + i * 1000));
+    const stats: CallStats = { endpointCalls: 0, throttled: 0, retries: 0 };
+
+    const vectors = await endpoint.embed(inputs, stats);
+
+    expect(vectors.map((v) => v[0])).toEqual([2000, 2001, 2002, 2003]);
+    expect(server.stats()).toMatchObject({ requests: 2, served: 2, failed: 0 });
+  });
+
   it('gets every batch of the adaptive endpoint client through a GPU that throttles, counting each throttle once', async () => {
     const { server, client } = await start({ gpu: { capacity: 2, latencyMsFixed: 20 } });
     const limiter = new AdaptiveLimiter({ initialLimit: 6, maxLimit: 8 });
