@@ -1,7 +1,7 @@
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SageMakerEmbeddingEndpoint } from '../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
 import { LocalWorkQueue } from '../shared/adapters/local/local-work-queue.ts';
-import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { asEmbedPipeline, type PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -42,7 +42,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const inputs = await resolveInputs(options.paths, options.config.name);
 
   let server: ModelServer | undefined;
-  let config = options.config;
+  let config = asEmbedPipeline(options.config);
   let endpointUrl = options.endpointUrl;
   if (endpointUrl === undefined) {
     const backend = new HashEmbedder(config.endpoint.dimension);

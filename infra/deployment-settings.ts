@@ -52,6 +52,7 @@ export function endpointSpecs(
 ): EndpointSpec[] {
   const byName = new Map<string, EndpointSpec>();
   for (const pipeline of pipelines) {
+    if (pipeline.kind !== 'embed') continue;
     const { endpoint, batching } = pipeline;
     const instanceType = instanceTypeOverride ?? endpoint.instanceType;
     const seen = byName.get(endpoint.name);

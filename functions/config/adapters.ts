@@ -9,7 +9,7 @@ import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SageMakerEmbeddingEndpoint } from '../../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
-import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { EmbedPipelineConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
@@ -65,7 +65,7 @@ export interface SluiceAdapters {
   /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
   readonly chunkIndex: ChunkIndex;
   /** The endpoint client of a pipeline (one per pipeline, sharing the SageMaker client). */
-  endpointFor(config: PipelineConfig): EmbeddingEndpoint;
+  endpointFor(config: EmbedPipelineConfig): EmbeddingEndpoint;
 }
 
 export interface AdapterOptions {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
+import { featureSpecSchema } from '../scoring/features/feature-spec.ts';
 
 const inputSchema = z
   .strictObject({
@@ -46,9 +47,13 @@ const batchingSchema = z
   })
   .prefault({});
 
+const endpointNameSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be a valid SageMaker endpoint name');
+
 const endpointSchema = z.strictObject({
   /** SageMaker endpoint name (deployed) and local model-server route. */
-  name: z.string().regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be a valid SageMaker endpoint name'),
+  name: endpointNameSchema,
   /** Request/response shape: TEI's `{"inputs": [...]}` -> `[[...]]`. */
   contract: z.enum(['tei']).default('tei'),
   /** Model id recorded with every embedding and in content hashes. */
@@ -95,18 +100,75 @@ const scheduleSchema = z.strictObject({
   timezone: z.string().default('UTC'),
 });
 
-export const pipelineConfigSchema = z
+/** Keys every pipeline has, whatever it does. */
+const commonKeys = {
+  $schema: z.string().optional(),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes'),
+  description: z.string().optional(),
+  input: inputSchema,
+  planning: planningSchema,
+  workers: workersSchema,
+  schedule: scheduleSchema.optional(),
+};
+
+const scoreModelSchema = z.strictObject({
+  /** SageMaker endpoint name (deployed) and local model-server route. */
+  endpointName: endpointNameSchema,
+  /**
+   * Object key of the XGBoost JSON model in the bucket: the local server evaluates it;
+   * deployed, SageMaker's built-in XGBoost container loads `modelDataKey`.
+   */
+  modelKey: z.string().min(1),
+  /** Object key of the `model.tar.gz` the SageMaker XGBoost container loads. @default `<modelKey without .json>.tar.gz` */
+  modelDataKey: z.string().min(1).optional(),
+  /** Model id recorded with every score. @default the model key */
+  modelId: z.string().min(1).optional(),
+  instanceType: z
+    .string()
+    .regex(/^ml\./, 'must be a SageMaker instance type such as ml.m5.large')
+    .default('ml.m5.large'),
+  /** For `multi:softprob` models: the class whose probability is the `score` column. */
+  scoreClass: z.number().int().min(0).default(0),
+  /** Rows per `text/csv` request (requests also stay under SageMaker's 6 MB). */
+  maxRowsPerRequest: z.number().int().min(1).max(100_000).default(2000),
+  concurrency: z.number().int().min(1).max(256).default(4),
+  maxRetries: z.number().int().min(0).max(20).default(6),
+  timeoutMs: z.number().int().positive().default(60_000),
+});
+
+const segmentsSchema = z
   .strictObject({
-    $schema: z.string().optional(),
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes'),
+    /** Columns whose values name a segment; none = one segment for the whole run. */
+    columns: z.array(z.string().min(1)).default([]),
+    /** What counts as a positive for segment rates: a 0/1 outcome column, or a score threshold. */
+    positive: z
+      .union([z.strictObject({ column: z.string().min(1) }), z.strictObject({ threshold: z.number() })])
+      .optional(),
+    quantiles: z.array(z.number().gt(0).lt(1)).default([0.1, 0.5, 0.9]),
+    /** Segments tracked per unit; the rest are counted under `__other__`. */
+    maxSegments: z.number().int().min(1).max(1_000_000).default(10_000),
+  })
+  .prefault({});
+
+export const scorePipelineConfigSchema = z.strictObject({
+  ...commonKeys,
+  kind: z.literal('score'),
+  /** Feature transforms (see docs/scoring.md). */
+  featureSpec: featureSpecSchema,
+  /** Where fitted feature statistics live; reused by later runs unless `refit`. */
+  featureStats: z.strictObject({ key: z.string().min(1), refit: z.boolean().default(false) }),
+  model: scoreModelSchema,
+  segments: segmentsSchema,
+  output: z.strictObject({ table: z.literal('scores').default('scores') }).prefault({}),
+});
+
+export const embedPipelineConfigSchema = z
+  .strictObject({
+    ...commonKeys,
     kind: z.literal('embed'),
-    description: z.string().optional(),
-    input: inputSchema,
     chunking: chunkingSchema,
     batching: batchingSchema,
     endpoint: endpointSchema,
-    planning: planningSchema,
-    workers: workersSchema,
     incremental: z
       .strictObject({
         /** Skip chunks whose fingerprint is unchanged since they were last embedded (point lookups by chunk id). */
@@ -114,15 +176,40 @@ export const pipelineConfigSchema = z
       })
       .prefault({}),
     output: z.strictObject({ table: z.literal('embeddings').default('embeddings') }).prefault({}),
-    schedule: scheduleSchema.optional(),
   })
   .refine((c) => c.chunking.maxTokens <= c.endpoint.maxInputTokens, {
     message: 'must not exceed endpoint.maxInputTokens, the longest input the model accepts',
     path: ['chunking', 'maxTokens'],
   });
 
-export type PipelineConfig = z.infer<typeof pipelineConfigSchema>;
-export type PipelineConfigInput = z.input<typeof pipelineConfigSchema>;
+export const pipelineConfigSchema = z.discriminatedUnion('kind', [
+  embedPipelineConfigSchema,
+  scorePipelineConfigSchema,
+]);
+
+export type EmbedPipelineConfig = z.infer<typeof embedPipelineConfigSchema>;
+export type ScorePipelineConfig = z.infer<typeof scorePipelineConfigSchema>;
+export type PipelineConfig = EmbedPipelineConfig | ScorePipelineConfig;
+export type EmbedPipelineConfigInput = z.input<typeof embedPipelineConfigSchema>;
+/** Input shape of an embedding pipeline config (the common case in tests and examples). */
+export type PipelineConfigInput = EmbedPipelineConfigInput;
+
+/** Narrows a config to an embedding pipeline, with a one-line error naming the pipeline otherwise. */
+export function asEmbedPipeline(config: PipelineConfig): EmbedPipelineConfig {
+  if (config.kind !== 'embed')
+    throw new ConfigError(`pipeline ${config.name} is a ${config.kind} pipeline, not an embed pipeline`);
+  return config;
+}
+
+/** Validates a config that must be an embedding pipeline. */
+export function parseEmbedPipelineConfig(raw: unknown, source = 'pipeline'): EmbedPipelineConfig {
+  return asEmbedPipeline(parsePipelineConfig(raw, source));
+}
+
+/** The SageMaker endpoint a pipeline calls. */
+export function endpointNameOf(config: PipelineConfig): string {
+  return config.kind === 'embed' ? config.endpoint.name : config.model.endpointName;
+}
 
 /**
  * Validates a parsed pipeline config. Unknown or wrong keys fail with one line that

@@ -156,6 +156,18 @@ export interface RejectRow {
   excerpt: string;
 }
 
+/** One scored record of the `scores` table. */
+export interface ScoreRow {
+  record_id: string;
+  score: number;
+  model: string;
+  source_key: string;
+  line: number;
+  /** Every output of the model for the row (several for multi-class models). */
+  outputs: readonly number[];
+  metadata: Record<string, string | null>;
+}
+
 export interface EmbeddingRow {
   doc_id: string;
   chunk_id: string;

@@ -1,4 +1,4 @@
-import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { EmbedPipelineConfig } from '../config/pipeline-config.ts';
 import { ConfigError } from '../errors/errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { TokenCounter } from './token-counter.ts';
@@ -12,7 +12,7 @@ const loaded = new WeakMap<ObjectStore, Map<string, Promise<TokenCounter>>>();
  */
 export function tokenCounterFor(
   store: ObjectStore,
-  config: PipelineConfig,
+  config: EmbedPipelineConfig,
   estimator: TokenCounter,
 ): Promise<TokenCounter> {
   const spec = config.chunking.tokenizer;

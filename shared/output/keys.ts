@@ -5,7 +5,7 @@
 export const INCOMING_PREFIX = 'incoming/';
 export const RESULTS_PREFIX = 'results/';
 
-export type TableName = 'embeddings' | 'rejects' | 'runs';
+export type TableName = 'embeddings' | 'scores' | 'segment_stats' | 'rejects' | 'runs';
 
 /** `incoming/<pipeline>/<rest>` -> pipeline name, or undefined when the key is outside incoming/. */
 export function pipelineOfIncomingKey(key: string): string | undefined {

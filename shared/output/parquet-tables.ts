@@ -1,5 +1,7 @@
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import type { EmbeddingRow, RejectRow, RunSummary } from '../domain/types.ts';
+import type { EmbeddingRow, RejectRow, RunSummary, ScoreRow } from '../domain/types.ts';
+import type { BetaPrior } from '../scoring/aggregates/beta-prior.ts';
+import type { SegmentStats } from '../scoring/aggregates/segment-aggregates.ts';
 
 type Physical = 'string' | 'int32' | 'int64' | 'double' | 'float-list';
 
@@ -36,6 +38,35 @@ export const TABLE_COLUMNS = {
     { name: 'line', type: 'int64', required: true },
     { name: 'reason', type: 'string', required: true },
     { name: 'excerpt', type: 'string' },
+  ],
+  scores: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'record_id', type: 'string', required: true },
+    { name: 'score', type: 'double', required: true },
+    { name: 'model', type: 'string', required: true },
+    { name: 'source_key', type: 'string', required: true },
+    { name: 'line', type: 'int64', required: true },
+    /** Every model output as a JSON array when the model has several (multi-class). */
+    { name: 'outputs', type: 'string' },
+    { name: 'metadata', type: 'string' },
+  ],
+  segment_stats: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'segment_key', type: 'string', required: true },
+    /** Segment column -> value, as a JSON object. */
+    { name: 'segment', type: 'string', required: true },
+    { name: 'count', type: 'int64', required: true },
+    { name: 'score_mean', type: 'double' },
+    { name: 'score_p50', type: 'double' },
+    /** Every configured quantile, as a JSON object (`{"p10": .., "p50": ..}`). */
+    { name: 'score_quantiles', type: 'string' },
+    { name: 'trials', type: 'int64', required: true },
+    { name: 'positives', type: 'int64', required: true },
+    { name: 'rate_mle', type: 'double' },
+    { name: 'rate_map', type: 'double', required: true },
+    { name: 'prior_alpha', type: 'double', required: true },
+    { name: 'prior_beta', type: 'double', required: true },
+    { name: 'prior_method', type: 'string', required: true },
   ],
   runs: [
     { name: 'run_id', type: 'string', required: true },
@@ -150,4 +181,42 @@ export function runsParquet(summary: RunSummary): Uint8Array {
       retries: stats.retries,
     },
   ]);
+}
+
+export function scoresParquet(runId: string, rows: readonly ScoreRow[]): Uint8Array {
+  return encode(
+    TABLE_COLUMNS.scores,
+    rows.map((row) => ({
+      ...row,
+      run_id: runId,
+      outputs: row.outputs && row.outputs.length > 1 ? JSON.stringify(row.outputs) : null,
+      metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
+    })),
+  );
+}
+
+export function segmentStatsParquet(
+  runId: string,
+  prior: BetaPrior,
+  segments: readonly SegmentStats[],
+): Uint8Array {
+  return encode(
+    TABLE_COLUMNS.segment_stats,
+    segments.map((s) => ({
+      run_id: runId,
+      segment_key: s.key,
+      segment: JSON.stringify(s.segment),
+      count: s.count,
+      score_mean: s.scoreMean,
+      score_p50: s.scoreQuantiles.p50 ?? null,
+      score_quantiles: Object.keys(s.scoreQuantiles).length ? JSON.stringify(s.scoreQuantiles) : null,
+      trials: s.trials,
+      positives: s.positives,
+      rate_mle: s.rateMle,
+      rate_map: s.rateMap,
+      prior_alpha: prior.alpha,
+      prior_beta: prior.beta,
+      prior_method: prior.method,
+    })),
+  );
 }

@@ -71,6 +71,8 @@ interface Tally {
 
 /** Tokens the worker will count for one document: its chunks' tokens, overlap included. */
 export function documentCost(text: string, counter: TokenCounter, config: PipelineConfig): number {
+  // A scoring pipeline's work is per row, whatever its text: one row costs its feature count.
+  if (config.kind !== 'embed') return config.featureSpec.features.length;
   let tokens = 0;
   for (const chunk of chunkText(text, counter, config.chunking)) tokens += chunk.tokens;
   return tokens;

@@ -1,4 +1,4 @@
-import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { EmbedPipelineConfig } from '../config/pipeline-config.ts';
 import {
   type EmbeddingRow,
   emptyCounts,
@@ -91,7 +91,7 @@ export async function embedUnit(
     tokenCounter: TokenCounter;
     chunkIndex?: ChunkIndex | undefined;
   },
-  config: PipelineConfig,
+  config: EmbedPipelineConfig,
   unit: WorkUnit,
 ): Promise<EmbeddedUnit> {
   const index = config.incremental.enabled ? deps.chunkIndex : undefined;

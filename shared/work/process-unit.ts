@@ -1,4 +1,4 @@
-import type { PipelineConfig } from '../config/pipeline-config.ts';
+import { asEmbedPipeline, type PipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError } from '../errors/errors.ts';
@@ -49,7 +49,7 @@ export async function processUnit(
   }
 
   try {
-    const { rows, rejects, counts, indexUpdates } = await embedUnit(deps, config, unit);
+    const { rows, rejects, counts, indexUpdates } = await embedUnit(deps, asEmbedPipeline(config), unit);
     const outputKeys: string[] = [];
     if (rows.length > 0) {
       const key = unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId);

@@ -1,12 +1,12 @@
 import {
-  type PipelineConfig,
+  type EmbedPipelineConfig,
   type PipelineConfigInput,
-  parsePipelineConfig,
+  parseEmbedPipelineConfig,
 } from '../../shared/config/pipeline-config.ts';
 
 /** A valid embedding pipeline config with test-sized defaults, overridable per test. */
-export function pipelineConfig(overrides: Partial<PipelineConfigInput> = {}): PipelineConfig {
-  return parsePipelineConfig({
+export function pipelineConfig(overrides: Partial<PipelineConfigInput> = {}): EmbedPipelineConfig {
+  return parseEmbedPipelineConfig({
     name: 'docs',
     kind: 'embed',
     endpoint: { name: 'test-embed', dimension: 16 },

@@ -1,15 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
-import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  asEmbedPipeline,
+  parseEmbedPipelineConfig,
+  parsePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
 
 const docs = JSON.parse(readFileSync('pipelines/docs.json', 'utf8'));
 
 describe('pipeline config', () => {
   it('accepts pipelines/docs.json and fills defaults for a minimal config', async () => {
-    expect((await loadPipelineConfig('pipelines', 'docs')).endpoint.name).toBe('sluice-docs-embed');
-    const minimal = parsePipelineConfig({ name: 'x', kind: 'embed', endpoint: { name: 'e' } });
+    expect(asEmbedPipeline(await loadPipelineConfig('pipelines', 'docs')).endpoint.name).toBe(
+      'sluice-docs-embed',
+    );
+    const minimal = parseEmbedPipelineConfig({ name: 'x', kind: 'embed', endpoint: { name: 'e' } });
     expect(minimal.batching).toEqual({ maxBatchTokens: 16384, maxBatchSize: 32, sortWindow: 2048 });
     expect(minimal.endpoint.dimension).toBe(384);
   });
@@ -25,7 +31,8 @@ describe('pipeline config', () => {
       { ...docs, chunking: { maxTokens: 64, overlapTokens: 64 } },
       'chunking.overlapTokens: overlapTokens must be smaller than maxTokens',
     ],
-    [{ ...docs, kind: 'score' }, 'kind: '],
+    [{ ...docs, kind: 'score' }, 'featureSpec: '],
+    [{ ...docs, kind: 'nope' }, 'kind: '],
     [
       { ...docs, chunking: { maxTokens: 1024, overlapTokens: 32 } },
       'chunking.maxTokens: must not exceed endpoint.maxInputTokens',
@@ -48,7 +55,7 @@ describe('pipeline config', () => {
 
   it('names the known pipelines when one is missing', async () => {
     await expect(loadPipelineConfig('pipelines', 'nope')).rejects.toThrow(
-      /pipeline "nope" not found: .*\(known: docs\)/,
+      /pipeline "nope" not found: .*\(known: credit-risk, docs\)/,
     );
   });
 });

@@ -3,7 +3,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseEcrImageUri } from '../../infra/constructs/embedding-endpoint.ts';
 import { readContext } from '../../infra/context.ts';
 import { deploymentSettings, endpointSpecs } from '../../infra/deployment-settings.ts';
-import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  type EmbedPipelineConfig as PipelineConfig,
+  parseEmbedPipelineConfig as parsePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
 import { loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
 
 let docs: PipelineConfig;

@@ -3,7 +3,10 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
-import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  type EmbedPipelineConfig as PipelineConfig,
+  parseEmbedPipelineConfig as parsePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
 import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 let docs: PipelineConfig;

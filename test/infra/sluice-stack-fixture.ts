@@ -5,7 +5,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { FunctionEntries } from '../../infra/constructs/functions.ts';
 import { SluiceStack, type SluiceStackProps } from '../../infra/sluice-stack.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
-import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { asEmbedPipeline, type EmbedPipelineConfig } from '../../shared/config/pipeline-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -22,8 +22,8 @@ export const FIXTURE_ENTRIES: FunctionEntries = {
 };
 
 /** The checked-in `pipelines/docs.json`, validated the way the app loads it. */
-export function loadDocsPipeline(): Promise<PipelineConfig> {
-  return loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'docs');
+export async function loadDocsPipeline(): Promise<EmbedPipelineConfig> {
+  return asEmbedPipeline(await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'docs'));
 }
 
 export interface BuiltStack {

@@ -4,7 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
-import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { EmbedPipelineConfig as PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { buildStack, loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
