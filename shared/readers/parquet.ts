@@ -6,7 +6,7 @@ import {
   parquetSchema,
 } from 'hyparquet';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { EXCERPT_CHARS, overLimitReason, toDocument } from './record-rules.ts';
+import { EXCERPT_CHARS, overLimitReason, toSourceRecord } from './record-rules.ts';
 import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-records.ts';
 
 /** One row group of a Parquet file, as the planner cuts and the reader selects. */
@@ -167,7 +167,7 @@ export async function* parquetRecords(
           continue;
         }
       }
-      yield toDocument(row, fields, slice.key, line, group.start, excerptOfRow(row));
+      yield toSourceRecord(row, fields, slice.key, line, group.start, excerptOfRow(row));
     }
   }
 }

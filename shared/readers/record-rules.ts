@@ -73,3 +73,52 @@ export function toDocument(
   else return reject(`id field "${fields.idField}" must be a string or a number`);
   return { kind: 'doc', id, text, metadata: metadataOf(record, fields.metadataFields), line, byteOffset };
 }
+
+/**
+ * Turns one parsed record into a row for scoring: every field kept as read, the id by
+ * the same rule as documents (a missing id becomes `<sourceKey>:<line>`).
+ */
+export function toRow(
+  record: Record<string, unknown>,
+  fields: RecordFields,
+  sourceKey: string,
+  line: number,
+  byteOffset: number,
+  excerpt: string,
+): SourceRecord {
+  const rawId = record[fields.idField];
+  let id: string;
+  if (rawId === undefined || rawId === null || rawId === '') id = `${sourceKey}:${line}`;
+  else if (typeof rawId === 'string' || typeof rawId === 'number' || typeof rawId === 'bigint')
+    id = String(rawId);
+  else
+    return {
+      kind: 'reject',
+      reason: `id field "${fields.idField}" must be a string or a number`,
+      line,
+      byteOffset,
+      excerpt,
+    };
+  return {
+    kind: 'row',
+    id,
+    values: record,
+    metadata: metadataOf(record, fields.metadataFields),
+    line,
+    byteOffset,
+  };
+}
+
+/** A parsed record as the pipeline reads it: a document to embed, or a row to score. */
+export function toSourceRecord(
+  record: Record<string, unknown>,
+  fields: RecordFields,
+  sourceKey: string,
+  line: number,
+  byteOffset: number,
+  excerpt: string,
+): SourceRecord {
+  return fields.shape === 'row'
+    ? toRow(record, fields, sourceKey, line, byteOffset, excerpt)
+    : toDocument(record, fields, sourceKey, line, byteOffset, excerpt);
+}

@@ -12,7 +12,7 @@ import {
   metadataOf,
   overLimitReason,
   stripBom,
-  toDocument,
+  toSourceRecord,
 } from './record-rules.ts';
 
 /** What a reader yields for each input record: a document or a reject with its reason. */
@@ -21,6 +21,15 @@ export type SourceRecord =
       readonly kind: 'doc';
       readonly id: string;
       readonly text: string;
+      readonly metadata: Record<string, string | null>;
+      readonly line: number;
+      readonly byteOffset: number;
+    }
+  | {
+      readonly kind: 'row';
+      readonly id: string;
+      /** Every field of the record as read (CSV values are strings). */
+      readonly values: Readonly<Record<string, unknown>>;
       readonly metadata: Record<string, string | null>;
       readonly line: number;
       readonly byteOffset: number;
@@ -58,6 +67,8 @@ export interface RecordFields {
   readonly textField: string;
   readonly metadataFields: readonly string[];
   readonly maxRecordBytes: number;
+  /** `document` (id + text, for embedding; the default) or `row` (every field, for scoring). */
+  readonly shape?: 'document' | 'row';
 }
 
 /** Where the next unread record would start; a reader fault is reported there. */
@@ -145,7 +156,7 @@ async function* jsonlRecords(
       );
       continue;
     }
-    yield toDocument(
+    yield toSourceRecord(
       parsed as Record<string, unknown>,
       fields,
       slice.key,
@@ -214,7 +225,7 @@ async function* csvRecords(
     header.forEach((name, i) => {
       row[name] = values[i];
     });
-    yield toDocument(row, fields, slice.key, raw.line, raw.offset, excerpt);
+    yield toSourceRecord(row, fields, slice.key, raw.line, raw.offset, excerpt);
   }
 }
 
@@ -250,6 +261,10 @@ async function* textRecords(
   const body = stripBom(text);
   if (body.trim().length === 0) {
     yield reject('empty document');
+    return;
+  }
+  if (fields.shape === 'row') {
+    yield reject('a plain text file has no rows to score (use CSV, JSONL or Parquet)');
     return;
   }
   yield {

@@ -179,6 +179,7 @@ export async function embedUnit(
         });
         continue;
       }
+      if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
       const docKey = `${slice.key}\u0000${record.line}`;
       docs.set(docKey, {
         docId: record.id,

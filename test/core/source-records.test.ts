@@ -99,7 +99,9 @@ describe('readSourceRecords (CSV)', () => {
     const csv =
       '\ufeffid,text,title\r\n1,"hello, world",A\r\n2,"she said ""hi""\nacross lines",B\r\n3,plain,C\r\n';
     const records = await readAll(csv, { format: 'csv', key: 'in.csv' });
-    expect(records.map((r) => (r.kind === 'doc' ? [r.id, r.text, r.line] : r.reason))).toEqual([
+    expect(
+      records.map((r) => (r.kind === 'doc' ? [r.id, r.text, r.line] : r.kind === 'reject' ? r.reason : r.id)),
+    ).toEqual([
       ['1', 'hello, world', 2],
       ['2', 'she said "hi"\nacross lines', 3],
       ['3', 'plain', 5],

@@ -189,7 +189,7 @@ describe('planning by cost', () => {
       await Promise.all(result.units.map(async (u) => readSlices(store, slicesOf(u), config.input)))
     )
       .flat()
-      .map((r) => (r.kind === 'doc' ? r.id : r.reason));
+      .map((r) => (r.kind === 'reject' ? r.reason : r.id));
     expect(ids.length).toBe(new Set(ids).size);
     expect(ids.length).toBe(sizes.reduce((a, b) => a + b, 0) + 300);
   });
@@ -206,7 +206,7 @@ describe('planning by cost', () => {
     expect(result.units.length).toBeGreaterThan(2);
     const ids = (await Promise.all(result.units.map((u) => readSlices(store, slicesOf(u), config.input))))
       .flat()
-      .map((r) => (r.kind === 'doc' ? r.id : r.reason));
+      .map((r) => (r.kind === 'reject' ? r.reason : r.id));
     expect(ids).toEqual(texts.map((_, i) => `p${i}`));
   });
 
