@@ -13,7 +13,7 @@ import { classifySource, estimateCost } from '../shared/plan/plan-units.ts';
 import { documentCost } from '../shared/plan/sample-cost.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { readSourceRecords } from '../shared/readers/source-records.ts';
-import { slicesOf } from '../shared/work/embed-unit.ts';
+import { slicesOf } from '../shared/work/unit-records.ts';
 
 const WORKERS = 50;
 const RUN_ID = 'r-20260301T000000Z-5e1e55';

@@ -15,8 +15,8 @@ import { ModelError } from '../errors/errors.ts';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import { readSourceRecords, type SourceSlice } from '../readers/source-records.ts';
 import { mapWithConcurrency } from './concurrency.ts';
+import { rejectRowOf, unitRecords } from './unit-records.ts';
 
 interface PendingChunk {
   readonly docKey: string;
@@ -52,26 +52,6 @@ async function lookupInSlices<T>(
     for (const [id, value] of await lookup(unique.slice(i, i + LOOKUP_SLICE))) found.set(id, value);
   }
   return found;
-}
-
-/**
- * The slices a unit reads: its byte range of the main source (or the re-staged part that
- * holds it), then each packed file whole.
- */
-export function slicesOf(unit: WorkUnit): SourceSlice[] {
-  return [
-    {
-      key: unit.sourceKey,
-      format: unit.format,
-      compression: unit.compression,
-      byteStart: unit.byteStart,
-      byteEnd: unit.byteEnd,
-      firstLine: unit.firstLine,
-      ...(unit.csvHeader === undefined ? {} : { csvHeader: unit.csvHeader }),
-      ...(unit.staged === undefined ? {} : { staged: unit.staged }),
-    },
-    ...unit.packed.map((file) => ({ ...file, byteStart: 0, byteEnd: file.size, firstLine: 1 })),
-  ];
 }
 
 /**
@@ -155,59 +135,40 @@ export async function embedUnit(
     await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
   };
 
-  for (const slice of slicesOf(unit)) {
-    if (slice.byteEnd === 0 && slice.byteStart === 0) {
-      counts.records += 1;
-      rejects.push({
-        source_key: slice.key,
-        byte_offset: 0,
-        line: 0,
-        reason: 'empty file: no records',
-        excerpt: '',
-      });
+  for await (const { slice, record } of unitRecords(deps.store, unit, config.input)) {
+    counts.records += 1;
+    if (record.kind === 'reject') {
+      rejects.push(rejectRowOf(slice.key, record));
       continue;
     }
-    for await (const record of readSourceRecords(deps.store, slice, config.input)) {
-      counts.records += 1;
-      if (record.kind === 'reject') {
-        rejects.push({
+    if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
+    const docKey = `${slice.key}\u0000${record.line}`;
+    docs.set(docKey, {
+      docId: record.id,
+      sourceKey: slice.key,
+      line: record.line,
+      byteOffset: record.byteOffset,
+      excerpt: record.text.slice(0, 200),
+    });
+    for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
+      window.push({
+        docKey,
+        row: {
+          doc_id: record.id,
+          chunk_id: `${record.id}#${chunk.index}`,
+          chunk_index: chunk.index,
+          char_start: chunk.charStart,
+          char_end: chunk.charEnd,
+          token_count: chunk.tokens,
+          text_sha256: chunkFingerprint(chunk.text, config.endpoint.model, config.chunking),
+          model: config.endpoint.model,
           source_key: slice.key,
-          byte_offset: record.byteOffset,
-          line: record.line,
-          reason: record.reason,
-          excerpt: record.excerpt,
-        });
-        continue;
-      }
-      if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
-      const docKey = `${slice.key}\u0000${record.line}`;
-      docs.set(docKey, {
-        docId: record.id,
-        sourceKey: slice.key,
-        line: record.line,
-        byteOffset: record.byteOffset,
-        excerpt: record.text.slice(0, 200),
+          chunk_text: chunk.text,
+          metadata: record.metadata,
+        },
       });
-      for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
-        window.push({
-          docKey,
-          row: {
-            doc_id: record.id,
-            chunk_id: `${record.id}#${chunk.index}`,
-            chunk_index: chunk.index,
-            char_start: chunk.charStart,
-            char_end: chunk.charEnd,
-            token_count: chunk.tokens,
-            text_sha256: chunkFingerprint(chunk.text, config.endpoint.model, config.chunking),
-            model: config.endpoint.model,
-            source_key: slice.key,
-            chunk_text: chunk.text,
-            metadata: record.metadata,
-          },
-        });
-      }
-      if (window.length >= config.batching.sortWindow) await flush();
     }
+    if (window.length >= config.batching.sortWindow) await flush();
   }
   await flush();
 

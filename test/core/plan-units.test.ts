@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { classifySource, estimateCost, planUnits, type SourceFile } from '../../shared/plan/plan-units.ts';
 import { readSourceRecords } from '../../shared/readers/source-records.ts';
-import { slicesOf } from '../../shared/work/embed-unit.ts';
+import { slicesOf } from '../../shared/work/unit-records.ts';
 import { pipelineConfig } from './factories.ts';
 
 async function fileOf(

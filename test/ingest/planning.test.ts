@@ -18,7 +18,7 @@ import {
   SQS_MESSAGE_LIMIT_BYTES,
 } from '../../shared/plan/unit-limits.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
-import { slicesOf } from '../../shared/work/embed-unit.ts';
+import { slicesOf } from '../../shared/work/unit-records.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { parquetFile, readSlices, wholeSlice, words } from './factories.ts';
 
