@@ -8,7 +8,8 @@ export const USAGE = `usage:
   sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--json]
   sluice query "SQL" [--home DIR] [--json]
   sluice status [RUN_ID] [--home DIR] [--json]
-  sluice serve-model [--backend hash-embed] [--dimension N] [--port N]
+  sluice serve-model [--backend hash-embed|echo|xgboost-json] [--model PATH] [--dimension N] [--port N]
+                     [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
 
 Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 run finished (rejects are
 reported, not fatal), 1 run failed, 2 bad usage or config.`;

@@ -1,12 +1,12 @@
-import type { EmbeddingBackend } from '../model-server/backend.ts';
 import { EchoBackend } from '../model-server/echo-backend.ts';
 import { HashEmbedder } from '../model-server/hash-embedder.ts';
-import { startModelServer } from '../model-server/server.ts';
+import { type ServedBackend, startModelServer } from '../model-server/server.ts';
 import type { SimulatedGpuOptions } from '../model-server/simulated-gpu.ts';
+import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
-const BACKENDS = ['hash-embed', 'echo'] as const;
+const BACKENDS = ['hash-embed', 'echo', 'xgboost-json'] as const;
 
 function numberOption(
   name: string,
@@ -24,7 +24,7 @@ function numberOption(
 
 /** What `sluice serve-model` was asked to start. */
 export interface ServeModelSettings {
-  readonly backend: EmbeddingBackend;
+  readonly backend: ServedBackend;
   readonly port: number;
   /** Present when any GPU simulation flag was given. */
   readonly gpu?: SimulatedGpuOptions;
@@ -34,6 +34,7 @@ export interface ServeModelSettings {
 export function parseServeModelArgs(args: string[]): ServeModelSettings {
   const { values, positionals } = parseCommandArgs(args, {
     backend: { type: 'string', default: 'hash-embed' },
+    model: { type: 'string' },
     dimension: { type: 'string' },
     port: { type: 'string' },
     capacity: { type: 'string' },
@@ -44,10 +45,16 @@ export function parseServeModelArgs(args: string[]): ServeModelSettings {
   if (positionals.length > 0)
     throw new UsageError(`sluice serve-model: unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
-  let backend: EmbeddingBackend;
+  let backend: ServedBackend;
+  if (values.backend !== 'xgboost-json' && values.model !== undefined)
+    throw new UsageError('--model is for --backend xgboost-json');
   if (values.backend === 'hash-embed') backend = new HashEmbedder(dimension);
   else if (values.backend === 'echo') backend = new EchoBackend(dimension);
-  else throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
+  else if (values.backend === 'xgboost-json') {
+    if (values.model === undefined)
+      throw new UsageError('--backend xgboost-json needs --model PATH (an XGBoost JSON model)');
+    backend = XgboostJsonBackend.fromFile(values.model);
+  } else throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
   const port = numberOption('port', values.port, { min: 0, max: 65535, integer: true }) ?? 0;
 
   const capacity = numberOption('capacity', values.capacity, { min: 1, max: 100_000, integer: true });

@@ -3,6 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { MAX_INVOKE_PAYLOAD_BYTES } from '../../shared/endpoint/payload-limit.ts';
 import { BackendInputError, type EmbeddingBackend } from './backend.ts';
 import { SimulatedGpu, type SimulatedGpuOptions, type SimulatedGpuStats } from './simulated-gpu.ts';
+import type { CsvScoringBackend } from './xgboost-backend.ts';
+
+/** What the server can serve: an embedding model (JSON, TEI shape) or a scoring model (`text/csv`). */
+export type ServedBackend = EmbeddingBackend | CsvScoringBackend;
+
+const isCsvBackend = (backend: ServedBackend): backend is CsvScoringBackend =>
+  'contentType' in backend && backend.contentType === 'text/csv';
 
 /** Counters of a running server, also served as JSON by `GET /stats`. */
 export interface ModelServerStats {
@@ -24,13 +31,13 @@ export interface ModelServerStats {
 export interface ModelServer {
   readonly url: string;
   readonly port: number;
-  readonly backend: EmbeddingBackend;
+  readonly backend: ServedBackend;
   stats(): ModelServerStats;
   close(): Promise<void>;
 }
 
 export interface ModelServerOptions {
-  readonly backend: EmbeddingBackend;
+  readonly backend: ServedBackend;
   /** 0 picks a free port. @default 0 */
   readonly port?: number;
   /** Loopback only by default: the local server has no authentication. @default '127.0.0.1' */
@@ -92,24 +99,45 @@ interface Counters {
   inputs: number;
 }
 
-/** Embeds one request body; `undefined` means the simulated GPU is full and the request is throttled. */
-type Invoke = (body: Buffer) => Promise<string | undefined>;
+interface Answer {
+  readonly body: string;
+  readonly contentType: string;
+}
 
-function invoker(backend: EmbeddingBackend, gpu: SimulatedGpu | undefined, counters: Counters): Invoke {
+/** Answers one request body; `undefined` means the simulated GPU is full and the request is throttled. */
+type Invoke = (body: Buffer, contentType: string | undefined) => Promise<Answer | undefined>;
+
+/** SageMaker's built-in XGBoost contract: `text/csv` rows in, `text/csv` predictions out. */
+function csvInvoker(backend: CsvScoringBackend, counters: Counters): Invoke {
+  return async (body, contentType) => {
+    if (!contentType?.startsWith('text/csv')) {
+      throw new HttpError(
+        415,
+        `this model takes text/csv, not ${contentType ?? 'a request without a content type'}`,
+      );
+    }
+    const text = body.toString('utf8');
+    const answer = backend.score(text);
+    counters.inputs += text.split('\n').filter((line) => line.trim() !== '').length;
+    return { body: answer, contentType: 'text/csv' };
+  };
+}
+
+function invoker(backend: ServedBackend, gpu: SimulatedGpu | undefined, counters: Counters): Invoke {
+  if (isCsvBackend(backend)) return csvInvoker(backend, counters);
+  const embedded = (inputs: string[]): Answer => {
+    const json = vectorsJson(backend.embed(inputs));
+    counters.inputs += inputs.length;
+    return { body: json, contentType: 'application/json' };
+  };
   return async (body) => {
     const inputs = parseInputs(body);
-    if (gpu === undefined) {
-      const json = vectorsJson(backend.embed(inputs));
-      counters.inputs += inputs.length;
-      return json;
-    }
+    if (gpu === undefined) return embedded(inputs);
     const admitted = gpu.admit(inputs);
     if (admitted === undefined) return undefined;
     const slot = await admitted;
     try {
-      const json = vectorsJson(backend.embed(inputs));
-      counters.inputs += inputs.length;
-      return json;
+      return embedded(inputs);
     } finally {
       await slot.finish();
     }
@@ -129,15 +157,15 @@ async function handleContainer(
   res: ServerResponse,
 ): Promise<void> {
   try {
-    const json = await invoke(await readBody(req));
-    if (json === undefined) {
+    const answer = await invoke(await readBody(req), req.headers['content-type']);
+    if (answer === undefined) {
       // TEI's answer when its queue is full.
       counters.throttled += 1;
       send(res, 429, JSON.stringify({ error: 'Model is overloaded', error_type: 'overloaded' }));
       return;
     }
     counters.served += 1;
-    send(res, 200, json);
+    send(res, 200, answer.body, { 'content-type': answer.contentType });
   } catch (error) {
     counters.failed += 1;
     const status = error instanceof HttpError ? error.status : error instanceof BackendInputError ? 400 : 500;
@@ -175,8 +203,8 @@ async function handleRuntime(
     return;
   }
   try {
-    const json = await invoke(body);
-    if (json === undefined) {
+    const answer = await invoke(body, req.headers['content-type']);
+    if (answer === undefined) {
       counters.throttled += 1;
       send(res, 400, JSON.stringify({ message: 'Rate exceeded: the endpoint is at its capacity' }), {
         'x-amzn-errortype': 'ThrottlingException:',
@@ -184,7 +212,10 @@ async function handleRuntime(
       return;
     }
     counters.served += 1;
-    send(res, 200, json, { 'x-amzn-invoked-production-variant': 'AllTraffic' });
+    send(res, 200, answer.body, {
+      'content-type': answer.contentType,
+      'x-amzn-invoked-production-variant': 'AllTraffic',
+    });
   } catch (error) {
     counters.failed += 1;
     const status = error instanceof HttpError ? error.status : error instanceof BackendInputError ? 400 : 500;

@@ -49,7 +49,12 @@ export interface WorkUnit {
    * offsets in the decompressed source, and the worker reads `staged.key` instead.
    */
   readonly staged?: StagedPart;
+  /** What the worker does with the unit: the pipeline's own work, or fit feature statistics first. @default the pipeline's kind */
+  readonly task?: UnitTask;
 }
+
+/** `fit`: a scoring pipeline's first pass, fitting feature statistics that the scoring run then applies. */
+export type UnitTask = 'fit';
 
 export type UnitStatus = 'pending' | 'running' | 'succeeded' | 'failed';
 export type RunStatus = 'running' | 'succeeded' | 'failed';
@@ -64,6 +69,8 @@ export interface UnitCounts {
   skippedUnchanged: number;
   /** Chunks a re-dropped document no longer has (it got shorter). */
   removedChunks: number;
+  /** Rows scored by the model (scoring pipelines). */
+  scored: number;
   realTokens: number;
   paddedTokens: number;
   endpointCalls: number;
@@ -78,6 +85,7 @@ export const emptyCounts = (): UnitCounts => ({
   embedded: 0,
   skippedUnchanged: 0,
   removedChunks: 0,
+  scored: 0,
   realTokens: 0,
   paddedTokens: 0,
   endpointCalls: 0,
@@ -112,6 +120,8 @@ export interface RunState {
   readonly trigger: RunTrigger;
   readonly startedAt: string;
   readonly inputs: readonly string[];
+  /** Set on a fit run: its finalize stores the statistics and starts the scoring run. */
+  readonly task?: UnitTask;
   status: RunStatus;
   finishedAt: string | null;
   totalUnits: number;
@@ -135,6 +145,7 @@ export interface RunSummary {
     embedded: number;
     skippedUnchanged: number;
     removedChunks: number;
+    scored: number;
   };
   stats: {
     realTokens: number;
@@ -145,6 +156,12 @@ export interface RunSummary {
   };
   failedUnits: { unitId: string; lastError: string | null }[];
   timings: Record<string, number>;
+  /** `fit` for the first pass of a scoring pipeline that had no stored statistics. */
+  task?: UnitTask;
+  /** The scoring run a fit run started. */
+  followedBy?: string;
+  /** Segments in `segment_stats` (scoring runs). */
+  segments?: number;
 }
 
 /** One record that could not be used, with the reason a user can act on. */

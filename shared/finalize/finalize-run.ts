@@ -1,9 +1,131 @@
-import { addCounts, emptyCounts, type RunSummary } from '../domain/types.ts';
-import { SluiceError } from '../errors/errors.ts';
-import { runRowKey, runSummaryKey } from '../output/keys.ts';
-import { runsParquet } from '../output/parquet-tables.ts';
+import { createHash } from 'node:crypto';
+import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
+import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
+import { ConfigError, SluiceError } from '../errors/errors.ts';
+import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.ts';
+import { runsParquet, segmentStatsParquet } from '../output/parquet-tables.ts';
+import { planRun } from '../plan/plan-run.ts';
+import { readRunManifestKeys } from '../plan/run-manifest.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
+import type { WorkQueue } from '../ports/work-queue.ts';
+import {
+  finalizeSegments,
+  type SegmentAggregatesState,
+  SegmentAggregator,
+} from '../scoring/aggregates/segment-aggregates.ts';
+import type { FeatureSpec } from '../scoring/features/feature-spec.ts';
+import { type FeatureFitPartial, FeatureStatsAccumulator } from '../scoring/features/fit-features.ts';
+import { fitPartialKey } from '../work/fit-unit.ts';
+import { segmentPartialKey } from '../work/score-unit.ts';
+
+export interface FinalizeDeps {
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  /** Needed to start the scoring run that follows a fit run. */
+  readonly queue?: WorkQueue;
+  /** Pipeline configs by name; scoring runs need theirs for segment statistics. */
+  readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
+}
+
+/** The scoring run a fit run hands over to: derived from the fit run's id, so a retried finalize finds it. */
+export function scoringRunIdFor(fitRunId: string): string {
+  const stamp = fitRunId.split('-')[1];
+  const suffix = createHash('sha256').update(`${fitRunId}/score`).digest('hex').slice(0, 6);
+  return `r-${stamp}-${suffix}`;
+}
+
+const decoder = new TextDecoder();
+
+async function readJson<T>(store: ObjectStore, key: string): Promise<T> {
+  const bytes = await store.get(key);
+  if (!bytes) throw new RunNotReady(`missing ${key}`);
+  return JSON.parse(decoder.decode(bytes)) as T;
+}
+
+function scoreConfigOf(deps: FinalizeDeps, run: RunState): ScorePipelineConfig {
+  const config = deps.pipelines?.get(run.pipeline);
+  if (config?.kind !== 'score')
+    throw new ConfigError(`run ${run.runId}: pipeline ${run.pipeline} is not a configured score pipeline`);
+  return config;
+}
+
+/** Merges the fit units' partial statistics and stores the versioned artifact the scoring run reads. */
+async function storeFittedFeatures(
+  deps: FinalizeDeps,
+  config: ScorePipelineConfig,
+  run: RunState,
+  units: UnitState[],
+  now: Date,
+): Promise<void> {
+  const accumulator = new FeatureStatsAccumulator(config.featureSpec as FeatureSpec);
+  for (const unit of units) {
+    if (unit.status === 'succeeded')
+      accumulator.merge(
+        await readJson<FeatureFitPartial>(deps.store, fitPartialKey(run.pipeline, run.runId, unit.unitId)),
+      );
+  }
+  await deps.store.put(
+    config.featureStats.key,
+    `${JSON.stringify(accumulator.finish(now), null, 2)}\n`,
+    'application/json',
+  );
+}
+
+/** Merges the scoring units' segment partials into the `segment_stats` table (one part per run). */
+async function storeSegmentStats(
+  deps: FinalizeDeps,
+  config: ScorePipelineConfig,
+  run: RunState,
+  units: UnitState[],
+): Promise<number> {
+  const merged = new SegmentAggregator({
+    segmentColumns: config.segments.columns,
+    maxSegments: config.segments.maxSegments,
+  });
+  for (const unit of units) {
+    if (unit.status === 'succeeded')
+      merged.merge(
+        await readJson<SegmentAggregatesState>(
+          deps.store,
+          segmentPartialKey(run.pipeline, run.runId, unit.unitId),
+        ),
+      );
+  }
+  const { prior, segments } = finalizeSegments(merged, { quantiles: config.segments.quantiles });
+  if (segments.length > 0) {
+    const key = `${tablePartitionPrefix('segment_stats', run.pipeline, run.runId)}${run.runId}.parquet`;
+    await deps.store.put(
+      key,
+      segmentStatsParquet(run.runId, prior, segments),
+      'application/vnd.apache.parquet',
+    );
+  }
+  return segments.length;
+}
+
+/** Starts the scoring run over the fit run's inputs, unless a retried finalize already did. */
+async function startScoringRun(
+  deps: FinalizeDeps,
+  config: ScorePipelineConfig,
+  run: RunState,
+  now: Date,
+): Promise<string> {
+  const runId = scoringRunIdFor(run.runId);
+  if (!(await deps.runs.getRun(runId))) {
+    if (!deps.queue)
+      throw new ConfigError(`run ${run.runId}: finalize has no work queue to start the scoring run`);
+    const keys = await readRunManifestKeys(deps.store, run.pipeline, run.runId);
+    await planRun({ store: deps.store, runs: deps.runs, queue: deps.queue }, config, {
+      runId,
+      trigger: run.trigger,
+      keys,
+      now,
+      task: 'work',
+    });
+  }
+  return runId;
+}
 
 export class RunNotReady extends SluiceError {}
 
@@ -14,7 +136,7 @@ export class RunNotReady extends SluiceError {}
  * the one caller that made the move, undefined for a duplicate request.
  */
 export async function finalizeRun(
-  deps: { store: ObjectStore; runs: RunStore },
+  deps: FinalizeDeps,
   runId: string,
   now: Date,
 ): Promise<RunSummary | undefined> {
@@ -28,6 +150,18 @@ export async function finalizeRun(
   const total = emptyCounts();
   for (const unit of units) if (unit.counts) addCounts(total, unit.counts);
   const failed = units.filter((u) => u.status === 'failed');
+  const kind = deps.pipelines?.get(run.pipeline)?.kind;
+  let segments: number | undefined;
+  let followedBy: string | undefined;
+  if (run.task === 'fit') {
+    const config = scoreConfigOf(deps, run);
+    if (failed.length === 0) {
+      await storeFittedFeatures(deps, config, run, units, now);
+      followedBy = await startScoringRun(deps, config, run, now);
+    }
+  } else if (kind === 'score') {
+    segments = await storeSegmentStats(deps, scoreConfigOf(deps, run), run, units);
+  }
   const summary: RunSummary = {
     runId,
     pipeline: run.pipeline,
@@ -44,6 +178,7 @@ export async function finalizeRun(
       embedded: total.embedded,
       skippedUnchanged: total.skippedUnchanged,
       removedChunks: total.removedChunks,
+      scored: total.scored,
     },
     stats: {
       realTokens: total.realTokens,
@@ -54,6 +189,9 @@ export async function finalizeRun(
     },
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },
+    ...(run.task === undefined ? {} : { task: run.task }),
+    ...(followedBy === undefined ? {} : { followedBy }),
+    ...(segments === undefined ? {} : { segments }),
   };
   await deps.store.put(
     runSummaryKey(run.pipeline, runId),

@@ -4,6 +4,7 @@ import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-co
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
+import { fitDecisionFor } from '../scoring/scoring-context.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
 import { classifySource, type PlanStats, planUnits, type SourceFile, unitCostTarget } from './plan-units.ts';
 import { restageGzip, type StagedPiece } from './restage-gzip.ts';
@@ -18,6 +19,11 @@ export interface PlanRunRequest {
   /** A dataset prefix to read whole (scheduled runs). */
   readonly prefix?: string;
   readonly now: Date;
+  /**
+   * Scoring pipelines: `fit` plans a first pass that fits feature statistics, `work` the
+   * scoring itself. @default `fit` when the stored statistics cannot be reused, else `work`
+   */
+  readonly task?: 'fit' | 'work';
 }
 
 /** What planning read and how long each step took. */
@@ -146,8 +152,12 @@ export async function planRun(
   }
   stats.timings.restageMs = lap();
 
-  const units = await planUnits(deps.store, config, request.runId, rest, { staged, stats });
+  const planned = await planUnits(deps.store, config, request.runId, rest, { staged, stats });
   stats.timings.cutMs = lap();
+  const task =
+    request.task ??
+    (config.kind === 'score' && (await fitDecisionFor(deps.store, config)).action === 'fit' ? 'fit' : 'work');
+  const units = task === 'fit' ? planned.map((unit) => ({ ...unit, task: 'fit' as const })) : planned;
 
   const manifest: ManifestEntry[] = files.map((file) => ({
     key: file.key,
@@ -168,6 +178,7 @@ export async function planRun(
     trigger: request.trigger,
     startedAt: request.now.toISOString(),
     inputs: listedInputs(files.map((f) => f.key)),
+    ...(task === 'fit' ? { task: 'fit' as const } : {}),
     status: 'running',
     finishedAt: null,
     totalUnits: units.length,

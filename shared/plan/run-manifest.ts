@@ -50,3 +50,18 @@ export async function writeRunManifest(
   await store.put(key, entries.length > 0 ? `${body}\n` : '', 'application/x-ndjson');
   return key;
 }
+
+/** Every input key of a run, from its manifest (the run item lists only the first). */
+export async function readRunManifestKeys(
+  store: ObjectStore,
+  pipeline: string,
+  runId: string,
+): Promise<string[]> {
+  const bytes = await store.get(runManifestKey(pipeline, runId));
+  if (!bytes) throw new Error(`run ${runId} has no input manifest at ${runManifestKey(pipeline, runId)}`);
+  return new TextDecoder()
+    .decode(bytes)
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => (JSON.parse(line) as ManifestEntry).key);
+}

@@ -1,21 +1,27 @@
-import { asEmbedPipeline, type PipelineConfig } from '../config/pipeline-config.ts';
+import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError } from '../errors/errors.ts';
 import { unitPartKey } from '../output/keys.ts';
-import { embeddingsParquet, rejectsParquet } from '../output/parquet-tables.ts';
+import { embeddingsParquet, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
+import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import { embedUnit } from './embed-unit.ts';
+import { fitPartialKey, fitUnit } from './fit-unit.ts';
+import { scoreUnit, segmentPartialKey } from './score-unit.ts';
 
 export interface ProcessUnitDeps {
   readonly store: ObjectStore;
   readonly runs: RunStore;
   readonly queue: WorkQueue;
-  readonly endpoint: EmbeddingEndpoint;
+  /** The embedding model (embed pipelines). */
+  readonly endpoint?: EmbeddingEndpoint | undefined;
+  /** The scoring model (score pipelines). */
+  readonly scoringEndpoint?: ScoringEndpoint | undefined;
   readonly tokenCounter: TokenCounter;
   /** Fingerprints of embedded chunks; without it every chunk is embedded. */
   readonly chunkIndex?: ChunkIndex | undefined;
@@ -49,25 +55,15 @@ export async function processUnit(
   }
 
   try {
-    const { rows, rejects, counts, indexUpdates } = await embedUnit(deps, asEmbedPipeline(config), unit);
-    const outputKeys: string[] = [];
-    if (rows.length > 0) {
-      const key = unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId);
-      await deps.store.put(key, embeddingsParquet(unit.runId, rows), 'application/vnd.apache.parquet');
-      outputKeys.push(key);
-    }
-    if (rejects.length > 0) {
-      const key = unitPartKey('rejects', unit.pipeline, unit.runId, unit.unitId);
-      await deps.store.put(key, rejectsParquet(unit.runId, rejects), 'application/vnd.apache.parquet');
-      outputKeys.push(key);
-    }
-    // Only after the parts are written: a fingerprint must never point at a vector no table holds.
-    if (deps.chunkIndex && (indexUpdates.chunks.length > 0 || indexUpdates.docs.length > 0)) {
-      await deps.chunkIndex.record(unit.pipeline, indexUpdates.chunks, indexUpdates.docs);
-    }
+    const { counts, outputKeys, actualCost } =
+      config.kind === 'embed'
+        ? await runEmbedUnit(deps, config, unit)
+        : unit.task === 'fit'
+          ? await runFitUnit(deps, config, unit)
+          : await runScoreUnit(deps, config, unit);
     const completion = await deps.runs.completeUnit(unit.runId, unit.unitId, {
       counts,
-      actualCost: counts.realTokens,
+      actualCost,
       outputKeys,
     });
     if (!completion.recorded && !completion.finishedRun) {
@@ -98,4 +94,82 @@ async function requestFinalizeIfStranded(deps: ProcessUnitDeps, runId: string): 
   if (run?.status === 'running' && run.doneUnits + run.failedUnits >= run.totalUnits) {
     await deps.queue.requestFinalize(runId);
   }
+}
+
+interface UnitWork {
+  readonly counts: UnitCounts;
+  readonly outputKeys: string[];
+  readonly actualCost: number;
+}
+
+const PARQUET = 'application/vnd.apache.parquet';
+
+/** Writes a unit's part of a table (deterministic key: a retry overwrites it) and names it. */
+async function putPart(
+  deps: ProcessUnitDeps,
+  table: 'embeddings' | 'scores' | 'rejects',
+  unit: WorkUnit,
+  body: Uint8Array,
+  outputKeys: string[],
+): Promise<void> {
+  const key = unitPartKey(table, unit.pipeline, unit.runId, unit.unitId);
+  await deps.store.put(key, body, PARQUET);
+  outputKeys.push(key);
+}
+
+async function runEmbedUnit(
+  deps: ProcessUnitDeps,
+  config: EmbedPipelineConfig,
+  unit: WorkUnit,
+): Promise<UnitWork> {
+  if (!deps.endpoint)
+    throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
+  const { rows, rejects, counts, indexUpdates } = await embedUnit(
+    { ...deps, endpoint: deps.endpoint },
+    config,
+    unit,
+  );
+  const outputKeys: string[] = [];
+  if (rows.length > 0)
+    await putPart(deps, 'embeddings', unit, embeddingsParquet(unit.runId, rows), outputKeys);
+  if (rejects.length > 0)
+    await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
+  // Only after the parts are written: a fingerprint must never point at a vector no table holds.
+  if (deps.chunkIndex && (indexUpdates.chunks.length > 0 || indexUpdates.docs.length > 0)) {
+    await deps.chunkIndex.record(unit.pipeline, indexUpdates.chunks, indexUpdates.docs);
+  }
+  return { counts, outputKeys, actualCost: counts.realTokens };
+}
+
+async function runFitUnit(
+  deps: ProcessUnitDeps,
+  config: ScorePipelineConfig,
+  unit: WorkUnit,
+): Promise<UnitWork> {
+  const { counts, partial } = await fitUnit(deps, config, unit);
+  const key = fitPartialKey(unit.pipeline, unit.runId, unit.unitId);
+  await deps.store.put(key, JSON.stringify(partial), 'application/json');
+  return { counts, outputKeys: [key], actualCost: counts.records };
+}
+
+async function runScoreUnit(
+  deps: ProcessUnitDeps,
+  config: ScorePipelineConfig,
+  unit: WorkUnit,
+): Promise<UnitWork> {
+  if (!deps.scoringEndpoint)
+    throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
+  const { rows, rejects, counts, segments } = await scoreUnit(
+    { store: deps.store, endpoint: deps.scoringEndpoint },
+    config,
+    unit,
+  );
+  const outputKeys: string[] = [];
+  if (rows.length > 0) await putPart(deps, 'scores', unit, scoresParquet(unit.runId, rows), outputKeys);
+  if (rejects.length > 0)
+    await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
+  const key = segmentPartialKey(unit.pipeline, unit.runId, unit.unitId);
+  await deps.store.put(key, JSON.stringify(segments), 'application/json');
+  outputKeys.push(key);
+  return { counts, outputKeys, actualCost: counts.records * config.featureSpec.features.length };
 }

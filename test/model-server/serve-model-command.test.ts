@@ -31,8 +31,22 @@ describe('sluice serve-model flags', () => {
       '0.02',
     ]);
     expect(settings.backend).toBeInstanceOf(EchoBackend);
-    expect(settings.backend.dimension).toBe(16);
+    expect((settings.backend as EchoBackend).dimension).toBe(16);
     expect(settings.gpu).toEqual({ capacity: 8, queue: 2, latencyMsFixed: 20, latencyMsPerToken: 0.02 });
+  });
+
+  it('serves an XGBoost JSON model over text/csv, and needs --model for it', () => {
+    const settings = parseServeModelArgs([
+      '--backend',
+      'xgboost-json',
+      '--model',
+      'events/fixtures/xgboost/binary/model.json',
+    ]);
+    expect(settings.backend.description).toMatch(/xgboost/i);
+    expect(() => parseServeModelArgs(['--backend', 'xgboost-json'])).toThrow(
+      '--backend xgboost-json needs --model PATH',
+    );
+    expect(() => parseServeModelArgs(['--model', 'x.json'])).toThrow('--model is for --backend xgboost-json');
   });
 
   it('simulates latency alone, without a capacity limit', () => {
@@ -40,7 +54,7 @@ describe('sluice serve-model flags', () => {
   });
 
   it.each([
-    [['--backend', 'onnx'], /--backend must be one of hash-embed, echo, got "onnx"/],
+    [['--backend', 'onnx'], /--backend must be one of hash-embed, echo, xgboost-json, got "onnx"/],
     [['--capacity', '0'], /--capacity must be an integer from 1/],
     [['--capacity', '2.5'], /--capacity must be an integer/],
     [['--latency-ms-per-token', 'fast'], /--latency-ms-per-token must be a number/],
