@@ -1,22 +1,32 @@
+import { copyFile, mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SageMakerEmbeddingEndpoint } from '../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
+import { SageMakerScoringEndpoint } from '../shared/adapters/aws/sagemaker-scoring-endpoint.ts';
 import { LocalWorkQueue } from '../shared/adapters/local/local-work-queue.ts';
-import { asEmbedPipeline, type PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
+import { AdaptiveLimiter } from '../shared/endpoint/adaptive-limiter.ts';
+import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import { newRunId } from '../shared/output/keys.ts';
 import { planRun } from '../shared/plan/plan-run.ts';
-import { processUnit } from '../shared/work/process-unit.ts';
+import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
+import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
+import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
+import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import { resolveInputs, stageInputs } from './stage-inputs.ts';
 
 export interface LocalRunOptions {
   readonly home: LocalHome;
   readonly config: PipelineConfig;
   readonly paths: readonly string[];
+  /** Folder of the pipeline configs; model files a config names are seeded from it into the bucket. */
+  readonly pipelinesDir?: string;
   /** A running server speaking the SageMaker runtime API; when absent the built-in one starts. */
   readonly endpointUrl?: string;
   /** Progress lines for a person (stderr). */
@@ -25,8 +35,139 @@ export interface LocalRunOptions {
 }
 
 export interface LocalRunResult {
+  /** The summary of the run that did the pipeline's work (for a scoring pipeline that fitted first, the scoring run). */
   readonly summary: RunSummary;
   readonly deadLetters: number;
+}
+
+/** Objects a pipeline reads besides its inputs: models, statistics, lookup tables, tokenizers. */
+function bundleKeys(config: PipelineConfig): string[] {
+  if (config.kind === 'embed') {
+    const tokenizer = config.chunking.tokenizer;
+    return tokenizer ? [tokenizer.key, ...(tokenizer.configKey ? [tokenizer.configKey] : [])] : [];
+  }
+  return [
+    config.model.modelKey,
+    config.featureStats.key,
+    ...embeddingTableKeys(config.featureSpec as FeatureSpec),
+  ];
+}
+
+/**
+ * Seeds the local bucket with the files a pipeline names that ship beside its config
+ * (`<pipelinesDir>/<key>`), as a deployment uploads them to S3. Files already in the
+ * bucket are kept: a fit run's statistics must survive the next run.
+ */
+async function seedBundle(
+  home: LocalHome,
+  config: PipelineConfig,
+  pipelinesDir: string | undefined,
+  log: (line: string) => void,
+): Promise<void> {
+  for (const key of bundleKeys(config)) {
+    if (await home.store.head(key)) continue;
+    const source = pipelinesDir === undefined ? undefined : path.join(pipelinesDir, ...key.split('/'));
+    const exists =
+      source !== undefined &&
+      (await stat(source)
+        .then((s) => s.isFile())
+        .catch(() => false));
+    if (!exists) continue;
+    const target = home.store.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    await copyFile(source, target);
+    log(`seeded ${key} from ${source}`);
+  }
+}
+
+interface LocalModel {
+  readonly config: PipelineConfig;
+  readonly endpointUrl: string;
+  readonly server?: ModelServer;
+}
+
+/**
+ * The model a local run calls: the server at `--endpoint-url`, or the built-in one with
+ * the weight-free hash embedder (embed pipelines) or the pipeline's XGBoost JSON model
+ * (score pipelines). Results record the model that really produced them.
+ */
+async function startLocalModel(
+  home: LocalHome,
+  config: PipelineConfig,
+  endpointUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<LocalModel> {
+  if (endpointUrl !== undefined) return { config, endpointUrl };
+  if (config.kind === 'embed') {
+    const backend = new HashEmbedder(config.endpoint.dimension);
+    const server = await startModelServer({ backend });
+    log(`model server: ${server.url} (${backend.description})`);
+    return {
+      config: { ...config, endpoint: { ...config.endpoint, model: backend.model } },
+      endpointUrl: server.url,
+      server,
+    };
+  }
+  if (!(await home.store.head(config.model.modelKey))) {
+    throw new ConfigError(
+      `model.modelKey: no ${config.model.modelKey} in the bucket or beside the pipeline config`,
+    );
+  }
+  const backend = XgboostJsonBackend.fromFile(home.store.pathOf(config.model.modelKey));
+  const server = await startModelServer({ backend });
+  log(`model server: ${server.url} (${backend.description})`);
+  return {
+    config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? backend.model } },
+    endpointUrl: server.url,
+    server,
+  };
+}
+
+/** The endpoint clients of a worker: one SDK client, one adaptive limiter per endpoint. */
+function localEndpoints(
+  config: PipelineConfig,
+  endpointUrl: string,
+): Pick<ProcessUnitDeps, 'endpoint' | 'scoringEndpoint'> {
+  const client = new SageMakerRuntimeClient({
+    endpoint: endpointUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { httpAgent: { maxSockets: 256 } },
+  });
+  if (config.kind === 'embed') {
+    const { endpoint } = config;
+    const limiter = new AdaptiveLimiter({
+      initialLimit: endpoint.initialConcurrency,
+      maxLimit: endpoint.concurrency,
+    });
+    return {
+      endpoint: new SageMakerEmbeddingEndpoint({
+        client,
+        endpointName: endpoint.name,
+        maxRetries: endpoint.maxRetries,
+        timeoutMs: endpoint.timeoutMs,
+        limiter,
+      }),
+    };
+  }
+  const { model } = config;
+  return {
+    scoringEndpoint: new SageMakerScoringEndpoint({
+      client,
+      endpointName: model.endpointName,
+      maxRetries: model.maxRetries,
+      timeoutMs: model.timeoutMs,
+    }),
+  };
+}
+
+/** Follows fit runs to the scoring runs they started. */
+function lastOfChain(summaries: ReadonlyMap<string, RunSummary>, runId: string): string {
+  let id = runId;
+  for (let next = summaries.get(id)?.followedBy; next !== undefined; next = summaries.get(id)?.followedBy)
+    id = next;
+  return id;
 }
 
 /**
@@ -40,52 +181,47 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const now = options.now ?? (() => new Date());
   const started = Date.now();
   const inputs = await resolveInputs(options.paths, options.config.name);
-
-  let server: ModelServer | undefined;
-  let config = asEmbedPipeline(options.config);
-  let endpointUrl = options.endpointUrl;
-  if (endpointUrl === undefined) {
-    const backend = new HashEmbedder(config.endpoint.dimension);
-    server = await startModelServer({ backend });
-    endpointUrl = server.url;
-    // Results record the model that really produced them.
-    config = { ...config, endpoint: { ...config.endpoint, model: backend.model } };
-    log(`model server: ${server.url} (${backend.description})`);
-  }
+  await seedBundle(home, options.config, options.pipelinesDir, log);
+  const model = await startLocalModel(home, options.config, options.endpointUrl, log);
+  const { config } = model;
   try {
     await stageInputs(home.store, inputs);
-    const client = new SageMakerRuntimeClient({
-      endpoint: endpointUrl,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      maxAttempts: 1,
-    });
-    const endpoint = new SageMakerEmbeddingEndpoint({
-      client,
-      endpointName: config.endpoint.name,
-      maxRetries: config.endpoint.maxRetries,
-      timeoutMs: config.endpoint.timeoutMs,
-    });
-    const tokenCounter = new EstimatingTokenCounter();
-    let summary: RunSummary | undefined;
+    const deps: Omit<ProcessUnitDeps, 'queue'> = {
+      store: home.store,
+      runs: home.runs,
+      tokenCounter: new EstimatingTokenCounter(),
+      chunkIndex: home.chunkIndex,
+      ...localEndpoints(config, model.endpointUrl),
+    };
+    const pipelines = new Map([[config.name, config]]);
+    const summaries = new Map<string, RunSummary>();
     const queue: LocalWorkQueue = new LocalWorkQueue({
       maxReceiveCount: config.workers.maxReceiveCount,
       concurrency: Math.min(config.workers.maxConcurrency, 4),
       onUnit: async (unit, delivery) => {
-        const outcome = await processUnit(
-          { store: home.store, runs: home.runs, queue, endpoint, tokenCounter, chunkIndex: home.chunkIndex },
-          config,
-          unit,
-          delivery,
-        );
-        if (outcome.status === 'succeeded') {
-          log(
-            `unit ${unit.unitId}: ${outcome.counts.records} records, ${outcome.counts.embedded} chunks embedded, ${outcome.counts.rejected} rejected`,
-          );
-        }
+        const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
+        if (outcome.status !== 'succeeded') return;
+        const c = outcome.counts;
+        const done =
+          unit.task === 'fit'
+            ? `${c.records} records observed for feature statistics`
+            : config.kind === 'embed'
+              ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
+              : `${c.scored} rows scored`;
+        log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
       },
       onFinalize: async (runId) => {
-        summary = (await finalizeRun({ store: home.store, runs: home.runs }, runId, now())) ?? summary;
+        const summary = await finalizeRun(
+          { store: home.store, runs: home.runs, queue, pipelines },
+          runId,
+          now(),
+        );
+        if (!summary) return;
+        summaries.set(runId, summary);
+        if (summary.followedBy)
+          log(
+            `run ${runId} fitted feature statistics (${config.kind === 'score' ? config.featureStats.key : ''}); scoring run ${summary.followedBy} follows`,
+          );
       },
     });
 
@@ -98,21 +234,24 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       now: now(),
     });
     const planMs = Date.now() - planStarted;
-    log(`run ${runId}: ${plan.run.inputs.length} input files -> ${plan.units.length} units`);
+    log(
+      `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${plan.run.task === 'fit' ? ' (fitting feature statistics first)' : ''}`,
+    );
     const workStarted = Date.now();
     await queue.drain();
     const workMs = Date.now() - workStarted;
     for (const dead of queue.deadLetters)
       log(`dead-lettered: ${JSON.stringify(dead.body).slice(0, 120)}: ${dead.error}`);
 
-    summary ??= await home.runs.getSummary(runId);
+    const finalId = lastOfChain(summaries, runId);
+    const summary = summaries.get(finalId) ?? (await home.runs.getSummary(finalId));
     if (!summary)
-      throw new Error(`run ${runId} did not finish: finalize failed (see dead-lettered messages above)`);
+      throw new Error(`run ${finalId} did not finish: finalize failed (see dead-lettered messages above)`);
     return {
       summary: { ...summary, timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started } },
       deadLetters: queue.deadLetters.length,
     };
   } finally {
-    await server?.close();
+    await model.server?.close();
   }
 }

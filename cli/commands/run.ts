@@ -27,11 +27,13 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url'])) {
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
   }
-  const config = await loadPipelineConfig(values.pipelines ?? defaultPipelinesDir(), values.pipeline);
+  const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
+  const config = await loadPipelineConfig(pipelinesDir, values.pipeline);
   const home = openHome(values.home);
   const { summary } = await runLocalPipeline({
     home,
     config,
+    pipelinesDir,
     paths: positionals,
     ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
     log: (line) => io.err(line),
@@ -41,13 +43,23 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     io.out(JSON.stringify({ ...summary, results: resultsDir }));
   } else {
     const c = summary.counts;
+    const home = values.home ? ` --home ${values.home}` : '';
+    const work =
+      config.kind === 'embed'
+        ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
+        : `${c.scored} rows scored`;
     io.out(
-      `run ${summary.runId} ${summary.status}: ${c.records} records, ${c.embedded} chunks embedded, ${c.rejected} rejected, ${c.units} units`,
+      `run ${summary.runId} ${summary.status}: ${c.records} records, ${work}, ${c.rejected} rejected, ${c.units} units`,
     );
-    io.out(`results: ${resultsDir} (tables embeddings, rejects, runs)`);
-    io.out(
-      `query:   npx sluice query "select doc_id, chunk_id from embeddings limit 5"${values.home ? ` --home ${values.home}` : ''}`,
-    );
+    if (config.kind === 'embed') {
+      io.out(`results: ${resultsDir} (tables embeddings, rejects, runs)`);
+      io.out(`query:   npx sluice query "select doc_id, chunk_id from embeddings limit 5"${home}`);
+    } else {
+      io.out(`results: ${resultsDir} (tables scores, segment_stats, rejects, runs)`);
+      io.out(
+        `query:   npx sluice query "select segment, count, rate_mle, rate_map from segment_stats where run_id = '${summary.runId}'"${home}`,
+      );
+    }
     if (c.rejected > 0)
       io.out(
         `rejects: npx sluice query "select source_key, line, reason from rejects where run_id = '${summary.runId}'"`,

@@ -66,8 +66,10 @@ const endpointSchema = z.strictObject({
     .string()
     .regex(/^ml\./, 'must be a SageMaker instance type such as ml.g5.xlarge')
     .default('ml.g5.xlarge'),
-  /** Concurrent requests one worker keeps in flight. */
-  concurrency: z.number().int().min(1).max(256).default(4),
+  /** Most requests one worker keeps in flight; the adaptive limiter settles below it (docs/sizing.md). */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  /** Requests in flight when a worker starts, before the limiter learns the endpoint's capacity. */
+  initialConcurrency: z.number().int().min(1).max(256).default(4),
   maxRetries: z.number().int().min(0).max(20).default(6),
   timeoutMs: z.number().int().positive().default(60_000),
 });
@@ -180,6 +182,10 @@ export const embedPipelineConfigSchema = z
   .refine((c) => c.chunking.maxTokens <= c.endpoint.maxInputTokens, {
     message: 'must not exceed endpoint.maxInputTokens, the longest input the model accepts',
     path: ['chunking', 'maxTokens'],
+  })
+  .refine((c) => c.endpoint.initialConcurrency <= c.endpoint.concurrency, {
+    message: 'must not exceed endpoint.concurrency, the most requests in flight',
+    path: ['endpoint', 'initialConcurrency'],
   });
 
 export const pipelineConfigSchema = z.discriminatedUnion('kind', [
