@@ -1,13 +1,11 @@
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { SageMakerEmbeddingEndpoint } from '../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
-import { SageMakerScoringEndpoint } from '../shared/adapters/aws/sagemaker-scoring-endpoint.ts';
+import { PipelineEndpointRegistry } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import { LocalWorkQueue } from '../shared/adapters/local/local-work-queue.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
-import { AdaptiveLimiter } from '../shared/endpoint/adaptive-limiter.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import { newRunId } from '../shared/output/keys.ts';
@@ -123,43 +121,15 @@ async function startLocalModel(
   };
 }
 
-/** The endpoint clients of a worker: one SDK client, one adaptive limiter per endpoint. */
-function localEndpoints(
-  config: PipelineConfig,
-  endpointUrl: string,
-): Pick<ProcessUnitDeps, 'endpoint' | 'scoringEndpoint'> {
-  const client = new SageMakerRuntimeClient({
+/** The SDK client a local run calls its model through (an endpoint override to the local server). */
+function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
+  return new SageMakerRuntimeClient({
     endpoint: endpointUrl,
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     maxAttempts: 1,
     requestHandler: { httpAgent: { maxSockets: 256 } },
   });
-  if (config.kind === 'embed') {
-    const { endpoint } = config;
-    const limiter = new AdaptiveLimiter({
-      initialLimit: endpoint.initialConcurrency,
-      maxLimit: endpoint.concurrency,
-    });
-    return {
-      endpoint: new SageMakerEmbeddingEndpoint({
-        client,
-        endpointName: endpoint.name,
-        maxRetries: endpoint.maxRetries,
-        timeoutMs: endpoint.timeoutMs,
-        limiter,
-      }),
-    };
-  }
-  const { model } = config;
-  return {
-    scoringEndpoint: new SageMakerScoringEndpoint({
-      client,
-      endpointName: model.endpointName,
-      maxRetries: model.maxRetries,
-      timeoutMs: model.timeoutMs,
-    }),
-  };
 }
 
 /** Follows fit runs to the scoring runs they started. */
@@ -191,7 +161,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       runs: home.runs,
       tokenCounter: new EstimatingTokenCounter(),
       chunkIndex: home.chunkIndex,
-      ...localEndpoints(config, model.endpointUrl),
+      ...new PipelineEndpointRegistry(localSageMakerClient(model.endpointUrl)).endpointsFor(config),
     };
     const pipelines = new Map([[config.name, config]]);
     const summaries = new Map<string, RunSummary>();

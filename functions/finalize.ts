@@ -4,10 +4,12 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
+import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { deployedAdapters } from './config/adapters.ts';
 import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
 import { parseFinalizeMessage } from './messages/finalize-message.ts';
@@ -17,6 +19,10 @@ import { createObservability, type Observability } from './observability.ts';
 export interface FinalizeHandlerDeps {
   readonly store: ObjectStore;
   readonly runs: RunStore;
+  /** Starts the scoring run that follows a fit run. */
+  readonly queue?: WorkQueue;
+  /** Scoring runs need their pipeline's config for segment statistics. */
+  readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {

@@ -4,12 +4,12 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
-import type { EmbeddingEndpoint } from '../shared/ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
@@ -28,7 +28,7 @@ export interface WorkHandlerDeps {
   readonly tokenCounter: TokenCounter;
   /** Without it every chunk is embedded (no incremental runs). */
   readonly chunkIndex?: ChunkIndex;
-  endpointFor(config: PipelineConfig): EmbeddingEndpoint;
+  endpointsFor(config: PipelineConfig): PipelineEndpoints;
 }
 
 export type WorkHandlerOptions = Partial<Observability>;
@@ -86,8 +86,7 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
       maxReceiveCount: config.workers.maxReceiveCount,
     };
     try {
-      const endpoint = d.endpointFor(config);
-      const outcome = await processUnit({ ...d, endpoint }, config, unit, { isLastAttempt });
+      const outcome = await processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, { isLastAttempt });
       switch (outcome.status) {
         case 'succeeded':
           logger.info('unit succeeded', {

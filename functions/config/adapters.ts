@@ -6,17 +6,23 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
+import {
+  PipelineEndpointRegistry,
+  type PipelineEndpoints,
+} from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
-import { SageMakerEmbeddingEndpoint } from '../../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
-import type { EmbedPipelineConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
-import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { type Environment, loadEnvironment } from './environment.ts';
+
+/** The most requests a pipeline's worker keeps in flight to its endpoint. */
+const maxInFlight = (config: PipelineConfig): number =>
+  config.kind === 'embed' ? config.endpoint.concurrency : config.model.concurrency;
 
 /** One SDK client per service, created once per process and shared by every invocation. */
 export interface AwsClients {
@@ -48,6 +54,10 @@ export function createAwsClients(env: Environment, overrides: AwsClientOverrides
     }),
     sagemaker: new SageMakerRuntimeClient({
       ...(env.sagemakerEndpointUrl === undefined ? {} : { endpoint: env.sagemakerEndpointUrl }),
+      // Enough sockets for every request the limiters may allow at once (the SDK's default pool is 50).
+      requestHandler: {
+        httpsAgent: { maxSockets: Math.max(50, ...[...env.pipelines.values()].map(maxInFlight)) },
+      },
       ...overrides.sagemaker,
       maxAttempts: 1,
     }),
@@ -64,8 +74,8 @@ export interface SluiceAdapters {
   readonly tokenCounter: TokenCounter;
   /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
   readonly chunkIndex: ChunkIndex;
-  /** The endpoint client of a pipeline (one per pipeline, sharing the SageMaker client). */
-  endpointFor(config: EmbedPipelineConfig): EmbeddingEndpoint;
+  /** The model client of a pipeline (one per pipeline, sharing the SageMaker client and, per endpoint, a limiter). */
+  endpointsFor(config: PipelineConfig): PipelineEndpoints;
 }
 
 export interface AdapterOptions {
@@ -80,7 +90,7 @@ export function createAdapters(
   options: AdapterOptions = {},
 ): SluiceAdapters {
   const sleep = options.sleep === undefined ? {} : { sleep: options.sleep };
-  const endpoints = new Map<string, EmbeddingEndpoint>();
+  const endpoints = new PipelineEndpointRegistry(clients.sagemaker, options);
   return {
     pipelines: env.pipelines,
     bucket: env.bucket,
@@ -94,20 +104,7 @@ export function createAdapters(
     }),
     tokenCounter: new EstimatingTokenCounter(),
     chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
-    endpointFor(config) {
-      let endpoint = endpoints.get(config.name);
-      if (endpoint === undefined) {
-        endpoint = new SageMakerEmbeddingEndpoint({
-          client: clients.sagemaker,
-          endpointName: config.endpoint.name,
-          maxRetries: config.endpoint.maxRetries,
-          timeoutMs: config.endpoint.timeoutMs,
-          ...sleep,
-        });
-        endpoints.set(config.name, endpoint);
-      }
-      return endpoint;
-    },
+    endpointsFor: (config) => endpoints.endpointsFor(config),
   };
 }
 
