@@ -73,6 +73,7 @@ export function aSummary(run: RunState, overrides: Partial<RunSummary> = {}): Ru
       embedded: 0,
       skippedUnchanged: 0,
       removedChunks: 0,
+      scored: 0,
     },
     stats: { realTokens: 0, paddedTokens: 0, endpointCalls: 0, throttled: 0, retries: 0 },
     failedUnits: [],
