@@ -5,14 +5,39 @@ export interface UnitCompletion {
   readonly recorded: boolean;
   /** True for exactly one completion: the one that made every unit terminal. */
   readonly finishedRun: boolean;
+  /**
+   * The unit's terminal status after the call: the one this call set, or the one another
+   * delivery set first. A completion that lost to `failed` wrote parts for a unit the run
+   * does not count, and must take them back.
+   */
+  readonly unitStatus?: 'succeeded' | 'failed';
+}
+
+/** A unit's state plus, when asked for, the descriptor it was planned with. */
+export interface StoredUnit extends UnitState {
+  /** The unit as planned, so a failed unit can be delivered again (redrive). Absent for units stored without it. */
+  readonly descriptor?: WorkUnit;
+}
+
+export interface RunReopening {
+  /** True for exactly one caller: the one whose conditional write moved the run from `failed` back to `running`. */
+  readonly reopened: boolean;
+  /** The units brought back to `pending` (with their descriptors), for the caller to deliver again; empty unless reopened. */
+  readonly units: StoredUnit[];
+}
+
+export interface ListUnitsOptions {
+  /** Include each unit's descriptor (bigger reads: packed units list their files). @default false */
+  readonly withDescriptors?: boolean;
 }
 
 /** Run and unit state (DynamoDB deployed; a local store or dynalite on one machine). */
 export interface RunStore {
+  /** Stores the run and its units; each unit keeps its full descriptor for redrive. */
   createRun(run: RunState, units: readonly WorkUnit[]): Promise<void>;
   getRun(runId: string): Promise<RunState | undefined>;
   listRuns(limit?: number): Promise<RunState[]>;
-  listUnits(runId: string): Promise<UnitState[]>;
+  listUnits(runId: string, options?: ListUnitsOptions): Promise<StoredUnit[]>;
   /** Counts a delivery of the unit (attempts + 1) and marks it running unless already terminal. */
   startUnit(runId: string, unitId: string): Promise<UnitState | undefined>;
   /** Conditionally marks the unit succeeded and counts it toward the run, at most once. */
@@ -27,4 +52,13 @@ export interface RunStore {
   failUnit(runId: string, unitId: string, error: string): Promise<UnitCompletion>;
   /** Moves the run from running to its final status; true only for the one caller that made the move. */
   finishRun(runId: string, summary: RunSummary): Promise<boolean>;
+  /**
+   * Redrive: brings every failed unit of a `failed` run back to `pending` (no longer
+   * counted, attempts and last error kept) and the run back to `running` with its finish
+   * and finalize claim cleared, so the redriven units can finish it again. Conditional:
+   * of concurrent callers exactly one gets `reopened: true`; a run that is not `failed`
+   * is left alone. A call interrupted halfway leaves the run `failed` and the next call
+   * completes it.
+   */
+  reopenFailedRun(runId: string): Promise<RunReopening>;
 }

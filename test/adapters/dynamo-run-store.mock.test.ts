@@ -129,6 +129,7 @@ describe('DynamoRunStore (SDK calls)', () => {
       expect(await makeStore().store.completeUnit('r-1', 'u0003', result)).toEqual({
         recorded: true,
         finishedRun: true,
+        unitStatus: 'succeeded',
       });
 
       expect(dynamo).toHaveReceivedNthCommandWith(UpdateCommand, 1, {
@@ -155,6 +156,7 @@ describe('DynamoRunStore (SDK calls)', () => {
       expect(await makeStore().store.completeUnit('r-1', 'u0001', result)).toEqual({
         recorded: true,
         finishedRun: false,
+        unitStatus: 'succeeded',
       });
       expect(dynamo).toHaveReceivedCommandTimes(UpdateCommand, 2);
     });

@@ -9,7 +9,7 @@ import {
   localClientConfig,
   startDynalite,
 } from '../support/local-aws.ts';
-import { aRunWithUnits, someCounts } from '../support/run-fixtures.ts';
+import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
 
 // One dynalite for the file; a fresh table per test keeps tests independent.
 let server: LocalAwsServer;
@@ -81,11 +81,13 @@ describe('DynamoRunStore on dynalite: a completion interrupted halfway', () => {
     expect(await healthy.completeUnit(run.runId, 'u0001', result)).toEqual({
       recorded: false,
       finishedRun: true,
+      unitStatus: 'succeeded',
     });
     expect(await healthy.getRun(run.runId)).toMatchObject({ doneUnits: 2, failedUnits: 0 });
     expect(await healthy.completeUnit(run.runId, 'u0001', result)).toEqual({
       recorded: false,
       finishedRun: false,
+      unitStatus: 'succeeded',
     });
   });
 
@@ -101,7 +103,47 @@ describe('DynamoRunStore on dynalite: a completion interrupted halfway', () => {
     expect(await healthy.failUnit(run.runId, 'u0000', 'dead-lettered')).toEqual({
       recorded: false,
       finishedRun: true,
+      unitStatus: 'failed',
     });
     expect(await healthy.getRun(run.runId)).toMatchObject({ doneUnits: 0, failedUnits: 1 });
+  });
+});
+
+describe('DynamoRunStore on dynalite: a redrive interrupted halfway', () => {
+  const result = { counts: someCounts({ records: 3 }), actualCost: 9, outputKeys: ['results/x.parquet'] };
+
+  async function aFailedRun(tableName: string) {
+    const { run, units } = aRunWithUnits(3);
+    const healthy = new DynamoRunStore({ doc, tableName });
+    await healthy.createRun(run, units);
+    await healthy.completeUnit(run.runId, 'u0000', result);
+    await healthy.failUnit(run.runId, 'u0001', 'dead-lettered');
+    await healthy.failUnit(run.runId, 'u0002', 'dead-lettered');
+    expect(await healthy.finishRun(run.runId, aSummary(run, { status: 'failed' }))).toBe(true);
+    return { run, healthy };
+  }
+
+  it.each([
+    ['after resetting a unit, before uncounting it', 'DELETE countedUnitIds'],
+    ['after every unit, before moving the run', 'SET #status = :running'],
+  ])('is completed by the next call when it stopped %s', async (_when, marker) => {
+    const tableName = await freshTable();
+    const { run, healthy } = await aFailedRun(tableName);
+
+    const crashing = new DynamoRunStore({ doc: crashingOnce(marker), tableName });
+    await expect(crashing.reopenFailedRun(run.runId)).rejects.toThrow('Lambda timed out');
+    expect((await healthy.getRun(run.runId))?.status).toBe('failed');
+
+    const reopening = await healthy.reopenFailedRun(run.runId);
+    expect(reopening.reopened).toBe(true);
+    expect(reopening.units.map((u) => u.unitId)).toEqual(['u0001', 'u0002']);
+    expect(await healthy.getRun(run.runId)).toMatchObject({
+      status: 'running',
+      doneUnits: 1,
+      failedUnits: 0,
+    });
+    // The counts are right again: the redriven units finish the run exactly once.
+    expect((await healthy.completeUnit(run.runId, 'u0001', result)).finishedRun).toBe(false);
+    expect((await healthy.completeUnit(run.runId, 'u0002', result)).finishedRun).toBe(true);
   });
 });

@@ -29,7 +29,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       cleanup = undefined;
     });
 
-    const byUnitId = (units: UnitState[]) => [...units].sort((a, b) => a.unitId.localeCompare(b.unitId));
+    const byUnitId = <U extends UnitState>(units: U[]) => [...units].sort((a, b) => a.unitId.localeCompare(b.unitId));
     const unitOf = async (runId: string, unitId: string) =>
       (await store.listUnits(runId)).find((u) => u.unitId === unitId);
     const result = (records: number) => ({
@@ -68,6 +68,31 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
             outputKeys: [],
           })),
         );
+      });
+
+      it('keeps the full descriptor of every unit and returns it only when asked for', async () => {
+        const { run, units } = aRunWithUnits(2);
+        const csvUnit = {
+          ...units[1]!,
+          format: 'csv' as const,
+          csvHeader: 'id,text',
+          packed: [
+            {
+              key: 'incoming/docs/b c+%é.csv',
+              size: 12,
+              format: 'csv' as const,
+              compression: 'none' as const,
+            },
+          ],
+          staged: { key: 'staging/x/part-1', offset: 1_048_576 },
+        };
+        await store.createRun(run, [units[0]!, csvUnit]);
+
+        const plain = byUnitId(await store.listUnits(run.runId));
+        expect(plain.map((u) => u.descriptor)).toEqual([undefined, undefined]);
+        const full = byUnitId(await store.listUnits(run.runId, { withDescriptors: true }));
+        expect(full.map((u) => u.descriptor)).toEqual([units[0]!, csvUnit]);
+        expect(full[1]).toMatchObject({ unitId: 'u0001', status: 'pending', packedFiles: 1 });
       });
 
       it('returns nothing for a run that does not exist', async () => {
@@ -146,7 +171,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
 
         const completion = await store.completeUnit(run.runId, 'u0001', result(120));
 
-        expect(completion).toEqual({ recorded: true, finishedRun: false });
+        expect(completion).toEqual({ recorded: true, finishedRun: false, unitStatus: 'succeeded' });
         const unit = units[1]!;
         expect(await unitOf(run.runId, 'u0001')).toEqual({
           unitId: 'u0001',
@@ -177,10 +202,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         expect(await store.completeUnit(run.runId, 'u0000', result(7))).toEqual({
           recorded: true,
           finishedRun: false,
+          unitStatus: 'succeeded',
         });
         expect(await store.completeUnit(run.runId, 'u0000', result(99))).toEqual({
           recorded: false,
           finishedRun: false,
+          unitStatus: 'succeeded',
         });
 
         expect(await unitOf(run.runId, 'u0000')).toMatchObject({
@@ -199,10 +226,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         expect(await store.completeUnit(run.runId, 'u0001', result(1))).toEqual({
           recorded: true,
           finishedRun: true,
+          unitStatus: 'succeeded',
         });
         expect(await store.completeUnit(run.runId, 'u0001', result(1))).toEqual({
           recorded: false,
           finishedRun: false,
+          unitStatus: 'succeeded',
         });
         expect(await store.getRun(run.runId)).toMatchObject({
           totalUnits: 3,
@@ -242,10 +271,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         expect(await store.failUnit(run.runId, 'u0000', 'InputError: not gzip')).toEqual({
           recorded: true,
           finishedRun: false,
+          unitStatus: 'failed',
         });
         expect(await store.failUnit(run.runId, 'u0000', 'again')).toEqual({
           recorded: false,
           finishedRun: false,
+          unitStatus: 'failed',
         });
 
         expect(await unitOf(run.runId, 'u0000')).toMatchObject({
@@ -257,6 +288,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         expect(await store.completeUnit(run.runId, 'u0001', result(3))).toEqual({
           recorded: true,
           finishedRun: true,
+          unitStatus: 'succeeded',
         });
       });
 
@@ -306,6 +338,97 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         expect(await store.getRun(run.runId)).toMatchObject({
           doneUnits: succeeded,
           failedUnits: 20 - succeeded,
+        });
+      });
+    });
+
+    describe('reopenFailedRun', () => {
+      /** A finished failed run: u0000 succeeded, u0001 and u0002 dead-lettered. */
+      async function aFailedRun() {
+        const { run, units } = aRunWithUnits(3);
+        await store.createRun(run, units);
+        await store.startUnit(run.runId, 'u0000');
+        await store.completeUnit(run.runId, 'u0000', result(5));
+        for (const unitId of ['u0001', 'u0002']) {
+          await store.startUnit(run.runId, unitId);
+          await store.failUnit(run.runId, unitId, `EndpointUnavailable: ${unitId} 503`);
+        }
+        expect(await store.finishRun(run.runId, aSummary(run, { status: 'failed' }))).toBe(true);
+        return { run, units };
+      }
+
+      it('brings the failed units back to pending with their descriptors and the run back to running', async () => {
+        const { run, units } = await aFailedRun();
+
+        const reopening = await store.reopenFailedRun(run.runId);
+
+        expect(reopening.reopened).toBe(true);
+        expect(reopening.units.map((u) => [u.unitId, u.status, u.descriptor])).toEqual([
+          ['u0001', 'pending', units[1]!],
+          ['u0002', 'pending', units[2]!],
+        ]);
+        expect(await store.getRun(run.runId)).toEqual({
+          ...run,
+          status: 'running',
+          finishedAt: null,
+          doneUnits: 1,
+          failedUnits: 0,
+        });
+        // Attempts and the last error stay as history; the succeeded unit is untouched.
+        expect(await unitOf(run.runId, 'u0001')).toMatchObject({
+          status: 'pending',
+          attempts: 1,
+          lastError: 'EndpointUnavailable: u0001 503',
+        });
+        expect(await unitOf(run.runId, 'u0000')).toMatchObject({ status: 'succeeded', records: 5 });
+      });
+
+      it('lets the redriven units finish the run again, exactly once, and finalize move it again', async () => {
+        const { run } = await aFailedRun();
+        await store.reopenFailedRun(run.runId);
+
+        await store.startUnit(run.runId, 'u0001');
+        expect(await store.completeUnit(run.runId, 'u0001', result(2))).toEqual({
+          recorded: true,
+          finishedRun: false,
+          unitStatus: 'succeeded',
+        });
+        const last = await Promise.all([
+          store.completeUnit(run.runId, 'u0002', result(3)),
+          store.completeUnit(run.runId, 'u0002', result(3)),
+        ]);
+        expect(last.filter((c) => c.finishedRun)).toHaveLength(1);
+        expect(await store.getRun(run.runId)).toMatchObject({ doneUnits: 3, failedUnits: 0 });
+        expect(await store.finishRun(run.runId, aSummary(run, { status: 'succeeded' }))).toBe(true);
+        expect((await store.getRun(run.runId))?.status).toBe('succeeded');
+      });
+
+      it('reopens a run once however many callers race, and never a run that is not failed', async () => {
+        const { run } = await aFailedRun();
+
+        const reopenings = await Promise.all([
+          store.reopenFailedRun(run.runId),
+          store.reopenFailedRun(run.runId),
+          store.reopenFailedRun(run.runId),
+        ]);
+
+        expect(reopenings.filter((r) => r.reopened)).toHaveLength(1);
+        expect(reopenings.filter((r) => !r.reopened).every((r) => r.units.length === 0)).toBe(true);
+        expect(await store.reopenFailedRun(run.runId)).toEqual({ reopened: false, units: [] });
+        expect(await store.getRun(run.runId)).toMatchObject({
+          status: 'running',
+          failedUnits: 0,
+          doneUnits: 1,
+        });
+
+        const succeeded = aRunWithUnits(1);
+        await store.createRun(succeeded.run, succeeded.units);
+        await store.completeUnit(succeeded.run.runId, 'u0000', result(1));
+        await store.finishRun(succeeded.run.runId, aSummary(succeeded.run));
+        expect(await store.reopenFailedRun(succeeded.run.runId)).toEqual({ reopened: false, units: [] });
+        expect(await store.reopenFailedRun('r-20260301T000000Z-ffffff')).toEqual({
+          reopened: false,
+          units: [],
         });
       });
     });

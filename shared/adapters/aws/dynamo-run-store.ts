@@ -18,7 +18,13 @@ import type {
   WorkUnit,
 } from '../../domain/types.ts';
 import { TransitionConflict } from '../../errors/errors.ts';
-import type { RunStore, UnitCompletion } from '../../ports/run-store.ts';
+import type {
+  ListUnitsOptions,
+  RunReopening,
+  RunStore,
+  StoredUnit,
+  UnitCompletion,
+} from '../../ports/run-store.ts';
 import { isAwsError } from './aws-error.ts';
 import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
 
@@ -94,8 +100,13 @@ type Item = Record<string, unknown>;
  *    `terminalUnits = totalUnits AND attribute_not_exists(finalizeClaimedBy)`. Exactly one
  *    caller wins it, however many units finish at once.
  *
- * Limit: `countedUnitIds` lives on the run item (400 KB), enough for tens of thousands of
- * units with short ids.
+ * Redrive (`reopenFailedRun`) walks the same steps back: each failed unit item goes back to
+ * `pending` (conditional on `failed`), is uncounted under `contains(countedUnitIds, unitId)`,
+ * and last the run item moves from `failed` to `running` (conditional), which one caller wins.
+ *
+ * Limits: `countedUnitIds` lives on the run item (400 KB), enough for tens of thousands of
+ * units with short ids; each unit item keeps its descriptor as JSON (at most 64 KiB, see
+ * unit-limits), well inside the 400 KB item limit.
  */
 export class DynamoRunStore implements RunStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -194,9 +205,9 @@ export class DynamoRunStore implements RunStore {
     return runs;
   }
 
-  /** Units in unit id order, read consistently. */
-  async listUnits(runId: string): Promise<UnitState[]> {
-    const units: UnitState[] = [];
+  /** Units in unit id order, read consistently; descriptors are only read when asked for. */
+  async listUnits(runId: string, options: ListUnitsOptions = {}): Promise<StoredUnit[]> {
+    const units: StoredUnit[] = [];
     const pages = paginateQuery(
       { client: this.doc },
       {
@@ -204,9 +215,12 @@ export class DynamoRunStore implements RunStore {
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :unit)',
         ExpressionAttributeValues: { ':pk': runPk(runId), ':unit': 'UNIT#' },
         ConsistentRead: true,
+        ...(options.withDescriptors ? {} : UNIT_STATE_PROJECTION),
       },
     );
-    for await (const page of pages) for (const item of page.Items ?? []) units.push(toUnitState(item));
+    for await (const page of pages)
+      for (const item of page.Items ?? [])
+        units.push(options.withDescriptors ? toStoredUnit(item) : toUnitState(item));
     return units;
   }
 
@@ -363,13 +377,83 @@ export class DynamoRunStore implements RunStore {
       terminalStatus = current.Item.status as UnitStatus;
       if (!TERMINAL.includes(terminalStatus)) throw error; // cannot happen: statuses only move forward
     }
+    const unitStatus = terminalStatus as 'succeeded' | 'failed';
 
     const run = await this.countTerminalUnit(runId, unitId, terminalStatus === 'succeeded');
     // Skip the claim when the count just read says the run is not done (saves a failed write).
     if (run !== undefined && Number(run.terminalUnits) < Number(run.totalUnits)) {
-      return { recorded, finishedRun: false };
+      return { recorded, finishedRun: false, unitStatus };
     }
-    return { recorded, finishedRun: await this.claimFinalize(runId, unitId) };
+    return { recorded, finishedRun: await this.claimFinalize(runId, unitId), unitStatus };
+  }
+
+  async reopenFailedRun(runId: string): Promise<RunReopening> {
+    const run = await this.getRun(runId);
+    if (run?.status !== 'failed') return { reopened: false, units: [] };
+    // Pending units in a failed run are failed units an interrupted redrive already reset.
+    const units = (await this.listUnits(runId, { withDescriptors: true })).filter(
+      (u) => u.status === 'failed' || u.status === 'pending',
+    );
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < units.length) {
+        const unit = units[next++]!;
+        if (unit.status === 'failed') await this.resetFailedUnit(runId, unit.unitId);
+        await this.uncountFailedUnit(runId, unit.unitId);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BATCH_WRITE_CONCURRENCY, units.length) }, worker));
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'SET #status = :running, finishedAt = :null REMOVE finalizeClaimedBy, summary',
+          ConditionExpression: '#status = :failed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':running': 'running', ':failed': 'failed', ':null': null },
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailed(error)) return { reopened: false, units: [] };
+      throw error;
+    }
+    return { reopened: true, units: units.map((u) => ({ ...u, status: 'pending' })) };
+  }
+
+  /** Redrive step 1: the unit item back to pending; a unit another caller reset already is left alone. */
+  private async resetFailedUnit(runId: string, unitId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: unitKey(runId, unitId),
+          UpdateExpression: 'SET #status = :pending',
+          ConditionExpression: '#status = :failed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':pending': 'pending', ':failed': 'failed' },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
+  }
+
+  /** Redrive step 2: takes the unit out of the run's counts, once (the reverse of countTerminalUnit). */
+  private async uncountFailedUnit(runId: string, unitId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'ADD terminalUnits :minusOne, failedUnits :minusOne DELETE countedUnitIds :ids',
+          ConditionExpression: 'contains(countedUnitIds, :unitId)',
+          ExpressionAttributeValues: { ':minusOne': -1, ':ids': new Set([unitId]), ':unitId': unitId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
   }
 
   /** Step 2: idempotent. Returns the run item after counting, or undefined if it was counted before. */
@@ -481,7 +565,37 @@ function unitItem(unit: WorkUnit): Item {
     lastError: null,
     counts: null,
     outputKeys: [],
+    // JSON, not a map: optional fields stay absent and numbers keep their exact value.
+    descriptor: JSON.stringify(unit),
   };
+}
+
+/** Every unit attribute but the descriptor, for the reads that do not need it. */
+const UNIT_STATE_ATTRIBUTES = [
+  'unitId',
+  'sourceKey',
+  'byteStart',
+  'byteEnd',
+  'estCost',
+  'packedFiles',
+  'actualCost',
+  'records',
+  'status',
+  'attempts',
+  'lastError',
+  'counts',
+  'outputKeys',
+] as const;
+const UNIT_STATE_PROJECTION = {
+  ProjectionExpression: UNIT_STATE_ATTRIBUTES.map((_, i) => `#a${i}`).join(', '),
+  ExpressionAttributeNames: Object.fromEntries(UNIT_STATE_ATTRIBUTES.map((name, i) => [`#a${i}`, name])),
+};
+
+function toStoredUnit(item: Item): StoredUnit {
+  const state = toUnitState(item);
+  return typeof item.descriptor === 'string'
+    ? { ...state, descriptor: JSON.parse(item.descriptor) as WorkUnit }
+    : state;
 }
 
 function toRunState(item: Item): RunState {

@@ -1,11 +1,19 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RunState, RunSummary, UnitCounts, UnitState, WorkUnit } from '../../domain/types.ts';
-import type { RunStore, UnitCompletion } from '../../ports/run-store.ts';
+import type {
+  ListUnitsOptions,
+  RunReopening,
+  RunStore,
+  StoredUnit,
+  UnitCompletion,
+} from '../../ports/run-store.ts';
+
+type StoredUnitRecord = UnitState & { descriptor?: WorkUnit };
 
 interface RunFile {
   run: RunState & { summary?: RunSummary; terminalUnits: number; finalizeClaimed: boolean };
-  units: Record<string, UnitState>;
+  units: Record<string, StoredUnitRecord>;
 }
 
 /**
@@ -72,6 +80,8 @@ export class LocalRunStore implements RunStore {
         lastError: null,
         counts: null,
         outputKeys: [],
+        // A JSON copy: what a DynamoDB item or a queue message would hold.
+        descriptor: JSON.parse(JSON.stringify(unit)) as WorkUnit,
       };
     }
     this.cache.set(run.runId, file);
@@ -101,12 +111,12 @@ export class LocalRunStore implements RunStore {
     return runs.filter((r): r is RunState => r !== undefined);
   }
 
-  async listUnits(runId: string): Promise<UnitState[]> {
+  async listUnits(runId: string, options: ListUnitsOptions = {}): Promise<StoredUnit[]> {
     const file = await this.load(runId);
     if (!file) return [];
     return Object.values(file.units)
       .sort((a, b) => (a.unitId < b.unitId ? -1 : 1))
-      .map((u) => structuredClone(u));
+      .map((u) => (options.withDescriptors ? structuredClone(u) : withoutDescriptor(u)));
   }
 
   async startUnit(runId: string, unitId: string): Promise<UnitState | undefined> {
@@ -116,7 +126,7 @@ export class LocalRunStore implements RunStore {
     unit.attempts += 1;
     if (unit.status === 'pending' || unit.status === 'running') unit.status = 'running';
     await this.persist(runId);
-    return structuredClone(unit);
+    return withoutDescriptor(unit);
   }
 
   async completeUnit(
@@ -159,14 +169,18 @@ export class LocalRunStore implements RunStore {
     const unit = file?.units[unitId];
     if (!file || !unit) throw new Error(`unit ${runId}/${unitId} does not exist`);
     if (unit.status === 'succeeded' || unit.status === 'failed' || file.run.status !== 'running') {
-      return { recorded: false, finishedRun: false };
+      return {
+        recorded: false,
+        finishedRun: false,
+        ...(unit.status === 'succeeded' || unit.status === 'failed' ? { unitStatus: unit.status } : {}),
+      };
     }
     apply(unit, file.run);
     file.run.terminalUnits += 1;
     const finishedRun = file.run.terminalUnits === file.run.totalUnits && !file.run.finalizeClaimed;
     if (finishedRun) file.run.finalizeClaimed = true;
     await this.persist(runId);
-    return { recorded: true, finishedRun };
+    return { recorded: true, finishedRun, unitStatus: unit.status as 'succeeded' | 'failed' };
   }
 
   async finishRun(runId: string, summary: RunSummary): Promise<boolean> {
@@ -179,8 +193,31 @@ export class LocalRunStore implements RunStore {
     return true;
   }
 
+  /** Atomic within the process: the check and every change happen without an `await` in between. */
+  async reopenFailedRun(runId: string): Promise<RunReopening> {
+    const file = await this.load(runId);
+    if (file?.run.status !== 'failed') return { reopened: false, units: [] };
+    const failed = Object.values(file.units)
+      .filter((u) => u.status === 'failed')
+      .sort((a, b) => (a.unitId < b.unitId ? -1 : 1));
+    for (const unit of failed) unit.status = 'pending';
+    file.run.failedUnits -= failed.length;
+    file.run.terminalUnits -= failed.length;
+    file.run.finalizeClaimed = false;
+    file.run.status = 'running';
+    file.run.finishedAt = null;
+    delete file.run.summary;
+    await this.persist(runId);
+    return { reopened: true, units: failed.map((u) => structuredClone(u)) };
+  }
+
   /** The summary stored by finishRun, for `sluice status`. */
   async getSummary(runId: string): Promise<RunSummary | undefined> {
     return (await this.load(runId))?.run.summary;
   }
+}
+
+function withoutDescriptor(unit: StoredUnitRecord): UnitState {
+  const { descriptor: _descriptor, ...state } = unit;
+  return structuredClone(state);
 }
