@@ -18,8 +18,15 @@ export interface ChunkingOptions {
 /** Special tokens a BERT-class model adds to every input ([CLS] and [SEP]). */
 export const SPECIAL_TOKENS = 2;
 
-const SENTENCE_END = /^[.!?。！？]$/;
-const PARAGRAPH_BREAK = /\n\s*\n/;
+const SENTENCE_ENDS = new Set(['.', '!', '?', '。', '！', '？']);
+const NEWLINE = 0x0a;
+
+/** Whether the gap `[from, to)` between two pieces holds two newlines (a blank line). */
+function isParagraphBreak(text: string, from: number, to: number): boolean {
+  let newlines = 0;
+  for (let i = from; i < to; i += 1) if (text.charCodeAt(i) === NEWLINE && ++newlines === 2) return true;
+  return false;
+}
 
 /**
  * Where to end a full window: after the last paragraph break in its second half, else
@@ -31,9 +38,16 @@ function naturalCut(text: string, pieces: readonly TokenPiece[], first: number, 
   const floor = first + Math.floor((last - first) / 2);
   let sentence = -1;
   for (let j = last; j > floor; j -= 1) {
-    const gap = text.slice(pieces[j]!.end, pieces[j + 1]!.start);
-    if (PARAGRAPH_BREAK.test(gap)) return j;
-    if (sentence < 0 && gap.length > 0 && SENTENCE_END.test(text.slice(pieces[j]!.start, pieces[j]!.end)))
+    // Pieces never hold whitespace, so the gap between two pieces is all whitespace.
+    const piece = pieces[j]!;
+    const nextStart = pieces[j + 1]!.start;
+    if (isParagraphBreak(text, piece.end, nextStart)) return j;
+    if (
+      sentence < 0 &&
+      nextStart > piece.end &&
+      piece.end - piece.start === 1 &&
+      SENTENCE_ENDS.has(text[piece.start]!)
+    )
       sentence = j;
   }
   return sentence >= 0 ? sentence : last;
