@@ -6,10 +6,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runIncrementalBench } from './incremental.ts';
 import { runMemoryBench } from './memory.ts';
+import { runOverheadBench } from './overhead.ts';
 import { runPaddingBench } from './padding.ts';
 import { runSaturationBench } from './saturation.ts';
+import { runScoringBench } from './scoring.ts';
 import { runSkewBench } from './skew.ts';
+import { runTokenEstimateBench } from './token-estimate.ts';
 
 const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(resultsDir, { recursive: true });
@@ -20,8 +24,25 @@ const machine = {
   cpuModel: os.cpus()[0]?.model ?? 'unknown',
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
 };
-const benches = [runPaddingBench, runSaturationBench, () => runSkewBench(), () => runMemoryBench()];
-for (const bench of benches) {
+const benches: Record<string, () => Promise<{ name: string }> | { name: string }> = {
+  padding: runPaddingBench,
+  'token-estimate': runTokenEstimateBench,
+  incremental: () => runIncrementalBench(),
+  saturation: runSaturationBench,
+  overhead: () => runOverheadBench(),
+  skew: () => runSkewBench(),
+  memory: () => runMemoryBench(),
+  scoring: () => runScoringBench(),
+};
+// `npm run bench -- padding incremental` runs only those; no names runs them all.
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in benches));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark ${unknown.join(', ')} (known: ${Object.keys(benches).join(', ')})`);
+  process.exit(2);
+}
+for (const [name, bench] of Object.entries(benches)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
   const started = Date.now();
   const result = await bench();
   const record = {

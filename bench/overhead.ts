@@ -1,0 +1,100 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { openHome } from '../cli/home.ts';
+import { runLocalPipeline } from '../cli/local-run.ts';
+import { EchoBackend } from '../cli/model-server/echo-backend.ts';
+import { startModelServer } from '../cli/model-server/server.ts';
+import { sampleDocuments } from '../events/generate-samples.ts';
+import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
+import { asEmbedPipeline } from '../shared/config/pipeline-config.ts';
+
+async function writeJsonl(file: string, targetBytes: number): Promise<number> {
+  const out = createWriteStream(file);
+  let bytes = 0;
+  let batch = 0;
+  while (bytes < targetBytes) {
+    const docs = sampleDocuments(2000, 100 + batch).map((d, i) => ({ ...d, id: `b${batch}-${i}` }));
+    const text = `${docs.map((d) => JSON.stringify(d)).join('\n')}\n`;
+    bytes += Buffer.byteLength(text);
+    if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    batch += 1;
+  }
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
+  return bytes;
+}
+
+/**
+ * Pipeline overhead: `sluice run` end to end against an echo endpoint (no model cost),
+ * against DuckDB converting the same JSONL to Parquet in the same process: the practical
+ * floor for reading and writing those bytes. Run twice: with 384-dimension vectors (the
+ * results a real model gives) and with 4 (the pipeline's own work: reading, chunking,
+ * batching, HTTP, Parquet of the text columns).
+ */
+export async function runOverheadBench(megabytes = 200) {
+  const work = await mkdtemp(path.join(tmpdir(), 'sluice-bench-overhead-'));
+  try {
+    const file = path.join(work, 'docs.jsonl');
+    const bytes = await writeJsonl(file, megabytes * 1024 * 1024);
+
+    const duck = await DuckDBInstance.create(':memory:');
+    const connection = await duck.connect();
+    const duckStarted = Date.now();
+    await connection.run(
+      `COPY (SELECT * FROM read_json_auto('${file}')) TO '${path.join(work, 'floor.parquet')}' (FORMAT parquet)`,
+    );
+    const duckSeconds = (Date.now() - duckStarted) / 1000;
+    connection.closeSync();
+    duck.closeSync();
+
+    const base = asEmbedPipeline(await loadPipelineConfig('pipelines', 'docs'));
+    const runs = [];
+    for (const dimension of [4, 384]) {
+      const server = await startModelServer({ backend: new EchoBackend(dimension) });
+      try {
+        const config = {
+          ...base,
+          incremental: { enabled: false },
+          endpoint: { ...base.endpoint, dimension },
+        };
+        const started = Date.now();
+        const { summary } = await runLocalPipeline({
+          home: openHome(path.join(work, `home-${dimension}`)),
+          config,
+          paths: [file],
+          endpointUrl: server.url,
+          log: () => {},
+        });
+        const seconds = (Date.now() - started) / 1000;
+        runs.push({
+          dimension,
+          seconds,
+          megabytesPerSecond: bytes / 2 ** 20 / seconds,
+          ratioToFloor: seconds / duckSeconds,
+          chunks: summary.counts.chunks,
+          units: summary.counts.units,
+          status: summary.status,
+        });
+      } finally {
+        await server.close();
+      }
+    }
+    return {
+      name: 'overhead' as const,
+      inputMegabytes: bytes / 2 ** 20,
+      floor: {
+        description: 'DuckDB read_json_auto -> Parquet, same file, same process',
+        seconds: duckSeconds,
+        parquetBytes: (await stat(path.join(work, 'floor.parquet'))).size,
+      },
+      sluice: runs,
+      target: 'ratioToFloor <= 4',
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
