@@ -10,6 +10,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
+import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './dead-letter-unit.ts';
 import { embedUnit } from './embed-unit.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
 import { scoreUnit, segmentPartialKey } from './score-unit.ts';
@@ -39,7 +40,10 @@ export type UnitOutcome =
  * Output keys are deterministic, so a retried unit overwrites its own parts; the
  * completion is a conditional write, so a unit counts once; the one completion that
  * makes every unit terminal asks for finalize. On the last allowed attempt a failure
- * marks the unit failed (it is about to be dead-lettered) before the error is rethrown.
+ * marks the unit failed (it is about to be dead-lettered) before the error is rethrown;
+ * a worker that dies on that attempt throws nothing, and the dead-letter consumer
+ * ({@link deadLetterUnit}) marks the unit failed instead. A completion that loses to
+ * such a failure (a delivery that outlived its visibility timeout) takes its parts back.
  */
 export async function processUnit(
   deps: ProcessUnitDeps,
@@ -66,6 +70,10 @@ export async function processUnit(
       actualCost,
       outputKeys,
     });
+    if (!completion.recorded && completion.unitStatus === 'failed') {
+      // The unit was dead-lettered while this delivery ran: the run counts none of its records.
+      await retractUnitParts(deps.store, unit);
+    }
     if (!completion.recorded && !completion.finishedRun) {
       await requestFinalizeIfStranded(deps, unit.runId);
       return { status: 'duplicate' };
@@ -75,24 +83,9 @@ export async function processUnit(
   } catch (error) {
     const reason = describeError(error);
     await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
-    if (options.isLastAttempt) {
-      const completion = await deps.runs.failUnit(unit.runId, unit.unitId, reason);
-      if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
-    }
+    // Marked failed, its parts taken back, finalize asked for if that ended the run.
+    if (options.isLastAttempt) await deadLetterUnit(deps, unit, { reason });
     throw error;
-  }
-}
-
-/**
- * A redelivered unit that is already terminal may be the one whose worker died between
- * claiming the run's finish and asking for finalize. Every unit is terminal but the run
- * is still running: ask again. Finalize moves the run with a conditional write, so an
- * extra request is harmless.
- */
-async function requestFinalizeIfStranded(deps: ProcessUnitDeps, runId: string): Promise<void> {
-  const run = await deps.runs.getRun(runId);
-  if (run?.status === 'running' && run.doneUnits + run.failedUnits >= run.totalUnits) {
-    await deps.queue.requestFinalize(runId);
   }
 }
 

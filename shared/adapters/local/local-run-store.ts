@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RunState, RunSummary, UnitCounts, UnitState, WorkUnit } from '../../domain/types.ts';
+import { TransitionConflict } from '../../errors/errors.ts';
 import type {
   ListUnitsOptions,
   RunReopening,
@@ -167,7 +168,7 @@ export class LocalRunStore implements RunStore {
   ): Promise<UnitCompletion> {
     const file = await this.load(runId);
     const unit = file?.units[unitId];
-    if (!file || !unit) throw new Error(`unit ${runId}/${unitId} does not exist`);
+    if (!file || !unit) throw new TransitionConflict(`unit ${unitId} of run ${runId} does not exist`);
     if (unit.status === 'succeeded' || unit.status === 'failed' || file.run.status !== 'running') {
       return {
         recorded: false,

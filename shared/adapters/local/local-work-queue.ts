@@ -8,47 +8,99 @@ export interface Delivery {
   readonly isLastAttempt: boolean;
 }
 
+/** What the deployed queues derive their visibility timeout from: 6x the worker timeout (AWS's advice for Lambda). */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+/** The visibility timeout of the deployed work queue for a pipeline's workers, in ms. */
+export function visibilityTimeoutMsFor(workers: { readonly timeoutSeconds: number }): number {
+  return workers.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR * 1000;
+}
+
 export interface LocalWorkQueueOptions {
   /** Deliveries before a message is dead-lettered (the deployed queues' maxReceiveCount). */
   readonly maxReceiveCount: number;
-  /** Units processed at once (the deployed event source's maxConcurrency). */
+  /** Messages delivered at once (the deployed event source's maxConcurrency). */
   readonly concurrency: number;
   readonly onUnit: (unit: WorkUnit, delivery: Delivery) => Promise<void>;
   readonly onFinalize: (runId: string, delivery: Delivery) => Promise<void>;
   /** Wait before a failed message is visible again. @default 0 */
   readonly retryDelayMs?: number;
+  /**
+   * A delivery still running after this long makes its message visible again, and the
+   * message is delivered a second time while the first delivery goes on (that is how a
+   * slow endpoint causes duplicate deliveries on SQS). Pass
+   * `visibilityTimeoutMsFor(config.workers)` for the deployed value.
+   * @default 3_600_000 (6 x the default worker timeout of 600 s)
+   */
+  readonly visibilityTimeoutMs?: number;
+  /**
+   * The dead-letter queue's consumer: called once for every message moved to the
+   * dead-letter list, before `drain` returns (deployed: the dead-letter function).
+   * @default none: dead letters are only listed
+   */
+  readonly onDeadLetter?: (letter: DeadLetter) => Promise<void>;
 }
-
-type Message =
-  | { kind: 'unit'; unit: WorkUnit; receives: number }
-  | { kind: 'finalize'; runId: string; receives: number };
 
 export interface DeadLetter {
   readonly body: WorkUnit | { kind: 'finalize'; runId: string };
+  /** Why the last delivery ended: its error, or that it outlived the visibility timeout. */
   readonly error: string;
+  readonly receiveCount: number;
 }
 
+interface Message {
+  readonly body: { kind: 'unit'; unit: WorkUnit } | { kind: 'finalize'; runId: string };
+  receives: number;
+  /** Deleted by a successful delivery, or moved to the dead-letter list: never delivered again. */
+  gone: boolean;
+  /** The delivery that currently holds the message invisible; older deliveries are only waited for. */
+  holder: number;
+}
+
+const DEFAULT_VISIBILITY_TIMEOUT_MS = visibilityTimeoutMsFor({ timeoutSeconds: 600 });
+
 /**
- * The in-process stand-in for the work and finalize queues: the same delivery rules as
- * the deployed SQS queues (a failed message is delivered again, up to
- * `maxReceiveCount` deliveries, then moved to a dead-letter list), so local runs and
- * deployed runs fail and retry the same way.
+ * The in-process stand-in for the work and finalize queues, with the deployed SQS
+ * rules: a delivered message is invisible for `visibilityTimeoutMs`; a delivery that
+ * fails makes it visible again (after `retryDelayMs`), and so does one that outlives the
+ * timeout, which then keeps running beside the next delivery; the delivery numbered
+ * `maxReceiveCount` that fails or times out moves the message to the dead-letter list
+ * (and to `onDeadLetter`). A successful delivery, even a late one, deletes the message.
+ *
+ * Deliveries that outlived their timeout no longer hold one of the `concurrency` slots
+ * (on AWS they hold their own Lambda), so more than `concurrency` may run at once.
  */
 export class LocalWorkQueue implements WorkQueue {
   private readonly ready: Message[] = [];
+  /** Deliveries a worker waits for. */
   private inFlight = 0;
+  /** Deliveries that outlived their visibility timeout and still run, and dead-letter consumers. */
+  private readonly background = new Set<Promise<void>>();
+  private deliveries = 0;
   private wake: (() => void) | undefined;
   readonly deadLetters: DeadLetter[] = [];
+  /** Errors of the dead-letter consumer (`onDeadLetter`), one line each. */
+  readonly deadLetterErrors: string[] = [];
+  private readonly visibilityTimeoutMs: number;
 
-  constructor(private readonly options: LocalWorkQueueOptions) {}
+  constructor(private readonly options: LocalWorkQueueOptions) {
+    this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? DEFAULT_VISIBILITY_TIMEOUT_MS;
+    if (!(this.visibilityTimeoutMs > 0))
+      throw new RangeError(`visibilityTimeoutMs must be positive, got ${this.visibilityTimeoutMs}`);
+    if (!Number.isInteger(options.maxReceiveCount) || options.maxReceiveCount < 1)
+      throw new RangeError(`maxReceiveCount must be a positive integer, got ${options.maxReceiveCount}`);
+  }
 
   async sendUnits(units: readonly WorkUnit[]): Promise<void> {
-    for (const unit of units) this.ready.push({ kind: 'unit', unit, receives: 0 });
-    this.notify();
+    for (const unit of units) this.enqueue({ kind: 'unit', unit });
   }
 
   async requestFinalize(runId: string): Promise<void> {
-    this.ready.push({ kind: 'finalize', runId, receives: 0 });
+    this.enqueue({ kind: 'finalize', runId });
+  }
+
+  private enqueue(body: Message['body']): void {
+    this.ready.push({ body, receives: 0, gone: false, holder: 0 });
     this.notify();
   }
 
@@ -58,13 +110,17 @@ export class LocalWorkQueue implements WorkQueue {
     wake?.();
   }
 
-  /** Delivers messages until both queues are empty and nothing is in flight. */
+  private idle(): boolean {
+    return this.ready.length === 0 && this.inFlight === 0 && this.background.size === 0;
+  }
+
+  /** Delivers messages until both queues are empty and no delivery or dead-letter consumer is running. */
   async drain(): Promise<void> {
     const worker = async (): Promise<void> => {
       for (;;) {
         const message = this.ready.shift();
         if (!message) {
-          if (this.inFlight === 0) {
+          if (this.idle()) {
             this.notify();
             return;
           }
@@ -77,6 +133,7 @@ export class LocalWorkQueue implements WorkQueue {
           });
           continue;
         }
+        if (message.gone) continue;
         this.inFlight += 1;
         await this.deliver(message);
         this.inFlight -= 1;
@@ -86,26 +143,89 @@ export class LocalWorkQueue implements WorkQueue {
     await Promise.all(Array.from({ length: this.options.concurrency }, worker));
   }
 
+  /** Waits for the delivery or its visibility timeout, whichever comes first. */
   private async deliver(message: Message): Promise<void> {
     message.receives += 1;
-    const delivery = {
+    const id = ++this.deliveries;
+    message.holder = id;
+    const delivery: Delivery = {
       receiveCount: message.receives,
       isLastAttempt: message.receives >= this.options.maxReceiveCount,
     };
-    try {
-      if (message.kind === 'unit') await this.options.onUnit(message.unit, delivery);
-      else await this.options.onFinalize(message.runId, delivery);
-    } catch (error) {
-      if (delivery.isLastAttempt) {
-        this.deadLetters.push({
-          body: message.kind === 'unit' ? message.unit : { kind: 'finalize', runId: message.runId },
-          error: describeError(error),
-        });
-        return;
+    const outcome = this.run(message, delivery).then(
+      () => ({ ok: true as const }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), this.visibilityTimeoutMs);
+    });
+    const first = await Promise.race([outcome, expired]);
+    clearTimeout(timer);
+
+    if (first === 'expired') {
+      // The delivery goes on; its message is visible again (or dead-lettered after the last receive).
+      const late = outcome.then((result) => {
+        if (result.ok) message.gone = true;
+      });
+      this.track(late);
+      if (!message.gone && message.holder === id) {
+        this.afterFailure(
+          message,
+          delivery,
+          `still running after the visibility timeout of ${this.visibilityTimeoutMs} ms (delivery ${delivery.receiveCount})`,
+        );
       }
-      const delay = this.options.retryDelayMs ?? 0;
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      this.ready.push(message);
+      return;
     }
+    if (first.ok) {
+      message.gone = true;
+      return;
+    }
+    if (message.gone || message.holder !== id) return;
+    const delay = this.options.retryDelayMs ?? 0;
+    if (delay > 0 && !delivery.isLastAttempt) await new Promise((resolve) => setTimeout(resolve, delay));
+    this.afterFailure(message, delivery, describeError(first.error));
+  }
+
+  private run(message: Message, delivery: Delivery): Promise<void> {
+    const { body } = message;
+    return body.kind === 'unit'
+      ? this.options.onUnit(body.unit, delivery)
+      : this.options.onFinalize(body.runId, delivery);
+  }
+
+  /** A delivery failed or timed out: visible again, or dead-lettered after the last allowed receive. */
+  private afterFailure(message: Message, delivery: Delivery, error: string): void {
+    if (!delivery.isLastAttempt) {
+      this.ready.push(message);
+      this.notify();
+      return;
+    }
+    message.gone = true;
+    const { body } = message;
+    const letter: DeadLetter = {
+      body: body.kind === 'unit' ? body.unit : { kind: 'finalize', runId: body.runId },
+      error,
+      receiveCount: delivery.receiveCount,
+    };
+    this.deadLetters.push(letter);
+    const consumer = this.options.onDeadLetter;
+    if (consumer) {
+      this.track(
+        consumer(letter).catch((caught: unknown) => {
+          this.deadLetterErrors.push(describeError(caught));
+        }),
+      );
+    }
+  }
+
+  /** Work that outlives a worker's wait; `drain` returns only once it has settled. */
+  private track(work: Promise<void>): void {
+    const tracked = work.finally(() => {
+      this.background.delete(tracked);
+      this.notify();
+    });
+    this.background.add(tracked);
   }
 }
