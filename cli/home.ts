@@ -2,6 +2,7 @@ import path from 'node:path';
 import { FsObjectStore } from '../shared/adapters/local/fs-object-store.ts';
 import { LocalChunkIndex } from '../shared/adapters/local/local-chunk-index.ts';
 import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
+import { LocalSegmentStatsStore } from '../shared/adapters/local/local-segment-stats-store.ts';
 
 /** The local home folder: `bucket/` mirrors the S3 bucket, `state/` holds run state. */
 export interface LocalHome {
@@ -10,6 +11,7 @@ export interface LocalHome {
   readonly store: FsObjectStore;
   readonly runs: LocalRunStore;
   readonly chunkIndex: LocalChunkIndex;
+  readonly segmentStats: LocalSegmentStatsStore;
 }
 
 export const DEFAULT_HOME = '.sluice';
@@ -23,5 +25,6 @@ export function openHome(dir: string = DEFAULT_HOME): LocalHome {
     store: new FsObjectStore(bucketDir),
     runs: new LocalRunStore(path.join(abs, 'state', 'runs')),
     chunkIndex: new LocalChunkIndex(path.join(abs, 'state', 'chunk-index')),
+    segmentStats: new LocalSegmentStatsStore(path.join(abs, 'state', 'segments')),
   };
 }

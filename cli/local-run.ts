@@ -182,7 +182,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       },
       onFinalize: async (runId) => {
         const summary = await finalizeRun(
-          { store: home.store, runs: home.runs, queue, pipelines },
+          { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
           runId,
           now(),
         );

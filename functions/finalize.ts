@@ -9,6 +9,7 @@ import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
+import type { SegmentStatsStore } from '../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { deployedAdapters } from './config/adapters.ts';
 import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
@@ -23,6 +24,7 @@ export interface FinalizeHandlerDeps {
   readonly queue?: WorkQueue;
   /** Scoring runs need their pipeline's config for segment statistics. */
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
+  readonly segmentStats?: SegmentStatsStore;
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {

@@ -6,6 +6,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
+import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import {
   PipelineEndpointRegistry,
   type PipelineEndpoints,
@@ -17,6 +18,7 @@ import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embeddin
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
+import type { SegmentStatsStore } from '../../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { type Environment, loadEnvironment } from './environment.ts';
 
@@ -72,6 +74,8 @@ export interface SluiceAdapters {
   readonly runs: RunStore;
   readonly queue: WorkQueue;
   readonly tokenCounter: TokenCounter;
+  /** Segment statistics of scoring runs, in the runs table by run and segment. */
+  readonly segmentStats: SegmentStatsStore;
   /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
   readonly chunkIndex: ChunkIndex;
   /** The model client of a pipeline (one per pipeline, sharing the SageMaker client and, per endpoint, a limiter). */
@@ -104,6 +108,7 @@ export function createAdapters(
     }),
     tokenCounter: new EstimatingTokenCounter(),
     chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
+    segmentStats: new DynamoSegmentStatsStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     endpointsFor: (config) => endpoints.endpointsFor(config),
   };
 }

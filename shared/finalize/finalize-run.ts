@@ -8,6 +8,7 @@ import { planRun } from '../plan/plan-run.ts';
 import { readRunManifestKeys } from '../plan/run-manifest.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
+import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import {
   finalizeSegments,
@@ -26,6 +27,8 @@ export interface FinalizeDeps {
   readonly queue?: WorkQueue;
   /** Pipeline configs by name; scoring runs need theirs for segment statistics. */
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
+  /** Where segment statistics are kept by key, beside the `segment_stats` table. */
+  readonly segmentStats?: SegmentStatsStore;
 }
 
 /** The scoring run a fit run hands over to: derived from the fit run's id, so a retried finalize finds it. */
@@ -100,6 +103,7 @@ async function storeSegmentStats(
       segmentStatsParquet(run.runId, prior, segments),
       'application/vnd.apache.parquet',
     );
+    await deps.segmentStats?.recordSegments(run.pipeline, run.runId, prior, segments);
   }
   return segments.length;
 }

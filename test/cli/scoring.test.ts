@@ -65,6 +65,9 @@ describe('scoring pipeline (credit-risk)', () => {
       expect(s.rate_map).toBeLessThan(1);
       if (s.trials > 0) expect(s.rate_mle).toBeCloseTo(s.positives / s.trials, 12);
     }
+    // The same statistics are kept by run and segment for key lookups (DynamoDB deployed).
+    const { openHome } = await import('../../cli/home.ts');
+    expect(await openHome(home).segmentStats.listSegments(summary.runId)).toHaveLength(stats.length);
     // Tiny segments with no positives read 0% by MLE, but not under the shrunk estimate.
     expect(
       stats.some(

@@ -1,0 +1,85 @@
+import { BatchWriteCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { SegmentStatsStore } from '../../ports/segment-stats-store.ts';
+import type { BetaPrior } from '../../scoring/aggregates/beta-prior.ts';
+import type { SegmentStats } from '../../scoring/aggregates/segment-aggregates.ts';
+import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
+
+const PUT_SLICE = 25;
+
+/**
+ * (secondary adapter) SegmentStatsStore in the runs table: one item per run and segment,
+ * pk=`RUN#<runId>`, sk=`SEGMENT#<segmentKey>`, so a run's segments are one Query and a
+ * segment is one GetItem. Unit items (`UNIT#`) share the partition; their queries use
+ * their own sort-key prefix.
+ */
+export class DynamoSegmentStatsStore implements SegmentStatsStore {
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly options: {
+      readonly doc: DynamoDBDocumentClient;
+      readonly tableName: string;
+      readonly sleep?: Sleep;
+      readonly random?: () => number;
+      readonly maxAttempts?: number;
+    },
+  ) {
+    this.sleep = options.sleep ?? realSleep;
+    this.random = options.random ?? Math.random;
+  }
+
+  async recordSegments(
+    pipeline: string,
+    runId: string,
+    prior: BetaPrior,
+    segments: readonly SegmentStats[],
+  ): Promise<void> {
+    const items = segments.map((s) => ({
+      pk: `RUN#${runId}`,
+      sk: `SEGMENT#${s.key}`,
+      pipeline,
+      runId,
+      ...s,
+      prior: { alpha: prior.alpha, beta: prior.beta, method: prior.method },
+    }));
+    const maxAttempts = this.options.maxAttempts ?? 8;
+    for (let i = 0; i < items.length; i += PUT_SLICE) {
+      let requests = items.slice(i, i + PUT_SLICE).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 1; requests.length > 0; attempt++) {
+        const out = await this.options.doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.options.tableName]: requests } }),
+        );
+        const left = out.UnprocessedItems?.[this.options.tableName] ?? [];
+        if (left.length === 0) break;
+        if (attempt >= maxAttempts)
+          throw new Error(`DynamoDB left ${left.length} segment items unwritten for run ${runId}`);
+        requests = left.flatMap((r) =>
+          r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item as (typeof items)[number] } }] : [],
+        );
+        await this.sleep(fullJitterDelay(attempt - 1, 50, 2000, this.random));
+      }
+    }
+  }
+
+  async listSegments(runId: string): Promise<SegmentStats[]> {
+    const out: SegmentStats[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.options.doc.send(
+        new QueryCommand({
+          TableName: this.options.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :segment)',
+          ExpressionAttributeValues: { ':pk': `RUN#${runId}`, ':segment': 'SEGMENT#' },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const { pk: _pk, sk: _sk, pipeline: _p, runId: _r, prior: _prior, ...segment } = item;
+        out.push(segment as SegmentStats);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+}
