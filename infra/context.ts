@@ -6,17 +6,26 @@ export const CONTEXT_KEYS = {
   teiImageUri: 'sluice:teiImageUri',
   embeddingInstanceType: 'sluice:embeddingInstanceType',
   hfModelId: 'sluice:hfModelId',
+  xgboostImageUri: 'sluice:xgboostImageUri',
+  scoringEndpoints: 'sluice:scoringEndpoints',
   stackName: 'sluice:stackName',
 } as const;
 
+/** Pipelines deployed when context names none: one embed and one score pipeline. */
+export const DEFAULT_PIPELINES: readonly string[] = ['docs', 'credit-risk'];
+
 export interface SluiceContext {
-  /** Pipeline config names under `pipelines/`. @default ['docs'] */
+  /** Pipeline config names under `pipelines/`. @default ['docs', 'credit-risk'] */
   readonly pipelines: readonly string[];
   readonly teiImageUri: string;
   /** @default - each pipeline's `endpoint.instanceType` */
   readonly embeddingInstanceType: string | undefined;
   /** Overrides every pipeline's `endpoint.model` as the TEI model id. @default - each pipeline's `endpoint.model` */
   readonly hfModelId: string | undefined;
+  /** SageMaker's built-in XGBoost image (region-specific); required when a score pipeline is deployed. */
+  readonly xgboostImageUri: string | undefined;
+  /** Whether the scoring endpoints are deployed (false for the first deployment of a stack). @default true */
+  readonly scoringEndpoints: boolean;
   /** @default 'Sluice' */
   readonly stackName: string;
 }
@@ -27,7 +36,7 @@ export interface SluiceContext {
  * comma-separated list. Errors are one line naming the key and the fix.
  */
 export function readContext(node: Node): SluiceContext {
-  const pipelines = parseNames(node.tryGetContext(CONTEXT_KEYS.pipelines) ?? ['docs']);
+  const pipelines = parseNames(node.tryGetContext(CONTEXT_KEYS.pipelines) ?? DEFAULT_PIPELINES);
   const teiImageUri = optionalString(node, CONTEXT_KEYS.teiImageUri);
   if (!teiImageUri) {
     throw new Error(
@@ -45,6 +54,8 @@ export function readContext(node: Node): SluiceContext {
     teiImageUri,
     embeddingInstanceType,
     hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId),
+    xgboostImageUri: optionalString(node, CONTEXT_KEYS.xgboostImageUri),
+    scoringEndpoints: optionalBoolean(node, CONTEXT_KEYS.scoringEndpoints) ?? true,
     stackName: optionalString(node, CONTEXT_KEYS.stackName) ?? 'Sluice',
   };
 }
@@ -55,6 +66,15 @@ function optionalString(node: Node, key: string): string | undefined {
   if (typeof value !== 'string')
     throw new Error(`context ${key} must be a string, got ${JSON.stringify(value)}`);
   return value;
+}
+
+/** A boolean from cdk.json, or `true`/`false` as `-c` passes it (a string). */
+function optionalBoolean(node: Node, key: string): boolean | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new Error(`context ${key} must be true or false, got ${JSON.stringify(value)}`);
 }
 
 function parseNames(value: unknown): string[] {

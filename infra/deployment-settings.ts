@@ -1,4 +1,6 @@
-import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { PipelineConfig, ScorePipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
+import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
 
 /**
  * One stack serves every pipeline it is given, so resources shared by all of them
@@ -87,4 +89,108 @@ export function endpointSpecs(
     });
   }
   return [...byName.values()];
+}
+
+/**
+ * Key prefix of the objects score pipelines read besides their inputs (fitted feature
+ * statistics, embedding lookup tables). The functions are granted this prefix, so every
+ * such key a config names must lie under it.
+ */
+export const MODELS_PREFIX = 'models/';
+
+/** What one scoring endpoint (SageMaker's built-in XGBoost container) must serve. */
+export interface ScoringEndpointSpec {
+  readonly endpointName: string;
+  readonly instanceType: string;
+  /** Object key of the `model.tar.gz` in the data bucket. */
+  readonly modelDataKey: string;
+  /** Pipelines served by this endpoint, in config order. */
+  readonly pipelines: readonly string[];
+}
+
+/**
+ * The `model.tar.gz` SageMaker loads for a score pipeline: `model.modelDataKey`, or
+ * `model.modelKey` with its `.json` extension replaced by `.tar.gz`
+ * (`models/credit-risk/model.json` -> `models/credit-risk/model.tar.gz`).
+ */
+export function modelDataKeyOf(model: ScorePipelineConfig['model']): string {
+  return model.modelDataKey ?? `${model.modelKey.replace(/\.json$/, '')}.tar.gz`;
+}
+
+/**
+ * Groups score pipelines by `model.endpointName`. Pipelines sharing an endpoint must
+ * agree on the model archive and the instance type (one endpoint serves one model).
+ * Refuses, with one line naming the pipeline and key, what the deployed stack could not
+ * serve: a model archive that is not a `.tar.gz` (SageMaker's ModelDataUrl must be one),
+ * and feature statistics or embedding tables outside `models/`, which the functions
+ * cannot read or write.
+ */
+export function scoringEndpointSpecs(pipelines: readonly PipelineConfig[]): ScoringEndpointSpec[] {
+  const byName = new Map<string, ScoringEndpointSpec>();
+  for (const pipeline of pipelines) {
+    if (pipeline.kind !== 'score') continue;
+    checkModelKeys(pipeline);
+    const { endpointName, instanceType } = pipeline.model;
+    const modelDataKey = modelDataKeyOf(pipeline.model);
+    const seen = byName.get(endpointName);
+    if (!seen) {
+      byName.set(endpointName, { endpointName, instanceType, modelDataKey, pipelines: [pipeline.name] });
+      continue;
+    }
+    const sharing = `pipelines ${seen.pipelines.join(', ')} and ${pipeline.name} share endpoint ${endpointName}`;
+    if (seen.modelDataKey !== modelDataKey) {
+      throw new Error(
+        `${sharing} but load models ${seen.modelDataKey} and ${modelDataKey}: one endpoint serves one model`,
+      );
+    }
+    if (seen.instanceType !== instanceType) {
+      throw new Error(
+        `${sharing} but ask for instance types ${seen.instanceType} and ${instanceType}: use one instance type or another model.endpointName`,
+      );
+    }
+    byName.set(endpointName, { ...seen, pipelines: [...seen.pipelines, pipeline.name] });
+  }
+  return [...byName.values()];
+}
+
+function checkModelKeys(pipeline: ScorePipelineConfig): void {
+  const modelDataKey = modelDataKeyOf(pipeline.model);
+  if (!modelDataKey.endsWith('.tar.gz')) {
+    throw new Error(
+      `pipeline ${pipeline.name}: model.modelDataKey "${modelDataKey}" must name a .tar.gz archive (SageMaker loads models only from one)`,
+    );
+  }
+  const keys: [string, string][] = [
+    ['featureStats.key', pipeline.featureStats.key],
+    ...embeddingTableKeys(pipeline.featureSpec as FeatureSpec).map((key): [string, string] => [
+      'featureSpec embedding table',
+      key,
+    ]),
+  ];
+  for (const [field, key] of keys) {
+    if (!key.startsWith(MODELS_PREFIX)) {
+      throw new Error(
+        `pipeline ${pipeline.name}: ${field} "${key}" must be under ${MODELS_PREFIX}: the deployed functions may read and write model files only there`,
+      );
+    }
+  }
+}
+
+/**
+ * Every SageMaker endpoint name is deployed once: an embedding and a scoring endpoint
+ * cannot share a name (SageMaker names are unique per account and region).
+ */
+export function checkEndpointNames(
+  embedding: readonly EndpointSpec[],
+  scoring: readonly ScoringEndpointSpec[],
+): void {
+  const embeddingNames = new Map(embedding.map((e) => [e.endpointName, e.pipelines]));
+  for (const spec of scoring) {
+    const embedders = embeddingNames.get(spec.endpointName);
+    if (embedders) {
+      throw new Error(
+        `endpoint ${spec.endpointName} is named by embed pipelines ${embedders.join(', ')} and score pipelines ${spec.pipelines.join(', ')}: give each its own endpoint name`,
+      );
+    }
+  }
 }

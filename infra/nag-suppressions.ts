@@ -17,39 +17,45 @@ export function nagArnOf(resource: IConstruct): string {
 const S3_READ_ACTIONS = ['Action::s3:GetObject*', 'Action::s3:GetBucket*', 'Action::s3:List*'];
 /** Action groups that `bucket.grantReadWrite` adds with wildcards. */
 const S3_WRITE_ACTIONS = ['Action::s3:DeleteObject*', 'Action::s3:Abort*'];
+/** The action group that `bucket.grantPut` adds with a wildcard. */
+const S3_PUT_ACTIONS = ['Action::s3:Abort*'];
 
 export interface BucketPrefixGrants {
   readonly bucket: IConstruct;
   /** Prefixes granted with `grantRead`, each ending in `/`. */
   readonly read: readonly string[];
+  /** Prefixes granted with `grantPut` (write, never delete), each ending in `/`. @default [] */
+  readonly put?: readonly string[];
   /** Prefixes granted with `grantReadWrite`, each ending in `/`. */
   readonly readWrite: readonly string[];
 }
 
 /**
- * Accepts the IAM5 findings that `grantRead`/`grantReadWrite` on object prefixes
- * produce for `role`: the helpers' action groups and one `<bucket>/<prefix>*`
+ * Accepts the IAM5 findings that `grantRead`/`grantPut`/`grantReadWrite` on object
+ * prefixes produce for `role`: the helpers' action groups and one `<bucket>/<prefix>*`
  * resource per granted prefix, each named exactly (no blanket IAM5 suppression).
  */
 export function acceptBucketPrefixGrants(role: iam.IRole, grants: BucketPrefixGrants): void {
   const bucketArn = nagArnOf(grants.bucket);
-  const prefixes = [...grants.read, ...grants.readWrite];
+  const put = grants.put ?? [];
+  const prefixes = [...new Set([...grants.read, ...put, ...grants.readWrite])];
+  const writeActions = grants.readWrite.length ? S3_WRITE_ACTIONS : put.length ? S3_PUT_ACTIONS : [];
   NagSuppressions.addResourceSuppressions(
     role,
     [
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'Object access is limited to the key prefixes this function owns; keys below a prefix (sources, per-unit Parquet parts, run summaries) are only known at run time. The s3:GetObject*/GetBucket*/List* groups come from the grantRead helper.',
+          'Object access is limited to the key prefixes this function owns; keys below a prefix (sources, per-unit Parquet parts, run summaries, fitted statistics) are only known at run time. The s3:GetObject*/GetBucket*/List* groups come from the grantRead helper.',
         appliesTo: [...S3_READ_ACTIONS, ...prefixes.map((prefix) => `Resource::${bucketArn}/${prefix}*`)],
       },
-      ...(grants.readWrite.length
+      ...(writeActions.length
         ? [
             {
               id: 'AwsSolutions-IAM5',
               reason:
-                'grantReadWrite uses s3:DeleteObject* and s3:Abort* so a retried unit can replace its own part and abort its own multipart upload; limited to the prefixes this function writes.',
-              appliesTo: S3_WRITE_ACTIONS,
+                'grantPut and grantReadWrite use s3:Abort* (and grantReadWrite s3:DeleteObject*) so a retried unit can replace its own part and abort its own multipart upload; limited to the prefixes this function writes.',
+              appliesTo: writeActions,
             },
           ]
         : []),

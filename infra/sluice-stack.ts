@@ -11,8 +11,15 @@ import { QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
 import { RunsTable } from './constructs/runs-table.ts';
 import { Schedules } from './constructs/schedules.ts';
+import { ScoringEndpoint } from './constructs/scoring-endpoint.ts';
 import { Storage } from './constructs/storage.ts';
-import { deploymentSettings, endpointSpecs } from './deployment-settings.ts';
+import {
+  checkEndpointNames,
+  deploymentSettings,
+  endpointSpecs,
+  type ScoringEndpointSpec,
+  scoringEndpointSpecs,
+} from './deployment-settings.ts';
 import { acceptBucketNotificationsHandler } from './nag-suppressions.ts';
 
 /**
@@ -37,6 +44,20 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly embeddingInstanceType?: string;
   /**
+   * SageMaker's built-in XGBoost image in ECR (context `sluice:xgboostImageUri`); the
+   * URI is region-specific. Required when a score pipeline is deployed.
+   * @default - none
+   */
+  readonly xgboostImageUri?: string;
+  /**
+   * Whether to deploy the scoring endpoints (context `sluice:scoringEndpoints`).
+   * SageMaker refuses to create a model whose `model.tar.gz` is not in the bucket yet,
+   * so the first deployment of a new stack leaves them out, the archives are uploaded,
+   * and the next deployment adds them (docs/infra.md, Deploy).
+   * @default true
+   */
+  readonly scoringEndpoints?: boolean;
+  /**
    * Handler entry files.
    * @default functions/plan.ts, functions/work.ts and functions/finalize.ts
    */
@@ -57,14 +78,18 @@ export const DEFAULT_FUNCTION_ENTRIES: FunctionEntries = {
 
 /**
  * Sluice on AWS: S3 -> ingest queue -> plan -> work queue -> work (SageMaker TEI
- * endpoint) -> finalize queue -> finalize, with runs in DynamoDB, scheduled runs from
- * EventBridge Scheduler, results queryable in Athena and alarms on every DLQ.
+ * endpoint for embed pipelines, built-in XGBoost endpoint for score pipelines) ->
+ * finalize queue -> finalize, with runs in DynamoDB, scheduled runs from EventBridge
+ * Scheduler, results queryable in Athena and alarms on every DLQ.
  */
 export class SluiceStack extends Stack {
   readonly storage: Storage;
   readonly queues: Queues;
   readonly runsTable: RunsTable;
+  /** Embedding endpoints (TEI), one per distinct `endpoint.name`. */
   readonly endpoints: readonly EmbeddingEndpoint[];
+  /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName`; empty when left out. */
+  readonly scoringEndpoints: readonly ScoringEndpoint[];
   readonly functions: Functions;
   readonly schedules: Schedules | undefined;
   readonly queryLayer: QueryLayer;
@@ -96,7 +121,10 @@ export class SluiceStack extends Stack {
     );
     this.runsTable = new RunsTable(this, 'RunsTable', { removalPolicy });
 
-    this.endpoints = endpointSpecs(pipelines, props.embeddingInstanceType).map(
+    const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);
+    const scoringSpecs = scoringEndpointSpecs(pipelines);
+    checkEndpointNames(embeddingSpecs, scoringSpecs);
+    this.endpoints = embeddingSpecs.map(
       (spec) =>
         new EmbeddingEndpoint(this, `Embedding-${spec.endpointName}`, {
           endpointName: spec.endpointName,
@@ -108,12 +136,23 @@ export class SluiceStack extends Stack {
         }),
     );
 
+    this.scoringEndpoints = (props.scoringEndpoints === false ? [] : scoringSpecs).map(
+      (spec) =>
+        new ScoringEndpoint(this, `Scoring-${spec.endpointName}`, {
+          endpointName: spec.endpointName,
+          instanceType: spec.instanceType,
+          imageUri: requireXgboostImage(props.xgboostImageUri, scoringSpecs),
+          bucket: this.storage.bucket,
+          modelDataKey: spec.modelDataKey,
+        }),
+    );
+
     this.functions = new Functions(this, 'Functions', {
       entries: props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES,
       bucket: this.storage.bucket,
       table: this.runsTable.table,
       queues: this.queues,
-      endpoints: this.endpoints,
+      endpoints: [...this.endpoints, ...this.scoringEndpoints],
       pipelines,
       planTimeout,
       workTimeout,
@@ -139,4 +178,12 @@ export class SluiceStack extends Stack {
 
     acceptBucketNotificationsHandler(this);
   }
+}
+
+/** The XGBoost image, or a one-line error naming the context key and the score pipelines that need it. */
+function requireXgboostImage(uri: string | undefined, specs: readonly ScoringEndpointSpec[]): string {
+  if (uri) return uri;
+  throw new Error(
+    `context sluice:xgboostImageUri is required for score pipelines ${specs.flatMap((s) => s.pipelines).join(', ')}: pass -c sluice:xgboostImageUri=<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-xgboost:1.7-1 (the image for your region)`,
+  );
 }

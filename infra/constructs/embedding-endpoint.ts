@@ -1,9 +1,9 @@
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
-import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
+import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './invokable-endpoint.ts';
 
 export interface EmbeddingEndpointProps {
   /** SageMaker endpoint name; the work function calls it by this name (`endpoint.name`). */
@@ -24,39 +24,13 @@ export interface EmbeddingEndpointProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
-/** Registry account, region and repository of an ECR image URI. */
-export interface EcrImage {
-  readonly account: string;
-  readonly region: string;
-  readonly repository: string;
-}
-
-/**
- * Splits `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>[:tag|@digest]`.
- * SageMaker hosting pulls only from ECR, and the execution role is granted the one
- * repository, so anything else is a configuration error.
- */
-export function parseEcrImageUri(uri: string): EcrImage {
-  const match =
-    /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@\s]+)(?::[^@\s]+)?(?:@sha256:[a-f0-9]{64})?$/.exec(
-      uri,
-    );
-  if (!match) {
-    throw new Error(
-      `sluice:teiImageUri "${uri}" is not an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)`,
-    );
-  }
-  return { account: match[1]!, region: match[2]!, repository: match[3]! };
-}
-
 /**
  * A Text Embeddings Inference (TEI) model on a SageMaker real-time endpoint: model,
  * endpoint config and endpoint, plus an execution role that can pull only the TEI
  * image repository and write only the endpoint's own log group.
  */
-export class EmbeddingEndpoint extends Construct {
+export class EmbeddingEndpoint extends Construct implements InvokableEndpoint {
   readonly endpointName: string;
-  /** ARN of the endpoint, built from its name so callers do not wait for the endpoint to exist. */
   readonly endpointArn: string;
   readonly role: iam.Role;
   readonly model: sagemaker.CfnModel;
@@ -65,73 +39,17 @@ export class EmbeddingEndpoint extends Construct {
 
   constructor(scope: Construct, id: string, props: EmbeddingEndpointProps) {
     super(scope, id);
-    const stack = Stack.of(this);
-    const image = parseEcrImageUri(props.imageUri);
     this.endpointName = props.endpointName;
-    // SageMaker lower-cases endpoint names in ARNs.
-    this.endpointArn = stack.formatArn({
-      service: 'sagemaker',
-      resource: 'endpoint',
-      resourceName: props.endpointName.toLowerCase(),
-    });
+    this.endpointArn = endpointArnOf(this, props.endpointName);
 
-    // SageMaker writes container logs here; creating it ourselves sets the retention
-    // and spares the role logs:CreateLogGroup.
-    const logGroup = new logs.LogGroup(this, 'LogGroup', {
-      logGroupName: `/aws/sagemaker/Endpoints/${props.endpointName}`,
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
+    const { role, logGroup } = addEndpointExecutionRole(this, {
+      endpointName: props.endpointName,
+      imageUri: props.imageUri,
+      imageSource: 'sluice:teiImageUri',
+      purpose: 'embedding',
+      logRetention: props.logRetention,
     });
-
-    this.role = new iam.Role(this, 'ExecutionRole', {
-      assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com'),
-      description: `SageMaker execution role of the ${props.endpointName} embedding endpoint`,
-    });
-    const repositoryArn = stack.formatArn({
-      service: 'ecr',
-      account: image.account,
-      region: image.region,
-      resource: 'repository',
-      resourceName: image.repository,
-    });
-    iam.Grant.addToPrincipal({
-      grantee: this.role,
-      actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
-      resourceArns: [repositoryArn],
-    });
-    // ecr:GetAuthorizationToken has no resource-level permissions: AWS only accepts "*".
-    iam.Grant.addToPrincipal({
-      grantee: this.role,
-      actions: ['ecr:GetAuthorizationToken'],
-      resourceArns: ['*'],
-    });
-    logGroup.grantWrite(this.role);
-    iam.Grant.addToPrincipal({
-      grantee: this.role,
-      actions: ['logs:DescribeLogStreams'],
-      resourceArns: [logGroup.logGroupArn],
-    });
-    // cloudwatch:PutMetricData has no resource-level permissions either; the namespace
-    // condition keeps the role to SageMaker's own endpoint metrics.
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringLike: { 'cloudwatch:namespace': ['/aws/sagemaker/*', 'aws/sagemaker/*'] } },
-      }),
-    );
-    NagSuppressions.addResourceSuppressions(
-      this.role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason:
-            'ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level permissions, so AWS requires Resource "*"; PutMetricData is limited to SageMaker namespaces by condition.',
-          appliesTo: ['Resource::*'],
-        },
-      ],
-      true,
-    );
+    this.role = role;
 
     this.model = new sagemaker.CfnModel(this, 'Model', {
       executionRoleArn: this.role.roleArn,
@@ -172,10 +90,6 @@ export class EmbeddingEndpoint extends Construct {
 
   /** Lets `grantee` call InvokeEndpoint on this endpoint and nothing else. */
   grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['sagemaker:InvokeEndpoint'],
-      resourceArns: [this.endpointArn],
-    });
+    return grantInvokeEndpoint(grantee, this.endpointArn);
   }
 }

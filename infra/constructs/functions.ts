@@ -4,8 +4,11 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
+import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
+import { MODELS_PREFIX } from '../deployment-settings.ts';
 import { acceptBucketPrefixGrants, acceptTableIndexGrant } from '../nag-suppressions.ts';
-import type { EmbeddingEndpoint } from './embedding-endpoint.ts';
+import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
@@ -33,8 +36,8 @@ export interface FunctionsProps {
   readonly bucket: s3.Bucket;
   readonly table: dynamodb.Table;
   readonly queues: Queues;
-  /** Endpoints the workers call; the work function may invoke these and no other. */
-  readonly endpoints: readonly EmbeddingEndpoint[];
+  /** Endpoints the workers call (embedding and scoring); the work function may invoke these and no other. */
+  readonly endpoints: readonly InvokableEndpoint[];
   /** Validated configs, passed to every handler as `SLUICE_PIPELINES`. */
   readonly pipelines: readonly PipelineConfig[];
   readonly planTimeout: Duration;
@@ -47,8 +50,10 @@ export interface FunctionsProps {
 
 /**
  * The plan, work and finalize functions, their queue triggers and their permissions:
- * S3 (ingest queue) -> plan -> work queue -> work -> finalize queue -> finalize.
- * Each function gets only what its step needs; all share one environment.
+ * S3 (ingest queue) -> plan -> work queue -> work -> finalize queue -> finalize, and,
+ * for score pipelines, finalize of a fit run -> work queue (the scoring run it plans).
+ * Each function gets only what its step needs for the pipeline kinds deployed; all share
+ * one environment.
  */
 export class Functions extends Construct {
   /** Defaults for the steps whose timeouts are not set by pipeline configs. */
@@ -63,6 +68,7 @@ export class Functions extends Construct {
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
     const { bucket, table, queues } = props;
+    const scoring = props.pipelines.some((p) => p.kind === 'score');
     const pipelinesJson = JSON.stringify(props.pipelines);
     if (Buffer.byteLength(pipelinesJson) > LAMBDA_ENVIRONMENT_LIMIT_BYTES - 1024) {
       throw new Error(
@@ -77,7 +83,8 @@ export class Functions extends Construct {
       [ENV.pipelines]: pipelinesJson,
     };
 
-    // (S3 notification | schedule) -> plan: head and sample sources, cut units, send them.
+    // (S3 notification | schedule) -> plan: head and sample sources, re-stage big gzip
+    // sources under staging/, cut units, send them.
     this.plan = new SluiceFunction(this, 'Plan', {
       entry: props.entries.plan,
       description: 'Sluice plan: cuts a run into work units and queues them',
@@ -88,15 +95,21 @@ export class Functions extends Construct {
     this.plan.function.addEventSource(
       new SqsEventSource(queues.ingest.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );
-    grantData(this.plan, bucket, table, { read: SOURCE_PREFIXES, readWrite: ['runs/'] });
+    // Score pipelines: plan reads the stored feature statistics to decide whether a run fits them first.
+    grantData(this.plan, bucket, table, {
+      read: [...SOURCE_PREFIXES, ...(scoring ? [MODELS_PREFIX] : [])],
+      put: [STAGING_PREFIX],
+      readWrite: [RUNS_PREFIX],
+    });
     queues.work.queue.grantSendMessages(this.plan);
     // A run with no units (an empty file) is finalized straight from plan.
     queues.finalize.queue.grantSendMessages(this.plan);
 
-    // work queue -> work: read one unit's byte range, embed, write one Parquet part.
+    // work queue -> work: read one unit's byte range (or its re-staged part), embed or
+    // score, write one Parquet part per table.
     this.work = new SluiceFunction(this, 'Work', {
       entry: props.entries.work,
-      description: 'Sluice work: embeds one work unit and writes its Parquet part',
+      description: 'Sluice work: embeds or scores one work unit and writes its Parquet parts',
       timeout: props.workTimeout,
       memorySize: props.workMemoryMiB,
       environment: this.environment,
@@ -108,14 +121,21 @@ export class Functions extends Construct {
         maxConcurrency: props.workMaxConcurrency,
       }),
     );
-    grantData(this.work, bucket, table, { read: SOURCE_PREFIXES, readWrite: ['results/'] });
+    // Score pipelines: work reads feature statistics and embedding tables under models/
+    // and leaves fit and segment partials under runs/ for finalize.
+    grantData(this.work, bucket, table, {
+      read: [...SOURCE_PREFIXES, STAGING_PREFIX, ...(scoring ? [MODELS_PREFIX] : [])],
+      put: scoring ? [RUNS_PREFIX] : [],
+      readWrite: [RESULTS_PREFIX],
+    });
     queues.finalize.queue.grantSendMessages(this.work);
     for (const endpoint of props.endpoints) endpoint.grantInvoke(this.work);
 
     // finalize queue -> finalize: merge unit aggregates into the run summary, once.
     this.finalize = new SluiceFunction(this, 'Finalize', {
       entry: props.entries.finalize,
-      description: 'Sluice finalize: merges unit results into the run summary',
+      description:
+        'Sluice finalize: merges unit results into the run summary; starts the scoring run after a fit',
       timeout: props.finalizeTimeout,
       memorySize: 1024,
       environment: this.environment,
@@ -123,24 +143,38 @@ export class Functions extends Construct {
     this.finalize.function.addEventSource(
       new SqsEventSource(queues.finalize.queue, { batchSize: 1, reportBatchItemFailures: true }),
     );
-    grantData(this.finalize, bucket, table, { read: [], readWrite: ['results/', 'runs/'] });
+    // Score pipelines: finalize of a fit run stores the merged feature statistics under
+    // models/ and plans the scoring run itself (heads, samples and may re-stage its
+    // inputs, then queues its units, or requests its own finalize when it has none).
+    grantData(this.finalize, bucket, table, {
+      read: scoring ? [...SOURCE_PREFIXES, MODELS_PREFIX] : [],
+      put: scoring ? [STAGING_PREFIX, MODELS_PREFIX] : [],
+      readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
+    });
+    if (scoring) {
+      queues.work.queue.grantSendMessages(this.finalize);
+      queues.finalize.queue.grantSendMessages(this.finalize);
+    }
   }
 }
 
 /** Inputs arrive under `incoming/` (S3 notifications) and `datasets/` (scheduled runs). */
 const SOURCE_PREFIXES = ['incoming/', 'datasets/'];
+/** Run manifests, summaries and the units' partial aggregates. */
+const RUNS_PREFIX = 'runs/';
 
 /**
- * Object access by key prefix (grantRead / grantReadWrite) and read-write access to
+ * Object access by key prefix (grantRead / grantPut / grantReadWrite) and read-write access to
  * the runs table, with the cdk-nag findings those helpers cause accepted by name.
  */
 function grantData(
   fn: SluiceFunction,
   bucket: s3.Bucket,
   table: dynamodb.Table,
-  prefixes: { read: readonly string[]; readWrite: readonly string[] },
+  prefixes: { read: readonly string[]; put: readonly string[]; readWrite: readonly string[] },
 ): void {
   for (const prefix of prefixes.read) bucket.grantRead(fn, `${prefix}*`);
+  for (const prefix of prefixes.put) bucket.grantPut(fn, `${prefix}*`);
   for (const prefix of prefixes.readWrite) bucket.grantReadWrite(fn, `${prefix}*`);
   table.grantReadWriteData(fn);
   acceptBucketPrefixGrants(fn.role, { bucket, ...prefixes });

@@ -31,7 +31,8 @@ export function glueColumnsOf(table: TableName): Column[] {
   });
 }
 
-const TABLE_NAMES: readonly TableName[] = ['embeddings', 'rejects', 'runs'];
+/** Every table the writer in shared/output has a layout for, so a new table cannot be left out of the catalog. */
+export const TABLE_NAMES = Object.keys(PARQUET_COLUMNS) as (keyof typeof PARQUET_COLUMNS & TableName)[];
 
 /** First day partition projection enumerates; earlier runs are not queryable. */
 export const PROJECTION_START_DATE = '2024-01-01';
@@ -70,7 +71,7 @@ export class QueryLayer extends Construct {
       catalogId: account,
       databaseInput: {
         name: this.databaseName,
-        description: 'Sluice results: embeddings, rejects and runs (Parquet, partition projection)',
+        description: `Sluice results: ${TABLE_NAMES.join(', ')} (Parquet, partition projection)`,
       },
     });
 

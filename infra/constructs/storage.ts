@@ -3,6 +3,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 
 export interface StorageProps {
   /**
@@ -22,11 +23,20 @@ export interface StorageProps {
    * @default 30
    */
   readonly athenaResultsRetentionDays?: number;
+  /**
+   * Days re-staged parts of big gzip sources are kept under `staging/`. They are read
+   * only while their run's units run (and redriven from a dead-letter queue, which keeps
+   * messages 14 days), so they expire after that.
+   * @default 14
+   */
+  readonly stagingRetentionDays?: number;
 }
 
 /**
  * The data bucket (inputs under `incoming/` and `datasets/`, Parquet under `results/`,
- * run summaries under `runs/`, Athena output under `athena-results/`) and the bucket
+ * run summaries and partial aggregates under `runs/`, model archives, feature statistics
+ * and lookup tables under `models/`, re-staged gzip parts under `staging/`, Athena output
+ * under `athena-results/`) and the bucket
  * that receives its server access logs.
  */
 export class Storage extends Construct {
@@ -75,6 +85,11 @@ export class Storage extends Construct {
           id: 'expire-athena-results',
           prefix: 'athena-results/',
           expiration: Duration.days(props.athenaResultsRetentionDays ?? 30),
+        },
+        {
+          id: 'expire-staging',
+          prefix: STAGING_PREFIX,
+          expiration: Duration.days(props.stagingRetentionDays ?? 14),
         },
       ],
       removalPolicy,

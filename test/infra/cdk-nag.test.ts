@@ -1,7 +1,7 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
-import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
+import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 interface NagSuppression {
   readonly id: string;
@@ -12,12 +12,17 @@ interface NagSuppression {
 let stack: SluiceStack;
 let annotations: Annotations;
 
+// The default deployment (cdk.json): an embed and a score pipeline, so both endpoint
+// kinds and every function grant are checked.
 beforeAll(async () => {
-  stack = buildStack({ pipelines: [await loadDocsPipeline()] }, { nag: true }).stack;
+  stack = buildStack(
+    { pipelines: [await loadDocsPipeline(), await loadCreditRiskPipeline()] },
+    { nag: true },
+  ).stack;
   annotations = Annotations.fromStack(stack);
 });
 
-describe('cdk-nag AwsSolutions checks', () => {
+describe('cdk-nag AwsSolutions checks on the docs and credit-risk pipelines', () => {
   it('report no unsuppressed errors', () => {
     expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
   });

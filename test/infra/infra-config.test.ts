@@ -1,18 +1,40 @@
 import { App } from 'aws-cdk-lib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseEcrImageUri } from '../../infra/constructs/embedding-endpoint.ts';
+import { parseEcrImageUri } from '../../infra/constructs/endpoint-execution-role.ts';
 import { readContext } from '../../infra/context.ts';
-import { deploymentSettings, endpointSpecs } from '../../infra/deployment-settings.ts';
+import {
+  checkEndpointNames,
+  deploymentSettings,
+  endpointSpecs,
+  modelDataKeyOf,
+  scoringEndpointSpecs,
+} from '../../infra/deployment-settings.ts';
 import {
   type EmbedPipelineConfig as PipelineConfig,
+  parsePipelineConfig as parseAnyPipelineConfig,
   parseEmbedPipelineConfig as parsePipelineConfig,
+  type ScorePipelineConfig,
 } from '../../shared/config/pipeline-config.ts';
-import { loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
+import { loadCreditRiskPipeline, loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
 
 let docs: PipelineConfig;
+let creditRisk: ScorePipelineConfig;
 beforeAll(async () => {
   docs = await loadDocsPipeline();
+  creditRisk = await loadCreditRiskPipeline();
 });
+
+/** credit-risk under another name, with `changes` laid over it (`model` merged). */
+const scoreVariant = (name: string, changes: Record<string, unknown> = {}): ScorePipelineConfig => {
+  const config = parseAnyPipelineConfig({
+    ...creditRisk,
+    name,
+    ...changes,
+    model: { ...creditRisk.model, ...(changes.model as object | undefined) },
+  });
+  if (config.kind !== 'score') throw new Error('not a score pipeline');
+  return config;
+};
 
 const withName = (config: PipelineConfig, name: string, changes: Record<string, unknown> = {}) =>
   parsePipelineConfig({ ...config, name, ...changes });
@@ -20,14 +42,24 @@ const withName = (config: PipelineConfig, name: string, changes: Record<string, 
 const contextOf = (context: Record<string, unknown>) => readContext(new App({ context }).node);
 
 describe('readContext', () => {
-  it("defaults to the docs pipeline and each pipeline's own model", () => {
+  it("defaults to the docs and credit-risk pipelines, each pipeline's own model and deployed scoring endpoints", () => {
     expect(contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI })).toEqual({
-      pipelines: ['docs'],
+      pipelines: ['docs', 'credit-risk'],
       teiImageUri: TEST_TEI_IMAGE_URI,
       embeddingInstanceType: undefined,
       hfModelId: undefined,
+      xgboostImageUri: undefined,
+      scoringEndpoints: true,
       stackName: 'Sluice',
     });
+  });
+
+  it('reads sluice:scoringEndpoints as a boolean from cdk.json or a string from -c', () => {
+    const scoringEndpoints = (value: unknown) =>
+      contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:scoringEndpoints': value })
+        .scoringEndpoints;
+    expect([false, 'false', true, 'true'].map(scoringEndpoints)).toEqual([false, false, true, true]);
+    expect(() => scoringEndpoints('no')).toThrow(/sluice:scoringEndpoints must be true or false/);
   });
 
   it('accepts pipelines as a list, a JSON string (-c) or a comma-separated string', () => {
@@ -85,6 +117,57 @@ describe('endpointSpecs', () => {
   });
 });
 
+describe('scoringEndpointSpecs', () => {
+  it('deploys the model.tar.gz beside the JSON model unless model.modelDataKey names one', () => {
+    expect(scoringEndpointSpecs([docs, creditRisk])).toEqual([
+      {
+        endpointName: 'sluice-credit-risk',
+        instanceType: 'ml.m5.large',
+        modelDataKey: 'models/credit-risk/model.tar.gz',
+        pipelines: ['credit-risk'],
+      },
+    ]);
+    expect(modelDataKeyOf({ ...creditRisk.model, modelDataKey: 'models/credit-risk/v7/model.tar.gz' })).toBe(
+      'models/credit-risk/v7/model.tar.gz',
+    );
+  });
+
+  it('shares one endpoint between score pipelines that name it, and refuses two models on one endpoint', () => {
+    const nightly = scoreVariant('nightly');
+    expect(scoringEndpointSpecs([creditRisk, nightly])).toEqual([
+      expect.objectContaining({ endpointName: 'sluice-credit-risk', pipelines: ['credit-risk', 'nightly'] }),
+    ]);
+    const other = scoreVariant('other', { model: { modelKey: 'models/other/model.json' } });
+    expect(() => scoringEndpointSpecs([creditRisk, other])).toThrow(
+      /share endpoint sluice-credit-risk but load models models\/credit-risk\/model.tar.gz and models\/other\/model.tar.gz/,
+    );
+    const bigger = scoreVariant('bigger', { model: { instanceType: 'ml.m5.xlarge' } });
+    expect(() => scoringEndpointSpecs([creditRisk, bigger])).toThrow(
+      /ask for instance types ml.m5.large and ml.m5.xlarge/,
+    );
+  });
+
+  it('refuses model files the deployed functions or SageMaker could not read', () => {
+    expect(() =>
+      scoringEndpointSpecs([
+        scoreVariant('elsewhere', { featureStats: { key: 'stats/feature-stats.json' } }),
+      ]),
+    ).toThrow(/pipeline elsewhere: featureStats.key "stats\/feature-stats.json" must be under models\//);
+    expect(() =>
+      scoringEndpointSpecs([
+        scoreVariant('zip', { model: { modelDataKey: 'models/credit-risk/model.zip' } }),
+      ]),
+    ).toThrow(/model.modelDataKey "models\/credit-risk\/model.zip" must name a .tar.gz archive/);
+  });
+
+  it('refuses an embedding and a scoring endpoint of the same name', () => {
+    const clash = scoreVariant('clash', { model: { endpointName: docs.endpoint.name } });
+    expect(() => checkEndpointNames(endpointSpecs([docs]), scoringEndpointSpecs([clash]))).toThrow(
+      /endpoint sluice-docs-embed is named by embed pipelines docs and score pipelines clash/,
+    );
+  });
+});
+
 describe('parseEcrImageUri', () => {
   it('finds the registry account, region and repository of an ECR image', () => {
     expect(parseEcrImageUri(TEST_TEI_IMAGE_URI)).toEqual({
@@ -98,8 +181,10 @@ describe('parseEcrImageUri', () => {
   });
 
   it('refuses images outside ECR, which SageMaker cannot pull', () => {
-    expect(() => parseEcrImageUri('ghcr.io/huggingface/text-embeddings-inference:1.5')).toThrow(
-      /is not an ECR image URI/,
+    expect(() =>
+      parseEcrImageUri('ghcr.io/huggingface/text-embeddings-inference:1.5', 'sluice:teiImageUri'),
+    ).toThrow(
+      /sluice:teiImageUri "ghcr.io\/huggingface\/text-embeddings-inference:1.5" is not an ECR image URI/,
     );
   });
 });

@@ -5,7 +5,11 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { FunctionEntries } from '../../infra/constructs/functions.ts';
 import { SluiceStack, type SluiceStackProps } from '../../infra/sluice-stack.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
-import { asEmbedPipeline, type EmbedPipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  asEmbedPipeline,
+  type EmbedPipelineConfig,
+  type ScorePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -13,6 +17,9 @@ const repoRoot = path.resolve(here, '../..');
 /** The TEI image the tests pass as context `sluice:teiImageUri`. */
 export const TEST_TEI_IMAGE_URI =
   '763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tei:2.0.1-tei1.2.3-gpu-py310-cu122-ubuntu22.04';
+
+/** The XGBoost image the tests pass as context `sluice:xgboostImageUri` (as in cdk.json). */
+export const TEST_XGBOOST_IMAGE_URI = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
 
 /** Tiny stand-in handlers, so bundling is fast and does not depend on functions/. */
 export const FIXTURE_ENTRIES: FunctionEntries = {
@@ -24,6 +31,13 @@ export const FIXTURE_ENTRIES: FunctionEntries = {
 /** The checked-in `pipelines/docs.json`, validated the way the app loads it. */
 export async function loadDocsPipeline(): Promise<EmbedPipelineConfig> {
   return asEmbedPipeline(await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'docs'));
+}
+
+/** The checked-in `pipelines/credit-risk.json` (a score pipeline), validated the way the app loads it. */
+export async function loadCreditRiskPipeline(): Promise<ScorePipelineConfig> {
+  const config = await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'credit-risk');
+  if (config.kind !== 'score') throw new Error('pipelines/credit-risk.json is not a score pipeline');
+  return config;
 }
 
 export interface BuiltStack {
@@ -43,6 +57,7 @@ export function buildStack(
   const stack = new SluiceStack(app, 'SluiceTest', {
     env: { account: '123456789012', region: 'us-east-1' },
     teiImageUri: TEST_TEI_IMAGE_URI,
+    xgboostImageUri: TEST_XGBOOST_IMAGE_URI,
     functionEntries: FIXTURE_ENTRIES,
     dataRemovalPolicy: RemovalPolicy.DESTROY,
     ...props,

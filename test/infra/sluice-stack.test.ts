@@ -94,6 +94,13 @@ describe('Storage', () => {
     });
   });
 
+  it('expires re-staged gzip parts under staging/ once no redriven unit can need them', () => {
+    const rules = resource(stack.storage.bucket).Properties.LifecycleConfiguration.Rules as Cfn[];
+    expect(rules).toContainEqual(
+      expect.objectContaining({ Prefix: 'staging/', ExpirationInDays: 14, Status: 'Enabled' }),
+    );
+  });
+
   it('aborts incomplete multipart uploads', () => {
     const rules = resource(stack.storage.bucket).Properties.LifecycleConfiguration.Rules as Cfn[];
     expect(rules).toContainEqual(
@@ -233,6 +240,30 @@ describe('Functions', () => {
     });
   });
 
+  it('gives functions no model files and finalize no queue to send to when no score pipeline is deployed', () => {
+    const grants = (fn: { role: IConstruct }) =>
+      JSON.stringify(resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument);
+    for (const fn of functions()) expect(grants(fn)).not.toContain('/models/*');
+    expect(grants(stack.functions.finalize)).not.toContain('sqs:SendMessage');
+    expect(grants(stack.functions.work)).not.toMatch(/"s3:PutObject"[^\]]*\][^\]]*\/runs\/\*/);
+  });
+
+  it('lets plan write re-staged gzip parts under staging/ and work read them', () => {
+    const statements = (fn: { role: IConstruct }) =>
+      resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument.Statement as Cfn[];
+    const staging = { 'Fn::Join': ['', [getAtt(stack.storage.bucket, 'Arn'), '/staging/*']] };
+    const allows = (fn: { role: IConstruct }, action: string) =>
+      statements(fn).some(
+        (s) =>
+          [s.Action].flat().includes(action) &&
+          JSON.stringify([s.Resource].flat()).includes(JSON.stringify(staging)),
+      );
+    expect(allows(stack.functions.plan, 's3:PutObject')).toBe(true);
+    expect(allows(stack.functions.plan, 's3:DeleteObject*')).toBe(false);
+    expect(allows(stack.functions.work, 's3:GetObject*')).toBe(true);
+    expect(allows(stack.functions.work, 's3:PutObject')).toBe(false);
+  });
+
   it('lets only the work function invoke the embedding endpoint, by its exact ARN', () => {
     const invokers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, policy]) =>
       JSON.stringify(policy.Properties.PolicyDocument).includes('sagemaker:InvokeEndpoint'),
@@ -348,10 +379,12 @@ describe('QueryLayer', () => {
     return found.Properties as Cfn;
   };
 
-  it('defines embeddings, rejects and runs in the sluice database', () => {
+  it('defines every table the writer has a layout for in the sluice database', () => {
     template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'sluice' } });
-    template.resourceCountIs('AWS::Glue::Table', 3);
-    for (const name of ['embeddings', 'rejects', 'runs']) expect(table(name).DatabaseName).toBe('sluice');
+    template.resourceCountIs('AWS::Glue::Table', 5);
+    for (const name of ['embeddings', 'rejects', 'scores', 'segment_stats', 'runs']) {
+      expect(table(name).DatabaseName).toBe('sluice');
+    }
   });
 
   it('projects pipeline and run_date partitions instead of registering them', () => {
