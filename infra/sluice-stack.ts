@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import type { Construct } from 'constructs';
@@ -175,6 +175,12 @@ export class SluiceStack extends Stack {
     });
 
     this.alarms = new Alarms(this, 'Alarms', { deadLetterQueues: this.queues.deadLetterQueues });
+
+    // Where to upload model archives and datasets (docs/infra.md, Deploy).
+    new CfnOutput(this, 'DataBucketName', {
+      description: 'Data bucket: inputs, models/, results/ and runs/',
+      value: this.storage.bucket.bucketName,
+    });
 
     acceptBucketNotificationsHandler(this);
   }

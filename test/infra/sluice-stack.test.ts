@@ -111,6 +111,10 @@ describe('Storage', () => {
     );
   });
 
+  it('outputs the data bucket name, where model archives and datasets are uploaded', () => {
+    template.hasOutput('DataBucketName', { Value: ref(stack.storage.bucket) });
+  });
+
   it('notifies the ingest queue of every object created under incoming/', () => {
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       BucketName: ref(stack.storage.bucket),
