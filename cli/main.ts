@@ -1,6 +1,7 @@
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { type CommandIo, processIo } from './commands/io.ts';
 import { queryCommand } from './commands/query.ts';
+import { redriveCommand } from './commands/redrive.ts';
 import { runCommand } from './commands/run.ts';
 import { serveModelCommand } from './commands/serve-model.ts';
 import { statusCommand } from './commands/status.ts';
@@ -10,6 +11,7 @@ const COMMANDS: Record<string, (args: string[], io: CommandIo) => Promise<number
   run: runCommand,
   query: queryCommand,
   status: statusCommand,
+  redrive: redriveCommand,
   'serve-model': serveModelCommand,
 };
 

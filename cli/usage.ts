@@ -8,6 +8,8 @@ export const USAGE = `usage:
   sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--json]
   sluice query "SQL" [--home DIR] [--json]
   sluice status [RUN_ID] [--home DIR] [--json]
+  sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--resume] [--json]
+                 [--runs-table NAME --work-queue-url URL]   (deployed: reopen in DynamoDB, send to SQS)
   sluice serve-model [--backend hash-embed|echo|xgboost-json] [--model PATH] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
 

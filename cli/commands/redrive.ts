@@ -1,0 +1,282 @@
+import path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
+import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
+import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import { LocalWorkQueue, visibilityTimeoutMsFor } from '../../shared/adapters/local/local-work-queue.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { RunState, RunSummary, WorkUnit } from '../../shared/domain/types.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
+import { ConfigError } from '../../shared/errors/errors.ts';
+import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
+import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
+import { deadLetterUnit } from '../../shared/work/dead-letter-unit.ts';
+import { type ProcessUnitDeps, processUnit } from '../../shared/work/process-unit.ts';
+import { type LocalHome, openHome } from '../home.ts';
+import { HashEmbedder } from '../model-server/hash-embedder.ts';
+import { type ModelServer, startModelServer } from '../model-server/server.ts';
+import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
+import { parseCommandArgs, UsageError } from '../usage.ts';
+import type { CommandIo } from './io.ts';
+import { defaultPipelinesDir } from './run.ts';
+
+const isTerminal = (unit: StoredUnit) => unit.status === 'succeeded' || unit.status === 'failed';
+
+/**
+ * The units to deliver again and how the run got there: a failed run is reopened (its
+ * failed units back to pending, once, whoever races); with `resume`, a run left running
+ * by a process that is gone has its unfinished units delivered again (duplicates are
+ * harmless: completion is conditional).
+ */
+async function unitsToRedrive(
+  runs: RunStore,
+  run: RunState,
+  resume: boolean,
+  where: string,
+): Promise<WorkUnit[] | undefined> {
+  const units = await runs.listUnits(run.runId, { withDescriptors: true });
+  if (run.status === 'running') {
+    const open = units.filter((u) => !isTerminal(u));
+    if (!resume) {
+      throw new UsageError(
+        `run ${run.runId} is still running (${open.length} of ${units.length} units unfinished); if nothing works on it any more, deliver them again with: sluice redrive ${run.runId} --resume${where}`,
+      );
+    }
+    return descriptorsOf(run.runId, open);
+  }
+  if (run.status !== 'failed') return undefined;
+  // Check before reopening: a unit without its descriptor cannot be sent again.
+  descriptorsOf(
+    run.runId,
+    units.filter((u) => u.status === 'failed'),
+  );
+  const reopening = await runs.reopenFailedRun(run.runId);
+  if (!reopening.reopened)
+    throw new UsageError(
+      `run ${run.runId} was reopened by another redrive first (see: sluice status ${run.runId})`,
+    );
+  return descriptorsOf(run.runId, reopening.units);
+}
+
+function descriptorsOf(runId: string, units: readonly StoredUnit[]): WorkUnit[] {
+  return units.map((unit) => {
+    if (!unit.descriptor)
+      throw new ConfigError(
+        `run ${runId}: unit ${unit.unitId} has no stored descriptor (planned before descriptors were kept); plan its inputs again`,
+      );
+    return unit.descriptor;
+  });
+}
+
+/** The model a local redrive calls: the same one `sluice run` starts, or the server at `--endpoint-url`. */
+async function startRedriveModel(
+  home: LocalHome,
+  config: PipelineConfig,
+  endpointUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<{ config: PipelineConfig; url: string; server?: ModelServer }> {
+  if (endpointUrl !== undefined) return { config, url: endpointUrl };
+  if (config.kind === 'embed') {
+    const backend = new HashEmbedder(config.endpoint.dimension);
+    const server = await startModelServer({ backend });
+    log(`model server: ${server.url} (${backend.description})`);
+    return {
+      config: { ...config, endpoint: { ...config.endpoint, model: backend.model } },
+      url: server.url,
+      server,
+    };
+  }
+  if (!(await home.store.head(config.model.modelKey)))
+    throw new ConfigError(`model.modelKey: no ${config.model.modelKey} in the bucket`);
+  const backend = XgboostJsonBackend.fromFile(home.store.pathOf(config.model.modelKey));
+  const server = await startModelServer({ backend });
+  log(`model server: ${server.url} (${backend.description})`);
+  return {
+    config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? backend.model } },
+    url: server.url,
+    server,
+  };
+}
+
+/**
+ * Delivers the units through the in-process queue with the deployed rules (retries,
+ * visibility timeout, dead letters marked failed), and finalizes the run again.
+ */
+async function redriveLocally(
+  home: LocalHome,
+  baseConfig: PipelineConfig,
+  runId: string,
+  units: readonly WorkUnit[],
+  endpointUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<void> {
+  const model = await startRedriveModel(home, baseConfig, endpointUrl, log);
+  const { config } = model;
+  try {
+    const deps: Omit<ProcessUnitDeps, 'queue'> = {
+      store: home.store,
+      runs: home.runs,
+      tokenCounter: new EstimatingTokenCounter(),
+      chunkIndex: home.chunkIndex,
+      ...new PipelineEndpointRegistry(
+        new SageMakerRuntimeClient({
+          endpoint: model.url,
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+          maxAttempts: 1,
+        }),
+      ).endpointsFor(config),
+    };
+    const pipelines = new Map([[config.name, config]]);
+    const queue: LocalWorkQueue = new LocalWorkQueue({
+      maxReceiveCount: config.workers.maxReceiveCount,
+      concurrency: Math.min(config.workers.maxConcurrency, 4),
+      visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
+      onUnit: async (unit, delivery) => {
+        const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
+        if (outcome.status === 'succeeded')
+          log(`unit ${unit.unitId}: ${outcome.counts.records} records, ${outcome.counts.rejected} rejected`);
+      },
+      onFinalize: async (runId) => {
+        await finalizeRun({ store: home.store, runs: home.runs, queue, pipelines }, runId, new Date());
+      },
+      onDeadLetter: async (letter) => {
+        if ('unitId' in letter.body)
+          await deadLetterUnit({ ...deps, queue }, letter.body, {
+            receiveCount: letter.receiveCount,
+            reason: letter.error,
+          });
+      },
+    });
+    await queue.sendUnits(units);
+    // A resumed run whose units are all terminal only lacks its finalize.
+    if (units.length === 0) await queue.requestFinalize(runId);
+    await queue.drain();
+    for (const dead of queue.deadLetters) log(`dead-lettered again: ${dead.error}`);
+  } finally {
+    await model.server?.close();
+  }
+}
+
+/** The summary of the run that did the pipeline's work (a fit run hands over to its scoring run). */
+async function finalSummary(home: LocalHome, runId: string): Promise<RunSummary | undefined> {
+  let summary = await home.runs.getSummary(runId);
+  for (let hops = 0; summary?.followedBy !== undefined && hops < 4; hops++) {
+    summary = (await home.runs.getSummary(summary.followedBy)) ?? summary;
+  }
+  return summary;
+}
+
+/**
+ * `sluice redrive RUN_ID`: runs only the failed units of a finished, failed run again
+ * and finalizes it again (status and counts recomputed). Locally the units run here, as
+ * in `sluice run`; with `--runs-table` and `--work-queue-url` the run is reopened in
+ * DynamoDB and its failed units are sent to the deployed work queue (docs/runbook.md).
+ */
+export async function redriveCommand(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    home: { type: 'string' },
+    pipelines: { type: 'string' },
+    'endpoint-url': { type: 'string' },
+    resume: { type: 'boolean', default: false },
+    'runs-table': { type: 'string' },
+    'work-queue-url': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  if (positionals.length !== 1) throw new UsageError('give exactly one RUN_ID');
+  const runId = positionals[0]!;
+  const table = values['runs-table'];
+  const workQueueUrl = values['work-queue-url'];
+  if ((table === undefined) !== (workQueueUrl === undefined))
+    throw new UsageError('--runs-table and --work-queue-url go together (a deployed redrive)');
+  if (table !== undefined && workQueueUrl !== undefined)
+    return redriveDeployed(runId, table, workQueueUrl, values.resume, values.json, io);
+
+  const home = openHome(values.home);
+  const where = values.home ? ` --home ${values.home}` : '';
+  const run = await home.runs.getRun(runId).catch(() => undefined);
+  if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
+  const config = await loadPipelineConfig(values.pipelines ?? defaultPipelinesDir(), run.pipeline);
+  if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url']))
+    throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
+
+  const units = await unitsToRedrive(home.runs, run, values.resume, where);
+  if (units === undefined) {
+    const summary = await home.runs.getSummary(runId);
+    if (values.json) io.out(JSON.stringify({ ...summary, redriven: 0 }));
+    else io.out(`run ${runId} ${run.status}: nothing to redrive`);
+    return 0;
+  }
+  io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
+  await redriveLocally(home, config, runId, units, values['endpoint-url'], (line) => io.err(line));
+
+  const summary = await finalSummary(home, runId);
+  const after = await home.runs.getRun(runId);
+  if (!summary || after?.status === 'running')
+    throw new Error(`run ${runId} did not finish: finalize failed (see: sluice status ${runId}${where})`);
+  const resultsDir = path.join(home.bucketDir, 'results');
+  if (values.json) io.out(JSON.stringify({ ...summary, redriven: units.length, results: resultsDir }));
+  else {
+    const c = summary.counts;
+    io.out(
+      `run ${summary.runId} ${summary.status} after redriving ${units.length} units: ${c.records} records, ${c.rejected} rejected, ${c.failedUnits} of ${c.units} units failed`,
+    );
+  }
+  return summary.status === 'succeeded' ? 0 : 1;
+}
+
+/**
+ * The deployed redrive: reopens the run in the runs table (conditional, once) and sends
+ * the failed units' stored descriptors to the work queue, where the deployed workers
+ * take them; finalize then runs as for any run. Credentials and region come from the
+ * usual AWS environment (profile, `AWS_REGION`, `AWS_ENDPOINT_URL_*`).
+ */
+async function redriveDeployed(
+  runId: string,
+  tableName: string,
+  workQueueUrl: string,
+  resume: boolean,
+  json: boolean,
+  io: CommandIo,
+): Promise<number> {
+  if (!/^https?:\/\//.test(workQueueUrl))
+    throw new UsageError(`--work-queue-url must be the queue's https URL, got "${workQueueUrl}"`);
+  const dynamo = new DynamoDBClient({});
+  const sqs = new SQSClient({});
+  try {
+    const runs = new DynamoRunStore({
+      doc: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
+      tableName,
+    });
+    const run = await runs.getRun(runId);
+    if (!run) throw new UsageError(`no run ${runId} in table ${tableName}`);
+    const units = await unitsToRedrive(runs, run, resume, ` --runs-table ${tableName} --work-queue-url ...`);
+    if (units === undefined) {
+      if (json) io.out(JSON.stringify({ runId, status: run.status, redriven: 0 }));
+      else io.out(`run ${runId} ${run.status}: nothing to redrive`);
+      return 0;
+    }
+    if (units.length === 0) {
+      io.err(
+        `run ${runId} is running with every unit finished: its finalize request was lost; move the finalize DLQ back (docs/runbook.md)`,
+      );
+      return 1;
+    }
+    // Only units are sent: finalize is asked for by the unit that finishes the run.
+    await new SqsWorkQueue({ client: sqs, workQueueUrl, finalizeQueueUrl: workQueueUrl }).sendUnits(units);
+    const unitIds = units.map((u) => u.unitId);
+    if (json) io.out(JSON.stringify({ runId, status: 'running', redriven: units.length, unitIds }));
+    else
+      io.out(
+        `run ${runId} reopened: ${units.length} units sent to the work queue (${unitIds.join(', ')}); follow it with the runs table or CloudWatch`,
+      );
+    return 0;
+  } finally {
+    dynamo.destroy();
+    sqs.destroy();
+  }
+}
