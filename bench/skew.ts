@@ -36,6 +36,7 @@ export interface SkewResult {
     readonly bytes: number;
     readonly medianFileBytes: number;
     readonly largestFileBytes: number;
+    readonly largestOverMedian: number;
     readonly gzipBytes: number;
     readonly gzipUncompressedBytes: number;
     readonly tinyFiles: number;
@@ -159,7 +160,9 @@ async function writeDrop(root: string, scale: number) {
       uncompressed: body.length,
     });
   }
-  const big = Buffer.from(documents(rand, 'big', median * 1000));
+  // 1,000x the median of the drop's other (non-tiny) files, whatever their sizes came out as.
+  const others = files.map((f) => f.body.length).sort((a, b) => a - b);
+  const big = Buffer.from(documents(rand, 'big', 1000 * others[Math.ceil(others.length / 2)]!));
   files.push({ key: 'incoming/docs/zipf/file-0001-huge.jsonl', body: big, uncompressed: big.length });
   const gzText = Buffer.from(documents(rand, 'gz', median * 400));
   files.push({
@@ -259,6 +262,7 @@ export async function runSkewBench(scale = 1): Promise<SkewResult> {
         bytes: files.reduce((sum, f) => sum + f.body.length, 0),
         medianFileBytes: sorted[Math.floor(sorted.length / 2)]!,
         largestFileBytes: sorted.at(-1)!,
+        largestOverMedian: round(sorted.at(-1)! / sorted[Math.floor(sorted.length / 2)]!, 1),
         gzipBytes: gz.body.length,
         gzipUncompressedBytes: gz.uncompressed,
         tinyFiles: files.filter((f) => f.key.includes('/tiny/')).length,

@@ -159,11 +159,13 @@ function tallyCsv(
     const lf = scanner.nextRecordEnd(window, from);
     if (lf === -1 && !atEnd) break;
     const stop = lf === -1 ? window.length : lf;
-    const decoded = decodeUtf8(window.subarray(from, stop));
+    // The record's own CR before its newline is part of the terminator, as the reader reads it.
+    const body = window.subarray(from, stop > from && window[stop - 1] === 0x0d ? stop - 1 : stop);
+    const decoded = decodeUtf8(body);
     const values =
       decoded === undefined ? undefined : parseCsvRecord(stripBom(decoded).replace(/\r\n/g, '\n'));
     if (values && !header.fields && atStart) {
-      header.fields = values.map((v) => v.trim());
+      header.fields = values;
       tally.bytes += stop - from + 1;
     } else if (values && header.fields && values.length === header.fields.length) {
       tally.bytes += stop - from + 1;

@@ -162,6 +162,22 @@ describe('estimateCosts', () => {
   });
 });
 
+describe('estimateCosts (CSV)', () => {
+  it('reads the header of a CRLF file as the reader does, so its text column is priced', async () => {
+    const config = pipelineConfig();
+    const store = new MemoryObjectStore();
+    const texts = Array.from({ length: 50 }, (_, i) => words(i, 20));
+    await store.put('d.csv', `id,text\r\n${texts.map((t, i) => `${i},"${t}"`).join('\r\n')}\r\n`);
+    const [estimate] = await estimateCosts(
+      store,
+      [{ key: 'd.csv', size: (await store.head('d.csv'))!.size, format: 'csv', compression: 'none' }],
+      config,
+      { counter },
+    );
+    expect(estimate!.estCost).toBe(texts.reduce((sum, t) => sum + documentCost(t, counter, config), 0));
+  });
+});
+
 describe('planning by cost', () => {
   it('balances a skewed drop: every unit within 25% of the mean, a whole number of worker waves', async () => {
     const config = pipelineConfig({
