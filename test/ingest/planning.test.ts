@@ -1,8 +1,8 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
@@ -36,9 +36,14 @@ class RecordingQueue implements WorkQueue {
   }
 }
 
+const stateDirs: string[] = [];
+afterAll(() => Promise.all(stateDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
 async function plan(store: MemoryObjectStore, config: ReturnType<typeof pipelineConfig>, keys: string[]) {
   const queue = new RecordingQueue();
-  const runs = new LocalRunStore(await mkdtemp(path.join(tmpdir(), 'sluice-plan-')));
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-plan-'));
+  stateDirs.push(dir);
+  const runs = new LocalRunStore(dir);
   return {
     queue,
     result: await planRun({ store, runs, queue }, config, {
