@@ -1,0 +1,373 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { PipelineEndpointRegistry } from '../../../shared/adapters/aws/pipeline-endpoints.ts';
+import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.ts';
+import { LocalRunStore } from '../../../shared/adapters/local/local-run-store.ts';
+import { LocalWorkQueue } from '../../../shared/adapters/local/local-work-queue.ts';
+import { MemoryObjectStore } from '../../../shared/adapters/local/memory-object-store.ts';
+import {
+  type EmbedPipelineConfig,
+  parseEmbedPipelineConfig,
+} from '../../../shared/config/pipeline-config.ts';
+import type { RunSummary, WorkUnit } from '../../../shared/domain/types.ts';
+import { EstimatingTokenCounter } from '../../../shared/embedding/token-counter.ts';
+import { finalizeRun } from '../../../shared/finalize/finalize-run.ts';
+import { planRun } from '../../../shared/plan/plan-run.ts';
+import type { ObjectStore } from '../../../shared/ports/object-store.ts';
+import type { RunStore, UnitCompletion } from '../../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../../shared/ports/work-queue.ts';
+import { deadLetterUnit } from '../../../shared/work/dead-letter-unit.ts';
+import { type ProcessUnitDeps, processUnit } from '../../../shared/work/process-unit.ts';
+import type { FaultEndpoint } from './fault-endpoint.ts';
+import { type MixedInputs, mixedInputs, seededRandom } from './mixed-inputs.ts';
+import { readTable } from './run-tables.ts';
+
+/** What goes wrong in one seeded run. */
+export interface FaultScenario {
+  readonly seed: number;
+  readonly store: 'memory' | 'fs';
+  /** Units whose first write of a Parquet part throws before the write happens. */
+  readonly crashBeforeWrite?: number;
+  /** Units whose first write of a Parquet part happens, then the worker throws. */
+  readonly crashAfterWrite?: number;
+  /** Every unit message (and finalize request) is sent twice. */
+  readonly duplicateDelivery?: boolean;
+  /** The last two units to finish are held and complete at the same moment. */
+  readonly lastTwoTogether?: boolean;
+  /** Share of endpoint calls answered with a throttle or a 5xx. */
+  readonly endpointFaultRate?: number;
+  /** The first endpoint calls outlive the queue's visibility timeout, so their units are delivered again meanwhile. */
+  readonly slowEndpoint?: boolean;
+  /**
+   * One unit's worker dies on every delivery right after writing its parts (no error is
+   * reported: nothing after the write runs), so the unit is dead-lettered, the run fails,
+   * and it is redriven once the cause is gone.
+   */
+  readonly dieEveryDelivery?: boolean;
+  /** JSONL records of the file that is split into units. @default 90 */
+  readonly splitRecords?: number;
+}
+
+export interface FaultRunReport {
+  readonly runId: string;
+  readonly inputs: MixedInputs;
+  readonly store: ObjectStore;
+  readonly units: readonly WorkUnit[];
+  /** Summary of the run's last finalize (after the redrive, when there was one). */
+  readonly summary: RunSummary;
+  /** Summary of the first finalize, when the run was redriven. */
+  readonly failedSummary?: RunSummary;
+  /** Tables as they were before the redrive (embeddings doc ids with chunk indexes, reject keys). */
+  readonly tablesBeforeRedrive?: { readonly embeddings: number; readonly rejects: number };
+  /** finishRun calls that moved the run: in its first finalization, and in the one after the redrive. */
+  readonly finalizeMoves: number;
+  readonly finalizeMovesAfterRedrive?: number;
+  /** Completions that claimed the run's finish. */
+  readonly finishClaims: number;
+  readonly deliveries: number;
+  readonly deadLetters: number;
+  readonly injected: { readonly crashes: number; readonly heldTogether: number; readonly deaths: number };
+  /** Removes the run's folder (the fs store and the run state). */
+  cleanup(): Promise<void>;
+}
+
+export const FAULT_PIPELINE = 'faults';
+
+export function faultPipelineConfig(): EmbedPipelineConfig {
+  return parseEmbedPipelineConfig({
+    name: FAULT_PIPELINE,
+    kind: 'embed',
+    endpoint: { name: 'faults-embed', dimension: 16, maxRetries: 5, timeoutMs: 10_000, concurrency: 4 },
+    chunking: { maxTokens: 32, overlapTokens: 4 },
+    batching: { maxBatchTokens: 1024, maxBatchSize: 16, sortWindow: 64 },
+    planning: { targetUnitTokens: 700 },
+    workers: { maxConcurrency: 4, maxReceiveCount: 5 },
+    incremental: { enabled: false },
+  });
+}
+
+const PART = /^results\/(embeddings|rejects)\/.*-(u[0-9a-z]+)\.parquet$/;
+
+/** The object store of workers that crash around their first Parquet write for some units. */
+function crashingStore(
+  base: ObjectStore,
+  plan: { before: Set<string>; after: Set<string> },
+  counters: { crashes: number },
+): ObjectStore {
+  return {
+    head: (key) => base.head(key),
+    readRange: (key, start, end) => base.readRange(key, start, end),
+    get: (key) => base.get(key),
+    list: (prefix) => base.list(prefix),
+    async put(key, body, contentType) {
+      const unitId = PART.exec(key)?.[2];
+      if (unitId !== undefined && plan.before.delete(unitId)) {
+        counters.crashes += 1;
+        throw new Error(`worker crashed before writing ${key} (injected)`);
+      }
+      await base.put(key, body, contentType);
+      if (unitId !== undefined && plan.after.delete(unitId)) {
+        counters.crashes += 1;
+        throw new Error(`worker crashed after writing ${key} (injected)`);
+      }
+    },
+  };
+}
+
+/**
+ * Counts the finalize moves and finish claims; optionally holds the completions of the
+ * last two units until both have arrived, then lets them go at the same moment. Which
+ * units are the last two is decided as each completion arrives, without an `await` in
+ * between, so two completions arriving together cannot both slip past.
+ */
+function observedRuns(base: RunStore, options: { lastTwoTogether: boolean }) {
+  const stats = { finalizeMoves: 0, finishClaims: 0, heldTogether: 0 };
+  const passed = new Set<string>();
+  let held: { unitId: string; release: () => void }[] = [];
+  let released = false;
+  let totalUnits = 0;
+  const hold = (unitId: string): Promise<void> | undefined => {
+    if (!options.lastTwoTogether || released || totalUnits < 2 || passed.has(unitId)) return undefined;
+    const remaining = totalUnits - passed.size;
+    if (remaining > 2) {
+      passed.add(unitId);
+      return undefined;
+    }
+    return new Promise<void>((release) => {
+      held.push({ unitId, release });
+      if (new Set(held.map((h) => h.unitId)).size >= remaining) {
+        released = true;
+        stats.heldTogether = held.length;
+        for (const h of held) h.release();
+        held = [];
+      }
+    });
+  };
+  const store: RunStore = new Proxy(base, {
+    get(target, property, receiver) {
+      if (property === 'completeUnit') {
+        return async (...args: Parameters<RunStore['completeUnit']>): Promise<UnitCompletion> => {
+          const [runId, unitId] = args;
+          if (totalUnits === 0) totalUnits = (await target.getRun(runId))?.totalUnits ?? 0;
+          await hold(unitId);
+          const completion = await target.completeUnit(...args);
+          if (completion.finishedRun) stats.finishClaims += 1;
+          return completion;
+        };
+      }
+      if (property === 'failUnit') {
+        return async (...args: Parameters<RunStore['failUnit']>): Promise<UnitCompletion> => {
+          const completion = await target.failUnit(...args);
+          if (completion.finishedRun) stats.finishClaims += 1;
+          return completion;
+        };
+      }
+      if (property === 'finishRun') {
+        return async (...args: Parameters<RunStore['finishRun']>): Promise<boolean> => {
+          const moved = await target.finishRun(...args);
+          if (moved) stats.finalizeMoves += 1;
+          return moved;
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store, stats };
+}
+
+/** The run store of a worker killed right after its parts are written: nothing it does after that lands. */
+function killedAfterWrite(base: RunStore): RunStore {
+  const killed = async (): Promise<never> => {
+    throw new Error('worker killed (out of memory, injected)');
+  };
+  return new Proxy(base, {
+    get(target, property, receiver) {
+      if (property === 'completeUnit' || property === 'recordUnitError' || property === 'failUnit')
+        return killed;
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * One seeded run of the local runtime (planRun, LocalWorkQueue with the deployed retry,
+ * visibility and dead-letter rules, processUnit, finalizeRun, deadLetterUnit as the DLQ
+ * consumer) over mixed inputs, with the scenario's faults injected through wrapping
+ * ports and a proxy endpoint in front of the local model server.
+ */
+export async function runWithFaults(
+  scenario: FaultScenario,
+  endpoint: FaultEndpoint,
+): Promise<FaultRunReport> {
+  const random = seededRandom(scenario.seed * 7919);
+  const config = faultPipelineConfig();
+  const dir = await mkdtemp(path.join(tmpdir(), `sluice-faults-${scenario.seed}-`));
+  let sagemaker: SageMakerRuntimeClient | undefined;
+  try {
+    const store: ObjectStore =
+      scenario.store === 'fs' ? new FsObjectStore(path.join(dir, 'bucket')) : new MemoryObjectStore(4096);
+    const inputs = mixedInputs(scenario.seed, {
+      prefix: `incoming/${FAULT_PIPELINE}/`,
+      ...(scenario.splitRecords === undefined ? {} : { splitRecords: scenario.splitRecords }),
+    });
+    for (const file of inputs.files) await store.put(file.key, file.body);
+    const observed = observedRuns(new LocalRunStore(path.join(dir, 'state')), {
+      lastTwoTogether: scenario.lastTwoTogether ?? false,
+    });
+    const runs = observed.store;
+    endpoint.configure({
+      faultRate: scenario.endpointFaultRate ?? 0,
+      slowCalls: scenario.slowEndpoint ? 2 : 0,
+      slowMs: 400,
+      random: seededRandom(scenario.seed * 104_729),
+    });
+    sagemaker = new SageMakerRuntimeClient({
+      endpoint: endpoint.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      maxAttempts: 1,
+    });
+    const endpoints = new PipelineEndpointRegistry(sagemaker, {
+      // Backoff that keeps the suite fast: the retry rules are the same, the waits are short.
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
+    }).endpointsFor(config);
+
+    const crashPlan = { before: new Set<string>(), after: new Set<string>() };
+    const counters = { crashes: 0, deaths: 0 };
+    const workerStore = crashingStore(store, crashPlan, counters);
+    let doomed: string | undefined;
+    let deliveries = 0;
+    const deps: Omit<ProcessUnitDeps, 'queue'> = {
+      store: workerStore,
+      runs,
+      tokenCounter: new EstimatingTokenCounter(),
+      ...endpoints,
+    };
+    const pipelines = new Map([[config.name, config]]);
+    const queue: LocalWorkQueue = new LocalWorkQueue({
+      maxReceiveCount: config.workers.maxReceiveCount,
+      concurrency: config.workers.maxConcurrency,
+      // Short enough that the slow calls outlive it, long enough that ordinary deliveries do not.
+      visibilityTimeoutMs: scenario.slowEndpoint ? 150 : 60_000,
+      onUnit: async (unit, delivery) => {
+        deliveries += 1;
+        if (unit.unitId === doomed) {
+          counters.deaths += 1;
+          await processUnit({ ...deps, runs: killedAfterWrite(runs), queue: sender }, config, unit, delivery);
+          return;
+        }
+        await processUnit({ ...deps, queue: sender }, config, unit, delivery);
+      },
+      onFinalize: async (runId) => {
+        await finalizeRun({ store, runs, queue: sender, pipelines }, runId, new Date());
+      },
+      onDeadLetter: async (letter) => {
+        if ('unitId' in letter.body)
+          await deadLetterUnit({ store, runs, queue: sender }, letter.body, {
+            receiveCount: letter.receiveCount,
+          });
+      },
+    });
+    // What planning and workers send through: every message twice when duplicates are injected.
+    const sender: WorkQueue = scenario.duplicateDelivery
+      ? {
+          sendUnits: (units) => queue.sendUnits([...units, ...units]),
+          requestFinalize: async (runId) => {
+            await queue.requestFinalize(runId);
+            await queue.requestFinalize(runId);
+          },
+        }
+      : queue;
+
+    const runId = `r-20260301T1000${String(scenario.seed % 100).padStart(2, '0')}Z-f${scenario.seed.toString(16).padStart(5, '0')}`;
+    // Plan without sending, to choose the units that crash, then send as planning does.
+    const held: WorkUnit[] = [];
+    const { units } = await planRun(
+      {
+        store,
+        runs,
+        queue: {
+          sendUnits: async (u) => {
+            held.push(...u);
+          },
+          requestFinalize: (id) => sender.requestFinalize(id),
+        },
+      },
+      config,
+      {
+        runId,
+        trigger: 'local',
+        keys: inputs.files.map((f) => f.key),
+        now: new Date('2026-03-01T10:00:00Z'),
+      },
+    );
+    const shuffled = units
+      .map((u) => ({ unitId: u.unitId, order: random() }))
+      .sort((a, b) => a.order - b.order)
+      .map((u) => u.unitId);
+    const before = scenario.crashBeforeWrite ?? 0;
+    const after = scenario.crashAfterWrite ?? 0;
+    for (const unitId of shuffled.slice(0, before)) crashPlan.before.add(unitId);
+    for (const unitId of shuffled.slice(before, before + after)) crashPlan.after.add(unitId);
+    if (scenario.dieEveryDelivery) doomed = shuffled.at(-1);
+    await sender.sendUnits(held);
+    await queue.drain();
+
+    let failedSummary: RunSummary | undefined;
+    let tablesBeforeRedrive: FaultRunReport['tablesBeforeRedrive'];
+    const firstMoves = observed.stats.finalizeMoves;
+    if (doomed !== undefined) {
+      failedSummary = await summaryOf(runs, runId);
+      tablesBeforeRedrive = await countRows(store, runId);
+      // The cause is fixed; redrive: reopen the run once and deliver its failed units again.
+      doomed = undefined;
+      const reopening = await runs.reopenFailedRun(runId);
+      if (!reopening.reopened) throw new Error(`run ${runId} was not reopened (${failedSummary?.status})`);
+      await sender.sendUnits(reopening.units.map((u) => u.descriptor!));
+      await queue.drain();
+    }
+    const summary = await summaryOf(runs, runId);
+    if (!summary) throw new Error(`run ${runId} did not finish`);
+    return {
+      runId,
+      inputs,
+      store,
+      units,
+      summary,
+      ...(failedSummary === undefined ? {} : { failedSummary }),
+      ...(tablesBeforeRedrive === undefined ? {} : { tablesBeforeRedrive }),
+      finalizeMoves: failedSummary ? firstMoves : observed.stats.finalizeMoves,
+      ...(failedSummary ? { finalizeMovesAfterRedrive: observed.stats.finalizeMoves - firstMoves } : {}),
+      finishClaims: observed.stats.finishClaims,
+      deliveries,
+      deadLetters: queue.deadLetters.length,
+      injected: {
+        crashes: counters.crashes,
+        heldTogether: observed.stats.heldTogether,
+        deaths: counters.deaths,
+      },
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    sagemaker?.destroy();
+  }
+}
+
+async function summaryOf(runs: RunStore, runId: string): Promise<RunSummary | undefined> {
+  return (runs as unknown as LocalRunStore).getSummary(runId);
+}
+
+/** Rows of the run's embeddings and rejects parts, as they are now. */
+async function countRows(store: ObjectStore, runId: string) {
+  return {
+    embeddings: (await readTable(store, 'embeddings', FAULT_PIPELINE, runId)).length,
+    rejects: (await readTable(store, 'rejects', FAULT_PIPELINE, runId)).length,
+  };
+}
