@@ -52,6 +52,8 @@ export interface RunStore {
   failUnit(runId: string, unitId: string, error: string): Promise<UnitCompletion>;
   /** Moves the run from running to its final status; true only for the one caller that made the move. */
   finishRun(runId: string, summary: RunSummary): Promise<boolean>;
+  /** The summary stored by the finishRun that moved the run (undefined while it runs, or after a redrive reopened it). */
+  getSummary(runId: string): Promise<RunSummary | undefined>;
   /**
    * Redrive: brings every failed unit of a `failed` run back to `pending` (no longer
    * counted, attempts and last error kept) and the run back to `running` with its finish

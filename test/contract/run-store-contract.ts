@@ -29,7 +29,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       cleanup = undefined;
     });
 
-    const byUnitId = <U extends UnitState>(units: U[]) => [...units].sort((a, b) => a.unitId.localeCompare(b.unitId));
+    const byUnitId = <U extends UnitState>(units: U[]) =>
+      [...units].sort((a, b) => a.unitId.localeCompare(b.unitId));
     const unitOf = async (runId: string, unitId: string) =>
       (await store.listUnits(runId)).find((u) => u.unitId === unitId);
     const result = (records: number) => ({
@@ -363,6 +364,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         const reopening = await store.reopenFailedRun(run.runId);
 
         expect(reopening.reopened).toBe(true);
+        expect(await store.getSummary(run.runId)).toBeUndefined();
         expect(reopening.units.map((u) => [u.unitId, u.status, u.descriptor])).toEqual([
           ['u0001', 'pending', units[1]!],
           ['u0002', 'pending', units[2]!],
@@ -466,6 +468,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
         });
         expect(await store.finishRun(run.runId, aSummary(run, { status: 'failed' }))).toBe(false);
         expect((await store.getRun(run.runId))?.status).toBe('succeeded');
+        expect(await store.getSummary(run.runId)).toEqual(aSummary(run, { status: 'succeeded' }));
       });
 
       it('lets exactly one of two racing finalizers make the move', async () => {

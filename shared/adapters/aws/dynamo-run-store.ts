@@ -336,6 +336,18 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
+  async getSummary(runId: string): Promise<RunSummary | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: runKey(runId),
+        ConsistentRead: true,
+        ProjectionExpression: 'summary',
+      }),
+    );
+    return (out.Item?.summary as RunSummary | undefined) ?? undefined;
+  }
+
   /** Steps 1-3 of the class comment for either terminal status. */
   private async finishUnit(
     runId: string,

@@ -321,7 +321,7 @@ export async function runWithFaults(
     let tablesBeforeRedrive: FaultRunReport['tablesBeforeRedrive'];
     const firstMoves = observed.stats.finalizeMoves;
     if (doomed !== undefined) {
-      failedSummary = await summaryOf(runs, runId);
+      failedSummary = await runs.getSummary(runId);
       tablesBeforeRedrive = await countRows(store, runId);
       // The cause is fixed; redrive: reopen the run once and deliver its failed units again.
       doomed = undefined;
@@ -330,7 +330,7 @@ export async function runWithFaults(
       await sender.sendUnits(reopening.units.map((u) => u.descriptor!));
       await queue.drain();
     }
-    const summary = await summaryOf(runs, runId);
+    const summary = await runs.getSummary(runId);
     if (!summary) throw new Error(`run ${runId} did not finish`);
     return {
       runId,
@@ -358,10 +358,6 @@ export async function runWithFaults(
   } finally {
     sagemaker?.destroy();
   }
-}
-
-async function summaryOf(runs: RunStore, runId: string): Promise<RunSummary | undefined> {
-  return (runs as unknown as LocalRunStore).getSummary(runId);
 }
 
 /** Rows of the run's embeddings and rejects parts, as they are now. */
