@@ -3,7 +3,7 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import { parseMessage } from './parse-message.ts';
 import { runIdSchema } from './run-id.ts';
 
-const formatSchema = z.enum(['jsonl', 'csv', 'text']);
+const formatSchema = z.enum(['jsonl', 'csv', 'text', 'parquet']);
 const compressionSchema = z.enum(['none', 'gzip']);
 const byteOffset = z.number().int().nonnegative();
 
@@ -33,6 +33,16 @@ const workUnitSchema = z
       }),
     ),
     estCost: z.number().nonnegative(),
+    /** A range of a big gzip source re-staged uncompressed by the planner. */
+    staged: z
+      .object({
+        key: z.string().min(1),
+        offset: byteOffset,
+        fault: z.object({ reason: z.string(), line: z.number().int().nonnegative(), byteOffset }).optional(),
+      })
+      .optional(),
+    /** `fit`: the first pass of a scoring pipeline; absent: the pipeline's own work. */
+    task: z.literal('fit').optional(),
   })
   .refine((unit) => unit.byteEnd >= unit.byteStart, {
     message: 'byteEnd must not be before byteStart',

@@ -5,7 +5,7 @@ import { featureSpecSchema } from '../scoring/features/feature-spec.ts';
 const inputSchema = z
   .strictObject({
     /** Input format; `auto` picks by file extension (.jsonl/.ndjson/.json, .csv, anything else = text). */
-    format: z.enum(['auto', 'jsonl', 'csv', 'text']).default('auto'),
+    format: z.enum(['auto', 'jsonl', 'csv', 'text', 'parquet']).default('auto'),
     idField: z.string().min(1).default('id'),
     textField: z.string().min(1).default('text'),
     /** Record fields copied to the output as extra string columns. */

@@ -121,7 +121,19 @@ function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
   return schema;
 }
 
-function encode(columns: readonly ColumnDef[], rows: readonly Record<string, unknown>[]): Uint8Array {
+/**
+ * Rows per row group: embeddings use small groups (about 3 MB of 384-dimension vectors
+ * and text each), so encoding holds one group's shredded values at a time rather than a
+ * whole unit's; the narrow tables keep large groups.
+ */
+const EMBEDDING_ROW_GROUP = 2048;
+const DEFAULT_ROW_GROUP = 100_000;
+
+function encode(
+  columns: readonly ColumnDef[],
+  rows: readonly Record<string, unknown>[],
+  rowGroupSize = DEFAULT_ROW_GROUP,
+): Uint8Array {
   const columnData = columns.map((col) => ({
     name: col.name,
     data: rows.map((row) => {
@@ -135,7 +147,7 @@ function encode(columns: readonly ColumnDef[], rows: readonly Record<string, unk
   const buffer = parquetWriteBuffer({
     columnData,
     schema: schemaOf(columns) as never,
-    rowGroupSize: 100_000,
+    rowGroupSize,
   });
   return new Uint8Array(buffer);
 }
@@ -148,6 +160,7 @@ export function embeddingsParquet(runId: string, rows: readonly EmbeddingRow[]):
       run_id: runId,
       metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
     })),
+    EMBEDDING_ROW_GROUP,
   );
 }
 
