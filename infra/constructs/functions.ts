@@ -57,8 +57,10 @@ export interface FunctionsProps {
  */
 export class Functions extends Construct {
   /** Defaults for the steps whose timeouts are not set by pipeline configs. */
-  static readonly defaultPlanTimeout = Duration.minutes(5);
-  static readonly defaultFinalizeTimeout = Duration.minutes(5);
+  /** Planning samples inputs, counts lines up to the last cut and re-stages big gzip sources in one pass. */
+  static readonly defaultPlanTimeout = Duration.minutes(15);
+  /** Finalize of a fit run also plans the scoring run that follows. */
+  static readonly defaultFinalizeTimeout = Duration.minutes(15);
 
   readonly plan: SluiceFunction;
   readonly work: SluiceFunction;
@@ -89,11 +91,16 @@ export class Functions extends Construct {
       entry: props.entries.plan,
       description: 'Sluice plan: cuts a run into work units and queues them',
       timeout: props.planTimeout,
-      memorySize: 1024,
+      memorySize: 3008,
       environment: this.environment,
     });
     this.plan.function.addEventSource(
-      new SqsEventSource(queues.ingest.queue, { batchSize: 10, reportBatchItemFailures: true }),
+      // Many uploads at once (10,000 small files) become one run per pipeline, not one per ten files.
+      new SqsEventSource(queues.ingest.queue, {
+        batchSize: 1000,
+        maxBatchingWindow: Duration.seconds(30),
+        reportBatchItemFailures: true,
+      }),
     );
     // Score pipelines: plan reads the stored feature statistics to decide whether a run fits them first.
     grantData(this.plan, bucket, table, {

@@ -188,11 +188,12 @@ describe('Functions', () => {
     });
   });
 
-  it('feeds plan from the ingest queue and finalize from the finalize queue, reporting partial batch failures', () => {
+  it('feeds plan from the ingest queue in large batched windows (one run per drop) and finalize from the finalize queue, reporting partial batch failures', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: getAtt(stack.queues.ingest.queue, 'Arn'),
       FunctionName: ref(stack.functions.plan.function),
-      BatchSize: 10,
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 30,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
