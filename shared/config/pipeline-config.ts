@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
 import { featureSpecSchema } from '../scoring/features/feature-spec.ts';
+import { configErrorOf } from './config-issue.ts';
 
 const inputSchema = z
   .strictObject({
@@ -224,12 +225,5 @@ export function endpointNameOf(config: PipelineConfig): string {
 export function parsePipelineConfig(raw: unknown, source = 'pipeline'): PipelineConfig {
   const result = pipelineConfigSchema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  let path = issue.path.join('.');
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys') {
-    path = [...issue.path, issue.keys[0]].join('.');
-    message = 'unknown key';
-  }
-  throw new ConfigError(`${source}: ${path || '(root)'}: ${message}`);
+  throw configErrorOf(result.error, source);
 }

@@ -48,9 +48,25 @@ export function metadataOf(
 }
 
 /**
+ * A record's id by the input contract: the id field as text, or `<sourceKey>:<line>` when
+ * it is missing or empty; undefined when it holds something that cannot be an id.
+ */
+function recordIdOf(
+  record: Record<string, unknown>,
+  fields: RecordFields,
+  sourceKey: string,
+  line: number,
+): string | undefined {
+  const rawId = record[fields.idField];
+  if (rawId === undefined || rawId === null || rawId === '') return `${sourceKey}:${line}`;
+  if (typeof rawId === 'string' || typeof rawId === 'number' || typeof rawId === 'bigint')
+    return String(rawId);
+  return undefined;
+}
+
+/**
  * Turns one parsed record (a JSON object, a CSV row by header, a Parquet row) into a
- * document or a reject, applying the pipeline's id and text field rules. A missing id
- * becomes `<sourceKey>:<line>` (the input contract).
+ * document or a reject, applying the pipeline's id and text field rules.
  */
 export function toDocument(
   record: Record<string, unknown>,
@@ -65,19 +81,12 @@ export function toDocument(
   if (text === undefined || text === null) return reject(`missing text field "${fields.textField}"`);
   if (typeof text !== 'string') return reject(`text field "${fields.textField}" is not a string`);
   if (text.trim().length === 0) return reject(`text field "${fields.textField}" is empty`);
-  const rawId = record[fields.idField];
-  let id: string;
-  if (rawId === undefined || rawId === null || rawId === '') id = `${sourceKey}:${line}`;
-  else if (typeof rawId === 'string' || typeof rawId === 'number' || typeof rawId === 'bigint')
-    id = String(rawId);
-  else return reject(`id field "${fields.idField}" must be a string or a number`);
+  const id = recordIdOf(record, fields, sourceKey, line);
+  if (id === undefined) return reject(`id field "${fields.idField}" must be a string or a number`);
   return { kind: 'doc', id, text, metadata: metadataOf(record, fields.metadataFields), line, byteOffset };
 }
 
-/**
- * Turns one parsed record into a row for scoring: every field kept as read, the id by
- * the same rule as documents (a missing id becomes `<sourceKey>:<line>`).
- */
+/** Turns one parsed record into a row for scoring: every field kept as read, the id by the same rule. */
 export function toRow(
   record: Record<string, unknown>,
   fields: RecordFields,
@@ -86,12 +95,8 @@ export function toRow(
   byteOffset: number,
   excerpt: string,
 ): SourceRecord {
-  const rawId = record[fields.idField];
-  let id: string;
-  if (rawId === undefined || rawId === null || rawId === '') id = `${sourceKey}:${line}`;
-  else if (typeof rawId === 'string' || typeof rawId === 'number' || typeof rawId === 'bigint')
-    id = String(rawId);
-  else
+  const id = recordIdOf(record, fields, sourceKey, line);
+  if (id === undefined) {
     return {
       kind: 'reject',
       reason: `id field "${fields.idField}" must be a string or a number`,
@@ -99,6 +104,7 @@ export function toRow(
       byteOffset,
       excerpt,
     };
+  }
   return {
     kind: 'row',
     id,

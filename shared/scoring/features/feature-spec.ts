@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError } from '../../errors/errors.ts';
+import { configErrorOf } from '../../config/config-issue.ts';
 
 /** The record field a feature reads and the name its output columns start with. */
 const base = {
@@ -130,16 +130,11 @@ export const featureName = (feature: FeatureDefinition): string => feature.name 
 export function parseFeatureSpec(raw: unknown, source = 'features'): FeatureSpec {
   const result = featureSpecSchema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  let path = issue.path.join('.');
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys') {
-    path = [...issue.path, issue.keys[0]].join('.');
-    message = 'unknown key';
-  } else if (issue.code === 'invalid_union' && path.startsWith('features.')) {
-    message = 'must be one of numeric, onehot, hash, embedding';
-  }
-  throw new ConfigError(`${source}: ${path || '(root)'}: ${message}`);
+  throw configErrorOf(result.error, source, (issue, path) =>
+    issue.code === 'invalid_union' && path.startsWith('features.')
+      ? 'must be one of numeric, onehot, hash, embedding'
+      : undefined,
+  );
 }
 
 function canonical(value: unknown): unknown {
