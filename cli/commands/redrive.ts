@@ -142,7 +142,11 @@ async function redriveLocally(
           log(`unit ${unit.unitId}: ${outcome.counts.records} records, ${outcome.counts.rejected} rejected`);
       },
       onFinalize: async (runId) => {
-        await finalizeRun({ store: home.store, runs: home.runs, queue, pipelines }, runId, new Date());
+        await finalizeRun(
+          { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
+          runId,
+          new Date(),
+        );
       },
       onDeadLetter: async (letter) => {
         if ('unitId' in letter.body)
