@@ -9,7 +9,7 @@ export const USAGE = `usage:
   sluice query "SQL" [--home DIR] [--json]
   sluice status [RUN_ID] [--home DIR] [--json]
   sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--resume] [--json]
-                 [--runs-table NAME --work-queue-url URL]   (deployed: reopen in DynamoDB, send to SQS)
+                 [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
   sluice serve-model [--backend hash-embed|echo|xgboost-json] [--model PATH] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
 

@@ -189,16 +189,25 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     resume: { type: 'boolean', default: false },
     'runs-table': { type: 'string' },
     'work-queue-url': { type: 'string' },
+    'reset-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one RUN_ID');
   const runId = positionals[0]!;
   const table = values['runs-table'];
   const workQueueUrl = values['work-queue-url'];
-  if ((table === undefined) !== (workQueueUrl === undefined))
-    throw new UsageError('--runs-table and --work-queue-url go together (a deployed redrive)');
-  if (table !== undefined && workQueueUrl !== undefined)
+  const resetOnly = values['reset-only'];
+  if (table === undefined && (workQueueUrl !== undefined || resetOnly))
+    throw new UsageError('--work-queue-url and --reset-only need --runs-table (a deployed redrive)');
+  if (table !== undefined) {
+    if ((workQueueUrl === undefined) === !resetOnly)
+      throw new UsageError(
+        'a deployed redrive takes --runs-table with either --work-queue-url (send the failed units) or --reset-only (they come back from the DLQ)',
+      );
+    if (resetOnly && values.resume)
+      throw new UsageError('--resume sends units again: give --work-queue-url instead of --reset-only');
     return redriveDeployed(runId, table, workQueueUrl, values.resume, values.json, io);
+  }
 
   const home = openHome(values.home);
   const where = values.home ? ` --home ${values.home}` : '';
@@ -236,18 +245,20 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
 /**
  * The deployed redrive: reopens the run in the runs table (conditional, once) and sends
  * the failed units' stored descriptors to the work queue, where the deployed workers
- * take them; finalize then runs as for any run. Credentials and region come from the
- * usual AWS environment (profile, `AWS_REGION`, `AWS_ENDPOINT_URL_*`).
+ * take them; finalize then runs as for any run. Without a work queue (`--reset-only`)
+ * only the run is reopened, for the messages to come back from the work DLQ with
+ * StartMessageMoveTask. Credentials and region come from the usual AWS environment
+ * (profile, `AWS_REGION`, `AWS_ENDPOINT_URL_*`).
  */
 async function redriveDeployed(
   runId: string,
   tableName: string,
-  workQueueUrl: string,
+  workQueueUrl: string | undefined,
   resume: boolean,
   json: boolean,
   io: CommandIo,
 ): Promise<number> {
-  if (!/^https?:\/\//.test(workQueueUrl))
+  if (workQueueUrl !== undefined && !/^https?:\/\//.test(workQueueUrl))
     throw new UsageError(`--work-queue-url must be the queue's https URL, got "${workQueueUrl}"`);
   const dynamo = new DynamoDBClient({});
   const sqs = new SQSClient({});
@@ -264,6 +275,15 @@ async function redriveDeployed(
       else io.out(`run ${runId} ${run.status}: nothing to redrive`);
       return 0;
     }
+    const unitIds = units.map((u) => u.unitId);
+    if (workQueueUrl === undefined) {
+      if (json) io.out(JSON.stringify({ runId, status: 'running', reopened: units.length, unitIds }));
+      else
+        io.out(
+          `run ${runId} reopened: ${units.length} units back to pending (${unitIds.join(', ')}); now move the work DLQ back (aws sqs start-message-move-task)`,
+        );
+      return 0;
+    }
     if (units.length === 0) {
       io.err(
         `run ${runId} is running with every unit finished: its finalize request was lost; move the finalize DLQ back (docs/runbook.md)`,
@@ -272,7 +292,6 @@ async function redriveDeployed(
     }
     // Only units are sent: finalize is asked for by the unit that finishes the run.
     await new SqsWorkQueue({ client: sqs, workQueueUrl, finalizeQueueUrl: workQueueUrl }).sendUnits(units);
-    const unitIds = units.map((u) => u.unitId);
     if (json) io.out(JSON.stringify({ runId, status: 'running', redriven: units.length, unitIds }));
     else
       io.out(

@@ -190,7 +190,9 @@ describe('sluice redrive (local)', () => {
       'sluice redrive: give exactly one RUN_ID',
     ]);
     const half = await sluice('redrive', 'r-20260301T100000Z-ffffff', '--runs-table', 'sluice-runs');
-    expect(half).toMatchObject({ code: 2, err: [expect.stringContaining('go together')] });
+    expect(half).toMatchObject({ code: 2, err: [expect.stringContaining('either --work-queue-url')] });
+    const queueOnly = await sluice('redrive', 'r-20260301T100000Z-ffffff', '--work-queue-url', 'https://q');
+    expect(queueOnly).toMatchObject({ code: 2, err: [expect.stringContaining('need --runs-table')] });
   });
 });
 
@@ -263,6 +265,39 @@ describe('sluice redrive (deployed: DynamoDB and SQS)', () => {
     const twice = await sluice('redrive', run.runId, ...deployed);
     expect(twice.code).toBe(2);
     expect(twice.err).toEqual([expect.stringContaining('is still running (2 of 3 units unfinished)')]);
+
+    // With the messages moved back from the DLQ instead, only the run is reopened.
+    const other = aRunWithUnits(2);
+    await runs.createRun(other.run, other.units);
+    await runs.completeUnit(other.run.runId, 'u0000', {
+      counts: someCounts(),
+      actualCost: 1,
+      outputKeys: [],
+    });
+    await runs.failUnit(other.run.runId, 'u0001', 'dead-lettered');
+    await runs.finishRun(other.run.runId, aSummary(other.run, { status: 'failed' }));
+    const reset = await sluice(
+      'redrive',
+      other.run.runId,
+      '--runs-table',
+      'sluice-runs',
+      '--reset-only',
+      '--json',
+    );
+    expect(reset.code).toBe(0);
+    expect(reset.json()).toEqual({
+      runId: other.run.runId,
+      status: 'running',
+      reopened: 1,
+      unitIds: ['u0001'],
+    });
+    expect(
+      (
+        await sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+        )
+      ).Messages ?? [],
+    ).toEqual([]);
     sqs.destroy();
     client.destroy();
   });
