@@ -1,8 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
+import {
+  LocalChunkIndex,
+  type LocalChunkIndexOptions,
+  sha1Hash52,
+} from '../../shared/adapters/local/local-chunk-index.ts';
+import { ConfigError } from '../../shared/errors/errors.ts';
+import type { IndexedChunk } from '../../shared/ports/chunk-index.ts';
 import { chunkIndexContract } from '../contract/chunk-index-contract.ts';
 
 chunkIndexContract('LocalChunkIndex', async () => {
@@ -10,17 +17,295 @@ chunkIndexContract('LocalChunkIndex', async () => {
   return { index: new LocalChunkIndex(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
-describe('LocalChunkIndex on disk', () => {
-  it('is read back by a new process', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-index-'));
-    await new LocalChunkIndex(dir).record(
-      'docs',
-      [{ chunkId: 'a#0', textSha256: 'h', embedding: Float32Array.of(0.25, -1), runId: 'r1' }],
-      [{ docId: 'a', chunkCount: 1 }],
-    );
-    const again = new LocalChunkIndex(dir);
-    expect(Array.from((await again.lookupChunks('docs', ['a#0'])).get('a#0')!.embedding)).toEqual([0.25, -1]);
-    expect((await again.lookupDocs('docs', ['a'])).get('a')?.chunkCount).toBe(1);
+const aChunk = (chunkId: string, version = 1): IndexedChunk => ({
+  chunkId,
+  textSha256: `sha-${chunkId}-v${version}`,
+  embedding: Float32Array.of(version, version / 4, -version),
+  runId: `r-${version}`,
+});
+
+/** What a lookup should give for a chunk recorded at `version`, in plain values. */
+const seen = (chunk: IndexedChunk | undefined) =>
+  chunk && { sha: chunk.textSha256, vector: Array.from(chunk.embedding), runId: chunk.runId };
+
+async function inTempDir(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-index-'));
+  try {
+    await test(dir);
+  } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every key hashes to the same slot, so each record hides the one before it. */
+const oneSlot: LocalChunkIndexOptions['hashKey'] = () => 7;
+
+describe('LocalChunkIndex on disk', () => {
+  it('is read back by a new instance, with the latest of superseded entries', () =>
+    inTempDir(async (dir) => {
+      const first = new LocalChunkIndex(dir);
+      const ids = Array.from({ length: 3000 }, (_, i) => `doc${i}#0`);
+      await first.record(
+        'docs',
+        ids.map((id) => aChunk(id, 1)),
+        ids.map((_, i) => ({ docId: `doc${i}`, chunkCount: 1 })),
+      );
+      const edited = ids.filter((_, i) => i % 2 === 0);
+      await first.record(
+        'docs',
+        edited.map((id) => aChunk(id, 2)),
+        [{ docId: 'doc0', chunkCount: 3 }],
+      );
+
+      const again = new LocalChunkIndex(dir);
+      const found = await again.lookupChunks('docs', ids);
+      expect(found.size).toBe(3000);
+      expect(seen(found.get('doc0#0'))).toEqual(seen(aChunk('doc0#0', 2)));
+      expect(seen(found.get('doc1#0'))).toEqual(seen(aChunk('doc1#0', 1)));
+      expect(seen(found.get('doc2998#0'))).toEqual(seen(aChunk('doc2998#0', 2)));
+      expect((await again.lookupDocs('docs', ['doc0', 'doc1'])).get('doc0')).toEqual({
+        docId: 'doc0',
+        chunkCount: 3,
+      });
+      expect(await again.stats('docs')).toMatchObject({ entries: 6000, keyLines: 7501, generation: 0 });
+    }));
+
+  it('ignores a torn last record and key line, and appends cleanly after them', () =>
+    inTempDir(async (dir) => {
+      await new LocalChunkIndex(dir).record('docs', [aChunk('a#0'), aChunk('b#0')], []);
+      // A crash mid-append: part of a record, and part of its key line.
+      await appendFile(path.join(dir, 'docs.jsonl'), '{"c":"z#0","h":"sha-z');
+      await appendFile(path.join(dir, 'docs.keys'), '["c:z#0",1');
+
+      const reopened = new LocalChunkIndex(dir);
+      expect([...(await reopened.lookupChunks('docs', ['a#0', 'b#0', 'z#0'])).keys()].sort()).toEqual([
+        'a#0',
+        'b#0',
+      ]);
+      await reopened.record('docs', [aChunk('c#0'), aChunk('z#0', 2)], []);
+
+      const again = new LocalChunkIndex(dir);
+      const found = await again.lookupChunks('docs', ['a#0', 'b#0', 'c#0', 'z#0']);
+      expect(found.size).toBe(4);
+      expect(seen(found.get('z#0'))).toEqual(seen(aChunk('z#0', 2)));
+      expect(await again.stats('docs')).toMatchObject({ entries: 4, keyLines: 4 });
+
+      // The record after the torn one starts on a line of its own, so the log still scans line by line.
+      await rm(path.join(dir, 'docs.keys'));
+      expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0', 'b#0', 'c#0', 'z#0'])).size).toBe(
+        4,
+      );
+    }));
+
+  it('treats a record the data log lost as a miss, not an error', () =>
+    inTempDir(async (dir) => {
+      await new LocalChunkIndex(dir).record('docs', [aChunk('a#0'), aChunk('b#0')], []);
+      // The key line survived but the end of its record did not (power lost before the data reached disk).
+      const data = path.join(dir, 'docs.jsonl');
+      await truncate(data, (await stat(data)).size - 10);
+
+      const reopened = new LocalChunkIndex(dir);
+      expect([...(await reopened.lookupChunks('docs', ['a#0', 'b#0'])).keys()]).toEqual(['a#0']);
+      await reopened.record('docs', [aChunk('b#0', 2)], []);
+      expect(seen((await new LocalChunkIndex(dir).lookupChunks('docs', ['b#0'])).get('b#0'))).toEqual(
+        seen(aChunk('b#0', 2)),
+      );
+    }));
+
+  it('never gives one key the entry of another whose hash collides with it', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { hashKey: oneSlot });
+      await index.record('docs', [aChunk('a#0'), aChunk('b#0')], []);
+      expect(seen((await index.lookupChunks('docs', ['a#0', 'b#0'])).get('b#0'))).toEqual(
+        seen(aChunk('b#0')),
+      );
+      expect((await index.lookupChunks('docs', ['a#0'])).size).toBe(0);
+
+      // Documents share the table with chunks: the doc entry now holds the slot.
+      await index.record('docs', [], [{ docId: 'a', chunkCount: 1 }]);
+      expect((await index.lookupChunks('docs', ['a#0', 'b#0'])).size).toBe(0);
+      expect((await index.lookupDocs('docs', ['a', 'b'])).get('a')).toEqual({ docId: 'a', chunkCount: 1 });
+
+      await index.record('docs', [aChunk('a#0', 2)], []);
+      const reloaded = new LocalChunkIndex(dir, { hashKey: oneSlot });
+      expect(seen((await reloaded.lookupChunks('docs', ['a#0', 'b#0'])).get('a#0'))).toEqual(
+        seen(aChunk('a#0', 2)),
+      );
+      expect((await reloaded.lookupChunks('docs', ['b#0'])).size).toBe(0);
+      expect((await reloaded.lookupDocs('docs', ['a'])).size).toBe(0);
+    }));
+
+  it('compacts a log that is mostly superseded into a new generation, removing the old one', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { compactMinBytes: 0 });
+      const ids = Array.from({ length: 50 }, (_, i) => `doc${i}#0`);
+      for (let version = 1; version <= 4; version += 1)
+        await index.record(
+          'docs',
+          ids.map((id) => aChunk(id, version)),
+          [],
+        );
+      // Compacted once the third version made the log three times its live size; the fourth is appended.
+      const stats = await index.stats('docs');
+      expect(stats.generation).toBe(1);
+      expect(stats.dataBytes).toBeLessThanOrEqual(2 * stats.liveBytes);
+      expect(stats.compactionFailure).toBeUndefined();
+      expect((await readdir(dir)).sort()).toEqual([`docs.${stats.generation}.jsonl`, 'docs.keys']);
+      expect((await stat(path.join(dir, `docs.${stats.generation}.jsonl`))).size).toBe(stats.dataBytes);
+
+      const reloaded = new LocalChunkIndex(dir);
+      const found = await reloaded.lookupChunks('docs', ids);
+      expect(found.size).toBe(50);
+      expect(ids.every((id) => seen(found.get(id))?.sha === aChunk(id, 4).textSha256)).toBe(true);
+      expect(await reloaded.stats('docs')).toMatchObject({ entries: 50, generation: 1, keyLines: 100 });
+    }));
+
+  it('answers lookups while it compacts, from the old log or the new', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { compactMinBytes: 0 });
+      const ids = Array.from({ length: 400 }, (_, i) => `doc${i}#0`);
+      const recordAll = (version: number) =>
+        index.record(
+          'docs',
+          ids.map((id) => aChunk(id, version)),
+          [],
+        );
+      const lookUp = () => Array.from({ length: 10 }, () => index.lookupChunks('docs', ids));
+      await recordAll(1);
+      // The third version makes the log three times its live size: compaction runs among the lookups.
+      const results = await Promise.all([...lookUp(), recordAll(2), ...lookUp(), recordAll(3), ...lookUp()]);
+      for (const found of results) {
+        if (!found) continue;
+        expect(found.size).toBe(400);
+        for (const id of ids)
+          expect([1, 2, 3].map((version) => aChunk(id, version).textSha256)).toContain(
+            found.get(id)?.textSha256,
+          );
+      }
+      expect((await index.stats('docs')).generation).toBe(1);
+      const after = await index.lookupChunks('docs', ids);
+      expect(ids.every((id) => after.get(id)?.textSha256 === aChunk(id, 3).textSha256)).toBe(true);
+    }));
+
+  it('builds its key file from a log written before key files existed', () =>
+    inTempDir(async (dir) => {
+      const vector = Float32Array.of(0.25, -1);
+      const lines = [
+        { c: 'a#0', h: 'old', v: Buffer.from(vector.buffer).toString('base64'), r: 'r1' },
+        { d: 'a', n: 1 },
+        { c: 'a#0', h: 'new', v: Buffer.from(vector.buffer).toString('base64'), r: 'r2' },
+      ].map((line) => JSON.stringify(line));
+      await writeFile(path.join(dir, 'docs.jsonl'), `${lines.join('\n')}\n{"c":"b#0","h":`);
+
+      const index = new LocalChunkIndex(dir);
+      const found = await index.lookupChunks('docs', ['a#0', 'b#0']);
+      expect([...found.keys()]).toEqual(['a#0']);
+      expect(found.get('a#0')).toMatchObject({ textSha256: 'new', runId: 'r2' });
+      expect(Array.from(found.get('a#0')!.embedding)).toEqual([0.25, -1]);
+      expect((await index.lookupDocs('docs', ['a'])).get('a')?.chunkCount).toBe(1);
+      expect((await readFile(path.join(dir, 'docs.keys'), 'utf8')).split('\n')[0]).toContain(
+        '"data":"docs.jsonl"',
+      );
+      await index.record('docs', [aChunk('b#0')], []);
+      expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0', 'b#0'])).size).toBe(2);
+    }));
+
+  it('rejects unknown options and hashes outside 52 bits', async () => {
+    expect(() => new LocalChunkIndex('x', { hashKeys: oneSlot } as LocalChunkIndexOptions)).toThrow(
+      ConfigError,
+    );
+    expect(() => new LocalChunkIndex('x', { compactMinBytes: -1 })).toThrow(/compactMinBytes/);
+    await inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { hashKey: () => 2 ** 52 });
+      await expect(index.record('docs', [aChunk('a#0')], [])).rejects.toThrow(/hashKey returned/);
+    });
+  });
+
+  it('hashes keys to 52-bit integers', () => {
+    for (const key of ['c:a#0', 'd:a', 'c:odd id / with spaces#0', '']) {
+      const value = sha1Hash52(key);
+      expect(Number.isSafeInteger(value) && value >= 0 && value < 2 ** 52).toBe(true);
+    }
+    expect(sha1Hash52('c:a#0')).not.toBe(sha1Hash52('c:a#1'));
+  });
+
+  describe.each([
+    ['sha1 (no collisions)', sha1Hash52],
+    ['a 3-slot hash (collisions everywhere)', (key: string) => (key.charCodeAt(2) + key.length) % 3],
+  ])('with %s', (_, hashKey) => {
+    type Op =
+      | { kind: 'chunk'; id: string; version: number }
+      | { kind: 'doc'; id: string; count: number }
+      | { kind: 'reload' }
+      | { kind: 'crash' };
+    const chunkIds = ['a#0', 'a#1', 'b#0', 'c#0', 'odd id#0'];
+    const docIds = ['a', 'b', 'c'];
+    const op = fc.oneof(
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('chunk' as const),
+          id: fc.constantFrom(...chunkIds),
+          version: fc.nat(9),
+        }),
+        weight: 5,
+      },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('doc' as const),
+          id: fc.constantFrom(...docIds),
+          count: fc.nat(9),
+        }),
+        weight: 2,
+      },
+      { arbitrary: fc.constant({ kind: 'reload' as const }), weight: 1 },
+      { arbitrary: fc.constant({ kind: 'crash' as const }), weight: 1 },
+    );
+
+    it('finds exactly the latest entry of the key last written to each hash slot, across reloads, crashes and compactions', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops: Op[]) =>
+          inTempDir(async (dir) => {
+            const options = { hashKey, compactMinBytes: 0 };
+            let index = new LocalChunkIndex(dir, options);
+            // The model: per hash slot, the last key written and its value.
+            const slots = new Map<number, { key: string; value: unknown }>();
+            const check = async () => {
+              const chunks = await index.lookupChunks('docs', chunkIds);
+              const docs = await index.lookupDocs('docs', docIds);
+              for (const id of chunkIds) {
+                const slot = slots.get(hashKey(`c:${id}`));
+                expect(seen(chunks.get(id))).toEqual(slot?.key === `c:${id}` ? slot.value : undefined);
+              }
+              for (const id of docIds) {
+                const slot = slots.get(hashKey(`d:${id}`));
+                expect(docs.get(id)?.chunkCount).toEqual(slot?.key === `d:${id}` ? slot.value : undefined);
+              }
+            };
+            for (const step of ops) {
+              if (step.kind === 'chunk') {
+                await index.record('docs', [aChunk(step.id, step.version)], []);
+                slots.set(hashKey(`c:${step.id}`), {
+                  key: `c:${step.id}`,
+                  value: seen(aChunk(step.id, step.version)),
+                });
+              } else if (step.kind === 'doc') {
+                await index.record('docs', [], [{ docId: step.id, chunkCount: step.count }]);
+                slots.set(hashKey(`d:${step.id}`), { key: `d:${step.id}`, value: step.count });
+              } else {
+                if (step.kind === 'crash') {
+                  const names = await readdir(dir);
+                  const data = names.find((name) => name.endsWith('.jsonl'));
+                  if (data) await appendFile(path.join(dir, data), '{"c":"a#0","h":"torn');
+                  if (names.includes('docs.keys')) await appendFile(path.join(dir, 'docs.keys'), '["c:a#0",');
+                }
+                index = new LocalChunkIndex(dir, options);
+              }
+              await check();
+            }
+          }),
+        ),
+        { numRuns: 40 },
+      );
+    });
   });
 });
