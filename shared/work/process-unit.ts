@@ -73,6 +73,9 @@ export async function processUnit(
     if (!completion.recorded && completion.unitStatus === 'failed') {
       // The unit was dead-lettered while this delivery ran: the run counts none of its records.
       await retractUnitParts(deps.store, unit);
+      if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
+      else await requestFinalizeIfStranded(deps, unit.runId);
+      return { status: 'duplicate' };
     }
     if (!completion.recorded && !completion.finishedRun) {
       await requestFinalizeIfStranded(deps, unit.runId);
