@@ -801,6 +801,7 @@ export class LocalChunkIndex implements ChunkIndex {
     const closeAll = () => Promise.all(Object.values(files).map((file) => file.close()));
     let dataSize = 0;
     let keysSize = 0;
+    let keyLines = 0;
     log.table.beginRemap();
     try {
       const header = this.headerLine(dataPath, generation);
@@ -813,15 +814,18 @@ export class LocalChunkIndex implements ChunkIndex {
         const last = batch.at(-1);
         if (!first || !last) return;
         const bytes = Buffer.allocUnsafe(last.offset + last.length - first.offset);
-        await source.read(bytes, 0, bytes.length, first.offset);
+        const { bytesRead } = await source.read(bytes, 0, bytes.length, first.offset);
         const records: Buffer[] = [];
         const lines: string[] = [];
         for (const entry of batch) {
           const from = entry.offset - first.offset;
+          // A record the log lost is not copied; its slot is left at offset 0, where the key check misses.
+          if (from + entry.length > bytesRead) continue;
           records.push(bytes.subarray(from, from + entry.length), NEWLINE_BYTES);
           lines.push(JSON.stringify([entry.key, dataSize, entry.length]), '\n');
           log.table.remap(entry.location, dataSize);
           dataSize += entry.length + 1;
+          keyLines += 1;
         }
         await files.data.write(Buffer.concat(records));
         const text = lines.join('');
@@ -866,7 +870,7 @@ export class LocalChunkIndex implements ChunkIndex {
     log.keysFrom = Buffer.byteLength(this.headerLine(dataPath, generation));
     log.keysSize = keysSize;
     log.keysTorn = false;
-    log.keyLines = log.table.size;
+    log.keyLines = keyLines;
     log.liveBytes = dataSize;
     await unlink(old).catch(() => undefined);
   }
