@@ -1,4 +1,14 @@
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -158,6 +168,23 @@ describe('LocalChunkIndex on disk', () => {
       expect(found.size).toBe(50);
       expect(ids.every((id) => seen(found.get(id))?.sha === aChunk(id, 4).textSha256)).toBe(true);
       expect(await reloaded.stats('docs')).toMatchObject({ entries: 50, generation: 1, keyLines: 100 });
+    }));
+
+  it('keeps its records when a compaction fails, and says why', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { compactMinBytes: 0 });
+      await index.record('docs', [aChunk('a#0', 1)], []);
+      // Where the next generation would go there is a folder, so it cannot be written.
+      await mkdir(path.join(dir, 'docs.1.jsonl'));
+      await index.record('docs', [aChunk('a#0', 2)], []);
+      await index.record('docs', [aChunk('a#0', 3)], []);
+      const stats = await index.stats('docs');
+      expect(stats).toMatchObject({ generation: 0, keyLines: 3 });
+      expect(stats.compactionFailure).toMatch(/docs\.1\.jsonl/);
+      expect(seen((await index.lookupChunks('docs', ['a#0'])).get('a#0'))).toEqual(seen(aChunk('a#0', 3)));
+      expect(seen((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0'])).get('a#0'))).toEqual(
+        seen(aChunk('a#0', 3)),
+      );
     }));
 
   it('answers lookups while it compacts, from the old log or the new', () =>

@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import {
   appendFile,
+  type FileHandle,
   mkdir,
   open,
   readdir,
@@ -509,7 +510,7 @@ export class LocalChunkIndex implements ChunkIndex {
       // Offsets are taken from the table in the same turn as the data log is seen to be
       // current: compaction swaps both at once, and an old log stays readable while open.
       const dataPath = log.dataPath;
-      let handle: Awaited<ReturnType<typeof open>>;
+      let handle: FileHandle;
       try {
         handle = await open(dataPath, 'r');
       } catch (error) {
@@ -611,7 +612,7 @@ export class LocalChunkIndex implements ChunkIndex {
     pipeline: string,
     keysPath: string,
   ): Promise<{ header: KeyFileHeader; bytes: number } | undefined> {
-    let handle: Awaited<ReturnType<typeof open>>;
+    let handle: FileHandle;
     try {
       handle = await open(keysPath, 'r');
     } catch (error) {
@@ -796,14 +797,20 @@ export class LocalChunkIndex implements ChunkIndex {
     const generation = log.generation + 1;
     const dataPath = path.join(this.dir, `${pipeline}.${generation}.jsonl`);
     const keysTmp = `${log.keysPath}.tmp`;
-    const source = await open(log.dataPath, 'r');
-    const files = { source, data: await open(dataPath, 'w'), keys: await open(keysTmp, 'w') };
-    const closeAll = () => Promise.all(Object.values(files).map((file) => file.close()));
+    const opened: FileHandle[] = [];
+    const openTracked = async (file: string, flags: string): Promise<FileHandle> => {
+      const handle = await open(file, flags);
+      opened.push(handle);
+      return handle;
+    };
+    const closeAll = () => Promise.all(opened.map((handle) => handle.close()));
     let dataSize = 0;
     let keysSize = 0;
     let keyLines = 0;
     log.table.beginRemap();
     try {
+      const source = await openTracked(log.dataPath, 'r');
+      const files = { data: await openTracked(dataPath, 'w'), keys: await openTracked(keysTmp, 'w') };
       const header = this.headerLine(dataPath, generation);
       await files.keys.write(header);
       keysSize += Buffer.byteLength(header);
