@@ -53,7 +53,7 @@ export function createDeadLetterHandler(
   deps: DepsProvider<DeadLetterHandlerDeps>,
   options: DeadLetterHandlerOptions = {},
 ) {
-  const observability = { ...createObservability('work'), ...options };
+  const observability = { ...createObservability('dead-letter'), ...options };
   const { logger, metrics } = observability;
   if (options.logger === undefined) logger.appendPersistentKeys({ step: 'dead-letter' });
 

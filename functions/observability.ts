@@ -7,12 +7,17 @@ export interface Observability {
   readonly metrics: Metrics;
 }
 
+/** The deployed functions; each logs its name as the persistent `step` key. */
+export type Step = 'plan' | 'work' | 'finalize' | 'dead-letter';
+
 /**
  * The Powertools logger and metrics of one step. Service name and namespace come from
  * `POWERTOOLS_SERVICE_NAME` / `POWERTOOLS_METRICS_NAMESPACE` (set by infra) when present;
  * neither constructor reads anything that can fail, so this is safe at import time.
+ * Metrics carry only the `service` dimension Powertools adds (the service name), so
+ * infra alarms on `<namespace>/<metric>` with `service=<service name>`, whatever the step.
  */
-export function createObservability(step: 'plan' | 'work' | 'finalize'): Observability {
+export function createObservability(step: Step): Observability {
   const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'sluice';
   const logger = new Logger({ serviceName, persistentKeys: { step } });
   const metrics = new Metrics({
