@@ -109,7 +109,7 @@ async function writeJsonl(file: string, bytes: number, seed: number): Promise<nu
 }
 
 /** Peak RSS of a child: GNU time's report when installed, else the child's VmHWM polled from /proc. */
-async function runMeasured(
+export async function runMeasured(
   args: string[],
 ): Promise<{ peakKiB: number; code: number | null; stdout: string; stderr: string }> {
   const useTime = existsSync('/usr/bin/time');

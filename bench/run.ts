@@ -12,6 +12,7 @@ import { runOverheadBench } from './overhead.ts';
 import { runPaddingBench } from './padding.ts';
 import { runSaturationBench } from './saturation.ts';
 import { runScoringBench } from './scoring.ts';
+import { runScoringEndToEndBench } from './scoring-e2e.ts';
 import { runSkewBench } from './skew.ts';
 import { runTokenEstimateBench } from './token-estimate.ts';
 
@@ -33,6 +34,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   skew: () => runSkewBench(),
   memory: () => runMemoryBench(),
   scoring: () => runScoringBench(),
+  'scoring-e2e': () => runScoringEndToEndBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

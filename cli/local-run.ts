@@ -2,7 +2,7 @@ import { copyFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { PipelineEndpointRegistry } from '../shared/adapters/aws/pipeline-endpoints.ts';
-import { LocalWorkQueue } from '../shared/adapters/local/local-work-queue.ts';
+import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
@@ -12,6 +12,7 @@ import { newRunId } from '../shared/output/keys.ts';
 import { planRun } from '../shared/plan/plan-run.ts';
 import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
 import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
+import { deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
 import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
@@ -140,6 +141,97 @@ function lastOfChain(summaries: ReadonlyMap<string, RunSummary>, runId: string):
   return id;
 }
 
+/** The local stand-in for the deployed workers: model server, endpoint clients and queues. */
+export interface LocalRuntime {
+  /** The config as run: with the model id of the local model that really answers. */
+  readonly config: PipelineConfig;
+  readonly queue: LocalWorkQueue;
+  /** Summaries of the runs this runtime finalized, by run id. */
+  readonly summaries: ReadonlyMap<string, RunSummary>;
+  close(): Promise<void>;
+}
+
+export interface LocalRuntimeOptions {
+  readonly home: LocalHome;
+  readonly config: PipelineConfig;
+  readonly pipelinesDir?: string;
+  readonly endpointUrl?: string;
+  readonly log: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+/**
+ * Starts what a local run or redrive needs: the bundle seeded into the bucket, the model
+ * server (unless `endpointUrl`), and an in-process queue with the deployed rules
+ * (visibility timeout of 6x the worker timeout, `maxReceiveCount`, and a dead-letter
+ * consumer that marks a unit failed when its last delivery died).
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const { home, log } = options;
+  const now = options.now ?? (() => new Date());
+  await seedBundle(home, options.config, options.pipelinesDir, log);
+  const model = await startLocalModel(home, options.config, options.endpointUrl, log);
+  const { config } = model;
+  const deps: Omit<ProcessUnitDeps, 'queue'> = {
+    store: home.store,
+    runs: home.runs,
+    tokenCounter: new EstimatingTokenCounter(),
+    chunkIndex: home.chunkIndex,
+    ...new PipelineEndpointRegistry(localSageMakerClient(model.endpointUrl)).endpointsFor(config),
+  };
+  const pipelines = new Map([[config.name, config]]);
+  const summaries = new Map<string, RunSummary>();
+  const queue: LocalWorkQueue = new LocalWorkQueue({
+    maxReceiveCount: config.workers.maxReceiveCount,
+    concurrency: Math.min(config.workers.maxConcurrency, 4),
+    visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
+    onUnit: async (unit, delivery) => {
+      const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
+      if (outcome.status !== 'succeeded') return;
+      const c = outcome.counts;
+      const done =
+        unit.task === 'fit'
+          ? `${c.records} records observed for feature statistics`
+          : config.kind === 'embed'
+            ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
+            : `${c.scored} rows scored`;
+      log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
+    },
+    onFinalize: async (runId) => {
+      const summary = await finalizeRun(
+        { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
+        runId,
+        now(),
+      );
+      if (!summary) return;
+      summaries.set(runId, summary);
+      if (summary.followedBy && config.kind === 'score')
+        log(
+          `run ${runId} fitted feature statistics (${config.featureStats.key}); scoring run ${summary.followedBy} follows`,
+        );
+    },
+    onDeadLetter: async (letter) => {
+      if ('unitId' in letter.body) {
+        await deadLetterUnit({ ...deps, queue }, letter.body, {
+          receiveCount: letter.receiveCount,
+          reason: letter.error,
+        });
+      }
+    },
+  });
+  return { config, queue, summaries, close: async () => model.server?.close() };
+}
+
+/** The summary of the run that did the pipeline's work: a fit run hands over to its scoring run. */
+export async function finalSummaryOf(
+  home: LocalHome,
+  runtime: LocalRuntime,
+  runId: string,
+): Promise<RunSummary | undefined> {
+  const finalId = lastOfChain(runtime.summaries, runId);
+  return runtime.summaries.get(finalId) ?? (await home.runs.getSummary(finalId));
+}
+
 /**
  * `sluice run`: the deployed flow on one machine. Inputs are staged into the local
  * bucket as uploads, then the same plan, work and finalize use cases run, with the
@@ -151,50 +243,10 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const now = options.now ?? (() => new Date());
   const started = Date.now();
   const inputs = await resolveInputs(options.paths, options.config.name);
-  await seedBundle(home, options.config, options.pipelinesDir, log);
-  const model = await startLocalModel(home, options.config, options.endpointUrl, log);
-  const { config } = model;
+  const runtime = await startLocalRuntime(options);
+  const { config, queue } = runtime;
   try {
     await stageInputs(home.store, inputs);
-    const deps: Omit<ProcessUnitDeps, 'queue'> = {
-      store: home.store,
-      runs: home.runs,
-      tokenCounter: new EstimatingTokenCounter(),
-      chunkIndex: home.chunkIndex,
-      ...new PipelineEndpointRegistry(localSageMakerClient(model.endpointUrl)).endpointsFor(config),
-    };
-    const pipelines = new Map([[config.name, config]]);
-    const summaries = new Map<string, RunSummary>();
-    const queue: LocalWorkQueue = new LocalWorkQueue({
-      maxReceiveCount: config.workers.maxReceiveCount,
-      concurrency: Math.min(config.workers.maxConcurrency, 4),
-      onUnit: async (unit, delivery) => {
-        const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
-        if (outcome.status !== 'succeeded') return;
-        const c = outcome.counts;
-        const done =
-          unit.task === 'fit'
-            ? `${c.records} records observed for feature statistics`
-            : config.kind === 'embed'
-              ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
-              : `${c.scored} rows scored`;
-        log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
-      },
-      onFinalize: async (runId) => {
-        const summary = await finalizeRun(
-          { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
-          runId,
-          now(),
-        );
-        if (!summary) return;
-        summaries.set(runId, summary);
-        if (summary.followedBy)
-          log(
-            `run ${runId} fitted feature statistics (${config.kind === 'score' ? config.featureStats.key : ''}); scoring run ${summary.followedBy} follows`,
-          );
-      },
-    });
-
     const runId = newRunId(now());
     const planStarted = Date.now();
     const plan = await planRun({ store: home.store, runs: home.runs, queue }, config, {
@@ -213,15 +265,14 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     for (const dead of queue.deadLetters)
       log(`dead-lettered: ${JSON.stringify(dead.body).slice(0, 120)}: ${dead.error}`);
 
-    const finalId = lastOfChain(summaries, runId);
-    const summary = summaries.get(finalId) ?? (await home.runs.getSummary(finalId));
+    const summary = await finalSummaryOf(home, runtime, runId);
     if (!summary)
-      throw new Error(`run ${finalId} did not finish: finalize failed (see dead-lettered messages above)`);
+      throw new Error(`run ${runId} did not finish: finalize failed (see dead-lettered messages above)`);
     return {
       summary: { ...summary, timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started } },
       deadLetters: queue.deadLetters.length,
     };
   } finally {
-    await model.server?.close();
+    await runtime.close();
   }
 }

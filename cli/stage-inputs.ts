@@ -25,8 +25,7 @@ async function listFiles(dir: string): Promise<string[]> {
  * two inputs that would share a key are usage errors (exit 2), found before any work.
  */
 export async function resolveInputs(paths: readonly string[], pipeline: string): Promise<StagedInput[]> {
-  if (paths.length === 0)
-    throw new UsageError('sluice run: give at least one input PATH (a file or a folder)');
+  if (paths.length === 0) throw new UsageError('give at least one input PATH (a file or a folder)');
   const staged: StagedInput[] = [];
   for (const given of paths) {
     let info: Awaited<ReturnType<typeof stat>>;

@@ -22,9 +22,7 @@ export async function queryCommand(args: string[], io: CommandIo): Promise<numbe
     json: { type: 'boolean', default: false },
   });
   if (positionals.length !== 1)
-    throw new UsageError(
-      'sluice query: give exactly one SQL string, e.g. sluice query "select count(*) from embeddings"',
-    );
+    throw new UsageError('give exactly one SQL string, e.g. sluice query "select count(*) from embeddings"');
   const home = openHome(values.home);
   let result: Awaited<ReturnType<typeof queryLocalTables>>;
   try {

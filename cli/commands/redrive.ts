@@ -1,25 +1,16 @@
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
-import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
-import { LocalWorkQueue, visibilityTimeoutMsFor } from '../../shared/adapters/local/local-work-queue.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState, RunSummary, WorkUnit } from '../../shared/domain/types.ts';
-import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
-import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
-import { deadLetterUnit } from '../../shared/work/dead-letter-unit.ts';
-import { type ProcessUnitDeps, processUnit } from '../../shared/work/process-unit.ts';
 import { type LocalHome, openHome } from '../home.ts';
-import { HashEmbedder } from '../model-server/hash-embedder.ts';
-import { type ModelServer, startModelServer } from '../model-server/server.ts';
-import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
+import { startLocalRuntime } from '../local-run.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 import { defaultPipelinesDir } from './run.ts';
@@ -72,97 +63,33 @@ function descriptorsOf(runId: string, units: readonly StoredUnit[]): WorkUnit[] 
   });
 }
 
-/** The model a local redrive calls: the same one `sluice run` starts, or the server at `--endpoint-url`. */
-async function startRedriveModel(
-  home: LocalHome,
-  config: PipelineConfig,
-  endpointUrl: string | undefined,
-  log: (line: string) => void,
-): Promise<{ config: PipelineConfig; url: string; server?: ModelServer }> {
-  if (endpointUrl !== undefined) return { config, url: endpointUrl };
-  if (config.kind === 'embed') {
-    const backend = new HashEmbedder(config.endpoint.dimension);
-    const server = await startModelServer({ backend });
-    log(`model server: ${server.url} (${backend.description})`);
-    return {
-      config: { ...config, endpoint: { ...config.endpoint, model: backend.model } },
-      url: server.url,
-      server,
-    };
-  }
-  if (!(await home.store.head(config.model.modelKey)))
-    throw new ConfigError(`model.modelKey: no ${config.model.modelKey} in the bucket`);
-  const backend = XgboostJsonBackend.fromFile(home.store.pathOf(config.model.modelKey));
-  const server = await startModelServer({ backend });
-  log(`model server: ${server.url} (${backend.description})`);
-  return {
-    config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? backend.model } },
-    url: server.url,
-    server,
-  };
-}
-
 /**
- * Delivers the units through the in-process queue with the deployed rules (retries,
- * visibility timeout, dead letters marked failed), and finalizes the run again.
+ * Delivers the units through the same local runtime as `sluice run` (retries, visibility
+ * timeout, dead letters marked failed), and finalizes the run again.
  */
 async function redriveLocally(
   home: LocalHome,
-  baseConfig: PipelineConfig,
+  config: PipelineConfig,
   runId: string,
   units: readonly WorkUnit[],
-  endpointUrl: string | undefined,
+  options: { endpointUrl: string | undefined; pipelinesDir: string },
   log: (line: string) => void,
 ): Promise<void> {
-  const model = await startRedriveModel(home, baseConfig, endpointUrl, log);
-  const { config } = model;
+  const runtime = await startLocalRuntime({
+    home,
+    config,
+    pipelinesDir: options.pipelinesDir,
+    ...(options.endpointUrl === undefined ? {} : { endpointUrl: options.endpointUrl }),
+    log,
+  });
   try {
-    const deps: Omit<ProcessUnitDeps, 'queue'> = {
-      store: home.store,
-      runs: home.runs,
-      tokenCounter: new EstimatingTokenCounter(),
-      chunkIndex: home.chunkIndex,
-      ...new PipelineEndpointRegistry(
-        new SageMakerRuntimeClient({
-          endpoint: model.url,
-          region: 'us-east-1',
-          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-          maxAttempts: 1,
-        }),
-      ).endpointsFor(config),
-    };
-    const pipelines = new Map([[config.name, config]]);
-    const queue: LocalWorkQueue = new LocalWorkQueue({
-      maxReceiveCount: config.workers.maxReceiveCount,
-      concurrency: Math.min(config.workers.maxConcurrency, 4),
-      visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
-      onUnit: async (unit, delivery) => {
-        const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
-        if (outcome.status === 'succeeded')
-          log(`unit ${unit.unitId}: ${outcome.counts.records} records, ${outcome.counts.rejected} rejected`);
-      },
-      onFinalize: async (runId) => {
-        await finalizeRun(
-          { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
-          runId,
-          new Date(),
-        );
-      },
-      onDeadLetter: async (letter) => {
-        if ('unitId' in letter.body)
-          await deadLetterUnit({ ...deps, queue }, letter.body, {
-            receiveCount: letter.receiveCount,
-            reason: letter.error,
-          });
-      },
-    });
-    await queue.sendUnits(units);
+    await runtime.queue.sendUnits(units);
     // A resumed run whose units are all terminal only lacks its finalize.
-    if (units.length === 0) await queue.requestFinalize(runId);
-    await queue.drain();
-    for (const dead of queue.deadLetters) log(`dead-lettered again: ${dead.error}`);
+    if (units.length === 0) await runtime.queue.requestFinalize(runId);
+    await runtime.queue.drain();
+    for (const dead of runtime.queue.deadLetters) log(`dead-lettered again: ${dead.error}`);
   } finally {
-    await model.server?.close();
+    await runtime.close();
   }
 }
 
@@ -213,7 +140,8 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
   const where = values.home ? ` --home ${values.home}` : '';
   const run = await home.runs.getRun(runId).catch(() => undefined);
   if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
-  const config = await loadPipelineConfig(values.pipelines ?? defaultPipelinesDir(), run.pipeline);
+  const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
+  const config = await loadPipelineConfig(pipelinesDir, run.pipeline);
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url']))
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
 
@@ -225,7 +153,14 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     return 0;
   }
   io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
-  await redriveLocally(home, config, runId, units, values['endpoint-url'], (line) => io.err(line));
+  await redriveLocally(
+    home,
+    config,
+    runId,
+    units,
+    { endpointUrl: values['endpoint-url'], pipelinesDir },
+    (line) => io.err(line),
+  );
 
   const summary = await finalSummary(home, runId);
   const after = await home.runs.getRun(runId);

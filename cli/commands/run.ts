@@ -22,8 +22,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     'endpoint-url': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
-  if (!values.pipeline)
-    throw new UsageError('sluice run: --pipeline NAME is required (a config in pipelines/NAME.json)');
+  if (!values.pipeline) throw new UsageError('--pipeline NAME is required (a config in pipelines/NAME.json)');
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url'])) {
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
   }

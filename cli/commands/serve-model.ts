@@ -42,8 +42,7 @@ export function parseServeModelArgs(args: string[]): ServeModelSettings {
     'latency-ms-fixed': { type: 'string' },
     'latency-ms-per-token': { type: 'string' },
   });
-  if (positionals.length > 0)
-    throw new UsageError(`sluice serve-model: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
   let backend: ServedBackend;
   if (values.backend !== 'xgboost-json' && values.model !== undefined)

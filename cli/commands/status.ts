@@ -7,7 +7,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     home: { type: 'string' },
     json: { type: 'boolean', default: false },
   });
-  if (positionals.length > 1) throw new UsageError('sluice status: give at most one RUN_ID');
+  if (positionals.length > 1) throw new UsageError('give at most one RUN_ID');
   const home = openHome(values.home);
   if (positionals.length === 0) {
     const runs = await home.runs.listRuns();

@@ -146,7 +146,13 @@ export async function finalizeRun(
 ): Promise<RunSummary | undefined> {
   const run = await deps.runs.getRun(runId);
   if (!run) throw new RunNotReady(`run ${runId} does not exist`);
-  if (run.status !== 'running') return undefined;
+  if (run.status !== 'running') {
+    // The run was moved already; a finalize that died before writing its files is
+    // repaired from the summary stored with the move.
+    const stored = await deps.runs.getSummary(runId);
+    if (stored) await writeSummaryFiles(deps.store, stored);
+    return undefined;
+  }
   const units = await deps.runs.listUnits(runId);
   const open = units.filter((u) => u.status !== 'succeeded' && u.status !== 'failed');
   if (open.length > 0) throw new RunNotReady(`run ${runId} still has ${open.length} unfinished units`);
@@ -197,16 +203,24 @@ export async function finalizeRun(
     ...(followedBy === undefined ? {} : { followedBy }),
     ...(segments === undefined ? {} : { segments }),
   };
-  await deps.store.put(
-    runSummaryKey(run.pipeline, runId),
+  // Only the caller that moved the run writes its files, so a duplicate finalize that
+  // lost the move never overwrites the winner's summary with its own timings.
+  const moved = await deps.runs.finishRun(runId, summary);
+  if (!moved) return undefined;
+  await writeSummaryFiles(deps.store, summary);
+  return summary;
+}
+
+/** `runs/<p>/<runId>/summary.json` and the run's row of the `runs` table. */
+async function writeSummaryFiles(store: ObjectStore, summary: RunSummary): Promise<void> {
+  await store.put(
+    runSummaryKey(summary.pipeline, summary.runId),
     `${JSON.stringify(summary, null, 2)}\n`,
     'application/json',
   );
-  await deps.store.put(
-    runRowKey(run.pipeline, runId),
+  await store.put(
+    runRowKey(summary.pipeline, summary.runId),
     runsParquet(summary),
     'application/vnd.apache.parquet',
   );
-  const moved = await deps.runs.finishRun(runId, summary);
-  return moved ? summary : undefined;
 }

@@ -69,6 +69,15 @@ interface Tally {
   quotes: boolean;
 }
 
+/**
+ * Work one sampled record costs: for embedding, its text's chunk tokens (a record
+ * without text costs nothing); for scoring, one unit per feature, whatever its fields.
+ */
+function recordCost(text: unknown, counter: TokenCounter, config: PipelineConfig): number {
+  if (config.kind === 'score') return config.featureSpec.features.length;
+  return typeof text === 'string' ? documentCost(text, counter, config) : 0;
+}
+
 /** Tokens the worker will count for one document: its chunks' tokens, overlap included. */
 export function documentCost(text: string, counter: TokenCounter, config: PipelineConfig): number {
   // A scoring pipeline's work is per row, whatever its text: one row costs its feature count.
@@ -123,8 +132,8 @@ function tallyJsonl(
     if (text !== undefined && stop - from <= config.input.maxRecordBytes) {
       try {
         const record = JSON.parse(from === 0 ? stripBom(text) : text) as Record<string, unknown> | null;
-        const body = record?.[config.input.textField];
-        if (typeof body === 'string') tally.tokens += documentCost(body, counter, config);
+        if (record !== null && typeof record === 'object')
+          tally.tokens += recordCost(record[config.input.textField], counter, config);
       } catch {
         // A malformed line costs nothing to embed.
       }
@@ -170,8 +179,7 @@ function tallyCsv(
     } else if (values && header.fields && values.length === header.fields.length) {
       tally.bytes += stop - from + 1;
       const text = values[header.fields.indexOf(config.input.textField)];
-      if (text !== undefined && stop - from <= config.input.maxRecordBytes)
-        tally.tokens += documentCost(text, counter, config);
+      if (stop - from <= config.input.maxRecordBytes) tally.tokens += recordCost(text, counter, config);
     }
     from = stop + 1;
   }
@@ -221,8 +229,8 @@ async function measureParquet(
   const hasText = layout.columns.includes(config.input.textField);
   const first = layout.rowGroups.find((g) => g.rows > 0);
   let tokensPerTextByte = 0;
-  let tokensPerRow = 0;
-  if (hasText && first) {
+  let tokensPerRow = config.kind === 'score' ? recordCost(undefined, counter, config) : 0;
+  if (config.kind === 'embed' && hasText && first) {
     const rows = await parquetReadObjects({
       file: objectAsyncBuffer(store, file.key, file.size),
       metadata: layout.metadata,

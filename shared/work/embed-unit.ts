@@ -120,8 +120,11 @@ export async function embedUnit(
       );
       pending = pending.filter((chunk) => {
         const hit = known.get(chunk.row.chunk_id);
+        // A hit recorded by this same run is an earlier attempt of this unit: embed again,
+        // so the counts say what this run embedded.
         if (
           !hit ||
+          hit.runId === unit.runId ||
           hit.textSha256 !== chunk.row.text_sha256 ||
           hit.embedding.length !== config.endpoint.dimension
         )

@@ -40,8 +40,9 @@ export function rejectRowOf(sourceKey: string, record: RejectRecord): RejectRow 
 }
 
 /**
- * Every record of a unit, slice after slice. A zero-byte file has no record to read, so
- * it is reported as one reject (`empty file: no records`) rather than vanishing.
+ * Every record of a unit, slice after slice. A file with no record to read (zero bytes,
+ * only blank lines, a CSV header alone) is reported as one reject
+ * (`empty file: no records`) rather than vanishing.
  */
 export async function* unitRecords(
   store: ObjectStore,
@@ -49,13 +50,26 @@ export async function* unitRecords(
   fields: RecordFields,
 ): AsyncGenerator<{ slice: SourceSlice; record: SourceRecord }> {
   for (const slice of slicesOf(unit)) {
+    const empty = {
+      slice,
+      record: {
+        kind: 'reject',
+        reason: 'empty file: no records',
+        line: 0,
+        byteOffset: 0,
+        excerpt: '',
+      } as const,
+    };
     if (slice.byteEnd === 0 && slice.byteStart === 0 && slice.staged === undefined) {
-      yield {
-        slice,
-        record: { kind: 'reject', reason: 'empty file: no records', line: 0, byteOffset: 0, excerpt: '' },
-      };
+      yield empty;
       continue;
     }
-    for await (const record of readSourceRecords(store, slice, fields)) yield { slice, record };
+    let records = 0;
+    for await (const record of readSourceRecords(store, slice, fields)) {
+      records += 1;
+      yield { slice, record };
+    }
+    // The slice that starts a file speaks for the whole file when it holds no record.
+    if (records === 0 && slice.byteStart === 0 && slice.staged === undefined) yield empty;
   }
 }

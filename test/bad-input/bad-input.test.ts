@@ -102,7 +102,7 @@ describe('bad inputs: each gets a one-line reason, nothing beside it is lost', (
     }
   });
 
-  it.each(cases.filter((c) => !c.knownGap).map((c) => [c.name, c] as const))('%s', (_name, input) => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, input) => {
     const found = rejectsOf(input);
     if (input.everyLine) {
       expect(found.length).toBeGreaterThan(0);
@@ -142,17 +142,6 @@ describe('bad inputs: each gets a one-line reason, nothing beside it is lost', (
     expect(keys).toContain(`${KEY_PREFIX}keys/q3 report + 100% café 東京.jsonl`);
     expect(keys).toContain(`${KEY_PREFIX}keys/already%20encoded%2Bplus.jsonl`);
   });
-
-  // Known gaps (shared/readers): a file with no record at all is reported only when it has
-  // zero bytes. A whitespace-only JSONL file and a header-only CSV end up in neither table
-  // and the run says nothing about them. These tests say what should happen; they are
-  // expected to fail until the readers report such a file as `empty file: no records`.
-  it.fails.each(cases.filter((c) => c.knownGap).map((c) => [c.name, c] as const))(
-    'known gap, to fix in the readers: %s is reported as an empty file',
-    (_name, input) => {
-      expect(rejectsOf(input).map((r) => String(r.reason))).toEqual(input.rejects.map((r) => r.reason));
-    },
-  );
 });
 
 describe('bad configuration and usage: one line on stderr, exit 2, no run', () => {
