@@ -59,7 +59,7 @@ export interface SluiceStackProps extends StackProps {
   readonly scoringEndpoints?: boolean;
   /**
    * Handler entry files.
-   * @default functions/plan.ts, functions/work.ts and functions/finalize.ts
+   * @default functions/plan.ts, functions/work.ts, functions/finalize.ts and functions/dead-letter.ts
    */
   readonly functionEntries?: FunctionEntries;
   /**
@@ -74,13 +74,15 @@ export const DEFAULT_FUNCTION_ENTRIES: FunctionEntries = {
   plan: 'functions/plan.ts',
   work: 'functions/work.ts',
   finalize: 'functions/finalize.ts',
+  deadLetter: 'functions/dead-letter.ts',
 };
 
 /**
  * Sluice on AWS: S3 -> ingest queue -> plan -> work queue -> work (SageMaker TEI
  * endpoint for embed pipelines, built-in XGBoost endpoint for score pipelines) ->
  * finalize queue -> finalize, with runs in DynamoDB, scheduled runs from EventBridge
- * Scheduler, results queryable in Athena and alarms on every DLQ.
+ * Scheduler, results queryable in Athena, dead-lettered units marked failed by the work
+ * DLQ's consumer, and alarms on every DLQ and on failed units and runs.
  */
 export class SluiceStack extends Stack {
   readonly storage: Storage;
@@ -104,6 +106,7 @@ export class SluiceStack extends Stack {
     const planTimeout = Functions.defaultPlanTimeout;
     const workTimeout = Duration.seconds(settings.workTimeoutSeconds);
     const finalizeTimeout = Functions.defaultFinalizeTimeout;
+    const deadLetterTimeout = Functions.defaultDeadLetterTimeout;
     const visibilityFor = (timeout: Duration) =>
       Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * timeout.toSeconds());
 
@@ -113,6 +116,7 @@ export class SluiceStack extends Stack {
       ingestVisibilityTimeout: visibilityFor(planTimeout),
       workVisibilityTimeout: visibilityFor(workTimeout),
       finalizeVisibilityTimeout: visibilityFor(finalizeTimeout),
+      workDeadLetterVisibilityTimeout: visibilityFor(deadLetterTimeout),
     });
     this.storage.bucket.addEventNotification(
       s3.EventType.OBJECT_CREATED,
@@ -157,6 +161,7 @@ export class SluiceStack extends Stack {
       planTimeout,
       workTimeout,
       finalizeTimeout,
+      deadLetterTimeout,
       workMemoryMiB: settings.workMemoryMiB,
       workMaxConcurrency: settings.workMaxConcurrency,
     });
@@ -174,7 +179,24 @@ export class SluiceStack extends Stack {
       pipelineNames: pipelines.map((p) => p.name),
     });
 
-    this.alarms = new Alarms(this, 'Alarms', { deadLetterQueues: this.queues.deadLetterQueues });
+    this.alarms = new Alarms(this, 'Alarms', {
+      deadLetterQueues: this.queues.deadLetterQueues,
+      // Metric names as the handlers publish them (functions/dead-letter.ts, functions/finalize.ts).
+      failureMetrics: [
+        {
+          name: 'UnitsDeadLettered',
+          metric: this.functions.deadLetter.metricPublished('UnitsDeadLettered'),
+          description:
+            'A Sluice work unit was dead-lettered after its worker stopped on the last delivery (timeout or out of memory) and is marked failed: see docs/runbook.md, then redrive its run',
+        },
+        {
+          name: 'RunsFailed',
+          metric: this.functions.finalize.metricPublished('RunsFailed'),
+          description:
+            'A Sluice run finished failed (some unit failed on every delivery): inspect its failed units and lastError (docs/runbook.md), fix the cause, then redrive',
+        },
+      ],
+    });
 
     // Where to upload model archives and datasets (docs/infra.md, Deploy).
     new CfnOutput(this, 'DataBucketName', {

@@ -7,19 +7,39 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
+/** A count the functions publish that should stay at zero: each non-zero minute needs a person. */
+export interface FailureMetric {
+  /** The alarm's construct id suffix and the name it is known by (the metric's name). */
+  readonly name: string;
+  /** Summed per minute; from `SluiceFunction.metricPublished`, so its dimensions match what Powertools publishes. */
+  readonly metric: cloudwatch.IMetric;
+  /** What happened and what to do, shown in the notification. */
+  readonly description: string;
+}
+
 export interface AlarmsProps {
   /** Dead-letter queues to watch, each with a short name used in the alarm's description. */
   readonly deadLetterQueues: readonly { readonly name: string; readonly queue: sqs.IQueue }[];
+  /**
+   * Published counts that alarm when above zero. A consumed dead-letter queue holds its
+   * messages only seconds, too briefly for its depth alarm; these see what it handled.
+   * @default []
+   */
+  readonly failureMetrics?: readonly FailureMetric[];
 }
 
 /**
  * An alarm per dead-letter queue that fires as soon as one message lands there (a
- * message in a DLQ is a source, unit or run that needs a person), and an encrypted,
- * TLS-only SNS topic the alarms notify. Subscribe to `topic` to be told.
+ * message in a DLQ is a source, unit or run that needs a person), an alarm per failure
+ * metric that fires on a minute it is above zero, and an encrypted, TLS-only SNS topic
+ * the alarms notify. Subscribe to `topic` to be told.
  */
 export class Alarms extends Construct {
   readonly topic: sns.Topic;
+  /** Dead-letter queue alarms by queue name. */
   readonly alarms: ReadonlyMap<string, cloudwatch.Alarm>;
+  /** Failure metric alarms by metric name. */
+  readonly failureAlarms: ReadonlyMap<string, cloudwatch.Alarm>;
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
@@ -71,5 +91,21 @@ export class Alarms extends Construct {
       alarms.set(name, alarm);
     }
     this.alarms = alarms;
+
+    const failureAlarms = new Map<string, cloudwatch.Alarm>();
+    for (const { name, metric, description } of props.failureMetrics ?? []) {
+      const alarm = new cloudwatch.Alarm(this, `Failures-${name}`, {
+        alarmDescription: description,
+        metric,
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        // Powertools publishes a count only when something happened: no data is no failure.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      alarm.addAlarmAction(notify);
+      failureAlarms.set(name, alarm);
+    }
+    this.failureAlarms = failureAlarms;
   }
 }

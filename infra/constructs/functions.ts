@@ -12,11 +12,13 @@ import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
-/** TypeScript entry files of the three handlers; each exports `handler`. */
+/** TypeScript entry files of the four handlers; each exports `handler`. */
 export interface FunctionEntries {
   readonly plan: string;
   readonly work: string;
   readonly finalize: string;
+  /** The work dead-letter queue's consumer. */
+  readonly deadLetter: string;
 }
 
 /** Lambda environment variables every Sluice handler reads (the env contract). */
@@ -43,14 +45,17 @@ export interface FunctionsProps {
   readonly planTimeout: Duration;
   readonly workTimeout: Duration;
   readonly finalizeTimeout: Duration;
+  /** The work dead-letter queue's visibility timeout must be at least 6x this. */
+  readonly deadLetterTimeout: Duration;
   readonly workMemoryMiB: number;
   /** Work event source `maxConcurrency`, sized to what the endpoints can take. */
   readonly workMaxConcurrency: number;
 }
 
 /**
- * The plan, work and finalize functions, their queue triggers and their permissions:
- * S3 (ingest queue) -> plan -> work queue -> work -> finalize queue -> finalize, and,
+ * The plan, work, finalize and dead-letter functions, their queue triggers and their
+ * permissions: S3 (ingest queue) -> plan -> work queue -> work -> finalize queue ->
+ * finalize; work DLQ -> dead-letter -> finalize queue (a unit whose worker died); and,
  * for score pipelines, finalize of a fit run -> work queue (the scoring run it plans).
  * Each function gets only what its step needs for the pipeline kinds deployed; all share
  * one environment.
@@ -61,10 +66,16 @@ export class Functions extends Construct {
   static readonly defaultPlanTimeout = Duration.minutes(15);
   /** Finalize of a fit run also plans the scoring run that follows. */
   static readonly defaultFinalizeTimeout = Duration.minutes(15);
+  /**
+   * A batch of ten dead letters is a few DynamoDB updates, S3 heads and small puts each;
+   * a minute leaves room for SDK retries while keeping the work DLQ's visibility timeout short.
+   */
+  static readonly defaultDeadLetterTimeout = Duration.minutes(1);
 
   readonly plan: SluiceFunction;
   readonly work: SluiceFunction;
   readonly finalize: SluiceFunction;
+  readonly deadLetter: SluiceFunction;
   readonly environment: Readonly<Record<string, string>>;
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
@@ -162,6 +173,30 @@ export class Functions extends Construct {
       queues.work.queue.grantSendMessages(this.finalize);
       queues.finalize.queue.grantSendMessages(this.finalize);
     }
+
+    // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its
+    // worker died on the last delivery (a worker that saw an error already did), replaces
+    // any table part an earlier attempt wrote with an empty one, and asks for finalize
+    // when that ends the run.
+    this.deadLetter = new SluiceFunction(this, 'DeadLetter', {
+      entry: props.entries.deadLetter,
+      description: 'Sluice dead-letter: marks failed the work units whose worker died on the last delivery',
+      timeout: props.deadLetterTimeout,
+      memorySize: 512,
+      environment: this.environment,
+    });
+    this.deadLetter.function.addEventSource(
+      new SqsEventSource(queues.work.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    // Read: whether a part exists (a HEAD of a missing key is a 404 only with s3:ListBucket,
+    // which grantRead includes). Put, never delete: the ObjectStore port has no delete, so
+    // a part is taken back by overwriting it with an empty one.
+    grantData(this.deadLetter, bucket, table, {
+      read: [RESULTS_PREFIX],
+      put: [RESULTS_PREFIX],
+      readWrite: [],
+    });
+    queues.finalize.queue.grantSendMessages(this.deadLetter);
   }
 }
 

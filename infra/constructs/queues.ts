@@ -11,6 +11,11 @@ export interface QueuesProps {
   readonly workVisibilityTimeout: Duration;
   /** Visibility timeout of the finalize queue; at least 6x the finalize function timeout. */
   readonly finalizeVisibilityTimeout: Duration;
+  /**
+   * Visibility timeout of the work dead-letter queue, which the dead-letter function
+   * consumes; at least 6x that function's timeout.
+   */
+  readonly workDeadLetterVisibilityTimeout: Duration;
 }
 
 /** A queue and the dead-letter queue that keeps what it could not deliver. */
@@ -21,7 +26,8 @@ export interface QueueWithDlq {
 
 /**
  * The three hand-offs of a run: S3 notifications to plan (ingest), unit descriptors
- * to the workers (work), and the last finished unit to finalize (finalize). Every queue
+ * to the workers (work), and the last finished unit to finalize (finalize). The work
+ * dead-letter queue is itself consumed, by the dead-letter function. Every queue
  * has a dead-letter queue, SQS-managed encryption (which S3 event notifications can
  * write to, unlike a customer KMS key without a key policy for S3) and a TLS-only policy.
  */
@@ -35,7 +41,12 @@ export class Queues extends Construct {
   constructor(scope: Construct, id: string, props: QueuesProps) {
     super(scope, id);
     this.ingest = this.queueWithDlq('Ingest', props.ingestVisibilityTimeout, props.maxReceiveCount);
-    this.work = this.queueWithDlq('Work', props.workVisibilityTimeout, props.maxReceiveCount);
+    this.work = this.queueWithDlq(
+      'Work',
+      props.workVisibilityTimeout,
+      props.maxReceiveCount,
+      props.workDeadLetterVisibilityTimeout,
+    );
     this.finalize = this.queueWithDlq('Finalize', props.finalizeVisibilityTimeout, props.maxReceiveCount);
     this.deadLetterQueues = [
       { name: 'ingest', queue: this.ingest.deadLetterQueue },
@@ -44,10 +55,17 @@ export class Queues extends Construct {
     ];
   }
 
-  private queueWithDlq(id: string, visibilityTimeout: Duration, maxReceiveCount: number): QueueWithDlq {
+  /** @param deadLetterVisibilityTimeout only for a dead-letter queue a function consumes (SQS default: 30 s) */
+  private queueWithDlq(
+    id: string,
+    visibilityTimeout: Duration,
+    maxReceiveCount: number,
+    deadLetterVisibilityTimeout?: Duration,
+  ): QueueWithDlq {
     const deadLetterQueue = new sqs.Queue(this, `${id}DeadLetterQueue`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      visibilityTimeout: deadLetterVisibilityTimeout,
       // The longest SQS allows, so a failure found after a long weekend can still be redriven.
       retentionPeriod: Duration.days(14),
     });

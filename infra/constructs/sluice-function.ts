@@ -1,4 +1,5 @@
-import { type Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -16,6 +17,11 @@ export const SLUICE_NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
 export const ESM_REQUIRE_BANNER =
   "import { createRequire as __sluiceCreateRequire } from 'node:module'; const require = __sluiceCreateRequire(import.meta.url);";
 
+/** CloudWatch namespace of the metrics the handlers publish (`POWERTOOLS_METRICS_NAMESPACE`). */
+export const SLUICE_METRICS_NAMESPACE = 'Sluice';
+/** Default Powertools service name (`POWERTOOLS_SERVICE_NAME`). */
+export const SLUICE_SERVICE_NAME = 'sluice';
+
 export interface SluiceFunctionProps {
   /** TypeScript entry file exporting `handler`. */
   readonly entry: string;
@@ -27,7 +33,7 @@ export interface SluiceFunctionProps {
   readonly environment?: Record<string, string>;
   /**
    * Powertools service name (`POWERTOOLS_SERVICE_NAME`), the dimension metrics and logs carry.
-   * @default 'sluice'
+   * @default SLUICE_SERVICE_NAME
    */
   readonly serviceName?: string;
   /** @default logs.RetentionDays.ONE_MONTH */
@@ -47,9 +53,13 @@ export class SluiceFunction extends Construct implements iam.IGrantable {
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
   readonly grantPrincipal: iam.IPrincipal;
+  /** The Powertools service name, which Powertools adds to every metric as the `service` dimension. */
+  readonly serviceName: string;
+  readonly metricsNamespace: string = SLUICE_METRICS_NAMESPACE;
 
   constructor(scope: Construct, id: string, props: SluiceFunctionProps) {
     super(scope, id);
+    this.serviceName = props.serviceName ?? SLUICE_SERVICE_NAME;
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
@@ -74,8 +84,8 @@ export class SluiceFunction extends Construct implements iam.IGrantable {
       environment: {
         ...props.environment,
         NODE_OPTIONS: '--enable-source-maps',
-        POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'sluice',
-        POWERTOOLS_METRICS_NAMESPACE: 'Sluice',
+        POWERTOOLS_SERVICE_NAME: this.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: this.metricsNamespace,
       },
       bundling: {
         format: nodejs.OutputFormat.ESM,
@@ -89,6 +99,23 @@ export class SluiceFunction extends Construct implements iam.IGrantable {
         externalModules: [],
         forceDockerBundling: false,
       },
+    });
+  }
+
+  /**
+   * A metric the handler publishes through Powertools (`metrics.addMetric`, as EMF), with
+   * the dimensions Powertools gives it: only `service`. An alarm must name exactly those
+   * dimensions to see the data, and the metric's name must be the one the handler uses.
+   * `props` may change the statistic (default Sum) and period (default 1 minute).
+   */
+  metricPublished(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.minutes(1),
+      ...props,
+      namespace: this.metricsNamespace,
+      metricName,
+      dimensionsMap: { service: this.serviceName },
     });
   }
 }

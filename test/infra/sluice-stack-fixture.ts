@@ -26,6 +26,7 @@ export const FIXTURE_ENTRIES: FunctionEntries = {
   plan: path.join(here, 'fixtures/plan.ts'),
   work: path.join(here, 'fixtures/work.ts'),
   finalize: path.join(here, 'fixtures/finalize.ts'),
+  deadLetter: path.join(here, 'fixtures/dead-letter.ts'),
 };
 
 /** The checked-in `pipelines/docs.json`, validated the way the app loads it. */

@@ -163,6 +163,7 @@ describe('Queues', () => {
       [stack.queues.ingest.queue, stack.functions.plan],
       [stack.queues.work.queue, stack.functions.work],
       [stack.queues.finalize.queue, stack.functions.finalize],
+      [stack.queues.work.deadLetterQueue, stack.functions.deadLetter],
     ] as const;
     for (const [queue, fn] of pairs) {
       const visibility = resource(queue).Properties.VisibilityTimeout as number;
@@ -176,7 +177,12 @@ describe('Queues', () => {
 });
 
 describe('Functions', () => {
-  const functions = () => [stack.functions.plan, stack.functions.work, stack.functions.finalize];
+  const functions = () => [
+    stack.functions.plan,
+    stack.functions.work,
+    stack.functions.finalize,
+    stack.functions.deadLetter,
+  ];
 
   it('feeds the work function one unit at a time with maxConcurrency from the config', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -214,7 +220,7 @@ describe('Functions', () => {
     }
   });
 
-  it('gives all three functions the same environment contract', () => {
+  it('gives all four functions the same environment contract', () => {
     for (const fn of functions()) {
       const variables = resource(fn.function).Properties.Environment.Variables as Record<string, unknown>;
       expect(variables).toEqual({
@@ -453,7 +459,8 @@ describe('QueryLayer', () => {
 
 describe('Alarms', () => {
   it('alarms as soon as any dead-letter queue holds a message and notifies the alarm topic', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    // Three dead-letter queues, and the two failure metrics (dead-letter.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     for (const { queue } of stack.queues.deadLetterQueues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
@@ -516,6 +523,7 @@ describe('IAM', () => {
       stack.functions.plan.role,
       stack.functions.work.role,
       stack.functions.finalize.role,
+      stack.functions.deadLetter.role,
       stack.schedules!.role,
       ...stack.endpoints.map((e) => e.role),
     ];
