@@ -25,8 +25,9 @@ export interface StorageProps {
   readonly athenaResultsRetentionDays?: number;
   /**
    * Days re-staged parts of big gzip sources are kept under `staging/`. They are read
-   * only while their run's units run (and redriven from a dead-letter queue, which keeps
-   * messages 14 days), so they expire after that.
+   * only while their run's units run and when a failed unit is redriven (the longest a
+   * dead-letter queue keeps a message is 14 days; the work DLQ is consumed at once, so a
+   * redrive from the runs table after this many days finds its part gone).
    * @default 14
    */
   readonly stagingRetentionDays?: number;
