@@ -5,7 +5,18 @@ import path from 'node:path';
 import { customers } from '../scripts/credit-risk-sample.ts';
 import { runMeasured } from './memory.ts';
 
-const COLUMNS = ['customer_id', 'age', 'income', 'debt_ratio', 'employment_years', 'late_payments', 'region', 'product', 'occupation', 'defaulted'];
+const COLUMNS = [
+  'customer_id',
+  'age',
+  'income',
+  'debt_ratio',
+  'employment_years',
+  'late_payments',
+  'region',
+  'product',
+  'occupation',
+  'defaulted',
+];
 
 async function writeCustomers(file: string, rows: number): Promise<void> {
   const out = createWriteStream(file);
@@ -16,7 +27,9 @@ async function writeCustomers(file: string, rows: number): Promise<void> {
     if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     done += batch.length;
   }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
 }
 
 /**
@@ -30,7 +43,16 @@ export async function runScoringEndToEndBench(rows = 1_000_000) {
     const file = path.join(work, 'customers.csv');
     await writeCustomers(file, rows);
     const started = Date.now();
-    const result = await runMeasured(['bin/sluice.js', 'run', file, '--pipeline', 'credit-risk', '--home', path.join(work, 'home'), '--json']);
+    const result = await runMeasured([
+      'bin/sluice.js',
+      'run',
+      file,
+      '--pipeline',
+      'credit-risk',
+      '--home',
+      path.join(work, 'home'),
+      '--json',
+    ]);
     const seconds = (Date.now() - started) / 1000;
     const summary = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}');
     return {
