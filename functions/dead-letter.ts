@@ -1,9 +1,5 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { describeError } from '../shared/errors/errors.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
@@ -11,10 +7,11 @@ import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { type DeadLetteredUnit, deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
 import { deployedAdapters } from './config/adapters.ts';
-import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import type { DepsProvider } from './config/deps-provider.ts';
 import { InvalidMessage, parseMessage } from './messages/parse-message.ts';
 import { runIdSchema } from './messages/run-id.ts';
 import { createObservability, type Observability } from './observability.ts';
+import { sqsRecordHandler } from './sqs-record-handler.ts';
 
 export interface DeadLetterHandlerDeps {
   readonly store: ObjectStore;
@@ -93,18 +90,7 @@ export function createDeadLetterHandler(
     }
   };
 
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .handler(async (event, context) => {
-      const d = resolveDeps(deps, logger);
-      return processPartialResponse(
-        event,
-        (record: SQSRecord) => handleRecord(d, record),
-        new BatchProcessor(EventType.SQS),
-        { context, throwOnFullBatchFailure: false },
-      );
-    });
+  return sqsRecordHandler(deps, { logger, metrics }, handleRecord);
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */

@@ -1,9 +1,5 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -12,10 +8,11 @@ import type { RunStore } from '../shared/ports/run-store.ts';
 import type { SegmentStatsStore } from '../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { deployedAdapters } from './config/adapters.ts';
-import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import type { DepsProvider } from './config/deps-provider.ts';
 import { parseFinalizeMessage } from './messages/finalize-message.ts';
 import { excerptOf } from './messages/parse-message.ts';
 import { createObservability, type Observability } from './observability.ts';
+import { sqsRecordHandler } from './sqs-record-handler.ts';
 
 export interface FinalizeHandlerDeps {
   readonly store: ObjectStore;
@@ -73,18 +70,7 @@ export function createFinalizeHandler(
     }
   };
 
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .handler(async (event, context) => {
-      const d = resolveDeps(deps, logger);
-      return processPartialResponse(
-        event,
-        (record: SQSRecord) => handleRecord(d, record),
-        new BatchProcessor(EventType.SQS),
-        { context, throwOnFullBatchFailure: false },
-      );
-    });
+  return sqsRecordHandler(deps, { logger, metrics }, handleRecord);
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */

@@ -1,9 +1,5 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
@@ -15,10 +11,11 @@ import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
 import { processUnit } from '../shared/work/process-unit.ts';
 import { deployedAdapters } from './config/adapters.ts';
-import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import type { DepsProvider } from './config/deps-provider.ts';
 import { excerptOf, InvalidMessage } from './messages/parse-message.ts';
 import { parseWorkUnitMessage } from './messages/work-unit-message.ts';
 import { createObservability, type Observability } from './observability.ts';
+import { sqsRecordHandler } from './sqs-record-handler.ts';
 
 export interface WorkHandlerDeps {
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
@@ -122,18 +119,7 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
     }
   };
 
-  return middy<SQSEvent, SQSBatchResponse>()
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .handler(async (event, context) => {
-      const d = resolveDeps(deps, logger);
-      return processPartialResponse(
-        event,
-        (record: SQSRecord) => handleRecord(d, record),
-        new BatchProcessor(EventType.SQS),
-        { context, throwOnFullBatchFailure: false },
-      );
-    });
+  return sqsRecordHandler(deps, { logger, metrics }, handleRecord);
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */

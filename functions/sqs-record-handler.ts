@@ -1,0 +1,36 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import type { Observability } from './observability.ts';
+
+/**
+ * A Lambda handler for an SQS queue, one record at a time: middy with Powertools'
+ * logger context and metrics (cold start included), dependencies resolved on the first
+ * invocation, and a record that throws reported in `batchItemFailures` so SQS delivers
+ * only it again. A batch where every record fails is reported the same way, not thrown.
+ */
+export function sqsRecordHandler<D extends object>(
+  deps: DepsProvider<D>,
+  { logger, metrics }: Observability,
+  handleRecord: (deps: D, record: SQSRecord) => Promise<void>,
+) {
+  return middy<SQSEvent, SQSBatchResponse>()
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .handler(async (event, context) => {
+      const d = resolveDeps(deps, logger);
+      // A processor per invocation: no batch state shared between invocations.
+      return processPartialResponse(
+        event,
+        (record: SQSRecord) => handleRecord(d, record),
+        new BatchProcessor(EventType.SQS),
+        {
+          context,
+          throwOnFullBatchFailure: false,
+        },
+      );
+    });
+}
