@@ -2,7 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
 import type { Observability } from './observability.ts';
 
@@ -15,7 +15,7 @@ import type { Observability } from './observability.ts';
 export function sqsRecordHandler<D extends object>(
   deps: DepsProvider<D>,
   { logger, metrics }: Observability,
-  handleRecord: (deps: D, record: SQSRecord) => Promise<void>,
+  handleRecord: (deps: D, record: SQSRecord, context: Context) => Promise<void>,
 ) {
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger))
@@ -25,7 +25,7 @@ export function sqsRecordHandler<D extends object>(
       // A processor per invocation: no batch state shared between invocations.
       return processPartialResponse(
         event,
-        (record: SQSRecord) => handleRecord(d, record),
+        (record: SQSRecord) => handleRecord(d, record, context),
         new BatchProcessor(EventType.SQS),
         {
           context,

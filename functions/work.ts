@@ -1,5 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { SQSRecord } from 'aws-lambda';
+import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
@@ -31,6 +31,17 @@ export interface WorkHandlerDeps {
 export type WorkHandlerOptions = Partial<Observability>;
 
 /**
+ * When a unit checkpoints: well before Lambda stops it, leaving a quarter of the function
+ * timeout (at least 30 s) to finish the batches in flight, write the parts and hand the
+ * rest of the unit on. Undefined without a Lambda context (tests, local runs).
+ */
+function checkpointTime(context: Context | undefined, config: PipelineConfig): number | undefined {
+  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
+  const margin = Math.max(30_000, config.workers.timeoutSeconds * 250);
+  return Date.now() + context.getRemainingTimeInMillis() - margin;
+}
+
+/**
  * Delivery number of an SQS message (1 on the first receive). Lambda always sets it;
  * a missing or unreadable value counts as a first delivery, never as the last one.
  */
@@ -50,7 +61,7 @@ function receiveCountOf(record: SQSRecord): number {
 export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: WorkHandlerOptions = {}) {
   const { logger, metrics } = { ...createObservability('work'), ...options };
 
-  const handleRecord = async (d: WorkHandlerDeps, record: SQSRecord): Promise<void> => {
+  const handleRecord = async (d: WorkHandlerDeps, record: SQSRecord, context?: Context): Promise<void> => {
     let unit: WorkUnit;
     let config: PipelineConfig | undefined;
     try {
@@ -83,7 +94,11 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
       maxReceiveCount: config.workers.maxReceiveCount,
     };
     try {
-      const outcome = await processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, { isLastAttempt });
+      const stopAfter = checkpointTime(context, config);
+      const outcome = await processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, {
+        isLastAttempt,
+        ...(stopAfter === undefined ? {} : { stopAfter }),
+      });
       switch (outcome.status) {
         case 'succeeded':
           logger.info('unit succeeded', {

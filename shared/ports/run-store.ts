@@ -63,4 +63,13 @@ export interface RunStore {
    * completes it.
    */
   reopenFailedRun(runId: string): Promise<RunReopening>;
+  /**
+   * Checkpoint: adds the unit that continues `unit` (a worker stopping before its time
+   * limit hands back the rest) and counts it in the run's `totalUnits`, exactly once, so
+   * the run cannot finish before it. Returns the continuation as stored: when an earlier
+   * attempt already added one under the same id, that one (its cut point wins).
+   */
+  addContinuation(runId: string, unit: WorkUnit): Promise<WorkUnit>;
+  /** One unit with its descriptor (a point read), or undefined. */
+  getUnit(runId: string, unitId: string): Promise<StoredUnit | undefined>;
 }

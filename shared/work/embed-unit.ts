@@ -16,7 +16,7 @@ import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { mapWithConcurrency } from './concurrency.ts';
-import { rejectRowOf, unitRecords } from './unit-records.ts';
+import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
 
 interface PendingChunk {
   readonly docKey: string;
@@ -73,6 +73,7 @@ export async function embedUnit(
   },
   config: EmbedPipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<EmbeddedUnit> {
   const index = config.incremental.enabled ? deps.chunkIndex : undefined;
   const tokenCounter = await tokenCounterFor(deps.store, config, deps.tokenCounter);
@@ -138,7 +139,7 @@ export async function embedUnit(
     await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
   };
 
-  for await (const { slice, record } of unitRecords(deps.store, unit, config.input)) {
+  for await (const { slice, record } of unitRecords(deps.store, unit, config.input, checkpoint)) {
     counts.records += 1;
     if (record.kind === 'reject') {
       rejects.push(rejectRowOf(slice.key, record));

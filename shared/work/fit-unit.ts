@@ -3,7 +3,7 @@ import { emptyCounts, type UnitCounts, type WorkUnit } from '../domain/types.ts'
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { FeatureSpec } from '../scoring/features/feature-spec.ts';
 import { type FeatureFitPartial, FeatureStatsAccumulator } from '../scoring/features/fit-features.ts';
-import { unitRecords } from './unit-records.ts';
+import { type Checkpoint, unitRecords } from './unit-records.ts';
 
 /** Where a fit unit leaves its partial statistics for finalize to merge. */
 export function fitPartialKey(pipeline: string, runId: string, unitId: string): string {
@@ -20,10 +20,16 @@ export async function fitUnit(
   deps: { store: ObjectStore },
   config: ScorePipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<{ counts: UnitCounts; partial: FeatureFitPartial }> {
   const counts = emptyCounts();
   const accumulator = new FeatureStatsAccumulator(config.featureSpec as FeatureSpec);
-  for await (const { record } of unitRecords(deps.store, unit, { ...config.input, shape: 'row' })) {
+  for await (const { record } of unitRecords(
+    deps.store,
+    unit,
+    { ...config.input, shape: 'row' },
+    checkpoint,
+  )) {
     counts.records += 1;
     if (record.kind === 'row') accumulator.observe(record.values);
     else counts.rejected += 1;

@@ -1,7 +1,7 @@
 import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
-import { describeError } from '../errors/errors.ts';
+import { describeError, TransitionConflict } from '../errors/errors.ts';
 import { unitPartKey } from '../output/keys.ts';
 import { embeddingsParquet, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
@@ -14,6 +14,7 @@ import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './d
 import { embedUnit } from './embed-unit.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
 import { scoreUnit, segmentPartialKey } from './score-unit.ts';
+import { type Checkpoint, continuationIdOf, continuationOf, trimToContinuation } from './unit-records.ts';
 
 export interface ProcessUnitDeps {
   readonly store: ObjectStore;
@@ -49,7 +50,16 @@ export async function processUnit(
   deps: ProcessUnitDeps,
   config: PipelineConfig,
   unit: WorkUnit,
-  options: { readonly isLastAttempt: boolean },
+  options: {
+    readonly isLastAttempt: boolean;
+    /**
+     * Checkpoint time (ms since the epoch): past it the unit stops before its next record,
+     * writes what it has, and hands the rest back as a new unit. @default none
+     */
+    readonly stopAfter?: number;
+    /** @default Date.now */
+    readonly now?: () => number;
+  },
 ): Promise<UnitOutcome> {
   const state = await deps.runs.startUnit(unit.runId, unit.unitId);
   if (!state) return { status: 'unknown' };
@@ -59,12 +69,39 @@ export async function processUnit(
   }
 
   try {
+    // An earlier attempt that checkpointed already handed the rest on: end where it did.
+    const handedOn =
+      options.stopAfter === undefined
+        ? undefined
+        : (await deps.runs.getUnit(unit.runId, continuationIdOf(unit.unitId)))?.descriptor;
+    let work = unit;
+    let checkpoint: Checkpoint | undefined;
+    if (handedOn) {
+      work = trimToContinuation(unit, handedOn);
+      await retractUnitParts(deps.store, unit); // parts of the longer attempt would repeat records
+    } else if (options.stopAfter !== undefined) {
+      const { stopAfter } = options;
+      const now = options.now ?? Date.now;
+      checkpoint = { shouldStop: () => now() >= stopAfter };
+    }
     const { counts, outputKeys, actualCost } =
       config.kind === 'embed'
-        ? await runEmbedUnit(deps, config, unit)
-        : unit.task === 'fit'
-          ? await runFitUnit(deps, config, unit)
-          : await runScoreUnit(deps, config, unit);
+        ? await runEmbedUnit(deps, config, work, checkpoint)
+        : work.task === 'fit'
+          ? await runFitUnit(deps, config, work, checkpoint)
+          : await runScoreUnit(deps, config, work, checkpoint);
+    const continuation =
+      handedOn ?? (checkpoint?.stoppedAt ? continuationOf(unit, checkpoint.stoppedAt) : undefined);
+    if (continuation) {
+      // Counted in the run before this unit completes, so the run cannot finish without it.
+      const stored = await deps.runs.addContinuation(unit.runId, continuation);
+      if (stored.byteStart !== continuation.byteStart || stored.sourceKey !== continuation.sourceKey) {
+        throw new TransitionConflict(
+          `unit ${unit.unitId}: another delivery checkpointed it elsewhere; retrying to end there`,
+        );
+      }
+      await deps.queue.sendUnits([stored]);
+    }
     const completion = await deps.runs.completeUnit(unit.runId, unit.unitId, {
       counts,
       actualCost,
@@ -117,6 +154,7 @@ async function runEmbedUnit(
   deps: ProcessUnitDeps,
   config: EmbedPipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<UnitWork> {
   if (!deps.endpoint)
     throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
@@ -124,6 +162,7 @@ async function runEmbedUnit(
     { ...deps, endpoint: deps.endpoint },
     config,
     unit,
+    checkpoint,
   );
   const outputKeys: string[] = [];
   if (rows.length > 0)
@@ -141,8 +180,9 @@ async function runFitUnit(
   deps: ProcessUnitDeps,
   config: ScorePipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<UnitWork> {
-  const { counts, partial } = await fitUnit(deps, config, unit);
+  const { counts, partial } = await fitUnit(deps, config, unit, checkpoint);
   const key = fitPartialKey(unit.pipeline, unit.runId, unit.unitId);
   await deps.store.put(key, JSON.stringify(partial), 'application/json');
   return { counts, outputKeys: [key], actualCost: counts.records };
@@ -152,6 +192,7 @@ async function runScoreUnit(
   deps: ProcessUnitDeps,
   config: ScorePipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<UnitWork> {
   if (!deps.scoringEndpoint)
     throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
@@ -159,6 +200,7 @@ async function runScoreUnit(
     { store: deps.store, endpoint: deps.scoringEndpoint },
     config,
     unit,
+    checkpoint,
   );
   const outputKeys: string[] = [];
   if (rows.length > 0) await putPart(deps, 'scores', unit, scoresParquet(unit.runId, rows), outputKeys);

@@ -20,7 +20,7 @@ import { transformRecords } from '../scoring/features/feature-transformer.ts';
 import { transformerFor } from '../scoring/scoring-context.ts';
 import { formatCsvRows } from '../scoring/xgboost/csv-contract.ts';
 import { mapWithConcurrency } from './concurrency.ts';
-import { rejectRowOf, unitRecords } from './unit-records.ts';
+import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
 
 /** Where a scoring unit leaves its segment aggregates for finalize to merge. */
 export function segmentPartialKey(pipeline: string, runId: string, unitId: string): string {
@@ -76,6 +76,7 @@ export async function scoreUnit(
   deps: { store: ObjectStore; endpoint: ScoringEndpoint; maxPayloadBytes?: number },
   config: ScorePipelineConfig,
   unit: WorkUnit,
+  checkpoint?: Checkpoint,
 ): Promise<ScoredUnit> {
   const transformer = await transformerFor(deps.store, config, unit.runId);
   const counts = emptyCounts();
@@ -174,7 +175,12 @@ export async function scoreUnit(
     );
   };
 
-  for await (const { slice, record } of unitRecords(deps.store, unit, { ...config.input, shape: 'row' })) {
+  for await (const { slice, record } of unitRecords(
+    deps.store,
+    unit,
+    { ...config.input, shape: 'row' },
+    checkpoint,
+  )) {
     counts.records += 1;
     if (record.kind === 'reject') {
       rejects.push(rejectRowOf(slice.key, record));

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UnitState } from '../../shared/domain/types.ts';
 import type { RunStore, UnitCompletion } from '../../shared/ports/run-store.ts';
-import { aRun, aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
+import { aRun, aRunWithUnits, aSummary, aUnit, someCounts } from '../support/run-fixtures.ts';
 
 export interface RunStoreUnderTest {
   readonly store: RunStore;
@@ -239,6 +239,25 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
           doneUnits: 3,
           status: 'running',
         });
+      });
+
+      it('adds a checkpoint continuation once: counted before its parent completes, the first cut point kept', async () => {
+        const { run, units } = aRunWithUnits(2);
+        await store.createRun(run, units);
+        const continuation = aUnit(run.runId, 0, { unitId: 'u0000c', byteStart: 700_000 });
+        expect(await store.addContinuation(run.runId, continuation)).toEqual(continuation);
+        // A retried parent that stopped elsewhere gets the first continuation back, counted once.
+        const later = aUnit(run.runId, 0, { unitId: 'u0000c', byteStart: 900_000 });
+        expect(await store.addContinuation(run.runId, later)).toEqual(continuation);
+        expect((await store.getRun(run.runId))?.totalUnits).toBe(3);
+
+        expect((await store.completeUnit(run.runId, 'u0000', result(1))).finishedRun).toBe(false);
+        expect((await store.completeUnit(run.runId, 'u0001', result(1))).finishedRun).toBe(false);
+        expect((await store.completeUnit(run.runId, 'u0000c', result(1))).finishedRun).toBe(true);
+        const stored = (await store.listUnits(run.runId, { withDescriptors: true })).find(
+          (u) => u.unitId === 'u0000c',
+        );
+        expect(stored?.descriptor).toEqual(continuation);
       });
 
       it('finishes the run exactly once when every unit completes at the same moment, duplicates included', async () => {

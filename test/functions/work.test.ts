@@ -141,6 +141,8 @@ describe('work handler', () => {
   beforeEach(() => {
     // The chunk index starts empty: every chunk is new.
     dynamo.on(BatchGetCommand).resolves({ Responses: {} });
+    // No earlier attempt checkpointed: the unit's continuation does not exist.
+    dynamo.on(GetCommand).resolves({});
     dynamo.on(BatchWriteCommand).resolves({});
     s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
       const [, start, end] = /^bytes=(\d+)-(\d*)$/.exec(input.Range ?? 'bytes=0-') ?? [];

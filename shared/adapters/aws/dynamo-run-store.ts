@@ -349,6 +349,69 @@ export class DynamoRunStore implements RunStore {
   }
 
   /** Steps 1-3 of the class comment for either terminal status. */
+  /**
+   * Two conditional writes, each safe to repeat: the unit item is put only if absent (an
+   * earlier attempt's continuation wins and is returned), then the run counts it under
+   * `NOT contains(addedUnitIds, unitId)` while it is still running. A crash between the
+   * two is repaired by the retry, which finds the item and counts it.
+   */
+  async getUnit(runId: string, unitId: string): Promise<StoredUnit | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: unitKey(runId, unitId), ConsistentRead: true }),
+    );
+    return out.Item ? toStoredUnit(out.Item) : undefined;
+  }
+
+  async addContinuation(runId: string, unit: WorkUnit): Promise<WorkUnit> {
+    let stored = unit;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: unitItem(unit),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.tableName, Key: unitKey(runId, unit.unitId), ConsistentRead: true }),
+      );
+      const existing = out.Item ? toStoredUnit(out.Item).descriptor : undefined;
+      if (!existing)
+        throw new TransitionConflict(`unit ${runId}/${unit.unitId} exists without its descriptor`, {
+          cause: error,
+        });
+      stored = existing;
+    }
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'ADD totalUnits :one, addedUnitIds :ids',
+          ConditionExpression: '#status = :running AND NOT contains(addedUnitIds, :unitId)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':ids': new Set([unit.unitId]),
+            ':running': 'running',
+            ':unitId': unit.unitId,
+          },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const run = await this.getRun(runId);
+      if (run?.status !== 'running')
+        throw new TransitionConflict(`run ${runId} is ${run?.status ?? 'missing'}: no unit can be added`, {
+          cause: error,
+        });
+      // Already counted by an earlier attempt.
+    }
+    return stored;
+  }
+
   private async finishUnit(
     runId: string,
     unitId: string,

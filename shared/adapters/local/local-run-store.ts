@@ -216,6 +216,39 @@ export class LocalRunStore implements RunStore {
   async getSummary(runId: string): Promise<RunSummary | undefined> {
     return (await this.load(runId))?.run.summary;
   }
+
+  async getUnit(runId: string, unitId: string): Promise<StoredUnit | undefined> {
+    const unit = (await this.load(runId))?.units[unitId];
+    return unit ? structuredClone(unit) : undefined;
+  }
+
+  async addContinuation(runId: string, unit: WorkUnit): Promise<WorkUnit> {
+    const file = await this.load(runId);
+    if (!file) throw new Error(`run ${runId} does not exist`);
+    const existing = file.units[unit.unitId];
+    if (existing?.descriptor) return structuredClone(existing.descriptor);
+    if (file.run.status !== 'running')
+      throw new Error(`run ${runId} is ${file.run.status}: no unit can be added`);
+    file.units[unit.unitId] = {
+      unitId: unit.unitId,
+      sourceKey: unit.sourceKey,
+      byteStart: unit.byteStart,
+      byteEnd: unit.byteEnd,
+      estCost: unit.estCost,
+      packedFiles: unit.packed.length,
+      actualCost: null,
+      records: null,
+      status: 'pending',
+      attempts: 0,
+      lastError: null,
+      counts: null,
+      outputKeys: [],
+      descriptor: JSON.parse(JSON.stringify(unit)) as WorkUnit,
+    };
+    file.run.totalUnits += 1;
+    await this.persist(runId);
+    return structuredClone(unit);
+  }
 }
 
 function withoutDescriptor(unit: StoredUnitRecord): UnitState {
