@@ -199,3 +199,22 @@ export interface EmbeddingRow {
   source_key: string;
   metadata: Record<string, string | null>;
 }
+
+/** The state of a unit that no worker has started: what every run store records at planning. */
+export function pendingUnitState(unit: WorkUnit): UnitState {
+  return {
+    unitId: unit.unitId,
+    sourceKey: unit.sourceKey,
+    byteStart: unit.byteStart,
+    byteEnd: unit.byteEnd,
+    estCost: unit.estCost,
+    packedFiles: unit.packed.length,
+    actualCost: null,
+    records: null,
+    status: 'pending',
+    attempts: 0,
+    lastError: null,
+    counts: null,
+    outputKeys: [],
+  };
+}

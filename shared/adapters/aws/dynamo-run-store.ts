@@ -7,15 +7,16 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type {
-  RunState,
-  RunStatus,
-  RunSummary,
-  RunTrigger,
-  UnitCounts,
-  UnitState,
-  UnitStatus,
-  WorkUnit,
+import {
+  pendingUnitState,
+  type RunState,
+  type RunStatus,
+  type RunSummary,
+  type RunTrigger,
+  type UnitCounts,
+  type UnitState,
+  type UnitStatus,
+  type WorkUnit,
 } from '../../domain/types.ts';
 import { TransitionConflict } from '../../errors/errors.ts';
 import type {
@@ -627,19 +628,7 @@ function runItem(run: RunState): Item {
 function unitItem(unit: WorkUnit): Item {
   return {
     ...unitKey(unit.runId, unit.unitId),
-    unitId: unit.unitId,
-    sourceKey: unit.sourceKey,
-    byteStart: unit.byteStart,
-    byteEnd: unit.byteEnd,
-    estCost: unit.estCost,
-    packedFiles: unit.packed.length,
-    actualCost: null,
-    records: null,
-    status: 'pending',
-    attempts: 0,
-    lastError: null,
-    counts: null,
-    outputKeys: [],
+    ...pendingUnitState(unit),
     // JSON, not a map: optional fields stay absent and numbers keep their exact value.
     descriptor: JSON.stringify(unit),
   };

@@ -1,6 +1,13 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { RunState, RunSummary, UnitCounts, UnitState, WorkUnit } from '../../domain/types.ts';
+import {
+  pendingUnitState,
+  type RunState,
+  type RunSummary,
+  type UnitCounts,
+  type UnitState,
+  type WorkUnit,
+} from '../../domain/types.ts';
 import { TransitionConflict } from '../../errors/errors.ts';
 import type {
   ListUnitsOptions,
@@ -67,23 +74,7 @@ export class LocalRunStore implements RunStore {
     if (await this.load(run.runId)) throw new Error(`run ${run.runId} already exists`);
     const file: RunFile = { run: { ...run, terminalUnits: 0, finalizeClaimed: false }, units: {} };
     for (const unit of units) {
-      file.units[unit.unitId] = {
-        unitId: unit.unitId,
-        sourceKey: unit.sourceKey,
-        byteStart: unit.byteStart,
-        byteEnd: unit.byteEnd,
-        estCost: unit.estCost,
-        packedFiles: unit.packed.length,
-        actualCost: null,
-        records: null,
-        status: 'pending',
-        attempts: 0,
-        lastError: null,
-        counts: null,
-        outputKeys: [],
-        // A JSON copy: what a DynamoDB item or a queue message would hold.
-        descriptor: JSON.parse(JSON.stringify(unit)) as WorkUnit,
-      };
+      file.units[unit.unitId] = storedUnitRecord(unit);
     }
     this.cache.set(run.runId, file);
     await this.persist(run.runId);
@@ -229,26 +220,16 @@ export class LocalRunStore implements RunStore {
     if (existing?.descriptor) return structuredClone(existing.descriptor);
     if (file.run.status !== 'running')
       throw new Error(`run ${runId} is ${file.run.status}: no unit can be added`);
-    file.units[unit.unitId] = {
-      unitId: unit.unitId,
-      sourceKey: unit.sourceKey,
-      byteStart: unit.byteStart,
-      byteEnd: unit.byteEnd,
-      estCost: unit.estCost,
-      packedFiles: unit.packed.length,
-      actualCost: null,
-      records: null,
-      status: 'pending',
-      attempts: 0,
-      lastError: null,
-      counts: null,
-      outputKeys: [],
-      descriptor: JSON.parse(JSON.stringify(unit)) as WorkUnit,
-    };
+    file.units[unit.unitId] = storedUnitRecord(unit);
     file.run.totalUnits += 1;
     await this.persist(runId);
     return structuredClone(unit);
   }
+}
+
+/** A new unit with a JSON copy of its descriptor: what a DynamoDB item or a queue message would hold. */
+function storedUnitRecord(unit: WorkUnit): StoredUnitRecord {
+  return { ...pendingUnitState(unit), descriptor: JSON.parse(JSON.stringify(unit)) as WorkUnit };
 }
 
 function withoutDescriptor(unit: StoredUnitRecord): UnitState {
