@@ -2,28 +2,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { customers } from '../scripts/credit-risk-sample.ts';
+import { CUSTOMER_COLUMNS, customerCsvLines, customers } from '../scripts/credit-risk-sample.ts';
 import { runMeasured } from './memory.ts';
-
-const COLUMNS = [
-  'customer_id',
-  'age',
-  'income',
-  'debt_ratio',
-  'employment_years',
-  'late_payments',
-  'region',
-  'product',
-  'occupation',
-  'defaulted',
-];
 
 async function writeCustomers(file: string, rows: number): Promise<void> {
   const out = createWriteStream(file);
-  out.write(`${COLUMNS.join(',')}\n`);
+  out.write(`${CUSTOMER_COLUMNS.join(',')}\n`);
   for (let done = 0, seed = 1000; done < rows; seed += 1) {
     const batch = customers(Math.min(50_000, rows - done), seed);
-    const text = `${batch.map((r) => COLUMNS.map((c) => String(r[c] ?? '')).join(',')).join('\n')}\n`;
+    const text = `${customerCsvLines(batch)}\n`;
     if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     done += batch.length;
   }

@@ -85,7 +85,8 @@ export function customers(count: number, seed: number): Customer[] {
   });
 }
 
-const COLUMNS = [
+/** The sample's CSV columns, in file order. */
+export const CUSTOMER_COLUMNS = [
   'customer_id',
   'age',
   'income',
@@ -97,8 +98,10 @@ const COLUMNS = [
   'occupation',
   'defaulted',
 ];
-const toCsv = (rows: Customer[]) =>
-  [COLUMNS.join(','), ...rows.map((r) => COLUMNS.map((c) => String(r[c] ?? '')).join(','))].join('\n');
+/** Customers as CSV lines (no header, no final newline). */
+export const customerCsvLines = (rows: Customer[]): string =>
+  rows.map((r) => CUSTOMER_COLUMNS.map((c) => String(r[c] ?? '')).join(',')).join('\n');
+const toCsv = (rows: Customer[]) => `${CUSTOMER_COLUMNS.join(',')}\n${customerCsvLines(rows)}`;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const config = JSON.parse(readFileSync(path.join(root, 'pipelines', 'credit-risk.json'), 'utf8'));
