@@ -1,18 +1,20 @@
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { type CommandIo, processIo } from './commands/io.ts';
-import { queryCommand } from './commands/query.ts';
-import { redriveCommand } from './commands/redrive.ts';
-import { runCommand } from './commands/run.ts';
-import { serveModelCommand } from './commands/serve-model.ts';
-import { statusCommand } from './commands/status.ts';
 import { USAGE } from './usage.ts';
 
-const COMMANDS: Record<string, (args: string[], io: CommandIo) => Promise<number>> = {
-  run: runCommand,
-  query: queryCommand,
-  status: statusCommand,
-  redrive: redriveCommand,
-  'serve-model': serveModelCommand,
+type Command = (args: string[], io: CommandIo) => Promise<number>;
+
+/**
+ * Each command loads its own modules when it runs: `sluice run` never maps DuckDB's
+ * native library (about 36 MiB resident) or the DynamoDB and SQS clients that only
+ * `query` and `redrive` use.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./commands/run.ts')).runCommand,
+  query: async () => (await import('./commands/query.ts')).queryCommand,
+  status: async () => (await import('./commands/status.ts')).statusCommand,
+  redrive: async () => (await import('./commands/redrive.ts')).redriveCommand,
+  'serve-model': async () => (await import('./commands/serve-model.ts')).serveModelCommand,
 };
 
 /**
@@ -25,12 +27,13 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     io.out(USAGE);
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = COMMANDS[name];
+  if (!load) {
     io.err(`sluice: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     return 2;
   }
   try {
+    const command = await load();
     return await command(args, io);
   } catch (error) {
     if (error instanceof ConfigError) {

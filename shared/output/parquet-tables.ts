@@ -1,4 +1,4 @@
-import { parquetWriteBuffer } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { EmbeddingRow, RejectRow, RunSummary, ScoreRow } from '../domain/types.ts';
 import type { BetaPrior } from '../scoring/aggregates/beta-prior.ts';
 import type { SegmentStats } from '../scoring/aggregates/segment-aggregates.ts';
@@ -123,45 +123,113 @@ function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
 
 /**
  * Rows per row group: embeddings use small groups (about 3 MB of 384-dimension vectors
- * and text each), so encoding holds one group's shredded values at a time rather than a
- * whole unit's; the narrow tables keep large groups.
+ * and text each), so a writer holds one group's rows and shredded values at a time
+ * rather than a whole unit's; the narrow tables keep large groups.
  */
 const EMBEDDING_ROW_GROUP = 2048;
 const DEFAULT_ROW_GROUP = 100_000;
+
+/**
+ * Columns whose values are (nearly) all distinct or long: a dictionary would not pay and
+ * min/max statistics of free text help no query, so both are skipped (they cost as much
+ * as the rest of the encoding together).
+ */
+const PLAIN_COLUMNS: ReadonlySet<string> = new Set([
+  'chunk_id',
+  'text_sha256',
+  'embedding',
+  'chunk_text',
+  'metadata',
+  'record_id',
+  'excerpt',
+  'outputs',
+]);
+
+/**
+ * Writes one Parquet file row group by row group: rows are added as they are produced and
+ * encoded whenever a full group is waiting, so only the encoded bytes of the finished
+ * groups and one group of rows are held.
+ */
+export class ParquetPartWriter<Row> {
+  private readonly bytes = new ByteWriter();
+  private readonly writer: ParquetWriter;
+  private pending: Row[] = [];
+  private written = 0;
+
+  constructor(
+    private readonly columns: readonly ColumnDef[],
+    private readonly toRecord: (row: Row) => Record<string, unknown>,
+    private readonly rowGroupSize = DEFAULT_ROW_GROUP,
+  ) {
+    // hyparquet-writer's types describe its schema elements loosely; the layout above follows the Parquet spec.
+    this.writer = new ParquetWriter({ writer: this.bytes, schema: schemaOf(columns) as never });
+  }
+
+  /** Rows added so far. */
+  get rows(): number {
+    return this.written + this.pending.length;
+  }
+
+  add(rows: Iterable<Row>): void {
+    for (const row of rows) {
+      this.pending.push(row);
+      if (this.pending.length >= this.rowGroupSize) this.writeGroup();
+    }
+  }
+
+  /** The whole file: every group written and the footer. The writer is done after this. */
+  finish(): Uint8Array {
+    if (this.pending.length > 0) this.writeGroup();
+    this.writer.finish();
+    return new Uint8Array(this.bytes.getBuffer());
+  }
+
+  private writeGroup(): void {
+    const rows = this.pending.map(this.toRecord);
+    this.written += rows.length;
+    this.pending = [];
+    const columnData = this.columns.map((col) => ({
+      name: col.name,
+      data: rows.map((row) => {
+        const value = row[col.name];
+        if (col.type === 'int64') return BigInt(value as number);
+        if (col.type === 'float-list') return Array.from(value as ArrayLike<number>);
+        return value ?? null;
+      }),
+      ...(PLAIN_COLUMNS.has(col.name) ? { encoding: 'PLAIN' as const, statistics: false } : {}),
+    }));
+    // Synchronous: a ByteWriter has no flush to wait for.
+    void this.writer.write({ columnData, rowGroupSize: rows.length });
+  }
+}
 
 function encode(
   columns: readonly ColumnDef[],
   rows: readonly Record<string, unknown>[],
   rowGroupSize = DEFAULT_ROW_GROUP,
 ): Uint8Array {
-  const columnData = columns.map((col) => ({
-    name: col.name,
-    data: rows.map((row) => {
-      const value = row[col.name];
-      if (col.type === 'int64') return BigInt(value as number);
-      if (col.type === 'float-list') return Array.from(value as ArrayLike<number>);
-      return value ?? null;
-    }),
-  }));
-  // hyparquet-writer's types describe its schema elements loosely; the layout above follows the Parquet spec.
-  const buffer = parquetWriteBuffer({
-    columnData,
-    schema: schemaOf(columns) as never,
-    rowGroupSize,
+  const writer = new ParquetPartWriter(columns, (row: Record<string, unknown>) => row, rowGroupSize);
+  writer.add(rows);
+  return writer.finish();
+}
+
+function embeddingRecord(runId: string) {
+  return (row: EmbeddingRow): Record<string, unknown> => ({
+    ...row,
+    run_id: runId,
+    metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
   });
-  return new Uint8Array(buffer);
+}
+
+/** A unit's `embeddings` part, written group by group as its chunks are embedded. */
+export function embeddingsPartWriter(runId: string): ParquetPartWriter<EmbeddingRow> {
+  return new ParquetPartWriter(TABLE_COLUMNS.embeddings, embeddingRecord(runId), EMBEDDING_ROW_GROUP);
 }
 
 export function embeddingsParquet(runId: string, rows: readonly EmbeddingRow[]): Uint8Array {
-  return encode(
-    TABLE_COLUMNS.embeddings,
-    rows.map((row) => ({
-      ...row,
-      run_id: runId,
-      metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
-    })),
-    EMBEDDING_ROW_GROUP,
-  );
+  const writer = embeddingsPartWriter(runId);
+  writer.add(rows);
+  return writer.finish();
 }
 
 export function rejectsParquet(runId: string, rows: readonly RejectRow[]): Uint8Array {

@@ -19,8 +19,16 @@ import { mapWithConcurrency } from './concurrency.ts';
 import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
 
 interface PendingChunk {
+  /** The record's position in the unit: results keep the order records were read in. */
+  readonly seq: number;
   readonly docKey: string;
   readonly row: Omit<EmbeddingRow, 'embedding'>;
+}
+
+interface EmbeddedChunk {
+  readonly seq: number;
+  readonly docKey: string;
+  readonly row: EmbeddingRow;
 }
 
 interface DocInfo {
@@ -31,8 +39,12 @@ interface DocInfo {
   readonly excerpt: string;
 }
 
+/** Where a unit's embedded chunks go as each window of them is done (a Parquet part writer). */
+export interface EmbeddingSink {
+  add(rows: readonly EmbeddingRow[]): void;
+}
+
 export interface EmbeddedUnit {
-  readonly rows: EmbeddingRow[];
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
   /** What to record in the chunk index once the unit's parts are written (empty without an index). */
@@ -56,9 +68,11 @@ async function lookupInSlices<T>(
 
 /**
  * Reads a unit's records, chunks the documents, batches chunks by token budget and
- * embeds them. Records that cannot be used become rejects; a chunk the model refuses
- * (found by bisecting the failed batch) rejects its whole document, so a document is
- * either fully in the results or in rejects, never both.
+ * embeds them, a window of `batching.sortWindow` chunks at a time. Each finished window
+ * goes to `sink` in record order, so a unit holds one window of chunks, not all of them.
+ * Records that cannot be used become rejects; a chunk the model refuses (found by
+ * bisecting the failed batch) rejects its whole document, so a document is either fully
+ * in the results or in rejects, never both (a document's chunks are always in one window).
  *
  * With a chunk index, chunks whose fingerprint matches the one last embedded under the
  * same chunk id are carried forward with their stored vector instead of re-embedded, so
@@ -73,47 +87,56 @@ export async function embedUnit(
   },
   config: EmbedPipelineConfig,
   unit: WorkUnit,
+  sink: EmbeddingSink,
   checkpoint?: Checkpoint,
 ): Promise<EmbeddedUnit> {
   const index = config.incremental.enabled ? deps.chunkIndex : undefined;
   const tokenCounter = await tokenCounterFor(deps.store, config, deps.tokenCounter);
   const counts = emptyCounts();
-  const embedded: { docKey: string; row: EmbeddingRow }[] = [];
   const rejects: RejectRow[] = [];
-  const docs = new Map<string, DocInfo>();
-  const refused = new Map<string, string>();
-  const carried = new Set<string>();
+  const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
+  /** Chunks kept per document id, to count chunks an edit removed. */
+  const chunkCounts = new Map<string, number>();
+  // The current window's documents and chunks.
+  let docs = new Map<string, DocInfo>();
   let window: PendingChunk[] = [];
-
-  const embedBatch = async (batch: PendingChunk[]): Promise<void> => {
-    try {
-      const vectors = await deps.endpoint.embed(
-        batch.map((c) => c.row.chunk_text),
-        counts,
-      );
-      counts.realTokens += batch.reduce((sum, c) => sum + c.row.token_count, 0);
-      counts.paddedTokens += paddedTokens(batch.map((c) => c.row.token_count));
-      batch.forEach((chunk, i) => {
-        embedded.push({
-          docKey: chunk.docKey,
-          row: { ...chunk.row, embedding: Float32Array.from(vectors[i]!) },
-        });
-      });
-    } catch (error) {
-      if (!(error instanceof ModelError)) throw error;
-      if (batch.length === 1) {
-        refused.set(batch[0]!.docKey, `model rejected the input: ${error.message}`);
-        return;
-      }
-      const half = Math.ceil(batch.length / 2);
-      await embedBatch(batch.slice(0, half));
-      await embedBatch(batch.slice(half));
-    }
-  };
 
   const flush = async (): Promise<void> => {
     let pending = window;
+    const windowDocs = docs;
     window = [];
+    docs = new Map();
+    const done: EmbeddedChunk[] = [];
+    const refused = new Map<string, string>();
+    const carried = new Set<string>();
+
+    const embedBatch = async (batch: PendingChunk[]): Promise<void> => {
+      try {
+        const vectors = await deps.endpoint.embed(
+          batch.map((c) => c.row.chunk_text),
+          counts,
+        );
+        counts.realTokens += batch.reduce((sum, c) => sum + c.row.token_count, 0);
+        counts.paddedTokens += paddedTokens(batch.map((c) => c.row.token_count));
+        batch.forEach((chunk, i) => {
+          done.push({
+            seq: chunk.seq,
+            docKey: chunk.docKey,
+            row: { ...chunk.row, embedding: Float32Array.from(vectors[i]!) },
+          });
+        });
+      } catch (error) {
+        if (!(error instanceof ModelError)) throw error;
+        if (batch.length === 1) {
+          refused.set(batch[0]!.docKey, `model rejected the input: ${error.message}`);
+          return;
+        }
+        const half = Math.ceil(batch.length / 2);
+        await embedBatch(batch.slice(0, half));
+        await embedBatch(batch.slice(half));
+      }
+    };
+
     if (index && pending.length > 0) {
       const known = await lookupInSlices(
         pending.map((c) => c.row.chunk_id),
@@ -131,14 +154,43 @@ export async function embedUnit(
         )
           return true;
         carried.add(chunk.row.chunk_id);
-        embedded.push({ docKey: chunk.docKey, row: { ...chunk.row, embedding: hit.embedding } });
+        done.push({ seq: chunk.seq, docKey: chunk.docKey, row: { ...chunk.row, embedding: hit.embedding } });
         return false;
       });
     }
     const batches = cutTokenBudgetBatches(pending, (c) => c.row.token_count, config.batching);
     await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
+
+    for (const [docKey, reason] of refused) {
+      const doc = windowDocs.get(docKey)!;
+      rejects.push({
+        source_key: doc.sourceKey,
+        byte_offset: doc.byteOffset,
+        line: doc.line,
+        reason,
+        excerpt: doc.excerpt,
+      });
+    }
+    const kept = done.filter((e) => !refused.has(e.docKey));
+    kept.sort((a, b) => a.seq - b.seq || a.row.chunk_index - b.row.chunk_index);
+    const rows = kept.map((e) => e.row);
+    for (const row of rows) {
+      counts.chunks += 1;
+      chunkCounts.set(row.doc_id, (chunkCounts.get(row.doc_id) ?? 0) + 1);
+      if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
+      else if (index) {
+        indexUpdates.chunks.push({
+          chunkId: row.chunk_id,
+          textSha256: row.text_sha256,
+          embedding: row.embedding as Float32Array,
+          runId: unit.runId,
+        });
+      }
+    }
+    sink.add(rows);
   };
 
+  let seq = 0;
   for await (const { slice, record } of unitRecords(deps.store, unit, config.input, checkpoint)) {
     counts.records += 1;
     if (record.kind === 'reject') {
@@ -146,6 +198,7 @@ export async function embedUnit(
       continue;
     }
     if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
+    seq += 1;
     const docKey = `${slice.key}\u0000${record.line}`;
     docs.set(docKey, {
       docId: record.id,
@@ -156,6 +209,7 @@ export async function embedUnit(
     });
     for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
       window.push({
+        seq,
         docKey,
         row: {
           doc_id: record.id,
@@ -176,37 +230,9 @@ export async function embedUnit(
   }
   await flush();
 
-  const kept = embedded.filter((e) => !refused.has(e.docKey)).map((e) => e.row);
-  for (const [docKey, reason] of refused) {
-    const doc = docs.get(docKey)!;
-    rejects.push({
-      source_key: doc.sourceKey,
-      byte_offset: doc.byteOffset,
-      line: doc.line,
-      reason,
-      excerpt: doc.excerpt,
-    });
-  }
   counts.rejected = rejects.length;
-  counts.chunks = kept.length;
-  counts.skippedUnchanged = kept.filter((row) => carried.has(row.chunk_id)).length;
-  counts.embedded = kept.length - counts.skippedUnchanged;
-  kept.sort((a, b) => (a.doc_id < b.doc_id ? -1 : a.doc_id > b.doc_id ? 1 : a.chunk_index - b.chunk_index));
-
-  const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
+  counts.embedded = counts.chunks - counts.skippedUnchanged;
   if (index) {
-    const chunkCounts = new Map<string, number>();
-    for (const row of kept) {
-      chunkCounts.set(row.doc_id, (chunkCounts.get(row.doc_id) ?? 0) + 1);
-      if (!carried.has(row.chunk_id)) {
-        indexUpdates.chunks.push({
-          chunkId: row.chunk_id,
-          textSha256: row.text_sha256,
-          embedding: row.embedding as Float32Array,
-          runId: unit.runId,
-        });
-      }
-    }
     const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
       index.lookupDocs(unit.pipeline, ids),
     );
@@ -215,5 +241,5 @@ export async function embedUnit(
       if (previous.get(docId)?.chunkCount !== chunkCount) indexUpdates.docs.push({ docId, chunkCount });
     }
   }
-  return { rows: kept, rejects, counts, indexUpdates };
+  return { rejects, counts, indexUpdates };
 }

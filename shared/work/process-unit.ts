@@ -3,7 +3,7 @@ import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, TransitionConflict } from '../errors/errors.ts';
 import { unitPartKey } from '../output/keys.ts';
-import { embeddingsParquet, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
+import { embeddingsPartWriter, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -158,15 +158,16 @@ async function runEmbedUnit(
 ): Promise<UnitWork> {
   if (!deps.endpoint)
     throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
-  const { rows, rejects, counts, indexUpdates } = await embedUnit(
+  const embeddings = embeddingsPartWriter(unit.runId);
+  const { rejects, counts, indexUpdates } = await embedUnit(
     { ...deps, endpoint: deps.endpoint },
     config,
     unit,
+    embeddings,
     checkpoint,
   );
   const outputKeys: string[] = [];
-  if (rows.length > 0)
-    await putPart(deps, 'embeddings', unit, embeddingsParquet(unit.runId, rows), outputKeys);
+  if (embeddings.rows > 0) await putPart(deps, 'embeddings', unit, embeddings.finish(), outputKeys);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   // Only after the parts are written: a fingerprint must never point at a vector no table holds.
