@@ -3,7 +3,7 @@
  * versions they replaced gave (kept in chunking-reference.ts), for every kind of text.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { chunkText } from '../../shared/embedding/chunker.ts';
 import { chunkFingerprint, normaliseText } from '../../shared/embedding/fingerprint.ts';
 import {
@@ -274,7 +274,7 @@ describe('chunkText matches the regex chunker', () => {
 
 describe('chunkFingerprint and normaliseText match the reference', () => {
   const model = fc.oneof(
-    fc.constantFrom('bge-small-en-v1.5', 'model-x', 'モデル', ''),
+    fc.constantFrom('bge-small-en-v1.5', 'model-x', 'モデル', '', '\ud800m', 'm\udc00', '\u0000'),
     fc.string({ maxLength: 12 }),
   );
 
@@ -297,6 +297,12 @@ describe('chunkFingerprint and normaliseText match the reference', () => {
             got: refNormaliseText(text),
           });
     }
+  });
+
+  it('normalises long text whose UTF-8 overruns its length the same way', () => {
+    // Fills a scratch buffer sized to the text exactly with fewer characters than it has.
+    const text = `\u00e9${'a'.repeat(2_999_999)}`;
+    expect(normaliseText(text)).toBe(refNormaliseText(text));
   });
 
   it('gives the same digest for mixed text, prose and chunks of them', () => {
@@ -327,5 +333,24 @@ describe('chunkFingerprint and normaliseText match the reference', () => {
     ];
     for (const text of texts)
       expect(chunkFingerprint(text, 'm', options)).toBe(refChunkFingerprint(text, 'm', options));
+  });
+});
+
+describe('chunkFingerprint without crypto.hash (Node before 20.12)', () => {
+  afterEach(() => {
+    vi.doUnmock('node:crypto');
+    vi.resetModules();
+  });
+
+  it('gives the same digest through createHash', async () => {
+    vi.resetModules();
+    vi.doMock('node:crypto', async (importOriginal) => {
+      const actual = await importOriginal<typeof import('node:crypto')>();
+      return { ...actual, default: { ...actual, hash: undefined } };
+    });
+    const fallback = await import('../../shared/embedding/fingerprint.ts');
+    const options = { maxTokens: 128, overlapTokens: 16 };
+    for (const text of ['', 'ascii  text\n\nhere', 'café  東京 😀', 'e\u0301'])
+      expect(fallback.chunkFingerprint(text, 'm', options)).toBe(refChunkFingerprint(text, 'm', options));
   });
 });
