@@ -1,6 +1,6 @@
 import { copyFile, mkdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { PipelineEndpointRegistry } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
@@ -19,6 +19,8 @@ import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import { resolveInputs, stageInputs } from './stage-inputs.ts';
+import { UnitThreads } from './threads/unit-threads.ts';
+import { localSageMakerClient } from './threads/unit-worker.ts';
 
 export interface LocalRunOptions {
   readonly home: LocalHome;
@@ -31,6 +33,8 @@ export interface LocalRunOptions {
   /** Progress lines for a person (stderr). */
   readonly log: (line: string) => void;
   readonly now?: () => Date;
+  /** Worker threads that run units. @default one per core ({@link LocalRuntimeOptions.threads}) */
+  readonly threads?: number;
 }
 
 export interface LocalRunResult {
@@ -122,17 +126,6 @@ async function startLocalModel(
   };
 }
 
-/** The SDK client a local run calls its model through (an endpoint override to the local server). */
-function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
-  return new SageMakerRuntimeClient({
-    endpoint: endpointUrl,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-    requestHandler: { httpAgent: { maxSockets: 256 } },
-  });
-}
-
 /** Follows fit runs to the scoring runs they started. */
 function lastOfChain(summaries: ReadonlyMap<string, RunSummary>, runId: string): string {
   let id = runId;
@@ -158,6 +151,25 @@ export interface LocalRuntimeOptions {
   readonly endpointUrl?: string;
   readonly log: (line: string) => void;
   readonly now?: () => Date;
+  /**
+   * Worker threads that run units (each with its own bounded heap and endpoint client,
+   * as a Lambda worker); 0 runs them on the main thread.
+   * @default {@link defaultUnitThreads}
+   */
+  readonly threads?: number;
+}
+
+/**
+ * One unit thread per core but one: the main thread keeps a core for the queue, run
+ * store, chunk index and the built-in model server; never more threads than units at once.
+ */
+export function defaultUnitThreads(config: PipelineConfig): number {
+  return Math.max(1, Math.min(availableParallelism() - 1, unitsAtOnce(config)));
+}
+
+/** Units a local run works on at once (the deployed event source's maxConcurrency, at most 4). */
+function unitsAtOnce(config: PipelineConfig): number {
+  return Math.min(config.workers.maxConcurrency, 4);
 }
 
 /**
@@ -181,12 +193,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();
+  const concurrency = unitsAtOnce(config);
+  const threadCount = options.threads ?? defaultUnitThreads(config);
+  let threads: UnitThreads | undefined;
   const queue: LocalWorkQueue = new LocalWorkQueue({
     maxReceiveCount: config.workers.maxReceiveCount,
-    concurrency: Math.min(config.workers.maxConcurrency, 4),
+    concurrency,
     visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
     onUnit: async (unit, delivery) => {
-      const outcome = await processUnit({ ...deps, queue }, config, unit, delivery);
+      const outcome = threads
+        ? await threads.run(unit, { isLastAttempt: delivery.isLastAttempt })
+        : await processUnit({ ...deps, queue }, config, unit, delivery);
       if (outcome.status !== 'succeeded') return;
       const c = outcome.counts;
       const done =
@@ -219,7 +236,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       }
     },
   });
-  return { config, queue, summaries, close: async () => model.server?.close() };
+  if (threadCount > 0) {
+    threads = new UnitThreads(
+      {
+        threads: threadCount,
+        bucketDir: home.bucketDir,
+        config,
+        endpointUrl: model.endpointUrl,
+        shared: { runs: home.runs, queue, chunkIndex: home.chunkIndex },
+      },
+      concurrency,
+    );
+  }
+  return {
+    config,
+    queue,
+    summaries,
+    close: async () => {
+      await threads?.close();
+      await model.server?.close();
+    },
+  };
 }
 
 /** The summary of the run that did the pipeline's work: a fit run hands over to its scoring run. */

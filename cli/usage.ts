@@ -5,7 +5,7 @@ import { ConfigError } from '../shared/errors/errors.ts';
 export class UsageError extends ConfigError {}
 
 export const USAGE = `usage:
-  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--json]
+  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--threads N] [--json]
   sluice query "SQL" [--home DIR] [--json]
   sluice status [RUN_ID] [--home DIR] [--json]
   sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--resume] [--json]

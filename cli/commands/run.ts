@@ -20,8 +20,13 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     home: { type: 'string' },
     pipelines: { type: 'string' },
     'endpoint-url': { type: 'string' },
+    threads: { type: 'string' },
     json: { type: 'boolean', default: false },
   });
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 64)) {
+    throw new UsageError(`--threads must be an integer from 0 to 64, got "${values.threads}"`);
+  }
   if (!values.pipeline) throw new UsageError('--pipeline NAME is required (a config in pipelines/NAME.json)');
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url'])) {
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
@@ -35,6 +40,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     pipelinesDir,
     paths: positionals,
     ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
+    ...(threads === undefined ? {} : { threads }),
     log: (line) => io.err(line),
   });
   const resultsDir = path.join(home.bucketDir, 'results');

@@ -1,0 +1,53 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
+import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
+import { RpcClient } from '../../shared/adapters/local/thread-rpc.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
+import type { RunStore } from '../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import { type ProcessUnitDeps, processUnit } from '../../shared/work/process-unit.ts';
+import type { UnitRequest, UnitThreadData, UnitThreadReply } from './unit-threads.ts';
+
+/** The SDK client a local run calls its model through (an endpoint override to the local server). */
+export function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
+  return new SageMakerRuntimeClient({
+    endpoint: endpointUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { httpAgent: { maxSockets: 256 } },
+  });
+}
+
+/**
+ * A worker thread of `sluice run`: runs units with its own object store, endpoint client
+ * and token counter (as one Lambda worker does), and reaches the run store, chunk index
+ * and queue, which every unit shares, on the main thread.
+ */
+function startUnitWorker(data: UnitThreadData): void {
+  const port = parentPort;
+  if (!port) throw new Error('unit-worker.ts runs as a worker thread');
+  const client = new RpcClient(data.rpc);
+  const deps: ProcessUnitDeps = {
+    store: new FsObjectStore(data.bucketDir),
+    runs: client.proxy<RunStore>('runs'),
+    queue: client.proxy<WorkQueue>('queue'),
+    chunkIndex: client.proxy<ChunkIndex>('chunkIndex'),
+    tokenCounter: new EstimatingTokenCounter(),
+    ...new PipelineEndpointRegistry(localSageMakerClient(data.endpointUrl)).endpointsFor(data.config),
+  };
+  port.on('message', (request: UnitRequest) => {
+    processUnit(deps, data.config, request.unit, request.options).then(
+      (outcome) => port.postMessage({ id: request.id, ok: true, outcome } satisfies UnitThreadReply),
+      (error: unknown) => {
+        const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
+        port.postMessage({ id: request.id, ok: false, error: { name, message } } satisfies UnitThreadReply);
+      },
+    );
+  });
+  port.postMessage('ready');
+}
+
+if (parentPort && workerData?.kind === 'sluice-unit-worker') startUnitWorker(workerData as UnitThreadData);
