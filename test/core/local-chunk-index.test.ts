@@ -80,12 +80,12 @@ describe('LocalChunkIndex on disk', () => {
       expect(await again.stats('docs')).toMatchObject({ entries: 6000, keyLines: 7501, generation: 0 });
     }));
 
-  it('ignores a torn last record and key line, and appends cleanly after them', () =>
+  it('ignores a torn last record and a manifest cut short, and appends cleanly after them', () =>
     inTempDir(async (dir) => {
       await new LocalChunkIndex(dir).record('docs', [aChunk('a#0'), aChunk('b#0')], []);
-      // A crash mid-append: part of a record, and part of its key line.
+      // A crash mid-append (part of a record) and mid-commit (part of the next manifest).
       await appendFile(path.join(dir, 'docs.jsonl'), '{"c":"z#0","h":"sha-z');
-      await appendFile(path.join(dir, 'docs.keys'), '["c:z#0",1');
+      await appendFile(path.join(dir, 'docs.manifest.tmp'), '{"format":"sluice-chunk-index/2","da');
 
       const reopened = new LocalChunkIndex(dir);
       expect([...(await reopened.lookupChunks('docs', ['a#0', 'b#0', 'z#0'])).keys()].sort()).toEqual([
@@ -100,8 +100,10 @@ describe('LocalChunkIndex on disk', () => {
       expect(seen(found.get('z#0'))).toEqual(seen(aChunk('z#0', 2)));
       expect(await again.stats('docs')).toMatchObject({ entries: 4, keyLines: 4 });
 
+      expect(await readdir(dir)).not.toContain('docs.manifest.tmp');
+
       // The record after the torn one starts on a line of its own, so the log still scans line by line.
-      await rm(path.join(dir, 'docs.keys'));
+      await rm(path.join(dir, 'docs.manifest'));
       expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0', 'b#0', 'c#0', 'z#0'])).size).toBe(
         4,
       );
@@ -160,7 +162,7 @@ describe('LocalChunkIndex on disk', () => {
       expect(stats.generation).toBe(1);
       expect(stats.dataBytes).toBeLessThanOrEqual(2 * stats.liveBytes);
       expect(stats.compactionFailure).toBeUndefined();
-      expect((await readdir(dir)).sort()).toEqual([`docs.${stats.generation}.jsonl`, 'docs.keys']);
+      expect((await readdir(dir)).sort()).toEqual([`docs.${stats.generation}.jsonl`, 'docs.manifest']);
       expect((await stat(path.join(dir, `docs.${stats.generation}.jsonl`))).size).toBe(stats.dataBytes);
 
       const reloaded = new LocalChunkIndex(dir);
@@ -214,7 +216,7 @@ describe('LocalChunkIndex on disk', () => {
       expect(ids.every((id) => after.get(id)?.textSha256 === aChunk(id, 3).textSha256)).toBe(true);
     }));
 
-  it('builds its key file from a log written before key files existed', () =>
+  it('builds its index from a log written before key files existed', () =>
     inTempDir(async (dir) => {
       const vector = Float32Array.of(0.25, -1);
       const lines = [
@@ -230,9 +232,7 @@ describe('LocalChunkIndex on disk', () => {
       expect(found.get('a#0')).toMatchObject({ textSha256: 'new', runId: 'r2' });
       expect(Array.from(found.get('a#0')!.embedding)).toEqual([0.25, -1]);
       expect((await index.lookupDocs('docs', ['a'])).get('a')?.chunkCount).toBe(1);
-      expect((await readFile(path.join(dir, 'docs.keys'), 'utf8')).split('\n')[0]).toContain(
-        '"data":"docs.jsonl"',
-      );
+      expect(await readFile(path.join(dir, 'docs.manifest'), 'utf8')).toContain('"data":"docs.jsonl"');
       await index.record('docs', [aChunk('b#0')], []);
       expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0', 'b#0'])).size).toBe(2);
     }));

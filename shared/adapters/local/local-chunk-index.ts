@@ -1,50 +1,82 @@
 import { hash } from 'node:crypto';
-import {
-  appendFile,
-  type FileHandle,
-  mkdir,
-  open,
-  readdir,
-  rename,
-  stat,
-  truncate,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
+import { appendFile, type FileHandle, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, describeError, SluiceError } from '../../errors/errors.ts';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
+import {
+  type ChunkRecord,
+  type DocRecord,
+  decodeVector,
+  encodeVector,
+  groupNearby,
+  isMissing,
+  keyOfRecord,
+  NEWLINE,
+  NEWLINE_BYTES,
+  type Span,
+  scanLines,
+  sizeOf,
+} from './chunk-index/data-log.ts';
+import { Memtable } from './chunk-index/memtable.ts';
+import {
+  BLOCK_BYTES,
+  BLOCK_ENTRIES,
+  blockLength,
+  blockOf,
+  entryLength,
+  entryOffset,
+  mergeRuns,
+  openRun,
+  type Run,
+  RunReader,
+  RunWriter,
+  readBlocks,
+  searchEntries,
+} from './chunk-index/run-file.ts';
 
-/** A line of the data log. The same JSON lines the index wrote before it had key files, so old logs load. */
-type ChunkRecord = { c: string; h: string; v: string; r: string };
-type DocRecord = { d: string; n: number };
-
-/** A key file's first line: which data log its offsets point into. */
-interface KeyFileHeader {
-  readonly format: typeof KEY_FILE_FORMAT;
+/** The manifest: which data log is current and which runs index it, up to `indexedTo`. */
+interface Manifest {
+  readonly format: typeof MANIFEST_FORMAT;
   readonly data: string;
   readonly generation: number;
+  /** The runs cover the records before this byte of the data log; those after it are replayed on load. */
+  readonly indexedTo: number;
+  readonly keyLines: number;
+  readonly entries: number;
+  readonly liveBytes: number;
+  /** Sequence number of the next run file. */
+  readonly nextRun: number;
+  /** Newest first. */
+  readonly runs: readonly { readonly file: string; readonly entries: number }[];
 }
 
-const KEY_FILE_FORMAT = 'sluice-chunk-index/1';
+const MANIFEST_FORMAT = 'sluice-chunk-index/2';
+/** The key file of the index before it kept its keys on disk: `[key, offset, length]` lines after a header. */
+const LEGACY_KEY_FILE_FORMAT = 'sluice-chunk-index/1';
 const HASH_SPAN = 2 ** 52;
-const SHARDS = 64;
-const SHARD_SPAN = HASH_SPAN / SHARDS;
-const INITIAL_SHARD_SLOTS = 64;
-const MAX_LOAD = 0.75;
 /** Entries appended per write, so a unit of many chunks is never one huge string. */
 const APPEND_SLICE = 2048;
-/** Records closer than this in the log are read with one positional read. */
-const READ_GAP_BYTES = 4096;
-const READ_GROUP_MAX_BYTES = 1024 * 1024;
-const SCAN_BLOCK_BYTES = 1024 * 1024;
-/** Compaction reads the old log this much at a time. */
+/** The memtable is written out once the records it indexes span this much log, so a reload replays little. */
+const TAIL_MAX_BYTES = 64 * 1024 * 1024;
+/** Newer runs are merged into an older one once they hold a quarter of its entries (size-tiered). */
+const TIER_RATIO = 4;
+/** Whatever the tiers say, never more runs than this (each is one more read per lookup). */
+const MAX_RUNS = 8;
+/** Runs merged at once when compaction sorts the live entries by offset. */
+const MERGE_FAN_IN = 16;
+/** Adjacent blocks of a run are read with one read, up to this many. */
+const MAX_BLOCKS_PER_READ = 16;
+/** Compaction copies live records a window of the old log at a time. */
 const COPY_WINDOW_BYTES = 4 * 1024 * 1024;
-const NEWLINE = 10;
-const NEWLINE_BYTES = Buffer.of(NEWLINE);
+const COPY_WINDOW_ENTRIES = 8192;
+/** Compaction sorts the live entries by offset in pieces of at least this many. */
+const MIN_SORT_PIECE = 1024;
 
 /** A chunk index file that cannot be used as it is; the message names the file and what to do. */
 export class ChunkIndexFileError extends SluiceError {}
+
+/** Points where a write has reached disk but is not yet committed; tests stop a writer there to simulate a crash. */
+export type CrashPoint = 'run-written' | 'merged' | 'compacted' | 'committed';
 
 export interface LocalChunkIndexOptions {
   /**
@@ -60,11 +92,18 @@ export interface LocalChunkIndexOptions {
    * @default 16 MiB
    */
   readonly compactMinBytes?: number;
+  /**
+   * Entries kept in memory (20 to 40 bytes each) before they are written out as a run
+   * on disk: this, not the number of entries, bounds the index's memory.
+   * @default 65536
+   */
+  readonly memtableEntries?: number;
 }
 
 const DEFAULT_OPTIONS: Required<LocalChunkIndexOptions> = {
   hashKey: sha1Hash52,
   compactMinBytes: 16 * 1024 * 1024,
+  memtableEntries: 65536,
 };
 
 /** The first 13 hex digits (52 bits) of the key's sha1: exact in a double, and collisions are negligible. */
@@ -73,317 +112,346 @@ export function sha1Hash52(key: string): number {
   return digest.readUIntBE(0, 6) * 16 + (digest[6]! >> 4);
 }
 
-/** One open-addressing table (linear probing) of 52-bit hashes to a record's offset and length. */
-class OffsetShard {
-  /** Hash + 1 per slot; 0 marks an empty slot. */
-  tags: Float64Array;
-  offsets: Float64Array;
-  lengths: Uint32Array;
-  size = 0;
+/** Sizes of one pipeline's index. */
+export interface ChunkIndexStats {
+  /**
+   * Keys with a live record. Exact for keys written since the last time every run was
+   * merged; a key rewritten since is counted twice until the runs holding both meet in a merge.
+   */
+  readonly entries: number;
+  /** Records indexed in the current data log, superseded ones included. */
+  readonly keyLines: number;
+  readonly dataBytes: number;
+  /** Bytes of the live records, newlines included (an upper bound, like `entries`): compaction would leave this much. */
+  readonly liveBytes: number;
+  /** Times the data log has been compacted. */
+  readonly generation: number;
+  /** Why the last compaction failed, until one succeeds. */
+  readonly compactionFailure: string | undefined;
+  /** Run files on disk, and the entries they hold (superseded ones included). */
+  readonly runs: number;
+  readonly runEntries: number;
+  /** Entries in memory, not yet written out as a run. */
+  readonly memtableEntries: number;
+  /** Bytes the index holds in memory for this pipeline: the memtable, the runs' fences and the read buffers. */
+  readonly residentBytes: number;
+}
 
-  constructor(slots: number) {
-    this.tags = new Float64Array(slots);
-    this.offsets = new Float64Array(slots);
-    this.lengths = new Uint32Array(slots);
-  }
+type Counters = { keyLines: number; entries: number; liveBytes: number };
 
-  find(tag: number): number {
-    const mask = this.tags.length - 1;
-    for (let slot = (tag >>> 0) & mask; ; slot = (slot + 1) & mask) {
-      const found = this.tags[slot];
-      if (found === tag) return slot;
-      if (found === 0) return -1;
+/** What a lookup reads: fixed for its duration, so it never mixes two states of the index. */
+interface View {
+  readonly dataPath: string;
+  readonly runs: readonly Run[];
+  readonly memtable: Memtable;
+}
+
+interface GenerationContext {
+  readonly dir: string;
+  readonly pipeline: string;
+  readonly manifestPath: string;
+  readonly memtableEntries: number;
+  crashPoint(step: CrashPoint): Promise<void> | undefined;
+}
+
+function isSafeCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let written = 0;
+  while (written < bytes.length)
+    written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
+}
+
+/** Makes renames in `dir` durable, where the platform can sync a directory. */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
+  } catch {
+    // Not every platform can sync a directory.
   }
+}
 
-  /** Points `tag` at a record; returns the length it pointed at before, or -1 if it was new. */
-  set(tag: number, offset: number, length: number): number {
-    if (this.size + 1 > this.tags.length * MAX_LOAD) this.grow();
-    const mask = this.tags.length - 1;
-    let slot = (tag >>> 0) & mask;
-    for (; this.tags[slot] !== 0; slot = (slot + 1) & mask) {
-      if (this.tags[slot] === tag) {
-        const previous = this.lengths[slot]!;
-        this.offsets[slot] = offset;
-        this.lengths[slot] = length;
-        return previous;
-      }
-    }
-    this.tags[slot] = tag;
-    this.offsets[slot] = offset;
-    this.lengths[slot] = length;
-    this.size += 1;
-    return -1;
+/** Writes `file` whole or not at all: a synced temporary file renamed over it. */
+async function writeDurably(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
+  await rename(tmp, file);
+  await syncDir(path.dirname(file));
+}
 
-  private grow(): void {
-    const { tags, offsets, lengths } = this;
-    this.tags = new Float64Array(tags.length * 2);
-    this.offsets = new Float64Array(tags.length * 2);
-    this.lengths = new Uint32Array(tags.length * 2);
-    this.size = 0;
-    for (let slot = 0; slot < tags.length; slot += 1) {
-      if (tags[slot] !== 0) this.set(tags[slot]!, offsets[slot]!, lengths[slot]!);
-    }
-  }
+/** Closes a run's handle and removes its file. */
+async function removeRun(run: Run): Promise<void> {
+  await run.handle.close().catch(() => undefined);
+  await unlink(run.file).catch(() => undefined);
 }
 
 /**
- * Where each live record of a data log is, by the 52-bit hash of its key: 20 bytes a slot
- * in typed arrays, 27 to 53 bytes an entry at a load factor between 0.375 and 0.75. It is
- * cut into 64 shards (by the hash's top bits) that double on their own, so growing never
- * holds two copies of the whole table.
+ * One data log and the runs and memtable that index it. A generation being built by
+ * compaction or a rebuild is written out the same way, and only becomes the one lookups
+ * read once its manifest is committed.
  */
-export class OffsetTable {
-  private readonly shards = Array.from({ length: SHARDS }, () => new OffsetShard(INITIAL_SHARD_SLOTS));
-  private remapped: Float64Array[] | undefined;
+class Generation {
+  dataSize = 0;
+  /** The data log ends in a torn record (no newline): the next append starts with one. */
+  dataTorn = false;
+  runs: readonly Run[] = [];
+  memtable = new Memtable();
+  view: View;
+  /** The runs cover the records before this byte; the memtable those after it. */
+  indexedTo = 0;
+  /** Everything indexed, runs and memtable. */
+  counters: Counters = { keyLines: 0, entries: 0, liveBytes: 0 };
+  /** What the runs alone hold: the manifest's figures. */
+  flushed: Counters = { keyLines: 0, entries: 0, liveBytes: 0 };
+  nextRun = 0;
+  /** A committed manifest names this generation. */
+  committed = false;
+  private committedRuns = new Set<string>();
+  /** Runs merged away, removed once no committed manifest names them. */
+  private retired: Run[] = [];
 
-  get size(): number {
-    return this.shards.reduce((sum, shard) => sum + shard.size, 0);
+  constructor(
+    private readonly ctx: GenerationContext,
+    readonly number: number,
+    readonly dataPath: string,
+  ) {
+    this.view = this.snapshot();
   }
 
-  /** Bytes held by the typed arrays. */
-  get bytes(): number {
-    return this.shards.reduce(
-      (sum, shard) => sum + shard.tags.byteLength + shard.offsets.byteLength + shard.lengths.byteLength,
-      0,
+  get residentBytes(): number {
+    return this.memtable.bytes + this.runs.reduce((sum, run) => sum + run.fences.byteLength, 0);
+  }
+
+  /** Points a key's hash at its record, newest first: the memtable is newer than every run. */
+  ingest(hashed: number, offset: number, length: number): void {
+    const previous = this.memtable.set(hashed, offset, length);
+    this.counters.keyLines += 1;
+    if (previous < 0) {
+      this.counters.entries += 1;
+      this.counters.liveBytes += length + 1;
+    } else this.counters.liveBytes += length - previous;
+  }
+
+  /** Whether the memtable should be written out, the data log now ending at `end`. */
+  shouldFlush(end: number): boolean {
+    return (
+      this.memtable.size >= this.ctx.memtableEntries ||
+      (this.memtable.size > 0 && end - this.indexedTo >= TAIL_MAX_BYTES)
     );
   }
 
-  /** A location for {@link offsetAt} and {@link lengthAt}, or -1 when no record has this hash. */
-  locate(hash: number): number {
-    const shard = Math.floor(hash / SHARD_SPAN);
-    const slot = this.shards[shard]!.find(hash + 1);
-    return slot < 0 ? -1 : slot * SHARDS + shard;
+  /**
+   * Writes the memtable out as the newest run (covering the log up to `end`), merges runs
+   * by size tier, and commits when `commit` is set (a generation being built commits once,
+   * at the end).
+   */
+  async writeOut(end: number, commit: boolean): Promise<void> {
+    await this.flush(end);
+    try {
+      await this.mergeTiers();
+    } finally {
+      if (commit) await this.commit();
+    }
   }
 
-  offsetAt(location: number): number {
-    return this.shards[location % SHARDS]!.offsets[Math.floor(location / SHARDS)]!;
+  /** Merges every run into one: afterwards `counters` are exact. */
+  async mergeAll(): Promise<void> {
+    if (this.runs.length > 1) await this.merge(this.runs.length);
   }
 
-  lengthAt(location: number): number {
-    return this.shards[location % SHARDS]!.lengths[Math.floor(location / SHARDS)]!;
+  /**
+   * Writes the manifest (after syncing the data log it covers), then makes the current
+   * runs and memtable what lookups read and removes the runs merged away. Up to the
+   * rename, a crash leaves the previous manifest, whose files are all still there.
+   */
+  async commit(): Promise<void> {
+    let failure: unknown;
+    try {
+      if (this.indexedTo > 0) {
+        const data = await open(this.dataPath, 'r+');
+        try {
+          await data.datasync();
+        } finally {
+          await data.close();
+        }
+      }
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        data: path.basename(this.dataPath),
+        generation: this.number,
+        indexedTo: this.indexedTo,
+        ...this.flushed,
+        nextRun: this.nextRun,
+        runs: this.runs.map((run) => ({ file: run.name, entries: run.entries })),
+      };
+      await writeDurably(this.ctx.manifestPath, `${JSON.stringify(manifest)}\n`);
+      this.committed = true;
+      this.committedRuns = new Set(this.runs.map((run) => run.name));
+      await this.ctx.crashPoint('committed');
+    } catch (error) {
+      failure = error;
+    }
+    this.publish();
+    const kept: Run[] = [];
+    for (const run of this.retired) {
+      if (this.committedRuns.has(run.name)) kept.push(run);
+      else await removeRun(run);
+    }
+    this.retired = kept;
+    if (failure !== undefined) throw failure;
   }
 
-  /** Points `hash` at a record; returns the length it pointed at before, or -1 if it was new. */
-  set(hash: number, offset: number, length: number): number {
-    if (this.remapped) throw new Error('OffsetTable: set during a remap');
-    return this.shards[Math.floor(hash / SHARD_SPAN)]!.set(hash + 1, offset, length);
+  /** Notes that the manifest just read names the current runs. */
+  markCommitted(): void {
+    this.committed = true;
+    this.committedRuns = new Set(this.runs.map((run) => run.name));
   }
 
-  /** Starts collecting new offsets for every live slot (compaction) without changing what lookups see. */
-  beginRemap(): void {
-    this.remapped = this.shards.map((shard) => new Float64Array(shard.offsets.length));
+  /** Makes the current state what lookups read. */
+  publish(): void {
+    this.view = this.snapshot();
   }
 
-  remap(location: number, offset: number): void {
-    this.remapped![location % SHARDS]![Math.floor(location / SHARDS)] = offset;
+  /** Every run of this generation, merged away or not. */
+  allRuns(): Run[] {
+    return [...this.runs, ...this.retired];
   }
 
-  /** Makes the collected offsets current, all at once. */
-  commitRemap(): void {
-    for (const [i, shard] of this.shards.entries()) shard.offsets = this.remapped![i]!;
-    this.remapped = undefined;
+  runPath(seq: number): string {
+    return path.join(this.ctx.dir, `${this.ctx.pipeline}.${this.number}.${seq}.run`);
   }
 
-  abortRemap(): void {
-    this.remapped = undefined;
+  private snapshot(): View {
+    return { dataPath: this.dataPath, runs: this.runs, memtable: this.memtable };
+  }
+
+  private async flush(end: number): Promise<void> {
+    if (this.memtable.size > 0) {
+      const { hashes, offsets, lengths } = this.memtable.sorted();
+      const writer = await RunWriter.create(this.runPath(this.nextRun++));
+      try {
+        for (let i = 0; i < hashes.length; i += 1) {
+          const written = writer.add(hashes[i]!, offsets[i]!, lengths[i]!);
+          if (written) await written;
+        }
+      } catch (error) {
+        await writer.abort();
+        throw error;
+      }
+      const run = await writer.finish();
+      await this.ctx.crashPoint('run-written');
+      this.runs = [run, ...this.runs];
+      this.memtable = new Memtable();
+    }
+    this.indexedTo = end;
+    this.flushed = { ...this.counters };
+  }
+
+  private async mergeTiers(): Promise<void> {
+    for (;;) {
+      const count = this.tierToMerge();
+      if (count < 2) return;
+      await this.merge(count);
+    }
+  }
+
+  /** How many of the newest runs to merge: while the newer ones hold a quarter of the next, it joins them. */
+  private tierToMerge(): number {
+    let count = 0;
+    let newer = 0;
+    for (let i = 0; i + 1 < this.runs.length; i += 1) {
+      newer += this.runs[i]!.entries;
+      if (newer * TIER_RATIO < this.runs[i + 1]!.entries) break;
+      count = i + 2;
+    }
+    return Math.max(count, this.runs.length - MAX_RUNS + 1);
+  }
+
+  /** Merges the `count` newest runs into one; a key in several keeps its newest entry. */
+  private async merge(count: number): Promise<void> {
+    const inputs = this.runs.slice(0, count);
+    const writer = await RunWriter.create(this.runPath(this.nextRun++));
+    let droppedEntries = 0;
+    let droppedBytes = 0;
+    try {
+      await mergeRuns(
+        inputs,
+        'hash',
+        (hashed, offset, length) => writer.add(hashed, offset, length),
+        (length) => {
+          droppedEntries += 1;
+          droppedBytes += length + 1;
+        },
+      );
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    const run = await writer.finish();
+    await this.ctx.crashPoint('merged');
+    this.runs = [run, ...this.runs.slice(count)];
+    this.retired.push(...inputs);
+    for (const counters of [this.counters, this.flushed]) {
+      counters.entries -= droppedEntries;
+      counters.liveBytes -= droppedBytes;
+    }
   }
 }
 
-/** One pipeline's files and what this process knows of them. */
+/** One pipeline's index and what this process knows of it. */
 interface PipelineLog {
-  readonly keysPath: string;
-  readonly table: OffsetTable;
-  /** The data log the key file points into: `<pipeline>.jsonl`, then `<pipeline>.<generation>.jsonl`. */
-  dataPath: string;
-  generation: number;
-  /** Bytes in the data log: where the next record goes. */
-  dataSize: number;
-  /** The data log ends in a torn record (no newline): the next append starts with one. */
-  dataTorn: boolean;
-  keysExist: boolean;
-  /** Bytes of the key file's header line: entries start there. */
-  keysFrom: number;
-  /** Bytes of whole lines in the key file; a torn tail past it is cut before the next append. */
-  keysSize: number;
-  keysTorn: boolean;
-  /** Lines in the key file, superseded ones included. */
-  keyLines: number;
-  /** Bytes of the live records, newlines included: compaction would leave this much. */
-  liveBytes: number;
+  readonly pipeline: string;
+  readonly context: GenerationContext;
+  gen: Generation;
   /** After a compaction failed, the data log size at which it is tried again. */
   compactAt: number;
   compactionFailure: string | undefined;
   writes: Promise<void>;
 }
 
-/** Sizes of one pipeline's index. */
-export interface ChunkIndexStats {
-  /** Keys with a live record. */
-  readonly entries: number;
-  readonly keyLines: number;
-  readonly dataBytes: number;
-  readonly liveBytes: number;
-  /** Bytes of the in-memory offset table. */
-  readonly tableBytes: number;
-  /** Times the data log has been compacted. */
-  readonly generation: number;
-  /** Why the last compaction failed, until one succeeds. */
-  readonly compactionFailure: string | undefined;
-}
-
-interface Span {
-  readonly key: string;
-  readonly offset: number;
-  readonly length: number;
-}
-
-function encodeVector(vector: Float32Array): string {
-  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
-}
-
-function decodeVector(text: string): Float32Array | undefined {
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.length % 4 !== 0) return undefined;
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-}
-
-function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException).code === 'ENOENT';
-}
-
-async function sizeOf(file: string): Promise<number | undefined> {
-  try {
-    return (await stat(file)).size;
-  } catch (error) {
-    if (isMissing(error)) return undefined;
-    throw error;
-  }
-}
-
 /**
- * Calls `onLine` with each whole line of `file` from byte `from`, and its offset and byte
- * length (no newline), reading blocks so memory stays flat. Returns where the last whole
- * line ends: bytes past it are a torn tail.
- */
-async function scanLines(
-  file: string,
-  from: number,
-  onLine: (text: string, offset: number, length: number) => void | Promise<void>,
-): Promise<number> {
-  const handle = await open(file, 'r');
-  try {
-    const block = Buffer.allocUnsafe(SCAN_BLOCK_BYTES);
-    let position = from;
-    let carry: Buffer | undefined;
-    let end = from;
-    for (;;) {
-      const { bytesRead } = await handle.read(block, 0, block.length, position);
-      if (bytesRead === 0) return end;
-      const start = carry ? position - carry.length : position;
-      const bytes = carry
-        ? Buffer.concat([carry, block.subarray(0, bytesRead)])
-        : block.subarray(0, bytesRead);
-      position += bytesRead;
-      let lineStart = 0;
-      for (let nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, lineStart)) {
-        const pending = onLine(bytes.toString('utf8', lineStart, nl), start + lineStart, nl - lineStart);
-        if (pending) await pending;
-        lineStart = nl + 1;
-      }
-      end = start + lineStart;
-      carry = lineStart < bytes.length ? Buffer.from(bytes.subarray(lineStart)) : undefined;
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Where each id's record is, in log order; ids with no entry are left out. */
-function locateAll(table: OffsetTable, ids: readonly string[], hashes: readonly number[]): Span[] {
-  const spans: Span[] = [];
-  ids.forEach((key, i) => {
-    const location = table.locate(hashes[i]!);
-    if (location >= 0)
-      spans.push({ key, offset: table.offsetAt(location), length: table.lengthAt(location) });
-  });
-  return spans.sort((a, b) => a.offset - b.offset);
-}
-
-/** Spans in log order, grouped so that records a few KiB apart are read with one read. */
-function groupNearby(spans: readonly Span[]): Span[][] {
-  const groups: Span[][] = [];
-  let group: Span[] | undefined;
-  for (const span of spans) {
-    const first = group?.[0];
-    const last = group?.at(-1);
-    if (
-      group &&
-      first &&
-      last &&
-      span.offset - (last.offset + last.length) <= READ_GAP_BYTES &&
-      span.offset + span.length - first.offset <= READ_GROUP_MAX_BYTES
-    )
-      group.push(span);
-    else {
-      group = [span];
-      groups.push(group);
-    }
-  }
-  return groups;
-}
-
-function parseKeyLine(text: string): [key: string, offset: number, length: number] | undefined {
-  try {
-    const entry = JSON.parse(text) as unknown;
-    if (
-      Array.isArray(entry) &&
-      typeof entry[0] === 'string' &&
-      Number.isSafeInteger(entry[1]) &&
-      entry[1] >= 0 &&
-      Number.isSafeInteger(entry[2]) &&
-      entry[2] >= 0
-    )
-      return entry as [string, number, number];
-  } catch {
-    // A torn or foreign line: skipped.
-  }
-  return undefined;
-}
-
-/** The key of a data-log record, or undefined when the line is not one. */
-function keyOfRecord(text: string): string | undefined {
-  try {
-    const record = JSON.parse(text) as Partial<ChunkRecord & DocRecord>;
-    if (typeof record.c === 'string') return `c:${record.c}`;
-    if (typeof record.d === 'string') return `d:${record.d}`;
-  } catch {
-    // A torn record.
-  }
-  return undefined;
-}
-
-/**
- * The chunk index of one machine, with memory bounded by the number of entries, not
- * their vectors. Per pipeline, under `<dir>/`:
+ * The chunk index of one machine, with memory bounded by a constant, not by the number
+ * of entries. Per pipeline, under `<dir>/`:
  *
  * - `<pipeline>.jsonl` (`<pipeline>.<n>.jsonl` after the n-th compaction): the data log,
  *   append-only JSON lines, one per chunk (`{c, h, v, r}`, vector in base64) or document
- *   (`{d, n}`); later lines supersede earlier ones for the same key.
- * - `<pipeline>.keys`: a header naming the data log, then `[key, offset, length]` per
- *   record, appended after the record itself. Loading reads only this file.
+ *   (`{d, n}`); later lines supersede earlier ones for the same key. It is the source of
+ *   truth: everything else can be rebuilt from it.
+ * - `<pipeline>.<n>.<seq>.run`: immutable runs of fixed-width entries (52-bit key hash,
+ *   offset, length) sorted by hash, newest first in the manifest (LSM-style); a newer
+ *   run's entry supersedes an older one's.
+ * - `<pipeline>.manifest`: the current data log, its runs, and up to which byte they
+ *   cover it; replaced whole by a rename, which is how every change commits.
  *
- * In memory there is an {@link OffsetTable} of key hashes; a lookup reads the records
- * with positional reads and checks the key each holds, so a hash collision is a miss.
- * A crash mid-append leaves a torn last line, ignored on load; a log with no key file
- * (written before key files existed) is scanned once to build one. When superseded
- * records outweigh live ones the log is rewritten into a new generation, committed by
- * renaming the key file. One process writes a directory at a time.
+ * In memory there is a memtable of the entries written since the last run (at most
+ * `memtableEntries`) and, per run, the first hash of each 4 KiB block. A lookup sorts
+ * its hashes, looks in the memtable, then reads each block it needs of each run once,
+ * newest run first, then reads the records with positional reads and checks the key
+ * each holds, so a hash collision is a miss. When the memtable is full it is written out
+ * as a run and runs of similar size are merged (at most a handful remain); on load,
+ * records past the manifest's `indexedTo` are replayed into the memtable. A crash leaves
+ * at worst unreferenced files (removed on load) and a torn last line (ignored). When
+ * superseded records outweigh live ones the log is rewritten into a new generation.
+ * One process writes a directory at a time.
  */
 export class LocalChunkIndex implements ChunkIndex {
   private readonly logs = new Map<string, Promise<PipelineLog>>();
   private readonly options: Required<LocalChunkIndexOptions>;
+  /** Where lookups read run blocks; one is enough, as those reads are synchronous. */
+  private blockBuffer: Buffer | undefined;
 
   constructor(
     readonly dir: string,
@@ -396,6 +464,8 @@ export class LocalChunkIndex implements ChunkIndex {
       throw new ConfigError('LocalChunkIndex: hashKey must be a function of a key to [0, 2^52)');
     if (!Number.isSafeInteger(this.options.compactMinBytes) || this.options.compactMinBytes < 0)
       throw new ConfigError('LocalChunkIndex: compactMinBytes must be a whole number of bytes, 0 or more');
+    if (!Number.isSafeInteger(this.options.memtableEntries) || this.options.memtableEntries < 1)
+      throw new ConfigError('LocalChunkIndex: memtableEntries must be a whole number, 1 or more');
   }
 
   async lookupChunks(pipeline: string, chunkIds: readonly string[]): Promise<Map<string, IndexedChunk>> {
@@ -425,11 +495,13 @@ export class LocalChunkIndex implements ChunkIndex {
     const log = await this.open(pipeline);
     const total = chunks.length + docs.length;
     if (total === 0) return;
-    const entryOf = (i: number): { key: string; line: string } => {
+    const entryOf = (i: number): { key: string; hash: number; line: string } => {
       const chunk = chunks[i];
-      if (chunk)
+      if (chunk) {
+        const key = `c:${chunk.chunkId}`;
         return {
-          key: `c:${chunk.chunkId}`,
+          key,
+          hash: this.hashOf(key),
           line: JSON.stringify({
             c: chunk.chunkId,
             h: chunk.textSha256,
@@ -437,44 +509,86 @@ export class LocalChunkIndex implements ChunkIndex {
             r: chunk.runId,
           } satisfies ChunkRecord),
         };
+      }
       const doc = docs[i - chunks.length]!;
+      const key = `d:${doc.docId}`;
       return {
-        key: `d:${doc.docId}`,
+        key,
+        hash: this.hashOf(key),
         line: JSON.stringify({ d: doc.docId, n: doc.chunkCount } satisfies DocRecord),
       };
     };
     await this.serialise(log, async () => {
-      for (let i = 0; i < total; i += APPEND_SLICE) {
-        const slice = Array.from({ length: Math.min(APPEND_SLICE, total - i) }, (_, j) => entryOf(i + j));
-        await this.append(log, slice);
+      for (let i = 0; i < total; ) {
+        const gen = log.gen;
+        // Slices stop where the memtable is full, so it never holds more than memtableEntries.
+        const room = Math.max(1, this.options.memtableEntries - gen.memtable.size);
+        const count = Math.min(APPEND_SLICE, total - i, room);
+        await this.append(
+          gen,
+          Array.from({ length: count }, (_, j) => entryOf(i + j)),
+        );
+        i += count;
+        if (gen.shouldFlush(gen.dataSize)) await gen.writeOut(gen.dataSize, true);
       }
-      const dead = log.dataSize - log.liveBytes;
-      if (dead <= log.liveBytes || dead < this.options.compactMinBytes || log.dataSize < log.compactAt)
-        return;
+      const gen = log.gen;
+      const live = gen.counters.liveBytes;
+      const dead = gen.dataSize - live;
+      // `live` is an upper bound (a key rewritten since its runs last merged counts twice), so
+      // this never compacts a log that is not mostly dead; it may wait for a merge to see it is.
+      if (dead <= live || dead < this.options.compactMinBytes || gen.dataSize < log.compactAt) return;
       try {
-        await this.compact(pipeline, log);
+        await this.compact(log);
         log.compactionFailure = undefined;
       } catch (error) {
         // The records are written and the old log is intact: the index works, only larger.
         // Trying again on every write would copy the log each time, so wait for it to grow by half.
         log.compactionFailure = describeError(error);
-        log.compactAt = log.dataSize * 1.5;
+        log.compactAt = log.gen.dataSize * 1.5;
       }
     });
+  }
+
+  /**
+   * Closes the run files this instance holds open. Optional: the files are consistent on
+   * disk after every write, so a process may simply exit. The instance loads again on next use.
+   */
+  async close(): Promise<void> {
+    const logs = [...this.logs.values()];
+    this.logs.clear();
+    for (const loaded of logs) {
+      const log = await loaded.catch(() => undefined);
+      if (!log) continue;
+      await log.writes;
+      await Promise.all(log.gen.allRuns().map((run) => run.handle.close().catch(() => undefined)));
+    }
   }
 
   /** Sizes of a pipeline's index (loading it if needed). */
   async stats(pipeline: string): Promise<ChunkIndexStats> {
     const log = await this.open(pipeline);
+    const { gen } = log;
     return {
-      entries: log.table.size,
-      keyLines: log.keyLines,
-      dataBytes: log.dataSize,
-      liveBytes: log.liveBytes,
-      tableBytes: log.table.bytes,
-      generation: log.generation,
+      entries: gen.counters.entries,
+      keyLines: gen.counters.keyLines,
+      dataBytes: gen.dataSize,
+      liveBytes: gen.counters.liveBytes,
+      generation: gen.number,
       compactionFailure: log.compactionFailure,
+      runs: gen.runs.length,
+      runEntries: gen.runs.reduce((sum, run) => sum + run.entries, 0),
+      memtableEntries: gen.memtable.size,
+      residentBytes: gen.residentBytes + (this.blockBuffer?.length ?? 0),
     };
+  }
+
+  /**
+   * Called where a write has reached disk but is not yet committed (and just after a
+   * commit, before the files it replaced are removed). Does nothing; a test overrides it
+   * with a promise that never settles to leave the files as a crash there would.
+   */
+  protected crashPoint(_step: CrashPoint): Promise<void> | undefined {
+    return undefined;
   }
 
   private hashOf(key: string): number {
@@ -493,8 +607,7 @@ export class LocalChunkIndex implements ChunkIndex {
 
   /**
    * The records of the ids asked for, keyed `c:<id>` or `d:<id>` by `kind`, that hold
-   * that id: a record another key's hash led to is a miss. Reads are positional, and
-   * records near each other in the log are read together.
+   * that id: a record another key's hash led to is a miss.
    */
   private async read(
     pipeline: string,
@@ -504,51 +617,138 @@ export class LocalChunkIndex implements ChunkIndex {
     const log = await this.open(pipeline);
     const unique = [...new Set(ids)];
     const hashes = unique.map((id) => this.hashOf(`${kind}:${id}`));
-    const found = new Map<string, Partial<ChunkRecord & DocRecord>>();
-    if (!hashes.some((h) => log.table.locate(h) >= 0)) return found;
     for (;;) {
-      // Offsets are taken from the table in the same turn as the data log is seen to be
-      // current: compaction swaps both at once, and an old log stays readable while open.
-      const dataPath = log.dataPath;
-      let handle: FileHandle;
+      // Compaction removes the old data log once lookups read the new one: a lookup that
+      // began on the old one and finds it gone starts again.
+      const view = log.gen.view;
       try {
-        handle = await open(dataPath, 'r');
+        return await this.readView(view, kind, unique, hashes);
       } catch (error) {
         if (!isMissing(error)) throw error;
-        if (log.dataPath !== dataPath) continue;
-        return found;
-      }
-      if (log.dataPath !== dataPath) {
-        await handle.close();
-        continue;
-      }
-      try {
-        await Promise.all(
-          groupNearby(locateAll(log.table, unique, hashes)).map(async (group) => {
-            const first = group[0]!;
-            const last = group.at(-1)!;
-            const bytes = Buffer.allocUnsafe(last.offset + last.length - first.offset);
-            const { bytesRead } = await handle.read(bytes, 0, bytes.length, first.offset);
-            for (const span of group) {
-              const from = span.offset - first.offset;
-              // A record cut short (the log lost its tail) or not valid JSON is a miss.
-              if (from + span.length > bytesRead) continue;
-              try {
-                const record = JSON.parse(bytes.toString('utf8', from, from + span.length)) as Partial<
-                  ChunkRecord & DocRecord
-                >;
-                if (record[kind] === span.key) found.set(span.key, record);
-              } catch {
-                // Not a record.
-              }
-            }
-          }),
-        );
-        return found;
-      } finally {
-        await handle.close();
+        if (log.gen.view !== view) continue;
+        // The data log is gone with nothing newer: the index is empty until it is written again.
+        return new Map();
       }
     }
+  }
+
+  private async readView(
+    view: View,
+    kind: 'c' | 'd',
+    ids: readonly string[],
+    hashes: readonly number[],
+  ): Promise<Map<string, Partial<ChunkRecord & DocRecord>>> {
+    const found = new Map<string, Partial<ChunkRecord & DocRecord>>();
+    // Resolved before the first await, so the view's runs are all still open.
+    const spans = this.locate(view, ids, hashes);
+    if (spans.length === 0) return found;
+    const handle = await open(view.dataPath, 'r');
+    try {
+      await Promise.all(
+        groupNearby(spans).map(async (group) => {
+          const first = group[0]!;
+          const last = group.at(-1)!;
+          const bytes = Buffer.allocUnsafe(last.offset + last.length - first.offset);
+          const { bytesRead } = await handle.read(bytes, 0, bytes.length, first.offset);
+          for (const span of group) {
+            const from = span.offset - first.offset;
+            // A record cut short (the log lost its tail) or not valid JSON is a miss.
+            if (from + span.length > bytesRead) continue;
+            try {
+              const record = JSON.parse(bytes.toString('utf8', from, from + span.length)) as Partial<
+                ChunkRecord & DocRecord
+              >;
+              if (record[kind] === span.key) found.set(span.key, record);
+            } catch {
+              // Not a record.
+            }
+          }
+        }),
+      );
+      return found;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Where the records of `ids` (with `hashes`) are, in log order; ids with no entry are
+   * left out. The hashes are sorted and looked up in the memtable, then in each run,
+   * newest first, until found: the first entry found for a hash is its newest.
+   */
+  private locate(view: View, ids: readonly string[], hashes: readonly number[]): Span[] {
+    const sorted = Float64Array.from(new Set(hashes)).sort();
+    const offsets = new Float64Array(sorted.length).fill(-1);
+    const lengths = new Float64Array(sorted.length);
+    let pending: number[] = [];
+    for (let i = 0; i < sorted.length; i += 1) {
+      const slot = view.memtable.find(sorted[i]!);
+      if (slot < 0) pending.push(i);
+      else {
+        offsets[i] = view.memtable.offsetAt(slot);
+        lengths[i] = view.memtable.lengthAt(slot);
+      }
+    }
+    for (const run of view.runs) {
+      if (pending.length === 0) break;
+      pending = this.searchRun(run, sorted, pending, offsets, lengths);
+    }
+    const spans: Span[] = [];
+    ids.forEach((key, i) => {
+      const at = searchSorted(sorted, hashes[i]!);
+      if (offsets[at]! >= 0) spans.push({ key, offset: offsets[at]!, length: lengths[at]! });
+    });
+    return spans.sort((a, b) => a.offset - b.offset);
+  }
+
+  /**
+   * Looks up the `pending` hashes (indexes into `hashes`, ascending) in one run, reading
+   * each block needed once (adjacent ones together); returns those it does not hold.
+   */
+  private searchRun(
+    run: Run,
+    hashes: Float64Array,
+    pending: readonly number[],
+    offsets: Float64Array,
+    lengths: Float64Array,
+  ): number[] {
+    this.blockBuffer ??= Buffer.allocUnsafe(MAX_BLOCKS_PER_READ * BLOCK_BYTES);
+    const buffer = this.blockBuffer;
+    const absent: number[] = [];
+    let i = 0;
+    while (i < pending.length) {
+      const first = blockOf(run, hashes[pending[i]!]!);
+      if (first < 0) {
+        absent.push(pending[i]!);
+        i += 1;
+        continue;
+      }
+      // The pending hashes in this block and the adjacent ones after it, read at once.
+      let j = i + 1;
+      let last = first;
+      for (; j < pending.length; j += 1) {
+        const block = blockOf(run, hashes[pending[j]!]!);
+        if (block > last + 1 || block - first >= MAX_BLOCKS_PER_READ) break;
+        last = block;
+      }
+      readBlocks(run, buffer, first, last);
+      for (; i < j; i += 1) {
+        const p = pending[i]!;
+        const block = blockOf(run, hashes[p]!);
+        const entry = searchEntries(
+          buffer,
+          (block - first) * BLOCK_ENTRIES,
+          blockLength(run, block),
+          hashes[p]!,
+        );
+        if (entry < 0) absent.push(p);
+        else {
+          offsets[p] = entryOffset(buffer, entry);
+          lengths[p] = entryLength(buffer, entry);
+        }
+      }
+    }
+    return absent;
   }
 
   private open(pipeline: string): Promise<PipelineLog> {
@@ -567,51 +767,153 @@ export class LocalChunkIndex implements ChunkIndex {
     return new RegExp(`^${pipeline}(?:\\.(\\d+))?\\.jsonl$`);
   }
 
-  private async load(pipeline: string): Promise<PipelineLog> {
-    const log: PipelineLog = {
-      keysPath: path.join(this.dir, `${pipeline}.keys`),
-      table: new OffsetTable(),
-      dataPath: path.join(this.dir, `${pipeline}.jsonl`),
-      generation: 0,
-      dataSize: 0,
-      dataTorn: false,
-      keysExist: false,
-      keysFrom: 0,
-      keysSize: 0,
-      keysTorn: false,
-      keyLines: 0,
-      liveBytes: 0,
-      compactAt: 0,
-      compactionFailure: undefined,
-      writes: Promise.resolve(),
-    };
-    const header = await this.readHeader(pipeline, log.keysPath);
-    if (header) {
-      log.dataPath = path.join(this.dir, header.header.data);
-      log.generation = header.header.generation;
-      log.keysFrom = header.bytes;
-      if ((await sizeOf(log.dataPath)) !== undefined) {
-        log.keysExist = true;
-        log.keysSize = await scanLines(log.keysPath, header.bytes, (text) => {
-          const entry = parseKeyLine(text);
-          if (entry) this.place(log, entry[0], entry[1], entry[2]);
-        });
-        log.keysTorn = log.keysSize < ((await sizeOf(log.keysPath)) ?? 0);
-      }
-      // A key file whose data log is gone is rewritten on the next record.
-    } else {
-      const newest = await this.newestDataLog(pipeline);
-      if (newest) await this.buildKeyFile(log, newest.file, newest.generation);
-    }
-    await this.measureDataLog(log);
-    await this.removeStaleFiles(pipeline, log);
-    return log;
+  private runPattern(pipeline: string): RegExp {
+    return new RegExp(`^${pipeline}\\.(\\d+)\\.(\\d+)\\.run$`);
   }
 
-  private async readHeader(
-    pipeline: string,
-    keysPath: string,
-  ): Promise<{ header: KeyFileHeader; bytes: number } | undefined> {
+  private async load(pipeline: string): Promise<PipelineLog> {
+    const context: GenerationContext = {
+      dir: this.dir,
+      pipeline,
+      manifestPath: path.join(this.dir, `${pipeline}.manifest`),
+      memtableEntries: this.options.memtableEntries,
+      crashPoint: (step) => this.crashPoint(step),
+    };
+    const manifest = await this.readManifest(context);
+    const gen =
+      (manifest && (await this.resume(context, manifest))) ?? (await this.rebuild(context, manifest));
+    await this.removeStaleFiles(pipeline, gen);
+    return { pipeline, context, gen, compactAt: 0, compactionFailure: undefined, writes: Promise.resolve() };
+  }
+
+  private async readManifest(context: GenerationContext): Promise<Manifest | undefined> {
+    let text: string;
+    try {
+      const handle = await open(context.manifestPath, 'r');
+      try {
+        text = await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    let manifest: Partial<Manifest> = {};
+    try {
+      manifest = JSON.parse(text) as Partial<Manifest>;
+    } catch {
+      // Reported below.
+    }
+    const runPattern = this.runPattern(context.pipeline);
+    const valid =
+      manifest.format === MANIFEST_FORMAT &&
+      typeof manifest.data === 'string' &&
+      this.dataLogPattern(context.pipeline).test(manifest.data) &&
+      [
+        manifest.generation,
+        manifest.indexedTo,
+        manifest.keyLines,
+        manifest.entries,
+        manifest.liveBytes,
+        manifest.nextRun,
+      ].every(isSafeCount) &&
+      Array.isArray(manifest.runs) &&
+      manifest.runs.every(
+        (run) =>
+          typeof run?.file === 'string' &&
+          runPattern.exec(run.file)?.[1] === String(manifest.generation) &&
+          isSafeCount(run.entries) &&
+          run.entries > 0,
+      );
+    if (!valid)
+      throw new ChunkIndexFileError(
+        `${context.manifestPath} is not a ${MANIFEST_FORMAT} manifest; remove it and the index is rebuilt from the data log`,
+      );
+    return manifest as Manifest;
+  }
+
+  /**
+   * The generation a manifest names, with the records past its runs replayed into the
+   * memtable; undefined when its files are not all there and whole, so that it is rebuilt.
+   */
+  private async resume(context: GenerationContext, manifest: Manifest): Promise<Generation | undefined> {
+    const gen = new Generation(context, manifest.generation, path.join(this.dir, manifest.data));
+    const size = await sizeOf(gen.dataPath);
+    // A log shorter than its runs cover lost synced bytes: its runs may point past its end.
+    if (size === undefined ? manifest.indexedTo > 0 || manifest.runs.length > 0 : size < manifest.indexedTo)
+      return undefined;
+    const runs: Run[] = [];
+    for (const { file, entries } of manifest.runs) {
+      const run = await openRun(path.join(this.dir, file), entries).catch(async (error: unknown) => {
+        await Promise.all(runs.map((opened) => opened.handle.close()));
+        throw error;
+      });
+      if (!run) {
+        await Promise.all(runs.map((opened) => opened.handle.close()));
+        return undefined;
+      }
+      runs.push(run);
+    }
+    gen.runs = runs;
+    gen.indexedTo = manifest.indexedTo;
+    gen.counters = { keyLines: manifest.keyLines, entries: manifest.entries, liveBytes: manifest.liveBytes };
+    gen.flushed = { ...gen.counters };
+    gen.nextRun = manifest.nextRun;
+    gen.markCommitted();
+    await this.measureDataLog(gen);
+    if (gen.dataSize > gen.indexedTo && (await this.ingestLog(gen, gen.indexedTo))) await gen.commit();
+    gen.publish();
+    return gen;
+  }
+
+  /**
+   * Builds the index of a data log from the log itself: the one the manifest names if it
+   * is there, else the one a key file of the previous format names, else the newest.
+   */
+  private async rebuild(context: GenerationContext, manifest: Manifest | undefined): Promise<Generation> {
+    const { pipeline } = context;
+    let source: { file: string; generation: number } | undefined;
+    if (manifest && (await sizeOf(path.join(this.dir, manifest.data))) !== undefined)
+      source = { file: path.join(this.dir, manifest.data), generation: manifest.generation };
+    source ??= await this.legacyDataLog(pipeline);
+    source ??= await this.newestDataLog(pipeline);
+    const gen = new Generation(
+      context,
+      source?.generation ?? 0,
+      source?.file ?? path.join(this.dir, `${pipeline}.jsonl`),
+    );
+    // Run names never reuse one a damaged manifest still names.
+    gen.nextRun = Math.max(manifest?.nextRun ?? 0, await this.nextFreeRun(pipeline, gen.number));
+    if (source) {
+      await this.measureDataLog(gen);
+      await this.ingestLog(gen, 0);
+    }
+    if (source || manifest) await gen.commit();
+    return gen;
+  }
+
+  /**
+   * Indexes the records of the data log from byte `from`, writing runs out as the
+   * memtable fills; returns whether it wrote any (they are then not yet committed).
+   */
+  private async ingestLog(gen: Generation, from: number): Promise<boolean> {
+    let wrote = false;
+    await scanLines(gen.dataPath, from, (text, offset, length) => {
+      const key = keyOfRecord(text);
+      if (key === undefined) return;
+      gen.ingest(this.hashOf(key), offset, length);
+      const end = offset + length + 1;
+      if (!gen.shouldFlush(end)) return;
+      wrote = true;
+      return gen.writeOut(end, false);
+    });
+    return wrote;
+  }
+
+  /** The data log named by a key file of the previous format, which is otherwise not read: the log is rescanned. */
+  private async legacyDataLog(pipeline: string): Promise<{ file: string; generation: number } | undefined> {
+    const keysPath = path.join(this.dir, `${pipeline}.keys`);
     let handle: FileHandle;
     try {
       handle = await open(keysPath, 'r');
@@ -619,38 +921,31 @@ export class LocalChunkIndex implements ChunkIndex {
       if (isMissing(error)) return undefined;
       throw error;
     }
+    let header: { format?: unknown; data?: unknown; generation?: unknown } = {};
     try {
       const bytes = Buffer.alloc(4096);
       const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
       const nl = bytes.subarray(0, bytesRead).indexOf(NEWLINE);
-      let header: Partial<KeyFileHeader> = {};
-      try {
-        if (nl > 0) header = JSON.parse(bytes.toString('utf8', 0, nl)) as Partial<KeyFileHeader>;
-      } catch {
-        // Reported below.
-      }
-      const match = typeof header.data === 'string' ? this.dataLogPattern(pipeline).exec(header.data) : null;
-      if (header.format !== KEY_FILE_FORMAT || !match || !Number.isSafeInteger(header.generation))
-        throw new ChunkIndexFileError(
-          `${keysPath} is not a ${KEY_FILE_FORMAT} key file; remove it and the index is rebuilt from the data log`,
-        );
-      return { header: header as KeyFileHeader, bytes: nl + 1 };
+      if (nl > 0) header = JSON.parse(bytes.toString('utf8', 0, nl)) as typeof header;
+    } catch {
+      // Reported below.
     } finally {
       await handle.close();
     }
+    const match = typeof header.data === 'string' ? this.dataLogPattern(pipeline).exec(header.data) : null;
+    if (header.format !== LEGACY_KEY_FILE_FORMAT || !match || !Number.isSafeInteger(header.generation))
+      throw new ChunkIndexFileError(
+        `${keysPath} is not a ${LEGACY_KEY_FILE_FORMAT} key file; remove it and the index is rebuilt from the data log`,
+      );
+    const file = path.join(this.dir, header.data as string);
+    if ((await sizeOf(file)) === undefined) return undefined;
+    return { file, generation: header.generation as number };
   }
 
   private async newestDataLog(pipeline: string): Promise<{ file: string; generation: number } | undefined> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if (isMissing(error)) return undefined;
-      throw error;
-    }
     const pattern = this.dataLogPattern(pipeline);
     let newest: { file: string; generation: number } | undefined;
-    for (const name of names) {
+    for (const name of await this.names()) {
       const match = pattern.exec(name);
       if (!match) continue;
       const generation = Number(match[1] ?? 0);
@@ -659,163 +954,128 @@ export class LocalChunkIndex implements ChunkIndex {
     return newest;
   }
 
-  /** Scans a data log with no key file (one written before key files existed), parsing every record once. */
-  private async buildKeyFile(log: PipelineLog, dataPath: string, generation: number): Promise<void> {
-    log.dataPath = dataPath;
-    log.generation = generation;
-    const tmp = `${log.keysPath}.tmp`;
-    const out = await open(tmp, 'w');
-    try {
-      const header = this.headerLine(dataPath, generation);
-      log.keysFrom = Buffer.byteLength(header);
-      let keysSize = Buffer.byteLength(header);
-      let pending = [header];
-      const flush = async (): Promise<void> => {
-        await out.write(pending.join(''));
-        pending = [];
-      };
-      await scanLines(dataPath, 0, (text, offset, length) => {
-        const key = keyOfRecord(text);
-        if (key === undefined) return;
-        this.place(log, key, offset, length);
-        const line = `${JSON.stringify([key, offset, length])}\n`;
-        keysSize += Buffer.byteLength(line);
-        pending.push(line);
-        if (pending.length >= APPEND_SLICE) return flush();
-      });
-      await flush();
-      await out.sync();
-      log.keysSize = keysSize;
-    } finally {
-      await out.close();
+  private async nextFreeRun(pipeline: string, generation: number): Promise<number> {
+    const pattern = this.runPattern(pipeline);
+    let next = 0;
+    for (const name of await this.names()) {
+      const match = pattern.exec(name.replace(/\.tmp$/, ''));
+      if (match && Number(match[1]) === generation) next = Math.max(next, Number(match[2]) + 1);
     }
-    await rename(tmp, log.keysPath);
-    log.keysExist = true;
+    return next;
   }
 
-  private headerLine(dataPath: string, generation: number): string {
-    const header: KeyFileHeader = { format: KEY_FILE_FORMAT, data: path.basename(dataPath), generation };
-    return `${JSON.stringify(header)}\n`;
+  private async names(): Promise<string[]> {
+    try {
+      return await readdir(this.dir);
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw error;
+    }
   }
 
-  private async measureDataLog(log: PipelineLog): Promise<void> {
-    const size = await sizeOf(log.dataPath);
-    log.dataSize = size ?? 0;
+  private async measureDataLog(gen: Generation): Promise<void> {
+    const size = await sizeOf(gen.dataPath);
+    gen.dataSize = size ?? 0;
+    gen.dataTorn = false;
     if (!size) return;
-    const handle = await open(log.dataPath, 'r');
+    const handle = await open(gen.dataPath, 'r');
     try {
       const last = Buffer.alloc(1);
       await handle.read(last, 0, 1, size - 1);
-      log.dataTorn = last[0] !== NEWLINE;
+      gen.dataTorn = last[0] !== NEWLINE;
     } finally {
       await handle.close();
     }
   }
 
-  /** Removes data logs of other generations and temporary files a crash left behind. */
-  private async removeStaleFiles(pipeline: string, log: PipelineLog): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if (isMissing(error)) return;
-      throw error;
-    }
-    const pattern = this.dataLogPattern(pipeline);
-    for (const name of names) {
+  /**
+   * Removes what the committed manifest does not name: data logs of other generations,
+   * runs, temporary files a crash left behind, and a key file of the previous format.
+   */
+  private async removeStaleFiles(pipeline: string, gen: Generation): Promise<void> {
+    if (!gen.committed) return;
+    const dataLog = this.dataLogPattern(pipeline);
+    const run = this.runPattern(pipeline);
+    const named = new Set([gen.dataPath, ...gen.allRuns().map((run) => run.file)]);
+    for (const name of await this.names()) {
       const file = path.join(this.dir, name);
-      const stale = name === `${pipeline}.keys.tmp` || (pattern.test(name) && file !== log.dataPath);
-      if (stale && log.keysExist) await unlink(file).catch(() => undefined);
+      const stale =
+        name === `${pipeline}.keys` ||
+        (name.startsWith(`${pipeline}.`) && name.endsWith('.tmp')) ||
+        ((dataLog.test(name) || run.test(name)) && !named.has(file));
+      if (stale) await unlink(file).catch(() => undefined);
     }
   }
 
-  /** Points a key at its record in memory, keeping the live size. */
-  private place(log: PipelineLog, key: string, offset: number, length: number): void {
-    const previous = log.table.set(this.hashOf(key), offset, length);
-    log.liveBytes += length + 1 - (previous < 0 ? 0 : previous + 1);
-    log.keyLines += 1;
-  }
-
-  /** Appends records, then their key lines; only then can a lookup find them. */
-  private async append(log: PipelineLog, entries: readonly { key: string; line: string }[]): Promise<void> {
+  /** Appends records, then indexes them in the memtable; only then can a lookup find them. */
+  private async append(
+    gen: Generation,
+    entries: readonly { key: string; hash: number; line: string }[],
+  ): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const lead = log.dataTorn ? '\n' : '';
-    let offset = log.dataSize + lead.length;
-    const placed: Span[] = [];
+    // The first write names its data log in a manifest, so a compaction cut short is never taken for it.
+    if (!gen.committed) await gen.commit();
+    const lead = gen.dataTorn ? '\n' : '';
+    let offset = gen.dataSize + lead.length;
+    const placed: { hash: number; offset: number; length: number }[] = [];
     const data: string[] = [lead];
-    const keys: string[] = [];
-    for (const { key, line } of entries) {
+    for (const { hash: hashed, line } of entries) {
       const length = Buffer.byteLength(line);
-      placed.push({ key, offset, length });
+      placed.push({ hash: hashed, offset, length });
       data.push(line, '\n');
-      keys.push(JSON.stringify([key, offset, length]), '\n');
       offset += length + 1;
     }
     try {
-      await appendFile(log.dataPath, data.join(''));
+      await appendFile(gen.dataPath, data.join(''));
     } catch (error) {
-      log.dataTorn = true;
-      log.dataSize = (await sizeOf(log.dataPath).catch(() => undefined)) ?? log.dataSize;
+      gen.dataTorn = true;
+      gen.dataSize = (await sizeOf(gen.dataPath).catch(() => undefined)) ?? gen.dataSize;
       throw error;
     }
-    log.dataSize = offset;
-    log.dataTorn = false;
-    await this.appendKeys(log, keys.join(''));
-    for (const span of placed) this.place(log, span.key, span.offset, span.length);
-  }
-
-  private async appendKeys(log: PipelineLog, lines: string): Promise<void> {
-    if (!log.keysExist) {
-      // Created whole by a rename, so the header is never torn.
-      const header = this.headerLine(log.dataPath, log.generation);
-      await writeFile(`${log.keysPath}.tmp`, header);
-      await rename(`${log.keysPath}.tmp`, log.keysPath);
-      log.keysExist = true;
-      log.keysFrom = Buffer.byteLength(header);
-      log.keysSize = log.keysFrom;
-      log.keysTorn = false;
-    }
-    if (log.keysTorn) {
-      await truncate(log.keysPath, log.keysSize);
-      log.keysTorn = false;
-    }
-    try {
-      await appendFile(log.keysPath, lines);
-    } catch (error) {
-      log.keysTorn = true;
-      throw error;
-    }
-    log.keysSize += Buffer.byteLength(lines);
+    gen.dataSize = offset;
+    gen.dataTorn = false;
+    for (const entry of placed) gen.ingest(entry.hash, entry.offset, entry.length);
   }
 
   /**
-   * Copies the live records into the next generation's data log, with a new key file,
-   * and commits by renaming the key file over the old one. Lookups keep reading the old
-   * log until then; a crash before the rename leaves the old files as they were.
+   * Copies the live records into the next generation's data log, in log order, indexing
+   * them as it goes, and commits by renaming the manifest. Lookups keep reading the old
+   * log and runs until then; a crash before the rename leaves the old files as they were.
+   *
+   * The live set is what remains after merging every run into one (in hash order); it
+   * is cut into pieces sorted by offset and merged back by offset, so the old log is read
+   * front to back and nothing is held in memory beyond a piece.
    */
-  private async compact(pipeline: string, log: PipelineLog): Promise<void> {
-    const generation = log.generation + 1;
-    const dataPath = path.join(this.dir, `${pipeline}.${generation}.jsonl`);
-    const keysTmp = `${log.keysPath}.tmp`;
+  private async compact(log: PipelineLog): Promise<void> {
+    const old = log.gen;
+    await old.writeOut(old.dataSize, true);
+    if (old.runs.length > 1) {
+      try {
+        await old.mergeAll();
+      } finally {
+        await old.commit();
+      }
+    }
+    const live = old.runs[0];
+    const next = new Generation(
+      log.context,
+      old.number + 1,
+      path.join(this.dir, `${log.pipeline}.${old.number + 1}.jsonl`),
+    );
+    const temps: string[] = [];
     const opened: FileHandle[] = [];
     const openTracked = async (file: string, flags: string): Promise<FileHandle> => {
       const handle = await open(file, flags);
       opened.push(handle);
       return handle;
     };
-    const closeAll = () => Promise.all(opened.map((handle) => handle.close()));
-    let dataSize = 0;
-    let keysSize = 0;
-    let keyLines = 0;
-    log.table.beginRemap();
+    const closeAll = () => Promise.all(opened.splice(0).map((handle) => handle.close()));
     try {
-      const source = await openTracked(log.dataPath, 'r');
-      const files = { data: await openTracked(dataPath, 'w'), keys: await openTracked(keysTmp, 'w') };
-      const header = this.headerLine(dataPath, generation);
-      await files.keys.write(header);
-      keysSize += Buffer.byteLength(header);
-      // Live records in log order, copied a window of the old log at a time.
-      let batch: { location: number; key: string; offset: number; length: number }[] = [];
+      const out = await openTracked(next.dataPath, 'w');
+      const source = await openTracked(old.dataPath, 'r');
+      const pieces = live ? await this.sortByOffset(log.pipeline, next, live, temps) : [];
+      let written = 0;
+      let batch: { hash: number; offset: number; length: number }[] = [];
       const copy = async (): Promise<void> => {
         const first = batch[0];
         const last = batch.at(-1);
@@ -823,62 +1083,143 @@ export class LocalChunkIndex implements ChunkIndex {
         const bytes = Buffer.allocUnsafe(last.offset + last.length - first.offset);
         const { bytesRead } = await source.read(bytes, 0, bytes.length, first.offset);
         const records: Buffer[] = [];
-        const lines: string[] = [];
         for (const entry of batch) {
           const from = entry.offset - first.offset;
-          // A record the log lost is not copied; its slot is left at offset 0, where the key check misses.
+          // A record the log lost is not copied: its key is then a miss.
           if (from + entry.length > bytesRead) continue;
           records.push(bytes.subarray(from, from + entry.length), NEWLINE_BYTES);
-          lines.push(JSON.stringify([entry.key, dataSize, entry.length]), '\n');
-          log.table.remap(entry.location, dataSize);
-          dataSize += entry.length + 1;
-          keyLines += 1;
+          next.ingest(entry.hash, written, entry.length);
+          written += entry.length + 1;
         }
-        await files.data.write(Buffer.concat(records));
-        const text = lines.join('');
-        await files.keys.write(text);
-        keysSize += Buffer.byteLength(text);
         batch = [];
+        await writeAll(out, Buffer.concat(records));
+        next.dataSize = written;
+        if (next.shouldFlush(written)) await next.writeOut(written, false);
       };
-      await scanLines(log.keysPath, log.keysFrom, (text) => {
-        const entry = parseKeyLine(text);
-        if (!entry) return;
-        const [key, offset, length] = entry;
-        const location = log.table.locate(this.hashOf(key));
-        // Only the line the table points at is live: superseded lines, and keys a collision hid, are dropped.
-        if (location < 0 || log.table.offsetAt(location) !== offset) return;
+      await mergeRuns(pieces, 'offset', (hashed, offset, length) => {
         const first = batch[0];
-        const full = first !== undefined && offset + length - first.offset > COPY_WINDOW_BYTES;
-        const copied = full ? copy() : undefined;
-        const add = () => {
-          batch.push({ location, key, offset, length });
-        };
-        if (!copied) return add();
-        return copied.then(add);
+        const full =
+          first !== undefined &&
+          (offset + length - first.offset > COPY_WINDOW_BYTES || batch.length >= COPY_WINDOW_ENTRIES);
+        if (!full) {
+          batch.push({ hash: hashed, offset, length });
+          return undefined;
+        }
+        return copy().then(() => {
+          batch.push({ hash: hashed, offset, length });
+        });
       });
       await copy();
-      await files.data.sync();
-      await files.keys.sync();
+      await out.sync();
       await closeAll();
-      await rename(keysTmp, log.keysPath);
+      await this.crashPoint('compacted');
+      await next.commit();
     } catch (error) {
-      log.table.abortRemap();
       await closeAll().catch(() => undefined);
-      await Promise.all([unlink(dataPath), unlink(keysTmp)].map((done) => done.catch(() => undefined)));
+      if (!next.committed) {
+        await Promise.all(next.allRuns().map(removeRun));
+        await Promise.all([next.dataPath, ...temps].map((file) => unlink(file).catch(() => undefined)));
+      }
       throw error;
+    } finally {
+      await Promise.all(temps.map((file) => unlink(file).catch(() => undefined)));
     }
-    const old = log.dataPath;
-    // Committed on disk; now in memory, in one turn, so a lookup sees the old log or the new, never a mix.
-    log.table.commitRemap();
-    log.dataPath = dataPath;
-    log.generation = generation;
-    log.dataSize = dataSize;
-    log.dataTorn = false;
-    log.keysFrom = Buffer.byteLength(this.headerLine(dataPath, generation));
-    log.keysSize = keysSize;
-    log.keysTorn = false;
-    log.keyLines = keyLines;
-    log.liveBytes = dataSize;
-    await unlink(old).catch(() => undefined);
+    // Committed on disk; lookups now read the new generation (one that began on the old finds it gone and starts again).
+    log.gen = next;
+    await Promise.all(old.allRuns().map(removeRun));
+    await unlink(old.dataPath).catch(() => undefined);
   }
+
+  /**
+   * The entries of `live` (sorted by hash) as at most {@link MERGE_FAN_IN} temporary runs
+   * sorted by offset: pieces of `memtableEntries` sorted in memory, merged 16 at a time.
+   */
+  private async sortByOffset(
+    pipeline: string,
+    next: Generation,
+    live: Run,
+    temps: string[],
+  ): Promise<{ file: string; entries: number }[]> {
+    const pieceSize = Math.max(this.options.memtableEntries, MIN_SORT_PIECE);
+    let seq = 0;
+    const tempPath = () => {
+      const file = path.join(this.dir, `${pipeline}.${next.number}.sort${seq++}.tmp`);
+      temps.push(file);
+      return file;
+    };
+    let pieces: { file: string; entries: number }[] = [];
+    const hashes = new Float64Array(Math.min(pieceSize, live.entries));
+    const offsets = new Float64Array(hashes.length);
+    const lengths = new Uint32Array(hashes.length);
+    let count = 0;
+    const writePiece = async (): Promise<void> => {
+      const order = Uint32Array.from({ length: count }, (_, i) => i).sort(
+        (a, b) => offsets[a]! - offsets[b]!,
+      );
+      const writer = await RunWriter.create(tempPath(), false);
+      try {
+        for (const i of order) {
+          const written = writer.add(hashes[i]!, offsets[i]!, lengths[i]!);
+          if (written) await written;
+        }
+      } catch (error) {
+        await writer.abort();
+        throw error;
+      }
+      const run = await writer.finish();
+      await run.handle.close();
+      pieces.push({ file: run.file, entries: run.entries });
+      count = 0;
+    };
+    const reader = await RunReader.open(live);
+    try {
+      while (!reader.done) {
+        hashes[count] = reader.hash;
+        offsets[count] = reader.offset;
+        lengths[count] = reader.length;
+        count += 1;
+        if (count === hashes.length) await writePiece();
+        const moved = reader.next();
+        if (moved) await moved;
+      }
+    } finally {
+      await reader.close();
+    }
+    if (count > 0) await writePiece();
+    while (pieces.length > MERGE_FAN_IN) {
+      const merged: { file: string; entries: number }[] = [];
+      for (let i = 0; i < pieces.length; i += MERGE_FAN_IN) {
+        const group = pieces.slice(i, i + MERGE_FAN_IN);
+        if (group.length === 1) {
+          merged.push(group[0]!);
+          continue;
+        }
+        const writer = await RunWriter.create(tempPath(), false);
+        try {
+          await mergeRuns(group, 'offset', (hashed, offset, length) => writer.add(hashed, offset, length));
+        } catch (error) {
+          await writer.abort();
+          throw error;
+        }
+        const run = await writer.finish();
+        await run.handle.close();
+        merged.push({ file: run.file, entries: run.entries });
+        await Promise.all(group.map((piece) => unlink(piece.file).catch(() => undefined)));
+      }
+      pieces = merged;
+    }
+    return pieces;
+  }
+}
+
+/** The index of `value` in ascending `sorted`, which holds it. */
+function searchSorted(sorted: Float64Array, value: number): number {
+  let low = 0;
+  let high = sorted.length - 1;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid]! < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
