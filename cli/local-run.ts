@@ -159,17 +159,21 @@ export interface LocalRuntimeOptions {
   readonly threads?: number;
 }
 
+/** Units each worker thread works on at once: one reads and chunks while the other waits on the endpoint. */
+const UNITS_PER_THREAD = 2;
+
 /**
- * One unit thread per core but one: the main thread keeps a core for the queue, run
- * store, chunk index and the built-in model server; never more threads than units at once.
+ * One unit thread per core but one (the main thread keeps a core for the queue, run
+ * store, chunk index and the built-in model server), and never more than the pipeline's
+ * `workers.maxConcurrency` units at once.
  */
 export function defaultUnitThreads(config: PipelineConfig): number {
-  return Math.max(1, Math.min(availableParallelism() - 1, unitsAtOnce(config)));
+  return Math.max(1, Math.min(availableParallelism() - 1, config.workers.maxConcurrency));
 }
 
-/** Units a local run works on at once (the deployed event source's maxConcurrency, at most 4). */
-function unitsAtOnce(config: PipelineConfig): number {
-  return Math.min(config.workers.maxConcurrency, 4);
+/** Units a local run works on at once: two per thread (four on the main thread), at most `workers.maxConcurrency`. */
+function unitsAtOnce(config: PipelineConfig, threads: number): number {
+  return Math.min(config.workers.maxConcurrency, threads > 0 ? threads * UNITS_PER_THREAD : 4);
 }
 
 /**
@@ -193,8 +197,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();
-  const concurrency = unitsAtOnce(config);
   const threadCount = options.threads ?? defaultUnitThreads(config);
+  const concurrency = unitsAtOnce(config, threadCount);
   let threads: UnitThreads | undefined;
   const queue: LocalWorkQueue = new LocalWorkQueue({
     maxReceiveCount: config.workers.maxReceiveCount,
