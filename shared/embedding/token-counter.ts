@@ -139,12 +139,74 @@ function wordTokens(length: number): number {
   return length <= 3 ? 1 : Math.ceil(length / 3);
 }
 
+/** ASCII word characters `[A-Za-z0-9_]` and whitespace (tab, LF, VT, FF, CR, space), by byte. */
+const ASCII_WORD = new Uint8Array(0x100);
+const ASCII_SPACE = new Uint8Array(0x100);
+for (let c = 0; c < 0x80; c += 1) {
+  if ((BMP_CLASS[c]! & WORD) !== 0) ASCII_WORD[c] = 1;
+  if ((BMP_CLASS[c]! & SPACE) !== 0) ASCII_SPACE[c] = 1;
+}
+
+const encoder = new TextEncoder();
+/** The bytes of the text being scanned, reused from call to call. */
+let asciiScratch = new Uint8Array(1 << 14);
+
+/**
+ * scanPieces for all-ASCII text, over its bytes (native UTF-8 encoding is much cheaper
+ * than the per-character work it saves). Returns false, having written nothing, for
+ * any other text.
+ */
+function scanAsciiPieces(text: string, into: PieceBuffer): boolean {
+  const n = text.length;
+  if (asciiScratch.length < n) asciiScratch = new Uint8Array(Math.max(n, asciiScratch.length * 2));
+  const bytes = asciiScratch;
+  const { read, written } = encoder.encodeInto(text, bytes);
+  // Any other character takes two bytes or more (an unpaired surrogate three, as U+FFFD).
+  const ascii = read === n && written === n;
+  if (ascii) {
+    let starts = into.starts;
+    let ends = into.ends;
+    let tokens = into.tokens;
+    let count = 0;
+    let i = 0;
+    while (i < n) {
+      const c = bytes[i]!;
+      if (ASCII_SPACE[c] === 1) {
+        i += 1;
+        continue;
+      }
+      let end = i + 1;
+      let pieceTokens = 1;
+      if (ASCII_WORD[c] === 1) {
+        while (end < n && ASCII_WORD[bytes[end]!] === 1) end += 1;
+        pieceTokens = ((end - i + 2) / 3) | 0; // wordTokens(end - i)
+      }
+      if (count === starts.length) {
+        into.length = count;
+        into.reserve(count + 1);
+        starts = into.starts;
+        ends = into.ends;
+        tokens = into.tokens;
+      }
+      starts[count] = i;
+      ends[count] = end;
+      tokens[count] = pieceTokens;
+      count += 1;
+      i = end;
+    }
+    into.length = count;
+  }
+  if (asciiScratch.length > 1 << 20) asciiScratch = new Uint8Array(1 << 14);
+  return ascii;
+}
+
 /**
  * Writes the pieces of `text` into `into`, with the estimator's tokens for each piece.
  * The estimate of a piece: a one-unit Hangul character 3, a one-unit Han, Kana or Thai
  * character 2, else one token per three UTF-16 units, rounded up.
  */
 function scanPieces(text: string, into: PieceBuffer): void {
+  if (scanAsciiPieces(text, into)) return;
   const n = text.length;
   let starts = into.starts;
   let ends = into.ends;

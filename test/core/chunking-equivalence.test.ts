@@ -127,10 +127,19 @@ const fragment = fc.oneof(
   },
 );
 
-/** Mixed text, short or long enough for several windows. */
+/** All-ASCII text, control characters included (the fast paths' domain). */
+const asciiFragment = fc.oneof(
+  { weight: 6, arbitrary: fc.stringMatching(/^[A-Za-z0-9_]{1,14}$/) },
+  { weight: 4, arbitrary: fc.constantFrom(' ', '  ', '\t', '\n', '\n\n', '\r\n', '\v', '\f', ' \n \t ') },
+  { weight: 3, arbitrary: fc.constantFrom('.', '!', '?', ',', '-', '\u0000', '\u001c', '\u007f', '\u0008') },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 6 }) },
+);
+
+/** Mixed text, short or long enough for several windows, or all ASCII. */
 const mixedText = fc.oneof(
   fc.array(fragment, { maxLength: 40 }).map((parts) => parts.join('')),
   fc.array(fragment, { maxLength: 1500 }).map((parts) => parts.join('')),
+  fc.array(asciiFragment, { maxLength: 1500 }).map((parts) => parts.join('')),
 );
 
 /** Prose: words, sentence ends, paragraph breaks; English-like or CJK with full-width stops. */
