@@ -14,6 +14,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  ChunkIndexFileError,
+  type CrashPoint,
   LocalChunkIndex,
   type LocalChunkIndexOptions,
   sha1Hash52,
@@ -256,10 +258,13 @@ describe('LocalChunkIndex on disk', () => {
     expect(sha1Hash52('c:a#0')).not.toBe(sha1Hash52('c:a#1'));
   });
 
+  const threeSlots = (key: string) => (key.charCodeAt(2) + key.length) % 3;
   describe.each([
-    ['sha1 (no collisions)', sha1Hash52],
-    ['a 3-slot hash (collisions everywhere)', (key: string) => (key.charCodeAt(2) + key.length) % 3],
-  ])('with %s', (_, hashKey) => {
+    ['sha1 (no collisions)', sha1Hash52, undefined],
+    ['a 3-slot hash (collisions everywhere)', threeSlots, undefined],
+    ['sha1 and a memtable of 2 (runs written and merged all the time)', sha1Hash52, 2],
+    ['a 3-slot hash and a memtable of 1', threeSlots, 1],
+  ])('with %s', (_, hashKey, memtableEntries) => {
     type Op =
       | { kind: 'chunk'; id: string; version: number }
       | { kind: 'doc'; id: string; count: number }
@@ -292,7 +297,7 @@ describe('LocalChunkIndex on disk', () => {
       await fc.assert(
         fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops: Op[]) =>
           inTempDir(async (dir) => {
-            const options = { hashKey, compactMinBytes: 0 };
+            const options = { hashKey, compactMinBytes: 0, ...(memtableEntries ? { memtableEntries } : {}) };
             let index = new LocalChunkIndex(dir, options);
             // The model: per hash slot, the last key written and its value.
             const slots = new Map<number, { key: string; value: unknown }>();
@@ -323,7 +328,11 @@ describe('LocalChunkIndex on disk', () => {
                   const names = await readdir(dir);
                   const data = names.find((name) => name.endsWith('.jsonl'));
                   if (data) await appendFile(path.join(dir, data), '{"c":"a#0","h":"torn');
-                  if (names.includes('docs.keys')) await appendFile(path.join(dir, 'docs.keys'), '["c:a#0",');
+                  // And one mid-commit: part of the next manifest.
+                  await appendFile(
+                    path.join(dir, 'docs.manifest.tmp'),
+                    '{"format":"sluice-chunk-index/2","runs":[',
+                  );
                 }
                 index = new LocalChunkIndex(dir, options);
               }
@@ -334,5 +343,272 @@ describe('LocalChunkIndex on disk', () => {
         { numRuns: 40 },
       );
     });
+  });
+});
+
+/** Stops, as a crash would, the `nth` time a write reaches `at`: that write never settles and its files stay as they are. */
+class CrashingIndex extends LocalChunkIndex {
+  private reached = 0;
+  private onCrash: () => void = () => undefined;
+  readonly crashed = new Promise<void>((resolve) => {
+    this.onCrash = resolve;
+  });
+
+  constructor(
+    dir: string,
+    options: LocalChunkIndexOptions,
+    private readonly at: CrashPoint,
+    private readonly nth = 1,
+  ) {
+    super(dir, options);
+  }
+
+  protected override crashPoint(step: CrashPoint): Promise<void> | undefined {
+    if (step !== this.at || ++this.reached !== this.nth) return undefined;
+    this.onCrash();
+    return new Promise(() => undefined);
+  }
+}
+
+/** Chunk ids with the version last recorded for each, and the doc ids with their chunk counts. */
+class Model {
+  readonly chunks = new Map<string, number>();
+  readonly docs = new Map<string, number>();
+
+  async record(index: LocalChunkIndex, ids: readonly string[], version: number): Promise<void> {
+    const docIds = ids.map((id) => id.split('#')[0]!);
+    await index.record(
+      'docs',
+      ids.map((id) => aChunk(id, version)),
+      docIds.map((docId) => ({ docId, chunkCount: version })),
+    );
+    for (const id of ids) this.chunks.set(id, version);
+    for (const docId of docIds) this.docs.set(docId, version);
+  }
+
+  /** Every id is found with the version last recorded (or one of `alsoAllowed`), and nothing else. */
+  async check(index: LocalChunkIndex, alsoAllowed = new Map<string, number>()): Promise<void> {
+    const ids = [...this.chunks.keys()];
+    const found = await index.lookupChunks('docs', [...ids, 'never#0']);
+    expect(found.size).toBe(ids.length);
+    for (const id of ids) {
+      const allowed = [this.chunks.get(id)!, alsoAllowed.get(id)].filter((v) => v !== undefined);
+      const got = seen(found.get(id));
+      expect(allowed.map((version) => seen(aChunk(id, version)))).toContainEqual(got);
+    }
+    const docIds = [...this.docs.keys()];
+    const docs = await index.lookupDocs('docs', [...docIds, 'never']);
+    expect(docs.size).toBe(docIds.length);
+    for (const docId of docIds) {
+      const allowed = [this.docs.get(docId)!];
+      for (const [id, version] of alsoAllowed) if (id.startsWith(`${docId}#`)) allowed.push(version);
+      expect(allowed).toContain(docs.get(docId)?.chunkCount);
+    }
+  }
+}
+
+const idsFrom = (from: number, count: number, step = 1) =>
+  Array.from({ length: count }, (_, i) => `doc${from + i * step}#0`);
+
+/** The manifest's data log and runs, and every file of the pipeline in the folder. */
+async function filesOf(dir: string): Promise<{ named: string[]; present: string[] }> {
+  const manifest = JSON.parse(await readFile(path.join(dir, 'docs.manifest'), 'utf8')) as {
+    data: string;
+    runs: { file: string }[];
+  };
+  return {
+    named: [manifest.data, ...manifest.runs.map((run) => run.file), 'docs.manifest'].sort(),
+    present: (await readdir(dir)).filter((name) => name.startsWith('docs.')).sort(),
+  };
+}
+
+describe('LocalChunkIndex keys on disk', () => {
+  it('finds the newest entry among many runs and merges, reopened after each stage', () =>
+    inTempDir(async (dir) => {
+      const options = { memtableEntries: 500, compactMinBytes: 0 };
+      const model = new Model();
+      let index = new LocalChunkIndex(dir, options);
+      const inUnits = async (ids: string[], version: number) => {
+        for (let i = 0; i < ids.length; i += 700) await model.record(index, ids.slice(i, i + 700), version);
+      };
+      const stage = async () => {
+        await model.check(index);
+        index = new LocalChunkIndex(dir, options);
+        await model.check(index);
+        const stats = await index.stats('docs');
+        expect(stats.memtableEntries).toBeLessThanOrEqual(500);
+        expect(stats.runs).toBeGreaterThan(0);
+        expect(stats.runs).toBeLessThanOrEqual(8);
+        const files = await filesOf(dir);
+        expect(files.present).toEqual(files.named);
+        return stats;
+      };
+
+      // 12,000 entries: 24 memtables written out as runs, merged by size as they come.
+      await inUnits(idsFrom(0, 6000), 1);
+      const first = await stage();
+      expect(first).toMatchObject({ entries: 12000, keyLines: 12000, generation: 0 });
+      expect(first.runEntries + first.memtableEntries).toBe(12000);
+
+      // Overwrites of keys in old runs, with new keys among them.
+      await inUnits(idsFrom(0, 2000, 3), 2);
+      await inUnits(idsFrom(6000, 2000), 1);
+      await stage();
+      await inUnits(idsFrom(0, 1600, 5), 3);
+      await inUnits(idsFrom(7990, 20), 3);
+      const third = await stage();
+      expect(third.generation).toBe(0);
+      expect(third.keyLines).toBe(12000 + 4000 + 4000 + 3200 + 40);
+
+      // Everything again, twice: superseded records outweigh live ones and the log is compacted.
+      await inUnits(idsFrom(0, 8000), 4);
+      await inUnits(idsFrom(0, 8000, 2).slice(0, 4000), 5);
+      const last = await stage();
+      expect(last.generation).toBeGreaterThan(0);
+      expect((await readdir(dir)).filter((name) => name.endsWith('.jsonl'))).toEqual([
+        `docs.${last.generation}.jsonl`,
+      ]);
+    }));
+
+  it('holds a bounded amount in memory however many entries it has', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { memtableEntries: 4096 });
+      const resident: number[] = [];
+      for (let unit = 0; unit < 20; unit += 1) {
+        const ids = Array.from({ length: 10_000 }, (_, i) => `u${unit}d${i}#0`);
+        await index.record(
+          'docs',
+          ids.map((id) => aChunk(id)),
+          [],
+        );
+        const stats = await index.stats('docs');
+        expect(stats.memtableEntries).toBeLessThanOrEqual(4096);
+        expect(stats.runs).toBeLessThanOrEqual(8);
+        resident.push(stats.residentBytes);
+      }
+      const stats = await index.stats('docs');
+      expect(stats).toMatchObject({ entries: 200_000, keyLines: 200_000 });
+      expect(stats.runEntries + stats.memtableEntries).toBe(200_000);
+      // A memtable of 4096 entries (8192 slots of 20 bytes), one read buffer, and 8 bytes of
+      // fence per 204 entries on disk: a table of all 200,000 entries would be 4 MiB or more.
+      expect(Math.max(...resident)).toBeLessThan(300 * 1024);
+      // Past the first units it grows only by fences, 40 bytes per thousand entries.
+      expect(Math.max(...resident.slice(10))).toBeLessThan(Math.max(...resident.slice(0, 5)) + 16 * 1024);
+
+      const sample = Array.from({ length: 500 }, (_, i) => `u${i % 20}d${(i * 7919) % 10_000}#0`);
+      expect((await index.lookupChunks('docs', sample)).size).toBe(new Set(sample).size);
+      expect((await new LocalChunkIndex(dir).lookupChunks('docs', sample)).size).toBe(new Set(sample).size);
+    }));
+
+  describe.each([
+    ['a run written but not yet committed', 'run-written' as const, 3],
+    ['runs merged but not yet committed', 'merged' as const, 2],
+    ['a commit whose replaced runs were not yet removed', 'committed' as const, 4],
+    ['a compacted log and its runs written but not yet committed', 'compacted' as const, 1],
+  ])('after a crash with %s', (_, at, nth) => {
+    it('answers every key with its newest or the one being written, and removes what was left', () =>
+      inTempDir(async (dir) => {
+        const options = { memtableEntries: 100, compactMinBytes: 0 };
+        const model = new Model();
+        const ids = idsFrom(0, 1000);
+        const before = new LocalChunkIndex(dir, options);
+        for (let i = 0; i < ids.length; i += 200) await model.record(before, ids.slice(i, i + 200), 1);
+
+        const crashing = new CrashingIndex(dir, options, at, nth);
+        let crashedUnit: Map<string, number> | undefined;
+        writing: for (let version = 2; version <= 4; version += 1) {
+          for (let i = 0; i < ids.length; i += 200) {
+            const unit = ids.slice(i, i + 200);
+            const done = model.record(crashing, unit, version).then(() => false);
+            if (await Promise.race([done, crashing.crashed.then(() => true)])) {
+              crashedUnit = new Map(unit.map((id) => [id, version]));
+              break writing;
+            }
+          }
+        }
+        expect(crashedUnit).toBeDefined();
+        // And a run cut short by the crash, as if it had been mid-write.
+        await writeFile(path.join(dir, 'docs.0.9999.run.tmp'), Buffer.alloc(300, 7));
+
+        const reopened = new LocalChunkIndex(dir, options);
+        await model.check(reopened, crashedUnit);
+        const files = await filesOf(dir);
+        expect(files.present).toEqual(files.named);
+
+        // It carries on: the keys the crash left either way are written again.
+        await model.record(reopened, [...crashedUnit!.keys()], 9);
+        await model.record(reopened, ids.slice(0, 300), 10);
+        await model.check(reopened);
+        await model.check(new LocalChunkIndex(dir, options));
+      }));
+  });
+
+  it('rebuilds its runs from the data log when one is damaged or missing', () =>
+    inTempDir(async (dir) => {
+      const options = { memtableEntries: 64 };
+      const model = new Model();
+      for (let version = 1; version <= 3; version += 1)
+        await model.record(new LocalChunkIndex(dir, options), idsFrom(0, 400, version), version);
+      const { named } = await filesOf(dir);
+      const runs = named.filter((name) => name.endsWith('.run'));
+      expect(runs.length).toBeGreaterThan(0);
+
+      await truncate(path.join(dir, runs[0]!), 100);
+      await model.check(new LocalChunkIndex(dir, options));
+      const rebuilt = await filesOf(dir);
+      expect(rebuilt.present).toEqual(rebuilt.named);
+      expect(rebuilt.named).not.toContain(runs[0]);
+
+      await rm(path.join(dir, rebuilt.named.find((name) => name.endsWith('.run'))!));
+      await model.check(new LocalChunkIndex(dir, options));
+    }));
+
+  it('rebuilds the index of the log a key file of the previous format names, then removes that file', () =>
+    inTempDir(async (dir) => {
+      const record = (id: string, sha: string) =>
+        JSON.stringify({
+          c: id,
+          h: sha,
+          v: Buffer.from(Float32Array.of(1).buffer).toString('base64'),
+          r: 'r1',
+        });
+      // The log of generation 2 is current; generation 0's was left by a crash mid-compaction.
+      await writeFile(path.join(dir, 'docs.jsonl'), `${record('a#0', 'stale')}\n${record('z#0', 'gone')}\n`);
+      await writeFile(path.join(dir, 'docs.2.jsonl'), `${record('a#0', 'live')}\n{"d":"a","n":1}\n`);
+      await writeFile(
+        path.join(dir, 'docs.keys'),
+        `${JSON.stringify({ format: 'sluice-chunk-index/1', data: 'docs.2.jsonl', generation: 2 })}\n["c:a#0",0,70]\n`,
+      );
+
+      const index = new LocalChunkIndex(dir);
+      const found = await index.lookupChunks('docs', ['a#0', 'z#0']);
+      expect([...found.keys()]).toEqual(['a#0']);
+      expect(found.get('a#0')?.textSha256).toBe('live');
+      expect((await index.lookupDocs('docs', ['a'])).get('a')?.chunkCount).toBe(1);
+      expect((await readdir(dir)).sort()).toEqual(['docs.2.jsonl', 'docs.manifest']);
+      expect(await index.stats('docs')).toMatchObject({ generation: 2, entries: 2 });
+    }));
+
+  it('rejects a manifest or key file it does not know, naming it', () =>
+    inTempDir(async (dir) => {
+      await writeFile(path.join(dir, 'docs.manifest'), '{"format":"sluice-chunk-index/9"}\n');
+      await expect(new LocalChunkIndex(dir).lookupChunks('docs', ['a#0'])).rejects.toThrow(
+        ChunkIndexFileError,
+      );
+      await expect(new LocalChunkIndex(dir).record('docs', [aChunk('a#0')], [])).rejects.toThrow(
+        /docs\.manifest is not a sluice-chunk-index\/2 manifest; remove it/,
+      );
+      await rm(path.join(dir, 'docs.manifest'));
+      await writeFile(path.join(dir, 'docs.keys'), 'not a header\n');
+      await expect(new LocalChunkIndex(dir).lookupChunks('docs', ['a#0'])).rejects.toThrow(
+        /docs\.keys is not a sluice-chunk-index\/1 key file/,
+      );
+      await rm(path.join(dir, 'docs.keys'));
+      expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0'])).size).toBe(0);
+    }));
+
+  it('rejects a memtable size that is not a whole number of entries', () => {
+    expect(() => new LocalChunkIndex('x', { memtableEntries: 0 })).toThrow(/memtableEntries/);
+    expect(() => new LocalChunkIndex('x', { memtableEntries: 1.5 })).toThrow(ConfigError);
   });
 });
