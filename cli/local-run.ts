@@ -1,11 +1,9 @@
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { PipelineEndpointRegistry } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
-import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import { newRunId } from '../shared/output/keys.ts';
@@ -20,7 +18,6 @@ import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import { resolveInputs, stageInputs } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
-import { localSageMakerClient } from './threads/unit-worker.ts';
 
 export interface LocalRunOptions {
   readonly home: LocalHome;
@@ -188,18 +185,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   await seedBundle(home, options.config, options.pipelinesDir, log);
   const model = await startLocalModel(home, options.config, options.endpointUrl, log);
   const { config } = model;
-  const deps: Omit<ProcessUnitDeps, 'queue'> = {
-    store: home.store,
-    runs: home.runs,
-    tokenCounter: new EstimatingTokenCounter(),
-    chunkIndex: home.chunkIndex,
-    ...new PipelineEndpointRegistry(localSageMakerClient(model.endpointUrl)).endpointsFor(config),
-  };
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();
   const threadCount = options.threads ?? defaultUnitThreads(config);
   const concurrency = unitsAtOnce(config, threadCount);
   let threads: UnitThreads | undefined;
+  /** Units on the main thread (`threads: 0`): the endpoint client is built here, once. */
+  let mainThreadDeps: Promise<ProcessUnitDeps> | undefined;
   const queue: LocalWorkQueue = new LocalWorkQueue({
     maxReceiveCount: config.workers.maxReceiveCount,
     concurrency,
@@ -207,7 +199,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     onUnit: async (unit, delivery) => {
       const outcome = threads
         ? await threads.run(unit, { isLastAttempt: delivery.isLastAttempt })
-        : await processUnit({ ...deps, queue }, config, unit, delivery);
+        : await processUnit(await mainThreadDeps!, config, unit, delivery);
       if (outcome.status !== 'succeeded') return;
       const c = outcome.counts;
       const done =
@@ -233,14 +225,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
     onDeadLetter: async (letter) => {
       if ('unitId' in letter.body) {
-        await deadLetterUnit({ ...deps, queue }, letter.body, {
+        await deadLetterUnit({ store: home.store, runs: home.runs, queue }, letter.body, {
           receiveCount: letter.receiveCount,
           reason: letter.error,
         });
       }
     },
   });
-  if (threadCount > 0) {
+  if (threadCount === 0) {
+    mainThreadDeps = import('./threads/unit-deps.ts').then(({ localUnitDeps }) =>
+      localUnitDeps({
+        store: home.store,
+        runs: home.runs,
+        queue,
+        chunkIndex: home.chunkIndex,
+        config,
+        endpointUrl: model.endpointUrl,
+      }),
+    );
+  } else {
     threads = new UnitThreads(
       {
         threads: threadCount,

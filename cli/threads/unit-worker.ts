@@ -1,25 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
 import { RpcClient } from '../../shared/adapters/local/thread-rpc.ts';
-import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
-import { type ProcessUnitDeps, processUnit } from '../../shared/work/process-unit.ts';
+import { processUnit } from '../../shared/work/process-unit.ts';
+import { localUnitDeps } from './unit-deps.ts';
 import type { UnitRequest, UnitThreadData, UnitThreadReply } from './unit-threads.ts';
-
-/** The SDK client a local run calls its model through (an endpoint override to the local server). */
-export function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
-  return new SageMakerRuntimeClient({
-    endpoint: endpointUrl,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-    requestHandler: { httpAgent: { maxSockets: 256 } },
-  });
-}
 
 /**
  * A worker thread of `sluice run`: runs units with its own object store, endpoint client
@@ -30,14 +17,14 @@ function startUnitWorker(data: UnitThreadData): void {
   const port = parentPort;
   if (!port) throw new Error('unit-worker.ts runs as a worker thread');
   const client = new RpcClient(data.rpc);
-  const deps: ProcessUnitDeps = {
+  const deps = localUnitDeps({
     store: new FsObjectStore(data.bucketDir),
     runs: client.proxy<RunStore>('runs'),
     queue: client.proxy<WorkQueue>('queue'),
     chunkIndex: client.proxy<ChunkIndex>('chunkIndex'),
-    tokenCounter: new EstimatingTokenCounter(),
-    ...new PipelineEndpointRegistry(localSageMakerClient(data.endpointUrl)).endpointsFor(data.config),
-  };
+    config: data.config,
+    endpointUrl: data.endpointUrl,
+  });
   port.on('message', (request: UnitRequest) => {
     processUnit(deps, data.config, request.unit, request.options).then(
       (outcome) => port.postMessage({ id: request.id, ok: true, outcome } satisfies UnitThreadReply),

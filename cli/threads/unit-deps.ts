@@ -1,0 +1,45 @@
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { RunStore } from '../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import type { ProcessUnitDeps } from '../../shared/work/process-unit.ts';
+
+/** The SDK client a local run calls its model through (an endpoint override to the local server). */
+function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
+  return new SageMakerRuntimeClient({
+    endpoint: endpointUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { httpAgent: { maxSockets: 256 } },
+  });
+}
+
+/**
+ * What a local worker runs units with, on a unit thread or the main thread: the shared
+ * state it is given, and its own token counter and endpoint client (as a Lambda worker).
+ * Loaded only where units run, so a main thread that only coordinates threads never
+ * loads the SageMaker client.
+ */
+export function localUnitDeps(options: {
+  readonly store: ObjectStore;
+  readonly runs: RunStore;
+  readonly queue: WorkQueue;
+  readonly chunkIndex: ChunkIndex;
+  readonly config: PipelineConfig;
+  readonly endpointUrl: string;
+}): ProcessUnitDeps {
+  const { store, runs, queue, chunkIndex, config, endpointUrl } = options;
+  return {
+    store,
+    runs,
+    queue,
+    chunkIndex,
+    tokenCounter: new EstimatingTokenCounter(),
+    ...new PipelineEndpointRegistry(localSageMakerClient(endpointUrl)).endpointsFor(config),
+  };
+}
