@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { appendFile, type FileHandle, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, describeError, SluiceError } from '../../errors/errors.ts';
@@ -192,9 +193,7 @@ async function writeDurably(file: string, text: string): Promise<void> {
   await syncDir(path.dirname(file));
 }
 
-/** Closes a run's handle and removes its file. */
 async function removeRun(run: Run): Promise<void> {
-  await run.handle.close().catch(() => undefined);
   await unlink(run.file).catch(() => undefined);
 }
 
@@ -549,21 +548,6 @@ export class LocalChunkIndex implements ChunkIndex {
     });
   }
 
-  /**
-   * Closes the run files this instance holds open. Optional: the files are consistent on
-   * disk after every write, so a process may simply exit. The instance loads again on next use.
-   */
-  async close(): Promise<void> {
-    const logs = [...this.logs.values()];
-    this.logs.clear();
-    for (const loaded of logs) {
-      const log = await loaded.catch(() => undefined);
-      if (!log) continue;
-      await log.writes;
-      await Promise.all(log.gen.allRuns().map((run) => run.handle.close().catch(() => undefined)));
-    }
-  }
-
   /** Sizes of a pipeline's index (loading it if needed). */
   async stats(pipeline: string): Promise<ChunkIndexStats> {
     const log = await this.open(pipeline);
@@ -619,15 +603,20 @@ export class LocalChunkIndex implements ChunkIndex {
     const hashes = unique.map((id) => this.hashOf(`${kind}:${id}`));
     for (;;) {
       // Compaction removes the old data log once lookups read the new one: a lookup that
-      // began on the old one and finds it gone starts again.
+      // began on the old one and finds it gone starts again. A run is only removed once no
+      // view names it, and a lookup reads its runs in the turn it takes its view.
       const view = log.gen.view;
       try {
         return await this.readView(view, kind, unique, hashes);
       } catch (error) {
         if (!isMissing(error)) throw error;
         if (log.gen.view !== view) continue;
+        const missing = (error as NodeJS.ErrnoException).path;
         // The data log is gone with nothing newer: the index is empty until it is written again.
-        return new Map();
+        if (missing === view.dataPath) return new Map();
+        throw new ChunkIndexFileError(
+          `${missing} is missing; remove ${log.context.manifestPath} and the index is rebuilt from the data log`,
+        );
       }
     }
   }
@@ -691,7 +680,14 @@ export class LocalChunkIndex implements ChunkIndex {
     }
     for (const run of view.runs) {
       if (pending.length === 0) break;
-      pending = this.searchRun(run, sorted, pending, offsets, lengths);
+      // Opened here, not kept open: runs come and go with merges, and an open costs little
+      // beside a lookup's reads. The view's runs are all on disk until a newer view replaces it.
+      const fd = openSync(run.file, 'r');
+      try {
+        pending = this.searchRun(run, fd, sorted, pending, offsets, lengths);
+      } finally {
+        closeSync(fd);
+      }
     }
     const spans: Span[] = [];
     ids.forEach((key, i) => {
@@ -707,6 +703,7 @@ export class LocalChunkIndex implements ChunkIndex {
    */
   private searchRun(
     run: Run,
+    fd: number,
     hashes: Float64Array,
     pending: readonly number[],
     offsets: Float64Array,
@@ -731,7 +728,7 @@ export class LocalChunkIndex implements ChunkIndex {
         if (block > last + 1 || block - first >= MAX_BLOCKS_PER_READ) break;
         last = block;
       }
-      readBlocks(run, buffer, first, last);
+      readBlocks(run, fd, buffer, first, last);
       for (; i < j; i += 1) {
         const p = pending[i]!;
         const block = blockOf(run, hashes[p]!);
@@ -845,14 +842,8 @@ export class LocalChunkIndex implements ChunkIndex {
       return undefined;
     const runs: Run[] = [];
     for (const { file, entries } of manifest.runs) {
-      const run = await openRun(path.join(this.dir, file), entries).catch(async (error: unknown) => {
-        await Promise.all(runs.map((opened) => opened.handle.close()));
-        throw error;
-      });
-      if (!run) {
-        await Promise.all(runs.map((opened) => opened.handle.close()));
-        return undefined;
-      }
+      const run = await openRun(path.join(this.dir, file), entries);
+      if (!run) return undefined;
       runs.push(run);
     }
     gen.runs = runs;
@@ -1167,7 +1158,6 @@ export class LocalChunkIndex implements ChunkIndex {
         throw error;
       }
       const run = await writer.finish();
-      await run.handle.close();
       pieces.push({ file: run.file, entries: run.entries });
       count = 0;
     };
@@ -1202,7 +1192,6 @@ export class LocalChunkIndex implements ChunkIndex {
           throw error;
         }
         const run = await writer.finish();
-        await run.handle.close();
         merged.push({ file: run.file, entries: run.entries });
         await Promise.all(group.map((piece) => unlink(piece.file).catch(() => undefined)));
       }

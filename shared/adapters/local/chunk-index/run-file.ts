@@ -26,24 +26,22 @@ export interface Run {
   readonly entries: number;
   /** The first hash of each block, to find the one block a hash can be in. */
   readonly fences: Float64Array;
-  /** Open for the lookups' block reads from the run's creation or loading until it is removed. */
-  readonly handle: FileHandle;
 }
 
 /**
- * Reads blocks `first` to `last` of `run` into `buffer` with one positional read, and
- * returns the entries read. Synchronous on purpose: a read of a block the page cache holds
- * takes a microsecond or two, where an asynchronous one costs ten times that in the
- * thread pool, and a lookup makes one per run per key; it also means a lookup resolves
- * its hashes against runs that cannot be merged away under it.
+ * Reads blocks `first` to `last` of `run` (open as `fd`) into `buffer` with one positional
+ * read, and returns the entries read. Synchronous on purpose: a read of a block the page
+ * cache holds takes a microsecond or two, where an asynchronous one costs ten times that
+ * in the thread pool, and a lookup makes one per run per key; it also means a lookup
+ * resolves its hashes against runs that cannot be merged away under it.
  */
-export function readBlocks(run: Run, buffer: Buffer, first: number, last: number): number {
+export function readBlocks(run: Run, fd: number, buffer: Buffer, first: number, last: number): number {
   const firstEntry = first * BLOCK_ENTRIES;
   const entries = Math.min(run.entries, (last + 1) * BLOCK_ENTRIES) - firstEntry;
   const bytes = entries * ENTRY_BYTES;
   let read = 0;
   while (read < bytes) {
-    const got = readSync(run.handle.fd, buffer, read, bytes - read, firstEntry * ENTRY_BYTES + read);
+    const got = readSync(fd, buffer, read, bytes - read, firstEntry * ENTRY_BYTES + read);
     if (got === 0) throw new Error(`${run.file} is shorter than its ${run.entries} entries`);
     read += got;
   }
@@ -147,8 +145,7 @@ export class RunWriter {
       await this.handle.sync();
       await this.handle.close();
       await rename(`${this.file}.tmp`, this.file);
-      const handle = await open(this.file, 'r');
-      return { name: path.basename(this.file), file: this.file, entries: this.count, fences, handle };
+      return { name: path.basename(this.file), file: this.file, entries: this.count, fences };
     } catch (error) {
       await this.abort();
       throw error;
@@ -184,7 +181,6 @@ export async function openRun(file: string, entries: number): Promise<Run | unde
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  let run: Run | undefined;
   try {
     const { size } = await handle.stat();
     const fenceCount = Math.ceil(entries / BLOCK_ENTRIES);
@@ -202,10 +198,9 @@ export async function openRun(file: string, entries: number): Promise<Run | unde
       return undefined;
     const fences = new Float64Array(fenceCount);
     for (let i = 0; i < fenceCount; i += 1) fences[i] = tail.readDoubleLE(i * 8);
-    run = { name: path.basename(file), file, entries, fences, handle };
-    return run;
+    return { name: path.basename(file), file, entries, fences };
   } finally {
-    if (!run) await handle.close();
+    await handle.close();
   }
 }
 
