@@ -308,6 +308,40 @@ describe('chunkFingerprint and normaliseText match the reference', () => {
     }
   });
 
+  it('gives the same digest for every code unit between words, in runs and at the ends', () => {
+    const options = { maxTokens: 256, overlapTokens: 32 };
+    for (let unit = 0; unit < 0x10000; unit += 1) {
+      const char = String.fromCharCode(unit);
+      for (const text of [
+        char,
+        `a${char}b`,
+        `ab${char}${char} cd`,
+        ` ${char}a${char} `,
+        `abc \u00a0${char}\n`,
+      ])
+        if (chunkFingerprint(text, 'm', options) !== refChunkFingerprint(text, 'm', options))
+          expect({ unit: unit.toString(16), text }).toBe('the same digest as the reference');
+    }
+  });
+
+  it('gives the same digest for astral characters at every alignment', () => {
+    const options = { maxTokens: 256, overlapTokens: 32 };
+    for (let cp = 0x1f300; cp < 0x1f400; cp += 1)
+      for (const pad of ['', 'a', 'ab', 'abc'])
+        for (const text of [
+          `${pad}${String.fromCodePoint(cp)} \u3000x`,
+          `${pad} ${String.fromCodePoint(cp)}`,
+        ])
+          expect(chunkFingerprint(text, 'm', options)).toBe(refChunkFingerprint(text, 'm', options));
+  });
+
+  it('gives the same digest for long text of three-byte characters', () => {
+    // Larger than any scratch kept between calls, so sized for this text alone.
+    const text = `${'東'.repeat(2_000_000)}\u3000end`;
+    const options = { maxTokens: 256, overlapTokens: 32 };
+    expect(chunkFingerprint(text, 'm', options)).toBe(refChunkFingerprint(text, 'm', options));
+  });
+
   it('normalises long text whose UTF-8 overruns its length the same way', () => {
     // Fills a scratch buffer sized to the text exactly with fewer characters than it has.
     const text = `\u00e9${'a'.repeat(2_999_999)}`;
