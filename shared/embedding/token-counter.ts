@@ -73,9 +73,10 @@ export interface TokenCounter {
  * Pieces are the matches of
  *   /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]|[\p{L}\p{M}\p{N}_]+|[^\s\p{L}\p{M}\p{N}_]/gu
  * (a CJK, Hangul or Thai character alone; a run of letters, marks, digits and `_`; any
- * other character but whitespace alone), found by a character-code scan instead: ASCII
- * from a table, every other code point classified once by the same Unicode property
- * regexes and remembered. test/core/chunking-equivalence.test.ts compares the two.
+ * other character but whitespace alone), found by a character-code scan instead: an
+ * all-ASCII text over its bytes with two tables, any other text by code point, each
+ * classified once by the same Unicode property regexes and remembered.
+ * test/core/chunking-equivalence.test.ts compares the scan with the regex.
  */
 
 /** Bits of a code point's class; 0 means not classified yet. */
@@ -127,7 +128,7 @@ function astralClass(codePoint: number): number {
   return computed;
 }
 
-/** The code point at `i` (a surrogate pair read as one), as String.prototype.codePointAt. */
+/** Whether units `i` and `i + 1` are a surrogate pair, one code point to a /u regex. */
 function isPairAt(text: string, i: number, unit: number): boolean {
   if (unit < 0xd800 || unit > 0xdbff || i + 1 >= text.length) return false;
   const low = text.charCodeAt(i + 1);
