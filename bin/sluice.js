@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Entry point for `npx sluice`: loads the TypeScript CLI through tsx so no build step is needed.
-import { register } from 'tsx/esm/api';
+// Entry point for `npx sluice`: runs the CLI compiled from the checked-out TypeScript
+// (rebuilt when a source changes), so there is no build step to forget.
 import './quiet-sdk-warning.js';
+import { loadCli } from './load-cli.js';
 
-register();
-const { main } = await import('../cli/main.ts');
+const { main } = await loadCli();
 process.exitCode = await main(process.argv.slice(2));

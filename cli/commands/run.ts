@@ -7,11 +7,20 @@ import { runLocalPipeline } from '../local-run.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
-const PACKAGE_PIPELINES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines');
+/** The folder of Sluice's package.json, above this module (from source or compiled into a cache). */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'pipelines'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+  return dir;
+}
 
 /** `./pipelines` when the current folder has one, else the pipelines shipped with Sluice. */
 export function defaultPipelinesDir(): string {
-  return existsSync('pipelines') ? 'pipelines' : PACKAGE_PIPELINES;
+  return existsSync('pipelines') ? 'pipelines' : path.join(packageRoot(), 'pipelines');
 }
 
 export async function runCommand(args: string[], io: CommandIo): Promise<number> {

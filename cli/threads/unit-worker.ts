@@ -1,3 +1,5 @@
+// The SDK's Node-version warning, dropped in this thread as the CLI entry drops it.
+import '../../bin/quiet-sdk-warning.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
 import { RpcClient } from '../../shared/adapters/local/thread-rpc.ts';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -156,5 +156,43 @@ describe('sluice CLI', () => {
       '--json',
     ]);
     expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual([{ one: 1 }]);
+  });
+
+  it('runs compiled from a cache keyed by the sources, rebuilding when one changes, or from source on request', async () => {
+    const exec = promisify(execFile);
+    const cache = 'node_modules/.cache/sluice-cli';
+    const status = async (env: Record<string, string> = {}) => {
+      const { stdout } = await exec('node', ['bin/sluice.js', 'status', '--home', home, '--json'], {
+        env: { ...process.env, ...env },
+      });
+      return JSON.parse(stdout.trim().split('\n').at(-1)!);
+    };
+    const compiled = await status();
+    const builds = await readdir(cache);
+    const current = builds.filter((b) => !b.endsWith('.tmp'));
+    expect(current.length).toBeGreaterThan(0);
+    const newest = async () => {
+      const dirs = (await readdir(cache)).filter((b) => !b.endsWith('.tmp'));
+      const times = await Promise.all(
+        dirs.map(async (d) => [d, (await stat(path.join(cache, d))).mtimeMs] as const),
+      );
+      return times.sort((a, b) => b[1] - a[1])[0]![0];
+    };
+    const before = await newest();
+    expect(await readdir(path.join(cache, before))).toEqual(
+      expect.arrayContaining(['main.js', 'unit-worker.js']),
+    );
+
+    // Same content, new mtime: a new fingerprint, so a new build next to the old one.
+    const source = 'cli/usage.ts';
+    const { atime, mtime } = await stat(source);
+    try {
+      await utimes(source, atime, new Date(mtime.getTime() + 1000));
+      expect(await status()).toEqual(compiled);
+      expect(await newest()).not.toBe(before);
+    } finally {
+      await utimes(source, atime, mtime);
+    }
+    expect(await status({ SLUICE_FROM_SOURCE: '1' })).toEqual(compiled);
   });
 });
