@@ -607,6 +607,47 @@ describe('LocalChunkIndex keys on disk', () => {
       expect((await new LocalChunkIndex(dir).lookupChunks('docs', ['a#0'])).size).toBe(0);
     }));
 
+  it('answers lookups while it writes runs, merges them and compacts, from the old state or the new', () =>
+    inTempDir(async (dir) => {
+      const index = new LocalChunkIndex(dir, { compactMinBytes: 0, memtableEntries: 30 });
+      const ids = idsFrom(0, 400);
+      const recordAll = (version: number) =>
+        index.record(
+          'docs',
+          ids.map((id) => aChunk(id, version)),
+          [],
+        );
+      await recordAll(1);
+      const versions = [2, 3, 4, 5];
+      let writing = true;
+      let lookups = 0;
+      const wrong: string[] = [];
+      const allowed = new Map(
+        ids.map((id) => [id, new Set([1, ...versions].map((version) => aChunk(id, version).textSha256))]),
+      );
+      // Lookups one after another, from three callers, for as long as the writes go on.
+      const lookUp = async () => {
+        while (writing) {
+          const found = await index.lookupChunks('docs', ids);
+          lookups += 1;
+          for (const id of ids) {
+            const sha = found.get(id)?.textSha256;
+            if (!sha || !allowed.get(id)!.has(sha)) wrong.push(`${id}: ${sha}`);
+          }
+        }
+      };
+      const write = async () => {
+        for (const version of versions) await recordAll(version);
+        writing = false;
+      };
+      await Promise.all([write(), lookUp(), lookUp(), lookUp()]);
+      expect(lookups).toBeGreaterThan(20);
+      expect(wrong.slice(0, 5)).toEqual([]);
+      expect((await index.stats('docs')).generation).toBeGreaterThan(0);
+      const after = await index.lookupChunks('docs', ids);
+      expect(ids.every((id) => after.get(id)?.textSha256 === aChunk(id, 5).textSha256)).toBe(true);
+    }));
+
   it('rejects a memtable size that is not a whole number of entries', () => {
     expect(() => new LocalChunkIndex('x', { memtableEntries: 0 })).toThrow(/memtableEntries/);
     expect(() => new LocalChunkIndex('x', { memtableEntries: 1.5 })).toThrow(ConfigError);

@@ -94,7 +94,7 @@ export interface LocalChunkIndexOptions {
    */
   readonly compactMinBytes?: number;
   /**
-   * Entries kept in memory (20 to 40 bytes each) before they are written out as a run
+   * Entries kept in memory (27 to 53 bytes each) before they are written out as a run
    * on disk: this, not the number of entries, bounds the index's memory.
    * @default 65536
    */
@@ -134,7 +134,7 @@ export interface ChunkIndexStats {
   readonly runEntries: number;
   /** Entries in memory, not yet written out as a run. */
   readonly memtableEntries: number;
-  /** Bytes the index holds in memory for this pipeline: the memtable, the runs' fences and the read buffers. */
+  /** Bytes the index holds in memory for this pipeline: the memtable, the runs' fences and the block read buffer. */
   readonly residentBytes: number;
 }
 
