@@ -1,15 +1,15 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { openHome } from '../cli/home.ts';
-import { runLocalPipeline } from '../cli/local-run.ts';
 import { EchoBackend } from '../cli/model-server/echo-backend.ts';
 import { startModelServer } from '../cli/model-server/server.ts';
 import { sampleDocuments } from '../events/generate-samples.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import { asEmbedPipeline } from '../shared/config/pipeline-config.ts';
+import type { RunSummary } from '../shared/domain/types.ts';
+import { runMeasured } from './memory.ts';
 
 async function writeJsonl(file: string, targetBytes: number): Promise<number> {
   const out = createWriteStream(file);
@@ -29,7 +29,8 @@ async function writeJsonl(file: string, targetBytes: number): Promise<number> {
 }
 
 /**
- * Pipeline overhead: `sluice run` end to end against an echo endpoint (no model cost),
+ * Pipeline overhead: `sluice run` (its own process, default threads) end to end against
+ * an echo endpoint (no model cost),
  * against DuckDB converting the same JSONL to Parquet in the same process: the practical
  * floor for reading and writing those bytes. Run twice: with 384-dimension vectors (the
  * results a real model gives) and with 4 (the pipeline's own work: reading, chunking,
@@ -54,27 +55,43 @@ export async function runOverheadBench(megabytes = 200) {
     const base = asEmbedPipeline(await loadPipelineConfig('pipelines', 'docs'));
     const runs = [];
     for (const dimension of [4, 384]) {
+      // The endpoint lives in this process; `sluice run` is its own process, as users run it.
       const server = await startModelServer({ backend: new EchoBackend(dimension) });
       try {
-        const config = {
-          ...base,
-          incremental: { enabled: false },
-          endpoint: { ...base.endpoint, dimension },
-        };
+        const pipelines = path.join(work, `pipelines-${dimension}`);
+        await mkdir(pipelines);
+        await writeFile(
+          path.join(pipelines, 'docs.json'),
+          JSON.stringify({
+            ...base,
+            incremental: { enabled: false },
+            endpoint: { ...base.endpoint, dimension },
+          }),
+        );
         const started = Date.now();
-        const { summary } = await runLocalPipeline({
-          home: openHome(path.join(work, `home-${dimension}`)),
-          config,
-          paths: [file],
-          endpointUrl: server.url,
-          log: () => {},
-        });
+        const result = await runMeasured([
+          'bin/sluice.js',
+          'run',
+          file,
+          '--pipeline',
+          'docs',
+          '--pipelines',
+          pipelines,
+          '--home',
+          path.join(work, `home-${dimension}`),
+          '--endpoint-url',
+          server.url,
+          '--json',
+        ]);
         const seconds = (Date.now() - started) / 1000;
+        if (result.code !== 0) throw new Error(`sluice run failed: ${result.stderr.slice(-2000)}`);
+        const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as RunSummary;
         runs.push({
           dimension,
           seconds,
           megabytesPerSecond: bytes / 2 ** 20 / seconds,
           ratioToFloor: seconds / duckSeconds,
+          peakRssMiB: Math.round(result.peakKiB / 102.4) / 10,
           chunks: summary.counts.chunks,
           units: summary.counts.units,
           status: summary.status,
