@@ -52,7 +52,6 @@ export function createDeadLetterHandler(
 ) {
   const observability = { ...createObservability('dead-letter'), ...options };
   const { logger, metrics } = observability;
-  if (options.logger === undefined) logger.appendPersistentKeys({ step: 'dead-letter' });
 
   const handleRecord = async (d: DeadLetterHandlerDeps, record: SQSRecord): Promise<void> => {
     let unit: DeadLetteredUnit;

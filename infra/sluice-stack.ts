@@ -190,6 +190,12 @@ export class SluiceStack extends Stack {
             'A Sluice work unit was dead-lettered after its worker stopped on the last delivery (timeout or out of memory) and is marked failed: see docs/runbook.md, then redrive its run',
         },
         {
+          name: 'DeadLettersUnreadable',
+          metric: this.functions.deadLetter.metricPublished('DeadLettersUnreadable'),
+          description:
+            'The work dead-letter queue held a message that is not a Sluice unit descriptor; it was logged whole and dropped: find it in the dead-letter function logs (docs/runbook.md)',
+        },
+        {
           name: 'RunsFailed',
           metric: this.functions.finalize.metricPublished('RunsFailed'),
           description:

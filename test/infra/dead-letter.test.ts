@@ -149,6 +149,7 @@ describe('DeadLetter function', () => {
 describe('Alarms on failure metrics', () => {
   const failureAlarms = [
     { metricName: 'UnitsDeadLettered', step: 'dead-letter', source: () => stack.functions.deadLetter },
+    { metricName: 'DeadLettersUnreadable', step: 'dead-letter', source: () => stack.functions.deadLetter },
     { metricName: 'RunsFailed', step: 'finalize', source: () => stack.functions.finalize },
   ] as const;
 

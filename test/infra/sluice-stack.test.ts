@@ -459,8 +459,8 @@ describe('QueryLayer', () => {
 
 describe('Alarms', () => {
   it('alarms as soon as any dead-letter queue holds a message and notifies the alarm topic', () => {
-    // Three dead-letter queues, and the two failure metrics (dead-letter.test.ts).
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    // Three dead-letter queues, and the three failure metrics (dead-letter.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     for (const { queue } of stack.queues.deadLetterQueues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
