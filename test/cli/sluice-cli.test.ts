@@ -158,6 +158,26 @@ describe('sluice CLI', () => {
     expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual([{ one: 1 }]);
   });
 
+  it('runs `run` in a child process with bounded heap flags, passing its output and exit code through', async () => {
+    const exec = promisify(execFile);
+    const { stdout } = await exec('node', [
+      'bin/sluice.js',
+      'run',
+      'events/data/docs-sample.jsonl',
+      '--pipeline',
+      'docs',
+      '--home',
+      path.join(work, 'home-bin'),
+      '--json',
+    ]);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toMatchObject({ status: 'succeeded' });
+    const bad = await exec('node', ['bin/sluice.js', 'run', 'x.jsonl', '--pipeline', 'nope']).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(bad).toMatchObject({ code: 2 });
+    expect((bad as { stderr: string }).stderr).toMatch(/pipeline "nope" not found/);
+  });
+
   it('runs compiled from a cache keyed by the sources, rebuilding when one changes, or from source on request', async () => {
     const exec = promisify(execFile);
     const cache = 'node_modules/.cache/sluice-cli';
@@ -168,28 +188,21 @@ describe('sluice CLI', () => {
       return JSON.parse(stdout.trim().split('\n').at(-1)!);
     };
     const compiled = await status();
-    const builds = await readdir(cache);
-    const current = builds.filter((b) => !b.endsWith('.tmp'));
-    expect(current.length).toBeGreaterThan(0);
-    const newest = async () => {
-      const dirs = (await readdir(cache)).filter((b) => !b.endsWith('.tmp'));
-      const times = await Promise.all(
-        dirs.map(async (d) => [d, (await stat(path.join(cache, d))).mtimeMs] as const),
-      );
-      return times.sort((a, b) => b[1] - a[1])[0]![0];
-    };
-    const before = await newest();
-    expect(await readdir(path.join(cache, before))).toEqual(
-      expect.arrayContaining(['main.js', 'unit-worker.js']),
-    );
+    const builds = async () => (await readdir(cache)).filter((b) => !b.endsWith('.tmp'));
+    const before = await builds();
+    expect(before.length).toBeGreaterThan(0);
 
-    // Same content, new mtime: a new fingerprint, so a new build next to the old one.
+    // Same content, an mtime no earlier run used: a new fingerprint, so a new build beside the old.
     const source = 'cli/usage.ts';
     const { atime, mtime } = await stat(source);
     try {
-      await utimes(source, atime, new Date(mtime.getTime() + 1000));
+      await utimes(source, atime, new Date(Date.now() + 60_000 + Math.floor(Math.random() * 1e6)));
       expect(await status()).toEqual(compiled);
-      expect(await newest()).not.toBe(before);
+      const added = (await builds()).filter((b) => !before.includes(b));
+      expect(added).toHaveLength(1);
+      expect(await readdir(path.join(cache, added[0]!))).toEqual(
+        expect.arrayContaining(['main.js', 'unit-worker.js']),
+      );
     } finally {
       await utimes(source, atime, mtime);
     }
