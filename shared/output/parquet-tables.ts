@@ -128,6 +128,8 @@ function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
  */
 const EMBEDDING_ROW_GROUP = 2048;
 const DEFAULT_ROW_GROUP = 100_000;
+/** Scores: narrow rows, but written as they are scored, so groups of this many are encoded at a time. */
+const SCORE_ROW_GROUP = 16_384;
 
 /**
  * Columns whose values are (nearly) all distinct or long: a dictionary would not pay and
@@ -266,16 +268,24 @@ export function runsParquet(summary: RunSummary): Uint8Array {
   ]);
 }
 
+function scoreRecord(runId: string) {
+  return (row: ScoreRow): Record<string, unknown> => ({
+    ...row,
+    run_id: runId,
+    outputs: row.outputs && row.outputs.length > 1 ? JSON.stringify(row.outputs) : null,
+    metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
+  });
+}
+
+/** A unit's `scores` part, written group by group as its rows are scored. */
+export function scoresPartWriter(runId: string): ParquetPartWriter<ScoreRow> {
+  return new ParquetPartWriter(TABLE_COLUMNS.scores, scoreRecord(runId), SCORE_ROW_GROUP);
+}
+
 export function scoresParquet(runId: string, rows: readonly ScoreRow[]): Uint8Array {
-  return encode(
-    TABLE_COLUMNS.scores,
-    rows.map((row) => ({
-      ...row,
-      run_id: runId,
-      outputs: row.outputs && row.outputs.length > 1 ? JSON.stringify(row.outputs) : null,
-      metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
-    })),
-  );
+  const writer = scoresPartWriter(runId);
+  writer.add(rows);
+  return writer.finish();
 }
 
 export function segmentStatsParquet(

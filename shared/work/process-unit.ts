@@ -3,7 +3,7 @@ import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, TransitionConflict } from '../errors/errors.ts';
 import { unitPartKey } from '../output/keys.ts';
-import { embeddingsPartWriter, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
+import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -197,14 +197,16 @@ async function runScoreUnit(
 ): Promise<UnitWork> {
   if (!deps.scoringEndpoint)
     throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
-  const { rows, rejects, counts, segments } = await scoreUnit(
+  const scores = scoresPartWriter(unit.runId);
+  const { rejects, counts, segments } = await scoreUnit(
     { store: deps.store, endpoint: deps.scoringEndpoint },
     config,
     unit,
+    scores,
     checkpoint,
   );
   const outputKeys: string[] = [];
-  if (rows.length > 0) await putPart(deps, 'scores', unit, scoresParquet(unit.runId, rows), outputKeys);
+  if (scores.rows > 0) await putPart(deps, 'scores', unit, scores.finish(), outputKeys);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   const key = segmentPartialKey(unit.pipeline, unit.runId, unit.unitId);

@@ -36,8 +36,12 @@ interface PendingRow {
   readonly byteOffset: number;
 }
 
+/** Where a unit's scored rows go as each flush of them is done (a Parquet part writer). */
+export interface ScoreSink {
+  add(rows: readonly ScoreRow[]): void;
+}
+
 export interface ScoredUnit {
-  readonly rows: ScoreRow[];
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
   readonly segments: SegmentAggregatesState;
@@ -71,16 +75,20 @@ export function parsePredictionLines(text: string, rows: number): number[][] {
  * `model.maxRowsPerRequest` rows and SageMaker's payload limit, predictions joined back
  * by row, and per-segment aggregates accumulated for finalize. A request the model
  * refuses (4xx) is bisected down to the row, which is rejected; the rest are scored.
+ * Each flush's rows go to `sink` in the order they were read, so a unit holds one flush
+ * of rows (`maxRowsPerRequest x concurrency`), not all of them.
  */
 export async function scoreUnit(
   deps: { store: ObjectStore; endpoint: ScoringEndpoint; maxPayloadBytes?: number },
   config: ScorePipelineConfig,
   unit: WorkUnit,
+  sink: ScoreSink,
   checkpoint?: Checkpoint,
 ): Promise<ScoredUnit> {
   const transformer = await transformerFor(deps.store, config, unit.runId);
   const counts = emptyCounts();
-  const rows: ScoreRow[] = [];
+  /** The current flush's scored rows, by their position in it. */
+  let scored: (ScoreRow | undefined)[] = [];
   const rejects: RejectRow[] = [];
   const model = config.model.modelId ?? config.model.modelKey;
   const segments = new SegmentAggregator({
@@ -106,12 +114,17 @@ export async function scoreUnit(
       excerpt: JSON.stringify(row.values).slice(0, 200),
     });
 
-  const scoreBatch = async (batch: PendingRow[], features: Float64Array, width: number): Promise<void> => {
+  const scoreBatch = async (
+    batch: PendingRow[],
+    features: Float64Array,
+    width: number,
+    first: number,
+  ): Promise<void> => {
     const csv = formatCsvRows(features, batch.length, width);
     if (Buffer.byteLength(csv) > maxPayloadBytes && batch.length > 1) {
       const half = Math.ceil(batch.length / 2);
-      await scoreBatch(batch.slice(0, half), features.subarray(0, half * width), width);
-      await scoreBatch(batch.slice(half), features.subarray(half * width), width);
+      await scoreBatch(batch.slice(0, half), features.subarray(0, half * width), width, first);
+      await scoreBatch(batch.slice(half), features.subarray(half * width), width, first + half);
       return;
     }
     let predictions: number[][];
@@ -124,8 +137,8 @@ export async function scoreUnit(
         return;
       }
       const half = Math.ceil(batch.length / 2);
-      await scoreBatch(batch.slice(0, half), features.subarray(0, half * width), width);
-      await scoreBatch(batch.slice(half), features.subarray(half * width), width);
+      await scoreBatch(batch.slice(0, half), features.subarray(0, half * width), width, first);
+      await scoreBatch(batch.slice(half), features.subarray(half * width), width, first + half);
       return;
     }
     batch.forEach((row, i) => {
@@ -135,7 +148,7 @@ export async function scoreUnit(
         throw new EndpointUnavailable(
           `endpoint returned ${outputs.length} outputs per row; model.scoreClass is ${config.model.scoreClass}`,
         );
-      rows.push({
+      scored[first + i] = {
         record_id: row.id,
         score,
         model,
@@ -143,7 +156,7 @@ export async function scoreUnit(
         line: row.line,
         outputs,
         metadata: row.metadata,
-      });
+      };
       segments.add(
         segmentValuesOf(row.values, config.segments.columns),
         score,
@@ -162,17 +175,23 @@ export async function scoreUnit(
     for (const { index, reason } of rejected) reject(batchRows[index]!, reason);
     const accepted = Array.from(rowIndex.subarray(0, numRows), (i) => batchRows[i]!);
     const width = transformer.width;
-    const requests: { rows: PendingRow[]; features: Float64Array }[] = [];
+    const requests: { rows: PendingRow[]; features: Float64Array; first: number }[] = [];
     for (let start = 0; start < accepted.length; start += config.model.maxRowsPerRequest) {
       const end = Math.min(accepted.length, start + config.model.maxRowsPerRequest);
       requests.push({
         rows: accepted.slice(start, end),
         features: data.subarray(start * width, end * width),
+        first: start,
       });
     }
+    scored = new Array(accepted.length);
     await mapWithConcurrency(requests, config.model.concurrency, (r) =>
-      scoreBatch(r.rows, r.features, width),
+      scoreBatch(r.rows, r.features, width, r.first),
     );
+    // Rows the model refused are holes; the rest keep the order they were read in.
+    const rows = scored.filter((row): row is ScoreRow => row !== undefined);
+    counts.scored += rows.length;
+    sink.add(rows);
   };
 
   for await (const { slice, record } of unitRecords(
@@ -200,6 +219,5 @@ export async function scoreUnit(
   await flush();
 
   counts.rejected = rejects.length;
-  counts.scored = rows.length;
-  return { rows, rejects, counts, segments: segments.toJSON() };
+  return { rejects, counts, segments: segments.toJSON() };
 }
