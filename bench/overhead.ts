@@ -44,11 +44,15 @@ export async function runOverheadBench(megabytes = 200) {
 
     const duck = await DuckDBInstance.create(':memory:');
     const connection = await duck.connect();
-    const duckStarted = Date.now();
-    await connection.run(
-      `COPY (SELECT * FROM read_json_auto('${file}')) TO '${path.join(work, 'floor.parquet')}' (FORMAT parquet)`,
-    );
-    const duckSeconds = (Date.now() - duckStarted) / 1000;
+    // The floor is the fastest of three conversions: one slow run must not flatter the ratio.
+    let duckSeconds = Number.POSITIVE_INFINITY;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const duckStarted = Date.now();
+      await connection.run(
+        `COPY (SELECT * FROM read_json_auto('${file}')) TO '${path.join(work, 'floor.parquet')}' (FORMAT parquet)`,
+      );
+      duckSeconds = Math.min(duckSeconds, (Date.now() - duckStarted) / 1000);
+    }
     connection.closeSync();
     duck.closeSync();
 
@@ -104,7 +108,7 @@ export async function runOverheadBench(megabytes = 200) {
       name: 'overhead' as const,
       inputMegabytes: bytes / 2 ** 20,
       floor: {
-        description: 'DuckDB read_json_auto -> Parquet, same file, same process',
+        description: 'DuckDB read_json_auto -> Parquet, same file, in the bench process: fastest of 3',
         seconds: duckSeconds,
         parquetBytes: (await stat(path.join(work, 'floor.parquet'))).size,
       },
