@@ -339,18 +339,7 @@ class Generation {
 
   private async flush(end: number): Promise<void> {
     if (this.memtable.size > 0) {
-      const { hashes, offsets, lengths } = this.memtable.sorted();
-      const writer = await RunWriter.create(this.runPath(this.nextRun++));
-      try {
-        for (let i = 0; i < hashes.length; i += 1) {
-          const written = writer.add(hashes[i]!, offsets[i]!, lengths[i]!);
-          if (written) await written;
-        }
-      } catch (error) {
-        await writer.abort();
-        throw error;
-      }
-      const run = await writer.finish();
+      const run = await RunWriter.write(this.runPath(this.nextRun++), this.memtable.sorted());
       await this.ctx.crashPoint('run-written');
       this.runs = [run, ...this.runs];
       this.memtable = new Memtable();
@@ -1147,17 +1136,11 @@ export class LocalChunkIndex implements ChunkIndex {
       const order = Uint32Array.from({ length: count }, (_, i) => i).sort(
         (a, b) => offsets[a]! - offsets[b]!,
       );
-      const writer = await RunWriter.create(tempPath(), false);
-      try {
-        for (const i of order) {
-          const written = writer.add(hashes[i]!, offsets[i]!, lengths[i]!);
-          if (written) await written;
-        }
-      } catch (error) {
-        await writer.abort();
-        throw error;
-      }
-      const run = await writer.finish();
+      const run = await RunWriter.write(
+        tempPath(),
+        { hashes, offsets, lengths },
+        { sortedByHash: false, order },
+      );
       pieces.push({ file: run.file, entries: run.entries });
       count = 0;
     };

@@ -129,6 +129,29 @@ export class RunWriter {
     return this.used === this.buffer.length ? this.drain() : undefined;
   }
 
+  /**
+   * Writes a whole run: the entries at `order` (every index, in order, by default), then
+   * the footer; the unfinished file is removed if a write fails.
+   */
+  static async write(
+    file: string,
+    entries: { readonly hashes: Float64Array; readonly offsets: Float64Array; readonly lengths: Uint32Array },
+    options: { readonly sortedByHash?: boolean; readonly order?: Iterable<number> } = {},
+  ): Promise<Run> {
+    const { hashes, offsets, lengths } = entries;
+    const writer = await RunWriter.create(file, options.sortedByHash ?? true);
+    try {
+      for (const i of options.order ?? hashes.keys()) {
+        const written = writer.add(hashes[i]!, offsets[i]!, lengths[i]!);
+        if (written) await written;
+      }
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    return writer.finish();
+  }
+
   /** Writes the fences and trailer, syncs, closes and renames the file into place. */
   async finish(): Promise<Run> {
     try {
