@@ -30,7 +30,7 @@ export interface LocalRunOptions {
   /** Progress lines for a person (stderr). */
   readonly log: (line: string) => void;
   readonly now?: () => Date;
-  /** Worker threads that run units. @default one per core ({@link LocalRuntimeOptions.threads}) */
+  /** Worker threads that run units; 0 runs them on the main thread. @default {@link defaultUnitThreads} */
   readonly threads?: number;
 }
 

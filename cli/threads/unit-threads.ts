@@ -1,5 +1,5 @@
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { serveRpc } from '../../shared/adapters/local/thread-rpc.ts';
+import { type ErrorData, errorOf, serveRpc } from '../../shared/adapters/local/thread-rpc.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
@@ -25,11 +25,7 @@ export interface UnitRequest {
 
 export type UnitThreadReply =
   | { readonly id: number; readonly ok: true; readonly outcome: UnitOutcome }
-  | {
-      readonly id: number;
-      readonly ok: false;
-      readonly error: { readonly name: string; readonly message: string };
-    };
+  | { readonly id: number; readonly ok: false; readonly error: ErrorData };
 
 export interface UnitThreadsOptions {
   readonly threads: number;
@@ -67,8 +63,8 @@ interface Thread {
 }
 
 /**
- * `sluice run`'s workers: one thread per core runs units the way one Lambda worker does,
- * each with a bounded heap, while the run store, chunk index and queue stay on the main
+ * `sluice run`'s workers: each thread runs units the way one Lambda worker does, with a
+ * bounded heap, while the run store, chunk index and queue stay on the main
  * thread and are called over {@link serveRpc}.
  */
 export class UnitThreads {
@@ -142,11 +138,7 @@ export class UnitThreads {
     this.waiting.delete(reply.id);
     call.thread.busy -= 1;
     if (reply.ok) call.resolve(reply.outcome);
-    else {
-      const error = new Error(reply.error.message);
-      error.name = reply.error.name;
-      call.reject(error);
-    }
+    else call.reject(errorOf(reply.error));
   }
 
   /**

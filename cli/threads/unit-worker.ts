@@ -2,7 +2,7 @@
 import '../../bin/quiet-sdk-warning.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
-import { RpcClient } from '../../shared/adapters/local/thread-rpc.ts';
+import { errorData, RpcClient } from '../../shared/adapters/local/thread-rpc.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
@@ -30,10 +30,8 @@ function startUnitWorker(data: UnitThreadData): void {
   port.on('message', (request: UnitRequest) => {
     processUnit(deps, data.config, request.unit, request.options).then(
       (outcome) => port.postMessage({ id: request.id, ok: true, outcome } satisfies UnitThreadReply),
-      (error: unknown) => {
-        const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
-        port.postMessage({ id: request.id, ok: false, error: { name, message } } satisfies UnitThreadReply);
-      },
+      (error: unknown) =>
+        port.postMessage({ id: request.id, ok: false, error: errorData(error) } satisfies UnitThreadReply),
     );
   });
   port.postMessage('ready');

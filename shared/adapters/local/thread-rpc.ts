@@ -29,7 +29,7 @@ type Reply =
       readonly rpc: 'reply';
       readonly id: number;
       readonly ok: false;
-      readonly error: { readonly name: string; readonly message: string };
+      readonly error: ErrorData;
     };
 
 const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
@@ -41,7 +41,20 @@ const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
   TransitionConflict,
 };
 
-function errorOf({ name, message }: { name: string; message: string }): Error {
+/** An error as it crosses a thread: its class name and message. */
+export interface ErrorData {
+  readonly name: string;
+  readonly message: string;
+}
+
+export function errorData(error: unknown): ErrorData {
+  return error instanceof Error
+    ? { name: error.name, message: error.message }
+    : { name: 'Error', message: String(error) };
+}
+
+/** The error again on this side: a Sluice error class by its name, else an Error named as it was. */
+export function errorOf({ name, message }: ErrorData): Error {
   const Class = ERROR_CLASSES[name];
   if (Class) return new Class(message);
   const error = new Error(message);
@@ -65,11 +78,7 @@ export function serveRpc(port: MessagePort, targets: Readonly<Record<string, obj
       .then(() => (fn as (...a: unknown[]) => unknown).apply(object, args))
       .then(
         (value) => reply({ rpc: 'reply', id, ok: true, value }),
-        (error: unknown) => {
-          const { name, message } =
-            error instanceof Error ? error : { name: 'Error', message: String(error) };
-          reply({ rpc: 'reply', id, ok: false, error: { name, message } });
-        },
+        (error: unknown) => reply({ rpc: 'reply', id, ok: false, error: errorData(error) }),
       );
   });
 }
