@@ -19,15 +19,13 @@ import { mapWithConcurrency } from './concurrency.ts';
 import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
 
 interface PendingChunk {
-  /** The record's position in the unit: results keep the order records were read in. */
+  /** The record's position in the unit, which identifies its document: results keep that order. */
   readonly seq: number;
-  readonly docKey: string;
   readonly row: Omit<EmbeddingRow, 'embedding'>;
 }
 
 interface EmbeddedChunk {
   readonly seq: number;
-  readonly docKey: string;
   readonly row: EmbeddingRow;
 }
 
@@ -98,7 +96,7 @@ export async function embedUnit(
   /** Chunks kept per document id, to count chunks an edit removed. */
   const chunkCounts = new Map<string, number>();
   // The current window's documents and chunks.
-  let docs = new Map<string, DocInfo>();
+  let docs = new Map<number, DocInfo>();
   let window: PendingChunk[] = [];
 
   const flush = async (): Promise<void> => {
@@ -107,7 +105,7 @@ export async function embedUnit(
     window = [];
     docs = new Map();
     const done: EmbeddedChunk[] = [];
-    const refused = new Map<string, string>();
+    const refused = new Map<number, string>();
     const carried = new Set<string>();
 
     const embedBatch = async (batch: PendingChunk[]): Promise<void> => {
@@ -121,14 +119,13 @@ export async function embedUnit(
         batch.forEach((chunk, i) => {
           done.push({
             seq: chunk.seq,
-            docKey: chunk.docKey,
             row: { ...chunk.row, embedding: Float32Array.from(vectors[i]!) },
           });
         });
       } catch (error) {
         if (!(error instanceof ModelError)) throw error;
         if (batch.length === 1) {
-          refused.set(batch[0]!.docKey, `model rejected the input: ${error.message}`);
+          refused.set(batch[0]!.seq, `model rejected the input: ${error.message}`);
           return;
         }
         const half = Math.ceil(batch.length / 2);
@@ -154,15 +151,15 @@ export async function embedUnit(
         )
           return true;
         carried.add(chunk.row.chunk_id);
-        done.push({ seq: chunk.seq, docKey: chunk.docKey, row: { ...chunk.row, embedding: hit.embedding } });
+        done.push({ seq: chunk.seq, row: { ...chunk.row, embedding: hit.embedding } });
         return false;
       });
     }
     const batches = cutTokenBudgetBatches(pending, (c) => c.row.token_count, config.batching);
     await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
 
-    for (const [docKey, reason] of refused) {
-      const doc = windowDocs.get(docKey)!;
+    for (const [seq, reason] of refused) {
+      const doc = windowDocs.get(seq)!;
       rejects.push({
         source_key: doc.sourceKey,
         byte_offset: doc.byteOffset,
@@ -171,7 +168,7 @@ export async function embedUnit(
         excerpt: doc.excerpt,
       });
     }
-    const kept = done.filter((e) => !refused.has(e.docKey));
+    const kept = done.filter((e) => !refused.has(e.seq));
     kept.sort((a, b) => a.seq - b.seq || a.row.chunk_index - b.row.chunk_index);
     const rows = kept.map((e) => e.row);
     for (const row of rows) {
@@ -199,8 +196,7 @@ export async function embedUnit(
     }
     if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
     seq += 1;
-    const docKey = `${slice.key}\u0000${record.line}`;
-    docs.set(docKey, {
+    docs.set(seq, {
       docId: record.id,
       sourceKey: slice.key,
       line: record.line,
@@ -210,7 +206,6 @@ export async function embedUnit(
     for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
       window.push({
         seq,
-        docKey,
         row: {
           doc_id: record.id,
           chunk_id: `${record.id}#${chunk.index}`,
