@@ -45,6 +45,11 @@ const YOUNG_GENERATION_MIB = 8;
  * chunks with their vectors (as JSON-parsed numbers and Float32Array) for each unit it
  * runs at once. A unit that needs more fails its delivery with "out of memory" and is
  * retried, then dead-lettered, like a Lambda worker past its memory size.
+ *
+ * V8 gives process-wide heap flags precedence over a Worker's `resourceLimits`: under
+ * `bin/sluice.js`, which starts `run` with `--max-old-space-size=192
+ * --max-semi-space-size=4`, every thread has those limits instead, and these apply when
+ * the runtime is used without them (tests, the library API).
  */
 export function heapMiBFor(config: PipelineConfig, unitsPerThread: number): number {
   const base = 96;
