@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { seededRandom } from '../events/generate-samples.ts';
+import { logNormalDocuments } from './log-normal-documents.ts';
 
 const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -70,28 +70,18 @@ async function startEchoEndpoint(): Promise<{ server: Server; url: string; calls
 
 /** Writes about `bytes` of JSONL documents with log-normal lengths, streaming. */
 async function writeJsonl(file: string, bytes: number, seed: number): Promise<number> {
-  const rand = seededRandom(seed);
-  const vocabulary = [
-    'sluice',
-    'gate',
-    'river',
-    'partition',
-    'embedding',
-    'a',
-    'the',
-    'of',
-    'worker',
-    'token',
-  ];
+  const texts = logNormalDocuments({
+    documents: Number.POSITIVE_INFINITY,
+    seed,
+    mu: 4,
+    sigma: 1,
+    words: ['sluice', 'gate', 'river', 'partition', 'embedding', 'a', 'the', 'of', 'worker', 'token'],
+  });
   const out = createWriteStream(file);
   let written = 0;
   let batch: string[] = [];
   for (let i = 0; written < bytes; i += 1) {
-    const gaussian = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const words = Math.max(3, Math.round(Math.exp(4 + 1 * gaussian)));
-    const text = Array.from({ length: words }, () => vocabulary[Math.floor(rand() * vocabulary.length)]).join(
-      ' ',
-    );
+    const text = texts.next().value as string;
     const line = `${JSON.stringify({ id: `m${i}`, title: `doc ${i}`, text })}\n`;
     batch.push(line);
     written += line.length;

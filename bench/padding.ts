@@ -1,7 +1,7 @@
-import { seededRandom } from '../events/generate-samples.ts';
 import { chunkText } from '../shared/embedding/chunker.ts';
 import { cutTokenBudgetBatches, paddedTokens } from '../shared/embedding/token-budget-batcher.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
+import { logNormalDocuments } from './log-normal-documents.ts';
 
 export interface PaddingWorkload {
   readonly documents: number;
@@ -36,25 +36,9 @@ export function runPaddingBench(): PaddingResult {
 }
 
 function paddingWorkload(documents: number, seed: number, mu: number, sigma: number): PaddingWorkload {
-  const rand = seededRandom(seed);
-  const words = [
-    'queue',
-    'bucket',
-    'embedding',
-    'token',
-    'partition',
-    'throughput',
-    'a',
-    'the',
-    'of',
-    'latency',
-  ];
   const counter = new EstimatingTokenCounter();
   const chunkTokens: number[] = [];
-  for (let d = 0; d < documents; d += 1) {
-    const gaussian = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const length = Math.max(3, Math.round(Math.exp(mu + sigma * gaussian)));
-    const text = Array.from({ length }, () => words[Math.floor(rand() * words.length)]).join(' ');
+  for (const text of logNormalDocuments({ documents, seed, mu, sigma })) {
     for (const chunk of chunkText(text, counter, { maxTokens: 256, overlapTokens: 32 }))
       chunkTokens.push(chunk.tokens);
   }

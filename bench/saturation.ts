@@ -4,13 +4,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { seededRandom } from '../events/generate-samples.ts';
 import { SageMakerEmbeddingEndpoint } from '../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
 import { chunkText } from '../shared/embedding/chunker.ts';
 import { cutTokenBudgetBatches } from '../shared/embedding/token-budget-batcher.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
 import { AdaptiveLimiter, type AdaptiveLimiterStats } from '../shared/endpoint/adaptive-limiter.ts';
 import type { CallStats } from '../shared/ports/embedding-endpoint.ts';
+import { logNormalDocuments } from './log-normal-documents.ts';
 
 /**
  * The simulated GPU every client is measured against (`sluice serve-model` flags): it
@@ -86,25 +86,9 @@ interface Batch {
 
 /** Chunks and batches log-normal documents exactly as a worker does, so the GPU sees realistic batches. */
 function buildWorkload(documents: number, seed: number): Batch[] {
-  const rand = seededRandom(seed);
-  const words = [
-    'queue',
-    'bucket',
-    'embedding',
-    'token',
-    'partition',
-    'throughput',
-    'a',
-    'the',
-    'of',
-    'latency',
-  ];
   const counter = new EstimatingTokenCounter();
   const chunks: { text: string; tokens: number }[] = [];
-  for (let d = 0; d < documents; d += 1) {
-    const gaussian = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const length = Math.max(3, Math.round(Math.exp(4 + 1.2 * gaussian)));
-    const text = Array.from({ length }, () => words[Math.floor(rand() * words.length)]).join(' ');
+  for (const text of logNormalDocuments({ documents, seed, mu: 4, sigma: 1.2 })) {
     for (const chunk of chunkText(text, counter, BATCHING))
       chunks.push({ text: chunk.text, tokens: chunk.tokens });
   }
