@@ -10,6 +10,11 @@ export interface PaddingWorkload {
   readonly sluice: { paddedTokens: number; efficiency: number; batches: number };
   readonly baseline: { description: string; paddedTokens: number; efficiency: number; batches: number };
   readonly paddedTokensRatio: number;
+  /**
+   * The ratio a batcher with no padding at all would reach (baseline padded / real
+   * tokens): no batcher can beat it on this workload.
+   */
+  readonly bestPossibleRatio: number;
 }
 
 export interface PaddingResult {
@@ -68,5 +73,6 @@ function paddingWorkload(documents: number, seed: number, mu: number, sigma: num
       batches: fixed.length,
     },
     paddedTokensRatio: fixedPadded / sluicePadded,
+    bestPossibleRatio: fixedPadded / realTokens,
   };
 }
