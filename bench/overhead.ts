@@ -1,8 +1,9 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { EchoBackend } from '../cli/model-server/echo-backend.ts';
 import { startModelServer } from '../cli/model-server/server.ts';
 import { sampleDocuments } from '../events/generate-samples.ts';
@@ -26,6 +27,53 @@ async function writeJsonl(file: string, targetBytes: number): Promise<number> {
     out.end((error?: Error | null) => (error ? reject(error) : resolve())),
   );
   return bytes;
+}
+
+/**
+ * A second floor, in Sluice's own runtime: one Node thread reads the JSONL, parses each
+ * line and writes the same four columns to a Parquet file with hyparquet-writer (SNAPPY,
+ * row groups of 65,536). It does no chunking, hashing, HTTP or vectors: what reading and
+ * writing those bytes costs in JavaScript before the pipeline does anything.
+ */
+async function nodeConversion(file: string, out: string): Promise<number> {
+  const bytes = new ByteWriter();
+  const columns = ['id', 'title', 'source', 'text'];
+  const writer = new ParquetWriter({
+    writer: bytes,
+    schema: [
+      { name: 'root', num_children: columns.length },
+      ...columns.map((name) => ({
+        name,
+        type: 'BYTE_ARRAY' as const,
+        converted_type: 'UTF8' as const,
+        repetition_type: 'OPTIONAL' as const,
+      })),
+    ],
+  });
+  let rows: Record<string, unknown>[] = [];
+  const flush = () => {
+    void writer.write({
+      columnData: columns.map((name) => ({ name, data: rows.map((row) => row[name] ?? null) })),
+      rowGroupSize: rows.length,
+    });
+    rows = [];
+  };
+  let rest = '';
+  for await (const piece of createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+    const text = rest + (piece as string);
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      if (end > start) rows.push(JSON.parse(text.slice(start, end)) as Record<string, unknown>);
+      start = end + 1;
+      if (rows.length >= 65_536) flush();
+    }
+    rest = text.slice(start);
+  }
+  if (rest.trim()) rows.push(JSON.parse(rest) as Record<string, unknown>);
+  if (rows.length > 0) flush();
+  writer.finish();
+  await writeFile(out, new Uint8Array(bytes.getBuffer()));
+  return bytes.offset;
 }
 
 /**
@@ -55,6 +103,14 @@ export async function runOverheadBench(megabytes = 200) {
     }
     connection.closeSync();
     duck.closeSync();
+
+    let nodeSeconds = Number.POSITIVE_INFINITY;
+    let nodeParquetBytes = 0;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const nodeStarted = Date.now();
+      nodeParquetBytes = await nodeConversion(file, path.join(work, 'node-floor.parquet'));
+      nodeSeconds = Math.min(nodeSeconds, (Date.now() - nodeStarted) / 1000);
+    }
 
     const base = asEmbedPipeline(await loadPipelineConfig('pipelines', 'docs'));
     const runs = [];
@@ -95,6 +151,7 @@ export async function runOverheadBench(megabytes = 200) {
           seconds,
           megabytesPerSecond: bytes / 2 ** 20 / seconds,
           ratioToFloor: seconds / duckSeconds,
+          ratioToNodeFloor: seconds / nodeSeconds,
           peakRssMiB: Math.round(result.peakKiB / 102.4) / 10,
           chunks: summary.counts.chunks,
           units: summary.counts.units,
@@ -111,6 +168,12 @@ export async function runOverheadBench(megabytes = 200) {
         description: 'DuckDB read_json_auto -> Parquet, same file, in the bench process: fastest of 3',
         seconds: duckSeconds,
         parquetBytes: (await stat(path.join(work, 'floor.parquet'))).size,
+      },
+      nodeFloor: {
+        description:
+          'one Node thread: read the JSONL, JSON.parse each line, write the same columns with hyparquet-writer: fastest of 3',
+        seconds: nodeSeconds,
+        parquetBytes: nodeParquetBytes,
       },
       sluice: runs,
       target: 'ratioToFloor <= 4',
