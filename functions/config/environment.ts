@@ -1,13 +1,28 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
 
-/** The handlers' environment contract; infra sets these on every Sluice function. */
+/**
+ * The handlers' environment contract. Infra sets the bucket, table and queue variables and
+ * the pipelines file with its hash on every Sluice function; the configs themselves ship in
+ * the code asset, because Lambda caps a function's environment at 4 KB.
+ */
 export const ENVIRONMENT_VARIABLES = {
   bucket: 'SLUICE_BUCKET',
   runsTable: 'SLUICE_RUNS_TABLE',
   workQueueUrl: 'SLUICE_WORK_QUEUE_URL',
   finalizeQueueUrl: 'SLUICE_FINALIZE_QUEUE_URL',
+  /**
+   * The pipeline configs file: a name in the function's code folder (`LAMBDA_TASK_ROOT`,
+   * else the working folder) or an absolute path. How deployed functions get their configs.
+   */
+  pipelinesFile: 'SLUICE_PIPELINES_FILE',
+  /** sha256 (hex) of the pipelines file; required with it, so code and configuration cannot drift apart. */
+  pipelinesSha256: 'SLUICE_PIPELINES_SHA256',
+  /** The pipeline configs inline, as a JSON array: for tests and local wiring, instead of the file. */
   pipelines: 'SLUICE_PIPELINES',
   sagemakerEndpointUrl: 'SLUICE_SAGEMAKER_ENDPOINT_URL',
 } as const;
@@ -39,7 +54,16 @@ const environmentSchema = z.object({
   [ENVIRONMENT_VARIABLES.runsTable]: required('set it to the name of the runs table'),
   [ENVIRONMENT_VARIABLES.workQueueUrl]: httpUrl('set it to the URL of the work queue'),
   [ENVIRONMENT_VARIABLES.finalizeQueueUrl]: httpUrl('set it to the URL of the finalize queue'),
-  [ENVIRONMENT_VARIABLES.pipelines]: required('set it to a JSON array of pipeline configs'),
+  [ENVIRONMENT_VARIABLES.pipelinesFile]: required(
+    'set it to the pipelines file deployed with the function, or unset it',
+  ).optional(),
+  [ENVIRONMENT_VARIABLES.pipelinesSha256]: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits: set it to the sha256 of the pipelines file')
+    .optional(),
+  [ENVIRONMENT_VARIABLES.pipelines]: required(
+    'set it to a JSON array of pipeline configs, or unset it',
+  ).optional(),
   [ENVIRONMENT_VARIABLES.sagemakerEndpointUrl]: httpUrl(
     'set it to the URL of a server speaking the SageMaker runtime API, or unset it',
   ).optional(),
@@ -51,6 +75,10 @@ const KNOWN = new Set<string>(Object.values(ENVIRONMENT_VARIABLES));
  * Validates the handlers' environment into a typed object. Every problem is one line
  * that names the variable and the fix; an unknown `SLUICE_*` variable is an error too,
  * so a misspelt name fails at cold start instead of silently using nothing.
+ *
+ * Pipeline configs come from `SLUICE_PIPELINES_FILE` (what infra deploys: a file in the
+ * code folder, read once here and checked against `SLUICE_PIPELINES_SHA256`) or from
+ * `SLUICE_PIPELINES` inline (tests and local wiring); exactly one must be set.
  *
  * @throws ConfigError
  */
@@ -77,13 +105,63 @@ export function loadEnvironment(
     runsTable: vars[ENVIRONMENT_VARIABLES.runsTable],
     workQueueUrl: vars[ENVIRONMENT_VARIABLES.workQueueUrl],
     finalizeQueueUrl: vars[ENVIRONMENT_VARIABLES.finalizeQueueUrl],
-    pipelines: parsePipelines(vars[ENVIRONMENT_VARIABLES.pipelines]),
+    pipelines: loadPipelines(vars, env.LAMBDA_TASK_ROOT),
     ...(sagemakerEndpointUrl === undefined ? {} : { sagemakerEndpointUrl }),
   };
 }
 
-function parsePipelines(json: string): ReadonlyMap<string, PipelineConfig> {
-  const name = ENVIRONMENT_VARIABLES.pipelines;
+/** The pipeline configs from the bundled file (deployed) or the inline variable (tests), exactly one of them. */
+function loadPipelines(
+  vars: z.infer<typeof environmentSchema>,
+  taskRoot: string | undefined,
+): ReadonlyMap<string, PipelineConfig> {
+  const { pipelinesFile: FILE, pipelinesSha256: SHA256, pipelines: INLINE } = ENVIRONMENT_VARIABLES;
+  const file = vars[FILE];
+  const sha256 = vars[SHA256];
+  const inline = vars[INLINE];
+  if (inline !== undefined) {
+    if (file !== undefined) {
+      throw new ConfigError(
+        `environment: ${INLINE}: set either ${INLINE} or ${FILE}, not both: deployed functions use ${FILE}`,
+      );
+    }
+    if (sha256 !== undefined) {
+      throw new ConfigError(`environment: ${SHA256}: only applies with ${FILE}: unset it`);
+    }
+    return parsePipelines(inline, INLINE);
+  }
+  if (file === undefined) {
+    throw new ConfigError(
+      `environment: ${FILE}: is not set: set it to the pipelines file deployed with the function (infra does), or set ${INLINE} to a JSON array of pipeline configs`,
+    );
+  }
+  if (sha256 === undefined) {
+    throw new ConfigError(
+      `environment: ${SHA256}: is not set: set it to the sha256 of ${FILE} (infra sets both)`,
+    );
+  }
+  const resolved = path.resolve(taskRoot ?? process.cwd(), file);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(resolved);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(
+      `environment: ${FILE}: cannot read ${resolved} (${reason}): deploy the stack again so the file ships with the function, or point ${FILE} at it`,
+      { cause: error },
+    );
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== sha256) {
+    throw new ConfigError(
+      `environment: ${FILE}: ${resolved} has sha256 ${actual}, not ${SHA256} ${sha256}: the code and the configuration come from different deployments; deploy the stack again`,
+    );
+  }
+  return parsePipelines(bytes.toString('utf8'), FILE);
+}
+
+/** A JSON array of pipeline configs, each validated; `name` is the variable they came from, for messages. */
+function parsePipelines(json: string, name: string): ReadonlyMap<string, PipelineConfig> {
   let raw: unknown;
   try {
     raw = JSON.parse(json);

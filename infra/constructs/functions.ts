@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -27,11 +28,18 @@ export const ENV = {
   runsTable: 'SLUICE_RUNS_TABLE',
   workQueueUrl: 'SLUICE_WORK_QUEUE_URL',
   finalizeQueueUrl: 'SLUICE_FINALIZE_QUEUE_URL',
-  pipelines: 'SLUICE_PIPELINES',
+  /** Name of the pipelines file in the function's code folder (`LAMBDA_TASK_ROOT`). */
+  pipelinesFile: 'SLUICE_PIPELINES_FILE',
+  /** sha256 (hex) of that file, checked at cold start; a config change changes it. */
+  pipelinesSha256: 'SLUICE_PIPELINES_SHA256',
 } as const;
 
-/** Lambda caps all environment variables of a function at 4 KB together. */
-const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
+/**
+ * The validated pipeline configs ship in every function's code asset under this name,
+ * not in the environment: Lambda caps a function's environment at 4 KB, which two
+ * pipelines nearly fill.
+ */
+export const PIPELINES_FILE_NAME = 'sluice-pipelines.json';
 
 export interface FunctionsProps {
   readonly entries: FunctionEntries;
@@ -40,7 +48,7 @@ export interface FunctionsProps {
   readonly queues: Queues;
   /** Endpoints the workers call (embedding and scoring); the work function may invoke these and no other. */
   readonly endpoints: readonly InvokableEndpoint[];
-  /** Validated configs, passed to every handler as `SLUICE_PIPELINES`. */
+  /** Validated configs, shipped with every handler's code as {@link PIPELINES_FILE_NAME}. */
   readonly pipelines: readonly PipelineConfig[];
   readonly planTimeout: Duration;
   readonly workTimeout: Duration;
@@ -58,7 +66,7 @@ export interface FunctionsProps {
  * finalize; work DLQ -> dead-letter -> finalize queue (a unit whose worker died); and,
  * for score pipelines, finalize of a fit run -> work queue (the scoring run it plans).
  * Each function gets only what its step needs for the pipeline kinds deployed; all share
- * one environment.
+ * one environment and one pipelines file.
  */
 export class Functions extends Construct {
   /** Defaults for the steps whose timeouts are not set by pipeline configs. */
@@ -77,24 +85,32 @@ export class Functions extends Construct {
   readonly finalize: SluiceFunction;
   readonly deadLetter: SluiceFunction;
   readonly environment: Readonly<Record<string, string>>;
+  /** The pipelines file every function's code asset carries: its bytes and their sha256 (hex). */
+  readonly pipelinesFile: { readonly name: string; readonly content: string; readonly sha256: string };
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
     const { bucket, table, queues } = props;
     const scoring = props.pipelines.some((p) => p.kind === 'score');
-    const pipelinesJson = JSON.stringify(props.pipelines);
-    if (Buffer.byteLength(pipelinesJson) > LAMBDA_ENVIRONMENT_LIMIT_BYTES - 1024) {
-      throw new Error(
-        `${ENV.pipelines} would be ${Buffer.byteLength(pipelinesJson)} bytes, too close to Lambda's 4 KB environment limit: deploy fewer pipelines per stack`,
-      );
-    }
+    // The configs go with the code, and only their name and hash into the environment, so
+    // the environment stays the same size however many pipelines a stack serves. The hash
+    // changes the function's configuration with the configs (the asset hash changes too,
+    // as it covers the bundle's output), and the handler checks the file against it.
+    const content = `${JSON.stringify(props.pipelines, null, 2)}\n`;
+    this.pipelinesFile = {
+      name: PIPELINES_FILE_NAME,
+      content,
+      sha256: createHash('sha256').update(content).digest('hex'),
+    };
     this.environment = {
       [ENV.bucket]: bucket.bucketName,
       [ENV.runsTable]: table.tableName,
       [ENV.workQueueUrl]: queues.work.queue.queueUrl,
       [ENV.finalizeQueueUrl]: queues.finalize.queue.queueUrl,
-      [ENV.pipelines]: pipelinesJson,
+      [ENV.pipelinesFile]: this.pipelinesFile.name,
+      [ENV.pipelinesSha256]: this.pipelinesFile.sha256,
     };
+    const bundledFiles = { [PIPELINES_FILE_NAME]: content };
 
     // (S3 notification | schedule) -> plan: head and sample sources, re-stage big gzip
     // sources under staging/, cut units, send them.
@@ -104,6 +120,7 @@ export class Functions extends Construct {
       timeout: props.planTimeout,
       memorySize: 3008,
       environment: this.environment,
+      bundledFiles,
     });
     this.plan.function.addEventSource(
       // Many uploads at once (10,000 small files) become one run per pipeline, not one per ten files.
@@ -131,6 +148,7 @@ export class Functions extends Construct {
       timeout: props.workTimeout,
       memorySize: props.workMemoryMiB,
       environment: this.environment,
+      bundledFiles,
     });
     this.work.function.addEventSource(
       new SqsEventSource(queues.work.queue, {
@@ -157,6 +175,7 @@ export class Functions extends Construct {
       timeout: props.finalizeTimeout,
       memorySize: 1024,
       environment: this.environment,
+      bundledFiles,
     });
     this.finalize.function.addEventSource(
       new SqsEventSource(queues.finalize.queue, { batchSize: 1, reportBatchItemFailures: true }),
@@ -184,6 +203,7 @@ export class Functions extends Construct {
       timeout: props.deadLetterTimeout,
       memorySize: 512,
       environment: this.environment,
+      bundledFiles,
     });
     this.deadLetter.function.addEventSource(
       new SqsEventSource(queues.work.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),

@@ -1,4 +1,8 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Duration, RemovalPolicy, Stage } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -36,6 +40,14 @@ export interface SluiceFunctionProps {
    * @default SLUICE_SERVICE_NAME
    */
   readonly serviceName?: string;
+  /**
+   * Files shipped beside the bundled handler (`index.mjs`), content by file name: generated
+   * configuration that would not fit Lambda's 4 KB environment. The handler finds them in
+   * `LAMBDA_TASK_ROOT`. They are part of the code asset, whose hash covers the bundle's
+   * output, so changing one deploys new code.
+   * @default - none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
   /** @default RemovalPolicy.RETAIN */
@@ -98,6 +110,9 @@ export class SluiceFunction extends Construct implements iam.IGrantable {
         // not whatever the runtime happens to ship.
         externalModules: [],
         forceDockerBundling: false,
+        ...(props.bundledFiles === undefined
+          ? {}
+          : { commandHooks: copyIntoBundle(stageBundledFiles(this, props.bundledFiles)) }),
       },
     });
   }
@@ -119,3 +134,47 @@ export class SluiceFunction extends Construct implements iam.IGrantable {
     });
   }
 }
+
+/** A file name a bundled file may have: one path segment, and not one of the bundle's own files. */
+const BUNDLED_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Writes each bundled file into the cloud assembly's folder (where CDK stages assets too),
+ * under its content hash, so that the bundling command names the content: CDK caches
+ * bundles by their command, and two stacks with different files must not share one.
+ *
+ * @returns staged path by file name
+ */
+function stageBundledFiles(scope: Construct, files: Readonly<Record<string, string>>): Map<string, string> {
+  const root = path.join(Stage.of(scope)?.outdir ?? tmpdir(), 'sluice-bundled-files');
+  const staged = new Map<string, string>();
+  for (const [name, content] of Object.entries(files)) {
+    if (!BUNDLED_FILE_NAME.test(name) || name.startsWith('index.')) {
+      throw new Error(
+        `${scope.node.path}: bundled file name ${JSON.stringify(name)} is not allowed: use letters, digits, '.', '_' and '-', not starting with 'index.'`,
+      );
+    }
+    const dir = path.join(root, createHash('sha256').update(content).digest('hex'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, name), content);
+    staged.set(name, path.join(dir, name));
+  }
+  return staged;
+}
+
+/**
+ * Bundling hooks that copy staged files into the bundle after esbuild has written it.
+ * Local bundling runs hooks in a POSIX shell (`bash -c`). The staged files lie outside the
+ * project folder that Docker bundling mounts, so they need local bundling (esbuild is a
+ * devDependency; without it CDK would try Docker and the copy would fail, naming the file).
+ */
+function copyIntoBundle(staged: ReadonlyMap<string, string>): nodejs.ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir, outputDir) =>
+      [...staged].map(([name, from]) => `cp ${shellQuote(from)} ${shellQuote(path.join(outputDir, name))}`),
+  };
+}
+
+const shellQuote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;

@@ -6,6 +6,7 @@ import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import type { EmbedPipelineConfig, ScorePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import {
   buildStack,
+  bundledPipelines,
   loadCreditRiskPipeline,
   loadDocsPipeline,
   TEST_XGBOOST_IMAGE_URI,
@@ -235,12 +236,16 @@ describe('Functions with a score pipeline', () => {
     expect(prefixes(finalize, 's3:DeleteObject*')).toEqual(['/results/*', '/runs/*']);
   });
 
-  it('passes both pipeline configs to the functions within the Lambda environment limit', () => {
-    const variables =
-      template.toJSON().Resources[idOf(stack.functions.work.function)].Properties.Environment.Variables;
-    expect(JSON.parse(variables.SLUICE_PIPELINES)).toEqual([docs, creditRisk]);
-    // Functions refuses more than 3 KB, leaving 1 KB of the 4 KB for the other variables.
-    expect(Buffer.byteLength(variables.SLUICE_PIPELINES)).toBeLessThan(3072);
+  it('ships both pipeline configs with every function, leaving only their file name and hash in the environment', () => {
+    for (const fn of [stack.functions.plan, stack.functions.work, stack.functions.finalize]) {
+      const variables = template.toJSON().Resources[idOf(fn.function)].Properties.Environment.Variables;
+      expect(bundledPipelines(fn)).toEqual([docs, creditRisk]);
+      expect(variables).toMatchObject({
+        SLUICE_PIPELINES_FILE: 'sluice-pipelines.json',
+        SLUICE_PIPELINES_SHA256: stack.functions.pipelinesFile.sha256,
+      });
+      expect(variables).not.toHaveProperty('SLUICE_PIPELINES');
+    }
   });
 });
 

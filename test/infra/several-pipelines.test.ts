@@ -7,7 +7,7 @@ import {
   type EmbedPipelineConfig as PipelineConfig,
   parseEmbedPipelineConfig as parsePipelineConfig,
 } from '../../shared/config/pipeline-config.ts';
-import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
+import { buildStack, bundledPipelines, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 let docs: PipelineConfig;
 let notes: PipelineConfig;
@@ -80,9 +80,10 @@ describe('SluiceStack serving several pipelines', () => {
     }
   });
 
-  it('passes every pipeline config to the functions', () => {
-    const variables = propertiesOf(stack.functions.plan.function).Environment.Variables;
-    expect(JSON.parse(variables.SLUICE_PIPELINES)).toEqual([docs, notes]);
+  it('passes every pipeline config to the functions, in their code', () => {
+    for (const fn of [stack.functions.plan, stack.functions.work, stack.functions.deadLetter]) {
+      expect(bundledPipelines(fn)).toEqual([docs, notes]);
+    }
   });
 
   it('keeps the buckets and the runs table when the stack is deleted, by default', () => {

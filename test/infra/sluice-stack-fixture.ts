@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
+import { App, Aspects, RemovalPolicy, Stage } from 'aws-cdk-lib';
+import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { FunctionEntries } from '../../infra/constructs/functions.ts';
+import { type FunctionEntries, PIPELINES_FILE_NAME } from '../../infra/constructs/functions.ts';
+import type { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
 import { SluiceStack, type SluiceStackProps } from '../../infra/sluice-stack.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import {
@@ -65,4 +68,20 @@ export function buildStack(
   });
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks());
   return { app, stack };
+}
+
+/**
+ * The folder CDK staged a function's code asset in (what Lambda unpacks to
+ * `LAMBDA_TASK_ROOT`), and that asset's hash (the template's `Code.S3Key` is `<hash>.zip`).
+ */
+export function codeAssetOf(fn: SluiceFunction): { readonly dir: string; readonly hash: string } {
+  const asset = fn.function.node.findChild('Code') as s3assets.Asset;
+  const outdir = Stage.of(fn)?.outdir;
+  if (outdir === undefined) throw new Error(`${fn.node.path} is in no stage`);
+  return { dir: path.resolve(outdir, asset.assetPath), hash: asset.assetHash };
+}
+
+/** The pipeline configs a function's code asset carries, parsed from the staged bundle. */
+export function bundledPipelines(fn: SluiceFunction): unknown {
+  return JSON.parse(readFileSync(path.join(codeAssetOf(fn).dir, PIPELINES_FILE_NAME), 'utf8'));
 }

@@ -1,11 +1,22 @@
-import { Stack } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import type { EmbedPipelineConfig as PipelineConfig } from '../../shared/config/pipeline-config.ts';
-import { buildStack, loadDocsPipeline, TEST_TEI_IMAGE_URI } from './sluice-stack-fixture.ts';
+import {
+  buildStack,
+  bundledPipelines,
+  codeAssetOf,
+  FIXTURE_ENTRIES,
+  loadDocsPipeline,
+  TEST_TEI_IMAGE_URI,
+} from './sluice-stack-fixture.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
 type Cfn = any;
@@ -228,12 +239,39 @@ describe('Functions', () => {
         SLUICE_RUNS_TABLE: ref(stack.runsTable.table),
         SLUICE_WORK_QUEUE_URL: ref(stack.queues.work.queue),
         SLUICE_FINALIZE_QUEUE_URL: ref(stack.queues.finalize.queue),
-        SLUICE_PIPELINES: expect.any(String),
+        SLUICE_PIPELINES_FILE: 'sluice-pipelines.json',
+        SLUICE_PIPELINES_SHA256: expect.stringMatching(/^[0-9a-f]{64}$/),
         POWERTOOLS_SERVICE_NAME: 'sluice',
         POWERTOOLS_METRICS_NAMESPACE: 'Sluice',
         NODE_OPTIONS: '--enable-source-maps',
       });
-      expect(JSON.parse(variables.SLUICE_PIPELINES as string)).toEqual([docs]);
+    }
+  });
+
+  it('ships the validated pipeline configs in every code asset, as the file whose hash the environment names', () => {
+    for (const fn of functions()) {
+      const { dir, hash } = codeAssetOf(fn);
+      const variables = resource(fn.function).Properties.Environment.Variables;
+      const file = readFileSync(path.join(dir, variables.SLUICE_PIPELINES_FILE));
+
+      expect(resource(fn.function).Properties.Code.S3Key).toBe(`${hash}.zip`);
+      expect(createHash('sha256').update(file).digest('hex')).toBe(variables.SLUICE_PIPELINES_SHA256);
+      expect(bundledPipelines(fn)).toEqual([docs]);
+    }
+  });
+
+  it('deploys new code and a new environment when a pipeline config changes', () => {
+    const changed = buildStack({ pipelines: [{ ...docs, description: 'Embeds docs, reworded' }] }).stack;
+    const changedTemplate = Template.fromStack(changed);
+    for (const [fn, after] of [
+      [stack.functions.plan, changed.functions.plan],
+      [stack.functions.work, changed.functions.work],
+    ] as const) {
+      const afterProps = changedTemplate.toJSON().Resources[idOf(after.function)].Properties;
+      expect(afterProps.Code.S3Key).not.toBe(resource(fn.function).Properties.Code.S3Key);
+      expect(afterProps.Environment.Variables.SLUICE_PIPELINES_SHA256).not.toBe(
+        resource(fn.function).Properties.Environment.Variables.SLUICE_PIPELINES_SHA256,
+      );
     }
   });
 
@@ -528,5 +566,20 @@ describe('IAM', () => {
       ...stack.endpoints.map((e) => e.role),
     ];
     for (const role of roles) expect(resource(role).Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe('SluiceFunction bundled files', () => {
+  it.each(['../escape.json', 'index.mjs', ''])('refuses the file name %j, naming the function', (name) => {
+    const scope = new Stack();
+    expect(
+      () =>
+        new SluiceFunction(scope, 'Fn', {
+          entry: FIXTURE_ENTRIES.plan,
+          description: 'test',
+          timeout: Duration.seconds(10),
+          bundledFiles: { [name]: '{}' },
+        }),
+    ).toThrow(`Default/Fn: bundled file name ${JSON.stringify(name)} is not allowed`);
   });
 });
