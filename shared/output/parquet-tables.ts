@@ -2,6 +2,7 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { EmbeddingRow, RejectRow, RunSummary, ScoreRow } from '../domain/types.ts';
 import type { BetaPrior } from '../scoring/aggregates/beta-prior.ts';
 import type { SegmentStats } from '../scoring/aggregates/segment-aggregates.ts';
+import { type FloatList, type GroupColumn, writeRowGroup } from './float-list-column.ts';
 
 type Physical = 'string' | 'int32' | 'int64' | 'double' | 'float-list';
 
@@ -93,7 +94,8 @@ export const TABLE_COLUMNS = {
 
 type SchemaElement = Record<string, unknown>;
 
-function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
+/** The Parquet schema of a table's columns (exported for tests and benchmarks). */
+export function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
   const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }];
   for (const col of columns) {
     const repetition_type = col.required ? 'REQUIRED' : 'OPTIONAL';
@@ -190,18 +192,23 @@ export class ParquetPartWriter<Row> {
     const rows = this.pending.map(this.toRecord);
     this.written += rows.length;
     this.pending = [];
-    const columnData = this.columns.map((col) => ({
-      name: col.name,
-      data: rows.map((row) => {
-        const value = row[col.name];
-        if (col.type === 'int64') return BigInt(value as number);
-        if (col.type === 'float-list') return Array.from(value as ArrayLike<number>);
-        return value ?? null;
-      }),
-      ...(PLAIN_COLUMNS.has(col.name) ? { encoding: 'PLAIN' as const, statistics: false } : {}),
-    }));
+    // list<float> columns go to a specialised encoder that copies the Float32Arrays' bytes;
+    // the rest through hyparquet-writer's own column encoder.
+    const columns = this.columns.map((col): GroupColumn => {
+      if (col.type === 'float-list') {
+        return { name: col.name, floatLists: rows.map((row) => row[col.name] as FloatList) };
+      }
+      return {
+        name: col.name,
+        data: rows.map((row) => {
+          const value = row[col.name];
+          return col.type === 'int64' ? BigInt(value as number) : (value ?? null);
+        }),
+        ...(PLAIN_COLUMNS.has(col.name) ? { encoding: 'PLAIN' as const, statistics: false } : {}),
+      };
+    });
     // Synchronous: a ByteWriter has no flush to wait for.
-    void this.writer.write({ columnData, rowGroupSize: rows.length });
+    writeRowGroup(this.writer, columns, rows.length);
   }
 }
 

@@ -1,0 +1,321 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { parquetMetadata, parquetReadObjects, readOffsetIndex } from 'hyparquet';
+import { parquetHeader } from 'hyparquet/src/column.js';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EmbeddingRow, RejectRow } from '../../shared/domain/types.ts';
+import {
+  embeddingsParquet,
+  embeddingsPartWriter,
+  rejectsParquet,
+  schemaOf,
+  TABLE_COLUMNS,
+} from '../../shared/output/parquet-tables.ts';
+
+/** float32 values that a lossy copy would change: signed zeros, NaN, infinities, subnormals, extremes. */
+const SPECIALS = [
+  Number.NaN,
+  -0,
+  0,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  2 ** -149, // smallest subnormal
+  -(2 ** -149),
+  2 ** -126 - 2 ** -149, // largest subnormal
+  2 ** -126, // smallest normal
+  3.4028234663852886e38, // largest float32
+  -3.4028234663852886e38,
+  1 / 3,
+];
+
+/** A deterministic vector of `dim` floats, some of them special. */
+function vector(seed: number, dim: number): Float32Array {
+  const v = new Float32Array(dim);
+  let x = (seed * 2654435761) >>> 0;
+  for (let i = 0; i < dim; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    v[i] = x % 17 === 0 ? (SPECIALS[x % SPECIALS.length] as number) : (x / 2 ** 31 - 1) * 10 ** ((x % 9) - 4);
+  }
+  return v;
+}
+
+function row(i: number, embedding: Float32Array | number[]): EmbeddingRow {
+  return {
+    doc_id: `d${Math.floor(i / 3)}`,
+    chunk_id: `d${Math.floor(i / 3)}#${i % 3}`,
+    chunk_index: i % 3,
+    char_start: i,
+    char_end: i + 10,
+    token_count: 5 + (i % 7),
+    chunk_text: `chunk ${i} text, with "quotes" and ünïcode`,
+    text_sha256: `sha-${i}`,
+    model: 'm',
+    embedding,
+    source_key: 'incoming/docs/a.jsonl',
+    metadata: i % 2 ? { title: `t${i}` } : {},
+  };
+}
+
+const rowsOf = (count: number, dimOf: (i: number) => number) =>
+  Array.from({ length: count }, (_, i) => row(i, vector(i, dimOf(i))));
+
+/**
+ * The embeddings part as it was written before the specialised encoder: every row through
+ * hyparquet-writer's generic `ParquetWriter.write`, the vectors as arrays.
+ */
+function genericEmbeddingsParquet(runId: string, rows: readonly EmbeddingRow[]): Uint8Array {
+  const bytes = new ByteWriter();
+  const writer = new ParquetWriter({ writer: bytes, schema: schemaOf(TABLE_COLUMNS.embeddings) as never });
+  const plain = new Set(['chunk_id', 'text_sha256', 'embedding', 'chunk_text', 'metadata']);
+  for (let start = 0; start < rows.length; start += 2048) {
+    const records = rows.slice(start, start + 2048).map((r) => ({
+      ...r,
+      run_id: runId,
+      metadata: Object.keys(r.metadata).length ? JSON.stringify(r.metadata) : null,
+    })) as Record<string, unknown>[];
+    const columnData = TABLE_COLUMNS.embeddings.map((col) => ({
+      name: col.name,
+      data: records.map((rec) => {
+        const value = rec[col.name];
+        if (col.type === 'float-list') return Array.from(value as ArrayLike<number>);
+        return value ?? null;
+      }),
+      ...(plain.has(col.name) ? { encoding: 'PLAIN' as const, statistics: false } : {}),
+    }));
+    void writer.write({ columnData, rowGroupSize: records.length });
+  }
+  writer.finish();
+  return new Uint8Array(bytes.getBuffer());
+}
+
+const readHyparquet = async (bytes: Uint8Array) =>
+  (await parquetReadObjects({ file: bytes.slice().buffer })) as Record<string, unknown>[];
+
+/** The bits of each value as float32, so that -0 differs from 0 and NaN equals NaN. */
+const bits = (values: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(values).buffer));
+
+function expectEmbeddings(decoded: readonly unknown[], rows: readonly EmbeddingRow[]): void {
+  expect(decoded).toHaveLength(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const got = decoded[i] as number[];
+    const want = rows[i]!.embedding;
+    // One assertion per mismatching row keeps failures readable.
+    if (got.length !== want.length || bits(got).join() !== bits(want).join()) {
+      expect({ row: i, values: bits(got) }).toEqual({ row: i, values: bits(want) });
+    }
+  }
+}
+
+let dir: string;
+let duck: DuckDBInstance;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'float-list-'));
+  duck = await DuckDBInstance.create(':memory:');
+});
+
+afterAll(() => {
+  duck.closeSync();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+/** The `embedding` and `char_start` columns as DuckDB reads them, in row order. */
+async function readDuckDb(bytes: Uint8Array): Promise<{ embeddings: number[][]; charStarts: number[] }> {
+  const file = path.join(dir, `part-${files++}.parquet`);
+  writeFileSync(file, bytes);
+  const connection = await duck.connect();
+  try {
+    const reader = await connection.runAndReadAll(
+      `SELECT char_start, embedding, len(embedding) AS n FROM read_parquet('${file}') ORDER BY char_start`,
+    );
+    const rows = reader.getRowsJS() as [number, number[] | null, number][];
+    for (const [, embedding, n] of rows) expect(embedding?.length).toBe(Number(n));
+    return { embeddings: rows.map((r) => r[1] ?? []), charStarts: rows.map((r) => r[0]) };
+  } finally {
+    connection.closeSync();
+  }
+}
+
+function embeddingChunks(bytes: Uint8Array) {
+  const meta = parquetMetadata(bytes.slice().buffer);
+  return meta.row_groups.map((group) => {
+    const chunk = group.columns.find(
+      (c) => c.meta_data?.path_in_schema.join('.') === 'embedding.list.element',
+    );
+    return chunk!;
+  });
+}
+
+describe('list<float> column encoder', () => {
+  for (const [dim, count] of [
+    [1, 2048 + 5],
+    [4, 2048 * 2 + 1],
+    [384, 2048 + 300],
+  ] as const) {
+    it(`round-trips ${count} rows of ${dim} floats through hyparquet and DuckDB`, async () => {
+      const rows = rowsOf(count, () => dim);
+      const bytes = embeddingsParquet('r-1', rows);
+
+      const decoded = await readHyparquet(bytes);
+      expect(decoded.map((r) => r.char_start)).toEqual(rows.map((r) => r.char_start));
+      expectEmbeddings(
+        decoded.map((r) => r.embedding),
+        rows,
+      );
+      expect(decoded[7]).toMatchObject({ run_id: 'r-1', chunk_id: 'd2#1', metadata: '{"title":"t7"}' });
+
+      const duckRows = await readDuckDb(bytes);
+      expect(duckRows.charStarts).toEqual(rows.map((r) => r.char_start));
+      expectEmbeddings(duckRows.embeddings, rows);
+
+      for (const chunk of embeddingChunks(bytes)) {
+        expect(chunk.meta_data).toMatchObject({ type: 'FLOAT', codec: 'SNAPPY', statistics: undefined });
+        expect(chunk.meta_data?.encodings).toContain('PLAIN');
+        expect(chunk.meta_data?.encodings).not.toContain('RLE_DICTIONARY');
+      }
+    });
+  }
+
+  it('splits 768-float rows into pages of about 1 MiB at row boundaries, with an offset index', async () => {
+    const count = 2048 * 2 + 17;
+    const rows = rowsOf(count, () => 768);
+    const bytes = embeddingsParquet('r-1', rows);
+    const chunks = embeddingChunks(bytes);
+    expect(chunks.map((c) => Number(c.meta_data?.num_values))).toEqual([2048 * 768, 2048 * 768, 17 * 768]);
+    // 2048 rows of 3072 bytes are 6 MiB: several pages, so an offset index; 17 rows are one page.
+    expect(chunks[0]!.offset_index_length).toBeGreaterThan(0);
+    expect(chunks[2]!.offset_index_length).toBeUndefined();
+    for (const chunk of chunks) {
+      const size = Number(chunk.meta_data?.total_uncompressed_size);
+      const values = Number(chunk.meta_data?.num_values) * 4;
+      expect(size).toBeGreaterThan(values);
+      expect(size).toBeLessThan(values + 64 * 1024);
+    }
+
+    // The offset index matches the pages: where each starts, its size and its first row.
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (const chunk of chunks.slice(0, 2)) {
+      const reader = { view, offset: Number(chunk.offset_index_offset) };
+      const locations = readOffsetIndex(reader).page_locations;
+      expect(locations.length).toBeGreaterThanOrEqual(6);
+      let offset = Number(chunk.meta_data?.data_page_offset);
+      let firstRow = 0;
+      for (const location of locations) {
+        expect({ offset: Number(location.offset), firstRow: Number(location.first_row_index) }).toEqual({
+          offset,
+          firstRow,
+        });
+        const page = { view, offset };
+        const header = parquetHeader(page);
+        expect(header.type).toBe('DATA_PAGE_V2');
+        expect(header.uncompressed_page_size).toBeLessThanOrEqual(1024 * 1024 + 8192);
+        offset = page.offset + header.compressed_page_size;
+        expect(location.compressed_page_size).toBe(offset - Number(location.offset));
+        firstRow += header.data_page_header_v2!.num_rows;
+      }
+      expect(firstRow).toBe(2048);
+      expect(offset - Number(chunk.meta_data?.data_page_offset)).toBe(
+        Number(chunk.meta_data?.total_compressed_size),
+      );
+    }
+
+    expectEmbeddings(
+      (await readHyparquet(bytes)).map((r) => r.embedding),
+      rows,
+    );
+    // A slice read through the offset index, starting and ending inside pages.
+    const slice = await parquetReadObjects({
+      file: bytes.slice().buffer,
+      columns: ['embedding'],
+      rowStart: 2048 + 1000,
+      rowEnd: 2048 + 1500,
+      useOffsetIndex: true,
+    });
+    expectEmbeddings(
+      slice.map((r) => r.embedding),
+      rows.slice(2048 + 1000, 2048 + 1500),
+    );
+    const duckRows = await readDuckDb(bytes);
+    expectEmbeddings(duckRows.embeddings, rows);
+  });
+
+  it('handles rows of different lengths, empty ones and plain arrays', async () => {
+    const lengths = [3, 0, 1, 384, 0, 0, 7, 768, 2, 0];
+    const rows = Array.from({ length: 2048 + 600 }, (_, i) => {
+      const v = vector(i, lengths[i % lengths.length]!);
+      return row(i, i % 5 === 2 ? Array.from(v) : v);
+    });
+    const bytes = embeddingsParquet('r-1', rows);
+    expectEmbeddings(
+      (await readHyparquet(bytes)).map((r) => r.embedding),
+      rows,
+    );
+    expectEmbeddings((await readDuckDb(bytes)).embeddings, rows);
+    // Every row is one level slot at least: an empty list is a slot with definition level 0.
+    const slots = rows.slice(0, 2048).reduce((n, r) => n + Math.max(1, r.embedding.length), 0);
+    expect(Number(embeddingChunks(bytes)[0]!.meta_data?.num_values)).toBe(slots);
+  });
+
+  it('decodes to the same values as the generic hyparquet-writer path, other columns byte for byte', async () => {
+    const lengths = [384, 384, 384, 0, 5];
+    const rows = Array.from({ length: 2048 * 2 + 17 }, (_, i) => row(i, vector(i, lengths[i % 5]!)));
+    const bytes = embeddingsParquet('r-1', rows);
+    const generic = genericEmbeddingsParquet('r-1', rows);
+    expect(await readHyparquet(bytes)).toEqual(await readHyparquet(generic));
+
+    // Every other column chunk is the same bytes as before.
+    const chunkBytes = (file: Uint8Array) =>
+      parquetMetadata(file.slice().buffer).row_groups.flatMap((g) =>
+        g.columns.map((c) => {
+          const m = c.meta_data!;
+          const start = Number(m.dictionary_page_offset ?? m.data_page_offset);
+          return {
+            name: m.path_in_schema.join('.'),
+            bytes: Buffer.from(file.subarray(start, start + Number(m.total_compressed_size))),
+          };
+        }),
+      );
+    const ours = chunkBytes(bytes);
+    const theirs = chunkBytes(generic);
+    expect(ours.map((c) => c.name)).toEqual(theirs.map((c) => c.name));
+    for (let i = 0; i < ours.length; i++) {
+      const { name, bytes: chunk } = ours[i]!;
+      if (name !== 'embedding.list.element') expect(chunk.equals(theirs[i]!.bytes), name).toBe(true);
+    }
+  });
+
+  it('writes tables without list columns byte for byte as ParquetWriter.write did', () => {
+    const rows: RejectRow[] = Array.from({ length: 300 }, (_, i) => ({
+      source_key: `k${i % 4}`,
+      byte_offset: i * 100,
+      line: i + 1,
+      reason: 'invalid JSON',
+      excerpt: i % 3 ? `{x${i}` : null,
+    })) as RejectRow[];
+    const bytes = new ByteWriter();
+    const writer = new ParquetWriter({ writer: bytes, schema: schemaOf(TABLE_COLUMNS.rejects) as never });
+    const records = rows.map((r) => ({ ...r, run_id: 'r-2' })) as Record<string, unknown>[];
+    void writer.write({
+      columnData: TABLE_COLUMNS.rejects.map((col) => ({
+        name: col.name,
+        data: records.map((rec) =>
+          col.type === 'int64' ? BigInt(rec[col.name] as number) : (rec[col.name] ?? null),
+        ),
+        ...(col.name === 'excerpt' ? { encoding: 'PLAIN' as const, statistics: false } : {}),
+      })),
+      rowGroupSize: 100_000,
+    });
+    writer.finish();
+    expect(Buffer.from(rejectsParquet('r-2', rows)).equals(Buffer.from(bytes.getBuffer()))).toBe(true);
+  });
+
+  it('rejects a missing embedding: the list column is required', () => {
+    const writer = embeddingsPartWriter('r-1');
+    writer.add([row(0, [1, 2]), { ...row(1, [3]), embedding: undefined as never }]);
+    expect(() => writer.finish()).toThrow(/embedding is required: row 1/);
+  });
+});
