@@ -141,7 +141,6 @@ const SCORE_ROW_GROUP = 16_384;
 const PLAIN_COLUMNS: ReadonlySet<string> = new Set([
   'chunk_id',
   'text_sha256',
-  'embedding',
   'chunk_text',
   'metadata',
   'record_id',
@@ -223,11 +222,16 @@ function encode(
 }
 
 function embeddingRecord(runId: string) {
-  return (row: EmbeddingRow): Record<string, unknown> => ({
-    ...row,
-    run_id: runId,
-    metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
-  });
+  // A document's chunks share one metadata object and arrive together: serialise it once.
+  let lastMetadata: EmbeddingRow['metadata'] | undefined;
+  let lastJson: string | null = null;
+  return (row: EmbeddingRow): Record<string, unknown> => {
+    if (row.metadata !== lastMetadata) {
+      lastMetadata = row.metadata;
+      lastJson = Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null;
+    }
+    return { ...row, run_id: runId, metadata: lastJson };
+  };
 }
 
 /** A unit's `embeddings` part, written group by group as its chunks are embedded. */
