@@ -180,11 +180,15 @@ export class ParquetPartWriter<Row> {
     }
   }
 
-  /** The whole file: every group written and the footer. The writer is done after this. */
+  /**
+   * The whole file: every group written and the footer. The writer is done after this.
+   * A view over the writer's own buffer, not a copy (a part can be tens of MB): its
+   * `.buffer` may be longer than the file, so use the view, never the buffer behind it.
+   */
   finish(): Uint8Array {
     if (this.pending.length > 0) this.writeGroup();
     this.writer.finish();
-    return new Uint8Array(this.bytes.getBuffer());
+    return this.bytes.getBytes();
   }
 
   private writeGroup(): void {
