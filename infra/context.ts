@@ -1,4 +1,5 @@
 import type { Node } from 'constructs';
+import { DEFAULT_STACK_NAME, deploymentNames } from './deployment-names.ts';
 
 /** Context keys the app reads (`cdk.json` or `-c key=value`). */
 export const CONTEXT_KEYS = {
@@ -26,7 +27,10 @@ export interface SluiceContext {
   readonly xgboostImageUri: string | undefined;
   /** Whether the scoring endpoints are deployed (false for the first deployment of a stack). @default true */
   readonly scoringEndpoints: boolean;
-  /** @default 'Sluice' */
+  /**
+   * Stack name; every account-unique resource name derives from it (`deploymentNames`).
+   * @default 'Sluice'
+   */
   readonly stackName: string;
 }
 
@@ -49,6 +53,8 @@ export function readContext(node: Node): SluiceContext {
       `context ${CONTEXT_KEYS.embeddingInstanceType} "${embeddingInstanceType}" is not a SageMaker instance type such as ml.g5.xlarge`,
     );
   }
+  const stackName = optionalString(node, CONTEXT_KEYS.stackName) ?? DEFAULT_STACK_NAME;
+  deploymentNames(stackName); // a stack name that cannot name the resources fails here, naming the key
   return {
     pipelines,
     teiImageUri,
@@ -56,7 +62,7 @@ export function readContext(node: Node): SluiceContext {
     hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId),
     xgboostImageUri: optionalString(node, CONTEXT_KEYS.xgboostImageUri),
     scoringEndpoints: optionalBoolean(node, CONTEXT_KEYS.scoringEndpoints) ?? true,
-    stackName: optionalString(node, CONTEXT_KEYS.stackName) ?? 'Sluice',
+    stackName,
   };
 }
 

@@ -13,6 +13,7 @@ import { RunsTable } from './constructs/runs-table.ts';
 import { Schedules } from './constructs/schedules.ts';
 import { ScoringEndpoint } from './constructs/scoring-endpoint.ts';
 import { Storage } from './constructs/storage.ts';
+import { type DeploymentNames, deployedPipelines, deploymentNames } from './deployment-names.ts';
 import {
   checkEndpointNames,
   deploymentSettings,
@@ -29,7 +30,11 @@ import { acceptBucketNotificationsHandler } from './nag-suppressions.ts';
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 
 export interface SluiceStackProps extends StackProps {
-  /** Validated pipeline configs this stack serves (at least one). */
+  /**
+   * Validated pipeline configs this stack serves (at least one). A stack not named
+   * `Sluice` deploys their endpoints under names prefixed with its own
+   * (`deploymentNames`), and its functions call them by those names.
+   */
   readonly pipelines: readonly PipelineConfig[];
   /** Text Embeddings Inference image in ECR (context `sluice:teiImageUri`). */
   readonly teiImageUri: string;
@@ -96,10 +101,19 @@ export class SluiceStack extends Stack {
   readonly schedules: Schedules | undefined;
   readonly queryLayer: QueryLayer;
   readonly alarms: Alarms;
+  /** The account-unique names derived from the stack name. */
+  readonly names: DeploymentNames;
+  /** The configs as deployed: `props.pipelines` with this stack's endpoint names. */
+  readonly pipelines: readonly PipelineConfig[];
 
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, props);
-    const { pipelines } = props;
+    // Names unique per account and region (Glue database, Athena workgroup, SageMaker
+    // endpoints and their log groups) and the metrics' service dimension derive from the
+    // stack name, so stacks with different names can share an account and region.
+    this.names = deploymentNames(this.stackName);
+    const pipelines = deployedPipelines(props.pipelines, this.names);
+    this.pipelines = pipelines;
     const settings = deploymentSettings(pipelines);
     const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
 
@@ -158,6 +172,7 @@ export class SluiceStack extends Stack {
       queues: this.queues,
       endpoints: [...this.endpoints, ...this.scoringEndpoints],
       pipelines,
+      serviceName: this.names.serviceName,
       planTimeout,
       workTimeout,
       finalizeTimeout,
@@ -177,11 +192,14 @@ export class SluiceStack extends Stack {
     this.queryLayer = new QueryLayer(this, 'QueryLayer', {
       bucket: this.storage.bucket,
       pipelineNames: pipelines.map((p) => p.name),
+      databaseName: this.names.glueDatabase,
+      workGroupName: this.names.workGroup,
     });
 
     this.alarms = new Alarms(this, 'Alarms', {
       deadLetterQueues: this.queues.deadLetterQueues,
-      // Metric names as the handlers publish them (functions/dead-letter.ts, functions/finalize.ts).
+      // Metric names as the handlers publish them (functions/dead-letter.ts, functions/finalize.ts),
+      // with this stack's service dimension, so another stack's runs do not fire these alarms.
       failureMetrics: [
         {
           name: 'UnitsDeadLettered',
@@ -208,6 +226,15 @@ export class SluiceStack extends Stack {
     new CfnOutput(this, 'DataBucketName', {
       description: 'Data bucket: inputs, models/, results/ and runs/',
       value: this.storage.bucket.bucketName,
+    });
+    // Where to query the results (docs/infra.md, QueryLayer).
+    new CfnOutput(this, 'GlueDatabaseName', {
+      description: 'Glue database of the results tables (Athena)',
+      value: this.queryLayer.databaseName,
+    });
+    new CfnOutput(this, 'AthenaWorkGroupName', {
+      description: 'Athena workgroup to query the results in',
+      value: this.queryLayer.workGroupName,
     });
 
     acceptBucketNotificationsHandler(this);

@@ -48,6 +48,12 @@ export interface FunctionsProps {
   readonly queues: Queues;
   /** Endpoints the workers call (embedding and scoring); the work function may invoke these and no other. */
   readonly endpoints: readonly InvokableEndpoint[];
+  /**
+   * Powertools service name of all four functions (`POWERTOOLS_SERVICE_NAME`), the `service`
+   * dimension of their metrics: `deploymentNames(stackName).serviceName`, so two stacks in
+   * one account and region publish, and alarm on, separate metrics.
+   */
+  readonly serviceName: string;
   /** Validated configs, shipped with every handler's code as {@link PIPELINES_FILE_NAME}. */
   readonly pipelines: readonly PipelineConfig[];
   readonly planTimeout: Duration;
@@ -120,6 +126,7 @@ export class Functions extends Construct {
       timeout: props.planTimeout,
       memorySize: 3008,
       environment: this.environment,
+      serviceName: props.serviceName,
       bundledFiles,
     });
     this.plan.function.addEventSource(
@@ -148,6 +155,7 @@ export class Functions extends Construct {
       timeout: props.workTimeout,
       memorySize: props.workMemoryMiB,
       environment: this.environment,
+      serviceName: props.serviceName,
       bundledFiles,
     });
     this.work.function.addEventSource(
@@ -175,6 +183,7 @@ export class Functions extends Construct {
       timeout: props.finalizeTimeout,
       memorySize: 1024,
       environment: this.environment,
+      serviceName: props.serviceName,
       bundledFiles,
     });
     this.finalize.function.addEventSource(
@@ -203,6 +212,7 @@ export class Functions extends Construct {
       timeout: props.deadLetterTimeout,
       memorySize: 512,
       environment: this.environment,
+      serviceName: props.serviceName,
       bundledFiles,
     });
     this.deadLetter.function.addEventSource(

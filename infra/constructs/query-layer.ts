@@ -41,9 +41,15 @@ export interface QueryLayerProps {
   readonly bucket: s3.IBucket;
   /** Pipeline names, the values of the `pipeline` partition key. */
   readonly pipelineNames: readonly string[];
-  /** @default 'sluice' */
+  /**
+   * Glue database name, unique per account and region (`deploymentNames(stackName).glueDatabase`).
+   * @default 'sluice'
+   */
   readonly databaseName?: string;
-  /** @default 'sluice' */
+  /**
+   * Athena workgroup name, unique per account and region (`deploymentNames(stackName).workGroup`).
+   * @default 'sluice'
+   */
   readonly workGroupName?: string;
 }
 
@@ -57,6 +63,7 @@ export class QueryLayer extends Construct {
   readonly databaseName: string;
   readonly tables: ReadonlyMap<TableName, glue.CfnTable>;
   readonly workGroup: athena.CfnWorkGroup;
+  readonly workGroupName: string;
   /** `s3://<bucket>/athena-results/` */
   readonly resultLocation: string;
 
@@ -66,6 +73,7 @@ export class QueryLayer extends Construct {
     const account = Stack.of(this).account;
     const bucketName = props.bucket.bucketName;
     this.databaseName = props.databaseName ?? 'sluice';
+    this.workGroupName = props.workGroupName ?? 'sluice';
 
     this.database = new glue.CfnDatabase(this, 'Database', {
       catalogId: account,
@@ -123,7 +131,7 @@ export class QueryLayer extends Construct {
 
     this.resultLocation = `s3://${bucketName}/athena-results/`;
     this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {
-      name: props.workGroupName ?? 'sluice',
+      name: this.workGroupName,
       description: 'Sluice queries; results are encrypted and kept under athena-results/',
       state: 'ENABLED',
       recursiveDeleteOption: true,

@@ -23,7 +23,10 @@ export const ESM_REQUIRE_BANNER =
 
 /** CloudWatch namespace of the metrics the handlers publish (`POWERTOOLS_METRICS_NAMESPACE`). */
 export const SLUICE_METRICS_NAMESPACE = 'Sluice';
-/** Default Powertools service name (`POWERTOOLS_SERVICE_NAME`). */
+/**
+ * Default Powertools service name (`POWERTOOLS_SERVICE_NAME`): the default stack's. The stack
+ * passes `deploymentNames(stackName).serviceName`, so each stack's metrics carry its own.
+ */
 export const SLUICE_SERVICE_NAME = 'sluice';
 
 export interface SluiceFunctionProps {

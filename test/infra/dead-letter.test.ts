@@ -1,15 +1,18 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createObservability, type Step } from '../../functions/observability.ts';
 import type { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
 import { DEFAULT_FUNCTION_ENTRIES, type SluiceStack } from '../../infra/sluice-stack.ts';
-import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
+import {
+  buildStack,
+  loadCreditRiskPipeline,
+  loadDocsPipeline,
+  publishedEmf,
+} from './sluice-stack-fixture.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
 type Cfn = any;
@@ -197,24 +200,3 @@ describe('Alarms on failure metrics', () => {
     }
   });
 });
-
-/**
- * The EMF document the handler's Powertools metrics would print for one count, built by
- * functions/observability.ts with the Powertools variables the function is deployed with.
- */
-function publishedEmf(step: Step, metricName: string, variables: Record<string, string>): Cfn {
-  const keys = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'] as const;
-  const before = keys.map((key) => process.env[key]);
-  try {
-    for (const key of keys) process.env[key] = variables[key];
-    const { metrics } = createObservability(step);
-    metrics.addMetric(metricName, MetricUnit.Count, 1);
-    return metrics.serializeMetrics();
-  } finally {
-    keys.forEach((key, i) => {
-      const value = before[i];
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    });
-  }
-}

@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { App, Aspects, RemovalPolicy, Stage } from 'aws-cdk-lib';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { createObservability, type Step } from '../../functions/observability.ts';
 import { type FunctionEntries, PIPELINES_FILE_NAME } from '../../infra/constructs/functions.ts';
 import type { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
+import { DEFAULT_STACK_NAME } from '../../infra/deployment-names.ts';
 import { SluiceStack, type SluiceStackProps } from '../../infra/sluice-stack.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import {
@@ -51,14 +54,16 @@ export interface BuiltStack {
 
 /**
  * A SluiceStack in a fresh app, with fixture handlers and, when `nag` is set, the
- * cdk-nag AwsSolutions checks applied as `infra/app.ts` applies them.
+ * cdk-nag AwsSolutions checks applied as `infra/app.ts` applies them. It is the default
+ * stack, `Sluice`, so its account-unique names are the defaults (`sluice`); pass
+ * `stackName` for another.
  */
 export function buildStack(
   props: Partial<SluiceStackProps> & Pick<SluiceStackProps, 'pipelines'>,
   options: { nag?: boolean } = {},
 ): BuiltStack {
   const app = new App();
-  const stack = new SluiceStack(app, 'SluiceTest', {
+  const stack = new SluiceStack(app, DEFAULT_STACK_NAME, {
     env: { account: '123456789012', region: 'us-east-1' },
     teiImageUri: TEST_TEI_IMAGE_URI,
     xgboostImageUri: TEST_XGBOOST_IMAGE_URI,
@@ -84,4 +89,26 @@ export function codeAssetOf(fn: SluiceFunction): { readonly dir: string; readonl
 /** The pipeline configs a function's code asset carries, parsed from the staged bundle. */
 export function bundledPipelines(fn: SluiceFunction): unknown {
   return JSON.parse(readFileSync(path.join(codeAssetOf(fn).dir, PIPELINES_FILE_NAME), 'utf8'));
+}
+
+/**
+ * The EMF document the handler's Powertools metrics would print for one count, built by
+ * functions/observability.ts with the Powertools variables the function is deployed with.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: an EMF document is JSON with no static type here.
+export function publishedEmf(step: Step, metricName: string, variables: Record<string, string>): any {
+  const keys = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'] as const;
+  const before = keys.map((key) => process.env[key]);
+  try {
+    for (const key of keys) process.env[key] = variables[key];
+    const { metrics } = createObservability(step);
+    metrics.addMetric(metricName, MetricUnit.Count, 1);
+    return metrics.serializeMetrics();
+  } finally {
+    keys.forEach((key, i) => {
+      const value = before[i];
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    });
+  }
 }
