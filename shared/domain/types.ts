@@ -144,7 +144,10 @@ export interface RunSummary {
     chunks: number;
     embedded: number;
     skippedUnchanged: number;
+    /** Chunks edited documents no longer have, plus the chunks of documents gone from their source. */
     removedChunks: number;
+    /** Incremental embed runs: documents gone from a re-dropped source (see `sources`). */
+    removedDocuments?: number;
     scored: number;
   };
   stats: {
@@ -162,6 +165,23 @@ export interface RunSummary {
   followedBy?: string;
   /** Segments in `segment_stats` (scoring runs). */
   segments?: number;
+  /**
+   * Incremental embed runs: each source's documents diffed with the manifest of the last
+   * run that completed it. `removedChunks` here is the part of `counts.removedChunks` that
+   * vanished documents account for.
+   */
+  sources?: {
+    /** Sources whose manifest this run replaced (their first run included). */
+    compared: number;
+    /** Sources a retried finalize found already replaced by this run (stored counts reused). */
+    reused: number;
+    /** Sources not diffed (a unit that did not succeed, a later run's manifest, ...). */
+    skipped: number;
+    /** The first of them by key, each with why. */
+    skippedSources: { sourceKey: string; reason: string }[];
+    removedDocuments: number;
+    removedChunks: number;
+  };
 }
 
 /** One record that could not be used, with the reason a user can act on. */

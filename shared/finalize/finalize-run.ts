@@ -2,6 +2,11 @@ import { createHash } from 'node:crypto';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
 import { ConfigError, SluiceError } from '../errors/errors.ts';
+import {
+  compareSourceManifests,
+  type SourceManifestComparison,
+  type SourceManifestOptions,
+} from '../incremental/compare-source-manifests.ts';
 import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.ts';
 import { runsParquet, segmentStatsParquet } from '../output/parquet-tables.ts';
 import { planRun } from '../plan/plan-run.ts';
@@ -29,7 +34,12 @@ export interface FinalizeDeps {
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
   /** Where segment statistics are kept by key, beside the `segment_stats` table. */
   readonly segmentStats?: SegmentStatsStore;
+  /** Tuning of the source manifests of incremental embed pipelines (tests use tiny segments). @default DEFAULT_SOURCE_MANIFEST_OPTIONS */
+  readonly sourceManifests?: Partial<SourceManifestOptions>;
 }
+
+/** Skipped sources named in the summary; the count covers them all. */
+const MAX_SKIPPED_LISTED = 20;
 
 /** The scoring run a fit run hands over to: derived from the fit run's id, so a retried finalize finds it. */
 export function scoringRunIdFor(fitRunId: string): string {
@@ -153,14 +163,18 @@ export async function finalizeRun(
     if (stored) await writeSummaryFiles(deps.store, stored);
     return undefined;
   }
-  const units = await deps.runs.listUnits(runId);
+  const config = deps.pipelines?.get(run.pipeline);
+  // Incremental embed runs diff each source's documents with its last manifest, which
+  // needs every unit's descriptor (the files it read); other runs skip all of it.
+  const tracksSources = config?.kind === 'embed' && config.incremental.enabled && run.task === undefined;
+  const units = await deps.runs.listUnits(runId, tracksSources ? { withDescriptors: true } : {});
   const open = units.filter((u) => u.status !== 'succeeded' && u.status !== 'failed');
   if (open.length > 0) throw new RunNotReady(`run ${runId} still has ${open.length} unfinished units`);
 
   const total = emptyCounts();
   for (const unit of units) if (unit.counts) addCounts(total, unit.counts);
   const failed = units.filter((u) => u.status === 'failed');
-  const kind = deps.pipelines?.get(run.pipeline)?.kind;
+  const kind = config?.kind;
   let segments: number | undefined;
   let followedBy: string | undefined;
   if (run.task === 'fit') {
@@ -172,6 +186,9 @@ export async function finalizeRun(
   } else if (kind === 'score') {
     segments = await storeSegmentStats(deps, scoreConfigOf(deps, run), run, units);
   }
+  let sources: SourceManifestComparison | undefined;
+  if (tracksSources)
+    sources = await compareSourceManifests(deps.store, run, units, now, deps.sourceManifests);
   const summary: RunSummary = {
     runId,
     pipeline: run.pipeline,
@@ -187,7 +204,8 @@ export async function finalizeRun(
       chunks: total.chunks,
       embedded: total.embedded,
       skippedUnchanged: total.skippedUnchanged,
-      removedChunks: total.removedChunks,
+      removedChunks: total.removedChunks + (sources?.removedChunks ?? 0),
+      ...(sources === undefined ? {} : { removedDocuments: sources.removedDocuments }),
       scored: total.scored,
     },
     stats: {
@@ -202,6 +220,18 @@ export async function finalizeRun(
     ...(run.task === undefined ? {} : { task: run.task }),
     ...(followedBy === undefined ? {} : { followedBy }),
     ...(segments === undefined ? {} : { segments }),
+    ...(sources === undefined
+      ? {}
+      : {
+          sources: {
+            compared: sources.compared,
+            reused: sources.reused,
+            skipped: sources.skipped.length,
+            skippedSources: sources.skipped.slice(0, MAX_SKIPPED_LISTED),
+            removedDocuments: sources.removedDocuments,
+            removedChunks: sources.removedChunks,
+          },
+        }),
   };
   // Only the caller that moved the run writes its files, so a duplicate finalize that
   // lost the move never overwrites the winner's summary with its own timings.

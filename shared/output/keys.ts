@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Object key layout, shared by the local object store and S3 so Athena and DuckDB
  * read the same Hive-style partitions (`pipeline=`, `run_date=`).
@@ -35,6 +37,37 @@ export function runRowKey(pipeline: string, runId: string): string {
 
 export function runSummaryKey(pipeline: string, runId: string): string {
   return `runs/${pipeline}/${runId}/summary.json`;
+}
+
+/**
+ * The documents an embed unit wrote to `embeddings`, per source (incremental pipelines):
+ * `runs/<p>/<runId>/docs/<unitId>.tsv`. Deterministic, so a retried unit overwrites it.
+ */
+export function unitDocListKey(pipeline: string, runId: string, unitId: string): string {
+  return `runs/${pipeline}/${runId}/docs/${unitId}.tsv`;
+}
+
+/**
+ * Where a source's document manifest lives: `runs/<p>/sources/<sha256 of the key>/`.
+ * Hashed, because a source key can be long and hold any character.
+ */
+export function sourceManifestPrefix(pipeline: string, sourceKey: string): string {
+  return `runs/${pipeline}/sources/${createHash('sha256').update(sourceKey).digest('hex')}/`;
+}
+
+/** The pointer to a source's current manifest: which slot, how many segments, written by which run. */
+export function sourceManifestPointerKey(pipeline: string, sourceKey: string): string {
+  return `${sourceManifestPrefix(pipeline, sourceKey)}current.json`;
+}
+
+/** Segment `index` of the manifest held in `slot` (0 or 1: the pointer names the current one). */
+export function sourceManifestSegmentKey(
+  pipeline: string,
+  sourceKey: string,
+  slot: 0 | 1,
+  index: number,
+): string {
+  return `${sourceManifestPrefix(pipeline, sourceKey)}slot-${slot}/${String(index).padStart(6, '0')}.tsv`;
 }
 
 /** A sortable, unique run id: `r-20261128T235108Z-3f9a1c`. */

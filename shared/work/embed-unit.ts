@@ -12,6 +12,7 @@ import { cutTokenBudgetBatches, paddedTokens } from '../embedding/token-budget-b
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { tokenCounterFor } from '../embedding/token-counter-for.ts';
 import { ModelError } from '../errors/errors.ts';
+import { UnitDocList } from '../incremental/unit-doc-list.ts';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -47,6 +48,11 @@ export interface EmbeddedUnit {
   readonly counts: UnitCounts;
   /** What to record in the chunk index once the unit's parts are written (empty without an index). */
   readonly indexUpdates: { readonly chunks: IndexedChunk[]; readonly docs: IndexedDoc[] };
+  /**
+   * Incremental pipelines: the documents this unit put in `embeddings`, per source, for
+   * finalize to tell which documents vanished from a re-dropped source.
+   */
+  readonly docList?: UnitDocList;
 }
 
 /** Point lookups go out in slices of this many ids (DynamoDB BatchGetItem takes 100 keys). */
@@ -95,6 +101,7 @@ export async function embedUnit(
   const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
   /** Chunks kept per document id, to count chunks an edit removed. */
   const chunkCounts = new Map<string, number>();
+  const docList = config.incremental.enabled ? new UnitDocList() : undefined;
   // The current window's documents and chunks.
   let docs = new Map<number, DocInfo>();
   let window: PendingChunk[] = [];
@@ -174,6 +181,7 @@ export async function embedUnit(
     for (const row of rows) {
       counts.chunks += 1;
       chunkCounts.set(row.doc_id, (chunkCounts.get(row.doc_id) ?? 0) + 1);
+      docList?.add(row.source_key, row.doc_id);
       if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
       else if (index) {
         indexUpdates.chunks.push({
@@ -190,6 +198,7 @@ export async function embedUnit(
   let seq = 0;
   for await (const { slice, record } of unitRecords(deps.store, unit, config.input, checkpoint)) {
     counts.records += 1;
+    docList?.noteSource(slice.key);
     if (record.kind === 'reject') {
       rejects.push(rejectRowOf(slice.key, record));
       continue;
@@ -236,5 +245,5 @@ export async function embedUnit(
       if (previous.get(docId)?.chunkCount !== chunkCount) indexUpdates.docs.push({ docId, chunkCount });
     }
   }
-  return { rejects, counts, indexUpdates };
+  return { rejects, counts, indexUpdates, ...(docList ? { docList } : {}) };
 }

@@ -2,7 +2,7 @@ import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '.
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, TransitionConflict } from '../errors/errors.ts';
-import { unitPartKey } from '../output/keys.ts';
+import { unitDocListKey, unitPartKey } from '../output/keys.ts';
 import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
@@ -159,7 +159,7 @@ async function runEmbedUnit(
   if (!deps.endpoint)
     throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
   const embeddings = embeddingsPartWriter(unit.runId);
-  const { rejects, counts, indexUpdates } = await embedUnit(
+  const { rejects, counts, indexUpdates, docList } = await embedUnit(
     { ...deps, endpoint: deps.endpoint },
     config,
     unit,
@@ -170,6 +170,16 @@ async function runEmbedUnit(
   if (embeddings.rows > 0) await putPart(deps, 'embeddings', unit, embeddings.finish(), outputKeys);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
+  // What the parts hold, per source (always written, even empty, so finalize can tell a
+  // unit with no document from one that left no list); a retry overwrites it, and a unit
+  // that handed the rest on lists only what it read. Not a table part: not in outputKeys.
+  if (docList) {
+    await deps.store.put(
+      unitDocListKey(unit.pipeline, unit.runId, unit.unitId),
+      docList.serialize(unit.runId, unit.unitId),
+      'text/tab-separated-values',
+    );
+  }
   // Only after the parts are written: a fingerprint must never point at a vector no table holds.
   if (deps.chunkIndex && (indexUpdates.chunks.length > 0 || indexUpdates.docs.length > 0)) {
     await deps.chunkIndex.record(unit.pipeline, indexUpdates.chunks, indexUpdates.docs);

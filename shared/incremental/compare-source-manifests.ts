@@ -1,0 +1,376 @@
+import type { WorkUnit } from '../domain/types.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { StoredUnit } from '../ports/run-store.ts';
+import { mapWithConcurrency } from '../work/concurrency.ts';
+import { type DocEntry, DocListError } from './doc-lines.ts';
+import { DEFAULT_READ_WINDOW_BYTES } from './object-lines.ts';
+import { docsMissingFrom, mergeSortedDocs, sumDuplicateDocs } from './sorted-docs.ts';
+import {
+  DEFAULT_SEGMENT_DOCS,
+  type ManifestPointer,
+  type ManifestVersion,
+  ManifestWriter,
+  manifestDocs,
+  readManifestPointer,
+  SOURCE_MANIFEST_FORMAT,
+  writeManifestPointer,
+} from './source-manifest.ts';
+import { readUnitDocList, type StoredDocList, sectionDocs } from './unit-doc-list.ts';
+
+export interface SourceManifestOptions {
+  /** Documents per manifest segment (one segment is held in memory per source being written). @default 200,000 */
+  readonly segmentDocs: number;
+  /** Sources (and doc lists) read at once. @default 16 */
+  readonly concurrency: number;
+  /** Bytes fetched per read of a doc list or segment, shrunk when one merge has many inputs. @default 256 KiB */
+  readonly readWindowBytes: number;
+  /** Read buffers one merge may hold in all, which bounds the window when a source has hundreds of units. @default 32 MiB */
+  readonly mergeBufferBytes: number;
+  /**
+   * Vanished documents held at once while checking whether they moved to another source
+   * of the run; more are checked in successive rounds, each one scan of the run's doc
+   * lists. @default 500,000
+   */
+  readonly maxCandidates: number;
+}
+
+export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
+  segmentDocs: DEFAULT_SEGMENT_DOCS,
+  concurrency: 16,
+  readWindowBytes: DEFAULT_READ_WINDOW_BYTES,
+  mergeBufferBytes: 32 * 1024 * 1024,
+  maxCandidates: 500_000,
+};
+
+export interface SkippedSource {
+  readonly sourceKey: string;
+  readonly reason: string;
+}
+
+export interface SourceManifestComparison {
+  /** Sources whose manifest this run replaced after diffing it (a source's first run included). */
+  readonly compared: number;
+  /** Sources an earlier attempt of this finalize already replaced: their stored counts were reused. */
+  readonly reused: number;
+  /** Sources whose removals were not counted, each with why (sorted by key). */
+  readonly skipped: readonly SkippedSource[];
+  /** Documents of the last manifests of the compared sources that no source of this run holds any more. */
+  readonly removedDocuments: number;
+  /** Their chunks, as the manifests recorded them. */
+  readonly removedChunks: number;
+}
+
+/** The old manifest could not be read as the pointer describes it. */
+class StoredManifestUnreadable extends DocListError {}
+
+interface Compared {
+  readonly kind: 'compared';
+  readonly sourceKey: string;
+  readonly previous: ManifestVersion | undefined;
+  readonly next: Omit<ManifestVersion, 'removedDocuments' | 'removedChunks'>;
+  candidateDocs: number;
+  candidateChunks: number;
+  /** The vanished documents, while they fit the shared budget; undefined when they did not or are not needed. */
+  candidates: DocEntry[] | undefined;
+  rescuedDocs: number;
+  rescuedChunks: number;
+  /** Set when the old manifest was unreadable: the new one is written, nothing is counted. */
+  unreadable?: string;
+}
+
+type SourceOutcome =
+  | Compared
+  | { readonly kind: 'reused'; readonly sourceKey: string; readonly version: ManifestVersion }
+  | { readonly kind: 'skipped'; readonly sourceKey: string; readonly reason: string };
+
+/** Every source a unit covers: its range's source and its packed files. */
+function sourcesOf(unit: WorkUnit): string[] {
+  return [unit.sourceKey, ...unit.packed.map((f) => f.key)];
+}
+
+async function* empty(): AsyncGenerator<DocEntry> {}
+
+async function* writtenTo(
+  entries: AsyncIterable<DocEntry>,
+  writer: ManifestWriter,
+): AsyncGenerator<DocEntry> {
+  for await (const entry of entries) {
+    await writer.add(entry);
+    yield entry;
+  }
+}
+
+async function* readableOld(entries: AsyncIterable<DocEntry>): AsyncGenerator<DocEntry> {
+  try {
+    yield* entries;
+  } catch (error) {
+    if (error instanceof DocListError || error instanceof SyntaxError)
+      throw new StoredManifestUnreadable(error.message, { cause: error });
+    throw error;
+  }
+}
+
+const versionOf = (pointer: ManifestVersion): ManifestVersion => ({
+  runId: pointer.runId,
+  slot: pointer.slot,
+  segments: pointer.segments,
+  docs: pointer.docs,
+  chunks: pointer.chunks,
+  removedDocuments: pointer.removedDocuments,
+  removedChunks: pointer.removedChunks,
+});
+
+/**
+ * Finalize of an incremental embed run: counts the documents that vanished from the
+ * run's sources, and records what each source now holds.
+ *
+ * Each source whose units all succeeded gets a new manifest: its units' doc lists
+ * (sorted sections, see {@link UnitDocList}) merged by streaming, a document listed more
+ * than once summed, written as segments into the slot the pointer does not name. Its
+ * documents are diffed, again by streaming, with the manifest of the last run that
+ * completed the source; those gone from the source and from every other source of this
+ * run (moved, not deleted) count as removed, with the chunk count the old manifest gave
+ * them. Only then is each pointer flipped to the new slot, recording the counts, so a
+ * retried finalize reuses them. A source with a unit that did not succeed is skipped: this
+ * run did not see all of it, and its manifest stays as it was.
+ */
+export async function compareSourceManifests(
+  store: ObjectStore,
+  run: { readonly runId: string; readonly pipeline: string },
+  units: readonly StoredUnit[],
+  now: Date,
+  options: Partial<SourceManifestOptions> = {},
+): Promise<SourceManifestComparison> {
+  const opts = { ...DEFAULT_SOURCE_MANIFEST_OPTIONS, ...options };
+  const { runId, pipeline } = run;
+  const unitsOf = new Map<string, StoredUnit[]>();
+  const skipped = new Map<string, string>();
+  for (const unit of units) {
+    const keys = unit.descriptor ? sourcesOf(unit.descriptor) : [unit.sourceKey];
+    for (const key of keys) unitsOf.set(key, [...(unitsOf.get(key) ?? []), unit]);
+    const why = !unit.descriptor
+      ? `unit ${unit.unitId} was stored without its descriptor, so the files it read are not known`
+      : unit.status !== 'succeeded'
+        ? `unit ${unit.unitId} ${unit.status}: this run did not read the whole source`
+        : undefined;
+    if (why) for (const key of keys) if (!skipped.has(key)) skipped.set(key, why);
+  }
+
+  const eligible = [...unitsOf.keys()].filter((key) => !skipped.has(key)).sort();
+  if (eligible.length === 0) return summarize([], skipped);
+
+  const succeeded = units.filter((u) => u.status === 'succeeded');
+  const lists = new Map<string, StoredDocList>();
+  const unlisted: string[] = [];
+  await mapWithConcurrency(succeeded, opts.concurrency, async (unit) => {
+    const list = await readUnitDocList(store, pipeline, runId, unit.unitId);
+    if (list) lists.set(unit.unitId, list);
+    else unlisted.push(unit.unitId);
+  });
+  if (unlisted.length > 0) {
+    // Any document of the run could be in the missing list: none can be called removed.
+    const reason = `unit ${unlisted.sort()[0]} left no document list (was the pipeline incremental when it ran?)`;
+    for (const key of unitsOf.keys()) if (!skipped.has(key)) skipped.set(key, reason);
+    return summarize([], skipped);
+  }
+  const sourcesWithDocs = new Set<string>();
+  for (const list of lists.values())
+    for (const section of list.header.sections) if (section.docs > 0) sourcesWithDocs.add(section.sourceKey);
+  // With one source, a document gone from it cannot have moved to another in this run.
+  const checkMoves = sourcesWithDocs.size > 1;
+  const budget = { kept: 0, overflow: false };
+
+  const compareSource = async (sourceKey: string): Promise<SourceOutcome> => {
+    let pointer: ManifestPointer | undefined;
+    try {
+      pointer = await readManifestPointer(store, pipeline, sourceKey);
+    } catch (error) {
+      if (!(error instanceof DocListError || error instanceof SyntaxError)) throw error;
+      return writeManifest(sourceKey, undefined, `its manifest pointer was unreadable (${error.message})`);
+    }
+    if (pointer?.runId === runId) return { kind: 'reused', sourceKey, version: versionOf(pointer) };
+    if (pointer && pointer.runId > runId) {
+      if (pointer.previous?.runId === runId) return { kind: 'reused', sourceKey, version: pointer.previous };
+      return {
+        kind: 'skipped',
+        sourceKey,
+        reason: `run ${pointer.runId}, which started later, already replaced its manifest`,
+      };
+    }
+    try {
+      return await writeManifest(sourceKey, pointer);
+    } catch (error) {
+      if (!(error instanceof StoredManifestUnreadable)) throw error;
+      return writeManifest(sourceKey, undefined, `its stored manifest was unreadable (${error.message})`);
+    }
+  };
+
+  const writeManifest = async (
+    sourceKey: string,
+    pointer: ManifestPointer | undefined,
+    unreadable?: string,
+  ): Promise<Compared> => {
+    const inputs: AsyncIterable<DocEntry>[] = [];
+    const sections = (unitsOf.get(sourceKey) ?? []).flatMap((unit) => {
+      const list = lists.get(unit.unitId)!;
+      return list.header.sections
+        .filter((s) => s.sourceKey === sourceKey && s.docs > 0)
+        .map((section) => ({ list, section }));
+    });
+    const window = windowFor(opts, sections.length + 1);
+    for (const { list, section } of sections) inputs.push(sectionDocs(store, list, section, window));
+    const slot = pointer ? (pointer.slot === 0 ? 1 : 0) : 0;
+    const writer = new ManifestWriter(store, pipeline, sourceKey, runId, slot, opts.segmentDocs);
+    const fresh = writtenTo(sumDuplicateDocs(mergeSortedDocs(inputs)), writer);
+    const old = pointer ? readableOld(manifestDocs(store, pipeline, sourceKey, pointer, window)) : empty();
+    const outcome: Compared = {
+      kind: 'compared',
+      sourceKey,
+      previous: pointer && versionOf(pointer),
+      next: { runId, slot, segments: [], docs: 0, chunks: 0 },
+      candidateDocs: 0,
+      candidateChunks: 0,
+      candidates: checkMoves ? [] : undefined,
+      rescuedDocs: 0,
+      rescuedChunks: 0,
+      ...(unreadable === undefined ? {} : { unreadable }),
+    };
+    for await (const gone of docsMissingFrom(old, fresh)) {
+      outcome.candidateDocs += 1;
+      outcome.candidateChunks += gone.chunks;
+      if (!outcome.candidates) continue;
+      if (budget.overflow || budget.kept >= opts.maxCandidates) {
+        budget.overflow = true;
+        outcome.candidates = undefined;
+      } else {
+        budget.kept += 1;
+        outcome.candidates.push(gone);
+      }
+    }
+    const segments = await writer.finish();
+    return { ...outcome, next: { runId, slot, segments, docs: writer.docs, chunks: writer.chunks } };
+  };
+
+  const outcomes = await mapWithConcurrency(eligible, opts.concurrency, compareSource);
+  const compared = outcomes.filter((o): o is Compared => o.kind === 'compared' && o.candidateDocs > 0);
+
+  if (checkMoves && compared.length > 0) {
+    const scan = (pending: Map<string, { outcome: Compared; chunks: number }[]>) =>
+      rescueMoved(store, [...lists.values()], pending, opts);
+    if (!budget.overflow) {
+      const pending = new Map<string, { outcome: Compared; chunks: number }[]>();
+      for (const outcome of compared) {
+        for (const gone of outcome.candidates ?? [])
+          pending.set(gone.id, [...(pending.get(gone.id) ?? []), { outcome, chunks: gone.chunks }]);
+        outcome.candidates = undefined;
+      }
+      await scan(pending);
+    } else {
+      // Too many to hold: diff the stored manifests again, a batch of candidates at a time.
+      for (const outcome of compared) outcome.candidates = undefined;
+      let pending = new Map<string, { outcome: Compared; chunks: number }[]>();
+      let held = 0;
+      for (const outcome of compared) {
+        const before = outcome.previous
+          ? manifestDocs(store, pipeline, outcome.sourceKey, outcome.previous, opts.readWindowBytes)
+          : empty();
+        const after = manifestDocs(store, pipeline, outcome.sourceKey, outcome.next, opts.readWindowBytes);
+        for await (const gone of docsMissingFrom(before, after)) {
+          pending.set(gone.id, [...(pending.get(gone.id) ?? []), { outcome, chunks: gone.chunks }]);
+          held += 1;
+          if (held >= opts.maxCandidates) {
+            await scan(pending);
+            pending = new Map();
+            held = 0;
+          }
+        }
+      }
+      if (held > 0) await scan(pending);
+    }
+  }
+
+  await mapWithConcurrency(
+    outcomes.filter((o): o is Compared => o.kind === 'compared'),
+    opts.concurrency,
+    async (outcome) => {
+      const counted = outcome.unreadable === undefined;
+      await writeManifestPointer(store, pipeline, {
+        format: SOURCE_MANIFEST_FORMAT,
+        sourceKey: outcome.sourceKey,
+        ...outcome.next,
+        removedDocuments: counted ? outcome.candidateDocs - outcome.rescuedDocs : 0,
+        removedChunks: counted ? outcome.candidateChunks - outcome.rescuedChunks : 0,
+        writtenAt: now.toISOString(),
+        previous: outcome.previous ?? null,
+      });
+    },
+  );
+  return summarize(outcomes, skipped);
+}
+
+/** Read window per input so that one merge of `inputs` streams holds about `mergeBufferBytes`. */
+function windowFor(opts: SourceManifestOptions, inputs: number): number {
+  // Two windows per input: the one being read and the one being fetched.
+  const share = Math.floor(opts.mergeBufferBytes / (2 * Math.max(1, inputs)));
+  return Math.max(16 * 1024, Math.min(opts.readWindowBytes, share));
+}
+
+/**
+ * Removes from `pending` every id that some doc list of the run holds (in any source),
+ * counting it as rescued for each source it vanished from: a document that moved
+ * between two sources of the run is not removed. One pass over the lists, which are read
+ * section by section; membership is a map lookup per listed document.
+ */
+async function rescueMoved(
+  store: ObjectStore,
+  lists: readonly StoredDocList[],
+  pending: Map<string, { outcome: Compared; chunks: number }[]>,
+  opts: SourceManifestOptions,
+): Promise<void> {
+  const sections = lists.flatMap((list) =>
+    list.header.sections.filter((s) => s.docs > 0).map((section) => ({ list, section })),
+  );
+  await mapWithConcurrency(sections, opts.concurrency, async ({ list, section }) => {
+    if (pending.size === 0) return;
+    for await (const doc of sectionDocs(store, list, section, opts.readWindowBytes)) {
+      const gone = pending.get(doc.id);
+      if (!gone) continue;
+      pending.delete(doc.id);
+      for (const { outcome, chunks } of gone) {
+        outcome.rescuedDocs += 1;
+        outcome.rescuedChunks += chunks;
+      }
+      if (pending.size === 0) return;
+    }
+  });
+}
+
+function summarize(
+  outcomes: readonly SourceOutcome[],
+  skipped: Map<string, string>,
+): SourceManifestComparison {
+  let compared = 0;
+  let reused = 0;
+  let removedDocuments = 0;
+  let removedChunks = 0;
+  const skips = [...skipped].map(([sourceKey, reason]) => ({ sourceKey, reason }));
+  for (const outcome of outcomes) {
+    if (outcome.kind === 'skipped') skips.push({ sourceKey: outcome.sourceKey, reason: outcome.reason });
+    else if (outcome.kind === 'reused') {
+      reused += 1;
+      removedDocuments += outcome.version.removedDocuments;
+      removedChunks += outcome.version.removedChunks;
+    } else if (outcome.unreadable !== undefined) {
+      skips.push({
+        sourceKey: outcome.sourceKey,
+        reason: `${outcome.unreadable}: replaced, removals not counted`,
+      });
+    } else {
+      compared += 1;
+      removedDocuments += outcome.candidateDocs - outcome.rescuedDocs;
+      removedChunks += outcome.candidateChunks - outcome.rescuedChunks;
+    }
+  }
+  skips.sort((a, b) => (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0));
+  return { compared, reused, skipped: skips, removedDocuments, removedChunks };
+}
