@@ -1,0 +1,92 @@
+import {
+  type PackedFile,
+  pendingUnitState,
+  type UnitStatus,
+  type WorkUnit,
+} from '../../shared/domain/types.ts';
+import { manifestDocs, readManifestPointer } from '../../shared/incremental/source-manifest.ts';
+import { UnitDocList } from '../../shared/incremental/unit-doc-list.ts';
+import { unitDocListKey } from '../../shared/output/keys.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { StoredUnit } from '../../shared/ports/run-store.ts';
+
+export const PIPELINE = 'docs';
+
+/** Sortable run ids, one per `n`: later `n`, later run. */
+export const runIdOf = (n: number): string => `r-20260301T10${String(n).padStart(4, '0')}Z-abc123`;
+
+/** What one unit of a run wrote: per source key, its documents and their chunk counts. */
+export interface UnitSpec {
+  readonly unitId: string;
+  readonly docs: Readonly<Record<string, ReadonlyArray<readonly [string, number]>>>;
+  /** Sources the unit read besides those with documents (files that held only rejects). */
+  readonly alsoRead?: readonly string[];
+  readonly status?: UnitStatus;
+  /** False: the unit died before writing its doc list. @default true */
+  readonly listed?: boolean;
+}
+
+function descriptorOf(runId: string, unitId: string, sources: readonly string[]): WorkUnit {
+  const packed: PackedFile[] = sources
+    .slice(1)
+    .map((key) => ({ key, size: 10, format: 'jsonl', compression: 'none' }));
+  return {
+    runId,
+    unitId,
+    pipeline: PIPELINE,
+    sourceKey: sources[0]!,
+    byteStart: 0,
+    byteEnd: 10,
+    firstLine: 1,
+    format: 'jsonl',
+    compression: 'none',
+    packed,
+    estCost: 10,
+  };
+}
+
+/**
+ * Stores the doc lists of a run's units as the workers would (a failed unit's list is
+ * whatever an earlier attempt left, here what the spec says) and returns the units as
+ * `listUnits({ withDescriptors: true })` would.
+ */
+export async function aRun(
+  store: ObjectStore,
+  runId: string,
+  units: readonly UnitSpec[],
+): Promise<StoredUnit[]> {
+  const stored: StoredUnit[] = [];
+  for (const spec of units) {
+    const sources = [...new Set([...Object.keys(spec.docs), ...(spec.alsoRead ?? [])])];
+    const list = new UnitDocList();
+    for (const source of sources) {
+      list.noteSource(source);
+      for (const [id, chunks] of spec.docs[source] ?? []) list.add(source, id, chunks);
+    }
+    if (spec.listed !== false)
+      await store.put(unitDocListKey(PIPELINE, runId, spec.unitId), list.serialize(runId, spec.unitId));
+    const descriptor = descriptorOf(runId, spec.unitId, sources);
+    stored.push({ ...pendingUnitState(descriptor), status: spec.status ?? 'succeeded', descriptor });
+  }
+  return stored;
+}
+
+/** A source's current manifest as `[id, chunks]` pairs, in stored order. */
+export async function currentManifest(store: ObjectStore, sourceKey: string): Promise<[string, number][]> {
+  const pointer = await readManifestPointer(store, PIPELINE, sourceKey);
+  if (!pointer) return [];
+  const out: [string, number][] = [];
+  for await (const doc of manifestDocs(store, PIPELINE, sourceKey, pointer)) out.push([doc.id, doc.chunks]);
+  return out;
+}
+
+/** `n` documents `<prefix>0000..` with 1 + (i % 3) chunks each. */
+export function someDocs(prefix: string, n: number, from = 0): [string, number][] {
+  return Array.from({ length: n }, (_, i) => [
+    `${prefix}${String(from + i).padStart(4, '0')}`,
+    1 + ((from + i) % 3),
+  ]);
+}
+
+export const chunksOf = (docs: ReadonlyArray<readonly [string, number]>): number =>
+  docs.reduce((sum, [, chunks]) => sum + chunks, 0);
