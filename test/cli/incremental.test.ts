@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,5 +53,94 @@ describe('incremental runs', () => {
        where a.run_id = '${first.runId}' and b.run_id = '${second.runId}' and a.text_sha256 = b.text_sha256 and a.embedding <> b.embedding`,
     );
     expect(differing).toBe(0);
+  });
+});
+
+describe('documents gone from a re-dropped source', () => {
+  let work: string;
+  let home: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-gone-'));
+    home = path.join(work, 'home');
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  const run = async (...paths: string[]) =>
+    (await sluice('run', ...paths, '--pipeline', 'docs', '--home', home, '--json')).json();
+  const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+  /** Chunks per document in one run's `embeddings`. */
+  const chunksIn = async (runId: string): Promise<Map<string, number>> =>
+    new Map(
+      (
+        (await q(
+          `select doc_id, count(*)::int as n from embeddings where run_id = '${runId}' group by doc_id`,
+        )) as { doc_id: string; n: number }[]
+      ).map((r) => [r.doc_id, r.n]),
+    );
+
+  it('counts the chunks of deleted documents beside those edits removed; an unchanged re-drop removes none', async () => {
+    const file = path.join(work, 'corpus.jsonl');
+    const docs = sampleDocuments(200, 11);
+    await writeFile(file, jsonl(docs));
+    const first = await run(file);
+    expect(first.counts).toMatchObject({ removedChunks: 0, removedDocuments: 0 });
+    expect(first.sources).toMatchObject({ compared: 1, skipped: 0 });
+
+    // 5% of the documents deleted; two shortened (an edit that removes chunks), one lengthened.
+    const deleted = new Set(docs.filter((_, i) => i % 20 === 7).map((d) => d.id));
+    const long = docs.filter((d) => !deleted.has(d.id)).sort((a, b) => b.text.length - a.text.length);
+    const shortened = new Set([long[0]!.id, long[1]!.id]);
+    const edited = docs
+      .filter((d) => !deleted.has(d.id))
+      .map((d) => {
+        if (shortened.has(d.id)) return { ...d, text: d.text.slice(0, 400) };
+        if (d.id === 'doc-0003') return { ...d, text: `${d.text} One more closing sentence.` };
+        return d;
+      });
+    await writeFile(file, jsonl(edited));
+    const second = await run(file);
+
+    const before = await chunksIn(first.runId);
+    const after = await chunksIn(second.runId);
+    const deletedChunks = [...deleted].reduce((sum, id) => sum + before.get(id)!, 0);
+    const editRemoved = [...shortened].reduce((sum, id) => sum + before.get(id)! - after.get(id)!, 0);
+    expect(deleted.size).toBe(10);
+    expect(editRemoved).toBeGreaterThan(0);
+    expect(second.counts).toMatchObject({
+      removedDocuments: deleted.size,
+      removedChunks: deletedChunks + editRemoved,
+    });
+    expect(second.sources).toMatchObject({ compared: 1, removedDocuments: 10, removedChunks: deletedChunks });
+    const [{ n }] = await q(
+      `select count(*)::int as n from runs where run_id = '${second.runId}' and removed_chunks = ${deletedChunks + editRemoved}`,
+    );
+    expect(n).toBe(1);
+
+    const third = await run(file);
+    expect(third.counts).toMatchObject({ removedDocuments: 0, removedChunks: 0, embedded: 0 });
+  });
+
+  it('packs several small files into one unit and counts only the documents one of them lost', async () => {
+    const folder = path.join(work, 'small');
+    await mkdir(folder);
+    const docs = sampleDocuments(40, 3);
+    const files = [0, 1, 2, 3].map((f) => docs.slice(f * 10, f * 10 + 10));
+    for (const [f, part] of files.entries())
+      await writeFile(path.join(folder, `part-${f}.jsonl`), jsonl(part));
+    const first = await run(folder);
+    expect(first.counts.units).toBe(1);
+    expect(first.sources).toMatchObject({ compared: 4 });
+
+    const lost = [files[2]![0]!.id, files[2]![5]!.id];
+    await writeFile(path.join(folder, 'part-2.jsonl'), jsonl(files[2]!.filter((d) => !lost.includes(d.id))));
+    const second = await run(folder);
+    const before = await chunksIn(first.runId);
+    expect(second.counts).toMatchObject({
+      units: 1,
+      removedDocuments: 2,
+      removedChunks: before.get(lost[0]!)! + before.get(lost[1]!)!,
+    });
+    expect(second.sources).toMatchObject({ compared: 4, skipped: 0 });
   });
 });
