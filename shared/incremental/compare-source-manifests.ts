@@ -112,6 +112,7 @@ async function* readableOld(entries: AsyncIterable<DocEntry>): AsyncGenerator<Do
 
 const versionOf = (pointer: ManifestVersion): ManifestVersion => ({
   runId: pointer.runId,
+  runStartedAt: pointer.runStartedAt,
   slot: pointer.slot,
   segments: pointer.segments,
   docs: pointer.docs,
@@ -136,7 +137,7 @@ const versionOf = (pointer: ManifestVersion): ManifestVersion => ({
  */
 export async function compareSourceManifests(
   store: ObjectStore,
-  run: { readonly runId: string; readonly pipeline: string },
+  run: { readonly runId: string; readonly pipeline: string; readonly startedAt: string },
   units: readonly StoredUnit[],
   now: Date,
   options: Partial<SourceManifestOptions> = {},
@@ -176,8 +177,9 @@ export async function compareSourceManifests(
   const sourcesWithDocs = new Set<string>();
   for (const list of lists.values())
     for (const section of list.header.sections) if (section.docs > 0) sourcesWithDocs.add(section.sourceKey);
-  // With one source, a document gone from it cannot have moved to another in this run.
-  const checkMoves = sourcesWithDocs.size > 1;
+  // A document gone from a source can only have moved to another source with documents.
+  const checkMovesFrom = (sourceKey: string): boolean =>
+    sourcesWithDocs.size > (sourcesWithDocs.has(sourceKey) ? 1 : 0);
   const budget = { kept: 0, overflow: false };
 
   const compareSource = async (sourceKey: string): Promise<SourceOutcome> => {
@@ -189,8 +191,9 @@ export async function compareSourceManifests(
       return writeManifest(sourceKey, undefined, `its manifest pointer was unreadable (${error.message})`);
     }
     if (pointer?.runId === runId) return { kind: 'reused', sourceKey, version: versionOf(pointer) };
-    if (pointer && pointer.runId > runId) {
-      if (pointer.previous?.runId === runId) return { kind: 'reused', sourceKey, version: pointer.previous };
+    // This run flipped it, then a later run flipped it again: the counts are in `previous`.
+    if (pointer?.previous?.runId === runId) return { kind: 'reused', sourceKey, version: pointer.previous };
+    if (pointer && Date.parse(pointer.runStartedAt) > Date.parse(run.startedAt)) {
       return {
         kind: 'skipped',
         sourceKey,
@@ -227,10 +230,10 @@ export async function compareSourceManifests(
       kind: 'compared',
       sourceKey,
       previous: pointer && versionOf(pointer),
-      next: { runId, slot, segments: [], docs: 0, chunks: 0 },
+      next: { runId, runStartedAt: run.startedAt, slot, segments: [], docs: 0, chunks: 0 },
       candidateDocs: 0,
       candidateChunks: 0,
-      candidates: checkMoves ? [] : undefined,
+      candidates: checkMovesFrom(sourceKey) ? [] : undefined,
       rescuedDocs: 0,
       rescuedChunks: 0,
       ...(unreadable === undefined ? {} : { unreadable }),
@@ -248,13 +251,15 @@ export async function compareSourceManifests(
       }
     }
     const segments = await writer.finish();
-    return { ...outcome, next: { runId, slot, segments, docs: writer.docs, chunks: writer.chunks } };
+    return { ...outcome, next: { ...outcome.next, segments, docs: writer.docs, chunks: writer.chunks } };
   };
 
   const outcomes = await mapWithConcurrency(eligible, opts.concurrency, compareSource);
-  const compared = outcomes.filter((o): o is Compared => o.kind === 'compared' && o.candidateDocs > 0);
+  const compared = outcomes.filter(
+    (o): o is Compared => o.kind === 'compared' && o.candidateDocs > 0 && checkMovesFrom(o.sourceKey),
+  );
 
-  if (checkMoves && compared.length > 0) {
+  if (compared.length > 0) {
     const scan = (pending: Map<string, { outcome: Compared; chunks: number }[]>) =>
       rescueMoved(store, [...lists.values()], pending, opts);
     if (!budget.overflow) {

@@ -18,6 +18,8 @@ export interface ManifestSegment {
 export interface ManifestVersion {
   /** The run that wrote it (the last run that completed the source). */
   readonly runId: string;
+  /** When that run started: a run that started earlier never replaces the manifest (run ids only order by second). */
+  readonly runStartedAt: string;
   /** Which of the source's two slots holds its segments. */
   readonly slot: 0 | 1;
   readonly segments: readonly ManifestSegment[];

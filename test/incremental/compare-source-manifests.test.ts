@@ -10,7 +10,16 @@ import { ManifestWriter, readManifestPointer } from '../../shared/incremental/so
 import { sourceManifestPointerKey, sourceManifestSegmentKey } from '../../shared/output/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
-import { aRun, chunksOf, currentManifest, PIPELINE, runIdOf, someDocs, type UnitSpec } from './factories.ts';
+import {
+  aRun,
+  chunksOf,
+  currentManifest,
+  PIPELINE,
+  runIdOf,
+  someDocs,
+  startedAtOf,
+  type UnitSpec,
+} from './factories.ts';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 /** Tiny segments and read windows, so every test crosses segment and window boundaries. */
@@ -21,7 +30,12 @@ const compare = (
   runId: string,
   units: readonly StoredUnit[],
   options: Partial<SourceManifestOptions> = {},
-) => compareSourceManifests(store, { runId, pipeline: PIPELINE }, units, NOW, { ...SMALL, ...options });
+  startedAt = startedAtOf(runId),
+) =>
+  compareSourceManifests(store, { runId, pipeline: PIPELINE, startedAt }, units, NOW, {
+    ...SMALL,
+    ...options,
+  });
 
 const A = 'incoming/docs/a.jsonl';
 const B = 'incoming/docs/b.jsonl';
@@ -272,6 +286,32 @@ describe('compareSourceManifests', () => {
       skipped: [{ sourceKey: A, reason: expect.stringContaining(`run ${runIdOf(5)}`) }],
     });
     expect((await readManifestPointer(store, PIPELINE, A))?.runId).toBe(runIdOf(5));
+  });
+
+  it('orders runs by when they started, not by their ids (which only count seconds)', async () => {
+    const store = new MemoryObjectStore(16);
+    const [early, late] = ['r-20260301T100000Z-ffffff', 'r-20260301T100000Z-000000'];
+    const at = (ms: number) => new Date(Date.UTC(2026, 2, 1, 10, 0, 0, ms)).toISOString();
+    const docs = someDocs('d', 5);
+    await compare(
+      store,
+      early,
+      await aRun(store, early, [{ unitId: 'u0', docs: { [A]: docs } }]),
+      {},
+      at(100),
+    );
+    const result = await compare(
+      store,
+      late,
+      await aRun(store, late, [{ unitId: 'u0', docs: { [A]: docs.slice(1) } }]),
+      {},
+      at(900),
+    );
+    expect(result).toMatchObject({ compared: 1, removedDocuments: 1 });
+    expect(await readManifestPointer(store, PIPELINE, A)).toMatchObject({
+      runId: late,
+      runStartedAt: at(900),
+    });
   });
 
   it('replaces, without counting, a manifest whose slot another run overwrote meanwhile', async () => {

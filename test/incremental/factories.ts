@@ -15,6 +15,12 @@ export const PIPELINE = 'docs';
 /** Sortable run ids, one per `n`: later `n`, later run. */
 export const runIdOf = (n: number): string => `r-20260301T10${String(n).padStart(4, '0')}Z-abc123`;
 
+/** When the run of {@link runIdOf} started: `n` seconds after 10:00 (any other id: 10:00). */
+export function startedAtOf(runId: string): string {
+  const n = /^r-20260301T10(\d{4})Z-/.exec(runId)?.[1];
+  return new Date(Date.UTC(2026, 2, 1, 10) + Number(n ?? 0) * 1000).toISOString();
+}
+
 /** What one unit of a run wrote: per source key, its documents and their chunk counts. */
 export interface UnitSpec {
   readonly unitId: string;
