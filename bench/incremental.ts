@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openHome } from '../cli/home.ts';
 import { runLocalPipeline } from '../cli/local-run.ts';
+import { queryLocalTables } from '../cli/query/local-tables.ts';
 import { sampleDocuments, seededRandom } from '../events/generate-samples.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 
@@ -18,6 +19,17 @@ export interface IncrementalResult {
     removedChunks: number;
     endpointCalls: number;
   };
+  /**
+   * A third drop with 5% of the documents deleted: the removed chunks finalize finds by
+   * diffing the source's manifest, against the deleted documents' chunks in the second run.
+   */
+  readonly deletion: {
+    deletedDocuments: number;
+    removedDocuments: number;
+    removedChunks: number;
+    expectedRemovedChunks: number;
+    embedded: number;
+  };
   /** Share of chunks re-embedded after the edit: the target is <= 0.06 for 5% of documents edited. */
   readonly reEmbeddedShare: number;
   readonly baseline: { description: string; reEmbeddedShare: number };
@@ -26,7 +38,8 @@ export interface IncrementalResult {
 /**
  * Runs the docs pipeline over generated documents, edits 5% of them (one sentence
  * replaced at a random position, so chunks after the edit shift), runs again, and
- * reports the share of chunks embedded again. Baseline: a pipeline without a chunk
+ * reports the share of chunks embedded again; then deletes 5% of the documents, runs a
+ * third time and reports the removed chunks detected against those expected. Baseline: a pipeline without a chunk
  * index re-embeds everything (share 1.0).
  */
 export async function runIncrementalBench(documents = 4000, seed = 21): Promise<IncrementalResult> {
@@ -54,6 +67,22 @@ export async function runIncrementalBench(documents = 4000, seed = 21): Promise<
     await writeFile(file, `${changed.map((d) => JSON.stringify(d)).join('\n')}\n`);
     const second = await run();
 
+    const deleted = new Set<string>();
+    while (deleted.size < Math.round(documents * 0.05))
+      deleted.add(changed[Math.floor(rand() * documents)]!.id);
+    await writeFile(
+      file,
+      `${changed
+        .filter((d) => !deleted.has(d.id))
+        .map((d) => JSON.stringify(d))
+        .join('\n')}\n`,
+    );
+    const third = await run();
+    const { rows } = await queryLocalTables(
+      home.bucketDir,
+      `select count(*)::int as n from embeddings where run_id = '${second.runId}' and doc_id in (${[...deleted].map((id) => `'${id}'`).join(', ')})`,
+    );
+
     return {
       name: 'incremental',
       documents,
@@ -65,6 +94,13 @@ export async function runIncrementalBench(documents = 4000, seed = 21): Promise<
         skippedUnchanged: second.counts.skippedUnchanged,
         removedChunks: second.counts.removedChunks,
         endpointCalls: second.stats.endpointCalls,
+      },
+      deletion: {
+        deletedDocuments: deleted.size,
+        removedDocuments: third.counts.removedDocuments ?? 0,
+        removedChunks: third.counts.removedChunks,
+        expectedRemovedChunks: Number(rows[0]?.n ?? 0),
+        embedded: third.counts.embedded,
       },
       reEmbeddedShare: second.counts.embedded / second.counts.chunks,
       baseline: { description: 'no chunk index: every chunk embedded again', reEmbeddedShare: 1 },
