@@ -20,11 +20,11 @@ import { readUnitDocList, type StoredDocList, sectionDocs } from './unit-doc-lis
 export interface SourceManifestOptions {
   /** Documents per manifest segment (one segment is held in memory per source being written). @default 200,000 */
   readonly segmentDocs: number;
-  /** Sources (and doc lists) read at once. @default 16 */
+  /** Sources (and doc lists) read at once. @default 8 */
   readonly concurrency: number;
   /** Bytes fetched per read of a doc list or segment, shrunk when one merge has many inputs. @default 256 KiB */
   readonly readWindowBytes: number;
-  /** Read buffers one merge may hold in all, which bounds the window when a source has hundreds of units. @default 32 MiB */
+  /** Read buffers one merge may hold in all, which bounds the window when a source has hundreds of units. @default 16 MiB */
   readonly mergeBufferBytes: number;
   /**
    * Vanished documents held at once while checking whether they moved to another source
@@ -36,9 +36,9 @@ export interface SourceManifestOptions {
 
 export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
   segmentDocs: DEFAULT_SEGMENT_DOCS,
-  concurrency: 16,
+  concurrency: 8,
   readWindowBytes: DEFAULT_READ_WINDOW_BYTES,
-  mergeBufferBytes: 32 * 1024 * 1024,
+  mergeBufferBytes: 16 * 1024 * 1024,
   maxCandidates: 500_000,
 };
 
@@ -137,10 +137,41 @@ const versionOf = (pointer: ManifestVersion): ManifestVersion => ({
  */
 export async function compareSourceManifests(
   store: ObjectStore,
-  run: { readonly runId: string; readonly pipeline: string; readonly startedAt: string },
+  run: RunOfManifests,
   units: readonly StoredUnit[],
   now: Date,
   options: Partial<SourceManifestOptions> = {},
+): Promise<SourceManifestComparison> {
+  try {
+    return await compareAndReplace(store, run, units, now, options);
+  } catch (error) {
+    if (!(error instanceof DocListError)) throw error;
+    // A doc list that cannot be parsed (each is written whole by one put, so this means a
+    // bug, not a crash). Retrying cannot help, and the counts are not worth a run that
+    // never finishes: nothing is counted and no pointer has moved (they move last).
+    const reason = `a doc list of this run is unreadable (${error.message}): removals not counted`;
+    const skipped = new Map<string, string>();
+    for (const unit of units)
+      for (const key of unit.descriptor ? sourcesOf(unit.descriptor) : [unit.sourceKey])
+        skipped.set(key, reason);
+    return summarize([], skipped);
+  }
+}
+
+/** The run whose units' doc lists are merged into its sources' manifests. */
+export interface RunOfManifests {
+  readonly runId: string;
+  readonly pipeline: string;
+  /** Orders runs that replace the same manifest (ISO time). */
+  readonly startedAt: string;
+}
+
+async function compareAndReplace(
+  store: ObjectStore,
+  run: RunOfManifests,
+  units: readonly StoredUnit[],
+  now: Date,
+  options: Partial<SourceManifestOptions>,
 ): Promise<SourceManifestComparison> {
   const opts = { ...DEFAULT_SOURCE_MANIFEST_OPTIONS, ...options };
   const { runId, pipeline } = run;
@@ -238,17 +269,22 @@ export async function compareSourceManifests(
       rescuedChunks: 0,
       ...(unreadable === undefined ? {} : { unreadable }),
     };
-    for await (const gone of docsMissingFrom(old, fresh)) {
-      outcome.candidateDocs += 1;
-      outcome.candidateChunks += gone.chunks;
-      if (!outcome.candidates) continue;
-      if (budget.overflow || budget.kept >= opts.maxCandidates) {
-        budget.overflow = true;
-        outcome.candidates = undefined;
-      } else {
-        budget.kept += 1;
-        outcome.candidates.push(gone);
+    try {
+      for await (const gone of docsMissingFrom(old, fresh)) {
+        outcome.candidateDocs += 1;
+        outcome.candidateChunks += gone.chunks;
+        if (!outcome.candidates) continue;
+        if (budget.overflow || budget.kept >= opts.maxCandidates) {
+          budget.overflow = true;
+          outcome.candidates = undefined;
+        } else {
+          budget.kept += 1;
+          outcome.candidates.push(gone);
+        }
       }
+    } catch (error) {
+      budget.kept -= outcome.candidates?.length ?? 0; // the source starts over (or the run gives up)
+      throw error;
     }
     const segments = await writer.finish();
     return { ...outcome, next: { ...outcome.next, segments, docs: writer.docs, chunks: writer.chunks } };

@@ -7,7 +7,11 @@ import {
 } from '../../shared/incremental/compare-source-manifests.ts';
 import { compareDocIds } from '../../shared/incremental/doc-lines.ts';
 import { ManifestWriter, readManifestPointer } from '../../shared/incremental/source-manifest.ts';
-import { sourceManifestPointerKey, sourceManifestSegmentKey } from '../../shared/output/keys.ts';
+import {
+  sourceManifestPointerKey,
+  sourceManifestSegmentKey,
+  unitDocListKey,
+} from '../../shared/output/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
 import {
@@ -359,6 +363,27 @@ describe('compareSourceManifests', () => {
     expect(result).toMatchObject({ compared: 0, removedDocuments: 0 });
     expect(result.skipped.map((s) => s.sourceKey)).toEqual([A, B]);
     expect(result.skipped[0]?.reason).toContain('unit u1 left no document list');
+  });
+
+  it('counts nothing, and moves no pointer, when a doc list cannot be parsed', async () => {
+    const store = new MemoryObjectStore(16);
+    await compare(
+      store,
+      runIdOf(1),
+      await aRun(store, runIdOf(1), [{ unitId: 'u0', docs: { [A]: someDocs('d', 4) } }]),
+    );
+    const units = await aRun(store, runIdOf(2), [{ unitId: 'u0', docs: { [A]: someDocs('d', 2) } }]);
+    const key = unitDocListKey(PIPELINE, runIdOf(2), 'u0');
+    const body = new TextDecoder().decode(await store.get(key));
+    await store.put(key, body.replace('"d0001"', '"d0001\t')); // same length, no closing quote
+
+    const result = await compare(store, runIdOf(2), units);
+    expect(result).toMatchObject({
+      compared: 0,
+      removedDocuments: 0,
+      skipped: [{ sourceKey: A, reason: expect.stringContaining('malformed document line') }],
+    });
+    expect((await readManifestPointer(store, PIPELINE, A))?.runId).toBe(runIdOf(1));
   });
 
   it('agrees with a model of every source snapshot over random runs, failures and moves', async () => {
