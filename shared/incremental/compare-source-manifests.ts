@@ -179,7 +179,11 @@ async function compareAndReplace(
   const skipped = new Map<string, string>();
   for (const unit of units) {
     const keys = unit.descriptor ? sourcesOf(unit.descriptor) : [unit.sourceKey];
-    for (const key of keys) unitsOf.set(key, [...(unitsOf.get(key) ?? []), unit]);
+    for (const key of keys) {
+      const covering = unitsOf.get(key);
+      if (covering) covering.push(unit);
+      else unitsOf.set(key, [unit]);
+    }
     const why = !unit.descriptor
       ? `unit ${unit.unitId} was stored without its descriptor, so the files it read are not known`
       : unit.status !== 'succeeded'
