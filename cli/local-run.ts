@@ -19,6 +19,16 @@ import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import { resolveInputs, stageInputs } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
+/**
+ * Finalize compares per-source document manifests on the main thread, beside the run
+ * store and chunk index, under the run's heap cap: smaller segments and read buffers
+ * than a finalize Lambda's (a local file store reads fast, so they cost little).
+ */
+const LOCAL_SOURCE_MANIFESTS = {
+  segmentDocs: 50_000,
+  mergeBufferBytes: 4 * 1024 * 1024,
+  concurrency: 4,
+} as const;
 export interface LocalRunOptions {
   readonly home: LocalHome;
   readonly config: PipelineConfig;
@@ -212,7 +222,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
     onFinalize: async (runId) => {
       const summary = await finalizeRun(
-        { store: home.store, runs: home.runs, queue, pipelines, segmentStats: home.segmentStats },
+        {
+          store: home.store,
+          runs: home.runs,
+          queue,
+          pipelines,
+          segmentStats: home.segmentStats,
+          sourceManifests: LOCAL_SOURCE_MANIFESTS,
+        },
         runId,
         now(),
       );

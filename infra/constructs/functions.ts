@@ -166,10 +166,13 @@ export class Functions extends Construct {
       }),
     );
     // Score pipelines: work reads feature statistics and embedding tables under models/
-    // and leaves fit and segment partials under runs/ for finalize.
+    // and leaves fit and segment partials under runs/ for finalize. Incremental embed
+    // pipelines: work leaves each unit's document list there, which finalize compares
+    // with the source's last one to count the documents a re-drop no longer has.
+    const docLists = props.pipelines.some((p) => p.kind === 'embed' && p.incremental.enabled);
     grantData(this.work, bucket, table, {
       read: [...SOURCE_PREFIXES, STAGING_PREFIX, ...(scoring ? [MODELS_PREFIX] : [])],
-      put: scoring ? [RUNS_PREFIX] : [],
+      put: scoring || docLists ? [RUNS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX],
     });
     queues.finalize.queue.grantSendMessages(this.work);

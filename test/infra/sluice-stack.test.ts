@@ -294,7 +294,21 @@ describe('Functions', () => {
       JSON.stringify(resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument);
     for (const fn of functions()) expect(grants(fn)).not.toContain('/models/*');
     expect(grants(stack.functions.finalize)).not.toContain('sqs:SendMessage');
-    expect(grants(stack.functions.work)).not.toMatch(/"s3:PutObject"[^\]]*\][^\]]*\/runs\/\*/);
+  });
+
+  it('lets work put runs/* (unit document lists) only when an embed pipeline is incremental', () => {
+    const workPutsRuns = (built: SluiceStack) => {
+      const policy = built.functions.work.role.node.findChild('DefaultPolicy');
+      const statements = Template.fromStack(built).toJSON().Resources[idOf(policy)].Properties.PolicyDocument
+        .Statement as Cfn[];
+      return statements.some(
+        (s) => [s.Action].flat().includes('s3:PutObject') && JSON.stringify(s.Resource).includes('"/runs/*"'),
+      );
+    };
+    expect(docs.incremental.enabled).toBe(true);
+    expect(workPutsRuns(stack)).toBe(true);
+    const { stack: plain } = buildStack({ pipelines: [{ ...docs, incremental: { enabled: false } }] });
+    expect(workPutsRuns(plain)).toBe(false);
   });
 
   it('lets plan write re-staged gzip parts under staging/ and work read them', () => {
