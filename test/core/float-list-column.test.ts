@@ -14,6 +14,7 @@ import {
   schemaOf,
   TABLE_COLUMNS,
 } from '../../shared/output/parquet-tables.ts';
+import { embeddingRow } from './factories.ts';
 
 /** float32 values that a lossy copy would change: signed zeros, NaN, infinities, subnormals, extremes. */
 const SPECIALS = [
@@ -42,25 +43,8 @@ function vector(seed: number, dim: number): Float32Array {
   return v;
 }
 
-function row(i: number, embedding: Float32Array | number[]): EmbeddingRow {
-  return {
-    doc_id: `d${Math.floor(i / 3)}`,
-    chunk_id: `d${Math.floor(i / 3)}#${i % 3}`,
-    chunk_index: i % 3,
-    char_start: i,
-    char_end: i + 10,
-    token_count: 5 + (i % 7),
-    chunk_text: `chunk ${i} text, with "quotes" and ünïcode`,
-    text_sha256: `sha-${i}`,
-    model: 'm',
-    embedding,
-    source_key: 'incoming/docs/a.jsonl',
-    metadata: i % 2 ? { title: `t${i}` } : {},
-  };
-}
-
 const rowsOf = (count: number, dimOf: (i: number) => number) =>
-  Array.from({ length: count }, (_, i) => row(i, vector(i, dimOf(i))));
+  Array.from({ length: count }, (_, i) => embeddingRow(i, vector(i, dimOf(i))));
 
 /**
  * The embeddings part as it was written before the specialised encoder: every row through
@@ -247,7 +231,7 @@ describe('list<float> column encoder', () => {
     const lengths = [3, 0, 1, 384, 0, 0, 7, 768, 2, 0];
     const rows = Array.from({ length: 2048 + 600 }, (_, i) => {
       const v = vector(i, lengths[i % lengths.length]!);
-      return row(i, i % 5 === 2 ? Array.from(v) : v);
+      return embeddingRow(i, i % 5 === 2 ? Array.from(v) : v);
     });
     const bytes = embeddingsParquet('r-1', rows);
     expectEmbeddings(
@@ -262,7 +246,7 @@ describe('list<float> column encoder', () => {
 
   it('decodes to the same values as the generic hyparquet-writer path, other columns byte for byte', async () => {
     const lengths = [384, 384, 384, 0, 5];
-    const rows = Array.from({ length: 2048 * 2 + 17 }, (_, i) => row(i, vector(i, lengths[i % 5]!)));
+    const rows = Array.from({ length: 2048 * 2 + 17 }, (_, i) => embeddingRow(i, vector(i, lengths[i % 5]!)));
     const bytes = embeddingsParquet('r-1', rows);
     const generic = genericEmbeddingsParquet('r-1', rows);
     expect(await readHyparquet(bytes)).toEqual(await readHyparquet(generic));
@@ -315,7 +299,7 @@ describe('list<float> column encoder', () => {
 
   it('rejects a missing embedding: the list column is required', () => {
     const writer = embeddingsPartWriter('r-1');
-    writer.add([row(0, [1, 2]), { ...row(1, [3]), embedding: undefined as never }]);
+    writer.add([embeddingRow(0, [1, 2]), { ...embeddingRow(1, [3]), embedding: undefined as never }]);
     expect(() => writer.finish()).toThrow(/embedding is required: row 1/);
   });
 });

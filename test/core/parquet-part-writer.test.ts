@@ -1,24 +1,7 @@
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
-import type { EmbeddingRow } from '../../shared/domain/types.ts';
 import { embeddingsPartWriter, rejectsParquet } from '../../shared/output/parquet-tables.ts';
-
-function row(i: number): EmbeddingRow {
-  return {
-    doc_id: `d${Math.floor(i / 3)}`,
-    chunk_id: `d${Math.floor(i / 3)}#${i % 3}`,
-    chunk_index: i % 3,
-    char_start: i,
-    char_end: i + 10,
-    token_count: 5 + (i % 7),
-    chunk_text: `chunk ${i} text, with "quotes" and ünïcode`,
-    text_sha256: `sha-${i}`,
-    model: 'm',
-    embedding: Float32Array.of(i, i / 2, -i),
-    source_key: 'incoming/docs/a.jsonl',
-    metadata: i % 2 ? { title: `t${i}` } : {},
-  };
-}
+import { embeddingRow } from './factories.ts';
 
 const read = (bytes: Uint8Array) => parquetReadObjects({ file: bytes.slice().buffer });
 
@@ -28,7 +11,7 @@ describe('ParquetPartWriter', () => {
     const total = 5000;
     // Pieces that straddle group boundaries, as windows of a unit do.
     for (let start = 0; start < total; start += 777) {
-      writer.add(Array.from({ length: Math.min(777, total - start) }, (_, k) => row(start + k)));
+      writer.add(Array.from({ length: Math.min(777, total - start) }, (_, k) => embeddingRow(start + k)));
     }
     expect(writer.rows).toBe(total);
     const bytes = writer.finish();
@@ -51,7 +34,7 @@ describe('ParquetPartWriter', () => {
 
   it('skips dictionaries and statistics on free-text columns but keeps them on the rest', () => {
     const writer = embeddingsPartWriter('r-1');
-    writer.add(Array.from({ length: 100 }, (_, i) => row(i)));
+    writer.add(Array.from({ length: 100 }, (_, i) => embeddingRow(i)));
     const meta = parquetMetadata(writer.finish().slice().buffer);
     const byName = new Map(
       meta.row_groups[0]!.columns.map((c) => [c.meta_data!.path_in_schema.join('.'), c]),
