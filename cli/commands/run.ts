@@ -60,11 +60,20 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     const home = values.home ? ` --home ${values.home}` : '';
     const work =
       config.kind === 'embed'
-        ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
+        ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged${c.removedChunks > 0 ? `, ${c.removedChunks} removed` : ''}`
         : `${c.scored} rows scored`;
     io.out(
       `run ${summary.runId} ${summary.status}: ${c.records} records, ${work}, ${c.rejected} rejected, ${c.units} units`,
     );
+    if (c.removedDocuments)
+      io.out(
+        `removed: ${c.removedDocuments} documents no longer in their source (${summary.sources?.removedChunks} chunks)`,
+      );
+    const skipped = summary.sources?.skippedSources[0];
+    if (skipped)
+      io.out(
+        `not compared for removals: ${summary.sources?.skipped} sources, e.g. ${skipped.sourceKey}: ${skipped.reason}`,
+      );
     if (config.kind === 'embed') {
       io.out(`results: ${resultsDir} (tables embeddings, rejects, runs)`);
       io.out(`query:   npx sluice query "select doc_id, chunk_id from embeddings limit 5"${home}`);

@@ -79,6 +79,23 @@ describe('sluice CLI', () => {
     ]);
   });
 
+  it('says how many chunks and documents a re-drop removed', async () => {
+    const file = path.join(work, 'shrinking.jsonl');
+    const docs = sampleDocuments(40, 7);
+    const removedHome = path.join(work, 'removed-home');
+    await writeFile(file, jsonl(docs));
+    expect((await sluice('run', file, '--pipeline', 'docs', '--home', removedHome)).code).toBe(0);
+
+    await writeFile(file, jsonl(docs.slice(0, 30)));
+    const rerun = await sluice('run', file, '--pipeline', 'docs', '--home', removedHome);
+    expect(rerun.code).toBe(0);
+    const summary = rerun.out.find((l) => l.startsWith('run '))!;
+    const removed = /, (\d+) removed, 0 rejected/.exec(summary);
+    expect(removed).not.toBeNull();
+    expect(rerun.out).toContain(`removed: 10 documents no longer in their source (${removed![1]} chunks)`);
+    expect(rerun.out.some((l) => l.startsWith('not compared'))).toBe(false);
+  });
+
   it('puts every record of a messy drop in embeddings or rejects exactly once', async () => {
     const dir = path.join(work, 'drop');
     const { mkdir } = await import('node:fs/promises');
