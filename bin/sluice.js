@@ -11,7 +11,7 @@ import { loadCli } from './load-cli.js';
 // main thread only keeps the queue, run store and chunk index, so it gets a small young
 // generation and a capped old one too. Without them V8 lets garbage pile up to several
 // times the live set (docs/decisions.md). Flags set by the user win.
-const HEAP_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=192'];
+const HEAP_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=192'];
 const command = process.argv[2];
 const userFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
 const heapSet = userFlags.some((f) => /^--max-(old|semi)-space-size/.test(f));

@@ -48,7 +48,7 @@ const YOUNG_GENERATION_MIB = 8;
  *
  * V8 gives process-wide heap flags precedence over a Worker's `resourceLimits`: under
  * `bin/sluice.js`, which starts `run` with `--max-old-space-size=192
- * --max-semi-space-size=8`, every thread has those limits instead, and these apply when
+ * --max-semi-space-size=4`, every thread has those limits instead, and these apply when
  * the runtime is used without them (tests, the library API).
  */
 export function heapMiBFor(config: PipelineConfig, unitsPerThread: number): number {
