@@ -1,5 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { SQSRecord } from 'aws-lambda';
+import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -30,6 +30,19 @@ export interface FinalizeHandlerOptions extends Partial<Observability> {
 }
 
 /**
+ * When finalize stops starting new source comparisons (incremental embed runs): with a
+ * third of the function timeout (at least two minutes) left for the comparisons under way,
+ * the pointer flips and the run's move. The sources left keep their manifests and are
+ * compared by a later run, so a run of very many sources still finishes. Undefined
+ * without a Lambda context (tests).
+ */
+export function comparisonDeadline(context: Context | undefined): number | undefined {
+  if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
+  const remaining = context.getRemainingTimeInMillis();
+  return Date.now() + remaining - Math.max(120_000, remaining / 3);
+}
+
+/**
  * (primary adapter) finalize handler -> finalizeRun -> (DynamoDB, S3).
  *
  * Each message is `{"kind":"finalize","runId"}`, sent by the unit whose completion made
@@ -44,7 +57,11 @@ export function createFinalizeHandler(
   const { logger, metrics } = { ...createObservability('finalize'), ...options };
   const now = options.now ?? (() => new Date());
 
-  const handleRecord = async (d: FinalizeHandlerDeps, record: SQSRecord): Promise<void> => {
+  const handleRecord = async (
+    d: FinalizeHandlerDeps,
+    record: SQSRecord,
+    context?: Context,
+  ): Promise<void> => {
     let runId: string;
     try {
       runId = parseFinalizeMessage(record.body).runId;
@@ -57,7 +74,12 @@ export function createFinalizeHandler(
       throw error;
     }
     try {
-      const summary = await finalizeRun(d, runId, now());
+      const stopAfter = comparisonDeadline(context);
+      const summary = await finalizeRun(
+        stopAfter === undefined ? d : { ...d, sourceManifests: { stopAfter } },
+        runId,
+        now(),
+      );
       if (summary === undefined) {
         logger.info('run already finished; nothing to do', { runId });
         return;

@@ -32,6 +32,15 @@ export interface SourceManifestOptions {
    * lists. @default 500,000
    */
   readonly maxCandidates: number;
+  /**
+   * Time (ms since the epoch) after which no further source is started: those left are
+   * skipped, keep their manifest, and are compared by the next run that completes them,
+   * so a run of very many sources still finishes within its function's timeout.
+   * @default none
+   */
+  readonly stopAfter?: number;
+  /** @default Date.now */
+  readonly clock?: () => number;
 }
 
 export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
@@ -217,7 +226,15 @@ async function compareAndReplace(
     sourcesWithDocs.size > (sourcesWithDocs.has(sourceKey) ? 1 : 0);
   const budget = { kept: 0, overflow: false };
 
+  const clock = opts.clock ?? Date.now;
   const compareSource = async (sourceKey: string): Promise<SourceOutcome> => {
+    if (opts.stopAfter !== undefined && clock() >= opts.stopAfter) {
+      return {
+        kind: 'skipped',
+        sourceKey,
+        reason: 'finalize had no time left to compare it; the next run that completes it will',
+      };
+    }
     let pointer: ManifestPointer | undefined;
     try {
       pointer = await readManifestPointer(store, pipeline, sourceKey);

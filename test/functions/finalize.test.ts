@@ -4,7 +4,7 @@ import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from 
 import type { SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFinalizeHandler } from '../../functions/finalize.ts';
+import { comparisonDeadline, createFinalizeHandler } from '../../functions/finalize.ts';
 import { emptyCounts, type RunSummary, type UnitCounts } from '../../shared/domain/types.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
 import {
@@ -208,5 +208,26 @@ describe('finalize handler', () => {
     expect(errors).toContain('finalize message: kind:');
     expect(errors).toContain('run r-20260301T000000Z-000000 does not exist');
     expect(observability.metricTotals()).toEqual({ RunsSucceeded: 1 });
+  });
+});
+
+describe('comparisonDeadline', () => {
+  const contextWith = (remaining: number) => ({
+    ...aLambdaContext(),
+    getRemainingTimeInMillis: () => remaining,
+  });
+
+  it('leaves a third of the remaining time, at least two minutes, after the last source comparison starts', () => {
+    const before = Date.now();
+    const fifteenMinutes = comparisonDeadline(contextWith(900_000))!;
+    expect(fifteenMinutes - before).toBeGreaterThanOrEqual(600_000);
+    expect(fifteenMinutes - Date.now()).toBeLessThanOrEqual(600_000);
+    const threeMinutes = comparisonDeadline(contextWith(180_000))!;
+    expect(threeMinutes - Date.now()).toBeLessThanOrEqual(60_000);
+    expect(threeMinutes - before).toBeGreaterThanOrEqual(60_000);
+  });
+
+  it('sets none without a Lambda context', () => {
+    expect(comparisonDeadline(undefined)).toBeUndefined();
   });
 });

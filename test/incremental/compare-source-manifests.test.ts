@@ -386,6 +386,45 @@ describe('compareSourceManifests', () => {
     expect((await readManifestPointer(store, PIPELINE, A))?.runId).toBe(runIdOf(1));
   });
 
+  it('starts no source past its deadline: those left keep their manifest and are compared by a later run', async () => {
+    const store = new MemoryObjectStore(16);
+    const a = someDocs('a', 6);
+    const b = someDocs('b', 6);
+    const first: UnitSpec[] = [
+      { unitId: 'u0', docs: { [A]: a } },
+      { unitId: 'u1', docs: { [B]: b } },
+    ];
+    await compare(store, runIdOf(1), await aRun(store, runIdOf(1), first));
+
+    // Run 2 deletes a document from each source, but its finalize has time for one source only.
+    const second: UnitSpec[] = [
+      { unitId: 'u0', docs: { [A]: a.slice(1) } },
+      { unitId: 'u1', docs: { [B]: b.slice(1) } },
+    ];
+    let now = 0;
+    const late = await compare(store, runIdOf(2), await aRun(store, runIdOf(2), second), {
+      concurrency: 1,
+      stopAfter: 1,
+      clock: () => now++,
+    });
+    expect(late).toMatchObject({ compared: 1, removedDocuments: 1, removedChunks: a[0]![1] });
+    expect(late.skipped).toEqual([{ sourceKey: B, reason: expect.stringContaining('no time left') }]);
+    expect((await readManifestPointer(store, PIPELINE, B))?.runId).toBe(runIdOf(1));
+    expect(await currentManifest(store, B)).toEqual(b);
+
+    // Run 3 sees B as run 2 left it: the deletion is counted then, against run 1's manifest.
+    const third = await compare(
+      store,
+      runIdOf(3),
+      await aRun(store, runIdOf(3), [{ unitId: 'u1', docs: { [B]: b.slice(1) } }]),
+    );
+    expect(third).toMatchObject({ compared: 1, skipped: [], removedDocuments: 1, removedChunks: b[0]![1] });
+
+    const none = await compare(store, runIdOf(4), await aRun(store, runIdOf(4), second), { stopAfter: 0 });
+    expect(none).toMatchObject({ compared: 0, removedDocuments: 0 });
+    expect(none.skipped.map((s) => s.sourceKey)).toEqual([A, B]);
+  });
+
   it('agrees with a model of every source snapshot over random runs, failures and moves', async () => {
     const ids = fc.constantFrom(
       ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'tab\there', 'é', '😀', '\uffff', 'z'],
