@@ -229,6 +229,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           pipelines,
           segmentStats: home.segmentStats,
           sourceManifests: LOCAL_SOURCE_MANIFESTS,
+          chunkIndex: home.chunkIndex,
         },
         runId,
         now(),

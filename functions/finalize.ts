@@ -3,6 +3,7 @@ import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
+import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { SegmentStatsStore } from '../shared/ports/segment-stats-store.ts';
@@ -22,6 +23,8 @@ export interface FinalizeHandlerDeps {
   /** Scoring runs need their pipeline's config for segment statistics. */
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
   readonly segmentStats?: SegmentStatsStore;
+  /** Incremental embed pipelines: documents gone from their source are recorded with no chunks. */
+  readonly chunkIndex?: ChunkIndex;
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {

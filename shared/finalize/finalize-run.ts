@@ -11,6 +11,7 @@ import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.t
 import { runsParquet, segmentStatsParquet } from '../output/parquet-tables.ts';
 import { planRun } from '../plan/plan-run.ts';
 import { readRunManifestKeys } from '../plan/run-manifest.ts';
+import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
@@ -36,6 +37,11 @@ export interface FinalizeDeps {
   readonly segmentStats?: SegmentStatsStore;
   /** Tuning of the source manifests of incremental embed pipelines (tests use tiny segments). @default DEFAULT_SOURCE_MANIFEST_OPTIONS */
   readonly sourceManifests?: Partial<SourceManifestOptions>;
+  /**
+   * Incremental embed pipelines: documents gone from their source are recorded here with no
+   * chunks, so one that comes back is not counted as removing chunks a second time.
+   */
+  readonly chunkIndex?: ChunkIndex;
 }
 
 /** Skipped sources named in the summary; the count covers them all. */
@@ -187,8 +193,20 @@ export async function finalizeRun(
     segments = await storeSegmentStats(deps, scoreConfigOf(deps, run), run, units);
   }
   let sources: SourceManifestComparison | undefined;
-  if (tracksSources)
-    sources = await compareSourceManifests(deps.store, run, units, now, deps.sourceManifests);
+  if (tracksSources) {
+    const { chunkIndex } = deps;
+    sources = await compareSourceManifests(deps.store, run, units, now, {
+      ...deps.sourceManifests,
+      ...(chunkIndex && {
+        forget: (docIds: string[]) =>
+          chunkIndex.record(
+            run.pipeline,
+            [],
+            docIds.map((docId) => ({ docId, chunkCount: 0 })),
+          ),
+      }),
+    });
+  }
   const summary: RunSummary = {
     runId,
     pipeline: run.pipeline,

@@ -41,7 +41,17 @@ export interface SourceManifestOptions {
   readonly stopAfter?: number;
   /** @default Date.now */
   readonly clock?: () => number;
+  /**
+   * Told the ids of the documents found removed, a batch at a time, before any pointer
+   * moves (so a retried finalize tells them again): the chunk index records them as having
+   * no chunks, so a document that comes back is not counted as removing chunks again.
+   * @default none
+   */
+  readonly forget?: (docIds: string[]) => Promise<void>;
 }
+
+/** Removed document ids handed to `forget` at a time. */
+const FORGET_BATCH = 1000;
 
 export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
   segmentDocs: DEFAULT_SEGMENT_DOCS,
@@ -290,10 +300,13 @@ async function compareAndReplace(
       rescuedChunks: 0,
       ...(unreadable === undefined ? {} : { unreadable }),
     };
+    // With no other source in the run to have moved to, every vanished document is removed.
+    const removed = checkMovesFrom(sourceKey) ? undefined : new ForgetBatch(opts.forget);
     try {
       for await (const gone of docsMissingFrom(old, fresh)) {
         outcome.candidateDocs += 1;
         outcome.candidateChunks += gone.chunks;
+        await removed?.add(gone.id);
         if (!outcome.candidates) continue;
         if (budget.overflow || budget.kept >= opts.maxCandidates) {
           budget.overflow = true;
@@ -308,6 +321,7 @@ async function compareAndReplace(
       throw error;
     }
     const segments = await writer.finish();
+    if (outcome.unreadable === undefined) await removed?.flush();
     return { ...outcome, next: { ...outcome.next, segments, docs: writer.docs, chunks: writer.chunks } };
   };
 
@@ -317,8 +331,13 @@ async function compareAndReplace(
   );
 
   if (compared.length > 0) {
-    const scan = (pending: Map<string, { outcome: Compared; chunks: number }[]>) =>
-      rescueMoved(store, [...lists.values()], pending, opts);
+    // What a scan leaves in `pending` moved nowhere: removed.
+    const scan = async (pending: Map<string, { outcome: Compared; chunks: number }[]>) => {
+      await rescueMoved(store, [...lists.values()], pending, opts);
+      const removed = new ForgetBatch(opts.forget);
+      for (const id of pending.keys()) await removed.add(id);
+      await removed.flush();
+    };
     if (!budget.overflow) {
       const pending = new Map<string, { outcome: Compared; chunks: number }[]>();
       for (const outcome of compared) {
@@ -435,4 +454,24 @@ function summarize(
   }
   skips.sort((a, b) => (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0));
   return { compared, reused, skipped: skips, removedDocuments, removedChunks };
+}
+
+/** Collects removed document ids and hands them to `forget` a batch at a time. */
+class ForgetBatch {
+  private ids: string[] = [];
+
+  constructor(private readonly forget: ((docIds: string[]) => Promise<void>) | undefined) {}
+
+  async add(id: string): Promise<void> {
+    if (!this.forget) return;
+    this.ids.push(id);
+    if (this.ids.length >= FORGET_BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (!this.forget || this.ids.length === 0) return;
+    const ids = this.ids;
+    this.ids = [];
+    await this.forget(ids);
+  }
 }

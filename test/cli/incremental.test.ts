@@ -121,6 +121,29 @@ describe('documents gone from a re-dropped source', () => {
     expect(third.counts).toMatchObject({ removedDocuments: 0, removedChunks: 0, embedded: 0 });
   });
 
+  it('does not count the chunks of a deleted document again when it comes back shorter', async () => {
+    const file = path.join(work, 'comeback.jsonl');
+    const docs = sampleDocuments(30, 13);
+    const longest = [...docs].sort((a, b) => b.text.length - a.text.length)[0]!;
+    await writeFile(file, jsonl(docs));
+    const first = await run(file);
+    const chunks = (await chunksIn(first.runId)).get(longest.id)!;
+    expect(chunks).toBeGreaterThan(1);
+
+    await writeFile(file, jsonl(docs.filter((d) => d.id !== longest.id)));
+    const gone = await run(file);
+    expect(gone.counts).toMatchObject({ removedDocuments: 1, removedChunks: chunks });
+
+    // Back with only its opening: new chunks, and nothing removed (its chunks were counted when it went).
+    await writeFile(
+      file,
+      jsonl(docs.map((d) => (d.id === longest.id ? { ...d, text: d.text.slice(0, 300) } : d))),
+    );
+    const back = await run(file);
+    expect(back.counts).toMatchObject({ removedDocuments: 0, removedChunks: 0 });
+    expect((await chunksIn(back.runId)).get(longest.id)).toBeLessThan(chunks);
+  });
+
   it('packs several small files into one unit and counts only the documents one of them lost', async () => {
     const folder = path.join(work, 'small');
     await mkdir(folder);

@@ -193,6 +193,43 @@ describe('compareSourceManifests', () => {
     expect((await readManifestPointer(store, PIPELINE, B))?.removedDocuments).toBe(1);
   });
 
+  it.each([
+    ['held in memory', {}],
+    ['checked in rounds of 2', { maxCandidates: 2 }],
+  ])('tells forget the removed documents only, not the moved ones (%s)', async (_, options) => {
+    const store = new MemoryObjectStore(16);
+    const a = someDocs('a', 8);
+    const b = someDocs('b', 5);
+    const forgotten: string[] = [];
+    const forget = async (ids: string[]) => {
+      forgotten.push(...ids);
+    };
+    await compare(
+      store,
+      runIdOf(1),
+      await aRun(store, runIdOf(1), [{ unitId: 'u0', docs: { [A]: a, [B]: b } }]),
+      {
+        ...options,
+        forget,
+      },
+    );
+    expect(forgotten).toEqual([]);
+
+    // a0001 moves to B; a0004 and b0000 are deleted.
+    const units: UnitSpec[] = [
+      { unitId: 'u0', docs: { [A]: a.filter(([id]) => !['a0001', 'a0004'].includes(id)) } },
+      { unitId: 'u1', docs: { [B]: [...b.slice(1), a[1]!].sort(([x], [y]) => compareDocIds(x, y)) } },
+    ];
+    await compare(store, runIdOf(2), await aRun(store, runIdOf(2), units), { ...options, forget });
+    expect(forgotten.sort()).toEqual(['a0004', 'b0000']);
+
+    // One source alone: every vanished document is removed, in batches.
+    forgotten.length = 0;
+    const alone = [{ unitId: 'u0', docs: { [A]: a.slice(5) } }];
+    await compare(store, runIdOf(3), await aRun(store, runIdOf(3), alone), { ...options, forget });
+    expect(forgotten.sort()).toEqual(['a0000', 'a0002', 'a0003']);
+  });
+
   it('skips a source with a failed unit and leaves its manifest as it was; other sources go on', async () => {
     const store = new MemoryObjectStore(16);
     const a = someDocs('a', 10);
