@@ -109,13 +109,16 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     await Promise.all([fauxqs?.stop(), dynalite?.stop(), model?.close()]);
   });
 
-  it('puts every input record in embeddings or rejects exactly once', async () => {
-    const input = buildInput();
+  /**
+   * Drops `text` under SOURCE_KEY as S3 would tell the ingest queue, then delivers the
+   * queues to plan, work and finalize until the run is no longer running.
+   */
+  async function dropAndRun(text: string) {
     await clients.s3.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: SOURCE_KEY,
-        Body: input.text,
+        Body: text,
         ContentType: 'application/x-ndjson',
       }),
     );
@@ -144,6 +147,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     const work = createWorkHandler(deps, observability.work);
     const finalize = createFinalizeHandler(deps, observability.finalize);
 
+    const before = new Set((await deps.runs.listRuns()).map((r) => r.runId));
     const ingested = await deliver(
       queues.ingest,
       'sluice-ingest',
@@ -151,7 +155,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     );
     expect(ingested).toEqual({ delivered: 2, failed: 0 });
 
-    const planned = await deps.runs.listRuns();
+    const planned = (await deps.runs.listRuns()).filter((r) => !before.has(r.runId));
     expect(planned.map((r) => ({ pipeline: r.pipeline, trigger: r.trigger, inputs: r.inputs }))).toEqual([
       { pipeline: 'docs', trigger: 's3', inputs: [SOURCE_KEY] },
     ]);
@@ -171,6 +175,15 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       );
       expect(finalized.failed).toBe(0);
     }
+    return { runId, units, observability };
+  }
+
+  let firstRunId: string;
+  const input = buildInput();
+
+  it('puts every input record in embeddings or rejects exactly once', async () => {
+    const { runId, units, observability } = await dropAndRun(input.text);
+    firstRunId = runId;
 
     const run = (await runItem(runId))!;
     expect(run.status).toBe('succeeded');
@@ -240,6 +253,31 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       RecordsRejected: summary.counts.rejected,
     });
     expect(observability.finalize.metricTotals()).toEqual({ RunsSucceeded: 1 });
+  });
+
+  it('counts the documents a re-drop of the same object no longer has, and forgets them in the chunk index', async () => {
+    // The last six documents go (they follow every bad line and both id-less documents, so
+    // no other line number, and so no other id, changes).
+    const lines = input.text.trimEnd().split('\n');
+    const kept = `${lines.slice(0, -6).join('\n')}\n`;
+    const goneIds = lines.slice(-6).map((line) => (JSON.parse(line) as { id: string }).id);
+    expect(goneIds).toEqual(['doc-054', 'doc-055', 'doc-056', 'doc-057', 'doc-058', 'doc-059']);
+    const firstRows = await readTable('embeddings', firstRunId);
+    const goneChunks = firstRows.filter((row) => goneIds.includes(String(row.doc_id))).length;
+
+    const { runId } = await dropAndRun(kept);
+    const run = (await runItem(runId))!;
+    expect(run.status).toBe('succeeded');
+    const summary = run.summary as RunSummary;
+    expect(summary.counts).toMatchObject({
+      removedDocuments: 6,
+      removedChunks: goneChunks,
+      embedded: 0,
+      skippedUnchanged: firstRows.length - goneChunks,
+    });
+    expect(summary.sources).toMatchObject({ compared: 1, skipped: 0, removedDocuments: 6 });
+    const docs = await deps.chunkIndex.lookupDocs('docs', goneIds);
+    expect([...docs.values()].map((d) => d.chunkCount)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   /**
