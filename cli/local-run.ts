@@ -28,6 +28,7 @@ const LOCAL_SOURCE_MANIFESTS = {
   segmentDocs: 50_000,
   mergeBufferBytes: 4 * 1024 * 1024,
   concurrency: 4,
+  smallConcurrency: 8,
 } as const;
 export interface LocalRunOptions {
   readonly home: LocalHome;

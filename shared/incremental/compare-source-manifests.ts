@@ -20,8 +20,16 @@ import { readUnitDocList, type StoredDocList, sectionDocs } from './unit-doc-lis
 export interface SourceManifestOptions {
   /** Documents per manifest segment (one segment is held in memory per source being written). @default 200,000 */
   readonly segmentDocs: number;
-  /** Sources (and doc lists) read at once. @default 8 */
+  /** Sources with more than `smallSourceDocs` documents compared at once. @default 8 */
   readonly concurrency: number;
+  /**
+   * Small requests made at once: sources of at most `smallSourceDocs` documents (a few
+   * small reads and puts each, so a run of thousands of small files is not bound by
+   * request latency), doc list headers, pointers, the moves scan. @default 32
+   */
+  readonly smallConcurrency: number;
+  /** @default 10,000 */
+  readonly smallSourceDocs: number;
   /** Bytes fetched per read of a doc list or segment, shrunk when one merge has many inputs. @default 256 KiB */
   readonly readWindowBytes: number;
   /** Read buffers one merge may hold in all, which bounds the window when a source has hundreds of units. @default 16 MiB */
@@ -56,6 +64,8 @@ const FORGET_BATCH = 1000;
 export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
   segmentDocs: DEFAULT_SEGMENT_DOCS,
   concurrency: 8,
+  smallConcurrency: 32,
+  smallSourceDocs: 10_000,
   readWindowBytes: DEFAULT_READ_WINDOW_BYTES,
   mergeBufferBytes: 16 * 1024 * 1024,
   maxCandidates: 500_000,
@@ -217,7 +227,7 @@ async function compareAndReplace(
   const succeeded = units.filter((u) => u.status === 'succeeded');
   const lists = new Map<string, StoredDocList>();
   const unlisted: string[] = [];
-  await mapWithConcurrency(succeeded, opts.concurrency, async (unit) => {
+  await mapWithConcurrency(succeeded, opts.smallConcurrency, async (unit) => {
     const list = await readUnitDocList(store, pipeline, runId, unit.unitId);
     if (list) lists.set(unit.unitId, list);
     else unlisted.push(unit.unitId);
@@ -325,7 +335,20 @@ async function compareAndReplace(
     return { ...outcome, next: { ...outcome.next, segments, docs: writer.docs, chunks: writer.chunks } };
   };
 
-  const outcomes = await mapWithConcurrency(eligible, opts.concurrency, compareSource);
+  // Big sources hold read windows and a segment each; small ones are a few small requests.
+  const docsOf = new Map<string, number>();
+  for (const list of lists.values())
+    for (const section of list.header.sections)
+      docsOf.set(section.sourceKey, (docsOf.get(section.sourceKey) ?? 0) + section.docs);
+  const isSmall = (key: string) => (docsOf.get(key) ?? 0) <= opts.smallSourceDocs;
+  const outcomes = [
+    ...(await mapWithConcurrency(
+      eligible.filter((key) => !isSmall(key)),
+      opts.concurrency,
+      compareSource,
+    )),
+    ...(await mapWithConcurrency(eligible.filter(isSmall), opts.smallConcurrency, compareSource)),
+  ];
   const compared = outcomes.filter(
     (o): o is Compared => o.kind === 'compared' && o.candidateDocs > 0 && checkMovesFrom(o.sourceKey),
   );
@@ -372,7 +395,7 @@ async function compareAndReplace(
 
   await mapWithConcurrency(
     outcomes.filter((o): o is Compared => o.kind === 'compared'),
-    opts.concurrency,
+    opts.smallConcurrency,
     async (outcome) => {
       const counted = outcome.unreadable === undefined;
       await writeManifestPointer(store, pipeline, {
@@ -411,7 +434,7 @@ async function rescueMoved(
   const sections = lists.flatMap((list) =>
     list.header.sections.filter((s) => s.docs > 0).map((section) => ({ list, section })),
   );
-  await mapWithConcurrency(sections, opts.concurrency, async ({ list, section }) => {
+  await mapWithConcurrency(sections, opts.smallConcurrency, async ({ list, section }) => {
     if (pending.size === 0) return;
     for await (const doc of sectionDocs(store, list, section, opts.readWindowBytes)) {
       const gone = pending.get(doc.id);

@@ -462,6 +462,41 @@ describe('compareSourceManifests', () => {
     expect(none.skipped.map((s) => s.sourceKey)).toEqual([A, B]);
   });
 
+  it('compares many small sources at once, big ones a few at a time', async () => {
+    /** Holds each manifest segment put a moment, counting how many are in flight at once: one per source compared. */
+    class SlowSegmentStore extends MemoryObjectStore {
+      inFlight = 0;
+      peak = 0;
+      override async put(key: string, body: Uint8Array | string): Promise<void> {
+        if (!key.includes('/sources/') || key.endsWith('current.json')) return super.put(key, body);
+        this.inFlight += 1;
+        this.peak = Math.max(this.peak, this.inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        this.inFlight -= 1;
+        return super.put(key, body);
+      }
+    }
+    const sources = Array.from(
+      { length: 40 },
+      (_, i) => `incoming/docs/small-${String(i).padStart(2, '0')}.jsonl`,
+    );
+    const units: UnitSpec[] = [
+      { unitId: 'u0', docs: Object.fromEntries(sources.map((key, i) => [key, someDocs(`s${i}-`, 3)])) },
+    ];
+    const peakWith = async (options: Partial<SourceManifestOptions>) => {
+      const store = new SlowSegmentStore(16);
+      const result = await compare(store, runIdOf(1), await aRun(store, runIdOf(1), units), {
+        segmentDocs: 100,
+        ...options,
+      });
+      expect(result).toMatchObject({ compared: 40, skipped: [] });
+      return store.peak;
+    };
+
+    expect(await peakWith({ concurrency: 2, smallConcurrency: 16 })).toBe(16);
+    expect(await peakWith({ concurrency: 2, smallConcurrency: 16, smallSourceDocs: 2 })).toBe(2);
+  });
+
   it('agrees with a model of every source snapshot over random runs, failures and moves', async () => {
     const ids = fc.constantFrom(
       ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'tab\there', 'é', '😀', '\uffff', 'z'],
