@@ -1,7 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { EchoBackend } from '../cli/model-server/echo-backend.ts';
@@ -74,6 +76,78 @@ async function nodeConversion(file: string, out: string): Promise<number> {
   writer.finish();
   await writeFile(out, new Uint8Array(bytes.getBuffer()));
   return bytes.offset;
+}
+
+/**
+ * CPU per endpoint call, the echo server's included (it runs in this process): one
+ * InvokeEndpoint through the SageMaker SDK (middleware, SigV4 signing, the same client
+ * settings a local run uses) against the same request body posted with plain
+ * `http.request`. Bodies of 32 inputs of ~500 characters, as the docs pipeline sends; 8
+ * calls in flight; the second of two rounds, so both are warm.
+ */
+async function perCallCpu(calls = 3000): Promise<{ sdkMs: number; plainHttpMs: number }> {
+  const server = await startModelServer({ backend: new EchoBackend(4) });
+  const client = new SageMakerRuntimeClient({
+    endpoint: server.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { httpAgent: { maxSockets: 256 } },
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  try {
+    const inputs = Array.from({ length: 32 }, (_, i) => `document ${i} `.repeat(45));
+    const body = new TextEncoder().encode(JSON.stringify({ inputs, truncate: true }));
+    const url = new URL(`${server.url}/endpoints/bench/invocations`);
+    const plain = () =>
+      new Promise<void>((resolve, reject) => {
+        const request = http.request(
+          {
+            hostname: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': body.length },
+          },
+          (response) => {
+            response.on('data', () => {});
+            response.on('end', () => resolve());
+          },
+        );
+        request.on('error', reject);
+        request.end(body);
+      });
+    const sdk = async () => {
+      await client.send(
+        new InvokeEndpointCommand({
+          EndpointName: 'bench',
+          Body: body,
+          ContentType: 'application/json',
+          Accept: 'application/json',
+        }),
+      );
+    };
+    const cpuPerCall = async (call: () => Promise<void>) => {
+      const before = process.cpuUsage();
+      let started = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (started++ < calls) await call();
+        }),
+      );
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / 1000 / calls;
+    };
+    let result = { sdkMs: 0, plainHttpMs: 0 };
+    for (let round = 0; round < 2; round += 1)
+      result = { plainHttpMs: await cpuPerCall(plain), sdkMs: await cpuPerCall(sdk) };
+    return result;
+  } finally {
+    client.destroy();
+    agent.destroy();
+    await server.close();
+  }
 }
 
 /**
@@ -174,6 +248,11 @@ export async function runOverheadBench(megabytes = 200) {
           'one Node thread: read the JSONL, JSON.parse each line, write the same columns with hyparquet-writer: fastest of 3',
         seconds: nodeSeconds,
         parquetBytes: nodeParquetBytes,
+      },
+      perCallCpu: {
+        description:
+          'CPU ms per endpoint call (echo server included): InvokeEndpoint through the SDK vs the same body with plain http.request',
+        ...(await perCallCpu()),
       },
       sluice: runs,
       target: 'ratioToFloor <= 4',
