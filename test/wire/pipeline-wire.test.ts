@@ -192,15 +192,6 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
 
     const embeddings = await readTable('embeddings', runId);
     const rejects = await readTable('rejects', runId);
-    console.log(
-      'STATS',
-      run.totalUnits,
-      embeddings.length,
-      rejects.length,
-      input.good.size,
-      input.bad.size,
-      input.text.length,
-    );
 
     // Every good document: all of its chunks, indexes 0..n-1, none twice; never rejected.
     const chunksByDoc = new Map<string, number[]>();
