@@ -87,9 +87,28 @@ function parseInputs(body: Buffer): string[] {
   return list as string[];
 }
 
-function vectorsJson(vectors: readonly Float32Array[]): string {
-  return JSON.stringify(vectors.map((v) => Array.from(v, (x) => Math.round(x * 1e7) / 1e7)));
+/**
+ * The vectors as a JSON array of arrays, each value rounded to 7 decimals. Written with
+ * `Float64Array.join`, which prints numbers as JSON does, at about a third of the cost of
+ * `JSON.stringify` over mapped arrays (the server shares the machine with `sluice run`);
+ * a vector with a non-finite value (JSON has no NaN) takes the `JSON.stringify` path.
+ */
+export function vectorsJson(vectors: readonly Float32Array[]): string {
+  const parts: string[] = new Array(vectors.length);
+  for (let i = 0; i < vectors.length; i++) {
+    const vector = vectors[i]!;
+    const rounded = new Float64Array(vector.length);
+    for (let j = 0; j < vector.length; j++) {
+      const value = Math.round(vector[j]! * 1e7) / 1e7;
+      if (!Number.isFinite(value)) return JSON.stringify(vectors.map((v) => Array.from(v, round7)));
+      rounded[j] = value;
+    }
+    parts[i] = `[${rounded.join(',')}]`;
+  }
+  return `[${parts.join(',')}]`;
 }
+
+const round7 = (x: number): number => Math.round(x * 1e7) / 1e7;
 
 interface Counters {
   requests: number;
