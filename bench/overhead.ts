@@ -3,11 +3,12 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { InvokeEndpointCommand } from '@aws-sdk/client-sagemaker-runtime';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { EchoBackend } from '../cli/model-server/echo-backend.ts';
 import { startModelServer } from '../cli/model-server/server.ts';
+import { localSageMakerClient } from '../cli/threads/unit-deps.ts';
 import { sampleDocuments } from '../events/generate-samples.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import { asEmbedPipeline } from '../shared/config/pipeline-config.ts';
@@ -87,13 +88,7 @@ async function nodeConversion(file: string, out: string): Promise<number> {
  */
 async function perCallCpu(calls = 3000): Promise<{ sdkMs: number; plainHttpMs: number }> {
   const server = await startModelServer({ backend: new EchoBackend(4) });
-  const client = new SageMakerRuntimeClient({
-    endpoint: server.url,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-    requestHandler: { httpAgent: { maxSockets: 256 } },
-  });
+  const client = localSageMakerClient(server.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   try {
     const inputs = Array.from({ length: 32 }, (_, i) => `document ${i} `.repeat(45));

@@ -9,7 +9,7 @@ import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import type { ProcessUnitDeps } from '../../shared/work/process-unit.ts';
 
 /** The SDK client a local run calls its model through (an endpoint override to the local server). */
-function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
+export function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
   return new SageMakerRuntimeClient({
     endpoint: endpointUrl,
     region: 'us-east-1',
