@@ -102,6 +102,14 @@ describe('sluice redrive (local)', () => {
       { unitId: expect.any(String), lastError: expect.stringContaining('GPU fell over') },
     ]);
     const runId: string = first.runId;
+    // The source was not read whole: its document manifest is left for the redrive.
+    expect(first.sources).toMatchObject({
+      compared: 0,
+      skipped: 1,
+      skippedSources: [
+        { reason: expect.stringMatching(/unit \S+ failed: this run did not read the whole source/) },
+      ],
+    });
 
     // A dead-lettered unit's records are in neither table; the others are all there.
     const before = await query(`select distinct doc_id from embeddings where run_id = '${runId}' order by 1`);
@@ -120,6 +128,7 @@ describe('sluice redrive (local)', () => {
       redriven: 1,
       counts: { records: 31, rejected: 1, failedUnits: 0, units: first.counts.units },
       failedUnits: [],
+      sources: { compared: 1, skipped: 0, removedDocuments: 0 },
     });
 
     // Every record exactly once: each document with contiguous chunks, the broken line rejected once.
