@@ -38,8 +38,10 @@ export interface FinalizeDeps {
   /** Tuning of the source manifests of incremental embed pipelines (tests use tiny segments). @default DEFAULT_SOURCE_MANIFEST_OPTIONS */
   readonly sourceManifests?: Partial<SourceManifestOptions>;
   /**
-   * Incremental embed pipelines: documents gone from their source are recorded here with no
-   * chunks, so one that comes back is not counted as removing chunks a second time.
+   * Incremental embed pipelines: where each document was last read (a document gone from
+   * one source may have moved to another in an earlier run), and documents gone from their
+   * source are recorded here with no chunks, so one that comes back is not counted as
+   * removing chunks a second time.
    */
   readonly chunkIndex?: ChunkIndex;
 }
@@ -203,6 +205,10 @@ export async function finalizeRun(
             run.pipeline,
             [],
             docIds.map((docId) => ({ docId, chunkCount: 0 })),
+          ),
+        lastSourceOf: async (docIds: string[]) =>
+          new Map(
+            [...(await chunkIndex.lookupDocs(run.pipeline, docIds))].map(([id, doc]) => [id, doc.sourceKey]),
           ),
       }),
     });

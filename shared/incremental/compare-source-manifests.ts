@@ -56,10 +56,16 @@ export interface SourceManifestOptions {
    * @default none
    */
   readonly forget?: (docIds: string[]) => Promise<void>;
+  /**
+   * The source each document was last read from, as far as the chunk index knows: a
+   * document gone from one source that lives in another (it moved there in an earlier
+   * run) is not removed. Without it, only moves within this run are seen. @default none
+   */
+  readonly lastSourceOf?: (docIds: string[]) => Promise<Map<string, string | undefined>>;
 }
 
-/** Removed document ids handed to `forget` at a time. */
-const FORGET_BATCH = 1000;
+/** Vanished documents settled (looked up, then forgotten) at a time. */
+const SETTLE_BATCH = 1000;
 
 export const DEFAULT_SOURCE_MANIFEST_OPTIONS: SourceManifestOptions = {
   segmentDocs: DEFAULT_SEGMENT_DOCS,
@@ -222,6 +228,7 @@ async function compareAndReplace(
   }
 
   const eligible = [...unitsOf.keys()].filter((key) => !skipped.has(key)).sort();
+  const runSources: ReadonlySet<string> = new Set(unitsOf.keys());
   if (eligible.length === 0) return summarize([], skipped);
 
   const succeeded = units.filter((u) => u.status === 'succeeded');
@@ -310,13 +317,14 @@ async function compareAndReplace(
       rescuedChunks: 0,
       ...(unreadable === undefined ? {} : { unreadable }),
     };
-    // With no other source in the run to have moved to, every vanished document is removed.
-    const removed = checkMovesFrom(sourceKey) ? undefined : new ForgetBatch(opts.forget);
+    // With no other source in the run to have moved to, a vanished document is removed
+    // unless an earlier run moved it: settled as it comes.
+    const removed = checkMovesFrom(sourceKey) ? undefined : new Settle(opts, runSources);
     try {
       for await (const gone of docsMissingFrom(old, fresh)) {
         outcome.candidateDocs += 1;
         outcome.candidateChunks += gone.chunks;
-        await removed?.add(gone.id);
+        await removed?.add(gone.id, outcome, gone.chunks);
         if (!outcome.candidates) continue;
         if (budget.overflow || budget.kept >= opts.maxCandidates) {
           budget.overflow = true;
@@ -354,11 +362,12 @@ async function compareAndReplace(
   );
 
   if (compared.length > 0) {
-    // What a scan leaves in `pending` moved nowhere: removed.
+    // What a scan leaves in `pending` moved nowhere in this run: settled.
     const scan = async (pending: Map<string, { outcome: Compared; chunks: number }[]>) => {
       await rescueMoved(store, [...lists.values()], pending, opts);
-      const removed = new ForgetBatch(opts.forget);
-      for (const id of pending.keys()) await removed.add(id);
+      const removed = new Settle(opts, runSources);
+      for (const [id, gone] of pending)
+        for (const { outcome, chunks } of gone) await removed.add(id, outcome, chunks);
       await removed.flush();
     };
     if (!budget.overflow) {
@@ -479,22 +488,40 @@ function summarize(
   return { compared, reused, skipped: skips, removedDocuments, removedChunks };
 }
 
-/** Collects removed document ids and hands them to `forget` a batch at a time. */
-class ForgetBatch {
-  private ids: string[] = [];
+/**
+ * Vanished documents, a batch at a time: one the chunk index places in a source this run
+ * did not read moved there in an earlier run and is rescued (for a source this run read,
+ * its doc lists already said whether the document is there); the rest are removed and
+ * handed to `forget`.
+ */
+class Settle {
+  private batch: { id: string; outcome: Compared; chunks: number }[] = [];
 
-  constructor(private readonly forget: ((docIds: string[]) => Promise<void>) | undefined) {}
+  constructor(
+    private readonly opts: Pick<SourceManifestOptions, 'forget' | 'lastSourceOf'>,
+    private readonly runSources: ReadonlySet<string>,
+  ) {}
 
-  async add(id: string): Promise<void> {
-    if (!this.forget) return;
-    this.ids.push(id);
-    if (this.ids.length >= FORGET_BATCH) await this.flush();
+  async add(id: string, outcome: Compared, chunks: number): Promise<void> {
+    if (!this.opts.forget && !this.opts.lastSourceOf) return;
+    this.batch.push({ id, outcome, chunks });
+    if (this.batch.length >= SETTLE_BATCH) await this.flush();
   }
 
   async flush(): Promise<void> {
-    if (!this.forget || this.ids.length === 0) return;
-    const ids = this.ids;
-    this.ids = [];
-    await this.forget(ids);
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    const ids = [...new Set(batch.map((entry) => entry.id))];
+    const lastSource = (await this.opts.lastSourceOf?.(ids)) ?? new Map<string, string | undefined>();
+    const removed = new Set<string>();
+    for (const { id, outcome, chunks } of batch) {
+      const elsewhere = lastSource.get(id);
+      if (elsewhere !== undefined && !this.runSources.has(elsewhere)) {
+        outcome.rescuedDocs += 1;
+        outcome.rescuedChunks += chunks;
+      } else removed.add(id);
+    }
+    if (removed.size > 0) await this.opts.forget?.([...removed]);
   }
 }

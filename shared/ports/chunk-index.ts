@@ -12,6 +12,12 @@ export interface IndexedDoc {
   readonly docId: string;
   /** Chunks the document had when last embedded, to count chunks an edit removed. */
   readonly chunkCount: number;
+  /**
+   * The source it was last read from, so finalize can tell a document that moved to
+   * another source in an earlier run from one that was deleted. Absent for entries
+   * written before it was kept, and for documents found removed.
+   */
+  readonly sourceKey?: string;
 }
 
 /**

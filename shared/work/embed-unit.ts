@@ -99,8 +99,8 @@ export async function embedUnit(
   const counts = emptyCounts();
   const rejects: RejectRow[] = [];
   const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
-  /** Chunks kept per document id, to count chunks an edit removed. */
-  const chunkCounts = new Map<string, number>();
+  /** Chunks kept per document id, to count chunks an edit removed, and the source it was read from. */
+  const chunkCounts = new Map<string, { chunks: number; sourceKey: string }>();
   const docList = config.incremental.enabled ? new UnitDocList() : undefined;
   // The current window's documents and chunks.
   let docs = new Map<number, DocInfo>();
@@ -180,7 +180,9 @@ export async function embedUnit(
     const rows = kept.map((e) => e.row);
     for (const row of rows) {
       counts.chunks += 1;
-      chunkCounts.set(row.doc_id, (chunkCounts.get(row.doc_id) ?? 0) + 1);
+      const kept = chunkCounts.get(row.doc_id);
+      if (kept) kept.chunks += 1;
+      else chunkCounts.set(row.doc_id, { chunks: 1, sourceKey: row.source_key });
       docList?.add(row.source_key, row.doc_id);
       if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
       else if (index) {
@@ -240,9 +242,11 @@ export async function embedUnit(
     const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
       index.lookupDocs(unit.pipeline, ids),
     );
-    for (const [docId, chunkCount] of chunkCounts) {
-      counts.removedChunks += Math.max(0, (previous.get(docId)?.chunkCount ?? 0) - chunkCount);
-      if (previous.get(docId)?.chunkCount !== chunkCount) indexUpdates.docs.push({ docId, chunkCount });
+    for (const [docId, { chunks: chunkCount, sourceKey }] of chunkCounts) {
+      const before = previous.get(docId);
+      counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
+      if (before?.chunkCount !== chunkCount || before.sourceKey !== sourceKey)
+        indexUpdates.docs.push({ docId, chunkCount, sourceKey });
     }
   }
   return { rejects, counts, indexUpdates, ...(docList ? { docList } : {}) };

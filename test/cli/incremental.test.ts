@@ -144,6 +144,27 @@ describe('documents gone from a re-dropped source', () => {
     expect((await chunksIn(back.runId)).get(longest.id)).toBeLessThan(chunks);
   });
 
+  it('does not count a document that moved to another file in an earlier run as removed from its old file', async () => {
+    const first = path.join(work, 'moves-a.jsonl');
+    const second = path.join(work, 'moves-b.jsonl');
+    const docs = sampleDocuments(20, 17).map((d) => ({ ...d, id: `mv-${d.id}` }));
+    const moving = docs[4]!;
+    await writeFile(first, jsonl(docs));
+    await run(first);
+
+    // The document shows up in another file, dropped alone; then its old file is re-dropped without it.
+    await writeFile(second, jsonl([moving]));
+    expect((await run(second)).counts).toMatchObject({ removedDocuments: 0, embedded: 0 });
+    await writeFile(first, jsonl(docs.filter((d) => d !== moving)));
+    expect((await run(first)).counts).toMatchObject({ removedDocuments: 0, removedChunks: 0 });
+
+    // Gone from its new file too: now it is removed.
+    await writeFile(second, jsonl([docs[5]!]));
+    const gone = await run(second);
+    expect(gone.counts.removedDocuments).toBe(1);
+    expect(gone.counts.removedChunks).toBeGreaterThan(0);
+  });
+
   it('packs several small files into one unit and counts only the documents one of them lost', async () => {
     const folder = path.join(work, 'small');
     await mkdir(folder);

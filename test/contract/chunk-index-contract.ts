@@ -58,6 +58,21 @@ export function chunkIndexContract(name: string, makeIndex: () => Promise<ChunkI
       expect((await index.lookupChunks('other', ['a#0'])).get('a#0')?.textSha256).toBe('theirs');
     });
 
+    it('keeps the source a document was last read from, and forgets it when a record leaves it out', async () => {
+      await index.record(
+        'docs',
+        [],
+        [{ docId: 'moved', chunkCount: 3, sourceKey: 'incoming/docs/a b+1.jsonl' }],
+      );
+      expect(await index.lookupDocs('docs', ['moved'])).toEqual(
+        new Map([['moved', { docId: 'moved', chunkCount: 3, sourceKey: 'incoming/docs/a b+1.jsonl' }]]),
+      );
+      await index.record('docs', [], [{ docId: 'moved', chunkCount: 0 }]);
+      expect(await index.lookupDocs('docs', ['moved'])).toEqual(
+        new Map([['moved', { docId: 'moved', chunkCount: 0 }]]),
+      );
+    });
+
     it('handles more ids than one batch holds, with repeats', async () => {
       const chunks = Array.from({ length: 260 }, (_, i) => aChunk(`d${i}#0`, `h${i}`));
       await index.record('docs', [...chunks, chunks[0]!], []);

@@ -230,6 +230,42 @@ describe('compareSourceManifests', () => {
     expect(forgotten.sort()).toEqual(['a0000', 'a0002', 'a0003']);
   });
 
+  it.each([
+    ['alone in its run', false],
+    ['beside another source of the run', true],
+  ])(
+    'does not remove a document the index places in a source this run did not read (%s)',
+    async (_, withB) => {
+      const store = new MemoryObjectStore(16);
+      const a = someDocs('a', 6);
+      const b = someDocs('b', 3);
+      await compare(store, runIdOf(1), await aRun(store, runIdOf(1), [{ unitId: 'u0', docs: { [A]: a } }]));
+
+      // a0001 moved to C in a run that did not read A; a0002 and a0003 are gone for good; a0004
+      // is in the index as read from B, which this run reads and which does not hold it.
+      const lastSource = new Map<string, string | undefined>([
+        ['a0001', C],
+        ['a0002', A],
+        ['a0004', B],
+      ]);
+      const forgotten: string[] = [];
+      const kept = a.filter(([id]) => !['a0001', 'a0002', 'a0003', 'a0004'].includes(id));
+      const units: UnitSpec[] = [
+        { unitId: 'u0', docs: { [A]: kept } },
+        ...(withB ? [{ unitId: 'u1', docs: { [B]: b } }] : [{ unitId: 'u1', docs: { [B]: [] } }]),
+      ];
+      const result = await compare(store, runIdOf(2), await aRun(store, runIdOf(2), units), {
+        lastSourceOf: async (ids) => new Map(ids.map((id) => [id, lastSource.get(id)])),
+        forget: async (ids) => {
+          forgotten.push(...ids);
+        },
+      });
+      const gone = a.filter(([id]) => ['a0002', 'a0003', 'a0004'].includes(id));
+      expect(result).toMatchObject({ removedDocuments: 3, removedChunks: chunksOf(gone) });
+      expect(forgotten.sort()).toEqual(['a0002', 'a0003', 'a0004']);
+    },
+  );
+
   it('skips a source with a failed unit and leaves its manifest as it was; other sources go on', async () => {
     const store = new MemoryObjectStore(16);
     const a = someDocs('a', 10);

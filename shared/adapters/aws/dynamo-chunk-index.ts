@@ -25,7 +25,7 @@ type Item = Record<string, unknown>;
  * (secondary adapter) ChunkIndex over the runs table, by point lookups only:
  * - chunk item: pk=`CHUNK#<pipeline>#<chunkId>`, sk=`CHUNK`, `sha`, `vec` (float32
  *   little-endian bytes), `runId`
- * - document item: pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`
+ * - document item: pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`, `sourceKey` (when known)
  * A 384-dimension vector is 1.5 KB, far under the 400 KB item limit.
  */
 export class DynamoChunkIndex implements ChunkIndex {
@@ -65,7 +65,11 @@ export class DynamoChunkIndex implements ChunkIndex {
     const found = new Map<string, IndexedDoc>();
     for (const item of await this.batchGet(docIds.map((id) => docKey(pipeline, id)))) {
       const docId = (item.pk as string).slice(`DOC#${pipeline}#`.length);
-      found.set(docId, { docId, chunkCount: item.chunkCount as number });
+      found.set(docId, {
+        docId,
+        chunkCount: item.chunkCount as number,
+        ...(typeof item.sourceKey === 'string' ? { sourceKey: item.sourceKey } : {}),
+      });
     }
     return found;
   }
@@ -82,7 +86,11 @@ export class DynamoChunkIndex implements ChunkIndex {
         vec: new Uint8Array(c.embedding.buffer, c.embedding.byteOffset, c.embedding.byteLength),
         runId: c.runId,
       })),
-      ...docs.map((d) => ({ ...docKey(pipeline, d.docId), chunkCount: d.chunkCount })),
+      ...docs.map((d) => ({
+        ...docKey(pipeline, d.docId),
+        chunkCount: d.chunkCount,
+        ...(d.sourceKey === undefined ? {} : { sourceKey: d.sourceKey }),
+      })),
     ];
     // One put per key per batch: DynamoDB refuses a batch that names a key twice.
     const unique = [...new Map(items.map((item) => [`${item.pk}`, item])).values()];

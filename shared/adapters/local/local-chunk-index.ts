@@ -470,7 +470,12 @@ export class LocalChunkIndex implements ChunkIndex {
   async lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>> {
     const found = new Map<string, IndexedDoc>();
     for (const [id, record] of await this.read(pipeline, 'd', docIds)) {
-      if (Number.isSafeInteger(record.n)) found.set(id, { docId: id, chunkCount: record.n! });
+      if (!Number.isSafeInteger(record.n)) continue;
+      found.set(id, {
+        docId: id,
+        chunkCount: record.n!,
+        ...(typeof record.s === 'string' ? { sourceKey: record.s } : {}),
+      });
     }
     return found;
   }
@@ -503,7 +508,7 @@ export class LocalChunkIndex implements ChunkIndex {
       return {
         key,
         hash: this.hashOf(key),
-        line: JSON.stringify({ d: doc.docId, n: doc.chunkCount } satisfies DocRecord),
+        line: JSON.stringify({ d: doc.docId, n: doc.chunkCount, s: doc.sourceKey } satisfies DocRecord),
       };
     };
     await this.serialise(log, async () => {

@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 
 /** A line of the data log: the same JSON lines every version of the local index wrote, so old logs load. */
 export type ChunkRecord = { c: string; h: string; v: string; r: string };
-export type DocRecord = { d: string; n: number };
+export type DocRecord = { d: string; n: number; s?: string };
 
 export const NEWLINE = 10;
 export const NEWLINE_BYTES = Buffer.of(NEWLINE);
