@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIncrementalBench } from './incremental.ts';
+import { runManifestsBench } from './manifests.ts';
 import { runMemoryBench } from './memory.ts';
 import { runOverheadBench } from './overhead.ts';
 import { runPaddingBench } from './padding.ts';
@@ -29,6 +30,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   padding: runPaddingBench,
   'token-estimate': runTokenEstimateBench,
   incremental: () => runIncrementalBench(),
+  manifests: () => runManifestsBench(),
   saturation: runSaturationBench,
   overhead: () => runOverheadBench(),
   skew: () => runSkewBench(),
