@@ -373,8 +373,7 @@ async function compareAndReplace(
     if (!budget.overflow) {
       const pending = new Map<string, { outcome: Compared; chunks: number }[]>();
       for (const outcome of compared) {
-        for (const gone of outcome.candidates ?? [])
-          pending.set(gone.id, [...(pending.get(gone.id) ?? []), { outcome, chunks: gone.chunks }]);
+        for (const gone of outcome.candidates ?? []) holdVanished(pending, gone, outcome);
         outcome.candidates = undefined;
       }
       await scan(pending);
@@ -389,7 +388,7 @@ async function compareAndReplace(
           : empty();
         const after = manifestDocs(store, pipeline, outcome.sourceKey, outcome.next, opts.readWindowBytes);
         for await (const gone of docsMissingFrom(before, after)) {
-          pending.set(gone.id, [...(pending.get(gone.id) ?? []), { outcome, chunks: gone.chunks }]);
+          holdVanished(pending, gone, outcome);
           held += 1;
           if (held >= opts.maxCandidates) {
             await scan(pending);
@@ -419,6 +418,17 @@ async function compareAndReplace(
     },
   );
   return summarize(outcomes, skipped);
+}
+
+/** Holds a vanished document for the moves scan, beside the other sources it vanished from. */
+function holdVanished(
+  pending: Map<string, { outcome: Compared; chunks: number }[]>,
+  gone: DocEntry,
+  outcome: Compared,
+): void {
+  const held = pending.get(gone.id);
+  if (held) held.push({ outcome, chunks: gone.chunks });
+  else pending.set(gone.id, [{ outcome, chunks: gone.chunks }]);
 }
 
 /** Read window per input so that one merge of `inputs` streams holds about `mergeBufferBytes`. */
