@@ -20,7 +20,7 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { AdaptiveLimiter } from '../../shared/endpoint/adaptive-limiter.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
-import { unitPartKey } from '../../shared/output/keys.ts';
+import { type TableName, unitPartKey } from '../../shared/output/keys.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
@@ -79,7 +79,7 @@ describe('bisecting a refused batch through the SageMaker endpoint client', () =
     const outcome = await processUnit(deps, config, units[0]!, { isLastAttempt: false });
     expect(outcome).toMatchObject({ status: 'succeeded' });
     const summary = await finalizeRun({ store, runs }, RUN_ID, new Date('2026-11-29T06:01:00Z'));
-    const read = async (table: string) =>
+    const read = async (table: TableName) =>
       parquetReadObjects({
         file: (store.objects.get(unitPartKey(table, 'docs', RUN_ID, units[0]!.unitId))! as Uint8Array).slice()
           .buffer,
