@@ -173,6 +173,12 @@ export interface RunSummary {
   sources?: {
     /** Sources whose manifest this run replaced (their first run included). */
     compared: number;
+    /**
+     * Of those, sources deleted from the bucket (an upload or deletion notice named them,
+     * and they were gone when the run was planned): every document they held is removed
+     * unless it moved to another source.
+     */
+    deleted: number;
     /** Sources a retried finalize found already replaced by this run (stored counts reused). */
     reused: number;
     /** Sources not diffed (a unit that did not succeed, a later run's manifest, ...). */

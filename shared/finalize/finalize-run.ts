@@ -7,6 +7,7 @@ import {
   type SourceManifestComparison,
   type SourceManifestOptions,
 } from '../incremental/compare-source-manifests.ts';
+import { tracksSources } from '../incremental/deleted-sources.ts';
 import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.ts';
 import { runsParquet, segmentStatsParquet } from '../output/parquet-tables.ts';
 import { planRun } from '../plan/plan-run.ts';
@@ -174,8 +175,8 @@ export async function finalizeRun(
   const config = deps.pipelines?.get(run.pipeline);
   // Incremental embed runs diff each source's documents with its last manifest, which
   // needs every unit's descriptor (the files it read); other runs skip all of it.
-  const tracksSources = config?.kind === 'embed' && config.incremental.enabled && run.task === undefined;
-  const units = await deps.runs.listUnits(runId, tracksSources ? { withDescriptors: true } : {});
+  const comparesSources = tracksSources(config, run.task);
+  const units = await deps.runs.listUnits(runId, comparesSources ? { withDescriptors: true } : {});
   const open = units.filter((u) => u.status !== 'succeeded' && u.status !== 'failed');
   if (open.length > 0) throw new RunNotReady(`run ${runId} still has ${open.length} unfinished units`);
 
@@ -195,7 +196,7 @@ export async function finalizeRun(
     segments = await storeSegmentStats(deps, scoreConfigOf(deps, run), run, units);
   }
   let sources: SourceManifestComparison | undefined;
-  if (tracksSources) {
+  if (comparesSources) {
     const { chunkIndex } = deps;
     sources = await compareSourceManifests(deps.store, run, units, now, {
       ...deps.sourceManifests,
@@ -249,6 +250,7 @@ export async function finalizeRun(
       : {
           sources: {
             compared: sources.compared,
+            deleted: sources.deleted,
             reused: sources.reused,
             skipped: sources.skipped.length,
             skippedSources: sources.skipped.slice(0, MAX_SKIPPED_LISTED),

@@ -2,6 +2,7 @@ import type { WorkUnit } from '../domain/types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { StoredUnit } from '../ports/run-store.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
+import { readDeletedSources } from './deleted-sources.ts';
 import { type DocEntry, DocListError } from './doc-lines.ts';
 import { DEFAULT_READ_WINDOW_BYTES } from './object-lines.ts';
 import { docsMissingFrom, mergeSortedDocs, sumDuplicateDocs } from './sorted-docs.ts';
@@ -85,6 +86,8 @@ export interface SkippedSource {
 export interface SourceManifestComparison {
   /** Sources whose manifest this run replaced after diffing it (a source's first run included). */
   readonly compared: number;
+  /** Of those, sources gone from the bucket when the run was planned: their manifest is now empty. */
+  readonly deleted: number;
   /** Sources an earlier attempt of this finalize already replaced: their stored counts were reused. */
   readonly reused: number;
   /** Sources whose removals were not counted, each with why (sorted by key). */
@@ -116,7 +119,8 @@ interface Compared {
 type SourceOutcome =
   | Compared
   | { readonly kind: 'reused'; readonly sourceKey: string; readonly version: ManifestVersion }
-  | { readonly kind: 'skipped'; readonly sourceKey: string; readonly reason: string };
+  | { readonly kind: 'skipped'; readonly sourceKey: string; readonly reason: string }
+  | { readonly kind: 'unknown'; readonly sourceKey: string };
 
 /** Every source a unit covers: its range's source and its packed files. */
 function sourcesOf(unit: WorkUnit): string[] {
@@ -227,8 +231,15 @@ async function compareAndReplace(
     if (why) for (const key of keys) if (!skipped.has(key)) skipped.set(key, why);
   }
 
-  const eligible = [...unitsOf.keys()].filter((key) => !skipped.has(key)).sort();
-  const runSources: ReadonlySet<string> = new Set(unitsOf.keys());
+  // Sources gone when the run was planned hold nothing now: diffed against no documents.
+  const deleted: ReadonlySet<string> = new Set(
+    (await readDeletedSources(store, pipeline, runId)).filter((key) => !unitsOf.has(key)),
+  );
+  const eligible = [...unitsOf.keys()]
+    .filter((key) => !skipped.has(key))
+    .concat([...deleted])
+    .sort();
+  const runSources: ReadonlySet<string> = new Set([...unitsOf.keys(), ...deleted]);
   if (eligible.length === 0) return summarize([], skipped);
 
   const succeeded = units.filter((u) => u.status === 'succeeded');
@@ -269,6 +280,8 @@ async function compareAndReplace(
       if (!(error instanceof DocListError || error instanceof SyntaxError)) throw error;
       return writeManifest(sourceKey, undefined, `its manifest pointer was unreadable (${error.message})`);
     }
+    // A source deleted before any run completed it has nothing to remove, and gets no manifest.
+    if (!pointer && deleted.has(sourceKey)) return { kind: 'unknown', sourceKey };
     if (pointer?.runId === runId) return { kind: 'reused', sourceKey, version: versionOf(pointer) };
     // This run flipped it, then a later run flipped it again: the counts are in `previous`.
     if (pointer?.previous?.runId === runId) return { kind: 'reused', sourceKey, version: pointer.previous };
@@ -417,7 +430,7 @@ async function compareAndReplace(
       });
     },
   );
-  return summarize(outcomes, skipped);
+  return summarize(outcomes, skipped, deleted);
 }
 
 /** Holds a vanished document for the moves scan, beside the other sources it vanished from. */
@@ -471,13 +484,16 @@ async function rescueMoved(
 function summarize(
   outcomes: readonly SourceOutcome[],
   skipped: Map<string, string>,
+  deleted: ReadonlySet<string> = new Set(),
 ): SourceManifestComparison {
   let compared = 0;
+  let deletedCompared = 0;
   let reused = 0;
   let removedDocuments = 0;
   let removedChunks = 0;
   const skips = [...skipped].map(([sourceKey, reason]) => ({ sourceKey, reason }));
   for (const outcome of outcomes) {
+    if (outcome.kind === 'unknown') continue;
     if (outcome.kind === 'skipped') skips.push({ sourceKey: outcome.sourceKey, reason: outcome.reason });
     else if (outcome.kind === 'reused') {
       reused += 1;
@@ -490,12 +506,13 @@ function summarize(
       });
     } else {
       compared += 1;
+      if (deleted.has(outcome.sourceKey)) deletedCompared += 1;
       removedDocuments += outcome.candidateDocs - outcome.rescuedDocs;
       removedChunks += outcome.candidateChunks - outcome.rescuedChunks;
     }
   }
   skips.sort((a, b) => (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0));
-  return { compared, reused, skipped: skips, removedDocuments, removedChunks };
+  return { compared, deleted: deletedCompared, reused, skipped: skips, removedDocuments, removedChunks };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
+import { tracksSources, writeDeletedSources } from '../incremental/deleted-sources.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
@@ -16,6 +17,13 @@ export interface PlanRunRequest {
   readonly trigger: RunTrigger;
   /** Object keys to read (an upload's key, or local files staged into the store). */
   readonly keys?: readonly string[];
+  /**
+   * Keys reported deleted (S3 `ObjectRemoved` notices): each is looked up, not read. One
+   * that is gone, like a key of `keys` that is gone, is recorded for finalize as a deleted
+   * source when the pipeline keeps source manifests; one that exists again (re-uploaded
+   * since) is left to the run its upload starts.
+   */
+  readonly removedKeys?: readonly string[];
   /** A dataset prefix to read whole (scheduled runs). */
   readonly prefix?: string;
   readonly now: Date;
@@ -37,7 +45,10 @@ export interface PlanRunStats extends PlanStats {
 export interface PlanRunResult {
   readonly run: RunState;
   readonly units: readonly WorkUnit[];
-  /** Keys named by the request that no longer exist (deleted after upload); nothing to read. */
+  /**
+   * Keys named by the request (`keys` or `removedKeys`) that did not exist; nothing to
+   * read. Recorded as deleted sources when the pipeline keeps source manifests.
+   */
   readonly missing: readonly string[];
   /** Inputs of the run; `run.inputs` lists only the first of them when there are many. */
   readonly inputCount: number;
@@ -92,12 +103,15 @@ export async function planRun(
       if (!object.key.endsWith('/')) found.set(object.key, object);
     }
   }
-  const named = [...new Set(request.keys ?? [])].filter((key) => !found.has(key)).sort();
+  const named = [...new Set([...(request.keys ?? []), ...(request.removedKeys ?? [])])]
+    .filter((key) => !found.has(key))
+    .sort();
+  const toRead = new Set(request.keys ?? []);
   const heads = await mapWithConcurrency(named, HEAD_CONCURRENCY, (key) => deps.store.head(key));
   const missing: string[] = [];
   heads.forEach((info, i) => {
-    if (info) found.set(info.key, info);
-    else missing.push(named[i]!);
+    if (!info) missing.push(named[i]!);
+    else if (toRead.has(info.key)) found.set(info.key, info);
   });
   const classified: ClassifiedFile[] = [...found.values()]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
@@ -171,6 +185,7 @@ export async function planRun(
     ...(stagedParts.has(file.key) ? { stagedParts: stagedParts.get(file.key)! } : {}),
   }));
   const manifestKey = await writeRunManifest(deps.store, config.name, request.runId, manifest);
+  if (tracksSources(config, task)) await writeDeletedSources(deps.store, config.name, request.runId, missing);
 
   const run: RunState = {
     runId: request.runId,

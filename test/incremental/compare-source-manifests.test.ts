@@ -68,7 +68,14 @@ describe('compareSourceManifests', () => {
     const docs = someDocs('d', 11);
     const result = await compare(store, runIdOf(1), await aRun(store, runIdOf(1), spread(A, docs, 3)));
 
-    expect(result).toEqual({ compared: 1, reused: 0, skipped: [], removedDocuments: 0, removedChunks: 0 });
+    expect(result).toEqual({
+      compared: 1,
+      deleted: 0,
+      reused: 0,
+      skipped: [],
+      removedDocuments: 0,
+      removedChunks: 0,
+    });
     expect(await currentManifest(store, A)).toEqual(docs);
     const pointer = await readManifestPointer(store, PIPELINE, A);
     expect(pointer).toMatchObject({

@@ -9,6 +9,7 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { ModelError } from '../../shared/errors/errors.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
+import { deletedSourcesKey } from '../../shared/incremental/deleted-sources.ts';
 import { readUnitDocList, sectionDocs } from '../../shared/incremental/unit-doc-list.ts';
 import { tablePartitionPrefix } from '../../shared/output/keys.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
@@ -182,6 +183,39 @@ describe('documents gone from a re-dropped source, through plan, work and finali
     expect((await currentManifest(store, 'incoming/docs/p2.jsonl')).map(([id]) => id)).toContain('b002');
   });
 
+  it('a source deleted from the bucket: a notice naming it plans a run that removes its documents', async () => {
+    const files = {
+      'incoming/docs/p0.jsonl': jsonl(docsOf('a', 6)),
+      'incoming/docs/p1.jsonl': jsonl(docsOf('b', 6)),
+    };
+    const [unit] = await plan(runIdOf(1), files);
+    await processUnit(deps(), config, unit!, { isLastAttempt: false });
+    await finalize(runIdOf(1));
+    const chunks = await chunksByDoc(runIdOf(1));
+
+    // p1 is deleted; p0 is named by a stale deletion notice but exists (uploaded again since).
+    store.objects.delete('incoming/docs/p1.jsonl');
+    const planned = await planRun({ store, runs, queue }, config, {
+      runId: runIdOf(2),
+      trigger: 's3',
+      removedKeys: ['incoming/docs/p1.jsonl', 'incoming/docs/p0.jsonl'],
+      now: new Date('2026-03-01T10:00:02Z'),
+    });
+    expect(planned).toMatchObject({ units: [], missing: ['incoming/docs/p1.jsonl'], inputCount: 0 });
+    const summary = await finalize(runIdOf(2));
+
+    const removedChunks = docsOf('b', 6).reduce((sum, d) => sum + chunks.get(d.id)!, 0);
+    expect(summary).toMatchObject({
+      status: 'succeeded',
+      counts: { records: 0, removedDocuments: 6, removedChunks },
+      sources: { compared: 1, deleted: 1, skipped: 0 },
+    });
+    expect(await currentManifest(store, 'incoming/docs/p1.jsonl')).toEqual([]);
+    expect((await currentManifest(store, 'incoming/docs/p0.jsonl')).map(([id]) => id)).toEqual(
+      docsOf('a', 6).map((d) => d.id),
+    );
+  });
+
   it('a pipeline that is not incremental writes no doc list and keeps no manifest', async () => {
     const plain = pipelineConfig({ incremental: { enabled: false } });
     const key = 'incoming/docs/plain.jsonl';
@@ -200,6 +234,15 @@ describe('documents gone from a re-dropped source, through plan, work and finali
     );
     expect(summary?.sources).toBeUndefined();
     expect(summary?.counts.removedDocuments).toBeUndefined();
+
+    // A source it was told was deleted is not recorded either: it has nothing to count.
+    await planRun({ store, runs, queue }, plain, {
+      runId: runIdOf(2),
+      trigger: 's3',
+      removedKeys: ['incoming/docs/gone.jsonl'],
+      now: new Date('2026-03-01T10:00:02Z'),
+    });
+    expect(store.objects.has(deletedSourcesKey(plain.name, runIdOf(2)))).toBe(false);
     expect([...store.objects.keys()].filter((k) => /^runs\/docs\/(r-[^/]+\/docs|sources)\//.test(k))).toEqual(
       [],
     );
