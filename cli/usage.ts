@@ -10,7 +10,7 @@ export const USAGE = `usage:
   sluice status [RUN_ID] [--home DIR] [--json]
   sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--resume] [--json]
                  [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
-  sluice serve-model [--backend hash-embed|echo|xgboost-json] [--model PATH] [--dimension N] [--port N]
+  sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
 
 Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 run finished (rejects are

@@ -6,7 +6,7 @@ import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
-const BACKENDS = ['hash-embed', 'echo', 'xgboost-json'] as const;
+const BACKENDS = ['hash-embed', 'echo', 'xgboost-json', 'onnx'] as const;
 
 function numberOption(
   name: string,
@@ -30,8 +30,11 @@ export interface ServeModelSettings {
   readonly gpu?: SimulatedGpuOptions;
 }
 
-/** Validates the flags of `sluice serve-model`; a bad one is a UsageError naming it. */
-export function parseServeModelArgs(args: string[]): ServeModelSettings {
+/**
+ * Validates the flags of `sluice serve-model` and loads the backend; a bad flag is a
+ * UsageError naming it, a model that does not load a ConfigError (both exit 2).
+ */
+export async function parseServeModelArgs(args: string[]): Promise<ServeModelSettings> {
   const { values, positionals } = parseCommandArgs(args, {
     backend: { type: 'string', default: 'hash-embed' },
     model: { type: 'string' },
@@ -44,26 +47,53 @@ export function parseServeModelArgs(args: string[]): ServeModelSettings {
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
-  let backend: ServedBackend;
-  if (values.backend !== 'xgboost-json' && values.model !== undefined)
-    throw new UsageError('--model is for --backend xgboost-json');
-  if (values.backend === 'hash-embed') backend = new HashEmbedder(dimension);
-  else if (values.backend === 'echo') backend = new EchoBackend(dimension);
-  else if (values.backend === 'xgboost-json') {
-    if (values.model === undefined)
-      throw new UsageError('--backend xgboost-json needs --model PATH (an XGBoost JSON model)');
-    backend = XgboostJsonBackend.fromFile(values.model);
-  } else throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${values.backend}"`);
+  if (values.backend !== 'xgboost-json' && values.backend !== 'onnx' && values.model !== undefined)
+    throw new UsageError('--model is for --backend xgboost-json or onnx');
   const port = numberOption('port', values.port, { min: 0, max: 65535, integer: true }) ?? 0;
+  const gpu = gpuOptions(values);
+  // Every flag is checked before a model loads: loading an ONNX model takes a while.
+  const backend = await loadBackend(values.backend, values.model, dimension, values.dimension !== undefined);
+  return gpu === undefined ? { backend, port } : { backend, port, gpu };
+}
 
-  const capacity = numberOption('capacity', values.capacity, { min: 1, max: 100_000, integer: true });
-  const queue = numberOption('queue', values.queue, { min: 0, max: 100_000, integer: true });
-  const latencyMsFixed = numberOption('latency-ms-fixed', values['latency-ms-fixed'], {
+async function loadBackend(
+  name: string | undefined,
+  model: string | undefined,
+  dimension: number,
+  dimensionGiven: boolean,
+): Promise<ServedBackend> {
+  if (name === 'hash-embed') return new HashEmbedder(dimension);
+  if (name === 'echo') return new EchoBackend(dimension);
+  if (name === 'xgboost-json') {
+    if (model === undefined)
+      throw new UsageError('--backend xgboost-json needs --model PATH (an XGBoost JSON model)');
+    return XgboostJsonBackend.fromFile(model);
+  }
+  if (name === 'onnx') {
+    if (model === undefined)
+      throw new UsageError(
+        '--backend onnx needs --model DIR (a folder with model.onnx or onnx/model.onnx and tokenizer.json)',
+      );
+    if (dimensionGiven)
+      throw new UsageError("--dimension is not for --backend onnx: the model's output gives its dimension");
+    // Imported only here, so the other backends never load onnxruntime-node.
+    const { OnnxEmbeddingBackend } = await import('../model-server/onnx-backend.ts');
+    return OnnxEmbeddingBackend.load(model);
+  }
+  throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${name}"`);
+}
+
+/** The GPU simulation the flags ask for; undefined when none of them is given. */
+function gpuOptions(values: Record<string, string | boolean | undefined>): SimulatedGpuOptions | undefined {
+  const flag = (name: string) => values[name] as string | undefined;
+  const capacity = numberOption('capacity', flag('capacity'), { min: 1, max: 100_000, integer: true });
+  const queue = numberOption('queue', flag('queue'), { min: 0, max: 100_000, integer: true });
+  const latencyMsFixed = numberOption('latency-ms-fixed', flag('latency-ms-fixed'), {
     min: 0,
     max: 600_000,
     integer: false,
   });
-  const latencyMsPerToken = numberOption('latency-ms-per-token', values['latency-ms-per-token'], {
+  const latencyMsPerToken = numberOption('latency-ms-per-token', flag('latency-ms-per-token'), {
     min: 0,
     max: 1000,
     integer: false,
@@ -71,16 +101,12 @@ export function parseServeModelArgs(args: string[]): ServeModelSettings {
   if (queue !== undefined && capacity === undefined)
     throw new UsageError('--queue needs --capacity: requests only wait when every slot is busy');
   const simulated = [capacity, queue, latencyMsFixed, latencyMsPerToken].some((v) => v !== undefined);
-  if (!simulated) return { backend, port };
+  if (!simulated) return undefined;
   return {
-    backend,
-    port,
-    gpu: {
-      ...(capacity === undefined ? {} : { capacity }),
-      ...(queue === undefined ? {} : { queue }),
-      ...(latencyMsFixed === undefined ? {} : { latencyMsFixed }),
-      ...(latencyMsPerToken === undefined ? {} : { latencyMsPerToken }),
-    },
+    ...(capacity === undefined ? {} : { capacity }),
+    ...(queue === undefined ? {} : { queue }),
+    ...(latencyMsFixed === undefined ? {} : { latencyMsFixed }),
+    ...(latencyMsPerToken === undefined ? {} : { latencyMsPerToken }),
   };
 }
 
@@ -95,7 +121,7 @@ function describeGpu(gpu: SimulatedGpuOptions): string {
  * GPU (see SimulatedGpu), for benchmarks of the endpoint client against the real SDK.
  */
 export async function serveModelCommand(args: string[], io: CommandIo): Promise<number> {
-  const settings = parseServeModelArgs(args);
+  const settings = await parseServeModelArgs(args);
   const server = await startModelServer({
     backend: settings.backend,
     port: settings.port,
@@ -111,5 +137,6 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
     process.once('SIGTERM', resolve);
   });
   await server.close();
+  if ('close' in settings.backend) await settings.backend.close?.();
   return 0;
 }

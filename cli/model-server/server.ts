@@ -144,8 +144,8 @@ function csvInvoker(backend: CsvScoringBackend, counters: Counters): Invoke {
 
 function invoker(backend: ServedBackend, gpu: SimulatedGpu | undefined, counters: Counters): Invoke {
   if (isCsvBackend(backend)) return csvInvoker(backend, counters);
-  const embedded = (inputs: string[]): Answer => {
-    const json = vectorsJson(backend.embed(inputs));
+  const embedded = async (inputs: string[]): Promise<Answer> => {
+    const json = vectorsJson(await backend.embed(inputs));
     counters.inputs += inputs.length;
     return { body: json, contentType: 'application/json' };
   };
@@ -156,7 +156,7 @@ function invoker(backend: ServedBackend, gpu: SimulatedGpu | undefined, counters
     if (admitted === undefined) return undefined;
     const slot = await admitted;
     try {
-      return embedded(inputs);
+      return await embedded(inputs);
     } finally {
       await slot.finish();
     }

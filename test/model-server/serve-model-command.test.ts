@@ -1,22 +1,34 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseServeModelArgs } from '../../cli/commands/serve-model.ts';
+import { main } from '../../cli/main.ts';
 import { EchoBackend } from '../../cli/model-server/echo-backend.ts';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { OnnxEmbeddingBackend } from '../../cli/model-server/onnx-backend.ts';
 import { UsageError } from '../../cli/usage.ts';
+import { writeTinyModelFolder } from '../support/onnx-model.ts';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'sluice-serve-model-'));
+});
+afterAll(() => rm(work, { recursive: true, force: true }));
 
 describe('sluice serve-model flags', () => {
-  it('defaults to hash-embed on a free port, with no GPU simulation', () => {
-    const settings = parseServeModelArgs([]);
+  it('defaults to hash-embed on a free port, with no GPU simulation', async () => {
+    const settings = await parseServeModelArgs([]);
     expect(settings.backend).toBeInstanceOf(HashEmbedder);
     expect(settings).toMatchObject({ port: 0, backend: { dimension: 384 } });
     expect(settings.gpu).toBeUndefined();
   });
 
-  it('reads the echo backend and the GPU simulation flags', () => {
-    const settings = parseServeModelArgs([
+  it('reads the echo backend and the GPU simulation flags', async () => {
+    const settings = await parseServeModelArgs([
       '--backend',
       'echo',
       '--dimension',
@@ -35,35 +47,59 @@ describe('sluice serve-model flags', () => {
     expect(settings.gpu).toEqual({ capacity: 8, queue: 2, latencyMsFixed: 20, latencyMsPerToken: 0.02 });
   });
 
-  it('serves an XGBoost JSON model over text/csv, and needs --model for it', () => {
-    const settings = parseServeModelArgs([
+  it('serves an XGBoost JSON model over text/csv, and needs --model for it', async () => {
+    const settings = await parseServeModelArgs([
       '--backend',
       'xgboost-json',
       '--model',
       'events/fixtures/xgboost/binary/model.json',
     ]);
     expect(settings.backend.description).toMatch(/xgboost/i);
-    expect(() => parseServeModelArgs(['--backend', 'xgboost-json'])).toThrow(
+    await expect(parseServeModelArgs(['--backend', 'xgboost-json'])).rejects.toThrow(
       '--backend xgboost-json needs --model PATH',
     );
-    expect(() => parseServeModelArgs(['--model', 'x.json'])).toThrow('--model is for --backend xgboost-json');
+    await expect(parseServeModelArgs(['--model', 'x.json'])).rejects.toThrow(
+      '--model is for --backend xgboost-json or onnx',
+    );
   });
 
-  it('simulates latency alone, without a capacity limit', () => {
-    expect(parseServeModelArgs(['--latency-ms-fixed', '5']).gpu).toEqual({ latencyMsFixed: 5 });
+  it('loads an ONNX sentence-transformer folder with --backend onnx --model DIR', async () => {
+    const dir = await writeTinyModelFolder(path.join(work, 'tiny'));
+    const settings = await parseServeModelArgs(['--backend', 'onnx', '--model', dir]);
+    expect(settings.backend).toBeInstanceOf(OnnxEmbeddingBackend);
+    expect(settings.backend).toMatchObject({ model: 'sluice-tests/tiny-bert', dimension: 4 });
+    await (settings.backend as OnnxEmbeddingBackend).close();
+  });
+
+  it('exits 2 with one line when the ONNX folder is bad', async () => {
+    const err: string[] = [];
+    const code = await main(['serve-model', '--backend', 'onnx', '--model', path.join(work, 'missing')], {
+      out: () => {},
+      err: (line) => err.push(line),
+    });
+    expect(code).toBe(2);
+    expect(err).toEqual([`sluice serve-model: model folder ${path.join(work, 'missing')}: not a folder`]);
+  });
+
+  it('simulates latency alone, without a capacity limit', async () => {
+    expect((await parseServeModelArgs(['--latency-ms-fixed', '5'])).gpu).toEqual({ latencyMsFixed: 5 });
   });
 
   it.each([
-    [['--backend', 'onnx'], /--backend must be one of hash-embed, echo, xgboost-json, got "onnx"/],
+    [['--backend', 'tflite'], /--backend must be one of hash-embed, echo, xgboost-json, onnx, got "tflite"/],
+    [['--backend', 'onnx'], /--backend onnx needs --model DIR/],
+    [['--backend', 'onnx', '--model', '.', '--dimension', '8'], /--dimension is not for --backend onnx/],
+    [['--backend', 'onnx', '--model', '.', '--port', 'x'], /--port must be an integer/],
     [['--capacity', '0'], /--capacity must be an integer from 1/],
     [['--capacity', '2.5'], /--capacity must be an integer/],
     [['--latency-ms-per-token', 'fast'], /--latency-ms-per-token must be a number/],
     [['--latency-ms-fixed=-1'], /--latency-ms-fixed must be a number from 0/],
     [['--queue', '4'], /--queue needs --capacity/],
     [['--capacityy', '4'], /capacityy/],
-  ])('refuses %j with one line naming the flag', (args, message) => {
-    expect(() => parseServeModelArgs(args)).toThrow(UsageError);
-    expect(() => parseServeModelArgs(args)).toThrow(message);
+  ])('refuses %j with one line naming the flag', async (args, message) => {
+    const error = await parseServeModelArgs(args).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toMatch(message);
   });
 });
 
@@ -113,5 +149,30 @@ describe('sluice serve-model as a process', () => {
     const [code] = (await once(proc, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(stderr.join('')).toMatch(/simulated GPU: 3 batches at once, queue 0, latency 1 ms/);
+  });
+
+  it('serves an ONNX folder from the compiled CLI, which loads onnxruntime-node only for it', async () => {
+    const dir = await writeTinyModelFolder(path.join(work, 'tiny-process'));
+    const proc = spawn(
+      process.execPath,
+      ['bin/sluice.js', 'serve-model', '--backend', 'onnx', '--model', dir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child = proc;
+    const stderr: string[] = [];
+    proc.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
+    const [line] = (await once(createInterface({ input: proc.stdout! }), 'line')) as [string];
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line)?.[1];
+    const answer = await fetch(`${url}/embed`, { method: 'POST', body: '{"inputs":"the queue"}' });
+    const norm = Math.sqrt(2.16);
+    expect(await answer.json()).toEqual([
+      [0.4 / norm, 1 / norm, 0, 1 / norm].map((x) => Math.round(x * 1e7) / 1e7),
+    ]);
+    proc.kill('SIGTERM');
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    expect(stderr.join('')).toMatch(/^onnx: sluice-tests\/tiny-bert from /m);
   });
 });
