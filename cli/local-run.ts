@@ -2,7 +2,7 @@ import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
-import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { EmbedPipelineConfig, PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -38,6 +38,8 @@ export interface LocalRunOptions {
   readonly pipelinesDir?: string;
   /** A running server speaking the SageMaker runtime API; when absent the built-in one starts. */
   readonly endpointUrl?: string;
+  /** An ONNX sentence-transformer folder the built-in server runs instead of hash-embed (embed pipelines). */
+  readonly modelDir?: string;
   /** Progress lines for a person (stderr). */
   readonly log: (line: string) => void;
   readonly now?: () => Date;
@@ -99,17 +101,20 @@ interface LocalModel {
 
 /**
  * The model a local run calls: the server at `--endpoint-url`, or the built-in one with
- * the weight-free hash embedder (embed pipelines) or the pipeline's XGBoost JSON model
- * (score pipelines). Results record the model that really produced them.
+ * the weight-free hash embedder or the ONNX folder of `--model-dir` (embed pipelines), or
+ * the pipeline's XGBoost JSON model (score pipelines). Results record the model that
+ * really produced them.
  */
 async function startLocalModel(
   home: LocalHome,
   config: PipelineConfig,
   endpointUrl: string | undefined,
+  modelDir: string | undefined,
   log: (line: string) => void,
 ): Promise<LocalModel> {
   if (endpointUrl !== undefined) return { config, endpointUrl };
   if (config.kind === 'embed') {
+    if (modelDir !== undefined) return startOnnxModel(config, modelDir, log);
     const backend = new HashEmbedder(config.endpoint.dimension);
     const server = await startModelServer({ backend });
     log(`model server: ${server.url} (${backend.description})`);
@@ -131,6 +136,44 @@ async function startLocalModel(
     config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? backend.model } },
     endpointUrl: server.url,
     server,
+  };
+}
+
+/**
+ * The built-in server with the ONNX sentence-transformer in `modelDir` (imported only
+ * here: it loads onnxruntime-node). Its output must have the pipeline's
+ * `endpoint.dimension`, else a ConfigError of one line (exit 2); the embeddings record
+ * the folder's model id. Closing the server releases the onnxruntime session.
+ */
+async function startOnnxModel(
+  config: EmbedPipelineConfig,
+  modelDir: string,
+  log: (line: string) => void,
+): Promise<LocalModel> {
+  const { OnnxEmbeddingBackend } = await import('./model-server/onnx-backend.ts');
+  const backend = await OnnxEmbeddingBackend.load(modelDir);
+  if (backend.dimension !== config.endpoint.dimension) {
+    await backend.close();
+    throw new ConfigError(
+      `--model-dir ${modelDir}: ${backend.model} outputs ${backend.dimension}-dimensional vectors, but the ${config.name} pipeline's endpoint.dimension is ${config.endpoint.dimension}`,
+    );
+  }
+  if (config.endpoint.maxInputTokens > backend.folder.maxLength)
+    log(
+      `warning: endpoint.maxInputTokens is ${config.endpoint.maxInputTokens} but ${backend.model} takes ${backend.folder.maxLength} tokens; longer chunks are truncated`,
+    );
+  const server = await startModelServer({ backend });
+  log(`model server: ${server.url} (${backend.description})`);
+  return {
+    config: { ...config, endpoint: { ...config.endpoint, model: backend.model } },
+    endpointUrl: server.url,
+    server: {
+      ...server,
+      close: async () => {
+        await server.close();
+        await backend.close();
+      },
+    },
   };
 }
 
@@ -157,6 +200,8 @@ export interface LocalRuntimeOptions {
   readonly config: PipelineConfig;
   readonly pipelinesDir?: string;
   readonly endpointUrl?: string;
+  /** An ONNX sentence-transformer folder the built-in server runs instead of hash-embed (embed pipelines). */
+  readonly modelDir?: string;
   readonly log: (line: string) => void;
   readonly now?: () => Date;
   /**
@@ -194,7 +239,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const { home, log } = options;
   const now = options.now ?? (() => new Date());
   await seedBundle(home, options.config, options.pipelinesDir, log);
-  const model = await startLocalModel(home, options.config, options.endpointUrl, log);
+  const model = await startLocalModel(home, options.config, options.endpointUrl, options.modelDir, log);
   const { config } = model;
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();

@@ -5,14 +5,17 @@ import { ConfigError } from '../shared/errors/errors.ts';
 export class UsageError extends ConfigError {}
 
 export const USAGE = `usage:
-  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--threads N] [--json]
+  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR]
+             [--threads N] [--json]
   sluice query "SQL" [--home DIR] [--json]
   sluice status [RUN_ID] [--home DIR] [--json]
-  sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL] [--resume] [--json]
+  sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
                  [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
   sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
 
+--model-dir DIR runs an ONNX sentence-transformer folder (model.onnx or onnx/model.onnx, tokenizer.json)
+in the local model server instead of the weight-free hash-embed; redrive a run with the model it ran with.
 Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 run finished (rejects are
 reported, not fatal), 1 run failed, 2 bad usage or config.`;
 

@@ -72,7 +72,7 @@ async function redriveLocally(
   config: PipelineConfig,
   runId: string,
   units: readonly WorkUnit[],
-  options: { endpointUrl: string | undefined; pipelinesDir: string },
+  options: { endpointUrl: string | undefined; modelDir: string | undefined; pipelinesDir: string },
   log: (line: string) => void,
 ): Promise<void> {
   const runtime = await startLocalRuntime({
@@ -80,6 +80,7 @@ async function redriveLocally(
     config,
     pipelinesDir: options.pipelinesDir,
     ...(options.endpointUrl === undefined ? {} : { endpointUrl: options.endpointUrl }),
+    ...(options.modelDir === undefined ? {} : { modelDir: options.modelDir }),
     log,
   });
   try {
@@ -113,6 +114,7 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     home: { type: 'string' },
     pipelines: { type: 'string' },
     'endpoint-url': { type: 'string' },
+    'model-dir': { type: 'string' },
     resume: { type: 'boolean', default: false },
     'runs-table': { type: 'string' },
     'work-queue-url': { type: 'string' },
@@ -144,6 +146,12 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
   const config = await loadPipelineConfig(pipelinesDir, run.pipeline);
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url']))
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
+  if (values['model-dir'] !== undefined && values['endpoint-url'] !== undefined)
+    throw new UsageError(
+      'give --model-dir (a local ONNX model) or --endpoint-url (a running server), not both',
+    );
+  if (values['model-dir'] !== undefined && config.kind !== 'embed')
+    throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
 
   const units = await unitsToRedrive(home.runs, run, values.resume, where);
   if (units === undefined) {
@@ -158,7 +166,7 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     config,
     runId,
     units,
-    { endpointUrl: values['endpoint-url'], pipelinesDir },
+    { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
     (line) => io.err(line),
   );
 

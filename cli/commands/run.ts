@@ -29,6 +29,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     home: { type: 'string' },
     pipelines: { type: 'string' },
     'endpoint-url': { type: 'string' },
+    'model-dir': { type: 'string' },
     threads: { type: 'string' },
     json: { type: 'boolean', default: false },
   });
@@ -40,8 +41,15 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url'])) {
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
   }
+  const modelDir = values['model-dir'];
+  if (modelDir !== undefined && values['endpoint-url'] !== undefined)
+    throw new UsageError(
+      'give --model-dir (a local ONNX model) or --endpoint-url (a running server), not both',
+    );
   const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
   const config = await loadPipelineConfig(pipelinesDir, values.pipeline);
+  if (modelDir !== undefined && config.kind !== 'embed')
+    throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
   const home = openHome(values.home);
   const { summary } = await runLocalPipeline({
     home,
@@ -49,6 +57,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     pipelinesDir,
     paths: positionals,
     ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
+    ...(modelDir === undefined ? {} : { modelDir }),
     ...(threads === undefined ? {} : { threads }),
     log: (line) => io.err(line),
   });
