@@ -16,7 +16,7 @@ import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
-import { resolveInputs, stageInputs } from './stage-inputs.ts';
+import { resolveInputs, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
 /**
@@ -354,6 +354,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const runtime = await startLocalRuntime(options);
   const { config, queue } = runtime;
   try {
+    const removedKeys = await unstageVanished(home.store, inputs);
     await stageInputs(home.store, inputs);
     const runId = newRunId(now());
     const planStarted = Date.now();
@@ -361,6 +362,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       runId,
       trigger: 'local',
       keys: inputs.map((i) => i.key),
+      removedKeys,
       now: now(),
     });
     const planMs = Date.now() - planStarted;

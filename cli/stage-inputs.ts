@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FsObjectStore } from '../shared/adapters/local/fs-object-store.ts';
 import { UsageError } from './usage.ts';
@@ -6,6 +6,8 @@ import { UsageError } from './usage.ts';
 export interface StagedInput {
   readonly file: string;
   readonly key: string;
+  /** For a folder's files: the key prefix the whole folder is staged under. */
+  readonly folder?: string;
 }
 
 async function listFiles(dir: string): Promise<string[]> {
@@ -37,10 +39,10 @@ export async function resolveInputs(paths: readonly string[], pipeline: string):
     if (info.isDirectory()) {
       const files = await listFiles(given);
       if (files.length === 0) throw new UsageError(`input folder has no files: ${given}`);
-      const base = path.basename(path.resolve(given));
+      const folder = `incoming/${pipeline}/${path.basename(path.resolve(given))}/`;
       for (const file of files) {
         const rel = path.relative(given, file).split(path.sep).join('/');
-        staged.push({ file, key: `incoming/${pipeline}/${base}/${rel}` });
+        staged.push({ file, key: `${folder}${rel}`, folder });
       }
     } else if (info.isFile()) {
       staged.push({ file: given, key: `incoming/${pipeline}/${path.basename(given)}` });
@@ -67,4 +69,26 @@ export async function stageInputs(store: FsObjectStore, inputs: readonly StagedI
     await mkdir(path.dirname(target), { recursive: true });
     await copyFile(input.file, target);
   }
+}
+
+/**
+ * A folder is staged as a whole: files an earlier run staged from it that it no longer
+ * has are deleted from the local bucket, as deleting them from S3 would, and returned so
+ * the run records them as deleted sources (their documents count as removed).
+ */
+export async function unstageVanished(
+  store: FsObjectStore,
+  inputs: readonly StagedInput[],
+): Promise<string[]> {
+  const keys = new Set(inputs.map((input) => input.key));
+  const folders = new Set(inputs.flatMap((input) => (input.folder === undefined ? [] : [input.folder])));
+  const vanished: string[] = [];
+  for (const folder of folders) {
+    for await (const object of store.list(folder)) {
+      if (keys.has(object.key)) continue;
+      await rm(store.pathOf(object.key), { force: true });
+      vanished.push(object.key);
+    }
+  }
+  return vanished;
 }

@@ -6,6 +6,7 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
+import { tracksSources } from '../shared/incremental/deleted-sources.ts';
 import { newRunId, pipelineOfIncomingKey } from '../shared/output/keys.ts';
 import { type PlanRunResult, planRun } from '../shared/plan/plan-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
@@ -54,8 +55,11 @@ type IngestEntry = { readonly pipelines: ReadonlySet<string> } | { readonly inva
  * From the ingest queue: every object of one SQS batch is grouped by pipeline
  * (`incoming/<pipeline>/...`) and each pipeline gets one run over all of its objects.
  * A message fails (and is redelivered) when its pipeline's plan fails; messages of other
- * pipelines still succeed. S3's test event, other buckets, keys outside a configured
- * pipeline and non-create events are logged and skipped: no retry could plan them.
+ * pipelines still succeed. A deletion (`ObjectRemoved:*`) joins its pipeline's run as a
+ * key to look up, not read: gone, it is a deleted source whose documents finalize counts
+ * as removed (pipelines that keep source manifests: incremental embedding). S3's test
+ * event, other buckets, keys outside a configured pipeline, deletions for other pipelines
+ * and other events are logged and skipped: no retry could plan them.
  *
  * From EventBridge Scheduler: `{"kind":"scheduled-run","pipeline","prefix"}` plans one
  * run over every object under the prefix; a failure is thrown so Scheduler retries it.
@@ -67,7 +71,7 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
   const plan = async (
     d: PlanHandlerDeps,
     config: PipelineConfig,
-    request: { trigger: 's3' | 'schedule'; keys?: string[]; prefix?: string },
+    request: { trigger: 's3' | 'schedule'; keys?: string[]; removedKeys?: string[]; prefix?: string },
   ): Promise<PlanRunResult> => {
     const started = now();
     const result = await planRun(d, config, { ...request, runId: newRunId(started), now: started });
@@ -80,10 +84,12 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
       estCost: result.units.reduce((sum, unit) => sum + unit.estCost, 0),
     });
     if (result.missing.length > 0) {
-      logger.warn('inputs deleted before planning; nothing to read', {
-        runId: result.run.runId,
-        missing: result.missing,
-      });
+      logger.info(
+        tracksSources(config)
+          ? 'sources gone when planned; their documents count as removed at finalize'
+          : 'inputs deleted before planning; nothing to read',
+        { runId: result.run.runId, missing: result.missing.slice(0, 100), count: result.missing.length },
+      );
     }
     metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
     metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
@@ -94,6 +100,7 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
   const readIngestBatch = (d: PlanHandlerDeps, records: readonly SQSRecord[]) => {
     const entries = new Map<string, IngestEntry>();
     const keysByPipeline = new Map<string, Set<string>>();
+    const removedByPipeline = new Map<string, Set<string>>();
     for (const record of records) {
       let notification: ReturnType<typeof parseS3Notification>;
       try {
@@ -118,8 +125,9 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
             key: object.key,
             eventName: object.eventName,
           });
-        if (!object.eventName.startsWith('ObjectCreated:')) {
-          skip(`${object.eventName} is not an object creation`);
+        const removal = object.eventName.startsWith('ObjectRemoved:');
+        if (!removal && !object.eventName.startsWith('ObjectCreated:')) {
+          skip(`${object.eventName} is neither an object creation nor a deletion`);
           continue;
         }
         if (object.bucket !== d.bucket) {
@@ -135,12 +143,19 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
           );
           continue;
         }
+        if (removal && !tracksSources(d.pipelines.get(pipeline))) {
+          skip(
+            `pipeline ${pipeline} keeps no source manifests (it is not incremental embedding): nothing to remove`,
+          );
+          continue;
+        }
         pipelines.add(pipeline);
-        const keys = keysByPipeline.get(pipeline) ?? new Set<string>();
-        keysByPipeline.set(pipeline, keys.add(object.key));
+        const byPipeline = removal ? removedByPipeline : keysByPipeline;
+        const keys = byPipeline.get(pipeline) ?? new Set<string>();
+        byPipeline.set(pipeline, keys.add(object.key));
       }
     }
-    return { entries, keysByPipeline };
+    return { entries, keysByPipeline, removedByPipeline };
   };
 
   const planNotifications = async (
@@ -148,7 +163,7 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     event: SQSEvent,
     context: Context,
   ): Promise<SQSBatchResponse> => {
-    const { entries, keysByPipeline } = readIngestBatch(d, event.Records);
+    const { entries, keysByPipeline, removedByPipeline } = readIngestBatch(d, event.Records);
     // Started by the first message that needs it and awaited by all of them, so a
     // pipeline's failure fails exactly the messages that named it.
     const plans = new Map<string, Promise<PlanRunResult>>();
@@ -156,14 +171,18 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
       let pending = plans.get(pipeline);
       if (pending === undefined) {
         const keys = [...(keysByPipeline.get(pipeline) ?? [])];
-        pending = plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys }).catch((error: unknown) => {
-          logger.error('planning failed; the messages naming these keys will be redelivered', {
-            pipeline,
-            keys,
-            error: describeError(error),
-          });
-          throw error;
-        });
+        const removedKeys = [...(removedByPipeline.get(pipeline) ?? [])];
+        pending = plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys, removedKeys }).catch(
+          (error: unknown) => {
+            logger.error('planning failed; the messages naming these keys will be redelivered', {
+              pipeline,
+              keys,
+              removedKeys,
+              error: describeError(error),
+            });
+            throw error;
+          },
+        );
         plans.set(pipeline, pending);
       }
       return pending;

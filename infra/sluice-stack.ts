@@ -3,6 +3,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { tracksSources } from '../shared/incremental/deleted-sources.ts';
 import { INCOMING_PREFIX } from '../shared/output/keys.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
@@ -132,11 +133,17 @@ export class SluiceStack extends Stack {
       finalizeVisibilityTimeout: visibilityFor(finalizeTimeout),
       workDeadLetterVisibilityTimeout: visibilityFor(deadLetterTimeout),
     });
-    this.storage.bucket.addEventNotification(
-      s3.EventType.OBJECT_CREATED,
-      new s3n.SqsDestination(this.queues.ingest.queue),
-      { prefix: INCOMING_PREFIX },
-    );
+    const ingest = new s3n.SqsDestination(this.queues.ingest.queue);
+    this.storage.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, ingest, {
+      prefix: INCOMING_PREFIX,
+    });
+    // Deletions matter only to pipelines that keep source manifests: plan records a deleted
+    // source, and finalize counts its documents as removed.
+    if (pipelines.some((pipeline) => tracksSources(pipeline))) {
+      this.storage.bucket.addEventNotification(s3.EventType.OBJECT_REMOVED, ingest, {
+        prefix: INCOMING_PREFIX,
+      });
+    }
     this.runsTable = new RunsTable(this, 'RunsTable', { removalPolicy });
 
     const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,5 +186,43 @@ describe('documents gone from a re-dropped source', () => {
       removedChunks: before.get(lost[0]!)! + before.get(lost[1]!)!,
     });
     expect(second.sources).toMatchObject({ compared: 4, skipped: 0 });
+  });
+
+  it('mirrors a folder: a file deleted from it is a deleted source, and its documents count as removed', async () => {
+    const folder = path.join(work, 'mirrored');
+    await mkdir(folder);
+    const docs = sampleDocuments(30, 23).map((d) => ({ ...d, id: `mir-${d.id}` }));
+    const files = [0, 1, 2].map((f) => docs.slice(f * 10, f * 10 + 10));
+    for (const [f, part] of files.entries())
+      await writeFile(path.join(folder, `part-${f}.jsonl`), jsonl(part));
+    const first = await run(folder);
+    const before = await chunksIn(first.runId);
+
+    // part-1 is deleted; one of its documents lives on in part-2 (moved, not removed).
+    const [moved, ...lost] = files[1]!;
+    await rm(path.join(folder, 'part-1.jsonl'));
+    await writeFile(path.join(folder, 'part-2.jsonl'), jsonl([...files[2]!, moved!]));
+    const second = await run(folder);
+
+    expect(second.counts).toMatchObject({
+      removedDocuments: lost.length,
+      removedChunks: lost.reduce((sum, d) => sum + before.get(d.id)!, 0),
+      embedded: 0,
+    });
+    expect(second.sources).toMatchObject({ compared: 3, deleted: 1, skipped: 0 });
+    // The local bucket mirrors the folder, as the S3 bucket would after the deletion.
+    const staged = (await q(
+      `select distinct source_key from embeddings where run_id = '${second.runId}' order by 1`,
+    )) as { source_key: string }[];
+    expect(staged.map((r) => r.source_key)).toEqual([
+      'incoming/docs/mirrored/part-0.jsonl',
+      'incoming/docs/mirrored/part-2.jsonl',
+    ]);
+    await expect(
+      stat(path.join(home, 'bucket', 'incoming', 'docs', 'mirrored', 'part-1.jsonl')),
+    ).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // Run again unchanged: the deleted file is not deleted twice.
+    expect((await run(folder)).counts).toMatchObject({ removedDocuments: 0, embedded: 0 });
   });
 });

@@ -1,5 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -88,6 +88,8 @@ describe('finalize handler', () => {
     });
     dynamo.on(UpdateCommand).resolves({});
     s3.on(PutObjectCommand).resolves({});
+    // No run here recorded deleted sources (finalize of an incremental run looks).
+    s3.on(GetObjectCommand).rejects(awsError('NoSuchKey', 404));
   });
 
   afterEach(() => {

@@ -1,5 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -162,16 +162,16 @@ describe('plan handler', () => {
       expect(warnings).toContain('elsewhere/docs/b.jsonl');
     });
 
-    it('skips notifications about another bucket and events other than object creation', async () => {
+    it('skips notifications about another bucket and events other than creation and deletion', async () => {
       const { handler, observability } = setup();
-      const removed = s3NotificationBody('incoming/docs/old.jsonl').replace(
+      const tagged = s3NotificationBody('incoming/docs/old.jsonl').replace(
         'ObjectCreated:Put',
-        'ObjectRemoved:Delete',
+        'ObjectTagging:Put',
       );
 
       const response = await handler(
         sqsEventOf(
-          anSqsRecord(removed),
+          anSqsRecord(tagged),
           anSqsRecord(s3NotificationBody('incoming/docs/x.jsonl', 'someone-elses')),
         ),
         aLambdaContext(),
@@ -180,8 +180,46 @@ describe('plan handler', () => {
       expect(response).toEqual({ batchItemFailures: [] });
       expect(s3).not.toHaveReceivedAnyCommand();
       const warnings = observability.logged('warn').join('\n');
-      expect(warnings).toContain('ObjectRemoved:Delete is not an object creation');
+      expect(warnings).toContain('ObjectTagging:Put is neither an object creation nor a deletion');
       expect(warnings).toContain('bucket someone-elses is not the Sluice bucket');
+    });
+
+    it('plans a deletion as a key to look up: gone, it is recorded for finalize as a deleted source; nothing is read', async () => {
+      const env = anEnvironment([aPipeline('docs'), aPipeline('faq', { incremental: { enabled: false } })]);
+      const observability = testObservability();
+      const handler = createPlanHandler(testAdapters(env), { ...observability, now: () => NOW });
+      const removal = (key: string) =>
+        anSqsRecord(s3NotificationBody(key).replace('ObjectCreated:Put', 'ObjectRemoved:Delete'));
+
+      const response = await handler(
+        sqsEventOf(
+          removal('incoming/docs/old.jsonl'),
+          // Deleted and uploaded again since: looked up, found, and left to its upload's run.
+          removal('incoming/docs/my report 2026.jsonl'),
+          removal('incoming/faq/questions.jsonl'),
+        ),
+        aLambdaContext(),
+      );
+
+      expect(response).toEqual({ batchItemFailures: [] });
+      expect(runItems()).toEqual([expect.objectContaining({ pipeline: 'docs', totalUnits: 0, inputs: [] })]);
+      expect(sentUnits()).toEqual([]);
+      const runId = runItems()[0]!.runId as string;
+      const recorded = s3
+        .commandCalls(PutObjectCommand)
+        .map((call) => call.args[0].input)
+        .find((input) => input.Key === `runs/docs/${runId}/deleted-sources.json`);
+      expect(JSON.parse(String(recorded?.Body))).toEqual({
+        format: 'sluice-deleted-sources/1',
+        keys: ['incoming/docs/old.jsonl'],
+      });
+      // A run with no units goes straight to finalize, which counts the removals.
+      expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
+        MessageBody: expect.stringContaining(runId),
+      });
+      expect(observability.logged('warn').join('\n')).toContain(
+        'pipeline faq keeps no source manifests (it is not incremental embedding): nothing to remove',
+      );
     });
 
     it('fails only the message that is not an S3 notification, and says why in the log', async () => {

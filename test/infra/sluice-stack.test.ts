@@ -126,19 +126,34 @@ describe('Storage', () => {
     template.hasOutput('DataBucketName', { Value: ref(stack.storage.bucket) });
   });
 
-  it('notifies the ingest queue of every object created under incoming/', () => {
+  it('notifies the ingest queue of every object created or deleted under incoming/', () => {
+    const incoming = { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } };
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       BucketName: ref(stack.storage.bucket),
       NotificationConfiguration: {
         QueueConfigurations: [
           {
             Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'incoming/' }] } },
+            Filter: incoming,
+            QueueArn: getAtt(stack.queues.ingest.queue, 'Arn'),
+          },
+          {
+            Events: ['s3:ObjectRemoved:*'],
+            Filter: incoming,
             QueueArn: getAtt(stack.queues.ingest.queue, 'Arn'),
           },
         ],
       },
     });
+  });
+
+  it('leaves deletions out when no pipeline keeps source manifests (none is incremental embedding)', () => {
+    const plain = buildStack({ pipelines: [{ ...docs, incremental: { enabled: false } }] }).stack;
+    const notifications = Template.fromStack(plain).findResources('Custom::S3BucketNotifications');
+    const configs = Object.values(notifications).flatMap(
+      (resource) => (resource as Resource).Properties.NotificationConfiguration.QueueConfigurations as Cfn[],
+    );
+    expect(configs.map((config) => config.Events)).toEqual([['s3:ObjectCreated:*']]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -134,10 +135,28 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     await clients.sqs.send(
       new SendMessageCommand({
         QueueUrl: queues.ingest,
-        MessageBody: JSON.stringify(s3Notification(SOURCE_KEY, head.ContentLength!, head.ETag!)),
+        MessageBody: JSON.stringify(
+          s3Notification('ObjectCreated:Put', SOURCE_KEY, { size: head.ContentLength!, eTag: head.ETag! }),
+        ),
       }),
     );
+    return runIngested({ messages: 2, inputs: [SOURCE_KEY] });
+  }
 
+  /** Deletes SOURCE_KEY and tells the ingest queue as S3 would, then runs what plan makes of it. */
+  async function deleteAndRun() {
+    await clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
+    await clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queues.ingest,
+        MessageBody: JSON.stringify(s3Notification('ObjectRemoved:Delete', SOURCE_KEY)),
+      }),
+    );
+    return runIngested({ messages: 1, inputs: [] });
+  }
+
+  /** Delivers the ingest queue to plan, then work and finalize until the one run it planned ends. */
+  async function runIngested(expected: { messages: number; inputs: string[] }) {
     const observability = {
       plan: testObservability(),
       work: testObservability(),
@@ -153,11 +172,11 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       'sluice-ingest',
       (event, context) => plan(event, context) as Promise<SQSBatchResponse>,
     );
-    expect(ingested).toEqual({ delivered: 2, failed: 0 });
+    expect(ingested).toEqual({ delivered: expected.messages, failed: 0 });
 
     const planned = (await deps.runs.listRuns()).filter((r) => !before.has(r.runId));
     expect(planned.map((r) => ({ pipeline: r.pipeline, trigger: r.trigger, inputs: r.inputs }))).toEqual([
-      { pipeline: 'docs', trigger: 's3', inputs: [SOURCE_KEY] },
+      { pipeline: 'docs', trigger: 's3', inputs: expected.inputs },
     ]);
     const runId = planned[0]!.runId;
 
@@ -179,6 +198,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
   }
 
   let firstRunId: string;
+  let redropRunId: string;
   const input = buildInput();
 
   it('puts every input record in embeddings or rejects exactly once', async () => {
@@ -269,6 +289,28 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     expect(summary.sources).toMatchObject({ compared: 1, skipped: 0, removedDocuments: 6 });
     const docs = await deps.chunkIndex.lookupDocs('docs', goneIds);
     expect([...docs.values()].map((d) => d.chunkCount)).toEqual([0, 0, 0, 0, 0, 0]);
+    redropRunId = runId;
+  });
+
+  it("counts every document of a deleted object as removed, from S3's deletion notice", async () => {
+    // The re-drop's table is the source's whole snapshot: carried chunks included.
+    const snapshot = await readTable('embeddings', redropRunId);
+    const ids = [...new Set(snapshot.map((row) => String(row.doc_id)))];
+
+    const { runId, units } = await deleteAndRun();
+    const run = (await runItem(runId))!;
+    expect(run).toMatchObject({ status: 'succeeded', totalUnits: 0 });
+    expect(units).toBe(0);
+    const summary = run.summary as RunSummary;
+    expect(summary.counts).toMatchObject({
+      records: 0,
+      removedDocuments: ids.length,
+      removedChunks: snapshot.length,
+    });
+    expect(summary.sources).toMatchObject({ compared: 1, deleted: 1, skipped: 0 });
+    const docs = await deps.chunkIndex.lookupDocs('docs', ids);
+    expect(docs.size).toBe(ids.length);
+    expect(new Set([...docs.values()].map((d) => d.chunkCount))).toEqual(new Set([0]));
   });
 
   /**
@@ -363,7 +405,8 @@ function s3EncodeKey(key: string): string {
   return encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/');
 }
 
-function s3Notification(key: string, size: number, eTag: string) {
+/** An S3 event record; a deletion's object has no size or ETag, as S3 sends it. */
+function s3Notification(eventName: string, key: string, object?: { size: number; eTag: string }) {
   const now = new Date();
   return {
     Records: [
@@ -372,7 +415,7 @@ function s3Notification(key: string, size: number, eTag: string) {
         eventSource: 'aws:s3',
         awsRegion: 'us-east-1',
         eventTime: now.toISOString(),
-        eventName: 'ObjectCreated:Put',
+        eventName,
         userIdentity: { principalId: 'AWS:AIDAEXAMPLEUSERID01' },
         requestParameters: { sourceIPAddress: '127.0.0.1' },
         responseElements: { 'x-amz-request-id': 'EXAMPLE0000000001', 'x-amz-id-2': 'EXAMPLE/id2' },
@@ -386,8 +429,7 @@ function s3Notification(key: string, size: number, eTag: string) {
           },
           object: {
             key: s3EncodeKey(key),
-            size,
-            eTag: eTag.replace(/"/g, ''),
+            ...(object && { size: object.size, eTag: object.eTag.replace(/"/g, '') }),
             sequencer: now.getTime().toString(16).toUpperCase().padStart(18, '0'),
           },
         },
