@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { DocListError } from './doc-lines.ts';
@@ -55,4 +56,54 @@ export async function readDeletedSources(
     throw new DocListError(`${key} is not a ${FORMAT} list of source keys`);
   }
   return keys as string[];
+}
+
+const PREFIX_FORMAT = 'sluice-prefix-sources/1';
+
+/** `runs/<pipeline>/prefixes/<sha256 of the prefix>.json`: the sources the last run over a prefix listed. */
+export function prefixSourcesKey(pipeline: string, prefix: string): string {
+  return `runs/${pipeline}/prefixes/${createHash('sha256').update(prefix).digest('hex')}.json`;
+}
+
+/**
+ * The sources the last run over `prefix` listed (sorted), or undefined when none did. A
+ * run over a prefix (scheduled) names no deleted key: the sources that were listed then
+ * and are not now are the deleted ones.
+ */
+export async function readPrefixSources(
+  store: ObjectStore,
+  pipeline: string,
+  prefix: string,
+): Promise<string[] | undefined> {
+  const key = prefixSourcesKey(pipeline, prefix);
+  const bytes = await store.get(key);
+  if (bytes === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new DocListError(`${key} is not JSON`, { cause: error });
+  }
+  const stored = (parsed ?? {}) as { format?: unknown; prefix?: unknown; keys?: unknown };
+  if (
+    stored.format !== PREFIX_FORMAT ||
+    stored.prefix !== prefix ||
+    !Array.isArray(stored.keys) ||
+    !stored.keys.every((k) => typeof k === 'string')
+  ) {
+    throw new DocListError(`${key} is not a ${PREFIX_FORMAT} list of the sources under ${prefix}`);
+  }
+  return stored.keys as string[];
+}
+
+/** Records what a run over `prefix` listed, for the next run over it to compare with. */
+export async function writePrefixSources(
+  store: ObjectStore,
+  pipeline: string,
+  prefix: string,
+  runId: string,
+  keys: readonly string[],
+): Promise<void> {
+  const body = JSON.stringify({ format: PREFIX_FORMAT, prefix, runId, keys: [...keys].sort() });
+  await store.put(prefixSourcesKey(pipeline, prefix), body, 'application/json');
 }

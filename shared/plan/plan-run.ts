@@ -1,7 +1,13 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
-import { tracksSources, writeDeletedSources } from '../incremental/deleted-sources.ts';
+import {
+  readPrefixSources,
+  tracksSources,
+  writeDeletedSources,
+  writePrefixSources,
+} from '../incremental/deleted-sources.ts';
+import { DocListError } from '../incremental/doc-lines.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
@@ -46,8 +52,10 @@ export interface PlanRunResult {
   readonly run: RunState;
   readonly units: readonly WorkUnit[];
   /**
-   * Keys named by the request (`keys` or `removedKeys`) that did not exist; nothing to
-   * read. Recorded as deleted sources when the pipeline keeps source manifests.
+   * Keys named by the request (`keys` or `removedKeys`) that did not exist, and, for a run
+   * over a prefix by a pipeline that keeps source manifests, keys the last run over that
+   * prefix listed that are gone; nothing to read. Recorded as deleted sources when the
+   * pipeline keeps source manifests.
    */
   readonly missing: readonly string[];
   /** Inputs of the run; `run.inputs` lists only the first of them when there are many. */
@@ -103,6 +111,7 @@ export async function planRun(
       if (!object.key.endsWith('/')) found.set(object.key, object);
     }
   }
+  const listed = [...found.keys()];
   const named = [...new Set([...(request.keys ?? []), ...(request.removedKeys ?? [])])]
     .filter((key) => !found.has(key))
     .sort();
@@ -113,6 +122,18 @@ export async function planRun(
     if (!info) missing.push(named[i]!);
     else if (toRead.has(info.key)) found.set(info.key, info);
   });
+  // A run over a prefix names no deleted key: what the last run over it listed and is
+  // gone now was deleted. (Unreadable, that list is replaced: those deletions go uncounted.)
+  const listsPrefix = request.prefix !== undefined && tracksSources(config);
+  if (listsPrefix) {
+    const before = await readPrefixSources(deps.store, config.name, request.prefix!).catch(
+      (error: unknown) => {
+        if (error instanceof DocListError) return undefined;
+        throw error;
+      },
+    );
+    for (const key of before ?? []) if (!found.has(key)) missing.push(key);
+  }
   const classified: ClassifiedFile[] = [...found.values()]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .map((info) => ({ key: info.key, size: info.size, ...classifySource(info.key, config.input.format) }));
@@ -203,5 +224,7 @@ export async function planRun(
   await deps.runs.createRun(run, units);
   if (units.length > 0) await deps.queue.sendUnits(units);
   else await deps.queue.requestFinalize(run.runId);
+  // Last: a plan retried after a failure above compares with the same earlier list.
+  if (listsPrefix) await writePrefixSources(deps.store, config.name, request.prefix!, request.runId, listed);
   return { run, units, missing, inputCount: files.length, manifestKey, stats };
 }

@@ -1,5 +1,11 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -7,6 +13,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPlanHandler, type ScheduledRunResult } from '../../functions/plan.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
+import { prefixSourcesKey } from '../../shared/incremental/deleted-sources.ts';
 import {
   aLambdaContext,
   anEnvironment,
@@ -296,6 +303,10 @@ describe('plan handler', () => {
         ],
         IsTruncated: false,
       });
+      // The first run over the prefix: no list of what an earlier one saw.
+      s3.on(GetObjectCommand, { Key: prefixSourcesKey('docs', 'datasets/docs/') }).rejects(
+        Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }),
+      );
       const { handler, observability } = setup();
 
       const result = (await handler(
@@ -320,6 +331,11 @@ describe('plan handler', () => {
         units: sentUnits().length,
       });
       expect(observability.metricTotals()).toMatchObject({ RunsPlanned: 1 });
+      // What it listed, for the next run over the prefix to find deleted files.
+      expect(s3).toHaveReceivedCommandWith(PutObjectCommand, {
+        Key: prefixSourcesKey('docs', 'datasets/docs/'),
+        Body: expect.stringContaining('"keys":["datasets/docs/2026-02.jsonl","datasets/docs/2026-03.jsonl"]'),
+      });
     });
 
     it('refuses a schedule for a pipeline this deployment does not configure', async () => {

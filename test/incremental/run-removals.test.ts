@@ -9,7 +9,11 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { ModelError } from '../../shared/errors/errors.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
-import { deletedSourcesKey } from '../../shared/incremental/deleted-sources.ts';
+import {
+  deletedSourcesKey,
+  prefixSourcesKey,
+  readPrefixSources,
+} from '../../shared/incremental/deleted-sources.ts';
 import { readUnitDocList, sectionDocs } from '../../shared/incremental/unit-doc-list.ts';
 import { tablePartitionPrefix } from '../../shared/output/keys.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
@@ -216,6 +220,52 @@ describe('documents gone from a re-dropped source, through plan, work and finali
     );
   });
 
+  it('a run over a prefix counts the files gone since the last run over it as deleted sources', async () => {
+    const prefix = 'datasets/docs/';
+    const files = {
+      [`${prefix}f0.jsonl`]: jsonl(docsOf('x', 5)),
+      [`${prefix}f1.jsonl`]: jsonl(docsOf('y', 5)),
+      [`${prefix}nested/f2.jsonl`]: jsonl(docsOf('z', 5)),
+    };
+    for (const [key, body] of Object.entries(files)) await store.put(key, body);
+    const scheduled = async (n: number) => {
+      const planned = await planRun({ store, runs, queue }, config, {
+        runId: runIdOf(n),
+        trigger: 'schedule',
+        prefix,
+        now: new Date(Date.UTC(2026, 2, 1, 10, 0, n)),
+      });
+      for (const unit of queue.units) await processUnit(deps(), config, unit, { isLastAttempt: false });
+      queue.units = [];
+      return { planned, summary: await finalize(runIdOf(n)) };
+    };
+    const first = await scheduled(1);
+    expect(first.planned.missing).toEqual([]);
+    const chunks = await chunksByDoc(runIdOf(1));
+
+    store.objects.delete(`${prefix}f1.jsonl`);
+    const second = await scheduled(2);
+
+    expect(second.planned.missing).toEqual([`${prefix}f1.jsonl`]);
+    expect(second.summary).toMatchObject({
+      counts: {
+        removedDocuments: 5,
+        removedChunks: docsOf('y', 5).reduce((sum, d) => sum + chunks.get(d.id)!, 0),
+      },
+      sources: { compared: 3, deleted: 1, skipped: 0 },
+    });
+    // The next run over the prefix lists what is there now: nothing more is deleted.
+    const third = await scheduled(3);
+    expect(third.planned.missing).toEqual([]);
+    expect(third.summary?.counts.removedDocuments).toBe(0);
+
+    // An unreadable list is replaced; what it would have said goes uncounted.
+    await store.put(prefixSourcesKey(config.name, prefix), '{"format": "something else"}');
+    store.objects.delete(`${prefix}f0.jsonl`);
+    expect((await scheduled(4)).planned.missing).toEqual([]);
+    expect(await readPrefixSources(store, config.name, prefix)).toEqual([`${prefix}nested/f2.jsonl`]);
+  });
+
   it('a pipeline that is not incremental writes no doc list and keeps no manifest', async () => {
     const plain = pipelineConfig({ incremental: { enabled: false } });
     const key = 'incoming/docs/plain.jsonl';
@@ -243,6 +293,13 @@ describe('documents gone from a re-dropped source, through plan, work and finali
       now: new Date('2026-03-01T10:00:02Z'),
     });
     expect(store.objects.has(deletedSourcesKey(plain.name, runIdOf(2)))).toBe(false);
+    await planRun({ store, runs, queue }, plain, {
+      runId: runIdOf(3),
+      trigger: 'schedule',
+      prefix: 'incoming/docs/',
+      now: new Date('2026-03-01T10:00:03Z'),
+    });
+    expect(store.objects.has(prefixSourcesKey(plain.name, 'incoming/docs/'))).toBe(false);
     expect([...store.objects.keys()].filter((k) => /^runs\/docs\/(r-[^/]+\/docs|sources)\//.test(k))).toEqual(
       [],
     );
