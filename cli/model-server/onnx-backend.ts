@@ -69,6 +69,10 @@ class SentenceGraph {
       throw new ConfigError(
         `${where} has neither ${SENTENCE_OUTPUT} nor ${TOKEN_OUTPUTS.join(' nor ')} among its outputs (${session.outputNames.join(', ')})`,
       );
+    if (output !== SENTENCE_OUTPUT && !folder.pools)
+      throw new ConfigError(
+        `model folder ${folder.dir}: modules.json lists no Pooling module, so ${output} does not give a sentence vector; export the model with its ${SENTENCE_OUTPUT} output`,
+      );
     if (output !== SENTENCE_OUTPUT && folder.otherModules.length > 0)
       throw new ConfigError(
         `model folder ${folder.dir}: modules.json lists ${folder.otherModules.join(', ')}, which ${output} does not include; export the model with its ${SENTENCE_OUTPUT} output`,

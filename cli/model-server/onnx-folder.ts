@@ -38,6 +38,8 @@ export interface OnnxModelFolder {
   readonly normalize: boolean;
   /** Modules after pooling other than Normalize (Dense, LayerNorm, ...): only a graph with `sentence_embedding` includes them. */
   readonly otherModules: readonly string[];
+  /** False when `modules.json` lists no Pooling module: token embeddings are then not the model's sentence vector. */
+  readonly pools: boolean;
 }
 
 const isFile = (file: string) =>
@@ -147,9 +149,10 @@ const moduleKind = (entry: ModuleEntry) => entry.type.split('.').at(-1) ?? entry
  * `tokenizer_config.json`, `config.json`, `sentence_bert_config.json`, `modules.json` and
  * the Pooling module's `config.json` (all optional).
  *
- * Pooling: the config of the module `modules.json` lists as `...Pooling` (its `path`,
- * usually `1_Pooling/config.json`); without `modules.json`, `1_Pooling/config.json` if
- * present; else mean pooling, sentence-transformers' default for a plain transformer.
+ * Pooling: the config of the module `modules.json` lists as `...Pooling` (`<path>/config.json`,
+ * usually `1_Pooling/config.json`, which must then exist); without `modules.json`,
+ * `1_Pooling/config.json` if present; else mean pooling, sentence-transformers' default
+ * for a plain transformer.
  * A `modules.json` without a Pooling module is refused (unless the graph outputs
  * `sentence_embedding`, checked by the backend). Normalisation: only when `modules.json`
  * lists a `...Normalize` module. Problems are ConfigErrors of one line naming the file.
@@ -191,10 +194,7 @@ export async function readOnnxModelFolder(dir: string): Promise<OnnxModelFolder>
   }
   const after =
     modules?.filter((m) => !['Transformer', 'Pooling', 'Normalize'].includes(moduleKind(m))) ?? [];
-  const otherModules = [
-    ...after.map((m) => m.type),
-    ...(modules && !poolingModule ? ['(no Pooling module)'] : []),
-  ];
+  const otherModules = after.map((m) => m.type);
   const { maxLength, from } = maxLengthOf(
     sentenceBert,
     tokenizerConfig as Record<string, unknown>,
@@ -214,5 +214,6 @@ export async function readOnnxModelFolder(dir: string): Promise<OnnxModelFolder>
     poolingFrom,
     normalize: modules?.some((m) => moduleKind(m) === 'Normalize') ?? false,
     otherModules,
+    pools: modules === undefined || poolingModule !== undefined,
   };
 }

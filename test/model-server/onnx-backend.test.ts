@@ -221,6 +221,13 @@ describe('OnnxEmbeddingBackend', () => {
         dir,
         /modules\.json lists sentence_transformers\.models\.Dense, which last_hidden_state does not include; export the model with its sentence_embedding output/,
       );
+      const noPooling = await writeTinyModelFolder(path.join(work, 'no-pooling-module'), {
+        poolingModule: false,
+      });
+      await oneLine(
+        noPooling,
+        /modules\.json lists no Pooling module, so last_hidden_state does not give a sentence vector/,
+      );
       // with sentence_embedding the graph includes them
       expect(
         (await load({ extraModules: ['sentence_transformers.models.Dense'], sentenceEmbedding: true }))

@@ -61,6 +61,8 @@ export interface TinyModelOptions {
   readonly normalize?: boolean;
   /** Extra module types listed after Pooling (e.g. `sentence_transformers.models.Dense`). */
   readonly extraModules?: readonly string[];
+  /** `modules.json` lists the Pooling module. @default true */
+  readonly poolingModule?: boolean;
   /** `1_Pooling/config.json` contents; absent when undefined. @default mean pooling */
   readonly pooling?: Record<string, unknown> | undefined;
   /** `tokenizer_config.json` `model_max_length`. @default 512 */
@@ -169,17 +171,15 @@ export async function writeTinyModelFolder(dir: string, options: TinyModelOption
   if (options.modules ?? true) {
     const types = [
       'sentence_transformers.models.Transformer',
-      'sentence_transformers.models.Pooling',
+      ...((options.poolingModule ?? true) ? ['sentence_transformers.models.Pooling'] : []),
       ...(options.extraModules ?? []),
       ...((options.normalize ?? true) ? ['sentence_transformers.models.Normalize'] : []),
     ];
-    const paths = ['', '1_Pooling'];
-    const modules = types.map((type, idx) => ({
-      idx,
-      name: String(idx),
-      path: paths[idx] ?? `${idx}_${type.split('.').at(-1)}`,
-      type,
-    }));
+    // sentence-transformers' layout: the transformer at the root, the others in `<idx>_<Kind>/`.
+    const modules = types.map((type, idx) => {
+      const kind = type.split('.').at(-1);
+      return { idx, name: String(idx), path: idx === 0 ? '' : `${idx}_${kind}`, type };
+    });
     await writeFile(path.join(dir, 'modules.json'), JSON.stringify(modules));
   }
   const pooling = 'pooling' in options ? options.pooling : poolingConfig('mean');
