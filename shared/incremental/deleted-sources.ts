@@ -42,20 +42,37 @@ export async function readDeletedSources(
   pipeline: string,
   runId: string,
 ): Promise<string[]> {
-  const key = deletedSourcesKey(pipeline, runId);
+  const stored = await readKeyList(store, deletedSourcesKey(pipeline, runId), FORMAT, 'source keys');
+  return stored?.keys ?? [];
+}
+
+/**
+ * A stored `{format, keys: [...]}` object (undefined when absent), its format checked.
+ * @throws DocListError when it is not JSON of that format with string keys
+ */
+async function readKeyList(
+  store: ObjectStore,
+  key: string,
+  format: string,
+  what: string,
+): Promise<{ readonly keys: string[]; readonly [field: string]: unknown } | undefined> {
   const bytes = await store.get(key);
-  if (bytes === undefined) return [];
+  if (bytes === undefined) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
     throw new DocListError(`${key} is not JSON`, { cause: error });
   }
-  const { format, keys } = (parsed ?? {}) as { format?: unknown; keys?: unknown };
-  if (format !== FORMAT || !Array.isArray(keys) || !keys.every((k) => typeof k === 'string' && k !== '')) {
-    throw new DocListError(`${key} is not a ${FORMAT} list of source keys`);
+  const stored = (parsed ?? {}) as { format?: unknown; keys?: unknown };
+  if (
+    stored.format !== format ||
+    !Array.isArray(stored.keys) ||
+    !stored.keys.every((k) => typeof k === 'string' && k !== '')
+  ) {
+    throw new DocListError(`${key} is not a ${format} list of ${what}`);
   }
-  return keys as string[];
+  return stored as { keys: string[] };
 }
 
 const PREFIX_FORMAT = 'sluice-prefix-sources/1';
@@ -76,24 +93,10 @@ export async function readPrefixSources(
   prefix: string,
 ): Promise<string[] | undefined> {
   const key = prefixSourcesKey(pipeline, prefix);
-  const bytes = await store.get(key);
-  if (bytes === undefined) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new DocListError(`${key} is not JSON`, { cause: error });
-  }
-  const stored = (parsed ?? {}) as { format?: unknown; prefix?: unknown; keys?: unknown };
-  if (
-    stored.format !== PREFIX_FORMAT ||
-    stored.prefix !== prefix ||
-    !Array.isArray(stored.keys) ||
-    !stored.keys.every((k) => typeof k === 'string')
-  ) {
-    throw new DocListError(`${key} is not a ${PREFIX_FORMAT} list of the sources under ${prefix}`);
-  }
-  return stored.keys as string[];
+  const stored = await readKeyList(store, key, PREFIX_FORMAT, `the sources under ${prefix}`);
+  if (stored !== undefined && stored.prefix !== prefix)
+    throw new DocListError(`${key} lists the sources under ${String(stored.prefix)}, not ${prefix}`);
+  return stored?.keys;
 }
 
 /** Records what a run over `prefix` listed, for the next run over it to compare with. */
