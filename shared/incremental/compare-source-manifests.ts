@@ -270,7 +270,10 @@ async function compareAndReplace(
       return {
         kind: 'skipped',
         sourceKey,
-        reason: 'finalize had no time left to compare it; the next run that completes it will',
+        // No later run names a deleted key again (see docs/runbook.md).
+        reason: deleted.has(sourceKey)
+          ? 'finalize had no time left to compare it (deleted): drop an empty file under its key to count its documents removed'
+          : 'finalize had no time left to compare it; the next run that completes it will',
       };
     }
     let pointer: ManifestPointer | undefined;

@@ -197,6 +197,21 @@ describe('deleted sources', () => {
     expect(await currentManifest(store, A)).toEqual(a);
   });
 
+  it('says how to count a deleted source that finalize had no time for (no later run names it)', async () => {
+    const store = new MemoryObjectStore(16);
+    await runWith(store, 1, [{ unitId: 'u0', docs: { [A]: someDocs('a', 4) } }]);
+
+    const result = await runWith(store, 2, [], [A], { stopAfter: 0 });
+
+    expect(result.skipped).toEqual([
+      {
+        sourceKey: A,
+        reason: expect.stringMatching(/no time left .*\(deleted\): drop an empty file under its key/),
+      },
+    ]);
+    expect(await currentManifest(store, A)).toEqual(someDocs('a', 4));
+  });
+
   it('counts nothing when the record of deleted sources cannot be read', async () => {
     const store = new MemoryObjectStore(16);
     const a = someDocs('a', 4);
