@@ -28,7 +28,7 @@ export async function loadOnnxRuntime(
   try {
     return await importRuntime();
   } catch (error) {
-    const hint = `npm install --save-optional --save-exact onnxruntime-node@${ONNXRUNTIME_VERSION} (with the project .npmrc, which skips its CUDA download: onnxruntime-node-install=skip)`;
+    const hint = `npm install --save-optional --save-exact onnxruntime-node@${ONNXRUNTIME_VERSION} (package.json's allowScripts keeps npm 11.19+ from running its CUDA download; with an older npm, set ONNXRUNTIME_NODE_INSTALL=skip)`;
     if (isMissing(error))
       throw new ConfigError(`the onnx backend needs onnxruntime-node, which is not installed: ${hint}`, {
         cause: error,
