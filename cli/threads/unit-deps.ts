@@ -1,5 +1,8 @@
-import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { PipelineEndpointRegistry } from '../../shared/adapters/aws/pipeline-endpoints.ts';
+import { SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-sdk/client-sagemaker-runtime';
+import {
+  PipelineEndpointRegistry,
+  sageMakerClientSettingsFor,
+} from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
@@ -8,14 +11,22 @@ import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import type { ProcessUnitDeps } from '../../shared/work/process-unit.ts';
 
-/** The SDK client a local run calls its model through (an endpoint override to the local server). */
-export function localSageMakerClient(endpointUrl: string): SageMakerRuntimeClient {
+/**
+ * The SDK client a local run calls its model through (an endpoint override to the local
+ * server), with the settings a deployed worker's client has for the same pipelines.
+ * `extra` is for benchmarks that compare client settings.
+ */
+export function localSageMakerClient(
+  endpointUrl: string,
+  pipelines: Iterable<PipelineConfig>,
+  extra: Pick<SageMakerRuntimeClientConfig, 'cacheMiddleware'> = {},
+): SageMakerRuntimeClient {
   return new SageMakerRuntimeClient({
     endpoint: endpointUrl,
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-    requestHandler: { httpAgent: { maxSockets: 256 } },
+    ...sageMakerClientSettingsFor(pipelines),
+    ...extra,
   });
 }
 
@@ -40,6 +51,6 @@ export function localUnitDeps(options: {
     queue,
     chunkIndex,
     tokenCounter: new EstimatingTokenCounter(),
-    ...new PipelineEndpointRegistry(localSageMakerClient(endpointUrl)).endpointsFor(config),
+    ...new PipelineEndpointRegistry(localSageMakerClient(endpointUrl, [config])).endpointsFor(config),
   };
 }

@@ -9,6 +9,7 @@ import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import {
   PipelineEndpointRegistry,
+  sageMakerClientSettingsFor,
   type PipelineEndpoints,
 } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
@@ -21,10 +22,6 @@ import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { SegmentStatsStore } from '../../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { type Environment, loadEnvironment } from './environment.ts';
-
-/** The most requests a pipeline's worker keeps in flight to its endpoint. */
-const maxInFlight = (config: PipelineConfig): number =>
-  config.kind === 'embed' ? config.endpoint.concurrency : config.model.concurrency;
 
 /** One SDK client per service, created once per process and shared by every invocation. */
 export interface AwsClients {
@@ -43,9 +40,11 @@ export interface AwsClientOverrides {
 }
 
 /**
- * Builds the SDK clients. The SageMaker client makes one attempt per call, because
- * SageMakerEmbeddingEndpoint owns the retries (and counts throttling for the run's stats);
- * `SLUICE_SAGEMAKER_ENDPOINT_URL`, when set, replaces its endpoint.
+ * Builds the SDK clients. The SageMaker client has the settings its invokers need
+ * (`sageMakerClientSettingsFor`: one attempt per call, as the invokers own retries and
+ * count throttling for the run's stats; a cached middleware stack; the pipelines'
+ * longest attempt as its request timeout); `SLUICE_SAGEMAKER_ENDPOINT_URL`, when set,
+ * replaces its endpoint.
  */
 export function createAwsClients(env: Environment, overrides: AwsClientOverrides = {}): AwsClients {
   return {
@@ -56,12 +55,8 @@ export function createAwsClients(env: Environment, overrides: AwsClientOverrides
     }),
     sagemaker: new SageMakerRuntimeClient({
       ...(env.sagemakerEndpointUrl === undefined ? {} : { endpoint: env.sagemakerEndpointUrl }),
-      // Enough sockets for every request the limiters may allow at once (the SDK's default pool is 50).
-      requestHandler: {
-        httpsAgent: { maxSockets: Math.max(50, ...[...env.pipelines.values()].map(maxInFlight)) },
-      },
       ...overrides.sagemaker,
-      maxAttempts: 1,
+      ...sageMakerClientSettingsFor(env.pipelines.values()),
     }),
   };
 }

@@ -2,8 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sageMakerClientSettingsFor } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { SageMakerEmbeddingEndpoint } from '../../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
+import { parseEmbedPipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EndpointUnavailable, ModelError } from '../../shared/errors/errors.ts';
+import { aPipeline } from '../functions/factories.ts';
 import { localClientConfig } from '../support/local-aws.ts';
 
 type Responder = (req: IncomingMessage, body: string, res: ServerResponse) => void;
@@ -116,7 +119,7 @@ describe('SageMakerEmbeddingEndpoint over the wire', () => {
     expect(requests).toHaveLength(1);
   });
 
-  it('aborts a request that hangs past the timeout and retries on a fresh one', async () => {
+  it('ends a request that hangs past the timeout (the client as Sluice builds it) and retries on a fresh one', async () => {
     const hung: ServerResponse[] = [];
     script.push(
       (_req, _body, res) => {
@@ -125,11 +128,29 @@ describe('SageMakerEmbeddingEndpoint over the wire', () => {
       json(200, [[3, 4]]),
     );
     const stats = { endpointCalls: 0, throttled: 0, retries: 0 };
-
-    expect(await endpoint(100).embed(['x'], stats)).toEqual([[3, 4]]);
-    expect(stats).toEqual({ endpointCalls: 2, throttled: 0, retries: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(hung[0]!.destroyed || hung[0]!.req.destroyed).toBe(true);
+    const timing = new SageMakerRuntimeClient({
+      ...localClientConfig(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+      ...sageMakerClientSettingsFor([
+        parseEmbedPipelineConfig(aPipeline('docs', { endpoint: { name: 'sluice-embed', timeoutMs: 100 } })),
+      ]),
+    });
+    try {
+      const endpoint = new SageMakerEmbeddingEndpoint({
+        client: timing,
+        endpointName: 'sluice-embed',
+        maxRetries: 2,
+        timeoutMs: 100,
+        sleep: async () => {},
+      });
+      expect(await endpoint.embed(['x'], stats)).toEqual([[3, 4]]);
+      expect(stats).toEqual({ endpointCalls: 2, throttled: 0, retries: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // The hung connection is closed, not left open (its request, read to the end, always reads destroyed).
+      expect(hung[0]!.socket?.destroyed ?? true).toBe(true);
+      expect(hung[0]!.destroyed).toBe(true);
+    } finally {
+      timing.destroy();
+    }
   });
 
   it('gives up with EndpointUnavailable when the server keeps failing', async () => {

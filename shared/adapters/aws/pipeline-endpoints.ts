@@ -5,7 +5,29 @@ import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
 import type { Sleep } from './backoff.ts';
 import { SageMakerEmbeddingEndpoint } from './sagemaker-embedding-endpoint.ts';
+import { sageMakerClientSettings } from './sagemaker-invoker.ts';
 import { SageMakerScoringEndpoint } from './sagemaker-scoring-endpoint.ts';
+
+/** The most requests a pipeline's worker keeps in flight to its endpoint. */
+const maxInFlight = (config: PipelineConfig): number =>
+  config.kind === 'embed' ? config.endpoint.concurrency : config.model.concurrency;
+
+/** How long one attempt of a pipeline's endpoint calls may take. */
+const attemptTimeoutMs = (config: PipelineConfig): number =>
+  config.kind === 'embed' ? config.endpoint.timeoutMs : config.model.timeoutMs;
+
+/**
+ * {@link sageMakerClientSettings} for one client shared by these pipelines' endpoints: the
+ * longest attempt any of them allows (60 s with none), and a socket for every request
+ * their limiters may allow at once (at least the SDK's default pool of 50).
+ */
+export function sageMakerClientSettingsFor(pipelines: Iterable<PipelineConfig>) {
+  const configs = [...pipelines];
+  return sageMakerClientSettings({
+    requestTimeoutMs: configs.length === 0 ? 60_000 : Math.max(...configs.map(attemptTimeoutMs)),
+    maxSockets: Math.max(50, ...configs.map(maxInFlight)),
+  });
+}
 
 /** The model clients a worker uses for one pipeline: embedding or scoring, by its kind. */
 export interface PipelineEndpoints {
