@@ -9,8 +9,8 @@ import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import {
   PipelineEndpointRegistry,
-  sageMakerClientSettingsFor,
   type PipelineEndpoints,
+  sageMakerClientSettingsFor,
 } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
