@@ -74,10 +74,12 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     io.out(
       `run ${summary.runId} ${summary.status}: ${c.records} records, ${work}, ${c.rejected} rejected, ${c.units} units`,
     );
-    if (c.removedDocuments)
+    if (c.removedDocuments) {
+      const deleted = summary.sources?.deleted ?? 0;
       io.out(
-        `removed: ${c.removedDocuments} documents no longer in their source (${summary.sources?.removedChunks} chunks)`,
+        `removed: ${c.removedDocuments} documents no longer in their source (${summary.sources?.removedChunks} chunks)${deleted > 0 ? `; ${deleted} source files deleted` : ''}`,
       );
+    }
     const skipped = summary.sources?.skippedSources[0];
     if (skipped)
       io.out(

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -94,6 +94,23 @@ describe('sluice CLI', () => {
     expect(removed).not.toBeNull();
     expect(rerun.out).toContain(`removed: 10 documents no longer in their source (${removed![1]} chunks)`);
     expect(rerun.out.some((l) => l.startsWith('not compared'))).toBe(false);
+  });
+
+  it('says how many source files a folder run found deleted', async () => {
+    const folder = path.join(work, 'shrinking-folder');
+    const deletedHome = path.join(work, 'deleted-home');
+    await mkdir(folder);
+    const docs = sampleDocuments(20, 9);
+    await writeFile(path.join(folder, 'a.jsonl'), jsonl(docs.slice(0, 10)));
+    await writeFile(path.join(folder, 'b.jsonl'), jsonl(docs.slice(10)));
+    expect((await sluice('run', folder, '--pipeline', 'docs', '--home', deletedHome)).code).toBe(0);
+
+    await rm(path.join(folder, 'b.jsonl'));
+    const rerun = await sluice('run', folder, '--pipeline', 'docs', '--home', deletedHome);
+    expect(rerun.code).toBe(0);
+    expect(rerun.out.find((l) => l.startsWith('removed: '))).toMatch(
+      /^removed: 10 documents no longer in their source \(\d+ chunks\); 1 source files deleted$/,
+    );
   });
 
   it('puts every record of a messy drop in embeddings or rejects exactly once', async () => {
