@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { SageMakerEmbeddingEndpoint } from '../shared/adapters/aws/sagemaker-embedding-endpoint.ts';
+import { sageMakerClientSettings } from '../shared/adapters/aws/sagemaker-invoker.ts';
 import { chunkText } from '../shared/embedding/chunker.ts';
 import { cutTokenBudgetBatches } from '../shared/embedding/token-budget-batcher.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
@@ -198,9 +199,8 @@ async function measureClient(
     endpoint: server.url,
     region: 'us-east-1',
     credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
-    maxAttempts: 1,
-    // The SDK's default agent holds 50 sockets; fixed 64 must really have 64 requests out.
-    requestHandler: { httpAgent: { keepAlive: true, maxSockets: 256 } },
+    // The workers' settings; fixed 64 must really have 64 requests out (the SDK's pool is 50).
+    ...sageMakerClientSettings({ requestTimeoutMs: ENDPOINT.timeoutMs, maxSockets: 256 }),
   });
   const endpoint = new SageMakerEmbeddingEndpoint({
     client,

@@ -2,7 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { PipelineEndpointRegistry } from '../../../shared/adapters/aws/pipeline-endpoints.ts';
+import {
+  PipelineEndpointRegistry,
+  sageMakerClientSettingsFor,
+} from '../../../shared/adapters/aws/pipeline-endpoints.ts';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.ts';
 import { LocalRunStore } from '../../../shared/adapters/local/local-run-store.ts';
 import { LocalWorkQueue } from '../../../shared/adapters/local/local-work-queue.ts';
@@ -229,7 +232,7 @@ export async function runWithFaults(
       endpoint: endpoint.url,
       region: 'us-east-1',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      maxAttempts: 1,
+      ...sageMakerClientSettingsFor([config]),
     });
     const endpoints = new PipelineEndpointRegistry(sagemaker, {
       // Backoff that keeps the suite fast: the retry rules are the same, the waits are short.
