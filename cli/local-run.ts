@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -114,7 +115,7 @@ async function startLocalModel(
 ): Promise<LocalModel> {
   if (endpointUrl !== undefined) return { config, endpointUrl };
   if (config.kind === 'embed') {
-    if (modelDir !== undefined) return startOnnxModel(config, modelDir, log);
+    if (modelDir !== undefined) return startOnnxModel(home, config, modelDir, log);
     const backend = new HashEmbedder(config.endpoint.dimension);
     const server = await startModelServer({ backend });
     log(`model server: ${server.url} (${backend.description})`);
@@ -143,9 +144,12 @@ async function startLocalModel(
  * The built-in server with the ONNX sentence-transformer in `modelDir` (imported only
  * here: it loads onnxruntime-node). Its output must have the pipeline's
  * `endpoint.dimension`, else a ConfigError of one line (exit 2); the embeddings record
- * the folder's model id. Closing the server releases the onnxruntime session.
+ * the folder's model id. Unless the pipeline names a tokenizer, chunks are counted with the
+ * folder's own (staged into the bucket, as `chunking.tokenizer` would name it), so their
+ * sizes are the model's tokens. Closing the server releases the onnxruntime session.
  */
 async function startOnnxModel(
+  home: LocalHome,
   config: EmbedPipelineConfig,
   modelDir: string,
   log: (line: string) => void,
@@ -162,10 +166,15 @@ async function startOnnxModel(
     log(
       `warning: endpoint.maxInputTokens is ${config.endpoint.maxInputTokens} but ${backend.model} takes ${backend.folder.maxLength} tokens; longer chunks are truncated`,
     );
+  let { chunking } = config;
+  if (chunking.tokenizer === undefined) {
+    chunking = { ...chunking, tokenizer: await stageTokenizer(home, config.name, backend.folder) };
+    log(`chunking: token counts from ${backend.model}'s tokenizer.json`);
+  }
   const server = await startModelServer({ backend });
   log(`model server: ${server.url} (${backend.description})`);
   return {
-    config: { ...config, endpoint: { ...config.endpoint, model: backend.model } },
+    config: { ...config, chunking, endpoint: { ...config.endpoint, model: backend.model } },
     endpointUrl: server.url,
     server: {
       ...server,
@@ -175,6 +184,25 @@ async function startOnnxModel(
       },
     },
   };
+}
+
+/**
+ * Puts a model folder's tokenizer into the local bucket under its content hash
+ * (`models/<pipeline>/tokenizers/<sha256>/`), as a pipeline's `chunking.tokenizer` names one.
+ */
+async function stageTokenizer(
+  home: LocalHome,
+  pipeline: string,
+  folder: { readonly tokenizerJson: object; readonly tokenizerConfig: object },
+): Promise<{ key: string; configKey: string }> {
+  const json = JSON.stringify(folder.tokenizerJson);
+  const config = JSON.stringify(folder.tokenizerConfig);
+  const prefix = `models/${pipeline}/tokenizers/${createHash('sha256').update(json).update('\n').update(config).digest('hex')}/`;
+  const key = `${prefix}tokenizer.json`;
+  const configKey = `${prefix}tokenizer_config.json`;
+  await home.store.put(key, json);
+  await home.store.put(configKey, config);
+  return { key, configKey };
 }
 
 /** Follows fit runs to the scoring runs they started. */

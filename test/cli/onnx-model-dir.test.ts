@@ -92,6 +92,21 @@ describe('sluice run --model-dir (an ONNX sentence-transformer folder)', () => {
     unit([0.4, 1, 0, 1]).forEach((value, i) => {
       expect(embeddings[0]!.embedding[i]).toBeCloseTo(value, 6);
     });
+
+    // Chunks are counted in the model's own tokens ([CLS] and [SEP] included), not estimated.
+    expect(run.err).toContain("chunking: token counts from sluice-tests/tiny-bert's tokenizer.json");
+    const counts = await sluice(
+      'query',
+      'select doc_id, token_count from embeddings order by doc_id',
+      '--home',
+      home,
+      '--json',
+    );
+    expect(counts.json()).toEqual([
+      { doc_id: 'd1', token_count: 4 },
+      { doc_id: 'd2', token_count: 7 },
+      { doc_id: 'd3', token_count: 5 },
+    ]);
   });
 
   it("exits 2 with one line when the model's dimension is not the pipeline's", async () => {
