@@ -15,19 +15,20 @@ import {
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
 import {
+  A,
   aRun,
+  B,
+  C,
+  COMPARED_AT,
   chunksOf,
   currentManifest,
   PIPELINE,
   runIdOf,
+  SMALL,
   someDocs,
   startedAtOf,
   type UnitSpec,
 } from './factories.ts';
-
-const NOW = new Date('2026-03-01T12:00:00Z');
-/** Tiny segments and read windows, so every test crosses segment and window boundaries. */
-const SMALL: Partial<SourceManifestOptions> = { segmentDocs: 4, readWindowBytes: 64, mergeBufferBytes: 256 };
 
 const compare = (
   store: ObjectStore,
@@ -36,14 +37,10 @@ const compare = (
   options: Partial<SourceManifestOptions> = {},
   startedAt = startedAtOf(runId),
 ) =>
-  compareSourceManifests(store, { runId, pipeline: PIPELINE, startedAt }, units, NOW, {
+  compareSourceManifests(store, { runId, pipeline: PIPELINE, startedAt }, units, COMPARED_AT, {
     ...SMALL,
     ...options,
   });
-
-const A = 'incoming/docs/a.jsonl';
-const B = 'incoming/docs/b.jsonl';
-const C = 'incoming/docs/c.jsonl';
 
 /** Splits docs over `n` units in interleaved order, as byte ranges of one big file would not, to test the merge. */
 function spread(source: string, docs: [string, number][], n: number, prefix = 'u'): UnitSpec[] {

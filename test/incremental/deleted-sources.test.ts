@@ -14,21 +14,20 @@ import { sourceManifestPointerKey } from '../../shared/output/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
 import {
+  A,
   aRun,
+  B,
+  C,
+  COMPARED_AT,
   chunksOf,
   currentManifest,
   PIPELINE,
   runIdOf,
+  SMALL,
   someDocs,
   startedAtOf,
   type UnitSpec,
 } from './factories.ts';
-
-const NOW = new Date('2026-03-01T12:00:00Z');
-const SMALL: Partial<SourceManifestOptions> = { segmentDocs: 4, readWindowBytes: 64, mergeBufferBytes: 256 };
-const A = 'incoming/docs/a.jsonl';
-const B = 'incoming/docs/b.jsonl';
-const C = 'incoming/docs/c.jsonl';
 
 /** One run: its units' doc lists stored, the sources gone at planning recorded, then compared. */
 async function runWith(
@@ -45,7 +44,7 @@ async function runWith(
     store,
     { runId, pipeline: PIPELINE, startedAt: startedAtOf(runId) },
     stored,
-    NOW,
+    COMPARED_AT,
     {
       ...SMALL,
       ...options,
@@ -224,7 +223,7 @@ describe('deleted sources', () => {
       store,
       { runId, pipeline: PIPELINE, startedAt: startedAtOf(runId) },
       units,
-      NOW,
+      COMPARED_AT,
       SMALL,
     );
 

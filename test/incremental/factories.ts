@@ -4,6 +4,7 @@ import {
   type UnitStatus,
   type WorkUnit,
 } from '../../shared/domain/types.ts';
+import type { SourceManifestOptions } from '../../shared/incremental/compare-source-manifests.ts';
 import { manifestDocs, readManifestPointer } from '../../shared/incremental/source-manifest.ts';
 import { UnitDocList } from '../../shared/incremental/unit-doc-list.ts';
 import { unitDocListKey } from '../../shared/output/keys.ts';
@@ -11,6 +12,19 @@ import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
 
 export const PIPELINE = 'docs';
+
+/** When the comparisons of these tests run. */
+export const COMPARED_AT = new Date('2026-03-01T12:00:00Z');
+/** Tiny segments and read windows, so every test crosses segment and window boundaries. */
+export const SMALL: Partial<SourceManifestOptions> = {
+  segmentDocs: 4,
+  readWindowBytes: 64,
+  mergeBufferBytes: 256,
+};
+/** Three sources of the pipeline. */
+export const A = 'incoming/docs/a.jsonl';
+export const B = 'incoming/docs/b.jsonl';
+export const C = 'incoming/docs/c.jsonl';
 
 /** Sortable run ids, one per `n`: later `n`, later run. */
 export const runIdOf = (n: number): string => `r-20260301T10${String(n).padStart(4, '0')}Z-abc123`;
