@@ -53,21 +53,13 @@ describe('sluice run --model-dir (an ONNX sentence-transformer folder)', () => {
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
+  /** `sluice run` of the docs over the tiny pipeline, in `home`. */
+  const runTiny = (home: string, ...extra: string[]) =>
+    sluice('run', data, '--pipeline', 'tiny', '--pipelines', pipelines, '--home', home, ...extra);
+
   it("embeds with the folder's model and records its model id in the embeddings", async () => {
     const home = path.join(work, 'home');
-    const run = await sluice(
-      'run',
-      data,
-      '--pipeline',
-      'tiny',
-      '--pipelines',
-      pipelines,
-      '--home',
-      home,
-      '--model-dir',
-      modelDir,
-      '--json',
-    );
+    const run = await runTiny(home, '--model-dir', modelDir, '--json');
     expect(run.code, run.err.join('\n')).toBe(0);
     expect(run.json()).toMatchObject({
       status: 'succeeded',
@@ -142,17 +134,7 @@ describe('sluice run --model-dir (an ONNX sentence-transformer folder)', () => {
       ],
     ];
     for (const [extra, message] of cases) {
-      const run = await sluice(
-        'run',
-        data,
-        '--pipeline',
-        'tiny',
-        '--pipelines',
-        pipelines,
-        '--home',
-        home,
-        ...extra,
-      );
+      const run = await runTiny(home, ...extra);
       expect(run.code, extra.join(' ')).toBe(2);
       expect(run.err, extra.join(' ')).toHaveLength(1);
       expect(run.err[0]).toMatch(message);
