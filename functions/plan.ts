@@ -84,12 +84,14 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
       estCost: result.units.reduce((sum, unit) => sum + unit.estCost, 0),
     });
     if (result.missing.length > 0) {
-      logger.info(
-        tracksSources(config)
-          ? 'sources gone when planned; their documents count as removed at finalize'
-          : 'inputs deleted before planning; nothing to read',
-        { runId: result.run.runId, missing: result.missing.slice(0, 100), count: result.missing.length },
-      );
+      const missing = {
+        runId: result.run.runId,
+        missing: result.missing.slice(0, 100),
+        count: result.missing.length,
+      };
+      if (tracksSources(config))
+        logger.info('sources gone when planned; their documents count as removed at finalize', missing);
+      else logger.warn('inputs deleted before planning; nothing to read', missing);
     }
     metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
     metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
