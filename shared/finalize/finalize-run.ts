@@ -9,7 +9,7 @@ import {
 } from '../incremental/compare-source-manifests.ts';
 import { tracksSources } from '../incremental/deleted-sources.ts';
 import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.ts';
-import { runsParquet, segmentStatsParquet } from '../output/parquet-tables.ts';
+import { runsParquet, segmentStatsParquet, sourcesParquet } from '../output/parquet-tables.ts';
 import { planRun } from '../plan/plan-run.ts';
 import { readRunManifestKeys } from '../plan/run-manifest.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
@@ -213,6 +213,14 @@ export async function finalizeRun(
           ),
       }),
     });
+    // The run's row per source, one part per run as segment_stats has (a retry rewrites it whole).
+    if (sources.sources.length > 0) {
+      await deps.store.put(
+        `${tablePartitionPrefix('sources', run.pipeline, runId)}${runId}.parquet`,
+        sourcesParquet(runId, run.startedAt, sources.sources),
+        'application/vnd.apache.parquet',
+      );
+    }
   }
   const summary: RunSummary = {
     runId,

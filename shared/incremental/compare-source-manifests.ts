@@ -1,4 +1,5 @@
 import type { WorkUnit } from '../domain/types.ts';
+import type { SourceRow } from '../output/parquet-tables.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { StoredUnit } from '../ports/run-store.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
@@ -96,6 +97,8 @@ export interface SourceManifestComparison {
   readonly removedDocuments: number;
   /** Their chunks, as the manifests recorded them. */
   readonly removedChunks: number;
+  /** Every source, compared, reused or skipped, as the `sources` table records it (sorted by key). */
+  readonly sources: readonly SourceRow[];
 }
 
 /** The old manifest could not be read as the pointer describes it. */
@@ -495,6 +498,20 @@ function summarize(
   let removedDocuments = 0;
   let removedChunks = 0;
   const skips = [...skipped].map(([sourceKey, reason]) => ({ sourceKey, reason }));
+  const rows: SourceRow[] = [];
+  const row = (
+    sourceKey: string,
+    counts: { docs: number; chunks: number; removedDocuments: number; removedChunks: number },
+  ) =>
+    rows.push({
+      source_key: sourceKey,
+      status: deleted.has(sourceKey) ? 'deleted' : 'read',
+      documents: counts.docs,
+      chunks: counts.chunks,
+      removed_documents: counts.removedDocuments,
+      removed_chunks: counts.removedChunks,
+      reason: null,
+    });
   for (const outcome of outcomes) {
     if (outcome.kind === 'unknown') continue;
     if (outcome.kind === 'skipped') skips.push({ sourceKey: outcome.sourceKey, reason: outcome.reason });
@@ -502,6 +519,7 @@ function summarize(
       reused += 1;
       removedDocuments += outcome.version.removedDocuments;
       removedChunks += outcome.version.removedChunks;
+      row(outcome.sourceKey, outcome.version);
     } else if (outcome.unreadable !== undefined) {
       skips.push({
         sourceKey: outcome.sourceKey,
@@ -510,12 +528,36 @@ function summarize(
     } else {
       compared += 1;
       if (deleted.has(outcome.sourceKey)) deletedCompared += 1;
-      removedDocuments += outcome.candidateDocs - outcome.rescuedDocs;
-      removedChunks += outcome.candidateChunks - outcome.rescuedChunks;
+      const removed = {
+        removedDocuments: outcome.candidateDocs - outcome.rescuedDocs,
+        removedChunks: outcome.candidateChunks - outcome.rescuedChunks,
+      };
+      removedDocuments += removed.removedDocuments;
+      removedChunks += removed.removedChunks;
+      row(outcome.sourceKey, { ...outcome.next, ...removed });
     }
   }
   skips.sort((a, b) => (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0));
-  return { compared, deleted: deletedCompared, reused, skipped: skips, removedDocuments, removedChunks };
+  for (const { sourceKey, reason } of skips)
+    rows.push({
+      source_key: sourceKey,
+      status: 'skipped',
+      documents: 0,
+      chunks: 0,
+      removed_documents: 0,
+      removed_chunks: 0,
+      reason,
+    });
+  rows.sort((a, b) => (a.source_key < b.source_key ? -1 : a.source_key > b.source_key ? 1 : 0));
+  return {
+    compared,
+    deleted: deletedCompared,
+    reused,
+    skipped: skips,
+    removedDocuments,
+    removedChunks,
+    sources: rows,
+  };
 }
 
 /**

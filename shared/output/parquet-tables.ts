@@ -69,6 +69,24 @@ export const TABLE_COLUMNS = {
     { name: 'prior_beta', type: 'double', required: true },
     { name: 'prior_method', type: 'string', required: true },
   ],
+  /**
+   * Incremental embed runs: one row per source the run diffed with its last manifest (or
+   * could not), so the current state of every source is a query: the latest `read` or
+   * `deleted` row per `source_key` by `started_at`.
+   */
+  sources: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'source_key', type: 'string', required: true },
+    /** `read` (all of it, this run), `deleted` (gone from the bucket), `skipped` (not compared: see `reason`). */
+    { name: 'status', type: 'string', required: true },
+    /** When the run started: orders runs over the same source. */
+    { name: 'started_at', type: 'string', required: true },
+    { name: 'documents', type: 'int64', required: true },
+    { name: 'chunks', type: 'int64', required: true },
+    { name: 'removed_documents', type: 'int64', required: true },
+    { name: 'removed_chunks', type: 'int64', required: true },
+    { name: 'reason', type: 'string' },
+  ],
   runs: [
     { name: 'run_id', type: 'string', required: true },
     { name: 'status', type: 'string', required: true },
@@ -326,5 +344,24 @@ export function segmentStatsParquet(
       prior_beta: prior.beta,
       prior_method: prior.method,
     })),
+  );
+}
+
+/** One row of the `sources` table. */
+export interface SourceRow {
+  readonly source_key: string;
+  readonly status: 'read' | 'deleted' | 'skipped';
+  readonly documents: number;
+  readonly chunks: number;
+  readonly removed_documents: number;
+  readonly removed_chunks: number;
+  readonly reason: string | null;
+}
+
+/** A run's `sources` part (one per run, written by finalize). */
+export function sourcesParquet(runId: string, startedAt: string, rows: readonly SourceRow[]): Uint8Array {
+  return encode(
+    TABLE_COLUMNS.sources,
+    rows.map((row) => ({ run_id: runId, started_at: startedAt, ...row })),
   );
 }

@@ -56,6 +56,16 @@ describe('incremental runs', () => {
   });
 });
 
+/** The README's query for the corpus as it is now: each source's chunks from the latest run that read it, unless deleted since. */
+const CURRENT_EMBEDDINGS_SQL = `
+  with latest as (
+    select source_key, max_by(run_id, started_at) as run_id, max_by(status, started_at) as status
+    from sources where status in ('read', 'deleted') group by source_key
+  )
+  select distinct e.source_key, e.doc_id from embeddings e
+  join latest l on e.run_id = l.run_id and e.source_key = l.source_key
+  where l.status = 'read'`;
+
 describe('documents gone from a re-dropped source', () => {
   let work: string;
   let home: string;
@@ -221,6 +231,36 @@ describe('documents gone from a re-dropped source', () => {
     await expect(
       stat(path.join(home, 'bucket', 'incoming', 'docs', 'mirrored', 'part-1.jsonl')),
     ).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // The sources table says what happened to each file, and so what the corpus is now.
+    const rows = (await q(
+      `select source_key, status, documents, removed_documents from sources where run_id = '${second.runId}' order by 1`,
+    )) as { source_key: string; status: string; documents: number; removed_documents: number }[];
+    expect(rows).toEqual([
+      {
+        source_key: 'incoming/docs/mirrored/part-0.jsonl',
+        status: 'read',
+        documents: 10,
+        removed_documents: 0,
+      },
+      {
+        source_key: 'incoming/docs/mirrored/part-1.jsonl',
+        status: 'deleted',
+        documents: 0,
+        removed_documents: 9,
+      },
+      {
+        source_key: 'incoming/docs/mirrored/part-2.jsonl',
+        status: 'read',
+        documents: 11,
+        removed_documents: 0,
+      },
+    ]);
+    const current = (await q(CURRENT_EMBEDDINGS_SQL)) as { source_key: string; doc_id: string }[];
+    const mirrored = current.filter((r) => r.source_key.startsWith('incoming/docs/mirrored/'));
+    expect(mirrored.map((r) => r.doc_id).sort()).toEqual(
+      [...files[0]!, ...files[2]!, moved!].map((d) => d.id).sort(),
+    );
 
     // Run again unchanged: the deleted file is not deleted twice.
     expect((await run(folder)).counts).toMatchObject({ removedDocuments: 0, embedded: 0 });

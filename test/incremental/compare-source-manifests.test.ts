@@ -72,6 +72,17 @@ describe('compareSourceManifests', () => {
       skipped: [],
       removedDocuments: 0,
       removedChunks: 0,
+      sources: [
+        {
+          source_key: A,
+          status: 'read',
+          documents: 11,
+          chunks: chunksOf(docs),
+          removed_documents: 0,
+          removed_chunks: 0,
+          reason: null,
+        },
+      ],
     });
     expect(await currentManifest(store, A)).toEqual(docs);
     const pointer = await readManifestPointer(store, PIPELINE, A);

@@ -92,6 +92,26 @@ describe('deleted sources', () => {
       skipped: [],
       removedDocuments: 9,
       removedChunks: chunksOf(a),
+      sources: [
+        {
+          source_key: A,
+          status: 'deleted',
+          documents: 0,
+          chunks: 0,
+          removed_documents: 9,
+          removed_chunks: chunksOf(a),
+          reason: null,
+        },
+        {
+          source_key: B,
+          status: 'read',
+          documents: 3,
+          chunks: chunksOf(b),
+          removed_documents: 0,
+          removed_chunks: 0,
+          reason: null,
+        },
+      ],
     });
     expect(forgotten.sort()).toEqual(a.map(([id]) => id));
     expect(await currentManifest(store, A)).toEqual([]);
@@ -167,6 +187,7 @@ describe('deleted sources', () => {
       skipped: [],
       removedDocuments: 0,
       removedChunks: 0,
+      sources: [],
     });
     expect(store.objects.has(sourceManifestPointerKey(PIPELINE, A))).toBe(false);
   });
@@ -207,6 +228,9 @@ describe('deleted sources', () => {
         sourceKey: A,
         reason: expect.stringMatching(/no time left .*\(deleted\): drop an empty file under its key/),
       },
+    ]);
+    expect(result.sources).toEqual([
+      expect.objectContaining({ source_key: A, status: 'skipped', reason: result.skipped[0]!.reason }),
     ]);
     expect(await currentManifest(store, A)).toEqual(someDocs('a', 4));
   });

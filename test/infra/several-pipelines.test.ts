@@ -74,7 +74,7 @@ describe('SluiceStack serving several pipelines', () => {
 
   it('projects a pipeline partition for every pipeline', () => {
     const tables = Object.values(template.findResources('AWS::Glue::Table'));
-    expect(tables).toHaveLength(5);
+    expect(tables).toHaveLength(6);
     for (const table of tables) {
       expect(table.Properties.TableInput.Parameters['projection.pipeline.values']).toBe('docs,notes');
     }

@@ -459,14 +459,14 @@ describe('QueryLayer', () => {
 
   it('defines every table the writer has a layout for in the sluice database', () => {
     template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'sluice' } });
-    template.resourceCountIs('AWS::Glue::Table', 5);
-    for (const name of ['embeddings', 'rejects', 'scores', 'segment_stats', 'runs']) {
+    template.resourceCountIs('AWS::Glue::Table', 6);
+    for (const name of ['embeddings', 'rejects', 'scores', 'segment_stats', 'sources', 'runs']) {
       expect(table(name).DatabaseName).toBe('sluice');
     }
   });
 
   it('projects pipeline and run_date partitions instead of registering them', () => {
-    for (const name of ['embeddings', 'rejects', 'runs']) {
+    for (const name of ['embeddings', 'rejects', 'sources', 'runs']) {
       const input = table(name).TableInput;
       expect(input.PartitionKeys.map((k: { Name: string }) => k.Name)).toEqual(['pipeline', 'run_date']);
       expect(input.Parameters).toMatchObject({

@@ -308,6 +308,16 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       removedChunks: snapshot.length,
     });
     expect(summary.sources).toMatchObject({ compared: 1, deleted: 1, skipped: 0 });
+    expect(await readTable('sources', runId)).toEqual([
+      expect.objectContaining({
+        run_id: runId,
+        source_key: SOURCE_KEY,
+        status: 'deleted',
+        documents: 0n,
+        removed_documents: BigInt(ids.length),
+        removed_chunks: BigInt(snapshot.length),
+      }),
+    ]);
     const docs = await deps.chunkIndex.lookupDocs('docs', ids);
     expect(docs.size).toBe(ids.length);
     expect(new Set([...docs.values()].map((d) => d.chunkCount))).toEqual(new Set([0]));
@@ -361,7 +371,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
   }
 
   async function readTable(
-    table: 'embeddings' | 'rejects',
+    table: 'embeddings' | 'rejects' | 'sources',
     runId: string,
   ): Promise<Record<string, unknown>[]> {
     const listed = await clients.s3.send(
