@@ -86,7 +86,9 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         `not compared for removals: ${summary.sources?.skipped} sources, e.g. ${skipped.sourceKey}: ${skipped.reason}`,
       );
     if (config.kind === 'embed') {
-      io.out(`results: ${resultsDir} (tables embeddings, rejects, runs)`);
+      io.out(
+        `results: ${resultsDir} (tables embeddings, rejects, runs${summary.sources === undefined ? '' : ', sources'})`,
+      );
       io.out(`query:   npx sluice query "select doc_id, chunk_id from embeddings limit 5"${home}`);
     } else {
       io.out(`results: ${resultsDir} (tables scores, segment_stats, rejects, runs)`);
