@@ -23,13 +23,16 @@ import { UnitThreads } from './threads/unit-threads.ts';
 /**
  * Finalize compares per-source document manifests on the main thread, beside the run
  * store and chunk index, under the run's heap cap: smaller segments and read buffers
- * than a finalize Lambda's (a local file store reads fast, so they cost little).
+ * than a finalize Lambda's (a local file store reads fast, so they cost little), and
+ * fewer vanished documents held at once for the moves scan (a deleted source of 1M
+ * documents held 76 MiB at the Lambda's 500,000: `npm run bench -- manifests`).
  */
-const LOCAL_SOURCE_MANIFESTS = {
+export const LOCAL_SOURCE_MANIFESTS = {
   segmentDocs: 50_000,
   mergeBufferBytes: 4 * 1024 * 1024,
   concurrency: 4,
   smallConcurrency: 8,
+  maxCandidates: 100_000,
 } as const;
 export interface LocalRunOptions {
   readonly home: LocalHome;
