@@ -12,6 +12,7 @@ import { type PlanRunResult, planRun } from '../shared/plan/plan-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
+import { mapWithConcurrency } from '../shared/work/concurrency.ts';
 import { deployedAdapters } from './config/adapters.ts';
 import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
 import { excerptOf, validateMessage } from './messages/parse-message.ts';
@@ -168,23 +169,35 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     const { entries, keysByPipeline, removedByPipeline } = readIngestBatch(d, event.Records);
     // Started by the first message that needs it and awaited by all of them, so a
     // pipeline's failure fails exactly the messages that named it.
-    const plans = new Map<string, Promise<PlanRunResult>>();
-    const planPipeline = (pipeline: string): Promise<PlanRunResult> => {
+    const plans = new Map<string, Promise<PlanRunResult | undefined>>();
+    /** Deletion notices alone, for keys that all exist again (uploaded since): no run to plan. */
+    const allBack = async (removedKeys: readonly string[]): Promise<boolean> => {
+      const heads = await mapWithConcurrency(removedKeys, 16, (key) => d.store.head(key));
+      return heads.every((head) => head !== undefined);
+    };
+    const planPipeline = (pipeline: string): Promise<PlanRunResult | undefined> => {
       let pending = plans.get(pipeline);
       if (pending === undefined) {
         const keys = [...(keysByPipeline.get(pipeline) ?? [])];
         const removedKeys = [...(removedByPipeline.get(pipeline) ?? [])];
-        pending = plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys, removedKeys }).catch(
-          (error: unknown) => {
-            logger.error('planning failed; the messages naming these keys will be redelivered', {
+        pending = (async () => {
+          if (keys.length === 0 && (await allBack(removedKeys))) {
+            logger.info('deleted keys exist again (uploaded since): nothing to plan', {
               pipeline,
-              keys,
               removedKeys,
-              error: describeError(error),
             });
-            throw error;
-          },
-        );
+            return undefined;
+          }
+          return plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys, removedKeys });
+        })().catch((error: unknown) => {
+          logger.error('planning failed; the messages naming these keys will be redelivered', {
+            pipeline,
+            keys,
+            removedKeys,
+            error: describeError(error),
+          });
+          throw error;
+        });
         plans.set(pipeline, pending);
       }
       return pending;

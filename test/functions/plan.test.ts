@@ -191,6 +191,27 @@ describe('plan handler', () => {
       expect(warnings).toContain('bucket someone-elses is not the Sluice bucket');
     });
 
+    it('plans no run for deletion notices alone whose keys all exist again (uploaded since)', async () => {
+      const { handler, observability } = setup();
+      const removal = anSqsRecord(
+        s3NotificationBody('incoming/docs/my+report+2026.jsonl').replace(
+          'ObjectCreated:Put',
+          'ObjectRemoved:Delete',
+        ),
+      );
+
+      const response = await handler(sqsEventOf(removal), aLambdaContext());
+
+      expect(response).toEqual({ batchItemFailures: [] });
+      expect(s3).toHaveReceivedCommandWith(HeadObjectCommand, { Key: 'incoming/docs/my report 2026.jsonl' });
+      expect(runItems()).toEqual([]);
+      expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+      expect(sqs).not.toHaveReceivedAnyCommand();
+      expect(observability.logged('info').join('\n')).toContain(
+        'deleted keys exist again (uploaded since): nothing to plan',
+      );
+    });
+
     it('plans a deletion as a key to look up: gone, it is recorded for finalize as a deleted source; nothing is read', async () => {
       const env = anEnvironment([aPipeline('docs'), aPipeline('faq', { incremental: { enabled: false } })]);
       const observability = testObservability();
