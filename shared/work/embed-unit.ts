@@ -126,7 +126,8 @@ export async function embedUnit(
         batch.forEach((chunk, i) => {
           done.push({
             seq: chunk.seq,
-            row: { ...chunk.row, embedding: Float32Array.from(vectors[i]!) },
+            // The typed-array constructor copies an array without the iterator protocol `from` uses.
+            row: { ...chunk.row, embedding: new Float32Array(vectors[i]!) },
           });
         });
       } catch (error) {

@@ -67,16 +67,20 @@ function parseEmbeddings(body: Uint8Array | undefined, expected: number): number
   }
   const dimension = Array.isArray(parsed[0]) ? parsed[0].length : -1;
   for (const vector of parsed) {
-    if (
-      !Array.isArray(vector) ||
-      vector.length !== dimension ||
-      dimension === 0 ||
-      !vector.every((x) => typeof x === 'number' && Number.isFinite(x))
-    ) {
+    if (!Array.isArray(vector) || vector.length !== dimension || dimension === 0 || !allFinite(vector)) {
       throw new EndpointUnavailable(
         `endpoint returned vectors that are not ${dimension}-dimensional numbers`,
       );
     }
   }
   return parsed as number[][];
+}
+
+/** Every element a finite number; a plain loop, as this runs over every value of every vector. */
+function allFinite(vector: readonly unknown[]): boolean {
+  for (let i = 0; i < vector.length; i++) {
+    const x = vector[i];
+    if (typeof x !== 'number' || !Number.isFinite(x)) return false;
+  }
+  return true;
 }
