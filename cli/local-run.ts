@@ -165,9 +165,10 @@ async function startOnnxModel(
       `--model-dir ${modelDir}: ${backend.model} outputs ${backend.dimension}-dimensional vectors, but the ${config.name} pipeline's endpoint.dimension is ${config.endpoint.dimension}`,
     );
   }
-  if (config.endpoint.maxInputTokens > backend.folder.maxLength)
+  // Chunk token counts include the special tokens, as the model's length limit does.
+  if (config.chunking.maxTokens > backend.folder.maxLength)
     log(
-      `warning: endpoint.maxInputTokens is ${config.endpoint.maxInputTokens} but ${backend.model} takes ${backend.folder.maxLength} tokens; longer chunks are truncated`,
+      `warning: chunking.maxTokens is ${config.chunking.maxTokens} but ${backend.model} takes ${backend.folder.maxLength} tokens; longer chunks are truncated (lower chunking.maxTokens)`,
     );
   let { chunking } = config;
   if (chunking.tokenizer === undefined) {

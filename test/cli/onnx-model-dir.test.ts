@@ -101,6 +101,17 @@ describe('sluice run --model-dir (an ONNX sentence-transformer folder)', () => {
     ]);
   });
 
+  it('warns when chunks may be longer than the model takes, and not otherwise', async () => {
+    const short = await writeTinyModelFolder(path.join(work, 'tiny-bert-32'), { maxLength: 32 });
+    const warned = await runTiny(path.join(work, 'home-short'), '--model-dir', short);
+    expect(warned.code, warned.err.join('\n')).toBe(0);
+    expect(warned.err).toContain(
+      'warning: chunking.maxTokens is 64 but sluice-tests/tiny-bert takes 32 tokens; longer chunks are truncated (lower chunking.maxTokens)',
+    );
+    const quiet = await runTiny(path.join(work, 'home-quiet'), '--model-dir', modelDir);
+    expect(quiet.err.some((line) => line.startsWith('warning:'))).toBe(false);
+  });
+
   it("exits 2 with one line when the model's dimension is not the pipeline's", async () => {
     const run = await sluice(
       'run',
