@@ -184,7 +184,13 @@ describe('SageMakerEmbeddingEndpoint', () => {
     ['vectors of different lengths', [[0.1, 0.2], [0.3]]],
     ['something that is not a list', { error: 'oops' }],
     ['non-numeric values', [['a', 'b']]],
-    ['a null inside the second vector', [[0.1, 0.2], [0.3, null]]],
+    [
+      'a null inside the second vector',
+      [
+        [0.1, 0.2],
+        [0.3, null],
+      ],
+    ],
   ])('retries a malformed response: %s', async (_, malformed) => {
     sagemaker
       .on(InvokeEndpointCommand)
