@@ -5,6 +5,7 @@ import {
   compareSourceManifests,
   type SourceManifestOptions,
 } from '../../shared/incremental/compare-source-manifests.ts';
+import { writeDeletedSources } from '../../shared/incremental/deleted-sources.ts';
 import { compareDocIds } from '../../shared/incremental/doc-lines.ts';
 import { ManifestWriter, readManifestPointer } from '../../shared/incremental/source-manifest.ts';
 import {
@@ -548,7 +549,7 @@ describe('compareSourceManifests', () => {
     expect(await peakWith({ concurrency: 2, smallConcurrency: 16, smallSourceDocs: 2 })).toBe(2);
   });
 
-  it('agrees with a model of every source snapshot over random runs, failures and moves', async () => {
+  it('agrees with a model of every source snapshot over random runs, failures, moves and deleted sources', async () => {
     const ids = fc.constantFrom(
       ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'tab\there', 'é', '😀', '\uffff', 'z'],
     );
@@ -560,7 +561,11 @@ describe('compareSourceManifests', () => {
       ),
       failed: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
     });
-    const runArb = fc.array(unitArb, { minLength: 1, maxLength: 4 });
+    const runArb = fc.record({
+      units: fc.array(unitArb, { minLength: 1, maxLength: 4 }),
+      // Sources the run was told are gone from the bucket (ignored for one a unit read).
+      deleted: fc.subarray([A, B, C]),
+    });
     await fc.assert(
       fc.asyncProperty(
         fc.array(runArb, { minLength: 1, maxLength: 4 }),
@@ -569,7 +574,7 @@ describe('compareSourceManifests', () => {
         async (runs, segmentDocs, maxCandidates) => {
           const store = new MemoryObjectStore(8);
           const model = new Map<string, Map<string, number>>();
-          for (const [r, specs] of runs.entries()) {
+          for (const [r, { units: specs, deleted }] of runs.entries()) {
             const runId = runIdOf(r + 1);
             const units: UnitSpec[] = specs.map((spec, u) => ({
               unitId: `u${u}`,
@@ -577,10 +582,9 @@ describe('compareSourceManifests', () => {
               docs: spec.docs,
               status: spec.failed ? 'failed' : 'succeeded',
             }));
-            const result = await compare(store, runId, await aRun(store, runId, units), {
-              segmentDocs,
-              maxCandidates,
-            });
+            const stored = await aRun(store, runId, units);
+            await writeDeletedSources(store, PIPELINE, runId, deleted);
+            const result = await compare(store, runId, stored, { segmentDocs, maxCandidates });
 
             const live = specs.filter((s) => !s.failed);
             const union = new Set(
@@ -602,8 +606,22 @@ describe('compareSourceManifests', () => {
               }
               model.set(source, next);
             }
-            expect(result).toMatchObject({ removedDocuments, removedChunks });
-            for (const source of touched) {
+            // A deleted source holds nothing now; one no run completed has no manifest to empty.
+            let deletedCompared = 0;
+            for (const source of deleted) {
+              const before = model.get(source);
+              if (touched.has(source) || before === undefined) continue;
+              deletedCompared += 1;
+              for (const [id, n] of before) {
+                if (union.has(id)) continue;
+                removedDocuments += 1;
+                removedChunks += n;
+              }
+              model.set(source, new Map());
+            }
+            expect(result).toMatchObject({ removedDocuments, removedChunks, deleted: deletedCompared });
+            expect(result.sources.filter((row) => row.status === 'deleted')).toHaveLength(deletedCompared);
+            for (const source of new Set([...touched, ...deleted])) {
               const expected = [...(model.get(source) ?? new Map<string, number>())].sort(([x], [y]) =>
                 compareDocIds(x, y),
               );
