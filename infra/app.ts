@@ -1,22 +1,12 @@
 import { App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
-import { readContext } from './context.ts';
-import { SluiceStack } from './sluice-stack.ts';
+import { addSluiceStack } from './sluice-app.ts';
 
 const app = new App();
-const context = readContext(app.node);
-const pipelines = await Promise.all(context.pipelines.map((name) => loadPipelineConfig('pipelines', name)));
-
-new SluiceStack(app, context.stackName, {
-  description: `Sluice batch embeddings and scoring (pipelines: ${context.pipelines.join(', ')})`,
+// The cdk CLI sets CDK_DEFAULT_REGION from AWS_REGION, the profile, or us-east-1; the
+// region picks the endpoint images (infra/images), so a stack without one fails synth.
+await addSluiceStack(app, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-  pipelines,
-  teiImageUri: context.teiImageUri,
-  hfModelId: context.hfModelId,
-  embeddingInstanceType: context.embeddingInstanceType,
-  xgboostImageUri: context.xgboostImageUri,
-  scoringEndpoints: context.scoringEndpoints,
 });
 
 Aspects.of(app).add(new AwsSolutionsChecks());

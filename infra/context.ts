@@ -4,13 +4,23 @@ import { DEFAULT_STACK_NAME, deploymentNames } from './deployment-names.ts';
 /** Context keys the app reads (`cdk.json` or `-c key=value`). */
 export const CONTEXT_KEYS = {
   pipelines: 'sluice:pipelines',
+  teiVersion: 'sluice:teiVersion',
   teiImageUri: 'sluice:teiImageUri',
   embeddingInstanceType: 'sluice:embeddingInstanceType',
   hfModelId: 'sluice:hfModelId',
+  xgboostVersion: 'sluice:xgboostVersion',
   xgboostImageUri: 'sluice:xgboostImageUri',
-  scoringEndpoints: 'sluice:scoringEndpoints',
   stackName: 'sluice:stackName',
 } as const;
+
+/**
+ * Keys the app no longer reads, with what replaced them: passing one fails synth in one
+ * line instead of being silently ignored.
+ */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  'sluice:scoringEndpoints':
+    'the stack now uploads the committed model archives itself, so one deploy creates the scoring endpoints (docs/infra.md, Deploy); to leave scoring out, deploy only embed pipelines (-c sluice:pipelines=docs)',
+};
 
 /** Pipelines deployed when context names none: one embed and one score pipeline. */
 export const DEFAULT_PIPELINES: readonly string[] = ['docs', 'credit-risk'];
@@ -18,15 +28,18 @@ export const DEFAULT_PIPELINES: readonly string[] = ['docs', 'credit-risk'];
 export interface SluiceContext {
   /** Pipeline config names under `pipelines/`. @default ['docs', 'credit-risk'] */
   readonly pipelines: readonly string[];
-  readonly teiImageUri: string;
+  /** TEI version in `infra/images/tei-images.ts`. @default - the table's default */
+  readonly teiVersion: string | undefined;
+  /** An explicit TEI image URI in the stack's region (escape hatch). @default - the table's image */
+  readonly teiImageUri: string | undefined;
   /** @default - each pipeline's `endpoint.instanceType` */
   readonly embeddingInstanceType: string | undefined;
   /** Overrides every pipeline's `endpoint.model` as the TEI model id. @default - each pipeline's `endpoint.model` */
   readonly hfModelId: string | undefined;
-  /** SageMaker's built-in XGBoost image (region-specific); required when a score pipeline is deployed. */
+  /** XGBoost image version in `infra/images/xgboost-images.ts`. @default - the table's default */
+  readonly xgboostVersion: string | undefined;
+  /** An explicit XGBoost image URI in the stack's region (escape hatch). @default - the table's image */
   readonly xgboostImageUri: string | undefined;
-  /** Whether the scoring endpoints are deployed (false for the first deployment of a stack). @default true */
-  readonly scoringEndpoints: boolean;
   /**
    * Stack name; every account-unique resource name derives from it (`deploymentNames`).
    * @default 'Sluice'
@@ -40,13 +53,11 @@ export interface SluiceContext {
  * comma-separated list. Errors are one line naming the key and the fix.
  */
 export function readContext(node: Node): SluiceContext {
-  const pipelines = parseNames(node.tryGetContext(CONTEXT_KEYS.pipelines) ?? DEFAULT_PIPELINES);
-  const teiImageUri = optionalString(node, CONTEXT_KEYS.teiImageUri);
-  if (!teiImageUri) {
-    throw new Error(
-      `context ${CONTEXT_KEYS.teiImageUri} is required: pass -c ${CONTEXT_KEYS.teiImageUri}=<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`,
-    );
+  for (const [key, instead] of Object.entries(RETIRED_KEYS)) {
+    if (node.tryGetContext(key) !== undefined)
+      throw new Error(`context ${key} is no longer used: ${instead}`);
   }
+  const pipelines = parseNames(node.tryGetContext(CONTEXT_KEYS.pipelines) ?? DEFAULT_PIPELINES);
   const embeddingInstanceType = optionalString(node, CONTEXT_KEYS.embeddingInstanceType);
   if (embeddingInstanceType !== undefined && !/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(embeddingInstanceType)) {
     throw new Error(
@@ -57,11 +68,12 @@ export function readContext(node: Node): SluiceContext {
   deploymentNames(stackName); // a stack name that cannot name the resources fails here, naming the key
   return {
     pipelines,
-    teiImageUri,
+    teiVersion: optionalString(node, CONTEXT_KEYS.teiVersion),
+    teiImageUri: optionalString(node, CONTEXT_KEYS.teiImageUri),
     embeddingInstanceType,
     hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId),
+    xgboostVersion: optionalString(node, CONTEXT_KEYS.xgboostVersion),
     xgboostImageUri: optionalString(node, CONTEXT_KEYS.xgboostImageUri),
-    scoringEndpoints: optionalBoolean(node, CONTEXT_KEYS.scoringEndpoints) ?? true,
     stackName,
   };
 }
@@ -72,15 +84,6 @@ function optionalString(node: Node, key: string): string | undefined {
   if (typeof value !== 'string')
     throw new Error(`context ${key} must be a string, got ${JSON.stringify(value)}`);
   return value;
-}
-
-/** A boolean from cdk.json, or `true`/`false` as `-c` passes it (a string). */
-function optionalBoolean(node: Node, key: string): boolean | undefined {
-  const value: unknown = node.tryGetContext(key);
-  if (value === undefined || value === null || value === '') return undefined;
-  if (value === true || value === 'true') return true;
-  if (value === false || value === 'false') return false;
-  throw new Error(`context ${key} must be true or false, got ${JSON.stringify(value)}`);
 }
 
 function parseNames(value: unknown): string[] {

@@ -29,6 +29,44 @@ export function deploymentSettings(pipelines: readonly PipelineConfig[]): Deploy
   };
 }
 
+/**
+ * Model ids only the local runtime serves: `sluice-hash-embed-v1` is the weight-free hash
+ * embedder of `sluice run` and the schema's default `endpoint.model`. No SageMaker
+ * endpoint can load it (TEI would look it up on the Hugging Face Hub and fail its health
+ * check minutes into the deploy), so synth refuses to deploy it.
+ */
+export const LOCAL_ONLY_MODELS: readonly string[] = ['sluice-hash-embed-v1'];
+
+/**
+ * The configs as their endpoints will serve them: with `hfModelId` (context
+ * `sluice:hfModelId`) as every embed pipeline's `endpoint.model`, so the model the TEI
+ * container loads is the model the workers record with every embedding and fold into
+ * every chunk fingerprint (an incremental run after a model change re-embeds instead of
+ * carrying the old model's vectors). Refuses, in one line naming the pipeline and the fix,
+ * an embed pipeline whose model is local-only.
+ */
+export function withDeployedModels(
+  pipelines: readonly PipelineConfig[],
+  hfModelId?: string,
+): PipelineConfig[] {
+  return pipelines.map((pipeline): PipelineConfig => {
+    if (pipeline.kind !== 'embed') return pipeline;
+    const model = hfModelId ?? pipeline.endpoint.model;
+    if (LOCAL_ONLY_MODELS.includes(model)) {
+      const where =
+        hfModelId === undefined
+          ? `pipeline ${pipeline.name}: endpoint.model is "${model}"`
+          : `context sluice:hfModelId is "${model}"`;
+      throw new Error(
+        `${where}, a local-only model that no SageMaker endpoint serves: set endpoint.model in pipelines/${pipeline.name}.json to a Hugging Face model id (e.g. "BAAI/bge-small-en-v1.5") or pass -c sluice:hfModelId=<model id>`,
+      );
+    }
+    return model === pipeline.endpoint.model
+      ? pipeline
+      : { ...pipeline, endpoint: { ...pipeline.endpoint, model } };
+  });
+}
+
 /** What one SageMaker endpoint must serve; pipelines naming the same endpoint share it. */
 export interface EndpointSpec {
   readonly endpointName: string;

@@ -19,9 +19,12 @@ import {
   checkEndpointNames,
   deploymentSettings,
   endpointSpecs,
-  type ScoringEndpointSpec,
   scoringEndpointSpecs,
+  withDeployedModels,
 } from './deployment-settings.ts';
+import { stackImageUri } from './images/stack-images.ts';
+import { TEI_IMAGES } from './images/tei-images.ts';
+import { XGBOOST_IMAGES } from './images/xgboost-images.ts';
 import { acceptBucketNotificationsHandler } from './nag-suppressions.ts';
 
 /**
@@ -37,10 +40,22 @@ export interface SluiceStackProps extends StackProps {
    * (`deploymentNames`), and its functions call them by those names.
    */
   readonly pipelines: readonly PipelineConfig[];
-  /** Text Embeddings Inference image in ECR (context `sluice:teiImageUri`). */
-  readonly teiImageUri: string;
   /**
-   * Hugging Face model every endpoint serves (context `sluice:hfModelId`).
+   * Text Embeddings Inference image version in `infra/images/tei-images.ts` (context
+   * `sluice:teiVersion`); the image is the one for the stack's region.
+   * @default TEI_IMAGES.defaultVersion
+   */
+  readonly teiVersion?: string;
+  /**
+   * An explicit TEI image URI in the stack's region instead of the table's (context
+   * `sluice:teiImageUri`), for an image the table does not hold.
+   * @default - the table's image for the stack's region and `teiVersion`
+   */
+  readonly teiImageUri?: string;
+  /**
+   * Hugging Face model every endpoint serves (context `sluice:hfModelId`), and so the
+   * `endpoint.model` of every embed pipeline as deployed: the id the workers record and
+   * fingerprint.
    * @default - each pipeline's `endpoint.model`
    */
   readonly hfModelId?: string;
@@ -50,19 +65,17 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly embeddingInstanceType?: string;
   /**
-   * SageMaker's built-in XGBoost image in ECR (context `sluice:xgboostImageUri`); the
-   * URI is region-specific. Required when a score pipeline is deployed.
-   * @default - none
+   * SageMaker's built-in XGBoost image version in `infra/images/xgboost-images.ts`
+   * (context `sluice:xgboostVersion`); the image is the one for the stack's region.
+   * @default XGBOOST_IMAGES.defaultVersion
+   */
+  readonly xgboostVersion?: string;
+  /**
+   * An explicit XGBoost image URI in the stack's region instead of the table's (context
+   * `sluice:xgboostImageUri`).
+   * @default - the table's image for the stack's region and `xgboostVersion`
    */
   readonly xgboostImageUri?: string;
-  /**
-   * Whether to deploy the scoring endpoints (context `sluice:scoringEndpoints`).
-   * SageMaker refuses to create a model whose `model.tar.gz` is not in the bucket yet,
-   * so the first deployment of a new stack leaves them out, the archives are uploaded,
-   * and the next deployment adds them (docs/infra.md, Deploy).
-   * @default true
-   */
-  readonly scoringEndpoints?: boolean;
   /**
    * Handler entry files.
    * @default functions/plan.ts, functions/work.ts, functions/finalize.ts and functions/dead-letter.ts
@@ -96,7 +109,7 @@ export class SluiceStack extends Stack {
   readonly runsTable: RunsTable;
   /** Embedding endpoints (TEI), one per distinct `endpoint.name`. */
   readonly endpoints: readonly EmbeddingEndpoint[];
-  /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName`; empty when left out. */
+  /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName`. */
   readonly scoringEndpoints: readonly ScoringEndpoint[];
   readonly functions: Functions;
   readonly schedules: Schedules | undefined;
@@ -113,7 +126,8 @@ export class SluiceStack extends Stack {
     // endpoints and their log groups) and the metrics' service dimension derive from the
     // stack name, so stacks with different names can share an account and region.
     this.names = deploymentNames(this.stackName);
-    const pipelines = deployedPipelines(props.pipelines, this.names);
+    // The model an endpoint serves is the model the workers record (sluice:hfModelId included).
+    const pipelines = deployedPipelines(withDeployedModels(props.pipelines, props.hfModelId), this.names);
     this.pipelines = pipelines;
     const settings = deploymentSettings(pipelines);
     const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
@@ -149,24 +163,28 @@ export class SluiceStack extends Stack {
     const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);
     const scoringSpecs = scoringEndpointSpecs(pipelines);
     checkEndpointNames(embeddingSpecs, scoringSpecs);
+    // Images follow the stack's region (infra/images), resolved only for the endpoints deployed.
     this.endpoints = embeddingSpecs.map(
       (spec) =>
         new EmbeddingEndpoint(this, `Embedding-${spec.endpointName}`, {
           endpointName: spec.endpointName,
           instanceType: spec.instanceType,
-          imageUri: props.teiImageUri,
-          hfModelId: props.hfModelId ?? spec.model,
+          imageUri: stackImageUri(this, TEI_IMAGES, { version: props.teiVersion, uri: props.teiImageUri }),
+          hfModelId: spec.model,
           maxBatchTokens: spec.maxBatchTokens,
           maxClientBatchSize: spec.maxClientBatchSize,
         }),
     );
 
-    this.scoringEndpoints = (props.scoringEndpoints === false ? [] : scoringSpecs).map(
+    this.scoringEndpoints = scoringSpecs.map(
       (spec) =>
         new ScoringEndpoint(this, `Scoring-${spec.endpointName}`, {
           endpointName: spec.endpointName,
           instanceType: spec.instanceType,
-          imageUri: requireXgboostImage(props.xgboostImageUri, scoringSpecs),
+          imageUri: stackImageUri(this, XGBOOST_IMAGES, {
+            version: props.xgboostVersion,
+            uri: props.xgboostImageUri,
+          }),
           bucket: this.storage.bucket,
           modelDataKey: spec.modelDataKey,
         }),
@@ -246,12 +264,4 @@ export class SluiceStack extends Stack {
 
     acceptBucketNotificationsHandler(this);
   }
-}
-
-/** The XGBoost image, or a one-line error naming the context key and the score pipelines that need it. */
-function requireXgboostImage(uri: string | undefined, specs: readonly ScoringEndpointSpec[]): string {
-  if (uri) return uri;
-  throw new Error(
-    `context sluice:xgboostImageUri is required for score pipelines ${specs.flatMap((s) => s.pipelines).join(', ')}: pass -c sluice:xgboostImageUri=<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-xgboost:1.7-1 (the image for your region)`,
-  );
 }

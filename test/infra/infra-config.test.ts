@@ -42,42 +42,52 @@ const withName = (config: PipelineConfig, name: string, changes: Record<string, 
 const contextOf = (context: Record<string, unknown>) => readContext(new App({ context }).node);
 
 describe('readContext', () => {
-  it("defaults to the docs and credit-risk pipelines, each pipeline's own model and deployed scoring endpoints", () => {
-    expect(contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI })).toEqual({
+  it("defaults to the docs and credit-risk pipelines, each pipeline's own model and the table's images", () => {
+    expect(contextOf({})).toEqual({
       pipelines: ['docs', 'credit-risk'],
-      teiImageUri: TEST_TEI_IMAGE_URI,
+      teiVersion: undefined,
+      teiImageUri: undefined,
       embeddingInstanceType: undefined,
       hfModelId: undefined,
+      xgboostVersion: undefined,
       xgboostImageUri: undefined,
-      scoringEndpoints: true,
       stackName: 'Sluice',
     });
   });
 
-  it('reads sluice:scoringEndpoints as a boolean from cdk.json or a string from -c', () => {
-    const scoringEndpoints = (value: unknown) =>
-      contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:scoringEndpoints': value })
-        .scoringEndpoints;
-    expect([false, 'false', true, 'true'].map(scoringEndpoints)).toEqual([false, false, true, true]);
-    expect(() => scoringEndpoints('no')).toThrow(/sluice:scoringEndpoints must be true or false/);
+  it('reads image versions and explicit image URIs', () => {
+    const context = contextOf({
+      'sluice:teiVersion': '1.9',
+      'sluice:teiImageUri': TEST_TEI_IMAGE_URI,
+      'sluice:xgboostVersion': '2.1-0',
+    });
+    expect(context).toMatchObject({
+      teiVersion: '1.9',
+      teiImageUri: TEST_TEI_IMAGE_URI,
+      xgboostVersion: '2.1-0',
+      xgboostImageUri: undefined,
+    });
+  });
+
+  it('refuses sluice:scoringEndpoints, which one-command deploys retired, in one line saying what to do', () => {
+    for (const value of [false, 'false', true]) {
+      expect(() => contextOf({ 'sluice:scoringEndpoints': value })).toThrow(
+        /^context sluice:scoringEndpoints is no longer used: the stack now uploads the committed model archives itself[^\n]*$/,
+      );
+    }
   });
 
   it('accepts pipelines as a list, a JSON string (-c) or a comma-separated string', () => {
     for (const pipelines of [['docs', 'notes'], '["docs","notes"]', 'docs, notes']) {
-      expect(
-        contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:pipelines': pipelines }).pipelines,
-      ).toEqual(['docs', 'notes']);
+      expect(contextOf({ 'sluice:pipelines': pipelines }).pipelines).toEqual(['docs', 'notes']);
     }
   });
 
-  it('refuses a missing TEI image, a bad instance type and a repeated pipeline with one line naming the key', () => {
-    expect(() => contextOf({})).toThrow(/sluice:teiImageUri is required/);
-    expect(() =>
-      contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:embeddingInstanceType': 'g5.xlarge' }),
-    ).toThrow(/sluice:embeddingInstanceType "g5.xlarge"/);
-    expect(() =>
-      contextOf({ 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:pipelines': 'docs,docs' }),
-    ).toThrow(/names a pipeline twice/);
+  it('refuses a bad instance type and a repeated pipeline with one line naming the key', () => {
+    expect(() => contextOf({ 'sluice:embeddingInstanceType': 'g5.xlarge' })).toThrow(
+      /sluice:embeddingInstanceType "g5.xlarge"/,
+    );
+    expect(() => contextOf({ 'sluice:pipelines': 'docs,docs' })).toThrow(/names a pipeline twice/);
   });
 });
 
@@ -171,10 +181,13 @@ describe('scoringEndpointSpecs', () => {
 describe('parseEcrImageUri', () => {
   it('finds the registry account, region and repository of an ECR image', () => {
     expect(parseEcrImageUri(TEST_TEI_IMAGE_URI)).toEqual({
-      account: '763104351884',
+      account: '683313688378',
       region: 'us-east-1',
-      repository: 'huggingface-pytorch-tei',
+      repository: 'tei',
     });
+    expect(
+      parseEcrImageUri('450853457545.dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-xgboost:1.7-1'),
+    ).toEqual({ account: '450853457545', region: 'cn-north-1', repository: 'sagemaker-xgboost' });
     expect(
       parseEcrImageUri(`123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/tei@sha256:${'a'.repeat(64)}`),
     ).toEqual({ account: '123456789012', region: 'eu-west-1', repository: 'team/tei' });

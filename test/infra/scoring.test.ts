@@ -248,20 +248,3 @@ describe('Functions with a score pipeline', () => {
     }
   });
 });
-
-describe('SluiceStack deployed before the model archives are uploaded', () => {
-  it('leaves the scoring endpoints and their invoke grant out when scoringEndpoints is false', () => {
-    const first = buildStack({ pipelines: [docs, creditRisk], scoringEndpoints: false }).stack;
-    const firstTemplate = Template.fromStack(first);
-    expect(first.scoringEndpoints).toEqual([]);
-    firstTemplate.resourceCountIs('AWS::SageMaker::Endpoint', 1);
-    firstTemplate.hasResourceProperties('AWS::SageMaker::Endpoint', { EndpointName: 'sluice-docs-embed' });
-    expect(JSON.stringify(firstTemplate.toJSON())).not.toContain('endpoint/sluice-credit-risk');
-  });
-
-  it('refuses a score pipeline without the XGBoost image, naming the context key', () => {
-    expect(() => buildStack({ pipelines: [docs, creditRisk], xgboostImageUri: undefined })).toThrow(
-      /context sluice:xgboostImageUri is required for score pipelines credit-risk/,
-    );
-  });
-});

@@ -80,9 +80,14 @@ describe('SluiceStack serving several pipelines', () => {
     }
   });
 
-  it('passes every pipeline config to the functions, in their code', () => {
+  it('passes every pipeline config to the functions, in their code, with the model sluice:hfModelId serves', () => {
+    // The workers record and fingerprint endpoint.model: it must be the model the endpoint serves.
+    const served = (config: PipelineConfig) => ({
+      ...config,
+      endpoint: { ...config.endpoint, model: 'BAAI/bge-base-en-v1.5' },
+    });
     for (const fn of [stack.functions.plan, stack.functions.work, stack.functions.deadLetter]) {
-      expect(bundledPipelines(fn)).toEqual([docs, notes]);
+      expect(bundledPipelines(fn)).toEqual([served(docs), served(notes)]);
     }
   });
 

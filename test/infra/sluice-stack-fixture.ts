@@ -20,11 +20,15 @@ import {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
 
-/** The TEI image the tests pass as context `sluice:teiImageUri`. */
+/**
+ * The TEI image a us-east-1 stack gets by default, written out (not computed from
+ * infra/images) so a test fails when the table's default changes by accident: the `tei`
+ * repository of SageMaker's registry 683313688378, TEI 1.8.2 (huggingface-tei.json).
+ */
 export const TEST_TEI_IMAGE_URI =
-  '763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tei:2.0.1-tei1.2.3-gpu-py310-cu122-ubuntu22.04';
+  '683313688378.dkr.ecr.us-east-1.amazonaws.com/tei:2.0.1-tei1.8.2-gpu-py310-cu122-ubuntu22.04';
 
-/** The XGBoost image the tests pass as context `sluice:xgboostImageUri` (as in cdk.json). */
+/** The XGBoost image a us-east-1 stack gets by default (xgboost.json, 1.7-1), written out. */
 export const TEST_XGBOOST_IMAGE_URI = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
 
 /** Tiny stand-in handlers, so bundling is fast and does not depend on functions/. */
@@ -65,8 +69,6 @@ export function buildStack(
   const app = new App();
   const stack = new SluiceStack(app, DEFAULT_STACK_NAME, {
     env: { account: '123456789012', region: 'us-east-1' },
-    teiImageUri: TEST_TEI_IMAGE_URI,
-    xgboostImageUri: TEST_XGBOOST_IMAGE_URI,
     functionEntries: FIXTURE_ENTRIES,
     dataRemovalPolicy: RemovalPolicy.DESTROY,
     ...props,

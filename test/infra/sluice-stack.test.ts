@@ -385,7 +385,7 @@ describe('RunsTable', () => {
 });
 
 describe('EmbeddingEndpoint', () => {
-  it('serves the TEI image from context with the default Hugging Face model', () => {
+  it("serves the table's TEI image for the stack's region with the pipeline's Hugging Face model", () => {
     template.hasResourceProperties('AWS::SageMaker::Model', {
       PrimaryContainer: {
         Image: TEST_TEI_IMAGE_URI,
@@ -412,9 +412,7 @@ describe('EmbeddingEndpoint', () => {
     const pull = (policy.Properties.PolicyDocument.Statement as Cfn[]).find((s) =>
       [s.Action].flat().includes('ecr:BatchGetImage'),
     );
-    expect(JSON.stringify(pull?.Resource)).toContain(
-      ':ecr:us-east-1:763104351884:repository/huggingface-pytorch-tei',
-    );
+    expect(JSON.stringify(pull?.Resource)).toContain(':ecr:us-east-1:683313688378:repository/tei');
   });
 });
 

@@ -13,8 +13,6 @@ import {
   loadCreditRiskPipeline,
   loadDocsPipeline,
   publishedEmf,
-  TEST_TEI_IMAGE_URI,
-  TEST_XGBOOST_IMAGE_URI,
 } from './sluice-stack-fixture.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
@@ -94,10 +92,7 @@ describe('deploymentNames', () => {
 
   it('checks context sluice:stackName when the app reads its context', () => {
     const contextOf = (stackName: string) =>
-      readContext(
-        new App({ context: { 'sluice:teiImageUri': TEST_TEI_IMAGE_URI, 'sluice:stackName': stackName } })
-          .node,
-      );
+      readContext(new App({ context: { 'sluice:stackName': stackName } }).node);
     expect(contextOf('SluiceDev').stackName).toBe('SluiceDev');
     expect(() => contextOf('Sluice_Dev')).toThrow(/^stack name "Sluice_Dev" .*context sluice:stackName/);
   });
@@ -117,8 +112,6 @@ describe('two stacks in one account and region', () => {
     const props = {
       env: { account: '123456789012', region: 'us-east-1' },
       pipelines: [docs, creditRisk],
-      teiImageUri: TEST_TEI_IMAGE_URI,
-      xgboostImageUri: TEST_XGBOOST_IMAGE_URI,
       functionEntries: FIXTURE_ENTRIES,
       dataRemovalPolicy: RemovalPolicy.DESTROY,
     };
