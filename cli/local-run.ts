@@ -17,6 +17,7 @@ import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
+import { acquireRunLease, type RunLease } from './run-lease.ts';
 import { resolveInputs, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
@@ -385,10 +386,13 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const inputs = await resolveInputs(options.paths, options.config.name);
   const runtime = await startLocalRuntime(options);
   const { config, queue } = runtime;
+  let lease: RunLease | undefined;
   try {
     const removedKeys = await unstageVanished(home.store, inputs);
     await stageInputs(home.store, inputs);
     const runId = newRunId(now());
+    // Held until the run is finalized: a `redrive --resume` of it meanwhile is refused.
+    lease = await acquireRunLease(home.dir, runId);
     const planStarted = Date.now();
     const plan = await planRun({ store: home.store, runs: home.runs, queue }, config, {
       runId,
@@ -416,5 +420,6 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     };
   } finally {
     await runtime.close();
+    await lease?.release();
   }
 }

@@ -8,9 +8,11 @@ import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState, RunSummary, WorkUnit } from '../../shared/domain/types.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
+import { restoreSummaryFiles } from '../../shared/finalize/finalize-run.ts';
 import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
 import { type LocalHome, openHome } from '../home.ts';
 import { startLocalRuntime } from '../local-run.ts';
+import { acquireRunLease } from '../run-lease.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 import { defaultPipelinesDir } from './run.ts';
@@ -138,7 +140,7 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     return redriveDeployed(runId, table, workQueueUrl, values.resume, values.json, io);
   }
 
-  const home = openHome(values.home);
+  let home = openHome(values.home);
   const where = values.home ? ` --home ${values.home}` : '';
   const run = await home.runs.getRun(runId).catch(() => undefined);
   if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
@@ -153,22 +155,38 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
   if (values['model-dir'] !== undefined && config.kind !== 'embed')
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
 
-  const units = await unitsToRedrive(home.runs, run, values.resume, where);
-  if (units === undefined) {
-    const summary = await home.runs.getSummary(runId);
-    if (values.json) io.out(JSON.stringify({ ...summary, redriven: 0 }));
-    else io.out(`run ${runId} ${run.status}: nothing to redrive`);
-    return 0;
+  // One process at a time works on a run: a resume while `sluice run` still goes is refused.
+  const lease = await acquireRunLease(home.dir, runId, ` (see: sluice status ${runId}${where})`);
+  let units: WorkUnit[] | undefined;
+  try {
+    // Read the run again under the lease: it may have moved since the first read.
+    home = openHome(values.home);
+    const current = (await home.runs.getRun(runId)) ?? run;
+    // A run finalized by an older version could be marked done without its files.
+    const restored = await restoreSummaryFiles(home, runId);
+    if (restored.length > 0) io.err(`run ${runId}: restored ${restored.join(', ')} from its stored summary`);
+    units = await unitsToRedrive(home.runs, current, values.resume, where);
+    if (units === undefined) {
+      const summary = await home.runs.getSummary(runId);
+      if (values.json) io.out(JSON.stringify({ ...summary, redriven: 0, restored }));
+      else
+        io.out(
+          `run ${runId} ${current.status}: nothing to redrive${restored.length > 0 ? ' (summary files restored)' : ''}`,
+        );
+      return 0;
+    }
+    io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
+    await redriveLocally(
+      home,
+      config,
+      runId,
+      units,
+      { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
+      (line) => io.err(line),
+    );
+  } finally {
+    await lease.release();
   }
-  io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
-  await redriveLocally(
-    home,
-    config,
-    runId,
-    units,
-    { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
-    (line) => io.err(line),
-  );
 
   const summary = await finalSummary(home, runId);
   const after = await home.runs.getRun(runId);

@@ -154,9 +154,9 @@ export class RunNotReady extends SluiceError {}
 
 /**
  * (primary adapter) -> finalizeRun -> (run store, object store): merges the units'
- * counts into the run summary, writes `summary.json` and the `runs` table row, then
- * moves the run to its final status with a conditional write. Returns the summary for
- * the one caller that made the move, undefined for a duplicate request.
+ * counts into the run summary, writes `summary.json` and the `runs` table row, then,
+ * last, moves the run to its final status with a conditional write. Returns the summary
+ * for the one caller that made the move, undefined for a duplicate request.
  */
 export async function finalizeRun(
   deps: FinalizeDeps,
@@ -166,8 +166,8 @@ export async function finalizeRun(
   const run = await deps.runs.getRun(runId);
   if (!run) throw new RunNotReady(`run ${runId} does not exist`);
   if (run.status !== 'running') {
-    // The run was moved already; a finalize that died before writing its files is
-    // repaired from the summary stored with the move.
+    // The run was moved already: its files are put back as the move stored them (a
+    // finalize that lost the move may have written its own copy over them).
     const stored = await deps.runs.getSummary(runId);
     if (stored) await writeSummaryFiles(deps.store, stored);
     return undefined;
@@ -267,12 +267,39 @@ export async function finalizeRun(
           },
         }),
   };
-  // Only the caller that moved the run writes its files, so a duplicate finalize that
-  // lost the move never overwrites the winner's summary with its own timings.
-  const moved = await deps.runs.finishRun(runId, summary);
-  if (!moved) return undefined;
+  // Every write comes before the move, and each one rewrites the same key: a finalize
+  // that dies at any step leaves the run `running`, and the next one (a retried
+  // message, or `sluice redrive --resume`) does it all again, so a run marked done
+  // always has its summary and its one `runs` row.
   await writeSummaryFiles(deps.store, summary);
+  const moved = await deps.runs.finishRun(runId, summary);
+  if (!moved) {
+    // A concurrent finalize moved it first: its summary is the run's, not this copy.
+    const stored = await deps.runs.getSummary(runId);
+    if (stored) await writeSummaryFiles(deps.store, stored);
+    return undefined;
+  }
   return summary;
+}
+
+/**
+ * The summary files of a finished run that are missing (a finalize of an older version
+ * wrote them after the move and died in between): rewritten from the summary the move
+ * stored. Returns the keys it wrote; none for a run that is not finished.
+ */
+export async function restoreSummaryFiles(
+  deps: Pick<FinalizeDeps, 'store' | 'runs'>,
+  runId: string,
+): Promise<string[]> {
+  const run = await deps.runs.getRun(runId);
+  if (!run || run.status === 'running') return [];
+  const summary = await deps.runs.getSummary(runId);
+  if (!summary) return [];
+  const missing: string[] = [];
+  for (const key of [runSummaryKey(summary.pipeline, runId), runRowKey(summary.pipeline, runId)])
+    if (!(await deps.store.head(key))) missing.push(key);
+  if (missing.length > 0) await writeSummaryFiles(deps.store, summary);
+  return missing;
 }
 
 /** `runs/<p>/<runId>/summary.json` and the run's row of the `runs` table. */

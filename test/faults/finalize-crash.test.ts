@@ -1,0 +1,313 @@
+import { cp, mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalHome, openHome } from '../../cli/home.ts';
+import { runLocalPipeline } from '../../cli/local-run.ts';
+import { main } from '../../cli/main.ts';
+import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
+import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { RunSummary } from '../../shared/domain/types.ts';
+import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
+import type { ObjectWrite } from '../../shared/ports/object-store.ts';
+import { jsonl } from '../core/factories.ts';
+import { readTable } from './support/run-tables.ts';
+
+const PIPELINE = {
+  name: 'fin',
+  kind: 'embed',
+  endpoint: { name: 'fin-embed', dimension: 16, maxRetries: 0, timeoutMs: 10_000 },
+  chunking: { maxTokens: 32, overlapTokens: 4 },
+  planning: { targetUnitTokens: 400 },
+  workers: { maxConcurrency: 2, maxReceiveCount: 2 },
+};
+
+class ProcessKilled extends Error {
+  override readonly name = 'ProcessKilled';
+}
+
+/**
+ * The ports of a process killed at the `killAt`-th write of finalize (1-based): that write
+ * and every call after it fail, so nothing from that point on lands, as with kill -9.
+ * Finalize is recognised by its first call, the run's unit list; the writes are object
+ * puts (and streamed writes' finish), chunk index and segment records, and run store moves.
+ */
+class KillSwitch {
+  armed = false;
+  killed = false;
+  readonly writes: string[] = [];
+  constructor(readonly killAt: number) {}
+
+  async write<T>(label: string, perform: () => Promise<T>): Promise<T> {
+    if (this.killed) throw new ProcessKilled(`killed before ${label}`);
+    if (this.armed) {
+      this.writes.push(label);
+      if (this.writes.length === this.killAt) {
+        this.killed = true;
+        throw new ProcessKilled(`killed at ${label}`);
+      }
+    }
+    return perform();
+  }
+
+  async read<T>(perform: () => Promise<T>): Promise<T> {
+    if (this.killed) throw new ProcessKilled('killed');
+    return perform();
+  }
+
+  /** Every method of `target`: those named in `writes` count as writes (labelled by `label`), the rest as reads. */
+  wrap<T extends object>(target: T, writes: Record<string, (args: unknown[]) => string>): T {
+    return new Proxy(target, {
+      get: (object, property, receiver) => {
+        const value = Reflect.get(object, property, receiver);
+        if (typeof value !== 'function' || typeof property !== 'string') return value;
+        const method = value as (...args: unknown[]) => unknown;
+        if (property === 'listUnits')
+          return (...args: unknown[]) => {
+            this.armed = true;
+            return this.read(async () => method.apply(object, args));
+          };
+        if (property === 'openWrite')
+          return async (...args: unknown[]) => {
+            const open = (await this.read(async () => method.apply(object, args))) as ObjectWrite;
+            return {
+              write: (bytes: Uint8Array) => this.read(() => open.write(bytes)),
+              finish: () => this.write(`put ${String(args[0])}`, () => open.finish()),
+              abort: () => open.abort(),
+            } satisfies ObjectWrite;
+          };
+        const label = writes[property];
+        if (label)
+          return (...args: unknown[]) => this.write(label(args), async () => method.apply(object, args));
+        // Synchronous helpers (pathOf) stay as they are; async reads fail once killed.
+        return (...args: unknown[]) => {
+          if (this.killed) throw new ProcessKilled('killed');
+          return method.apply(object, args);
+        };
+      },
+    });
+  }
+
+  home(base: LocalHome): LocalHome {
+    return {
+      ...base,
+      store: this.wrap(base.store, { put: (a) => `put ${String(a[0])}` }),
+      runs: this.wrap(base.runs, {
+        finishRun: () => 'run store: finishRun',
+        createRun: () => 'run store: createRun',
+        completeUnit: () => 'run store: completeUnit',
+        failUnit: () => 'run store: failUnit',
+      }),
+      chunkIndex: this.wrap(base.chunkIndex, { record: () => 'chunk index: record' }),
+      segmentStats: this.wrap(base.segmentStats, { recordSegments: () => 'segment stats: record' }),
+    };
+  }
+}
+
+async function sluice(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
+}
+
+const docs = (count: number, salt = '') =>
+  Array.from({ length: count }, (_, i) => ({
+    id: `d${String(i).padStart(3, '0')}`,
+    text: `document ${i}${salt} about finalize, crashes and the runs table. `.repeat(1 + (i % 4)),
+  }));
+
+describe('finalize killed at each of its writes', () => {
+  let work: string;
+  let pipelines: string;
+  let template: string;
+  let server: ModelServer;
+  let config: PipelineConfig;
+  let inputs: string[];
+  /** The second run, finalized without a crash: what every resumed run must equal. */
+  let reference: RunSummary;
+  let referenceWrites: string[];
+
+  const secondRun = async (home: LocalHome) =>
+    runLocalPipeline({
+      home,
+      config,
+      paths: inputs,
+      endpointUrl: server.url,
+      threads: 0,
+      log: () => {},
+    });
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-finalize-crash-'));
+    pipelines = path.join(work, 'pipelines');
+    await mkdir(pipelines);
+    await writeFile(path.join(pipelines, 'fin.json'), JSON.stringify(PIPELINE));
+    config = await loadPipelineConfig(pipelines, 'fin');
+    server = await startModelServer({ backend: new HashEmbedder(16) });
+    inputs = [path.join(work, 'a.jsonl'), path.join(work, 'b.jsonl')];
+    // The first run leaves manifests behind, so the second one diffs and flips their pointers.
+    template = path.join(work, 'template');
+    await writeFile(inputs[0]!, jsonl(docs(24)));
+    await writeFile(inputs[1]!, jsonl(docs(12, ' b').map((d) => ({ ...d, id: `b-${d.id}` }))));
+    const first = await sluice(
+      'run',
+      ...inputs,
+      '--pipeline',
+      'fin',
+      '--home',
+      template,
+      '--pipelines',
+      pipelines,
+      '--endpoint-url',
+      server.url,
+      '--threads',
+      '0',
+      '--json',
+    );
+    expect(first.code, first.err.join('\n')).toBe(0);
+    // The second run: documents gone from a, one edited in b.
+    await writeFile(inputs[0]!, jsonl(docs(24).slice(0, 18)));
+    await writeFile(
+      inputs[1]!,
+      jsonl(
+        docs(12, ' b').map((d, i) => ({ ...d, id: `b-${d.id}`, ...(i === 3 ? { text: 'edited' } : {}) })),
+      ),
+    );
+
+    const home = path.join(work, 'reference');
+    await cp(template, home, { recursive: true });
+    const counting = new KillSwitch(Number.POSITIVE_INFINITY);
+    reference = (await secondRun(counting.home(openHome(home)))).summary;
+    referenceWrites = counting.writes;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('has writes to kill at: manifests, their pointers, sources, summary, runs row, run store', () => {
+    expect(reference.status).toBe('succeeded');
+    expect(reference.counts.removedDocuments).toBe(6);
+    expect(referenceWrites.at(-1)).toBe('run store: finishRun');
+    expect(referenceWrites.filter((w) => w.includes('summary.json'))).toHaveLength(1);
+    expect(referenceWrites.filter((w) => w.includes('results/runs/'))).toHaveLength(1);
+    expect(referenceWrites.filter((w) => w.includes('results/sources/'))).toHaveLength(1);
+    expect(referenceWrites.some((w) => w.includes('current.json'))).toBe(true);
+    expect(referenceWrites.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('a redrive --resume after the kill finishes the run exactly once, with what an uncrashed finalize wrote', async () => {
+    const failures: string[] = [];
+    for (let killAt = 1; killAt <= referenceWrites.length; killAt++) {
+      const label = `killed at write ${killAt} (${referenceWrites[killAt - 1]})`;
+      const dir = path.join(work, `kill-${killAt}`);
+      await cp(template, dir, { recursive: true });
+      const kill = new KillSwitch(killAt);
+      await expect(secondRun(kill.home(openHome(dir))), label).rejects.toThrow();
+      expect(kill.killed, label).toBe(true);
+
+      const home = openHome(dir);
+      const runs = await home.runs.listRuns();
+      expect(runs, label).toHaveLength(2);
+      const runId = runs[0]!.runId;
+      // Nothing says done before everything is written.
+      expect(runs[0]!.status, label).toBe('running');
+
+      const resumed = await sluice(
+        'redrive',
+        runId,
+        '--resume',
+        '--home',
+        dir,
+        '--pipelines',
+        pipelines,
+        '--endpoint-url',
+        server.url,
+        '--json',
+      );
+      if (resumed.code !== 0) {
+        failures.push(`${label}: redrive exit ${resumed.code}: ${resumed.err.join(' | ')}`);
+        continue;
+      }
+      const after = openHome(dir);
+      const summary = await after.runs.getSummary(runId);
+      expect(summary?.status, label).toBe('succeeded');
+      expect(summary?.counts, label).toEqual(reference.counts);
+      // A source whose pointer flipped before the kill is reused (its counts kept), not compared again.
+      const { compared, reused, ...sourceCounts } = summary!.sources!;
+      const { compared: refCompared, reused: refReused, ...refCounts } = reference.sources!;
+      expect(sourceCounts, label).toEqual(refCounts);
+      expect(compared + reused, label).toBe(refCompared + refReused);
+      const summaryJson = JSON.parse(
+        new TextDecoder().decode(await after.store.get(runSummaryKey('fin', runId))),
+      );
+      expect(summaryJson, label).toEqual(summary);
+      // Exactly one runs row per run, and it is this finalize's.
+      const rows = await readTable(after.store, 'runs', 'fin', '');
+      expect(rows.map((r) => r.run_id).sort(), label).toEqual([...new Set(rows.map((r) => r.run_id))].sort());
+      expect(
+        rows.filter((r) => r.run_id === runId).map((r) => [r.status, Number(r.records)]),
+        label,
+      ).toEqual([['succeeded', reference.counts.records]]);
+      const sources = await readTable(after.store, 'sources', 'fin', runId);
+      expect(sources.map((r) => `${r.source_key} ${r.status} ${r.documents}`).sort(), label).toEqual(
+        (await referenceSources()).sort(),
+      );
+      // A second resume finds nothing to do and changes nothing.
+      const again = await sluice(
+        'redrive',
+        runId,
+        '--resume',
+        '--home',
+        dir,
+        '--pipelines',
+        pipelines,
+        '--json',
+      );
+      expect(again.code, label).toBe(0);
+      expect(again.json().redriven, label).toBe(0);
+      expect((await openHome(dir).runs.getSummary(runId))?.finishedAt, label).toBe(summary?.finishedAt);
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(failures).toEqual([]);
+  }, 240_000);
+
+  it('a run marked done without its files (a finalize of an older version killed after the move) gets them back from redrive --resume', async () => {
+    const dir = path.join(work, 'reference');
+    const home = openHome(dir);
+    const summaryKey = runSummaryKey('fin', reference.runId);
+    const rowKey = runRowKey('fin', reference.runId);
+    await unlink(home.store.pathOf(summaryKey));
+    await unlink(home.store.pathOf(rowKey));
+    const resumed = await sluice(
+      'redrive',
+      reference.runId,
+      '--resume',
+      '--home',
+      dir,
+      '--pipelines',
+      pipelines,
+      '--json',
+    );
+    expect(resumed.code).toBe(0);
+    expect(resumed.json()).toMatchObject({ redriven: 0, restored: [summaryKey, rowKey] });
+    expect(JSON.parse(new TextDecoder().decode(await home.store.get(summaryKey)))).toEqual(
+      await home.runs.getSummary(reference.runId),
+    );
+    const rows = await readTable(home.store, 'runs', 'fin', reference.runId);
+    expect(rows.map((r) => [r.status, Number(r.records)])).toEqual([['succeeded', reference.counts.records]]);
+  });
+
+  async function referenceSources(): Promise<string[]> {
+    const rows = await readTable(
+      openHome(path.join(work, 'reference')).store,
+      'sources',
+      'fin',
+      reference.runId,
+    );
+    return rows.map((r) => `${r.source_key} ${r.status} ${r.documents}`);
+  }
+});
