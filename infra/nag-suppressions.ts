@@ -13,58 +13,35 @@ export function nagArnOf(resource: IConstruct): string {
   return `<${Stack.of(resource).getLogicalId(cfn)}.Arn>`;
 }
 
-/** Action groups that `bucket.grantRead` writes with wildcards. */
-const S3_READ_ACTIONS = ['Action::s3:GetObject*', 'Action::s3:GetBucket*', 'Action::s3:List*'];
-/** Action groups that `bucket.grantReadWrite` adds with wildcards. */
-const S3_WRITE_ACTIONS = ['Action::s3:DeleteObject*', 'Action::s3:Abort*'];
-/** The action group that `bucket.grantPut` adds with a wildcard. */
-const S3_PUT_ACTIONS = ['Action::s3:Abort*'];
-
 export interface BucketPrefixGrants {
   readonly bucket: IConstruct;
-  /** Prefixes granted with `grantRead`, each ending in `/`. */
-  readonly read: readonly string[];
-  /** Prefixes granted with `grantPut` (write, never delete), each ending in `/`. @default [] */
-  readonly put?: readonly string[];
-  /** Prefixes granted with `grantReadWrite`, each ending in `/`. */
-  readonly readWrite: readonly string[];
+  /** Prefixes the role may read or write objects under, each ending in `/`. */
+  readonly prefixes: readonly string[];
 }
 
 /**
- * Accepts the IAM5 findings that `grantRead`/`grantPut`/`grantReadWrite` on object
- * prefixes produce for `role`: the helpers' action groups and one `<bucket>/<prefix>*`
- * resource per granted prefix, each named exactly (no blanket IAM5 suppression).
+ * Accepts the IAM5 findings that object access by key prefix produces for `role`: one
+ * `<bucket>/<prefix>*` resource per granted prefix, each named exactly (no blanket IAM5
+ * suppression). The actions are exact (`s3:GetObject`, `s3:PutObject`), never wildcards.
  */
 export function acceptBucketPrefixGrants(role: iam.IRole, grants: BucketPrefixGrants): void {
+  if (grants.prefixes.length === 0) return;
   const bucketArn = nagArnOf(grants.bucket);
-  const put = grants.put ?? [];
-  const prefixes = [...new Set([...grants.read, ...put, ...grants.readWrite])];
-  const writeActions = grants.readWrite.length ? S3_WRITE_ACTIONS : put.length ? S3_PUT_ACTIONS : [];
   NagSuppressions.addResourceSuppressions(
     role,
     [
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'Object access is limited to the key prefixes this function owns; keys below a prefix (sources, per-unit Parquet parts, run summaries, fitted statistics) are only known at run time. The s3:GetObject*/GetBucket*/List* groups come from the grantRead helper.',
-        appliesTo: [...S3_READ_ACTIONS, ...prefixes.map((prefix) => `Resource::${bucketArn}/${prefix}*`)],
+          'Object access is limited to the key prefixes this function owns; keys below a prefix (sources, per-unit Parquet parts, run summaries, fitted statistics) are only known at run time.',
+        appliesTo: grants.prefixes.map((prefix) => `Resource::${bucketArn}/${prefix}*`),
       },
-      ...(writeActions.length
-        ? [
-            {
-              id: 'AwsSolutions-IAM5',
-              reason:
-                'grantPut and grantReadWrite use s3:Abort* (and grantReadWrite s3:DeleteObject*) so a retried unit can replace its own part and abort its own multipart upload; limited to the prefixes this function writes.',
-              appliesTo: writeActions,
-            },
-          ]
-        : []),
     ],
     true,
   );
 }
 
-/** Accepts the `<table>/index/*` resource that `table.grantReadWriteData` adds for its indexes. */
+/** Accepts the `<table>/index/*` resource that `table.grant` adds for its indexes. */
 export function acceptTableIndexGrant(role: iam.IRole, table: IConstruct): void {
   NagSuppressions.addResourceSuppressions(
     role,
@@ -72,7 +49,7 @@ export function acceptTableIndexGrant(role: iam.IRole, table: IConstruct): void 
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'grantReadWriteData includes the table indexes (<table>/index/*) so runs can be listed through the byStartedAt index without a scan; no other table is reachable.',
+          'table.grant includes the table indexes (<table>/index/*) so runs can be listed through the byStartedAt index without a scan; no other table is reachable.',
         appliesTo: [`Resource::${nagArnOf(table)}/index/*`],
       },
     ],

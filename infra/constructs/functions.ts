@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -9,6 +10,7 @@ import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import { MODELS_PREFIX } from '../deployment-settings.ts';
 import { acceptBucketPrefixGrants, acceptTableIndexGrant } from '../nag-suppressions.ts';
+import { readableKeys, SOURCE_PREFIXES } from '../readable-keys.ts';
 import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
 import { SluiceFunction } from './sluice-function.ts';
@@ -98,6 +100,8 @@ export class Functions extends Construct {
     super(scope, id);
     const { bucket, table, queues } = props;
     const scoring = props.pipelines.some((p) => p.kind === 'score');
+    // Every key a config names must lie where some function may read it (one-line error otherwise).
+    const keys = readableKeys(props.pipelines);
     // The configs go with the code, and only their name and hash into the environment, so
     // the environment stays the same size however many pipelines a stack serves. The hash
     // changes the function's configuration with the configs (the asset hash changes too,
@@ -175,6 +179,11 @@ export class Functions extends Construct {
       put: scoring || docLists ? [RUNS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX],
     });
+    // Tokenizers of embed pipelines: exactly the objects their configs name, under models/.
+    grantObjectKeys(this.work, bucket, keys.tokenizers);
+    // A unit near the Lambda time limit hands the rest of itself on as a new work message
+    // (checkpoint), and the last unit asks for finalize.
+    queues.work.queue.grantSendMessages(this.work);
     queues.finalize.queue.grantSendMessages(this.work);
     for (const endpoint of props.endpoints) endpoint.grantInvoke(this.work);
 
@@ -233,14 +242,29 @@ export class Functions extends Construct {
   }
 }
 
-/** Inputs arrive under `incoming/` (S3 notifications) and `datasets/` (scheduled runs). */
-const SOURCE_PREFIXES = ['incoming/', 'datasets/'];
 /** Run manifests, summaries and the units' partial aggregates. */
 const RUNS_PREFIX = 'runs/';
 
 /**
- * Object access by key prefix (grantRead / grantPut / grantReadWrite) and read-write access to
- * the runs table, with the cdk-nag findings those helpers cause accepted by name.
+ * The runs table operations the ports' DynamoDB adapters perform (run store, chunk index,
+ * segment statistics): point reads and writes, conditional updates, batches and queries
+ * (the `byStartedAt` index lists runs). Never Scan, DeleteItem, streams or DescribeTable.
+ */
+export const RUNS_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:BatchWriteItem',
+] as const;
+
+/**
+ * Object access by key prefix and read-write access to the runs table, with the cdk-nag
+ * findings that causes accepted by name. Read is `s3:GetObject` (HeadObject and ranged
+ * reads too) on the prefix plus `s3:ListBucket` on the bucket, so a missing key is a 404
+ * rather than a 403 and prefixes can be listed; put is `s3:PutObject` (the object store
+ * writes with single PutObject calls). Never delete: the ObjectStore port has no delete.
  */
 function grantData(
   fn: SluiceFunction,
@@ -248,10 +272,39 @@ function grantData(
   table: dynamodb.Table,
   prefixes: { read: readonly string[]; put: readonly string[]; readWrite: readonly string[] },
 ): void {
-  for (const prefix of prefixes.read) bucket.grantRead(fn, `${prefix}*`);
-  for (const prefix of prefixes.put) bucket.grantPut(fn, `${prefix}*`);
-  for (const prefix of prefixes.readWrite) bucket.grantReadWrite(fn, `${prefix}*`);
-  table.grantReadWriteData(fn);
-  acceptBucketPrefixGrants(fn.role, { bucket, ...prefixes });
+  const read = [...prefixes.read, ...prefixes.readWrite];
+  const put = [...prefixes.put, ...prefixes.readWrite];
+  if (read.length > 0) {
+    iam.Grant.addToPrincipal({ grantee: fn, actions: ['s3:ListBucket'], resourceArns: [bucket.bucketArn] });
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['s3:GetObject'],
+      resourceArns: read.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+    });
+  }
+  if (put.length > 0) {
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['s3:PutObject'],
+      resourceArns: put.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+    });
+  }
+  if (bucket.encryptionKey) {
+    if (put.length > 0) bucket.encryptionKey.grantEncryptDecrypt(fn);
+    else if (read.length > 0) bucket.encryptionKey.grantDecrypt(fn);
+  }
+  table.grant(fn, ...RUNS_TABLE_ACTIONS);
+  acceptBucketPrefixGrants(fn.role, { bucket, prefixes: [...new Set([...read, ...put])] });
   acceptTableIndexGrant(fn.role, table);
+}
+
+/** `s3:GetObject` on exact keys (no wildcard), for objects a config names one by one. */
+function grantObjectKeys(fn: SluiceFunction, bucket: s3.Bucket, keys: readonly string[]): void {
+  if (keys.length === 0) return;
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['s3:GetObject'],
+    resourceArns: keys.map((key) => bucket.arnForObjects(key)),
+  });
+  bucket.encryptionKey?.grantDecrypt(fn);
 }

@@ -35,39 +35,62 @@ export class Queues extends Construct {
   readonly ingest: QueueWithDlq;
   readonly work: QueueWithDlq;
   readonly finalize: QueueWithDlq;
+  /**
+   * Where the work dead-letter queue's own undeliverable messages go: a dead letter the
+   * dead-letter function keeps failing on (after `maxReceiveCount` deliveries) moves here,
+   * kept 14 days and alarmed, instead of cycling in the work DLQ until it expires.
+   */
+  readonly workDeadLetterOverflow: sqs.Queue;
   /** All dead-letter queues, for alarms. */
   readonly deadLetterQueues: readonly { readonly name: string; readonly queue: sqs.Queue }[];
 
   constructor(scope: Construct, id: string, props: QueuesProps) {
     super(scope, id);
     this.ingest = this.queueWithDlq('Ingest', props.ingestVisibilityTimeout, props.maxReceiveCount);
-    this.work = this.queueWithDlq(
+    const work = this.queueWithDlq(
       'Work',
       props.workVisibilityTimeout,
       props.maxReceiveCount,
       props.workDeadLetterVisibilityTimeout,
     );
     this.finalize = this.queueWithDlq('Finalize', props.finalizeVisibilityTimeout, props.maxReceiveCount);
+    this.work = work;
+    this.workDeadLetterOverflow = work.deadLetterOverflow!;
     this.deadLetterQueues = [
       { name: 'ingest', queue: this.ingest.deadLetterQueue },
       { name: 'work', queue: this.work.deadLetterQueue },
+      { name: 'work-dead-letters', queue: this.workDeadLetterOverflow },
       { name: 'finalize', queue: this.finalize.deadLetterQueue },
     ];
   }
 
-  /** @param deadLetterVisibilityTimeout only for a dead-letter queue a function consumes (SQS default: 30 s) */
+  /**
+   * @param deadLetterVisibilityTimeout only for a dead-letter queue a function consumes (SQS
+   *   default: 30 s); such a queue gets a dead-letter queue of its own (`deadLetterOverflow`)
+   */
   private queueWithDlq(
     id: string,
     visibilityTimeout: Duration,
     maxReceiveCount: number,
     deadLetterVisibilityTimeout?: Duration,
-  ): QueueWithDlq {
+  ): QueueWithDlq & { readonly deadLetterOverflow?: sqs.Queue } {
+    const deadLetterOverflow =
+      deadLetterVisibilityTimeout === undefined
+        ? undefined
+        : new sqs.Queue(this, `${id}DeadLetterQueueDeadLetters`, {
+            encryption: sqs.QueueEncryption.SQS_MANAGED,
+            enforceSSL: true,
+            retentionPeriod: Duration.days(14),
+          });
     const deadLetterQueue = new sqs.Queue(this, `${id}DeadLetterQueue`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: deadLetterVisibilityTimeout,
       // The longest SQS allows, so a failure found after a long weekend can still be redriven.
       retentionPeriod: Duration.days(14),
+      ...(deadLetterOverflow === undefined
+        ? {}
+        : { deadLetterQueue: { queue: deadLetterOverflow, maxReceiveCount } }),
     });
     const queue = new sqs.Queue(this, `${id}Queue`, {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -76,6 +99,6 @@ export class Queues extends Construct {
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount },
     });
-    return { queue, deadLetterQueue };
+    return { queue, deadLetterQueue, ...(deadLetterOverflow === undefined ? {} : { deadLetterOverflow }) };
   }
 }

@@ -173,7 +173,8 @@ describe('Queues', () => {
 
   it('encrypts every queue with SQS-managed keys and refuses non-TLS access', () => {
     const queues = template.findResources('AWS::SQS::Queue');
-    expect(Object.keys(queues)).toHaveLength(6);
+    // ingest, work, finalize, their dead-letter queues, and the work DLQ's own dead-letter queue.
+    expect(Object.keys(queues)).toHaveLength(7);
     for (const queue of Object.values(queues)) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
     const tlsOnly = policies.filter((p) =>
@@ -181,7 +182,16 @@ describe('Queues', () => {
         (s: Cfn) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false',
       ),
     );
-    expect(tlsOnly).toHaveLength(6);
+    expect(tlsOnly).toHaveLength(7);
+  });
+
+  it('gives the work dead-letter queue, which dead-letter consumes, a dead-letter queue of its own', () => {
+    expect(resource(stack.queues.work.deadLetterQueue).Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt(stack.queues.workDeadLetterOverflow, 'Arn'),
+      maxReceiveCount: docs.workers.maxReceiveCount,
+    });
+    expect(resource(stack.queues.workDeadLetterOverflow).Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+    expect(stack.queues.deadLetterQueues.map((q) => q.name)).toContain('work-dead-letters');
   });
 
   it('hides a message for at least six times the timeout of the function that consumes it', () => {
@@ -337,9 +347,39 @@ describe('Functions', () => {
           JSON.stringify([s.Resource].flat()).includes(JSON.stringify(staging)),
       );
     expect(allows(stack.functions.plan, 's3:PutObject')).toBe(true);
-    expect(allows(stack.functions.plan, 's3:DeleteObject*')).toBe(false);
-    expect(allows(stack.functions.work, 's3:GetObject*')).toBe(true);
+    expect(allows(stack.functions.work, 's3:GetObject')).toBe(true);
     expect(allows(stack.functions.work, 's3:PutObject')).toBe(false);
+  });
+
+  it('lets work send to the work queue, where a checkpointed unit hands the rest of itself on', () => {
+    const sends = (fn: { role: IConstruct }) =>
+      (resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument.Statement as Cfn[])
+        .filter((s) => [s.Action].flat().includes('sqs:SendMessage'))
+        .map((s) => JSON.stringify(s.Resource));
+    expect(sends(stack.functions.work)).toEqual(
+      expect.arrayContaining([
+        JSON.stringify(getAtt(stack.queues.work.queue, 'Arn')),
+        JSON.stringify(getAtt(stack.queues.finalize.queue, 'Arn')),
+      ]),
+    );
+  });
+
+  it('grants the runs table only the operations the adapters perform: no Scan, DeleteItem or stream reads', () => {
+    for (const fn of functions()) {
+      const actions = (
+        resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument.Statement as Cfn[]
+      ).flatMap((s) => [s.Action].flat() as string[]);
+      const table = actions.filter((a) => a.startsWith('dynamodb:')).sort();
+      expect(table, fn.node.path).toEqual(
+        ['BatchGetItem', 'BatchWriteItem', 'GetItem', 'PutItem', 'Query', 'UpdateItem'].map(
+          (a) => `dynamodb:${a}`,
+        ),
+      );
+      expect(
+        actions.filter((a) => a.startsWith('s3:Delete') || a.includes('*')),
+        fn.node.path,
+      ).toEqual([]);
+    }
   });
 
   it('lets only the work function invoke the embedding endpoint, by its exact ARN', () => {
@@ -524,8 +564,8 @@ describe('QueryLayer', () => {
 
 describe('Alarms', () => {
   it('alarms as soon as any dead-letter queue holds a message and notifies the alarm topic', () => {
-    // Three dead-letter queues, and the three failure metrics (dead-letter.test.ts).
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    // Four dead-letter queues, and the three failure metrics (dead-letter.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
     for (const { queue } of stack.queues.deadLetterQueues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
