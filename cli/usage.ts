@@ -7,7 +7,7 @@ export class UsageError extends ConfigError {}
 export const USAGE = `usage:
   sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR]
              [--threads N] [--json]
-  sluice query "SQL" [--home DIR] [--json]
+  sluice query "SQL" [--home DIR] [--json] [--unsafe]
   sluice status [RUN_ID] [--home DIR] [--json]
   sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
                  [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)

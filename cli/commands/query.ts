@@ -1,5 +1,5 @@
 import { openHome } from '../home.ts';
-import { queryLocalTables } from '../query/local-tables.ts';
+import { QueryRefused, queryLocalTables } from '../query/local-tables.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
@@ -20,14 +20,16 @@ export async function queryCommand(args: string[], io: CommandIo): Promise<numbe
   const { values, positionals } = parseCommandArgs(args, {
     home: { type: 'string' },
     json: { type: 'boolean', default: false },
+    unsafe: { type: 'boolean', default: false },
   });
   if (positionals.length !== 1)
     throw new UsageError('give exactly one SQL string, e.g. sluice query "select count(*) from embeddings"');
   const home = openHome(values.home);
   let result: Awaited<ReturnType<typeof queryLocalTables>>;
   try {
-    result = await queryLocalTables(home.bucketDir, positionals[0]!);
+    result = await queryLocalTables(home.bucketDir, positionals[0]!, { unsafe: values.unsafe });
   } catch (error) {
+    if (error instanceof QueryRefused) throw new UsageError(`query refused: ${error.message}`);
     throw new UsageError(`query failed: ${(error as Error).message.split('\n')[0]}`);
   }
   if (values.json) {

@@ -1,7 +1,7 @@
 import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
-import { describeError, TransitionConflict } from '../errors/errors.ts';
+import { describeError, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
 import { unitDocListKey, unitPartKey } from '../output/keys.ts';
 import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
@@ -123,8 +123,9 @@ export async function processUnit(
   } catch (error) {
     const reason = describeError(error);
     await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
-    // Marked failed, its parts taken back, finalize asked for if that ended the run.
-    if (options.isLastAttempt) await deadLetterUnit(deps, unit, { reason });
+    // Marked failed, its parts taken back, finalize asked for if that ended the run. An
+    // input changed since planning fails every delivery alike: fail the unit at once.
+    if (options.isLastAttempt || error instanceof ObjectChanged) await deadLetterUnit(deps, unit, { reason });
     throw error;
   }
 }

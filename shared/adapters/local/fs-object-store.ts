@@ -1,14 +1,56 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InputError } from '../../errors/errors.ts';
-import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InputError, ObjectChanged } from '../../errors/errors.ts';
+import type {
+  HeadOptions,
+  ObjectInfo,
+  ObjectStore,
+  ReadRangeOptions,
+} from '../../ports/object-store.ts';
+import { assertRangeWithin } from './object-range.ts';
+
+/**
+ * A file modified less than this long ago may be modified again within the same
+ * timestamp tick (Linux file times advance by the scheduler tick, 1 to 10 ms) without
+ * its mtime or ctime changing: its identity cannot vouch for its content yet, so a
+ * version is only taken once the file is older than this (Git's "racy clean" rule).
+ */
+const RACY_MS = 50;
+
+/** inode, size, mtime and ctime in ns: any write or replacement of the file changes one. */
+function identityOf(info: BigIntStats): string {
+  return `${info.ino}-${info.size}-${info.mtimeNs}-${info.ctimeNs}`;
+}
+
+/** Milliseconds since the file's last change (content or metadata). */
+function ageMs(info: BigIntStats): number {
+  const changed = info.mtimeNs > info.ctimeNs ? info.mtimeNs : info.ctimeNs;
+  return Date.now() - Number(changed / 1_000_000n);
+}
+
+async function sha256Of(handle: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(Math.max(size, 1), 1024 * 1024));
+  for (let at = 0; ; ) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, at);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    at += bytesRead;
+  }
+  return hash.digest('hex').slice(0, 32); // 128 bits: the token is in every unit descriptor
+}
 
 /**
  * A folder that mirrors S3 keys (`<root>/<key>`), for local runs. Keys are checked so
  * none can escape the root (`..`, absolute paths, empty segments).
  */
 export class FsObjectStore implements ObjectStore {
+  /** Content hashes already taken, by path, valid while the file keeps the identity they were taken at. */
+  private readonly hashes = new Map<string, { identity: string; hash: string }>();
+
   constructor(readonly root: string) {}
 
   /** The file path of a key, after checking it stays inside the root. */
@@ -24,24 +66,125 @@ export class FsObjectStore implements ObjectStore {
     return path.join(this.root, ...segments);
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
+  /**
+   * Size, and with `version` the object's version: `<sha256 of the content>.<identity>`,
+   * the identity being inode, size, mtime and ctime (ns). The hash says what the object
+   * holds; the identity lets a later read skip re-hashing while the file is untouched.
+   */
+  async head(key: string, options: HeadOptions = {}): Promise<ObjectInfo | undefined> {
+    const file = this.pathOf(key);
+    let handle: FileHandle;
     try {
-      const info = await stat(this.pathOf(key));
-      return info.isFile() ? { key, size: info.size } : undefined;
+      handle = await open(file, 'r');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EISDIR') return undefined;
       throw error;
+    }
+    try {
+      const info = await handle.stat({ bigint: true });
+      if (!info.isFile()) return undefined;
+      if (!options.version) return { key, size: Number(info.size) };
+      const pinned = await this.versionOf(key, file, handle, info);
+      return { key, size: pinned.size, version: pinned.version };
+    } finally {
+      await handle.close();
     }
   }
 
-  async *readRange(key: string, start: number, end?: number): AsyncIterable<Uint8Array> {
-    if (end !== undefined && end <= start) return;
-    const stream = createReadStream(this.pathOf(key), {
-      start,
-      ...(end === undefined ? {} : { end: end - 1 }),
-      highWaterMark: 1024 * 1024,
-    });
-    for await (const chunk of stream) yield chunk as Buffer;
+  /**
+   * Streams `[start, end)` from one open descriptor, so a file replaced while it is read
+   * does not mix two versions. With a pinned `version`, the file must still have the
+   * content that version hashed: an untouched file (same identity) is read at once, a
+   * touched one is hashed again and read only if its content is the same.
+   */
+  async *readRange(
+    key: string,
+    start: number,
+    end?: number,
+    options: ReadRangeOptions = {},
+  ): AsyncIterable<Uint8Array> {
+    const file = this.pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.version !== undefined)
+        throw new ObjectChanged(key, `${key} was deleted since the run was planned`, { cause: error });
+      throw error;
+    }
+    try {
+      const info = await handle.stat({ bigint: true });
+      if (options.version !== undefined) await this.assertVersion(key, file, handle, info, options.version);
+      assertRangeWithin(key, Number(info.size), start, end);
+      if (end !== undefined && end <= start) return;
+      if (Number(info.size) === 0) return;
+      const stream = handle.createReadStream({
+        start,
+        ...(end === undefined ? {} : { end: end - 1 }),
+        highWaterMark: 1024 * 1024,
+        autoClose: false,
+      });
+      for await (const chunk of stream) yield chunk as Buffer;
+      // Written in place while read: what was read may mix two versions.
+      if (options.version !== undefined && identityOf(await handle.stat({ bigint: true })) !== identityOf(info)) {
+        throw new ObjectChanged(key, `${key} was overwritten while it was read`);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async assertVersion(
+    key: string,
+    file: string,
+    handle: FileHandle,
+    info: BigIntStats,
+    pinned: string,
+  ): Promise<void> {
+    const [hash, identity] = pinned.split('.');
+    if (identity !== undefined && identity === identityOf(info)) return;
+    const current = await this.versionOf(key, file, handle, info);
+    if (current.version.split('.')[0] === hash) return;
+    throw new ObjectChanged(
+      key,
+      `${key} changed since the run was planned (content sha256 ${hash?.slice(0, 12)}, now ${current.version.slice(0, 12)}, ${current.size} bytes)`,
+    );
+  }
+
+  /**
+   * The version of an open file. A file changed less than {@link RACY_MS} ago is waited
+   * for first, so that any later write gives it a new mtime or ctime; a file that changes
+   * while it is hashed is hashed again. A file whose times are in the future gets a version
+   * without identity, which every read checks by hashing.
+   */
+  private async versionOf(
+    key: string,
+    file: string,
+    handle: FileHandle,
+    first: BigIntStats,
+  ): Promise<{ size: number; version: string }> {
+    let info = first;
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const age = ageMs(info);
+      if (age < RACY_MS && age >= 0) {
+        await sleep(RACY_MS - age);
+        info = await handle.stat({ bigint: true });
+      }
+      const identity = identityOf(info);
+      const cached = this.hashes.get(file);
+      if (cached?.identity === identity) return { size: Number(info.size), version: `${cached.hash}.${identity}` };
+      const hash = await sha256Of(handle, Number(info.size));
+      const after = await handle.stat({ bigint: true });
+      if (identityOf(after) !== identity) {
+        info = after;
+        continue;
+      }
+      if (ageMs(after) < 0) return { size: Number(info.size), version: hash };
+      this.hashes.set(file, { identity, hash });
+      return { size: Number(info.size), version: `${hash}.${identity}` };
+    }
+    throw new InputError(`${key} kept changing while its version was taken`);
   }
 
   async put(key: string, body: Uint8Array | string): Promise<void> {
