@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
@@ -18,6 +19,8 @@ export interface DeadLetterHandlerDeps {
   readonly runs: RunStore;
   /** Where finalize is asked for when a dead letter ends its run. */
   readonly queue: WorkQueue;
+  /** A failed message comes back after its own backoff; without it, after the visibility timeout. */
+  readonly redelivery?: Redelivery;
 }
 
 export type DeadLetterHandlerOptions = Partial<Observability>;

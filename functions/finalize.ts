@@ -1,5 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
+import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -25,6 +26,8 @@ export interface FinalizeHandlerDeps {
   readonly segmentStats?: SegmentStatsStore;
   /** Incremental embed pipelines: documents gone from their source are recorded with no chunks. */
   readonly chunkIndex?: ChunkIndex;
+  /** A failed message comes back after its own backoff; without it, after the visibility timeout. */
+  readonly redelivery?: Redelivery;
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {

@@ -4,6 +4,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
@@ -19,6 +20,7 @@ import { excerptOf, validateMessage } from './messages/parse-message.ts';
 import { parseS3Notification } from './messages/s3-notification.ts';
 import { type ScheduledRunEvent, scheduledRunEventSchema } from './messages/scheduled-run.ts';
 import { createObservability, type Observability } from './observability.ts';
+import { postponeFailed } from './postpone-failed.ts';
 
 export interface PlanHandlerDeps {
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
@@ -27,6 +29,8 @@ export interface PlanHandlerDeps {
   readonly store: ObjectStore;
   readonly runs: RunStore;
   readonly queue: WorkQueue;
+  /** A failed ingest message comes back after its own backoff; without it, after the visibility timeout. */
+  readonly redelivery?: Redelivery;
 }
 
 export interface PlanHandlerOptions extends Partial<Observability> {
@@ -217,10 +221,12 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     };
 
     // A processor per invocation: it holds the batch's state, and nothing is gained by sharing it.
-    return processPartialResponse(event, handleRecord, new BatchProcessor(EventType.SQS), {
+    const response = await processPartialResponse(event, handleRecord, new BatchProcessor(EventType.SQS), {
       context,
       throwOnFullBatchFailure: false,
     });
+    await postponeFailed(d.redelivery, event, response, logger);
+    return response;
   };
 
   const planScheduled = async (d: PlanHandlerDeps, event: ScheduledRunEvent): Promise<ScheduledRunResult> => {

@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
+import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
@@ -15,6 +16,7 @@ import type { DepsProvider } from './config/deps-provider.ts';
 import { excerptOf, InvalidMessage } from './messages/parse-message.ts';
 import { parseWorkUnitMessage } from './messages/work-unit-message.ts';
 import { createObservability, type Observability } from './observability.ts';
+import { receiveCountOf } from './postpone-failed.ts';
 import { sqsRecordHandler } from './sqs-record-handler.ts';
 
 export interface WorkHandlerDeps {
@@ -26,6 +28,8 @@ export interface WorkHandlerDeps {
   /** Without it every chunk is embedded (no incremental runs). */
   readonly chunkIndex?: ChunkIndex;
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
+  /** A failed unit comes back after its own backoff; without it, after the visibility timeout. */
+  readonly redelivery?: Redelivery;
 }
 
 export type WorkHandlerOptions = Partial<Observability>;
@@ -39,15 +43,6 @@ function checkpointTime(context: Context | undefined, config: PipelineConfig): n
   if (typeof context?.getRemainingTimeInMillis !== 'function') return undefined;
   const margin = Math.max(30_000, config.workers.timeoutSeconds * 250);
   return Date.now() + context.getRemainingTimeInMillis() - margin;
-}
-
-/**
- * Delivery number of an SQS message (1 on the first receive). Lambda always sets it;
- * a missing or unreadable value counts as a first delivery, never as the last one.
- */
-function receiveCountOf(record: SQSRecord): number {
-  const count = Number(record.attributes?.ApproximateReceiveCount);
-  return Number.isFinite(count) && count >= 1 ? count : 1;
 }
 
 /**

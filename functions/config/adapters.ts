@@ -13,6 +13,11 @@ import {
   sageMakerClientSettingsFor,
 } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import {
+  type Redelivery,
+  type RedeliverySchedule,
+  SqsRedelivery,
+} from '../../shared/adapters/aws/sqs-redelivery.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
@@ -75,11 +80,18 @@ export interface SluiceAdapters {
   readonly chunkIndex: ChunkIndex;
   /** The model client of a pipeline (one per pipeline, sharing the SageMaker client and, per endpoint, a limiter). */
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
+  /** Failed SQS messages come back after their own backoff (ChangeMessageVisibility). */
+  readonly redelivery: Redelivery;
 }
 
 export interface AdapterOptions {
   /** Waits between the adapters' own retries. @default setTimeout-based sleep */
   readonly sleep?: Sleep;
+  /**
+   * Backoff of failed SQS messages (tests with short visibility timeouts shorten it).
+   * @default 30 s doubling per delivery, at most 15 min (`redeliveryDelaySeconds`)
+   */
+  readonly redelivery?: RedeliverySchedule;
 }
 
 /** Builds the adapters from the validated environment and the shared clients. */
@@ -105,6 +117,7 @@ export function createAdapters(
     chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     segmentStats: new DynamoSegmentStatsStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     endpointsFor: (config) => endpoints.endpointsFor(config),
+    redelivery: new SqsRedelivery({ client: clients.sqs, ...options.redelivery }),
   };
 }
 

@@ -142,7 +142,11 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
       await clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: file.key, Body: file.body }));
     endpoint.configure({ faultRate: 0.1, slowCalls: 0, random: seededRandom(31) });
 
-    const fast = { sleep: (ms: number) => delay(Math.min(ms, 5)) };
+    // Failed messages come back after 1 s (the deployed backoff starts at 30 s).
+    const fast = {
+      sleep: (ms: number) => delay(Math.min(ms, 5)),
+      redelivery: { baseSeconds: 1, maxSeconds: 1 },
+    };
     const adapters = createAdapters(env, clients, fast);
     const finalizeMoves = { count: 0 };
     const runs = countingFinishes(adapters.runs, finalizeMoves);

@@ -1,7 +1,12 @@
 import 'aws-sdk-client-mock-vitest/extend';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  GetQueueUrlCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -30,6 +35,7 @@ import {
   streamingBody,
   testAdapters,
   testObservability,
+  WORK_QUEUE_URL,
 } from './factories.ts';
 
 const s3 = mockClient(S3Client);
@@ -262,6 +268,8 @@ describe('work handler', () => {
 
     it('records the error and reports the message for redelivery on an attempt before the last', async () => {
       runsTable({ totalUnits: 3 });
+      sqs.on(GetQueueUrlCommand).resolves({ QueueUrl: WORK_QUEUE_URL });
+      sqs.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [{ Id: '0' }], Failed: [] });
       const { handler, observability } = setup();
       const event = aWorkEvent([sampleUnit()], MAX_RECEIVE_COUNT - 1);
 
@@ -274,7 +282,11 @@ describe('work handler', () => {
       );
       expect(failures()).toHaveLength(0);
       expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
-      expect(sqs).not.toHaveReceivedAnyCommand();
+      expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+      // It comes back after its backoff (receive count 2: 60 s), not the hour-long visibility timeout.
+      expect(sqs).toHaveReceivedCommandWith(ChangeMessageVisibilityBatchCommand, {
+        Entries: [{ Id: '0', ReceiptHandle: event.Records[0]!.receiptHandle, VisibilityTimeout: 60 }],
+      });
       expect(observability.metricTotals()).toMatchObject({ UnitAttemptsFailed: 1 });
       expect(observability.logged('warn').join('\n')).toContain('SQS will redeliver');
     });
