@@ -1,13 +1,9 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { App, Environment } from 'aws-cdk-lib';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import type { FunctionEntries } from './constructs/functions.ts';
+import { PIPELINES_DIR } from './constructs/model-files.ts';
 import { readContext } from './context.ts';
 import { SluiceStack } from './sluice-stack.ts';
-
-/** `pipelines/` of this repository: the configs and the model files they name. */
-export const PIPELINES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../pipelines');
 
 export interface SluiceAppOptions {
   /** Account and region of the stack; the region picks the endpoint images. */

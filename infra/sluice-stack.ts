@@ -8,6 +8,7 @@ import { INCOMING_PREFIX } from '../shared/output/keys.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
 import { type FunctionEntries, Functions } from './constructs/functions.ts';
+import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
 import { QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
 import { RunsTable } from './constructs/runs-table.ts';
@@ -77,6 +78,12 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly xgboostImageUri?: string;
   /**
+   * Folder of the committed model files (`<dir>/<key>`), which the stack uploads into the
+   * data bucket before it creates the SageMaker models (`ModelFiles`).
+   * @default PIPELINES_DIR, this repository's pipelines/
+   */
+  readonly modelFilesDir?: string;
+  /**
    * Handler entry files.
    * @default functions/plan.ts, functions/work.ts, functions/finalize.ts and functions/dead-letter.ts
    */
@@ -111,6 +118,8 @@ export class SluiceStack extends Stack {
   readonly endpoints: readonly EmbeddingEndpoint[];
   /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName`. */
   readonly scoringEndpoints: readonly ScoringEndpoint[];
+  /** The committed model files the stack uploads; undefined when the pipelines name none. */
+  readonly modelFiles: ModelFiles | undefined;
   readonly functions: Functions;
   readonly schedules: Schedules | undefined;
   readonly queryLayer: QueryLayer;
@@ -176,6 +185,18 @@ export class SluiceStack extends Stack {
         }),
     );
 
+    // The model archives (and the files the score functions read) go into the bucket during
+    // the deployment, before the SageMaker models that load them: one deploy, no second step.
+    const modelFilesDir = props.modelFilesDir ?? PIPELINES_DIR;
+    const modelFiles = modelFilesOf(pipelines, modelFilesDir);
+    this.modelFiles =
+      modelFiles.length > 0
+        ? new ModelFiles(this, 'ModelFiles', {
+            bucket: this.storage.bucket,
+            files: modelFiles,
+            sourceDir: modelFilesDir,
+          })
+        : undefined;
     this.scoringEndpoints = scoringSpecs.map(
       (spec) =>
         new ScoringEndpoint(this, `Scoring-${spec.endpointName}`, {
@@ -187,6 +208,7 @@ export class SluiceStack extends Stack {
           }),
           bucket: this.storage.bucket,
           modelDataKey: spec.modelDataKey,
+          modelDataUpload: this.modelFiles?.deployment,
         }),
     );
 

@@ -2,7 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
-import { Construct } from 'constructs';
+import { Construct, type IDependable } from 'constructs';
 import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
 import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './invokable-endpoint.ts';
 
@@ -17,6 +17,12 @@ export interface ScoringEndpointProps {
   readonly bucket: s3.IBucket;
   /** Key of the `model.tar.gz` in `bucket` (with `xgboost-model` inside; see docs/infra.md). */
   readonly modelDataKey: string;
+  /**
+   * What puts the archive into the bucket during the deployment (`ModelFiles`): the
+   * SageMaker model is created after it, since CreateModel checks the archive exists.
+   * @default - none: the archive must already be in the bucket
+   */
+  readonly modelDataUpload?: IDependable;
   /** @default 1 */
   readonly instanceCount?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
@@ -70,6 +76,7 @@ export class ScoringEndpoint extends Construct implements InvokableEndpoint {
     // SageMaker checks that the role can pull the image and read the model data when it
     // creates the model, so the role's policy must exist first.
     this.model.node.addDependency(this.role);
+    if (props.modelDataUpload) this.model.node.addDependency(props.modelDataUpload);
 
     // No KmsKeyId: the storage volume holds only a copy of the model archive, which sits
     // encrypted in the data bucket, and SageMaker rejects a KmsKeyId for instance types
