@@ -1,6 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
@@ -14,7 +13,7 @@ import { Queues } from './constructs/queues.ts';
 import { RunsTable } from './constructs/runs-table.ts';
 import { Schedules } from './constructs/schedules.ts';
 import { ScoringEndpoint } from './constructs/scoring-endpoint.ts';
-import { Storage } from './constructs/storage.ts';
+import { SourceAccountQueueDestination, Storage } from './constructs/storage.ts';
 import { type DeploymentNames, deployedPipelines, deploymentNames } from './deployment-names.ts';
 import {
   checkEndpointNames,
@@ -156,7 +155,7 @@ export class SluiceStack extends Stack {
       finalizeVisibilityTimeout: visibilityFor(finalizeTimeout),
       workDeadLetterVisibilityTimeout: visibilityFor(deadLetterTimeout),
     });
-    const ingest = new s3n.SqsDestination(this.queues.ingest.queue);
+    const ingest = new SourceAccountQueueDestination(this.queues.ingest.queue);
     this.storage.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, ingest, {
       prefix: INCOMING_PREFIX,
     });

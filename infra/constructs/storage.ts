@@ -1,5 +1,7 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -95,5 +97,39 @@ export class Storage extends Construct {
       ],
       removalPolicy,
     });
+  }
+}
+
+/**
+ * An S3 event notification destination that is an SQS queue, like aws-cdk-lib's
+ * `SqsDestination`, whose queue policy lets S3 send only for this bucket (`aws:SourceArn`)
+ * and only when the bucket is in this stack's account (`aws:SourceAccount`): bucket names
+ * are global, so a bucket of the same name in another account after this one is deleted
+ * cannot send to the queue (AWS's confused-deputy guidance for S3 notifications). The
+ * queue uses SQS-managed encryption, so no key policy is needed (a KMS-encrypted queue is
+ * refused rather than left unreadable to S3).
+ */
+export class SourceAccountQueueDestination implements s3.IBucketNotificationDestination {
+  constructor(private readonly queue: sqs.IQueue) {}
+
+  bind(scope: Construct, bucket: s3.IBucketRef): s3.BucketNotificationDestinationConfig {
+    if (this.queue.encryptionMasterKey) {
+      throw new Error(
+        `${this.queue.node.path}: S3 notifications need the queue's KMS key policy to allow S3; use SQS-managed encryption`,
+      );
+    }
+    this.queue.grantSendMessages(
+      new iam.ServicePrincipal('s3.amazonaws.com', {
+        conditions: {
+          ArnLike: { 'aws:SourceArn': bucket.bucketRef.bucketArn },
+          StringEquals: { 'aws:SourceAccount': Stack.of(scope).account },
+        },
+      }),
+    );
+    return {
+      arn: this.queue.queueArn,
+      type: s3.BucketNotificationDestinationType.QUEUE,
+      dependencies: [this.queue],
+    };
   }
 }
