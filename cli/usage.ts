@@ -13,6 +13,7 @@ export const USAGE = `usage:
                  [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
   sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
+                     [--max-client-batch-size N] [--max-batch-chars N] [--max-body-bytes N]
 
 --model-dir DIR runs an ONNX sentence-transformer folder (model.onnx or onnx/model.onnx, tokenizer.json)
 in the local model server instead of the weight-free hash-embed; redrive a run with the model it ran with.

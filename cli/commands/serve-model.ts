@@ -1,6 +1,11 @@
 import { EchoBackend } from '../model-server/echo-backend.ts';
 import { HashEmbedder } from '../model-server/hash-embedder.ts';
-import { type ServedBackend, startModelServer } from '../model-server/server.ts';
+import {
+  DEFAULT_REQUEST_LIMITS,
+  type RequestLimits,
+  type ServedBackend,
+  startModelServer,
+} from '../model-server/server.ts';
 import type { SimulatedGpuOptions } from '../model-server/simulated-gpu.ts';
 import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
@@ -28,6 +33,8 @@ export interface ServeModelSettings {
   readonly port: number;
   /** Present when any GPU simulation flag was given. */
   readonly gpu?: SimulatedGpuOptions;
+  /** What one request may hold (`--max-client-batch-size`, `--max-batch-chars`, `--max-body-bytes`). */
+  readonly limits: RequestLimits;
 }
 
 /**
@@ -44,6 +51,9 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
     queue: { type: 'string' },
     'latency-ms-fixed': { type: 'string' },
     'latency-ms-per-token': { type: 'string' },
+    'max-client-batch-size': { type: 'string' },
+    'max-batch-chars': { type: 'string' },
+    'max-body-bytes': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
@@ -51,9 +61,40 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
     throw new UsageError('--model is for --backend xgboost-json or onnx');
   const port = numberOption('port', values.port, { min: 0, max: 65535, integer: true }) ?? 0;
   const gpu = gpuOptions(values);
+  const limits = requestLimits(values);
   // Every flag is checked before a model loads: loading an ONNX model takes a while.
   const backend = await loadBackend(values.backend, values.model, dimension, values.dimension !== undefined);
-  return gpu === undefined ? { backend, port } : { backend, port, gpu };
+  return gpu === undefined ? { backend, port, limits } : { backend, port, gpu, limits };
+}
+
+/**
+ * The request limits: `--max-client-batch-size` caps inputs per embedding request (and
+ * rows per `text/csv` request), `--max-batch-chars` their characters together,
+ * `--max-body-bytes` the body (at most SageMaker's 6 MB, which the client keeps to).
+ */
+function requestLimits(values: Record<string, string | boolean | undefined>): RequestLimits {
+  const flag = (name: string) => values[name] as string | undefined;
+  const batch = numberOption('max-client-batch-size', flag('max-client-batch-size'), {
+    min: 1,
+    max: 1_000_000,
+    integer: true,
+  });
+  const chars = numberOption('max-batch-chars', flag('max-batch-chars'), {
+    min: 1,
+    max: DEFAULT_REQUEST_LIMITS.maxBodyBytes,
+    integer: true,
+  });
+  const bytes = numberOption('max-body-bytes', flag('max-body-bytes'), {
+    min: 1024,
+    max: DEFAULT_REQUEST_LIMITS.maxBodyBytes,
+    integer: true,
+  });
+  return {
+    maxInputs: batch ?? DEFAULT_REQUEST_LIMITS.maxInputs,
+    maxRows: batch ?? DEFAULT_REQUEST_LIMITS.maxRows,
+    maxChars: chars ?? DEFAULT_REQUEST_LIMITS.maxChars,
+    maxBodyBytes: bytes ?? DEFAULT_REQUEST_LIMITS.maxBodyBytes,
+  };
 }
 
 async function loadBackend(
@@ -125,12 +166,17 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
   const server = await startModelServer({
     backend: settings.backend,
     port: settings.port,
+    limits: settings.limits,
     ...(settings.gpu === undefined ? {} : { gpu: settings.gpu }),
   });
   io.out(
     `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping, GET /stats)`,
   );
   io.err(settings.backend.description);
+  const { maxInputs, maxRows, maxChars, maxBodyBytes } = settings.limits;
+  io.err(
+    `limits per request: ${'contentType' in settings.backend ? `${maxRows} rows` : `${maxInputs} inputs, ${maxChars} characters`}, ${maxBodyBytes} bytes (larger requests get 413)`,
+  );
   if (settings.gpu !== undefined) io.err(describeGpu(settings.gpu));
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -48,7 +48,37 @@ export interface ModelServerOptions {
    * answer it. @default none: every request is answered as soon as the backend is done
    */
   readonly gpu?: SimulatedGpuOptions;
+  /** What one request may hold; each limit left out takes its default. @default DEFAULT_REQUEST_LIMITS */
+  readonly limits?: Partial<RequestLimits>;
 }
+
+/**
+ * What one request may hold, as TEI bounds its own (`--max-client-batch-size`, 413
+ * `Validation` errors naming the limit): the server parses, embeds and answers a whole
+ * request in memory, so without them one body of many tiny inputs could take gigabytes.
+ */
+export interface RequestLimits {
+  /** Inputs per embedding request (TEI's max-client-batch-size). */
+  readonly maxInputs: number;
+  /** Rows per `text/csv` scoring request. */
+  readonly maxRows: number;
+  /** Characters of all the inputs of one embedding request together. */
+  readonly maxChars: number;
+  /** Bytes of one request body. */
+  readonly maxBodyBytes: number;
+}
+
+/**
+ * Defaults no pipeline's own requests reach: `batching.maxBatchSize` is at most 1,024
+ * inputs, `model.maxRowsPerRequest` at most 100,000 rows, and the endpoint client keeps
+ * a body (so its characters) within SageMaker's 6 MB.
+ */
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
+  maxInputs: 1024,
+  maxRows: 100_000,
+  maxChars: MAX_INVOKE_PAYLOAD_BYTES,
+  maxBodyBytes: MAX_INVOKE_PAYLOAD_BYTES,
+};
 
 class HttpError extends Error {
   constructor(
@@ -59,20 +89,46 @@ class HttpError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > maxBytes)
+    throw new HttpError(413, `payload of ${declared} bytes is over the limit of ${maxBytes} bytes`);
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_INVOKE_PAYLOAD_BYTES)
-      throw new HttpError(413, `payload is over ${MAX_INVOKE_PAYLOAD_BYTES} bytes`);
+    if (size > maxBytes) throw new HttpError(413, `payload is over the limit of ${maxBytes} bytes`);
     parts.push(chunk as Buffer);
   }
   return Buffer.concat(parts);
 }
 
-/** TEI's request shape: `{"inputs": "text"}` or `{"inputs": ["a", "b"]}`. */
-function parseInputs(body: Buffer): string[] {
+/**
+ * The strings in a JSON body (quotes not escaped by a backslash, in pairs), counted
+ * without parsing, so a body of millions of tiny inputs is refused before it is turned
+ * into millions of strings.
+ */
+function jsonStrings(body: Buffer): number {
+  let quotes = 0;
+  let backslashes = 0;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i]!;
+    if (byte === 92) backslashes += 1;
+    else {
+      if (byte === 34 && backslashes % 2 === 0) quotes += 1;
+      backslashes = 0;
+    }
+  }
+  return quotes >> 1;
+}
+
+/** Strings a request may hold besides its inputs: keys and options such as `truncation_direction`. */
+const OTHER_STRINGS = 16;
+
+/** TEI's request shape: `{"inputs": "text"}` or `{"inputs": ["a", "b"]}`, within the limits. */
+function parseInputs(body: Buffer, limits: RequestLimits): string[] {
+  const strings = jsonStrings(body);
+  if (strings > limits.maxInputs + OTHER_STRINGS) throw tooManyInputs('about', strings, limits);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -84,7 +140,23 @@ function parseInputs(body: Buffer): string[] {
   if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === 'string')) {
     throw new HttpError(400, '"inputs" must be a string or a non-empty array of strings');
   }
+  if (list.length > limits.maxInputs) throw tooManyInputs('', list.length, limits);
+  let chars = 0;
+  for (const input of list as string[]) chars += input.length;
+  if (chars > limits.maxChars)
+    throw new HttpError(
+      413,
+      `batch has ${chars} characters > maximum allowed ${limits.maxChars} characters (--max-batch-chars)`,
+    );
   return list as string[];
+}
+
+/** TEI's wording for a batch over its max-client-batch-size, with a 413 as TEI answers it. */
+function tooManyInputs(qualifier: string, count: number, limits: RequestLimits): HttpError {
+  return new HttpError(
+    413,
+    `batch size ${qualifier ? `${qualifier} ` : ''}${count} > maximum allowed batch size ${limits.maxInputs} (--max-client-batch-size)`,
+  );
 }
 
 /**
@@ -126,8 +198,21 @@ interface Answer {
 /** Answers one request body; `undefined` means the simulated GPU is full and the request is throttled. */
 type Invoke = (body: Buffer, contentType: string | undefined) => Promise<Answer | undefined>;
 
+/** Lines of a `text/csv` body that hold a row (not blank). */
+function csvRows(body: Buffer): number {
+  let rows = 0;
+  let blank = true;
+  for (const byte of body) {
+    if (byte === 10) {
+      if (!blank) rows += 1;
+      blank = true;
+    } else if (byte !== 13 && byte !== 32 && byte !== 9) blank = false;
+  }
+  return blank ? rows : rows + 1;
+}
+
 /** SageMaker's built-in XGBoost contract: `text/csv` rows in, `text/csv` predictions out. */
-function csvInvoker(backend: CsvScoringBackend, counters: Counters): Invoke {
+function csvInvoker(backend: CsvScoringBackend, counters: Counters, limits: RequestLimits): Invoke {
   return async (body, contentType) => {
     if (!contentType?.startsWith('text/csv')) {
       throw new HttpError(
@@ -135,22 +220,32 @@ function csvInvoker(backend: CsvScoringBackend, counters: Counters): Invoke {
         `this model takes text/csv, not ${contentType ?? 'a request without a content type'}`,
       );
     }
-    const text = body.toString('utf8');
-    const answer = backend.score(text);
-    counters.inputs += text.split('\n').filter((line) => line.trim() !== '').length;
+    const rows = csvRows(body);
+    if (rows > limits.maxRows)
+      throw new HttpError(
+        413,
+        `batch of ${rows} rows > maximum allowed ${limits.maxRows} rows (--max-client-batch-size)`,
+      );
+    const answer = backend.score(body.toString('utf8'));
+    counters.inputs += rows;
     return { body: answer, contentType: 'text/csv' };
   };
 }
 
-function invoker(backend: ServedBackend, gpu: SimulatedGpu | undefined, counters: Counters): Invoke {
-  if (isCsvBackend(backend)) return csvInvoker(backend, counters);
+function invoker(
+  backend: ServedBackend,
+  gpu: SimulatedGpu | undefined,
+  counters: Counters,
+  limits: RequestLimits,
+): Invoke {
+  if (isCsvBackend(backend)) return csvInvoker(backend, counters, limits);
   const embedded = async (inputs: string[]): Promise<Answer> => {
     const json = vectorsJson(await backend.embed(inputs));
     counters.inputs += inputs.length;
     return { body: json, contentType: 'application/json' };
   };
   return async (body) => {
-    const inputs = parseInputs(body);
+    const inputs = parseInputs(body, limits);
     if (gpu === undefined) return embedded(inputs);
     const admitted = gpu.admit(inputs);
     if (admitted === undefined) return undefined;
@@ -172,11 +267,12 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
 async function handleContainer(
   invoke: Invoke,
   counters: Counters,
+  limits: RequestLimits,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   try {
-    const answer = await invoke(await readBody(req), req.headers['content-type']);
+    const answer = await invoke(await readBody(req, limits.maxBodyBytes), req.headers['content-type']);
     if (answer === undefined) {
       // TEI's answer when its queue is full.
       counters.throttled += 1;
@@ -208,12 +304,13 @@ async function handleContainer(
 async function handleRuntime(
   invoke: Invoke,
   counters: Counters,
+  limits: RequestLimits,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   let body: Buffer;
   try {
-    body = await readBody(req);
+    body = await readBody(req, limits.maxBodyBytes);
   } catch (error) {
     counters.failed += 1;
     send(res, 400, JSON.stringify({ message: (error as Error).message }), {
@@ -263,7 +360,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const { backend } = options;
   const gpu = options.gpu === undefined ? undefined : new SimulatedGpu(options.gpu);
   const counters: Counters = { requests: 0, served: 0, throttled: 0, failed: 0, inputs: 0 };
-  const invoke = invoker(backend, gpu, counters);
+  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
+  const invoke = invoker(backend, gpu, counters, limits);
   const stats = (): ModelServerStats => ({
     model: backend.model,
     ...counters,
@@ -281,12 +379,12 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     }
     if (req.method === 'POST' && (url.pathname === '/invocations' || url.pathname === '/embed')) {
       counters.requests += 1;
-      void handleContainer(invoke, counters, req, res);
+      void handleContainer(invoke, counters, limits, req, res);
       return;
     }
     if (req.method === 'POST' && /^\/endpoints\/[^/]+\/invocations$/.test(url.pathname)) {
       counters.requests += 1;
-      void handleRuntime(invoke, counters, req, res);
+      void handleRuntime(invoke, counters, limits, req, res);
       return;
     }
     send(res, 404, JSON.stringify({ message: `no route for ${req.method} ${url.pathname}` }), {
