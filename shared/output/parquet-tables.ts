@@ -198,10 +198,27 @@ export class ParquetPartWriter<Row> {
     }
   }
 
+  /** Encoded bytes not yet taken by {@link takeBytes}. */
+  get pendingBytes(): number {
+    return this.bytes.index;
+  }
+
   /**
-   * The whole file: every group written and the footer. The writer is done after this.
-   * A view over the writer's own buffer, not a copy (a part can be tens of MB): its
-   * `.buffer` may be longer than the file, so use the view, never the buffer behind it.
+   * Hands over the bytes encoded since the last take (a copy) and forgets them, so a
+   * caller can stream the part out group by group instead of holding it whole. The
+   * writer keeps counting file offsets, so the footer still points at the right places.
+   */
+  takeBytes(): Uint8Array {
+    const bytes = this.bytes.getBytes().slice();
+    this.bytes.index = 0;
+    return bytes;
+  }
+
+  /**
+   * The rest of the file: every group written and the footer, from where the last
+   * {@link takeBytes} stopped (the whole file when none was taken). The writer is done
+   * after this. A view over the writer's own buffer, not a copy (a part can be tens of
+   * MB): its `.buffer` may be longer than the file, so use the view, never the buffer behind it.
    */
   finish(): Uint8Array {
     if (this.pending.length > 0) this.writeGroup();

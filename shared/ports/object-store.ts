@@ -47,5 +47,21 @@ export interface ObjectStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Lists objects under a prefix, in key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Writes an object from bytes produced over time, so a large object (a unit's part) is
+   * never held whole. Readers see the previous object, or none, until `finish`. Stores
+   * without it are written through {@link openObjectWrite}'s buffered fallback.
+   */
+  openWrite?(key: string, contentType?: string): Promise<ObjectWrite>;
+}
+
+/** An object being written piece by piece: S3 a multipart upload, locally a temporary file. */
+export interface ObjectWrite {
+  /** Appends bytes; the caller may reuse nothing it passed (the store may keep the view). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Makes the object visible, whole, replacing any previous one. */
+  finish(): Promise<void>;
+  /** Drops what was written; the previous object, if any, stays. */
+  abort(): Promise<void>;
 }
 

@@ -40,20 +40,66 @@ interface DocInfo {
 
 /** Where a unit's embedded chunks go as each window of them is done (a Parquet part writer). */
 export interface EmbeddingSink {
-  add(rows: readonly EmbeddingRow[]): void;
+  add(rows: readonly EmbeddingRow[]): void | Promise<void>;
 }
 
 export interface EmbeddedUnit {
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
-  /** What to record in the chunk index once the unit's parts are written (empty without an index). */
-  readonly indexUpdates: { readonly chunks: IndexedChunk[]; readonly docs: IndexedDoc[] };
+  /**
+   * Document entries to record in the chunk index once the unit's parts are written, in
+   * slices (none without an index). Chunk entries are recorded as each window is embedded.
+   */
+  readonly docUpdates: PendingDocUpdates;
   /**
    * Incremental pipelines: the documents this unit put in `embeddings`, per source, for
    * finalize to tell which documents vanished from a re-dropped source.
    */
   readonly docList?: UnitDocList;
 }
+
+/**
+ * Document entries waiting for the unit's parts, one compact line each (chunk count, the
+ * source's number, the id) rather than an object each: a unit of short records has
+ * hundreds of thousands of documents.
+ */
+export class PendingDocUpdates {
+  private readonly sources: string[] = [];
+  private readonly sourceNumbers = new Map<string, number>();
+  private readonly lines: string[] = [];
+
+  get size(): number {
+    return this.lines.length;
+  }
+
+  add(doc: { readonly docId: string; readonly chunkCount: number; readonly sourceKey: string }): void {
+    let source = this.sourceNumbers.get(doc.sourceKey);
+    if (source === undefined) {
+      source = this.sources.length;
+      this.sources.push(doc.sourceKey);
+      this.sourceNumbers.set(doc.sourceKey, source);
+    }
+    this.lines.push(`${doc.chunkCount}\t${source}\t${doc.docId}`);
+  }
+
+  /** The entries, `size` at a time. */
+  *slices(size = RECORD_SLICE): Generator<IndexedDoc[]> {
+    for (let i = 0; i < this.lines.length; i += size) {
+      yield this.lines.slice(i, i + size).map((line) => {
+        const tab = line.indexOf('\t');
+        const tab2 = line.indexOf('\t', tab + 1);
+        return {
+          docId: line.slice(tab2 + 1),
+          chunkCount: Number(line.slice(0, tab)),
+          sourceKey: this.sources[Number(line.slice(tab + 1, tab2))]!,
+        };
+      });
+    }
+  }
+}
+
+/** Index entries are recorded this many at a time. */
+const RECORD_SLICE = 2048;
 
 /** Point lookups go out in slices of this many ids (DynamoDB BatchGetItem takes 100 keys). */
 const LOOKUP_SLICE = 100;
@@ -98,9 +144,7 @@ export async function embedUnit(
   const tokenCounter = await tokenCounterFor(deps.store, config, deps.tokenCounter);
   const counts = emptyCounts();
   const rejects: RejectRow[] = [];
-  const indexUpdates: EmbeddedUnit['indexUpdates'] = { chunks: [], docs: [] };
-  /** Chunks kept per document id, to count chunks an edit removed, and the source it was read from. */
-  const chunkCounts = new Map<string, { chunks: number; sourceKey: string }>();
+  const docUpdates = new PendingDocUpdates();
   const docList = config.incremental.enabled ? new UnitDocList() : undefined;
   // The current window's documents and chunks.
   let docs = new Map<number, DocInfo>();
@@ -179,6 +223,9 @@ export async function embedUnit(
     const kept = done.filter((e) => !refused.has(e.seq));
     kept.sort((a, b) => a.seq - b.seq || a.row.chunk_index - b.row.chunk_index);
     const rows = kept.map((e) => e.row);
+    /** Chunks kept per document id in this window (a document's chunks are all in one window). */
+    const chunkCounts = new Map<string, { chunks: number; sourceKey: string }>();
+    const chunkUpdates: IndexedChunk[] = [];
     for (const row of rows) {
       counts.chunks += 1;
       const kept = chunkCounts.get(row.doc_id);
@@ -187,7 +234,7 @@ export async function embedUnit(
       docList?.add(row.source_key, row.doc_id);
       if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
       else if (index) {
-        indexUpdates.chunks.push({
+        chunkUpdates.push({
           chunkId: row.chunk_id,
           textSha256: row.text_sha256,
           embedding: row.embedding as Float32Array,
@@ -195,7 +242,34 @@ export async function embedUnit(
         });
       }
     }
-    sink.add(rows);
+    await sink.add(rows);
+    if (index) {
+      // Recorded now, not after the part is written, so a unit holds one window of vectors:
+      // an entry says which vector the model gave for a fingerprint, true whether or not this
+      // attempt's part is ever committed, and a retry in the same run never carries its own.
+      for (let i = 0; i < chunkUpdates.length; i += RECORD_SLICE)
+        await index.record(unit.pipeline, chunkUpdates.slice(i, i + RECORD_SLICE), []);
+      await compareDocs(index, chunkCounts);
+    }
+  };
+
+  /**
+   * Counts the chunks an edit removed from this window's documents and keeps the entries
+   * that changed, to record once the parts are written (a retry must still see the old ones).
+   */
+  const compareDocs = async (
+    index: ChunkIndex,
+    chunkCounts: ReadonlyMap<string, { chunks: number; sourceKey: string }>,
+  ): Promise<void> => {
+    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
+      index.lookupDocs(unit.pipeline, ids),
+    );
+    for (const [docId, { chunks: chunkCount, sourceKey }] of chunkCounts) {
+      const before = previous.get(docId);
+      counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
+      if (before?.chunkCount !== chunkCount || before.sourceKey !== sourceKey)
+        docUpdates.add({ docId, chunkCount, sourceKey });
+    }
   };
 
   let seq = 0;
@@ -239,16 +313,5 @@ export async function embedUnit(
 
   counts.rejected = rejects.length;
   counts.embedded = counts.chunks - counts.skippedUnchanged;
-  if (index) {
-    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
-      index.lookupDocs(unit.pipeline, ids),
-    );
-    for (const [docId, { chunks: chunkCount, sourceKey }] of chunkCounts) {
-      const before = previous.get(docId);
-      counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
-      if (before?.chunkCount !== chunkCount || before.sourceKey !== sourceKey)
-        indexUpdates.docs.push({ docId, chunkCount, sourceKey });
-    }
-  }
-  return { rejects, counts, indexUpdates, ...(docList ? { docList } : {}) };
+  return { rejects, counts, docUpdates, ...(docList ? { docList } : {}) };
 }

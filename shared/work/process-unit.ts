@@ -4,6 +4,7 @@ import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
 import { unitDocListKey, unitPartKey } from '../output/keys.ts';
 import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
+import { StreamedPart } from '../output/streamed-part.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -159,16 +160,23 @@ async function runEmbedUnit(
 ): Promise<UnitWork> {
   if (!deps.endpoint)
     throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
-  const embeddings = embeddingsPartWriter(unit.runId);
-  const { rejects, counts, indexUpdates, docList } = await embedUnit(
+  const embeddings = new StreamedPart(
+    deps.store,
+    unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId),
+    embeddingsPartWriter(unit.runId),
+  );
+  const { rejects, counts, docUpdates, docList } = await embedUnit(
     { ...deps, endpoint: deps.endpoint },
     config,
     unit,
     embeddings,
     checkpoint,
-  );
+  ).catch(async (error: unknown) => {
+    await embeddings.abort();
+    throw error;
+  });
   const outputKeys: string[] = [];
-  if (embeddings.rows > 0) await putPart(deps, 'embeddings', unit, embeddings.finish(), outputKeys);
+  if (await embeddings.finish()) outputKeys.push(embeddings.key);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   // What the parts hold, per source (always written, even empty, so finalize can tell a
@@ -181,9 +189,10 @@ async function runEmbedUnit(
       'text/tab-separated-values',
     );
   }
-  // Only after the parts are written: a fingerprint must never point at a vector no table holds.
-  if (deps.chunkIndex && (indexUpdates.chunks.length > 0 || indexUpdates.docs.length > 0)) {
-    await deps.chunkIndex.record(unit.pipeline, indexUpdates.chunks, indexUpdates.docs);
+  // Only after the parts are written: a retry must compare its documents with the entries
+  // of the run before, not with its own.
+  if (deps.chunkIndex) {
+    for (const docs of docUpdates.slices()) await deps.chunkIndex.record(unit.pipeline, [], docs);
   }
   return { counts, outputKeys, actualCost: counts.realTokens };
 }
@@ -208,16 +217,23 @@ async function runScoreUnit(
 ): Promise<UnitWork> {
   if (!deps.scoringEndpoint)
     throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
-  const scores = scoresPartWriter(unit.runId);
+  const scores = new StreamedPart(
+    deps.store,
+    unitPartKey('scores', unit.pipeline, unit.runId, unit.unitId),
+    scoresPartWriter(unit.runId),
+  );
   const { rejects, counts, segments } = await scoreUnit(
     { store: deps.store, endpoint: deps.scoringEndpoint },
     config,
     unit,
     scores,
     checkpoint,
-  );
+  ).catch(async (error: unknown) => {
+    await scores.abort();
+    throw error;
+  });
   const outputKeys: string[] = [];
-  if (scores.rows > 0) await putPart(deps, 'scores', unit, scores.finish(), outputKeys);
+  if (await scores.finish()) outputKeys.push(scores.key);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   const key = segmentPartialKey(unit.pipeline, unit.runId, unit.unitId);

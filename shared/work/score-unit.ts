@@ -38,7 +38,7 @@ interface PendingRow {
 
 /** Where a unit's scored rows go as each flush of them is done (a Parquet part writer). */
 export interface ScoreSink {
-  add(rows: readonly ScoreRow[]): void;
+  add(rows: readonly ScoreRow[]): void | Promise<void>;
 }
 
 export interface ScoredUnit {
@@ -191,7 +191,7 @@ export async function scoreUnit(
     // Rows the model refused are holes; the rest keep the order they were read in.
     const rows = scored.filter((row): row is ScoreRow => row !== undefined);
     counts.scored += rows.length;
-    sink.add(rows);
+    await sink.add(rows);
   };
 
   for await (const { slice, record } of unitRecords(

@@ -8,8 +8,10 @@ import type {
   HeadOptions,
   ObjectInfo,
   ObjectStore,
+  ObjectWrite,
   ReadRangeOptions,
 } from '../../ports/object-store.ts';
+import { openFsObjectWrite } from './fs-object-write.ts';
 import { assertRangeWithin } from './object-range.ts';
 
 /**
@@ -194,6 +196,13 @@ export class FsObjectStore implements ObjectStore {
     const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     await writeFile(temp, body);
     await rename(temp, file);
+  }
+
+  /** Streams an object into a temporary file, renamed over the key by `finish`. */
+  async openWrite(key: string): Promise<ObjectWrite> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    return openFsObjectWrite(file);
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
