@@ -26,6 +26,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   const units = (await home.runs.listUnits(runId)).map((u) => ({
     unitId: u.unitId,
     sourceKey: u.sourceKey,
+    ...(u.sourceVersion === undefined ? {} : { sourceVersion: u.sourceVersion }),
     byteStart: u.byteStart,
     byteEnd: u.byteEnd,
     packedFiles: u.packedFiles,

@@ -18,6 +18,8 @@ const workUnitSchema = z
     unitId: z.string().min(1),
     pipeline: z.string().min(1),
     sourceKey: z.string().min(1),
+    /** The source's version planning pinned (S3 VersionId or ETag); the worker reads only it. */
+    sourceVersion: z.string().min(1).optional(),
     byteStart: byteOffset,
     byteEnd: byteOffset,
     firstLine: z.number().int().positive(),
@@ -30,6 +32,7 @@ const workUnitSchema = z
         size: byteOffset,
         format: formatSchema,
         compression: compressionSchema,
+        version: z.string().min(1).optional(),
       }),
     ),
     estCost: z.number().nonnegative(),

@@ -8,6 +8,8 @@ export interface PackedFile {
   readonly size: number;
   readonly format: InputFormat;
   readonly compression: Compression;
+  /** The version planning sized the file at (see {@link WorkUnit.sourceVersion}). */
+  readonly version?: string;
 }
 
 /**
@@ -33,6 +35,13 @@ export interface WorkUnit {
   readonly unitId: string;
   readonly pipeline: string;
   readonly sourceKey: string;
+  /**
+   * The version of `sourceKey` the unit was planned on (`ObjectInfo.version` from the
+   * planner's head: S3 `VersionId` or ETag, a content hash locally). The worker reads with
+   * it, so an object overwritten or shortened since fails the unit (`ObjectChanged`)
+   * instead of giving other records or none. Absent in units of older planners.
+   */
+  readonly sourceVersion?: string;
   readonly byteStart: number;
   readonly byteEnd: number;
   /** 1-based line number of the first line at or after `byteStart`, for record ids and rejects. */
@@ -101,6 +110,8 @@ export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
 export interface UnitState {
   readonly unitId: string;
   readonly sourceKey: string;
+  /** The version of `sourceKey` the unit reads (see {@link WorkUnit.sourceVersion}). */
+  readonly sourceVersion?: string;
   readonly byteStart: number;
   readonly byteEnd: number;
   readonly estCost: number;
@@ -231,6 +242,7 @@ export function pendingUnitState(unit: WorkUnit): UnitState {
   return {
     unitId: unit.unitId,
     sourceKey: unit.sourceKey,
+    ...(unit.sourceVersion === undefined ? {} : { sourceVersion: unit.sourceVersion }),
     byteStart: unit.byteStart,
     byteEnd: unit.byteEnd,
     estCost: unit.estCost,

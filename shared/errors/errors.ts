@@ -15,6 +15,24 @@ export class ConfigError extends SluiceError {}
 /** An input path, object or record cannot be read; other inputs are unaffected. */
 export class InputError extends SluiceError {}
 
+/**
+ * An input object is no longer the version a unit was planned on (overwritten, shortened
+ * or deleted since): the unit must fail with this reason rather than read other records.
+ * Retrying cannot help; a new run reads the new content.
+ */
+export class ObjectChanged extends InputError {
+  constructor(
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A read reached past the end of an object: never read as a short or empty body. */
+export class ObjectRangeError extends InputError {}
+
 /** The endpoint refused a request because of load (HTTP 429/503, SageMaker ThrottlingException). */
 export class EndpointThrottled extends SluiceError {}
 

@@ -116,7 +116,9 @@ export async function planRun(
     .filter((key) => !found.has(key))
     .sort();
   const toRead = new Set(request.keys ?? []);
-  const heads = await mapWithConcurrency(named, HEAD_CONCURRENCY, (key) => deps.store.head(key));
+  const heads = await mapWithConcurrency(named, HEAD_CONCURRENCY, (key) =>
+    deps.store.head(key, { version: toRead.has(key) }),
+  );
   const missing: string[] = [];
   heads.forEach((info, i) => {
     if (!info) missing.push(named[i]!);
@@ -134,9 +136,24 @@ export async function planRun(
     );
     for (const key of before ?? []) if (!found.has(key)) missing.push(key);
   }
+  // Every unit pins the version it was planned on; a listing does not carry it.
+  const unpinned = [...found.values()].filter((info) => info.version === undefined);
+  const pins = await mapWithConcurrency(unpinned, HEAD_CONCURRENCY, (info) =>
+    deps.store.head(info.key, { version: true }),
+  );
+  pins.forEach((info, i) => {
+    const key = unpinned[i]!.key;
+    if (info) found.set(key, info);
+    else found.delete(key); // gone since it was listed: nothing to read
+  });
   const classified: ClassifiedFile[] = [...found.values()]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map((info) => ({ key: info.key, size: info.size, ...classifySource(info.key, config.input.format) }));
+    .map((info) => ({
+      key: info.key,
+      size: info.size,
+      ...(info.version === undefined ? {} : { version: info.version }),
+      ...classifySource(info.key, config.input.format),
+    }));
   stats.timings.listMs = lap();
 
   const estimates = await estimateCosts(deps.store, classified, config, { counter });
@@ -168,7 +185,11 @@ export async function planRun(
     const result = await restageGzip(
       deps.store,
       config,
-      { key: file.key, format: file.format },
+      {
+        key: file.key,
+        format: file.format,
+        ...(file.version === undefined ? {} : { version: file.version }),
+      },
       {
         runId: request.runId,
         partCost: file.estCost / Math.ceil(file.estCost / target),

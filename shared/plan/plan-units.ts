@@ -86,9 +86,15 @@ interface Bin {
 /** Estimated descriptor bytes of a unit before its packed files. */
 const UNIT_BASE_BYTES = 512;
 
+/** The unit fields that pin a file's version, when planning knows it. */
+function versionOf(file: SourceFile): { sourceVersion?: string } {
+  return file.version === undefined ? {} : { sourceVersion: file.version };
+}
+
 function wholeBody(file: SourceFile): UnitBody {
   return {
     sourceKey: file.key,
+    ...versionOf(file),
     byteStart: 0,
     byteEnd: file.size,
     firstLine: 1,
@@ -98,7 +104,13 @@ function wholeBody(file: SourceFile): UnitBody {
 }
 
 function packedOf(file: SourceFile): PackedFile {
-  return { key: file.key, size: file.size, format: file.format, compression: file.compression };
+  return {
+    key: file.key,
+    size: file.size,
+    format: file.format,
+    compression: file.compression,
+    ...(file.version === undefined ? {} : { version: file.version }),
+  };
 }
 
 /** Cuts a big uncompressed JSONL or CSV file into `parts` ranges at proven record starts. */
@@ -112,7 +124,12 @@ async function splitByRecords(
   const wanted = Array.from({ length: parts - 1 }, (_, i) => Math.round((file.size * (i + 1)) / parts));
   const found: RecordStartsResult = await findRecordStarts(
     store,
-    { key: file.key, size: file.size, format },
+    {
+      key: file.key,
+      size: file.size,
+      format,
+      ...(file.version === undefined ? {} : { version: file.version }),
+    },
     wanted,
     {
       maybeQuoted: file.estimate?.maybeQuoted ?? true,
@@ -131,6 +148,7 @@ async function splitByRecords(
     return {
       body: {
         sourceKey: file.key,
+        ...versionOf(file),
         byteStart: start.offset,
         byteEnd,
         firstLine: start.line,
@@ -171,6 +189,7 @@ function splitByRowGroups(file: SourceFile, parts: number): RangePiece[] | undef
     const piece: RangePiece = {
       body: {
         sourceKey: file.key,
+        ...versionOf(file),
         byteStart: first === 0 ? 0 : group.start,
         byteEnd: groups[last + 1]?.start ?? file.size,
         firstLine: group.firstRow + 1,

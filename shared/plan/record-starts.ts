@@ -58,15 +58,35 @@ interface SegmentCount {
   bytesRead: number;
 }
 
+/** A source as the cut pass reads it: the key, and the version planning pinned. */
+interface PinnedKey {
+  readonly key: string;
+  readonly version?: string | undefined;
+}
+
+function pinnedRead(
+  store: ObjectStore,
+  source: PinnedKey,
+  start: number,
+  end?: number,
+): AsyncIterable<Uint8Array> {
+  return store.readRange(
+    source.key,
+    start,
+    end,
+    source.version === undefined ? {} : { version: source.version },
+  );
+}
+
 async function countSegment(
   store: ObjectStore,
-  key: string,
+  key: PinnedKey,
   segment: Segment,
   countQuotes: boolean,
 ): Promise<SegmentCount> {
   const out: SegmentCount = { newlines: 0, quotes: 0, firstNewline: -1, bytesRead: 0 };
   let position = segment.start;
-  for await (const chunk of store.readRange(key, segment.start, segment.end)) {
+  for await (const chunk of pinnedRead(store, key, segment.start, segment.end)) {
     out.bytesRead += chunk.byteLength;
     if (out.firstNewline === -1) {
       const at = chunk.indexOf(LF);
@@ -96,12 +116,13 @@ function headerText(bytes: Buffer): string {
 
 async function firstLineOf(
   store: ObjectStore,
-  key: string,
+  key: PinnedKey,
+  size: number,
   limit: number,
 ): Promise<{ text: string; read: number }> {
   const parts: Buffer[] = [];
   let read = 0;
-  for await (const chunk of store.readRange(key, 0, limit)) {
+  for await (const chunk of pinnedRead(store, key, 0, Math.min(size, limit))) {
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     read += buf.length;
     const at = buf.indexOf(LF);
@@ -122,7 +143,7 @@ async function firstLineOf(
  */
 async function lineStarts(
   store: ObjectStore,
-  key: string,
+  key: PinnedKey,
   size: number,
   wanted: readonly number[],
   options: RecordStartsOptions,
@@ -172,7 +193,7 @@ async function lineStarts(
  */
 async function csvStarts(
   store: ObjectStore,
-  key: string,
+  key: PinnedKey,
   size: number,
   wanted: readonly number[],
   maxHeaderBytes: number,
@@ -195,7 +216,7 @@ async function csvStarts(
       next += 1;
     }
   };
-  reading: for await (const chunk of store.readRange(key, 0)) {
+  reading: for await (const chunk of pinnedRead(store, key, 0)) {
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     bytesRead += buf.length;
     let from = 0;
@@ -239,18 +260,24 @@ async function csvStarts(
  */
 export async function findRecordStarts(
   store: ObjectStore,
-  file: { readonly key: string; readonly size: number; readonly format: 'jsonl' | 'csv' },
+  file: {
+    readonly key: string;
+    readonly size: number;
+    readonly format: 'jsonl' | 'csv';
+    /** The version planning pinned: every read names it. */
+    readonly version?: string;
+  },
   wanted: readonly number[],
   options: RecordStartsOptions = {},
 ): Promise<RecordStartsResult> {
   const maxHeaderBytes = options.maxHeaderBytes ?? 1024 * 1024;
   if (file.format === 'jsonl') {
-    const { starts, bytesRead } = await lineStarts(store, file.key, file.size, wanted, options, false);
+    const { starts, bytesRead } = await lineStarts(store, file, file.size, wanted, options, false);
     return { starts, method: 'parallel-lines', bytesRead };
   }
   if (!options.maybeQuoted) {
-    const lines = await lineStarts(store, file.key, file.size, wanted, options, true);
-    const header = await firstLineOf(store, file.key, maxHeaderBytes);
+    const lines = await lineStarts(store, file, file.size, wanted, options, true);
+    const header = await firstLineOf(store, file, file.size, maxHeaderBytes);
     if (lines.quotes === 0 && !header.text.includes('"')) {
       return {
         starts: lines.starts,
@@ -259,7 +286,7 @@ export async function findRecordStarts(
         bytesRead: lines.bytesRead + header.read,
       };
     }
-    const scanned = await csvStarts(store, file.key, file.size, wanted, maxHeaderBytes);
+    const scanned = await csvStarts(store, file, file.size, wanted, maxHeaderBytes);
     return {
       starts: scanned.starts,
       csvHeader: scanned.header,
@@ -267,7 +294,7 @@ export async function findRecordStarts(
       bytesRead: lines.bytesRead + header.read + scanned.bytesRead,
     };
   }
-  const scanned = await csvStarts(store, file.key, file.size, wanted, maxHeaderBytes);
+  const scanned = await csvStarts(store, file, file.size, wanted, maxHeaderBytes);
   return {
     starts: scanned.starts,
     csvHeader: scanned.header,

@@ -82,7 +82,7 @@ export function stagedPartKey(
 export async function restageGzip(
   store: ObjectStore,
   config: PipelineConfig,
-  source: { readonly key: string; readonly format: 'jsonl' | 'csv' },
+  source: { readonly key: string; readonly format: 'jsonl' | 'csv'; readonly version?: string },
   options: RestageOptions,
 ): Promise<RestageResult> {
   const maxPartBytes = options.maxPartBytes ?? 64 * 1024 * 1024;
@@ -163,7 +163,8 @@ export async function restageGzip(
 
   const compressed = Readable.from(
     (async function* () {
-      for await (const chunk of store.readRange(source.key, 0)) {
+      const pinned = source.version === undefined ? {} : { version: source.version };
+      for await (const chunk of store.readRange(source.key, 0, undefined, pinned)) {
         bytesIn += chunk.byteLength;
         yield chunk;
       }

@@ -101,9 +101,10 @@ function seededRandom(key: string): () => number {
   };
 }
 
-async function readWindow(store: ObjectStore, key: string, start: number, end: number): Promise<Buffer> {
+async function readWindow(store: ObjectStore, file: ObjectInfo, start: number, end: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const chunk of store.readRange(key, start, end))
+  const pinned = file.version === undefined ? {} : { version: file.version };
+  for await (const chunk of store.readRange(file.key, start, end, pinned))
     parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   return Buffer.concat(parts);
 }
@@ -225,14 +226,14 @@ async function measureParquet(
   config: PipelineConfig,
   counter: TokenCounter,
 ): Promise<CostEstimate> {
-  const layout = await readParquetLayout(store, file.key, file.size, config.input.textField);
+  const layout = await readParquetLayout(store, file.key, file.size, config.input.textField, file.version);
   const hasText = layout.columns.includes(config.input.textField);
   const first = layout.rowGroups.find((g) => g.rows > 0);
   let tokensPerTextByte = 0;
   let tokensPerRow = config.kind === 'score' ? recordCost(undefined, counter, config) : 0;
   if (config.kind === 'embed' && hasText && first) {
     const rows = await parquetReadObjects({
-      file: objectAsyncBuffer(store, file.key, file.size),
+      file: objectAsyncBuffer(store, file.key, file.size, file.version),
       metadata: layout.metadata,
       columns: [config.input.textField],
       rowStart: first.firstRow,
@@ -316,7 +317,7 @@ async function measureFile(
   const header: { fields?: string[] } = {};
   if (file.compression === 'gzip') {
     const whole = file.size <= windowBytes;
-    const prefix = await readWindow(store, file.key, 0, Math.min(file.size, windowBytes));
+    const prefix = await readWindow(store, file, 0, Math.min(file.size, windowBytes));
     const out = gunzipPrefix(prefix, whole);
     if (!out || out.bytes.length === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
     const expansion = out.bytes.length / prefix.length;
@@ -342,7 +343,7 @@ async function measureFile(
   }
 
   if (file.size <= windowBytes * windows) {
-    const body = await readWindow(store, file.key, 0, file.size);
+    const body = await readWindow(store, file, 0, file.size);
     tallyWindow(file.format, body, true, true, header, tally, config, counter);
     return {
       estimate: {
@@ -362,7 +363,7 @@ async function measureFile(
   let sampledBytes = 0;
   for (const start of starts.sort((a, b) => a - b)) {
     const end = Math.min(file.size, start + windowBytes);
-    const window = await readWindow(store, file.key, start, end);
+    const window = await readWindow(store, file, start, end);
     sampledBytes += window.length;
     if (file.format === 'text') {
       tallyWindow(file.format, window, true, false, header, tally, config, counter);

@@ -64,4 +64,3 @@ export interface ObjectWrite {
   /** Drops what was written; the previous object, if any, stays. */
   abort(): Promise<void>;
 }
-

@@ -5,6 +5,7 @@ import {
   parquetReadObjects,
   parquetSchema,
 } from 'hyparquet';
+import { ObjectChanged, ObjectRangeError } from '../errors/errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { EXCERPT_CHARS, overLimitReason, toSourceRecord } from './record-rules.ts';
 import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-records.ts';
@@ -29,14 +30,20 @@ export interface ParquetLayout {
 }
 
 /** An object as hyparquet's AsyncBuffer: every slice is one ranged read of the store. */
-export function objectAsyncBuffer(store: ObjectStore, key: string, byteLength: number): AsyncBuffer {
+export function objectAsyncBuffer(
+  store: ObjectStore,
+  key: string,
+  byteLength: number,
+  version?: string,
+): AsyncBuffer {
+  const options = version === undefined ? {} : { version };
   return {
     byteLength,
     async slice(start: number, end?: number): Promise<ArrayBuffer> {
       const stop = Math.min(end ?? byteLength, byteLength);
       const out = new Uint8Array(Math.max(0, stop - start));
       let at = 0;
-      for await (const chunk of store.readRange(key, start, stop)) {
+      for await (const chunk of store.readRange(key, start, stop, options)) {
         out.set(chunk.subarray(0, out.length - at), at);
         at += chunk.byteLength;
       }
@@ -70,8 +77,9 @@ export async function readParquetLayout(
   key: string,
   size: number,
   textField: string,
+  version?: string,
 ): Promise<ParquetLayout> {
-  const metadata = await parquetMetadataAsync(objectAsyncBuffer(store, key, size));
+  const metadata = await parquetMetadataAsync(objectAsyncBuffer(store, key, size, version));
   const columns = parquetSchema(metadata).children.map((child) => child.element.name);
   let firstRow = 0;
   const rowGroups = metadata.row_groups.map((group, index): ParquetRowGroup => {
@@ -121,12 +129,13 @@ export async function* parquetRecords(
   const size = (await store.head(slice.key))?.size ?? slice.byteEnd;
   let layout: ParquetLayout;
   try {
-    layout = await readParquetLayout(store, slice.key, size, fields.textField);
+    layout = await readParquetLayout(store, slice.key, size, fields.textField, slice.version);
   } catch (error) {
+    if (error instanceof ObjectChanged || error instanceof ObjectRangeError) throw error;
     yield reject(`not a readable Parquet file: ${(error as Error).message}`, 0, 0);
     return;
   }
-  const file = objectAsyncBuffer(store, slice.key, size);
+  const file = objectAsyncBuffer(store, slice.key, size, slice.version);
   const present = new Set(layout.columns);
   const columns = [...new Set([fields.idField, fields.textField, ...fields.metadataFields])].filter((c) =>
     present.has(c),
@@ -146,6 +155,8 @@ export async function* parquetRecords(
               rowEnd: group.firstRow + group.rows,
             });
     } catch (error) {
+      // The object changed under the read: not a fault of the data, the unit must fail.
+      if (error instanceof ObjectChanged || error instanceof ObjectRangeError) throw error;
       yield reject(
         `Parquet row group ${group.index} (rows ${group.firstRow + 1}-${group.firstRow + group.rows}) could not be read: ${(error as Error).message}`,
         group.firstRow + 1,

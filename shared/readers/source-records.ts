@@ -60,6 +60,8 @@ export interface SourceSlice {
   readonly csvHeader?: string;
   /** Read this re-staged, uncompressed part instead of the source (see {@link StagedPart}). */
   readonly staged?: StagedPart;
+  /** The version of the source the slice was planned on: read only it (see `WorkUnit.sourceVersion`). */
+  readonly version?: string;
 }
 
 export interface RecordFields {
@@ -92,6 +94,7 @@ interface SliceStream {
  * split rule needs.
  */
 function openSlice(store: ObjectStore, slice: SourceSlice, lookBehind: boolean): SliceStream {
+  const pinned = slice.version === undefined ? {} : { version: slice.version };
   if (slice.staged) {
     return {
       chunks: store.readRange(slice.staged.key, 0),
@@ -101,11 +104,19 @@ function openSlice(store: ObjectStore, slice: SourceSlice, lookBehind: boolean):
   }
   if (slice.compression === 'gzip') {
     // pipeline (not pipe), so that a failed read also fails the decompressed stream.
-    const gunzip = pipeline(Readable.from(store.readRange(slice.key, 0)), createGunzip(), () => {});
+    const gunzip = pipeline(
+      Readable.from(store.readRange(slice.key, 0, undefined, pinned)),
+      createGunzip(),
+      () => {},
+    );
     return { chunks: gunzip, streamOffset: 0, end: Number.POSITIVE_INFINITY };
   }
   const streamOffset = lookBehind && slice.byteStart > 0 ? slice.byteStart - 1 : slice.byteStart;
-  return { chunks: store.readRange(slice.key, streamOffset), streamOffset, end: slice.byteEnd };
+  return {
+    chunks: store.readRange(slice.key, streamOffset, undefined, pinned),
+    streamOffset,
+    end: slice.byteEnd,
+  };
 }
 
 async function* jsonlRecords(

@@ -23,6 +23,7 @@ export function slicesOf(unit: WorkUnit): SourceSlice[] {
       firstLine: unit.firstLine,
       ...(unit.csvHeader === undefined ? {} : { csvHeader: unit.csvHeader }),
       ...(unit.staged === undefined ? {} : { staged: unit.staged }),
+      ...(unit.sourceVersion === undefined ? {} : { version: unit.sourceVersion }),
     },
     ...unit.packed.map((file) => ({ ...file, byteStart: 0, byteEnd: file.size, firstLine: 1 })),
   ];
@@ -79,11 +80,12 @@ export function continuationOf(unit: WorkUnit, stop: ResumePoint): WorkUnit {
   const file = unit.packed[stop.sliceIndex - 1]!;
   const rest = unit.packed.slice(stop.sliceIndex);
   const total = Math.max(1, unit.byteEnd - unit.byteStart + unit.packed.reduce((sum, f) => sum + f.size, 0));
-  const { csvHeader: _header, staged: _staged, ...base } = unit;
+  const { csvHeader: _header, staged: _staged, sourceVersion: _version, ...base } = unit;
   return {
     ...base,
     unitId,
     sourceKey: file.key,
+    ...(file.version === undefined ? {} : { sourceVersion: file.version }),
     byteStart: 0,
     byteEnd: file.size,
     firstLine: 1,

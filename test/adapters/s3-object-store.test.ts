@@ -12,7 +12,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
-import { InputError } from '../../shared/errors/errors.ts';
+import { InputError, ObjectChanged, ObjectRangeError } from '../../shared/errors/errors.ts';
 import { streamingBody } from '../support/sdk-bodies.ts';
 import { drain } from '../support/streams.ts';
 
@@ -86,6 +86,55 @@ describe('S3ObjectStore', () => {
       s3.on(GetObjectCommand).rejects(serviceError('InvalidRange', 416));
 
       expect((await drain(store.readRange('empty.jsonl', 0))).chunks).toEqual([]);
+    });
+
+    it('refuses a range that starts past the end of a non-empty object (416) instead of reading it empty', async () => {
+      s3.on(GetObjectCommand).rejects(serviceError('InvalidRange', 416));
+
+      await expect(drain(store.readRange('incoming/docs/a.jsonl', 4096))).rejects.toBeInstanceOf(
+        ObjectRangeError,
+      );
+      await expect(drain(store.readRange('incoming/docs/a.jsonl', 0, 10))).rejects.toThrow(
+        's3://sluice-data/incoming/docs/a.jsonl: bytes [0, 10) start past the end of the object',
+      );
+    });
+
+    it('refuses a body shorter than the range asked for (an end past the object)', async () => {
+      s3.on(GetObjectCommand).resolves({ Body: streamingBody('abc') as never, ContentLength: 3 });
+
+      await expect(drain(store.readRange('k', 100, 118))).rejects.toThrow('reach past the end of the object');
+    });
+
+    it('reads a pinned VersionId, so an overwrite since planning does not change what the unit reads', async () => {
+      s3.on(HeadObjectCommand).resolves({ ContentLength: 9, VersionId: 'v3L.abc', ETag: '"e1"' });
+      s3.on(GetObjectCommand).resolves({ Body: streamingBody('{"id":1}\n') as never, ContentLength: 9 });
+
+      const head = await store.head('incoming/docs/a.jsonl');
+      await drain(store.readRange('incoming/docs/a.jsonl', 0, 9, { version: head!.version! }));
+
+      expect(head).toEqual({ key: 'incoming/docs/a.jsonl', size: 9, version: 'v:v3L.abc' });
+      expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { VersionId: 'v3L.abc', Range: 'bytes=0-8' });
+    });
+
+    it('pins the ETag with If-Match on an unversioned bucket, and reports a failed precondition as a changed object', async () => {
+      s3.on(HeadObjectCommand).resolves({ ContentLength: 9, ETag: '"e1"' });
+      s3.on(GetObjectCommand).rejects(serviceError('PreconditionFailed', 412));
+
+      const head = await store.head('incoming/docs/a.jsonl');
+      const reading = drain(store.readRange('incoming/docs/a.jsonl', 0, 9, { version: head!.version! }));
+
+      expect(head?.version).toBe('e:"e1"');
+      await expect(reading).rejects.toBeInstanceOf(ObjectChanged);
+      await expect(reading).rejects.toThrow('changed since the run was planned');
+      expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { IfMatch: '"e1"' });
+    });
+
+    it('reports a pinned version deleted since as a changed object', async () => {
+      s3.on(GetObjectCommand).rejects(serviceError('NoSuchVersion', 404));
+
+      await expect(drain(store.readRange('k', 0, 9, { version: 'v:gone' }))).rejects.toThrow(
+        's3://sluice-data/k was deleted since the run was planned',
+      );
     });
 
     it('reports a missing object as an input error naming it', async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
+import { ObjectChanged, ObjectRangeError } from '../../shared/errors/errors.ts';
 import { type LocalAwsServer, localClientConfig, startFauxqsServer } from '../support/local-aws.ts';
 import { aRunId, aUnit } from '../support/run-fixtures.ts';
 import { drain } from '../support/streams.ts';
@@ -39,10 +40,11 @@ describe('S3ObjectStore and SqsWorkQueue against fauxqs', () => {
       await store.put('incoming/other/c.jsonl', 'x');
     });
 
-    it('reports the size of an object, and nothing for a missing one', async () => {
+    it('reports the size of an object with its version (its ETag: fauxqs keeps no versions), and nothing for a missing one', async () => {
       expect(await store.head('incoming/docs/a.jsonl')).toEqual({
         key: 'incoming/docs/a.jsonl',
         size: Buffer.byteLength(text),
+        version: expect.stringMatching(/^e:"[0-9a-f]+"$/),
       });
       expect(await store.head('incoming/docs/missing.jsonl')).toBeUndefined();
     });
@@ -64,19 +66,33 @@ describe('S3ObjectStore and SqsWorkQueue against fauxqs', () => {
       expect((await drain(store.readRange('incoming/docs/a.jsonl', 17_000))).text).toBe(text.slice(17_000));
     });
 
-    it('yields nothing for a range past the end or of an empty object', async () => {
+    it('refuses a range past the end (416, or a short body) instead of reading it empty or short', async () => {
       const size = Buffer.byteLength(text);
-      expect((await drain(store.readRange('incoming/docs/a.jsonl', size))).chunks).toEqual([]);
-      expect((await drain(store.readRange('incoming/docs/a.jsonl', size + 10, size + 20))).chunks).toEqual(
-        [],
+      await expect(drain(store.readRange('incoming/docs/a.jsonl', size))).rejects.toBeInstanceOf(
+        ObjectRangeError,
+      );
+      await expect(
+        drain(store.readRange('incoming/docs/a.jsonl', size + 10, size + 20)),
+      ).rejects.toBeInstanceOf(ObjectRangeError);
+      await expect(drain(store.readRange('incoming/docs/a.jsonl', size - 5, size + 100))).rejects.toThrow(
+        'reach past the end of the object',
       );
       expect((await drain(store.readRange('incoming/docs/empty.jsonl', 0))).chunks).toEqual([]);
     });
 
-    it('clips a range that runs past the end to the end', async () => {
-      const size = Buffer.byteLength(text);
-      expect((await drain(store.readRange('incoming/docs/a.jsonl', size - 5, size + 100))).text).toBe(
-        text.slice(size - 5),
+    it('reads a pinned version with If-Match, and fails the read once the object is overwritten', async () => {
+      await store.put('incoming/pinned/p.jsonl', 'first version\n');
+      const { version } = (await store.head('incoming/pinned/p.jsonl'))!;
+      expect(
+        (await drain(store.readRange('incoming/pinned/p.jsonl', 6, 13, { version: version! }))).text,
+      ).toBe('version');
+
+      await store.put('incoming/pinned/p.jsonl', 'other version\n'); // the same size
+
+      const reading = drain(store.readRange('incoming/pinned/p.jsonl', 0, undefined, { version: version! }));
+      await expect(reading).rejects.toBeInstanceOf(ObjectChanged);
+      await expect(reading).rejects.toThrow(
+        's3://sluice-wire/incoming/pinned/p.jsonl changed since the run was planned',
       );
     });
 

@@ -7,13 +7,22 @@ const unit: WorkUnit = {
   unitId: 'u00003',
   pipeline: 'credit-risk',
   sourceKey: 'incoming/credit-risk/customers.csv.gz',
+  sourceVersion: 'v:3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY',
   byteStart: 1000,
   byteEnd: 5000,
   firstLine: 12,
   format: 'csv',
   compression: 'gzip',
   csvHeader: 'id,age',
-  packed: [{ key: 'incoming/credit-risk/more.parquet', size: 900, format: 'parquet', compression: 'none' }],
+  packed: [
+    {
+      key: 'incoming/credit-risk/more.parquet',
+      size: 900,
+      format: 'parquet',
+      compression: 'none',
+      version: 'e:"9b2cf535f27731c974343645a3985328"',
+    },
+  ],
   estCost: 4000,
   staged: {
     key: 'staging/r-20261128T120000Z-abcdef/part-0001',
@@ -24,7 +33,7 @@ const unit: WorkUnit = {
 };
 
 describe('work unit message', () => {
-  it('keeps every field the planner sends: staged parts, Parquet sources and the fit task', () => {
+  it('keeps every field the planner sends: pinned versions, staged parts, Parquet sources and the fit task', () => {
     expect(parseWorkUnitMessage(JSON.stringify(unit))).toEqual(unit);
   });
 

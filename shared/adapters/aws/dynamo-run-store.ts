@@ -638,6 +638,7 @@ function unitItem(unit: WorkUnit): Item {
 const UNIT_STATE_ATTRIBUTES = [
   'unitId',
   'sourceKey',
+  'sourceVersion',
   'byteStart',
   'byteEnd',
   'estCost',
@@ -682,6 +683,7 @@ function toUnitState(item: Item): UnitState {
   return {
     unitId: String(item.unitId),
     sourceKey: String(item.sourceKey),
+    ...(typeof item.sourceVersion === 'string' ? { sourceVersion: item.sourceVersion } : {}),
     byteStart: Number(item.byteStart),
     byteEnd: Number(item.byteEnd),
     estCost: Number(item.estCost),

@@ -5,8 +5,8 @@ import {
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { InputError } from '../../errors/errors.ts';
-import type { ObjectInfo, ObjectStore } from '../../ports/object-store.ts';
+import { InputError, ObjectChanged, ObjectRangeError } from '../../errors/errors.ts';
+import type { ObjectInfo, ObjectStore, ReadRangeOptions } from '../../ports/object-store.ts';
 import { httpStatusOf, isAwsError } from './aws-error.ts';
 
 export interface S3ObjectStoreOptions {
@@ -32,10 +32,21 @@ export class S3ObjectStore implements ObjectStore {
     this.listPageSize = options.listPageSize;
   }
 
+  /**
+   * Size and version: `v:<VersionId>` on a versioned bucket (the stack's bucket is), which
+   * later reads fetch whatever was written since; else `e:<ETag>`, which later reads send
+   * as `If-Match`, so an overwrite fails them (412) instead of reading other bytes.
+   */
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, size: out.ContentLength ?? 0 };
+      const version =
+        out.VersionId !== undefined && out.VersionId !== 'null'
+          ? `v:${out.VersionId}`
+          : out.ETag !== undefined
+            ? `e:${out.ETag}`
+            : undefined;
+      return { key, size: out.ContentLength ?? 0, ...(version === undefined ? {} : { version }) };
     } catch (error) {
       // HEAD responses have no body, so S3 can only say 404 (the SDK names it NotFound).
       if (isNotFound(error)) return undefined;
@@ -45,30 +56,77 @@ export class S3ObjectStore implements ObjectStore {
 
   /**
    * Streams `[start, end)` chunk by chunk as S3 delivers it, never buffering the range.
-   * A range that starts at or past the end of the object (including any range of an empty
-   * object) yields nothing: S3 answers such a request with 416 InvalidRange.
+   * With a pinned `version` the read names it (`VersionId`, or `If-Match` on the ETag):
+   * a version deleted since, or an object overwritten since, fails with `ObjectChanged`.
+   * A range past the end of the object is an `ObjectRangeError`: S3 answers a start past
+   * it with 416 and an end past it with fewer bytes, and both once read as a short or
+   * empty body. Only `readRange(key, 0)` of an empty object (also a 416) yields nothing.
    */
-  async *readRange(key: string, start: number, end?: number): AsyncIterable<Uint8Array> {
+  async *readRange(
+    key: string,
+    start: number,
+    end?: number,
+    options: ReadRangeOptions = {},
+  ): AsyncIterable<Uint8Array> {
     if (end !== undefined && end <= start) return;
     const range = end === undefined ? `bytes=${start}-` : `bytes=${start}-${end - 1}`;
+    const where = `s3://${this.bucket}/${key}`;
+    const pin = pinOf(options.version);
     let body: unknown;
+    let length: number | undefined;
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, ...pin }),
       );
       body = out.Body;
+      length = out.ContentLength;
     } catch (error) {
-      if (isAwsError(error, 'InvalidRange') || httpStatusOf(error) === 416) return;
+      if (isAwsError(error, 'PreconditionFailed') || httpStatusOf(error) === 412) {
+        throw new ObjectChanged(
+          key,
+          `${where} changed since the run was planned (ETag is no longer ${pin.IfMatch})`,
+          {
+            cause: error,
+          },
+        );
+      }
+      if (isAwsError(error, 'InvalidRange') || httpStatusOf(error) === 416) {
+        if (start === 0 && end === undefined) return; // an empty object
+        throw new ObjectRangeError(
+          `${where}: bytes [${start}, ${end ?? 'end'}) start past the end of the object`,
+          {
+            cause: error,
+          },
+        );
+      }
+      if (isAwsError(error, 'NoSuchVersion') || (options.version !== undefined && isNotFound(error))) {
+        throw new ObjectChanged(key, `${where} was deleted since the run was planned (${options.version})`, {
+          cause: error,
+        });
+      }
       if (isNotFound(error)) {
-        throw new InputError(`s3://${this.bucket}/${key} does not exist`, { cause: error });
+        throw new InputError(`${where} does not exist`, { cause: error });
       }
       throw error;
+    }
+    if (end !== undefined && length !== undefined && length < end - start) {
+      // Drain nothing: destroying the body frees the socket.
+      (body as { destroy?: () => void } | undefined)?.destroy?.();
+      throw new ObjectRangeError(
+        `${where}: bytes [${start}, ${end}) reach past the end of the object (${length} bytes from ${start})`,
+      );
     }
     if (body === undefined || body === null) return;
     // In Node the body is an http.IncomingMessage (a Readable); `for await` destroys it when
     // the consumer stops early, so an abandoned range does not leak the socket.
+    let received = 0;
     for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
-      yield typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
+      const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
+      received += bytes.byteLength;
+      yield bytes;
+    }
+    if (length !== undefined && received < length) {
+      throw new ObjectRangeError(`${where}: the body ended after ${received} of ${length} bytes`);
     }
   }
 
@@ -108,6 +166,14 @@ export class S3ObjectStore implements ObjectStore {
       }
     }
   }
+}
+
+/** The GetObject parameters that read exactly a pinned version (see {@link S3ObjectStore.head}). */
+function pinOf(version: string | undefined): { VersionId?: string; IfMatch?: string } {
+  if (version === undefined) return {};
+  if (version.startsWith('v:')) return { VersionId: version.slice(2) };
+  if (version.startsWith('e:')) return { IfMatch: version.slice(2) };
+  throw new InputError(`not an S3 object version: ${version}`);
 }
 
 /** A missing key; a missing bucket is a configuration error and must not read as "no object". */

@@ -29,8 +29,7 @@ function identityOf(info: BigIntStats): string {
 
 /** Milliseconds since the file's last change (content or metadata). */
 function ageMs(info: BigIntStats): number {
-  const changed = info.mtimeNs > info.ctimeNs ? info.mtimeNs : info.ctimeNs;
-  return Date.now() - Number(changed / 1_000_000n);
+  return Date.now() - Math.max(Number(info.mtimeNs / 1_000_000n), Number(info.ctimeNs / 1_000_000n));
 }
 
 async function sha256Of(handle: FileHandle, size: number): Promise<string> {
@@ -129,7 +128,10 @@ export class FsObjectStore implements ObjectStore {
       });
       for await (const chunk of stream) yield chunk as Buffer;
       // Written in place while read: what was read may mix two versions.
-      if (options.version !== undefined && identityOf(await handle.stat({ bigint: true })) !== identityOf(info)) {
+      if (
+        options.version !== undefined &&
+        identityOf(await handle.stat({ bigint: true })) !== identityOf(info)
+      ) {
         throw new ObjectChanged(key, `${key} was overwritten while it was read`);
       }
     } finally {
@@ -175,7 +177,8 @@ export class FsObjectStore implements ObjectStore {
       }
       const identity = identityOf(info);
       const cached = this.hashes.get(file);
-      if (cached?.identity === identity) return { size: Number(info.size), version: `${cached.hash}.${identity}` };
+      if (cached?.identity === identity)
+        return { size: Number(info.size), version: `${cached.hash}.${identity}` };
       const hash = await sha256Of(handle, Number(info.size));
       const after = await handle.stat({ bigint: true });
       if (identityOf(after) !== identity) {

@@ -100,8 +100,8 @@ function crashingStore(
   counters: { crashes: number },
 ): ObjectStore {
   return {
-    head: (key) => base.head(key),
-    readRange: (key, start, end) => base.readRange(key, start, end),
+    head: (key, options) => base.head(key, options),
+    readRange: (key, start, end, options) => base.readRange(key, start, end, options),
     get: (key) => base.get(key),
     list: (prefix) => base.list(prefix),
     async put(key, body, contentType) {
