@@ -10,6 +10,7 @@ import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
 import { newRunId, pipelineOfIncomingKey } from '../shared/output/keys.ts';
 import { type PlanRunResult, planRun } from '../shared/plan/plan-run.ts';
+import { resumeRun, scheduledRunId } from '../shared/plan/scheduled-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
@@ -18,7 +19,11 @@ import { deployedAdapters } from './config/adapters.ts';
 import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
 import { excerptOf, validateMessage } from './messages/parse-message.ts';
 import { parseS3Notification } from './messages/s3-notification.ts';
-import { type ScheduledRunEvent, scheduledRunEventSchema } from './messages/scheduled-run.ts';
+import {
+  isScheduledRunMessage,
+  type ScheduledRunEvent,
+  scheduledRunEventSchema,
+} from './messages/scheduled-run.ts';
 import { createObservability, type Observability } from './observability.ts';
 import { postponeFailed } from './postpone-failed.ts';
 
@@ -38,7 +43,7 @@ export interface PlanHandlerOptions extends Partial<Observability> {
   readonly now?: () => Date;
 }
 
-/** Plan is invoked by the ingest queue (S3 notifications) and directly by EventBridge Scheduler. */
+/** Plan is invoked by the ingest queue (S3 notifications and scheduled runs) and, by hand, with a scheduled run. */
 export type PlanEvent = SQSEvent | ScheduledRunEvent;
 
 /** What a scheduled invocation returns (Scheduler ignores it; it helps a person invoking plan by hand). */
@@ -47,12 +52,17 @@ export interface ScheduledRunResult {
   readonly pipeline: string;
   readonly inputs: number;
   readonly units: number;
+  /** True when an earlier attempt of the same tick had recorded the run, which was taken up. */
+  readonly resumed?: boolean;
 }
 
 export type PlanResult = SQSBatchResponse | ScheduledRunResult;
 
-/** The parts of one ingest message: the pipelines it asks to plan, or why it cannot be read. */
-type IngestEntry = { readonly pipelines: ReadonlySet<string> } | { readonly invalid: unknown };
+/** The parts of one ingest message: the pipelines it asks to plan, a scheduled run, or why it cannot be read. */
+type IngestEntry =
+  | { readonly pipelines: ReadonlySet<string> }
+  | { readonly scheduled: ScheduledRunEvent }
+  | { readonly invalid: unknown };
 
 /**
  * (primary adapter) plan handler -> planRun -> (S3, DynamoDB, SQS).
@@ -66,8 +76,13 @@ type IngestEntry = { readonly pipelines: ReadonlySet<string> } | { readonly inva
  * event, other buckets, keys outside a configured pipeline, deletions for other pipelines
  * and other events are logged and skipped: no retry could plan them.
  *
- * From EventBridge Scheduler: `{"kind":"scheduled-run","pipeline","prefix"}` plans one
- * run over every object under the prefix; a failure is thrown so Scheduler retries it.
+ * From EventBridge Scheduler, through the same ingest queue:
+ * `{"kind":"scheduled-run","pipeline","prefix","scheduledTime"}` plans one run over every
+ * object under the prefix, with a run id derived from the tick (`scheduledRunId`), so a
+ * redelivery takes up the run an earlier attempt recorded rather than planning a second
+ * one; a failure fails the message, which comes back after its backoff and is finally
+ * dead-lettered (ingest DLQ, alarmed) like a drop that cannot be planned. The same event
+ * invoked directly (by hand) plans the run and throws on failure.
  */
 export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: PlanHandlerOptions = {}) {
   const { logger, metrics } = { ...createObservability('plan'), ...options };
@@ -76,10 +91,20 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
   const plan = async (
     d: PlanHandlerDeps,
     config: PipelineConfig,
-    request: { trigger: 's3' | 'schedule'; keys?: string[]; removedKeys?: string[]; prefix?: string },
+    request: {
+      trigger: 's3' | 'schedule';
+      keys?: string[];
+      removedKeys?: string[];
+      prefix?: string;
+      runId?: string;
+    },
   ): Promise<PlanRunResult> => {
     const started = now();
-    const result = await planRun(d, config, { ...request, runId: newRunId(started), now: started });
+    const result = await planRun(d, config, {
+      ...request,
+      runId: request.runId ?? newRunId(started),
+      now: started,
+    });
     logger.info('run planned', {
       runId: result.run.runId,
       pipeline: config.name,
@@ -109,6 +134,11 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     const keysByPipeline = new Map<string, Set<string>>();
     const removedByPipeline = new Map<string, Set<string>>();
     for (const record of records) {
+      const scheduled = scheduledRunOf(record.body);
+      if (scheduled !== undefined) {
+        entries.set(record.messageId, scheduled);
+        continue;
+      }
       let notification: ReturnType<typeof parseS3Notification>;
       try {
         notification = parseS3Notification(record.body);
@@ -217,6 +247,17 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
         });
         throw entry.invalid;
       }
+      if ('scheduled' in entry) {
+        await planScheduled(d, entry.scheduled).catch((error: unknown) => {
+          logger.error('scheduled run failed to plan; the message comes back after its backoff', {
+            pipeline: entry.scheduled.pipeline,
+            scheduledTime: entry.scheduled.scheduledTime,
+            error: describeError(error),
+          });
+          throw error;
+        });
+        return;
+      }
       await Promise.all([...entry.pipelines].map(planPipeline));
     };
 
@@ -236,7 +277,35 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
         `scheduled run: pipeline ${event.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
       );
     }
-    const result = await plan(d, config, { trigger: 'schedule', prefix: event.prefix });
+    // One run per tick: a retry (a redelivered message, a second send by the scheduler)
+    // finds the run an earlier attempt recorded and takes it up instead of planning another.
+    const runId =
+      event.scheduledTime === undefined
+        ? undefined
+        : scheduledRunId({ pipeline: config.name, prefix: event.prefix, scheduledTime: event.scheduledTime });
+    const recorded = runId === undefined ? undefined : await d.runs.getRun(runId);
+    if (recorded !== undefined) {
+      const resumed = await resumeRun(d, recorded);
+      logger.info('scheduled run was recorded by an earlier attempt; taken up, not planned again', {
+        runId: recorded.runId,
+        pipeline: config.name,
+        status: recorded.status,
+        resent: resumed.resent,
+        finalizeRequested: resumed.finalizeRequested,
+      });
+      return {
+        runId: recorded.runId,
+        pipeline: config.name,
+        inputs: recorded.inputs.length,
+        units: recorded.totalUnits,
+        resumed: true,
+      };
+    }
+    const result = await plan(d, config, {
+      trigger: 'schedule',
+      prefix: event.prefix,
+      ...(runId === undefined ? {} : { runId }),
+    });
     return {
       runId: result.run.runId,
       pipeline: config.name,
@@ -258,6 +327,25 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
       );
       return planScheduled(d, scheduled);
     });
+}
+
+/**
+ * A scheduled run sent through the ingest queue, or an InvalidMessage entry when the body
+ * says `"kind":"scheduled-run"` but is not one; undefined for anything else (S3 notifications).
+ */
+function scheduledRunOf(body: string): IngestEntry | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (!isScheduledRunMessage(raw)) return undefined;
+  try {
+    return { scheduled: validateMessage(raw, scheduledRunEventSchema, 'scheduled run message') };
+  } catch (error) {
+    return { invalid: error };
+  }
 }
 
 function isSqsEvent(event: unknown): event is SQSEvent {

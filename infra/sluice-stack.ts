@@ -230,7 +230,7 @@ export class SluiceStack extends Stack {
     this.schedules = pipelines.some((p) => p.schedule)
       ? new Schedules(this, 'Schedules', {
           pipelines,
-          plan: this.functions.plan.function,
+          queue: this.queues.ingest.queue,
           deadLetterQueue: this.queues.ingest.deadLetterQueue,
         })
       : undefined;

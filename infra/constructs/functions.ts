@@ -281,6 +281,16 @@ function grantData(
       actions: ['s3:GetObject'],
       resourceArns: read.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
     });
+    // A unit pins the version of the source it was planned on and reads exactly that
+    // version (GetObject with VersionId), so a source overwritten mid-run is not mixed.
+    const sources = read.filter((prefix) => (SOURCE_PREFIXES as readonly string[]).includes(prefix));
+    if (sources.length > 0) {
+      iam.Grant.addToPrincipal({
+        grantee: fn,
+        actions: ['s3:GetObjectVersion'],
+        resourceArns: sources.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+      });
+    }
   }
   if (put.length > 0) {
     iam.Grant.addToPrincipal({

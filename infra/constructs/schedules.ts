@@ -1,24 +1,32 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 
-/** Event the plan function receives from a schedule (rather than an SQS batch). */
-export interface ScheduledRunEvent {
+/**
+ * The message a schedule sends to the ingest queue for plan. EventBridge Scheduler
+ * replaces the two context attributes at each tick; the scheduled time names the tick, so
+ * every retry of it plans (or takes up) the same run (functions/messages/scheduled-run.ts).
+ */
+export interface ScheduledRunMessage {
   readonly kind: 'scheduled-run';
   readonly pipeline: string;
   readonly prefix: string;
+  readonly scheduledTime: '<aws.scheduler.scheduled-time>';
+  readonly schedule: '<aws.scheduler.schedule-arn>';
 }
 
 export interface SchedulesProps {
   /** Pipelines; those with a `schedule` get one. */
   readonly pipelines: readonly PipelineConfig[];
-  /** The plan function, invoked directly with a {@link ScheduledRunEvent}. */
-  readonly plan: lambda.IFunction;
-  /** Where invocations that still fail after the retries go. */
+  /**
+   * The ingest queue plan consumes: a scheduled run gets the same backoff, dead-letter queue
+   * and alarm as a drop (docs/decisions.md, "Schedules send to the ingest queue").
+   */
+  readonly queue: sqs.IQueue;
+  /** Where messages the scheduler could not send after its retries go. */
   readonly deadLetterQueue: sqs.IQueue;
   /** @default 3 */
   readonly maximumRetryAttempts?: number;
@@ -27,9 +35,10 @@ export interface SchedulesProps {
 }
 
 /**
- * One EventBridge Scheduler schedule per pipeline that has a `schedule`: at each
- * tick it invokes plan over the pipeline's dataset prefix. The scheduler role may
- * invoke plan (unqualified) and send to the dead-letter queue, nothing else.
+ * One EventBridge Scheduler schedule per pipeline that has a `schedule`: at each tick it
+ * sends a scheduled-run message for the pipeline's dataset prefix to the ingest queue,
+ * which plan consumes. The scheduler role may send to the ingest queue and its dead-letter
+ * queue, nothing else.
  */
 export class Schedules extends Construct {
   readonly role: iam.Role;
@@ -43,16 +52,18 @@ export class Schedules extends Construct {
       }),
       description: 'EventBridge Scheduler role that starts scheduled Sluice runs',
     });
-    props.plan.grantInvokeLatestVersion(this.role);
+    props.queue.grantSendMessages(this.role);
     props.deadLetterQueue.grantSendMessages(this.role);
 
     const schedules = new Map<string, scheduler.CfnSchedule>();
     for (const pipeline of props.pipelines) {
       if (!pipeline.schedule) continue;
-      const event: ScheduledRunEvent = {
+      const message: ScheduledRunMessage = {
         kind: 'scheduled-run',
         pipeline: pipeline.name,
         prefix: pipeline.schedule.prefix,
+        scheduledTime: '<aws.scheduler.scheduled-time>',
+        schedule: '<aws.scheduler.schedule-arn>',
       };
       schedules.set(
         pipeline.name,
@@ -63,9 +74,9 @@ export class Schedules extends Construct {
           flexibleTimeWindow: { mode: 'OFF' },
           state: 'ENABLED',
           target: {
-            arn: props.plan.functionArn,
+            arn: props.queue.queueArn,
             roleArn: this.role.roleArn,
-            input: JSON.stringify(event),
+            input: JSON.stringify(message),
             retryPolicy: {
               maximumRetryAttempts: props.maximumRetryAttempts ?? 3,
               maximumEventAgeInSeconds: props.maximumEventAgeInSeconds ?? 3600,

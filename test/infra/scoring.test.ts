@@ -109,8 +109,9 @@ describe('Schedules of a score pipeline', () => {
       ScheduleExpression: 'cron(0 2 * * ? *)',
       ScheduleExpressionTimezone: 'UTC',
       Target: {
-        Arn: getAtt(stack.functions.plan.function, 'Arn'),
-        Input: '{"kind":"scheduled-run","pipeline":"credit-risk","prefix":"datasets/customers/"}',
+        Arn: getAtt(stack.queues.ingest.queue, 'Arn'),
+        Input:
+          '{"kind":"scheduled-run","pipeline":"credit-risk","prefix":"datasets/customers/","scheduledTime":"<aws.scheduler.scheduled-time>","schedule":"<aws.scheduler.schedule-arn>"}',
         RetryPolicy: Match.anyValue(),
         RoleArn: Match.anyValue(),
         DeadLetterConfig: { Arn: getAtt(stack.queues.ingest.deadLetterQueue, 'Arn') },
