@@ -153,7 +153,8 @@ function suppressBucketDeploymentFindings(scope: Construct, bucket: s3.IBucket):
           'Action::s3:Abort*',
           `Resource::${nagArnOf(bucket)}/*`,
           // The bootstrap asset bucket, cdk-<qualifier>-assets-<account>-<region>.
-          { regex: '/^Resource::arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-[^/]+\\/\\*$/' },
+          // Partition as a token or, with @aws-cdk/core:enablePartitionLiterals, a literal.
+          { regex: '/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):s3:::cdk-[a-z0-9]+-assets-[^/]+\\/\\*$/' },
         ],
       },
       {

@@ -45,6 +45,30 @@ export const SAGEMAKER_IMAGE_REGISTRIES: Readonly<Record<string, string>> = {
   'us-west-2': '246618743249',
 };
 
+/**
+ * Regions that hold the images but whose CloudFormation has no `AWS::SageMaker::Model`,
+ * `EndpointConfig` or `Endpoint` resource type, per the region schemas cfn-lint 1.51
+ * ships (E3006 when the default template is linted for them): the stack cannot create its
+ * endpoints there, so synth refuses them. `test/infra/cfn-lint.test.ts` lints the default
+ * template in every other region of the table, so a region listed wrongly on either side
+ * fails a test once cfn-lint's schemas say otherwise.
+ */
+export const REGIONS_WITHOUT_SAGEMAKER_RESOURCES: readonly string[] = [
+  'ap-south-2',
+  'ap-southeast-4',
+  'ca-west-1',
+  'eu-central-2',
+  'eu-south-2',
+  'il-central-1',
+  'me-central-1',
+  'us-gov-east-1',
+];
+
+/** Regions Sluice deploys to: those with SageMaker's images and its CloudFormation resource types. */
+export const DEPLOYABLE_REGIONS: readonly string[] = Object.keys(SAGEMAKER_IMAGE_REGISTRIES).filter(
+  (region) => !REGIONS_WITHOUT_SAGEMAKER_RESOURCES.includes(region),
+);
+
 /** The domain of ECR registries in a region: `amazonaws.com.cn` in China, `amazonaws.com` elsewhere. */
 export function ecrDomainOf(region: string): string {
   return region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';

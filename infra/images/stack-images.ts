@@ -2,6 +2,7 @@ import { Stack, Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { parseEcrImageUri } from '../constructs/endpoint-execution-role.ts';
 import { type ImageFamily, imageUriOf } from './image-table.ts';
+import { REGIONS_WITHOUT_SAGEMAKER_RESOURCES } from './registries.ts';
 
 /** How a stack picks one family's image: a version from the table, or an explicit URI. */
 export interface ImageChoice {
@@ -30,6 +31,11 @@ export function stackImageUri(scope: IConstruct, family: ImageFamily, choice: Im
     throw new Error(
       `stack ${stack.stackName} has no concrete region (environment-agnostic), so its ${family.name} image cannot be chosen: ` +
         'synthesize with a region (AWS_REGION, AWS_DEFAULT_REGION or --profile; cdk passes it as CDK_DEFAULT_REGION) or give the stack env.region',
+    );
+  }
+  if (REGIONS_WITHOUT_SAGEMAKER_RESOURCES.includes(stack.region)) {
+    throw new Error(
+      `stack ${stack.stackName} cannot deploy its SageMaker endpoints to ${stack.region}: CloudFormation there has no AWS::SageMaker::Model, EndpointConfig or Endpoint (infra/images/registries.ts); pick another region`,
     );
   }
   if (choice.uri === undefined) return imageUriOf(family, stack.region, choice.version);

@@ -3,7 +3,11 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseEcrImageUri } from '../../infra/constructs/endpoint-execution-role.ts';
 import { canonicalVersion, type ImageFamily, imageUriOf } from '../../infra/images/image-table.ts';
-import { ecrDomainOf } from '../../infra/images/registries.ts';
+import {
+  DEPLOYABLE_REGIONS,
+  ecrDomainOf,
+  REGIONS_WITHOUT_SAGEMAKER_RESOURCES,
+} from '../../infra/images/registries.ts';
 import { stackImageUri } from '../../infra/images/stack-images.ts';
 import { TEI_IMAGES } from '../../infra/images/tei-images.ts';
 import { XGBOOST_IMAGES } from '../../infra/images/xgboost-images.ts';
@@ -119,6 +123,17 @@ describe('stackImageUri', () => {
   it('refuses an environment-agnostic stack, whose region no image can follow', () => {
     expect(() => stackImageUri(stackIn(), TEI_IMAGES)).toThrow(
       /^stack Sluice has no concrete region \(environment-agnostic\), so its TEI image cannot be chosen: synthesize with a region [^\n]*$/,
+    );
+  });
+
+  it('refuses a region whose CloudFormation has no SageMaker endpoints, even with an explicit image', () => {
+    for (const region of REGIONS_WITHOUT_SAGEMAKER_RESOURCES) {
+      expect(TEI_IMAGES.versions[TEI_IMAGES.defaultVersion]!.registries[region]).toBeDefined();
+      expect(DEPLOYABLE_REGIONS).not.toContain(region);
+    }
+    const uri = '123456789012.dkr.ecr.il-central-1.amazonaws.com/my-tei:custom';
+    expect(() => stackImageUri(stackIn('il-central-1'), TEI_IMAGES, { uri })).toThrow(
+      /^stack Sluice cannot deploy its SageMaker endpoints to il-central-1: CloudFormation there has no AWS::SageMaker::Model[^\n]*$/,
     );
   });
 
