@@ -18,7 +18,7 @@ import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
-import { resolveInputs, stageInputs, unstageVanished } from './stage-inputs.ts';
+import { resolveInputs, type SkippedInput, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
 /**
@@ -56,7 +56,12 @@ export interface LocalRunResult {
   /** The summary of the run that did the pipeline's work (for a scoring pipeline that fitted first, the scoring run). */
   readonly summary: RunSummary;
   readonly deadLetters: number;
+  /** Folder entries not read (hidden, broken links, loops, not regular files), each with its reason. */
+  readonly skippedInputs: readonly SkippedInput[];
 }
+
+/** Skipped folder entries printed one per line; the rest are counted (all are in `--json`). */
+const MAX_SKIPS_LOGGED = 20;
 
 /** Objects a pipeline reads besides its inputs: models, statistics, lookup tables, tokenizers. */
 function bundleKeys(config: PipelineConfig): string[] {
@@ -383,7 +388,13 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const { home, log } = options;
   const now = options.now ?? (() => new Date());
   const started = Date.now();
-  const inputs = await resolveInputs(options.paths, options.config.name);
+  const skippedInputs: SkippedInput[] = [];
+  const inputs = await resolveInputs(options.paths, options.config.name, skippedInputs);
+  for (const skip of skippedInputs.slice(0, MAX_SKIPS_LOGGED)) log(`skipped ${skip.path}: ${skip.reason}`);
+  if (skippedInputs.length > MAX_SKIPS_LOGGED)
+    log(
+      `skipped ${skippedInputs.length - MAX_SKIPS_LOGGED} more folder entries (listed in the --json output)`,
+    );
   const runtime = await startLocalRuntime(options);
   const { config, queue } = runtime;
   let lease: RunLease | undefined;
@@ -417,6 +428,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     return {
       summary: { ...summary, timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started } },
       deadLetters: queue.deadLetters.length,
+      skippedInputs,
     };
   } finally {
     await runtime.close();

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { openHome } from '../home.ts';
 import { runLocalPipeline } from '../local-run.ts';
+import type { SkippedInput } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
@@ -21,6 +22,19 @@ function packageRoot(): string {
 /** `./pipelines` when the current folder has one, else the pipelines shipped with Sluice. */
 export function defaultPipelinesDir(): string {
   return existsSync('pipelines') ? 'pipelines' : path.join(packageRoot(), 'pipelines');
+}
+
+/** How many folder entries were skipped, by reason (a loop's target is left out of the reason). */
+function skippedSummary(skipped: readonly SkippedInput[]): {
+  count: number;
+  byReason: Record<string, number>;
+} {
+  const byReason: Record<string, number> = {};
+  for (const { reason } of skipped) {
+    const kind = reason.split(':')[0]!;
+    byReason[kind] = (byReason[kind] ?? 0) + 1;
+  }
+  return { count: skipped.length, byReason };
 }
 
 export async function runCommand(args: string[], io: CommandIo): Promise<number> {
@@ -51,7 +65,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   if (modelDir !== undefined && config.kind !== 'embed')
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
   const home = openHome(values.home);
-  const { summary } = await runLocalPipeline({
+  const { summary, skippedInputs } = await runLocalPipeline({
     home,
     config,
     pipelinesDir,
@@ -62,8 +76,15 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     log: (line) => io.err(line),
   });
   const resultsDir = path.join(home.bucketDir, 'results');
+  const skipped = skippedSummary(skippedInputs);
   if (values.json) {
-    io.out(JSON.stringify({ ...summary, results: resultsDir }));
+    io.out(
+      JSON.stringify({
+        ...summary,
+        results: resultsDir,
+        skippedInputs: { ...skipped, entries: skippedInputs },
+      }),
+    );
   } else {
     const c = summary.counts;
     const home = values.home ? ` --home ${values.home}` : '';
@@ -80,10 +101,16 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         `removed: ${c.removedDocuments} documents no longer in their source (${summary.sources?.removedChunks} chunks)${deleted > 0 ? `; ${deleted} source files deleted` : ''}`,
       );
     }
-    const skipped = summary.sources?.skippedSources[0];
-    if (skipped)
+    const notCompared = summary.sources?.skippedSources[0];
+    if (notCompared)
       io.out(
-        `not compared for removals: ${summary.sources?.skipped} sources, e.g. ${skipped.sourceKey}: ${skipped.reason}`,
+        `not compared for removals: ${summary.sources?.skipped} sources, e.g. ${notCompared.sourceKey}: ${notCompared.reason}`,
+      );
+    if (skipped.count > 0)
+      io.out(
+        `skipped ${skipped.count} folder entries, not read: ${Object.entries(skipped.byReason)
+          .map(([reason, n]) => `${n} ${reason}`)
+          .join('; ')} (listed above)`,
       );
     if (config.kind === 'embed') {
       io.out(
