@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { App, Aspects } from 'aws-cdk-lib';
+import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEPLOYABLE_REGIONS } from '../../infra/images/registries.ts';
 import { addSluiceStack } from '../../infra/sluice-app.ts';
-import { FIXTURE_ENTRIES } from './sluice-stack-fixture.ts';
+import { SluiceStack } from '../../infra/sluice-stack.ts';
+import { FIXTURE_ENTRIES, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CONFIG_FILE = path.join(repoRoot, '.cfnlintrc.yaml');
@@ -18,23 +19,6 @@ const cdkContext = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf
   unknown
 >;
 const scratch = mkdtempSync(path.join(tmpdir(), 'sluice-cfn-lint-'));
-
-/**
- * The app as `cdk synth` builds it (infra/app.ts: cdk.json's context, no account, the
- * region the CLI defaults to) with `overrides` laid over the context, synthesized with
- * the fixture handlers (the template does not depend on what the handlers contain) and
- * the cdk-nag checks, into its own folder.
- */
-async function synthApp(
-  name: string,
-  env: { account?: string; region: string },
-  overrides: Record<string, unknown> = {},
-): Promise<CloudAssembly> {
-  const app = new App({ context: { ...cdkContext, ...overrides }, outdir: path.join(scratch, name) });
-  await addSluiceStack(app, { env, functionEntries: FIXTURE_ENTRIES });
-  Aspects.of(app).add(new AwsSolutionsChecks());
-  return app.synth();
-}
 
 /** cfn-lint's version, or a one-line error saying how to install it. */
 function cfnLintVersion(): string {
@@ -47,32 +31,35 @@ function cfnLintVersion(): string {
   return run.stdout.trim();
 }
 
-let assemblies: CloudAssembly[];
+let assembly: CloudAssembly;
 
+/**
+ * One app, one synth: the stack `cdk synth` builds (infra/app.ts: cdk.json's context, no
+ * account, us-east-1 where the CLI defaults to it), and beside it a stack as the infra
+ * tests build theirs (a concrete account, destroyable data) under another name, region,
+ * TEI version and model. Both use the fixture handlers: the template does not depend on
+ * what the handlers contain. cdk-nag runs on both, as infra/app.ts applies it.
+ */
 beforeAll(async () => {
-  assemblies = [
-    // The default deployment: docs and credit-risk, every resource type the stack has.
-    await synthApp('default', { region: 'us-east-1' }),
-    // Another stack name, region, TEI version and model, as a second team would deploy it.
-    await synthApp(
-      'dev',
-      { account: '123456789012', region: 'eu-west-1' },
-      {
-        'sluice:stackName': 'SluiceDev',
-        'sluice:teiVersion': '1.9',
-        'sluice:hfModelId': 'BAAI/bge-base-en-v1.5',
-      },
-    ),
-  ];
+  const app = new App({ context: cdkContext, outdir: scratch });
+  await addSluiceStack(app, { env: { region: 'us-east-1' }, functionEntries: FIXTURE_ENTRIES });
+  new SluiceStack(app, 'SluiceDev', {
+    env: { account: '123456789012', region: 'eu-west-1' },
+    pipelines: [await loadDocsPipeline(), await loadCreditRiskPipeline()],
+    teiVersion: '1.9',
+    hfModelId: 'BAAI/bge-base-en-v1.5',
+    functionEntries: FIXTURE_ENTRIES,
+    dataRemovalPolicy: RemovalPolicy.DESTROY,
+  });
+  Aspects.of(app).add(new AwsSolutionsChecks());
+  assembly = app.synth();
 }, 300_000);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the synthesized templates', () => {
   it('pass cfn-lint with zero findings in every region Sluice deploys to (.cfnlintrc.yaml says what is ignored and why)', () => {
     cfnLintVersion();
-    const templates = assemblies.flatMap((assembly) =>
-      assembly.stacks.map((stack) => stack.templateFullPath),
-    );
+    const templates = assembly.stacks.map((stack) => stack.templateFullPath);
     expect(templates).toHaveLength(2);
     // One run over every template and region: cfn-lint checks each resource type exists in each region.
     const run = spawnSync(
@@ -95,8 +82,7 @@ describe('the synthesized templates', () => {
   }, 300_000);
 
   it('carry no unsuppressed cdk-nag error or warning as cdk synth builds them (no account, partition literals)', () => {
-    const findings = assemblies
-      .flatMap((assembly) => assembly.stacks)
+    const findings = assembly.stacks
       .flatMap((stack) => stack.messages)
       .filter((message) => message.level !== 'info' && String(message.entry.data).startsWith('AwsSolutions-'))
       .map((message) => `${message.id}: ${String(message.entry.data).split(':')[0]}`);
