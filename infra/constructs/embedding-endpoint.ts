@@ -8,7 +8,7 @@ import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './in
 export interface EmbeddingEndpointProps {
   /** SageMaker endpoint name; the work function calls it by this name (`endpoint.name`). */
   readonly endpointName: string;
-  /** Text Embeddings Inference image in ECR (context `sluice:teiImageUri`). */
+  /** Text Embeddings Inference image in ECR, in the stack's region (`stackImageUri` with `TEI_IMAGES`). */
   readonly imageUri: string;
   /** GPU instance type, e.g. `ml.g5.xlarge`. */
   readonly instanceType: string;

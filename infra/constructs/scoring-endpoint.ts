@@ -9,7 +9,7 @@ import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './in
 export interface ScoringEndpointProps {
   /** SageMaker endpoint name; the work function calls it by this name (`model.endpointName`). */
   readonly endpointName: string;
-  /** SageMaker's built-in XGBoost image in ECR (context `sluice:xgboostImageUri`). */
+  /** SageMaker's built-in XGBoost image in ECR, in the stack's region (`stackImageUri` with `XGBOOST_IMAGES`). */
   readonly imageUri: string;
   /** CPU instance type, e.g. `ml.m5.large` (`model.instanceType`). */
   readonly instanceType: string;
