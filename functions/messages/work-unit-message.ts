@@ -42,6 +42,17 @@ const workUnitSchema = z
         key: z.string().min(1),
         offset: byteOffset,
         fault: z.object({ reason: z.string(), line: z.number().int().nonnegative(), byteOffset }).optional(),
+        /** Records over the size limit the planner did not copy: reported as rejects. */
+        rejects: z
+          .array(
+            z.object({
+              reason: z.string(),
+              line: z.number().int().nonnegative(),
+              byteOffset,
+              excerpt: z.string(),
+            }),
+          )
+          .optional(),
       })
       .optional(),
     /** `fit`: the first pass of a scoring pipeline; absent: the pipeline's own work. */

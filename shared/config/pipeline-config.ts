@@ -17,6 +17,12 @@ const inputSchema = z
       .int()
       .positive()
       .default(1024 * 1024),
+    /**
+     * A gzip input that expands more than this many times (past its first MiB) is read no
+     * further: the rest of it is one reject. gzip's own maximum is about 1,032; text
+     * compresses 3 to 20 times. 100 is Apache POI's zip-bomb default (min inflate ratio 0.01).
+     */
+    maxDecompressionRatio: z.number().min(2).default(100),
   })
   .prefault({});
 

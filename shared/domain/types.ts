@@ -24,7 +24,21 @@ export interface StagedPart {
   readonly offset: number;
   /** The source's gzip stream broke after this part: the one reject the worker reports for it. */
   readonly fault?: { readonly reason: string; readonly line: number; readonly byteOffset: number };
+  /**
+   * Records over `input.maxRecordBytes` that the planner measured but did not copy (they
+   * lie between this part and the next, or before the first): the worker reports each as
+   * a reject. At most {@link MAX_STAGED_REJECTS} per part.
+   */
+  readonly rejects?: readonly {
+    readonly reason: string;
+    readonly line: number;
+    readonly byteOffset: number;
+    readonly excerpt: string;
+  }[];
 }
+
+/** Oversized records a staged part carries as rejects; more close the part (descriptor size). */
+export const MAX_STAGED_REJECTS = 32;
 
 /**
  * A work unit is a descriptor, never data: a byte range of one source (records that

@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
-import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
-import type { StagedPart } from '../domain/types.ts';
+import { MAX_STAGED_REJECTS, type StagedPart } from '../domain/types.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { gunzipBounded } from '../readers/bounded-gunzip.ts';
 import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
-import { decodeUtf8, stripBom } from '../readers/record-rules.ts';
+import { decodeUtf8, EXCERPT_CHARS, excerptOf, overLimitReason, stripBom } from '../readers/record-rules.ts';
 import { gzipFaultReason, isGzipFault } from '../readers/source-records.ts';
 import { documentCost } from './sample-cost.ts';
 import { MAX_CSV_HEADER_BYTES } from './unit-limits.ts';
@@ -54,6 +53,37 @@ export interface RestageResult {
 
 const LF = 0x0a;
 
+type StagedReject = NonNullable<StagedPart['rejects']>[number];
+
+/** A record over the size limit while re-staging: where it started, how long it is so far. */
+interface Oversize {
+  readonly byteOffset: number;
+  readonly line: number;
+  length: number;
+  readonly excerpt: string;
+  /** Its latest piece, to tell whether it ended with a newline. */
+  last: Buffer;
+}
+
+/** Up to `count` bytes of `chunks` from `offset`, copied (a record's excerpt). */
+function bytesOf(chunks: readonly Buffer[], offset: number, count: number): Buffer {
+  const out: Buffer[] = [];
+  let skip = offset;
+  let left = count;
+  for (const chunk of chunks) {
+    if (left <= 0) break;
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    const piece = chunk.subarray(skip, skip + left);
+    out.push(piece);
+    left -= piece.length;
+    skip = 0;
+  }
+  return Buffer.concat(out);
+}
+
 /** `staging/<runId>/<digest of the source key>/part-00001.jsonl` */
 export function stagedPartKey(
   runId: string,
@@ -76,7 +106,12 @@ export function stagedPartKey(
  * A corrupt or truncated stream keeps the records before the fault; the last part
  * carries the fault, and its unit reports it as one reject.
  *
- * Memory: one part (at most `maxPartBytes`, or one record when a record is longer),
+ * A record over `input.maxRecordBytes` is measured, never copied: the part before it
+ * closes, it travels as a reject in the next part's descriptor (`staged.rejects`), and
+ * the next part starts after it. A stream that expands more than
+ * `input.maxDecompressionRatio` times ends as a corrupt one does.
+ *
+ * Memory: one part (at most `maxPartBytes` plus one record of `input.maxRecordBytes`),
  * since the object store takes whole objects.
  */
 export async function restageGzip(
@@ -114,6 +149,34 @@ export async function restageGzip(
   let priced: Buffer[] | undefined = [];
   let pricedBytes = 0;
   let firstRecord = true;
+  // A record over `input.maxRecordBytes` being measured (not copied), and the rejects of
+  // such records the next part will carry.
+  let oversize: Oversize | undefined;
+  let pending: StagedReject[] = [];
+
+  /** Keeps the first `bytes` of the part: the records before an oversized one. */
+  const truncate = (bytes: number): void => {
+    const kept: Buffer[] = [];
+    let total = 0;
+    for (const chunk of chunks) {
+      if (total >= bytes) break;
+      const take = Math.min(chunk.length, bytes - total);
+      kept.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      total += take;
+    }
+    chunks = kept;
+    partBytes = total;
+  };
+  const rejectOf = (record: Oversize): StagedReject => {
+    // The reader measures a record over the limit without its newline (a CR before it counts).
+    const length = record.last.at(-1) === LF ? record.length - 1 : record.length;
+    return {
+      reason: overLimitReason(length, config.input.maxRecordBytes),
+      line: record.line,
+      byteOffset: record.byteOffset,
+      excerpt: record.excerpt,
+    };
+  };
 
   // Tokens per byte so far in the file: a part's own few priced records would be noisy.
   const ratio = (): number => (sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte);
@@ -151,47 +214,90 @@ export async function restageGzip(
       byteEnd: partStart + body.length,
       firstLine: partFirstLine,
       ...(header === undefined || partStart === 0 ? {} : { csvHeader: header }),
-      staged: { key, offset: partStart, ...(fault ? { fault } : {}) },
+      staged: {
+        key,
+        offset: partStart,
+        ...(fault ? { fault } : {}),
+        ...(pending.length > 0 ? { rejects: pending } : {}),
+      },
       estCost: Math.round(body.length * ratio()),
     });
     partStart += body.length;
     partFirstLine = lineAtRecordEnd;
+    pending = [];
     chunks = [];
     partBytes = 0;
     recordEndInPart = 0;
   };
 
-  const compressed = Readable.from(
-    (async function* () {
-      const pinned = source.version === undefined ? {} : { version: source.version };
-      for await (const chunk of store.readRange(source.key, 0, undefined, pinned)) {
-        bytesIn += chunk.byteLength;
-        yield chunk;
-      }
-    })(),
-  );
+  const compressed = (async function* () {
+    const pinned = source.version === undefined ? {} : { version: source.version };
+    for await (const chunk of store.readRange(source.key, 0, undefined, pinned)) {
+      bytesIn += chunk.byteLength;
+      yield chunk;
+    }
+  })();
+  const maxRecord = config.input.maxRecordBytes;
   try {
-    // pipeline (not pipe) so that a failed read also ends the decompressed stream.
-    for await (const data of pipeline(compressed, createGunzip(), () => {})) {
-      const buf = data as Buffer;
+    for await (const buf of gunzipBounded(compressed, config.input.maxDecompressionRatio)) {
       let from = 0;
       while (from < buf.length) {
         const end = nextEnd(buf, from);
         const stop = end === -1 ? buf.length : end + 1; // the newline goes with its record
         const piece = buf.subarray(from, stop);
-        chunks.push(piece);
-        partBytes += piece.length;
         let at = piece.indexOf(LF);
         while (at !== -1) {
           line += 1;
           at = piece.indexOf(LF, at + 1);
         }
-        if (priced && pricedBytes <= config.input.maxRecordBytes) {
-          priced.push(piece);
-          pricedBytes += piece.length;
+        if (oversize) {
+          oversize.length += piece.length;
+          oversize.last = piece;
+        } else {
+          chunks.push(piece);
+          partBytes += piece.length;
+          if (priced && pricedBytes <= maxRecord) {
+            priced.push(piece);
+            pricedBytes += piece.length;
+          }
+          if (firstRecord && scanner && partBytes > MAX_CSV_HEADER_BYTES) {
+            const skipped = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
+            return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: false, skipped };
+          }
+          if (partBytes - recordEndInPart > maxRecord + 2) {
+            // Over the limit (its terminator aside): the worker would reject it, so it is
+            // measured, not copied. The records before it close their part here.
+            oversize = {
+              byteOffset: partStart + recordEndInPart,
+              line: lineAtRecordEnd,
+              length: partBytes - recordEndInPart,
+              // What the reader keeps of a record over the limit: its first limit + 1 bytes.
+              excerpt: excerptOf(
+                bytesOf(chunks, recordEndInPart, Math.min(EXCERPT_CHARS * 4, maxRecord + 1)),
+              ),
+              last: piece,
+            };
+            truncate(recordEndInPart);
+            priced = undefined;
+            if (partBytes > 0) await writePart(partBytes);
+          }
         }
         if (end === -1) break;
         from = stop;
+        if (oversize) {
+          // The oversized record ended: the next part starts after it.
+          pending.push(rejectOf(oversize));
+          partStart = oversize.byteOffset + oversize.length;
+          partFirstLine = line;
+          lineAtRecordEnd = line;
+          oversize = undefined;
+          firstRecord = false;
+          sinceSample = sampleEvery;
+          priced = [];
+          pricedBytes = 0;
+          if (pending.length >= MAX_STAGED_REJECTS) await writePart(0);
+          continue;
+        }
         // A record ended at `position`.
         recordEndInPart = partBytes;
         lineAtRecordEnd = line;
@@ -222,12 +328,13 @@ export async function restageGzip(
     }
   } catch (error) {
     if (!isGzipFault(error)) throw error;
+    // An oversized record the fault cut short is not a record of its own: the fault stands for it.
     const fault = {
       reason: gzipFaultReason(error),
       line: lineAtRecordEnd,
       byteOffset: partStart + recordEndInPart,
     };
-    if (recordEndInPart > 0) {
+    if (recordEndInPart > 0 || pending.length > 0) {
       await writePart(recordEndInPart, fault);
     } else if (parts.length > 0) {
       const last = parts.pop()!;
@@ -237,7 +344,13 @@ export async function restageGzip(
     }
     return { parts, bytesIn, bytesOut, faultBeforeFirstRecord: false };
   }
-  if (partBytes > 0) {
+  if (oversize) {
+    // The file ended inside the oversized record.
+    pending.push(rejectOf(oversize));
+    partStart = oversize.byteOffset + oversize.length;
+    oversize = undefined;
+  }
+  if (partBytes > 0 || pending.length > 0) {
     lineAtRecordEnd = line;
     await writePart(partBytes);
   }

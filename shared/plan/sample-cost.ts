@@ -5,6 +5,7 @@ import type { Compression, InputFormat } from '../domain/types.ts';
 import { chunkText } from '../embedding/chunker.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
+import { DECOMPRESSION_GRACE_BYTES } from '../readers/bounded-gunzip.ts';
 import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
 import { objectAsyncBuffer, type ParquetRowGroup, readParquetLayout } from '../readers/parquet.ts';
 import { decodeUtf8, stripBom } from '../readers/record-rules.ts';
@@ -129,8 +130,10 @@ function tallyJsonl(
     if (lf === -1 && !atEnd) break;
     const stop = lf === -1 ? window.length : lf;
     tally.bytes += stop - from + 1;
-    const text = decodeUtf8(window.subarray(from, stop));
-    if (text !== undefined && stop - from <= config.input.maxRecordBytes) {
+    // A line over the limit is never decoded: the worker rejects it unread.
+    const text =
+      stop - from <= config.input.maxRecordBytes ? decodeUtf8(window.subarray(from, stop)) : undefined;
+    if (text !== undefined) {
       try {
         const record = JSON.parse(from === 0 ? stripBom(text) : text) as Record<string, unknown> | null;
         if (record !== null && typeof record === 'object')
@@ -171,7 +174,7 @@ function tallyCsv(
     const stop = lf === -1 ? window.length : lf;
     // The record's own CR before its newline is part of the terminator, as the reader reads it.
     const body = window.subarray(from, stop > from && window[stop - 1] === 0x0d ? stop - 1 : stop);
-    const decoded = decodeUtf8(body);
+    const decoded = body.length <= config.input.maxRecordBytes ? decodeUtf8(body) : undefined;
     const values =
       decoded === undefined ? undefined : parseCsvRecord(stripBom(decoded).replace(/\r\n/g, '\n'));
     if (values && !header.fields && atStart) {
@@ -260,9 +263,17 @@ async function measureParquet(
   };
 }
 
-/** Decompresses a gzip file's first window; `complete` when that was the whole stream. */
-function gunzipPrefix(prefix: Buffer, whole: boolean): { bytes: Buffer; complete: boolean } | undefined {
-  const limit = 32 * 1024 * 1024;
+/**
+ * Decompresses a gzip file's first window; `complete` when that was the whole stream.
+ * Output is capped by the decompression ratio limit (at most 32 MiB), so a bomb costs the
+ * planner no more than the worker would read of it.
+ */
+function gunzipPrefix(
+  prefix: Buffer,
+  whole: boolean,
+  maxRatio: number,
+): { bytes: Buffer; complete: boolean } | undefined {
+  const limit = Math.min(32 * 1024 * 1024, DECOMPRESSION_GRACE_BYTES + maxRatio * prefix.length);
   try {
     if (whole) return { bytes: gunzipSync(prefix, { maxOutputLength: limit }), complete: true };
   } catch {
@@ -318,9 +329,10 @@ async function measureFile(
   if (file.compression === 'gzip') {
     const whole = file.size <= windowBytes;
     const prefix = await readWindow(store, file, 0, Math.min(file.size, windowBytes));
-    const out = gunzipPrefix(prefix, whole);
+    const out = gunzipPrefix(prefix, whole, config.input.maxDecompressionRatio);
     if (!out || out.bytes.length === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
-    const expansion = out.bytes.length / prefix.length;
+    // The worker stops reading a stream that expands more than the limit allows.
+    const expansion = Math.min(out.bytes.length / prefix.length, config.input.maxDecompressionRatio);
     const decompressed = file.size * expansion;
     if (file.format === 'text' && decompressed > config.input.maxRecordBytes)
       return {

@@ -21,6 +21,14 @@ export function decodeUtf8(bytes: Buffer): string | undefined {
   }
 }
 
+/**
+ * Text holding a NUL character is binary data, not a document: no text format uses it,
+ * and a file of NUL bytes would otherwise be embedded as hundreds of empty-looking chunks.
+ */
+export function holdsBinary(text: string): boolean {
+  return text.includes('\u0000');
+}
+
 export function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
@@ -81,6 +89,7 @@ export function toDocument(
   if (text === undefined || text === null) return reject(`missing text field "${fields.textField}"`);
   if (typeof text !== 'string') return reject(`text field "${fields.textField}" is not a string`);
   if (text.trim().length === 0) return reject(`text field "${fields.textField}" is empty`);
+  if (holdsBinary(text)) return reject(`text field "${fields.textField}" holds binary data (NUL bytes)`);
   const id = recordIdOf(record, fields, sourceKey, line);
   if (id === undefined) return reject(`id field "${fields.idField}" must be a string or a number`);
   return { kind: 'doc', id, text, metadata: metadataOf(record, fields.metadataFields), line, byteOffset };

@@ -1,7 +1,10 @@
-import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type { Compression, InputFormat, StagedPart } from '../domain/types.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import {
+  DEFAULT_MAX_DECOMPRESSION_RATIO,
+  DecompressionRatioExceeded,
+  gunzipBounded,
+} from './bounded-gunzip.ts';
 import { parseCsvRecord, readCsvRecords } from './csv.ts';
 import { readLines } from './line-reader.ts';
 import { parquetRecords } from './parquet.ts';
@@ -9,6 +12,7 @@ import {
   decodeUtf8,
   EXCERPT_CHARS,
   excerptOf,
+  holdsBinary,
   metadataOf,
   overLimitReason,
   stripBom,
@@ -69,6 +73,8 @@ export interface RecordFields {
   readonly textField: string;
   readonly metadataFields: readonly string[];
   readonly maxRecordBytes: number;
+  /** See `input.maxDecompressionRatio`. @default 100 */
+  readonly maxDecompressionRatio?: number;
   /** `document` (id + text, for embedding; the default) or `row` (every field, for scoring). */
   readonly shape?: 'document' | 'row';
 }
@@ -93,7 +99,12 @@ interface SliceStream {
  * object); a plain range starts one byte early when `lookBehind` is set, as the line
  * split rule needs.
  */
-function openSlice(store: ObjectStore, slice: SourceSlice, lookBehind: boolean): SliceStream {
+function openSlice(
+  store: ObjectStore,
+  slice: SourceSlice,
+  lookBehind: boolean,
+  maxRatio = DEFAULT_MAX_DECOMPRESSION_RATIO,
+): SliceStream {
   const pinned = slice.version === undefined ? {} : { version: slice.version };
   if (slice.staged) {
     return {
@@ -103,12 +114,7 @@ function openSlice(store: ObjectStore, slice: SourceSlice, lookBehind: boolean):
     };
   }
   if (slice.compression === 'gzip') {
-    // pipeline (not pipe), so that a failed read also fails the decompressed stream.
-    const gunzip = pipeline(
-      Readable.from(store.readRange(slice.key, 0, undefined, pinned)),
-      createGunzip(),
-      () => {},
-    );
+    const gunzip = gunzipBounded(store.readRange(slice.key, 0, undefined, pinned), maxRatio);
     return { chunks: gunzip, streamOffset: 0, end: Number.POSITIVE_INFINITY };
   }
   const streamOffset = lookBehind && slice.byteStart > 0 ? slice.byteStart - 1 : slice.byteStart;
@@ -125,7 +131,7 @@ async function* jsonlRecords(
   fields: RecordFields,
   cursor: Cursor,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks, streamOffset, end } = openSlice(store, slice, true);
+  const { chunks, streamOffset, end } = openSlice(store, slice, true, fields.maxDecompressionRatio);
   let line = slice.firstLine - 1;
   for await (const raw of readLines(chunks, {
     streamOffset,
@@ -184,7 +190,7 @@ async function* csvRecords(
   fields: RecordFields,
   cursor: Cursor,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks, streamOffset, end } = openSlice(store, slice, false);
+  const { chunks, streamOffset, end } = openSlice(store, slice, false, fields.maxDecompressionRatio);
   let header: string[] | undefined =
     slice.csvHeader === undefined ? undefined : parseCsvRecord(slice.csvHeader);
   for await (const raw of readCsvRecords(chunks, {
@@ -245,7 +251,7 @@ async function* textRecords(
   slice: SourceSlice,
   fields: RecordFields,
 ): AsyncGenerator<SourceRecord> {
-  const { chunks } = openSlice(store, slice, false);
+  const { chunks } = openSlice(store, slice, false, fields.maxDecompressionRatio);
   const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of chunks) {
@@ -274,6 +280,10 @@ async function* textRecords(
     yield reject('empty document');
     return;
   }
+  if (holdsBinary(body)) {
+    yield reject('binary data (NUL bytes): not a text document');
+    return;
+  }
   if (fields.shape === 'row') {
     yield reject('a plain text file has no rows to score (use CSV, JSONL or Parquet)');
     return;
@@ -288,13 +298,18 @@ async function* textRecords(
   };
 }
 
-/** Errors by which zlib and streams say a gzip source is corrupt or ends too early. */
+/**
+ * Errors by which zlib and streams say a gzip source is corrupt or ends too early, and
+ * by which a source is found to be a decompression bomb: each ends the source with one reject.
+ */
 export function isGzipFault(error: unknown): boolean {
+  if (error instanceof DecompressionRatioExceeded) return true;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 export function gzipFaultReason(error: unknown): string {
+  if (error instanceof DecompressionRatioExceeded) return error.message;
   return `corrupt or truncated gzip data: ${(error as Error).message}`;
 }
 
@@ -312,6 +327,8 @@ export async function* readSourceRecords(
     yield* parquetRecords(store, slice, fields);
     return;
   }
+  // Records over the size limit the planner left out of a staged part lie before it.
+  for (const skipped of slice.staged?.rejects ?? []) yield { kind: 'reject', ...skipped };
   const cursor: Cursor = { line: slice.firstLine, offset: slice.byteStart };
   const records =
     slice.format === 'jsonl'
