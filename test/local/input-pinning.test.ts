@@ -1,9 +1,10 @@
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openHome } from '../../cli/home.ts';
 import { startLocalRuntime } from '../../cli/local-run.ts';
+import { main } from '../../cli/main.ts';
 import { resolveInputs, stageInputs } from '../../cli/stage-inputs.ts';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
@@ -130,7 +131,7 @@ describe('sluice run of an input overwritten between plan and work', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const config = parseEmbedPipelineConfig({
+  const PIPELINE = {
     name: 'docs',
     kind: 'embed',
     endpoint: { name: 'docs-embed', dimension: 16, maxRetries: 0 },
@@ -138,7 +139,15 @@ describe('sluice run of an input overwritten between plan and work', () => {
     planning: { targetUnitTokens: 2_000 },
     workers: { maxConcurrency: 4, maxReceiveCount: 3 },
     incremental: { enabled: false },
-  });
+  };
+  const config = parseEmbedPipelineConfig(PIPELINE);
+
+  /** The CLI in-process, its output captured. */
+  async function sluice(...argv: string[]) {
+    const out: string[] = [];
+    const code = await main(argv, { out: (l) => out.push(l), err: () => {} });
+    return { code, json: () => JSON.parse(out.at(-1)!) };
+  }
 
   async function overwrittenRun(first: string, second: string) {
     const home = openHome(path.join(dir, 'home'));
@@ -180,6 +189,47 @@ describe('sluice run of an input overwritten between plan and work', () => {
       expect(unit.attempts).toBeLessThan(config.workers.maxReceiveCount);
     }
     expect(summary.failedUnits[0]?.lastError).toContain('changed since the run was planned');
+
+    // `sluice status` shows what each unit pinned.
+    const home = path.join(dir, 'home');
+    const status = await sluice('status', plan.run.runId, '--home', home, '--json');
+    expect(status.json().units[0]).toMatchObject({
+      sourceVersion: plan.units[0]!.sourceVersion,
+      status: 'failed',
+    });
+
+    // A redrive cannot bring the planned bytes back: it fails the same way, at once.
+    const pipelines = path.join(dir, 'pipelines');
+    await mkdir(pipelines);
+    await writeFile(path.join(pipelines, 'docs.json'), JSON.stringify(PIPELINE));
+    const redriven = await sluice(
+      'redrive',
+      plan.run.runId,
+      '--home',
+      home,
+      '--pipelines',
+      pipelines,
+      '--json',
+    );
+    expect(redriven.code).toBe(1);
+    expect(redriven.json()).toMatchObject({ status: 'failed', counts: { records: 0 } });
+    for (const unit of await openHome(home).runs.listUnits(plan.run.runId))
+      expect(unit.lastError).toContain('changed since the run was planned');
+
+    // Dropping the file again runs its new content, exact.
+    const rerun = await sluice(
+      'run',
+      path.join(dir, 'a.jsonl'),
+      '--pipeline',
+      'docs',
+      '--home',
+      home,
+      '--pipelines',
+      pipelines,
+      '--json',
+    );
+    expect(rerun.code).toBe(0);
+    expect(rerun.json()).toMatchObject({ status: 'succeeded', counts: { records: 300, rejected: 0 } });
   });
 
   it('fails the units of an input overwritten with other bytes of the same size', async () => {
