@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
+import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
 import { ConfigError, SluiceError } from '../errors/errors.ts';
 import {
   compareSourceManifests,
@@ -184,6 +185,12 @@ export async function finalizeRun(
   for (const unit of units) if (unit.counts) addCounts(total, unit.counts);
   const failed = units.filter((u) => u.status === 'failed');
   const kind = config?.kind;
+  // One record per id in the results: the duplicate-id rule (shared/duplicates).
+  if (run.task !== 'fit' && (kind === 'embed' || kind === 'score')) {
+    const table = kind === 'embed' ? 'embeddings' : 'scores';
+    const succeeded = units.filter((u) => u.status === 'succeeded').map((u) => u.unitId);
+    countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded));
+  }
   let segments: number | undefined;
   let followedBy: string | undefined;
   if (run.task === 'fit') {

@@ -181,9 +181,15 @@ export class ParquetPartWriter<Row> {
     private readonly columns: readonly ColumnDef[],
     private readonly toRecord: (row: Row) => Record<string, unknown>,
     private readonly rowGroupSize = DEFAULT_ROW_GROUP,
+    /** Key-value pairs for the footer. @default none */
+    keyValueMetadata?: readonly { readonly key: string; readonly value: string }[],
   ) {
     // hyparquet-writer's types describe its schema elements loosely; the layout above follows the Parquet spec.
-    this.writer = new ParquetWriter({ writer: this.bytes, schema: schemaOf(columns) as never });
+    this.writer = new ParquetWriter({
+      writer: this.bytes,
+      schema: schemaOf(columns) as never,
+      ...(keyValueMetadata ? { kvMetadata: keyValueMetadata.map((kv) => ({ ...kv })) } : {}),
+    });
   }
 
   /** Rows added so far. */
@@ -276,6 +282,27 @@ function embeddingRecord(runId: string) {
 /** A unit's `embeddings` part, written group by group as its chunks are embedded. */
 export function embeddingsPartWriter(runId: string): ParquetPartWriter<EmbeddingRow> {
   return new ParquetPartWriter(TABLE_COLUMNS.embeddings, embeddingRecord(runId), EMBEDDING_ROW_GROUP);
+}
+
+/**
+ * A writer of a table's rows as read back from one of its parts (every column present,
+ * `run_id` included), with the part writers' row groups: for rewriting a part.
+ */
+export function rewrittenPartWriter(
+  table: 'embeddings' | 'scores',
+  keyValueMetadata: readonly { readonly key: string; readonly value: string }[],
+): ParquetPartWriter<Record<string, unknown>> {
+  return new ParquetPartWriter(
+    TABLE_COLUMNS[table],
+    (row) => row,
+    table === 'embeddings' ? EMBEDDING_ROW_GROUP : SCORE_ROW_GROUP,
+    keyValueMetadata,
+  );
+}
+
+/** A `rejects` part written group by group. */
+export function rejectsPartWriter(runId: string): ParquetPartWriter<RejectRow> {
+  return new ParquetPartWriter(TABLE_COLUMNS.rejects, (row) => ({ ...row, run_id: runId }));
 }
 
 export function embeddingsParquet(runId: string, rows: readonly EmbeddingRow[]): Uint8Array {

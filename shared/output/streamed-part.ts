@@ -64,10 +64,11 @@ export class StreamedPart<Row> {
 
   /**
    * Writes the last group and the footer and makes the part visible. A part without rows
-   * is not written at all: returns false.
+   * is not written at all (returns false) unless `writeEmpty`: a rewrite that dropped every
+   * row must still replace the part it rewrites.
    */
-  async finish(): Promise<boolean> {
-    if (this.writer.rows === 0) {
+  async finish(writeEmpty = false): Promise<boolean> {
+    if (this.writer.rows === 0 && !writeEmpty) {
       await this.abort();
       return false;
     }

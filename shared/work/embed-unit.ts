@@ -6,6 +6,7 @@ import {
   type UnitCounts,
   type WorkUnit,
 } from '../domain/types.ts';
+import { UnitIdList } from '../duplicates/unit-id-list.ts';
 import { chunkText } from '../embedding/chunker.ts';
 import { chunkFingerprint } from '../embedding/fingerprint.ts';
 import { cutTokenBudgetBatches, paddedTokens } from '../embedding/token-budget-batcher.ts';
@@ -56,6 +57,8 @@ export interface EmbeddedUnit {
    * finalize to tell which documents vanished from a re-dropped source.
    */
   readonly docList?: UnitDocList;
+  /** The documents in the unit's part, in part order, for finalize's duplicate-id rule. */
+  readonly idList: UnitIdList;
 }
 
 /**
@@ -145,6 +148,7 @@ export async function embedUnit(
   const counts = emptyCounts();
   const rejects: RejectRow[] = [];
   const docUpdates = new PendingDocUpdates();
+  const idList = new UnitIdList();
   const docList = config.incremental.enabled ? new UnitDocList() : undefined;
   // The current window's documents and chunks.
   let docs = new Map<number, DocInfo>();
@@ -223,6 +227,24 @@ export async function embedUnit(
     const kept = done.filter((e) => !refused.has(e.seq));
     kept.sort((a, b) => a.seq - b.seq || a.row.chunk_index - b.row.chunk_index);
     const rows = kept.map((e) => e.row);
+    for (let i = 0; i < kept.length; ) {
+      const { seq } = kept[i]!;
+      const doc = windowDocs.get(seq)!;
+      let chunks = 0;
+      let carriedChunks = 0;
+      for (; i < kept.length && kept[i]!.seq === seq; i += 1) {
+        chunks += 1;
+        if (carried.has(kept[i]!.row.chunk_id)) carriedChunks += 1;
+      }
+      idList.add({
+        id: doc.docId,
+        sourceKey: doc.sourceKey,
+        byteOffset: doc.byteOffset,
+        line: doc.line,
+        rows: chunks,
+        carried: carriedChunks,
+      });
+    }
     /** Chunks kept per document id in this window (a document's chunks are all in one window). */
     const chunkCounts = new Map<string, { chunks: number; sourceKey: string }>();
     const chunkUpdates: IndexedChunk[] = [];
@@ -313,5 +335,5 @@ export async function embedUnit(
 
   counts.rejected = rejects.length;
   counts.embedded = counts.chunks - counts.skippedUnchanged;
-  return { rejects, counts, docUpdates, ...(docList ? { docList } : {}) };
+  return { rejects, counts, docUpdates, idList, ...(docList ? { docList } : {}) };
 }

@@ -1,5 +1,6 @@
 import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
+import { type UnitIdList, unitIdListKey } from '../duplicates/unit-id-list.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
 import { unitDocListKey, unitPartKey } from '../output/keys.ts';
@@ -152,6 +153,18 @@ async function putPart(
   outputKeys.push(key);
 }
 
+/**
+ * The ids the unit's part holds (always written, a retry overwrites it), which finalize
+ * merges across units to apply the duplicate-id rule. Not a table part: not in outputKeys.
+ */
+async function putIdList(deps: ProcessUnitDeps, unit: WorkUnit, idList: UnitIdList): Promise<void> {
+  await deps.store.put(
+    unitIdListKey(unit.pipeline, unit.runId, unit.unitId),
+    idList.serialize(unit.runId, unit.unitId),
+    'application/x-ndjson',
+  );
+}
+
 async function runEmbedUnit(
   deps: ProcessUnitDeps,
   config: EmbedPipelineConfig,
@@ -165,7 +178,7 @@ async function runEmbedUnit(
     unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId),
     embeddingsPartWriter(unit.runId),
   );
-  const { rejects, counts, docUpdates, docList } = await embedUnit(
+  const { rejects, counts, docUpdates, docList, idList } = await embedUnit(
     { ...deps, endpoint: deps.endpoint },
     config,
     unit,
@@ -177,6 +190,7 @@ async function runEmbedUnit(
   });
   const outputKeys: string[] = [];
   if (await embeddings.finish()) outputKeys.push(embeddings.key);
+  await putIdList(deps, unit, idList);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   // What the parts hold, per source (always written, even empty, so finalize can tell a
@@ -222,7 +236,7 @@ async function runScoreUnit(
     unitPartKey('scores', unit.pipeline, unit.runId, unit.unitId),
     scoresPartWriter(unit.runId),
   );
-  const { rejects, counts, segments } = await scoreUnit(
+  const { rejects, counts, segments, idList } = await scoreUnit(
     { store: deps.store, endpoint: deps.scoringEndpoint },
     config,
     unit,
@@ -234,6 +248,7 @@ async function runScoreUnit(
   });
   const outputKeys: string[] = [];
   if (await scores.finish()) outputKeys.push(scores.key);
+  await putIdList(deps, unit, idList);
   if (rejects.length > 0)
     await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
   const key = segmentPartialKey(unit.pipeline, unit.runId, unit.unitId);

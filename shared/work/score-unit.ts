@@ -6,6 +6,7 @@ import {
   type UnitCounts,
   type WorkUnit,
 } from '../domain/types.ts';
+import { UnitIdList } from '../duplicates/unit-id-list.ts';
 import { EndpointUnavailable, ModelError } from '../errors/errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
@@ -45,6 +46,8 @@ export interface ScoredUnit {
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
   readonly segments: SegmentAggregatesState;
+  /** The rows in the unit's part, in part order, for finalize's duplicate-id rule. */
+  readonly idList: UnitIdList;
 }
 
 /**
@@ -104,6 +107,7 @@ export async function scoreUnit(
         : { threshold: positive.threshold };
   const maxPayloadBytes = deps.maxPayloadBytes ?? 6 * 1024 * 1024;
   let pending: PendingRow[] = [];
+  const idList = new UnitIdList();
 
   const reject = (row: PendingRow, reason: string) =>
     rejects.push({
@@ -189,7 +193,20 @@ export async function scoreUnit(
       scoreBatch(r.rows, r.features, width, r.first),
     );
     // Rows the model refused are holes; the rest keep the order they were read in.
-    const rows = scored.filter((row): row is ScoreRow => row !== undefined);
+    const rows: ScoreRow[] = [];
+    scored.forEach((row, i) => {
+      if (row === undefined) return;
+      rows.push(row);
+      const read = accepted[i]!;
+      idList.add({
+        id: read.id,
+        sourceKey: read.sourceKey,
+        byteOffset: read.byteOffset,
+        line: read.line,
+        rows: 1,
+        carried: 0,
+      });
+    });
     counts.scored += rows.length;
     await sink.add(rows);
   };
@@ -219,5 +236,5 @@ export async function scoreUnit(
   await flush();
 
   counts.rejected = rejects.length;
-  return { rejects, counts, segments: segments.toJSON() };
+  return { rejects, counts, segments: segments.toJSON(), idList };
 }

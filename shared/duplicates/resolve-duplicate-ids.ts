@@ -1,0 +1,178 @@
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import type { RejectRow } from '../domain/types.ts';
+import { unitPartKey } from '../output/keys.ts';
+import { rejectsPartWriter, rewrittenPartWriter } from '../output/parquet-tables.ts';
+import { StreamedPart } from '../output/streamed-part.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import { objectAsyncBuffer } from '../readers/parquet.ts';
+import { mergeSorted } from './merge-sorted.ts';
+import { compareIdEntries, type IdEntry, readUnitIdList } from './unit-id-list.ts';
+
+/** Footer key of a part that finalize rewrote: the ordinals (as the unit wrote them) it dropped. */
+export const DROPPED_ORDINALS_KEY = 'sluice.droppedOrdinals';
+
+/** The pseudo unit id of the `rejects` part that lists a run's duplicate ids. */
+export const DUPLICATES_PART = 'duplicates';
+
+/** What resolving a run's duplicate ids took out of its results. */
+export interface DuplicateResolution {
+  /** Records rejected as duplicates (now rows of `rejects`). */
+  readonly rejected: number;
+  /** Their rows taken out of the results table (chunks, or scored rows). */
+  readonly rows: number;
+  /** Of those rows, the ones that had been carried unchanged (embedding). */
+  readonly carried: number;
+  /** Parts rewritten without them. */
+  readonly partsRewritten: number;
+}
+
+/** Where a record is, as a reject reason names it. */
+const placeOf = (entry: IdEntry): string => `${entry.sourceKey} line ${entry.line}`;
+
+/**
+ * Applies the run's duplicate-id rule: of the records that share an id, the last one in
+ * (source key, byte offset) order stays in the results; every other one goes to `rejects`
+ * with the reason `duplicate id "<id>": kept the record at <source> line <n>`, and its rows
+ * are taken out of its unit's part. The units' id lists (each sorted) are merged by
+ * streaming, so memory holds one entry per unit and the records of one id; a part is
+ * rewritten group by group. Idempotent: a rewritten part names the records it dropped in
+ * its footer, so a retried finalize (or one after a redrive) drops only what is still in it,
+ * and the duplicates' `rejects` part is rewritten whole under one key.
+ */
+export async function resolveDuplicateIds(
+  store: ObjectStore,
+  run: { readonly pipeline: string; readonly runId: string },
+  table: 'embeddings' | 'scores',
+  unitIds: readonly string[],
+): Promise<DuplicateResolution> {
+  const { pipeline, runId } = run;
+  const merged = mergeSorted(
+    unitIds.map((unitId) => readUnitIdList(store, pipeline, runId, unitId)),
+    compareIdEntries,
+  );
+  const dropped = new Map<string, number[]>();
+  const rejects = new StreamedPart(
+    store,
+    unitPartKey('rejects', pipeline, runId, DUPLICATES_PART),
+    rejectsPartWriter(runId),
+  );
+  let rows = 0;
+  let carried = 0;
+  let group: IdEntry[] = [];
+  const closeGroup = async (): Promise<void> => {
+    const kept = group.at(-1);
+    if (!kept || group.length < 2) return;
+    const losers: RejectRow[] = [];
+    for (const loser of group.slice(0, -1)) {
+      rows += loser.rows;
+      carried += loser.carried;
+      let ordinals = dropped.get(loser.unitId);
+      if (!ordinals) {
+        ordinals = [];
+        dropped.set(loser.unitId, ordinals);
+      }
+      ordinals.push(loser.ordinal);
+      losers.push({
+        source_key: loser.sourceKey,
+        byte_offset: loser.byteOffset,
+        line: loser.line,
+        reason: `duplicate id ${JSON.stringify(loser.id)}: kept the record at ${placeOf(kept)}`,
+        // The text is in the kept record's unit, not here; the place names where to look.
+        excerpt: '',
+      });
+    }
+    await rejects.add(losers);
+  };
+  try {
+    for await (const entry of merged) {
+      if (group.length > 0 && group[0]!.id !== entry.id) {
+        await closeGroup();
+        group = [];
+      }
+      group.push(entry);
+    }
+    await closeGroup();
+  } catch (error) {
+    await rejects.abort();
+    throw error;
+  }
+  const rejected = rejects.rows;
+  await rejects.finish();
+  let partsRewritten = 0;
+  for (const [unitId, ordinals] of dropped) {
+    if (await dropFromPart(store, unitPartKey(table, pipeline, runId, unitId), table, ordinals))
+      partsRewritten += 1;
+  }
+  return { rejected, rows, carried, partsRewritten };
+}
+
+/**
+ * Rewrites a unit's part without the records at `ordinals` (positions among the records the
+ * unit wrote). Records a rewrite dropped before stay dropped; returns false when every
+ * record asked for is gone already.
+ */
+async function dropFromPart(
+  store: ObjectStore,
+  key: string,
+  table: 'embeddings' | 'scores',
+  ordinals: readonly number[],
+): Promise<boolean> {
+  const size = (await store.head(key))?.size;
+  if (size === undefined) return false;
+  const file = objectAsyncBuffer(store, key, size);
+  const metadata = await parquetMetadataAsync(file);
+  const before = metadata.key_value_metadata?.find((kv) => kv.key === DROPPED_ORDINALS_KEY)?.value;
+  const droppedBefore = new Set<number>(before ? (JSON.parse(before) as number[]) : []);
+  const drop = new Set([...droppedBefore, ...ordinals]);
+  if (drop.size === droppedBefore.size) return false;
+  const part = new StreamedPart(
+    store,
+    key,
+    rewrittenPartWriter(table, [
+      { key: DROPPED_ORDINALS_KEY, value: JSON.stringify([...drop].sort((a, b) => a - b)) },
+    ]),
+  );
+  try {
+    // The ordinal of each record still in the part: the unit's own count, skipping those dropped before.
+    let ordinal = -1;
+    const nextOrdinal = (): number => {
+      ordinal += 1;
+      while (droppedBefore.has(ordinal)) ordinal += 1;
+      return ordinal;
+    };
+    let rowStart = 0;
+    for (const group of metadata.row_groups) {
+      const rowEnd = rowStart + Number(group.num_rows);
+      const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd });
+      rowStart = rowEnd;
+      const kept: Record<string, unknown>[] = [];
+      for (const row of rows) {
+        // A document's chunks are consecutive and start at chunk 0; a scored row is one record.
+        if (table === 'scores' || row.chunk_index === 0) nextOrdinal();
+        if (!drop.has(ordinal)) kept.push(row);
+      }
+      await part.add(kept);
+    }
+  } catch (error) {
+    await part.abort();
+    throw error;
+  }
+  await part.finish(true);
+  return true;
+}
+
+/** Takes the duplicates out of a run's summed counts: they are rejects now, not results. */
+export function countDuplicates(
+  total: { rejected: number; chunks: number; embedded: number; skippedUnchanged: number; scored: number },
+  table: 'embeddings' | 'scores',
+  resolution: DuplicateResolution,
+): void {
+  total.rejected += resolution.rejected;
+  if (table === 'scores') {
+    total.scored -= resolution.rows;
+    return;
+  }
+  total.chunks -= resolution.rows;
+  total.skippedUnchanged -= resolution.carried;
+  total.embedded -= resolution.rows - resolution.carried;
+}
