@@ -41,22 +41,6 @@ export function acceptBucketPrefixGrants(role: iam.IRole, grants: BucketPrefixGr
   );
 }
 
-/** Accepts the `<table>/index/*` resource that `table.grant` adds for its indexes. */
-export function acceptTableIndexGrant(role: iam.IRole, table: IConstruct): void {
-  NagSuppressions.addResourceSuppressions(
-    role,
-    [
-      {
-        id: 'AwsSolutions-IAM5',
-        reason:
-          'table.grant includes the table indexes (<table>/index/*) so runs can be listed through the byStartedAt index without a scan; no other table is reachable.',
-        appliesTo: [`Resource::${nagArnOf(table)}/index/*`],
-      },
-    ],
-    true,
-  );
-}
-
 /**
  * The S3 notifications custom resource handler is created by aws-cdk-lib with the
  * AWS managed basic execution policy; its own inline policy is limited to the bucket.

@@ -4,12 +4,13 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import { MODELS_PREFIX } from '../deployment-settings.ts';
-import { acceptBucketPrefixGrants, acceptTableIndexGrant } from '../nag-suppressions.ts';
+import { acceptBucketPrefixGrants } from '../nag-suppressions.ts';
 import { readableKeys, SOURCE_PREFIXES } from '../readable-keys.ts';
 import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
@@ -146,10 +147,12 @@ export class Functions extends Construct {
       read: [...SOURCE_PREFIXES, ...(scoring ? [MODELS_PREFIX] : [])],
       put: [STAGING_PREFIX],
       readWrite: [RUNS_PREFIX],
+      // createRun (the run, its units in batches); getRun and listUnits take up a scheduled run.
+      table: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
     });
-    queues.work.queue.grantSendMessages(this.plan);
+    grantSend(this.plan, queues.work.queue);
     // A run with no units (an empty file) is finalized straight from plan.
-    queues.finalize.queue.grantSendMessages(this.plan);
+    grantSend(this.plan, queues.finalize.queue);
 
     // work queue -> work: read one unit's byte range (or its re-staged part), embed or
     // score, write one Parquet part per table.
@@ -178,13 +181,21 @@ export class Functions extends Construct {
       read: [...SOURCE_PREFIXES, STAGING_PREFIX, ...(scoring ? [MODELS_PREFIX] : [])],
       put: scoring || docLists ? [RUNS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX],
+      // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
+      table: [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:BatchWriteItem',
+      ],
     });
     // Tokenizers of embed pipelines: exactly the objects their configs name, under models/.
     grantObjectKeys(this.work, bucket, keys.tokenizers);
     // A unit near the Lambda time limit hands the rest of itself on as a new work message
     // (checkpoint), and the last unit asks for finalize.
-    queues.work.queue.grantSendMessages(this.work);
-    queues.finalize.queue.grantSendMessages(this.work);
+    grantSend(this.work, queues.work.queue);
+    grantSend(this.work, queues.finalize.queue);
     for (const endpoint of props.endpoints) endpoint.grantInvoke(this.work);
 
     // finalize queue -> finalize: merge unit aggregates into the run summary, once.
@@ -208,10 +219,13 @@ export class Functions extends Construct {
       read: scoring ? [...SOURCE_PREFIXES, MODELS_PREFIX] : [],
       put: scoring ? [STAGING_PREFIX, MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
+      // Units and summary (get, query, update); chunk index and segment statistics (batches);
+      // the scoring run a fit run plans (put, batch write).
+      table: RUNS_TABLE_ACTIONS,
     });
     if (scoring) {
-      queues.work.queue.grantSendMessages(this.finalize);
-      queues.finalize.queue.grantSendMessages(this.finalize);
+      grantSend(this.finalize, queues.work.queue);
+      grantSend(this.finalize, queues.finalize.queue);
     }
 
     // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its
@@ -237,8 +251,10 @@ export class Functions extends Construct {
       read: [RESULTS_PREFIX],
       put: [RESULTS_PREFIX],
       readWrite: [],
+      // failUnit (update); getRun when the run may be stranded.
+      table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     });
-    queues.finalize.queue.grantSendMessages(this.deadLetter);
+    grantSend(this.deadLetter, queues.finalize.queue);
   }
 }
 
@@ -246,18 +262,27 @@ export class Functions extends Construct {
 const RUNS_PREFIX = 'runs/';
 
 /**
- * The runs table operations the ports' DynamoDB adapters perform (run store, chunk index,
- * segment statistics): point reads and writes, conditional updates, batches and queries
- * (the `byStartedAt` index lists runs). Never Scan, DeleteItem, streams or DescribeTable.
+ * Every runs table operation the ports' DynamoDB adapters perform (run store, chunk index,
+ * segment statistics): point reads and writes, conditional updates, batches and queries of
+ * the table itself. Never Scan, DeleteItem, streams, DescribeTable or an index.
+ * Each function is granted the subset its steps use.
  */
-export const RUNS_TABLE_ACTIONS = [
+export const RUNS_TABLE_ACTIONS: readonly RunsTableAction[] = [
   'dynamodb:GetItem',
   'dynamodb:BatchGetItem',
   'dynamodb:Query',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:BatchWriteItem',
-] as const;
+];
+
+type RunsTableAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:BatchGetItem'
+  | 'dynamodb:Query'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:BatchWriteItem';
 
 /**
  * Object access by key prefix and read-write access to the runs table, with the cdk-nag
@@ -270,7 +295,13 @@ function grantData(
   fn: SluiceFunction,
   bucket: s3.Bucket,
   table: dynamodb.Table,
-  prefixes: { read: readonly string[]; put: readonly string[]; readWrite: readonly string[] },
+  prefixes: {
+    read: readonly string[];
+    put: readonly string[];
+    readWrite: readonly string[];
+    /** The runs table operations the function's steps perform (a subset of {@link RUNS_TABLE_ACTIONS}). */
+    table: readonly RunsTableAction[];
+  },
 ): void {
   const read = [...prefixes.read, ...prefixes.readWrite];
   const put = [...prefixes.put, ...prefixes.readWrite];
@@ -303,9 +334,15 @@ function grantData(
     if (put.length > 0) bucket.encryptionKey.grantEncryptDecrypt(fn);
     else if (read.length > 0) bucket.encryptionKey.grantDecrypt(fn);
   }
-  table.grant(fn, ...RUNS_TABLE_ACTIONS);
+  iam.Grant.addToPrincipal({ grantee: fn, actions: [...prefixes.table], resourceArns: [table.tableArn] });
+  // No function lists runs (the byStartedAt index serves `sluice status`), so no index is granted.
   acceptBucketPrefixGrants(fn.role, { bucket, prefixes: [...new Set([...read, ...put])] });
-  acceptTableIndexGrant(fn.role, table);
+}
+
+/** `sqs:SendMessage` (SendMessage and SendMessageBatch) on one queue; no queue attributes or URL lookups. */
+function grantSend(fn: SluiceFunction, queue: sqs.IQueue): void {
+  iam.Grant.addToPrincipal({ grantee: fn, actions: ['sqs:SendMessage'], resourceArns: [queue.queueArn] });
+  queue.encryptionMasterKey?.grantEncryptDecrypt(fn);
 }
 
 /** `s3:GetObject` on exact keys (no wildcard), for objects a config names one by one. */

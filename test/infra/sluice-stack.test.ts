@@ -364,21 +364,44 @@ describe('Functions', () => {
     );
   });
 
-  it('grants the runs table only the operations the adapters perform: no Scan, DeleteItem or stream reads', () => {
+  it('grants each function only the runs table operations its steps perform: no Scan, DeleteItem, streams or index', () => {
+    const statements = (fn: { role: IConstruct }) =>
+      resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument.Statement as Cfn[];
+    const tableActions = (fn: { role: IConstruct }) =>
+      statements(fn)
+        .filter((s) => JSON.stringify(s.Resource).includes(idOf(stack.runsTable.table)))
+        .flatMap((s) => [s.Action].flat() as string[])
+        .map((a) => a.replace('dynamodb:', ''))
+        .sort();
+    const { plan, work, finalize, deadLetter } = stack.functions;
+    expect(tableActions(plan)).toEqual(['BatchWriteItem', 'GetItem', 'PutItem', 'Query']);
+    expect(tableActions(work)).toEqual([
+      'BatchGetItem',
+      'BatchWriteItem',
+      'GetItem',
+      'PutItem',
+      'UpdateItem',
+    ]);
+    expect(tableActions(finalize)).toEqual([
+      'BatchGetItem',
+      'BatchWriteItem',
+      'GetItem',
+      'PutItem',
+      'Query',
+      'UpdateItem',
+    ]);
+    expect(tableActions(deadLetter)).toEqual(['GetItem', 'UpdateItem']);
     for (const fn of functions()) {
-      const actions = (
-        resource(fn.role.node.findChild('DefaultPolicy')).Properties.PolicyDocument.Statement as Cfn[]
-      ).flatMap((s) => [s.Action].flat() as string[]);
-      const table = actions.filter((a) => a.startsWith('dynamodb:')).sort();
-      expect(table, fn.node.path).toEqual(
-        ['BatchGetItem', 'BatchWriteItem', 'GetItem', 'PutItem', 'Query', 'UpdateItem'].map(
-          (a) => `dynamodb:${a}`,
-        ),
-      );
+      const all = statements(fn);
+      expect(JSON.stringify(all), fn.node.path).not.toContain('/index/');
+      const actions = all.flatMap((s) => [s.Action].flat() as string[]);
       expect(
         actions.filter((a) => a.startsWith('s3:Delete') || a.includes('*')),
         fn.node.path,
       ).toEqual([]);
+      // Sends are exactly sqs:SendMessage: no queue attribute reads or URL lookups come with them.
+      const sends = all.filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
+      for (const send of sends) expect(send.Action, fn.node.path).toBe('sqs:SendMessage');
     }
   });
 

@@ -1,0 +1,605 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
+import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
+import { type Environment, loadEnvironment } from '../../functions/config/environment.ts';
+import { createDeadLetterHandler } from '../../functions/dead-letter.ts';
+import { createFinalizeHandler } from '../../functions/finalize.ts';
+import type { Step } from '../../functions/observability.ts';
+import { createPlanHandler } from '../../functions/plan.ts';
+import { createWorkHandler } from '../../functions/work.ts';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import { aLambdaContext, testObservability } from '../functions/factories.ts';
+import {
+  ACCOUNT,
+  DeployedNames,
+  type IamRequest,
+  iamPatternMatches,
+  iamRequestsOf,
+} from '../support/iam-policies.ts';
+import {
+  createRunsTable,
+  type LocalAwsServer,
+  localClientConfig,
+  startDynalite,
+  startFauxqsServer,
+} from '../support/local-aws.ts';
+import { type RecordedCall, SdkCallRecorder } from '../support/sdk-call-recorder.ts';
+import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const REPORT = path.resolve(here, '../../.tmp/iam-check.json');
+const STEPS: readonly Step[] = ['plan', 'work', 'finalize', 'dead-letter'];
+
+// biome-ignore lint/suspicious/noExplicitAny: IAM policy documents are JSON with no static type here.
+type PolicyDocument = { Version?: string; Statement: any[] };
+
+/**
+ * Granted actions no recorded call uses, each with why it stays (docs/infra.md,
+ * "Permissions the calls do not show"). A grant that is unused and not listed here fails
+ * the check: remove it from the role, or justify it here and in the docs.
+ */
+const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: string; reason: string }[] = [
+  { fn: '*', action: 'logs:CreateLogStream', reason: 'the Lambda runtime writes the function log' },
+  { fn: '*', action: 'logs:PutLogEvents', reason: 'the Lambda runtime writes the function log' },
+  // The consumed queue's grant (SqsEventSource): Lambda's poller signs with the function's role.
+  { fn: '*', action: 'sqs:ReceiveMessage', reason: 'the event source mapping polls the consumed queue' },
+  { fn: '*', action: 'sqs:DeleteMessage', reason: 'the event source mapping deletes handled messages' },
+  { fn: '*', action: 'sqs:GetQueueAttributes', reason: 'the event source mapping reads the consumed queue' },
+  {
+    fn: 'dead-letter',
+    action: 'sqs:ChangeMessageVisibility',
+    reason: 'a dead letter that fails comes back after its backoff; none fails in this drive',
+  },
+  {
+    fn: 'dead-letter',
+    action: 'sqs:GetQueueUrl',
+    reason: 'looked up when a dead letter fails (its backoff); none fails in this drive',
+  },
+  {
+    fn: '*',
+    action: 's3:GetObjectVersion',
+    reason: 'reads pinned to the source version a unit was planned on (issue 13), once units carry one',
+  },
+  {
+    fn: '*',
+    action: 's3:ListBucket',
+    reason: 'makes a read of a missing key a 404 (absent) rather than a 403; the adapters rely on it',
+  },
+  {
+    fn: 'plan',
+    action: 's3:PutObject',
+    resource: '/staging/*',
+    reason: 're-staged parts of big gzip sources',
+  },
+  {
+    fn: 'work',
+    action: 's3:GetObject',
+    resource: '/staging/*',
+    reason: 're-staged parts of big gzip sources',
+  },
+  {
+    fn: 'work',
+    action: 's3:GetObject',
+    resource: '/results/*',
+    reason: 'a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put)',
+  },
+  {
+    fn: 'finalize',
+    action: 's3:GetObject',
+    resource: '/results/*',
+    reason: "restores a finished run's missing summary files (head of its runs row)",
+  },
+  {
+    fn: 'dead-letter',
+    action: 's3:PutObject',
+    resource: '/results/*',
+    reason: "an empty part replaces an earlier attempt's part; the lost unit of this drive wrote none",
+  },
+  { fn: 'plan', action: 'sqs:SendMessage', reason: 'a run with no units asks for finalize at once' },
+  { fn: 'plan', action: 'dynamodb:Query', reason: 'listUnits when a retried tick takes up its run' },
+  { fn: 'finalize', action: 'dynamodb:BatchGetItem', reason: 'chunk index lookups of removed documents' },
+  { fn: 'finalize', action: 'dynamodb:PutItem', reason: 'the scoring run a fit run plans' },
+  {
+    fn: 'finalize',
+    action: 'dynamodb:BatchWriteItem',
+    reason: 'chunk index removals, segment statistics, the units of the scoring run a fit run plans',
+  },
+  {
+    fn: 'dead-letter',
+    action: 'dynamodb:GetItem',
+    reason: 'getRun when a dead letter may have stranded its run',
+  },
+];
+
+describe('IAM check: every AWS call the handlers make is allowed by the role the stack gives its function', () => {
+  let stack: SluiceStack;
+  let names: DeployedNames;
+  let template: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+  let fauxqs: LocalAwsServer;
+  let dynalite: LocalAwsServer;
+  let model: ModelServer;
+  let env: Environment;
+  const recorder = new SdkCallRecorder();
+  const clientsByStep = new Map<Step, AwsClients>();
+  let driver: { s3: S3Client; sqs: SQSClient };
+  /** Local queue URLs by logical id. */
+  const urls = new Map<string, string>();
+
+  const idOf = (construct: IConstruct): string =>
+    Stack.of(construct).getLogicalId(construct.node.defaultChild as never);
+
+  beforeAll(async () => {
+    const docs = await loadDocsPipeline();
+    stack = buildStack({ pipelines: [docs] }).stack;
+    template = Template.fromStack(stack).toJSON() as typeof template;
+    names = new DeployedNames(template);
+
+    [fauxqs, dynalite, model] = await Promise.all([
+      startFauxqsServer(),
+      startDynalite(),
+      startModelServer({ backend: new HashEmbedder(docs.endpoint.dimension) }),
+    ]);
+    const dynamo = new DynamoDBClient(localClientConfig(dynalite.endpoint));
+    await createRunsTable(dynamo, names.nameOf(idOf(stack.runsTable.table)));
+    dynamo.destroy();
+
+    // The stack's queues, named as the IAM check names them, with the stack's redrive wiring
+    // (two deliveries, not five, and a 1 s visibility timeout, so the drive is short).
+    driver = {
+      s3: new S3Client({ ...localClientConfig(fauxqs.endpoint), forcePathStyle: true }),
+      sqs: new SQSClient(localClientConfig(fauxqs.endpoint)),
+    };
+    const create = async (queue: IConstruct, deadLetters?: IConstruct) => {
+      const id = idOf(queue);
+      const attributes: Record<string, string> = { VisibilityTimeout: '1' };
+      if (deadLetters) {
+        const arn = (
+          await driver.sqs.send(
+            new GetQueueAttributesCommand({
+              QueueUrl: urls.get(idOf(deadLetters)),
+              AttributeNames: ['QueueArn'],
+            }),
+          )
+        ).Attributes!.QueueArn!;
+        attributes.RedrivePolicy = JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: 2 });
+      }
+      const out = await driver.sqs.send(
+        new CreateQueueCommand({ QueueName: names.nameOf(id), Attributes: attributes }),
+      );
+      urls.set(id, out.QueueUrl!);
+    };
+    const { queues } = stack;
+    await create(queues.workDeadLetterOverflow);
+    for (const q of [queues.ingest, queues.finalize]) await create(q.deadLetterQueue);
+    await create(queues.work.deadLetterQueue, queues.workDeadLetterOverflow);
+    for (const q of [queues.ingest, queues.work, queues.finalize]) await create(q.queue, q.deadLetterQueue);
+    await driver.s3.send(new CreateBucketCommand({ Bucket: names.nameOf(idOf(stack.storage.bucket)) }));
+
+    env = loadEnvironment({
+      SLUICE_BUCKET: names.nameOf(idOf(stack.storage.bucket)),
+      SLUICE_RUNS_TABLE: names.nameOf(idOf(stack.runsTable.table)),
+      SLUICE_WORK_QUEUE_URL: urls.get(idOf(queues.work.queue)),
+      SLUICE_FINALIZE_QUEUE_URL: urls.get(idOf(queues.finalize.queue)),
+      SLUICE_PIPELINES: JSON.stringify(stack.pipelines),
+      SLUICE_SAGEMAKER_ENDPOINT_URL: model.url,
+    });
+    // One set of clients per function, as each Lambda has its own: each records as its function.
+    for (const step of STEPS) {
+      const clients = createAwsClients(env, {
+        s3: { ...localClientConfig(fauxqs.endpoint), forcePathStyle: true },
+        sqs: localClientConfig(fauxqs.endpoint),
+        dynamo: localClientConfig(dynalite.endpoint),
+        sagemaker: { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
+      });
+      recorder.attach(step, clients);
+      clientsByStep.set(step, clients);
+    }
+    await drive();
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const clients of clientsByStep.values())
+      for (const client of Object.values(clients)) client.destroy();
+    driver?.s3.destroy();
+    driver?.sqs.destroy();
+    await Promise.all([fauxqs?.stop(), dynalite?.stop(), model?.close()]);
+  });
+
+  /**
+   * The deployed flow end to end, through each function's own recorded clients: a drop and
+   * a scheduled tick planned, their units worked (the first deliveries near the time limit,
+   * so they checkpoint and hand the rest on through the work queue), finalized; a message
+   * each handler cannot read (failed, postponed by its backoff, dead-lettered); and a unit
+   * whose worker "died", taken from the work queue to its DLQ, marked failed by dead-letter.
+   */
+  async function drive(): Promise<void> {
+    const adapters = (step: Step) =>
+      createAdapters(env, clientsByStep.get(step)!, {
+        sleep: (ms) => delay(Math.min(ms, 5)),
+        redelivery: { baseSeconds: 1, maxSeconds: 1 },
+      });
+    const plan = createPlanHandler(adapters('plan'), testObservability());
+    const work = createWorkHandler(adapters('work'), testObservability());
+    const finalize = createFinalizeHandler(adapters('finalize'), testObservability());
+    const deadLetter = createDeadLetterHandler(adapters('dead-letter'), testObservability());
+    const { queues } = stack;
+    const url = (queue: IConstruct) => urls.get(idOf(queue))!;
+
+    await putSource('incoming/docs/drop.jsonl', 60);
+    await putSource('datasets/docs/nightly.jsonl', 30);
+    await send(url(queues.ingest.queue), notification('incoming/docs/drop.jsonl'));
+    await send(url(queues.ingest.queue), {
+      kind: 'scheduled-run',
+      pipeline: 'docs',
+      prefix: 'datasets/docs/',
+      scheduledTime: '2026-12-07T03:00:00Z',
+    });
+    for (const queue of [queues.ingest.queue, queues.work.queue, queues.finalize.queue])
+      await send(url(queue), 'not a message any handler can read');
+
+    let nearTimeLimit = 2;
+    const workContext = (): Context => {
+      const context = aLambdaContext('sluice-work');
+      if (nearTimeLimit-- <= 0) return context;
+      // Less than the checkpoint margin (a quarter of the 600 s timeout) but time enough to hand on.
+      return { ...context, getRemainingTimeInMillis: () => 20_000 };
+    };
+    const settle = async () => {
+      let idle = 0;
+      const deadline = Date.now() + 120_000;
+      while (idle < 3) {
+        if (Date.now() > deadline) throw new Error('the drive did not settle in 2 minutes');
+        const moved =
+          (await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>)) +
+          (await deliver(url(queues.work.queue), (e) => work(e, workContext()))) +
+          (await deliver(url(queues.finalize.queue), finalize)) +
+          (await deliver(url(queues.work.deadLetterQueue), deadLetter));
+        idle = moved === 0 ? idle + 1 : 0;
+        // Failed messages come back after their 1 s backoff.
+        if (moved === 0) await delay(600);
+      }
+    };
+    await settle();
+
+    // A worker that dies on its unit's last delivery: the unit's message goes to the work DLQ.
+    await putSource('incoming/docs/lost.jsonl', 5);
+    await send(url(queues.ingest.queue), notification('incoming/docs/lost.jsonl'));
+    await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>);
+    const units = await receiveAll(url(queues.work.queue));
+    expect(units.length).toBeGreaterThan(0);
+    for (const unit of units) await send(url(queues.work.deadLetterQueue), unit.Body!);
+    await settle();
+  }
+
+  async function putSource(key: string, documents: number): Promise<void> {
+    const lines = Array.from({ length: documents }, (_, i) =>
+      JSON.stringify({
+        id: `${key}-${i}`,
+        text: `document ${i} of ${key}: ${'tokens and words '.repeat(120)}`,
+      }),
+    );
+    await driver.s3.send(
+      new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: `${lines.join('\n')}\n` }),
+    );
+  }
+
+  function notification(key: string) {
+    return {
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: 'us-east-1',
+          eventTime: new Date().toISOString(),
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: env.bucket }, object: { key } },
+        },
+      ],
+    };
+  }
+
+  async function send(queueUrl: string, body: unknown): Promise<void> {
+    await driver.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    );
+  }
+
+  async function receiveAll(queueUrl: string): Promise<Message[]> {
+    const out = await driver.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length > 0)
+      await driver.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+    return messages;
+  }
+
+  /** What Lambda's poller does: receive, hand the batch over as an SQS event, delete what succeeded. */
+  async function deliver(
+    queueUrl: string,
+    handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>,
+  ): Promise<number> {
+    let delivered = 0;
+    for (;;) {
+      const out = await driver.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          MessageSystemAttributeNames: ['All'],
+        }),
+      );
+      const messages = out.Messages ?? [];
+      if (messages.length === 0) return delivered;
+      const name = queueUrl.split('/').at(-1)!;
+      const response = await handler(
+        { Records: messages.map((m) => toLambdaRecord(m, name)) },
+        aLambdaContext(name),
+      );
+      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      const done = messages.filter((m) => !failed.has(m.MessageId!));
+      if (done.length > 0)
+        await driver.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          }),
+        );
+      delivered += messages.length;
+    }
+  }
+
+  /** The identity policies of a function's role, resolved to concrete ARNs. */
+  function rolePolicies(step: Step): PolicyDocument[] {
+    const fn = functionOf(step);
+    const roleId = idOf(fn.role);
+    const attached = Object.values(template.Resources).filter(
+      (r) =>
+        r.Type === 'AWS::IAM::Policy' &&
+        ((r.Properties?.Roles ?? []) as unknown[]).some(
+          (role) => JSON.stringify(role) === JSON.stringify({ Ref: roleId }),
+        ),
+    );
+    const inline = (template.Resources[roleId]?.Properties?.Policies as { PolicyDocument: unknown }[]) ?? [];
+    const managed = template.Resources[roleId]?.Properties?.ManagedPolicyArns as unknown[] | undefined;
+    expect(managed ?? [], `${step} role has no managed policy`).toEqual([]);
+    return [...attached.map((p) => p.Properties?.PolicyDocument), ...inline.map((p) => p.PolicyDocument)].map(
+      (document) => names.resolve(document) as PolicyDocument,
+    );
+  }
+
+  function functionOf(step: Step) {
+    const { plan, work, finalize, deadLetter } = stack.functions;
+    return { plan, work, finalize, 'dead-letter': deadLetter }[step];
+  }
+
+  /** The resource policy of the bucket or queue a request names (TLS-only denies, S3's send grant). */
+  function resourcePolicyOf(request: IamRequest): PolicyDocument | undefined {
+    const policies = Object.values(template.Resources)
+      .filter((r) => r.Type === 'AWS::S3::BucketPolicy' || r.Type === 'AWS::SQS::QueuePolicy')
+      .map(
+        (r) =>
+          names.resolve(r.Properties) as {
+            Bucket?: string;
+            Queues?: string[];
+            PolicyDocument: PolicyDocument;
+          },
+      );
+    for (const policy of policies) {
+      if (policy.Bucket !== undefined && request.resource.startsWith(`arn:aws:s3:::${policy.Bucket}`))
+        return policy.PolicyDocument;
+      if (
+        policy.Queues?.some(
+          (queueUrl) => request.resource === `arn:aws:sqs:us-east-1:${ACCOUNT}:${queueUrl.split('/').at(-1)}`,
+        )
+      )
+        return policy.PolicyDocument;
+    }
+    return undefined;
+  }
+
+  interface Decision {
+    readonly fn: Step;
+    readonly command: string;
+    readonly action: string;
+    readonly resource: string;
+    readonly result: string;
+  }
+
+  /** Every distinct (function, action, resource) the calls make, decided by iam-simulate. */
+  async function evaluate(
+    calls: readonly RecordedCall[],
+    policiesOf: (step: Step) => PolicyDocument[],
+  ): Promise<Decision[]> {
+    const seen = new Map<string, { fn: Step; command: string; request: IamRequest }>();
+    for (const call of calls) {
+      for (const request of iamRequestsOf(call)) {
+        const key = `${call.fn} ${request.action} ${request.resource} ${JSON.stringify(request.context)}`;
+        if (!seen.has(key)) seen.set(key, { fn: call.fn, command: call.command, request });
+      }
+    }
+    const decisions: Decision[] = [];
+    for (const { fn, command, request } of seen.values()) {
+      const resourcePolicy = resourcePolicyOf(request);
+      const result = await runSimulation(
+        {
+          request: {
+            principal: names.arnOf(idOf(functionOf(fn).role)),
+            action: request.action,
+            resource: { resource: request.resource, accountId: ACCOUNT },
+            contextVariables: { 'aws:SecureTransport': 'true', ...request.context },
+          },
+          identityPolicies: policiesOf(fn).map((policy, i) => ({ name: `${fn}-${i}`, policy })),
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+          ...(resourcePolicy === undefined ? {} : { resourcePolicy }),
+        },
+        {},
+      );
+      const decided =
+        result.resultType === 'error' ? `error: ${JSON.stringify(result.errors)}` : result.overallResult;
+      decisions.push({ fn, command, action: request.action, resource: request.resource, result: decided });
+    }
+    return decisions;
+  }
+
+  let decisions: Decision[];
+
+  it('records the calls of all four functions, including the ones each step cannot work without', async () => {
+    const has = (fn: Step, action: string, resource: string | RegExp) =>
+      recorder.calls.some(
+        (call) =>
+          call.fn === fn &&
+          iamRequestsOf(call).some(
+            (r) =>
+              r.action === action &&
+              (typeof resource === 'string' ? r.resource.includes(resource) : resource.test(r.resource)),
+          ),
+      );
+    const queueName = (queue: IConstruct) => `:${names.nameOf(idOf(queue))}`;
+    const { queues } = stack;
+    const expected: [Step, string, string | RegExp][] = [
+      ['plan', 's3:ListBucket', `arn:aws:s3:::${env.bucket}`],
+      ['plan', 's3:GetObject', '/incoming/docs/'],
+      ['plan', 's3:GetObject', '/datasets/docs/'],
+      ['plan', 's3:PutObject', '/runs/'],
+      ['plan', 'dynamodb:PutItem', ':table/'],
+      ['plan', 'dynamodb:GetItem', ':table/'],
+      ['plan', 'sqs:SendMessage', queueName(queues.work.queue)],
+      ['plan', 'sqs:ChangeMessageVisibility', queueName(queues.ingest.queue)],
+      ['work', 's3:GetObject', '/incoming/docs/'],
+      ['work', 's3:PutObject', '/results/'],
+      ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-docs-embed'],
+      ['work', 'dynamodb:UpdateItem', ':table/'],
+      // The checkpoint hand-off (issue 12, item 3).
+      ['work', 'sqs:SendMessage', queueName(queues.work.queue)],
+      ['work', 'sqs:SendMessage', queueName(queues.finalize.queue)],
+      ['work', 'sqs:ChangeMessageVisibility', queueName(queues.work.queue)],
+      ['finalize', 's3:PutObject', '/runs/'],
+      ['finalize', 'dynamodb:UpdateItem', ':table/'],
+      ['finalize', 'sqs:ChangeMessageVisibility', queueName(queues.finalize.queue)],
+      ['dead-letter', 'dynamodb:UpdateItem', ':table/'],
+      ['dead-letter', 's3:GetObject', '/results/'],
+      ['dead-letter', 'sqs:SendMessage', queueName(queues.finalize.queue)],
+    ];
+    const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
+    expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);
+    expect(recorder.calls.length).toBeGreaterThan(100);
+  });
+
+  it('allows every recorded call under the synthesized role policies (iam-simulate)', async () => {
+    decisions = await evaluate(recorder.calls, rolePolicies);
+    const denied = decisions.filter((d) => d.result !== 'Allowed');
+    mkdirSync(path.dirname(REPORT), { recursive: true });
+    writeFileSync(REPORT, `${JSON.stringify({ decisions, unused: unusedGrants() }, null, 2)}\n`);
+    expect(denied).toEqual([]);
+    expect(new Set(decisions.map((d) => d.fn))).toEqual(new Set(STEPS));
+  });
+
+  it('denies the checkpoint hand-off under the old work policy, which could not send to the work queue', async () => {
+    const workQueueArn = names.arnOf(idOf(stack.queues.work.queue));
+    const oldPolicies = (step: Step) =>
+      rolePolicies(step).map((document) => ({
+        ...document,
+        Statement: document.Statement.filter(
+          (s) =>
+            step !== 'work' ||
+            !([s.Action].flat().includes('sqs:SendMessage') && [s.Resource].flat().includes(workQueueArn)),
+        ),
+      }));
+    const workCalls = recorder.calls.filter((call) => call.fn === 'work');
+    const old = await evaluate(workCalls, oldPolicies);
+    expect(old.filter((d) => d.result !== 'Allowed')).toEqual([
+      expect.objectContaining({
+        command: 'SendMessageBatchCommand',
+        action: 'sqs:SendMessage',
+        resource: workQueueArn,
+      }),
+    ]);
+  });
+
+  /** Granted (action, resource) pairs that no recorded call of the function matches. */
+  function unusedGrants(): { fn: Step; action: string; resource: string }[] {
+    const unused: { fn: Step; action: string; resource: string }[] = [];
+    for (const fn of STEPS) {
+      const requests = recorder.calls.filter((call) => call.fn === fn).flatMap((call) => iamRequestsOf(call));
+      for (const document of rolePolicies(fn)) {
+        for (const statement of document.Statement) {
+          if (statement.Effect !== 'Allow') continue;
+          for (const action of [statement.Action].flat() as string[]) {
+            for (const resource of [statement.Resource].flat() as string[]) {
+              const used = requests.some(
+                (r) => iamPatternMatches(action, r.action, true) && iamPatternMatches(resource, r.resource),
+              );
+              if (!used) unused.push({ fn, action, resource });
+            }
+          }
+        }
+      }
+    }
+    return unused;
+  }
+
+  it('lists the granted actions no call uses, and each one is justified (docs/infra.md)', () => {
+    const unjustified = unusedGrants().filter(
+      (grant) =>
+        !JUSTIFIED_UNUSED.some(
+          (j) =>
+            (j.fn === '*' || j.fn === grant.fn) &&
+            iamPatternMatches(j.action, grant.action, true) &&
+            (j.resource === undefined || grant.resource.endsWith(j.resource)),
+        ),
+    );
+    expect(unjustified).toEqual([]);
+  });
+});
+
+/** The SQS record Lambda's event source mapping builds from a received message. */
+function toLambdaRecord(message: Message, queueName: string): SQSRecord {
+  const attributes = message.Attributes ?? {};
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body!,
+    attributes: {
+      ApproximateReceiveCount: attributes.ApproximateReceiveCount!,
+      SentTimestamp: attributes.SentTimestamp!,
+      SenderId: attributes.SenderId!,
+      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp!,
+    },
+    messageAttributes: {},
+    md5OfBody: message.MD5OfBody!,
+    eventSource: 'aws:sqs',
+    eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${queueName}`,
+    awsRegion: 'us-east-1',
+  };
+}
