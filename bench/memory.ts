@@ -32,12 +32,29 @@ export interface MemoryVariant {
   readonly met: boolean;
 }
 
+/** One-line records (`{"id":"g<i>","text":"rg text <i>"}`, about 44 bytes), one chunk each. */
+export interface ShortRecordRun extends MemoryRun {
+  readonly label: string;
+  readonly dimension: number;
+  readonly incremental: boolean;
+}
+
 export interface MemoryResult {
   readonly name: 'memory';
+  /** The command that gave these figures. */
+  readonly rerun: string;
   readonly command: string;
   readonly measuredWith: string;
   readonly endpoint: string;
   readonly variants: readonly MemoryVariant[];
+  /**
+   * Short records with 384-float vectors: a unit holds hundreds of thousands of chunks, so
+   * anything kept per chunk or per document until the unit ends shows here.
+   */
+  readonly shortRecords: {
+    readonly runs: readonly ShortRecordRun[];
+    readonly target: { readonly peakRssMiBAt1M: number; readonly met: boolean };
+  };
   readonly targets: { readonly peakRssMiBAtLargest: number; readonly growth: number; readonly met: boolean };
 }
 
@@ -45,9 +62,12 @@ export interface MemoryResult {
  * An echo endpoint: answers `POST /endpoints/<name>/invocations` (the SageMaker runtime
  * API) with one 4-float vector per input, so the run measures Sluice, not a model.
  */
-async function startEchoEndpoint(): Promise<{ server: Server; url: string; calls: () => number }> {
+async function startEchoEndpoint(
+  dimension = 4,
+): Promise<{ server: Server; url: string; calls: () => number }> {
   let calls = 0;
-  const vector = [0.1, 0.2, 0.3, 0.4];
+  const vector =
+    dimension === 4 ? [0.1, 0.2, 0.3, 0.4] : Array.from({ length: dimension }, (_, i) => i / dimension);
   const server = createServer((request, response) => {
     const parts: Buffer[] = [];
     request.on('data', (part: Buffer) => parts.push(part));
@@ -98,6 +118,113 @@ async function writeJsonl(file: string, bytes: number, seed: number): Promise<nu
   return (await stat(file)).size;
 }
 
+/** Writes `records` one-line JSONL records, the shape of the issue's reproduction. */
+async function writeShortRecords(file: string, records: number): Promise<number> {
+  const out = createWriteStream(file);
+  for (let i = 0; i < records; i += 10_000) {
+    const lines: string[] = [];
+    for (let k = i; k < Math.min(records, i + 10_000); k += 1)
+      lines.push(`${JSON.stringify({ id: `g${k}`, text: `rg text ${k}` })}\n`);
+    if (!out.write(lines.join(''))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
+  return (await stat(file)).size;
+}
+
+/** Runs `sluice run` on one input and reads its summary. */
+async function measureRun(
+  file: string,
+  bytes: number,
+  pipelines: string,
+  home: string,
+  endpoint: { url: string; calls: () => number },
+): Promise<MemoryRun> {
+  const callsBefore = endpoint.calls();
+  const started = Date.now();
+  const result = await runMeasured([
+    'bin/sluice.js',
+    'run',
+    file,
+    '--pipeline',
+    'docs',
+    '--pipelines',
+    pipelines,
+    '--home',
+    home,
+    '--endpoint-url',
+    endpoint.url,
+    '--json',
+  ]);
+  const wallSeconds = (Date.now() - started) / 1000;
+  let summary: { counts?: { units?: number; records?: number; chunks?: number } } = {};
+  try {
+    summary = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}');
+  } catch {
+    // Reported through exitCode below.
+  }
+  if (result.code !== 0) console.error(result.stderr.slice(-2000));
+  return {
+    inputBytes: bytes,
+    peakRssMiB: Math.round((result.peakKiB / 1024) * 10) / 10,
+    wallSeconds: Math.round(wallSeconds * 10) / 10,
+    exitCode: result.code,
+    units: summary.counts?.units ?? null,
+    records: summary.counts?.records ?? null,
+    chunks: summary.counts?.chunks ?? null,
+    endpointCalls: endpoint.calls() - callsBefore,
+  };
+}
+
+/**
+ * Short records at 384 dimensions: 100,000 and 1,000,000 with the chunk index (the
+ * default), 1,000,000 without it, each into a fresh home.
+ */
+async function runShortRecordCases(
+  root: string,
+  docs: Record<string, unknown>,
+  counts: readonly number[],
+): Promise<MemoryResult['shortRecords']> {
+  const endpoint = await startEchoEndpoint(384);
+  const runs: ShortRecordRun[] = [];
+  try {
+    const cases = [
+      ...counts.map((records) => ({ records, incremental: true })),
+      { records: counts.at(-1)!, incremental: false },
+    ];
+    for (const [c, { records, incremental }] of cases.entries()) {
+      const file = path.join(root, `short-${records}.jsonl`);
+      const bytes = existsSync(file) ? (await stat(file)).size : await writeShortRecords(file, records);
+      const pipelines = path.join(root, `pipelines-short-${c}`);
+      await mkdir(pipelines);
+      await writeFile(
+        path.join(pipelines, 'docs.json'),
+        JSON.stringify({ ...docs, incremental: { enabled: incremental } }),
+      );
+      const home = path.join(root, `home-short-${c}`);
+      const run = await measureRun(file, bytes, pipelines, home, endpoint);
+      await rm(home, { recursive: true, force: true });
+      runs.push({
+        label: `${records.toLocaleString('en')} one-line records, 384 floats, ${incremental ? 'chunk index on' : 'chunk index off'}`,
+        dimension: 384,
+        incremental,
+        ...run,
+      });
+    }
+  } finally {
+    await new Promise((resolve) => endpoint.server.close(resolve));
+  }
+  const atMillion = runs.filter((r) => r.records === 1_000_000);
+  return {
+    runs,
+    target: {
+      peakRssMiBAt1M: 300,
+      met: atMillion.length > 0 && atMillion.every((r) => r.exitCode === 0 && r.peakRssMiB <= 300),
+    },
+  };
+}
+
 /** Peak RSS of a child: GNU time's report when installed, else the child's VmHWM polled from /proc. */
 export async function runMeasured(
   args: string[],
@@ -132,27 +259,46 @@ export async function runMeasured(
   return { peakKiB: reported ? Number(reported[1]) : polled, code, stdout, stderr };
 }
 
+const ALL_VARIANTS = [
+  { label: 'docs as configured', override: {} },
+  { label: 'docs without the chunk index', override: { incremental: { enabled: false } } },
+];
+
+/** A list of numbers from the environment (`MEMORY_BENCH_SIZES_MIB=1024`), else the default. */
+function numbersFromEnv(name: string, fallback: readonly number[]): readonly number[] {
+  const value = process.env[name];
+  return value ? value.split(',').map(Number) : fallback;
+}
+
 /**
  * Memory: peak RSS of `sluice run` (default threads) on generated JSONL of each size,
  * against an echo endpoint, with the `docs` pipeline as configured (its chunk index grows
  * with the corpus but lives on disk) and with the chunk index turned off (the ingest path
- * alone: a unit's memory follows its cost target and sort window, not the file).
+ * alone: a unit's memory follows its cost target and sort window, not the file); and, at
+ * the same time (peak RSS is per process; wall times then include the other runs), short
+ * records at 384 dimensions. On a small machine `MEMORY_BENCH_SIZES_MIB=1024` and
+ * `MEMORY_BENCH_VARIANTS=1` run only the 1 GB input of the configured pipeline.
  */
 export async function runMemoryBench(
-  sizesMiB: readonly number[] = [100, 1024],
-  variants: readonly { label: string; override: Record<string, unknown> }[] = [
-    { label: 'docs as configured', override: {} },
-    { label: 'docs without the chunk index', override: { incremental: { enabled: false } } },
-  ],
+  sizesMiB: readonly number[] = numbersFromEnv('MEMORY_BENCH_SIZES_MIB', [100, 1024]),
+  shortRecordCounts: readonly number[] = numbersFromEnv('MEMORY_BENCH_SHORT_RECORDS', [100_000, 1_000_000]),
+  variants: readonly { label: string; override: Record<string, unknown> }[] = ALL_VARIANTS.slice(
+    0,
+    Number(process.env.MEMORY_BENCH_VARIANTS ?? ALL_VARIANTS.length),
+  ),
 ): Promise<MemoryResult> {
   const root = await mkdtemp(path.join(tmpdir(), 'sluice-memory-'));
   const endpoint = await startEchoEndpoint();
   const results: MemoryVariant[] = [];
+  let shortRecords: MemoryResult['shortRecords'] | undefined;
   try {
     const docs = JSON.parse(await readFile(path.join(repoRoot, 'pipelines', 'docs.json'), 'utf8')) as Record<
       string,
       unknown
     >;
+    const short = runShortRecordCases(root, docs, shortRecordCounts);
+    // Handled where it is awaited; this only keeps a failure from going unhandled meanwhile.
+    short.catch(() => {});
     const inputs: { file: string; bytes: number }[] = [];
     for (const [i, size] of sizesMiB.entries()) {
       const file = path.join(root, `docs-${size}mib.jsonl`);
@@ -165,59 +311,30 @@ export async function runMemoryBench(
       const runs: MemoryRun[] = [];
       for (const input of inputs) {
         const home = path.join(root, `home-${v}`);
-        const callsBefore = endpoint.calls();
-        const started = Date.now();
-        const result = await runMeasured([
-          'bin/sluice.js',
-          'run',
-          input.file,
-          '--pipeline',
-          'docs',
-          '--pipelines',
-          pipelines,
-          '--home',
-          home,
-          '--endpoint-url',
-          endpoint.url,
-          '--json',
-        ]);
-        const wallSeconds = (Date.now() - started) / 1000;
-        let summary: { counts?: { units?: number; records?: number; chunks?: number } } = {};
-        try {
-          summary = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}');
-        } catch {
-          // Reported through exitCode below.
-        }
-        if (result.code !== 0) console.error(result.stderr.slice(-2000));
-        runs.push({
-          inputBytes: input.bytes,
-          peakRssMiB: Math.round((result.peakKiB / 1024) * 10) / 10,
-          wallSeconds: Math.round(wallSeconds * 10) / 10,
-          exitCode: result.code,
-          units: summary.counts?.units ?? null,
-          records: summary.counts?.records ?? null,
-          chunks: summary.counts?.chunks ?? null,
-          endpointCalls: endpoint.calls() - callsBefore,
-        });
+        runs.push(await measureRun(input.file, input.bytes, pipelines, home, endpoint));
         await rm(home, { recursive: true, force: true });
       }
       const growth = Math.round((runs.at(-1)!.peakRssMiB / runs[0]!.peakRssMiB) * 1000) / 1000;
       const met = runs.every((r) => r.exitCode === 0) && runs.at(-1)!.peakRssMiB <= 300 && growth <= 1.2;
       results.push({ label: variant.label, override: variant.override, runs, growth, met });
     }
+    shortRecords = await short;
   } finally {
     await new Promise((resolve) => endpoint.server.close(resolve));
     await rm(root, { recursive: true, force: true });
   }
   return {
     name: 'memory',
+    rerun: `MEMORY_BENCH_SIZES_MIB=${sizesMiB.join(',')} MEMORY_BENCH_VARIANTS=${variants.length} MEMORY_BENCH_SHORT_RECORDS=${shortRecordCounts.join(',')} npm run bench -- memory`,
     command:
       'node bin/sluice.js run <file> --pipeline docs --pipelines <docs.json with the override> --home <tmp> --endpoint-url <echo> --json',
     measuredWith: existsSync('/usr/bin/time')
       ? '/usr/bin/time -v (maximum resident set size)'
       : '/proc/<pid>/status VmHWM',
-    endpoint: 'in-process echo server: one [0.1, 0.2, 0.3, 0.4] per input',
+    endpoint:
+      'in-process echo server: one [0.1, 0.2, 0.3, 0.4] per input (variants); 384 floats per input (shortRecords)',
     variants: results,
+    shortRecords: shortRecords!,
     targets: { peakRssMiBAtLargest: 300, growth: 1.2, met: results[0]?.met ?? false },
   };
 }
