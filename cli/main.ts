@@ -23,9 +23,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
  */
 export async function main(argv: string[], io: CommandIo = processIo): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    // No command is bad usage: the usage goes where errors go.
+    io.err(USAGE);
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     io.out(USAGE);
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const load = COMMANDS[name];
   if (!load) {

@@ -22,13 +22,43 @@ reported, not fatal), 1 run failed, 2 bad usage or config.`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/**
+ * `--flag -5` as `--flag=-5` for flags that take a value: parseArgs refuses a value that
+ * starts with a dash as ambiguous, and the flag's own check then says what it accepts.
+ */
+function joinNegativeValues(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i += 1;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 /** parseArgs with every unknown flag reported as a UsageError naming it. */
 export function parseCommandArgs<O extends Options>(args: string[], options: O) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: joinNegativeValues(args, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
-    throw new UsageError(
-      (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, ''),
-    );
+    const line = (error as Error).message.split('\n')[0]!;
+    const ambiguous = /^Option '(-[^' ]+)[^']*' argument is ambiguous/.exec(line);
+    if (ambiguous) {
+      const flag = ambiguous[1]!;
+      const value = args[args.indexOf(flag) + 1];
+      throw new UsageError(
+        `${flag} needs a value, but "${value}" starts with a dash; to pass it as the value, write ${flag}=${value}`,
+      );
+    }
+    throw new UsageError(line.replace(/\. To specify a positional.*$/, ''));
   }
 }

@@ -1,4 +1,4 @@
-import { openHome } from '../home.ts';
+import { openCheckedHome } from '../home.ts';
 import { QueryRefused, queryLocalTables } from '../query/local-tables.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
@@ -24,7 +24,7 @@ export async function queryCommand(args: string[], io: CommandIo): Promise<numbe
   });
   if (positionals.length !== 1)
     throw new UsageError('give exactly one SQL string, e.g. sluice query "select count(*) from embeddings"');
-  const home = openHome(values.home);
+  const home = await openCheckedHome(values.home, 'read');
   let result: Awaited<ReturnType<typeof queryLocalTables>>;
   try {
     result = await queryLocalTables(home.bucketDir, positionals[0]!, { unsafe: values.unsafe });

@@ -10,7 +10,7 @@ import type { RunState, RunSummary, WorkUnit } from '../../shared/domain/types.t
 import { ConfigError } from '../../shared/errors/errors.ts';
 import { restoreSummaryFiles } from '../../shared/finalize/finalize-run.ts';
 import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
-import { type LocalHome, openHome } from '../home.ts';
+import { type LocalHome, openCheckedHome, openHome } from '../home.ts';
 import { startLocalRuntime } from '../local-run.ts';
 import { acquireRunLease } from '../run-lease.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
@@ -140,7 +140,7 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     return redriveDeployed(runId, table, workQueueUrl, values.resume, values.json, io);
   }
 
-  let home = openHome(values.home);
+  let home = await openCheckedHome(values.home, 'read');
   const where = values.home ? ` --home ${values.home}` : '';
   const run = await home.runs.getRun(runId).catch(() => undefined);
   if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
@@ -156,6 +156,7 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
 
   // One process at a time works on a run: a resume while `sluice run` still goes is refused.
+  await openCheckedHome(values.home, 'write');
   const lease = await acquireRunLease(home.dir, runId, ` (see: sluice status ${runId}${where})`);
   let units: WorkUnit[] | undefined;
   try {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
-import { openHome } from '../home.ts';
+import { openCheckedHome } from '../home.ts';
 import { runLocalPipeline } from '../local-run.ts';
 import type { SkippedInput } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
@@ -64,7 +64,7 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   const config = await loadPipelineConfig(pipelinesDir, values.pipeline);
   if (modelDir !== undefined && config.kind !== 'embed')
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
-  const home = openHome(values.home);
+  const home = await openCheckedHome(values.home, 'write');
   const { summary, skippedInputs } = await runLocalPipeline({
     home,
     config,

@@ -1,4 +1,4 @@
-import { openHome } from '../home.ts';
+import { openCheckedHome } from '../home.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
@@ -8,7 +8,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     json: { type: 'boolean', default: false },
   });
   if (positionals.length > 1) throw new UsageError('give at most one RUN_ID');
-  const home = openHome(values.home);
+  const home = await openCheckedHome(values.home, 'read');
   if (positionals.length === 0) {
     const runs = await home.runs.listRuns();
     if (values.json) io.out(JSON.stringify(runs));
