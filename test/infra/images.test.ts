@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +93,19 @@ describe('the image table (infra/images)', () => {
     const regionsOf = (family: ImageFamily) =>
       Object.keys(family.versions[family.defaultVersion]!.registries).sort();
     expect(regionsOf(TEI_IMAGES)).toEqual(regionsOf(XGBOOST_IMAGES));
+  });
+
+  it('lists in docs/infra.md exactly the regions Sluice deploys to and those it refuses', () => {
+    const docs = readFileSync(
+      path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/infra.md'),
+      'utf8',
+    );
+    const section = docs.slice(docs.indexOf('**Regions.**'), docs.indexOf('Synth fails with one line'));
+    const named = (list: readonly string[]) =>
+      list.filter((region) => new RegExp(`\\b${region}\\b`).test(section));
+    expect(section).toContain(`the ${DEPLOYABLE_REGIONS.length} regions`);
+    expect(named(DEPLOYABLE_REGIONS)).toEqual(DEPLOYABLE_REGIONS);
+    expect(named(REGIONS_WITHOUT_SAGEMAKER_RESOURCES)).toEqual(REGIONS_WITHOUT_SAGEMAKER_RESOURCES);
   });
 
   it('resolves aliases the way the SDK does', () => {
