@@ -168,13 +168,15 @@ describe('finalize killed at each of its writes', () => {
       '--json',
     );
     expect(first.code, first.err.join('\n')).toBe(0);
-    // The second run: documents gone from a, one edited in b.
+    // The second run: documents gone from a, one edited in b, and one of a's ids again in b
+    // (the duplicate-id rule rewrites the part that holds the loser).
     await writeFile(inputs[0]!, jsonl(docs(24).slice(0, 18)));
     await writeFile(
       inputs[1]!,
-      jsonl(
-        docs(12, ' b').map((d, i) => ({ ...d, id: `b-${d.id}`, ...(i === 3 ? { text: 'edited' } : {}) })),
-      ),
+      jsonl([
+        ...docs(12, ' b').map((d, i) => ({ ...d, id: `b-${d.id}`, ...(i === 3 ? { text: 'edited' } : {}) })),
+        { id: 'd001', text: 'the same id as a document of a.jsonl' },
+      ]),
     );
 
     const home = path.join(work, 'reference');
@@ -188,15 +190,18 @@ describe('finalize killed at each of its writes', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('has writes to kill at: manifests, their pointers, sources, summary, runs row, run store', () => {
+  it('has writes to kill at: manifests, their pointers, a duplicate-id rewrite, sources, summary, runs row, run store', () => {
     expect(reference.status).toBe('succeeded');
     expect(reference.counts.removedDocuments).toBe(6);
+    expect(reference.counts.rejected).toBe(1);
+    expect(referenceWrites.some((w) => w.includes('results/embeddings/'))).toBe(true);
     expect(referenceWrites.at(-1)).toBe('run store: finishRun');
     expect(referenceWrites.filter((w) => w.includes('summary.json'))).toHaveLength(1);
     expect(referenceWrites.filter((w) => w.includes('results/runs/'))).toHaveLength(1);
     expect(referenceWrites.filter((w) => w.includes('results/sources/'))).toHaveLength(1);
     expect(referenceWrites.some((w) => w.includes('current.json'))).toBe(true);
     expect(referenceWrites.length).toBeGreaterThanOrEqual(8);
+    console.log(`finalize writes killed at, in order:\n  ${referenceWrites.join('\n  ')}`);
   });
 
   it('a redrive --resume after the kill finishes the run exactly once, with what an uncrashed finalize wrote', async () => {
@@ -252,6 +257,15 @@ describe('finalize killed at each of its writes', () => {
         rows.filter((r) => r.run_id === runId).map((r) => [r.status, Number(r.records)]),
         label,
       ).toEqual([['succeeded', reference.counts.records]]);
+      // The tables hold what an uncrashed finalize left: the duplicate's loser only in rejects.
+      const embeddings = await readTable(after.store, 'embeddings', 'fin', runId);
+      expect(embeddings.length, label).toBe(reference.counts.chunks);
+      expect(new Set(embeddings.map((r) => r.chunk_id)).size, label).toBe(embeddings.length);
+      const rejects = await readTable(after.store, 'rejects', 'fin', runId);
+      expect(
+        rejects.map((r) => String(r.reason)),
+        label,
+      ).toEqual([expect.stringContaining('duplicate id "d001"')]);
       const sources = await readTable(after.store, 'sources', 'fin', runId);
       expect(sources.map((r) => `${r.source_key} ${r.status} ${r.documents}`).sort(), label).toEqual(
         (await referenceSources()).sort(),
