@@ -137,7 +137,7 @@ export async function planRun(
     for (const key of before ?? []) if (!found.has(key)) missing.push(key);
   }
   // Every unit pins the version it was planned on; a listing does not carry it.
-  const unpinned = [...found.values()].filter((info) => info.version === undefined);
+  const unpinned = listed.filter((key) => found.has(key)).map((key) => found.get(key)!);
   const pins = await mapWithConcurrency(unpinned, HEAD_CONCURRENCY, (info) =>
     deps.store.head(info.key, { version: true }),
   );

@@ -105,6 +105,7 @@ export class FsObjectStore implements ObjectStore {
     end?: number,
     options: ReadRangeOptions = {},
   ): AsyncIterable<Uint8Array> {
+    if (end !== undefined && end <= start) return;
     const file = this.pathOf(key);
     let handle: FileHandle;
     try {
@@ -118,7 +119,6 @@ export class FsObjectStore implements ObjectStore {
       const info = await handle.stat({ bigint: true });
       if (options.version !== undefined) await this.assertVersion(key, file, handle, info, options.version);
       assertRangeWithin(key, Number(info.size), start, end);
-      if (end !== undefined && end <= start) return;
       if (Number(info.size) === 0) return;
       const stream = handle.createReadStream({
         start,
