@@ -216,7 +216,8 @@ export class Functions extends Construct {
     // models/ and plans the scoring run itself (heads, samples and may re-stage its
     // inputs, then queues its units, or requests its own finalize when it has none).
     grantData(this.finalize, bucket, table, {
-      read: scoring ? [...SOURCE_PREFIXES, MODELS_PREFIX] : [],
+      // The scoring run is planned as `work` (no fit decision): its sources are read, no model file.
+      read: scoring ? [...SOURCE_PREFIXES] : [],
       put: scoring ? [STAGING_PREFIX, MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
       // Units and summary (get, query, update); chunk index and segment statistics (batches);

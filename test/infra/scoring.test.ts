@@ -229,7 +229,6 @@ describe('Functions with a score pipeline', () => {
     expect(prefixes(finalize, 's3:GetObject')).toEqual([
       '/datasets/*',
       '/incoming/*',
-      '/models/*',
       '/results/*',
       '/runs/*',
     ]);
