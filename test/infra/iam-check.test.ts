@@ -237,7 +237,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       clientsByStep.set(step, clients);
     }
     await drive();
-  }, 240_000);
+  }, 540_000);
 
   afterAll(async () => {
     for (const clients of clientsByStep.values())
@@ -307,9 +307,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     };
     const settle = async () => {
       let idle = 0;
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 240_000;
       while (idle < 3) {
-        if (Date.now() > deadline) throw new Error('the drive did not settle in 2 minutes');
+        if (Date.now() > deadline) throw new Error('the drive did not settle in 4 minutes');
         const moved =
           (await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>)) +
           (await deliver(url(queues.work.queue), (e) => work(e, workContext()))) +
