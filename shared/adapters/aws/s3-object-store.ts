@@ -6,8 +6,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { InputError, ObjectChanged, ObjectRangeError } from '../../errors/errors.ts';
-import type { ObjectInfo, ObjectStore, ReadRangeOptions } from '../../ports/object-store.ts';
+import type { ObjectInfo, ObjectStore, ObjectWrite, ReadRangeOptions } from '../../ports/object-store.ts';
 import { httpStatusOf, isAwsError } from './aws-error.ts';
+import { openS3ObjectWrite } from './s3-object-write.ts';
 
 export interface S3ObjectStoreOptions {
   /** Created once per process (module scope in a handler) and injected, so tests can swap it. */
@@ -141,6 +142,17 @@ export class S3ObjectStore implements ObjectStore {
         ...(contentType === undefined ? {} : { ContentType: contentType }),
       }),
     );
+  }
+
+  /** A multipart upload, or one `put` when the object stays under one part. */
+  async openWrite(key: string, contentType?: string): Promise<ObjectWrite> {
+    return openS3ObjectWrite({
+      client: this.client,
+      bucket: this.bucket,
+      key,
+      contentType,
+      put: (body) => this.put(key, body, contentType),
+    });
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
