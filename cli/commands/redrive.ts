@@ -90,6 +90,23 @@ async function redriveLocally(
     // A resumed run whose units are all terminal only lacks its finalize.
     if (units.length === 0) await runtime.queue.requestFinalize(runId);
     await runtime.queue.drain();
+    // A fit run's finalize plans its scoring run and sends its units; a process killed
+    // after that left them undelivered, and finalizing the fit run again does not resend them.
+    let current = runId;
+    for (let hops = 0; hops < 4; hops++) {
+      const next = (await home.runs.getSummary(current))?.followedBy;
+      if (next === undefined) break;
+      if ((await home.runs.getRun(next))?.status === 'running') {
+        const open = (await home.runs.listUnits(next, { withDescriptors: true })).filter(
+          (u) => !isTerminal(u),
+        );
+        log(`run ${next} (which ${current} started): resuming ${open.length} unfinished units`);
+        await runtime.queue.sendUnits(descriptorsOf(next, open));
+        if (open.length === 0) await runtime.queue.requestFinalize(next);
+        await runtime.queue.drain();
+      }
+      current = next;
+    }
     for (const dead of runtime.queue.deadLetters) log(`dead-lettered again: ${dead.error}`);
   } finally {
     await runtime.close();

@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { type ModelServer, startModelServer } from '../../cli/model-server/serve
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
+import { scoringRunIdFor } from '../../shared/finalize/finalize-run.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
 import type { ObjectWrite } from '../../shared/ports/object-store.ts';
 import { jsonl } from '../core/factories.ts';
@@ -324,4 +325,73 @@ describe('finalize killed at each of its writes', () => {
     );
     return rows.map((r) => `${r.source_key} ${r.status} ${r.documents}`);
   }
+});
+
+describe('a fit run killed during its finalize, which plans the scoring run', () => {
+  let work: string;
+  let pipelines: string;
+  let config: PipelineConfig;
+  let reference: RunSummary;
+  let referenceWrites: string[];
+  const SAMPLE = 'events/data/credit-sample.csv';
+
+  const fitAndScore = (home: LocalHome) =>
+    runLocalPipeline({ home, config, pipelinesDir: pipelines, paths: [SAMPLE], threads: 0, log: () => {} });
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-fit-crash-'));
+    pipelines = path.join(work, 'pipelines');
+    await cp('pipelines', pipelines, { recursive: true });
+    const raw = JSON.parse(await readFile(path.join(pipelines, 'credit-risk.json'), 'utf8'));
+    raw.featureStats = { key: 'models/credit-risk/fitted-here.json', refit: false };
+    await writeFile(path.join(pipelines, 'credit-risk.json'), JSON.stringify(raw));
+    config = await loadPipelineConfig(pipelines, 'credit-risk');
+    const counting = new KillSwitch(Number.POSITIVE_INFINITY);
+    reference = (await fitAndScore(counting.home(openHome(path.join(work, 'reference'))))).summary;
+    referenceWrites = counting.writes;
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('is finished by a redrive --resume of the fit run, its scoring run included, each once', async () => {
+    expect(reference.status).toBe('succeeded');
+    expect(referenceWrites).toContain('run store: createRun');
+    const failures: string[] = [];
+    for (let killAt = 1; killAt <= referenceWrites.length; killAt++) {
+      const label = `killed at write ${killAt} (${referenceWrites[killAt - 1]})`;
+      const dir = path.join(work, `kill-${killAt}`);
+      const kill = new KillSwitch(killAt);
+      await expect(fitAndScore(kill.home(openHome(dir))), label).rejects.toThrow();
+      const runs = await openHome(dir).runs.listRuns();
+      const fit = runs.find((r) => r.task === 'fit');
+      // Killed in the fit run's finalize, the fit run is left running (and the scoring run
+      // it planned, with its units undelivered); killed later, only the scoring run.
+      const target = fit?.status === 'running' ? fit : runs.find((r) => r.status === 'running');
+      expect(target, label).toBeDefined();
+      const resumed = await sluice(
+        'redrive',
+        target!.runId,
+        '--resume',
+        '--home',
+        dir,
+        '--pipelines',
+        pipelines,
+        '--json',
+      );
+      if (resumed.code !== 0) {
+        failures.push(`${label}: redrive exit ${resumed.code}: ${resumed.err.join(' | ')}`);
+        continue;
+      }
+      const summary = resumed.json();
+      expect(summary.runId, label).toBe(scoringRunIdFor(fit!.runId));
+      expect(summary.status, label).toBe('succeeded');
+      expect(summary.counts, label).toEqual(reference.counts);
+      const home = openHome(dir);
+      const rows = await readTable(home.store, 'runs', 'credit-risk', '');
+      expect(rows.map((r) => r.run_id).sort(), label).toEqual([fit!.runId, summary.runId].sort());
+      const scores = await readTable(home.store, 'scores', 'credit-risk', summary.runId);
+      expect(scores.length, label).toBe(reference.counts.scored);
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(failures).toEqual([]);
+  }, 300_000);
 });
