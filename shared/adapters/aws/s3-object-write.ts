@@ -119,7 +119,9 @@ export function openS3ObjectWrite(options: {
     abort: async () => {
       pieces = [];
       pending = 0;
-      await abortUpload();
+      // Best effort, like the abort after a failed step: the caller is already handling a
+      // failure it must not lose, and the bucket's lifecycle rule removes what is left.
+      await abortUpload().catch(() => undefined);
     },
   };
 }
