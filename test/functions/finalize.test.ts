@@ -1,5 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -90,6 +90,8 @@ describe('finalize handler', () => {
     s3.on(PutObjectCommand).resolves({});
     // No run here recorded deleted sources (finalize of an incremental run looks).
     s3.on(GetObjectCommand).rejects(awsError('NoSuchKey', 404));
+    // Nor do its units list their ids (the duplicate-id check looks for each unit's list).
+    s3.on(HeadObjectCommand).rejects(awsError('NotFound', 404));
   });
 
   afterEach(() => {
