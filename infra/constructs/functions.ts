@@ -289,8 +289,9 @@ type RunsTableAction =
  * Object access by key prefix and read-write access to the runs table, with the cdk-nag
  * findings that causes accepted by name. Read is `s3:GetObject` (HeadObject and ranged
  * reads too) on the prefix plus `s3:ListBucket` on the bucket, so a missing key is a 404
- * rather than a 403 and prefixes can be listed; put is `s3:PutObject` (the object store
- * writes with single PutObject calls). Never delete: the ObjectStore port has no delete.
+ * rather than a 403 and prefixes can be listed; put is `s3:PutObject` and
+ * `s3:AbortMultipartUpload` (big parts go up in parts). Never delete: the ObjectStore port
+ * has no delete.
  */
 function grantData(
   fn: SluiceFunction,
@@ -325,9 +326,11 @@ function grantData(
     }
   }
   if (put.length > 0) {
+    // PutObject covers a multipart upload's create, parts and completion; a failed or
+    // abandoned one is aborted, so no incomplete upload waits for the lifecycle rule.
     iam.Grant.addToPrincipal({
       grantee: fn,
-      actions: ['s3:PutObject'],
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
       resourceArns: put.map((prefix) => bucket.arnForObjects(`${prefix}*`)),
     });
   }

@@ -87,6 +87,11 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
   },
   {
     fn: '*',
+    action: 's3:AbortMultipartUpload',
+    reason: 'a part upload that fails or is abandoned is aborted (none fails in this drive)',
+  },
+  {
+    fn: '*',
     action: 's3:ListBucket',
     reason: 'makes a read of a missing key a 404 (absent) rather than a 403; the adapters rely on it',
   },
