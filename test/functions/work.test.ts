@@ -181,9 +181,11 @@ describe('work handler', () => {
       const response = await handler(sampleEvent(), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [] });
+      // The source is read at the version the unit was planned on.
       expect(s3).toHaveReceivedCommandWith(GetObjectCommand, {
         Bucket: SAMPLE_BUCKET,
         Key: 'incoming/docs/my report 2026.jsonl',
+        VersionId: '3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY',
       });
       const embeddingsKey = unitPartKey('embeddings', 'docs', unit.runId, unit.unitId);
       const rejectsKey = unitPartKey('rejects', 'docs', unit.runId, unit.unitId);
@@ -310,6 +312,26 @@ describe('work handler', () => {
         expect(observability.logged('error').join('\n')).toContain('last delivery');
       },
     );
+  });
+
+  describe('when the source changed since the run was planned', () => {
+    it('fails the unit on its first delivery, naming the change, and asks for finalize when that ends the run', async () => {
+      runsTable({ totalUnits: 3, terminalBefore: 2 });
+      // The pinned version is gone (deleted, or the object replaced with versioning suspended).
+      s3.on(GetObjectCommand).rejects(awsError('NoSuchVersion', 404));
+      const { handler } = setup();
+      const event = aWorkEvent([sampleUnit()], 1);
+
+      const response = await handler(event, aLambdaContext());
+
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
+      expect(failures()).toHaveLength(1);
+      expect(failures()[0]!.ExpressionAttributeValues?.[':error']).toContain(
+        `s3://${SAMPLE_BUCKET}/incoming/docs/my report 2026.jsonl was deleted since the run was planned`,
+      );
+      expect(sagemaker).not.toHaveReceivedAnyCommand();
+      expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, { QueueUrl: FINALIZE_QUEUE_URL });
+    });
   });
 
   describe('when AWS fails', () => {
