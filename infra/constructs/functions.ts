@@ -172,14 +172,14 @@ export class Functions extends Construct {
         maxConcurrency: props.workMaxConcurrency,
       }),
     );
-    // Score pipelines: work reads feature statistics and embedding tables under models/
-    // and leaves fit and segment partials under runs/ for finalize. Incremental embed
-    // pipelines: work leaves each unit's document list there, which finalize compares
+    // Every unit leaves under runs/ the list of the ids its part holds, which finalize merges
+    // to apply the duplicate-id rule. Score pipelines: work also reads feature statistics and
+    // embedding tables under models/ and leaves fit and segment partials under runs/.
+    // Incremental embed pipelines: each unit's document list too, which finalize compares
     // with the source's last one to count the documents a re-drop no longer has.
-    const docLists = props.pipelines.some((p) => p.kind === 'embed' && p.incremental.enabled);
     grantData(this.work, bucket, table, {
       read: [...SOURCE_PREFIXES, STAGING_PREFIX, ...(scoring ? [MODELS_PREFIX] : [])],
-      put: scoring || docLists ? [RUNS_PREFIX] : [],
+      put: [RUNS_PREFIX],
       readWrite: [RESULTS_PREFIX],
       // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
       table: [

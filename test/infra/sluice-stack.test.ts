@@ -321,7 +321,7 @@ describe('Functions', () => {
     expect(grants(stack.functions.finalize)).not.toContain('sqs:SendMessage');
   });
 
-  it('lets work put runs/* (unit document lists) only when an embed pipeline is incremental', () => {
+  it('lets work put runs/* (unit id lists for the duplicate-id rule; document lists when incremental) for every pipeline', () => {
     const workPutsRuns = (built: SluiceStack) => {
       const policy = built.functions.work.role.node.findChild('DefaultPolicy');
       const statements = Template.fromStack(built).toJSON().Resources[idOf(policy)].Properties.PolicyDocument
@@ -333,7 +333,7 @@ describe('Functions', () => {
     expect(docs.incremental.enabled).toBe(true);
     expect(workPutsRuns(stack)).toBe(true);
     const { stack: plain } = buildStack({ pipelines: [{ ...docs, incremental: { enabled: false } }] });
-    expect(workPutsRuns(plain)).toBe(false);
+    expect(workPutsRuns(plain)).toBe(true);
   });
 
   it('lets plan write re-staged gzip parts under staging/ and work read them', () => {
