@@ -1,6 +1,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_ONLY_MODELS, withDeployedModels } from '../../infra/deployment-settings.ts';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import {
   type EmbedPipelineConfig,
   parseEmbedPipelineConfig,
@@ -55,6 +56,12 @@ describe('withDeployedModels', () => {
 });
 
 describe('SluiceStack models', () => {
+  // Synthesizing a whole stack takes tens of seconds on a loaded machine: once, in a hook.
+  let overridden: SluiceStack;
+  beforeAll(() => {
+    overridden = buildStack({ pipelines: [docs, creditRisk], hfModelId: 'intfloat/e5-small-v2' }).stack;
+  }, 180_000);
+
   it('fails synth, before any endpoint exists, for an embed pipeline without a deployable model', () => {
     expect(() => buildStack({ pipelines: [withoutModel()] })).toThrow(
       /^pipeline docs: endpoint.model is "sluice-hash-embed-v1", a local-only model/,
@@ -62,7 +69,7 @@ describe('SluiceStack models', () => {
   });
 
   it('records and fingerprints the model sluice:hfModelId serves: the functions get it in their pipelines file', () => {
-    const { stack } = buildStack({ pipelines: [docs, creditRisk], hfModelId: 'intfloat/e5-small-v2' });
+    const stack = overridden;
     Template.fromStack(stack).hasResourceProperties('AWS::SageMaker::Model', {
       PrimaryContainer: { Environment: { HF_MODEL_ID: 'intfloat/e5-small-v2' } },
     });

@@ -14,6 +14,7 @@ import {
 import { stackImageUri } from '../../infra/images/stack-images.ts';
 import { TEI_IMAGES } from '../../infra/images/tei-images.ts';
 import { XGBOOST_IMAGES } from '../../infra/images/xgboost-images.ts';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import type { EmbedPipelineConfig, ScorePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import {
   buildStack,
@@ -165,17 +166,19 @@ describe('stackImageUri', () => {
 describe('SluiceStack images', () => {
   let docs: EmbedPipelineConfig;
   let creditRisk: ScorePipelineConfig;
+  let inEuWest2: SluiceStack;
+  // Synthesizing a whole stack takes tens of seconds on a loaded machine: once, in a hook.
   beforeAll(async () => {
     docs = await loadDocsPipeline();
     creditRisk = await loadCreditRiskPipeline();
-  });
-
-  it("runs both endpoints on the images of the stack's region, not us-east-1's", () => {
-    const { stack } = buildStack({
+    inEuWest2 = buildStack({
       env: { account: '123456789012', region: 'eu-west-2' },
       pipelines: [docs, creditRisk],
-    });
-    const template = Template.fromStack(stack);
+    }).stack;
+  }, 180_000);
+
+  it("runs both endpoints on the images of the stack's region, not us-east-1's", () => {
+    const template = Template.fromStack(inEuWest2);
     template.hasResourceProperties('AWS::SageMaker::Model', {
       PrimaryContainer: {
         Image: '764974769150.dkr.ecr.eu-west-2.amazonaws.com/tei:2.0.1-tei1.8.2-gpu-py310-cu122-ubuntu22.04',

@@ -12,7 +12,7 @@ let template: Template;
 beforeAll(async () => {
   stack = buildStack({ pipelines: [await loadDocsPipeline()] }).stack;
   template = Template.fromStack(stack);
-});
+}, 180_000);
 
 const logicalIdOf = (construct: { node: { defaultChild?: unknown } }) =>
   Stack.of(stack).getLogicalId(construct.node.defaultChild as never);

@@ -15,6 +15,7 @@ let docs: EmbedPipelineConfig;
 let creditRisk: ScorePipelineConfig;
 let stack: SluiceStack;
 let template: Template;
+let embedOnly: SluiceStack;
 const scratch = mkdtempSync(path.join(tmpdir(), 'sluice-model-files-'));
 
 beforeAll(async () => {
@@ -22,7 +23,8 @@ beforeAll(async () => {
   creditRisk = await loadCreditRiskPipeline();
   stack = buildStack({ pipelines: [docs, creditRisk] }).stack;
   template = Template.fromStack(stack);
-});
+  embedOnly = buildStack({ pipelines: [docs] }).stack;
+}, 180_000);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const logicalIdOf = (construct: { node: { defaultChild?: unknown } }) =>
@@ -101,7 +103,6 @@ describe('ModelFiles in the stack', () => {
   });
 
   it('uploads nothing for a stack of embed pipelines without tokenizer files', () => {
-    const embedOnly = buildStack({ pipelines: [docs] }).stack;
     expect(embedOnly.modelFiles).toBeUndefined();
     Template.fromStack(embedOnly).resourceCountIs('Custom::CDKBucketDeployment', 0);
   });

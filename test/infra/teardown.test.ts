@@ -16,7 +16,7 @@ beforeAll(async () => {
     dataRemovalPolicy: undefined,
   }).stack;
   resources = Template.fromStack(stack).toJSON().Resources;
-});
+}, 180_000);
 
 describe('deleting the stack (docs/infra.md, Teardown)', () => {
   it('keeps exactly the resources the teardown lists: both buckets, the runs table, the function log groups and the alarm key', () => {
