@@ -136,8 +136,11 @@ export async function planRun(
     );
     for (const key of before ?? []) if (!found.has(key)) missing.push(key);
   }
-  // Every unit pins the version it was planned on; a listing does not carry it.
-  const unpinned = listed.filter((key) => found.has(key)).map((key) => found.get(key)!);
+  // Every unit pins the version it was planned on: listed objects without one (a local
+  // listing; S3's carries the ETag) are headed for it.
+  const unpinned = listed
+    .map((key) => found.get(key))
+    .filter((info): info is ObjectInfo => info !== undefined && info.version === undefined);
   const pins = await mapWithConcurrency(unpinned, HEAD_CONCURRENCY, (info) =>
     deps.store.head(info.key, { version: true }),
   );

@@ -4,8 +4,8 @@ export interface ObjectInfo {
   /**
    * The object's version as the store can pin it (an opaque token: S3 `VersionId` on a
    * versioned bucket, else its ETag; a content hash locally). Absent when the store cannot
-   * tell (a listing, which does not carry it). A unit records it from `head` at planning
-   * and reads with it, so a changed object is an error rather than other records.
+   * tell without reading the object (a local listing). A unit records it at planning and
+   * reads with it, so a changed object is an error rather than other records.
    */
   readonly version?: string;
 }

@@ -96,14 +96,19 @@ describe('S3ObjectStore and SqsWorkQueue against fauxqs', () => {
       );
     });
 
-    it('lists the objects under a prefix in key order', async () => {
+    it('lists the objects under a prefix in key order, each with the version a HEAD gives (its ETag)', async () => {
       const listed = [];
       for await (const info of store.list('incoming/docs/')) listed.push(info);
       expect(listed).toEqual([
-        { key: 'incoming/docs/a.jsonl', size: Buffer.byteLength(text) },
-        { key: 'incoming/docs/b.jsonl', size: 3 },
-        { key: 'incoming/docs/empty.jsonl', size: 0 },
+        {
+          key: 'incoming/docs/a.jsonl',
+          size: Buffer.byteLength(text),
+          version: expect.stringMatching(/^e:"/),
+        },
+        { key: 'incoming/docs/b.jsonl', size: 3, version: expect.stringMatching(/^e:"/) },
+        { key: 'incoming/docs/empty.jsonl', size: 0, version: expect.stringMatching(/^e:"/) },
       ]);
+      expect(listed[1]!.version).toBe((await store.head('incoming/docs/b.jsonl'))!.version);
     });
 
     it('follows continuation tokens when a listing spans pages', async () => {

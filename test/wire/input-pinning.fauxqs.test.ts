@@ -101,4 +101,26 @@ describe('an input overwritten in S3 while its run is in flight (fauxqs)', () =>
     const summary = await runs.getSummary(plan.run.runId);
     expect(summary).toMatchObject({ status: 'failed', counts: { records: 0, failedUnits: units.length } });
   });
+
+  it('pins the inputs of a run over a prefix from the listing, as a HEAD would', async () => {
+    const config = pipelineConfig({ incremental: { enabled: false } });
+    const store = new S3ObjectStore({ client: s3, bucket: 'sluice-pin' });
+    const runs = new LocalRunStore(path.join(dir, 'prefix'));
+    const queue = { sendUnits: async () => {}, requestFinalize: async () => {} };
+    await store.put('datasets/pin/a.jsonl', records(5, 'a'));
+    await store.put('datasets/pin/b.jsonl', records(7, 'b'));
+
+    const plan = await planRun({ store, runs, queue }, config, {
+      runId: 'r-20260101T000000Z-00pin2',
+      trigger: 'schedule',
+      prefix: 'datasets/pin/',
+      now: new Date(),
+    });
+
+    const pinned = [plan.units[0]!.sourceVersion, ...plan.units[0]!.packed.map((f) => f.version)];
+    const heads = await Promise.all(
+      ['datasets/pin/a.jsonl', 'datasets/pin/b.jsonl'].map((k) => store.head(k)),
+    );
+    expect(pinned.sort()).toEqual(heads.map((h) => h!.version).sort());
+  });
 });

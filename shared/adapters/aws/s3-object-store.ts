@@ -174,7 +174,12 @@ export class S3ObjectStore implements ObjectStore {
     for await (const page of pages) {
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined) continue;
-        yield { key: object.Key, size: object.Size ?? 0 };
+        // A listing carries each object's ETag: a version a unit can pin (If-Match) without a HEAD.
+        yield {
+          key: object.Key,
+          size: object.Size ?? 0,
+          ...(object.ETag === undefined ? {} : { version: `e:${object.ETag}` }),
+        };
       }
     }
   }
