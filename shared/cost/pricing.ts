@@ -1,0 +1,143 @@
+import { ConfigError } from '../errors/errors.ts';
+
+/**
+ * On-demand AWS prices Sluice's cost model uses, each with where it was read and when.
+ *
+ * Only figures found in published pages are here. What is left out, and why:
+ * - Regions other than us-east-1: no stored page gave a per-region figure for any of
+ *   these services, so {@link pricesFor} fails with one line for them instead of
+ *   guessing. They are listed in {@link LISTED_REGIONS} so the failure names them.
+ * - SageMaker Serverless Inference per GB-second and per request: no published figure
+ *   was found (only a "per second of inference time" figure with no memory size).
+ * - ml.g6.xlarge, ml.g4dn.xlarge, ml.c5.*: no figure found; no shipped pipeline uses them.
+ * - The AWS pricing pages themselves render prices with scripts; where the stored copy
+ *   had no figure, the source is the third-party page that quotes the us-east-1 price
+ *   (its URL is the source). Check them against https://aws.amazon.com/<service>/pricing/
+ *   before relying on a bill.
+ * Prices are the first (lowest-volume) tier; free tiers are ignored (a run's cost is
+ * its share of the bill, not what a new account pays).
+ */
+export interface Price {
+  /** US dollars per {@link Price.unit}. */
+  readonly usd: number;
+  readonly unit: string;
+  /** The page the figure was read from. */
+  readonly source: string;
+  /** When it was read (YYYY-MM-DD). */
+  readonly readOn: string;
+}
+
+/** One region's prices; a service without a known figure is absent, never zero. */
+export interface RegionPrices {
+  /** SageMaker real-time inference, per instance-hour, by instance type. */
+  readonly sagemakerInstanceHour: Readonly<Record<string, Price>>;
+  /** Lambda duration on arm64, per GB-second. */
+  readonly lambdaArmGbSecond: Price;
+  /** Lambda, per request. */
+  readonly lambdaRequest: Price;
+  /** SQS standard queue, per request. */
+  readonly sqsRequest: Price;
+  /** S3 Standard PUT, COPY, POST, LIST, per 1,000 requests. */
+  readonly s3PutPer1000: Price;
+  /** S3 Standard GET, SELECT and all other requests, per 1,000 requests. */
+  readonly s3GetPer1000: Price;
+  /** S3 Standard storage, per GB-month (first 50 TB). */
+  readonly s3StandardGbMonth: Price;
+  /** DynamoDB on-demand, per write request unit. */
+  readonly dynamoWriteRequestUnit: Price;
+  /** DynamoDB on-demand, per read request unit. */
+  readonly dynamoReadRequestUnit: Price;
+  /** Athena SQL queries, per TB scanned. */
+  readonly athenaTbScanned: Price;
+}
+
+const READ_ON = '2026-12-07';
+
+const price = (usd: number, unit: string, source: string): Price => ({ usd, unit, source, readOn: READ_ON });
+
+const US_EAST_1: RegionPrices = {
+  sagemakerInstanceHour: {
+    // The issue's own figure; wring.co quotes $1.21, an older rate: the higher one is kept.
+    'ml.g5.xlarge': price(
+      1.41,
+      'instance-hour',
+      'https://zircon.tech/blog/the-real-cost-of-running-ai-models-on-aws-sagemaker-inference-deep-dive',
+    ),
+    'ml.m5.xlarge': price(
+      0.269,
+      'instance-hour',
+      'https://zircon.tech/blog/the-real-cost-of-running-ai-models-on-aws-sagemaker-inference-deep-dive',
+    ),
+    'ml.m5.large': price(
+      0.115,
+      'instance-hour',
+      'https://randeepbhatia.com/courses/aws-serverless-ml/sagemaker-serverless',
+    ),
+    'ml.g5.2xlarge': price(1.52, 'instance-hour', 'https://www.wring.co/blog/aws-sagemaker-inference-guide'),
+  },
+  lambdaArmGbSecond: price(0.0000133334, 'GB-second', 'https://cloudchipr.com/blog/aws-lambda-pricing'),
+  lambdaRequest: price(
+    0.2 / 1_000_000,
+    'request',
+    'https://git.mcrn.ar/mariano/lambda_local_runner/src/commit/957e45b8adae23ce50b966346229585b5df18b4d/docs/lambdas-md/lambda-13-cost.md?display=rendered',
+  ),
+  sqsRequest: price(0.4 / 1_000_000, 'request', 'https://cloudburn.io/blog/amazon-sqs-pricing'),
+  s3PutPer1000: price(0.005, '1,000 requests', 'https://athena.guide/articles/athena-basics-pricing-model'),
+  s3GetPer1000: price(0.0004, '1,000 requests', 'https://athena.guide/articles/athena-basics-pricing-model'),
+  s3StandardGbMonth: price(0.023, 'GB-month', 'https://cloudburn.io/blog/amazon-s3-pricing'),
+  dynamoWriteRequestUnit: price(
+    0.625 / 1_000_000,
+    'write request unit',
+    'https://airbyte.com/data-engineering-resources/dynamodb-pricing',
+  ),
+  dynamoReadRequestUnit: price(
+    0.125 / 1_000_000,
+    'read request unit',
+    'https://airbyte.com/data-engineering-resources/dynamodb-pricing',
+  ),
+  athenaTbScanned: price(5, 'TB scanned', 'https://athena.guide/articles/athena-basics-pricing-model'),
+};
+
+/** Regions Sluice is deployed to and that a price is looked up for. */
+export const LISTED_REGIONS = [
+  'us-east-1',
+  'us-west-2',
+  'eu-west-1',
+  'eu-central-1',
+  'ap-northeast-1',
+] as const;
+
+/** Prices by region: a listed region without a sourced figure is absent (see the header). */
+export const PRICING: Readonly<Record<string, RegionPrices>> = { 'us-east-1': US_EAST_1 };
+
+/** A price Sluice has no sourced figure for: the cost of a run cannot be told. */
+export class PriceUnknown extends ConfigError {}
+
+/** The region's prices, or one line saying the region has none (and which regions do). */
+export function pricesFor(
+  region: string,
+  pricing: Readonly<Record<string, RegionPrices>> = PRICING,
+): RegionPrices {
+  const prices = pricing[region];
+  if (!prices) {
+    throw new PriceUnknown(
+      `no sourced prices for region ${region} (priced: ${Object.keys(pricing).join(', ')}); add them to shared/cost/pricing.ts`,
+    );
+  }
+  return prices;
+}
+
+/** The hourly price of a SageMaker instance type in a region, or one line naming both. */
+export function instanceHourPrice(
+  region: string,
+  instanceType: string,
+  pricing: Readonly<Record<string, RegionPrices>> = PRICING,
+): Price {
+  const found = pricesFor(region, pricing).sagemakerInstanceHour[instanceType];
+  if (!found) {
+    throw new PriceUnknown(
+      `no sourced price for SageMaker instance type ${instanceType} in ${region}; add it to shared/cost/pricing.ts`,
+    );
+  }
+  return found;
+}

@@ -1,0 +1,210 @@
+import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
+import type { RunStore } from '../ports/run-store.ts';
+import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
+import type { WorkQueue } from '../ports/work-queue.ts';
+import type { RunUsage } from './run-cost.ts';
+
+/**
+ * What one delivery of a unit used, kept with the unit's counts so finalize can price the
+ * run. Plain numbers only (it is stored in DynamoDB and in the local run store).
+ */
+export interface UnitUsage {
+  /** Wall time of the delivery in the worker, ms (what Lambda bills, less its init). */
+  workerMs: number;
+  /** Memory the worker had, MiB. */
+  memoryMiB: number;
+  /** Epoch ms of the first endpoint call's start and the last call's end; 0 without calls. */
+  endpointFirstAt: number;
+  endpointLastAt: number;
+  /** Sum of the endpoint calls' durations, ms (calls in flight together add up). */
+  endpointCallMs: number;
+  s3Gets: number;
+  s3Puts: number;
+  bytesPut: number;
+  queueSends: number;
+  runStoreReads: number;
+  runStoreWrites: number;
+}
+
+export const emptyUnitUsage = (): UnitUsage => ({
+  workerMs: 0,
+  memoryMiB: 0,
+  endpointFirstAt: 0,
+  endpointLastAt: 0,
+  endpointCallMs: 0,
+  s3Gets: 0,
+  s3Puts: 0,
+  bytesPut: 0,
+  queueSends: 0,
+  runStoreReads: 0,
+  runStoreWrites: 0,
+});
+
+const byteLength = (body: Uint8Array | string): number =>
+  typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+
+/**
+ * Counts a unit's calls where the ports are called: wraps each port so that every call
+ * adds to one {@link UnitUsage}. The wrappers change nothing else a port does.
+ */
+export class UsageMeter {
+  readonly usage = emptyUnitUsage();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  objectStore(store: ObjectStore): ObjectStore {
+    const usage = this.usage;
+    return {
+      head: (key, options) => {
+        usage.s3Gets += 1;
+        return store.head(key, options);
+      },
+      readRange: (key, start, end, options) => {
+        usage.s3Gets += 1;
+        return store.readRange(key, start, end, options);
+      },
+      put: (key, body, contentType) => {
+        usage.s3Puts += 1;
+        usage.bytesPut += byteLength(body);
+        return store.put(key, body, contentType);
+      },
+      get: (key) => {
+        usage.s3Gets += 1;
+        return store.get(key);
+      },
+      list: (prefix) => {
+        usage.s3Puts += 1; // LIST is billed in the PUT tier
+        return store.list(prefix);
+      },
+      ...(store.openWrite && {
+        openWrite: async (key: string, contentType?: string) => {
+          // A streamed part is one multipart upload: counted as one PUT.
+          usage.s3Puts += 1;
+          const write = await (store.openWrite as NonNullable<ObjectStore['openWrite']>).call(
+            store,
+            key,
+            contentType,
+          );
+          return {
+            write: (bytes: Uint8Array) => {
+              usage.bytesPut += bytes.byteLength;
+              return write.write(bytes);
+            },
+            finish: () => write.finish(),
+            abort: () => write.abort(),
+          };
+        },
+      }),
+    };
+  }
+
+  /** Times each call: the window from the first start to the last end, and their sum. */
+  private async timed<T>(call: () => Promise<T>): Promise<T> {
+    const started = this.now();
+    if (this.usage.endpointFirstAt === 0 || started < this.usage.endpointFirstAt)
+      this.usage.endpointFirstAt = started;
+    try {
+      return await call();
+    } finally {
+      const ended = this.now();
+      this.usage.endpointCallMs += ended - started;
+      if (ended > this.usage.endpointLastAt) this.usage.endpointLastAt = ended;
+    }
+  }
+
+  embeddingEndpoint(endpoint: EmbeddingEndpoint): EmbeddingEndpoint {
+    return {
+      embed: (inputs: readonly string[], stats: CallStats) => this.timed(() => endpoint.embed(inputs, stats)),
+    };
+  }
+
+  scoringEndpoint(endpoint: ScoringEndpoint): ScoringEndpoint {
+    return { score: (rows: string, stats: CallStats) => this.timed(() => endpoint.score(rows, stats)) };
+  }
+
+  queue(queue: WorkQueue): WorkQueue {
+    const usage = this.usage;
+    return {
+      sendUnits: (units) => {
+        usage.queueSends += Math.ceil(units.length / 10); // SendMessageBatch takes 10
+        return queue.sendUnits(units);
+      },
+      requestFinalize: (runId) => {
+        usage.queueSends += 1;
+        return queue.requestFinalize(runId);
+      },
+    };
+  }
+
+  /** Counts reads and writes of the run store (one request each). */
+  runStore(runs: RunStore): RunStore {
+    const usage = this.usage;
+    const reads = new Set<keyof RunStore>(['getRun', 'listRuns', 'listUnits', 'getSummary', 'getUnit']);
+    return new Proxy(runs, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        const name = property as keyof RunStore;
+        return (...args: unknown[]) => {
+          if (reads.has(name)) usage.runStoreReads += 1;
+          else usage.runStoreWrites += 1;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  }
+}
+
+/** A unit's state as finalize reads it: its attempts and the usage its last delivery stored. */
+export interface UnitUsageSource {
+  readonly attempts: number;
+  readonly usage?: UnitUsage | undefined;
+}
+
+/**
+ * Adds up the units' usage into the run's, as AWS would bill it: Lambda GB-seconds per
+ * delivery, one endpoint instance kept for the window from the run's first call to its
+ * last, SQS requests for the plan's sends and each delivery's receive and delete.
+ */
+export function runUsageOf(units: readonly UnitUsageSource[], instanceType: string | undefined): RunUsage {
+  let first = 0;
+  let last = 0;
+  let gbSeconds = 0;
+  let attempts = 0;
+  let s3Gets = 0;
+  let s3Puts = 0;
+  let bytes = 0;
+  let sends = 0;
+  let reads = 0;
+  let writes = 0;
+  for (const unit of units) {
+    attempts += unit.attempts;
+    const u = unit.usage;
+    if (!u) continue;
+    if (u.endpointFirstAt > 0 && (first === 0 || u.endpointFirstAt < first)) first = u.endpointFirstAt;
+    if (u.endpointLastAt > last) last = u.endpointLastAt;
+    gbSeconds += (u.workerMs / 1000) * (u.memoryMiB / 1024);
+    s3Gets += u.s3Gets;
+    s3Puts += u.s3Puts;
+    bytes += u.bytesPut;
+    sends += u.queueSends;
+    reads += u.runStoreReads;
+    writes += u.runStoreWrites;
+  }
+  const planSends = Math.ceil(units.length / 10);
+  return {
+    ...(instanceType === undefined ? {} : { instanceType }),
+    endpointSeconds: first > 0 && last > first ? (last - first) / 1000 : 0,
+    lambdaGbSeconds: gbSeconds,
+    // One invocation per delivery, plus plan and finalize.
+    lambdaRequests: attempts + 2,
+    // Plan's sends, each delivery's receive and delete, the units' own sends, finalize's message.
+    sqsRequests: planSends + 2 * attempts + sends + 3,
+    s3Puts,
+    s3Gets,
+    dynamoWrites: writes,
+    dynamoReads: reads,
+    bytesStored: bytes,
+  };
+}
