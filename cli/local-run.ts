@@ -35,6 +35,10 @@ export const LOCAL_SOURCE_MANIFESTS = {
   smallConcurrency: 8,
   maxCandidates: 100_000,
 } as const;
+
+/** The region a local run is priced in: the one region with sourced prices (shared/cost/pricing.ts). */
+export const LOCAL_COST_REGION = 'us-east-1';
+
 export interface LocalRunOptions {
   readonly home: LocalHome;
   readonly config: PipelineConfig;
@@ -314,6 +318,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           segmentStats: home.segmentStats,
           sourceManifests: LOCAL_SOURCE_MANIFESTS,
           chunkIndex: home.chunkIndex,
+          // A local run is priced as if deployed with the configured instance type and memory.
+          costing: { region: LOCAL_COST_REGION, estimate: true },
         },
         runId,
         now(),

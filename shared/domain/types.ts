@@ -1,3 +1,6 @@
+import type { RunCost } from '../cost/run-cost.ts';
+import type { UnitUsage } from '../cost/unit-usage.ts';
+
 /** Formats a reader understands; `auto` in config resolves to one of these per file. */
 export type InputFormat = 'jsonl' | 'csv' | 'text' | 'parquet';
 export type Compression = 'none' | 'gzip';
@@ -99,7 +102,14 @@ export interface UnitCounts {
   endpointCalls: number;
   throttled: number;
   retries: number;
+  /**
+   * What the delivery that completed the unit used (stored with its counts for finalize
+   * to price the run); never summed by {@link addCounts}.
+   */
+  usage?: UnitUsage;
 }
+
+type SummedCount = Exclude<keyof UnitCounts, 'usage'>;
 
 export const emptyCounts = (): UnitCounts => ({
   records: 0,
@@ -117,7 +127,8 @@ export const emptyCounts = (): UnitCounts => ({
 });
 
 export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
-  for (const key of Object.keys(into) as (keyof UnitCounts)[]) into[key] += more[key];
+  for (const key of Object.keys(into) as SummedCount[])
+    if ((key as string) !== 'usage') into[key] += more[key];
   return into;
 }
 
@@ -184,6 +195,10 @@ export interface RunSummary {
   };
   failedUnits: { unitId: string; lastError: string | null }[];
   timings: Record<string, number>;
+  /** What the run cost, from its measured usage (shared/cost); absent in summaries from before it. */
+  cost?: RunCost;
+  /** Why the run has no `cost`: one line naming the region or instance type without a price. */
+  costUnknown?: string;
   /** `fit` for the first pass of a scoring pipeline that had no stored statistics. */
   task?: UnitTask;
   /** The scoring run a fit run started. */

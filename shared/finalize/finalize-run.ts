@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
+import { instanceHourPrice, PriceUnknown, pricesFor } from '../cost/pricing.ts';
+import { runCost } from '../cost/run-cost.ts';
+import { runUsageOf } from '../cost/unit-usage.ts';
 import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
 import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
 import { ConfigError, SluiceError } from '../errors/errors.ts';
@@ -15,7 +18,7 @@ import { planRun } from '../plan/plan-run.ts';
 import { readRunManifestKeys } from '../plan/run-manifest.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import type { RunStore } from '../ports/run-store.ts';
+import type { RunStore, StoredUnit } from '../ports/run-store.ts';
 import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import {
@@ -46,6 +49,11 @@ export interface FinalizeDeps {
    * removing chunks a second time.
    */
   readonly chunkIndex?: ChunkIndex;
+  /**
+   * Prices the run (summary `cost`): the region whose prices apply, and whether the usage
+   * is an estimate (a local run priced as if deployed). Without it the summary has no cost.
+   */
+  readonly costing?: { readonly region: string; readonly estimate: boolean };
 }
 
 /** Skipped sources named in the summary; the count covers them all. */
@@ -154,6 +162,36 @@ async function startScoringRun(
 export class RunNotReady extends SluiceError {}
 
 /**
+ * The run's `cost` from the usage its units stored (shared/cost), or `costUnknown` with
+ * the one line saying which price is missing: a cost never fails a run.
+ */
+function costOf(
+  deps: FinalizeDeps,
+  config: PipelineConfig | undefined,
+  units: readonly StoredUnit[],
+): Pick<RunSummary, 'cost' | 'costUnknown'> {
+  if (!deps.costing) return {};
+  const { region, estimate } = deps.costing;
+  const instanceType =
+    config?.kind === 'embed'
+      ? config.endpoint.instanceType
+      : config?.kind === 'score'
+        ? config.model.instanceType
+        : undefined;
+  const usage = runUsageOf(
+    units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage })),
+    instanceType,
+  );
+  try {
+    if (instanceType !== undefined && usage.endpointSeconds > 0) instanceHourPrice(region, instanceType);
+    return { cost: runCost(usage, pricesFor(region), { region, estimate }) };
+  } catch (error) {
+    if (error instanceof PriceUnknown) return { costUnknown: error.message };
+    throw error;
+  }
+}
+
+/**
  * (primary adapter) -> finalizeRun -> (run store, object store): merges the units'
  * counts into the run summary, writes `summary.json` and the `runs` table row, then,
  * last, moves the run to its final status with a conditional write. Returns the summary
@@ -257,6 +295,7 @@ export async function finalizeRun(
     },
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },
+    ...costOf(deps, config, units),
     ...(run.task === undefined ? {} : { task: run.task }),
     ...(followedBy === undefined ? {} : { followedBy }),
     ...(segments === undefined ? {} : { segments }),

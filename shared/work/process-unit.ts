@@ -1,4 +1,5 @@
 import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
+import { type UnitUsage, UsageMeter } from '../cost/unit-usage.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import { type UnitIdList, unitIdListKey } from '../duplicates/unit-id-list.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
@@ -49,7 +50,7 @@ export type UnitOutcome =
  * such a failure (a delivery that outlived its visibility timeout) takes its parts back.
  */
 export async function processUnit(
-  deps: ProcessUnitDeps,
+  unmetered: ProcessUnitDeps,
   config: PipelineConfig,
   unit: WorkUnit,
   options: {
@@ -61,8 +62,14 @@ export async function processUnit(
     readonly stopAfter?: number;
     /** @default Date.now */
     readonly now?: () => number;
+    /** Memory the worker has (the Lambda context's), for the run's cost. @default `workers.memoryMiB` */
+    readonly memoryMiB?: number;
   },
 ): Promise<UnitOutcome> {
+  // Every port call the delivery makes is counted, for the run's cost (shared/cost).
+  const startedAt = Date.now();
+  const meter = new UsageMeter();
+  const deps = meteredDeps(unmetered, meter);
   const state = await deps.runs.startUnit(unit.runId, unit.unitId);
   if (!state) return { status: 'unknown' };
   if (state.status === 'succeeded' || state.status === 'failed') {
@@ -104,8 +111,14 @@ export async function processUnit(
       }
       await deps.queue.sendUnits([stored]);
     }
-    const completion = await deps.runs.completeUnit(unit.runId, unit.unitId, {
-      counts,
+    const usage: UnitUsage = {
+      ...meter.usage,
+      workerMs: Date.now() - startedAt,
+      memoryMiB: options.memoryMiB ?? config.workers.memoryMiB,
+      runStoreWrites: meter.usage.runStoreWrites + 1, // this completion
+    };
+    const completion = await unmetered.runs.completeUnit(unit.runId, unit.unitId, {
+      counts: { ...counts, usage },
       actualCost,
       outputKeys,
     });
@@ -130,6 +143,18 @@ export async function processUnit(
     if (options.isLastAttempt || error instanceof ObjectChanged) await deadLetterUnit(deps, unit, { reason });
     throw error;
   }
+}
+
+/** The ports wrapped so that the delivery's calls are counted. */
+function meteredDeps(deps: ProcessUnitDeps, meter: UsageMeter): ProcessUnitDeps {
+  return {
+    ...deps,
+    store: meter.objectStore(deps.store),
+    runs: meter.runStore(deps.runs),
+    queue: meter.queue(deps.queue),
+    endpoint: deps.endpoint && meter.embeddingEndpoint(deps.endpoint),
+    scoringEndpoint: deps.scoringEndpoint && meter.scoringEndpoint(deps.scoringEndpoint),
+  };
 }
 
 interface UnitWork {

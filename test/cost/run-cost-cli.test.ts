@@ -1,0 +1,63 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import type { RunSummary } from '../../shared/domain/types.ts';
+
+/** Runs the CLI in-process and captures what it prints. */
+async function sluice(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err, json: () => JSON.parse(out.at(-1) ?? 'null') as RunSummary };
+}
+
+describe('the cost of a local run', () => {
+  let work: string;
+  let home: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-cost-'));
+    home = path.join(work, 'home');
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('shows a cost block, an estimate priced as if deployed, whose parts add up to its total', async () => {
+    const run = await sluice(
+      'run',
+      'events/data/docs-sample.jsonl',
+      '--pipeline',
+      'docs',
+      '--home',
+      home,
+      '--json',
+    );
+    expect(run.code).toBe(0);
+    const summary = run.json();
+    const cost = summary.cost;
+    if (!cost) throw new Error(`no cost in the summary: ${summary.costUnknown}`);
+    expect(cost).toMatchObject({ currency: 'USD', estimate: true, region: 'us-east-1' });
+    const micros = (usd: number) => Math.round(usd * 1e6);
+    expect(micros(cost.total)).toBe(
+      micros(cost.endpoint) + micros(cost.lambda) + micros(cost.requests) + micros(cost.storage),
+    );
+    // Measured: the docs pipeline calls its ml.g5.xlarge endpoint, and its one unit ran
+    // at the configured 2048 MiB, reading and writing objects and the run store.
+    expect(cost.usage.instanceType).toBe('ml.g5.xlarge');
+    expect(cost.usage.endpointSeconds).toBeGreaterThan(0);
+    expect(cost.usage.lambdaGbSeconds).toBeGreaterThan(0);
+    expect(cost.usage.lambdaRequests).toBe(summary.counts.units + 2);
+    expect(cost.usage.s3Gets).toBeGreaterThan(0);
+    expect(cost.usage.s3Puts).toBeGreaterThan(0);
+    expect(cost.usage.dynamoWrites).toBeGreaterThanOrEqual(2);
+    expect(cost.usage.bytesStored).toBeGreaterThan(0);
+    expect(cost.total).toBeGreaterThan(0);
+
+    // summary.json carries the same block.
+    const stored = JSON.parse(
+      await readFile(path.join(home, 'bucket', 'runs', 'docs', summary.runId, 'summary.json'), 'utf8'),
+    ) as RunSummary;
+    expect(stored.cost).toEqual(cost);
+  });
+});
