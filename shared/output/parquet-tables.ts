@@ -107,6 +107,14 @@ export const TABLE_COLUMNS = {
     { name: 'endpoint_calls', type: 'int64', required: true },
     { name: 'throttled', type: 'int64', required: true },
     { name: 'retries', type: 'int64', required: true },
+    /** The run's cost in USD (summary `cost`, shared/cost); null when it could not be priced. */
+    { name: 'cost_usd', type: 'double' },
+    { name: 'cost_endpoint_usd', type: 'double' },
+    { name: 'cost_lambda_usd', type: 'double' },
+    { name: 'cost_requests_usd', type: 'double' },
+    { name: 'cost_storage_usd', type: 'double' },
+    /** `estimate` (a local run priced as if deployed) or `measured`. */
+    { name: 'cost_kind', type: 'string' },
   ],
 } as const satisfies Record<string, readonly ColumnDef[]>;
 
@@ -341,6 +349,12 @@ export function runsParquet(summary: RunSummary): Uint8Array {
       endpoint_calls: stats.endpointCalls,
       throttled: stats.throttled,
       retries: stats.retries,
+      cost_usd: summary.cost?.total ?? null,
+      cost_endpoint_usd: summary.cost?.endpoint ?? null,
+      cost_lambda_usd: summary.cost?.lambda ?? null,
+      cost_requests_usd: summary.cost?.requests ?? null,
+      cost_storage_usd: summary.cost?.storage ?? null,
+      cost_kind: summary.cost === undefined ? null : summary.cost.estimate ? 'estimate' : 'measured',
     },
   ]);
 }

@@ -59,5 +59,24 @@ describe('the cost of a local run', () => {
       await readFile(path.join(home, 'bucket', 'runs', 'docs', summary.runId, 'summary.json'), 'utf8'),
     ) as RunSummary;
     expect(stored.cost).toEqual(cost);
+
+    // And so does the run's row of the `runs` table.
+    const row = await sluice(
+      'query',
+      `select cost_usd, cost_endpoint_usd, cost_lambda_usd, cost_requests_usd, cost_storage_usd, cost_kind from runs where run_id = '${summary.runId}'`,
+      '--home',
+      home,
+      '--json',
+    );
+    expect(JSON.parse(row.out.at(-1) ?? '[]')).toEqual([
+      {
+        cost_usd: cost.total,
+        cost_endpoint_usd: cost.endpoint,
+        cost_lambda_usd: cost.lambda,
+        cost_requests_usd: cost.requests,
+        cost_storage_usd: cost.storage,
+        cost_kind: 'estimate',
+      },
+    ]);
   });
 });
