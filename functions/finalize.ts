@@ -28,6 +28,8 @@ export interface FinalizeHandlerDeps {
   readonly chunkIndex?: ChunkIndex;
   /** A failed message comes back after its own backoff; without it, after the visibility timeout. */
   readonly redelivery?: Redelivery;
+  /** Prices the finished run (summary `cost`) in the function's region. */
+  readonly costing?: { readonly region: string; readonly estimate: boolean };
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {

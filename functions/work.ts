@@ -93,6 +93,8 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
       const outcome = await processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, {
         isLastAttempt,
         ...(stopAfter === undefined ? {} : { stopAfter }),
+        // The memory Lambda bills, for the run's cost (absent outside Lambda: the config's).
+        ...(context?.memoryLimitInMB ? { memoryMiB: Number(context.memoryLimitInMB) } : {}),
       });
       switch (outcome.status) {
         case 'succeeded':

@@ -82,6 +82,8 @@ export interface SluiceAdapters {
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
   /** Failed SQS messages come back after their own backoff (ChangeMessageVisibility). */
   readonly redelivery: Redelivery;
+  /** Prices each finished run in the function's region (summary `cost`); absent without `AWS_REGION`. */
+  readonly costing?: { readonly region: string; readonly estimate: boolean };
 }
 
 export interface AdapterOptions {
@@ -118,6 +120,7 @@ export function createAdapters(
     segmentStats: new DynamoSegmentStatsStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     endpointsFor: (config) => endpoints.endpointsFor(config),
     redelivery: new SqsRedelivery({ client: clients.sqs, ...options.redelivery }),
+    ...(env.region === undefined ? {} : { costing: { region: env.region, estimate: false } }),
   };
 }
 

@@ -37,6 +37,8 @@ export interface Environment {
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
   /** Replaces the SageMaker runtime endpoint (a local model server in tests); absent on AWS. */
   readonly sagemakerEndpointUrl?: string;
+  /** The function's region (`AWS_REGION`, set by the Lambda runtime): the prices a run's cost uses. */
+  readonly region?: string;
 }
 
 const required = (fix: string) =>
@@ -107,6 +109,7 @@ export function loadEnvironment(
     finalizeQueueUrl: vars[ENVIRONMENT_VARIABLES.finalizeQueueUrl],
     pipelines: loadPipelines(vars, env.LAMBDA_TASK_ROOT),
     ...(sagemakerEndpointUrl === undefined ? {} : { sagemakerEndpointUrl }),
+    ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
   };
 }
 
