@@ -11,6 +11,11 @@ import { compareIdEntries, type IdEntry, readUnitIdList } from './unit-id-list.t
 /** Footer key of a part that finalize rewrote: the ordinals (as the unit wrote them) it dropped. */
 export const DROPPED_ORDINALS_KEY = 'sluice.droppedOrdinals';
 
+/** Read buffers of the merge, all lists together; each list gets its share within these bounds. */
+const READ_BUDGET_BYTES = 8 * 1024 * 1024;
+const MIN_READ_WINDOW_BYTES = 16 * 1024;
+const MAX_READ_WINDOW_BYTES = 256 * 1024;
+
 /** The pseudo unit id of the `rejects` part that lists a run's duplicate ids. */
 export const DUPLICATES_PART = 'duplicates';
 
@@ -46,8 +51,14 @@ export async function resolveDuplicateIds(
   unitIds: readonly string[],
 ): Promise<DuplicateResolution> {
   const { pipeline, runId } = run;
+  // Each list is read two windows at a time: split a fixed budget between them, so a run
+  // of many units does not hold 512 KiB per unit (78 MiB at 153 units).
+  const windowBytes = Math.max(
+    MIN_READ_WINDOW_BYTES,
+    Math.min(MAX_READ_WINDOW_BYTES, Math.floor(READ_BUDGET_BYTES / 2 / Math.max(1, unitIds.length))),
+  );
   const merged = mergeSorted(
-    unitIds.map((unitId) => readUnitIdList(store, pipeline, runId, unitId)),
+    unitIds.map((unitId) => readUnitIdList(store, pipeline, runId, unitId, windowBytes)),
     compareIdEntries,
   );
   const dropped = new Map<string, number[]>();

@@ -91,12 +91,13 @@ export async function* readUnitIdList(
   pipeline: string,
   runId: string,
   unitId: string,
+  windowBytes?: number,
 ): AsyncGenerator<IdEntry> {
   const key = unitIdListKey(pipeline, runId, unitId);
   const info = await store.head(key);
   if (!info) return;
   let header = true;
-  for await (const line of objectLines(store, key, 0, info.size)) {
+  for await (const line of objectLines(store, key, 0, info.size, windowBytes)) {
     if (header) {
       const parsed = JSON.parse(line) as { format?: string; runId?: string; unitId?: string };
       if (parsed.format !== UNIT_ID_LIST_FORMAT || parsed.runId !== runId || parsed.unitId !== unitId)
