@@ -71,14 +71,19 @@ export class UnitIdList {
         compareDocIds(this.sources[a]!, this.sources[b]!) ||
         this.numbers[a * 4]! - this.numbers[b * 4]!,
     );
-    const lines = [JSON.stringify({ format: UNIT_ID_LIST_FORMAT, runId, unitId, records: order.length })];
-    for (const i of order) {
-      const n = this.numbers;
-      lines.push(
-        JSON.stringify([this.ids[i], this.sources[i], n[i * 4], n[i * 4 + 1], i, n[i * 4 + 2], n[i * 4 + 3]]),
-      );
+    // Joined a few thousand lines at a time: one string per line for the whole unit would
+    // hold as much again as the list itself.
+    const blocks = [
+      `${JSON.stringify({ format: UNIT_ID_LIST_FORMAT, runId, unitId, records: order.length })}\n`,
+    ];
+    const n = this.numbers;
+    for (let at = 0; at < order.length; at += 4096) {
+      let block = '';
+      for (const i of order.slice(at, at + 4096))
+        block += `${JSON.stringify([this.ids[i], this.sources[i], n[i * 4], n[i * 4 + 1], i, n[i * 4 + 2], n[i * 4 + 3]])}\n`;
+      blocks.push(block);
     }
-    return `${lines.join('\n')}\n`;
+    return blocks.join('');
   }
 }
 
