@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./commands/run.ts')).runCommand,
   query: async () => (await import('./commands/query.ts')).queryCommand,
   status: async () => (await import('./commands/status.ts')).statusCommand,
+  cost: async () => (await import('./commands/cost.ts')).costCommand,
   redrive: async () => (await import('./commands/redrive.ts')).redriveCommand,
   'serve-model': async () => (await import('./commands/serve-model.ts')).serveModelCommand,
 };

@@ -9,6 +9,8 @@ export const USAGE = `usage:
              [--threads N] [--json]
   sluice query "SQL" [--home DIR] [--json] [--unsafe]
   sluice status [RUN_ID] [--home DIR] [--json]
+  sluice cost PATH... --pipeline NAME [--pipelines DIR] [--region R] [--runs-per-month N]
+              [--tokens-per-second N | --rows-per-second N] [--json]   (estimate before deploying)
   sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
                  [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
   sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
