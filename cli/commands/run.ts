@@ -95,6 +95,12 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
     io.out(
       `run ${summary.runId} ${summary.status}: ${c.records} records, ${work}, ${c.rejected} rejected, ${c.units} units`,
     );
+    const { cost } = summary;
+    if (cost)
+      io.out(
+        `cost:    $${cost.total.toFixed(6)}${cost.estimate ? `, estimated as if deployed in ${cost.region}` : ''} (endpoint $${cost.endpoint.toFixed(6)}, lambda $${cost.lambda.toFixed(6)}, requests $${cost.requests.toFixed(6)}, storage $${cost.storage.toFixed(6)})`,
+      );
+    else if (summary.costUnknown) io.out(`cost:    unknown: ${summary.costUnknown}`);
     if (c.removedDocuments) {
       const deleted = summary.sources?.deleted ?? 0;
       io.out(

@@ -79,4 +79,21 @@ describe('the cost of a local run', () => {
       },
     ]);
   });
+
+  it('prints the cost in one line of the human summary', async () => {
+    const run = await sluice(
+      'run',
+      'events/data/credit-sample.csv',
+      '--pipeline',
+      'credit-risk',
+      '--home',
+      home,
+    );
+    expect(run.code).toBe(0);
+    expect(run.out.filter((l) => l.startsWith('cost:'))).toEqual([
+      expect.stringMatching(
+        /^cost: {4}\$\d+\.\d{6}, estimated as if deployed in us-east-1 \(endpoint \$[\d.]+, lambda \$[\d.]+, requests \$[\d.]+, storage \$[\d.]+\)$/,
+      ),
+    ]);
+  });
 });
