@@ -208,3 +208,18 @@ export function runUsageOf(units: readonly UnitUsageSource[], instanceType: stri
     bytesStored: bytes,
   };
 }
+
+/**
+ * Adds finalize's own calls to the run's usage, and the writes still to come when the cost
+ * is computed: `summary.json` and the `runs` row (two PUTs) and the run's move (one write).
+ */
+export function withFinalizeCalls(usage: RunUsage, calls: UnitUsage): RunUsage {
+  return {
+    ...usage,
+    s3Gets: usage.s3Gets + calls.s3Gets,
+    s3Puts: usage.s3Puts + calls.s3Puts + 2,
+    dynamoReads: usage.dynamoReads + calls.runStoreReads,
+    dynamoWrites: usage.dynamoWrites + calls.runStoreWrites + 1,
+    bytesStored: usage.bytesStored + calls.bytesPut,
+  };
+}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import { instanceHourPrice, PriceUnknown, pricesFor } from '../cost/pricing.ts';
 import { runCost } from '../cost/run-cost.ts';
-import { runUsageOf } from '../cost/unit-usage.ts';
+import { runUsageOf, type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
 import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
 import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
 import { ConfigError, SluiceError } from '../errors/errors.ts';
@@ -169,6 +169,7 @@ function costOf(
   deps: FinalizeDeps,
   config: PipelineConfig | undefined,
   units: readonly StoredUnit[],
+  finalizeCalls: UnitUsage,
 ): Pick<RunSummary, 'cost' | 'costUnknown'> {
   if (!deps.costing) return {};
   const { region, estimate } = deps.costing;
@@ -178,9 +179,12 @@ function costOf(
       : config?.kind === 'score'
         ? config.model.instanceType
         : undefined;
-  const usage = runUsageOf(
-    units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage })),
-    instanceType,
+  const usage = withFinalizeCalls(
+    runUsageOf(
+      units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage })),
+      instanceType,
+    ),
+    finalizeCalls,
   );
   try {
     if (instanceType !== undefined && usage.endpointSeconds > 0) instanceHourPrice(region, instanceType);
@@ -198,10 +202,17 @@ function costOf(
  * for the one caller that made the move, undefined for a duplicate request.
  */
 export async function finalizeRun(
-  deps: FinalizeDeps,
+  unmetered: FinalizeDeps,
   runId: string,
   now: Date,
 ): Promise<RunSummary | undefined> {
+  // Finalize's own S3 and run-store calls are part of the run's cost.
+  const meter = new UsageMeter();
+  const deps: FinalizeDeps = {
+    ...unmetered,
+    store: meter.objectStore(unmetered.store),
+    runs: meter.runStore(unmetered.runs),
+  };
   const run = await deps.runs.getRun(runId);
   if (!run) throw new RunNotReady(`run ${runId} does not exist`);
   if (run.status !== 'running') {
@@ -295,7 +306,7 @@ export async function finalizeRun(
     },
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },
-    ...costOf(deps, config, units),
+    ...costOf(deps, config, units, meter.usage),
     ...(run.task === undefined ? {} : { task: run.task }),
     ...(followedBy === undefined ? {} : { followedBy }),
     ...(segments === undefined ? {} : { segments }),

@@ -9,7 +9,12 @@ import {
   pricesFor,
 } from '../../shared/cost/pricing.ts';
 import { type RunUsage, runCost } from '../../shared/cost/run-cost.ts';
-import { emptyUnitUsage, runUsageOf, type UnitUsage } from '../../shared/cost/unit-usage.ts';
+import {
+  emptyUnitUsage,
+  runUsageOf,
+  type UnitUsage,
+  withFinalizeCalls,
+} from '../../shared/cost/unit-usage.ts';
 
 const usEast = pricesFor('us-east-1');
 
@@ -205,5 +210,24 @@ describe('runUsageOf', () => {
       runUsageOf([{ attempts: 1, usage: unit({ workerMs: 10, memoryMiB: 1024 }) }], 'ml.m5.large')
         .endpointSeconds,
     ).toBe(0);
+  });
+
+  it('adds finalize’s own calls and the summary writes still to come', () => {
+    const calls = {
+      ...emptyUnitUsage(),
+      s3Gets: 4,
+      s3Puts: 1,
+      bytesPut: 50,
+      runStoreReads: 2,
+      runStoreWrites: 0,
+    };
+    expect(withFinalizeCalls(noUsage, calls)).toEqual({
+      ...noUsage,
+      s3Gets: 4,
+      s3Puts: 1 + 2,
+      bytesStored: 50,
+      dynamoReads: 2,
+      dynamoWrites: 1,
+    });
   });
 });
