@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   instanceHourPrice,
@@ -151,6 +152,34 @@ describe('runCost', () => {
     expect(cost.total * 1e6).toBeCloseTo(
       (cost.endpoint + cost.lambda + cost.requests + cost.storage) * 1e6,
       6,
+    );
+  });
+  it('always has parts that add up to the total, none negative, for any usage', () => {
+    const count = fc.integer({ min: 0, max: 1e9 });
+    const amount = fc.double({ min: 0, max: 1e7, noNaN: true });
+    fc.assert(
+      fc.property(
+        fc.record({
+          instanceType: fc.constantFrom('ml.g5.xlarge', 'ml.m5.large'),
+          endpointSeconds: amount,
+          lambdaGbSeconds: amount,
+          lambdaRequests: count,
+          sqsRequests: count,
+          s3Puts: count,
+          s3Gets: count,
+          dynamoWrites: count,
+          dynamoReads: count,
+          bytesStored: count,
+        }),
+        (usage) => {
+          const cost = runCost(usage, usEast, { region: 'us-east-1', estimate: true });
+          const micros = [cost.endpoint, cost.lambda, cost.requests, cost.storage].map((p) =>
+            Math.round(p * 1e6),
+          );
+          expect(micros.every((m) => m >= 0)).toBe(true);
+          expect(Math.round(cost.total * 1e6)).toBe(micros.reduce((a, b) => a + b, 0));
+        },
+      ),
     );
   });
 });
