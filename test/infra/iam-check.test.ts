@@ -48,6 +48,7 @@ import {
   startFauxqsServer,
 } from '../support/local-aws.ts';
 import { type RecordedCall, SdkCallRecorder } from '../support/sdk-call-recorder.ts';
+import { playVersionedBucket } from '../support/versioned-bucket.ts';
 import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -80,10 +81,27 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     action: 'sqs:GetQueueUrl',
     reason: 'looked up when a dead letter fails (its backoff); none fails in this drive',
   },
+  // The drive plays the stack's versioned bucket (test/support/versioned-bucket.ts): a
+  // dropped file is headed for its VersionId and read by it (s3:GetObjectVersion, recorded).
   {
     fn: '*',
     action: 's3:GetObjectVersion',
-    reason: 'reads pinned to the source version a unit was planned on (issue 13), once units carry one',
+    resource: '/datasets/*',
+    reason:
+      'a key named under datasets/ is read by the VersionId its head gave; prefix runs pin the listed ETag',
+  },
+  {
+    fn: 'work',
+    action: 's3:GetObject',
+    resource: '/incoming/*',
+    reason:
+      'a scheduled run over a prefix under incoming/ pins the listed ETag (If-Match); this drive lists datasets/ only',
+  },
+  {
+    fn: 'finalize',
+    action: 's3:GetObjectVersion',
+    resource: '/incoming/*',
+    reason: 'a fit run started by a drop plans its scoring run over the dropped keys, read by VersionId',
   },
   {
     fn: '*',
@@ -239,6 +257,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         sagemaker: { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
       });
       recorder.attach(step, clients);
+      playVersionedBucket(clients.s3);
       clientsByStep.set(step, clients);
     }
     await drive();
@@ -541,7 +560,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['plan', 'dynamodb:GetItem', ':table/'],
       ['plan', 'sqs:SendMessage', queueName(queues.work.queue)],
       ['plan', 'sqs:ChangeMessageVisibility', queueName(queues.ingest.queue)],
-      ['work', 's3:GetObject', '/incoming/docs/'],
+      // A dropped file is headed for its VersionId (the bucket is versioned) and read by it.
+      ['plan', 's3:GetObjectVersion', '/incoming/docs/drop.jsonl'],
+      ['work', 's3:GetObjectVersion', '/incoming/docs/drop.jsonl'],
       ['work', 's3:PutObject', '/results/'],
       ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-docs-embed'],
       ['work', 'dynamodb:UpdateItem', ':table/'],
