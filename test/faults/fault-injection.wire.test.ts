@@ -5,11 +5,10 @@ import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
-  type Message,
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { interceptLocalhostDns } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
@@ -24,6 +23,7 @@ import { createWorkHandler } from '../../functions/work.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
+import { toLambdaRecord } from '../support/lambda-sqs-record.ts';
 import {
   createRunsTable,
   type LocalAwsServer,
@@ -276,27 +276,6 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
     }
   }
 });
-
-/** The SQS record Lambda's event source mapping builds from a received message. */
-function toLambdaRecord(message: Message, queueName: string): SQSRecord {
-  const attributes = message.Attributes ?? {};
-  return {
-    messageId: message.MessageId!,
-    receiptHandle: message.ReceiptHandle!,
-    body: message.Body!,
-    attributes: {
-      ApproximateReceiveCount: attributes.ApproximateReceiveCount!,
-      SentTimestamp: attributes.SentTimestamp!,
-      SenderId: attributes.SenderId!,
-      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp!,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody!,
-    eventSource: 'aws:sqs',
-    eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${queueName}`,
-    awsRegion: 'us-east-1',
-  };
-}
 
 /** S3 of workers that crash right after their first part write of one unit. */
 function crashingStore(base: ObjectStore, crashes: { afterWrite: string | undefined }): ObjectStore {

@@ -18,7 +18,7 @@ import {
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
@@ -40,6 +40,7 @@ import {
   iamPatternMatches,
   iamRequestsOf,
 } from '../support/iam-policies.ts';
+import { toLambdaRecord } from '../support/lambda-sqs-record.ts';
 import {
   createRunsTable,
   type LocalAwsServer,
@@ -653,27 +654,6 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     expect(JUSTIFIED_UNUSED.filter((j) => !unused.some((grant) => justifies(j, grant)))).toEqual([]);
   });
 });
-
-/** The SQS record Lambda's event source mapping builds from a received message. */
-function toLambdaRecord(message: Message, queueName: string): SQSRecord {
-  const attributes = message.Attributes ?? {};
-  return {
-    messageId: message.MessageId!,
-    receiptHandle: message.ReceiptHandle!,
-    body: message.Body!,
-    attributes: {
-      ApproximateReceiveCount: attributes.ApproximateReceiveCount!,
-      SentTimestamp: attributes.SentTimestamp!,
-      SenderId: attributes.SenderId!,
-      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp!,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody!,
-    eventSource: 'aws:sqs',
-    eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${queueName}`,
-    awsRegion: 'us-east-1',
-  };
-}
 
 /**
  * One address for SageMaker runtime calls that forwards `/endpoints/<name>/...` to the

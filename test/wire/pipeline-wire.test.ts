@@ -10,13 +10,12 @@ import {
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
-  type Message,
   ReceiveMessageCommand,
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
@@ -29,6 +28,7 @@ import { createWorkHandler } from '../../functions/work.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { runSummaryKey } from '../../shared/output/keys.ts';
 import { aLambdaContext, aPipeline, testObservability } from '../functions/factories.ts';
+import { toLambdaRecord } from '../support/lambda-sqs-record.ts';
 import {
   createRunsTable,
   type LocalAwsServer,
@@ -388,27 +388,6 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     return rows;
   }
 });
-
-/** The SQS record Lambda's event source mapping builds from a received message. */
-function toLambdaRecord(message: Message, queueName: string): SQSRecord {
-  const attributes = message.Attributes ?? {};
-  return {
-    messageId: message.MessageId!,
-    receiptHandle: message.ReceiptHandle!,
-    body: message.Body!,
-    attributes: {
-      ApproximateReceiveCount: attributes.ApproximateReceiveCount!,
-      SentTimestamp: attributes.SentTimestamp!,
-      SenderId: attributes.SenderId!,
-      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp!,
-    },
-    messageAttributes: {},
-    md5OfBody: message.MD5OfBody!,
-    eventSource: 'aws:sqs',
-    eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${queueName}`,
-    awsRegion: 'us-east-1',
-  };
-}
 
 /** S3 writes keys in notifications form-encoded: `+` for a space, `%2B` for `+`, UTF-8 %-escaped, `/` kept. */
 function s3EncodeKey(key: string): string {
