@@ -130,6 +130,8 @@ describe('finalize killed at each of its writes', () => {
   /** The second run, finalized without a crash: what every resumed run must equal. */
   let reference: RunSummary;
   let referenceWrites: string[];
+  /** The template's run: ids sort by start second, then by a random suffix, so position cannot tell the runs apart. */
+  let firstRunId: string;
 
   const secondRun = async (home: LocalHome) =>
     runLocalPipeline({
@@ -169,6 +171,7 @@ describe('finalize killed at each of its writes', () => {
       '--json',
     );
     expect(first.code, first.err.join('\n')).toBe(0);
+    firstRunId = (first.json() as RunSummary).runId;
     // The second run: documents gone from a, one edited in b, and one of a's ids again in b
     // (the duplicate-id rule rewrites the part that holds the loser).
     await writeFile(inputs[0]!, jsonl(docs(24).slice(0, 18)));
@@ -218,9 +221,10 @@ describe('finalize killed at each of its writes', () => {
       const home = openHome(dir);
       const runs = await home.runs.listRuns();
       expect(runs, label).toHaveLength(2);
-      const runId = runs[0]!.runId;
+      const second = runs.find((r) => r.runId !== firstRunId)!;
+      const runId = second.runId;
       // Nothing says done before everything is written.
-      expect(runs[0]!.status, label).toBe('running');
+      expect(second.status, label).toBe('running');
 
       const resumed = await sluice(
         'redrive',
