@@ -58,6 +58,43 @@ const endpointNameSchema = z
   .string()
   .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be a valid SageMaker endpoint name');
 
+/**
+ * Run-scoped capacity of an instance endpoint (issue 14): the model is a SageMaker
+ * inference component on an endpoint whose managed instance scaling allows 0 instances.
+ * A run takes a lease on copies when it is planned and gives it back when it finalizes;
+ * the last lease released scales the component to 0 copies after `cooldownSeconds`.
+ */
+const capacitySchema = z
+  .strictObject({
+    /**
+     * `run-scoped`: copies exist only while runs hold leases (plus the cooldown).
+     * `always-on`: `minCopies` copies stay up between runs (a run may still add copies).
+     */
+    mode: z.enum(['run-scoped', 'always-on']).default('run-scoped'),
+    /** Copies kept between runs in `always-on` mode (ignored when run-scoped: 0). */
+    minCopies: z.number().int().min(1).max(64).default(1),
+    /** Most copies one run (or all overlapping runs together) may hold. */
+    maxCopies: z.number().int().min(1).max(64).default(4),
+    /**
+     * Work one copy does per second, in the run's cost unit (padded tokens for embedding,
+     * rows for scoring): a run asks for ceil(estimated work / (this x targetRunSeconds))
+     * copies, at least 1 and at most maxCopies. Replace with a measured figure.
+     */
+    workPerSecondPerCopy: z.number().positive().optional(),
+    /** How long a run should keep its copies busy; sizes the copies it asks for. */
+    targetRunSeconds: z.number().int().min(60).max(86_400).default(1800),
+    /** After the last lease is released, copies stay this long for a following run. */
+    cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+    /**
+     * How long work may wait for capacity to come up ("warming") before the run fails
+     * with a clear reason. SageMaker needs minutes to start a GPU instance and a model.
+     */
+    warmupLimitSeconds: z.number().int().min(60).max(7200).default(1800),
+    /** A lease whose run has shown no progress for this long is treated as leaked. */
+    leaseStaleSeconds: z.number().int().min(300).max(86_400).default(3600),
+  })
+  .prefault({});
+
 const endpointSchema = z.strictObject({
   /** SageMaker endpoint name (deployed) and local model-server route. */
   name: endpointNameSchema,
@@ -79,6 +116,8 @@ const endpointSchema = z.strictObject({
   initialConcurrency: z.number().int().min(1).max(256).default(4),
   maxRetries: z.number().int().min(0).max(20).default(6),
   timeoutMs: z.number().int().positive().default(60_000),
+  /** Run-scoped GPU capacity (inference component scaled to 0 between runs). */
+  capacity: capacitySchema,
 });
 
 const planningSchema = z
@@ -143,6 +182,33 @@ const scoreModelSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(256).default(4),
   maxRetries: z.number().int().min(0).max(20).default(6),
   timeoutMs: z.number().int().positive().default(60_000),
+  /**
+   * Where the model runs (docs/decisions.md, "Scoring runs in the worker by default"):
+   * `in-worker`: the work Lambda evaluates the XGBoost JSON model itself, no endpoint;
+   * `serverless`: SageMaker Serverless Inference (scales to zero by itself);
+   * `instance`: a run-scoped inference component on `instanceType` (see `capacity`).
+   */
+  hosting: z.enum(['in-worker', 'serverless', 'instance']).default('in-worker'),
+  /** SageMaker Serverless Inference settings (hosting `serverless`). */
+  serverless: z
+    .strictObject({
+      /** 1024 to 6144 MB in 1 GB steps, as SageMaker allows. */
+      memoryMiB: z
+        .union([
+          z.literal(1024),
+          z.literal(2048),
+          z.literal(3072),
+          z.literal(4096),
+          z.literal(5120),
+          z.literal(6144),
+        ])
+        .default(2048),
+      /** Concurrent invocations the serverless endpoint allows (1 to 200). */
+      maxConcurrency: z.number().int().min(1).max(200).default(20),
+    })
+    .prefault({}),
+  /** Run-scoped capacity (hosting `instance`). */
+  capacity: capacitySchema,
 });
 
 const segmentsSchema = z
@@ -200,6 +266,7 @@ export const pipelineConfigSchema = z.discriminatedUnion('kind', [
   scorePipelineConfigSchema,
 ]);
 
+export type CapacityConfig = z.infer<typeof capacitySchema>;
 export type EmbedPipelineConfig = z.infer<typeof embedPipelineConfigSchema>;
 export type ScorePipelineConfig = z.infer<typeof scorePipelineConfigSchema>;
 export type PipelineConfig = EmbedPipelineConfig | ScorePipelineConfig;

@@ -1,0 +1,33 @@
+import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
+
+/**
+ * The SageMaker inference component that hosts an endpoint's model (issue 14). One per
+ * endpoint; its name is derived from the endpoint's so the stack, the workers and the
+ * capacity sweeper agree without passing it around. SageMaker names allow 63 characters.
+ */
+export function inferenceComponentNameOf(endpointName: string): string {
+  return `${endpointName.slice(0, 56)}-model`;
+}
+
+/** What a pipeline's endpoint capacity is, or undefined where no instance endpoint is called. */
+export interface PipelineCapacity {
+  readonly endpointName: string;
+  readonly componentName: string;
+  readonly instanceType: string;
+  readonly capacity: CapacityConfig;
+}
+
+/**
+ * The run-scoped capacity a pipeline uses: embed pipelines always (TEI on GPU instances),
+ * score pipelines only with `model.hosting: instance` (in-worker has no endpoint,
+ * serverless scales by itself).
+ */
+export function pipelineCapacityOf(config: PipelineConfig): PipelineCapacity | undefined {
+  if (config.kind === 'embed') {
+    const { name, instanceType, capacity } = config.endpoint;
+    return { endpointName: name, componentName: inferenceComponentNameOf(name), instanceType, capacity };
+  }
+  if (config.model.hosting !== 'instance') return undefined;
+  const { endpointName, instanceType, capacity } = config.model;
+  return { endpointName, componentName: inferenceComponentNameOf(endpointName), instanceType, capacity };
+}
