@@ -199,6 +199,8 @@ export interface RunSummary {
   cost?: RunCost;
   /** Why the run has no `cost`: one line naming the region or instance type without a price. */
   costUnknown?: string;
+  /** The run's lease on run-scoped endpoint capacity (issue 14); absent for pipelines without one. */
+  capacity?: RunCapacitySummary;
   /** `fit` for the first pass of a scoring pipeline that had no stored statistics. */
   task?: UnitTask;
   /** The scoring run a fit run started. */
@@ -228,6 +230,24 @@ export interface RunSummary {
     removedDocuments: number;
     removedChunks: number;
   };
+}
+
+/** A run's hold on an inference component's copies, as its summary reports it (docs/capacity.md). */
+export interface RunCapacitySummary {
+  /** The SageMaker inference component. */
+  component: string;
+  /** Copies the run asked for. */
+  copies: number;
+  /** When plan took the lease. */
+  takenAt: string;
+  /** When a copy was first seen serving for the run (absent when never seen: a run too short for the sweeper to look). */
+  readyAt?: string;
+  /** When finalize (or the sweeper, for a leaked lease) released it. */
+  releasedAt: string;
+  /** readyAt - takenAt: how long the run waited for capacity. */
+  warmupSeconds?: number;
+  /** The run started another that took the capacity over (a fit run's scoring run): no cooldown charged. */
+  handedOver?: boolean;
 }
 
 /** One record that could not be used, with the reason a user can act on. */

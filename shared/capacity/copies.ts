@@ -1,0 +1,60 @@
+import type { CapacityConfig } from '../config/pipeline-config.ts';
+
+/**
+ * The copies a run asks for: enough to do its estimated work within `targetRunSeconds` at
+ * `workPerSecondPerCopy`, at least 1 and at most `maxCopies`. Without a per-copy figure
+ * there is nothing to size by, so a run asks for 1.
+ */
+export function copiesForRun(estimatedWork: number, capacity: CapacityConfig): number {
+  const perCopy = capacity.workPerSecondPerCopy;
+  if (perCopy === undefined || !Number.isFinite(estimatedWork) || estimatedWork <= 0) return 1;
+  const wanted = Math.ceil(estimatedWork / (perCopy * capacity.targetRunSeconds));
+  return Math.max(1, Math.min(capacity.maxCopies, wanted));
+}
+
+/** Copies kept with no run at all: `minCopies` always-on (never above `maxCopies`), else 0. */
+export function floorCopies(capacity: CapacityConfig): number {
+  return capacity.mode === 'always-on' ? Math.min(capacity.minCopies, capacity.maxCopies) : 0;
+}
+
+/** What live leases need together: the sum of their copies, capped at `maxCopies`, never under the floor. */
+export function neededCopies(capacity: CapacityConfig, liveCopies: readonly number[]): number {
+  const sum = liveCopies.reduce((total, copies) => total + copies, 0);
+  return Math.max(floorCopies(capacity), Math.min(capacity.maxCopies, sum));
+}
+
+export interface CopiesDecisionInput {
+  readonly capacity: CapacityConfig;
+  /** Copies of each live lease. */
+  readonly liveCopies: readonly number[];
+  /** What the component is asked to run now (DesiredCopyCount). */
+  readonly desiredCopies: number;
+  /** Epoch ms of the latest release of any lease of the component; undefined if none ever was. */
+  readonly lastReleasedAt: number | undefined;
+  readonly now: number;
+}
+
+export interface CopiesDecision {
+  /** The copies the component should be asked for. */
+  readonly copies: number;
+  /** Epoch ms the cooldown of the last release ends (undefined without a release). */
+  readonly cooldownEndsAt: number | undefined;
+  /** True while copies freed by a release are kept for a following run. */
+  readonly coolingDown: boolean;
+}
+
+/**
+ * The copies a component should have: what its live leases need; and, within
+ * `cooldownSeconds` of the last release, no fewer than it has now (so back-to-back runs
+ * do not pay a second cold start), still never above `maxCopies`. Once the cooldown has
+ * passed with no live lease: 0 (`run-scoped`) or `minCopies` (`always-on`).
+ */
+export function decideCopies(input: CopiesDecisionInput): CopiesDecision {
+  const { capacity } = input;
+  const needed = neededCopies(capacity, input.liveCopies);
+  const cooldownEndsAt =
+    input.lastReleasedAt === undefined ? undefined : input.lastReleasedAt + capacity.cooldownSeconds * 1000;
+  const coolingDown = cooldownEndsAt !== undefined && input.now < cooldownEndsAt;
+  const kept = coolingDown ? Math.min(capacity.maxCopies, Math.max(0, input.desiredCopies)) : 0;
+  return { copies: Math.max(needed, kept), cooldownEndsAt, coolingDown };
+}

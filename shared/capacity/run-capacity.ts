@@ -1,0 +1,126 @@
+import type { RunCapacitySummary } from '../domain/types.ts';
+import { describeError } from '../errors/errors.ts';
+import type { CapacityControl, ComponentCopies } from '../ports/capacity-control.ts';
+import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
+import { copiesForRun, neededCopies } from './copies.ts';
+import type { PipelineCapacity } from './names.ts';
+
+/** The ports run-scoped capacity needs: the lease store and the component's control plane. */
+export interface RunCapacityDeps {
+  readonly leases: CapacityLeases;
+  readonly control: CapacityControl;
+}
+
+/** What taking a run's capacity did, for the caller to log. */
+export interface CapacityAcquired {
+  readonly lease: CapacityLease;
+  /** The component's copies before any change; undefined when they could not be read. */
+  readonly before?: ComponentCopies;
+  /** Copies asked for (only when raised). */
+  readonly raisedTo?: number;
+  /** SageMaker's reason for not applying a raise now (an update under way): the sweeper raises later. */
+  readonly deferred?: string;
+  /** Why copies could not be read or raised (the run goes on; the sweeper retries). */
+  readonly error?: string;
+}
+
+/**
+ * Plan's step: takes the run's lease (idempotent: a retried plan gets the lease it took
+ * before) and raises the component's copies to what the unreleased leases need. It never
+ * lowers copies (that is the sweeper's, after the cooldown), and a control-plane failure
+ * does not fail the plan: it is reported, and the next sweep raises the copies.
+ *
+ * @throws the lease store's errors: without a lease nothing would keep the capacity up
+ */
+export async function acquireRunCapacity(
+  deps: RunCapacityDeps,
+  capacity: PipelineCapacity,
+  runId: string,
+  estimatedWork: number,
+  now: Date,
+): Promise<CapacityAcquired> {
+  const component = capacity.componentName;
+  const lease = await deps.leases.take({
+    runId,
+    component,
+    copies: copiesForRun(estimatedWork, capacity.capacity),
+    takenAt: now.toISOString(),
+  });
+  let before: ComponentCopies | undefined;
+  try {
+    before = await deps.control.describe(component);
+    // Copies already serving (a run just before this one, or always-on): no warm-up.
+    if (before.currentCopies >= 1 && lease.readyAt === undefined)
+      await deps.leases.markReady(component, runId, now.toISOString());
+    const unreleased = (await deps.leases.list(component)).filter((l) => l.releasedAt === undefined);
+    const needed = neededCopies(
+      capacity.capacity,
+      unreleased.map((l) => l.copies),
+    );
+    if (needed <= before.desiredCopies) return { lease, before };
+    const outcome = await deps.control.setCopies(component, needed);
+    return outcome.applied
+      ? { lease, before, raisedTo: needed }
+      : { lease, before, deferred: outcome.reason };
+  } catch (error) {
+    return { lease, ...(before === undefined ? {} : { before }), error: describeError(error) };
+  }
+}
+
+/** What finalize prices a run's endpoint from, beside the summary's `capacity` block. */
+export interface CapacityReleased {
+  readonly summary: RunCapacitySummary;
+  /** Instance-seconds the run is charged: copies x (held + cooldown). */
+  readonly endpointSeconds: number;
+  readonly instanceType: string;
+}
+
+export interface ReleaseOptions {
+  /**
+   * The run handed its capacity over to a run it started (a fit run to its scoring run):
+   * the copies stay busy, so this run is not charged the cooldown.
+   */
+  readonly handedOver?: boolean;
+}
+
+/**
+ * Finalize's step: releases the run's lease (idempotent: a redelivered finalize gets the
+ * first release's time back, so it reports the same numbers) without touching the copies;
+ * the sweeper scales in once the cooldown has passed. Undefined for a run that holds no
+ * lease (planned before run-scoped capacity, or by a plan that failed before taking it).
+ */
+export async function releaseRunCapacity(
+  leases: CapacityLeases,
+  capacity: PipelineCapacity,
+  runId: string,
+  now: Date,
+  options: ReleaseOptions = {},
+): Promise<CapacityReleased | undefined> {
+  const lease = await leases.release(capacity.componentName, runId, now.toISOString(), 'finalize');
+  if (lease === undefined) return undefined;
+  const summary = capacitySummaryOf(lease);
+  const held = Math.max(0, (Date.parse(summary.releasedAt) - Date.parse(lease.takenAt)) / 1000);
+  const cooldown = options.handedOver ? 0 : capacity.capacity.cooldownSeconds;
+  return {
+    summary: options.handedOver ? { ...summary, handedOver: true } : summary,
+    endpointSeconds: lease.copies * (held + cooldown),
+    instanceType: capacity.instanceType,
+  };
+}
+
+/** The summary's `capacity` block of a released lease. */
+export function capacitySummaryOf(lease: CapacityLease): RunCapacitySummary {
+  const releasedAt = lease.releasedAt ?? lease.takenAt;
+  const warmupSeconds =
+    lease.readyAt === undefined
+      ? undefined
+      : Math.max(0, (Date.parse(lease.readyAt) - Date.parse(lease.takenAt)) / 1000);
+  return {
+    component: lease.component,
+    copies: lease.copies,
+    takenAt: lease.takenAt,
+    ...(lease.readyAt === undefined ? {} : { readyAt: lease.readyAt }),
+    releasedAt,
+    ...(warmupSeconds === undefined ? {} : { warmupSeconds }),
+  };
+}

@@ -1,0 +1,202 @@
+import type { RunState } from '../domain/types.ts';
+import { describeError } from '../errors/errors.ts';
+import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../ports/capacity-control.ts';
+import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
+import type { RunStore } from '../ports/run-store.ts';
+import { decideCopies, floorCopies } from './copies.ts';
+import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
+import type { PipelineCapacity } from './names.ts';
+
+export interface SweepDeps {
+  readonly leases: CapacityLeases;
+  readonly control: CapacityControl;
+  readonly runs: Pick<RunStore, 'getRun'>;
+}
+
+export interface SweepOptions {
+  /**
+   * How long past the end of the cooldown copies may still be up with no live lease
+   * before it counts as capacity without a run (`CapacityWithoutRun`): scale-in takes a
+   * while after the copy count drops, and one sweep a minute may just have missed it.
+   * @default 600
+   */
+  readonly graceSeconds?: number;
+  /** Released leases older than this are deleted (finalize no longer needs them). @default 7 days */
+  readonly keepReleasedSeconds?: number;
+}
+
+/** What one sweep found and did for one inference component. */
+export interface ComponentSweep {
+  readonly component: string;
+  /** Runs whose leases count. */
+  readonly liveLeases: readonly string[];
+  /** Leases this sweep released, each with why. */
+  readonly leaked: readonly { readonly runId: string; readonly reason: LeaseLiveness }[];
+  /** Released leases deleted as old. */
+  readonly forgotten: number;
+  /** The copies as SageMaker reported them before any change (absent when describe failed). */
+  readonly before?: ComponentCopies;
+  /** The copies the component should have. */
+  readonly copies?: number;
+  /** When set, the copies asked for, and what SageMaker did. */
+  readonly set?: { readonly copies: number; readonly outcome: SetCopiesOutcome };
+  readonly coolingDown: boolean;
+  /**
+   * Copies were up with no live lease past the cooldown and its grace: the safety net's
+   * alarm signal (1 in `CapacityWithoutRun`). A sweep that fixes it still reports it.
+   */
+  readonly capacityWithoutRun: boolean;
+  /** What failed (this component only; the others are still swept). */
+  readonly error?: string;
+}
+
+const DAY_SECONDS = 86_400;
+
+/**
+ * The safety net, run every minute: for each inference component, releases leaked leases
+ * (run gone, finished, or silent for `leaseStaleSeconds`), works out the copies the live
+ * leases and the cooldown call for, and asks SageMaker for them when it has a different
+ * desired count. One component's failure is reported in its entry and never stops the
+ * others: a throw here would leave every other GPU billing.
+ */
+export async function sweepCapacity(
+  deps: SweepDeps,
+  capacities: readonly PipelineCapacity[],
+  now: Date,
+  options: SweepOptions = {},
+): Promise<ComponentSweep[]> {
+  const sweeps: ComponentSweep[] = [];
+  for (const capacity of distinctComponents(capacities)) {
+    sweeps.push(await sweepComponent(deps, capacity, now, options));
+  }
+  return sweeps;
+}
+
+/** One entry per component (pipelines sharing an endpoint share its component: the first one's config counts). */
+export function distinctComponents(capacities: readonly PipelineCapacity[]): PipelineCapacity[] {
+  const seen = new Map<string, PipelineCapacity>();
+  for (const capacity of capacities)
+    if (!seen.has(capacity.componentName)) seen.set(capacity.componentName, capacity);
+  return [...seen.values()];
+}
+
+async function sweepComponent(
+  deps: SweepDeps,
+  capacity: PipelineCapacity,
+  now: Date,
+  options: SweepOptions,
+): Promise<ComponentSweep> {
+  const component = capacity.componentName;
+  const nowMs = now.getTime();
+  const nowIso = now.toISOString();
+  const live: CapacityLease[] = [];
+  const leaked: { runId: string; reason: LeaseLiveness }[] = [];
+  let forgotten = 0;
+  let before: ComponentCopies | undefined;
+  let copies: number | undefined;
+  let set: ComponentSweep['set'];
+  let coolingDown = false;
+  let capacityWithoutRun = false;
+  try {
+    const leases = await deps.leases.list(component);
+    let lastReleasedAt = msOf((await deps.leases.state(component)).lastReleasedAt);
+    for (const lease of leases) {
+      if (lease.releasedAt !== undefined) {
+        lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(lease.releasedAt) ?? 0);
+        const keep = (options.keepReleasedSeconds ?? 7 * DAY_SECONDS) * 1000;
+        if (nowMs - (msOf(lease.releasedAt) ?? nowMs) > keep) {
+          await deps.leases.forget(component, lease.runId);
+          forgotten += 1;
+        }
+        continue;
+      }
+      const run = await deps.runs.getRun(lease.runId);
+      const seen = await noteProgress(deps.leases, lease, run, nowIso);
+      const liveness = leaseLiveness(seen, run, capacity.capacity, nowMs);
+      if (liveness === 'live') {
+        live.push(seen);
+        continue;
+      }
+      // A finished run's lease ends when the run did; any other leak ends now.
+      const at =
+        liveness === 'run-finished' && run?.finishedAt && Date.parse(run.finishedAt) <= nowMs
+          ? run.finishedAt
+          : nowIso;
+      const released = await deps.leases.release(component, lease.runId, at, 'sweeper');
+      if (released?.releasedBy === 'sweeper') leaked.push({ runId: lease.runId, reason: liveness });
+      lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(released?.releasedAt) ?? 0);
+    }
+
+    before = await deps.control.describe(component);
+    if (before.currentCopies >= 1)
+      for (const lease of live)
+        if (lease.readyAt === undefined) await deps.leases.markReady(component, lease.runId, nowIso);
+
+    const decision = decideCopies({
+      capacity: capacity.capacity,
+      liveCopies: live.map((l) => l.copies),
+      desiredCopies: before.desiredCopies,
+      lastReleasedAt,
+      now: nowMs,
+    });
+    copies = decision.copies;
+    coolingDown = decision.coolingDown;
+    const floor = floorCopies(capacity.capacity);
+    const graceMs = (options.graceSeconds ?? 600) * 1000;
+    capacityWithoutRun =
+      live.length === 0 &&
+      Math.max(before.desiredCopies, before.currentCopies) > floor &&
+      nowMs >= (decision.cooldownEndsAt ?? 0) + graceMs;
+    if (decision.copies !== before.desiredCopies) {
+      set = { copies: decision.copies, outcome: await deps.control.setCopies(component, decision.copies) };
+    }
+    return {
+      component,
+      liveLeases: live.map((l) => l.runId),
+      leaked,
+      forgotten,
+      before,
+      copies,
+      ...(set && { set }),
+      coolingDown,
+      capacityWithoutRun,
+    };
+  } catch (error) {
+    return {
+      component,
+      liveLeases: live.map((l) => l.runId),
+      leaked,
+      forgotten,
+      ...(before && { before }),
+      ...(copies === undefined ? {} : { copies }),
+      ...(set && { set }),
+      coolingDown,
+      // Worked out before the failing call: a net that keeps failing raises the alarm after the grace.
+      capacityWithoutRun,
+      error: describeError(error),
+    };
+  }
+}
+
+/** Records a unit finishing since the last sweep as progress on the lease; returns the lease as it now counts. */
+async function noteProgress(
+  leases: CapacityLeases,
+  lease: CapacityLease,
+  run: RunState | undefined,
+  nowIso: string,
+): Promise<CapacityLease> {
+  if (run === undefined) return lease;
+  const terminal = run.doneUnits + run.failedUnits;
+  if (lease.seenTerminalUnits === terminal) return lease;
+  // A first look at a run with nothing finished only sets the mark; any change is progress.
+  const progressAt =
+    lease.seenTerminalUnits === undefined && terminal === 0 ? (lease.progressAt ?? lease.takenAt) : nowIso;
+  await leases.markProgress(lease.component, lease.runId, terminal, progressAt);
+  return { ...lease, seenTerminalUnits: terminal, progressAt };
+}
+
+function msOf(iso: string | undefined): number | undefined {
+  if (iso === undefined) return undefined;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? undefined : ms;
+}

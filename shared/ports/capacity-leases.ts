@@ -1,0 +1,69 @@
+/**
+ * A run's hold on an inference component's copies (issue 14): taken when the run is
+ * planned, released when it is finalized (or by the sweeper when the run leaked it).
+ * Timestamps are ISO 8601.
+ */
+export interface CapacityLease {
+  readonly runId: string;
+  readonly component: string;
+  /** Copies the run asked for (see `copiesForRun`). */
+  readonly copies: number;
+  readonly takenAt: string;
+  /** First time plan or the sweeper saw at least one copy serving while the lease was held. */
+  readonly readyAt?: string;
+  readonly releasedAt?: string;
+  /** Who released it: the run's finalize, or the sweeper that found the lease leaked. */
+  readonly releasedBy?: 'finalize' | 'sweeper';
+  /** Units of the run that were terminal when the sweeper last looked (its progress mark). */
+  readonly seenTerminalUnits?: number;
+  /** When the sweeper last saw the run progress (a unit finished); `takenAt` until then. */
+  readonly progressAt?: string;
+}
+
+/** Per-component state that outlives the leases. */
+export interface ComponentLeaseState {
+  readonly component: string;
+  /** The latest release of any lease: the cooldown runs from here. */
+  readonly lastReleasedAt?: string;
+}
+
+export interface NewLease {
+  readonly runId: string;
+  readonly component: string;
+  readonly copies: number;
+  readonly takenAt: string;
+}
+
+/**
+ * (secondary port) Leases on inference component capacity, kept beside the runs (the runs
+ * table deployed, a file locally). Every change is conditional, so plans, finalizes and
+ * sweepers racing on the same lease never lose or double one.
+ */
+export interface CapacityLeases {
+  /**
+   * Takes the run's lease unless it has one: returns the lease as stored, which is the
+   * earlier one for a retried plan (its copies and takenAt win).
+   */
+  take(lease: NewLease): Promise<CapacityLease>;
+  get(component: string, runId: string): Promise<CapacityLease | undefined>;
+  /** Every lease of the component still stored, released ones included, by run id. */
+  list(component: string): Promise<CapacityLease[]>;
+  /** Sets `readyAt` once (the first caller's time stays); nothing for a lease that does not exist. */
+  markReady(component: string, runId: string, readyAt: string): Promise<void>;
+  /** Records that the sweeper saw the run at `terminalUnits` at `at` (only when it changed). */
+  markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void>;
+  /**
+   * Releases the lease once and moves the component's `lastReleasedAt` forward to it.
+   * Returns the lease as stored: for a second release, the first one's `releasedAt`, so a
+   * redelivered finalize reports the same numbers. Undefined when the run holds no lease.
+   */
+  release(
+    component: string,
+    runId: string,
+    releasedAt: string,
+    by: 'finalize' | 'sweeper',
+  ): Promise<CapacityLease | undefined>;
+  /** Deletes a released lease (old ones are pruned); a lease not released is kept. */
+  forget(component: string, runId: string): Promise<void>;
+  state(component: string): Promise<ComponentLeaseState>;
+}
