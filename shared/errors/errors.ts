@@ -36,6 +36,22 @@ export class ObjectRangeError extends InputError {}
 /** The endpoint refused a request because of load (HTTP 429/503, SageMaker ThrottlingException). */
 export class EndpointThrottled extends SluiceError {}
 
+/**
+ * The endpoint has no capacity yet: an inference component with no copies (scaled to zero,
+ * or copies still starting) or a serverless endpoint still provisioning. Not overload and
+ * not a failure: the work waits for capacity (issue 14) without spending the retry budget
+ * or lowering the adaptive limit. See docs/capacity.md, "What a cold endpoint answers".
+ */
+export class EndpointWarming extends SluiceError {
+  constructor(
+    readonly endpointName: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** The endpoint failed for a reason a retry may fix (5xx, network, timeout). */
 export class EndpointUnavailable extends SluiceError {}
 

@@ -5,7 +5,7 @@ import {
 } from '@aws-sdk/client-sagemaker-runtime';
 import type { ConcurrencyLimiter } from '../../endpoint/adaptive-limiter.ts';
 import { MAX_INVOKE_PAYLOAD_BYTES } from '../../endpoint/payload-limit.ts';
-import { EndpointThrottled, EndpointUnavailable, ModelError } from '../../errors/errors.ts';
+import { EndpointThrottled, EndpointUnavailable, EndpointWarming, ModelError } from '../../errors/errors.ts';
 import type { CallStats } from '../../ports/embedding-endpoint.ts';
 import { awsErrorName, httpStatusOf, isNetworkError } from './aws-error.ts';
 import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
@@ -43,6 +43,13 @@ export interface SageMakerInvokerOptions {
   /** Created once per process and injected, with {@link sageMakerClientSettings}. */
   readonly client: SageMakerRuntimeClient;
   readonly endpointName: string;
+  /**
+   * The inference component that hosts the model, where the endpoint has one (run-scoped
+   * capacity, `pipelineCapacityOf(config)?.componentName`): sent as `InferenceComponentName`
+   * (header `X-Amzn-SageMaker-Inference-Component`), which SageMaker requires to route a call
+   * on an endpoint hosting inference components. @default none: the endpoint's own variant
+   */
+  readonly inferenceComponentName?: string;
   /** Retries after the first attempt (so at most `maxRetries + 1` HTTP calls per batch). */
   readonly maxRetries: number;
   /** Budget of one HTTP attempt; an attempt past it is abandoned and retried. */
@@ -66,11 +73,22 @@ export interface SageMakerInvokerOptions {
 }
 
 type Failure =
+  | { readonly kind: 'warming'; readonly error: unknown }
   | { readonly kind: 'throttled'; readonly error: unknown }
   | { readonly kind: 'unavailable'; readonly error: unknown }
   | { readonly kind: 'fatal'; readonly error: unknown };
 
 const THROTTLING_STATUSES = new Set([429, 503]);
+
+/**
+ * SageMaker's answer to a call on an inference component with no copies (scaled to zero, or
+ * copies being added): HTTP 400 `ValidationError` "Inference Component has no capacity to
+ * process this request. ApplicationAutoScaling may be in-progress (if configured) or try to
+ * increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API." (AWS ML blog,
+ * "Unlock cost savings with the new scale down to zero feature in SageMaker Inference", 2024;
+ * see docs/capacity.md). The type alone is any bad request, so the message decides.
+ */
+const NO_CAPACITY_MESSAGE = /no capacity to process this request/i;
 
 /** One request: its body, content types, cost for the limiter and how to read the answer. */
 export interface InvokeRequest<T> {
@@ -94,6 +112,7 @@ export interface InvokeRequest<T> {
 export class SageMakerInvoker {
   readonly endpointName: string;
   readonly maxPayloadBytes: number;
+  readonly inferenceComponentName: string | undefined;
   private readonly client: SageMakerRuntimeClient;
   private readonly maxRetries: number;
   private readonly timeoutMs: number;
@@ -106,6 +125,7 @@ export class SageMakerInvoker {
   constructor(options: SageMakerInvokerOptions) {
     this.client = options.client;
     this.endpointName = options.endpointName;
+    this.inferenceComponentName = options.inferenceComponentName;
     this.maxRetries = Math.max(0, options.maxRetries);
     this.timeoutMs = options.timeoutMs;
     this.sleep = options.sleep ?? realSleep;
@@ -133,6 +153,9 @@ export class SageMakerInvoker {
       } catch (error) {
         last = classify(error);
         if (last.kind === 'fatal') throw toFatalError(error, this.endpointName);
+        // No capacity yet: retrying in-process would only sleep in the worker; the unit
+        // waits on the queue instead (processUnit), with no retry or limit spent here.
+        if (last.kind === 'warming') throw this.warming(error);
         if (last.kind === 'throttled') stats.throttled += 1;
         continue;
       }
@@ -157,6 +180,14 @@ export class SageMakerInvoker {
     });
   }
 
+  private warming(error: unknown): EndpointWarming {
+    const target = this.inferenceComponentName
+      ? `endpoint ${this.endpointName} (inference component ${this.inferenceComponentName})`
+      : `endpoint ${this.endpointName}`;
+    const detail = error instanceof Error ? `: ${error.message.split('\n')[0]}` : '';
+    return new EndpointWarming(this.endpointName, `${target} has no capacity yet${detail}`, { cause: error });
+  }
+
   /**
    * One HTTP attempt, abandoned after `timeoutMs` whatever the request handler does (its
    * own request timeout, see {@link sageMakerClientSettings}, frees the socket). The call
@@ -177,6 +208,9 @@ export class SageMakerInvoker {
         ContentType: request.contentType,
         Accept: request.accept,
         Body: new TextEncoder().encode(request.body),
+        ...(this.inferenceComponentName === undefined
+          ? {}
+          : { InferenceComponentName: this.inferenceComponentName }),
       });
       const out = await Promise.race([this.client.send(command), timedOut]);
       return out.Body;
@@ -189,6 +223,7 @@ export class SageMakerInvoker {
 function classify(error: unknown): Failure {
   const name = awsErrorName(error);
   const status = httpStatusOf(error);
+  if (isWarming(error)) return { kind: 'warming', error };
   if (name === 'ModelError') {
     const original = (error as { OriginalStatusCode?: number }).OriginalStatusCode;
     if (original !== undefined && THROTTLING_STATUSES.has(original)) return { kind: 'throttled', error };
@@ -205,6 +240,20 @@ function classify(error: unknown): Failure {
   }
   if (isNetworkError(error)) return { kind: 'unavailable', error };
   return { kind: 'fatal', error };
+}
+
+/**
+ * The endpoint has no capacity yet: `ModelNotReadyException` (HTTP 429: a serverless
+ * endpoint still provisioning, or a multi-model endpoint loading the model), or the
+ * `ValidationError` of an inference component with no copies. Checked before throttling,
+ * which also answers 429.
+ */
+function isWarming(error: unknown): boolean {
+  const name = awsErrorName(error);
+  if (name === 'ModelNotReadyException') return true;
+  if (name !== 'ValidationError') return false;
+  const message = error instanceof Error ? error.message : String((error as { message?: unknown }).message);
+  return NO_CAPACITY_MESSAGE.test(message);
 }
 
 /** Throttling, and an attempt that timed out, mean the endpoint has more work than it can take. */
