@@ -68,11 +68,15 @@ export class SageMakerCapacityControl implements CapacityControl {
       );
       return { applied: true };
     } catch (error) {
-      if (isAwsError(error, 'ValidationException') && !NOT_FOUND.test(messageOf(error)))
+      if (isAwsError(error, 'ValidationException') && !isNotFound(error))
         return { applied: false, reason: messageOf(error) || 'ValidationException' };
       throw controlError(componentName, `set ${copies} copies of`, error);
     }
   }
+}
+
+function isNotFound(error: unknown): boolean {
+  return isAwsError(error, 'ResourceNotFound') || NOT_FOUND.test(messageOf(error));
 }
 
 function messageOf(error: unknown): string {
@@ -88,7 +92,7 @@ function controlError(component: string, action: string, error: unknown): Capaci
     (status !== undefined && status >= 500);
   const hint = isAwsError(error, 'AccessDeniedException')
     ? ': the function role needs sagemaker:DescribeInferenceComponent and sagemaker:UpdateInferenceComponentRuntimeConfig on it'
-    : NOT_FOUND.test(messageOf(error))
+    : isNotFound(error)
       ? ': deploy the stack so the endpoint has its inference component'
       : '';
   return new CapacityControlError(

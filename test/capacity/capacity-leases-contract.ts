@@ -1,0 +1,121 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CapacityLeases } from '../../shared/ports/capacity-leases.ts';
+
+export interface LeasesUnderTest {
+  readonly leases: CapacityLeases;
+  cleanup(): Promise<void>;
+}
+
+const COMPONENT = 'sluice-embed-model';
+const T0 = '2026-03-01T10:00:00.000Z';
+const T1 = '2026-03-01T10:05:00.000Z';
+const T2 = '2026-03-01T10:09:00.000Z';
+
+/**
+ * What every CapacityLeases must do: plans, finalizes and sweepers race on the same leases,
+ * and none of them may lose or double one. `make` runs before each test and returns an
+ * empty store.
+ */
+export function capacityLeasesContract(name: string, make: () => Promise<LeasesUnderTest>): void {
+  describe(`CapacityLeases contract: ${name}`, () => {
+    let leases: CapacityLeases;
+    let cleanup: (() => Promise<void>) | undefined;
+
+    beforeEach(async () => {
+      const made = await make();
+      leases = made.leases;
+      cleanup = () => made.cleanup();
+    });
+
+    afterEach(async () => {
+      await cleanup?.();
+    });
+
+    const take = (runId: string, copies = 2, takenAt = T0) =>
+      leases.take({ runId, component: COMPONENT, copies, takenAt });
+
+    it('stores a taken lease and lists it with the component', async () => {
+      expect(await take('r-1')).toEqual({ runId: 'r-1', component: COMPONENT, copies: 2, takenAt: T0 });
+      await take('r-2', 1, T1);
+      expect(await leases.get(COMPONENT, 'r-1')).toEqual({
+        runId: 'r-1',
+        component: COMPONENT,
+        copies: 2,
+        takenAt: T0,
+      });
+      expect((await leases.list(COMPONENT)).map((l) => [l.runId, l.copies])).toEqual([
+        ['r-1', 2],
+        ['r-2', 1],
+      ]);
+      expect(await leases.list('another-model')).toEqual([]);
+      expect(await leases.get(COMPONENT, 'r-3')).toBeUndefined();
+    });
+
+    it('keeps the first lease when a retried plan takes it again, however many race', async () => {
+      const taken = await Promise.all([take('r-1', 3, T0), take('r-1', 1, T1), take('r-1', 4, T2)]);
+      const stored = await leases.get(COMPONENT, 'r-1');
+      expect(stored).toBeDefined();
+      for (const lease of taken) expect(lease).toEqual(stored);
+      expect(await leases.list(COMPONENT)).toHaveLength(1);
+    });
+
+    it('releases a lease once: a second release (a redelivered finalize, a racing sweeper) gets the first back', async () => {
+      await take('r-1');
+      const releases = await Promise.all([
+        leases.release(COMPONENT, 'r-1', T1, 'finalize'),
+        leases.release(COMPONENT, 'r-1', T2, 'sweeper'),
+        leases.release(COMPONENT, 'r-1', T2, 'finalize'),
+      ]);
+      const stored = await leases.get(COMPONENT, 'r-1');
+      expect(stored?.releasedAt === T1 || stored?.releasedAt === T2).toBe(true);
+      for (const released of releases) expect(released).toEqual(stored);
+      expect((await leases.state(COMPONENT)).lastReleasedAt).toBe(stored?.releasedAt);
+      expect(await leases.release(COMPONENT, 'r-1', '2026-03-02T00:00:00.000Z', 'sweeper')).toEqual(stored);
+    });
+
+    it('says a run without a lease has nothing to release', async () => {
+      expect(await leases.release(COMPONENT, 'r-9', T1, 'finalize')).toBeUndefined();
+      expect(await leases.state(COMPONENT)).toEqual({ component: COMPONENT });
+    });
+
+    it('moves lastReleasedAt only forward', async () => {
+      await take('r-1');
+      await take('r-2');
+      await leases.release(COMPONENT, 'r-2', T2, 'finalize');
+      await leases.release(COMPONENT, 'r-1', T1, 'sweeper');
+      expect(await leases.state(COMPONENT)).toEqual({ component: COMPONENT, lastReleasedAt: T2 });
+    });
+
+    it('sets readyAt once', async () => {
+      await take('r-1');
+      await Promise.all([leases.markReady(COMPONENT, 'r-1', T1), leases.markReady(COMPONENT, 'r-1', T1)]);
+      await leases.markReady(COMPONENT, 'r-1', T2);
+      expect((await leases.get(COMPONENT, 'r-1'))?.readyAt).toBe(T1);
+      await leases.markReady(COMPONENT, 'r-none', T1);
+      expect(await leases.get(COMPONENT, 'r-none')).toBeUndefined();
+    });
+
+    it('records progress forward only, and not on a released lease', async () => {
+      await take('r-1');
+      await leases.markProgress(COMPONENT, 'r-1', 3, T2);
+      await leases.markProgress(COMPONENT, 'r-1', 1, T1);
+      expect(await leases.get(COMPONENT, 'r-1')).toMatchObject({ seenTerminalUnits: 3, progressAt: T2 });
+      await take('r-2');
+      await leases.release(COMPONENT, 'r-2', T1, 'finalize');
+      await leases.markProgress(COMPONENT, 'r-2', 5, T2);
+      const released = await leases.get(COMPONENT, 'r-2');
+      expect(released?.seenTerminalUnits).toBeUndefined();
+      expect(released?.progressAt).toBeUndefined();
+    });
+
+    it('forgets released leases only, and keeps the component state', async () => {
+      await take('r-1');
+      await take('r-2');
+      await leases.release(COMPONENT, 'r-1', T1, 'finalize');
+      await leases.forget(COMPONENT, 'r-1');
+      await leases.forget(COMPONENT, 'r-2');
+      expect((await leases.list(COMPONENT)).map((l) => l.runId)).toEqual(['r-2']);
+      expect((await leases.state(COMPONENT)).lastReleasedAt).toBe(T1);
+    });
+  });
+}

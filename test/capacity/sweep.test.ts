@@ -1,0 +1,192 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
+import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { CapacityControlError } from '../../shared/capacity/errors.ts';
+import { type PipelineCapacity, pipelineCapacityOf } from '../../shared/capacity/names.ts';
+import { sweepCapacity } from '../../shared/capacity/sweep.ts';
+import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
+import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
+import { pipelineConfig } from '../core/factories.ts';
+import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
+
+const T0 = Date.parse('2026-03-01T10:00:00.000Z');
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const iso = (seconds: number) => at(seconds).toISOString();
+
+function capacityFor(endpoint: string, capacity: Partial<CapacityConfig> = {}): PipelineCapacity {
+  const config = pipelineConfig({ endpoint: { name: endpoint, dimension: 16, capacity } });
+  return pipelineCapacityOf(config)!;
+}
+
+describe('sweepCapacity', () => {
+  let dir: string;
+  let leases: LocalCapacityLeases;
+  let runs: LocalRunStore;
+  let control: LocalCapacityControl;
+  const embed = capacityFor('embed', { cooldownSeconds: 300, leaseStaleSeconds: 3600, maxCopies: 4 });
+  const component = embed.componentName;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'sluice-sweep-'));
+    leases = new LocalCapacityLeases(path.join(dir, 'capacity'));
+    runs = new LocalRunStore(path.join(dir, 'runs'));
+    control = new LocalCapacityControl();
+  });
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const sweep = (
+    now: Date,
+    capacities: PipelineCapacity[] = [embed],
+    over: Partial<{ control: CapacityControl }> = {},
+  ) =>
+    sweepCapacity({ leases, runs, control: over.control ?? control }, capacities, now, { graceSeconds: 120 });
+
+  async function aRunningRun(copies: number, takenAt = 0, units = 2) {
+    const { run, units: planned } = aRunWithUnits(units, { startedAt: iso(takenAt) });
+    await runs.createRun(run, planned);
+    await leases.take({ runId: run.runId, component, copies, takenAt: iso(takenAt) });
+    return { run, units: planned };
+  }
+
+  it('raises copies to what the live leases need and marks them ready once serving', async () => {
+    const a = await aRunningRun(1);
+    const b = await aRunningRun(2);
+    const [result] = await sweep(at(30));
+    expect(result).toMatchObject({ component, copies: 3, set: { copies: 3, outcome: { applied: true } } });
+    expect([...result!.liveLeases].sort()).toEqual([a.run.runId, b.run.runId].sort());
+    expect((await control.describe(component)).desiredCopies).toBe(3);
+
+    await sweep(at(90));
+    expect((await leases.get(component, a.run.runId))?.readyAt).toBe(iso(90));
+  });
+
+  it('never asks for more than maxCopies', async () => {
+    await aRunningRun(4);
+    await aRunningRun(4);
+    const [result] = await sweep(at(10));
+    expect(result?.copies).toBe(4);
+  });
+
+  it('keeps the copies through the cooldown after the last release, then scales to zero', async () => {
+    const { run } = await aRunningRun(2);
+    await sweep(at(10));
+    await leases.release(component, run.runId, iso(600), 'finalize');
+
+    const cooling = await sweep(at(600 + 299));
+    expect(cooling[0]).toMatchObject({ copies: 2, coolingDown: true, capacityWithoutRun: false });
+    expect(cooling[0]?.set).toBeUndefined();
+
+    const after = await sweep(at(600 + 300));
+    expect(after[0]).toMatchObject({ copies: 0, coolingDown: false, capacityWithoutRun: false });
+    expect(after[0]?.set).toEqual({ copies: 0, outcome: { applied: true } });
+    expect(await control.describe(component)).toMatchObject({ desiredCopies: 0, currentCopies: 0 });
+  });
+
+  it('a run planned within the cooldown takes over the warm copies', async () => {
+    const first = await aRunningRun(2);
+    await sweep(at(10));
+    await leases.release(component, first.run.runId, iso(600), 'finalize');
+    await aRunningRun(1, 700);
+    const [result] = await sweep(at(720));
+    // Still cooling down from the release at 600: the 2 copies stay for the new run.
+    expect(result).toMatchObject({ copies: 2, coolingDown: true });
+  });
+
+  it('releases the lease of a run that finished without releasing it (a finalize that died), from when it finished', async () => {
+    const { run } = await aRunningRun(1);
+    await sweep(at(10));
+    await runs.finishRun(run.runId, { ...aSummary(run), finishedAt: iso(400) });
+    const [result] = await sweep(at(460));
+    expect(result?.leaked).toEqual([{ runId: run.runId, reason: 'run-finished' }]);
+    expect(await leases.get(component, run.runId)).toMatchObject({
+      releasedAt: iso(400),
+      releasedBy: 'sweeper',
+    });
+    // The cooldown runs from the run's end: copies stay until 700, then go.
+    expect(result?.copies).toBe(1);
+    expect((await sweep(at(701)))[0]?.copies).toBe(0);
+  });
+
+  it('releases the lease of a run that does not exist', async () => {
+    await leases.take({ runId: 'r-gone', component, copies: 1, takenAt: iso(0) });
+    const [result] = await sweep(at(10));
+    expect(result?.leaked).toEqual([{ runId: 'r-gone', reason: 'run-missing' }]);
+    expect(result?.liveLeases).toEqual([]);
+  });
+
+  it('releases the lease of a run silent for leaseStaleSeconds; a unit finishing counts as progress', async () => {
+    const { run, units } = await aRunningRun(1);
+    await sweep(at(60));
+    await runs.completeUnit(run.runId, units[0]!.unitId, {
+      counts: someCounts(),
+      actualCost: 1,
+      outputKeys: [],
+    });
+    // Progress seen at 3000: the lease lives until 3000 + 3600.
+    expect((await sweep(at(3000)))[0]?.liveLeases).toEqual([run.runId]);
+    expect((await sweep(at(6500)))[0]?.liveLeases).toEqual([run.runId]);
+    const [stale] = await sweep(at(6601));
+    expect(stale?.leaked).toEqual([{ runId: run.runId, reason: 'stale' }]);
+  });
+
+  it('reports capacity without a run only once it outlasts the cooldown and the grace', async () => {
+    // Copies up with no lease and no release at all (someone set them by hand, or a leak long ago).
+    await control.setCopies(component, 2);
+    const broken: CapacityControl = {
+      describe: (name) => control.describe(name),
+      setCopies: async () => {
+        throw new CapacityControlError(component, 'denied', false);
+      },
+    };
+    await leases.take({ runId: 'r-x', component, copies: 1, takenAt: iso(0) });
+    await leases.release(component, 'r-x', iso(100), 'finalize');
+    expect((await sweep(at(100 + 300 + 60), [embed], { control: broken }))[0]).toMatchObject({
+      capacityWithoutRun: false,
+      error: 'denied',
+    });
+    expect((await sweep(at(100 + 300 + 120), [embed], { control: broken }))[0]).toMatchObject({
+      capacityWithoutRun: true,
+      error: 'denied',
+    });
+  });
+
+  it('keeps minCopies between runs in always-on mode, and raises no alarm for them', async () => {
+    const alwaysOn = capacityFor('embed', { mode: 'always-on', minCopies: 1, cooldownSeconds: 0 });
+    const [first] = await sweep(at(0), [alwaysOn]);
+    expect(first).toMatchObject({ copies: 1, capacityWithoutRun: false });
+    const [later] = await sweep(at(86_400), [alwaysOn]);
+    expect(later).toMatchObject({ copies: 1, capacityWithoutRun: false });
+    expect(later?.set).toBeUndefined();
+  });
+
+  it('sweeps every component even when one fails', async () => {
+    const score = capacityFor('score');
+    await control.setCopies(score.componentName, 1);
+    const failing: CapacityControl = {
+      describe: async (name) => {
+        if (name === component) throw new CapacityControlError(name, 'throttled', true);
+        return control.describe(name);
+      },
+      setCopies: (name, copies) => control.setCopies(name, copies),
+    };
+    const results = await sweep(at(10), [embed, score, embed], { control: failing });
+    expect(results.map((r) => r.component)).toEqual([component, score.componentName]);
+    expect(results[0]?.error).toBe('throttled');
+    expect(results[1]).toMatchObject({ copies: 0, set: { copies: 0 } });
+  });
+
+  it('forgets released leases older than a week', async () => {
+    await leases.take({ runId: 'r-old', component, copies: 1, takenAt: iso(0) });
+    await leases.release(component, 'r-old', iso(10), 'finalize');
+    expect((await sweep(at(86_400)))[0]?.forgotten).toBe(0);
+    expect((await sweep(at(8 * 86_400)))[0]?.forgotten).toBe(1);
+    expect(await leases.list(component)).toEqual([]);
+  });
+});
