@@ -1,32 +1,100 @@
-import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
-import type { RunUsage } from './run-cost.ts';
+import { endpointHostingOf } from './endpoint-hosting.ts';
+import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
 /**
  * Endpoint throughput a cost estimate assumes when none is given. Neither is a measured
- * GPU or SageMaker figure (none is available to this project yet): replace them with
- * `--tokens-per-second` / `--rows-per-second` from a run of your own.
+ * SageMaker figure (no GPU run has replaced them yet): pass `--tokens-per-second` /
+ * `--rows-per-second` from a run of your own, or set `capacity.workPerSecondPerCopy`.
+ *
+ * The embedding figure is the simulated GPU of docs/sizing.md. It is checked against a
+ * published benchmark: michaelfeil/infinity's docs/docs/benchmarking.md measured
+ * huggingface/TEI (candle, flash-bert) at 0.54 requests/s of 115,000 tokens = 62,100
+ * tokens/s for BAAI/bge-large-en-v1.5 (bert-large, 24 layers x 1024) on one NVIDIA L4;
+ * bge-small-en-v1.5 (12 layers x 384) needs about 1/14 of its FLOPs per token, and an A10G
+ * (ml.g5.xlarge) has about the L4's fp16 throughput and twice its memory bandwidth. So
+ * 336,785 tokens/s (5.4x the bert-large figure, not 14x) is a conservative figure for a
+ * BERT-small on one copy; it is not a measurement.
  */
 export const THROUGHPUT_ASSUMPTIONS = {
-  /** Padded tokens/s of one embedding instance: the simulated GPU of docs/sizing.md. */
+  /** Padded tokens/s of one embedding copy: the simulated GPU of docs/sizing.md. */
   tokensPerSecond: 336_785,
-  /** Rows/s of one scoring instance: the XGBoost JSON evaluator, one thread (docs/scoring.md). */
+  tokensPerSecondSource:
+    'docs/sizing.md simulated GPU; checked against https://github.com/michaelfeil/infinity/blob/main/docs/docs/benchmarking.md (TEI, bge-large on an L4: 62,100 tokens/s; bge-small needs ~1/14 the FLOPs per token)',
+  /** Rows/s of one scoring copy, serverless call or worker: the XGBoost JSON evaluator, one thread (docs/scoring.md). */
   rowsPerSecond: 190_000,
+  rowsPerSecondSource: 'bench/results/scoring.json: the XGBoost JSON evaluator, one thread',
 } as const;
 
+/**
+ * How long a copy takes to serve after a run asks for it on an endpoint scaled to zero:
+ * a GPU instance launched, the container pulled and started, the model loaded. Not a
+ * measured SageMaker figure: aws-samples/comfyui-on-eks issue 7 reports 7-8 minutes "from
+ * scratch, including the time to start the EC2 instance and pull all the models from S3";
+ * aws/amazon-sagemaker-feedback issue 189 reports SageMaker endpoints taking far longer to
+ * create. 7 minutes is used; every second of it is billed to the run that waits.
+ */
+export const COLD_START_ASSUMPTION = {
+  seconds: 420,
+  source:
+    'https://github.com/aws-samples/comfyui-on-eks/issues/7 (7-8 min from scratch: EC2 start and model pull); https://github.com/aws/amazon-sagemaker-feedback/issues/189',
+} as const;
+
+/** A per-token price users compare a run with (issue 14), with where it was read. */
+export interface PerTokenAnchor {
+  readonly name: string;
+  readonly usdPerMillionTokens: number;
+  readonly source: string;
+  readonly readOn: string;
+}
+
 /** Per-token prices users compare a run with (issue 14). */
-export const PER_TOKEN_ANCHORS = [
-  { name: 'OpenAI batch API, text-embedding-3-small', usdPerMillionTokens: 0.01 },
-] as const;
+export const PER_TOKEN_ANCHORS: readonly PerTokenAnchor[] = [
+  {
+    name: 'OpenAI batch API, text-embedding-3-small',
+    // $0.02 per 1M tokens, and the Batch API bills half of it.
+    usdPerMillionTokens: 0.01,
+    source:
+      'https://openai.com/api/pricing/ (text-embedding-3-small $0.02 per 1M, quoted at https://gigagpu.com/?p=15050; Batch API 50% off)',
+    readOn: '2026-12-07',
+  },
+  {
+    name: 'Bedrock batch inference, Titan Text Embeddings V2',
+    // On-demand $0.02 per 1M input tokens (amazon.titan-embed-text-v2:0); batch takes 50% off.
+    usdPerMillionTokens: 0.01,
+    source:
+      'https://aws.amazon.com/bedrock/pricing/ (Titan Text Embeddings V2 on demand $0.02 per 1M tokens, as public pricing tables quote it); batch 50% off: https://www.wring.co/blog/aws-bedrock-batch-inference-guide',
+    readOn: '2026-12-07',
+  },
+];
+
+/**
+ * SageMaker Batch Transform's price per 1M tokens for a job: it starts an instance for the
+ * job and stops it after, so the job pays the cold start and the work at the instance's
+ * hourly rate (priced here at the real-time rate of the same type; an assumption).
+ */
+export function batchTransformUsdPerMillionTokens(
+  tokens: number,
+  tokensPerSecond: number,
+  hourlyUsd: number,
+  coldStartSeconds: number = COLD_START_ASSUMPTION.seconds,
+): number {
+  if (tokens <= 0) return 0;
+  const seconds = coldStartSeconds + tokens / tokensPerSecond;
+  return ((seconds / 3600) * hourlyUsd) / (tokens / 1_000_000);
+}
 
 export interface RunEstimateInput {
   readonly config: PipelineConfig;
   /** The planner's estimate of the run's work: tokens (embed) or rows x features (score). */
   readonly estimatedCost: number;
-  /** Throughput of one endpoint instance. @default THROUGHPUT_ASSUMPTIONS */
+  /** Throughput of one endpoint copy. @default THROUGHPUT_ASSUMPTIONS */
   readonly tokensPerSecond?: number;
   readonly rowsPerSecond?: number;
+  /** @default COLD_START_ASSUMPTION.seconds */
+  readonly coldStartSeconds?: number;
 }
 
 /** What the estimate assumed, printed beside it. */
@@ -36,40 +104,77 @@ export interface RunEstimate {
   /** Tokens (embed) or rows (score) the estimate priced. */
   readonly work: { readonly amount: number; readonly unit: 'tokens' | 'rows' };
   readonly throughputPerSecond: number;
+  readonly hosting: EndpointHosting['kind'] | 'none';
+  /** Run-scoped instance hosting: how the endpoint seconds were made up. */
+  readonly capacity?: {
+    readonly mode: CapacityConfig['mode'];
+    readonly copies: number;
+    readonly busySeconds: number;
+    readonly coldStartSeconds: number;
+    readonly cooldownSeconds: number;
+  };
 }
 
 /**
- * The usage a run would have, from the planner's estimate: the endpoint busy for the
- * work at the given throughput (one instance, no warm-up), the run's units spread over
- * `workers.maxConcurrency` workers that each live as long as the endpoint is busy (they
- * wait on it), and per unit the requests a unit makes (one range read, its parts, the id
- * list, the run store's start and completion). Output bytes: 4 per dimension per chunk
- * (embed) or 64 per row (score).
+ * The copies a run asks for (the rule of shared/capacity): enough for its work within
+ * `targetRunSeconds` at the per-copy rate, at least 1 and at most `maxCopies`.
+ */
+export function estimatedCopies(work: number, capacity: CapacityConfig, perCopyPerSecond: number): number {
+  const perCopy = capacity.workPerSecondPerCopy ?? perCopyPerSecond;
+  if (!Number.isFinite(work) || work <= 0) return 1;
+  return Math.max(1, Math.min(capacity.maxCopies, Math.ceil(work / (perCopy * capacity.targetRunSeconds))));
+}
+
+/**
+ * The usage a run would have, from the planner's estimate, by where its model runs:
+ * - `instance`, run-scoped: `copies` copies billed from the lease (a cold start) through
+ *   the work (spread over the copies) to the end of `cooldownSeconds`; always-on: the
+ *   busy window only, as a run is charged today (the idle hours belong to no run);
+ * - `serverless`: the work's call time x `model.serverless.memoryMiB`, and its bytes;
+ * - `in-worker`: no endpoint; the workers evaluate the model (their CPU time is Lambda's).
+ * The run's units are spread over `workers.maxConcurrency` workers that live as long as the
+ * endpoint is busy (they wait on it), and per unit the requests a unit makes (one range
+ * read, its parts, the id list, the run store's start and completion). Output bytes: 4 per
+ * dimension per chunk (embed) or 64 per row (score).
  */
 export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
   const { config, estimatedCost } = input;
-  const instanceType = config.kind === 'embed' ? config.endpoint.instanceType : config.model.instanceType;
-  const rows = config.kind === 'score' ? estimatedCost / Math.max(1, config.featureSpec.features.length) : 0;
+  const hosting = endpointHostingOf(config);
+  const features = config.kind === 'score' ? Math.max(1, config.featureSpec.features.length) : 1;
+  const rows = config.kind === 'score' ? estimatedCost / features : 0;
   const throughput =
     config.kind === 'embed'
       ? (input.tokensPerSecond ?? THROUGHPUT_ASSUMPTIONS.tokensPerSecond)
       : (input.rowsPerSecond ?? THROUGHPUT_ASSUMPTIONS.rowsPerSecond);
   const work = config.kind === 'embed' ? estimatedCost : rows;
-  const endpointMs = (work / throughput) * 1000;
+  const capacity =
+    config.kind === 'embed'
+      ? config.endpoint.capacity
+      : config.kind === 'score' && config.model.hosting === 'instance'
+        ? config.model.capacity
+        : undefined;
+  const copies = capacity ? estimatedCopies(work, capacity, throughput) : 1;
+  // Wall time the work keeps the model busy (copies share it), and the calls' summed time.
+  const busySeconds = work / throughput / copies;
+  const callSeconds = work / throughput;
   const { units } = unitCount(estimatedCost, config);
   const workers = Math.min(units, config.workers.maxConcurrency);
   const bytes =
     config.kind === 'embed'
       ? Math.ceil(estimatedCost / config.chunking.maxTokens) * config.endpoint.dimension * 4
       : rows * 64;
-  // The endpoint window is shared by the units; each worker's time is spread over its units.
+  // Text sent to the model: ~4 bytes per token, or ~8 per CSV feature value.
+  const sentBytes = config.kind === 'embed' ? estimatedCost * 4 : rows * features * 8;
+  // In-worker scoring: the workers' own CPU time; otherwise they wait on the endpoint.
+  const workerSeconds = hosting?.kind === 'in-worker' ? callSeconds : busySeconds * workers;
   const perUnit = (total: number) => total / units;
   const unitUsage: UnitUsage = {
-    workerMs: perUnit(endpointMs * workers),
+    workerMs: perUnit(workerSeconds * 1000),
     memoryMiB: config.workers.memoryMiB,
     endpointFirstAt: 0,
     endpointLastAt: 0,
-    endpointCallMs: perUnit(endpointMs),
+    endpointCallMs: hosting?.kind === 'in-worker' ? 0 : perUnit(callSeconds * 1000),
+    endpointBytes: hosting?.kind === 'in-worker' ? 0 : perUnit(sentBytes),
     s3Gets: 1,
     s3Puts: 3,
     bytesPut: perUnit(bytes),
@@ -79,13 +184,33 @@ export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
   };
   const usage = runUsageOf(
     Array.from({ length: units }, () => ({ attempts: 1, usage: unitUsage })),
-    instanceType,
+    hosting,
   );
+  const coldStartSeconds = input.coldStartSeconds ?? COLD_START_ASSUMPTION.seconds;
+  const runScoped = capacity !== undefined && capacity.mode === 'run-scoped';
+  const endpointSeconds =
+    hosting?.kind !== 'instance'
+      ? 0
+      : runScoped
+        ? copies * (coldStartSeconds + busySeconds + capacity.cooldownSeconds)
+        : busySeconds * copies;
   return {
-    usage: { ...usage, endpointSeconds: endpointMs / 1000 },
+    usage: { ...usage, endpointSeconds },
     units,
     work:
       config.kind === 'embed' ? { amount: estimatedCost, unit: 'tokens' } : { amount: rows, unit: 'rows' },
     throughputPerSecond: throughput,
+    hosting: hosting?.kind ?? 'none',
+    ...(capacity && hosting?.kind === 'instance'
+      ? {
+          capacity: {
+            mode: capacity.mode,
+            copies,
+            busySeconds,
+            coldStartSeconds: runScoped ? coldStartSeconds : 0,
+            cooldownSeconds: runScoped ? capacity.cooldownSeconds : 0,
+          },
+        }
+      : {}),
   };
 }

@@ -7,8 +7,9 @@ import { ConfigError } from '../errors/errors.ts';
  * - Regions other than us-east-1: no stored page gave a per-region figure for any of
  *   these services, so {@link pricesFor} fails with one line for them instead of
  *   guessing. They are listed in {@link LISTED_REGIONS} so the failure names them.
- * - SageMaker Serverless Inference per GB-second and per request: no published figure
- *   was found (only a "per second of inference time" figure with no memory size).
+ * - SageMaker Serverless Inference bills the memory size times the inference time
+ *   (per second, by memory size: the per-second figure for 1 GB times the GB) and the
+ *   bytes in and out of the endpoint; it has no per-request fee, so none is listed.
  * - ml.g6.xlarge, ml.g4dn.xlarge, ml.c5.*: no figure found; no shipped pipeline uses them.
  * - The AWS pricing pages themselves render prices with scripts; where the stored copy
  *   had no figure, the source is the third-party page that quotes the us-east-1 price
@@ -31,6 +32,13 @@ export interface Price {
 export interface RegionPrices {
   /** SageMaker real-time inference, per instance-hour, by instance type. */
   readonly sagemakerInstanceHour: Readonly<Record<string, Price>>;
+  /**
+   * SageMaker Serverless Inference, per GB-second of inference time (the memory size in GB
+   * times the seconds each request runs; 1024 MB costs this per second, 6144 MB six times it).
+   */
+  readonly serverlessInferenceGbSecond?: Price;
+  /** SageMaker data processed in and out of an endpoint (serverless included), per GB. */
+  readonly sagemakerDataProcessedGb?: Price;
   /** Lambda duration on arm64, per GB-second. */
   readonly lambdaArmGbSecond: Price;
   /** Lambda, per request. */
@@ -57,11 +65,12 @@ const price = (usd: number, unit: string, source: string): Price => ({ usd, unit
 
 const US_EAST_1: RegionPrices = {
   sagemakerInstanceHour: {
-    // The issue's own figure; wring.co quotes $1.21, an older rate: the higher one is kept.
+    // AWS's own benchmarking tool prices it at $1.4084 (the figure usually quoted as
+    // $1.408); wring.co quotes $1.21, an older rate: the higher, AWS-published one is kept.
     'ml.g5.xlarge': price(
-      1.41,
+      1.4084,
       'instance-hour',
-      'https://zircon.tech/blog/the-real-cost-of-running-ai-models-on-aws-sagemaker-inference-deep-dive',
+      'https://github.com/aws-samples/foundation-model-benchmarking-tool/blob/main/src/fmbench/configs/pricing.yml',
     ),
     'ml.m5.xlarge': price(
       0.269,
@@ -75,6 +84,18 @@ const US_EAST_1: RegionPrices = {
     ),
     'ml.g5.2xlarge': price(1.52, 'instance-hour', 'https://www.wring.co/blog/aws-sagemaker-inference-guide'),
   },
+  // $0.0000200 per second at 1024 MB, $0.0000400 at 2048 MB ... $0.0001200 at 6144 MB:
+  // linear in the memory size, so one per-GB-second figure prices every size.
+  serverlessInferenceGbSecond: price(
+    0.00002,
+    'GB-second of inference time',
+    'https://aws.amazon.com/sagemaker/pricing/ (as quoted in public cost tables: "$0.0000200 per second per GB memory", 1024 MB to 6144 MB = $0.00002 to $0.00012 per second)',
+  ),
+  sagemakerDataProcessedGb: price(
+    0.016,
+    'GB in or out',
+    'https://github.com/aws-samples/sagemaker-ssh-helper/blob/main/Sample_Costs.md ("$0.016 per GB for Endpoint Data IN" / "OUT", from an AWS bill)',
+  ),
   lambdaArmGbSecond: price(0.0000133334, 'GB-second', 'https://cloudchipr.com/blog/aws-lambda-pricing'),
   lambdaRequest: price(
     0.2 / 1_000_000,

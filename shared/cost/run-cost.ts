@@ -1,14 +1,33 @@
-import type { RegionPrices } from './pricing.ts';
+import { PriceUnknown, type RegionPrices } from './pricing.ts';
+
+/**
+ * Where a run's model runs, as the cost model prices it (issue 14): `instance` bills
+ * instance-seconds (run-scoped copies of an inference component, or today's always-on
+ * endpoint), `serverless` bills GB-seconds of inference time and the bytes processed,
+ * `in-worker` has no endpoint at all (the work Lambda evaluates the model).
+ */
+export type EndpointHosting =
+  | { readonly kind: 'instance'; readonly instanceType: string }
+  | { readonly kind: 'serverless'; readonly memoryMiB: number }
+  | { readonly kind: 'in-worker' };
 
 /**
  * What a run used, in the units AWS bills, as measured (or, for a local run, as it would
  * be deployed). Built by {@link runUsageOf} from the units' usage records.
  */
 export interface RunUsage {
+  /** Where the model ran. @default 'instance' (summaries stored before issue 14 have none) */
+  readonly hosting?: EndpointHosting['kind'];
   /** SageMaker instance type of the run's endpoint; absent for a run that calls none. */
   readonly instanceType?: string;
-  /** Instance-seconds charged to the run (see {@link RunCost.basis}). */
+  /** Instance-seconds charged to the run, all copies together (see {@link RunCost.basis}). */
   readonly endpointSeconds: number;
+  /** Serverless hosting: GB-seconds of inference time (call durations x the memory size). */
+  readonly serverlessGbSeconds?: number;
+  /** Serverless hosting: bytes sent to and received from the endpoint. */
+  readonly endpointBytes?: number;
+  /** Endpoint calls the run made (every hosting that has an endpoint). */
+  readonly endpointCalls?: number;
   readonly lambdaGbSeconds: number;
   readonly lambdaRequests: number;
   readonly sqsRequests: number;
@@ -51,33 +70,65 @@ const GB = 1024 ** 3;
 /** Dollars to the nearest micro-dollar, as an integer count of micro-dollars. */
 const micros = (usd: number): number => Math.round(usd * MICRO);
 
+/** How the endpoint part is counted, by hosting (the summary's `basis.endpoint`). */
+export const ENDPOINT_BASIS: Readonly<Record<EndpointHosting['kind'], string>> = {
+  instance:
+    'instance-seconds of every copy the run held: run-scoped capacity is charged copies x (release at finalize - lease at plan + cooldownSeconds), so warm-up (copies bill while they start and load the model) and the cooldown after the run are included; without a lease record (always-on capacity, or a local run) the window from the run’s first endpoint call to its last, one instance, and the always-on hours outside runs are charged to no run',
+  serverless:
+    'SageMaker Serverless Inference: GB-seconds = the sum of the run’s endpoint call durations (measured at the caller, so an upper bound of what SageMaker bills) x model.serverless.memoryMiB / 1024, plus the request and response bytes at the data-processed rate; nothing between requests and no per-request fee',
+  'in-worker': 'none: the work Lambda evaluates the model itself, so its time is in the lambda part',
+};
+
 export const COST_BASIS = {
-  endpoint:
-    'instance-seconds from the run’s first endpoint call to its last, one instance (the endpoint is always on: its idle hours outside runs are charged to no run)',
+  endpoint: ENDPOINT_BASIS.instance,
   lambda:
-    'work Lambda GB-seconds from each delivery’s measured duration and memory, one request per delivery plus one each for plan and finalize (their durations are not measured)',
+    'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), finalize’s own duration where it reports it; one request per delivery plus one each for plan and finalize (plan’s duration is not measured)',
   requests:
     'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index writes not counted)',
   storage: 'bytes the run wrote to S3, priced as one month of S3 Standard',
 } as const;
 
+/** The basis of a run's cost: {@link COST_BASIS} with the endpoint line of its hosting. */
+export const costBasisFor = (hosting: EndpointHosting['kind'] = 'instance') => ({
+  ...COST_BASIS,
+  endpoint: ENDPOINT_BASIS[hosting],
+});
+
+/** The endpoint's dollars for a run's usage (unrounded). */
+function endpointUsd(usage: RunUsage, prices: RegionPrices, region: string): number {
+  const hosting = usage.hosting ?? 'instance';
+  if (hosting === 'in-worker') return 0;
+  if (hosting === 'serverless') {
+    const gbSeconds = usage.serverlessGbSeconds ?? 0;
+    const bytes = usage.endpointBytes ?? 0;
+    if (gbSeconds === 0 && bytes === 0) return 0;
+    const perGbSecond = prices.serverlessInferenceGbSecond;
+    const perGb = prices.sagemakerDataProcessedGb;
+    if (!perGbSecond || !perGb)
+      throw new PriceUnknown(
+        `no sourced price for SageMaker Serverless Inference in ${region}; add it to shared/cost/pricing.ts`,
+      );
+    return gbSeconds * perGbSecond.usd + (bytes / 1e9) * perGb.usd;
+  }
+  if (usage.instanceType === undefined || usage.endpointSeconds <= 0) return 0;
+  const hourly = prices.sagemakerInstanceHour[usage.instanceType];
+  if (!hourly)
+    throw new PriceUnknown(
+      `no sourced price for SageMaker instance type ${usage.instanceType} in ${region}; add it to shared/cost/pricing.ts`,
+    );
+  return (usage.endpointSeconds / 3600) * hourly.usd;
+}
+
 /**
  * The cost of a run from its usage and one region's prices. Each part is rounded to the
  * micro-dollar and the total is the sum of the rounded parts, so the parts always add up.
- * Throws when the run used an endpoint instance type the region has no price for.
+ * Throws {@link PriceUnknown} when the run used an endpoint the region has no price for.
  */
 export function runCost(
   usage: RunUsage,
   prices: RegionPrices,
   options: { readonly region: string; readonly estimate: boolean },
 ): RunCost {
-  let endpointUsd = 0;
-  if (usage.instanceType !== undefined && usage.endpointSeconds > 0) {
-    const hourly = prices.sagemakerInstanceHour[usage.instanceType];
-    if (!hourly)
-      throw new Error(`no price for SageMaker instance type ${usage.instanceType} in ${options.region}`);
-    endpointUsd = (usage.endpointSeconds / 3600) * hourly.usd;
-  }
   const lambdaUsd =
     usage.lambdaGbSeconds * prices.lambdaArmGbSecond.usd + usage.lambdaRequests * prices.lambdaRequest.usd;
   const requestsUsd =
@@ -87,7 +138,7 @@ export function runCost(
     usage.dynamoWrites * prices.dynamoWriteRequestUnit.usd +
     usage.dynamoReads * prices.dynamoReadRequestUnit.usd;
   const storageUsd = (usage.bytesStored / GB) * prices.s3StandardGbMonth.usd;
-  const parts = [endpointUsd, lambdaUsd, requestsUsd, storageUsd].map(micros);
+  const parts = [endpointUsd(usage, prices, options.region), lambdaUsd, requestsUsd, storageUsd].map(micros);
   const [endpoint = 0, lambda = 0, requests = 0, storage = 0] = parts;
   return {
     total: (endpoint + lambda + requests + storage) / MICRO,
@@ -98,7 +149,7 @@ export function runCost(
     currency: 'USD',
     estimate: options.estimate,
     region: options.region,
-    basis: COST_BASIS,
+    basis: costBasisFor(usage.hosting),
     usage,
   };
 }

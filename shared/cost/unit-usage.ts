@@ -3,7 +3,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
-import type { RunUsage } from './run-cost.ts';
+import type { EndpointHosting, RunUsage } from './run-cost.ts';
 
 /**
  * What one delivery of a unit used, kept with the unit's counts so finalize can price the
@@ -19,6 +19,10 @@ export interface UnitUsage {
   endpointLastAt: number;
   /** Sum of the endpoint calls' durations, ms (calls in flight together add up). */
   endpointCallMs: number;
+  /** Endpoint calls made (absent in usage stored before issue 14). */
+  endpointCalls?: number;
+  /** Bytes of the endpoint requests' bodies (inputs or CSV rows), what serverless bills as data in. */
+  endpointBytes?: number;
   s3Gets: number;
   s3Puts: number;
   bytesPut: number;
@@ -100,7 +104,9 @@ export class UsageMeter {
   }
 
   /** Times each call: the window from the first start to the last end, and their sum. */
-  private async timed<T>(call: () => Promise<T>): Promise<T> {
+  private async timed<T>(call: () => Promise<T>, bytes: number): Promise<T> {
+    this.usage.endpointCalls = (this.usage.endpointCalls ?? 0) + 1;
+    this.usage.endpointBytes = (this.usage.endpointBytes ?? 0) + bytes;
     const started = this.now();
     if (this.usage.endpointFirstAt === 0 || started < this.usage.endpointFirstAt)
       this.usage.endpointFirstAt = started;
@@ -115,12 +121,19 @@ export class UsageMeter {
 
   embeddingEndpoint(endpoint: EmbeddingEndpoint): EmbeddingEndpoint {
     return {
-      embed: (inputs: readonly string[], stats: CallStats) => this.timed(() => endpoint.embed(inputs, stats)),
+      embed: (inputs: readonly string[], stats: CallStats) =>
+        this.timed(
+          () => endpoint.embed(inputs, stats),
+          inputs.reduce((sum, input) => sum + Buffer.byteLength(input), 0),
+        ),
     };
   }
 
   scoringEndpoint(endpoint: ScoringEndpoint): ScoringEndpoint {
-    return { score: (rows: string, stats: CallStats) => this.timed(() => endpoint.score(rows, stats)) };
+    return {
+      score: (rows: string, stats: CallStats) =>
+        this.timed(() => endpoint.score(rows, stats), Buffer.byteLength(rows)),
+    };
   }
 
   queue(queue: WorkQueue): WorkQueue {
@@ -162,12 +175,27 @@ export interface UnitUsageSource {
   readonly usage?: UnitUsage | undefined;
 }
 
+/** Bytes a response carries back per byte sent, for serverless data processed out (see runUsageOf). */
+const RESPONSE_BYTES_PER_REQUEST_BYTE = 1;
+
 /**
  * Adds up the units' usage into the run's, as AWS would bill it: Lambda GB-seconds per
- * delivery, one endpoint instance kept for the window from the run's first call to its
- * last, SQS requests for the plan's sends and each delivery's receive and delete.
+ * delivery, SQS requests for the plan's sends and each delivery's receive and delete, and
+ * the endpoint by hosting (a string is an instance type, as before issue 14):
+ * - `instance`: one instance kept for the window from the run's first call to its last
+ *   (finalize replaces this with the lease's copies x held time + cooldown for run-scoped
+ *   capacity);
+ * - `serverless`: GB-seconds = the calls' summed durations x the memory size, and the bytes
+ *   sent, counted twice for the response (a vector or score line is not smaller than its
+ *   input in JSON or CSV text; a rough upper bound, stated in the basis);
+ * - `in-worker`: no endpoint.
  */
-export function runUsageOf(units: readonly UnitUsageSource[], instanceType: string | undefined): RunUsage {
+export function runUsageOf(
+  units: readonly UnitUsageSource[],
+  hosting: EndpointHosting | string | undefined,
+): RunUsage {
+  const endpoint: EndpointHosting | undefined =
+    typeof hosting === 'string' ? { kind: 'instance', instanceType: hosting } : hosting;
   let first = 0;
   let last = 0;
   let gbSeconds = 0;
@@ -178,6 +206,9 @@ export function runUsageOf(units: readonly UnitUsageSource[], instanceType: stri
   let sends = 0;
   let reads = 0;
   let writes = 0;
+  let callMs = 0;
+  let calls = 0;
+  let endpointBytes = 0;
   for (const unit of units) {
     attempts += unit.attempts;
     const u = unit.usage;
@@ -191,11 +222,36 @@ export function runUsageOf(units: readonly UnitUsageSource[], instanceType: stri
     sends += u.queueSends;
     reads += u.runStoreReads;
     writes += u.runStoreWrites;
+    callMs += u.endpointCallMs;
+    calls += u.endpointCalls ?? 0;
+    endpointBytes += u.endpointBytes ?? 0;
   }
   const planSends = Math.ceil(units.length / 10);
+  const window = first > 0 && last > first ? (last - first) / 1000 : 0;
+  const endpointPart: Pick<
+    RunUsage,
+    'hosting' | 'instanceType' | 'endpointSeconds' | 'serverlessGbSeconds' | 'endpointBytes' | 'endpointCalls'
+  > =
+    endpoint === undefined
+      ? { endpointSeconds: 0 }
+      : endpoint.kind === 'instance'
+        ? {
+            hosting: 'instance',
+            instanceType: endpoint.instanceType,
+            endpointSeconds: window,
+            endpointCalls: calls,
+          }
+        : endpoint.kind === 'serverless'
+          ? {
+              hosting: 'serverless',
+              endpointSeconds: 0,
+              serverlessGbSeconds: (callMs / 1000) * (endpoint.memoryMiB / 1024),
+              endpointBytes: endpointBytes * (1 + RESPONSE_BYTES_PER_REQUEST_BYTE),
+              endpointCalls: calls,
+            }
+          : { hosting: 'in-worker', endpointSeconds: 0 };
   return {
-    ...(instanceType === undefined ? {} : { instanceType }),
-    endpointSeconds: first > 0 && last > first ? (last - first) / 1000 : 0,
+    ...endpointPart,
     lambdaGbSeconds: gbSeconds,
     // One invocation per delivery, plus plan and finalize.
     lambdaRequests: attempts + 2,
@@ -216,6 +272,8 @@ export function runUsageOf(units: readonly UnitUsageSource[], instanceType: stri
 export function withFinalizeCalls(usage: RunUsage, calls: UnitUsage): RunUsage {
   return {
     ...usage,
+    // Finalize's own duration, where it reports it in `workerMs` and `memoryMiB`.
+    lambdaGbSeconds: usage.lambdaGbSeconds + (calls.workerMs / 1000) * (calls.memoryMiB / 1024),
     s3Gets: usage.s3Gets + calls.s3Gets,
     s3Puts: usage.s3Puts + calls.s3Puts + 2,
     dynamoReads: usage.dynamoReads + calls.runStoreReads,

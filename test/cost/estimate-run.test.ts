@@ -1,9 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { estimateRunUsage } from '../../shared/cost/estimate-run.ts';
+import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  batchTransformUsdPerMillionTokens,
+  COLD_START_ASSUMPTION,
+  estimateRunUsage,
+} from '../../shared/cost/estimate-run.ts';
 import { pricesFor } from '../../shared/cost/pricing.ts';
 import { runCost } from '../../shared/cost/run-cost.ts';
 import { pipelineConfig } from '../core/factories.ts';
+
+/** The credit-risk sample with its model block overridden. */
+const scorePipelineConfig = (model: Record<string, unknown>) => {
+  const raw = JSON.parse(readFileSync('pipelines/credit-risk.json', 'utf8'));
+  return parsePipelineConfig({ ...raw, model: { ...raw.model, ...model } });
+};
 
 async function sluice(...argv: string[]) {
   const out: string[] = [];
@@ -12,23 +24,82 @@ async function sluice(...argv: string[]) {
   return { code, out, err };
 }
 
+const usEast = pricesFor('us-east-1');
+
 describe('estimateRunUsage', () => {
-  it('keeps one endpoint instance busy for the tokens at the given throughput', () => {
+  it('bills run-scoped copies from the cold start through the work to the end of the cooldown', () => {
     const config = pipelineConfig({ workers: { maxConcurrency: 4 } });
-    // 100M tokens at 100,000 tokens/s = 1,000 s of ml.g5.xlarge: 1000/3600 x $1.41 = $0.391667.
+    // 100M tokens at 100,000 tokens/s: 1,000 s busy, within targetRunSeconds (1,800) on 1 copy.
     const estimate = estimateRunUsage({ config, estimatedCost: 100_000_000, tokensPerSecond: 100_000 });
-    expect(estimate.usage.endpointSeconds).toBe(1000);
+    expect(estimate.capacity).toEqual({
+      mode: 'run-scoped',
+      copies: 1,
+      busySeconds: 1000,
+      coldStartSeconds: COLD_START_ASSUMPTION.seconds,
+      cooldownSeconds: 300,
+    });
+    expect(estimate.usage.endpointSeconds).toBe(420 + 1000 + 300);
     expect(estimate.work).toEqual({ amount: 100_000_000, unit: 'tokens' });
-    const cost = runCost(estimate.usage, pricesFor('us-east-1'), { region: 'us-east-1', estimate: true });
-    expect(cost.endpoint).toBe(0.391667);
-    // Four workers wait on the endpoint the whole time, at the configured memory.
+    const cost = runCost(estimate.usage, usEast, { region: 'us-east-1', estimate: true });
+    // 1,720 s / 3,600 x $1.4084 = $0.672902.
+    expect(cost.endpoint).toBe(0.672902);
+    // Four workers wait on the endpoint while it is busy, at the configured memory.
     expect(estimate.usage.lambdaGbSeconds).toBeCloseTo(4 * 1000 * (config.workers.memoryMiB / 1024), 6);
     expect(estimate.usage.lambdaRequests).toBe(estimate.units + 2);
+  });
+
+  it('asks for more copies when the work would not fit targetRunSeconds on one, at most maxCopies', () => {
+    const config = pipelineConfig({
+      endpoint: { name: 'test-embed', dimension: 16, capacity: { maxCopies: 3, cooldownSeconds: 0 } },
+    });
+    // 500M tokens at 100,000 tokens/s = 5,000 s on one copy: ceil(5000 / 1800) = 3 copies.
+    const estimate = estimateRunUsage({ config, estimatedCost: 500_000_000, tokensPerSecond: 100_000 });
+    expect(estimate.capacity?.copies).toBe(3);
+    expect(estimate.usage.endpointSeconds).toBeCloseTo(3 * (420 + 5000 / 3), 6);
+  });
+
+  it('charges an always-on endpoint only the busy window, as before', () => {
+    const config = pipelineConfig({
+      endpoint: { name: 'test-embed', dimension: 16, capacity: { mode: 'always-on' } },
+    });
+    const estimate = estimateRunUsage({ config, estimatedCost: 100_000_000, tokensPerSecond: 100_000 });
+    expect(estimate.usage.endpointSeconds).toBe(1000);
+  });
+
+  it('prices scoring by hosting: in-worker no endpoint, serverless by GB-seconds, instance by copies', () => {
+    const rowsPerSecond = 100_000;
+    const estimateFor = (model: Record<string, unknown>) => {
+      const config = scorePipelineConfig(model);
+      const features = config.kind === 'score' ? config.featureSpec.features.length : 1;
+      // 1,000,000 rows.
+      return estimateRunUsage({ config, estimatedCost: 1_000_000 * features, rowsPerSecond });
+    };
+    const inWorker = estimateFor({ hosting: 'in-worker' });
+    expect(inWorker.hosting).toBe('in-worker');
+    expect(runCost(inWorker.usage, usEast, { region: 'us-east-1', estimate: true }).endpoint).toBe(0);
+    // The workers evaluate the 1M rows themselves: 10 s of CPU at 2 GB.
+    expect(inWorker.usage.lambdaGbSeconds).toBeCloseTo(10 * 2, 6);
+
+    const serverless = estimateFor({ hosting: 'serverless', serverless: { memoryMiB: 4096 } });
+    // 10 s of calls at 4 GB = 40 GB-s.
+    expect(serverless.usage.serverlessGbSeconds).toBeCloseTo(40, 6);
+    const serverlessCost = runCost(serverless.usage, usEast, { region: 'us-east-1', estimate: true });
+    expect(serverlessCost.endpoint).toBeGreaterThanOrEqual(0.0008);
+
+    const instance = estimateFor({ hosting: 'instance' });
+    expect(instance.usage.endpointSeconds).toBeCloseTo(420 + 10 + 300, 6);
+  });
+});
+
+describe('batchTransformUsdPerMillionTokens', () => {
+  it('charges the job its start-up and its work at the hourly rate', () => {
+    // 100M tokens at 100,000/s = 1,000 s + 420 s start = 1,420 s x $3.6/h = $1.42 for 100M tokens.
+    expect(batchTransformUsdPerMillionTokens(100_000_000, 100_000, 3.6, 420)).toBeCloseTo(0.0142, 9);
   });
 });
 
 describe('sluice cost', () => {
-  it('prints the bill by component and the per-token anchor as JSON, parts adding up', async () => {
+  it('prints the bill by component and the per-token anchors as JSON, parts adding up', async () => {
     const run = await sluice('cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--json');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.out.at(-1) ?? '{}');
@@ -40,8 +111,47 @@ describe('sluice cost', () => {
       micros(perRun.endpoint) + micros(perRun.lambda) + micros(perRun.requests) + micros(perRun.storage),
     );
     expect(perRun.estimate).toBe(true);
-    expect(report.anchors[0].perRun).toBeCloseTo((report.work.amount / 1e6) * 0.01, 9);
-    expect(report.alwaysOnPerDay).toBe(33.84);
+    expect(report.anchors.map((a: { name: string }) => a.name)).toEqual([
+      'OpenAI batch API, text-embedding-3-small',
+      'Bedrock batch inference, Titan Text Embeddings V2',
+      expect.stringMatching(/^SageMaker Batch Transform/),
+    ]);
+    expect(report.anchors[0].perRun).toBeCloseTo((report.work.amount / 1e6) * 0.01, 6);
+    expect(report.alwaysOnPerDay).toBe(33.8016);
+  });
+
+  it('gives a month’s bill from the pipeline’s own schedule, each part times the runs', async () => {
+    // docs.json runs at cron(0 3 * * ? *): once a day, 365 / 12 runs a month.
+    const run = await sluice('cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--json');
+    const report = JSON.parse(run.out.at(-1) ?? '{}');
+    expect(report.runsPerMonth).toBeCloseTo(365 / 12, 9);
+    const { perRun, perMonth } = report;
+    for (const part of ['endpoint', 'lambda', 'requests', 'storage'])
+      expect(perMonth[part]).toBeCloseTo(perRun[part] * report.runsPerMonth, 5);
+    expect(Math.round(perMonth.total * 1e6)).toBe(
+      Math.round((perMonth.endpoint + perMonth.lambda + perMonth.requests + perMonth.storage) * 1e6),
+    );
+    expect(report.anchors[0].perMonth).toBeCloseTo(
+      (report.work.amount / 1e6) * 0.01 * report.runsPerMonth,
+      6,
+    );
+  });
+
+  it('takes --schedule over the pipeline’s, and prints the month by component', async () => {
+    const run = await sluice(
+      'cost',
+      'events/data/docs-sample.jsonl',
+      '--pipeline',
+      'docs',
+      '--schedule',
+      'rate(6 hours)',
+    );
+    expect(run.code).toBe(0);
+    // 4 runs a day over an average month of 30.4375 days.
+    expect(run.out.find((l) => l.startsWith('  a month'))).toMatch(
+      /^ {2}a month {3}\$[\d.]+ for 121\.8 runs \(rate\(6 hours\)\): endpoint \$[\d.]+, lambda \$[\d.]+, requests \$[\d.]+, storage \$[\d.]+$/,
+    );
+    expect(run.out.filter((l) => l.startsWith('  compare'))).toHaveLength(3);
   });
 
   it('refuses bad usage with one line and exit 2', async () => {
@@ -50,6 +160,8 @@ describe('sluice cost', () => {
       ['cost', 'events/data/docs-sample.jsonl'],
       ['cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--runs-per-month', '-3'],
       ['cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--region', 'eu-west-1'],
+      ['cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--schedule', 'cron(0 3 L * ? *)'],
+      ['cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--schedule', 'every day'],
     ]) {
       const run = await sluice(...argv);
       expect(run.code).toBe(2);

@@ -96,8 +96,8 @@ describe('runCost', () => {
       estimate: false,
     });
     expect(cost).toMatchObject({
-      total: 1.41,
-      endpoint: 1.41,
+      total: 1.4084,
+      endpoint: 1.4084,
       lambda: 0,
       requests: 0,
       storage: 0,
@@ -220,8 +220,10 @@ describe('runUsageOf', () => {
       'ml.g5.xlarge',
     );
     expect(usage).toEqual({
+      hosting: 'instance',
       instanceType: 'ml.g5.xlarge',
       endpointSeconds: 5.5,
+      endpointCalls: 0,
       lambdaGbSeconds: 4 * 2 + 1 * 1,
       lambdaRequests: 3 + 2,
       // plan: ceil(2/10) = 1; 2 per delivery: 6; the units' own sends: 1; finalize: 3.
@@ -239,6 +241,49 @@ describe('runUsageOf', () => {
       runUsageOf([{ attempts: 1, usage: unit({ workerMs: 10, memoryMiB: 1024 }) }], 'ml.m5.large')
         .endpointSeconds,
     ).toBe(0);
+  });
+
+  it('prices serverless hosting by GB-seconds of call time and bytes, in-worker hosting not at all', () => {
+    const units = [
+      {
+        attempts: 1,
+        usage: unit({
+          workerMs: 2000,
+          memoryMiB: 2048,
+          endpointFirstAt: 1,
+          endpointLastAt: 4001,
+          endpointCallMs: 3000,
+          endpointCalls: 3,
+          endpointBytes: 1_000_000,
+        }),
+      },
+    ];
+    const serverless = runUsageOf(units, { kind: 'serverless', memoryMiB: 4096 });
+    // 3 s of calls at 4 GB = 12 GB-s; 1 MB sent and (at most) 1 MB back.
+    expect(serverless).toMatchObject({
+      hosting: 'serverless',
+      endpointSeconds: 0,
+      serverlessGbSeconds: 12,
+      endpointBytes: 2_000_000,
+      endpointCalls: 3,
+    });
+    const cost = runCost(serverless, usEast, { region: 'us-east-1', estimate: false });
+    // 12 x $0.00002 + 0.002 GB x $0.016 = $0.00024 + $0.000032.
+    expect(cost.endpoint).toBe(0.000272);
+    expect(cost.basis.endpoint).toMatch(/^SageMaker Serverless Inference: GB-seconds/);
+    const inWorker = runUsageOf(units, { kind: 'in-worker' });
+    expect(inWorker).toMatchObject({ hosting: 'in-worker', endpointSeconds: 0 });
+    expect(runCost(inWorker, usEast, { region: 'us-east-1', estimate: false }).endpoint).toBe(0);
+  });
+
+  it('fails with one line where a region has no serverless price', () => {
+    const { serverlessInferenceGbSecond: _, ...withoutServerless } = usEast;
+    expect(() =>
+      runCost({ ...noUsage, hosting: 'serverless', serverlessGbSeconds: 1 }, withoutServerless, {
+        region: 'us-east-1',
+        estimate: false,
+      }),
+    ).toThrow(PriceUnknown);
   });
 
   it('adds finalize’s own calls and the summary writes still to come', () => {
