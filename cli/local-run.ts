@@ -3,7 +3,11 @@ import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
-import type { EmbedPipelineConfig, PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type {
+  EmbedPipelineConfig,
+  PipelineConfig,
+  ScorePipelineConfig,
+} from '../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -11,6 +15,7 @@ import { newRunId } from '../shared/output/keys.ts';
 import { planRun } from '../shared/plan/plan-run.ts';
 import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
 import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
+import { maxModelBytesFor, XgboostModelCache } from '../shared/scoring/in-worker/model-cache.ts';
 import { deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
 import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.ts';
 import type { LocalHome } from './home.ts';
@@ -109,15 +114,18 @@ async function seedBundle(
 
 interface LocalModel {
   readonly config: PipelineConfig;
-  readonly endpointUrl: string;
+  /** Where the workers call the model; absent for in-worker scoring, which calls none. */
+  readonly endpointUrl: string | undefined;
   readonly server?: ModelServer;
 }
 
 /**
  * The model a local run calls: the server at `--endpoint-url`, or the built-in one with
  * the weight-free hash embedder or the ONNX folder of `--model-dir` (embed pipelines), or
- * the pipeline's XGBoost JSON model (score pipelines). Results record the model that
- * really produced them.
+ * the pipeline's XGBoost JSON model (score pipelines hosted `serverless` or `instance`).
+ * Score pipelines hosted `in-worker` start no server: the workers evaluate the model
+ * themselves, as the deployed work function does. Results record the model that really
+ * produced them.
  */
 async function startLocalModel(
   home: LocalHome,
@@ -126,6 +134,13 @@ async function startLocalModel(
   modelDir: string | undefined,
   log: (line: string) => void,
 ): Promise<LocalModel> {
+  if (config.kind === 'score' && config.model.hosting === 'in-worker') {
+    if (endpointUrl !== undefined)
+      throw new ConfigError(
+        `--endpoint-url: pipeline ${config.name} scores in the worker (model.hosting in-worker) and calls no endpoint; set model.hosting to serverless or instance to call a server`,
+      );
+    return loadInWorkerModel(home, config, log);
+  }
   if (endpointUrl !== undefined) return { config, endpointUrl };
   if (config.kind === 'embed') {
     if (modelDir !== undefined) return startOnnxModel(home, config, modelDir, log);
@@ -150,6 +165,33 @@ async function startLocalModel(
     config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? backend.model } },
     endpointUrl: server.url,
     server,
+  };
+}
+
+/**
+ * In-worker scoring: no model server. The model is read and compiled here once before any
+ * unit runs, so a missing, oversized or corrupt model stops the run with one line (exit 2)
+ * as the model server's start does, instead of failing unit after unit; each worker then
+ * reads it itself (XgboostModelCache). The scores record the same model id the local
+ * model server gives the file.
+ */
+async function loadInWorkerModel(
+  home: LocalHome,
+  config: ScorePipelineConfig,
+  log: (line: string) => void,
+): Promise<LocalModel> {
+  if (!(await home.store.head(config.model.modelKey))) {
+    throw new ConfigError(
+      `model.modelKey: no ${config.model.modelKey} in the bucket or beside the pipeline config`,
+    );
+  }
+  const model = await new XgboostModelCache().get(home.store, config.model.modelKey, {
+    maxModelBytes: maxModelBytesFor(config.workers.memoryMiB),
+  });
+  log(`in-worker scoring: ${model.modelId}: ${model.predictor.describe()}; no model server`);
+  return {
+    config: { ...config, model: { ...config.model, modelId: config.model.modelId ?? model.modelId } },
+    endpointUrl: undefined,
   };
 }
 

@@ -42,7 +42,8 @@ export function localUnitDeps(options: {
   readonly queue: WorkQueue;
   readonly chunkIndex: ChunkIndex;
   readonly config: PipelineConfig;
-  readonly endpointUrl: string;
+  /** The model server; absent when the pipeline scores in the worker and calls none. */
+  readonly endpointUrl: string | undefined;
 }): ProcessUnitDeps {
   const { store, runs, queue, chunkIndex, config, endpointUrl } = options;
   return {
@@ -51,6 +52,15 @@ export function localUnitDeps(options: {
     queue,
     chunkIndex,
     tokenCounter: new EstimatingTokenCounter(),
-    ...new PipelineEndpointRegistry(localSageMakerClient(endpointUrl, [config])).endpointsFor(config),
+    // In-worker scoring reads its model from the local bucket, once per thread (as per
+    // container), and needs no SageMaker client.
+    ...new PipelineEndpointRegistry(
+      () => {
+        if (endpointUrl === undefined)
+          throw new Error(`pipeline ${config.name}: no model server was started for this run`);
+        return localSageMakerClient(endpointUrl, [config]);
+      },
+      { store },
+    ).endpointsFor(config),
   };
 }

@@ -12,7 +12,8 @@ export interface UnitThreadData {
   readonly kind: 'sluice-unit-worker';
   readonly bucketDir: string;
   readonly config: PipelineConfig;
-  readonly endpointUrl: string;
+  /** The model server; absent for in-worker scoring. */
+  readonly endpointUrl: string | undefined;
   /** Where the thread calls the shared state (run store, chunk index, queue). */
   readonly rpc: MessagePort;
 }
@@ -31,7 +32,8 @@ export interface UnitThreadsOptions {
   readonly threads: number;
   readonly bucketDir: string;
   readonly config: PipelineConfig;
-  readonly endpointUrl: string;
+  /** The model server; absent for in-worker scoring. */
+  readonly endpointUrl: string | undefined;
   readonly shared: { readonly runs: RunStore; readonly queue: WorkQueue; readonly chunkIndex: ChunkIndex };
   /** V8 old-generation limit of each thread. @default heapMiBFor(config) */
   readonly heapMiB?: number;

@@ -103,11 +103,13 @@ export function createAdapters(
   options: AdapterOptions = {},
 ): SluiceAdapters {
   const sleep = options.sleep === undefined ? {} : { sleep: options.sleep };
-  const endpoints = new PipelineEndpointRegistry(clients.sagemaker, options);
+  const store = new S3ObjectStore({ client: clients.s3, bucket: env.bucket });
+  // In-worker scoring reads its model from the bucket (once per container, see XgboostModelCache).
+  const endpoints = new PipelineEndpointRegistry(clients.sagemaker, { ...options, store });
   return {
     pipelines: env.pipelines,
     bucket: env.bucket,
-    store: new S3ObjectStore({ client: clients.s3, bucket: env.bucket }),
+    store,
     runs: new DynamoRunStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     queue: new SqsWorkQueue({
       client: clients.sqs,

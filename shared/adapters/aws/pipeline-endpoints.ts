@@ -1,8 +1,13 @@
 import type { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import type { PipelineConfig } from '../../config/pipeline-config.ts';
+import { pipelineCapacityOf } from '../../capacity/names.ts';
+import type { PipelineConfig, ScorePipelineConfig } from '../../config/pipeline-config.ts';
 import { AdaptiveLimiter } from '../../endpoint/adaptive-limiter.ts';
+import { ConfigError } from '../../errors/errors.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
+import { InWorkerScoringEndpoint } from '../../scoring/in-worker/in-worker-scoring-endpoint.ts';
+import { maxModelBytesFor, XgboostModelCache } from '../../scoring/in-worker/model-cache.ts';
 import type { Sleep } from './backoff.ts';
 import { SageMakerEmbeddingEndpoint } from './sagemaker-embedding-endpoint.ts';
 import { sageMakerClientSettings } from './sagemaker-invoker.ts';
@@ -35,24 +40,59 @@ export interface PipelineEndpoints {
   readonly scoringEndpoint?: ScoringEndpoint;
 }
 
+export interface PipelineEndpointRegistryOptions {
+  /** Waits between the invokers' retries. @default setTimeout-based sleep */
+  readonly sleep?: Sleep;
+  /**
+   * Where score pipelines with `model.hosting: in-worker` read their model
+   * (`model.modelKey`). Required for them; the endpoint hostings never read it.
+   */
+  readonly store?: ObjectStore;
+  /**
+   * The models in-worker scoring holds. @default one cache per registry: a registry is
+   * built once per worker (Lambda container, local unit thread), so a model is read and
+   * compiled once per worker and checked for a new version once a minute.
+   */
+  readonly modelCache?: XgboostModelCache;
+}
+
 /**
- * Builds (once per pipeline) the endpoint client a pipeline calls, over one shared
- * SageMakerRuntimeClient. Embedding endpoints get one adaptive limiter per endpoint
- * name, so pipelines that share an endpoint share its capacity.
+ * Builds (once per pipeline) the model client a pipeline calls. Embedding pipelines and
+ * score pipelines hosted on an endpoint (`model.hosting` `serverless` or `instance`) call
+ * SageMaker over one shared SageMakerRuntimeClient; `in-worker` scoring evaluates the
+ * XGBoost JSON model in the worker and calls nothing. Embedding endpoints get one
+ * adaptive limiter per endpoint name, so pipelines that share an endpoint share its
+ * capacity.
  */
 export class PipelineEndpointRegistry {
   private readonly byPipeline = new Map<string, PipelineEndpoints>();
   private readonly limiters = new Map<string, AdaptiveLimiter>();
+  private readonly modelCache: XgboostModelCache;
+  private client: SageMakerRuntimeClient | undefined;
 
+  /**
+   * @param sagemaker the shared client, or how to make it: made on the first endpoint
+   * built, so a worker whose pipelines all score in-worker never makes one.
+   */
   constructor(
-    private readonly client: SageMakerRuntimeClient,
-    private readonly options: { readonly sleep?: Sleep } = {},
-  ) {}
+    private readonly sagemaker: SageMakerRuntimeClient | (() => SageMakerRuntimeClient),
+    private readonly options: PipelineEndpointRegistryOptions = {},
+  ) {
+    this.modelCache = options.modelCache ?? new XgboostModelCache();
+  }
+
+  private sageMakerClient(): SageMakerRuntimeClient {
+    this.client ??= typeof this.sagemaker === 'function' ? this.sagemaker() : this.sagemaker;
+    return this.client;
+  }
 
   endpointsFor(config: PipelineConfig): PipelineEndpoints {
     const known = this.byPipeline.get(config.name);
     if (known) return known;
     const sleep = this.options.sleep === undefined ? {} : { sleep: this.options.sleep };
+    // Run-scoped capacity hosts the model as an inference component: calls must name it.
+    const componentName = pipelineCapacityOf(config)?.componentName;
+    const component = componentName === undefined ? {} : { inferenceComponentName: componentName };
     let built: PipelineEndpoints;
     if (config.kind === 'embed') {
       const { endpoint } = config;
@@ -66,27 +106,46 @@ export class PipelineEndpointRegistry {
       }
       built = {
         endpoint: new SageMakerEmbeddingEndpoint({
-          client: this.client,
+          client: this.sageMakerClient(),
           endpointName: endpoint.name,
           maxRetries: endpoint.maxRetries,
           timeoutMs: endpoint.timeoutMs,
           limiter,
+          ...component,
           ...sleep,
         }),
       };
+    } else if (config.model.hosting === 'in-worker') {
+      built = { scoringEndpoint: this.inWorker(config) };
     } else {
+      // `serverless` calls the endpoint itself; `instance` names its inference component.
       const { model } = config;
       built = {
         scoringEndpoint: new SageMakerScoringEndpoint({
-          client: this.client,
+          client: this.sageMakerClient(),
           endpointName: model.endpointName,
           maxRetries: model.maxRetries,
           timeoutMs: model.timeoutMs,
+          ...component,
           ...sleep,
         }),
       };
     }
     this.byPipeline.set(config.name, built);
     return built;
+  }
+
+  private inWorker(config: ScorePipelineConfig): InWorkerScoringEndpoint {
+    const { store } = this.options;
+    if (!store)
+      throw new ConfigError(
+        `pipeline ${config.name}: model.hosting in-worker reads ${config.model.modelKey} from the object store, and this worker was given none`,
+      );
+    return new InWorkerScoringEndpoint({
+      store,
+      modelKey: config.model.modelKey,
+      cache: this.modelCache,
+      limits: { maxModelBytes: maxModelBytesFor(config.workers.memoryMiB) },
+    });
   }
 }

@@ -20,6 +20,8 @@ export class XgboostPredictor {
   /** Values per row in the output: 1 for regression and binary, one per class for multi:softprob. */
   readonly outputsPerRow: number;
   readonly numTrees: number;
+  /** Nodes of all trees (what the compiled forest's size grows with). */
+  readonly nodeCount: number;
   private readonly forest: CompiledForest;
   private readonly block: Float32Array;
   private readonly margins: Float32Array;
@@ -30,6 +32,7 @@ export class XgboostPredictor {
     this.numFeatures = forest.numFeatures;
     this.outputsPerRow = forest.numGroups;
     this.numTrees = forest.treeRoots.length;
+    this.nodeCount = forest.nodeCount;
     this.block = new Float32Array(BLOCK_ROWS * Math.max(1, forest.numFeatures));
     this.margins = new Float32Array(BLOCK_ROWS * forest.numGroups);
   }
