@@ -14,6 +14,7 @@ import { runPaddingBench } from './padding.ts';
 import { runSaturationBench } from './saturation.ts';
 import { runScoringBench } from './scoring.ts';
 import { runScoringEndToEndBench } from './scoring-e2e.ts';
+import { runSimulatedDayBench } from './simulated-day.ts';
 import { runSkewBench } from './skew.ts';
 import { runTokenEstimateBench } from './token-estimate.ts';
 
@@ -37,6 +38,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   memory: () => runMemoryBench(),
   scoring: () => runScoringBench(),
   'scoring-e2e': () => runScoringEndToEndBench(),
+  'simulated-day': () => runSimulatedDayBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

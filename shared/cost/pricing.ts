@@ -94,7 +94,7 @@ const US_EAST_1: RegionPrices = {
   sagemakerDataProcessedGb: price(
     0.016,
     'GB in or out',
-    'https://github.com/aws-samples/sagemaker-ssh-helper/blob/main/Sample_Costs.md ("$0.016 per GB for Endpoint Data IN" / "OUT", from an AWS bill)',
+    'https://github.com/aws-samples/sagemaker-ssh-helper/blob/main/Sample_Costs.md ("$0.016 per GB for Endpoint Data IN" / "OUT", an eu-west-1 bill; no stored page gave the us-east-1 line, assumed the same)',
   ),
   lambdaArmGbSecond: price(0.0000133334, 'GB-second', 'https://cloudchipr.com/blog/aws-lambda-pricing'),
   lambdaRequest: price(
