@@ -13,6 +13,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
+import { ModelUnusable } from '../scoring/errors.ts';
 import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './dead-letter-unit.ts';
 import { embedUnit } from './embed-unit.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
@@ -139,8 +140,10 @@ export async function processUnit(
     const reason = describeError(error);
     await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
     // Marked failed, its parts taken back, finalize asked for if that ended the run. An
-    // input changed since planning fails every delivery alike: fail the unit at once.
-    if (options.isLastAttempt || error instanceof ObjectChanged) await deadLetterUnit(deps, unit, { reason });
+    // input changed since planning, or a model that cannot be used (in-worker scoring:
+    // absent, too large, corrupt), fails every delivery alike: fail the unit at once.
+    if (options.isLastAttempt || error instanceof ObjectChanged || error instanceof ModelUnusable)
+      await deadLetterUnit(deps, unit, { reason });
     throw error;
   }
 }

@@ -75,13 +75,13 @@ describe('in-worker scoring against the xgboost-json model server', () => {
         .split('\n')
         .map((line) => line.split(',').map(Number));
       expect(got).toHaveLength(reference.length);
-      got.forEach((row, r) =>
+      got.forEach((row, r) => {
         row.forEach((v, c) => {
           const want = reference[r]![c]!;
           // float32 output: equal to about 7 significant digits.
           expect(Math.abs(v - want)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want)));
-        }),
-      );
+        });
+      });
     });
   }
 });
