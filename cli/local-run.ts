@@ -18,6 +18,7 @@ import { embeddingTableKeys } from '../shared/scoring/features/feature-transform
 import { maxModelBytesFor, XgboostModelCache } from '../shared/scoring/in-worker/model-cache.ts';
 import { deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
 import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.ts';
+import type { WarmingPolicy } from '../shared/work/warming.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
@@ -294,6 +295,11 @@ export interface LocalRuntimeOptions {
    * @default {@link defaultUnitThreads}
    */
   readonly threads?: number;
+  /**
+   * Overrides of how units wait for a cold endpoint (tests shorten the delays and the
+   * warm-up limit). @default the pipeline's: 30 s doubling to 900 s, up to `capacity.warmupLimitSeconds`
+   */
+  readonly warming?: Partial<WarmingPolicy>;
 }
 
 /** Units each worker thread works on at once: one reads and chunks while the other waits on the endpoint. */
@@ -337,9 +343,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     concurrency,
     visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
     onUnit: async (unit, delivery) => {
+      const warming = options.warming === undefined ? {} : { warming: options.warming };
       const outcome = threads
-        ? await threads.run(unit, { isLastAttempt: delivery.isLastAttempt })
-        : await processUnit(await mainThreadDeps!, config, unit, delivery);
+        ? await threads.run(unit, { isLastAttempt: delivery.isLastAttempt, ...warming })
+        : await processUnit(await mainThreadDeps!, config, unit, { ...delivery, ...warming });
+      if (outcome.status === 'deferred')
+        log(`unit ${unit.unitId}: endpoint has no capacity yet; trying again in ${outcome.delaySeconds} s`);
+      if (outcome.status === 'failed') log(`unit ${unit.unitId} failed: ${outcome.reason}`);
       if (outcome.status !== 'succeeded') return;
       const c = outcome.counts;
       const done =

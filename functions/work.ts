@@ -49,7 +49,9 @@ function checkpointTime(context: Context | undefined, config: PipelineConfig): n
  * (primary adapter) work handler -> processUnit -> (S3, SageMaker, DynamoDB, SQS).
  *
  * Each message is one unit descriptor. A unit that fails throws, so its message is
- * reported in `batchItemFailures` and SQS redelivers it. The delivery whose receive count
+ * reported in `batchItemFailures` and SQS redelivers it. A unit whose endpoint has no
+ * capacity yet is sent back as a new delayed message and its delivery succeeds (see
+ * processUnit's `deferred` outcome), so waiting for a cold endpoint never nears the DLQ. The delivery whose receive count
  * reaches the pipeline's `workers.maxReceiveCount` is the last one: processUnit then marks
  * the unit failed (and asks for finalize if that ends the run) before SQS dead-letters it.
  */
@@ -114,6 +116,22 @@ export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: 
           break;
         case 'unknown':
           logger.warn('unit is not in the runs table (stale message of a deleted run); dropped', about);
+          break;
+        case 'deferred':
+          // Sent back as a new delayed message: this one is deleted, no receive count spent.
+          logger.info('endpoint has no capacity yet; unit sent back to wait for it', {
+            ...about,
+            retryInSeconds: outcome.delaySeconds,
+            waitingSince: new Date(outcome.warmingSince).toISOString(),
+          });
+          metrics.addMetric('UnitsWaitingForCapacity', MetricUnit.Count, 1);
+          break;
+        case 'failed':
+          logger.error('unit failed for good: marked failed, its message is deleted', {
+            ...about,
+            error: outcome.reason,
+          });
+          metrics.addMetric('UnitsFailed', MetricUnit.Count, 1);
           break;
       }
     } catch (error) {

@@ -5,7 +5,10 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
-import type { UnitOutcome } from '../../shared/work/process-unit.ts';
+import type { ProcessUnitOptions, UnitOutcome } from '../../shared/work/process-unit.ts';
+
+/** What the main thread tells a unit thread about a delivery (structured-cloned). */
+export type UnitRunOptions = Pick<ProcessUnitOptions, 'isLastAttempt' | 'warming'>;
 
 /** What a unit thread starts with (structured-cloned into it). */
 export interface UnitThreadData {
@@ -21,7 +24,7 @@ export interface UnitThreadData {
 export interface UnitRequest {
   readonly id: number;
   readonly unit: WorkUnit;
-  readonly options: { readonly isLastAttempt: boolean };
+  readonly options: UnitRunOptions;
 }
 
 export type UnitThreadReply =
@@ -122,7 +125,7 @@ export class UnitThreads {
   }
 
   /** Runs a unit on the least busy thread. */
-  run(unit: WorkUnit, options: { readonly isLastAttempt: boolean }): Promise<UnitOutcome> {
+  run(unit: WorkUnit, options: UnitRunOptions): Promise<UnitOutcome> {
     if (this.broken) return Promise.reject(this.broken);
     const thread = this.threads.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.next++;

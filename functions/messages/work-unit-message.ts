@@ -57,6 +57,9 @@ const workUnitSchema = z
       .optional(),
     /** `fit`: the first pass of a scoring pipeline; absent: the pipeline's own work. */
     task: z.literal('fit').optional(),
+    /** Sent back to wait for a cold endpoint: since when (epoch ms), and how often so far. */
+    warmingSince: z.number().int().nonnegative().optional(),
+    warmingDeferrals: z.number().int().nonnegative().optional(),
   })
   .refine((unit) => unit.byteEnd >= unit.byteStart, {
     message: 'byteEnd must not be before byteStart',

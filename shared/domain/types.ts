@@ -77,6 +77,13 @@ export interface WorkUnit {
   readonly staged?: StagedPart;
   /** What the worker does with the unit: the pipeline's own work, or fit feature statistics first. @default the pipeline's kind */
   readonly task?: UnitTask;
+  /**
+   * Epoch ms when a delivery of this unit first found its endpoint with no capacity; set on
+   * the messages that send it back to wait (issue 14, shared/work/warming.ts), never planned.
+   */
+  readonly warmingSince?: number;
+  /** How often the unit was sent back to wait for capacity; the delays double with it. */
+  readonly warmingDeferrals?: number;
 }
 
 /** `fit`: a scoring pipeline's first pass, fitting feature statistics that the scoring run then applies. */
@@ -102,6 +109,8 @@ export interface UnitCounts {
   endpointCalls: number;
   throttled: number;
   retries: number;
+  /** Times the unit was sent back to wait for a cold endpoint before it ran (absent in counts from before it). */
+  warmingDeferrals?: number;
   /**
    * What the delivery that completed the unit used (stored with its counts for finalize
    * to price the run); never summed by {@link addCounts}.
@@ -124,11 +133,12 @@ export const emptyCounts = (): UnitCounts => ({
   endpointCalls: 0,
   throttled: 0,
   retries: 0,
+  warmingDeferrals: 0,
 });
 
 export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
   for (const key of Object.keys(into) as SummedCount[])
-    if ((key as string) !== 'usage') into[key] += more[key];
+    if ((key as string) !== 'usage') into[key] = (into[key] ?? 0) + (more[key] ?? 0);
   return into;
 }
 
@@ -192,6 +202,8 @@ export interface RunSummary {
     endpointCalls: number;
     throttled: number;
     retries: number;
+    /** Times units were sent back to wait for a cold endpoint (absent in summaries from before it). */
+    warmingDeferrals?: number;
   };
   failedUnits: { unitId: string; lastError: string | null }[];
   timings: Record<string, number>;

@@ -303,6 +303,7 @@ export async function finalizeRun(
       endpointCalls: total.endpointCalls,
       throttled: total.throttled,
       retries: total.retries,
+      warmingDeferrals: total.warmingDeferrals ?? 0,
     },
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },

@@ -3,7 +3,7 @@ import { type UnitUsage, UsageMeter } from '../cost/unit-usage.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import { type UnitIdList, unitIdListKey } from '../duplicates/unit-id-list.ts';
 import type { TokenCounter } from '../embedding/token-counter.ts';
-import { describeError, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
+import { describeError, EndpointWarming, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
 import { unitDocListKey, unitPartKey } from '../output/keys.ts';
 import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
 import { StreamedPart } from '../output/streamed-part.ts';
@@ -19,6 +19,7 @@ import { embedUnit } from './embed-unit.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
 import { scoreUnit, segmentPartialKey } from './score-unit.ts';
 import { type Checkpoint, continuationIdOf, continuationOf, trimToContinuation } from './unit-records.ts';
+import { nextWarmingStep, type WarmingPolicy, warmingPolicyOf, withoutWarming } from './warming.ts';
 
 export interface ProcessUnitDeps {
   readonly store: ObjectStore;
@@ -38,7 +39,30 @@ export type UnitOutcome =
   /** Another delivery already finished this unit; nothing was written or counted. */
   | { readonly status: 'duplicate' }
   /** The unit is not in the run store (a stale message for a deleted run). */
-  | { readonly status: 'unknown' };
+  | { readonly status: 'unknown' }
+  /**
+   * The endpoint had no capacity: the unit was sent back to the queue to run again after
+   * `delaySeconds`; this delivery is done (its message is deleted, no receive count spent).
+   */
+  | { readonly status: 'deferred'; readonly delaySeconds: number; readonly warmingSince: number }
+  /** The unit failed for good in this delivery (waited past the warm-up limit); the run counts it failed. */
+  | { readonly status: 'failed'; readonly reason: string };
+
+/** What a delivery of a unit is told besides the unit. */
+export interface ProcessUnitOptions {
+  readonly isLastAttempt: boolean;
+  /**
+   * Checkpoint time (ms since the epoch): past it the unit stops before its next record,
+   * writes what it has, and hands the rest back as a new unit. @default none
+   */
+  readonly stopAfter?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Memory the worker has (the Lambda context's), for the run's cost. @default `workers.memoryMiB` */
+  readonly memoryMiB?: number;
+  /** Overrides of the wait for a cold endpoint. @default warmingPolicyOf(config) */
+  readonly warming?: Partial<WarmingPolicy>;
+}
 
 /**
  * (primary adapter) -> processUnit -> (object store, endpoint, run store, queue).
@@ -54,18 +78,7 @@ export async function processUnit(
   unmetered: ProcessUnitDeps,
   config: PipelineConfig,
   unit: WorkUnit,
-  options: {
-    readonly isLastAttempt: boolean;
-    /**
-     * Checkpoint time (ms since the epoch): past it the unit stops before its next record,
-     * writes what it has, and hands the rest back as a new unit. @default none
-     */
-    readonly stopAfter?: number;
-    /** @default Date.now */
-    readonly now?: () => number;
-    /** Memory the worker has (the Lambda context's), for the run's cost. @default `workers.memoryMiB` */
-    readonly memoryMiB?: number;
-  },
+  options: ProcessUnitOptions,
 ): Promise<UnitOutcome> {
   // Every port call the delivery makes is counted, for the run's cost (shared/cost).
   const startedAt = Date.now();
@@ -94,14 +107,20 @@ export async function processUnit(
       const now = options.now ?? Date.now;
       checkpoint = { shouldStop: () => now() >= stopAfter };
     }
-    const { counts, outputKeys, actualCost } =
-      config.kind === 'embed'
-        ? await runEmbedUnit(deps, config, work, checkpoint)
-        : work.task === 'fit'
-          ? await runFitUnit(deps, config, work, checkpoint)
-          : await runScoreUnit(deps, config, work, checkpoint);
+    const {
+      counts: workCounts,
+      outputKeys,
+      actualCost,
+    } = config.kind === 'embed'
+      ? await runEmbedUnit(deps, config, work, checkpoint)
+      : work.task === 'fit'
+        ? await runFitUnit(deps, config, work, checkpoint)
+        : await runScoreUnit(deps, config, work, checkpoint);
+    // The times this unit waited for capacity before the delivery that did its work.
+    const counts = { ...workCounts, warmingDeferrals: unit.warmingDeferrals ?? 0 };
     const continuation =
-      handedOn ?? (checkpoint?.stoppedAt ? continuationOf(unit, checkpoint.stoppedAt) : undefined);
+      handedOn ??
+      (checkpoint?.stoppedAt ? withoutWarming(continuationOf(unit, checkpoint.stoppedAt)) : undefined);
     if (continuation) {
       // Counted in the run before this unit completes, so the run cannot finish without it.
       const stored = await deps.runs.addContinuation(unit.runId, continuation);
@@ -137,6 +156,15 @@ export async function processUnit(
     if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
     return { status: 'succeeded', counts, finishedRun: completion.finishedRun };
   } catch (error) {
+    if (error instanceof EndpointWarming && unmetered.queue.sendUnitLater)
+      return waitForCapacity(
+        deps,
+        unmetered.queue.sendUnitLater.bind(unmetered.queue),
+        config,
+        unit,
+        error,
+        options,
+      );
     const reason = describeError(error);
     await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
     // Marked failed, its parts taken back, finalize asked for if that ended the run. An
@@ -146,6 +174,39 @@ export async function processUnit(
       await deadLetterUnit(deps, unit, { reason });
     throw error;
   }
+}
+
+/**
+ * The endpoint had no capacity (scaled to zero, or copies still starting): the unit goes
+ * back to the queue as a new message with a growing delay, and this delivery ends as
+ * handled, so waiting spends no receive count, no retry and no Lambda time, and nothing is
+ * dead-lettered while capacity comes up. The parts this delivery streamed were aborted and
+ * nothing was counted, so the next delivery starts the unit afresh, as any retry does. Past
+ * `capacity.warmupLimitSeconds` the unit fails for good with a reason naming the endpoint,
+ * which fails the run.
+ */
+async function waitForCapacity(
+  deps: ProcessUnitDeps,
+  sendUnitLater: (unit: WorkUnit, delaySeconds: number) => Promise<void>,
+  config: PipelineConfig,
+  unit: WorkUnit,
+  error: EndpointWarming,
+  options: ProcessUnitOptions,
+): Promise<UnitOutcome> {
+  const now = (options.now ?? Date.now)();
+  const step = nextWarmingStep(unit, error.endpointName, now, warmingPolicyOf(config, options.warming));
+  if (step.kind === 'give-up') {
+    await deps.runs.recordUnitError(unit.runId, unit.unitId, step.reason);
+    await deadLetterUnit(deps, unit, { reason: step.reason });
+    return { status: 'failed', reason: step.reason };
+  }
+  await sendUnitLater(step.unit, step.delaySeconds);
+  await deps.runs.recordUnitError(
+    unit.runId,
+    unit.unitId,
+    `waiting for endpoint capacity (deferral ${step.unit.warmingDeferrals}, next try in ${step.delaySeconds} s): ${describeError(error)}`,
+  );
+  return { status: 'deferred', delaySeconds: step.delaySeconds, warmingSince: step.unit.warmingSince! };
 }
 
 /** The ports wrapped so that the delivery's calls are counted. */

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { WorkUnit } from '../../domain/types.ts';
 import { SluiceError } from '../../errors/errors.ts';
-import type { WorkQueue } from '../../ports/work-queue.ts';
+import { MAX_SEND_DELAY_SECONDS, type WorkQueue } from '../../ports/work-queue.ts';
 import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
 
 /** SQS limits: 10 entries per SendMessageBatch, 256 KiB per message and per whole batch. */
@@ -114,6 +114,24 @@ export class SqsWorkQueue implements WorkQueue {
         failures.map((f) => f.unitId),
       );
     }
+  }
+
+  /**
+   * One unit as a new message with `DelaySeconds` (clamped to SQS's 0 to 900): the message
+   * starts with a receive count of 0, so waiting never nears the dead-letter threshold.
+   */
+  async sendUnitLater(unit: WorkUnit, delaySeconds: number): Promise<void> {
+    const body = JSON.stringify(unit);
+    const bytes = Buffer.byteLength(body, 'utf8');
+    if (bytes > SQS_MAX_MESSAGE_BYTES) {
+      throw new UnitTooLargeError(
+        `unit ${unit.unitId} of run ${unit.runId} serialises to ${bytes} bytes, over the SQS limit of ${SQS_MAX_MESSAGE_BYTES}`,
+      );
+    }
+    const delay = Math.min(MAX_SEND_DELAY_SECONDS, Math.max(0, Math.round(delaySeconds)));
+    await this.client.send(
+      new SendMessageCommand({ QueueUrl: this.workQueueUrl, MessageBody: body, DelaySeconds: delay }),
+    );
   }
 
   async requestFinalize(runId: string): Promise<void> {

@@ -1,6 +1,6 @@
 import type { WorkUnit } from '../../domain/types.ts';
 import { describeError } from '../../errors/errors.ts';
-import type { WorkQueue } from '../../ports/work-queue.ts';
+import { MAX_SEND_DELAY_SECONDS, type WorkQueue } from '../../ports/work-queue.ts';
 
 export interface Delivery {
   /** 1 for the first delivery, as SQS's ApproximateReceiveCount. */
@@ -97,6 +97,22 @@ export class LocalWorkQueue implements WorkQueue {
 
   async requestFinalize(runId: string): Promise<void> {
     this.enqueue({ kind: 'finalize', runId });
+  }
+
+  /**
+   * A new message for the unit, visible after `delaySeconds` (SQS's `DelaySeconds`, 0 to
+   * 900) by a timer; `drain` waits for it as it waits for running deliveries.
+   */
+  async sendUnitLater(unit: WorkUnit, delaySeconds: number): Promise<void> {
+    const delayMs = Math.min(MAX_SEND_DELAY_SECONDS, Math.max(0, delaySeconds)) * 1000;
+    this.track(
+      new Promise<void>((resolve) => {
+        setTimeout(() => {
+          this.enqueue({ kind: 'unit', unit });
+          resolve();
+        }, delayMs);
+      }),
+    );
   }
 
   private enqueue(body: Message['body']): void {
