@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
+import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
@@ -30,6 +31,8 @@ export interface FinalizeHandlerDeps {
   readonly redelivery?: Redelivery;
   /** Prices the finished run (summary `cost`) in the function's region. */
   readonly costing?: { readonly region: string; readonly estimate: boolean };
+  /** Run-scoped endpoint capacity: finalize releases the run's lease (the sweeper scales in after the cooldown). */
+  readonly capacity?: RunCapacityDeps;
 }
 
 export interface FinalizeHandlerOptions extends Partial<Observability> {
@@ -93,6 +96,7 @@ export function createFinalizeHandler(
         return;
       }
       logger.info(`run ${summary.status}`, { runId, summary });
+      if (summary.capacity) logger.info('capacity lease released', { runId, ...summary.capacity });
       metrics.addMetric(summary.status === 'succeeded' ? 'RunsSucceeded' : 'RunsFailed', MetricUnit.Count, 1);
     } catch (error) {
       logger.error('finalize failed; SQS will redeliver the request', { runId, error: describeError(error) });

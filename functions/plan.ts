@@ -5,7 +5,15 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
+import { pipelineCapacityOf } from '../shared/capacity/names.ts';
+import {
+  acquireRunCapacity,
+  type CapacityAcquired,
+  type RunCapacityDeps,
+  runWorkOf,
+} from '../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { RunState } from '../shared/domain/types.ts';
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
 import { newRunId, pipelineOfIncomingKey } from '../shared/output/keys.ts';
@@ -36,6 +44,8 @@ export interface PlanHandlerDeps {
   readonly queue: WorkQueue;
   /** A failed ingest message comes back after its own backoff; without it, after the visibility timeout. */
   readonly redelivery?: Redelivery;
+  /** Run-scoped endpoint capacity: each run takes a lease and raises the copies (docs/capacity.md). */
+  readonly capacity?: RunCapacityDeps;
 }
 
 export interface PlanHandlerOptions extends Partial<Observability> {
@@ -123,9 +133,49 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
         logger.info('sources gone when planned; their documents count as removed at finalize', missing);
       else logger.warn('inputs deleted before planning; nothing to read', missing);
     }
+    if (result.capacity) logCapacity(result.run.runId, result.capacity);
     metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
     metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
     return result;
+  };
+
+  /** One line for the run's lease; a raise that failed or waits is a warning, and the sweeper's to finish. */
+  const logCapacity = (runId: string, acquired: CapacityAcquired): void => {
+    const fields = {
+      runId,
+      component: acquired.lease.component,
+      copies: acquired.lease.copies,
+      takenAt: acquired.lease.takenAt,
+      desiredCopies: acquired.before?.desiredCopies,
+      currentCopies: acquired.before?.currentCopies,
+      raisedTo: acquired.raisedTo,
+    };
+    if (acquired.error !== undefined)
+      logger.warn('capacity lease taken, but copies could not be raised; the capacity sweeper retries', {
+        ...fields,
+        error: acquired.error,
+      });
+    else if (acquired.deferred !== undefined)
+      logger.info('capacity lease taken; the component is busy, the capacity sweeper raises the copies', {
+        ...fields,
+        reason: acquired.deferred,
+      });
+    else logger.info('capacity lease taken', fields);
+  };
+
+  /**
+   * A scheduled run taken up after an earlier attempt recorded it: that attempt may have
+   * died before taking the run's lease (taking it again returns the one it took).
+   */
+  const resumeCapacity = async (d: PlanHandlerDeps, config: PipelineConfig, run: RunState): Promise<void> => {
+    const capacity = pipelineCapacityOf(config);
+    if (!capacity || !d.capacity || run.status !== 'running' || run.totalUnits === 0) return;
+    const units = await d.runs.listUnits(run.runId);
+    const estimated = units.reduce((sum, unit) => sum + unit.estCost, 0);
+    logCapacity(
+      run.runId,
+      await acquireRunCapacity(d.capacity, capacity, run.runId, runWorkOf(config, estimated), now()),
+    );
   };
 
   /** Reads every message first, so that all objects of a pipeline in this batch make one run. */
@@ -285,6 +335,7 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
         : scheduledRunId({ pipeline: config.name, prefix: event.prefix, scheduledTime: event.scheduledTime });
     const recorded = runId === undefined ? undefined : await d.runs.getRun(runId);
     if (recorded !== undefined) {
+      await resumeCapacity(d, config, recorded);
       const resumed = await resumeRun(d, recorded);
       logger.info('scheduled run was recorded by an earlier attempt; taken up, not planned again', {
         runId: recorded.runId,

@@ -1,9 +1,11 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { SageMakerClient, type SageMakerClientConfig } from '@aws-sdk/client-sagemaker';
 import { SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-sdk/client-sagemaker-runtime';
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
+import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-leases.ts';
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
@@ -13,14 +15,17 @@ import {
   sageMakerClientSettingsFor,
 } from '../../shared/adapters/aws/pipeline-endpoints.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { SageMakerCapacityControl } from '../../shared/adapters/aws/sagemaker-capacity-control.ts';
 import {
   type Redelivery,
   type RedeliverySchedule,
   SqsRedelivery,
 } from '../../shared/adapters/aws/sqs-redelivery.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import type { RunCapacityDeps } from '../../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
@@ -34,6 +39,8 @@ export interface AwsClients {
   readonly sqs: SQSClient;
   readonly dynamo: DynamoDBDocumentClient;
   readonly sagemaker: SageMakerRuntimeClient;
+  /** The SageMaker control plane: inference component copies (run-scoped capacity). */
+  readonly sagemakerControl: SageMakerClient;
 }
 
 /** Client settings laid over the defaults (tests point clients at local servers with these). */
@@ -42,6 +49,8 @@ export interface AwsClientOverrides {
   readonly sqs?: SQSClientConfig;
   readonly dynamo?: DynamoDBClientConfig;
   readonly sagemaker?: SageMakerRuntimeClientConfig;
+  /** @default the region, credentials and endpoint of `sagemaker` */
+  readonly sagemakerControl?: SageMakerClientConfig;
 }
 
 /**
@@ -63,7 +72,25 @@ export function createAwsClients(env: Environment, overrides: AwsClientOverrides
       ...overrides.sagemaker,
       ...sageMakerClientSettingsFor(env.pipelines.values()),
     }),
+    // The SDK's standard retries (throttling included) suit the control plane. A local model
+    // server at SLUICE_SAGEMAKER_ENDPOINT_URL emulates its two capacity calls too.
+    sagemakerControl: new SageMakerClient({
+      ...(env.sagemakerEndpointUrl === undefined ? {} : { endpoint: env.sagemakerEndpointUrl }),
+      ...controlSettingsOf(overrides.sagemaker),
+      ...overrides.sagemakerControl,
+    }),
   };
+}
+
+/** What the control-plane client takes over from the runtime client's overrides: where it points and as whom. */
+function controlSettingsOf(runtime: SageMakerRuntimeClientConfig | undefined): SageMakerClientConfig {
+  if (runtime === undefined) return {};
+  const { region, credentials, endpoint } = runtime;
+  return {
+    ...(region === undefined ? {} : { region }),
+    ...(credentials === undefined ? {} : { credentials }),
+    ...(endpoint === undefined ? {} : { endpoint }),
+  } as SageMakerClientConfig;
 }
 
 /** The secondary adapters the use cases take, built over one set of clients. */
@@ -84,6 +111,8 @@ export interface SluiceAdapters {
   readonly redelivery: Redelivery;
   /** Prices each finished run in the function's region (summary `cost`); absent without `AWS_REGION`. */
   readonly costing?: { readonly region: string; readonly estimate: boolean };
+  /** Run-scoped endpoint capacity: leases in the runs table, copies through the SageMaker control plane. */
+  readonly capacity: RunCapacityDeps;
 }
 
 export interface AdapterOptions {
@@ -94,6 +123,8 @@ export interface AdapterOptions {
    * @default 30 s doubling per delivery, at most 15 min (`redeliveryDelaySeconds`)
    */
   readonly redelivery?: RedeliverySchedule;
+  /** Replaces the SageMaker control plane (handler tests use an in-memory one). */
+  readonly capacityControl?: CapacityControl;
 }
 
 /** Builds the adapters from the validated environment and the shared clients. */
@@ -123,6 +154,10 @@ export function createAdapters(
     endpointsFor: (config) => endpoints.endpointsFor(config),
     redelivery: new SqsRedelivery({ client: clients.sqs, ...options.redelivery }),
     ...(env.region === undefined ? {} : { costing: { region: env.region, estimate: false } }),
+    capacity: {
+      leases: new DynamoCapacityLeases({ doc: clients.dynamo, tableName: env.runsTable }),
+      control: options.capacityControl ?? new SageMakerCapacityControl({ client: clients.sagemakerControl }),
+    },
   };
 }
 

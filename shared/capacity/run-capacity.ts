@@ -1,3 +1,4 @@
+import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunCapacitySummary } from '../domain/types.ts';
 import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies } from '../ports/capacity-control.ts';
@@ -9,6 +10,15 @@ import type { PipelineCapacity } from './names.ts';
 export interface RunCapacityDeps {
   readonly leases: CapacityLeases;
   readonly control: CapacityControl;
+}
+
+/**
+ * A run's estimated work in the unit `workPerSecondPerCopy` counts: the units' estimated
+ * cost for embedding (tokens), rows for scoring (a scoring unit's cost is rows x features).
+ */
+export function runWorkOf(config: PipelineConfig, estimatedCost: number): number {
+  if (config.kind !== 'score') return estimatedCost;
+  return estimatedCost / Math.max(1, config.featureSpec.features.length);
 }
 
 /** What taking a run's capacity did, for the caller to log. */

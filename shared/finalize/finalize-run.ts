@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import { pipelineCapacityOf } from '../capacity/names.ts';
+import { type CapacityReleased, type RunCapacityDeps, releaseRunCapacity } from '../capacity/run-capacity.ts';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
-import { instanceHourPrice, PriceUnknown, pricesFor } from '../cost/pricing.ts';
-import { runCost } from '../cost/run-cost.ts';
+import { endpointHostingOf } from '../cost/endpoint-hosting.ts';
+import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
+import { type RunUsage, runCost } from '../cost/run-cost.ts';
 import { runUsageOf, type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
 import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
 import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
@@ -54,6 +57,12 @@ export interface FinalizeDeps {
    * is an estimate (a local run priced as if deployed). Without it the summary has no cost.
    */
   readonly costing?: { readonly region: string; readonly estimate: boolean };
+  /**
+   * Run-scoped endpoint capacity (issue 14): finalize releases the run's lease (the sweeper
+   * scales in after the cooldown) and prices the endpoint from it; the scoring run a fit
+   * run starts takes its own lease through it.
+   */
+  readonly capacity?: RunCapacityDeps;
 }
 
 /** Skipped sources named in the summary; the count covers them all. */
@@ -148,18 +157,57 @@ async function startScoringRun(
     if (!deps.queue)
       throw new ConfigError(`run ${run.runId}: finalize has no work queue to start the scoring run`);
     const keys = await readRunManifestKeys(deps.store, run.pipeline, run.runId);
-    await planRun({ store: deps.store, runs: deps.runs, queue: deps.queue }, config, {
-      runId,
-      trigger: run.trigger,
-      keys,
-      now,
-      task: 'work',
-    });
+    await planRun(
+      {
+        store: deps.store,
+        runs: deps.runs,
+        queue: deps.queue,
+        ...(deps.capacity && { capacity: deps.capacity }),
+      },
+      config,
+      {
+        runId,
+        trigger: run.trigger,
+        keys,
+        now,
+        task: 'work',
+      },
+    );
   }
   return runId;
 }
 
 export class RunNotReady extends SluiceError {}
+
+/**
+ * A run that held run-scoped capacity is charged its lease: copies x (release - take +
+ * cooldown), warm-up and cooldown included, instead of the window of its endpoint calls.
+ */
+function withLeasedEndpoint(usage: RunUsage, lease: CapacityReleased | undefined): RunUsage {
+  if (lease === undefined) return usage;
+  return {
+    ...usage,
+    hosting: 'instance',
+    instanceType: lease.instanceType,
+    endpointSeconds: lease.endpointSeconds,
+  };
+}
+
+/** Releases the run's lease, if its pipeline has run-scoped capacity and the run took one. */
+async function releaseCapacity(
+  deps: FinalizeDeps,
+  config: PipelineConfig | undefined,
+  runId: string,
+  now: Date,
+  followedBy: string | undefined,
+): Promise<CapacityReleased | undefined> {
+  const capacity = config && pipelineCapacityOf(config);
+  if (!capacity || !deps.capacity) return undefined;
+  // A fit run's scoring run took its own lease first: the copies stay busy, no cooldown here.
+  return releaseRunCapacity(deps.capacity.leases, capacity, runId, now, {
+    handedOver: followedBy !== undefined,
+  });
+}
 
 /**
  * The run's `cost` from the usage its units stored (shared/cost), or `costUnknown` with
@@ -170,25 +218,19 @@ function costOf(
   config: PipelineConfig | undefined,
   units: readonly StoredUnit[],
   finalizeCalls: UnitUsage,
+  lease?: CapacityReleased,
 ): Pick<RunSummary, 'cost' | 'costUnknown'> {
   if (!deps.costing) return {};
   const { region, estimate } = deps.costing;
-  const instanceType =
-    config?.kind === 'embed'
-      ? config.endpoint.instanceType
-      : config?.kind === 'score'
-        ? config.model.instanceType
-        : undefined;
   const usage = withFinalizeCalls(
     runUsageOf(
       units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage })),
-      instanceType,
+      endpointHostingOf(config),
     ),
     finalizeCalls,
   );
   try {
-    if (instanceType !== undefined && usage.endpointSeconds > 0) instanceHourPrice(region, instanceType);
-    return { cost: runCost(usage, pricesFor(region), { region, estimate }) };
+    return { cost: runCost(withLeasedEndpoint(usage, lease), pricesFor(region), { region, estimate }) };
   } catch (error) {
     if (error instanceof PriceUnknown) return { costUnknown: error.message };
     throw error;
@@ -278,6 +320,9 @@ export async function finalizeRun(
       );
     }
   }
+  // Released before the summary is written (it reports the lease) and before the move: a
+  // finalize retried after this point gets the same release back.
+  const released = await releaseCapacity(deps, config, runId, now, followedBy);
   const summary: RunSummary = {
     runId,
     pipeline: run.pipeline,
@@ -307,7 +352,8 @@ export async function finalizeRun(
     },
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },
-    ...costOf(deps, config, units, meter.usage),
+    ...costOf(deps, config, units, meter.usage, released),
+    ...(released === undefined ? {} : { capacity: released.summary }),
     ...(run.task === undefined ? {} : { task: run.task }),
     ...(followedBy === undefined ? {} : { followedBy }),
     ...(segments === undefined ? {} : { segments }),

@@ -1,3 +1,10 @@
+import { pipelineCapacityOf } from '../capacity/names.ts';
+import {
+  acquireRunCapacity,
+  type CapacityAcquired,
+  type RunCapacityDeps,
+  runWorkOf,
+} from '../capacity/run-capacity.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
@@ -63,6 +70,12 @@ export interface PlanRunResult {
   /** The object that lists every input with its estimate. */
   readonly manifestKey: string;
   readonly stats: PlanRunStats;
+  /**
+   * The run's lease on its endpoint's run-scoped capacity and what raising the copies did
+   * (a failure to raise is here, not thrown: the sweeper raises them on its next pass).
+   * Absent for pipelines without run-scoped capacity and runs with no units.
+   */
+  readonly capacity?: CapacityAcquired;
 }
 
 export interface PlanRunDeps {
@@ -71,6 +84,11 @@ export interface PlanRunDeps {
   readonly queue: WorkQueue;
   /** Counts tokens in cost samples. @default EstimatingTokenCounter */
   readonly tokenCounter?: TokenCounter;
+  /**
+   * Leases and the control plane of run-scoped endpoint capacity (issue 14). Without it a
+   * pipeline with an instance endpoint plans as before: nothing asks for copies.
+   */
+  readonly capacity?: RunCapacityDeps;
 }
 
 const HEAD_CONCURRENCY = 16;
@@ -246,9 +264,33 @@ export async function planRun(
     failedUnits: 0,
   };
   await deps.runs.createRun(run, units);
+  // The lease is taken once the run exists (the sweeper's liveness check reads it) and
+  // before any unit is sent, so no unit of the run works without capacity on the way.
+  const endpointCapacity = pipelineCapacityOf(config);
+  const capacity =
+    endpointCapacity && deps.capacity && units.length > 0
+      ? await acquireRunCapacity(
+          deps.capacity,
+          endpointCapacity,
+          run.runId,
+          runWorkOf(
+            config,
+            units.reduce((sum, unit) => sum + unit.estCost, 0),
+          ),
+          request.now,
+        )
+      : undefined;
   if (units.length > 0) await deps.queue.sendUnits(units);
   else await deps.queue.requestFinalize(run.runId);
   // Last: a plan retried after a failure above compares with the same earlier list.
   if (listsPrefix) await writePrefixSources(deps.store, config.name, request.prefix!, request.runId, listed);
-  return { run, units, missing, inputCount: files.length, manifestKey, stats };
+  return {
+    run,
+    units,
+    missing,
+    inputCount: files.length,
+    manifestKey,
+    stats,
+    ...(capacity === undefined ? {} : { capacity }),
+  };
 }

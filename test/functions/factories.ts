@@ -7,6 +7,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { vi } from 'vitest';
 import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
 import { type Environment, loadEnvironment } from '../../functions/config/environment.ts';
+import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
 import type { PipelineConfigInput } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 
@@ -54,7 +55,11 @@ export function testClients(env: Environment): AwsClients {
 
 /** The adapters a deployed handler builds, over mocked clients, with retries that do not wait. */
 export function testAdapters(env: Environment = anEnvironment()) {
-  return createAdapters(env, testClients(env), { sleep: async () => {} });
+  // The control plane in memory: no handler test reaches SageMaker (its adapter has its own tests).
+  return createAdapters(env, testClients(env), {
+    sleep: async () => {},
+    capacityControl: new LocalCapacityControl(),
+  });
 }
 
 /**

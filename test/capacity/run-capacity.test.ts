@@ -1,0 +1,199 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
+import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
+import { CapacityControlError } from '../../shared/capacity/errors.ts';
+import { pipelineCapacityOf } from '../../shared/capacity/names.ts';
+import { acquireRunCapacity, releaseRunCapacity } from '../../shared/capacity/run-capacity.ts';
+import { pricesFor } from '../../shared/cost/pricing.ts';
+import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
+import { planRun } from '../../shared/plan/plan-run.ts';
+import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import { jsonl, pipelineConfig } from '../core/factories.ts';
+
+const T0 = Date.parse('2026-12-07T01:00:00.000Z');
+const at = (seconds: number) => new Date(T0 + seconds * 1000);
+const iso = (seconds: number) => at(seconds).toISOString();
+
+describe('run-scoped capacity in plan and finalize', () => {
+  let dir: string;
+  let leases: LocalCapacityLeases;
+  let control: LocalCapacityControl;
+  const config = pipelineConfig({
+    endpoint: {
+      name: 'docs-embed',
+      dimension: 16,
+      capacity: { maxCopies: 3, workPerSecondPerCopy: 1, targetRunSeconds: 60, cooldownSeconds: 300 },
+    },
+  });
+  const capacity = pipelineCapacityOf(config)!;
+  const component = capacity.componentName;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'sluice-run-capacity-'));
+    leases = new LocalCapacityLeases(dir);
+    control = new LocalCapacityControl();
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  describe('acquireRunCapacity (plan)', () => {
+    it('takes the lease with copies sized from the estimate and raises the copies to it', async () => {
+      const acquired = await acquireRunCapacity({ leases, control }, capacity, 'r-1', 100, at(0));
+      // 100 units of work at 1 per second per copy in 60 s: 2 copies.
+      expect(acquired.lease).toEqual({ runId: 'r-1', component, copies: 2, takenAt: iso(0) });
+      expect(acquired).toMatchObject({ before: { desiredCopies: 0, currentCopies: 0 }, raisedTo: 2 });
+      expect(control.requests).toEqual([{ component, copies: 2 }]);
+    });
+
+    it('adds the copies of overlapping runs, capped at maxCopies, and never lowers them', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 100, at(0));
+      const second = await acquireRunCapacity({ leases, control }, capacity, 'r-2', 100, at(10));
+      expect(second.raisedTo).toBe(3);
+      await control.setCopies(component, 3);
+      const third = await acquireRunCapacity({ leases, control }, capacity, 'r-3', 1, at(20));
+      expect(third.raisedTo).toBeUndefined();
+      expect((await control.describe(component)).desiredCopies).toBe(3);
+    });
+
+    it('keeps the first lease when a plan is retried', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 100, at(0));
+      const again = await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(50));
+      expect(again.lease).toEqual({ runId: 'r-1', component, copies: 2, takenAt: iso(0) });
+    });
+
+    it('marks the lease ready at once when copies already serve (a run within the cooldown)', async () => {
+      await control.setCopies(component, 1);
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(0));
+      expect((await leases.get(component, 'r-1'))?.readyAt).toBe(iso(0));
+    });
+
+    it('keeps the lease and reports, not throws, when the control plane fails', async () => {
+      const failing: CapacityControl = {
+        describe: async () => {
+          throw new CapacityControlError(component, 'throttled', true);
+        },
+        setCopies: async () => ({ applied: true }),
+      };
+      const acquired = await acquireRunCapacity({ leases, control: failing }, capacity, 'r-1', 1, at(0));
+      expect(acquired.error).toBe('throttled');
+      expect(await leases.get(component, 'r-1')).toBeDefined();
+    });
+
+    it('reports a raise SageMaker defers (component busy) for the sweeper to finish', async () => {
+      const busy: CapacityControl = {
+        describe: (name) => control.describe(name),
+        setCopies: async () => ({ applied: false, reason: 'in Updating status' }),
+      };
+      const acquired = await acquireRunCapacity({ leases, control: busy }, capacity, 'r-1', 1, at(0));
+      expect(acquired).toMatchObject({ deferred: 'in Updating status' });
+      expect(acquired.raisedTo).toBeUndefined();
+    });
+  });
+
+  describe('releaseRunCapacity (finalize)', () => {
+    it('charges copies x (held + cooldown) and reports the lease, the same on a redelivered finalize', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 100, at(0));
+      await leases.markReady(component, 'r-1', iso(240));
+      const first = await releaseRunCapacity(leases, capacity, 'r-1', at(900));
+      expect(first).toEqual({
+        summary: {
+          component,
+          copies: 2,
+          takenAt: iso(0),
+          readyAt: iso(240),
+          releasedAt: iso(900),
+          warmupSeconds: 240,
+        },
+        endpointSeconds: 2 * (900 + 300),
+        instanceType: 'ml.g5.xlarge',
+      });
+      expect(await releaseRunCapacity(leases, capacity, 'r-1', at(1000))).toEqual(first);
+      // Releasing lowers nothing: the sweeper scales in after the cooldown.
+      expect((await control.describe(component)).desiredCopies).toBe(2);
+    });
+
+    it('charges no cooldown to a run that handed its capacity over', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(0));
+      const released = await releaseRunCapacity(leases, capacity, 'r-1', at(60), { handedOver: true });
+      expect(released?.endpointSeconds).toBe(60);
+      expect(released?.summary.handedOver).toBe(true);
+    });
+
+    it('returns nothing for a run that holds no lease', async () => {
+      expect(await releaseRunCapacity(leases, capacity, 'r-none', at(60))).toBeUndefined();
+    });
+  });
+
+  describe('planRun and finalizeRun', () => {
+    const noQueue: WorkQueue = { sendUnits: async () => {}, requestFinalize: async () => {} };
+
+    it('plan takes the lease once the run is stored; finalize of a failed run releases it and prices the endpoint by it', async () => {
+      const store = new MemoryObjectStore(50);
+      const runs = new LocalRunStore(path.join(dir, 'runs'));
+      await store.put('incoming/docs/a.jsonl', jsonl([{ id: 'd1', text: 'one two three' }]));
+      const runId = 'r-20261207T010000Z-aaaaaa';
+      const sent: string[] = [];
+      const queue: WorkQueue = {
+        sendUnits: async (units) => {
+          // The lease exists before any unit is on its way.
+          expect(await leases.get(component, runId)).toBeDefined();
+          sent.push(...units.map((u) => u.unitId));
+        },
+        requestFinalize: async () => {},
+      };
+      const plan = await planRun({ store, runs, queue, capacity: { leases, control } }, config, {
+        runId,
+        trigger: 'local',
+        keys: ['incoming/docs/a.jsonl'],
+        now: at(0),
+      });
+      expect(plan.capacity).toMatchObject({ lease: { runId, component, copies: 1 }, raisedTo: 1 });
+      expect(sent).toHaveLength(1);
+
+      // The unit dies: finalize still releases.
+      await runs.failUnit(runId, plan.units[0]!.unitId, 'endpoint stayed cold past warmupLimitSeconds');
+      const deps = {
+        store,
+        runs,
+        queue: noQueue,
+        pipelines: new Map([[config.name, config]]),
+        capacity: { leases, control },
+        costing: { region: 'us-east-1', estimate: false },
+      };
+      const summary = await finalizeRun(deps, runId, at(600));
+      expect(summary?.status).toBe('failed');
+      expect(summary?.capacity).toEqual({ component, copies: 1, takenAt: iso(0), releasedAt: iso(600) });
+      const hourly = pricesFor('us-east-1').sagemakerInstanceHour['ml.g5.xlarge']!.usd;
+      expect(summary?.cost?.usage).toMatchObject({
+        instanceType: 'ml.g5.xlarge',
+        endpointSeconds: 600 + 300,
+      });
+      expect(summary?.cost?.endpoint).toBeCloseTo((900 / 3600) * hourly, 6);
+      expect(await leases.get(component, runId)).toMatchObject({
+        releasedAt: iso(600),
+        releasedBy: 'finalize',
+      });
+      expect((await leases.state(component)).lastReleasedAt).toBe(iso(600));
+    });
+
+    it('takes no lease for a run with no units (it is finalized at once)', async () => {
+      const store = new MemoryObjectStore(50);
+      const runs = new LocalRunStore(path.join(dir, 'runs'));
+      await store.put('incoming/docs/a.jsonl', jsonl([{ id: 'd1', text: 'one' }]));
+      const plan = await planRun({ store, runs, queue: noQueue, capacity: { leases, control } }, config, {
+        runId: 'r-20261207T010000Z-bbbbbb',
+        trigger: 'local',
+        keys: ['incoming/docs/missing.jsonl'],
+        now: at(0),
+      });
+      expect(plan.units).toHaveLength(0);
+      expect(plan.capacity).toBeUndefined();
+      expect(await leases.list(component)).toEqual([]);
+    });
+  });
+});
