@@ -6,11 +6,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runHostingBench } from './hosting.ts';
 import { runIncrementalBench } from './incremental.ts';
 import { runManifestsBench } from './manifests.ts';
 import { runMemoryBench } from './memory.ts';
 import { runOverheadBench } from './overhead.ts';
 import { runPaddingBench } from './padding.ts';
+import { runPipelineShareBench } from './pipeline-share.ts';
 import { runSaturationBench } from './saturation.ts';
 import { runScoringBench } from './scoring.ts';
 import { runScoringEndToEndBench } from './scoring-e2e.ts';
@@ -38,7 +40,9 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   memory: () => runMemoryBench(),
   scoring: () => runScoringBench(),
   'scoring-e2e': () => runScoringEndToEndBench(),
+  hosting: () => runHostingBench(),
   'simulated-day': () => runSimulatedDayBench(),
+  'pipeline-share': () => runPipelineShareBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);
