@@ -12,6 +12,7 @@ import { runManifestsBench } from './manifests.ts';
 import { runMemoryBench } from './memory.ts';
 import { runOverheadBench } from './overhead.ts';
 import { runPaddingBench } from './padding.ts';
+import { runPipelineShareBench } from './pipeline-share.ts';
 import { runSaturationBench } from './saturation.ts';
 import { runScoringBench } from './scoring.ts';
 import { runScoringEndToEndBench } from './scoring-e2e.ts';
@@ -41,6 +42,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   'scoring-e2e': () => runScoringEndToEndBench(),
   hosting: () => runHostingBench(),
   'simulated-day': () => runSimulatedDayBench(),
+  'pipeline-share': () => runPipelineShareBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

@@ -1,0 +1,191 @@
+/**
+ * The pipeline's own share (issue 14): what the work Lambda costs per 1M tokens embedded,
+ * as a share of what the endpoint costs for them.
+ *
+ * CPU: the real worker path (processUnit: range read, parse, chunk, hash, batch, Parquet
+ * part, run store) over generated documents, against an in-process endpoint that answers
+ * at once with vectors of the configured dimension, so the process's CPU time is Sluice's
+ * own. The SageMaker SDK's CPU per call is added from bench/results/overhead.json's
+ * perCallCpu (measured on this machine, echo server included: an upper bound).
+ *
+ * Wall: a deployed worker bills while it waits on the endpoint too. With W workers keeping
+ * one copy busy at its throughput T, each bills W x memory for the 1M tokens' 1e6 / T s.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sampleDocuments } from '../events/generate-samples.ts';
+import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
+import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
+import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
+import type { EmbedPipelineConfig } from '../shared/config/pipeline-config.ts';
+import { THROUGHPUT_ASSUMPTIONS } from '../shared/cost/estimate-run.ts';
+import { instanceHourPrice, pricesFor } from '../shared/cost/pricing.ts';
+import type { WorkUnit } from '../shared/domain/types.ts';
+import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
+import { planRun } from '../shared/plan/plan-run.ts';
+import type { CallStats, EmbeddingEndpoint } from '../shared/ports/embedding-endpoint.ts';
+import type { WorkQueue } from '../shared/ports/work-queue.ts';
+import { processUnit } from '../shared/work/process-unit.ts';
+
+const REGION = 'us-east-1';
+/** Lambda gives one vCPU at 1,769 MB (AWS Lambda docs, "Configuring memory"). */
+const MB_PER_VCPU = 1769;
+
+class NullQueue implements WorkQueue {
+  async sendUnits(_units: readonly WorkUnit[]) {}
+  async requestFinalize(_runId: string) {}
+}
+
+/** Answers every batch at once: one vector of `dimension` floats per input. */
+class InstantEndpoint implements EmbeddingEndpoint {
+  calls = 0;
+  constructor(private readonly dimension: number) {}
+  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
+    this.calls += 1;
+    stats.endpointCalls += 1;
+    return inputs.map((_, i) => Array.from({ length: this.dimension }, (_, d) => ((i + d) % 7) / 7));
+  }
+}
+
+const cpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+export async function runPipelineShareBench(
+  documents = Number(process.env.PIPELINE_SHARE_DOCUMENTS ?? 20_000),
+) {
+  const pipelinesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'pipelines');
+  const config = (await loadPipelineConfig(pipelinesDir, 'docs')) as EmbedPipelineConfig;
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-share-'));
+  try {
+    const store = new MemoryObjectStore();
+    const runs = new LocalRunStore(dir);
+    const queue = new NullQueue();
+    const counter = new EstimatingTokenCounter();
+    const key = 'incoming/docs/share.jsonl';
+    const docs = sampleDocuments(documents, 7).map((d, i) => ({ ...d, id: `s${i}` }));
+    await store.put(key, `${docs.map((d) => JSON.stringify(d)).join('\n')}\n`);
+    const { units } = await planRun({ store, runs, queue }, config, {
+      runId: 'r-20261207T030000Z-share0',
+      trigger: 's3',
+      keys: [key],
+      now: new Date('2026-12-07T03:00:00Z'),
+    });
+    const endpoint = new InstantEndpoint(config.endpoint.dimension);
+    let tokens = 0;
+    let paddedTokens = 0;
+    const startedCpu = cpuSeconds();
+    const startedWall = performance.now();
+    for (const unit of units) {
+      const outcome = await processUnit(
+        { store, runs, queue, endpoint, tokenCounter: counter },
+        config,
+        unit,
+        {
+          isLastAttempt: false,
+        },
+      );
+      if (outcome.status !== 'succeeded') throw new Error(`unit ${unit.unitId}: ${outcome.status}`);
+      tokens += outcome.counts.realTokens;
+      paddedTokens += outcome.counts.paddedTokens;
+    }
+    const cpu = cpuSeconds() - startedCpu;
+    const wall = (performance.now() - startedWall) / 1000;
+
+    const overhead = JSON.parse(
+      readFileSync(
+        path.join(path.dirname(fileURLToPath(import.meta.url)), 'results', 'overhead.json'),
+        'utf8',
+      ),
+    ) as { perCallCpu?: { sdkMs?: number } };
+    const sdkMsPerCall = overhead.perCallCpu?.sdkMs ?? 0;
+    const sdkCpu = (endpoint.calls * sdkMsPerCall) / 1000;
+    const perMillion = (seconds: number) => seconds / (tokens / 1e6);
+    const cpuPerMillion = perMillion(cpu);
+    const cpuWithSdkPerMillion = perMillion(cpu + sdkCpu);
+
+    const prices = pricesFor(REGION);
+    const gbSecond = prices.lambdaArmGbSecond.usd;
+    const hourly = instanceHourPrice(REGION, config.endpoint.instanceType).usd;
+    const tokensPerSecond = THROUGHPUT_ASSUMPTIONS.tokensPerSecond;
+    // The endpoint's cost per 1M tokens while busy (no warm-up or cooldown: the smallest
+    // denominator, so the largest share); the simulated day's figure is larger.
+    const endpointPerMillion = ((1e6 / tokensPerSecond) * hourly) / 3600;
+    const memoryGb = config.workers.memoryMiB / 1024;
+    const workers = config.workers.maxConcurrency;
+    // Tokens count by what the endpoint bills: padded tokens reach it, real tokens are the work.
+    const cpuShare = (cpuWithSdkPerMillion * memoryGb * gbSecond) / endpointPerMillion;
+    const cpuShareWithoutSdk = (cpuPerMillion * memoryGb * gbSecond) / endpointPerMillion;
+    const wallShare = (w: number, gb: number) =>
+      (w * gb * (1e6 / tokensPerSecond) * gbSecond) / endpointPerMillion;
+    // vCPUs the workers need together to keep one copy fed: T tokens/s x CPU s per token.
+    const vcpusNeeded = (tokensPerSecond * cpuWithSdkPerMillion) / 1e6;
+    const sizing = [512, 1024, 1769, 2048].map((memoryMiB) => {
+      const vcpu = memoryMiB / MB_PER_VCPU;
+      const needed = Math.max(1, Math.ceil(vcpusNeeded / Math.min(1, vcpu)));
+      return {
+        memoryMiB,
+        workersToFeedOneCopy: needed,
+        wallShare: round4(wallShare(needed, memoryMiB / 1024)),
+      };
+    });
+    const target = 0.05;
+    return {
+      name: 'pipeline-share' as const,
+      workload: `${documents.toLocaleString('en-US')} generated documents (events/generate-samples.ts), pipelines/docs.json (${config.endpoint.dimension} floats, chunks of ${config.chunking.maxTokens} tokens), ${units.length} unit(s) through processUnit`,
+      tokens,
+      paddedTokens,
+      endpointCalls: endpoint.calls,
+      measured: {
+        cpuSeconds: round4(cpu),
+        wallSeconds: round4(wall),
+        cpuSecondsPerMillionTokens: round4(cpuPerMillion),
+        sdkCpuMsPerCall: sdkMsPerCall,
+        sdkCpuSecondsPerMillionTokens: round4(perMillion(sdkCpu)),
+        note: 'CPU time of this process (process.cpuUsage) on this machine, not Graviton; the SDK per-call CPU is bench/results/overhead.json perCallCpu.sdkMs',
+      },
+      prices: {
+        lambdaArmGbSecond: gbSecond,
+        endpointHourly: hourly,
+        endpointTokensPerSecond: tokensPerSecond,
+        endpointTokensPerSecondSource: THROUGHPUT_ASSUMPTIONS.tokensPerSecondSource,
+        endpointUsdPerMillionTokens: round6(endpointPerMillion),
+      },
+      cpuOnly: {
+        memoryMiB: config.workers.memoryMiB,
+        lambdaUsdPerMillionTokens: round6(cpuWithSdkPerMillion * memoryGb * gbSecond),
+        share: round4(cpuShare),
+        shareWithoutSdk: round4(cpuShareWithoutSdk),
+        met: cpuShare <= target,
+      },
+      wallTime: {
+        workers,
+        memoryMiB: config.workers.memoryMiB,
+        lambdaUsdPerMillionTokens: round6(workers * memoryGb * (1e6 / tokensPerSecond) * gbSecond),
+        share: round4(wallShare(workers, memoryGb)),
+        met: wallShare(workers, memoryGb) <= target,
+        why: `${workers} workers x ${config.workers.memoryMiB} MiB bill for the whole time the copy works on the 1M tokens (${round4(1e6 / tokensPerSecond)} s), mostly waiting on it`,
+      },
+      sizing: {
+        vcpusToFeedOneCopy: round4(vcpusNeeded),
+        options: sizing,
+        maxWorkerGbPerCopyForTarget: round4(
+          (target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond),
+        ),
+        recommendation: `The wall-time share is workers x GB x ${gbSecond} x 3600 / $${hourly} per copy, whatever the copy's throughput: at most ${round4((target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond))} GB of workers per busy copy keeps it within 5%. One copy at ${tokensPerSecond.toLocaleString('en-US')} tokens/s needs ${round4(vcpusNeeded)} vCPU of workers to stay fed (Lambda: 1 vCPU per 1,769 MB), so 1 worker of 1024 MiB per copy (share ${sizing[1]?.wallShare}) with endpoint.concurrency high enough to fill the copy; 8 workers of 2048 MiB per copy is ${round4(wallShare(workers, memoryGb))}`,
+      },
+      target: `Lambda <= ${target * 100}% of the endpoint per 1M tokens`,
+      met: { cpuOnly: cpuShare <= target, wallTime: wallShare(workers, memoryGb) <= target },
+      rerun: 'npm run bench -- pipeline-share',
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const round4 = (n: number) => Math.round(n * 1e4) / 1e4;
+const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
