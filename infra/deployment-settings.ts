@@ -1,4 +1,8 @@
-import type { PipelineConfig, ScorePipelineConfig } from '../shared/config/pipeline-config.ts';
+import type {
+  CapacityConfig,
+  PipelineConfig,
+  ScorePipelineConfig,
+} from '../shared/config/pipeline-config.ts';
 import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
 import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
 
@@ -79,6 +83,8 @@ export interface EndpointSpec {
   readonly maxBatchTokens: number;
   /** TEI `MAX_CLIENT_BATCH_SIZE`: the largest `batching.maxBatchSize` of those pipelines. */
   readonly maxClientBatchSize: number;
+  /** `endpoint.capacity`, which pipelines sharing the endpoint must agree on (one scalable target). */
+  readonly capacity: CapacityConfig;
 }
 
 /**
@@ -94,6 +100,7 @@ export function endpointSpecs(
   for (const pipeline of pipelines) {
     if (pipeline.kind !== 'embed') continue;
     const { endpoint, batching } = pipeline;
+    checkCapacity(pipeline.name, 'endpoint.capacity', endpoint.capacity);
     const instanceType = instanceTypeOverride ?? endpoint.instanceType;
     const seen = byName.get(endpoint.name);
     if (!seen) {
@@ -104,6 +111,7 @@ export function endpointSpecs(
         model: endpoint.model,
         maxBatchTokens: batching.maxBatchTokens,
         maxClientBatchSize: batching.maxBatchSize,
+        capacity: endpoint.capacity,
       });
       continue;
     }
@@ -119,6 +127,12 @@ export function endpointSpecs(
           `but ask for instance types ${seen.instanceType} and ${instanceType}: use one instance type or another endpoint.name`,
       );
     }
+    checkSameCapacity(
+      `pipelines ${seen.pipelines.join(', ')} and ${pipeline.name} share endpoint ${endpoint.name}`,
+      'endpoint.capacity',
+      seen.capacity,
+      endpoint.capacity,
+    );
     byName.set(endpoint.name, {
       ...seen,
       pipelines: [...seen.pipelines, pipeline.name],
@@ -139,7 +153,13 @@ export const MODELS_PREFIX = 'models/';
 /** What one scoring endpoint (SageMaker's built-in XGBoost container) must serve. */
 export interface ScoringEndpointSpec {
   readonly endpointName: string;
+  /** `model.hosting` of its pipelines (in-worker pipelines have no endpoint). */
+  readonly hosting: 'instance' | 'serverless';
   readonly instanceType: string;
+  /** `model.capacity` (hosting `instance`). */
+  readonly capacity: CapacityConfig;
+  /** `model.serverless` (hosting `serverless`). */
+  readonly serverless: ScorePipelineConfig['model']['serverless'];
   /** Object key of the `model.tar.gz` in the data bucket. */
   readonly modelDataKey: string;
   /** Pipelines served by this endpoint, in config order. */
@@ -156,8 +176,10 @@ export function modelDataKeyOf(model: ScorePipelineConfig['model']): string {
 }
 
 /**
- * Groups score pipelines by `model.endpointName`. Pipelines sharing an endpoint must
- * agree on the model archive and the instance type (one endpoint serves one model).
+ * Groups the score pipelines that call a SageMaker endpoint (`model.hosting` `instance` or
+ * `serverless`; `in-worker` pipelines have none) by `model.endpointName`. Pipelines sharing
+ * an endpoint must agree on the model archive, the hosting and its settings (instance type
+ * and capacity, or serverless memory and concurrency): one endpoint serves one model one way.
  * Refuses, with one line naming the pipeline and key, what the deployed stack could not
  * serve: a model archive that is not a `.tar.gz` (SageMaker's ModelDataUrl must be one),
  * and feature statistics or embedding tables outside `models/`, which the functions
@@ -168,11 +190,21 @@ export function scoringEndpointSpecs(pipelines: readonly PipelineConfig[]): Scor
   for (const pipeline of pipelines) {
     if (pipeline.kind !== 'score') continue;
     checkModelKeys(pipeline);
-    const { endpointName, instanceType } = pipeline.model;
+    const { endpointName, instanceType, hosting, capacity, serverless } = pipeline.model;
+    if (hosting === 'in-worker') continue;
+    if (hosting === 'instance') checkCapacity(pipeline.name, 'model.capacity', capacity);
     const modelDataKey = modelDataKeyOf(pipeline.model);
     const seen = byName.get(endpointName);
     if (!seen) {
-      byName.set(endpointName, { endpointName, instanceType, modelDataKey, pipelines: [pipeline.name] });
+      byName.set(endpointName, {
+        endpointName,
+        hosting,
+        instanceType,
+        capacity,
+        serverless,
+        modelDataKey,
+        pipelines: [pipeline.name],
+      });
       continue;
     }
     const sharing = `pipelines ${seen.pipelines.join(', ')} and ${pipeline.name} share endpoint ${endpointName}`;
@@ -181,9 +213,24 @@ export function scoringEndpointSpecs(pipelines: readonly PipelineConfig[]): Scor
         `${sharing} but load models ${seen.modelDataKey} and ${modelDataKey}: one endpoint serves one model`,
       );
     }
-    if (seen.instanceType !== instanceType) {
+    if (seen.hosting !== hosting) {
+      throw new Error(
+        `${sharing} but host it as ${seen.hosting} and ${hosting} (model.hosting): use one hosting or another model.endpointName`,
+      );
+    }
+    if (hosting === 'instance' && seen.instanceType !== instanceType) {
       throw new Error(
         `${sharing} but ask for instance types ${seen.instanceType} and ${instanceType}: use one instance type or another model.endpointName`,
+      );
+    }
+    if (hosting === 'instance') checkSameCapacity(sharing, 'model.capacity', seen.capacity, capacity);
+    if (
+      hosting === 'serverless' &&
+      (seen.serverless.memoryMiB !== serverless.memoryMiB ||
+        seen.serverless.maxConcurrency !== serverless.maxConcurrency)
+    ) {
+      throw new Error(
+        `${sharing} but size it differently (model.serverless ${JSON.stringify(seen.serverless)} and ${JSON.stringify(serverless)}): use one model.serverless or another model.endpointName`,
       );
     }
     byName.set(endpointName, { ...seen, pipelines: [...seen.pipelines, pipeline.name] });
@@ -191,9 +238,46 @@ export function scoringEndpointSpecs(pipelines: readonly PipelineConfig[]): Scor
   return [...byName.values()];
 }
 
+/**
+ * Refuses a capacity no scalable target can have: always-on with more copies kept between
+ * runs than it may ever hold (Application Auto Scaling needs min <= max).
+ */
+function checkCapacity(pipeline: string, field: string, capacity: CapacityConfig): void {
+  if (capacity.mode === 'always-on' && capacity.minCopies > capacity.maxCopies) {
+    throw new Error(
+      `pipeline ${pipeline}: ${field}.minCopies ${capacity.minCopies} is more than ${field}.maxCopies ${capacity.maxCopies}: always-on keeps minCopies up, so raise maxCopies or lower minCopies`,
+    );
+  }
+}
+
+/**
+ * Pipelines sharing an endpoint share its inference component and so its one scalable
+ * target: the copies they may hold and whether copies stay up between runs must agree.
+ * (Per-copy throughput, target run time, cooldown and limits are read per run and may differ.)
+ */
+function checkSameCapacity(sharing: string, field: string, a: CapacityConfig, b: CapacityConfig): void {
+  const scaling = (c: CapacityConfig) =>
+    c.mode === 'always-on'
+      ? `always-on, ${c.minCopies} to ${c.maxCopies} copies`
+      : `run-scoped, up to ${c.maxCopies} copies`;
+  if (scaling(a) !== scaling(b)) {
+    throw new Error(
+      `${sharing} but scale it differently (${field}: ${scaling(a)} and ${scaling(b)}): use one ${field}.mode, minCopies and maxCopies or another endpoint name`,
+    );
+  }
+}
+
 function checkModelKeys(pipeline: ScorePipelineConfig): void {
+  if (pipeline.model.hosting === 'in-worker') {
+    // The work function reads the JSON model itself, with the models/ read it has for score pipelines.
+    if (!pipeline.model.modelKey.startsWith(MODELS_PREFIX)) {
+      throw new Error(
+        `pipeline ${pipeline.name}: model.modelKey "${pipeline.model.modelKey}" must be under ${MODELS_PREFIX}: with model.hosting in-worker the work function reads the model there`,
+      );
+    }
+  }
   const modelDataKey = modelDataKeyOf(pipeline.model);
-  if (!modelDataKey.endsWith('.tar.gz')) {
+  if (pipeline.model.hosting !== 'in-worker' && !modelDataKey.endsWith('.tar.gz')) {
     throw new Error(
       `pipeline ${pipeline.name}: model.modelDataKey "${modelDataKey}" must name a .tar.gz archive (SageMaker loads models only from one)`,
     );

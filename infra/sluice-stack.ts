@@ -1,10 +1,12 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { inferenceComponentNameOf } from '../shared/capacity/names.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
 import { INCOMING_PREFIX } from '../shared/output/keys.ts';
 import { Alarms } from './constructs/alarms.ts';
+import { CapacitySweeper } from './constructs/capacity-sweeper.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
 import { type FunctionEntries, Functions } from './constructs/functions.ts';
 import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
@@ -84,7 +86,7 @@ export interface SluiceStackProps extends StackProps {
   readonly modelFilesDir?: string;
   /**
    * Handler entry files.
-   * @default functions/plan.ts, functions/work.ts, functions/finalize.ts and functions/dead-letter.ts
+   * @default functions/plan.ts, work.ts, finalize.ts, dead-letter.ts and capacity-sweeper.ts
    */
   readonly functionEntries?: FunctionEntries;
   /**
@@ -100,14 +102,18 @@ export const DEFAULT_FUNCTION_ENTRIES: FunctionEntries = {
   work: 'functions/work.ts',
   finalize: 'functions/finalize.ts',
   deadLetter: 'functions/dead-letter.ts',
+  capacitySweeper: 'functions/capacity-sweeper.ts',
 };
 
 /**
  * Sluice on AWS: S3 -> ingest queue -> plan -> work queue -> work (SageMaker TEI
- * endpoint for embed pipelines, built-in XGBoost endpoint for score pipelines) ->
+ * inference component for embed pipelines; for score pipelines the XGBoost model in the
+ * worker, on a serverless endpoint or as an inference component, by `model.hosting`) ->
  * finalize queue -> finalize, with runs in DynamoDB, scheduled runs from EventBridge
  * Scheduler, results queryable in Athena, dead-lettered units marked failed by the work
- * DLQ's consumer, and alarms on every DLQ and on failed units and runs.
+ * DLQ's consumer, and alarms on every DLQ and on failed units and runs. Instance endpoints
+ * hold copies only while runs lease them (plan takes, finalize releases, a sweeper every
+ * minute catches leaks), so at rest they run 0 instances.
  */
 export class SluiceStack extends Stack {
   readonly storage: Storage;
@@ -115,8 +121,10 @@ export class SluiceStack extends Stack {
   readonly runsTable: RunsTable;
   /** Embedding endpoints (TEI), one per distinct `endpoint.name`. */
   readonly endpoints: readonly EmbeddingEndpoint[];
-  /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName`. */
+  /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName` not hosted in-worker. */
   readonly scoringEndpoints: readonly ScoringEndpoint[];
+  /** The capacity sweeper; undefined when no endpoint has run-scoped capacity (no inference component). */
+  readonly capacitySweeper: CapacitySweeper | undefined;
   /** The committed model files the stack uploads; undefined when the pipelines name none. */
   readonly modelFiles: ModelFiles | undefined;
   readonly functions: Functions;
@@ -176,6 +184,9 @@ export class SluiceStack extends Stack {
       (spec) =>
         new EmbeddingEndpoint(this, `Embedding-${spec.endpointName}`, {
           endpointName: spec.endpointName,
+          // Derived from the deployed endpoint name, as the workers and the sweeper derive it.
+          componentName: inferenceComponentNameOf(spec.endpointName),
+          capacity: spec.capacity,
           instanceType: spec.instanceType,
           imageUri: stackImageUri(this, TEI_IMAGES, { version: props.teiVersion, uri: props.teiImageUri }),
           hfModelId: spec.model,
@@ -200,7 +211,11 @@ export class SluiceStack extends Stack {
       (spec) =>
         new ScoringEndpoint(this, `Scoring-${spec.endpointName}`, {
           endpointName: spec.endpointName,
+          hosting: spec.hosting,
           instanceType: spec.instanceType,
+          componentName: inferenceComponentNameOf(spec.endpointName),
+          capacity: spec.capacity,
+          serverless: spec.serverless,
           imageUri: stackImageUri(this, XGBOOST_IMAGES, {
             version: props.xgboostVersion,
             uri: props.xgboostImageUri,
@@ -211,12 +226,17 @@ export class SluiceStack extends Stack {
         }),
     );
 
+    const entries = props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES;
+    const componentArns = [...this.endpoints, ...this.scoringEndpoints].flatMap((endpoint) =>
+      endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn],
+    );
     this.functions = new Functions(this, 'Functions', {
-      entries: props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES,
+      entries,
       bucket: this.storage.bucket,
       table: this.runsTable.table,
       queues: this.queues,
       endpoints: [...this.endpoints, ...this.scoringEndpoints],
+      capacityComponentArns: componentArns,
       pipelines,
       serviceName: this.names.serviceName,
       planTimeout,
@@ -226,6 +246,19 @@ export class SluiceStack extends Stack {
       workMemoryMiB: settings.workMemoryMiB,
       workMaxConcurrency: settings.workMaxConcurrency,
     });
+
+    // The safety net of run-scoped capacity: only where some endpoint holds copies.
+    this.capacitySweeper =
+      componentArns.length > 0
+        ? new CapacitySweeper(this, 'CapacitySweeper', {
+            entry: entries.capacitySweeper,
+            environment: this.functions.environment,
+            pipelinesFile: this.functions.pipelinesFile,
+            serviceName: this.names.serviceName,
+            table: this.runsTable.table,
+            componentArns,
+          })
+        : undefined;
 
     this.schedules = pipelines.some((p) => p.schedule)
       ? new Schedules(this, 'Schedules', {
@@ -265,6 +298,7 @@ export class SluiceStack extends Stack {
           description:
             'A Sluice run finished failed (some unit failed on every delivery): inspect its failed units and lastError (docs/runbook.md), fix the cause, then redrive',
         },
+        ...(this.capacitySweeper?.failureMetrics ?? []),
       ],
     });
 

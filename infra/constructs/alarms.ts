@@ -15,6 +15,13 @@ export interface FailureMetric {
   readonly metric: cloudwatch.IMetric;
   /** What happened and what to do, shown in the notification. */
   readonly description: string;
+  /**
+   * Minutes looked at; the alarm fires when `datapointsToAlarm` of them are above zero.
+   * @default 1
+   */
+  readonly evaluationPeriods?: number;
+  /** @default evaluationPeriods */
+  readonly datapointsToAlarm?: number;
 }
 
 export interface AlarmsProps {
@@ -93,13 +100,15 @@ export class Alarms extends Construct {
     this.alarms = alarms;
 
     const failureAlarms = new Map<string, cloudwatch.Alarm>();
-    for (const { name, metric, description } of props.failureMetrics ?? []) {
+    for (const { name, metric, description, evaluationPeriods, datapointsToAlarm } of props.failureMetrics ??
+      []) {
       const alarm = new cloudwatch.Alarm(this, `Failures-${name}`, {
         alarmDescription: description,
         metric,
         threshold: 0,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
+        evaluationPeriods: evaluationPeriods ?? 1,
+        ...(datapointsToAlarm === undefined ? {} : { datapointsToAlarm }),
         // Powertools publishes a count only when something happened: no data is no failure.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });

@@ -16,13 +16,15 @@ import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
-/** TypeScript entry files of the four handlers; each exports `handler`. */
+/** TypeScript entry files of the handlers; each exports `handler`. */
 export interface FunctionEntries {
   readonly plan: string;
   readonly work: string;
   readonly finalize: string;
   /** The work dead-letter queue's consumer. */
   readonly deadLetter: string;
+  /** The capacity sweeper (`CapacitySweeper`), deployed when some endpoint has run-scoped capacity. */
+  readonly capacitySweeper: string;
 }
 
 /** Lambda environment variables every Sluice handler reads (the env contract). */
@@ -51,6 +53,12 @@ export interface FunctionsProps {
   readonly queues: Queues;
   /** Endpoints the workers call (embedding and scoring); the work function may invoke these and no other. */
   readonly endpoints: readonly InvokableEndpoint[];
+  /**
+   * ARNs of the stack's run-scoped inference components (issue 14): plan may read and raise
+   * their copies (a run asks for capacity when it is planned) and no other component's.
+   * @default []
+   */
+  readonly capacityComponentArns?: readonly string[];
   /**
    * Powertools service name of all four functions (`POWERTOOLS_SERVICE_NAME`), the `service`
    * dimension of their metrics: `deploymentNames(stackName).serviceName`, so two stacks in
@@ -143,13 +151,23 @@ export class Functions extends Construct {
       }),
     );
     // Score pipelines: plan reads the stored feature statistics to decide whether a run fits them first.
+    const capacity = (props.capacityComponentArns ?? []).length > 0;
     grantData(this.plan, bucket, table, {
       read: [...SOURCE_PREFIXES, ...(scoring ? [MODELS_PREFIX] : [])],
       put: [STAGING_PREFIX],
       readWrite: [RUNS_PREFIX],
       // createRun (the run, its units in batches); getRun and listUnits take up a scheduled run.
-      table: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'],
+      // Run-scoped capacity: take the run's lease (put, get) and mark it ready (update).
+      table: [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:BatchWriteItem',
+        ...(capacity ? (['dynamodb:UpdateItem'] as const) : []),
+      ],
     });
+    // A run asks for its copies when it is planned: read the component's copies, raise them.
+    if (capacity) grantCapacityControl(this.plan, props.capacityComponentArns ?? []);
     grantSend(this.plan, queues.work.queue);
     // A run with no units (an empty file) is finalized straight from plan.
     grantSend(this.plan, queues.finalize.queue);
@@ -266,7 +284,8 @@ const RUNS_PREFIX = 'runs/';
  * Every runs table operation the ports' DynamoDB adapters perform (run store, chunk index,
  * segment statistics): point reads and writes, conditional updates, batches and queries of
  * the table itself. Never Scan, DeleteItem, streams, DescribeTable or an index.
- * Each function is granted the subset its steps use.
+ * Each function is granted the subset its steps use. (The capacity sweeper alone also
+ * deletes: it prunes released capacity leases, `SWEEPER_TABLE_ACTIONS`.)
  */
 export const RUNS_TABLE_ACTIONS: readonly RunsTableAction[] = [
   'dynamodb:GetItem',
@@ -277,7 +296,8 @@ export const RUNS_TABLE_ACTIONS: readonly RunsTableAction[] = [
   'dynamodb:BatchWriteItem',
 ];
 
-type RunsTableAction =
+export type RunsTableAction =
+  | 'dynamodb:DeleteItem'
   | 'dynamodb:GetItem'
   | 'dynamodb:BatchGetItem'
   | 'dynamodb:Query'
@@ -341,6 +361,30 @@ function grantData(
   iam.Grant.addToPrincipal({ grantee: fn, actions: [...prefixes.table], resourceArns: [table.tableArn] });
   // No function lists runs (the byStartedAt index serves `sluice status`), so no index is granted.
   acceptBucketPrefixGrants(fn.role, { bucket, prefixes: [...new Set([...read, ...put])] });
+}
+
+/** The runs table operations `actions` on the table itself (no index), for a function outside {@link Functions}. */
+export function grantRunsTable(
+  fn: SluiceFunction,
+  table: dynamodb.ITable,
+  actions: readonly RunsTableAction[],
+): void {
+  iam.Grant.addToPrincipal({ grantee: fn, actions: [...actions], resourceArns: [table.tableArn] });
+}
+
+/**
+ * `sagemaker:DescribeInferenceComponent` and `sagemaker:UpdateInferenceComponentRuntimeConfig`
+ * (the two calls of shared/adapters/aws/sagemaker-capacity-control.ts) on exactly the
+ * components named; both take the `inference-component` resource type
+ * (`arn:<partition>:sagemaker:<region>:<account>:inference-component/<name>`).
+ */
+export function grantCapacityControl(fn: SluiceFunction, componentArns: readonly string[]): void {
+  if (componentArns.length === 0) return;
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['sagemaker:DescribeInferenceComponent', 'sagemaker:UpdateInferenceComponentRuntimeConfig'],
+    resourceArns: [...componentArns],
+  });
 }
 
 /** `sqs:SendMessage` (SendMessage and SendMessageBatch) on one queue; no queue attributes or URL lookups. */

@@ -7,6 +7,13 @@ export interface InvokableEndpoint {
   readonly endpointName: string;
   /** ARN of the endpoint, built from its name so callers do not wait for the endpoint to exist. */
   readonly endpointArn: string;
+  /**
+   * The inference component that hosts the model (instance endpoints, issue 14); workers
+   * name it in every call. Undefined for a serverless endpoint, which hosts its model directly.
+   */
+  readonly inferenceComponentName?: string;
+  /** ARN of that inference component. */
+  readonly inferenceComponentArn?: string;
   /** Lets `grantee` call InvokeEndpoint on this endpoint and nothing else. */
   grantInvoke(grantee: iam.IGrantable): iam.Grant;
 }
@@ -20,11 +27,20 @@ export function endpointArnOf(scope: IConstruct, endpointName: string): string {
   });
 }
 
-/** `sagemaker:InvokeEndpoint` on exactly one endpoint ARN. */
-export function grantInvokeEndpoint(grantee: iam.IGrantable, endpointArn: string): iam.Grant {
+/**
+ * `sagemaker:InvokeEndpoint` on exactly one endpoint ARN and, for a model hosted as an
+ * inference component, that component's ARN: a call that names `InferenceComponentName` is
+ * authorized against both (the Service Authorization Reference lists InvokeEndpoint's
+ * resource types as `endpoint`, required, and `inference-component`).
+ */
+export function grantInvokeEndpoint(
+  grantee: iam.IGrantable,
+  endpointArn: string,
+  inferenceComponentArn?: string,
+): iam.Grant {
   return iam.Grant.addToPrincipal({
     grantee,
     actions: ['sagemaker:InvokeEndpoint'],
-    resourceArns: [endpointArn],
+    resourceArns: inferenceComponentArn === undefined ? [endpointArn] : [endpointArn, inferenceComponentArn],
   });
 }

@@ -27,8 +27,10 @@ export interface ModelFile {
 /**
  * The files the deployed pipelines read besides their inputs that ship beside the configs
  * (`<sourceDir>/<key>`, the files `sluice run` seeds its local bucket with): each score
- * pipeline's model archive, which SageMaker loads when it creates the model and so must
- * be there (a one-line error names the fix when it is not), its embedding tables and,
+ * pipeline's model, which must be there (a one-line error names the fix when it is not):
+ * with `model.hosting` in-worker the JSON model (`model.modelKey`) the work function
+ * evaluates, otherwise the model archive SageMaker loads when it creates the model; its
+ * embedding tables and,
  * unless `featureStats.refit`, its committed feature statistics (the ones the model was
  * trained with); each embed pipeline's tokenizer files. Optional files that are not there
  * are left to the user to upload.
@@ -42,7 +44,11 @@ export function modelFilesOf(pipelines: readonly PipelineConfig[], sourceDir: st
     if (exists(key)) files.set(key, { key, namedBy });
     else if (required) {
       throw new Error(
-        `${namedBy} "${key}" is not in ${path.relative(process.cwd(), sourceDir) || '.'}/: the stack uploads the model archive so that one deploy creates the scoring endpoint; build it as docs/infra.md (Scoring model archive) says and commit it there`,
+        `${namedBy} "${key}" is not in ${path.relative(process.cwd(), sourceDir) || '.'}/: ${
+          key.endsWith('.tar.gz')
+            ? 'the stack uploads the model archive so that one deploy creates the scoring endpoint; build it as docs/infra.md (Scoring model archive) says and commit it there'
+            : 'the stack uploads the XGBoost JSON model the work function evaluates (model.hosting in-worker); commit it there'
+        }`,
       );
     }
   };
@@ -54,7 +60,10 @@ export function modelFilesOf(pipelines: readonly PipelineConfig[], sourceDir: st
         add(tokenizer.configKey, `pipeline ${pipeline.name}: chunking.tokenizer.configKey`, false);
       continue;
     }
-    add(modelDataKeyOf(pipeline.model), `pipeline ${pipeline.name}: model archive`, true);
+    // In the worker the JSON model is what runs; on an endpoint, the archive SageMaker loads.
+    if (pipeline.model.hosting === 'in-worker')
+      add(pipeline.model.modelKey, `pipeline ${pipeline.name}: model.modelKey`, true);
+    else add(modelDataKeyOf(pipeline.model), `pipeline ${pipeline.name}: model archive`, true);
     for (const key of embeddingTableKeys(pipeline.featureSpec as FeatureSpec)) {
       add(key, `pipeline ${pipeline.name}: embedding table`, false);
     }

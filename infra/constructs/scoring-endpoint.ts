@@ -3,7 +3,14 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct, type IDependable } from 'constructs';
+import type { CapacityConfig, ScorePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
+import {
+  addInferenceComponentHosting,
+  COPY_MIN_MEMORY_MIB,
+  type InferenceComponentHosting,
+  VARIANT_NAME,
+} from './inference-component-hosting.ts';
 import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './invokable-endpoint.ts';
 
 export interface ScoringEndpointProps {
@@ -11,8 +18,19 @@ export interface ScoringEndpointProps {
   readonly endpointName: string;
   /** SageMaker's built-in XGBoost image in ECR, in the stack's region (`stackImageUri` with `XGBOOST_IMAGES`). */
   readonly imageUri: string;
-  /** CPU instance type, e.g. `ml.m5.large` (`model.instanceType`). */
+  /**
+   * `instance`: an inference component on `instanceType`, run-scoped by `capacity`;
+   * `serverless`: SageMaker Serverless Inference sized by `serverless` (no instance type).
+   */
+  readonly hosting: 'instance' | 'serverless';
+  /** CPU instance type, e.g. `ml.m5.large` (`model.instanceType`); hosting `instance` only. */
   readonly instanceType: string;
+  /** `inferenceComponentNameOf(endpointName)`; hosting `instance` only. */
+  readonly componentName: string;
+  /** Run-scoped capacity (`model.capacity`); hosting `instance` only. */
+  readonly capacity: CapacityConfig;
+  /** Memory and concurrency (`model.serverless`); hosting `serverless` only. */
+  readonly serverless: ScorePipelineConfig['model']['serverless'];
   /** The data bucket that holds the model archive. */
   readonly bucket: s3.IBucket;
   /** Key of the `model.tar.gz` in `bucket` (with `xgboost-model` inside; see docs/infra.md). */
@@ -23,28 +41,35 @@ export interface ScoringEndpointProps {
    * @default - none: the archive must already be in the bucket
    */
   readonly modelDataUpload?: IDependable;
-  /** @default 1 */
-  readonly instanceCount?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * An XGBoost model on a SageMaker real-time endpoint, served by SageMaker's built-in
- * XGBoost container (`text/csv` rows without a header in, one prediction per row out):
- * model, endpoint config and endpoint, plus an execution role that may read only the
- * one model archive, pull only the XGBoost image repository and write only the
- * endpoint's own log group.
+ * An XGBoost model served by SageMaker's built-in XGBoost container (`text/csv` rows
+ * without a header in, one prediction per row out), hosted by `model.hosting`: `instance`,
+ * an inference component (one CPU core per copy) on an endpoint that scales to 0 instances
+ * between runs (`addInferenceComponentHosting`); `serverless`, a Serverless Inference
+ * endpoint (memory and max concurrency, billed per request and duration, 0 when idle).
+ * Either way an execution role that may read only the one model archive, pull only the
+ * XGBoost image repository and write only the endpoint's own log group.
+ * (Hosting `in-worker` deploys none of this: the work function evaluates the JSON model.)
  */
 export class ScoringEndpoint extends Construct implements InvokableEndpoint {
   readonly endpointName: string;
   readonly endpointArn: string;
+  readonly hostingKind: 'instance' | 'serverless';
+  /** The inference component (hosting `instance`); undefined for serverless. */
+  readonly inferenceComponentName?: string;
+  readonly inferenceComponentArn?: string;
   /** `s3://<bucket>/<modelDataKey>` */
   readonly modelDataUrl: string;
   readonly role: iam.Role;
   readonly model: sagemaker.CfnModel;
   readonly endpointConfig: sagemaker.CfnEndpointConfig;
   readonly endpoint: sagemaker.CfnEndpoint;
+  /** The inference component and its scaling (hosting `instance`); undefined for serverless. */
+  readonly hosting: InferenceComponentHosting | undefined;
 
   constructor(scope: Construct, id: string, props: ScoringEndpointProps) {
     super(scope, id);
@@ -78,21 +103,41 @@ export class ScoringEndpoint extends Construct implements InvokableEndpoint {
     this.model.node.addDependency(this.role);
     if (props.modelDataUpload) this.model.node.addDependency(props.modelDataUpload);
 
-    // No KmsKeyId: the storage volume holds only a copy of the model archive, which sits
-    // encrypted in the data bucket, and SageMaker rejects a KmsKeyId for instance types
-    // with local NVMe storage (ml.m5d, ml.c5d, ...), which model.instanceType may name.
+    this.hostingKind = props.hosting;
+    if (props.hosting === 'instance') {
+      this.hosting = addInferenceComponentHosting(this, {
+        endpointName: props.endpointName,
+        componentName: props.componentName,
+        instanceType: props.instanceType,
+        capacity: props.capacity,
+        model: this.model,
+        role: this.role,
+        // The XGBoost container scores a request on one core; copies scale out by instance.
+        copy: { cpuCores: 1, minMemoryMiB: COPY_MIN_MEMORY_MIB },
+        endpointDependsOn: [logGroup],
+      });
+      this.endpointConfig = this.hosting.endpointConfig;
+      this.endpoint = this.hosting.endpoint;
+      this.inferenceComponentName = this.hosting.componentName;
+      this.inferenceComponentArn = this.hosting.componentArn;
+      return;
+    }
+    this.hosting = undefined;
+    // Serverless Inference: no instance type, count or KmsKeyId (SageMaker rejects them with
+    // ServerlessConfig); memory and concurrency within what the API accepts (1,024 to 6,144 MB
+    // in 1 GB steps, 1 to 200 concurrent calls), which the config schema enforces.
     this.endpointConfig = new sagemaker.CfnEndpointConfig(this, 'EndpointConfig', {
       productionVariants: [
         {
-          variantName: 'AllTraffic',
+          variantName: VARIANT_NAME,
           modelName: this.model.attrModelName,
-          instanceType: props.instanceType,
-          initialInstanceCount: props.instanceCount ?? 1,
-          initialVariantWeight: 1,
+          serverlessConfig: {
+            memorySizeInMb: props.serverless.memoryMiB,
+            maxConcurrency: props.serverless.maxConcurrency,
+          },
         },
       ],
     });
-
     this.endpoint = new sagemaker.CfnEndpoint(this, 'Endpoint', {
       endpointName: props.endpointName,
       endpointConfigName: this.endpointConfig.attrEndpointConfigName,
@@ -101,6 +146,6 @@ export class ScoringEndpoint extends Construct implements InvokableEndpoint {
   }
 
   grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return grantInvokeEndpoint(grantee, this.endpointArn);
+    return grantInvokeEndpoint(grantee, this.endpointArn, this.inferenceComponentArn);
   }
 }

@@ -118,6 +118,22 @@ describe('endpointSpecs', () => {
     ]);
   });
 
+  it('refuses pipelines that share an endpoint but scale its one inference component differently', () => {
+    const alwaysOn = withName(docs, 'other', {
+      endpoint: { ...docs.endpoint, capacity: { mode: 'always-on', minCopies: 1, maxCopies: 4 } },
+    });
+    expect(() => endpointSpecs([docs, alwaysOn])).toThrow(
+      /^pipelines docs and other share endpoint sluice-docs-embed but scale it differently \(endpoint.capacity: run-scoped, up to 4 copies and always-on, 1 to 4 copies\): use one endpoint.capacity.mode, minCopies and maxCopies or another endpoint name$/,
+    );
+    // What is read per run may differ: the cooldown, the per-copy throughput.
+    const patient = withName(docs, 'patient', {
+      endpoint: { ...docs.endpoint, capacity: { ...docs.endpoint.capacity, cooldownSeconds: 900 } },
+    });
+    expect(endpointSpecs([docs, patient])).toEqual([
+      expect.objectContaining({ pipelines: ['docs', 'patient'], capacity: docs.endpoint.capacity }),
+    ]);
+  });
+
   it('gives pipelines with different endpoint names their own endpoint', () => {
     const other = withName(docs, 'other', { endpoint: { ...docs.endpoint, name: 'sluice-other-embed' } });
     expect(endpointSpecs([docs, other]).map((s) => s.endpointName)).toEqual([
@@ -132,7 +148,10 @@ describe('scoringEndpointSpecs', () => {
     expect(scoringEndpointSpecs([docs, creditRisk])).toEqual([
       {
         endpointName: 'sluice-credit-risk',
+        hosting: 'instance',
         instanceType: 'ml.m5.large',
+        capacity: creditRisk.model.capacity,
+        serverless: creditRisk.model.serverless,
         modelDataKey: 'models/credit-risk/model.tar.gz',
         pipelines: ['credit-risk'],
       },

@@ -107,3 +107,24 @@ describe('ModelFiles in the stack', () => {
     Template.fromStack(embedOnly).resourceCountIs('Custom::CDKBucketDeployment', 0);
   });
 });
+
+describe('modelFilesOf with model.hosting in-worker', () => {
+  it('lists the JSON model the work function evaluates instead of the archive', () => {
+    const inWorker = { ...creditRisk, model: { ...creditRisk.model, hosting: 'in-worker' as const } };
+    expect(modelFilesOf([inWorker], PIPELINES_DIR).map((f) => f.key)).toEqual([
+      'models/credit-risk/model.json',
+      'models/credit-risk/occupation-embedding.json',
+      'models/credit-risk/feature-stats.json',
+    ]);
+  });
+
+  it('refuses, in one line, an in-worker pipeline whose JSON model is not committed', () => {
+    const dir = path.join(scratch, 'no-json-model');
+    cpSync(PIPELINES_DIR, dir, { recursive: true });
+    rmSync(path.join(dir, 'models/credit-risk/model.json'));
+    const inWorker = { ...creditRisk, model: { ...creditRisk.model, hosting: 'in-worker' as const } };
+    expect(() => modelFilesOf([inWorker], dir)).toThrow(
+      /^pipeline credit-risk: model.modelKey "models\/credit-risk\/model.json" is not in .*no-json-model\/: the stack uploads the XGBoost JSON model the work function evaluates \(model.hosting in-worker\); commit it there$/,
+    );
+  });
+});

@@ -62,18 +62,28 @@ describe('ScoringEndpoint', () => {
     });
   });
 
-  it('runs on the instance type from the config under the endpoint name from the config', () => {
+  it('hosts the model (hosting instance) as an inference component on the configured instance type, under the configured endpoint name', () => {
     const [endpoint] = stack.scoringEndpoints;
     expect(stack.scoringEndpoints).toHaveLength(1);
-    expect(template.toJSON().Resources[idOf(endpoint!.endpointConfig)].Properties.ProductionVariants).toEqual(
-      [
-        expect.objectContaining({
-          InstanceType: creditRisk.model.instanceType,
-          InitialInstanceCount: 1,
-          ModelName: getAtt(endpoint!.model, 'ModelName'),
-        }),
-      ],
-    );
+    expect(creditRisk.model.hosting).toBe('instance');
+    const variants =
+      template.toJSON().Resources[idOf(endpoint!.endpointConfig)].Properties.ProductionVariants;
+    expect(variants).toEqual([
+      expect.objectContaining({
+        InstanceType: creditRisk.model.instanceType,
+        ManagedInstanceScaling: { Status: 'ENABLED', MinInstanceCount: 0, MaxInstanceCount: 4 },
+      }),
+    ]);
+    // With inference components the model is named by the component, not the variant.
+    expect(variants[0].ModelName).toBeUndefined();
+    template.hasResourceProperties('AWS::SageMaker::InferenceComponent', {
+      InferenceComponentName: 'sluice-credit-risk-model',
+      EndpointName: getAtt(endpoint!.endpoint, 'EndpointName'),
+      Specification: {
+        ModelName: getAtt(endpoint!.model, 'ModelName'),
+        ComputeResourceRequirements: { NumberOfCpuCoresRequired: 1, MinMemoryRequiredInMb: 1024 },
+      },
+    });
     expect(creditRisk.model.instanceType).toBe('ml.m5.large');
     template.hasResourceProperties('AWS::SageMaker::Endpoint', {
       EndpointName: 'sluice-credit-risk',
@@ -104,7 +114,8 @@ describe('ScoringEndpoint', () => {
 
 describe('Schedules of a score pipeline', () => {
   it('re-scores datasets/customers/ on the cron from pipelines/credit-risk.json', () => {
-    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
+    // Two pipeline schedules and the capacity sweeper's.
+    template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(0 2 * * ? *)',
       ScheduleExpressionTimezone: 'UTC',
@@ -183,15 +194,23 @@ describe('QueryLayer with a score pipeline', () => {
 });
 
 describe('Functions with a score pipeline', () => {
-  it('lets the work function invoke the embedding and the scoring endpoint, each by its exact ARN', () => {
+  it('lets the work function invoke the embedding and the scoring endpoint and their inference components, each by its exact ARN', () => {
     const arns = resourcesAllowed(stack.functions.work.role, 'sagemaker:InvokeEndpoint');
     const [embedding] = stack.endpoints;
     const [scoring] = stack.scoringEndpoints;
     expect(arns).toEqual(
-      expect.arrayContaining([stack.resolve(embedding!.endpointArn), stack.resolve(scoring!.endpointArn)]),
+      expect.arrayContaining([
+        stack.resolve(embedding!.endpointArn),
+        stack.resolve(embedding!.inferenceComponentArn),
+        stack.resolve(scoring!.endpointArn),
+        stack.resolve(scoring!.inferenceComponentArn),
+      ]),
     );
-    expect(arns).toHaveLength(2);
+    expect(arns).toHaveLength(4);
     expect(JSON.stringify(arns)).toContain(':sagemaker:us-east-1:123456789012:endpoint/sluice-credit-risk"');
+    expect(JSON.stringify(arns)).toContain(
+      ':sagemaker:us-east-1:123456789012:inference-component/sluice-credit-risk-model"',
+    );
     expect(JSON.stringify(arns)).not.toContain('*');
     for (const fn of [stack.functions.plan, stack.functions.finalize]) {
       expect(resourcesAllowed(fn.role, 'sagemaker:InvokeEndpoint')).toEqual([]);

@@ -66,7 +66,10 @@ describe('SluiceStack serving several pipelines', () => {
   });
 
   it('schedules only the pipelines that have a schedule', () => {
-    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    const runs = Object.values(template.findResources('AWS::Scheduler::Schedule')).filter(
+      (schedule) => schedule.Properties.Target.Input !== undefined,
+    );
+    expect(runs).toHaveLength(1);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       Target: { Input: Match.stringLikeRegexp('"pipeline":"docs"') },
     });

@@ -37,6 +37,7 @@ export const FIXTURE_ENTRIES: FunctionEntries = {
   work: path.join(here, 'fixtures/work.ts'),
   finalize: path.join(here, 'fixtures/finalize.ts'),
   deadLetter: path.join(here, 'fixtures/dead-letter.ts'),
+  capacitySweeper: path.join(here, 'fixtures/capacity-sweeper.ts'),
 };
 
 /** The checked-in `pipelines/docs.json`, validated the way the app loads it. */

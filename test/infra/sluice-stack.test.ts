@@ -374,7 +374,8 @@ describe('Functions', () => {
         .map((a) => a.replace('dynamodb:', ''))
         .sort();
     const { plan, work, finalize, deadLetter } = stack.functions;
-    expect(tableActions(plan)).toEqual(['BatchWriteItem', 'GetItem', 'PutItem', 'Query']);
+    // UpdateItem: plan marks the run's capacity lease ready (run-scoped capacity).
+    expect(tableActions(plan)).toEqual(['BatchWriteItem', 'GetItem', 'PutItem', 'Query', 'UpdateItem']);
     expect(tableActions(work)).toEqual([
       'BatchGetItem',
       'BatchWriteItem',
@@ -462,9 +463,14 @@ describe('EmbeddingEndpoint', () => {
     });
   });
 
-  it('runs on one ml.g5.xlarge instance under the endpoint name from the config', () => {
+  it('runs on ml.g5.xlarge instances, 0 at rest, under the endpoint name from the config', () => {
     template.hasResourceProperties('AWS::SageMaker::EndpointConfig', {
-      ProductionVariants: [Match.objectLike({ InstanceType: 'ml.g5.xlarge', InitialInstanceCount: 1 })],
+      ProductionVariants: [
+        Match.objectLike({
+          InstanceType: 'ml.g5.xlarge',
+          ManagedInstanceScaling: Match.objectLike({ MinInstanceCount: 0 }),
+        }),
+      ],
     });
     template.hasResourceProperties('AWS::SageMaker::Endpoint', { EndpointName: docs.endpoint.name });
   });
@@ -482,7 +488,8 @@ describe('EmbeddingEndpoint', () => {
 describe('Schedules', () => {
   it('starts a run of the docs pipeline on the cron from pipelines/docs.json', () => {
     const schedule = docs.schedule!;
-    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    // The pipeline's and the capacity sweeper's (run-scoped-capacity.test.ts).
+    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: schedule.expression,
       ScheduleExpressionTimezone: schedule.timezone,
@@ -598,8 +605,9 @@ describe('QueryLayer', () => {
 
 describe('Alarms', () => {
   it('alarms as soon as any dead-letter queue holds a message and notifies the alarm topic', () => {
-    // Four dead-letter queues, and the three failure metrics (dead-letter.test.ts).
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+    // Four dead-letter queues, the three failure metrics (dead-letter.test.ts), the endpoint's
+    // scale-out-from-zero alarm and the capacity sweeper's two (run-scoped-capacity.test.ts).
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 10);
     for (const { queue } of stack.queues.deadLetterQueues) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',

@@ -134,6 +134,9 @@ describe('two stacks in one account and region', () => {
     'AWS::SageMaker::Endpoint': (p) => p.EndpointName,
     'AWS::SageMaker::EndpointConfig': (p) => p.EndpointConfigName,
     'AWS::SageMaker::Model': (p) => p.ModelName,
+    'AWS::SageMaker::InferenceComponent': (p) => p.InferenceComponentName,
+    // Unique per scalable target, whose resource id names the (prefixed) inference component.
+    'AWS::ApplicationAutoScaling::ScalingPolicy': (p) => p.PolicyName,
     'AWS::Logs::LogGroup': (p) => p.LogGroupName,
     'AWS::S3::Bucket': (p) => p.BucketName,
     'AWS::SQS::Queue': (p) => p.QueueName,
@@ -164,6 +167,8 @@ describe('two stacks in one account and region', () => {
         'AWS::Athena::WorkGroup "sluice"',
         'AWS::SageMaker::Endpoint "sluice-docs-embed"',
         'AWS::SageMaker::Endpoint "sluice-credit-risk"',
+        'AWS::SageMaker::InferenceComponent "sluice-docs-embed-model"',
+        'AWS::SageMaker::InferenceComponent "sluice-credit-risk-model"',
         'AWS::Logs::LogGroup "/aws/sagemaker/Endpoints/sluice-docs-embed"',
         'AWS::Logs::LogGroup "/aws/sagemaker/Endpoints/sluice-credit-risk"',
       ]),
@@ -174,6 +179,8 @@ describe('two stacks in one account and region', () => {
         'AWS::Athena::WorkGroup "sluicedev"',
         'AWS::SageMaker::Endpoint "sluicedev-sluice-docs-embed"',
         'AWS::SageMaker::Endpoint "sluicedev-sluice-credit-risk"',
+        'AWS::SageMaker::InferenceComponent "sluicedev-sluice-docs-embed-model"',
+        'AWS::SageMaker::InferenceComponent "sluicedev-sluice-credit-risk-model"',
         'AWS::Logs::LogGroup "/aws/sagemaker/Endpoints/sluicedev-sluice-docs-embed"',
         'AWS::Logs::LogGroup "/aws/sagemaker/Endpoints/sluicedev-sluice-credit-risk"',
       ]),
@@ -200,13 +207,14 @@ describe('two stacks in one account and region', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Environment?.Variables)
         .map((r) => r.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME)
         .filter((name) => name !== undefined);
-      expect(services).toEqual([serviceName, serviceName, serviceName, serviceName]);
+      // plan, work, finalize, dead-letter and the capacity sweeper.
+      expect(services).toEqual([serviceName, serviceName, serviceName, serviceName, serviceName]);
 
       const metricAlarms = Object.values(resources).filter(
         (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties.Namespace === 'Sluice',
       );
       expect(metricAlarms.map((r) => r.Properties.MetricName).sort()).toEqual(
-        ['DeadLettersUnreadable', 'RunsFailed', 'UnitsDeadLettered'].sort(),
+        ['CapacityWithoutRun', 'DeadLettersUnreadable', 'RunsFailed', 'UnitsDeadLettered'].sort(),
       );
       for (const alarm of metricAlarms) {
         expect(alarm.Properties.Dimensions).toEqual([{ Name: 'service', Value: serviceName }]);

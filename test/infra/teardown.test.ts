@@ -27,6 +27,8 @@ describe('deleting the stack (docs/infra.md, Teardown)', () => {
     expect(retained).toEqual([
       'AWS::DynamoDB::Table RunsTable',
       'AWS::KMS::Key AlarmsTopicKey',
+      // What the sweeper scaled and when: the audit of what capacity cost.
+      'AWS::Logs::LogGroup CapacitySweeperSweeperLogGroup',
       'AWS::Logs::LogGroup FunctionsDeadLetterLogGroup',
       'AWS::Logs::LogGroup FunctionsFinalizeLogGroup',
       'AWS::Logs::LogGroup FunctionsPlanLogGroup',
@@ -36,11 +38,15 @@ describe('deleting the stack (docs/infra.md, Teardown)', () => {
     ]);
   });
 
-  it('deletes the SageMaker models, endpoint configs, endpoints and their log groups, which cost money or hold nothing', () => {
+  it('deletes the SageMaker models, endpoint configs, endpoints, inference components and their scaling, which cost money or hold nothing', () => {
     for (const type of [
       'AWS::SageMaker::Model',
       'AWS::SageMaker::EndpointConfig',
       'AWS::SageMaker::Endpoint',
+      'AWS::SageMaker::InferenceComponent',
+      'AWS::ApplicationAutoScaling::ScalableTarget',
+      'AWS::ApplicationAutoScaling::ScalingPolicy',
+      'AWS::Scheduler::Schedule',
       'AWS::SQS::Queue',
       'AWS::Glue::Database',
       'AWS::Athena::WorkGroup',
