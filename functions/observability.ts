@@ -10,6 +10,9 @@ export interface Observability {
 /** The deployed functions; each logs its name as the persistent `step` key. */
 export type Step = 'plan' | 'work' | 'finalize' | 'dead-letter';
 
+/** Every function that logs: the steps of a run, and the capacity sweeper beside them. */
+export type ObservedFunction = Step | 'capacity-sweeper';
+
 /**
  * The Powertools logger and metrics of one step. Service name and namespace come from
  * `POWERTOOLS_SERVICE_NAME` / `POWERTOOLS_METRICS_NAMESPACE` (set by infra) when present;
@@ -17,7 +20,7 @@ export type Step = 'plan' | 'work' | 'finalize' | 'dead-letter';
  * Metrics carry only the `service` dimension Powertools adds (the service name), so
  * infra alarms on `<namespace>/<metric>` with `service=<service name>`, whatever the step.
  */
-export function createObservability(step: Step): Observability {
+export function createObservability(step: ObservedFunction): Observability {
   const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'sluice';
   const logger = new Logger({ serviceName, persistentKeys: { step } });
   const metrics = new Metrics({

@@ -16,9 +16,11 @@ export interface SweepDeps {
 export interface SweepOptions {
   /**
    * How long past the end of the cooldown copies may still be up with no live lease
-   * before it counts as capacity without a run (`CapacityWithoutRun`): scale-in takes a
-   * while after the copy count drops, and one sweep a minute may just have missed it.
-   * @default 600
+   * before it counts as capacity without a run (`CapacityWithoutRun`): the sweep after the
+   * cooldown sets 0 copies, and serving copies take a little while to go. The alarm then
+   * waits for 3 such sweeps in a row (infra), so a net that does not scale in is seen
+   * about 5 minutes after the cooldown ends.
+   * @default 120
    */
   readonly graceSeconds?: number;
   /** Released leases older than this are deleted (finalize no longer needs them). @default 7 days */
@@ -142,7 +144,7 @@ async function sweepComponent(
     copies = decision.copies;
     coolingDown = decision.coolingDown;
     const floor = floorCopies(capacity.capacity);
-    const graceMs = (options.graceSeconds ?? 600) * 1000;
+    const graceMs = (options.graceSeconds ?? 120) * 1000;
     capacityWithoutRun =
       live.length === 0 &&
       Math.max(before.desiredCopies, before.currentCopies) > floor &&

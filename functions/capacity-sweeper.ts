@@ -1,0 +1,128 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { type PipelineCapacity, pipelineCapacityOf } from '../shared/capacity/names.ts';
+import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
+import { type ComponentSweep, type SweepOptions, sweepCapacity } from '../shared/capacity/sweep.ts';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { SluiceError } from '../shared/errors/errors.ts';
+import type { RunStore } from '../shared/ports/run-store.ts';
+import { deployedAdapters } from './config/adapters.ts';
+import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import { createObservability, type Observability } from './observability.ts';
+
+export interface CapacitySweeperDeps {
+  /** The bundled pipelines: their endpoints' inference components are swept. */
+  readonly pipelines: ReadonlyMap<string, PipelineConfig>;
+  /** Leases are live only while their run is running and progressing. */
+  readonly runs: RunStore;
+  readonly capacity: RunCapacityDeps;
+}
+
+export interface CapacitySweeperOptions extends Partial<Observability> {
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  readonly sweep?: SweepOptions;
+}
+
+/** What a sweep returns (Scheduler ignores it; it helps a person invoking the function by hand). */
+export interface CapacitySweepResult {
+  readonly components: readonly {
+    readonly component: string;
+    readonly liveLeases: number;
+    readonly copies?: number;
+    readonly set?: number;
+    readonly error?: string;
+  }[];
+}
+
+/** Some component could not be swept; raised after every other component was, so the function's Errors alarm sees it. */
+export class CapacitySweepFailed extends SluiceError {}
+
+/**
+ * (primary adapter) capacity sweeper -> sweepCapacity -> (runs table, SageMaker control plane).
+ *
+ * Run by EventBridge Scheduler every minute (the event is ignored). Sweeps the inference
+ * component of every bundled pipeline with run-scoped capacity: leaked leases released,
+ * copies set to what the live leases and the cooldown call for. Publishes
+ * `CapacityWithoutRun` (1 when some component had copies up with no live lease past its
+ * cooldown and grace, else 0: the safety net's alarm), `LiveLeases` and
+ * `CapacitySweepErrors`. A component that fails is logged and the others are still swept;
+ * then the invocation fails, so the function's Errors metric counts a broken net.
+ */
+export function createCapacitySweeperHandler(
+  deps: DepsProvider<CapacitySweeperDeps>,
+  options: CapacitySweeperOptions = {},
+) {
+  const { logger, metrics } = { ...createObservability('capacity-sweeper'), ...options };
+  const now = options.now ?? (() => new Date());
+
+  const report = (sweep: ComponentSweep): void => {
+    const fields = {
+      component: sweep.component,
+      liveLeases: sweep.liveLeases,
+      desiredCopies: sweep.before?.desiredCopies,
+      currentCopies: sweep.before?.currentCopies,
+      status: sweep.before?.status,
+      copies: sweep.copies,
+      coolingDown: sweep.coolingDown,
+      ...(sweep.set && { set: sweep.set }),
+      ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
+      ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
+    };
+    if (sweep.error !== undefined)
+      logger.error('capacity sweep failed for this component', { ...fields, error: sweep.error });
+    else if (sweep.capacityWithoutRun)
+      logger.warn('copies up with no live run past the cooldown: scaling in', fields);
+    else if (sweep.leaked.length > 0) logger.warn('released leaked capacity leases', fields);
+    else if (sweep.set !== undefined && !sweep.set.outcome.applied)
+      logger.info('component busy; copies set on a later sweep', fields);
+    else if (sweep.set !== undefined) logger.info('copies set', fields);
+    else logger.debug('capacity as it should be', fields);
+  };
+
+  return middy<unknown, CapacitySweepResult>()
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics))
+    .handler(async () => {
+      const d = resolveDeps(deps, logger);
+      const capacities = [...d.pipelines.values()]
+        .map((config) => pipelineCapacityOf(config))
+        .filter((capacity): capacity is PipelineCapacity => capacity !== undefined);
+      const sweeps = await sweepCapacity(
+        { leases: d.capacity.leases, control: d.capacity.control, runs: d.runs },
+        capacities,
+        now(),
+        options.sweep,
+      );
+      for (const sweep of sweeps) report(sweep);
+      const failed = sweeps.filter((s) => s.error !== undefined);
+      metrics.addMetric(
+        'CapacityWithoutRun',
+        MetricUnit.Count,
+        sweeps.some((s) => s.capacityWithoutRun) ? 1 : 0,
+      );
+      metrics.addMetric(
+        'LiveLeases',
+        MetricUnit.Count,
+        sweeps.reduce((sum, s) => sum + s.liveLeases.length, 0),
+      );
+      metrics.addMetric('CapacitySweepErrors', MetricUnit.Count, failed.length);
+      if (failed.length > 0)
+        throw new CapacitySweepFailed(
+          `capacity sweep failed for ${failed.map((s) => `${s.component} (${s.error})`).join(', ')}; the other components were swept`,
+        );
+      return {
+        components: sweeps.map((s) => ({
+          component: s.component,
+          liveLeases: s.liveLeases.length,
+          ...(s.copies === undefined ? {} : { copies: s.copies }),
+          ...(s.set === undefined ? {} : { set: s.set.copies }),
+        })),
+      };
+    });
+}
+
+/** The deployed handler: adapters built from the environment on the first invocation. */
+export const handler = createCapacitySweeperHandler(deployedAdapters);
