@@ -16,6 +16,8 @@ export const USAGE = `usage:
   sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
                      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
                      [--max-client-batch-size N] [--max-batch-chars N] [--max-body-bytes N]
+                     [--scale-to-zero] [--warmup-seconds S] [--scale-in-seconds S] [--wake-on-invoke]
+                     [--serverless] [--component-name NAME]   (simulated endpoint capacity)
 
 --model-dir DIR runs an ONNX sentence-transformer folder (model.onnx or onnx/model.onnx, tokenizer.json)
 in the local model server instead of the weight-free hash-embed; redrive a run with the model it ran with.

@@ -1,3 +1,4 @@
+import type { CapacityLifecycleOptions } from '../model-server/capacity-lifecycle.ts';
 import { EchoBackend } from '../model-server/echo-backend.ts';
 import { HashEmbedder } from '../model-server/hash-embedder.ts';
 import {
@@ -35,6 +36,8 @@ export interface ServeModelSettings {
   readonly gpu?: SimulatedGpuOptions;
   /** What one request may hold (`--max-client-batch-size`, `--max-batch-chars`, `--max-body-bytes`). */
   readonly limits: RequestLimits;
+  /** The endpoint's capacity lifecycle; absent: one copy, serving. */
+  readonly capacity?: CapacityLifecycleOptions;
 }
 
 /**
@@ -54,6 +57,12 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
     'max-client-batch-size': { type: 'string' },
     'max-batch-chars': { type: 'string' },
     'max-body-bytes': { type: 'string' },
+    'scale-to-zero': { type: 'boolean' },
+    'warmup-seconds': { type: 'string' },
+    'scale-in-seconds': { type: 'string' },
+    'wake-on-invoke': { type: 'boolean' },
+    serverless: { type: 'boolean' },
+    'component-name': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
@@ -62,9 +71,56 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
   const port = numberOption('port', values.port, { min: 0, max: 65535, integer: true }) ?? 0;
   const gpu = gpuOptions(values);
   const limits = requestLimits(values);
+  const capacity = capacityOptions(values);
   // Every flag is checked before a model loads: loading an ONNX model takes a while.
   const backend = await loadBackend(values.backend, values.model, dimension, values.dimension !== undefined);
-  return gpu === undefined ? { backend, port, limits } : { backend, port, gpu, limits };
+  return {
+    backend,
+    port,
+    limits,
+    ...(gpu === undefined ? {} : { gpu }),
+    ...(capacity === undefined ? {} : { capacity }),
+  };
+}
+
+/**
+ * The capacity lifecycle the flags ask for: `--scale-to-zero` starts with no copies,
+ * `--warmup-seconds` is the time from copies asked for to serving, `--scale-in-seconds` how
+ * long a scale-in reports Updating, `--wake-on-invoke` brings a copy on a call that finds
+ * none (the NoCapacityInvocationFailures alarm), `--serverless` answers as a serverless
+ * endpoint, `--component-name` the one inference component calls must name.
+ */
+function capacityOptions(
+  values: Record<string, string | boolean | undefined>,
+): CapacityLifecycleOptions | undefined {
+  const flag = (name: string) => values[name] as string | undefined;
+  const warmupSeconds = numberOption('warmup-seconds', flag('warmup-seconds'), {
+    min: 0,
+    max: 3600,
+    integer: false,
+  });
+  const scaleInSeconds = numberOption('scale-in-seconds', flag('scale-in-seconds'), {
+    min: 0,
+    max: 3600,
+    integer: false,
+  });
+  const componentName = flag('component-name');
+  const options: CapacityLifecycleOptions = {
+    ...(values['scale-to-zero'] === true ? { scaleToZero: true } : {}),
+    ...(warmupSeconds === undefined ? {} : { warmupSeconds }),
+    ...(scaleInSeconds === undefined ? {} : { scaleInSeconds }),
+    ...(values['wake-on-invoke'] === true ? { wakeOnInvoke: true } : {}),
+    ...(values.serverless === true ? { serverless: true } : {}),
+    ...(componentName === undefined ? {} : { componentName }),
+  };
+  return Object.keys(options).length === 0 ? undefined : options;
+}
+
+function describeCapacity(capacity: CapacityLifecycleOptions): string {
+  const start = capacity.scaleToZero ? 'starts with 0 copies' : 'starts with 1 copy';
+  const kind = capacity.serverless ? 'serverless endpoint' : 'inference component';
+  const wake = capacity.wakeOnInvoke ? ', a call finding none asks for 1 copy' : '';
+  return `simulated ${kind}${capacity.componentName ? ` ${capacity.componentName}` : ''}: ${start}, copies serve ${capacity.warmupSeconds ?? 0} s after they are asked for${wake}; control plane at POST / (DescribeInferenceComponent, UpdateInferenceComponentRuntimeConfig)`;
 }
 
 /**
@@ -168,6 +224,7 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
     port: settings.port,
     limits: settings.limits,
     ...(settings.gpu === undefined ? {} : { gpu: settings.gpu }),
+    ...(settings.capacity === undefined ? {} : { capacity: settings.capacity }),
   });
   io.out(
     `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping, GET /stats)`,
@@ -178,6 +235,7 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
     `limits per request: ${'contentType' in settings.backend ? `${maxRows} rows` : `${maxInputs} inputs, ${maxChars} characters`}, ${maxBodyBytes} bytes (larger requests get 413)`,
   );
   if (settings.gpu !== undefined) io.err(describeGpu(settings.gpu));
+  if (settings.capacity !== undefined) io.err(describeCapacity(settings.capacity));
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

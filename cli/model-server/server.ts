@@ -2,6 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { MAX_INVOKE_PAYLOAD_BYTES } from '../../shared/endpoint/payload-limit.ts';
 import { BackendInputError, type EmbeddingBackend } from './backend.ts';
+import {
+  CapacityLifecycle,
+  type CapacityLifecycleOptions,
+  type CapacityStats,
+  CapacityUpdateRefused,
+} from './capacity-lifecycle.ts';
 import { SimulatedGpu, type SimulatedGpuOptions, type SimulatedGpuStats } from './simulated-gpu.ts';
 import type { CsvScoringBackend } from './xgboost-backend.ts';
 
@@ -26,12 +32,16 @@ export interface ModelServerStats {
   readonly inputs: number;
   /** The simulated GPU's counters (busy time, padded tokens); absent without a simulation. */
   readonly gpu?: SimulatedGpuStats;
+  /** The endpoint's simulated capacity: its state, copies, and calls refused for want of it. */
+  readonly capacity: CapacityStats;
 }
 
 export interface ModelServer {
   readonly url: string;
   readonly port: number;
   readonly backend: ServedBackend;
+  /** The endpoint's capacity, which the control-plane route and tests change. */
+  readonly capacity: CapacityLifecycle;
   stats(): ModelServerStats;
   close(): Promise<void>;
 }
@@ -50,6 +60,12 @@ export interface ModelServerOptions {
   readonly gpu?: SimulatedGpuOptions;
   /** What one request may hold; each limit left out takes its default. @default DEFAULT_REQUEST_LIMITS */
   readonly limits?: Partial<RequestLimits>;
+  /**
+   * The endpoint's capacity lifecycle (scale to zero, warm-up, scale-in), answered on the
+   * runtime route as SageMaker does and changed through the emulated control plane.
+   * @default one copy, serving: every call is answered
+   */
+  readonly capacity?: CapacityLifecycleOptions;
 }
 
 /**
@@ -305,6 +321,7 @@ async function handleRuntime(
   invoke: Invoke,
   counters: Counters,
   limits: RequestLimits,
+  capacity: CapacityLifecycle,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -315,6 +332,15 @@ async function handleRuntime(
     counters.failed += 1;
     send(res, 400, JSON.stringify({ message: (error as Error).message }), {
       'x-amzn-errortype': 'ValidationError:',
+    });
+    return;
+  }
+  const component = req.headers['x-amzn-sagemaker-inference-component'];
+  const refusal = capacity.admit(typeof component === 'string' ? component : undefined);
+  if (refusal !== undefined) {
+    counters.failed += 1;
+    send(res, refusal.status, JSON.stringify({ message: refusal.message }), {
+      'x-amzn-errortype': `${refusal.errorType}:`,
     });
     return;
   }
@@ -350,11 +376,92 @@ async function handleRuntime(
   }
 }
 
+const AWS_JSON = 'application/x-amz-json-1.1';
+const ACCOUNT = '000000000000';
+const REGION = 'us-east-1';
+
+function sendAwsJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': AWS_JSON });
+  res.end(JSON.stringify(body));
+}
+
+function awsJsonError(res: ServerResponse, status: number, type: string, message: string): void {
+  sendAwsJson(res, status, { __type: type, message });
+}
+
+/**
+ * The two SageMaker control-plane calls run-scoped capacity uses, over SageMaker's own
+ * protocol (awsJson1_1: `POST /`, `X-Amz-Target: SageMaker.<Operation>`), so the real
+ * SageMakerClient pointed at this server reads and changes the simulated copies:
+ * `DescribeInferenceComponent` and `UpdateInferenceComponentRuntimeConfig`. Anything else
+ * is an `UnknownOperationException`.
+ */
+async function handleControlPlane(
+  capacity: CapacityLifecycle,
+  endpointName: () => string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const target = String(req.headers['x-amz-target'] ?? '');
+  let input: { InferenceComponentName?: unknown; DesiredRuntimeConfig?: { CopyCount?: unknown } };
+  try {
+    input = JSON.parse((await readBody(req, 1024 * 1024)).toString('utf8') || '{}');
+  } catch {
+    awsJsonError(res, 400, 'SerializationException', 'request body is not JSON');
+    return;
+  }
+  const name = input.InferenceComponentName;
+  const known = capacity.componentName;
+  if (
+    target === 'SageMaker.DescribeInferenceComponent' ||
+    target === 'SageMaker.UpdateInferenceComponentRuntimeConfig'
+  ) {
+    if (typeof name !== 'string' || name === '') {
+      awsJsonError(res, 400, 'ValidationException', 'InferenceComponentName is required');
+      return;
+    }
+    if (known !== undefined && name !== known) {
+      awsJsonError(res, 400, 'ValidationException', `Could not find inference component "${name}".`);
+      return;
+    }
+  }
+  const arn = `arn:aws:sagemaker:${REGION}:${ACCOUNT}:inference-component/${name}`;
+  if (target === 'SageMaker.DescribeInferenceComponent') {
+    const { status, desiredCopies, currentCopies } = capacity.describe();
+    const endpoint = endpointName();
+    sendAwsJson(res, 200, {
+      InferenceComponentName: name,
+      InferenceComponentArn: arn,
+      EndpointName: endpoint,
+      EndpointArn: `arn:aws:sagemaker:${REGION}:${ACCOUNT}:endpoint/${endpoint}`,
+      VariantName: 'AllTraffic',
+      InferenceComponentStatus: status,
+      RuntimeConfig: { DesiredCopyCount: desiredCopies, CurrentCopyCount: currentCopies },
+    });
+    return;
+  }
+  if (target === 'SageMaker.UpdateInferenceComponentRuntimeConfig') {
+    const copies = input.DesiredRuntimeConfig?.CopyCount;
+    try {
+      capacity.setCopies(typeof copies === 'number' ? copies : Number.NaN);
+    } catch (error) {
+      if (!(error instanceof CapacityUpdateRefused)) throw error;
+      awsJsonError(res, 400, 'ValidationException', error.message);
+      return;
+    }
+    sendAwsJson(res, 200, { InferenceComponentArn: arn });
+    return;
+  }
+  awsJsonError(res, 400, 'UnknownOperationException', `operation ${target || '(none)'} is not emulated`);
+}
+
 /**
  * Starts the local model server on loopback. It speaks the SageMaker runtime API
  * (`POST /endpoints/<name>/invocations`), the SageMaker container contract
  * (`GET /ping`, `POST /invocations`) and TEI's own routes (`POST /embed`, `GET /health`);
- * `GET /stats` reports its counters as JSON.
+ * `GET /stats` reports its counters as JSON. The runtime route answers as the endpoint's
+ * simulated capacity allows (`capacity`), and `POST /` emulates the two control-plane calls
+ * that change it.
  */
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
   const { backend } = options;
@@ -362,10 +469,14 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const counters: Counters = { requests: 0, served: 0, throttled: 0, failed: 0, inputs: 0 };
   const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...options.limits };
   const invoke = invoker(backend, gpu, counters, limits);
+  const capacity = new CapacityLifecycle(options.capacity);
+  /** The endpoint the runtime route was last called as (DescribeInferenceComponent reports it). */
+  let endpointName = 'sluice-local';
   const stats = (): ModelServerStats => ({
     model: backend.model,
     ...counters,
     ...(gpu === undefined ? {} : { gpu: gpu.stats() }),
+    capacity: capacity.stats(),
   });
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -382,9 +493,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       void handleContainer(invoke, counters, limits, req, res);
       return;
     }
-    if (req.method === 'POST' && /^\/endpoints\/[^/]+\/invocations$/.test(url.pathname)) {
+    const runtime = req.method === 'POST' ? /^\/endpoints\/([^/]+)\/invocations$/.exec(url.pathname) : null;
+    if (runtime) {
       counters.requests += 1;
-      void handleRuntime(invoke, counters, limits, req, res);
+      endpointName = decodeURIComponent(runtime[1]!);
+      void handleRuntime(invoke, counters, limits, capacity, req, res);
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/' && req.headers['x-amz-target'] !== undefined) {
+      void handleControlPlane(capacity, () => endpointName, req, res).catch((error: unknown) => {
+        awsJsonError(res, 500, 'InternalFailure', (error as Error).message);
+      });
       return;
     }
     send(res, 404, JSON.stringify({ message: `no route for ${req.method} ${url.pathname}` }), {
@@ -402,6 +521,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     url: `http://${host}:${address.port}`,
     port: address.port,
     backend,
+    capacity,
     stats,
     close: () =>
       new Promise<void>((resolve) => {
