@@ -152,4 +152,26 @@ describe('sluice run by model.hosting', () => {
     );
     expect(run.err.some((l) => l.startsWith('run '))).toBe(false);
   });
+
+  it('refuses --endpoint-url for a pipeline that scores in the worker, saying how to call a server', async () => {
+    const pipelines = await pipelinesWith(path.join(work, 'url'), 'credit-risk', (c) => {
+      c.model.hosting = 'in-worker';
+    });
+    const run = await sluice(
+      'run',
+      SAMPLE,
+      '--pipeline',
+      'credit-risk',
+      '--pipelines',
+      pipelines,
+      '--home',
+      path.join(work, 'home-url'),
+      '--endpoint-url',
+      'http://127.0.0.1:9',
+    );
+    expect(run.code).toBe(2);
+    expect(run.err.at(-1)).toBe(
+      'sluice run: --endpoint-url: pipeline credit-risk scores in the worker (model.hosting in-worker) and calls no endpoint; set model.hosting to serverless or instance to call a server',
+    );
+  });
 });
