@@ -82,7 +82,7 @@ export const ENDPOINT_BASIS: Readonly<Record<EndpointHosting['kind'], string>> =
 export const COST_BASIS = {
   endpoint: ENDPOINT_BASIS.instance,
   lambda:
-    'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), finalize’s own duration where it reports it; one request per delivery plus one each for plan and finalize (plan’s duration is not measured)',
+    'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), one request per delivery plus one each for plan and finalize (their durations are not measured yet: withFinalizeCalls adds finalize’s once it reports workerMs and memoryMiB)',
   requests:
     'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index writes not counted)',
   storage: 'bytes the run wrote to S3, priced as one month of S3 Standard',

@@ -1,3 +1,4 @@
+import type { WorkUnit } from '../domain/types.ts';
 import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
@@ -147,6 +148,16 @@ export class UsageMeter {
         usage.queueSends += 1;
         return queue.requestFinalize(runId);
       },
+      ...(queue.sendUnitLater && {
+        sendUnitLater: (unit: WorkUnit, delaySeconds: number) => {
+          usage.queueSends += 1;
+          return (queue.sendUnitLater as NonNullable<WorkQueue['sendUnitLater']>).call(
+            queue,
+            unit,
+            delaySeconds,
+          );
+        },
+      }),
     };
   }
 

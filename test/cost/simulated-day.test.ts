@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { simulateEndpoint } from '../../bench/simulated-day.ts';
+import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
+
+const capacity: CapacityConfig = {
+  mode: 'run-scoped',
+  minCopies: 1,
+  maxCopies: 4,
+  targetRunSeconds: 100,
+  cooldownSeconds: 120,
+  warmupLimitSeconds: 1800,
+  leaseStaleSeconds: 3600,
+};
+
+describe('the simulated day’s endpoint', () => {
+  it('bills a run’s copy from its lease through the cold start, the work and the cooldown to the next sweep', () => {
+    // 1,000 units of work at 10/s on one copy (ceil(1000 / (10 x 100)) = 1): serving at 50 s,
+    // done at 150 s, cooldown to 270 s, scaled in by the sweep at 300 s.
+    const day = simulateEndpoint({
+      capacity,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [{ at: 0, work: 1000 }],
+    });
+    expect(day.runs).toEqual([{ startedAt: 0, copies: 1, waitedSeconds: 50, finishedAt: 150 }]);
+    expect(day.busySeconds).toBeCloseTo(100, 9);
+    expect(day.billedSeconds).toBe(300);
+    expect(day.billedToBusy).toBeCloseTo(3, 9);
+  });
+
+  it('lets a run that starts within the cooldown use the warm copy, with no second cold start', () => {
+    const day = simulateEndpoint({
+      capacity,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [
+        { at: 0, work: 1000 },
+        { at: 200, work: 1000 },
+      ],
+    });
+    expect(day.runs[1]).toEqual({ startedAt: 200, copies: 1, waitedSeconds: 0, finishedAt: 300 });
+    // Released at 300 s, cooldown to 420 s, the sweep at 420 s scales in.
+    expect(day.billedSeconds).toBe(420);
+    expect(day.busySeconds).toBeCloseTo(200, 9);
+  });
+
+  it('asks for more copies for a bigger run, at most maxCopies, and shares the work between them', () => {
+    const day = simulateEndpoint({
+      capacity,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [{ at: 0, work: 10_000 }],
+    });
+    // ceil(10000 / 1000) = 10 copies wanted, 4 allowed: 250 s of work after the cold start.
+    expect(day.runs[0]).toMatchObject({ copies: 4, finishedAt: 300 });
+    expect(day.busySeconds).toBeCloseTo(1000, 9);
+    // 4 copies from 0 s to the sweep at 420 s (cooldown ends at 420 s).
+    expect(day.billedSeconds).toBe(4 * 420);
+  });
+});
