@@ -20,7 +20,7 @@ describe('UsageMeter', () => {
     const scoring = meter.scoringEndpoint({
       score: async () => {
         clock += 10;
-        return [0.5];
+        return '0.5\n';
       },
     });
     await scoring.score('1,2,3\n', stats());
