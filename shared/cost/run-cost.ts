@@ -73,7 +73,7 @@ const micros = (usd: number): number => Math.round(usd * MICRO);
 /** How the endpoint part is counted, by hosting (the summary's `basis.endpoint`). */
 export const ENDPOINT_BASIS: Readonly<Record<EndpointHosting['kind'], string>> = {
   instance:
-    'instance-seconds of every copy the run held: run-scoped capacity is charged copies x (release at finalize - lease at plan + cooldownSeconds), so warm-up (copies bill while they start and load the model) and the cooldown after the run are included; without a lease record (always-on capacity, or a local run) the window from the run’s first endpoint call to its last, one instance, and the always-on hours outside runs are charged to no run',
+    'instance-seconds of every copy the run held: with run-scoped capacity, copies x (release at finalize - lease at plan + cooldownSeconds), so the warm-up (copies bill while they start and load the model) and the cooldown after the run are included (a fit run that hands its copies to its scoring run pays no cooldown); without a lease (always-on capacity) the window from the run’s first endpoint call to its last, one instance, the hours outside runs charged to no run. A local run is charged through the local lease: its warm-up is what the local model server simulates',
   serverless:
     'SageMaker Serverless Inference: GB-seconds = the sum of the run’s endpoint call durations (measured at the caller, so an upper bound of what SageMaker bills) x model.serverless.memoryMiB / 1024, plus the request and response bytes at the data-processed rate; nothing between requests and no per-request fee',
   'in-worker': 'none: the work Lambda evaluates the model itself, so its time is in the lambda part',
