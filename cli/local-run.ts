@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { LocalCapacityControl } from '../shared/adapters/local/local-capacity-control.ts';
+import { LocalCapacityLeases } from '../shared/adapters/local/local-capacity-leases.ts';
 import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
+import { pipelineCapacityOf } from '../shared/capacity/names.ts';
+import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
+import { sweepCapacity } from '../shared/capacity/sweep.ts';
 import type {
   EmbedPipelineConfig,
   PipelineConfig,
@@ -277,6 +282,8 @@ export interface LocalRuntime {
   readonly queue: LocalWorkQueue;
   /** Summaries of the runs this runtime finalized, by run id. */
   readonly summaries: ReadonlyMap<string, RunSummary>;
+  /** Run-scoped capacity (pipelines with an instance endpoint): plan takes leases, finalize releases them. */
+  readonly capacity?: RunCapacityDeps;
   close(): Promise<void>;
 }
 
@@ -300,6 +307,37 @@ export interface LocalRuntimeOptions {
    * warm-up limit). @default the pipeline's: 30 s doubling to 900 s, up to `capacity.warmupLimitSeconds`
    */
   readonly warming?: Partial<WarmingPolicy>;
+}
+
+/**
+ * Run-scoped capacity on one machine: leases in `<home>/state/capacity/` (shared by the
+ * runs of every `sluice run` on the home), and the copies of the built-in server's
+ * simulated inference component, read and set over SageMaker's own control-plane protocol
+ * with the real SageMakerClient (imported only here: it takes about half a second to
+ * load). A server at `--endpoint-url` has no control plane: its copies are kept in memory.
+ */
+async function localCapacityFor(
+  home: LocalHome,
+  config: PipelineConfig,
+  model: LocalModel,
+): Promise<{ deps: RunCapacityDeps; close(): void } | undefined> {
+  if (pipelineCapacityOf(config) === undefined || model.endpointUrl === undefined) return undefined;
+  const leases = new LocalCapacityLeases(path.join(home.dir, 'state', 'capacity'));
+  if (model.server === undefined)
+    return { deps: { leases, control: new LocalCapacityControl() }, close: () => {} };
+  const [{ SageMakerClient }, { SageMakerCapacityControl }] = await Promise.all([
+    import('@aws-sdk/client-sagemaker'),
+    import('../shared/adapters/aws/sagemaker-capacity-control.ts'),
+  ]);
+  const client = new SageMakerClient({
+    endpoint: model.server.url,
+    region: LOCAL_COST_REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  return {
+    deps: { leases, control: new SageMakerCapacityControl({ client }) },
+    close: () => client.destroy(),
+  };
 }
 
 /** Units each worker thread works on at once: one reads and chunks while the other waits on the endpoint. */
@@ -331,6 +369,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   await seedBundle(home, options.config, options.pipelinesDir, log);
   const model = await startLocalModel(home, options.config, options.endpointUrl, options.modelDir, log);
   const { config } = model;
+  const capacity = await localCapacityFor(home, config, model);
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();
   const threadCount = options.threads ?? defaultUnitThreads(config);
@@ -372,6 +411,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           chunkIndex: home.chunkIndex,
           // A local run is priced as if deployed with the configured instance type and memory.
           costing: { region: LOCAL_COST_REGION, estimate: true },
+          ...(capacity && { capacity: capacity.deps }),
         },
         runId,
         now(),
@@ -419,8 +459,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     config,
     queue,
     summaries,
+    ...(capacity && { capacity: capacity.deps }),
     close: async () => {
       await threads?.close();
+      capacity?.close();
       await model.server?.close();
     },
   };
@@ -434,6 +476,31 @@ export async function finalSummaryOf(
 ): Promise<RunSummary | undefined> {
   const finalId = lastOfChain(runtime.summaries, runId);
   return runtime.summaries.get(finalId) ?? (await home.runs.getSummary(finalId));
+}
+
+/**
+ * The deployed sweeper's pass, once at the end of a local run: leases of local runs that
+ * died (killed processes) are released, and copies are set as the live leases and the
+ * cooldown call for. The run's own copies are still in their cooldown, which its cost
+ * charges as an estimate; no process stays behind to scale them in, so the next run on
+ * this home finds them warm or sweeps them.
+ */
+async function sweepLocalCapacity(
+  home: LocalHome,
+  runtime: LocalRuntime,
+  now: Date,
+  log: (line: string) => void,
+): Promise<void> {
+  const capacity = pipelineCapacityOf(runtime.config);
+  if (!runtime.capacity || !capacity) return;
+  const [sweep] = await sweepCapacity({ ...runtime.capacity, runs: home.runs }, [capacity], now);
+  if (!sweep) return;
+  for (const leak of sweep.leaked) log(`capacity: released the lease of run ${leak.runId} (${leak.reason})`);
+  if (sweep.error !== undefined) log(`capacity: sweep of ${sweep.component} failed: ${sweep.error}`);
+  else if (sweep.coolingDown)
+    log(
+      `capacity: ${sweep.copies} ${sweep.component} copies kept for the ${capacity.capacity.cooldownSeconds} s cooldown (in the run's cost as an estimate)`,
+    );
 }
 
 /**
@@ -463,14 +530,20 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     // Held until the run is finalized: a `redrive --resume` of it meanwhile is refused.
     lease = await acquireRunLease(home.dir, runId);
     const planStarted = Date.now();
-    const plan = await planRun({ store: home.store, runs: home.runs, queue }, config, {
-      runId,
-      trigger: 'local',
-      keys: inputs.map((i) => i.key),
-      removedKeys,
-      now: now(),
-    });
+    const plan = await planRun(
+      { store: home.store, runs: home.runs, queue, ...(runtime.capacity && { capacity: runtime.capacity }) },
+      config,
+      {
+        runId,
+        trigger: 'local',
+        keys: inputs.map((i) => i.key),
+        removedKeys,
+        now: now(),
+      },
+    );
     const planMs = Date.now() - planStarted;
+    if (plan.capacity?.error !== undefined)
+      log(`capacity: lease taken, copies not raised (${plan.capacity.error}); the end-of-run sweep retries`);
     log(
       `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${plan.run.task === 'fit' ? ' (fitting feature statistics first)' : ''}`,
     );
@@ -479,6 +552,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     const workMs = Date.now() - workStarted;
     for (const dead of queue.deadLetters)
       log(`dead-lettered: ${JSON.stringify(dead.body).slice(0, 120)}: ${dead.error}`);
+    await sweepLocalCapacity(home, runtime, now(), log);
 
     const summary = await finalSummaryOf(home, runtime, runId);
     if (!summary)
