@@ -31,6 +31,8 @@ const positiveNumber = (flag: string, value: string | undefined): number | undef
 };
 
 const usd = (n: number) => `$${n.toFixed(n >= 1 ? 2 : 6)}`;
+/** A price per unit, to four significant digits ($0.01, $0.002805). */
+const rate = (n: number) => `$${Number(n.toPrecision(4))}`;
 
 /**
  * `sluice cost PATH... --pipeline NAME`: what a run over these inputs would cost deployed,
@@ -170,7 +172,7 @@ export async function costCommand(args: string[], io: CommandIo): Promise<number
   );
   for (const anchor of anchors)
     io.out(
-      `  compare   ${usd(anchor.perRun)} per run${'perMonth' in anchor ? `, ${usd(anchor.perMonth ?? 0)} a month` : ''} at ${anchor.name} (${usd(anchor.usdPerMillionTokens)} per 1M tokens)`,
+      `  compare   ${usd(anchor.perRun)} per run${'perMonth' in anchor ? `, ${usd(anchor.perMonth ?? 0)} a month` : ''} at ${anchor.name} (${rate(anchor.usdPerMillionTokens)} per 1M tokens)`,
     );
   return 0;
 }
