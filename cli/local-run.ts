@@ -65,6 +65,8 @@ export interface LocalRunOptions {
   readonly now?: () => Date;
   /** Worker threads that run units; 0 runs them on the main thread. @default {@link defaultUnitThreads} */
   readonly threads?: number;
+  /** Overrides of how units wait for a cold endpoint (see {@link LocalRuntimeOptions.warming}). */
+  readonly warming?: Partial<WarmingPolicy>;
 }
 
 export interface LocalRunResult {
