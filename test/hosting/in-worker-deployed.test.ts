@@ -3,7 +3,9 @@ import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
 import { XgboostJsonBackend } from '../../cli/model-server/xgboost-backend.ts';
+import type { pipelineConfigSchema } from '../../shared/config/pipeline-config.ts';
 import { InWorkerScoringEndpoint } from '../../shared/scoring/in-worker/in-worker-scoring-endpoint.ts';
 import { anEnvironment, testAdapters } from '../functions/factories.ts';
 import { streamingBody } from '../support/sdk-bodies.ts';
@@ -15,11 +17,11 @@ const s3 = mockClient(S3Client);
 const sagemaker = mockClient(SageMakerRuntimeClient);
 
 /** A score pipeline as a user writes it, hosted in the worker by default. */
-const triPipeline = {
+const triPipeline: z.input<typeof pipelineConfigSchema> = {
   name: 'tri',
-  kind: 'score' as const,
+  kind: 'score',
   featureSpec: {
-    features: Array.from({ length: 8 }, (_, i) => ({ column: `c${i}`, type: 'numeric' as const })),
+    features: Array.from({ length: 8 }, (_, i) => ({ column: `c${i}`, type: 'numeric' })),
   },
   featureStats: { key: 'models/tri/feature-stats.json' },
   model: { endpointName: 'sluice-tri', modelKey: MODEL_KEY, scoreClass: 2 },
@@ -38,7 +40,7 @@ describe('in-worker scoring in the deployed work function', () => {
       Body: streamingBody(bytes),
       ContentLength: bytes.byteLength,
     }));
-    const env = anEnvironment([triPipeline]);
+    const env = anEnvironment([], { SLUICE_PIPELINES: JSON.stringify([triPipeline]) });
     const config = env.pipelines.get('tri')!;
     expect(config.kind === 'score' && config.model.hosting).toBe('in-worker');
 

@@ -284,8 +284,11 @@ describe('XgboostModelCache', () => {
     expect(cache.counters.compiles).toBe(4);
   });
 
-  it('loads a model of an eighth of the worker memory at most', () => {
-    expect(maxModelBytesFor(2048)).toBe(256 * 1024 * 1024);
-    expect(maxModelBytesFor(128)).toBe(16 * 1024 * 1024);
+  it('loads a model of an eighth of the worker memory, or of its heap where that is smaller, at most', () => {
+    const MiB = 1024 * 1024;
+    expect(maxModelBytesFor(2048, 4096 * MiB)).toBe(256 * MiB);
+    expect(maxModelBytesFor(128, 4096 * MiB)).toBe(16 * MiB);
+    // `sluice run` threads under bin/sluice.js: a 192 MiB heap.
+    expect(maxModelBytesFor(2048, 192 * MiB)).toBe(24 * MiB);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { ModelUnusable } from '../errors.ts';
 import { XgboostPredictor } from '../xgboost/xgboost-predictor.ts';
@@ -53,13 +54,19 @@ export interface ModelLoadLimits {
 const MIB = 1024 * 1024;
 
 /**
- * The largest model JSON a worker with `memoryMiB` loads: an eighth of its memory.
- * Loading holds the bytes, the decoded text, the parsed JSON (about 3x the text, measured
- * on the shipped models) and the compiler's node lists at once, about 6x the file at its
- * peak; the eighth leaves the rest for the unit's records and its Parquet part.
+ * The largest model JSON a worker with `memoryMiB` loads: an eighth of its memory, or of
+ * its JavaScript heap where that is smaller (a local run's unit threads and main thread
+ * run with a bounded heap, see bin/sluice.js). Loading holds the bytes, the decoded text,
+ * the parsed JSON (about 3x the text, measured on the shipped models) and the compiler's
+ * node lists at once, about 6x the file at its peak; the eighth leaves the rest for the
+ * unit's records and its Parquet part.
+ * @param heapLimitBytes @default this isolate's heap limit (`v8.getHeapStatistics()`)
  */
-export function maxModelBytesFor(memoryMiB: number): number {
-  return Math.floor((memoryMiB * MIB) / 8);
+export function maxModelBytesFor(
+  memoryMiB: number,
+  heapLimitBytes: number = getHeapStatistics().heap_size_limit,
+): number {
+  return Math.floor(Math.min(memoryMiB * MIB, heapLimitBytes) / 8);
 }
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -144,7 +151,7 @@ export class XgboostModelCache {
         `size:${info.size}`,
         checkedAt,
         new ModelUnusable(
-          `model.modelKey: ${key} is ${(info.size / MIB).toFixed(1)} MiB, more than in-worker scoring loads (${(limits.maxModelBytes / MIB).toFixed(0)} MiB, an eighth of workers.memoryMiB): raise workers.memoryMiB or set model.hosting to serverless or instance`,
+          `model.modelKey: ${key} is ${(info.size / MIB).toFixed(1)} MiB, more than in-worker scoring loads (${(limits.maxModelBytes / MIB).toFixed(0)} MiB, an eighth of the worker's memory or heap): raise workers.memoryMiB or set model.hosting to serverless or instance`,
         ),
       );
     }
