@@ -7,7 +7,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -324,6 +324,8 @@ describe('plan handler', () => {
         ],
         IsTruncated: false,
       });
+      // The sample carries scheduledTime: plan first looks for the run an earlier attempt recorded.
+      dynamo.on(GetCommand).resolves({});
       // The first run over the prefix: no list of what an earlier one saw.
       s3.on(GetObjectCommand, { Key: prefixSourcesKey('docs', 'datasets/docs/') }).rejects(
         Object.assign(new Error('NoSuchKey'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }),
