@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Token } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { inferenceComponentNameOf } from '../shared/capacity/names.ts';
@@ -24,6 +24,7 @@ import {
   scoringEndpointSpecs,
   withDeployedModels,
 } from './deployment-settings.ts';
+import { REGIONS_WITHOUT_INFERENCE_COMPONENTS } from './images/registries.ts';
 import { stackImageUri } from './images/stack-images.ts';
 import { TEI_IMAGES } from './images/tei-images.ts';
 import { XGBOOST_IMAGES } from './images/xgboost-images.ts';
@@ -179,6 +180,10 @@ export class SluiceStack extends Stack {
     const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);
     const scoringSpecs = scoringEndpointSpecs(pipelines);
     checkEndpointNames(embeddingSpecs, scoringSpecs);
+    checkInferenceComponentRegion(
+      this,
+      embeddingSpecs.length + scoringSpecs.filter((s) => s.hosting === 'instance').length,
+    );
     // Images follow the stack's region (infra/images), resolved only for the endpoints deployed.
     this.endpoints = embeddingSpecs.map(
       (spec) =>
@@ -319,4 +324,16 @@ export class SluiceStack extends Stack {
 
     acceptBucketNotificationsHandler(this);
   }
+}
+
+/**
+ * Refuses, in one line, a stack that needs inference components (run-scoped capacity) in a
+ * region whose CloudFormation cannot create them. A region-agnostic stack is not checked.
+ */
+function checkInferenceComponentRegion(stack: Stack, components: number): void {
+  if (components === 0 || Token.isUnresolved(stack.region)) return;
+  if (!REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(stack.region)) return;
+  throw new Error(
+    `region ${stack.region} has no AWS::SageMaker::InferenceComponent in CloudFormation, which embed pipelines and score pipelines with model.hosting instance need (run-scoped capacity): deploy to another region, or deploy only score pipelines with model.hosting in-worker or serverless there`,
+  );
 }

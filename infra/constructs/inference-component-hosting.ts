@@ -9,6 +9,14 @@ import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
 /** The production variant every Sluice endpoint has; inference components name it. */
 export const VARIANT_NAME = 'AllTraffic';
 
+/**
+ * Application Auto Scaling's service-linked role for SageMaker endpoints and inference
+ * components. It exists once an account has used Application Auto Scaling with SageMaker;
+ * otherwise create it once (docs/infra.md, Deploy):
+ * `aws iam create-service-linked-role --aws-service-name sagemaker.application-autoscaling.amazonaws.com`.
+ */
+export const SAGEMAKER_AUTOSCALING_ROLE = 'AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint';
+
 /** Application Auto Scaling's dimension for an inference component's copies. */
 export const COPY_COUNT_DIMENSION = 'sagemaker:inference-component:DesiredCopyCount';
 
@@ -92,8 +100,8 @@ export interface InferenceComponentHosting {
  *   was lost still gets capacity. Plan and the sweeper set the copies themselves
  *   (UpdateInferenceComponentRuntimeConfig); no target-tracking policy competes with them.
  *
- * The scalable target names no role: Application Auto Scaling then uses its SageMaker
- * service-linked role, which may update inference components.
+ * The scalable target names Application Auto Scaling's SageMaker service-linked role
+ * ({@link SAGEMAKER_AUTOSCALING_ROLE}), which may update inference components.
  */
 export function addInferenceComponentHosting(
   scope: Construct,
@@ -159,6 +167,15 @@ export function addInferenceComponentHosting(
   });
 
   const scalableTarget = new appscaling.CfnScalableTarget(scope, 'CopyScaling', {
+    // Application Auto Scaling's service-linked role for SageMaker, which may describe and
+    // update inference components. (CloudFormation's schema requires a RoleARN; aws-cdk-lib's
+    // ScalableTarget would create a role with no permissions instead.)
+    roleArn: Stack.of(scope).formatArn({
+      service: 'iam',
+      region: '',
+      resource: 'role',
+      resourceName: `aws-service-role/sagemaker.application-autoscaling.amazonaws.com/${SAGEMAKER_AUTOSCALING_ROLE}`,
+    }),
     serviceNamespace: 'sagemaker',
     resourceId: `inference-component/${props.componentName}`,
     scalableDimension: COPY_COUNT_DIMENSION,

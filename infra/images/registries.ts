@@ -64,6 +64,28 @@ export const REGIONS_WITHOUT_SAGEMAKER_RESOURCES: readonly string[] = [
   'us-gov-east-1',
 ];
 
+/**
+ * Deployable regions whose CloudFormation has no `AWS::SageMaker::InferenceComponent`, per
+ * the region schemas cfn-lint 1.51 ships (E3006 when a template with one is linted for
+ * them). Endpoints with run-scoped capacity (every embed pipeline, score pipelines with
+ * `model.hosting: instance`) are inference components, so synth refuses such a stack there
+ * in one line; score pipelines hosted `in-worker` or `serverless` deploy anywhere.
+ * `test/infra/cfn-lint.test.ts` lints the component templates in every other deployable
+ * region and a template without components in all of them.
+ */
+export const REGIONS_WITHOUT_INFERENCE_COMPONENTS: readonly string[] = [
+  'af-south-1',
+  'ap-east-1',
+  'ap-northeast-3',
+  'cn-north-1',
+  'cn-northwest-1',
+  'eu-south-1',
+  'eu-west-3',
+  'me-south-1',
+  'us-gov-west-1',
+  'us-west-1',
+];
+
 /** Regions Sluice deploys to: those with SageMaker's images and its CloudFormation resource types. */
 export const DEPLOYABLE_REGIONS: readonly string[] = Object.keys(SAGEMAKER_IMAGE_REGISTRIES).filter(
   (region) => !REGIONS_WITHOUT_SAGEMAKER_RESOURCES.includes(region),

@@ -7,9 +7,10 @@ import { App, Aspects, RemovalPolicy } from 'aws-cdk-lib';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEPLOYABLE_REGIONS } from '../../infra/images/registries.ts';
+import { DEPLOYABLE_REGIONS, REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../../infra/images/registries.ts';
 import { addSluiceStack } from '../../infra/sluice-app.ts';
 import { SluiceStack } from '../../infra/sluice-stack.ts';
+import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { FIXTURE_ENTRIES, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,19 +36,58 @@ let assembly: CloudAssembly;
 
 /**
  * One app, one synth: the stack `cdk synth` builds (infra/app.ts: cdk.json's context, no
- * account, us-east-1 where the CLI defaults to it), and beside it a stack as the infra
- * tests build theirs (a concrete account, destroyable data) under another name, region,
- * TEI version and model. Both use the fixture handlers: the template does not depend on
- * what the handlers contain. cdk-nag runs on both, as infra/app.ts applies it.
+ * account, us-east-1 where the CLI defaults to it: inference components for docs and for
+ * credit-risk's `hosting: instance`), and beside it a stack as the infra tests build theirs
+ * (a concrete account, destroyable data) under another name, region, TEI version and model,
+ * with the other hostings: docs always-on, credit-risk serverless, and an in-worker copy of
+ * it. Both use the fixture handlers: the template does not depend on what the handlers
+ * contain. cdk-nag runs on both, as infra/app.ts applies it.
  */
 beforeAll(async () => {
   const app = new App({ context: cdkContext, outdir: scratch });
   await addSluiceStack(app, { env: { region: 'us-east-1' }, functionEntries: FIXTURE_ENTRIES });
+  const docs = await loadDocsPipeline();
+  const creditRisk = await loadCreditRiskPipeline();
   new SluiceStack(app, 'SluiceDev', {
     env: { account: '123456789012', region: 'eu-west-1' },
-    pipelines: [await loadDocsPipeline(), await loadCreditRiskPipeline()],
+    pipelines: [
+      parsePipelineConfig({
+        ...docs,
+        endpoint: { ...docs.endpoint, capacity: { mode: 'always-on', minCopies: 1, maxCopies: 2 } },
+      }),
+      parsePipelineConfig({
+        ...creditRisk,
+        model: {
+          ...creditRisk.model,
+          hosting: 'serverless',
+          serverless: { memoryMiB: 4096, maxConcurrency: 50 },
+        },
+      }),
+      parsePipelineConfig({
+        ...creditRisk,
+        name: 'credit-risk-in-worker',
+        schedule: undefined,
+        model: { ...creditRisk.model, endpointName: 'unused-in-worker', hosting: 'in-worker' },
+      }),
+    ],
     teiVersion: '1.9',
     hfModelId: 'BAAI/bge-base-en-v1.5',
+    functionEntries: FIXTURE_ENTRIES,
+    dataRemovalPolicy: RemovalPolicy.DESTROY,
+  });
+  // Scoring alone, in-worker and serverless: no inference component, so it deploys (and is
+  // linted) in every region, eu-west-3 among those without inference components.
+  new SluiceStack(app, 'SluiceScoring', {
+    env: { account: '123456789012', region: 'eu-west-3' },
+    pipelines: [
+      parsePipelineConfig({ ...creditRisk, model: { ...creditRisk.model, hosting: 'serverless' } }),
+      parsePipelineConfig({
+        ...creditRisk,
+        name: 'credit-risk-in-worker',
+        schedule: undefined,
+        model: { ...creditRisk.model, endpointName: 'unused-in-worker', hosting: 'in-worker' },
+      }),
+    ],
     functionEntries: FIXTURE_ENTRIES,
     dataRemovalPolicy: RemovalPolicy.DESTROY,
   });
@@ -59,26 +99,28 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 describe('the synthesized templates', () => {
   it('pass cfn-lint with zero findings in every region Sluice deploys to (.cfnlintrc.yaml says what is ignored and why)', () => {
     cfnLintVersion();
-    const templates = assembly.stacks.map((stack) => stack.templateFullPath);
-    expect(templates).toHaveLength(2);
-    // One run over every template and region: cfn-lint checks each resource type exists in each region.
-    const run = spawnSync(
-      'cfn-lint',
-      [
-        '--config-file',
-        CONFIG_FILE,
-        '--format',
-        'parseable',
-        '--regions',
-        ...DEPLOYABLE_REGIONS,
-        '--',
-        ...templates,
-      ],
-      { encoding: 'utf8' },
+    const byName = new Map(assembly.stacks.map((stack) => [stack.stackName, stack.templateFullPath]));
+    expect([...byName.keys()].sort()).toEqual(['Sluice', 'SluiceDev', 'SluiceScoring']);
+    // cfn-lint checks each resource type exists in each region: templates with inference
+    // components in the regions that have them, the one without in every region.
+    const lint = (templates: string[], regions: readonly string[]) =>
+      spawnSync(
+        'cfn-lint',
+        ['--config-file', CONFIG_FILE, '--format', 'parseable', '--regions', ...regions, '--', ...templates],
+        { encoding: 'utf8' },
+      );
+    const withComponents = DEPLOYABLE_REGIONS.filter(
+      (r) => !REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(r),
     );
-    expect(run.error).toBeUndefined();
-    expect(`${run.stdout}${run.stderr}`.trim()).toBe('');
-    expect(run.status).toBe(0);
+    expect(withComponents.length).toBeGreaterThanOrEqual(15);
+    for (const run of [
+      lint([byName.get('Sluice')!, byName.get('SluiceDev')!], withComponents),
+      lint([byName.get('SluiceScoring')!], DEPLOYABLE_REGIONS),
+    ]) {
+      expect(run.error).toBeUndefined();
+      expect(`${run.stdout}${run.stderr}`.trim()).toBe('');
+      expect(run.status).toBe(0);
+    }
   }, 300_000);
 
   it('carry no unsuppressed cdk-nag error or warning as cdk synth builds them (no account, partition literals)', () => {

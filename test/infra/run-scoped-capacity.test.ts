@@ -119,8 +119,17 @@ describe('run-scoped capacity (docs: embed, credit-risk: hosting instance)', () 
         ScalableDimension: 'sagemaker:inference-component:DesiredCopyCount',
         MinCapacity: 0,
         MaxCapacity: docs.endpoint.capacity.maxCopies,
-        // No role: Application Auto Scaling uses its SageMaker service-linked role.
-        RoleARN: Match.absent(),
+        // Application Auto Scaling's SageMaker service-linked role, not a role without permissions.
+        RoleARN: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':iam::123456789012:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint',
+            ],
+          ],
+        },
       });
     }
     template.resourceCountIs('AWS::ApplicationAutoScaling::ScalableTarget', 2);
@@ -387,6 +396,21 @@ describe('endpoints shared by score pipelines', () => {
     expect(() => scoringEndpointSpecs([creditRisk, serverless])).toThrow(
       /^pipelines credit-risk and credit-risk-2 share endpoint sluice-credit-risk but host it as instance and serverless \(model.hosting\): use one hosting or another model.endpointName$/,
     );
+  });
+});
+
+describe('regions without inference components in CloudFormation', () => {
+  it('refuse a stack that needs one, in one line, and take one whose scoring is in-worker or serverless', () => {
+    expect(() =>
+      buildStack({ pipelines: [docs], env: { account: '123456789012', region: 'eu-west-3' } }),
+    ).toThrow(
+      /^region eu-west-3 has no AWS::SageMaker::InferenceComponent in CloudFormation, which embed pipelines and score pipelines with model.hosting instance need \(run-scoped capacity\): deploy to another region, or deploy only score pipelines with model.hosting in-worker or serverless there$/,
+    );
+    const { stack } = buildStack({
+      pipelines: [creditRiskWith({ hosting: 'serverless' })],
+      env: { account: '123456789012', region: 'eu-west-3' },
+    });
+    expect(stack.scoringEndpoints).toHaveLength(1);
   });
 });
 

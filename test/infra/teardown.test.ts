@@ -28,7 +28,7 @@ describe('deleting the stack (docs/infra.md, Teardown)', () => {
       'AWS::DynamoDB::Table RunsTable',
       'AWS::KMS::Key AlarmsTopicKey',
       // What the sweeper scaled and when: the audit of what capacity cost.
-      'AWS::Logs::LogGroup CapacitySweeperSweeperLogGroup',
+      'AWS::Logs::LogGroup CapacitySweeperLogGroup',
       'AWS::Logs::LogGroup FunctionsDeadLetterLogGroup',
       'AWS::Logs::LogGroup FunctionsFinalizeLogGroup',
       'AWS::Logs::LogGroup FunctionsPlanLogGroup',
