@@ -284,10 +284,30 @@ export function iamRequestsOf(call: RecordedCall): IamRequest[] {
         },
       ];
     case 'InvokeEndpoint':
+      // A call that names an inference component is authorized against the endpoint
+      // (required) and the component (Service Authorization Reference, InvokeEndpoint).
       return [
         {
           action: 'sagemaker:InvokeEndpoint',
           resource: `arn:aws:sagemaker:${REGION}:${ACCOUNT}:endpoint/${String(input.EndpointName).toLowerCase()}`,
+          context: none,
+        },
+        ...(input.InferenceComponentName === undefined
+          ? []
+          : [
+              {
+                action: 'sagemaker:InvokeEndpoint',
+                resource: inferenceComponentArn(input.InferenceComponentName),
+                context: none,
+              },
+            ]),
+      ];
+    case 'DescribeInferenceComponent':
+    case 'UpdateInferenceComponentRuntimeConfig':
+      return [
+        {
+          action: `sagemaker:${call.command.replace(/Command$/, '')}`,
+          resource: inferenceComponentArn(input.InferenceComponentName),
           context: none,
         },
       ];
@@ -296,6 +316,11 @@ export function iamRequestsOf(call: RecordedCall): IamRequest[] {
         `the IAM check has no mapping for ${call.client} ${call.command} (sent by ${call.fn}): add it to iamRequestsOf`,
       );
   }
+}
+
+/** `arn:aws:sagemaker:<region>:<account>:inference-component/<name>`; SageMaker lower-cases names in ARNs. */
+function inferenceComponentArn(name: unknown): string {
+  return `arn:aws:sagemaker:${REGION}:${ACCOUNT}:inference-component/${String(name).toLowerCase()}`;
 }
 
 /** Whether an IAM pattern (`*` and `?` wildcards) matches a value; actions ignore case. */

@@ -32,7 +32,7 @@ export class SdkCallRecorder {
 
   /** Adds the recording middleware to every client of `clients`, tagged with the function. */
   attach(fn: Step, clients: AwsClients): void {
-    const stacks = [clients.s3, clients.sqs, clients.dynamo, clients.sagemaker].map(
+    const stacks = [clients.s3, clients.sqs, clients.dynamo, clients.sagemaker, clients.sagemakerControl].map(
       (client) => client.middlewareStack as unknown as InitializeStack,
     );
     for (const stack of stacks) {
