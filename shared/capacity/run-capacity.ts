@@ -94,28 +94,50 @@ export interface ReleaseOptions {
 }
 
 /**
- * Finalize's step: releases the run's lease (idempotent: a redelivered finalize gets the
- * first release's time back, so it reports the same numbers) without touching the copies;
- * the sweeper scales in once the cooldown has passed. Undefined for a run that holds no
- * lease (planned before run-scoped capacity, or by a plan that failed before taking it).
+ * Finalize's first step, before the summary is written: what the run's lease comes to if
+ * released `now` (or when it was released already: by the sweeper as leaked, or by an
+ * earlier finalize). Reads only: finalize releases with {@link releaseRunCapacity} after
+ * the run's move, so a lease released by finalize always belongs to a finished run, and a
+ * released lease whose run is running again was reopened by a redrive (the sweeper holds it
+ * again). Undefined for a run that holds no lease (planned before run-scoped capacity, or
+ * by a plan that failed before taking it).
  */
-export async function releaseRunCapacity(
+export async function settleRunCapacity(
   leases: CapacityLeases,
   capacity: PipelineCapacity,
   runId: string,
   now: Date,
   options: ReleaseOptions = {},
 ): Promise<CapacityReleased | undefined> {
-  const lease = await leases.release(capacity.componentName, runId, now.toISOString(), 'finalize');
-  if (lease === undefined) return undefined;
+  const stored = await leases.get(capacity.componentName, runId);
+  if (stored === undefined) return undefined;
+  const lease = stored.releasedAt === undefined ? { ...stored, releasedAt: now.toISOString() } : stored;
   const summary = capacitySummaryOf(lease);
-  const held = Math.max(0, (Date.parse(summary.releasedAt) - Date.parse(lease.takenAt)) / 1000);
   const cooldown = options.handedOver ? 0 : capacity.capacity.cooldownSeconds;
   return {
     summary: options.handedOver ? { ...summary, handedOver: true } : summary,
-    endpointSeconds: lease.copies * (held + cooldown),
+    endpointSeconds: lease.copies * ((lease.priorSeconds ?? 0) + heldSeconds(lease) + cooldown),
     instanceType: capacity.instanceType,
   };
+}
+
+/**
+ * Finalize's last step, after the run's move: releases the lease at the time the summary
+ * reports (idempotent: a redelivered finalize, or one that lost the move, changes nothing),
+ * without touching the copies; the sweeper scales in once the cooldown has passed.
+ */
+export async function releaseRunCapacity(
+  leases: CapacityLeases,
+  runId: string,
+  reported: Pick<RunCapacitySummary, 'component' | 'releasedAt'>,
+): Promise<void> {
+  await leases.release(reported.component, runId, reported.releasedAt, 'finalize');
+}
+
+/** Seconds a lease was held, from taken to released (0 while held). */
+export function heldSeconds(lease: CapacityLease): number {
+  if (lease.releasedAt === undefined) return 0;
+  return Math.max(0, (Date.parse(lease.releasedAt) - Date.parse(lease.takenAt)) / 1000);
 }
 
 /** The summary's `capacity` block of a released lease. */
@@ -132,5 +154,6 @@ export function capacitySummaryOf(lease: CapacityLease): RunCapacitySummary {
     ...(lease.readyAt === undefined ? {} : { readyAt: lease.readyAt }),
     releasedAt,
     ...(warmupSeconds === undefined ? {} : { warmupSeconds }),
+    ...(lease.priorSeconds === undefined ? {} : { priorSeconds: lease.priorSeconds }),
   };
 }

@@ -6,6 +6,7 @@ import type { RunStore } from '../ports/run-store.ts';
 import { decideCopies, floorCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import type { PipelineCapacity } from './names.ts';
+import { heldSeconds } from './run-capacity.ts';
 
 export interface SweepDeps {
   readonly leases: CapacityLeases;
@@ -25,6 +26,12 @@ export interface SweepOptions {
   readonly graceSeconds?: number;
   /** Released leases older than this are deleted (finalize no longer needs them). @default 7 days */
   readonly keepReleasedSeconds?: number;
+  /**
+   * How long after its finalize a run reopened by a redrive gets its lease back: each sweep
+   * reads the run of every lease finalize released within this window (one read each).
+   * @default 1 day
+   */
+  readonly renewWindowSeconds?: number;
 }
 
 /** What one sweep found and did for one inference component. */
@@ -36,6 +43,8 @@ export interface ComponentSweep {
   readonly leaked: readonly { readonly runId: string; readonly reason: LeaseLiveness }[];
   /** Released leases deleted as old. */
   readonly forgotten: number;
+  /** Runs reopened by a redrive whose released lease this sweep held again. */
+  readonly renewed: readonly string[];
   /** The copies as SageMaker reported them before any change (absent when describe failed). */
   readonly before?: ComponentCopies;
   /** The copies the component should have. */
@@ -93,6 +102,7 @@ async function sweepComponent(
   const nowIso = now.toISOString();
   const live: CapacityLease[] = [];
   const leaked: { runId: string; reason: LeaseLiveness }[] = [];
+  const renewed: string[] = [];
   let forgotten = 0;
   let before: ComponentCopies | undefined;
   let copies: number | undefined;
@@ -106,9 +116,21 @@ async function sweepComponent(
       if (lease.releasedAt !== undefined) {
         lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(lease.releasedAt) ?? 0);
         const keep = (options.keepReleasedSeconds ?? 7 * DAY_SECONDS) * 1000;
-        if (nowMs - (msOf(lease.releasedAt) ?? nowMs) > keep) {
+        const age = nowMs - (msOf(lease.releasedAt) ?? nowMs);
+        if (age > keep) {
           await deps.leases.forget(component, lease.runId);
           forgotten += 1;
+          continue;
+        }
+        // A run whose finalize released its lease runs again only when a redrive reopened it.
+        if (lease.releasedBy !== 'finalize' || age > (options.renewWindowSeconds ?? DAY_SECONDS) * 1000)
+          continue;
+        if ((await deps.runs.getRun(lease.runId))?.status !== 'running') continue;
+        const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + capacity.capacity.cooldownSeconds;
+        const again = await deps.leases.renew(lease, nowIso, prior);
+        if (again !== undefined && again.releasedAt === undefined) {
+          live.push(again);
+          renewed.push(lease.runId);
         }
         continue;
       }
@@ -157,6 +179,7 @@ async function sweepComponent(
       liveLeases: live.map((l) => l.runId),
       leaked,
       forgotten,
+      renewed,
       before,
       copies,
       ...(set && { set }),
@@ -169,6 +192,7 @@ async function sweepComponent(
       liveLeases: live.map((l) => l.runId),
       leaked,
       forgotten,
+      renewed,
       ...(before && { before }),
       ...(copies === undefined ? {} : { copies }),
       ...(set && { set }),

@@ -260,6 +260,8 @@ export interface RunCapacitySummary {
   warmupSeconds?: number;
   /** The run started another that took the capacity over (a fit run's scoring run): no cooldown charged. */
   handedOver?: boolean;
+  /** Seconds per copy charged for the run's hold before a redrive reopened it (cooldown included). */
+  priorSeconds?: number;
 }
 
 /** One record that could not be used, with the reason a user can act on. */

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { pipelineCapacityOf } from '../capacity/names.ts';
-import { type CapacityReleased, type RunCapacityDeps, releaseRunCapacity } from '../capacity/run-capacity.ts';
+import {
+  type CapacityReleased,
+  type RunCapacityDeps,
+  releaseRunCapacity,
+  settleRunCapacity,
+} from '../capacity/run-capacity.ts';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
 import { endpointHostingOf } from '../cost/endpoint-hosting.ts';
 import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
@@ -193,8 +198,8 @@ function withLeasedEndpoint(usage: RunUsage, lease: CapacityReleased | undefined
   };
 }
 
-/** Releases the run's lease, if its pipeline has run-scoped capacity and the run took one. */
-async function releaseCapacity(
+/** What the run's lease comes to, if its pipeline has run-scoped capacity and the run took one. */
+async function settleCapacity(
   deps: FinalizeDeps,
   config: PipelineConfig | undefined,
   runId: string,
@@ -204,7 +209,7 @@ async function releaseCapacity(
   const capacity = config && pipelineCapacityOf(config);
   if (!capacity || !deps.capacity) return undefined;
   // A fit run's scoring run took its own lease first: the copies stay busy, no cooldown here.
-  return releaseRunCapacity(deps.capacity.leases, capacity, runId, now, {
+  return settleRunCapacity(deps.capacity.leases, capacity, runId, now, {
     handedOver: followedBy !== undefined,
   });
 }
@@ -262,6 +267,8 @@ export async function finalizeRun(
     // finalize that lost the move may have written its own copy over them).
     const stored = await deps.runs.getSummary(runId);
     if (stored) await writeSummaryFiles(deps.store, stored);
+    // A finalize that died between the move and the release: released as the summary says.
+    if (stored?.capacity && deps.capacity) await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
     return undefined;
   }
   const config = deps.pipelines?.get(run.pipeline);
@@ -320,9 +327,9 @@ export async function finalizeRun(
       );
     }
   }
-  // Released before the summary is written (it reports the lease) and before the move: a
-  // finalize retried after this point gets the same release back.
-  const released = await releaseCapacity(deps, config, runId, now, followedBy);
+  // The lease as the summary reports it; released only after the move, so a released lease
+  // whose run is running again means a redrive reopened it (the sweeper holds it again).
+  const released = await settleCapacity(deps, config, runId, now, followedBy);
   const summary: RunSummary = {
     runId,
     pipeline: run.pipeline,
@@ -377,6 +384,11 @@ export async function finalizeRun(
   // always has its summary and its one `runs` row.
   await writeSummaryFiles(deps.store, summary);
   const moved = await deps.runs.finishRun(runId, summary);
+  if (released && deps.capacity) {
+    // The move's winner released at its own time; this one changes nothing then.
+    const stored = moved ? summary : await deps.runs.getSummary(runId);
+    if (stored?.capacity) await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
+  }
   if (!moved) {
     // A concurrent finalize moved it first: its summary is the run's, not this copy.
     const stored = await deps.runs.getSummary(runId);

@@ -18,6 +18,11 @@ export interface CapacityLease {
   readonly seenTerminalUnits?: number;
   /** When the sweeper last saw the run progress (a unit finished); `takenAt` until then. */
   readonly progressAt?: string;
+  /**
+   * Instance-seconds per copy charged for the run's earlier hold, cooldown included, when a
+   * redrive reopened the run after its finalize released the lease (see `renew`).
+   */
+  readonly priorSeconds?: number;
 }
 
 /** Per-component state that outlives the leases. */
@@ -63,6 +68,13 @@ export interface CapacityLeases {
     releasedAt: string,
     by: 'finalize' | 'sweeper',
   ): Promise<CapacityLease | undefined>;
+  /**
+   * Holds a released lease again, from `takenAt`, for a run that is running again (a
+   * redrive reopened it): conditional on the release read (`released.releasedAt`), so of
+   * racing sweeps one renews and the others get its lease back. `priorSeconds` replaces the
+   * lease's (the caller adds the earlier hold to it). Undefined when the lease is gone.
+   */
+  renew(released: CapacityLease, takenAt: string, priorSeconds: number): Promise<CapacityLease | undefined>;
   /** Deletes a released lease (old ones are pruned); a lease not released is kept. */
   forget(component: string, runId: string): Promise<void>;
   state(component: string): Promise<ComponentLeaseState>;

@@ -108,6 +108,28 @@ export function capacityLeasesContract(name: string, make: () => Promise<LeasesU
       expect(released?.progressAt).toBeUndefined();
     });
 
+    it('renews a released lease once for a reopened run, keeping the earlier hold in priorSeconds', async () => {
+      await take('r-1', 2, T0);
+      await leases.markReady(COMPONENT, 'r-1', T0);
+      const released = (await leases.release(COMPONENT, 'r-1', T1, 'finalize'))!;
+      const renewals = await Promise.all([
+        leases.renew(released, T2, 600),
+        leases.renew(released, '2026-03-01T10:10:00.000Z', 600),
+      ]);
+      const stored = await leases.get(COMPONENT, 'r-1');
+      expect(stored).toMatchObject({ runId: 'r-1', copies: 2, priorSeconds: 600 });
+      expect(stored?.releasedAt).toBeUndefined();
+      expect(stored?.readyAt).toBeUndefined();
+      for (const renewal of renewals) expect(renewal).toEqual(stored);
+      // A second release ends the new hold.
+      expect(await leases.release(COMPONENT, 'r-1', '2026-03-01T11:00:00.000Z', 'finalize')).toMatchObject({
+        takenAt: stored?.takenAt,
+        releasedAt: '2026-03-01T11:00:00.000Z',
+        priorSeconds: 600,
+      });
+      expect(await leases.renew({ ...released, runId: 'r-none' }, T2, 1)).toBeUndefined();
+    });
+
     it('forgets released leases only, and keeps the component state', async () => {
       await take('r-1');
       await take('r-2');

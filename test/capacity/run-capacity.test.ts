@@ -8,7 +8,11 @@ import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { CapacityControlError } from '../../shared/capacity/errors.ts';
 import { pipelineCapacityOf } from '../../shared/capacity/names.ts';
-import { acquireRunCapacity, releaseRunCapacity } from '../../shared/capacity/run-capacity.ts';
+import {
+  acquireRunCapacity,
+  releaseRunCapacity,
+  settleRunCapacity,
+} from '../../shared/capacity/run-capacity.ts';
 import { pricesFor } from '../../shared/cost/pricing.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
@@ -95,11 +99,11 @@ describe('run-scoped capacity in plan and finalize', () => {
     });
   });
 
-  describe('releaseRunCapacity (finalize)', () => {
-    it('charges copies x (held + cooldown) and reports the lease, the same on a redelivered finalize', async () => {
+  describe('settleRunCapacity and releaseRunCapacity (finalize)', () => {
+    it('charges copies x (held + cooldown), releases at the time reported, the same on a redelivered finalize', async () => {
       await acquireRunCapacity({ leases, control }, capacity, 'r-1', 100, at(0));
       await leases.markReady(component, 'r-1', iso(240));
-      const first = await releaseRunCapacity(leases, capacity, 'r-1', at(900));
+      const first = await settleRunCapacity(leases, capacity, 'r-1', at(900));
       expect(first).toEqual({
         summary: {
           component,
@@ -112,20 +116,45 @@ describe('run-scoped capacity in plan and finalize', () => {
         endpointSeconds: 2 * (900 + 300),
         instanceType: 'ml.g5.xlarge',
       });
-      expect(await releaseRunCapacity(leases, capacity, 'r-1', at(1000))).toEqual(first);
+      // Settling reads only: the lease is still held until the release after the move.
+      expect((await leases.get(component, 'r-1'))?.releasedAt).toBeUndefined();
+      await releaseRunCapacity(leases, 'r-1', first!.summary);
+      await releaseRunCapacity(leases, 'r-1', { ...first!.summary, releasedAt: iso(1000) });
+      expect(await leases.get(component, 'r-1')).toMatchObject({
+        releasedAt: iso(900),
+        releasedBy: 'finalize',
+      });
+      expect(await settleRunCapacity(leases, capacity, 'r-1', at(1000))).toEqual(first);
       // Releasing lowers nothing: the sweeper scales in after the cooldown.
       expect((await control.describe(component)).desiredCopies).toBe(2);
     });
 
+    it('reports a lease the sweeper released as leaked at its release time', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(0));
+      await leases.release(component, 'r-1', iso(3600), 'sweeper');
+      expect((await settleRunCapacity(leases, capacity, 'r-1', at(5000)))?.summary.releasedAt).toBe(
+        iso(3600),
+      );
+    });
+
+    it('charges a renewed lease (a redriven run) its earlier hold too', async () => {
+      await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(0));
+      const released = (await leases.release(component, 'r-1', iso(600), 'finalize'))!;
+      await leases.renew(released, iso(7200), 900);
+      const settled = await settleRunCapacity(leases, capacity, 'r-1', at(7500));
+      expect(settled?.endpointSeconds).toBe(900 + 300 + 300);
+      expect(settled?.summary).toMatchObject({ takenAt: iso(7200), priorSeconds: 900 });
+    });
+
     it('charges no cooldown to a run that handed its capacity over', async () => {
       await acquireRunCapacity({ leases, control }, capacity, 'r-1', 1, at(0));
-      const released = await releaseRunCapacity(leases, capacity, 'r-1', at(60), { handedOver: true });
-      expect(released?.endpointSeconds).toBe(60);
-      expect(released?.summary.handedOver).toBe(true);
+      const settled = await settleRunCapacity(leases, capacity, 'r-1', at(60), { handedOver: true });
+      expect(settled?.endpointSeconds).toBe(60);
+      expect(settled?.summary.handedOver).toBe(true);
     });
 
     it('returns nothing for a run that holds no lease', async () => {
-      expect(await releaseRunCapacity(leases, capacity, 'r-none', at(60))).toBeUndefined();
+      expect(await settleRunCapacity(leases, capacity, 'r-none', at(60))).toBeUndefined();
     });
   });
 

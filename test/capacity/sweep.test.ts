@@ -9,6 +9,7 @@ import { CapacityControlError } from '../../shared/capacity/errors.ts';
 import { type PipelineCapacity, pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import { sweepCapacity } from '../../shared/capacity/sweep.ts';
 import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
+import type { RunState } from '../../shared/domain/types.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
 import { pipelineConfig } from '../core/factories.ts';
 import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
@@ -55,6 +56,12 @@ describe('sweepCapacity', () => {
     return { run, units: planned };
   }
 
+  /** What finalize does: the run moves first, then its lease is released at the time its summary reports. */
+  async function finalize(run: RunState, seconds: number) {
+    await runs.finishRun(run.runId, { ...aSummary(run), finishedAt: iso(seconds) });
+    await leases.release(component, run.runId, iso(seconds), 'finalize');
+  }
+
   it('raises copies to what the live leases need and marks them ready once serving', async () => {
     const a = await aRunningRun(1);
     const b = await aRunningRun(2);
@@ -77,7 +84,7 @@ describe('sweepCapacity', () => {
   it('keeps the copies through the cooldown after the last release, then scales to zero', async () => {
     const { run } = await aRunningRun(2);
     await sweep(at(10));
-    await leases.release(component, run.runId, iso(600), 'finalize');
+    await finalize(run, 600);
 
     const cooling = await sweep(at(600 + 299));
     expect(cooling[0]).toMatchObject({ copies: 2, coolingDown: true, capacityWithoutRun: false });
@@ -92,7 +99,7 @@ describe('sweepCapacity', () => {
   it('a run planned within the cooldown takes over the warm copies', async () => {
     const first = await aRunningRun(2);
     await sweep(at(10));
-    await leases.release(component, first.run.runId, iso(600), 'finalize');
+    await finalize(first.run, 600);
     await aRunningRun(1, 700);
     const [result] = await sweep(at(720));
     // Still cooling down from the release at 600: the 2 copies stay for the new run.
@@ -180,6 +187,37 @@ describe('sweepCapacity', () => {
     expect(results.map((r) => r.component)).toEqual([component, score.componentName]);
     expect(results[0]?.error).toBe('throttled');
     expect(results[1]).toMatchObject({ copies: 0, set: { copies: 0 } });
+  });
+
+  it('holds the lease of a run reopened by a redrive again, and charges its earlier hold', async () => {
+    const { run, units } = await aRunningRun(2);
+    await runs.failUnit(run.runId, units[0]!.unitId, 'boom');
+    await runs.completeUnit(run.runId, units[1]!.unitId, {
+      counts: someCounts(),
+      actualCost: 1,
+      outputKeys: [],
+    });
+    await runs.finishRun(run.runId, { ...aSummary(run), status: 'failed', finishedAt: iso(600) });
+    await leases.release(component, run.runId, iso(600), 'finalize');
+    // Within the cooldown nothing is renewed: the run is not running.
+    expect((await sweep(at(660)))[0]?.renewed).toEqual([]);
+
+    await runs.reopenFailedRun(run.runId);
+    const [result] = await sweep(at(3600));
+    expect(result).toMatchObject({ renewed: [run.runId], liveLeases: [run.runId], copies: 2 });
+    // Held 600 s, then the 300 s cooldown, before the redrive.
+    expect(await leases.get(component, run.runId)).toMatchObject({ takenAt: iso(3600), priorSeconds: 900 });
+    expect((await sweep(at(3660)))[0]?.renewed).toEqual([]);
+  });
+
+  it('does not hold again a lease the sweeper released as leaked, nor one older than the renew window', async () => {
+    const stale = await aRunningRun(1);
+    await leases.release(component, stale.run.runId, iso(10), 'sweeper');
+    const late = await aRunningRun(1);
+    await leases.release(component, late.run.runId, iso(10), 'finalize');
+    const [result] = await sweep(at(2 * 86_400));
+    expect(result?.renewed).toEqual([]);
+    expect(result?.liveLeases).toEqual([]);
   });
 
   it('forgets released leases older than a week', async () => {

@@ -142,6 +142,31 @@ export class DynamoCapacityLeases implements CapacityLeases {
     return lease;
   }
 
+  async renew(
+    released: CapacityLease,
+    takenAt: string,
+    priorSeconds: number,
+  ): Promise<CapacityLease | undefined> {
+    if (released.releasedAt === undefined) return this.get(released.component, released.runId);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: leaseKey(released.component, released.runId),
+          UpdateExpression:
+            'SET takenAt = :t, priorSeconds = :p REMOVE releasedAt, releasedBy, readyAt, seenTerminalUnits, progressAt',
+          ConditionExpression: 'releasedAt = :r',
+          ExpressionAttributeValues: { ':t': takenAt, ':p': priorSeconds, ':r': released.releasedAt },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes === undefined ? undefined : toLease(out.Attributes);
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      return this.get(released.component, released.runId);
+    }
+  }
+
   async forget(component: string, runId: string): Promise<void> {
     try {
       await this.doc.send(
@@ -218,5 +243,6 @@ function toLease(item: Item): CapacityLease {
     ...optional('releasedBy', 'string'),
     ...optional('seenTerminalUnits', 'number'),
     ...optional('progressAt', 'string'),
+    ...optional('priorSeconds', 'number'),
   } as CapacityLease;
 }

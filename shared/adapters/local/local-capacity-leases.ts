@@ -146,6 +146,26 @@ export class LocalCapacityLeases implements CapacityLeases {
     });
   }
 
+  renew(released: CapacityLease, takenAt: string, priorSeconds: number): Promise<CapacityLease | undefined> {
+    return this.update(released.component, (file) => {
+      const lease = file.leases[released.runId];
+      if (!lease) return { write: false, value: undefined };
+      if (released.releasedAt === undefined || lease.releasedAt !== released.releasedAt)
+        return { write: false, value: { ...lease } };
+      const {
+        releasedAt: _r,
+        releasedBy: _b,
+        readyAt: _ready,
+        seenTerminalUnits: _s,
+        progressAt: _p,
+        ...held
+      } = lease;
+      const renewed: CapacityLease = { ...held, takenAt, priorSeconds };
+      file.leases[released.runId] = renewed;
+      return { write: true, value: { ...renewed } };
+    });
+  }
+
   async forget(component: string, runId: string): Promise<void> {
     await this.update(component, (file) => {
       if (file.leases[runId]?.releasedAt === undefined) return { write: false, value: undefined };
