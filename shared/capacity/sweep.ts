@@ -171,7 +171,14 @@ async function sweepComponent(
       live.length === 0 &&
       Math.max(before.desiredCopies, before.currentCopies) > floor &&
       nowMs >= (decision.cooldownEndsAt ?? 0) + graceMs;
-    if (decision.copies !== before.desiredCopies) {
+    // Lowering: a plan may have taken a lease (and raised the copies) since the leases were
+    // read; look again so this sweep does not undo it (the next sweep counts the new lease).
+    const lowering = decision.copies < before.desiredCopies;
+    const known = new Set([...live.map((l) => l.runId), ...leaked.map((l) => l.runId)]);
+    const newcomer =
+      lowering &&
+      (await deps.leases.list(component)).some((l) => l.releasedAt === undefined && !known.has(l.runId));
+    if (decision.copies !== before.desiredCopies && !newcomer) {
       set = { copies: decision.copies, outcome: await deps.control.setCopies(component, decision.copies) };
     }
     return {

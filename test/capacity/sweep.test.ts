@@ -96,6 +96,27 @@ describe('sweepCapacity', () => {
     expect(await control.describe(component)).toMatchObject({ desiredCopies: 0, currentCopies: 0 });
   });
 
+  it('does not lower copies a plan raised for a lease taken while the sweep was looking', async () => {
+    await control.setCopies(component, 1);
+    let planned = false;
+    const racing: CapacityControl = {
+      describe: async (name) => {
+        // A plan takes its lease and raises the copies between the sweep's reads.
+        if (!planned) {
+          planned = true;
+          await aRunningRun(2, 10);
+          await control.setCopies(component, 2);
+        }
+        return control.describe(name);
+      },
+      setCopies: (name, copies) => control.setCopies(name, copies),
+    };
+    const [result] = await sweep(at(20), [embed], { control: racing });
+    expect(result?.set).toBeUndefined();
+    expect((await control.describe(component)).desiredCopies).toBe(2);
+    expect((await sweep(at(80)))[0]).toMatchObject({ copies: 2 });
+  });
+
   it('a run planned within the cooldown takes over the warm copies', async () => {
     const first = await aRunningRun(2);
     await sweep(at(10));
