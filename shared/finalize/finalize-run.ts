@@ -268,7 +268,8 @@ export async function finalizeRun(
     const stored = await deps.runs.getSummary(runId);
     if (stored) await writeSummaryFiles(deps.store, stored);
     // A finalize that died between the move and the release: released as the summary says.
-    if (stored?.capacity && deps.capacity) await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
+    if (stored?.capacity && deps.capacity)
+      await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
     return undefined;
   }
   const config = deps.pipelines?.get(run.pipeline);

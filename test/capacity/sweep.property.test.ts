@@ -82,7 +82,7 @@ describe('sweepCapacity over any sequence of plans, finalizes and sweeps', () =>
               await leases.take({ runId: run.runId, component, copies: step.copies, takenAt: run.startedAt });
               running.push({ run, copies: step.copies });
             } else if (step.kind === 'finish' && running.length > 0) {
-              const [{ run }] = running.splice(step.pick % running.length, 1) as [{ run: RunState }];
+              const { run } = running.splice(step.pick % running.length, 1)[0]!;
               const at = new Date(now).toISOString();
               await runs.finishRun(run.runId, { ...aSummary(run), finishedAt: at });
               await leases.release(component, run.runId, at, 'finalize');
