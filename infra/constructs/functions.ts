@@ -60,6 +60,12 @@ export interface FunctionsProps {
    */
   readonly capacityComponentArns?: readonly string[];
   /**
+   * Of those, the score pipelines' components: finalize of a fit run plans the scoring run
+   * and takes its capacity as plan does, so it may read and raise these copies too.
+   * @default []
+   */
+  readonly scoringCapacityComponentArns?: readonly string[];
+  /**
    * Powertools service name of all four functions (`POWERTOOLS_SERVICE_NAME`), the `service`
    * dimension of their metrics: `deploymentNames(stackName).serviceName`, so two stacks in
    * one account and region publish, and alarm on, separate metrics.
@@ -245,6 +251,8 @@ export class Functions extends Construct {
     if (scoring) {
       grantSend(this.finalize, queues.work.queue);
       grantSend(this.finalize, queues.finalize.queue);
+      // The scoring run it plans asks for its copies (hosting instance).
+      grantCapacityControl(this.finalize, props.scoringCapacityComponentArns ?? []);
     }
 
     // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its

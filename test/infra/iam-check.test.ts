@@ -156,12 +156,25 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     resource: 'FinalizeQueue',
     reason: 'a run with no units asks for finalize at once',
   },
-  { fn: 'plan', action: 'dynamodb:Query', reason: 'listUnits when a retried tick takes up its run' },
   { fn: 'finalize', action: 'dynamodb:BatchGetItem', reason: 'chunk index lookups of removed documents' },
   {
     fn: 'dead-letter',
     action: 'dynamodb:GetItem',
     reason: 'getRun when a dead letter may have stranded its run',
+  },
+  // Run-scoped capacity (issue 14). The local model server's emulated control plane starts
+  // each component with one serving copy, which is all a credit-risk run asks for.
+  {
+    fn: 'plan',
+    action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    resource: 'inference-component/sluice-credit-risk-model',
+    reason: "raises credit-risk's copies when a run needs more than serve; its one copy is enough here",
+  },
+  {
+    fn: 'finalize',
+    action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    resource: 'inference-component/sluice-credit-risk-model',
+    reason: 'the scoring run a fit run plans raises the copies when it needs more; one copy is enough here',
   },
 ];
 
