@@ -74,3 +74,19 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
   return String(error);
 }
+
+/**
+ * A DynamoDB batch call (BatchWriteItem, BatchGetItem) still left items unprocessed after
+ * every resend, or failed outright (throttled past the SDK's own retries) part way through.
+ * `left` counts the items not written or read; `cause` is the SDK error when one was thrown.
+ */
+export class BatchIncomplete extends SluiceError {
+  constructor(
+    message: string,
+    readonly left: number,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,6 +1,7 @@
-import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
-import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
+import type { Sleep } from './backoff.ts';
+import { type BatchResendOptions, batchGetResending, batchPutResending } from './dynamo-batch.ts';
 
 export interface DynamoChunkIndexOptions {
   /** Created once per process and injected. */
@@ -31,16 +32,12 @@ type Item = Record<string, unknown>;
 export class DynamoChunkIndex implements ChunkIndex {
   private readonly doc: DynamoDBDocumentClient;
   private readonly tableName: string;
-  private readonly maxAttempts: number;
-  private readonly sleep: Sleep;
-  private readonly random: () => number;
+  private readonly resend: BatchResendOptions;
 
   constructor(options: DynamoChunkIndexOptions) {
     this.doc = options.doc;
     this.tableName = options.tableName;
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 8);
-    this.sleep = options.sleep ?? realSleep;
-    this.random = options.random ?? Math.random;
+    this.resend = { maxAttempts: options.maxAttempts, sleep: options.sleep, random: options.random };
   }
 
   async lookupChunks(pipeline: string, chunkIds: readonly string[]): Promise<Map<string, IndexedChunk>> {
@@ -101,41 +98,15 @@ export class DynamoChunkIndex implements ChunkIndex {
     const unique = [...new Map(keys.map((k) => [k.pk, k])).values()];
     const out: Item[] = [];
     for (let i = 0; i < unique.length; i += GET_SLICE) {
-      let pending: Item[] = unique.slice(i, i + GET_SLICE);
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        const response = await this.doc.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending } } }),
-        );
-        out.push(...(response.Responses?.[this.tableName] ?? []));
-        pending = response.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
-        if (pending.length === 0) break;
-        if (attempt >= this.maxAttempts)
-          throw new Error(
-            `DynamoDB left ${pending.length} chunk index keys unread in ${this.tableName} after ${attempt} attempts`,
-          );
-        await this.sleep(fullJitterDelay(attempt - 1, 50, 2000, this.random));
-      }
+      const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
+      out.push(...(await batchGetResending(target, unique.slice(i, i + GET_SLICE), this.resend)));
     }
     return out;
   }
 
   private async batchPut(items: readonly Item[]): Promise<void> {
-    let requests = items.map((item) => ({ PutRequest: { Item: item } }));
-    for (let attempt = 1; ; attempt++) {
-      const response = await this.doc.send(
-        new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
-      );
-      const unprocessed = response.UnprocessedItems?.[this.tableName] ?? [];
-      if (unprocessed.length === 0) return;
-      if (attempt >= this.maxAttempts)
-        throw new Error(
-          `DynamoDB left ${unprocessed.length} chunk index items unwritten in ${this.tableName} after ${attempt} attempts`,
-        );
-      requests = unprocessed.flatMap((r) =>
-        r.PutRequest?.Item === undefined ? [] : [{ PutRequest: { Item: r.PutRequest.Item } }],
-      );
-      await this.sleep(fullJitterDelay(attempt - 1, 50, 2000, this.random));
-    }
+    const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index items unwritten' };
+    await batchPutResending(target, items, this.resend);
   }
 }
 

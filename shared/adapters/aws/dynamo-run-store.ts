@@ -1,5 +1,4 @@
 import {
-  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -27,7 +26,8 @@ import type {
   UnitCompletion,
 } from '../../ports/run-store.ts';
 import { isAwsError } from './aws-error.ts';
-import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
+import type { Sleep } from './backoff.ts';
+import { type BatchResendOptions, batchPutResending } from './dynamo-batch.ts';
 
 /**
  * Table layout (single table). Infrastructure and test tables are built from these names.
@@ -112,20 +112,18 @@ type Item = Record<string, unknown>;
 export class DynamoRunStore implements RunStore {
   private readonly doc: DynamoDBDocumentClient;
   private readonly tableName: string;
-  private readonly maxBatchWriteAttempts: number;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
-  private readonly sleep: Sleep;
-  private readonly random: () => number;
+  private readonly resend: BatchResendOptions;
 
   constructor(options: DynamoRunStoreOptions) {
     this.doc = options.doc;
     this.tableName = options.tableName;
-    this.maxBatchWriteAttempts = Math.max(1, options.maxBatchWriteAttempts ?? 8);
-    this.baseDelayMs = options.baseDelayMs ?? 50;
-    this.maxDelayMs = options.maxDelayMs ?? 2000;
-    this.sleep = options.sleep ?? realSleep;
-    this.random = options.random ?? Math.random;
+    this.resend = {
+      maxAttempts: options.maxBatchWriteAttempts,
+      baseDelayMs: options.baseDelayMs,
+      maxDelayMs: options.maxDelayMs,
+      sleep: options.sleep,
+      random: options.random,
+    };
   }
 
   /**
@@ -577,23 +575,8 @@ export class DynamoRunStore implements RunStore {
 
   /** Puts one chunk, resending UnprocessedItems (throttled partitions) with backoff. */
   private async batchPut(items: readonly Item[]): Promise<void> {
-    let requests = items.map((item) => ({ PutRequest: { Item: item } }));
-    for (let attempt = 1; ; attempt++) {
-      const out = await this.doc.send(
-        new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
-      );
-      const unprocessed = out.UnprocessedItems?.[this.tableName] ?? [];
-      if (unprocessed.length === 0) return;
-      if (attempt >= this.maxBatchWriteAttempts) {
-        throw new Error(
-          `DynamoDB left ${unprocessed.length} unit items unprocessed in ${this.tableName} after ${attempt} attempts`,
-        );
-      }
-      requests = unprocessed.flatMap((r) =>
-        r.PutRequest?.Item === undefined ? [] : [{ PutRequest: { Item: r.PutRequest.Item } }],
-      );
-      await this.sleep(fullJitterDelay(attempt - 1, this.baseDelayMs, this.maxDelayMs, this.random));
-    }
+    const target = { doc: this.doc, tableName: this.tableName, label: 'unit items unprocessed' };
+    await batchPutResending(target, items, this.resend);
   }
 }
 

@@ -1,8 +1,9 @@
-import { BatchWriteCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { SegmentStatsStore } from '../../ports/segment-stats-store.ts';
 import type { BetaPrior } from '../../scoring/aggregates/beta-prior.ts';
 import type { SegmentStats } from '../../scoring/aggregates/segment-aggregates.ts';
-import { fullJitterDelay, realSleep, type Sleep } from './backoff.ts';
+import { realSleep, type Sleep } from './backoff.ts';
+import { batchPutResending } from './dynamo-batch.ts';
 
 const PUT_SLICE = 25;
 
@@ -43,23 +44,14 @@ export class DynamoSegmentStatsStore implements SegmentStatsStore {
       ...s,
       prior: { alpha: prior.alpha, beta: prior.beta, method: prior.method },
     }));
-    const maxAttempts = this.options.maxAttempts ?? 8;
-    for (let i = 0; i < items.length; i += PUT_SLICE) {
-      let requests = items.slice(i, i + PUT_SLICE).map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 1; requests.length > 0; attempt++) {
-        const out = await this.options.doc.send(
-          new BatchWriteCommand({ RequestItems: { [this.options.tableName]: requests } }),
-        );
-        const left = out.UnprocessedItems?.[this.options.tableName] ?? [];
-        if (left.length === 0) break;
-        if (attempt >= maxAttempts)
-          throw new Error(`DynamoDB left ${left.length} segment items unwritten for run ${runId}`);
-        requests = left.flatMap((r) =>
-          r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item as (typeof items)[number] } }] : [],
-        );
-        await this.sleep(fullJitterDelay(attempt - 1, 50, 2000, this.random));
-      }
-    }
+    const target = {
+      doc: this.options.doc,
+      tableName: this.options.tableName,
+      label: `segment items of run ${runId} unwritten`,
+    };
+    const resend = { maxAttempts: this.options.maxAttempts, sleep: this.sleep, random: this.random };
+    for (let i = 0; i < items.length; i += PUT_SLICE)
+      await batchPutResending(target, items.slice(i, i + PUT_SLICE), resend);
   }
 
   async listSegments(runId: string): Promise<SegmentStats[]> {
