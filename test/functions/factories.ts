@@ -1,15 +1,35 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { vi } from 'vitest';
 import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
 import { type Environment, loadEnvironment } from '../../functions/config/environment.ts';
+import {
+  PipelineEndpointRegistry,
+  sageMakerClientSettingsFor,
+} from '../../shared/adapters/aws/pipeline-endpoints.ts';
+import {
+  type FailedDelivery,
+  type Redelivery,
+  redeliveryDelaySeconds,
+} from '../../shared/adapters/aws/sqs-redelivery.ts';
 import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
-import type { PipelineConfigInput } from '../../shared/config/pipeline-config.ts';
+import { LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
+import type { PipelineConfig, PipelineConfigInput } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
+import type { RunStore } from '../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 
 /** Reads one of the realistic samples in `events/`. */
 export function eventSample<T = unknown>(name: string): T {
@@ -181,4 +201,119 @@ export function blobBody(text: string) {
   return Object.assign(new TextEncoder().encode(text), {
     transformToString: () => text,
   });
+}
+
+/** A WorkQueue that keeps what it was asked to send, as the work and finalize queues would receive it. */
+export class RecordingQueue implements WorkQueue {
+  readonly sentUnits: WorkUnit[] = [];
+  readonly finalizeRequests: string[] = [];
+  readonly sentLater: { unit: WorkUnit; delaySeconds: number }[] = [];
+  async sendUnits(units: readonly WorkUnit[]): Promise<void> {
+    this.sentUnits.push(...units);
+  }
+  async requestFinalize(runId: string): Promise<void> {
+    this.finalizeRequests.push(runId);
+  }
+  async sendUnitLater(unit: WorkUnit, delaySeconds: number): Promise<void> {
+    this.sentLater.push({ unit, delaySeconds });
+  }
+  /** True when nothing was sent to either queue. */
+  get isEmpty(): boolean {
+    return this.sentUnits.length + this.finalizeRequests.length + this.sentLater.length === 0;
+  }
+}
+
+/** The deployed backoff schedule, with the failed messages it was asked to hide kept instead of sent to SQS. */
+export class RecordingRedelivery implements Redelivery {
+  readonly postponed: FailedDelivery[] = [];
+  delayFor(receiveCount: number): number {
+    return redeliveryDelaySeconds(receiveCount);
+  }
+  async postpone(failed: readonly FailedDelivery[]) {
+    this.postponed.push(...failed);
+    return { postponed: failed.length, errors: [] as string[] };
+  }
+}
+
+/**
+ * The ports a deployed handler gets, as local adapters (each passes its port's contract
+ * suite): runs in a LocalRunStore and chunks in a LocalChunkIndex under a fresh temporary
+ * folder, objects in memory, recording queues and redelivery. Model calls go through the
+ * deployed SageMaker adapters to `sagemakerUrl` (the local model server), with retries
+ * that do not wait. `close()` removes the folder.
+ */
+export async function localPorts(env: Environment = anEnvironment(), sagemakerUrl?: string) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-handler-'));
+  const store = new MemoryObjectStore();
+  const chunkIndex = new LocalChunkIndex(path.join(dir, 'chunks'));
+  const registry = new PipelineEndpointRegistry(
+    () =>
+      new SageMakerRuntimeClient({
+        ...(sagemakerUrl === undefined ? {} : { endpoint: sagemakerUrl }),
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+        ...sageMakerClientSettingsFor(env.pipelines.values()),
+      }),
+    { sleep: async () => {}, store },
+  );
+  return {
+    pipelines: env.pipelines,
+    bucket: env.bucket,
+    store,
+    runs: new LocalRunStore(path.join(dir, 'runs')),
+    chunkIndex,
+    queue: new RecordingQueue(),
+    redelivery: new RecordingRedelivery(),
+    tokenCounter: new EstimatingTokenCounter(),
+    endpointsFor: (config: PipelineConfig) => registry.endpointsFor(config),
+    async close() {
+      await chunkIndex.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The calls of the RunStore port (what a runs table sees). */
+export const RUN_STORE_CALLS = [
+  'createRun',
+  'getRun',
+  'listRuns',
+  'listUnits',
+  'startUnit',
+  'completeUnit',
+  'recordUnitError',
+  'failUnit',
+  'finishRun',
+  'getSummary',
+  'reopenFailedRun',
+  'addContinuation',
+  'getUnit',
+] as const satisfies readonly (keyof RunStore)[];
+
+/** The calls of the ObjectStore port (what the bucket sees). */
+export const OBJECT_STORE_CALLS = [
+  'head',
+  'readRange',
+  'put',
+  'get',
+  'list',
+] as const satisfies readonly (keyof ObjectStore)[];
+
+/**
+ * Spies on the named methods of a port (each keeps doing what it did), so a test can say
+ * which calls a handler made, in order.
+ */
+export function watchCalls<T extends object>(
+  port: T,
+  methods: readonly (keyof T & string)[],
+): () => string[] {
+  const spies = methods.map((name) => ({
+    name,
+    spy: vi.spyOn(port as Record<string, (...args: unknown[]) => unknown>, name),
+  }));
+  return () =>
+    spies
+      .flatMap(({ name, spy }) => spy.mock.invocationCallOrder.map((order) => ({ name, order })))
+      .sort((a, b) => a.order - b.order)
+      .map((call) => call.name);
 }

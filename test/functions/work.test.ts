@@ -1,52 +1,33 @@
-import 'aws-sdk-client-mock-vitest/extend';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
-import {
-  ChangeMessageVisibilityBatchCommand,
-  GetQueueUrlCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import {
-  BatchGetCommand,
-  BatchWriteCommand,
-  DynamoDBDocumentClient,
-  GetCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { parquetReadObjects } from 'hyparquet';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EmbeddingBackend } from '../../cli/model-server/backend.ts';
+import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { unitPartKey } from '../../shared/output/keys.ts';
+import { aRun, aUnit, someCounts } from '../support/run-fixtures.ts';
 import {
   aLambdaContext,
   anEnvironment,
   anSqsRecord,
   aPipeline,
   aWorkEvent,
-  blobBody,
   eventSample,
-  FINALIZE_QUEUE_URL,
-  SAMPLE_BUCKET,
+  localPorts,
+  OBJECT_STORE_CALLS,
+  RUN_STORE_CALLS,
   sqsEventOf,
-  streamingBody,
-  testAdapters,
   testObservability,
-  WORK_QUEUE_URL,
+  watchCalls,
 } from './factories.ts';
 
-const s3 = mockClient(S3Client);
-const sqs = mockClient(SQSClient);
-const dynamo = mockClient(DynamoDBDocumentClient);
-const sagemaker = mockClient(SageMakerRuntimeClient);
-
 const MAX_RECEIVE_COUNT = 3;
+const SOURCE_KEY = 'incoming/docs/my report 2026.jsonl';
 /** The unit of `events/sqs-work-unit.json`. */
-const sampleEvent = () => eventSample<SQSEvent>('sqs-work-unit.json');
-const sampleUnit = (): WorkUnit => JSON.parse(sampleEvent().Records[0]!.body) as WorkUnit;
+const sampleUnit = (): WorkUnit =>
+  JSON.parse(eventSample<SQSEvent>('sqs-work-unit.json').Records[0]!.body) as WorkUnit;
 
 const SOURCE = [
   '{"id":"a","text":"Alpha bravo charlie."}',
@@ -55,159 +36,141 @@ const SOURCE = [
   '{"id":"c","text":"Delta echo foxtrot."}',
 ].join('\n');
 
-const awsError = (name: string, status: number, message = `${name} (simulated)`) =>
-  Object.assign(new Error(message), {
-    name,
-    $fault: status >= 500 ? 'server' : 'client',
-    $metadata: { httpStatusCode: status },
-  });
-
-/** DynamoDB as the runs table answers a unit's calls: the unit exists and `terminalBefore` of `totalUnits` are done. */
-function runsTable(options: {
-  totalUnits: number;
-  terminalBefore?: number;
-  unitStatus?: 'pending' | 'succeeded';
-}) {
-  const unitStatus = options.unitStatus ?? 'pending';
-  dynamo.on(UpdateCommand).callsFake((input: { UpdateExpression: string; Key: { sk: string } }) => {
-    const expression = input.UpdateExpression;
-    if (expression.startsWith('SET attempts')) {
-      const reviving = expression.includes(':running');
-      if (reviving && unitStatus === 'succeeded') throw awsError('ConditionalCheckFailedException', 400);
-      const unit = sampleUnit();
-      return {
-        Attributes: {
-          pk: `RUN#${unit.runId}`,
-          sk: input.Key.sk,
-          unitId: unit.unitId,
-          sourceKey: unit.sourceKey,
-          byteStart: unit.byteStart,
-          byteEnd: unit.byteEnd,
-          estCost: unit.estCost,
-          packedFiles: 0,
-          status: reviving ? 'running' : unitStatus,
-          attempts: 1,
-          lastError: null,
-          counts: null,
-          outputKeys: [],
-        },
-      };
-    }
-    if (expression.startsWith('ADD terminalUnits')) {
-      return {
-        Attributes: { terminalUnits: (options.terminalBefore ?? 0) + 1, totalUnits: options.totalUnits },
-      };
-    }
-    return {};
-  });
+/** The hash embedder (8 dimensions, as the pipeline says), except that while `broken` every call fails (a 5xx). */
+class BreakableEmbedder implements EmbeddingBackend {
+  broken = false;
+  private readonly inner = new HashEmbedder(8);
+  readonly description = 'hash embedder that fails every call while broken';
+  readonly model = this.inner.model;
+  readonly dimension = 8;
+  embed(inputs: readonly string[]): Float32Array[] {
+    if (this.broken) throw new Error('ServiceUnavailable (simulated)');
+    return this.inner.embed(inputs);
+  }
 }
 
-/** The run item as the runs table holds it while the run is running. */
-function aRunItem(counts: { doneUnits?: number; failedUnits?: number; totalUnits: number }) {
-  const runId = sampleUnit().runId;
-  return {
-    pk: `RUN#${runId}`,
-    sk: 'RUN',
-    runId,
-    pipeline: 'docs',
-    trigger: 's3',
-    startedAt: '2026-03-01T10:00:02.000Z',
-    inputs: [sampleUnit().sourceKey],
-    status: 'running',
-    finishedAt: null,
-    doneUnits: 0,
-    failedUnits: 0,
-    ...counts,
-  };
-}
-
-/** Which unit transitions were written, by the update expression each one uses. */
-const updates = () => dynamo.commandCalls(UpdateCommand).map((call) => call.args[0].input);
-const completions = () => updates().filter((u) => u.UpdateExpression?.includes('#counts'));
-const failures = () =>
-  updates().filter((u) => u.UpdateExpression === 'SET #status = :status, lastError = :error');
-const recordedErrors = () => updates().filter((u) => u.UpdateExpression === 'SET lastError = :error');
-
-function setup() {
-  const env = anEnvironment([aPipeline('docs', { workers: { maxReceiveCount: MAX_RECEIVE_COUNT } })]);
-  const observability = testObservability();
-  const handler = createWorkHandler(testAdapters(env), observability);
-  return { handler, observability };
-}
-
-async function putParquet(key: string): Promise<Record<string, unknown>[]> {
-  const call = s3.commandCalls(PutObjectCommand).find((c) => c.args[0].input.Key === key);
-  expect(call, `PutObject ${key}`).toBeDefined();
-  const body = call!.args[0].input.Body as Uint8Array;
-  const file = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
-  return parquetReadObjects({ file });
-}
-
+/**
+ * The work handler over local ports: the run in a LocalRunStore, the source and parts in
+ * memory, the recorded work and finalize queues and redelivery, and the deployed
+ * SageMaker adapters calling the local model server. Assertions read the ports' state.
+ */
 describe('work handler', () => {
-  beforeEach(() => {
-    // The chunk index starts empty: every chunk is new.
-    dynamo.on(BatchGetCommand).resolves({ Responses: {} });
-    // No earlier attempt checkpointed: the unit's continuation does not exist.
-    dynamo.on(GetCommand).resolves({});
-    dynamo.on(BatchWriteCommand).resolves({});
-    s3.on(GetObjectCommand).callsFake((input: { Range?: string }) => {
-      const [, start, end] = /^bytes=(\d+)-(\d*)$/.exec(input.Range ?? 'bytes=0-') ?? [];
-      const bytes = Buffer.from(SOURCE);
-      const slice = bytes.subarray(Number(start), end ? Number(end) + 1 : undefined);
-      return { Body: streamingBody(slice.toString('utf8')) };
-    });
-    s3.on(PutObjectCommand).resolves({});
-    sagemaker.on(InvokeEndpointCommand).callsFake((input: { Body: Uint8Array }) => {
-      const { inputs } = JSON.parse(new TextDecoder().decode(input.Body)) as { inputs: string[] };
-      const vectors = inputs.map((_, i) => Array.from({ length: 8 }, (_, d) => (d === i % 8 ? 1 : 0)));
-      return { Body: blobBody(JSON.stringify(vectors)), ContentType: 'application/json' };
-    });
-    sqs.on(SendMessageCommand).resolves({});
-  });
+  let backend: BreakableEmbedder;
+  let model: ModelServer;
+  let ports: Awaited<ReturnType<typeof localPorts>>;
+  /** The sample unit, its range the whole source, pinned to the version the store holds. */
+  let unit: WorkUnit;
 
-  afterEach(() => {
-    s3.reset();
-    sqs.reset();
-    dynamo.reset();
-    sagemaker.reset();
+  beforeAll(async () => {
+    backend = new BreakableEmbedder();
+    model = await startModelServer({ backend });
   });
+  afterAll(() => model?.close());
+
+  beforeEach(async () => {
+    backend.broken = false;
+    const env = anEnvironment([aPipeline('docs', { workers: { maxReceiveCount: MAX_RECEIVE_COUNT } })]);
+    ports = await localPorts(env, model.url);
+    await ports.store.put(SOURCE_KEY, SOURCE);
+    const { version } = (await ports.store.head(SOURCE_KEY, { version: true }))!;
+    unit = { ...sampleUnit(), byteEnd: Buffer.byteLength(SOURCE), sourceVersion: version! };
+  });
+  afterEach(() => ports.close());
+
+  /**
+   * The run as the unit's delivery finds it: `totalUnits` units, `terminalBefore` of the
+   * others already done (the last of them failed when `lastFailed`), and this unit
+   * `pending` or already `succeeded` by another delivery.
+   */
+  async function runsTable(options: {
+    totalUnits: number;
+    terminalBefore?: number;
+    lastFailed?: boolean;
+    unitStatus?: 'pending' | 'succeeded';
+  }) {
+    const run = aRun({ runId: unit.runId, startedAt: '2026-03-01T10:00:02.000Z', inputs: [SOURCE_KEY] });
+    const others = Array.from({ length: options.totalUnits - 1 }, (_, i) => aUnit(unit.runId, i + 1));
+    await ports.runs.createRun({ ...run, totalUnits: options.totalUnits }, [unit, ...others]);
+    if (options.unitStatus === 'succeeded')
+      await ports.runs.completeUnit(unit.runId, unit.unitId, {
+        counts: someCounts(),
+        actualCost: 1,
+        outputKeys: [],
+      });
+    const terminal = options.terminalBefore ?? 0;
+    for (const [i, other] of others.slice(0, terminal).entries()) {
+      if (options.lastFailed && i === terminal - 1)
+        await ports.runs.failUnit(unit.runId, other.unitId, 'failed');
+      else
+        await ports.runs.completeUnit(unit.runId, other.unitId, {
+          counts: someCounts(),
+          actualCost: 1,
+          outputKeys: [],
+        });
+    }
+  }
+
+  /** The handler, with every call it makes to the run store and the bucket watched from here on. */
+  function setup() {
+    const observability = testObservability();
+    const handler = createWorkHandler(ports, observability);
+    const runCalls = watchCalls(ports.runs, RUN_STORE_CALLS);
+    const storeCalls = watchCalls(ports.store, OBJECT_STORE_CALLS);
+    const modelCallsBefore = model.stats().requests;
+    const modelCalls = () => model.stats().requests - modelCallsBefore;
+    return { handler, observability, runCalls, storeCalls, modelCalls };
+  }
+
+  const callsOf = (calls: () => string[], name: string) => calls().filter((c) => c === name);
+  const storedUnit = async () => (await ports.runs.getUnit(unit.runId, unit.unitId))!;
+  const storedRun = async () => (await ports.runs.getRun(unit.runId))!;
+
+  async function partRows(key: string): Promise<Record<string, unknown>[]> {
+    const body = ports.store.objects.get(key);
+    expect(body, `part ${key}`).toBeDefined();
+    const file = body!.buffer.slice(body!.byteOffset, body!.byteOffset + body!.byteLength) as ArrayBuffer;
+    return parquetReadObjects({ file });
+  }
 
   describe('when the unit succeeds', () => {
     it('writes one Parquet part per table, completes the unit and counts its records', async () => {
-      runsTable({ totalUnits: 3 });
-      const { handler, observability } = setup();
-      const unit = sampleUnit();
+      await runsTable({ totalUnits: 3 });
+      const { handler, observability, runCalls } = setup();
+      const readRange = vi.spyOn(ports.store, 'readRange');
+      const put = vi.spyOn(ports.store, 'put');
 
-      const response = await handler(sampleEvent(), aLambdaContext());
+      const response = await handler(aWorkEvent([unit]), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [] });
       // The source is read at the version the unit was planned on.
-      expect(s3).toHaveReceivedCommandWith(GetObjectCommand, {
-        Bucket: SAMPLE_BUCKET,
-        Key: 'incoming/docs/my report 2026.jsonl',
-        VersionId: '3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY',
-      });
+      expect(readRange).toHaveBeenCalled();
+      for (const [key, , , options] of readRange.mock.calls) {
+        expect(key).toBe(SOURCE_KEY);
+        expect(options).toMatchObject({ version: unit.sourceVersion });
+      }
       const embeddingsKey = unitPartKey('embeddings', 'docs', unit.runId, unit.unitId);
       const rejectsKey = unitPartKey('rejects', 'docs', unit.runId, unit.unitId);
-      expect(s3).toHaveReceivedCommandWith(PutObjectCommand, {
-        Bucket: SAMPLE_BUCKET,
-        Key: embeddingsKey,
-        ContentType: 'application/vnd.apache.parquet',
-      });
-      const rows = await putParquet(embeddingsKey);
+      expect(put).toHaveBeenCalledWith(
+        embeddingsKey,
+        expect.any(Uint8Array),
+        'application/vnd.apache.parquet',
+      );
+      const rows = await partRows(embeddingsKey);
       expect([...new Set(rows.map((r) => r.doc_id))]).toEqual(['a', 'b', 'c']);
       expect(rows.filter((r) => r.doc_id === 'b').length).toBeGreaterThan(1);
-      const rejects = await putParquet(rejectsKey);
+      const rejects = await partRows(rejectsKey);
       expect(rejects).toEqual([
         expect.objectContaining({ line: 3n, reason: expect.stringContaining('malformed JSON') }),
       ]);
 
-      expect(completions()).toHaveLength(1);
-      expect(completions()[0]!.ExpressionAttributeValues).toMatchObject({
-        ':records': 4,
-        ':outputKeys': [embeddingsKey, rejectsKey],
+      expect(callsOf(runCalls, 'completeUnit')).toHaveLength(1);
+      expect(await storedUnit()).toMatchObject({
+        status: 'succeeded',
+        counts: { records: 4 },
+        outputKeys: [embeddingsKey, rejectsKey],
       });
-      expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+      expect(await storedRun()).toMatchObject({ status: 'running', doneUnits: 1, failedUnits: 0 });
+      expect(ports.queue.isEmpty).toBe(true);
       expect(observability.metricTotals()).toMatchObject({
         UnitsSucceeded: 1,
         RecordsProcessed: 4,
@@ -217,78 +180,78 @@ describe('work handler', () => {
     });
 
     it('asks for finalize when its completion finishes the run', async () => {
-      runsTable({ totalUnits: 3, terminalBefore: 2 });
-      const { handler } = setup();
+      await runsTable({ totalUnits: 3, terminalBefore: 2 });
+      const { handler, observability } = setup();
+      const completeUnit = vi.spyOn(ports.runs, 'completeUnit');
 
-      const response = await handler(sampleEvent(), aLambdaContext());
+      const response = await handler(aWorkEvent([unit]), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [] });
-      expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
-        UpdateExpression: 'SET finalizeClaimedBy = :unitId',
+      // This completion is the one that claimed the run's finalize.
+      expect(completeUnit).toHaveBeenCalledTimes(1);
+      await expect(completeUnit.mock.results[0]!.value).resolves.toMatchObject({
+        recorded: true,
+        finishedRun: true,
       });
-      expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
-      expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
-        QueueUrl: FINALIZE_QUEUE_URL,
-        MessageBody: JSON.stringify({ kind: 'finalize', runId: sampleUnit().runId }),
-      });
+      expect(observability.logged('info').join('\n')).toContain('"finishedRun":true');
+      expect(await storedRun()).toMatchObject({ status: 'running', doneUnits: 3 });
+      expect(ports.queue.finalizeRequests).toEqual([unit.runId]);
+      expect(ports.queue.sentUnits).toEqual([]);
+      expect(ports.queue.sentLater).toEqual([]);
     });
 
     it('does nothing for a redelivery of a unit another delivery already finished', async () => {
-      runsTable({ totalUnits: 3, unitStatus: 'succeeded' });
-      dynamo.on(GetCommand).resolves({ Item: aRunItem({ doneUnits: 1, totalUnits: 3 }) });
-      const { handler, observability } = setup();
+      await runsTable({ totalUnits: 3, unitStatus: 'succeeded' });
+      const { handler, observability, runCalls, storeCalls, modelCalls } = setup();
 
-      const response = await handler(sampleEvent(), aLambdaContext());
+      const response = await handler(aWorkEvent([unit]), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [] });
-      expect(s3).not.toHaveReceivedAnyCommand();
-      expect(sagemaker).not.toHaveReceivedAnyCommand();
-      expect(completions()).toHaveLength(0);
-      expect(sqs).not.toHaveReceivedAnyCommand();
+      expect(storeCalls()).toEqual([]);
+      expect(modelCalls()).toBe(0);
+      expect(callsOf(runCalls, 'completeUnit')).toHaveLength(0);
+      expect(await storedRun()).toMatchObject({ doneUnits: 1, failedUnits: 0 });
+      expect(ports.queue.isEmpty).toBe(true);
       expect(observability.logged('info').join('\n')).toContain('already finished');
     });
 
     it('asks for finalize again when a redelivery finds every unit done but the run still running', async () => {
-      runsTable({ totalUnits: 3, unitStatus: 'succeeded' });
-      dynamo.on(GetCommand).resolves({ Item: aRunItem({ doneUnits: 2, failedUnits: 1, totalUnits: 3 }) });
+      await runsTable({ totalUnits: 3, unitStatus: 'succeeded', terminalBefore: 2, lastFailed: true });
+      expect(await storedRun()).toMatchObject({ status: 'running', doneUnits: 2, failedUnits: 1 });
       const { handler } = setup();
 
-      const response = await handler(sampleEvent(), aLambdaContext());
+      const response = await handler(aWorkEvent([unit]), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [] });
-      expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
-        QueueUrl: FINALIZE_QUEUE_URL,
-        MessageBody: JSON.stringify({ kind: 'finalize', runId: sampleUnit().runId }),
-      });
+      expect(ports.queue.finalizeRequests).toEqual([unit.runId]);
     });
   });
 
   describe('when the endpoint fails', () => {
     beforeEach(() => {
-      sagemaker.on(InvokeEndpointCommand).rejects(awsError('ServiceUnavailable', 503));
+      backend.broken = true;
     });
 
     it('records the error and reports the message for redelivery on an attempt before the last', async () => {
-      runsTable({ totalUnits: 3 });
-      sqs.on(GetQueueUrlCommand).resolves({ QueueUrl: WORK_QUEUE_URL });
-      sqs.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [{ Id: '0' }], Failed: [] });
-      const { handler, observability } = setup();
-      const event = aWorkEvent([sampleUnit()], MAX_RECEIVE_COUNT - 1);
+      await runsTable({ totalUnits: 3 });
+      const { handler, observability, runCalls, storeCalls } = setup();
+      const event = aWorkEvent([unit], MAX_RECEIVE_COUNT - 1);
 
       const response = await handler(event, aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-      expect(recordedErrors()).toHaveLength(1);
-      expect(recordedErrors()[0]!.ExpressionAttributeValues?.[':error']).toContain(
-        'endpoint sluice-docs-embed failed 2 attempts',
-      );
-      expect(failures()).toHaveLength(0);
-      expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
-      expect(sqs).not.toHaveReceivedCommand(SendMessageCommand);
+      expect(callsOf(runCalls, 'recordUnitError')).toHaveLength(1);
+      expect((await storedUnit()).lastError).toContain('endpoint sluice-docs-embed failed 2 attempts');
+      expect(callsOf(runCalls, 'failUnit')).toHaveLength(0);
+      expect(await storedUnit()).toMatchObject({ status: 'running', attempts: 1 });
+      expect(callsOf(storeCalls, 'put')).toEqual([]);
+      expect(ports.queue.isEmpty).toBe(true);
       // It comes back after its backoff (receive count 2: 60 s), not the hour-long visibility timeout.
-      expect(sqs).toHaveReceivedCommandWith(ChangeMessageVisibilityBatchCommand, {
-        Entries: [{ Id: '0', ReceiptHandle: event.Records[0]!.receiptHandle, VisibilityTimeout: 60 }],
-      });
+      const record = event.Records[0]!;
+      expect(ports.redelivery.postponed).toEqual([
+        { queueArn: record.eventSourceARN, receiptHandle: record.receiptHandle, receiveCount: 2 },
+      ]);
+      expect(observability.logged('info').join('\n')).toContain('"retryInSeconds":60');
       expect(observability.metricTotals()).toMatchObject({ UnitAttemptsFailed: 1 });
       expect(observability.logged('warn').join('\n')).toContain('SQS will redeliver');
     });
@@ -296,18 +259,18 @@ describe('work handler', () => {
     it.each([MAX_RECEIVE_COUNT, MAX_RECEIVE_COUNT + 1])(
       'marks the unit failed on the last delivery (receive count %i) and asks for finalize when that ends the run',
       async (receiveCount) => {
-        runsTable({ totalUnits: 3, terminalBefore: 2 });
-        const { handler, observability } = setup();
-        const event = aWorkEvent([sampleUnit()], receiveCount);
+        await runsTable({ totalUnits: 3, terminalBefore: 2 });
+        const { handler, observability, runCalls } = setup();
+        const event = aWorkEvent([unit], receiveCount);
 
         const response = await handler(event, aLambdaContext());
 
         expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-        expect(failures()).toHaveLength(1);
-        expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
-          UpdateExpression: 'ADD terminalUnits :one, failedUnits :one, countedUnitIds :ids',
-        });
-        expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, { QueueUrl: FINALIZE_QUEUE_URL });
+        expect(callsOf(runCalls, 'failUnit')).toHaveLength(1);
+        expect((await storedUnit()).status).toBe('failed');
+        // Counted toward the run: a failed unit and every unit terminal.
+        expect(await storedRun()).toMatchObject({ status: 'running', doneUnits: 2, failedUnits: 1 });
+        expect(ports.queue.finalizeRequests).toEqual([unit.runId]);
         expect(observability.metricTotals()).toMatchObject({ UnitAttemptsFailed: 1, UnitsFailed: 1 });
         expect(observability.logged('error').join('\n')).toContain('last delivery');
       },
@@ -316,74 +279,85 @@ describe('work handler', () => {
 
   describe('when the source changed since the run was planned', () => {
     it('fails the unit on its first delivery, naming the change, and asks for finalize when that ends the run', async () => {
-      runsTable({ totalUnits: 3, terminalBefore: 2 });
+      await runsTable({ totalUnits: 3, terminalBefore: 2 });
       // The pinned version is gone (deleted, or the object replaced with versioning suspended).
-      s3.on(GetObjectCommand).rejects(awsError('NoSuchVersion', 404));
-      const { handler } = setup();
-      const event = aWorkEvent([sampleUnit()], 1);
+      ports.store.objects.delete(SOURCE_KEY);
+      const { handler, runCalls, modelCalls } = setup();
+      const event = aWorkEvent([unit], 1);
 
       const response = await handler(event, aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-      expect(failures()).toHaveLength(1);
-      expect(failures()[0]!.ExpressionAttributeValues?.[':error']).toContain(
-        `s3://${SAMPLE_BUCKET}/incoming/docs/my report 2026.jsonl was deleted since the run was planned`,
-      );
-      expect(sagemaker).not.toHaveReceivedAnyCommand();
-      expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, { QueueUrl: FINALIZE_QUEUE_URL });
+      expect(callsOf(runCalls, 'failUnit')).toHaveLength(1);
+      // How S3 names it (s3://bucket/key) is the S3 adapter's test.
+      expect(await storedUnit()).toMatchObject({
+        status: 'failed',
+        lastError: expect.stringContaining(`${SOURCE_KEY} was deleted since the run was planned`),
+      });
+      expect(modelCalls()).toBe(0);
+      expect(ports.queue.finalizeRequests).toEqual([unit.runId]);
     });
   });
 
-  describe('when AWS fails', () => {
+  describe('when a port fails', () => {
     it('reports the message when the runs table cannot be updated', async () => {
-      dynamo.on(UpdateCommand).rejects(awsError('ProvisionedThroughputExceededException', 400));
-      const { handler } = setup();
-      const event = sampleEvent();
+      await runsTable({ totalUnits: 3 });
+      const { handler, storeCalls } = setup();
+      vi.spyOn(ports.runs, 'startUnit').mockRejectedValue(
+        new Error('ProvisionedThroughputExceededException (simulated)'),
+      );
+      const event = aWorkEvent([unit]);
 
       const response = await handler(event, aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-      expect(s3).not.toHaveReceivedAnyCommand();
+      expect(storeCalls()).toEqual([]);
     });
 
     it('records the error when a Parquet part cannot be written, and reports the message', async () => {
-      runsTable({ totalUnits: 3 });
-      s3.on(PutObjectCommand).rejects(awsError('SlowDown', 503));
-      const { handler } = setup();
-      const event = sampleEvent();
+      await runsTable({ totalUnits: 3 });
+      const { handler, runCalls } = setup();
+      vi.spyOn(ports.store, 'put').mockRejectedValue(new Error('SlowDown (simulated)'));
+      const event = aWorkEvent([unit]);
 
       const response = await handler(event, aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-      expect(recordedErrors()).toHaveLength(1);
-      expect(completions()).toHaveLength(0);
+      expect(callsOf(runCalls, 'recordUnitError')).toHaveLength(1);
+      expect(callsOf(runCalls, 'completeUnit')).toHaveLength(0);
+      expect(await storedUnit()).toMatchObject({
+        status: 'running',
+        lastError: expect.stringContaining('SlowDown'),
+      });
+      expect(await storedRun()).toMatchObject({ doneUnits: 0, failedUnits: 0 });
     });
   });
 
   describe('when a message is not a unit', () => {
     it.each([
-      ['not JSON', '{"runId": ', 'work unit message: body is not JSON'],
-      ['missing fields', '{"runId":"r-20260301T100002Z-3f9a1c"}', 'work unit message: unitId:'],
+      ['not JSON', () => '{"runId": ', 'work unit message: body is not JSON'],
+      ['missing fields', () => '{"runId":"r-20260301T100002Z-3f9a1c"}', 'work unit message: unitId:'],
       [
         'a bad run id',
-        JSON.stringify({ ...sampleUnit(), runId: 'yesterday' }),
+        () => JSON.stringify({ ...sampleUnit(), runId: 'yesterday' }),
         'work unit message: runId: must be a run id',
       ],
       [
         'an unknown pipeline',
-        JSON.stringify({ ...sampleUnit(), pipeline: 'nightly' }),
+        () => JSON.stringify({ ...sampleUnit(), pipeline: 'nightly' }),
         'pipeline nightly is not configured (known: docs)',
       ],
     ])('fails only that message (%s) and logs why', async (_case, body, reason) => {
-      runsTable({ totalUnits: 3 });
-      const { handler, observability } = setup();
-      const bad = anSqsRecord(body);
-      const good = sampleEvent().Records[0]!;
+      await runsTable({ totalUnits: 3 });
+      const { handler, observability, runCalls } = setup();
+      const bad = anSqsRecord(body());
+      const good = aWorkEvent([unit]).Records[0]!;
 
       const response = await handler(sqsEventOf(bad, good), aLambdaContext());
 
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: bad.messageId }] });
-      expect(completions()).toHaveLength(1);
+      expect(callsOf(runCalls, 'completeUnit')).toHaveLength(1);
+      expect(await storedRun()).toMatchObject({ doneUnits: 1 });
       const errors = observability.logged('error').join('\n');
       expect(errors).toContain('work message is not a unit this deployment can run');
       expect(errors).toContain(reason);
