@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runChunkIndexBench } from './chunk-index.ts';
 import { runHostingBench } from './hosting.ts';
 import { runIncrementalBench } from './incremental.ts';
 import { runManifestsBench } from './manifests.ts';
@@ -43,6 +44,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   hosting: () => runHostingBench(),
   'simulated-day': () => runSimulatedDayBench(),
   'pipeline-share': () => runPipelineShareBench(),
+  'chunk-index': () => runChunkIndexBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);
