@@ -94,7 +94,7 @@ describe('dead-letter handler (work DLQ consumer)', () => {
   it('replaces a part the dead attempt wrote with an empty one, so its records are in no table', async () => {
     await runsTable({ unit: 'running', terminalBefore: 0, totalUnits: 3 });
     const embeddings = unitPartKey('embeddings', 'docs', unit.runId, unit.unitId);
-    await ports.store.put(embeddings, new Uint8Array(4096), 'application/vnd.apache.parquet');
+    await ports.store.put(embeddings, new Uint8Array(4096));
     const { handler } = setup();
     const put = vi.spyOn(ports.store, 'put');
 

@@ -1,41 +1,24 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { SQSBatchResponse } from 'aws-lambda';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
-import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
-import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
-import { loadEnvironment } from '../../functions/config/environment.ts';
+import { createAdapters } from '../../functions/config/adapters.ts';
 import { createFinalizeHandler } from '../../functions/finalize.ts';
 import { createPlanHandler } from '../../functions/plan.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { runSummaryKey } from '../../shared/output/keys.ts';
-import { aLambdaContext, aPipeline, testObservability } from '../functions/factories.ts';
-import { toLambdaRecord } from '../support/lambda-sqs-record.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-  startFauxqsServer,
-} from '../support/local-aws.ts';
+import { aPipeline, testObservability } from '../functions/factories.ts';
+import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 
 const BUCKET = 'sluice-wire';
 const TABLE = 'sluice-runs-wire';
@@ -49,40 +32,25 @@ const SOURCE_KEY = 'incoming/docs/mixed batch+1 café.jsonl';
  * handlers' own factories, then the Parquet results read back record by record.
  */
 describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
-  let fauxqs: LocalAwsServer;
-  let dynalite: LocalAwsServer;
-  let model: ModelServer;
-  let clients: AwsClients;
-  let queues: { ingest: string; work: string; finalize: string };
+  let local: LocalAws;
   let deps: ReturnType<typeof createAdapters>;
 
   beforeAll(async () => {
-    [fauxqs, dynalite, model] = await Promise.all([
-      startFauxqsServer(),
-      startDynalite(),
-      startModelServer({ backend: new HashEmbedder(384) }),
-    ]);
-    const dynamoClient = new DynamoDBClient(localClientConfig(dynalite.endpoint));
-    await createRunsTable(dynamoClient, TABLE);
-    dynamoClient.destroy();
-
-    const sqs = new SQSClient(localClientConfig(fauxqs.endpoint));
-    const createQueue = async (name: string) =>
-      (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: '5' } })))
-        .QueueUrl!;
-    queues = {
-      ingest: await createQueue('sluice-ingest'),
-      work: await createQueue('sluice-work'),
-      finalize: await createQueue('sluice-finalize'),
-    };
-    sqs.destroy();
-
-    const env = loadEnvironment({
-      SLUICE_BUCKET: BUCKET,
-      SLUICE_RUNS_TABLE: TABLE,
-      SLUICE_WORK_QUEUE_URL: queues.work,
-      SLUICE_FINALIZE_QUEUE_URL: queues.finalize,
-      SLUICE_PIPELINES: JSON.stringify([
+    local = await startLocalAws({
+      bucket: BUCKET,
+      runsTable: TABLE,
+      queues: {
+        'sluice-ingest': { visibilityTimeoutSeconds: 5 },
+        'sluice-work': { visibilityTimeoutSeconds: 5 },
+        'sluice-finalize': { visibilityTimeoutSeconds: 5 },
+      },
+      model: { backend: new HashEmbedder(384) },
+    });
+    // The one endpoint override the env contract has: SageMaker runtime calls go to the local server.
+    const env = local.environment({
+      workQueue: 'sluice-work',
+      finalizeQueue: 'sluice-finalize',
+      pipelines: [
         aPipeline('docs', {
           endpoint: { name: 'sluice-docs-embed', model: 'sluice-hash-embed-v1', dimension: 384 },
           chunking: { maxTokens: 64, overlapTokens: 8 },
@@ -90,32 +58,19 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
           planning: { targetUnitTokens: 1_500 },
           workers: { maxReceiveCount: 3 },
         }),
-      ]),
-      // The one endpoint override the env contract has: SageMaker runtime calls go to the local server.
-      SLUICE_SAGEMAKER_ENDPOINT_URL: model.url,
+      ],
     });
-    const local = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-    clients = createAwsClients(env, {
-      s3: { ...localClientConfig(fauxqs.endpoint), forcePathStyle: true },
-      sqs: localClientConfig(fauxqs.endpoint),
-      dynamo: localClientConfig(dynalite.endpoint),
-      sagemaker: local,
-    });
-    await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    deps = createAdapters(env, clients);
+    deps = createAdapters(env, local.handlerClients(env));
   });
 
-  afterAll(async () => {
-    for (const client of Object.values(clients ?? {})) client.destroy();
-    await Promise.all([fauxqs?.stop(), dynalite?.stop(), model?.close()]);
-  });
+  afterAll(() => local?.stop());
 
   /**
    * Drops `text` under SOURCE_KEY as S3 would tell the ingest queue, then delivers the
    * queues to plan, work and finalize until the run is no longer running.
    */
   async function dropAndRun(text: string) {
-    await clients.s3.send(
+    await local.clients.s3.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: SOURCE_KEY,
@@ -128,13 +83,16 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     // is not among its S3 actions), so the notification S3 would send is built here from the real
     // HeadObject answer, in S3's event structure, and sent to the ingest queue, preceded by the
     // s3:TestEvent S3 sends when notifications are first configured.
-    const head = await clients.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
-    await clients.sqs.send(
-      new SendMessageCommand({ QueueUrl: queues.ingest, MessageBody: JSON.stringify(s3TestEvent()) }),
-    );
-    await clients.sqs.send(
+    const head = await local.clients.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
+    await local.clients.sqs.send(
       new SendMessageCommand({
-        QueueUrl: queues.ingest,
+        QueueUrl: local.queueUrls['sluice-ingest'],
+        MessageBody: JSON.stringify(s3TestEvent()),
+      }),
+    );
+    await local.clients.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: local.queueUrls['sluice-ingest'],
         MessageBody: JSON.stringify(
           s3Notification('ObjectCreated:Put', SOURCE_KEY, { size: head.ContentLength!, eTag: head.ETag! }),
         ),
@@ -145,10 +103,10 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
 
   /** Deletes SOURCE_KEY and tells the ingest queue as S3 would, then runs what plan makes of it. */
   async function deleteAndRun() {
-    await clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
-    await clients.sqs.send(
+    await local.clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: SOURCE_KEY }));
+    await local.clients.sqs.send(
       new SendMessageCommand({
-        QueueUrl: queues.ingest,
+        QueueUrl: local.queueUrls['sluice-ingest'],
         MessageBody: JSON.stringify(s3Notification('ObjectRemoved:Delete', SOURCE_KEY)),
       }),
     );
@@ -167,8 +125,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     const finalize = createFinalizeHandler(deps, observability.finalize);
 
     const before = new Set((await deps.runs.listRuns()).map((r) => r.runId));
-    const ingested = await deliver(
-      queues.ingest,
+    const ingested = await local.deliver(
       'sluice-ingest',
       (event, context) => plan(event, context) as Promise<SQSBatchResponse>,
     );
@@ -184,14 +141,12 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     const deadline = Date.now() + 10_000;
     while ((await runItem(runId)).status === 'running') {
       expect(Date.now(), 'the run finishes within 10 s').toBeLessThan(deadline);
-      const worked = await deliver(queues.work, 'sluice-work', (event, context) => {
+      const worked = await local.deliver('sluice-work', (event, context) => {
         units += event.Records.length;
         return work(event, context);
       });
       expect(worked.failed).toBe(0);
-      const finalized = await deliver(queues.finalize, 'sluice-finalize', (event, context) =>
-        finalize(event, context),
-      );
+      const finalized = await local.deliver('sluice-finalize', (event, context) => finalize(event, context));
       expect(finalized.failed).toBe(0);
     }
     return { runId, units, observability };
@@ -252,7 +207,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       chunks: embeddings.length,
       embedded: embeddings.length,
     });
-    const summaryJson = await clients.s3.send(
+    const summaryJson = await local.clients.s3.send(
       new GetObjectCommand({ Bucket: BUCKET, Key: runSummaryKey('docs', runId) }),
     );
     expect(JSON.parse(await summaryJson.Body!.transformToString())).toEqual(summary);
@@ -323,50 +278,12 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     expect(new Set([...docs.values()].map((d) => d.chunkCount))).toEqual(new Set([0]));
   });
 
-  /**
-   * Receives what the queue holds (10 at a time, as Lambda's poller would), hands each batch
-   * to the handler as the SQS event Lambda builds, and deletes the messages that succeeded.
-   */
-  async function deliver(
-    queueUrl: string,
-    queueName: string,
-    handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>,
-  ): Promise<{ delivered: number; failed: number }> {
-    let delivered = 0;
-    let failed = 0;
-    for (;;) {
-      const out = await clients.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: queueUrl,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 0,
-          MessageSystemAttributeNames: ['All'],
-        }),
-      );
-      const messages = out.Messages ?? [];
-      if (messages.length === 0) return { delivered, failed };
-      const event: SQSEvent = { Records: messages.map((m) => toLambdaRecord(m, queueName)) };
-      const response = await handler(event, aLambdaContext(`sluice-wire-${queueName}`));
-      const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      const done = messages.filter((m) => !failedIds.has(m.MessageId!));
-      if (done.length > 0) {
-        await clients.sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-          }),
-        );
-      }
-      delivered += messages.length;
-      failed += failedIds.size;
-    }
-  }
-
   async function runItem(
     runId: string,
   ): Promise<Record<string, unknown> & { status: string; totalUnits: number }> {
-    const doc = DynamoDBDocumentClient.from(clients.dynamo);
-    const out = await doc.send(new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }));
+    const out = await local.clients.doc.send(
+      new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }),
+    );
     return out.Item as Record<string, unknown> & { status: string; totalUnits: number };
   }
 
@@ -374,13 +291,13 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     table: 'embeddings' | 'rejects' | 'sources',
     runId: string,
   ): Promise<Record<string, unknown>[]> {
-    const listed = await clients.s3.send(
+    const listed = await local.clients.s3.send(
       new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `results/${table}/pipeline=docs/` }),
     );
     const keys = (listed.Contents ?? []).map((o) => o.Key!).filter((key) => key.includes(runId));
     const rows: Record<string, unknown>[] = [];
     for (const key of keys) {
-      const object = await clients.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      const object = await local.clients.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
       const bytes = await object.Body!.transformToByteArray();
       const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
       rows.push(...(await parquetReadObjects({ file })));
