@@ -1,21 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { interceptLocalhostDns } from 'fauxqs';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
-import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
-import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
-import { type Environment, loadEnvironment } from '../../functions/config/environment.ts';
+import { type AwsClients, createAdapters } from '../../functions/config/adapters.ts';
+import type { Environment } from '../../functions/config/environment.ts';
 import { createDeadLetterHandler } from '../../functions/dead-letter.ts';
 import { createFinalizeHandler } from '../../functions/finalize.ts';
 import { createPlanHandler, type ScheduledRunResult } from '../../functions/plan.ts';
@@ -23,14 +12,7 @@ import { createWorkHandler } from '../../functions/work.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
-import { toLambdaRecord } from '../support/lambda-sqs-record.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-  startFauxqsServer,
-} from '../support/local-aws.ts';
+import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 import { expectEveryRecordOnce } from './support/check-run.ts';
 import { type FaultEndpoint, startFaultEndpoint } from './support/fault-endpoint.ts';
 import { mixedInputs, seededRandom } from './support/mixed-inputs.ts';
@@ -60,80 +42,40 @@ const PIPELINE = {
  * `sluice redrive --runs-table --work-queue-url` sends it again and the run succeeds.
  */
 describe('fault injection on the wire (fauxqs, dynalite, local model server)', () => {
-  let fauxqs: LocalAwsServer;
-  let dynalite: LocalAwsServer;
-  let model: ModelServer;
+  let local: LocalAws;
   let endpoint: FaultEndpoint;
   let clients: AwsClients;
-  let sqs: SQSClient;
-  let restoreDns: () => void;
-  const saved = { ...process.env };
-  let queues: { work: string; workDlq: string; finalize: string };
   let env: Environment;
 
   beforeAll(async () => {
-    [fauxqs, dynalite, model] = await Promise.all([
-      startFauxqsServer(),
-      startDynalite(),
-      startModelServer({ backend: new HashEmbedder(16) }),
-    ]);
-    endpoint = await startFaultEndpoint(model.url);
-    const dynamo = new DynamoDBClient(localClientConfig(dynalite.endpoint));
-    await createRunsTable(dynamo, TABLE);
-    dynamo.destroy();
-    sqs = new SQSClient(localClientConfig(fauxqs.endpoint));
-    const create = async (name: string, attributes: Record<string, string> = {}) =>
-      (
-        await sqs.send(
-          new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: '1', ...attributes } }),
-        )
-      ).QueueUrl!;
-    const workDlq = await create('sluice-work-dlq');
-    const dlqArn = (
-      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: workDlq, AttributeNames: ['QueueArn'] }))
-    ).Attributes!.QueueArn!;
-    queues = {
-      workDlq,
-      work: await create('sluice-work', {
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: MAX_RECEIVE_COUNT }),
-      }),
-      finalize: await create('sluice-finalize'),
-    };
-    env = loadEnvironment({
-      SLUICE_BUCKET: BUCKET,
-      SLUICE_RUNS_TABLE: TABLE,
-      SLUICE_WORK_QUEUE_URL: queues.work,
-      SLUICE_FINALIZE_QUEUE_URL: queues.finalize,
-      SLUICE_PIPELINES: JSON.stringify([PIPELINE]),
-      SLUICE_SAGEMAKER_ENDPOINT_URL: endpoint.url,
+    local = await startLocalAws({
+      bucket: BUCKET,
+      runsTable: TABLE,
+      queues: {
+        'sluice-work-dlq': { visibilityTimeoutSeconds: 1 },
+        'sluice-work': {
+          visibilityTimeoutSeconds: 1,
+          deadLetter: { queue: 'sluice-work-dlq', maxReceiveCount: MAX_RECEIVE_COUNT },
+        },
+        'sluice-finalize': { visibilityTimeoutSeconds: 1 },
+      },
+      model: { backend: new HashEmbedder(16) },
     });
-    const local = { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-    clients = createAwsClients(env, {
-      s3: { ...localClientConfig(fauxqs.endpoint), forcePathStyle: true },
-      sqs: localClientConfig(fauxqs.endpoint),
-      dynamo: localClientConfig(dynalite.endpoint),
-      sagemaker: local,
+    endpoint = await startFaultEndpoint(local.model!.url);
+    env = local.environment({
+      workQueue: 'sluice-work',
+      finalizeQueue: 'sluice-finalize',
+      pipelines: [PIPELINE],
+      sagemakerEndpointUrl: endpoint.url,
     });
-    await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    // `sluice redrive --runs-table` builds its clients from the AWS environment; fauxqs
-    // names queues http://sqs.<region>.localhost:<port>/..., resolved to loopback here.
-    Object.assign(process.env, {
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
-      AWS_ENDPOINT_URL_SQS: fauxqs.endpoint,
-    });
-    restoreDns = interceptLocalhostDns();
+    clients = local.handlerClients(env);
+    // `sluice redrive --runs-table` builds its clients from the AWS environment.
+    local.useAwsEnvironment();
   });
 
   afterAll(async () => {
-    restoreDns?.();
-    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
-    Object.assign(process.env, saved);
-    for (const client of Object.values(clients ?? {})) client.destroy();
-    sqs?.destroy();
-    await Promise.all([endpoint?.close(), fauxqs?.stop(), dynalite?.stop(), model?.close()]);
+    await endpoint?.close();
+    await local?.stop();
   });
 
   it('puts every record once in results or rejects through crashes, 10% endpoint faults, a dead letter and a redrive', async () => {
@@ -189,9 +131,9 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
         const run = await runs.getRun(planned.runId);
         if (run?.status !== 'running') return run!;
         const moved =
-          (await deliver(queues.work, 'sluice-work', work)) +
-          (await deliver(queues.workDlq, 'sluice-work-dlq', deadLetter)) +
-          (await deliver(queues.finalize, 'sluice-finalize', finalize));
+          (await local.deliver('sluice-work', work)).delivered +
+          (await local.deliver('sluice-work-dlq', deadLetter)).delivered +
+          (await local.deliver('sluice-finalize', finalize)).delivered;
         // Failed messages come back after the 1 s visibility timeout.
         if (moved === 0) await delay(100);
       }
@@ -214,7 +156,15 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
     const out: string[] = [];
     const err: string[] = [];
     const code = await main(
-      ['redrive', planned.runId, '--runs-table', TABLE, '--work-queue-url', queues.work, '--json'],
+      [
+        'redrive',
+        planned.runId,
+        '--runs-table',
+        TABLE,
+        '--work-queue-url',
+        local.queueUrls['sluice-work']!,
+        '--json',
+      ],
       { out: (l) => out.push(l), err: (l) => err.push(l) },
     );
     expect({ code, err }).toEqual({ code: 0, err: [] });
@@ -237,44 +187,6 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
       label: 'wire',
     });
   });
-
-  /**
-   * Receives what the queue holds (10 at a time, as Lambda's poller does), hands each batch
-   * to the handler as the SQS event Lambda builds, and deletes the messages that succeeded.
-   */
-  async function deliver(
-    queueUrl: string,
-    queueName: string,
-    handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>,
-  ): Promise<number> {
-    let delivered = 0;
-    for (;;) {
-      const received = await sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: queueUrl,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 0,
-          MessageSystemAttributeNames: ['All'],
-        }),
-      );
-      const messages = received.Messages ?? [];
-      if (messages.length === 0) return delivered;
-      const response = await handler(
-        { Records: messages.map((m) => toLambdaRecord(m, queueName)) },
-        aLambdaContext(queueName),
-      );
-      const failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-      const done = messages.filter((m) => !failed.has(m.MessageId!));
-      if (done.length > 0)
-        await sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-          }),
-        );
-      delivered += messages.length;
-    }
-  }
 });
 
 /** S3 of workers that crash right after their first part write of one unit. */
