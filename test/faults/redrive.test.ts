@@ -1,10 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { interceptLocalhostDns } from 'fauxqs';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHome } from '../../cli/home.ts';
 import { main } from '../../cli/main.ts';
@@ -15,13 +12,7 @@ import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { LocalWorkQueue } from '../../shared/adapters/local/local-work-queue.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-  startFauxqsServer,
-} from '../support/local-aws.ts';
+import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
 
 /** The hash embedder, except that while `broken` it fails every batch holding a POISON document (a 500). */
@@ -206,40 +197,19 @@ describe('sluice redrive (local)', () => {
 });
 
 describe('sluice redrive (deployed: DynamoDB and SQS)', () => {
-  let dynalite: LocalAwsServer;
-  let fauxqs: LocalAwsServer;
+  let local: LocalAws;
   let queueUrl: string;
-  let restoreDns: () => void;
-  const saved = { ...process.env };
 
   beforeAll(async () => {
-    [dynalite, fauxqs] = await Promise.all([startDynalite(), startFauxqsServer()]);
-    const sqs = new SQSClient(localClientConfig(fauxqs.endpoint));
-    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'sluice-work' }))).QueueUrl!;
-    sqs.destroy();
-    // fauxqs names queues http://sqs.<region>.localhost:<port>/..., and a client whose endpoint
-    // comes from the environment sends to the queue URL's host, as on AWS: resolve it to loopback.
-    restoreDns = interceptLocalhostDns();
+    local = await startLocalAws({ runsTable: 'sluice-runs', queues: { 'sluice-work': {} } });
+    queueUrl = local.queueUrls['sluice-work']!;
     // The CLI builds its clients from the usual AWS environment; here it points at the local servers.
-    Object.assign(process.env, {
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
-      AWS_ENDPOINT_URL_SQS: fauxqs.endpoint,
-    });
+    local.useAwsEnvironment();
   });
-  afterAll(async () => {
-    restoreDns?.();
-    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
-    Object.assign(process.env, saved);
-    await Promise.all([dynalite?.stop(), fauxqs?.stop()]);
-  });
+  afterAll(() => local?.stop());
 
   it('reopens the failed run in the runs table once and sends its failed units to the work queue', async () => {
-    const client = new DynamoDBClient(localClientConfig(dynalite.endpoint));
-    await createRunsTable(client, 'sluice-runs');
-    const runs = new DynamoRunStore({ doc: DynamoDBDocumentClient.from(client), tableName: 'sluice-runs' });
+    const runs = new DynamoRunStore({ doc: local.clients.doc, tableName: 'sluice-runs' });
     const { run, units } = aRunWithUnits(3);
     await runs.createRun(run, units);
     await runs.completeUnit(run.runId, 'u0000', {
@@ -250,7 +220,7 @@ describe('sluice redrive (deployed: DynamoDB and SQS)', () => {
     await runs.failUnit(run.runId, 'u0001', 'dead-lettered');
     await runs.failUnit(run.runId, 'u0002', 'dead-lettered');
     await runs.finishRun(run.runId, aSummary(run, { status: 'failed' }));
-    const sqs = new SQSClient(localClientConfig(fauxqs.endpoint));
+    const { sqs } = local.clients;
 
     const deployed = ['--runs-table', 'sluice-runs', '--work-queue-url', queueUrl];
     const redriven = await sluice('redrive', run.runId, ...deployed, '--json');
@@ -307,7 +277,5 @@ describe('sluice redrive (deployed: DynamoDB and SQS)', () => {
         )
       ).Messages ?? [],
     ).toEqual([]);
-    sqs.destroy();
-    client.destroy();
   });
 });
