@@ -1,30 +1,23 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
-import { pipelineCapacityOf } from '../shared/capacity/names.ts';
-import {
-  acquireRunCapacity,
-  type CapacityAcquired,
-  type RunCapacityDeps,
-  runWorkOf,
-} from '../shared/capacity/run-capacity.ts';
+import type { CapacityAcquired, RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
-import type { RunState } from '../shared/domain/types.ts';
-import { ConfigError, describeError } from '../shared/errors/errors.ts';
+import { describeError } from '../shared/errors/errors.ts';
 import { tracksSources } from '../shared/incremental/deleted-sources.ts';
-import { newRunId, pipelineOfIncomingKey } from '../shared/output/keys.ts';
-import { type PlanRunResult, planRun } from '../shared/plan/plan-run.ts';
-import { resumeRun, scheduledRunId } from '../shared/plan/scheduled-run.ts';
+import {
+  IngestedKeys,
+  type IngestOutcome,
+  planNotifiedKeys,
+  planScheduledRun,
+  routeNotifiedObject,
+} from '../shared/plan/plan-ingest.ts';
+import type { PlanRunResult } from '../shared/plan/plan-run.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
-import { mapWithConcurrency } from '../shared/work/concurrency.ts';
 import { deployedAdapters } from './config/adapters.ts';
-import { type DepsProvider, resolveDeps } from './config/deps-provider.ts';
+import type { DepsProvider } from './config/deps-provider.ts';
 import { excerptOf, validateMessage } from './messages/parse-message.ts';
 import { parseS3Notification } from './messages/s3-notification.ts';
 import {
@@ -33,7 +26,7 @@ import {
   scheduledRunEventSchema,
 } from './messages/scheduled-run.ts';
 import { createObservability, type Observability } from './observability.ts';
-import { postponeFailed } from './postpone-failed.ts';
+import { sqsRecordHandler } from './sqs-record-handler.ts';
 
 export interface PlanHandlerDeps {
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
@@ -74,6 +67,17 @@ type IngestEntry =
   | { readonly scheduled: ScheduledRunEvent }
   | { readonly invalid: unknown };
 
+/** One SQS batch read whole: each message's entry, the keys by pipeline, and each pipeline's plan once started. */
+interface IngestBatch {
+  readonly entries: ReadonlyMap<string, IngestEntry>;
+  readonly keys: IngestedKeys;
+  /**
+   * Started by the first message that needs it and awaited by all of them, so a
+   * pipeline's failure fails exactly the messages that named it.
+   */
+  readonly plans: Map<string, Promise<IngestOutcome>>;
+}
+
 /**
  * (primary adapter) plan handler -> planRun -> (S3, DynamoDB, SQS).
  *
@@ -98,27 +102,11 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
   const { logger, metrics } = { ...createObservability('plan'), ...options };
   const now = options.now ?? (() => new Date());
 
-  const plan = async (
-    d: PlanHandlerDeps,
-    config: PipelineConfig,
-    request: {
-      trigger: 's3' | 'schedule';
-      keys?: string[];
-      removedKeys?: string[];
-      prefix?: string;
-      runId?: string;
-    },
-  ): Promise<PlanRunResult> => {
-    const started = now();
-    const result = await planRun(d, config, {
-      ...request,
-      runId: request.runId ?? newRunId(started),
-      now: started,
-    });
+  const reportPlanned = (config: PipelineConfig, trigger: 's3' | 'schedule', result: PlanRunResult): void => {
     logger.info('run planned', {
       runId: result.run.runId,
       pipeline: config.name,
-      trigger: request.trigger,
+      trigger,
       inputs: result.run.inputs.length,
       units: result.units.length,
       estCost: result.units.reduce((sum, unit) => sum + unit.estCost, 0),
@@ -136,7 +124,6 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     if (result.capacity) logCapacity(result.run.runId, result.capacity);
     metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
     metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
-    return result;
   };
 
   /** One line for the run's lease; a raise that failed or waits is a warning, and the sweeper's to finish. */
@@ -163,26 +150,10 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     else logger.info('capacity lease taken', fields);
   };
 
-  /**
-   * A scheduled run taken up after an earlier attempt recorded it: that attempt may have
-   * died before taking the run's lease (taking it again returns the one it took).
-   */
-  const resumeCapacity = async (d: PlanHandlerDeps, config: PipelineConfig, run: RunState): Promise<void> => {
-    const capacity = pipelineCapacityOf(config);
-    if (!capacity || !d.capacity || run.status !== 'running' || run.totalUnits === 0) return;
-    const units = await d.runs.listUnits(run.runId);
-    const estimated = units.reduce((sum, unit) => sum + unit.estCost, 0);
-    logCapacity(
-      run.runId,
-      await acquireRunCapacity(d.capacity, capacity, run.runId, runWorkOf(config, estimated), now()),
-    );
-  };
-
   /** Reads every message first, so that all objects of a pipeline in this batch make one run. */
-  const readIngestBatch = (d: PlanHandlerDeps, records: readonly SQSRecord[]) => {
+  const readIngestBatch = (d: PlanHandlerDeps, records: readonly SQSRecord[]): IngestBatch => {
     const entries = new Map<string, IngestEntry>();
-    const keysByPipeline = new Map<string, Set<string>>();
-    const removedByPipeline = new Map<string, Set<string>>();
+    const keys = new IngestedKeys();
     for (const record of records) {
       const scheduled = scheduledRunOf(record.body);
       if (scheduled !== undefined) {
@@ -205,158 +176,104 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
         continue;
       }
       for (const object of notification.objects) {
-        const skip = (reason: string) =>
-          logger.warn(`skipped ${object.key}: ${reason}`, {
+        const route = routeNotifiedObject(d, object);
+        if ('skip' in route) {
+          logger.warn(`skipped ${object.key}: ${route.skip}`, {
             messageId: record.messageId,
             bucket: object.bucket,
             key: object.key,
             eventName: object.eventName,
           });
-        const removal = object.eventName.startsWith('ObjectRemoved:');
-        if (!removal && !object.eventName.startsWith('ObjectCreated:')) {
-          skip(`${object.eventName} is neither an object creation nor a deletion`);
           continue;
         }
-        if (object.bucket !== d.bucket) {
-          skip(`bucket ${object.bucket} is not the Sluice bucket ${d.bucket}`);
-          continue;
-        }
-        const pipeline = pipelineOfIncomingKey(object.key);
-        if (pipeline === undefined || !d.pipelines.has(pipeline)) {
-          skip(
-            pipeline === undefined
-              ? 'not under incoming/<pipeline>/'
-              : `pipeline ${pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
-          );
-          continue;
-        }
-        if (removal && !tracksSources(d.pipelines.get(pipeline))) {
-          skip(
-            `pipeline ${pipeline} keeps no source manifests (it is not incremental embedding): nothing to remove`,
-          );
-          continue;
-        }
-        pipelines.add(pipeline);
-        const byPipeline = removal ? removedByPipeline : keysByPipeline;
-        const keys = byPipeline.get(pipeline) ?? new Set<string>();
-        byPipeline.set(pipeline, keys.add(object.key));
+        pipelines.add(route.pipeline);
+        keys.add(route.pipeline, object.key, route.removal);
       }
     }
-    return { entries, keysByPipeline, removedByPipeline };
+    return { entries, keys, plans: new Map() };
   };
 
-  const planNotifications = async (
-    d: PlanHandlerDeps,
-    event: SQSEvent,
-    context: Context,
-  ): Promise<SQSBatchResponse> => {
-    const { entries, keysByPipeline, removedByPipeline } = readIngestBatch(d, event.Records);
-    // Started by the first message that needs it and awaited by all of them, so a
-    // pipeline's failure fails exactly the messages that named it.
-    const plans = new Map<string, Promise<PlanRunResult | undefined>>();
-    /** Deletion notices alone, for keys that all exist again (uploaded since): no run to plan. */
-    const allBack = async (removedKeys: readonly string[]): Promise<boolean> => {
-      const heads = await mapWithConcurrency(removedKeys, 16, (key) => d.store.head(key));
-      return heads.every((head) => head !== undefined);
-    };
-    const planPipeline = (pipeline: string): Promise<PlanRunResult | undefined> => {
-      let pending = plans.get(pipeline);
-      if (pending === undefined) {
-        const keys = [...(keysByPipeline.get(pipeline) ?? [])];
-        const removedKeys = [...(removedByPipeline.get(pipeline) ?? [])];
-        pending = (async () => {
-          if (keys.length === 0 && (await allBack(removedKeys))) {
-            logger.info('deleted keys exist again (uploaded since): nothing to plan', {
-              pipeline,
-              removedKeys,
-            });
-            return undefined;
-          }
-          return plan(d, d.pipelines.get(pipeline)!, { trigger: 's3', keys, removedKeys });
-        })().catch((error: unknown) => {
-          logger.error('planning failed; the messages naming these keys will be redelivered', {
+  const planPipeline = (d: PlanHandlerDeps, batch: IngestBatch, pipeline: string): Promise<IngestOutcome> => {
+    const started = batch.plans.get(pipeline);
+    if (started !== undefined) return started;
+    const request = batch.keys.of(pipeline);
+    const config = d.pipelines.get(pipeline)!;
+    const pending = planNotifiedKeys(d, config, request, now).then(
+      (outcome) => {
+        if ('planned' in outcome) reportPlanned(config, 's3', outcome.planned);
+        else
+          logger.info('deleted keys exist again (uploaded since): nothing to plan', {
             pipeline,
-            keys,
-            removedKeys,
-            error: describeError(error),
+            removedKeys: request.removedKeys,
           });
-          throw error;
+        return outcome;
+      },
+      (error: unknown) => {
+        logger.error('planning failed; the messages naming these keys will be redelivered', {
+          pipeline,
+          keys: request.keys,
+          removedKeys: request.removedKeys,
+          error: describeError(error),
         });
-        plans.set(pipeline, pending);
-      }
-      return pending;
-    };
+        throw error;
+      },
+    );
+    batch.plans.set(pipeline, pending);
+    return pending;
+  };
 
-    const handleRecord = async (record: SQSRecord): Promise<void> => {
-      const entry = entries.get(record.messageId)!;
-      if ('invalid' in entry) {
-        logger.error('ingest message is not an S3 notification; it fails until dead-lettered', {
-          messageId: record.messageId,
-          reason: describeError(entry.invalid),
-          body: excerptOf(record.body),
+  const handleRecord = async (
+    d: PlanHandlerDeps,
+    record: SQSRecord,
+    _context: Context,
+    batch: IngestBatch,
+  ): Promise<void> => {
+    const entry = batch.entries.get(record.messageId)!;
+    if ('invalid' in entry) {
+      logger.error('ingest message is not an S3 notification; it fails until dead-lettered', {
+        messageId: record.messageId,
+        reason: describeError(entry.invalid),
+        body: excerptOf(record.body),
+      });
+      throw entry.invalid;
+    }
+    if ('scheduled' in entry) {
+      await planScheduled(d, entry.scheduled).catch((error: unknown) => {
+        logger.error('scheduled run failed to plan; the message comes back after its backoff', {
+          pipeline: entry.scheduled.pipeline,
+          scheduledTime: entry.scheduled.scheduledTime,
+          error: describeError(error),
         });
-        throw entry.invalid;
-      }
-      if ('scheduled' in entry) {
-        await planScheduled(d, entry.scheduled).catch((error: unknown) => {
-          logger.error('scheduled run failed to plan; the message comes back after its backoff', {
-            pipeline: entry.scheduled.pipeline,
-            scheduledTime: entry.scheduled.scheduledTime,
-            error: describeError(error),
-          });
-          throw error;
-        });
-        return;
-      }
-      await Promise.all([...entry.pipelines].map(planPipeline));
-    };
-
-    // A processor per invocation: it holds the batch's state, and nothing is gained by sharing it.
-    const response = await processPartialResponse(event, handleRecord, new BatchProcessor(EventType.SQS), {
-      context,
-      throwOnFullBatchFailure: false,
-    });
-    await postponeFailed(d.redelivery, event, response, logger);
-    return response;
+        throw error;
+      });
+      return;
+    }
+    await Promise.all([...entry.pipelines].map((pipeline) => planPipeline(d, batch, pipeline)));
   };
 
   const planScheduled = async (d: PlanHandlerDeps, event: ScheduledRunEvent): Promise<ScheduledRunResult> => {
-    const config = d.pipelines.get(event.pipeline);
-    if (config === undefined) {
-      throw new ConfigError(
-        `scheduled run: pipeline ${event.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
-      );
-    }
-    // One run per tick: a retry (a redelivered message, a second send by the scheduler)
-    // finds the run an earlier attempt recorded and takes it up instead of planning another.
-    const runId =
-      event.scheduledTime === undefined
-        ? undefined
-        : scheduledRunId({ pipeline: config.name, prefix: event.prefix, scheduledTime: event.scheduledTime });
-    const recorded = runId === undefined ? undefined : await d.runs.getRun(runId);
-    if (recorded !== undefined) {
-      await resumeCapacity(d, config, recorded);
-      const resumed = await resumeRun(d, recorded);
+    const outcome = await planScheduledRun(d, d.pipelines, event, now);
+    const config = d.pipelines.get(event.pipeline)!;
+    if ('resumed' in outcome) {
+      const { run, resent, finalizeRequested } = outcome.resumed;
+      if (outcome.capacity) logCapacity(run.runId, outcome.capacity);
       logger.info('scheduled run was recorded by an earlier attempt; taken up, not planned again', {
-        runId: recorded.runId,
+        runId: run.runId,
         pipeline: config.name,
-        status: recorded.status,
-        resent: resumed.resent,
-        finalizeRequested: resumed.finalizeRequested,
+        status: run.status,
+        resent,
+        finalizeRequested,
       });
       return {
-        runId: recorded.runId,
+        runId: run.runId,
         pipeline: config.name,
-        inputs: recorded.inputs.length,
-        units: recorded.totalUnits,
+        inputs: run.inputs.length,
+        units: run.totalUnits,
         resumed: true,
       };
     }
-    const result = await plan(d, config, {
-      trigger: 'schedule',
-      prefix: event.prefix,
-      ...(runId === undefined ? {} : { runId }),
-    });
+    const result = outcome.planned;
+    reportPlanned(config, 'schedule', result);
     return {
       runId: result.run.runId,
       pipeline: config.name,
@@ -365,19 +282,19 @@ export function createPlanHandler(deps: DepsProvider<PlanHandlerDeps>, options: 
     };
   };
 
-  return middy<PlanEvent, PlanResult>()
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .handler(async (event, context) => {
-      const d = resolveDeps(deps, logger);
-      if (isSqsEvent(event)) return planNotifications(d, event, context);
-      const scheduled = validateMessage(
-        event,
-        scheduledRunEventSchema,
-        'plan event (not SQS, so a scheduled run)',
-      );
-      return planScheduled(d, scheduled);
-    });
+  return sqsRecordHandler<PlanHandlerDeps, IngestBatch, ScheduledRunEvent, ScheduledRunResult>(
+    deps,
+    { logger, metrics },
+    handleRecord,
+    {
+      readBatch: readIngestBatch,
+      otherEvent: (d, event) =>
+        planScheduled(
+          d,
+          validateMessage(event, scheduledRunEventSchema, 'plan event (not SQS, so a scheduled run)'),
+        ),
+    },
+  );
 }
 
 /**
@@ -397,12 +314,6 @@ function scheduledRunOf(body: string): IngestEntry | undefined {
   } catch (error) {
     return { invalid: error };
   }
-}
-
-function isSqsEvent(event: unknown): event is SQSEvent {
-  return (
-    typeof event === 'object' && event !== null && Array.isArray((event as { Records?: unknown }).Records)
-  );
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */
