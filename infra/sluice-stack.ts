@@ -242,9 +242,6 @@ export class SluiceStack extends Stack {
       queues: this.queues,
       endpoints: [...this.endpoints, ...this.scoringEndpoints],
       capacityComponentArns: componentArns,
-      scoringCapacityComponentArns: this.scoringEndpoints.flatMap((endpoint) =>
-        endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn],
-      ),
       pipelines,
       serviceName: this.names.serviceName,
       planTimeout,

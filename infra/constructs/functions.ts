@@ -54,17 +54,13 @@ export interface FunctionsProps {
   /** Endpoints the workers call (embedding and scoring); the work function may invoke these and no other. */
   readonly endpoints: readonly InvokableEndpoint[];
   /**
-   * ARNs of the stack's run-scoped inference components (issue 14): plan may read and raise
-   * their copies (a run asks for capacity when it is planned) and no other component's.
+   * ARNs of the stack's run-scoped inference components (issue 14): plan and finalize may
+   * read and set their copies (a run asks for capacity when it is planned; finalize scales in
+   * at release when the cooldown is not kept, and the scoring run a fit run plans asks for
+   * its copies) and no other component's.
    * @default []
    */
   readonly capacityComponentArns?: readonly string[];
-  /**
-   * Of those, the score pipelines' components: finalize of a fit run plans the scoring run
-   * and takes its capacity as plan does, so it may read and raise these copies too.
-   * @default []
-   */
-  readonly scoringCapacityComponentArns?: readonly string[];
   /**
    * Powertools service name of all four functions (`POWERTOOLS_SERVICE_NAME`), the `service`
    * dimension of their metrics: `deploymentNames(stackName).serviceName`, so two stacks in
@@ -251,9 +247,10 @@ export class Functions extends Construct {
     if (scoring) {
       grantSend(this.finalize, queues.work.queue);
       grantSend(this.finalize, queues.finalize.queue);
-      // The scoring run it plans asks for its copies (hosting instance).
-      grantCapacityControl(this.finalize, props.scoringCapacityComponentArns ?? []);
     }
+    // Every component: finalize scales in at release when the cooldown is not kept, and the
+    // scoring run a fit run plans asks for its copies.
+    grantCapacityControl(this.finalize, props.capacityComponentArns ?? []);
 
     // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its
     // worker died on the last delivery (a worker that saw an error already did), replaces

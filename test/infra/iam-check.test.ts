@@ -24,14 +24,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { XgboostJsonBackend } from '../../cli/model-server/xgboost-backend.ts';
+import { createCapacitySweeperHandler } from '../../functions/capacity-sweeper.ts';
 import { type AwsClients, createAdapters, createAwsClients } from '../../functions/config/adapters.ts';
 import { type Environment, loadEnvironment } from '../../functions/config/environment.ts';
 import { createDeadLetterHandler } from '../../functions/dead-letter.ts';
 import { createFinalizeHandler } from '../../functions/finalize.ts';
-import type { Step } from '../../functions/observability.ts';
+import type { ObservedFunction } from '../../functions/observability.ts';
 import { createPlanHandler } from '../../functions/plan.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
 import {
   ACCOUNT,
@@ -55,7 +57,8 @@ import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-s
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
 const REPORT = path.resolve(here, '../../.tmp/iam-check.json');
-const STEPS: readonly Step[] = ['plan', 'work', 'finalize', 'dead-letter'];
+type Step = ObservedFunction;
+const STEPS: readonly Step[] = ['plan', 'work', 'finalize', 'dead-letter', 'capacity-sweeper'];
 
 // biome-ignore lint/suspicious/noExplicitAny: IAM policy documents are JSON with no static type here.
 type PolicyDocument = { Version?: string; Statement: any[] };
@@ -171,10 +174,10 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     reason: "raises credit-risk's copies when a run needs more than serve; its one copy is enough here",
   },
   {
-    fn: 'finalize',
+    fn: 'capacity-sweeper',
     action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
     resource: 'inference-component/sluice-credit-risk-model',
-    reason: 'the scoring run a fit run plans raises the copies when it needs more; one copy is enough here',
+    reason: "finalize scaled credit-risk's component in at release, so the sweeps find it at 0",
   },
 ];
 
@@ -216,7 +219,13 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     models = {
       embed,
       score,
-      router: await routeEndpoints({ [creditRisk.model.endpointName]: score }, embed),
+      router: await routeEndpoints(
+        {
+          [creditRisk.model.endpointName]: score,
+          [inferenceComponentNameOf(creditRisk.model.endpointName)]: score,
+        },
+        embed,
+      ),
     };
     const dynamo = new DynamoDBClient(localClientConfig(dynalite.endpoint));
     await createRunsTable(dynamo, names.nameOf(idOf(stack.runsTable.table)));
@@ -368,6 +377,24 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     expect(units.length).toBeGreaterThan(0);
     for (const unit of units) await send(url(queues.work.deadLetterQueue), unit.Body!);
     await settle();
+
+    // The capacity sweeper, as its schedule runs it, hours after a run whose units were
+    // planned and then lost without a trace (its lease leaks): the sweeper releases the
+    // stale lease and scales in the components whose cooldown is over.
+    await putSource('incoming/docs/stalled.jsonl', 5);
+    await send(url(queues.ingest.queue), notification('incoming/docs/stalled.jsonl'));
+    await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>);
+    expect((await receiveAll(url(queues.work.queue))).length).toBeGreaterThan(0);
+    // Then a week later: copies at 0 past the cooldown that release started, and the
+    // released leases (older than the sweeper keeps them) pruned.
+    let clock = Date.now() + 3 * 3600_000;
+    const sweep = createCapacitySweeperHandler(adapters('capacity-sweeper'), {
+      ...testObservability(),
+      now: () => new Date(clock),
+    });
+    await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
+    clock += 8 * 24 * 3600_000;
+    await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
   }
 
   async function putSource(key: string, documents: number): Promise<void> {
@@ -477,7 +504,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
 
   function functionOf(step: Step) {
     const { plan, work, finalize, deadLetter } = stack.functions;
-    return { plan, work, finalize, 'dead-letter': deadLetter }[step];
+    const sweeper = stack.capacitySweeper!.function;
+    return { plan, work, finalize, 'dead-letter': deadLetter, 'capacity-sweeper': sweeper }[step];
   }
 
   /** The resource policy of the bucket or queue a request names (TLS-only denies, S3's send grant). */
@@ -552,7 +580,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
 
   let decisions: Decision[];
 
-  it('records the calls of all four functions, including the ones each step cannot work without', async () => {
+  it('records the calls of all five functions, including the ones each step cannot work without', async () => {
     const has = (fn: Step, action: string, resource: string | RegExp) =>
       recorder.calls.some(
         (call) =>
@@ -597,6 +625,24 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['finalize', 's3:PutObject', '/models/credit-risk/feature-stats.json'],
       ['finalize', 's3:GetObject', '/datasets/customers/'],
       ['finalize', 'sqs:SendMessage', queueName(queues.work.queue)],
+      // Run-scoped capacity: plan raises the copies; the sweeper reads leases and scales in.
+      [
+        'plan',
+        'sagemaker:UpdateInferenceComponentRuntimeConfig',
+        'inference-component/sluice-docs-embed-model',
+      ],
+      ['work', 'sagemaker:InvokeEndpoint', ':inference-component/sluice-docs-embed-model'],
+      [
+        'capacity-sweeper',
+        'sagemaker:DescribeInferenceComponent',
+        'inference-component/sluice-docs-embed-model',
+      ],
+      [
+        'capacity-sweeper',
+        'sagemaker:UpdateInferenceComponentRuntimeConfig',
+        'inference-component/sluice-docs-embed-model',
+      ],
+      ['capacity-sweeper', 'dynamodb:Query', ':table/'],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);
@@ -672,23 +718,39 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
  * One address for SageMaker runtime calls that forwards `/endpoints/<name>/...` to the
  * model server of that endpoint (the scoring model), and everything else to `fallback`
  * (the embedding model): the handlers take one endpoint URL override for all endpoints.
+ * Control-plane calls (`POST /` with `X-Amz-Target`) go by the `InferenceComponentName`
+ * they name, so each component keeps its own emulated copies.
  */
 async function routeEndpoints(byName: Record<string, ModelServer>, fallback: ModelServer): Promise<Server> {
   const server = createServer((req, res) => {
-    const name = /^\/endpoints\/([^/]+)\//.exec(req.url ?? '')?.[1];
-    const target = (name === undefined ? undefined : byName[decodeURIComponent(name)]) ?? fallback;
-    const forward = request(
-      { host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forward.on('error', (error) => {
-      res.writeHead(502);
-      res.end(error.message);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      let name = /^\/endpoints\/([^/]+)\//.exec(req.url ?? '')?.[1];
+      if (name !== undefined) name = decodeURIComponent(name);
+      else if (req.headers['x-amz-target'] !== undefined) {
+        try {
+          name = (JSON.parse(body.toString('utf8')) as { InferenceComponentName?: string })
+            .InferenceComponentName;
+        } catch {
+          name = undefined;
+        }
+      }
+      const target = (name === undefined ? undefined : byName[name]) ?? fallback;
+      const forward = request(
+        { host: '127.0.0.1', port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', (error) => {
+        res.writeHead(502);
+        res.end(error.message);
+      });
+      forward.end(body);
     });
-    req.pipe(forward);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;

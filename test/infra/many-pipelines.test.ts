@@ -52,6 +52,8 @@ const functionsOf = (s: SluiceStack): SluiceFunction[] => [
   s.functions.work,
   s.functions.finalize,
   s.functions.deadLetter,
+  // With an instance endpoint (every embed pipeline), the capacity sweeper too.
+  ...(s.capacitySweeper ? [s.capacitySweeper.function] : []),
 ];
 const variablesOf = (fn: SluiceFunction): Record<string, Cfn> =>
   Template.fromStack(Stack.of(fn)).toJSON().Resources[idOf(fn.function)].Properties.Environment.Variables;

@@ -215,18 +215,14 @@ describe('run-scoped capacity (docs: embed, credit-risk: hosting instance)', () 
     ]);
   });
 
-  it('lets plan raise copies (a run asks for capacity), finalize only for the scoring run it plans, and no other function', () => {
+  it('lets plan and finalize set copies (a run asks for capacity, finalize scales in at release) and no other function', () => {
     const arns = [componentArn('sluice-docs-embed-model'), componentArn('sluice-credit-risk-model')];
     const { plan, work, finalize, deadLetter } = stack.functions;
     for (const action of [
       'sagemaker:DescribeInferenceComponent',
       'sagemaker:UpdateInferenceComponentRuntimeConfig',
     ]) {
-      expect(resourcesAllowed(template, plan.role, action)).toEqual(arns);
-      // A fit run's finalize plans the scoring run (score pipelines only).
-      expect(resourcesAllowed(template, finalize.role, action)).toEqual([
-        componentArn('sluice-credit-risk-model'),
-      ]);
+      for (const fn of [plan, finalize]) expect(resourcesAllowed(template, fn.role, action)).toEqual(arns);
       for (const fn of [work, deadLetter]) expect(resourcesAllowed(template, fn.role, action)).toEqual([]);
     }
   });

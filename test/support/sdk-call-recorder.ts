@@ -1,10 +1,10 @@
 import type { AwsClients } from '../../functions/config/adapters.ts';
-import type { Step } from '../../functions/observability.ts';
+import type { ObservedFunction } from '../../functions/observability.ts';
 
 /** One AWS SDK command a handler sent, as the IAM check evaluates it. */
 export interface RecordedCall {
   /** The deployed function whose role signs the call. */
-  readonly fn: Step;
+  readonly fn: ObservedFunction;
   /** SDK client, e.g. `S3Client`, `DynamoDBClient`. */
   readonly client: string;
   /** SDK command, e.g. `GetObjectCommand`. */
@@ -31,7 +31,7 @@ export class SdkCallRecorder {
   readonly calls: RecordedCall[] = [];
 
   /** Adds the recording middleware to every client of `clients`, tagged with the function. */
-  attach(fn: Step, clients: AwsClients): void {
+  attach(fn: ObservedFunction, clients: AwsClients): void {
     const stacks = [clients.s3, clients.sqs, clients.dynamo, clients.sagemaker, clients.sagemakerControl].map(
       (client) => client.middlewareStack as unknown as InitializeStack,
     );
