@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
@@ -13,7 +13,7 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import { deadLetterUnit } from '../../shared/work/dead-letter-unit.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { pipelineConfig } from '../core/factories.ts';
-import { type LocalAwsServer, localClientConfig, startFauxqsServer } from '../support/local-aws.ts';
+import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 
 class VectorOfLength implements EmbeddingEndpoint {
   async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
@@ -34,20 +34,18 @@ const records = (count: number, tag: string) =>
  * the units pin the ETag and read with If-Match.
  */
 describe('an input overwritten in S3 while its run is in flight (fauxqs)', () => {
-  let server: LocalAwsServer;
+  let local: LocalAws;
   let s3: S3Client;
   let dir: string;
 
   beforeAll(async () => {
-    server = await startFauxqsServer();
-    s3 = new S3Client({ ...localClientConfig(server.endpoint), forcePathStyle: true, maxAttempts: 1 });
-    await s3.send(new CreateBucketCommand({ Bucket: 'sluice-pin' }));
+    local = await startLocalAws({ bucket: 'sluice-pin', maxAttempts: 1 });
+    s3 = local.clients.s3;
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-pin-wire-'));
   });
 
   afterAll(async () => {
-    s3?.destroy();
-    await server?.stop();
+    await local?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
