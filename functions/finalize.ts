@@ -4,7 +4,7 @@ import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
 import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { describeError } from '../shared/errors/errors.ts';
-import { finalizeRun } from '../shared/finalize/finalize-run.ts';
+import { type FinalizeDeps, finalizeRun } from '../shared/finalize/finalize-run.ts';
 import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
@@ -31,7 +31,10 @@ export interface FinalizeHandlerDeps {
   readonly redelivery?: Redelivery;
   /** Prices the finished run (summary `cost`) in the function's region. */
   readonly costing?: { readonly region: string; readonly estimate: boolean };
-  /** Run-scoped endpoint capacity: finalize releases the run's lease (the sweeper scales in after the cooldown). */
+  /**
+   * Run-scoped endpoint capacity: finalize releases the run's lease, and scales in at once
+   * when no run is likely to follow (otherwise the sweeper does after the cooldown).
+   */
   readonly capacity?: RunCapacityDeps;
 }
 
@@ -86,8 +89,22 @@ export function createFinalizeHandler(
     }
     try {
       const stopAfter = comparisonDeadline(context);
+      const onScaledIn: FinalizeDeps['onScaledIn'] = (run, component, outcome) => {
+        if (outcome.error !== undefined)
+          logger.warn('could not scale in at release; the capacity sweeper will', {
+            runId: run,
+            component,
+            ...outcome,
+          });
+        else
+          logger.info('capacity scaled in at release (no run likely to follow)', {
+            runId: run,
+            component,
+            ...outcome,
+          });
+      };
       const summary = await finalizeRun(
-        stopAfter === undefined ? d : { ...d, sourceManifests: { stopAfter } },
+        { ...d, onScaledIn, ...(stopAfter === undefined ? {} : { sourceManifests: { stopAfter } }) },
         runId,
         now(),
       );

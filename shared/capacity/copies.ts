@@ -31,6 +31,11 @@ export interface CopiesDecisionInput {
   readonly desiredCopies: number;
   /** Epoch ms of the latest release of any lease of the component; undefined if none ever was. */
   readonly lastReleasedAt: number | undefined;
+  /**
+   * Whether that release keeps the copies for `cooldownSeconds` (see `cooldownAfterRelease`);
+   * when false the cooldown ends at the release. @default true
+   */
+  readonly keepCooldown?: boolean;
   readonly now: number;
 }
 
@@ -45,15 +50,16 @@ export interface CopiesDecision {
 
 /**
  * The copies a component should have: what its live leases need; and, within
- * `cooldownSeconds` of the last release, no fewer than it has now (so back-to-back runs
- * do not pay a second cold start), still never above `maxCopies`. Once the cooldown has
- * passed with no live lease: 0 (`run-scoped`) or `minCopies` (`always-on`).
+ * `cooldownSeconds` of the last release when that release keeps its cooldown, no fewer
+ * than it has now (so back-to-back runs do not pay a second cold start), still never above
+ * `maxCopies`. Once the cooldown has passed (or was not kept) with no live lease: 0
+ * (`run-scoped`) or `minCopies` (`always-on`).
  */
 export function decideCopies(input: CopiesDecisionInput): CopiesDecision {
   const { capacity } = input;
   const needed = neededCopies(capacity, input.liveCopies);
-  const cooldownEndsAt =
-    input.lastReleasedAt === undefined ? undefined : input.lastReleasedAt + capacity.cooldownSeconds * 1000;
+  const cooldownMs = input.keepCooldown === false ? 0 : capacity.cooldownSeconds * 1000;
+  const cooldownEndsAt = input.lastReleasedAt === undefined ? undefined : input.lastReleasedAt + cooldownMs;
   const coolingDown = cooldownEndsAt !== undefined && input.now < cooldownEndsAt;
   const kept = coolingDown ? Math.min(capacity.maxCopies, Math.max(0, input.desiredCopies)) : 0;
   return { copies: Math.max(needed, kept), cooldownEndsAt, coolingDown };

@@ -1,4 +1,5 @@
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
+import type { ScheduleSpec } from './next-tick.ts';
 
 /**
  * The SageMaker inference component that hosts an endpoint's model (issue 14). One per
@@ -15,6 +16,8 @@ export interface PipelineCapacity {
   readonly componentName: string;
   readonly instanceType: string;
   readonly capacity: CapacityConfig;
+  /** The pipeline's schedule, if it has one: a tick soon after a release keeps the cooldown. */
+  readonly schedule?: ScheduleSpec;
 }
 
 /**
@@ -23,11 +26,31 @@ export interface PipelineCapacity {
  * serverless scales by itself).
  */
 export function pipelineCapacityOf(config: PipelineConfig): PipelineCapacity | undefined {
+  const schedule = config.schedule && {
+    schedule: { expression: config.schedule.expression, timezone: config.schedule.timezone },
+  };
   if (config.kind === 'embed') {
     const { name, instanceType, capacity } = config.endpoint;
-    return { endpointName: name, componentName: inferenceComponentNameOf(name), instanceType, capacity };
+    return {
+      endpointName: name,
+      componentName: inferenceComponentNameOf(name),
+      instanceType,
+      capacity,
+      ...schedule,
+    };
   }
   if (config.model.hosting !== 'instance') return undefined;
   const { endpointName, instanceType, capacity } = config.model;
-  return { endpointName, componentName: inferenceComponentNameOf(endpointName), instanceType, capacity };
+  return {
+    endpointName,
+    componentName: inferenceComponentNameOf(endpointName),
+    instanceType,
+    capacity,
+    ...schedule,
+  };
+}
+
+/** The schedules of every pipeline whose capacity is `component` (pipelines may share an endpoint). */
+export function schedulesOf(capacities: readonly PipelineCapacity[], component: string): ScheduleSpec[] {
+  return capacities.flatMap((c) => (c.componentName === component && c.schedule ? [c.schedule] : []));
 }

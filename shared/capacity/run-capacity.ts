@@ -3,8 +3,10 @@ import type { RunCapacitySummary } from '../domain/types.ts';
 import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies } from '../ports/capacity-control.ts';
 import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
-import { copiesForRun, neededCopies } from './copies.ts';
+import { type CooldownDecision, cooldownAfterRelease } from './cooldown.ts';
+import { copiesForRun, floorCopies, neededCopies } from './copies.ts';
 import type { PipelineCapacity } from './names.ts';
+import type { ScheduleSpec } from './next-tick.ts';
 
 /** The ports run-scoped capacity needs: the lease store and the component's control plane. */
 export interface RunCapacityDeps {
@@ -80,9 +82,14 @@ export async function acquireRunCapacity(
 /** What finalize prices a run's endpoint from, beside the summary's `capacity` block. */
 export interface CapacityReleased {
   readonly summary: RunCapacitySummary;
-  /** Instance-seconds the run is charged: copies x (held + cooldown). */
+  /** Instance-seconds the run is charged: copies x (held + cooldown when kept). */
   readonly endpointSeconds: number;
   readonly instanceType: string;
+  /**
+   * Whether the release keeps the copies for the cooldown (`cooldownAfterRelease`); when
+   * not, finalize scales in at once ({@link scaleInAtRelease}) and the run is charged none.
+   */
+  readonly cooldown: CooldownDecision;
 }
 
 export interface ReleaseOptions {
@@ -91,6 +98,8 @@ export interface ReleaseOptions {
    * the copies stay busy, so this run is not charged the cooldown.
    */
   readonly handedOver?: boolean;
+  /** The schedules of every pipeline on the component (`schedulesOf`): a tick within the cooldown keeps it. */
+  readonly schedules?: readonly ScheduleSpec[];
 }
 
 /**
@@ -113,18 +122,62 @@ export async function settleRunCapacity(
   if (stored === undefined) return undefined;
   const lease = stored.releasedAt === undefined ? { ...stored, releasedAt: now.toISOString() } : stored;
   const summary = capacitySummaryOf(lease);
-  const cooldown = options.handedOver ? 0 : capacity.capacity.cooldownSeconds;
+  const decision = cooldownAfterRelease({
+    capacity: capacity.capacity,
+    schedules: options.schedules ?? [],
+    state: await leases.state(capacity.componentName),
+    releasedAt: Date.parse(lease.releasedAt ?? now.toISOString()),
+  });
+  const cooldown = options.handedOver || !decision.keep ? 0 : capacity.capacity.cooldownSeconds;
   return {
-    summary: options.handedOver ? { ...summary, handedOver: true } : summary,
+    summary: options.handedOver
+      ? { ...summary, handedOver: true }
+      : { ...summary, cooldown: { seconds: cooldown, reason: decision.reason } },
     endpointSeconds: lease.copies * ((lease.priorSeconds ?? 0) + heldSeconds(lease) + cooldown),
     instanceType: capacity.instanceType,
+    cooldown: decision,
   };
+}
+
+/** What scaling in at release did, for the caller to log. */
+export interface ScaledIn {
+  /** Copies asked for (the floor: 0 run-scoped), when lowered. */
+  readonly copies?: number;
+  /** Why nothing was lowered: another lease still holds copies, or they are at the floor already. */
+  readonly skipped?: 'leases-held' | 'at-floor' | 'deferred';
+  /** Why the copies could not be read or set (the sweeper scales in on its next pass). */
+  readonly error?: string;
+}
+
+/**
+ * Finalize's step after releasing a lease whose cooldown is not kept: when no unreleased
+ * lease remains, the component goes to its floor now instead of at the next sweep. The
+ * same guard as the sweeper's: the leases are read again just before lowering, so a plan
+ * that took a lease (and raised the copies) meanwhile is not undone. A control-plane
+ * failure is reported, never thrown: the sweeper catches what this misses.
+ */
+export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: PipelineCapacity): Promise<ScaledIn> {
+  const component = capacity.componentName;
+  const held = async () =>
+    (await deps.leases.list(component)).some((lease) => lease.releasedAt === undefined);
+  try {
+    if (await held()) return { skipped: 'leases-held' };
+    const floor = floorCopies(capacity.capacity);
+    const before = await deps.control.describe(component);
+    if (before.desiredCopies <= floor) return { skipped: 'at-floor' };
+    if (await held()) return { skipped: 'leases-held' };
+    const outcome = await deps.control.setCopies(component, floor);
+    return outcome.applied ? { copies: floor } : { skipped: 'deferred' };
+  } catch (error) {
+    return { error: describeError(error) };
+  }
 }
 
 /**
  * Finalize's last step, after the run's move: releases the lease at the time the summary
  * reports (idempotent: a redelivered finalize, or one that lost the move, changes nothing),
- * without touching the copies; the sweeper scales in once the cooldown has passed.
+ * without touching the copies: a kept cooldown ends at the sweeper; otherwise finalize
+ * scales in next ({@link scaleInAtRelease}).
  */
 export async function releaseRunCapacity(
   leases: CapacityLeases,

@@ -3,9 +3,11 @@ import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../ports/capacity-control.ts';
 import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
 import type { RunStore } from '../ports/run-store.ts';
+import { type CooldownReason, cooldownAfterRelease } from './cooldown.ts';
 import { decideCopies, floorCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
-import type { PipelineCapacity } from './names.ts';
+import { type PipelineCapacity, schedulesOf } from './names.ts';
+import type { ScheduleSpec } from './next-tick.ts';
 import { heldSeconds } from './run-capacity.ts';
 
 export interface SweepDeps {
@@ -52,6 +54,8 @@ export interface ComponentSweep {
   /** When set, the copies asked for, and what SageMaker did. */
   readonly set?: { readonly copies: number; readonly outcome: SetCopiesOutcome };
   readonly coolingDown: boolean;
+  /** Whether the last release keeps the cooldown, and why (`cooldownAfterRelease`); absent before any release. */
+  readonly cooldown?: CooldownReason;
   /**
    * Copies were up with no live lease past the cooldown and its grace: the safety net's
    * alarm signal (1 in `CapacityWithoutRun`). A sweep that fixes it still reports it.
@@ -78,7 +82,9 @@ export async function sweepCapacity(
 ): Promise<ComponentSweep[]> {
   const sweeps: ComponentSweep[] = [];
   for (const capacity of distinctComponents(capacities)) {
-    sweeps.push(await sweepComponent(deps, capacity, now, options));
+    sweeps.push(
+      await sweepComponent(deps, capacity, schedulesOf(capacities, capacity.componentName), now, options),
+    );
   }
   return sweeps;
 }
@@ -94,6 +100,7 @@ export function distinctComponents(capacities: readonly PipelineCapacity[]): Pip
 async function sweepComponent(
   deps: SweepDeps,
   capacity: PipelineCapacity,
+  schedules: readonly ScheduleSpec[],
   now: Date,
   options: SweepOptions,
 ): Promise<ComponentSweep> {
@@ -108,10 +115,14 @@ async function sweepComponent(
   let copies: number | undefined;
   let set: ComponentSweep['set'];
   let coolingDown = false;
+  let cooldown: CooldownReason | undefined;
   let capacityWithoutRun = false;
   try {
     const leases = await deps.leases.list(component);
-    let lastReleasedAt = msOf((await deps.leases.state(component)).lastReleasedAt);
+    const state = await deps.leases.state(component);
+    let lastReleasedAt = msOf(state.lastReleasedAt);
+    const cooldownAfter = (releasedAt: number) =>
+      cooldownAfterRelease({ capacity: capacity.capacity, schedules, state, releasedAt });
     for (const lease of leases) {
       if (lease.releasedAt !== undefined) {
         lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(lease.releasedAt) ?? 0);
@@ -126,7 +137,11 @@ async function sweepComponent(
         if (lease.releasedBy !== 'finalize' || age > (options.renewWindowSeconds ?? DAY_SECONDS) * 1000)
           continue;
         if ((await deps.runs.getRun(lease.runId))?.status !== 'running') continue;
-        const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + capacity.capacity.cooldownSeconds;
+        // The earlier hold is charged as its finalize charged it: with the cooldown only if kept.
+        const charged = cooldownAfter(msOf(lease.releasedAt) ?? nowMs).keep
+          ? capacity.capacity.cooldownSeconds
+          : 0;
+        const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + charged;
         const again = await deps.leases.renew(lease, nowIso, prior);
         if (again !== undefined && again.releasedAt === undefined) {
           live.push(again);
@@ -156,11 +171,14 @@ async function sweepComponent(
       for (const lease of live)
         if (lease.readyAt === undefined) await deps.leases.markReady(component, lease.runId, nowIso);
 
+    const kept = lastReleasedAt === undefined ? undefined : cooldownAfter(lastReleasedAt);
+    cooldown = kept?.reason;
     const decision = decideCopies({
       capacity: capacity.capacity,
       liveCopies: live.map((l) => l.copies),
       desiredCopies: before.desiredCopies,
       lastReleasedAt,
+      keepCooldown: kept?.keep ?? true,
       now: nowMs,
     });
     copies = decision.copies;
@@ -191,6 +209,7 @@ async function sweepComponent(
       copies,
       ...(set && { set }),
       coolingDown,
+      ...(cooldown && { cooldown }),
       capacityWithoutRun,
     };
   } catch (error) {
@@ -204,6 +223,7 @@ async function sweepComponent(
       ...(copies === undefined ? {} : { copies }),
       ...(set && { set }),
       coolingDown,
+      ...(cooldown && { cooldown }),
       // Worked out before the failing call: a net that keeps failing raises the alarm after the grace.
       capacityWithoutRun,
       error: describeError(error),

@@ -83,8 +83,16 @@ const capacitySchema = z
     workPerSecondPerCopy: z.number().positive().optional(),
     /** How long a run should keep its copies busy; sizes the copies it asks for. */
     targetRunSeconds: z.number().int().min(60).max(86_400).default(1800),
-    /** After the last lease is released, copies stay this long for a following run. */
+    /** After the last lease is released, copies may stay this long for a following run (see `cooldown`). */
     cooldownSeconds: z.number().int().min(0).max(86_400).default(300),
+    /**
+     * When the cooldown is kept (docs/capacity.md, "Cooldown"). `auto`: only when a run is
+     * likely to follow: a schedule of a pipeline on the same component ticks within
+     * `cooldownSeconds` of the release, or the last release was followed by a new lease
+     * within `cooldownSeconds` (back-to-back runs); otherwise finalize scales to 0 at
+     * release. `always`: every last release keeps the copies for `cooldownSeconds`.
+     */
+    cooldown: z.enum(['auto', 'always']).default('auto'),
     /**
      * How long work may wait for capacity to come up ("warming") before the run fails
      * with a clear reason. SageMaker needs minutes to start a GPU instance and a model.
@@ -92,6 +100,11 @@ const capacitySchema = z
     warmupLimitSeconds: z.number().int().min(60).max(7200).default(1800),
     /** A lease whose run has shown no progress for this long is treated as leaked. */
     leaseStaleSeconds: z.number().int().min(300).max(86_400).default(3600),
+  })
+  // A run waiting for capacity shows no progress: a lease stale sooner would be released while it warms.
+  .refine((c) => c.leaseStaleSeconds > c.warmupLimitSeconds, {
+    message: 'leaseStaleSeconds must exceed warmupLimitSeconds',
+    path: ['leaseStaleSeconds'],
   })
   .prefault({});
 

@@ -6,7 +6,7 @@ export class ScheduleUnsupported extends ConfigError {}
 /** Days in an average month (365.25 / 12). */
 export const DAYS_PER_MONTH = 365.25 / 12;
 
-const RATE_UNITS: Readonly<Record<string, number>> = {
+export const RATE_UNITS: Readonly<Record<string, number>> = {
   minute: 60,
   minutes: 60,
   hour: 3600,
@@ -15,15 +15,15 @@ const RATE_UNITS: Readonly<Record<string, number>> = {
   days: 86_400,
 };
 
-const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
-const WEEKDAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
+export const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
+export const WEEKDAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
 
 /**
  * The values one cron field allows (`*`, `?`, lists, ranges, `/` steps and names), or
  * undefined for "any". EventBridge's `L`, `W` and `#` are refused: they would need a
  * calendar this estimate does not keep.
  */
-function cronField(
+export function cronField(
   text: string,
   name: string,
   min: number,

@@ -262,6 +262,12 @@ export interface RunCapacitySummary {
   handedOver?: boolean;
   /** Seconds per copy charged for the run's hold before a redrive reopened it (cooldown included). */
   priorSeconds?: number;
+  /**
+   * Cooldown seconds per copy the run is charged: `capacity.cooldownSeconds` when its release
+   * kept the copies for a following run (and why: `always`, `schedule`, `back-to-back`,
+   * `schedule-unknown`), 0 when finalize scaled in at release (`none`). Absent when handed over.
+   */
+  cooldown?: { seconds: number; reason: string };
 }
 
 /** One record that could not be used, with the reason a user can act on. */

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { pipelineCapacityOf } from '../capacity/names.ts';
+import { type PipelineCapacity, pipelineCapacityOf, schedulesOf } from '../capacity/names.ts';
 import {
   type CapacityReleased,
   type RunCapacityDeps,
   releaseRunCapacity,
+  type ScaledIn,
+  scaleInAtRelease,
   settleRunCapacity,
 } from '../capacity/run-capacity.ts';
 import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
@@ -63,11 +65,15 @@ export interface FinalizeDeps {
    */
   readonly costing?: { readonly region: string; readonly estimate: boolean };
   /**
-   * Run-scoped endpoint capacity (issue 14): finalize releases the run's lease (the sweeper
-   * scales in after the cooldown) and prices the endpoint from it; the scoring run a fit
-   * run starts takes its own lease through it.
+   * Run-scoped endpoint capacity (issue 14): finalize releases the run's lease and prices
+   * the endpoint from it; when the release keeps no cooldown (`capacity.cooldown: auto`
+   * with no run likely to follow) and no other lease holds copies, it scales in at once
+   * (the sweeper ends a kept cooldown). The scoring run a fit run starts takes its own
+   * lease through it.
    */
   readonly capacity?: RunCapacityDeps;
+  /** Told what scaling in at release did (functions/finalize.ts logs it). */
+  readonly onScaledIn?: (runId: string, component: string, outcome: ScaledIn) => void;
 }
 
 /** Skipped sources named in the summary; the count covers them all. */
@@ -208,9 +214,13 @@ async function settleCapacity(
 ): Promise<CapacityReleased | undefined> {
   const capacity = config && pipelineCapacityOf(config);
   if (!capacity || !deps.capacity) return undefined;
+  const everyCapacity = [...(deps.pipelines?.values() ?? [])]
+    .map((pipeline) => pipelineCapacityOf(pipeline))
+    .filter((c): c is PipelineCapacity => c !== undefined);
   // A fit run's scoring run took its own lease first: the copies stay busy, no cooldown here.
   return settleRunCapacity(deps.capacity.leases, capacity, runId, now, {
     handedOver: followedBy !== undefined,
+    schedules: schedulesOf([capacity, ...everyCapacity], capacity.componentName),
   });
 }
 
@@ -389,6 +399,12 @@ export async function finalizeRun(
     // The move's winner released at its own time; this one changes nothing then.
     const stored = moved ? summary : await deps.runs.getSummary(runId);
     if (stored?.capacity) await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
+    // No run likely to follow: the copies go now, not at the next sweep (guarded as the sweeper's lowering is).
+    const capacity = config && pipelineCapacityOf(config);
+    if (moved && capacity && !released.cooldown.keep && followedBy === undefined) {
+      const outcome = await scaleInAtRelease(deps.capacity, capacity);
+      deps.onScaledIn?.(runId, capacity.componentName, outcome);
+    }
   }
   if (!moved) {
     // A concurrent finalize moved it first: its summary is the run's, not this copy.

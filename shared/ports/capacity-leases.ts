@@ -30,6 +30,12 @@ export interface ComponentLeaseState {
   readonly component: string;
   /** The latest release of any lease: the cooldown runs from here. */
   readonly lastReleasedAt?: string;
+  /**
+   * The latest release some lease was taken after, and when the first such lease was taken
+   * (`followedAt`): the gap between them tells back-to-back runs (capacity `cooldown: auto`).
+   */
+  readonly followedRelease?: string;
+  readonly followedAt?: string;
 }
 
 export interface NewLease {
@@ -47,7 +53,9 @@ export interface NewLease {
 export interface CapacityLeases {
   /**
    * Takes the run's lease unless it has one: returns the lease as stored, which is the
-   * earlier one for a retried plan (its copies and takenAt win).
+   * earlier one for a retried plan (its copies and takenAt win). The first lease taken at
+   * or after the component's `lastReleasedAt` records that release and its `takenAt` in the
+   * state (`followedRelease`, `followedAt`); later takes leave them.
    */
   take(lease: NewLease): Promise<CapacityLease>;
   get(component: string, runId: string): Promise<CapacityLease | undefined>;

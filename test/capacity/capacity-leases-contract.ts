@@ -73,6 +73,30 @@ export function capacityLeasesContract(name: string, make: () => Promise<LeasesU
       expect(await leases.release(COMPONENT, 'r-1', '2026-03-02T00:00:00.000Z', 'sweeper')).toEqual(stored);
     });
 
+    it('records the first lease taken after the latest release (back-to-back runs), once per release', async () => {
+      // No release yet: nothing to follow.
+      await take('r-1', 1, T0);
+      expect(await leases.state(COMPONENT)).toEqual({ component: COMPONENT });
+      await leases.release(COMPONENT, 'r-1', T1, 'finalize');
+      await take('r-2', 1, '2026-03-01T10:06:00.000Z');
+      // A later take, and a retried plan of the first, leave the record as it is.
+      await take('r-3', 1, T2);
+      await take('r-2', 1, T2);
+      expect(await leases.state(COMPONENT)).toEqual({
+        component: COMPONENT,
+        lastReleasedAt: T1,
+        followedRelease: T1,
+        followedAt: '2026-03-01T10:06:00.000Z',
+      });
+      // The next release is followed a day later: the record moves on.
+      await leases.release(COMPONENT, 'r-2', T2, 'finalize');
+      await take('r-4', 1, '2026-03-02T10:00:00.000Z');
+      expect(await leases.state(COMPONENT)).toMatchObject({
+        followedRelease: T2,
+        followedAt: '2026-03-02T10:00:00.000Z',
+      });
+    });
+
     it('says a run without a lease has nothing to release', async () => {
       expect(await leases.release(COMPONENT, 'r-9', T1, 'finalize')).toBeUndefined();
       expect(await leases.state(COMPONENT)).toEqual({ component: COMPONENT });

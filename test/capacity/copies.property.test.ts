@@ -13,6 +13,7 @@ const aCapacity = fc.record({
   workPerSecondPerCopy: fc.option(fc.double({ min: 0.001, max: 1e6, noNaN: true }), { nil: undefined }),
   targetRunSeconds: fc.integer({ min: 60, max: 86_400 }),
   cooldownSeconds: fc.integer({ min: 0, max: 86_400 }),
+  cooldown: fc.constantFrom('auto' as const, 'always' as const),
   warmupLimitSeconds: fc.constant(1800),
   leaseStaleSeconds: fc.constant(3600),
 }) as fc.Arbitrary<CapacityConfig>;

@@ -106,6 +106,8 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
       copies: 1,
       takenAt: NOW.toISOString(),
       releasedAt: '2026-12-07T03:01:00.000Z',
+      // No schedule and no history: the copies go at the release, no cooldown charged.
+      cooldown: { seconds: 0, reason: 'none' },
     });
     expect(observability.logged('info').join('\n')).toContain('capacity lease released');
   });

@@ -11,6 +11,7 @@ import { pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import {
   acquireRunCapacity,
   releaseRunCapacity,
+  scaleInAtRelease,
   settleRunCapacity,
 } from '../../shared/capacity/run-capacity.ts';
 import { pricesFor } from '../../shared/cost/pricing.ts';
@@ -32,7 +33,13 @@ describe('run-scoped capacity in plan and finalize', () => {
     endpoint: {
       name: 'docs-embed',
       dimension: 16,
-      capacity: { maxCopies: 3, workPerSecondPerCopy: 1, targetRunSeconds: 60, cooldownSeconds: 300 },
+      capacity: {
+        maxCopies: 3,
+        workPerSecondPerCopy: 1,
+        targetRunSeconds: 60,
+        cooldownSeconds: 300,
+        cooldown: 'always',
+      },
     },
   });
   const capacity = pipelineCapacityOf(config)!;
@@ -112,9 +119,11 @@ describe('run-scoped capacity in plan and finalize', () => {
           readyAt: iso(240),
           releasedAt: iso(900),
           warmupSeconds: 240,
+          cooldown: { seconds: 300, reason: 'always' },
         },
         endpointSeconds: 2 * (900 + 300),
         instanceType: 'ml.g5.xlarge',
+        cooldown: { keep: true, reason: 'always' },
       });
       // Settling reads only: the lease is still held until the release after the move.
       expect((await leases.get(component, 'r-1'))?.releasedAt).toBeUndefined();
@@ -196,7 +205,13 @@ describe('run-scoped capacity in plan and finalize', () => {
       };
       const summary = await finalizeRun(deps, runId, at(600));
       expect(summary?.status).toBe('failed');
-      expect(summary?.capacity).toEqual({ component, copies: 1, takenAt: iso(0), releasedAt: iso(600) });
+      expect(summary?.capacity).toEqual({
+        component,
+        copies: 1,
+        takenAt: iso(0),
+        releasedAt: iso(600),
+        cooldown: { seconds: 300, reason: 'always' },
+      });
       const hourly = pricesFor('us-east-1').sagemakerInstanceHour['ml.g5.xlarge']!.usd;
       expect(summary?.cost?.usage).toMatchObject({
         instanceType: 'ml.g5.xlarge',
@@ -223,6 +238,123 @@ describe('run-scoped capacity in plan and finalize', () => {
       expect(plan.units).toHaveLength(0);
       expect(plan.capacity).toBeUndefined();
       expect(await leases.list(component)).toEqual([]);
+    });
+  });
+
+  describe('cooldown auto: finalize scales in at release when no run is likely to follow', () => {
+    const autoConfig = pipelineConfig({
+      endpoint: {
+        name: 'docs-embed',
+        dimension: 16,
+        capacity: { maxCopies: 3, workPerSecondPerCopy: 1, targetRunSeconds: 60, cooldownSeconds: 300 },
+      },
+    });
+    const auto = pipelineCapacityOf(autoConfig)!;
+    const noQueue: WorkQueue = { sendUnits: async () => {}, requestFinalize: async () => {} };
+
+    it('charges no cooldown without a schedule or back-to-back history, and one when a schedule ticks within it', async () => {
+      await acquireRunCapacity({ leases, control }, auto, 'r-1', 100, at(0));
+      const lone = await settleRunCapacity(leases, auto, 'r-1', at(900));
+      expect(lone).toMatchObject({ endpointSeconds: 2 * 900, cooldown: { keep: false, reason: 'none' } });
+      expect(lone?.summary.cooldown).toEqual({ seconds: 0, reason: 'none' });
+      // 01:15 + 300 s reaches the 01:20 tick.
+      const scheduled = await settleRunCapacity(leases, auto, 'r-1', at(900), {
+        schedules: [{ expression: 'cron(20 * * * ? *)', timezone: 'UTC' }],
+      });
+      expect(scheduled).toMatchObject({
+        endpointSeconds: 2 * (900 + 300),
+        cooldown: { keep: true, reason: 'schedule' },
+      });
+    });
+
+    it('charges the cooldown to a run whose component had back-to-back runs', async () => {
+      await acquireRunCapacity({ leases, control }, auto, 'r-1', 1, at(0));
+      await leases.release(component, 'r-1', iso(100), 'finalize');
+      // Taken 200 s after the release: within the 300 s cooldown.
+      await acquireRunCapacity({ leases, control }, auto, 'r-2', 1, at(300));
+      const settled = await settleRunCapacity(leases, auto, 'r-2', at(400));
+      expect(settled).toMatchObject({
+        endpointSeconds: 100 + 300,
+        cooldown: { keep: true, reason: 'back-to-back' },
+      });
+    });
+
+    it('sets 0 copies when no lease is held; leaves them while another lease holds copies', async () => {
+      await acquireRunCapacity({ leases, control }, auto, 'r-1', 1, at(0));
+      await acquireRunCapacity({ leases, control }, auto, 'r-2', 1, at(10));
+      await leases.release(component, 'r-1', iso(100), 'finalize');
+      expect(await scaleInAtRelease({ leases, control }, auto)).toEqual({ skipped: 'leases-held' });
+      expect((await control.describe(component)).desiredCopies).toBe(2);
+      await leases.release(component, 'r-2', iso(200), 'finalize');
+      expect(await scaleInAtRelease({ leases, control }, auto)).toEqual({ copies: 0 });
+      expect((await control.describe(component)).desiredCopies).toBe(0);
+      expect(await scaleInAtRelease({ leases, control }, auto)).toEqual({ skipped: 'at-floor' });
+    });
+
+    it('reads the leases again before lowering: a plan that took a lease meanwhile keeps its copies', async () => {
+      await acquireRunCapacity({ leases, control }, auto, 'r-1', 1, at(0));
+      await leases.release(component, 'r-1', iso(100), 'finalize');
+      const racing: CapacityControl = {
+        describe: async (name) => {
+          const copies = await control.describe(name);
+          // A plan takes its lease between finalize's first look and its describe.
+          await leases.take({ runId: 'r-2', component, copies: 1, takenAt: iso(101) });
+          return copies;
+        },
+        setCopies: (name, copies) => control.setCopies(name, copies),
+      };
+      expect(await scaleInAtRelease({ leases, control: racing }, auto)).toEqual({ skipped: 'leases-held' });
+      expect((await control.describe(component)).desiredCopies).toBe(1);
+    });
+
+    it('reports a control-plane failure instead of throwing (the sweeper scales in)', async () => {
+      await acquireRunCapacity({ leases, control }, auto, 'r-1', 1, at(0));
+      await leases.release(component, 'r-1', iso(100), 'finalize');
+      const denied: CapacityControl = {
+        describe: (name) => control.describe(name),
+        setCopies: async (name) => {
+          throw new CapacityControlError(name, 'AccessDenied', false);
+        },
+      };
+      expect((await scaleInAtRelease({ leases, control: denied }, auto)).error).toMatch(/AccessDenied/);
+    });
+
+    it('finalizeRun releases, then scales in at once, and prices no cooldown', async () => {
+      const store = new MemoryObjectStore(50);
+      const runs = new LocalRunStore(path.join(dir, 'runs'));
+      await store.put('incoming/docs/a.jsonl', jsonl([{ id: 'd1', text: 'one two three' }]));
+      const runId = 'r-20261207T010000Z-cccccc';
+      const plan = await planRun({ store, runs, queue: noQueue, capacity: { leases, control } }, autoConfig, {
+        runId,
+        trigger: 'local',
+        keys: ['incoming/docs/a.jsonl'],
+        now: at(0),
+      });
+      expect((await control.describe(component)).desiredCopies).toBe(1);
+      await runs.failUnit(runId, plan.units[0]!.unitId, 'endpoint stayed cold');
+      const scaled: unknown[] = [];
+      const summary = await finalizeRun(
+        {
+          store,
+          runs,
+          queue: noQueue,
+          pipelines: new Map([[autoConfig.name, autoConfig]]),
+          capacity: { leases, control },
+          costing: { region: 'us-east-1', estimate: false },
+          onScaledIn: (...args) => scaled.push(args),
+        },
+        runId,
+        at(600),
+      );
+      expect(summary?.capacity?.cooldown).toEqual({ seconds: 0, reason: 'none' });
+      expect(summary?.cost?.usage).toMatchObject({ endpointSeconds: 600 });
+      expect((await control.describe(component)).desiredCopies).toBe(0);
+      expect(scaled).toEqual([[runId, component, { copies: 0 }]]);
+      // A redelivered request changes nothing more.
+      expect(
+        await finalizeRun({ store, runs, capacity: { leases, control } }, runId, at(700)),
+      ).toBeUndefined();
+      expect(control.requests.map((r) => r.copies)).toEqual([1, 0]);
     });
   });
 });

@@ -28,7 +28,13 @@ describe('sweepCapacity', () => {
   let leases: LocalCapacityLeases;
   let runs: LocalRunStore;
   let control: LocalCapacityControl;
-  const embed = capacityFor('embed', { cooldownSeconds: 300, leaseStaleSeconds: 3600, maxCopies: 4 });
+  // The cooldown's mechanics: kept after every release (auto mode is tested below).
+  const embed = capacityFor('embed', {
+    cooldownSeconds: 300,
+    cooldown: 'always',
+    leaseStaleSeconds: 3600,
+    maxCopies: 4,
+  });
   const component = embed.componentName;
 
   beforeEach(async () => {
@@ -247,5 +253,60 @@ describe('sweepCapacity', () => {
     expect((await sweep(at(86_400)))[0]?.forgotten).toBe(0);
     expect((await sweep(at(8 * 86_400)))[0]?.forgotten).toBe(1);
     expect(await leases.list(component)).toEqual([]);
+  });
+
+  describe('cooldown auto', () => {
+    const auto = (schedule?: string) => {
+      const config = pipelineConfig({
+        endpoint: { name: 'embed', dimension: 16, capacity: { cooldownSeconds: 300, maxCopies: 4 } },
+        ...(schedule && { schedule: { expression: schedule, prefix: 'datasets/docs/' } }),
+      });
+      return pipelineCapacityOf(config)!;
+    };
+
+    it('ends the cooldown at the release when no run is likely to follow', async () => {
+      const { run } = await aRunningRun(2);
+      await sweep(at(10), [auto()]);
+      await finalize(run, 600);
+      const [result] = await sweep(at(601), [auto()]);
+      expect(result).toMatchObject({
+        copies: 0,
+        coolingDown: false,
+        cooldown: 'none',
+        capacityWithoutRun: false,
+      });
+      expect(result?.set).toEqual({ copies: 0, outcome: { applied: true } });
+    });
+
+    it('keeps the copies through the cooldown when a schedule of any pipeline on the component ticks within it', async () => {
+      const { run } = await aRunningRun(2);
+      // T0 is 10:00 UTC; the release at 10:10 is 5 minutes before a 10:15 tick of another pipeline.
+      const other = { ...auto('cron(15 10 * * ? *)'), endpointName: 'other' };
+      await sweep(at(10), [auto(), other]);
+      await finalize(run, 600);
+      const [cooling] = await sweep(at(601), [auto(), other]);
+      expect(cooling).toMatchObject({ copies: 2, coolingDown: true, cooldown: 'schedule' });
+      expect((await sweep(at(900), [auto(), other]))[0]).toMatchObject({ copies: 0, coolingDown: false });
+    });
+
+    it('keeps the copies after back-to-back runs, so the next one finds them warm', async () => {
+      const first = await aRunningRun(1);
+      await sweep(at(10), [auto()]);
+      await finalize(first.run, 100);
+      expect((await sweep(at(120), [auto()]))[0]).toMatchObject({ copies: 0, cooldown: 'none' });
+      // A lease 200 s after the release: back-to-back; its release keeps the cooldown.
+      const second = await aRunningRun(1, 300);
+      await sweep(at(310), [auto()]);
+      await finalize(second.run, 400);
+      expect((await sweep(at(460), [auto()]))[0]).toMatchObject({
+        copies: 1,
+        coolingDown: true,
+        cooldown: 'back-to-back',
+      });
+      await aRunningRun(1, 500);
+      const [third] = await sweep(at(520), [auto()]);
+      expect(third).toMatchObject({ copies: 1, liveLeases: [expect.any(String)] });
+      expect(third?.set).toBeUndefined();
+    });
   });
 });

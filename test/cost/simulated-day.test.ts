@@ -8,11 +8,12 @@ const capacity: CapacityConfig = {
   maxCopies: 4,
   targetRunSeconds: 100,
   cooldownSeconds: 120,
+  cooldown: 'always',
   warmupLimitSeconds: 1800,
   leaseStaleSeconds: 3600,
 };
 
-describe('the simulated day’s endpoint', () => {
+describe('the simulated day’s endpoint (cooldown always)', () => {
   it('bills a run’s copy from its lease through the cold start, the work and the cooldown to the next sweep', () => {
     // 1,000 units of work at 10/s on one copy (ceil(1000 / (10 x 100)) = 1): serving at 50 s,
     // done at 150 s, cooldown to 270 s, scaled in by the sweep at 300 s.
@@ -22,7 +23,9 @@ describe('the simulated day’s endpoint', () => {
       coldStartSeconds: 50,
       runs: [{ at: 0, work: 1000 }],
     });
-    expect(day.runs).toEqual([{ startedAt: 0, copies: 1, waitedSeconds: 50, finishedAt: 150 }]);
+    expect(day.runs).toEqual([
+      { startedAt: 0, copies: 1, waitedSeconds: 50, finishedAt: 150, cooldown: 'always' },
+    ]);
     expect(day.busySeconds).toBeCloseTo(100, 9);
     expect(day.billedSeconds).toBe(300);
     expect(day.billedToBusy).toBeCloseTo(3, 9);
@@ -38,7 +41,14 @@ describe('the simulated day’s endpoint', () => {
         { at: 200, work: 1000 },
       ],
     });
-    expect(day.runs[1]).toEqual({ startedAt: 200, copies: 1, waitedSeconds: 0, finishedAt: 300 });
+    expect(day.runs[1]).toEqual({
+      startedAt: 200,
+      copies: 1,
+      waitedSeconds: 0,
+      finishedAt: 300,
+      cooldown: 'always',
+    });
+    expect(day.coldStarts).toBe(1);
     // Released at 300 s, cooldown to 420 s, the sweep at 420 s scales in.
     expect(day.billedSeconds).toBe(420);
     expect(day.busySeconds).toBeCloseTo(200, 9);
@@ -56,5 +66,66 @@ describe('the simulated day’s endpoint', () => {
     expect(day.busySeconds).toBeCloseTo(1000, 9);
     // 4 copies from 0 s to the sweep at 420 s (cooldown ends at 420 s).
     expect(day.billedSeconds).toBe(4 * 420);
+  });
+});
+
+describe('the simulated day’s endpoint (cooldown auto)', () => {
+  const auto: CapacityConfig = { ...capacity, cooldown: 'auto' };
+
+  it('scales a lone run to 0 at its release: no cooldown billed, no wait for the sweep', () => {
+    const day = simulateEndpoint({
+      capacity: auto,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [{ at: 0, work: 1000 }],
+    });
+    expect(day.runs).toEqual([
+      { startedAt: 0, copies: 1, waitedSeconds: 50, finishedAt: 150, cooldown: 'none' },
+    ]);
+    // Billed from 0 s to the release at 150 s (always: to the sweep at 300 s).
+    expect(day.billedSeconds).toBe(150);
+  });
+
+  it('keeps the cooldown when a schedule on the component ticks within it, so the next run finds the copy warm', () => {
+    // Released at 00:02:30; a tick every minute is within 120 s.
+    const day = simulateEndpoint({
+      capacity: auto,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [
+        { at: 0, work: 1000 },
+        { at: 200, work: 1000 },
+      ],
+      schedules: [{ expression: 'cron(* * * * ? *)', timezone: 'UTC' }],
+    });
+    expect(day.runs.map((r) => [r.waitedSeconds, r.cooldown])).toEqual([
+      [50, 'schedule'],
+      [0, 'schedule'],
+    ]);
+    expect(day.coldStarts).toBe(1);
+  });
+
+  it('does not charge a second cold start to back-to-back runs once the history shows them', () => {
+    // Each run: 100 s of work. Released at 150 s with no history: scaled in; the run at
+    // 200 s pays a cold start and records the 50 s gap; from its release on the cooldown is
+    // kept, and the runs after it find the copy warm.
+    const day = simulateEndpoint({
+      capacity: auto,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [
+        { at: 0, work: 1000 },
+        { at: 200, work: 1000 },
+        { at: 400, work: 1000 },
+        { at: 550, work: 1000 },
+      ],
+    });
+    expect(day.runs.map((r) => [r.waitedSeconds, r.cooldown])).toEqual([
+      [50, 'none'],
+      [50, 'back-to-back'],
+      [0, 'back-to-back'],
+      [0, 'back-to-back'],
+    ]);
+    expect(day.coldStarts).toBe(2);
   });
 });

@@ -17,7 +17,8 @@ import { isAwsError } from './aws-error.ts';
 /**
  * Items in the runs table, beside the runs (same key names, `RUN#`-style prefixes):
  * - lease: pk=`CAPACITY#<component>`, sk=`LEASE#<runId>`
- * - component state: pk=`CAPACITY#<component>`, sk=`STATE` (`lastReleasedAt`)
+ * - component state: pk=`CAPACITY#<component>`, sk=`STATE` (`lastReleasedAt`, and
+ *   `followedRelease`/`followedAt`: the first lease taken after the latest release)
  * A component's leases are one Query; none carries the runs index's key, so the
  * `byStartedAt` index never sees them.
  */
@@ -66,13 +67,34 @@ export class DynamoCapacityLeases implements CapacityLeases {
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
+      await this.noteFollowed(lease.component, lease.takenAt);
       return toLease(item);
     } catch (error) {
       if (!isConditionFailed(error)) throw error;
     }
     const existing = await this.get(lease.component, lease.runId);
     if (!existing) throw new Error(`lease of run ${lease.runId} on ${lease.component} vanished while taken`);
+    // A plan that died between its two writes: the retry records what the first did not.
+    await this.noteFollowed(lease.component, existing.takenAt);
     return existing;
+  }
+
+  /** The first lease taken at or after the latest release records both (one conditional update). */
+  private async noteFollowed(component: string, takenAt: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: stateKey(component),
+          UpdateExpression: 'SET followedRelease = lastReleasedAt, followedAt = :t',
+          ConditionExpression:
+            'lastReleasedAt <= :t AND (attribute_not_exists(followedRelease) OR followedRelease < lastReleasedAt)',
+          ExpressionAttributeValues: { ':t': takenAt },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
   }
 
   async get(component: string, runId: string): Promise<CapacityLease | undefined> {
@@ -186,7 +208,15 @@ export class DynamoCapacityLeases implements CapacityLeases {
       new GetCommand({ TableName: this.tableName, Key: stateKey(component), ConsistentRead: true }),
     );
     const last = out.Item?.lastReleasedAt;
-    return { component, ...(typeof last === 'string' ? { lastReleasedAt: last } : {}) };
+    const followedRelease = out.Item?.followedRelease;
+    const followedAt = out.Item?.followedAt;
+    return {
+      component,
+      ...(typeof last === 'string' ? { lastReleasedAt: last } : {}),
+      ...(typeof followedRelease === 'string' && typeof followedAt === 'string'
+        ? { followedRelease, followedAt }
+        : {}),
+    };
   }
 
   /** `lastReleasedAt` only moves forward (ISO 8601 times of one format compare as strings). */

@@ -10,6 +10,8 @@ import type {
 
 interface ComponentFile {
   lastReleasedAt?: string;
+  followedRelease?: string;
+  followedAt?: string;
   leases: Record<string, CapacityLease>;
 }
 
@@ -80,10 +82,18 @@ export class LocalCapacityLeases implements CapacityLeases {
   take(lease: NewLease): Promise<CapacityLease> {
     return this.update(lease.component, (file) => {
       const existing = file.leases[lease.runId];
-      if (existing) return { write: false, value: { ...existing } };
-      const stored: CapacityLease = { ...lease };
+      const stored: CapacityLease = existing ?? { ...lease };
       file.leases[lease.runId] = stored;
-      return { write: true, value: { ...stored } };
+      const last = file.lastReleasedAt;
+      const follows =
+        last !== undefined &&
+        last <= stored.takenAt &&
+        (file.followedRelease === undefined || file.followedRelease < last);
+      if (follows) {
+        file.followedRelease = last;
+        file.followedAt = stored.takenAt;
+      }
+      return { write: existing === undefined || follows, value: { ...stored } };
     });
   }
 
@@ -175,7 +185,11 @@ export class LocalCapacityLeases implements CapacityLeases {
   }
 
   async state(component: string): Promise<ComponentLeaseState> {
-    const { lastReleasedAt } = await this.read(component);
-    return { component, ...(lastReleasedAt === undefined ? {} : { lastReleasedAt }) };
+    const { lastReleasedAt, followedRelease, followedAt } = await this.read(component);
+    return {
+      component,
+      ...(lastReleasedAt === undefined ? {} : { lastReleasedAt }),
+      ...(followedRelease === undefined || followedAt === undefined ? {} : { followedRelease, followedAt }),
+    };
   }
 }
