@@ -45,7 +45,8 @@ export class CapacitySweepFailed extends SluiceError {}
  *
  * Run by EventBridge Scheduler every minute (the event is ignored). Sweeps the inference
  * component of every bundled pipeline with run-scoped capacity: leaked leases released,
- * copies set to what the live leases and the cooldown call for. Publishes
+ * copies set to what the live leases and the cooldown call for (a cooldown the last release
+ * did not keep, `capacity.cooldown: auto`, ends at the release). Publishes
  * `CapacityWithoutRun` (1 when some component had copies up with no live lease past its
  * cooldown and grace, else 0: the safety net's alarm), `LiveLeases` and
  * `CapacitySweepErrors`. A component that fails is logged and the others are still swept;
@@ -67,6 +68,8 @@ export function createCapacitySweeperHandler(
       status: sweep.before?.status,
       copies: sweep.copies,
       coolingDown: sweep.coolingDown,
+      // Whether the last release keeps the cooldown, and why (capacity.cooldown).
+      ...(sweep.cooldown && { cooldown: sweep.cooldown }),
       ...(sweep.set && { set: sweep.set }),
       ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
       ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
