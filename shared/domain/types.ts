@@ -1,5 +1,5 @@
 import type { RunCost } from '../cost/run-cost.ts';
-import type { UnitUsage } from '../cost/unit-usage.ts';
+import type { UnitUsage } from '../cost/unit-usage-record.ts';
 
 /** Formats a reader understands; `auto` in config resolves to one of these per file. */
 export type InputFormat = 'jsonl' | 'csv' | 'text' | 'parquet';

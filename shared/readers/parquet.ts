@@ -8,7 +8,7 @@ import {
 import { ObjectChanged, ObjectRangeError } from '../errors/errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { EXCERPT_CHARS, overLimitReason, toSourceRecord } from './record-rules.ts';
-import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-records.ts';
+import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-record.ts';
 
 /** One row group of a Parquet file, as the planner cuts and the reader selects. */
 export interface ParquetRowGroup {

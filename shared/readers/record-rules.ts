@@ -1,4 +1,4 @@
-import type { RecordFields, SourceRecord } from './source-records.ts';
+import type { RecordFields, SourceRecord } from './source-record.ts';
 
 /** Characters of a bad record kept in `rejects.excerpt`. */
 export const EXCERPT_CHARS = 200;
