@@ -21,8 +21,10 @@ import {
   redeliveryDelaySeconds,
 } from '../../shared/adapters/aws/sqs-redelivery.ts';
 import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
+import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
 import { LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { LocalSegmentStatsStore } from '../../shared/adapters/local/local-segment-stats-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import type { PipelineConfig, PipelineConfigInput } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
@@ -237,8 +239,9 @@ export class RecordingRedelivery implements Redelivery {
 
 /**
  * The ports a deployed handler gets, as local adapters (each passes its port's contract
- * suite): runs in a LocalRunStore and chunks in a LocalChunkIndex under a fresh temporary
- * folder, objects in memory, recording queues and redelivery. Model calls go through the
+ * suite): runs, chunks, segment statistics and capacity leases in the local stores under a
+ * fresh temporary folder, objects in memory, the control plane in memory, recording queues
+ * and redelivery. Model calls go through the
  * deployed SageMaker adapters to `sagemakerUrl` (the local model server), with retries
  * that do not wait. `close()` removes the folder.
  */
@@ -266,6 +269,11 @@ export async function localPorts(env: Environment = anEnvironment(), sagemakerUr
     redelivery: new RecordingRedelivery(),
     tokenCounter: new EstimatingTokenCounter(),
     endpointsFor: (config: PipelineConfig) => registry.endpointsFor(config),
+    segmentStats: new LocalSegmentStatsStore(path.join(dir, 'segments')),
+    capacity: {
+      leases: new LocalCapacityLeases(path.join(dir, 'capacity')),
+      control: new LocalCapacityControl(),
+    },
     async close() {
       await chunkIndex.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,106 +1,103 @@
-import 'aws-sdk-client-mock-vitest/extend';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { comparisonDeadline, createFinalizeHandler } from '../../functions/finalize.ts';
 import { emptyCounts, type RunSummary, type UnitCounts } from '../../shared/domain/types.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
+import { aRun, aUnit } from '../support/run-fixtures.ts';
 import {
   aFinalizeEvent,
   aLambdaContext,
   anSqsRecord,
   eventSample,
-  SAMPLE_BUCKET,
+  localPorts,
+  OBJECT_STORE_CALLS,
+  RUN_STORE_CALLS,
   sqsEventOf,
-  testAdapters,
   testObservability,
+  watchCalls,
 } from './factories.ts';
-
-const s3 = mockClient(S3Client);
-const dynamo = mockClient(DynamoDBDocumentClient);
 
 const NOW = new Date('2026-03-01T10:00:42.000Z');
 /** The run of `events/sqs-finalize.json`. */
 const sampleEvent = () => eventSample<SQSEvent>('sqs-finalize.json');
 const RUN_ID = (JSON.parse(sampleEvent().Records[0]!.body) as { runId: string }).runId;
+const SOURCE_KEY = 'incoming/docs/my report 2026.jsonl';
 
-const awsError = (name: string, status: number) =>
-  Object.assign(new Error(`${name} (simulated)`), { name, $metadata: { httpStatusCode: status } });
+type UnitEnd =
+  | { readonly status: 'succeeded'; readonly counts: Partial<UnitCounts> }
+  | { readonly status: 'failed'; readonly lastError: string }
+  | { readonly status: 'running' };
 
-function aRunItem(status: 'running' | 'succeeded' = 'running') {
-  return {
-    pk: `RUN#${RUN_ID}`,
-    sk: 'RUN',
-    runId: RUN_ID,
-    pipeline: 'docs',
-    trigger: 's3',
-    startedAt: '2026-03-01T10:00:02.000Z',
-    inputs: ['incoming/docs/my report 2026.jsonl'],
-    status,
-    finishedAt: null,
-    totalUnits: 2,
-    doneUnits: 2,
-    failedUnits: 0,
-  };
-}
-
-function aUnitItem(unitId: string, status: string, counts: Partial<UnitCounts> | null) {
-  return {
-    pk: `RUN#${RUN_ID}`,
-    sk: `UNIT#${unitId}`,
-    unitId,
-    sourceKey: 'incoming/docs/my report 2026.jsonl',
-    byteStart: 0,
-    byteEnd: 100,
-    estCost: 25,
-    packedFiles: 0,
-    status,
-    attempts: 1,
-    lastError: status === 'failed' ? 'endpoint sluice-docs-embed failed 7 attempts' : null,
-    counts: counts === null ? null : { ...emptyCounts(), ...counts },
-    outputKeys: [],
-  };
-}
-
-function setup() {
-  const observability = testObservability();
-  const handler = createFinalizeHandler(testAdapters(), { ...observability, now: () => NOW });
-  return { handler, observability };
-}
-
-const writtenSummary = (): RunSummary => {
-  const call = s3
-    .commandCalls(PutObjectCommand)
-    .find((c) => c.args[0].input.Key === runSummaryKey('docs', RUN_ID));
-  return JSON.parse(String(call!.args[0].input.Body)) as RunSummary;
-};
-
+/**
+ * The finalize handler over local ports: the run in a LocalRunStore, summary and parts in
+ * memory, capacity leases and the control plane local. Assertions read the stored run,
+ * its summary and the objects written.
+ */
 describe('finalize handler', () => {
-  beforeEach(() => {
-    dynamo.on(GetCommand).resolves({ Item: aRunItem() });
-    dynamo.on(QueryCommand).resolves({
-      Items: [
-        aUnitItem('u00000', 'succeeded', { records: 40, rejected: 2, chunks: 55, embedded: 55 }),
-        aUnitItem('u00001', 'succeeded', { records: 21, rejected: 3, chunks: 30, embedded: 30 }),
-      ],
-    });
-    dynamo.on(UpdateCommand).resolves({});
-    s3.on(PutObjectCommand).resolves({});
-    // No run here recorded deleted sources (finalize of an incremental run looks).
-    s3.on(GetObjectCommand).rejects(awsError('NoSuchKey', 404));
-    // Nor do its units list their ids (the duplicate-id check looks for each unit's list).
-    s3.on(HeadObjectCommand).rejects(awsError('NotFound', 404));
-  });
+  let ports: Awaited<ReturnType<typeof localPorts>>;
 
-  afterEach(() => {
-    s3.reset();
-    dynamo.reset();
+  beforeEach(async () => {
+    ports = await localPorts();
   });
+  afterEach(() => ports.close());
+
+  /** The run of the sample request, its two units ended as given (by default both succeeded). */
+  async function runsTable(
+    units: readonly [UnitEnd, UnitEnd] = [
+      { status: 'succeeded', counts: { records: 40, rejected: 2, chunks: 55, embedded: 55 } },
+      { status: 'succeeded', counts: { records: 21, rejected: 3, chunks: 30, embedded: 30 } },
+    ],
+  ) {
+    const run = aRun({
+      runId: RUN_ID,
+      startedAt: '2026-03-01T10:00:02.000Z',
+      inputs: [SOURCE_KEY],
+      totalUnits: units.length,
+    });
+    const descriptors = units.map((_, i) =>
+      aUnit(RUN_ID, i, {
+        unitId: `u0000${i}`,
+        sourceKey: SOURCE_KEY,
+        byteStart: 0,
+        byteEnd: 100,
+        estCost: 25,
+      }),
+    );
+    await ports.runs.createRun(run, descriptors);
+    for (const [i, end] of units.entries()) {
+      const unitId = descriptors[i]!.unitId;
+      await ports.runs.startUnit(RUN_ID, unitId);
+      if (end.status === 'succeeded')
+        await ports.runs.completeUnit(RUN_ID, unitId, {
+          counts: { ...emptyCounts(), ...end.counts },
+          actualCost: 25,
+          outputKeys: [],
+        });
+      if (end.status === 'failed') await ports.runs.failUnit(RUN_ID, unitId, end.lastError);
+    }
+    return run;
+  }
+
+  function setup() {
+    const observability = testObservability();
+    const handler = createFinalizeHandler(ports, { ...observability, now: () => NOW });
+    const runCalls = watchCalls(ports.runs, RUN_STORE_CALLS);
+    const storeCalls = watchCalls(ports.store, OBJECT_STORE_CALLS);
+    return { handler, observability, runCalls, storeCalls };
+  }
+
+  const writtenSummary = (): RunSummary => {
+    const body = ports.store.objects.get(runSummaryKey('docs', RUN_ID));
+    expect(body, 'summary.json').toBeDefined();
+    return JSON.parse(new TextDecoder().decode(body)) as RunSummary;
+  };
+  /** The run store calls that change something (reads left out). */
+  const writesIn = (calls: string[]) => calls.filter((c) => !/^(get|list)/.test(c));
 
   it('merges the units into the summary, writes summary.json and the runs row, and marks the run succeeded', async () => {
-    const { handler, observability } = setup();
+    await runsTable();
+    const { handler, observability, runCalls } = setup();
+    const put = vi.spyOn(ports.store, 'put');
 
     const response = await handler(sampleEvent(), aLambdaContext());
 
@@ -111,23 +108,27 @@ describe('finalize handler', () => {
       finishedAt: NOW.toISOString(),
       counts: { records: 61, rejected: 5, units: 2, failedUnits: 0, chunks: 85, embedded: 85 },
     });
-    expect(s3).toHaveReceivedCommandWith(PutObjectCommand, {
-      Bucket: SAMPLE_BUCKET,
-      Key: runRowKey('docs', RUN_ID),
-      ContentType: 'application/vnd.apache.parquet',
+    expect(put).toHaveBeenCalledWith(
+      runRowKey('docs', RUN_ID),
+      expect.any(Uint8Array),
+      'application/vnd.apache.parquet',
+    );
+    // The run moved from running to succeeded once, with the summary written.
+    expect(writesIn(runCalls())).toEqual(['finishRun']);
+    expect(await ports.runs.getRun(RUN_ID)).toMatchObject({
+      status: 'succeeded',
+      finishedAt: NOW.toISOString(),
     });
-    expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
-      Key: { pk: `RUN#${RUN_ID}`, sk: 'RUN' },
-      ConditionExpression: '#status = :running',
-    });
+    expect(await ports.runs.getSummary(RUN_ID)).toEqual(writtenSummary());
     expect(observability.metricTotals()).toEqual({ RunsSucceeded: 1 });
     expect(observability.logged('info').join('\n')).toContain('run succeeded');
   });
 
   it('marks the run failed, naming the failed units, when a unit was dead-lettered', async () => {
-    dynamo.on(QueryCommand).resolves({
-      Items: [aUnitItem('u00000', 'succeeded', { records: 40 }), aUnitItem('u00001', 'failed', null)],
-    });
+    await runsTable([
+      { status: 'succeeded', counts: { records: 40 } },
+      { status: 'failed', lastError: 'endpoint sluice-docs-embed failed 7 attempts' },
+    ]);
     const { handler, observability } = setup();
 
     await handler(sampleEvent(), aLambdaContext());
@@ -137,25 +138,42 @@ describe('finalize handler', () => {
       counts: { records: 40, failedUnits: 1 },
       failedUnits: [{ unitId: 'u00001', lastError: 'endpoint sluice-docs-embed failed 7 attempts' }],
     });
+    expect(await ports.runs.getRun(RUN_ID)).toMatchObject({ status: 'failed' });
     expect(observability.metricTotals()).toEqual({ RunsFailed: 1 });
   });
 
   it('does nothing for a repeated request of a run that is already finished', async () => {
-    dynamo.on(GetCommand).resolves({ Item: aRunItem('succeeded') });
-    const { handler, observability } = setup();
+    await runsTable();
+    const first = createFinalizeHandler(ports, { ...testObservability(), now: () => NOW });
+    expect(await first(sampleEvent(), aLambdaContext())).toEqual({ batchItemFailures: [] });
+    const bucketBefore = new Map(ports.store.objects);
+    const { handler, observability, runCalls, storeCalls } = setup();
+    const put = vi.spyOn(ports.store, 'put');
 
     const response = await handler(sampleEvent(), aLambdaContext());
 
     expect(response).toEqual({ batchItemFailures: [] });
-    expect(s3).not.toHaveReceivedAnyCommand();
-    expect(dynamo).not.toHaveReceivedCommand(UpdateCommand);
+    // Nothing is counted, moved or merged again: the run's files are only put back as the move
+    // stored them (a finalize that lost the move may have written its own copy over them).
+    expect(writesIn(runCalls())).toEqual([]);
+    expect(storeCalls().filter((c) => c !== 'put')).toEqual([]);
+    expect(put.mock.calls.map(([key]) => key).sort()).toEqual(
+      [runSummaryKey('docs', RUN_ID), runRowKey('docs', RUN_ID)].sort(),
+    );
+    expect(new Map(ports.store.objects)).toEqual(bucketBefore);
     expect(observability.metricTotals()).toEqual({});
     expect(observability.logged('info').join('\n')).toContain('already finished');
   });
 
   it('counts nothing when another finalize moved the run first (the conditional write lost)', async () => {
-    dynamo.on(UpdateCommand).rejects(awsError('ConditionalCheckFailedException', 400));
+    await runsTable();
     const { handler, observability } = setup();
+    const finishRun = ports.runs.finishRun.bind(ports.runs);
+    // Another delivery of the request moves the run just before this one tries.
+    vi.spyOn(ports.runs, 'finishRun').mockImplementationOnce(async (runId, summary) => {
+      expect(await finishRun(runId, summary)).toBe(true);
+      return finishRun(runId, summary);
+    });
 
     const response = await handler(sampleEvent(), aLambdaContext());
 
@@ -164,30 +182,31 @@ describe('finalize handler', () => {
   });
 
   it('reports the request for redelivery while a unit is still open', async () => {
-    dynamo.on(QueryCommand).resolves({
-      Items: [aUnitItem('u00000', 'succeeded', { records: 40 }), aUnitItem('u00001', 'running', null)],
-    });
-    const { handler, observability } = setup();
+    await runsTable([{ status: 'succeeded', counts: { records: 40 } }, { status: 'running' }]);
+    const { handler, observability, runCalls, storeCalls } = setup();
     const event = sampleEvent();
 
     const response = await handler(event, aLambdaContext());
 
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
-    expect(s3).not.toHaveReceivedAnyCommand();
+    expect(storeCalls()).toEqual([]);
+    expect(writesIn(runCalls())).toEqual([]);
+    expect(await ports.runs.getRun(RUN_ID)).toMatchObject({ status: 'running' });
     expect(observability.logged('error').join('\n')).toContain('still has 1 unfinished units');
   });
 
   it.each([
-    ['DynamoDB GetItem', () => dynamo.on(GetCommand).rejects(awsError('InternalServerError', 500))],
-    [
-      'DynamoDB Query',
-      () => dynamo.on(QueryCommand).rejects(awsError('ProvisionedThroughputExceededException', 400)),
-    ],
-    ['S3 PutObject', () => s3.on(PutObjectCommand).rejects(awsError('SlowDown', 503))],
-    ['DynamoDB UpdateItem', () => dynamo.on(UpdateCommand).rejects(awsError('InternalServerError', 500))],
-  ])('reports only the affected request when %s fails', async (_call, breakIt) => {
-    breakIt();
+    ['the run store read of the run', 'getRun'],
+    ['the run store listing of the units', 'listUnits'],
+    ['the object store write', 'put'],
+    ['the run store move of the run', 'finishRun'],
+  ] as const)('reports only the affected request when %s fails', async (_call, method) => {
+    await runsTable();
     const { handler } = setup();
+    const port = method === 'put' ? ports.store : ports.runs;
+    vi.spyOn(port as unknown as Record<string, () => Promise<unknown>>, method).mockRejectedValue(
+      new Error(`${method} failed (simulated)`),
+    );
     const event = sampleEvent();
 
     const response = await handler(event, aLambdaContext());
@@ -196,7 +215,7 @@ describe('finalize handler', () => {
   });
 
   it('fails a malformed request and a request for a run that does not exist, and logs why', async () => {
-    dynamo.on(GetCommand, { Key: { pk: 'RUN#r-20260301T000000Z-000000', sk: 'RUN' } }).resolves({});
+    await runsTable();
     const { handler, observability } = setup();
     const malformed = anSqsRecord('{"kind":"finalise","runId":"r-1"}', { queue: 'sluice-finalize' });
     const missing = aFinalizeEvent('r-20260301T000000Z-000000').Records[0]!;
