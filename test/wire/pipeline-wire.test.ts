@@ -2,13 +2,11 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse } from 'aws-lambda';
-import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { createAdapters } from '../../functions/config/adapters.ts';
@@ -17,6 +15,7 @@ import { createPlanHandler } from '../../functions/plan.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { runSummaryKey } from '../../shared/output/keys.ts';
+import { readTable } from '../faults/support/run-tables.ts';
 import { aPipeline, testObservability } from '../functions/factories.ts';
 import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 
@@ -165,8 +164,8 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     expect(units).toBe(run.totalUnits);
     expect(run.totalUnits).toBeGreaterThan(2);
 
-    const embeddings = await readTable('embeddings', runId);
-    const rejects = await readTable('rejects', runId);
+    const embeddings = await tableRows('embeddings', runId);
+    const rejects = await tableRows('rejects', runId);
 
     // Every good document: all of its chunks, indexes 0..n-1, none twice; never rejected.
     const chunksByDoc = new Map<string, number[]>();
@@ -228,7 +227,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     const kept = `${lines.slice(0, -6).join('\n')}\n`;
     const goneIds = lines.slice(-6).map((line) => (JSON.parse(line) as { id: string }).id);
     expect(goneIds).toEqual(['doc-054', 'doc-055', 'doc-056', 'doc-057', 'doc-058', 'doc-059']);
-    const firstRows = await readTable('embeddings', firstRunId);
+    const firstRows = await tableRows('embeddings', firstRunId);
     const goneChunks = firstRows.filter((row) => goneIds.includes(String(row.doc_id))).length;
 
     const { runId } = await dropAndRun(kept);
@@ -249,7 +248,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
 
   it("counts every document of a deleted object as removed, from S3's deletion notice", async () => {
     // The re-drop's table is the source's whole snapshot: carried chunks included.
-    const snapshot = await readTable('embeddings', redropRunId);
+    const snapshot = await tableRows('embeddings', redropRunId);
     const ids = [...new Set(snapshot.map((row) => String(row.doc_id)))];
 
     const { runId, units } = await deleteAndRun();
@@ -263,7 +262,7 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       removedChunks: snapshot.length,
     });
     expect(summary.sources).toMatchObject({ compared: 1, deleted: 1, skipped: 0 });
-    expect(await readTable('sources', runId)).toEqual([
+    expect(await tableRows('sources', runId)).toEqual([
       expect.objectContaining({
         run_id: runId,
         source_key: SOURCE_KEY,
@@ -278,6 +277,10 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
     expect(new Set([...docs.values()].map((d) => d.chunkCount))).toEqual(new Set([0]));
   });
 
+  /** The rows of a run's parts of one table, read back through the bucket as Athena would. */
+  const tableRows = (table: 'embeddings' | 'rejects' | 'sources', runId: string) =>
+    readTable(deps.store, table, 'docs', runId);
+
   async function runItem(
     runId: string,
   ): Promise<Record<string, unknown> & { status: string; totalUnits: number }> {
@@ -285,24 +288,6 @@ describe('pipeline on the wire (fauxqs, dynalite, local model server)', () => {
       new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }),
     );
     return out.Item as Record<string, unknown> & { status: string; totalUnits: number };
-  }
-
-  async function readTable(
-    table: 'embeddings' | 'rejects' | 'sources',
-    runId: string,
-  ): Promise<Record<string, unknown>[]> {
-    const listed = await local.clients.s3.send(
-      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `results/${table}/pipeline=docs/` }),
-    );
-    const keys = (listed.Contents ?? []).map((o) => o.Key!).filter((key) => key.includes(runId));
-    const rows: Record<string, unknown>[] = [];
-    for (const key of keys) {
-      const object = await local.clients.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-      const bytes = await object.Body!.transformToByteArray();
-      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-      rows.push(...(await parquetReadObjects({ file })));
-    }
-    return rows;
   }
 });
 
