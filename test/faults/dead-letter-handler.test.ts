@@ -8,13 +8,11 @@ import {
   anSqsRecord,
   eventSample,
   localPorts,
-  OBJECT_STORE_CALLS,
-  RUN_STORE_CALLS,
   sqsEventOf,
+  storeRunOf,
   testObservability,
-  watchCalls,
+  watchPorts,
 } from '../functions/factories.ts';
-import { aRun, aUnit, someCounts } from '../support/run-fixtures.ts';
 
 /** The unit of `events/sqs-work-unit.json`, as it arrives in the work DLQ. */
 const sampleUnit = (): WorkUnit =>
@@ -42,29 +40,20 @@ describe('dead-letter handler (work DLQ consumer)', () => {
     terminalBefore: number;
     totalUnits: number;
   }) {
-    const run = aRun({ runId: unit.runId, startedAt: '2026-03-01T10:00:02.000Z', inputs: [unit.sourceKey] });
-    const others = Array.from({ length: options.totalUnits - 1 }, (_, i) => aUnit(unit.runId, i + 1));
-    await ports.runs.createRun({ ...run, totalUnits: options.totalUnits }, [unit, ...others]);
+    const othersBefore = options.terminalBefore - (options.unit === 'failed' ? 1 : 0);
+    await storeRunOf(ports.runs, unit, {
+      totalUnits: options.totalUnits,
+      othersEnded: Array.from({ length: othersBefore }, () => 'succeeded' as const),
+    });
     await ports.runs.startUnit(unit.runId, unit.unitId);
-    let terminal = 0;
-    if (options.unit === 'failed') {
+    if (options.unit === 'failed')
       await ports.runs.failUnit(unit.runId, unit.unitId, 'endpoint sluice-docs-embed failed 2 attempts');
-      terminal += 1;
-    }
-    for (const other of others.slice(0, options.terminalBefore - terminal))
-      await ports.runs.completeUnit(unit.runId, other.unitId, {
-        counts: someCounts(),
-        actualCost: 1,
-        outputKeys: [],
-      });
   }
 
   function setup() {
     const observability = testObservability();
     const handler = createDeadLetterHandler(ports, observability);
-    const runCalls = watchCalls(ports.runs, RUN_STORE_CALLS);
-    const storeCalls = watchCalls(ports.store, OBJECT_STORE_CALLS);
-    return { handler, observability, runCalls, storeCalls };
+    return { handler, observability, ...watchPorts(ports) };
   }
 
   const storedUnit = async () => (await ports.runs.getUnit(unit.runId, unit.unitId))!;

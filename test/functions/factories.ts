@@ -32,6 +32,7 @@ import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts'
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import { aRun, aUnit, someCounts } from '../support/run-fixtures.ts';
 
 /** Reads one of the realistic samples in `events/`. */
 export function eventSample<T = unknown>(name: string): T {
@@ -324,4 +325,36 @@ export function watchCalls<T extends object>(
       .flatMap(({ name, spy }) => spy.mock.invocationCallOrder.map((order) => ({ name, order })))
       .sort((a, b) => a.order - b.order)
       .map((call) => call.name);
+}
+
+/** A handler's calls to the run store and to the bucket, watched from now on. */
+export function watchPorts(ports: { readonly runs: RunStore; readonly store: ObjectStore }) {
+  return {
+    runCalls: watchCalls(ports.runs, RUN_STORE_CALLS),
+    storeCalls: watchCalls(ports.store, OBJECT_STORE_CALLS),
+  };
+}
+
+/**
+ * Stores the run of `unit` (running, `inputs` its source) with `totalUnits` units: `unit`
+ * and others after it, the first of which are already ended as `othersEnded` says.
+ */
+export async function storeRunOf(
+  runs: RunStore,
+  unit: WorkUnit,
+  options: { readonly totalUnits: number; readonly othersEnded?: readonly ('succeeded' | 'failed')[] },
+): Promise<void> {
+  const others = Array.from({ length: options.totalUnits - 1 }, (_, i) => aUnit(unit.runId, i + 1));
+  const run = aRun({
+    runId: unit.runId,
+    startedAt: '2026-03-01T10:00:02.000Z',
+    inputs: [unit.sourceKey],
+    totalUnits: options.totalUnits,
+  });
+  await runs.createRun(run, [unit, ...others]);
+  for (const [i, end] of (options.othersEnded ?? []).entries()) {
+    const { unitId } = others[i]!;
+    if (end === 'failed') await runs.failUnit(unit.runId, unitId, 'failed');
+    else await runs.completeUnit(unit.runId, unitId, { counts: someCounts(), actualCost: 1, outputKeys: [] });
+  }
 }

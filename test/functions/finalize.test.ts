@@ -10,11 +10,9 @@ import {
   anSqsRecord,
   eventSample,
   localPorts,
-  OBJECT_STORE_CALLS,
-  RUN_STORE_CALLS,
   sqsEventOf,
   testObservability,
-  watchCalls,
+  watchPorts,
 } from './factories.ts';
 
 const NOW = new Date('2026-03-01T10:00:42.000Z');
@@ -81,9 +79,7 @@ describe('finalize handler', () => {
   function setup() {
     const observability = testObservability();
     const handler = createFinalizeHandler(ports, { ...observability, now: () => NOW });
-    const runCalls = watchCalls(ports.runs, RUN_STORE_CALLS);
-    const storeCalls = watchCalls(ports.store, OBJECT_STORE_CALLS);
-    return { handler, observability, runCalls, storeCalls };
+    return { handler, observability, ...watchPorts(ports) };
   }
 
   const writtenSummary = (): RunSummary => {

@@ -7,7 +7,7 @@ import { type ModelServer, startModelServer } from '../../cli/model-server/serve
 import { createWorkHandler } from '../../functions/work.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { unitPartKey } from '../../shared/output/keys.ts';
-import { aRun, aUnit, someCounts } from '../support/run-fixtures.ts';
+import { someCounts } from '../support/run-fixtures.ts';
 import {
   aLambdaContext,
   anEnvironment,
@@ -16,11 +16,10 @@ import {
   aWorkEvent,
   eventSample,
   localPorts,
-  OBJECT_STORE_CALLS,
-  RUN_STORE_CALLS,
   sqsEventOf,
+  storeRunOf,
   testObservability,
-  watchCalls,
+  watchPorts,
 } from './factories.ts';
 
 const MAX_RECEIVE_COUNT = 3;
@@ -88,34 +87,24 @@ describe('work handler', () => {
     lastFailed?: boolean;
     unitStatus?: 'pending' | 'succeeded';
   }) {
-    const run = aRun({ runId: unit.runId, startedAt: '2026-03-01T10:00:02.000Z', inputs: [SOURCE_KEY] });
-    const others = Array.from({ length: options.totalUnits - 1 }, (_, i) => aUnit(unit.runId, i + 1));
-    await ports.runs.createRun({ ...run, totalUnits: options.totalUnits }, [unit, ...others]);
+    const terminal = options.terminalBefore ?? 0;
+    const othersEnded = Array.from({ length: terminal }, (_, i) =>
+      options.lastFailed && i === terminal - 1 ? ('failed' as const) : ('succeeded' as const),
+    );
+    await storeRunOf(ports.runs, unit, { totalUnits: options.totalUnits, othersEnded });
     if (options.unitStatus === 'succeeded')
       await ports.runs.completeUnit(unit.runId, unit.unitId, {
         counts: someCounts(),
         actualCost: 1,
         outputKeys: [],
       });
-    const terminal = options.terminalBefore ?? 0;
-    for (const [i, other] of others.slice(0, terminal).entries()) {
-      if (options.lastFailed && i === terminal - 1)
-        await ports.runs.failUnit(unit.runId, other.unitId, 'failed');
-      else
-        await ports.runs.completeUnit(unit.runId, other.unitId, {
-          counts: someCounts(),
-          actualCost: 1,
-          outputKeys: [],
-        });
-    }
   }
 
   /** The handler, with every call it makes to the run store and the bucket watched from here on. */
   function setup() {
     const observability = testObservability();
     const handler = createWorkHandler(ports, observability);
-    const runCalls = watchCalls(ports.runs, RUN_STORE_CALLS);
-    const storeCalls = watchCalls(ports.store, OBJECT_STORE_CALLS);
+    const { runCalls, storeCalls } = watchPorts(ports);
     const modelCallsBefore = model.stats().requests;
     const modelCalls = () => model.stats().requests - modelCallsBefore;
     return { handler, observability, runCalls, storeCalls, modelCalls };
