@@ -464,6 +464,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     ...(capacity && { capacity: capacity.deps }),
     close: async () => {
       await threads?.close();
+      // The chunk index's LevelDB lets one process hold it: let go once the run's units are done.
+      await home.chunkIndex.close();
       capacity?.close();
       await model.server?.close();
     },

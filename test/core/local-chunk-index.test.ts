@@ -123,14 +123,17 @@ describe('LocalChunkIndex on LevelDB', () => {
         chunkCount: 3,
       });
 
-      // Closed and opened again from disk.
+      // Closed, then opened again from disk: by a new instance, or by a closed one called again.
       await first.close();
       await again.close();
-      await expect(first.lookupChunks('docs', ['doc0#0'])).rejects.toThrow(/closed/);
       const reopened = new LocalChunkIndex(dir);
       opened.push(reopened);
       expect(seen((await reopened.lookupChunks('docs', ['doc2#0'])).get('doc2#0'))).toEqual(
         seen(aChunk('doc2#0', 2)),
+      );
+      await reopened.close();
+      expect(seen((await first.lookupChunks('docs', ['doc3#0'])).get('doc3#0'))).toEqual(
+        seen(aChunk('doc3#0', 1)),
       );
       expect((await readdir(dir)).sort()).toEqual(['db']);
     }));

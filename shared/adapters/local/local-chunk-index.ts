@@ -134,7 +134,6 @@ export class LocalChunkIndex implements ChunkIndex {
   private readonly options: Required<LocalChunkIndexOptions>;
   private readonly location: string;
   private db: Promise<Db> | undefined;
-  private closed = false;
 
   constructor(
     readonly dir: string,
@@ -193,26 +192,25 @@ export class LocalChunkIndex implements ChunkIndex {
     await db.batch(puts);
   }
 
-  /** Closes this instance; the database closes once every instance of this process on it has. */
+  /**
+   * Lets go of the database, closed once every instance of this process on it has let go;
+   * a later call opens it again (reading it from disk).
+   */
   async close(): Promise<void> {
-    if (this.closed || !this.db) {
-      this.closed = true;
-      return;
-    }
-    this.closed = true;
-    const shared = openDbs.get(this.location);
+    const mine = this.db;
+    if (!mine) return;
     this.db = undefined;
-    if (!shared) return;
+    const shared = openDbs.get(this.location);
+    // A failed open already let go of its share.
+    if (!shared || !(await mine.then(() => true).catch(() => false))) return;
     shared.users -= 1;
     if (shared.users > 0) return;
     openDbs.delete(this.location);
-    const db = await shared.ready.catch(() => undefined);
-    await db?.close();
+    await (await shared.ready).close();
   }
 
   /** Opens (or joins) the database, importing old-format files on the first open in this process. */
   private open(): Promise<Db> {
-    if (this.closed) return Promise.reject(new Error(`LocalChunkIndex on ${this.dir} is closed`));
     if (this.db) return this.db;
     let shared = openDbs.get(this.location);
     if (!shared) {
