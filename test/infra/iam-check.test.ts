@@ -34,6 +34,7 @@ import { createPlanHandler } from '../../functions/plan.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
+import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
 import {
   ACCOUNT,
@@ -202,7 +203,15 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     // The default deployment: an incremental embed pipeline and a score pipeline.
     const docs = await loadDocsPipeline();
     const creditRisk = await loadCreditRiskPipeline();
-    stack = buildStack({ pipelines: [docs, creditRisk] }).stack;
+    // The same model scored in the worker (model.hosting in-worker): no endpoint, the JSON
+    // model read from models/ (the feature statistics credit-risk's fit run stores).
+    const inWorker = parsePipelineConfig({
+      ...creditRisk,
+      name: 'credit-risk-local',
+      schedule: undefined,
+      model: { ...creditRisk.model, endpointName: 'sluice-credit-risk-local', hosting: 'in-worker' },
+    });
+    stack = buildStack({ pipelines: [docs, creditRisk, inWorker] }).stack;
     template = Template.fromStack(stack).toJSON() as typeof template;
     names = new DeployedNames(template);
 
@@ -324,6 +333,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'pipelines/models/credit-risk/occupation-embedding.json',
       ],
       ['datasets/customers/2026-12.csv', 'events/data/credit-sample.csv'],
+      // What ModelFiles uploads for the in-worker pipeline.
+      ['models/credit-risk/model.json', 'pipelines/models/credit-risk/model.json'],
     ] as const) {
       await driver.s3.send(
         new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: readFileSync(path.join(repoRoot, file)) }),
@@ -367,6 +378,15 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         if (moved === 0) await delay(600);
       }
     };
+    await settle();
+    // The in-worker pipeline, once credit-risk's fit run has stored the statistics: a
+    // scoring run whose units evaluate the JSON model in the worker.
+    await send(url(queues.ingest.queue), {
+      kind: 'scheduled-run',
+      pipeline: 'credit-risk-local',
+      prefix: 'datasets/customers/',
+      scheduledTime: '2026-12-07T04:00:00Z',
+    });
     await settle();
 
     // A worker that dies on its unit's last delivery: the unit's message goes to the work DLQ.
@@ -643,6 +663,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'inference-component/sluice-docs-embed-model',
       ],
       ['capacity-sweeper', 'dynamodb:Query', ':table/'],
+      // In-worker scoring reads the JSON model itself.
+      ['work', 's3:GetObject', '/models/credit-risk/model.json'],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);
