@@ -6,6 +6,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import { gunzipBounded } from '../readers/bounded-gunzip.ts';
 import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
 import { decodeUtf8, EXCERPT_CHARS, excerptOf, overLimitReason, stripBom } from '../readers/record-rules.ts';
+import { NewlineEnds, type RecordEnds } from '../readers/record-scanner.ts';
 import { gzipFaultReason, isGzipFault } from '../readers/source-records.ts';
 import { documentCost } from './sample-cost.ts';
 import { MAX_CSV_HEADER_BYTES } from './unit-limits.ts';
@@ -124,9 +125,9 @@ export async function restageGzip(
   // About 128 priced records per part, and at least one in every 16 KiB.
   const partBytesGuess = options.partCost / Math.max(options.tokensPerByte, 1e-6);
   const sampleEvery = options.sampleEveryBytes ?? Math.max(256, Math.min(16 * 1024, partBytesGuess / 128));
-  const scanner = source.format === 'csv' ? new CsvRecordBoundaries(true) : undefined;
-  const nextEnd = (buf: Buffer, from: number): number =>
-    scanner ? scanner.nextRecordEnd(buf, from) : buf.indexOf(LF, from);
+  // The readers' own record ends, so every part starts where a reader finds a record start.
+  const csv = source.format === 'csv';
+  const ends: RecordEnds = csv ? new CsvRecordBoundaries(true) : new NewlineEnds();
 
   const parts: StagedPiece[] = [];
   let bytesIn = 0;
@@ -242,7 +243,7 @@ export async function restageGzip(
     for await (const buf of gunzipBounded(compressed, config.input.maxDecompressionRatio)) {
       let from = 0;
       while (from < buf.length) {
-        const end = nextEnd(buf, from);
+        const end = ends.nextRecordEnd(buf, from);
         const stop = end === -1 ? buf.length : end + 1; // the newline goes with its record
         const piece = buf.subarray(from, stop);
         let at = piece.indexOf(LF);
@@ -260,7 +261,7 @@ export async function restageGzip(
             priced.push(piece);
             pricedBytes += piece.length;
           }
-          if (firstRecord && scanner && partBytes > MAX_CSV_HEADER_BYTES) {
+          if (firstRecord && csv && partBytes > MAX_CSV_HEADER_BYTES) {
             const skipped = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
             return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: false, skipped };
           }

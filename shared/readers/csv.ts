@@ -1,3 +1,5 @@
+import { type RecordEnds, type ScannedRecord, scanRecords } from './record-scanner.ts';
+
 /**
  * RFC 4180 field splitting for one logical CSV record (which may span physical lines
  * when a quoted field holds newlines). Returns undefined while a quote is still open.
@@ -54,7 +56,8 @@ const QUOTE_IN_QUOTED = 3;
  * bytes cannot move a boundary. The planner and the reader both use this scanner from
  * the start of a file, which is what makes a planned cut a proven record start.
  */
-export class CsvRecordBoundaries {
+export class CsvRecordBoundaries implements RecordEnds {
+  readonly multiline = true;
   private state = FIELD_START;
   /** Bytes of a leading UTF-8 BOM matched so far; 3 once past it (or when not at the file start). */
   private bom: number;
@@ -135,22 +138,8 @@ export class CsvRecordBoundaries {
   }
 }
 
-/** One CSV record as bytes, before decoding, with where it starts. */
-export interface RawCsvRecord {
-  /** Byte offset of the record's first byte in the (decompressed) source. */
-  readonly offset: number;
-  /** 1-based physical line the record starts on. */
-  readonly line: number;
-  /** The record without its final newline (and CR); only its start when `truncated`. */
-  readonly bytes: Buffer;
-  readonly truncated: boolean;
-  /** Full length in bytes, even when truncated. */
-  readonly length: number;
-  /** The source ended inside a quoted field of this record. */
-  readonly unterminated: boolean;
-  /** Offset just past the record's newline: where the next record starts. */
-  readonly next: number;
-}
+/** One CSV record as bytes, before decoding, with where it starts (and the line it starts on, 1-based). */
+export type RawCsvRecord = ScannedRecord;
 
 export interface CsvReadOptions {
   /** Offset of the first byte the stream yields: a record start (the planner proves it). */
@@ -165,84 +154,23 @@ export interface CsvReadOptions {
   readonly atFileStart?: boolean;
 }
 
-const CR = 0x0d;
-
-function countNewlines(buf: Uint8Array, from: number, to: number): number {
-  let count = 0;
-  let at = buf.indexOf(LF, from);
-  while (at !== -1 && at < to) {
-    count += 1;
-    at = buf.indexOf(LF, at + 1);
-  }
-  return count;
-}
-
 /**
  * Splits a CSV byte stream into records (quoted fields may hold newlines), streaming:
  * a record over the limit is measured, not buffered. The stream must start at a record
  * start, which is why CSV units are only cut where the planner's scan found one.
  */
-export async function* readCsvRecords(
+export function readCsvRecords(
   chunks: AsyncIterable<Uint8Array>,
   options: CsvReadOptions,
 ): AsyncGenerator<RawCsvRecord> {
-  const { end, maxRecordBytes } = options;
-  const scanner = new CsvRecordBoundaries(options.atFileStart ?? options.start === 0);
-  let position = options.start;
-  let line = options.firstLine;
-  let recordStart = position;
-  let recordLine = line;
-  let parts: Buffer[] = [];
-  let kept = 0;
-  let length = 0;
-
-  const finish = (terminated: boolean): RawCsvRecord => {
-    let bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, kept);
-    let size = length;
-    if (terminated && size === bytes.length && bytes.length > 0 && bytes[bytes.length - 1] === CR) {
-      bytes = bytes.subarray(0, bytes.length - 1);
-      size -= 1;
-    }
-    const record: RawCsvRecord = {
-      offset: recordStart,
-      line: recordLine,
-      bytes,
-      truncated: size > maxRecordBytes,
-      length: size,
-      unterminated: !terminated && scanner.insideQuotes,
-      next: position,
-    };
-    parts = [];
-    kept = 0;
-    length = 0;
-    recordStart = position;
-    recordLine = line;
-    return record;
-  };
-
-  for await (const chunk of chunks) {
-    const buf = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let from = 0;
-    while (from < buf.length) {
-      if (recordStart >= end) return;
-      const lf = scanner.nextRecordEnd(buf, from);
-      const stop = lf === -1 ? buf.length : lf;
-      const take = Math.min(stop - from, Math.max(0, maxRecordBytes + 1 - kept));
-      if (take > 0) {
-        parts.push(buf.subarray(from, from + take));
-        kept += take;
-      }
-      length += stop - from;
-      line += countNewlines(buf, from, stop);
-      position += stop - from;
-      if (lf === -1) break;
-      position += 1;
-      line += 1;
-      from = lf + 1;
-      yield finish(true);
-    }
-  }
-  if (recordStart < end && (length > 0 || scanner.insideQuotes)) yield finish(false);
+  return scanRecords(chunks, {
+    ends: new CsvRecordBoundaries(options.atFileStart ?? options.start === 0),
+    streamOffset: options.start,
+    start: options.start,
+    end: options.end,
+    firstLine: options.firstLine,
+    maxRecordBytes: options.maxRecordBytes,
+    stripFinalCr: false,
+    crCountsToLimit: false,
+  });
 }
