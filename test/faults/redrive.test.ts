@@ -5,28 +5,14 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHome } from '../../cli/home.ts';
 import { main } from '../../cli/main.ts';
-import type { EmbeddingBackend } from '../../cli/model-server/backend.ts';
-import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { LocalWorkQueue } from '../../shared/adapters/local/local-work-queue.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
+import { BreakableEmbedder } from '../support/breakable-embedder.ts';
 import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
-
-/** The hash embedder, except that while `broken` it fails every batch holding a POISON document (a 500). */
-class BreakableEmbedder implements EmbeddingBackend {
-  broken = true;
-  private readonly inner = new HashEmbedder(16);
-  readonly description = 'hash embedder that fails POISON batches while broken';
-  readonly model = this.inner.model;
-  readonly dimension = 16;
-  embed(inputs: readonly string[]): Float32Array[] {
-    if (this.broken && inputs.some((text) => text.includes('POISON'))) throw new Error('GPU fell over');
-    return this.inner.embed(inputs);
-  }
-}
 
 const PIPELINE = {
   name: 'flaky',
@@ -65,7 +51,11 @@ describe('sluice redrive (local)', () => {
     const lines = docs.map((d) => JSON.stringify(d));
     lines.splice(10, 0, '{"id":"half a record');
     await writeFile(path.join(work, 'docs.jsonl'), `${lines.join('\n')}\n`);
-    backend = new BreakableEmbedder();
+    // Fails every batch holding a POISON document until the cause is "fixed".
+    backend = new BreakableEmbedder(16, {
+      broken: true,
+      fails: (inputs) => inputs.some((text) => text.includes('POISON')),
+    });
     server = await startModelServer({ backend });
   });
   afterAll(async () => {

@@ -1,12 +1,11 @@
 import type { SQSEvent } from 'aws-lambda';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { EmbeddingBackend } from '../../cli/model-server/backend.ts';
-import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { unitPartKey } from '../../shared/output/keys.ts';
+import { BreakableEmbedder } from '../support/breakable-embedder.ts';
 import { someCounts } from '../support/run-fixtures.ts';
 import {
   aLambdaContext,
@@ -35,19 +34,6 @@ const SOURCE = [
   '{"id":"c","text":"Delta echo foxtrot."}',
 ].join('\n');
 
-/** The hash embedder (8 dimensions, as the pipeline says), except that while `broken` every call fails (a 5xx). */
-class BreakableEmbedder implements EmbeddingBackend {
-  broken = false;
-  private readonly inner = new HashEmbedder(8);
-  readonly description = 'hash embedder that fails every call while broken';
-  readonly model = this.inner.model;
-  readonly dimension = 8;
-  embed(inputs: readonly string[]): Float32Array[] {
-    if (this.broken) throw new Error('ServiceUnavailable (simulated)');
-    return this.inner.embed(inputs);
-  }
-}
-
 /**
  * The work handler over local ports: the run in a LocalRunStore, the source and parts in
  * memory, the recorded work and finalize queues and redelivery, and the deployed
@@ -61,7 +47,8 @@ describe('work handler', () => {
   let unit: WorkUnit;
 
   beforeAll(async () => {
-    backend = new BreakableEmbedder();
+    // 8 dimensions, as the pipeline says; while broken every call fails.
+    backend = new BreakableEmbedder(8, { message: 'ServiceUnavailable (simulated)' });
     model = await startModelServer({ backend });
   });
   afterAll(() => model?.close());
