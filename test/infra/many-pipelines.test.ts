@@ -74,7 +74,8 @@ beforeAll(async () => {
   stack = buildStack({ pipelines }, { nag: true }).stack;
   template = Template.fromStack(stack);
   onePipeline = buildStack({ pipelines: [await loadDocsPipeline()] }).stack;
-});
+  // Two stacks, one with cdk-nag over twelve pipelines' endpoints and capacity: minutes on a busy machine.
+}, 300_000);
 
 describe(`SluiceStack with ${PIPELINE_COUNT} pipelines`, () => {
   it('synthesizes although the configs together are far bigger than the 4 KB environment', () => {
