@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,16 @@ const MiB = 1024 * 1024;
 export interface MemoryRun {
   readonly inputBytes: number;
   readonly peakRssMiB: number;
+  /**
+   * Peak anonymous memory (`RssAnon`: heaps, buffers, allocations; what the process cannot
+   * give back) and peak file-backed resident pages (`RssFile`: the node binary and libraries,
+   * and files mapped into memory, such as LevelDB's tables; the kernel drops them under
+   * pressure), polled from `/proc/<pid>/status` every 200 ms in the largest process of the
+   * run. Each is its own peak, so they need not add up to `peakRssMiB`; null where `/proc`
+   * is not there. The targets are on `peakRssMiB`.
+   */
+  readonly peakRssAnonMiB: number | null;
+  readonly peakRssFileMiB: number | null;
   readonly wallSeconds: number;
   readonly exitCode: number | null;
   readonly units: number | null;
@@ -167,7 +177,9 @@ async function measureRun(
   if (result.code !== 0) console.error(result.stderr.slice(-2000));
   return {
     inputBytes: bytes,
-    peakRssMiB: Math.round((result.peakKiB / 1024) * 10) / 10,
+    peakRssMiB: toMiB(result.peakKiB),
+    peakRssAnonMiB: result.peakAnonKiB === null ? null : toMiB(result.peakAnonKiB),
+    peakRssFileMiB: result.peakFileKiB === null ? null : toMiB(result.peakFileKiB),
     wallSeconds: Math.round(wallSeconds * 10) / 10,
     exitCode: result.code,
     units: summary.counts?.units ?? null,
@@ -225,10 +237,36 @@ async function runShortRecordCases(
   };
 }
 
-/** Peak RSS of a child: GNU time's report when installed, else the child's VmHWM polled from /proc. */
-export async function runMeasured(
-  args: string[],
-): Promise<{ peakKiB: number; code: number | null; stdout: string; stderr: string }> {
+const toMiB = (kib: number) => Math.round((kib / 1024) * 10) / 10;
+
+/** A process and its descendants (`sluice run` re-spawns itself with heap flags; GNU time wraps it). */
+async function processTree(pid: number): Promise<number[]> {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i += 1) {
+    try {
+      for (const task of await readdir(`/proc/${tree[i]}/task`)) {
+        const children = await readFile(`/proc/${tree[i]}/task/${task}/children`, 'utf8');
+        for (const child of children.trim().split(/\s+/)) if (child) tree.push(Number(child));
+      }
+    } catch {
+      // Exited meanwhile, or no /proc.
+    }
+  }
+  return tree;
+}
+
+/**
+ * Peak RSS of a child: GNU time's report when installed, else the largest VmHWM of its
+ * processes polled from /proc; and the peaks of `RssAnon` and `RssFile` polled from /proc.
+ */
+export async function runMeasured(args: string[]): Promise<{
+  peakKiB: number;
+  peakAnonKiB: number | null;
+  peakFileKiB: number | null;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}> {
   const useTime = existsSync('/usr/bin/time');
   const child = useTime
     ? spawn('/usr/bin/time', ['-v', process.execPath, ...args], { cwd: repoRoot })
@@ -241,22 +279,42 @@ export async function runMeasured(
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  let polled = 0;
-  const poll = useTime
-    ? undefined
-    : setInterval(async () => {
+  const peaks = { VmHWM: 0, RssAnon: 0, RssFile: 0 };
+  let polledAny = false;
+  let polling = false;
+  const poll = setInterval(async () => {
+    if (polling || child.pid === undefined) return;
+    polling = true;
+    try {
+      for (const pid of await processTree(child.pid)) {
         try {
-          const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-          const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-          if (hwm) polled = Math.max(polled, Number(hwm[1]));
+          const status = await readFile(`/proc/${pid}/status`, 'utf8');
+          for (const key of Object.keys(peaks) as (keyof typeof peaks)[]) {
+            const value = new RegExp(`${key}:\\s+(\\d+) kB`).exec(status);
+            if (value) {
+              peaks[key] = Math.max(peaks[key], Number(value[1]));
+              polledAny = true;
+            }
+          }
         } catch {
-          // The child has exited.
+          // The process has exited.
         }
-      }, 100);
+      }
+    } finally {
+      polling = false;
+    }
+  }, 200);
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (poll) clearInterval(poll);
+  clearInterval(poll);
   const reported = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-  return { peakKiB: reported ? Number(reported[1]) : polled, code, stdout, stderr };
+  return {
+    peakKiB: reported ? Number(reported[1]) : peaks.VmHWM,
+    peakAnonKiB: polledAny ? peaks.RssAnon : null,
+    peakFileKiB: polledAny ? peaks.RssFile : null,
+    code,
+    stdout,
+    stderr,
+  };
 }
 
 const ALL_VARIANTS = [
