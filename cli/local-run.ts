@@ -462,13 +462,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     queue,
     summaries,
     ...(capacity && { capacity: capacity.deps }),
-    close: async () => {
-      await threads?.close();
-      // The chunk index's LevelDB lets one process hold it: let go once the run's units are done.
-      await home.chunkIndex.close();
-      capacity?.close();
-      await model.server?.close();
-    },
+    // Every part is closed even when one fails (a failing close must not leave the model
+    // server or the index open); the first failure is thrown after all have been tried.
+    close: () =>
+      closeAll([
+        async () => threads?.close(),
+        // The chunk index's LevelDB lets one process hold it: let go once the run's units are done.
+        () => home.chunkIndex.close(),
+        async () => capacity?.close(),
+        async () => model.server?.close(),
+      ]),
   };
 }
 
@@ -567,7 +570,25 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       skippedInputs,
     };
   } finally {
-    await runtime.close();
-    await lease?.release();
+    // The run lease goes even when closing the runtime fails, or a redrive --resume of the
+    // run would be refused for as long as this process lives.
+    try {
+      await runtime.close();
+    } finally {
+      await lease?.release();
+    }
   }
+}
+
+/** Runs every closer in order, then throws the first failure, if any. */
+async function closeAll(closers: readonly (() => Promise<unknown>)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const close of closers) {
+    try {
+      await close();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length > 0) throw failures[0];
 }
