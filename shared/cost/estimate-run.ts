@@ -1,7 +1,10 @@
+import { cooldownAfterRelease } from '../capacity/cooldown.ts';
+import { nextCronTick } from '../capacity/next-tick.ts';
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
 import { endpointHostingOf } from './endpoint-hosting.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
+import { ScheduleUnsupported } from './schedule-runs.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
 /**
@@ -188,11 +191,14 @@ export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
   );
   const coldStartSeconds = input.coldStartSeconds ?? COLD_START_ASSUMPTION.seconds;
   const runScoped = capacity !== undefined && capacity.mode === 'run-scoped';
+  const cooldownSeconds = runScoped
+    ? estimatedCooldownSeconds(config, capacity, coldStartSeconds + busySeconds)
+    : 0;
   const endpointSeconds =
     hosting?.kind !== 'instance'
       ? 0
       : runScoped
-        ? copies * (coldStartSeconds + busySeconds + capacity.cooldownSeconds)
+        ? copies * (coldStartSeconds + busySeconds + cooldownSeconds)
         : busySeconds * copies;
   return {
     usage: { ...usage, endpointSeconds },
@@ -208,9 +214,47 @@ export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
             copies,
             busySeconds,
             coldStartSeconds: runScoped ? coldStartSeconds : 0,
-            cooldownSeconds: runScoped ? capacity.cooldownSeconds : 0,
+            cooldownSeconds,
           },
         }
       : {}),
   };
 }
+
+/** Scheduled runs are looked for this far ahead of a reference time (a weekly schedule ticks within it). */
+const SCHEDULE_LOOKAHEAD_SECONDS = 8 * 86_400;
+
+/**
+ * The cooldown a run would be charged, by the rule finalize applies
+ * (`cooldownAfterRelease`, shared/capacity/cooldown.ts), with no back-to-back history (an
+ * estimate has none): `always` keeps it; `auto` keeps it only when the pipeline's own
+ * schedule ticks again within `cooldownSeconds` of a run's release (the release taken as
+ * its first tick after a fixed reference time plus the run's duration). A pipeline without
+ * a schedule is charged none: its first back-to-back run pays a second cold start instead,
+ * and the ones after it find the copies kept.
+ */
+export function estimatedCooldownSeconds(
+  config: PipelineConfig,
+  capacity: CapacityConfig,
+  runSeconds: number,
+): number {
+  const schedules = config.schedule
+    ? [{ expression: config.schedule.expression, timezone: config.schedule.timezone }]
+    : [];
+  let releasedAt = COOLDOWN_REFERENCE_MS + runSeconds * 1000;
+  const [schedule] = schedules;
+  if (schedule && capacity.cooldown === 'auto') {
+    try {
+      const tick = nextCronTick(schedule, new Date(COOLDOWN_REFERENCE_MS), SCHEDULE_LOOKAHEAD_SECONDS);
+      if (tick) releasedAt = tick.getTime() + runSeconds * 1000;
+    } catch (error) {
+      // A rate, or an expression nextCronTick cannot read: cooldownAfterRelease decides on it.
+      if (!(error instanceof ScheduleUnsupported)) throw error;
+    }
+  }
+  const decision = cooldownAfterRelease({ capacity, schedules, state: {}, releasedAt });
+  return decision.keep ? capacity.cooldownSeconds : 0;
+}
+
+/** A fixed Monday 00:00 UTC, so an estimate does not change with the day it is made. */
+const COOLDOWN_REFERENCE_MS = Date.UTC(2026, 0, 5);

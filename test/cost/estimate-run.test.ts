@@ -28,7 +28,10 @@ const usEast = pricesFor('us-east-1');
 
 describe('estimateRunUsage', () => {
   it('bills run-scoped copies from the cold start through the work to the end of the cooldown', () => {
-    const config = pipelineConfig({ workers: { maxConcurrency: 4 } });
+    const config = pipelineConfig({
+      workers: { maxConcurrency: 4 },
+      endpoint: { name: 'test-embed', capacity: { cooldown: 'always' } },
+    });
     // 100M tokens at 100,000 tokens/s: 1,000 s busy, within targetRunSeconds (1,800) on 1 copy.
     const estimate = estimateRunUsage({ config, estimatedCost: 100_000_000, tokensPerSecond: 100_000 });
     expect(estimate.capacity).toEqual({
@@ -46,6 +49,36 @@ describe('estimateRunUsage', () => {
     // Four workers wait on the endpoint while it is busy, at the configured memory.
     expect(estimate.usage.lambdaGbSeconds).toBeCloseTo(4 * 1000 * (config.workers.memoryMiB / 1024), 6);
     expect(estimate.usage.lambdaRequests).toBe(estimate.units + 2);
+  });
+
+  describe('charges the cooldown as finalize decides it (capacity.cooldown auto)', () => {
+    const embed = (schedule?: { expression: string }) =>
+      pipelineConfig({
+        endpoint: { name: 'test-embed', dimension: 16 },
+        ...(schedule && { schedule: { ...schedule, prefix: 'datasets/docs/' } }),
+      });
+    const cooldownOf = (config: ReturnType<typeof embed>) =>
+      estimateRunUsage({ config, estimatedCost: 100_000_000, tokensPerSecond: 100_000 }).capacity
+        ?.cooldownSeconds;
+
+    it('none for a pipeline without a schedule, or one whose next tick is far from its release', () => {
+      expect(cooldownOf(embed())).toBe(0);
+      expect(cooldownOf(embed({ expression: 'cron(0 3 * * ? *)' }))).toBe(0);
+      const nightly = estimateRunUsage({
+        config: embed({ expression: 'cron(0 3 * * ? *)' }),
+        estimatedCost: 100_000_000,
+        tokensPerSecond: 100_000,
+      });
+      expect(nightly.usage.endpointSeconds).toBe(420 + 1000);
+    });
+
+    it('the whole cooldown when the schedule ticks again within it', () => {
+      // A run of 420 + 1,000 s released at 00:23:40 on a 5-minute cron: the next tick is 00:25.
+      expect(cooldownOf(embed({ expression: 'cron(0/5 * * * ? *)' }))).toBe(300);
+      // A rate no longer than the cooldown always ticks within it; a longer one is not counted.
+      expect(cooldownOf(embed({ expression: 'rate(5 minutes)' }))).toBe(300);
+      expect(cooldownOf(embed({ expression: 'rate(1 hour)' }))).toBe(0);
+    });
   });
 
   it('asks for more copies when the work would not fit targetRunSeconds on one, at most maxCopies', () => {
@@ -86,8 +119,11 @@ describe('estimateRunUsage', () => {
     const serverlessCost = runCost(serverless.usage, usEast, { region: 'us-east-1', estimate: true });
     expect(serverlessCost.endpoint).toBeGreaterThanOrEqual(0.0008);
 
-    const instance = estimateFor({ hosting: 'instance' });
+    const instance = estimateFor({ hosting: 'instance', capacity: { cooldown: 'always' } });
     expect(instance.usage.endpointSeconds).toBeCloseTo(420 + 10 + 300, 6);
+    // The sample's nightly schedule does not tick within the cooldown: auto keeps none.
+    const nightly = estimateFor({ hosting: 'instance' });
+    expect(nightly.usage.endpointSeconds).toBeCloseTo(420 + 10, 6);
   });
 });
 
