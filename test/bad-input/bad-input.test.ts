@@ -3,18 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHome } from '../../cli/home.ts';
-import { main } from '../../cli/main.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { readTable } from '../faults/support/run-tables.ts';
+import { sluice } from '../support/cli.ts';
 import { type BadInput, badInputs, MAX_RECORD_BYTES } from './bad-inputs.ts';
-
-/** Runs the CLI in-process and captures what it prints. */
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
 
 const PIPELINE = 'bad';
 const KEY_PREFIX = `incoming/${PIPELINE}/drop/`;

@@ -2,13 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: () => {} });
-  return { code, json: () => JSON.parse(out.at(-1)!) };
-}
+import { sluice } from '../support/cli.ts';
 
 interface Written {
   readonly id: string;

@@ -3,10 +3,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { jsonl } from '../core/factories.ts';
+import { sluice } from '../support/cli.ts';
 
 const PIPELINE = {
   name: 'folders',
@@ -14,13 +14,6 @@ const PIPELINE = {
   endpoint: { name: 'folders-embed', dimension: 16, maxRetries: 0, timeoutMs: 10_000 },
   incremental: { enabled: false },
 };
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
-}
 
 const two = (prefix: string) =>
   jsonl([

@@ -2,15 +2,9 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { sampleDocuments } from '../../events/generate-samples.ts';
 import { jsonl } from '../core/factories.ts';
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: () => {} });
-  return { code, json: () => JSON.parse(out.at(-1)!) };
-}
+import { sluice } from '../support/cli.ts';
 
 describe('incremental runs', () => {
   let work: string;

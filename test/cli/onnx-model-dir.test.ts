@@ -2,16 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { sluice } from '../support/cli.ts';
 import { writeTinyModelFolder } from '../support/onnx-model.ts';
-
-/** Runs the CLI in-process and captures what it prints. */
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
-}
 
 /** `v / |v|` in doubles. */
 const unit = (v: number[]) => {

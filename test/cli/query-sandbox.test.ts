@@ -3,18 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.ts';
 import { runRowKey } from '../../shared/output/keys.ts';
 import { runsParquet } from '../../shared/output/parquet-tables.ts';
+import { sluice } from '../support/cli.ts';
 import { aRun, aSummary } from '../support/run-fixtures.ts';
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
 
 describe('sluice query (sandboxed)', () => {
   let work: string;

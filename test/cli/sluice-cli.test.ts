@@ -4,17 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { sampleDocuments } from '../../events/generate-samples.ts';
 import { jsonl } from '../core/factories.ts';
-
-/** Runs the CLI in-process and captures what it prints. */
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
-}
+import { sluice } from '../support/cli.ts';
 
 describe('sluice CLI', () => {
   let work: string;

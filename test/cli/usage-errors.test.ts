@@ -2,15 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { USAGE } from '../../cli/usage.ts';
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
+import { sluice } from '../support/cli.ts';
 
 /** Exit 2, nothing on stdout, exactly one line on stderr. */
 async function expectUsageError(argv: string[], line: string | RegExp) {

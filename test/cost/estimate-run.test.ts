@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import {
   batchTransformUsdPerMillionTokens,
@@ -10,19 +9,13 @@ import {
 import { pricesFor } from '../../shared/cost/pricing.ts';
 import { runCost } from '../../shared/cost/run-cost.ts';
 import { pipelineConfig } from '../core/factories.ts';
+import { sluice } from '../support/cli.ts';
 
 /** The credit-risk sample with its model block overridden. */
 const scorePipelineConfig = (model: Record<string, unknown>) => {
   const raw = JSON.parse(readFileSync('pipelines/credit-risk.json', 'utf8'));
   return parsePipelineConfig({ ...raw, model: { ...raw.model, ...model } });
 };
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
 
 const usEast = pricesFor('us-east-1');
 

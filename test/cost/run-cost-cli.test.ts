@@ -2,16 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
-
-/** Runs the CLI in-process and captures what it prints. */
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1) ?? 'null') as RunSummary };
-}
+import { sluice } from '../support/cli.ts';
 
 describe('the cost of a local run', () => {
   let work: string;
@@ -34,7 +26,7 @@ describe('the cost of a local run', () => {
       '--json',
     );
     expect(run.code).toBe(0);
-    const summary = run.json();
+    const summary = run.json<RunSummary>();
     const cost = summary.cost;
     if (!cost) throw new Error(`no cost in the summary: ${summary.costUnknown}`);
     expect(cost).toMatchObject({ currency: 'USD', estimate: true, region: 'us-east-1' });

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalHome, openHome } from '../../cli/home.ts';
 import { runLocalPipeline } from '../../cli/local-run.ts';
-import { main } from '../../cli/main.ts';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
@@ -14,6 +13,7 @@ import { scoringRunIdFor } from '../../shared/finalize/finalize-run.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
 import type { ObjectWrite } from '../../shared/ports/object-store.ts';
 import { jsonl } from '../core/factories.ts';
+import { sluice } from '../support/cli.ts';
 import { readTable } from './support/run-tables.ts';
 
 const PIPELINE = {
@@ -105,13 +105,6 @@ class KillSwitch {
       segmentStats: this.wrap(base.segmentStats, { recordSegments: () => 'segment stats: record' }),
     };
   }
-}
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
 }
 
 const docs = (count: number, salt = '') =>

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHome } from '../../cli/home.ts';
-import { main } from '../../cli/main.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { LocalWorkQueue } from '../../shared/adapters/local/local-work-queue.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import { BreakableEmbedder } from '../support/breakable-embedder.ts';
+import { sluice } from '../support/cli.ts';
 import { type LocalAws, startLocalAws } from '../support/local-deployment.ts';
 import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
 
@@ -22,14 +22,6 @@ const PIPELINE = {
   planning: { targetUnitTokens: 300 },
   workers: { maxConcurrency: 2, maxReceiveCount: 2 },
 };
-
-/** Runs the CLI in-process and captures what it prints. */
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
-}
 
 describe('sluice redrive (local)', () => {
   let work: string;

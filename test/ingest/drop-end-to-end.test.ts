@@ -3,16 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
 import { jsonl } from '../core/factories.ts';
+import { sluice } from '../support/cli.ts';
 import { parquetFile, words } from './factories.ts';
-
-async function sluice(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err, json: () => JSON.parse(out.at(-1)!) };
-}
 
 describe('a skewed drop through sluice run', () => {
   let work: string;
