@@ -16,6 +16,22 @@ export interface UnitUsage {
   endpointCalls?: number;
   /** Bytes of the endpoint requests' bodies (inputs or CSV rows), what serverless bills as data in. */
   endpointBytes?: number;
+  /**
+   * The longest single endpoint call, ms (absent in usage stored before the run report).
+   * Beside `endpointCallMs / endpointCalls` it shows a unit whose calls were slow at times.
+   */
+  endpointMaxCallMs?: number;
+  /**
+   * Epoch ms when the delivery started (absent in usage stored before the run report); with
+   * `workerMs` it places the unit on the run's timeline (shared/report).
+   */
+  startedAt?: number;
+  /**
+   * Which worker ran the delivery: a random number drawn once per process or thread (one
+   * Lambda execution environment, one local unit thread), so units of the same worker line
+   * up in the run report. Absent in usage stored before the run report.
+   */
+  worker?: number;
   s3Gets: number;
   s3Puts: number;
   bytesPut: number;

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { WorkUnit } from '../domain/types.ts';
 import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -29,13 +30,22 @@ const byteLength = (body: Uint8Array | string): number =>
   typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
 
 /**
+ * This process's or thread's worker number (see {@link UnitUsage.worker}): module state is
+ * per thread, and a Lambda execution environment is one process.
+ */
+const WORKER = randomInt(1, 2 ** 31);
+
+/**
  * Counts a unit's calls where the ports are called: wraps each port so that every call
- * adds to one {@link UnitUsage}. The wrappers change nothing else a port does.
+ * adds to one {@link UnitUsage}. The wrappers change nothing else a port does. The meter is
+ * made when a delivery starts, so it also stamps the start and the worker that ran it.
  */
 export class UsageMeter {
-  readonly usage = emptyUnitUsage();
+  readonly usage: UnitUsage;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.usage = { ...emptyUnitUsage(), startedAt: now(), worker: WORKER };
+  }
 
   objectStore(store: ObjectStore): ObjectStore {
     const usage = this.usage;
@@ -95,6 +105,7 @@ export class UsageMeter {
     } finally {
       const ended = this.now();
       this.usage.endpointCallMs += ended - started;
+      this.usage.endpointMaxCallMs = Math.max(this.usage.endpointMaxCallMs ?? 0, ended - started);
       if (ended > this.usage.endpointLastAt) this.usage.endpointLastAt = ended;
     }
   }
