@@ -4,6 +4,7 @@ import path from 'node:path';
 import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
 import { ConfigError } from '../../shared/errors/errors.ts';
 import { TABLE_COLUMNS } from '../../shared/output/parquet-tables.ts';
+import { CURRENT_VIEWS } from '../../shared/views/current-views.ts';
 
 /** A statement the sandbox does not run (anything but a SELECT): exit 2 with one line. */
 export class QueryRefused extends ConfigError {}
@@ -56,7 +57,8 @@ export function toJsonValue(value: unknown): unknown {
  * Runs SQL with DuckDB over the local results, with the table names Athena uses. Each
  * table is a view over its Hive-partitioned Parquet parts (`pipeline`, `run_date`
  * columns come from the path); a table with no parts yet is an empty view of the same
- * columns, so queries do not fail on a fresh home. Unless `unsafe`, the SQL runs
+ * columns, so queries do not fail on a fresh home. The current-state views
+ * (`embeddings_current`, `scores_current`: shared/views) are defined over them. Unless `unsafe`, the SQL runs
  * sandboxed: SELECT statements only, reading nothing but the results folder.
  */
 export async function queryLocalTables(
@@ -84,6 +86,8 @@ export async function queryLocalTables(
         await connection.run(`CREATE VIEW ${table} AS SELECT ${cols.join(', ')} WHERE false`);
       }
     }
+    // The current-state views, from the same SQL the deployed stack's Athena views hold.
+    for (const view of CURRENT_VIEWS) await connection.run(`CREATE VIEW ${view.name} AS ${view.sql}`);
     if (spill === undefined) {
       const reader = await connection.runAndReadAll(sql);
       return {
