@@ -120,7 +120,7 @@ async function seedBundle(
   }
 }
 
-interface LocalModel {
+export interface LocalModel {
   readonly config: PipelineConfig;
   /** Where the workers call the model; absent for in-worker scoring, which calls none. */
   readonly endpointUrl: string | undefined;
@@ -135,7 +135,7 @@ interface LocalModel {
  * themselves, as the deployed work function does. Results record the model that really
  * produced them.
  */
-async function startLocalModel(
+export async function startLocalModel(
   home: LocalHome,
   config: PipelineConfig,
   endpointUrl: string | undefined,
