@@ -28,6 +28,11 @@ export interface CompiledForest {
   readonly value: Float32Array;
   readonly left: Int32Array;
   readonly nodeCount: number;
+  /**
+   * Each node's cover (`sum_hessian`: the training rows' hessian sum that reached it),
+   * which TreeSHAP weighs the branches by; absent when some tree does not carry it.
+   */
+  readonly cover?: Float64Array;
 }
 
 type Json = Record<string, unknown>;
@@ -138,6 +143,8 @@ interface RawTree {
   readonly feature: number[];
   readonly condition: number[];
   readonly defaultLeft: number[];
+  /** `sum_hessian`, when the tree carries it (only explanations need it). */
+  readonly cover?: number[];
 }
 
 function readTree(tree: unknown, index: number, numFeatures: number, source: string): RawTree {
@@ -160,6 +167,7 @@ function readTree(tree: unknown, index: number, numFeatures: number, source: str
     feature: numbersAt(tree, 'split_indices', path, source),
     condition: numbersAt(tree, 'split_conditions', path, source),
     defaultLeft: numbersAt(tree, 'default_left', path, source),
+    ...('sum_hessian' in tree ? { cover: numbersAt(tree, 'sum_hessian', path, source) } : {}),
   };
   const n = raw.left.length;
   if (n === 0) throw new ModelFormatError(`${source}: ${path} has no nodes`);
@@ -193,7 +201,7 @@ function readTree(tree: unknown, index: number, numFeatures: number, source: str
  */
 function appendTree(
   raw: RawTree,
-  out: { feature: number[]; missingRight: number[]; value: number[]; left: number[] },
+  out: { feature: number[]; missingRight: number[]; value: number[]; left: number[]; cover: number[] },
   path: string,
   source: string,
 ): void {
@@ -204,6 +212,7 @@ function appendTree(
   for (let head = 0; head < order.length; head += 1) {
     const node = order[head]!;
     const slot = base + head;
+    out.cover[slot] = raw.cover ? raw.cover[node]! : Number.NaN;
     const l = raw.left[node]!;
     if (l === -1) {
       out.feature[slot] = 0;
@@ -286,6 +295,7 @@ export function compileXgboostModel(raw: unknown, source = 'model'): CompiledFor
     missingRight: [] as number[],
     value: [] as number[],
     left: [] as number[],
+    cover: [] as number[],
   };
   const treeRoots = new Int32Array(trees.length);
   const treeGroups = new Int32Array(trees.length);
@@ -317,6 +327,7 @@ export function compileXgboostModel(raw: unknown, source = 'model'): CompiledFor
     value: Float32Array.from(out.value),
     left: Int32Array.from(out.left),
     nodeCount: out.feature.length,
+    ...(out.cover.some(Number.isNaN) ? {} : { cover: Float64Array.from(out.cover) }),
   };
 }
 
