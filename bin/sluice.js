@@ -16,15 +16,45 @@ const command = process.argv[2];
 const userFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
 const heapSet = userFlags.some((f) => /^--max-(old|semi)-space-size/.test(f));
 
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Stops this process (as SIGTERM would) once the process that started it is gone. `npx
+ * sluice` starts it through npm and `sh -c`: killing npm by its PID ends the shell but
+ * not this process, which would keep a model server or a run going with nobody to stop
+ * it. Only watched when there is such a go-between (npm, or this file's own wrapper):
+ * `nohup node bin/sluice.js serve-model &` still outlives the shell that started it.
+ */
+function stopWhenOrphaned() {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  timer.unref();
+}
+
+if (process.env.npm_command !== undefined || process.env.SLUICE_HEAP_SET === '1') stopWhenOrphaned();
+
 if ((command === 'run' || command === 'redrive') && !heapSet && process.env.SLUICE_HEAP_SET !== '1') {
   const child = spawn(
     process.execPath,
     [...HEAP_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
     { stdio: 'inherit', env: { ...process.env, SLUICE_HEAP_SET: '1' } },
   );
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  // The run is the child's: a signal sent to this process by its PID goes on to it, and
+  // this process ends when the child does, the way the child did.
+  const forward = (signal) => child.kill(signal);
+  for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
   child.on('exit', (code, signal) => {
-    process.exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 1);
+    for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+    if (signal !== null) {
+      // Die of the same signal, so a shell or supervisor sees what ended the run.
+      process.kill(process.pid, signal);
+      // A signal this process cannot die of (one it ignores) still gives 128 + its number.
+      process.exitCode = 128 + (constants.signals[signal] ?? 0);
+    } else process.exitCode = code ?? 1;
   });
 } else {
   const { main } = await loadCli();

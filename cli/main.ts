@@ -1,22 +1,88 @@
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { type CommandIo, processIo } from './commands/io.ts';
-import { USAGE } from './usage.ts';
-
-type Command = (args: string[], io: CommandIo) => Promise<number>;
+import { packageVersion } from './package-root.ts';
+import { asksForHelp, type CommandSpec, formatCommandUsage, formatUsage } from './usage.ts';
 
 /**
- * Each command loads its own modules when it runs: `sluice run` never maps DuckDB's
- * native library (about 36 MiB resident) or the DynamoDB and SQS clients that only
- * `query` and `redrive` use.
+ * Every `sluice` command: its usage next to what loads it, so adding a command is one
+ * entry here. Each command loads its own modules when it runs: `sluice run` never maps
+ * DuckDB's native library (about 36 MiB resident) or the DynamoDB and SQS clients that
+ * only `query` and `redrive` use.
  */
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  run: async () => (await import('./commands/run.ts')).runCommand,
-  query: async () => (await import('./commands/query.ts')).queryCommand,
-  status: async () => (await import('./commands/status.ts')).statusCommand,
-  cost: async () => (await import('./commands/cost.ts')).costCommand,
-  redrive: async () => (await import('./commands/redrive.ts')).redriveCommand,
-  'serve-model': async () => (await import('./commands/serve-model.ts')).serveModelCommand,
-};
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'run',
+    synopsis: `PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR]
+      [--threads N] [--json]`,
+    description: `Runs a pipeline over files or folders on this machine: the same plan, work and finalize
+code as deployed, with the object store under <home>/bucket/ and a local model server on
+127.0.0.1. Progress goes to stderr; the result to stdout (with --json, one line: the run
+summary).
+  --pipeline NAME       the config in <pipelines>/NAME.json
+  --endpoint-url URL    send batches to a running TEI or SageMaker-compatible server
+  --model-dir DIR       serve an ONNX sentence-transformer folder instead of hash-embed
+  --threads N           unit threads (0: units run on the main thread)`,
+    load: async () => (await import('./commands/run.ts')).runCommand,
+  },
+  {
+    name: 'query',
+    synopsis: '"SQL" [--home DIR] [--json] [--unsafe]',
+    description: `Runs SQL on DuckDB over the local Parquet results, with Athena's table names
+(embeddings, scores, recommendations, generations, rejects, runs).
+  --json      rows as one JSON array
+  --unsafe    lift the sandbox (SELECT only, over the results only): run the SQL as DuckDB would`,
+    load: async () => (await import('./commands/query.ts')).queryCommand,
+  },
+  {
+    name: 'status',
+    synopsis: '[RUN_ID] [--home DIR] [--json]',
+    description: 'Without RUN_ID, the runs, newest first; with one, the run and each of its units.',
+    load: async () => (await import('./commands/status.ts')).statusCommand,
+  },
+  {
+    name: 'cost',
+    synopsis: `PATH... --pipeline NAME [--pipelines DIR] [--region R] [--runs-per-month N | --schedule EXPR]
+      [--tokens-per-second N | --rows-per-second N] [--json]`,
+    description: `Estimates what a run over these inputs would cost deployed, before deploying, from the
+planner's own sampling and the region's sourced prices.
+  --schedule EXPR     "cron(...)" or "rate(...)": a month's bill (default: the pipeline's schedule)
+  --runs-per-month N  a month's bill for N runs`,
+    load: async () => (await import('./commands/cost.ts')).costCommand,
+  },
+  {
+    name: 'redrive',
+    synopsis: `RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
+      [--runs-table NAME (--work-queue-url URL | --reset-only)]`,
+    description: `Runs only the failed units of a failed run again, then finalizes it again; redrive a run
+with the model it ran with.
+  --resume              deliver the unfinished units of a run whose process is gone
+  --runs-table NAME     deployed: reopen the run in this DynamoDB table, then either
+  --work-queue-url URL  send its failed units to the deployed work queue, or
+  --reset-only          only reopen it (the units come back from the work DLQ)`,
+    load: async () => (await import('./commands/redrive.ts')).redriveCommand,
+  },
+  {
+    name: 'serve-model',
+    synopsis: `[--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
+      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
+      [--max-client-batch-size N] [--max-batch-chars N] [--max-body-bytes N]
+      [--scale-to-zero] [--warmup-seconds S] [--scale-in-seconds S] [--wake-on-invoke]
+      [--serverless] [--component-name NAME]`,
+    description: `Runs the local model server alone on 127.0.0.1 until stopped (Ctrl-C, or SIGTERM to its
+PID); it prints its address. It speaks the SageMaker runtime API and the container contract.
+  --port N          0 (the default) picks a free port
+  --capacity N, --queue N, --latency-ms-*   simulate a GPU endpoint's capacity and latency
+  --scale-to-zero, --warmup-seconds S, ...  simulate an endpoint's capacity lifecycle`,
+    load: async () => (await import('./commands/serve-model.ts')).serveModelCommand,
+  },
+];
+
+/** `sluice --help`: every command's usage. */
+export const USAGE = formatUsage(COMMANDS);
+
+const commandNamed = (name: string) => COMMANDS.find((c) => c.name === name);
+const unknownCommand = (name: string) =>
+  `sluice: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})`;
 
 /**
  * The `sluice` command line. Returns the exit code: 0 finished, 1 run failed, 2 bad
@@ -29,17 +95,34 @@ export async function main(argv: string[], io: CommandIo = processIo): Promise<n
     io.err(USAGE);
     return 2;
   }
-  if (name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--help' || name === '-h' || (name === 'help' && args.length === 0)) {
     io.out(USAGE);
     return 0;
   }
-  const load = COMMANDS[name];
-  if (!load) {
-    io.err(`sluice: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  if (name === '--version' || name === '-V') {
+    io.out(packageVersion());
+    return 0;
+  }
+  if (name === 'help') {
+    const spec = commandNamed(args[0]!);
+    if (!spec || args.length > 1) {
+      io.err(spec ? 'sluice help: give one COMMAND' : unknownCommand(args[0]!));
+      return 2;
+    }
+    io.out(formatCommandUsage(spec));
+    return 0;
+  }
+  const spec = commandNamed(name);
+  if (!spec) {
+    io.err(unknownCommand(name));
     return 2;
   }
+  if (asksForHelp(args)) {
+    io.out(formatCommandUsage(spec));
+    return 0;
+  }
   try {
-    const command = await load();
+    const command = await spec.load();
     return await command(args, io);
   } catch (error) {
     if (error instanceof ConfigError) {

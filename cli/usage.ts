@@ -1,28 +1,59 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { ConfigError } from '../shared/errors/errors.ts';
+import type { CommandIo } from './commands/io.ts';
 
 /** Wrong command-line usage: one line on stderr, exit code 2. */
 export class UsageError extends ConfigError {}
 
-export const USAGE = `usage:
-  sluice run PATH... --pipeline NAME [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR]
-             [--threads N] [--json]
-  sluice query "SQL" [--home DIR] [--json] [--unsafe]
-  sluice status [RUN_ID] [--home DIR] [--json]
-  sluice cost PATH... --pipeline NAME [--pipelines DIR] [--region R] [--runs-per-month N]
-              [--tokens-per-second N | --rows-per-second N] [--json]   (estimate before deploying)
-  sluice redrive RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
-                 [--runs-table NAME (--work-queue-url URL | --reset-only)]   (deployed: reopen in DynamoDB)
-  sluice serve-model [--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
-                     [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
-                     [--max-client-batch-size N] [--max-batch-chars N] [--max-body-bytes N]
-                     [--scale-to-zero] [--warmup-seconds S] [--scale-in-seconds S] [--wake-on-invoke]
-                     [--serverless] [--component-name NAME]   (simulated endpoint capacity)
+/** What a command does with its arguments; returns the exit code. */
+export type Command = (args: string[], io: CommandIo) => Promise<number>;
 
---model-dir DIR runs an ONNX sentence-transformer folder (model.onnx or onnx/model.onnx, tokenizer.json)
-in the local model server instead of the weight-free hash-embed; redrive a run with the model it ran with.
-Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 run finished (rejects are
-reported, not fatal), 1 run failed, 2 bad usage or config.`;
+/**
+ * One `sluice` command: how it is called and what loads it. The command table in
+ * cli/main.ts is a list of these, so adding a command is one entry.
+ */
+export interface CommandSpec {
+  readonly name: string;
+  /** The synopsis after `sluice NAME`, wrapped lines indented by two spaces. */
+  readonly synopsis: string;
+  /** What the command does and what its flags mean, for `sluice NAME --help`. */
+  readonly description: string;
+  /** Loads the command's module only when it runs (see cli/main.ts). */
+  readonly load: () => Promise<Command>;
+}
+
+const USAGE_FOOTER = `Defaults: --home .sluice, --pipelines ./pipelines. Exit codes: 0 finished (rejects are
+reported, not fatal), 1 run failed, 2 bad usage or config. \`sluice help COMMAND\` or
+\`sluice COMMAND --help\` for one command; \`sluice --version\` for the version.`;
+
+/** `sluice NAME <synopsis>`, continuation lines aligned under the synopsis. */
+function synopsisLines(spec: CommandSpec, indent: string): string {
+  const head = `${indent}sluice ${spec.name} `;
+  const pad = ' '.repeat(head.length);
+  return spec.synopsis
+    .split('\n')
+    .map((line, i) => (i === 0 ? head : pad) + line.trim())
+    .join('\n');
+}
+
+/** The usage of every command (`sluice --help`). */
+export function formatUsage(commands: readonly CommandSpec[]): string {
+  return `usage:\n${commands.map((c) => synopsisLines(c, '  ')).join('\n')}\n\n${USAGE_FOOTER}`;
+}
+
+/** The usage of one command (`sluice NAME --help`, `sluice help NAME`). */
+export function formatCommandUsage(spec: CommandSpec): string {
+  return `usage: ${synopsisLines(spec, '').trimEnd()}\n\n${spec.description.trim()}\n\n${USAGE_FOOTER}`;
+}
+
+/**
+ * Whether the arguments ask for help: `--help` or `-h` before a `--` (after it every
+ * argument is a positional, so \`sluice query -- -h\` is a query).
+ */
+export function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -1,23 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { openCheckedHome } from '../home.ts';
 import { runLocalPipeline } from '../local-run.ts';
+import { packageRoot } from '../package-root.ts';
 import type { SkippedInput } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
-
-/** The folder of Sluice's package.json, above this module (from source or compiled into a cache). */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'pipelines'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-  return dir;
-}
 
 /** `./pipelines` when the current folder has one, else the pipelines shipped with Sluice. */
 export function defaultPipelinesDir(): string {

@@ -226,6 +226,11 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
     ...(settings.gpu === undefined ? {} : { gpu: settings.gpu }),
     ...(settings.capacity === undefined ? {} : { capacity: settings.capacity }),
   });
+  // Ctrl-C, a kill by PID, or the terminal closing: stop serving and close the backend.
+  // Listened for before the address is printed, so a signal sent on seeing it is not lost.
+  const stopped = new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
+  });
   io.out(
     `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping, GET /stats)`,
   );
@@ -236,10 +241,7 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
   );
   if (settings.gpu !== undefined) io.err(describeGpu(settings.gpu));
   if (settings.capacity !== undefined) io.err(describeCapacity(settings.capacity));
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopped;
   await server.close();
   if ('close' in settings.backend) await settings.backend.close?.();
   return 0;

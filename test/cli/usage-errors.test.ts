@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { USAGE } from '../../cli/usage.ts';
+import { USAGE } from '../../cli/main.ts';
 import { sluice } from '../support/cli.ts';
 
 /** Exit 2, nothing on stdout, exactly one line on stderr. */
