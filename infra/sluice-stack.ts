@@ -321,6 +321,11 @@ export class SluiceStack extends Stack {
       description: 'Athena workgroup to query the results in',
       value: this.queryLayer.workGroupName,
     });
+    // What `sluice status --deployed --runs-table` reads (docs/deployed-cli.md): its name is generated.
+    new CfnOutput(this, 'RunsTableName', {
+      description: 'DynamoDB runs table: run and unit state (sluice status --deployed)',
+      value: this.runsTable.table.tableName,
+    });
 
     acceptBucketNotificationsHandler(this);
   }
