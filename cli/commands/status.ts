@@ -1,16 +1,51 @@
+import { deployedRunReader, type RunReader } from '../deployed/deployed-runs.ts';
+import {
+  DEPLOYED_OPTIONS,
+  deployedTarget,
+  refuseMixedFlags,
+  requireRunsTable,
+} from '../deployed/deployed-target.ts';
 import { openCheckedHome } from '../home.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
+
+/** Runs listed by `status --deployed` without `--limit`: the newest, from the index, not every run ever. */
+const DEPLOYED_RUNS_LISTED = 50;
+
+/**
+ * Where the runs are read: the home's run store, or with `--deployed` the stack's runs
+ * table (cli/deployed/). Everything printed is the same for both.
+ */
+async function runsOf(values: {
+  readonly home?: string;
+  readonly deployed: boolean;
+  readonly stack?: string;
+  readonly 'runs-table'?: string;
+  readonly limit?: string;
+}): Promise<{ runs: RunReader; dir: string; limit: number | undefined }> {
+  refuseMixedFlags(values, ['limit']);
+  const limit = values.limit === undefined ? undefined : Number(values.limit);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1))
+    throw new UsageError(`--limit must be a whole number above 0, got ${values.limit}`);
+  if (!values.deployed) {
+    const home = await openCheckedHome(values.home, 'read');
+    return { runs: home.runs, dir: home.dir, limit };
+  }
+  const table = requireRunsTable(deployedTarget(values));
+  return { runs: deployedRunReader(table), dir: `runs table ${table}`, limit: limit ?? DEPLOYED_RUNS_LISTED };
+}
 
 export async function statusCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
     home: { type: 'string' },
     json: { type: 'boolean', default: false },
+    ...DEPLOYED_OPTIONS,
+    limit: { type: 'string' },
   });
   if (positionals.length > 1) throw new UsageError('give at most one RUN_ID');
-  const home = await openCheckedHome(values.home, 'read');
+  const home = await runsOf(values);
   if (positionals.length === 0) {
-    const runs = await home.runs.listRuns();
+    const runs = await home.runs.listRuns(home.limit);
     if (values.json) io.out(JSON.stringify(runs));
     else if (runs.length === 0) io.out(`no runs in ${home.dir}`);
     else
@@ -21,7 +56,11 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     return 0;
   }
   const runId = positionals[0]!;
-  const run = await home.runs.getRun(runId).catch(() => undefined);
+  // Locally an unreadable run file reads as no run; deployed, AccessDenied or throttling must not.
+  const run = await home.runs.getRun(runId).catch((error: unknown) => {
+    if (values.deployed) throw error;
+    return undefined;
+  });
   if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status)`);
   const units = (await home.runs.listUnits(runId)).map((u) => ({
     unitId: u.unitId,
