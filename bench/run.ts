@@ -45,6 +45,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   'simulated-day': () => runSimulatedDayBench(),
   'pipeline-share': () => runPipelineShareBench(),
   'chunk-index': () => runChunkIndexBench(),
+  'tree-shap': async () => (await import('./tree-shap.ts')).runTreeShapBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

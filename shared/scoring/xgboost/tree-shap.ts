@@ -35,6 +35,12 @@ export class TreeShapExplainer {
   readonly bias: Float64Array;
 
   private readonly forest: CompiledForest;
+  private readonly left: Int32Array;
+  private readonly splitFeature: Int32Array;
+  private readonly value: Float32Array;
+  private readonly missingRight: Uint8Array;
+  /** `reciprocal[n]` = 1 / n: the recursions divide by small integers at every step. */
+  private readonly reciprocal: Float64Array;
   /** Share of its parent's cover that reaches each node (1 for roots). */
   private readonly coverShare: Float64Array;
   /** Elements one path segment holds: the deepest root-to-leaf path plus the root's dummy element. */
@@ -64,6 +70,10 @@ export class TreeShapExplainer {
       }
     }
     this.forest = forest;
+    this.left = left;
+    this.splitFeature = forest.feature;
+    this.value = value;
+    this.missingRight = forest.missingRight;
     this.objective = forest.objective;
     this.numFeatures = forest.numFeatures;
     this.numGroups = forest.numGroups;
@@ -98,6 +108,7 @@ export class TreeShapExplainer {
     this.pathOne = new Float64Array(segments * this.stride);
     this.pathWeight = new Float64Array(segments * this.stride);
     this.row = new Float32Array(Math.max(1, forest.numFeatures));
+    this.reciprocal = Float64Array.from({ length: this.stride + 2 }, (_, n) => (n === 0 ? 0 : 1 / n));
   }
 
   /** Loads a model from the text of XGBoost's JSON save (`Booster.save_model("model.json")`). */
@@ -175,13 +186,16 @@ export class TreeShapExplainer {
     const zeros = this.pathZero;
     const ones = this.pathOne;
     const weights = this.pathWeight;
+    const reciprocal = this.reciprocal;
     const base = level * stride;
     if (level > 0) {
-      const from = base - stride;
-      feature.copyWithin(base, from, from + length);
-      zeros.copyWithin(base, from, from + length);
-      ones.copyWithin(base, from, from + length);
-      weights.copyWithin(base, from, from + length);
+      // Paths are a few elements long: a loop beats four copyWithin calls.
+      for (let i = base - stride, j = base, end = base - stride + length; i < end; i += 1, j += 1) {
+        feature[j] = feature[i]!;
+        zeros[j] = zeros[i]!;
+        ones[j] = ones[i]!;
+        weights[j] = weights[i]!;
+      }
     }
 
     // EXTEND: add the element, then update the weight of every path length so that
@@ -192,31 +206,25 @@ export class TreeShapExplainer {
     ones[base + length] = one;
     weights[base + length] = length === 0 ? 1 : 0;
     const grown = length + 1;
+    const perGrown = reciprocal[grown]!;
     for (let i = length - 1; i >= 0; i -= 1) {
       const w = weights[base + i]!;
-      weights[base + i + 1]! += (one * w * (i + 1)) / grown;
-      weights[base + i] = (zero * w * (length - i)) / grown;
+      weights[base + i + 1]! += one * w * (i + 1) * perGrown;
+      weights[base + i] = zero * w * (length - i) * perGrown;
     }
     length = grown;
 
-    const { left, value, missingRight } = this.forest;
-    const firstChild = left[node]!;
+    const firstChild = this.left[node]!;
     if (firstChild < 0) {
-      // A leaf: each feature on the path gets the leaf value times the difference of its
-      // one and zero fractions, weighted by the path's weights with that feature taken out.
-      const leafValue = value[node]!;
-      const out = this.out;
-      const outBase = this.outBase;
-      for (let k = 1; k < length; k += 1) {
-        const share = this.unwoundWeightSum(base, length, k);
-        out[outBase + feature[base + k]!]! += share * (ones[base + k]! - zeros[base + k]!) * leafValue;
-      }
+      this.creditLeaf(base, length, this.value[node]!);
       return;
     }
 
-    const split = this.forest.feature[node]!;
+    const split = this.splitFeature[node]!;
     const x = this.row[split]!;
-    const hot = Number.isNaN(x) ? firstChild + missingRight[node]! : firstChild + +(x >= value[node]!);
+    const hot = Number.isNaN(x)
+      ? firstChild + this.missingRight[node]!
+      : firstChild + +(x >= this.value[node]!);
     const cold = hot === firstChild ? firstChild + 1 : firstChild;
 
     // A feature split on again further down is taken out of the path and put back with
@@ -239,25 +247,69 @@ export class TreeShapExplainer {
     if (coldZero !== 0) this.recurse(cold, level + 1, length, coldZero, 0, split);
   }
 
+  /**
+   * At a leaf, each feature on the path gets the leaf value times the difference of its
+   * one and zero fractions, weighted by the sum of the path's weights with that feature
+   * taken out (UNWIND without writing). One fractions are 0 or 1, and for every element
+   * the row does not follow (one = 0) that sum is (length / zero) x a sum over the
+   * weights that does not depend on the element: computed once per leaf, not per element.
+   */
+  private creditLeaf(base: number, length: number, leafValue: number): void {
+    const feature = this.pathFeature;
+    const zeros = this.pathZero;
+    const ones = this.pathOne;
+    const weights = this.pathWeight;
+    const reciprocal = this.reciprocal;
+    const out = this.out;
+    const outBase = this.outBase;
+    let coldSum = Number.NaN;
+    for (let k = 1; k < length; k += 1) {
+      if (ones[base + k] !== 0) {
+        const zero = zeros[base + k]!;
+        let unwound = 0;
+        // one = 1: undo the extend from the longest path length down.
+        const perLength = reciprocal[length]!;
+        let next = weights[base + length - 1]!;
+        for (let i = length - 2; i >= 0; i -= 1) {
+          const w = next * length * reciprocal[i + 1]!;
+          unwound += w;
+          next = weights[base + i]! - w * zero * (length - i - 1) * perLength;
+        }
+        out[outBase + feature[base + k]!]! += unwound * (1 - zero) * leafValue;
+        continue;
+      }
+      // one = 0: the unwound sum is (length / zero) x coldSum and the factor (one - zero)
+      // is -zero, so zero cancels.
+      if (Number.isNaN(coldSum)) {
+        coldSum = 0;
+        for (let i = length - 2; i >= 0; i -= 1) coldSum += weights[base + i]! * reciprocal[length - i - 1]!;
+      }
+      out[outBase + feature[base + k]!]! -= coldSum * length * leafValue;
+    }
+  }
+
   /** UNWIND: removes element `k` from the path of `length` in place, undoing its EXTEND on the weights. */
   private unwind(base: number, length: number, k: number): void {
     const feature = this.pathFeature;
     const zeros = this.pathZero;
     const ones = this.pathOne;
     const weights = this.pathWeight;
-    const one = ones[base + k]!;
+    const reciprocal = this.reciprocal;
     const zero = zeros[base + k]!;
-    if (one !== 0) {
+    // One fractions are 0 or 1 (the row follows a branch or not).
+    if (ones[base + k] !== 0) {
+      const perLength = reciprocal[length]!;
       let next = weights[base + length - 1]!;
       for (let i = length - 2; i >= 0; i -= 1) {
         const previous = weights[base + i]!;
-        const w = (next * length) / ((i + 1) * one);
+        const w = next * length * reciprocal[i + 1]!;
         weights[base + i] = w;
-        next = previous - (w * zero * (length - i - 1)) / length;
+        next = previous - w * zero * (length - i - 1) * perLength;
       }
     } else {
+      const perZero = length / zero;
       for (let i = length - 2; i >= 0; i -= 1) {
-        weights[base + i] = (weights[base + i]! * length) / (zero * (length - i - 1));
+        weights[base + i] = weights[base + i]! * perZero * reciprocal[length - i - 1]!;
       }
     }
     for (let i = k; i < length - 1; i += 1) {
@@ -265,26 +317,5 @@ export class TreeShapExplainer {
       zeros[base + i] = zeros[base + i + 1]!;
       ones[base + i] = ones[base + i + 1]!;
     }
-  }
-
-  /** The sum of the weights {@link unwind} would leave for element `k`, without changing the path. */
-  private unwoundWeightSum(base: number, length: number, k: number): number {
-    const weights = this.pathWeight;
-    const one = this.pathOne[base + k]!;
-    const zero = this.pathZero[base + k]!;
-    let total = 0;
-    if (one !== 0) {
-      let next = weights[base + length - 1]!;
-      for (let i = length - 2; i >= 0; i -= 1) {
-        const w = (next * length) / ((i + 1) * one);
-        total += w;
-        next = weights[base + i]! - (w * zero * (length - i - 1)) / length;
-      }
-    } else {
-      for (let i = length - 2; i >= 0; i -= 1) {
-        total += (weights[base + i]! * length) / (zero * (length - i - 1));
-      }
-    }
-    return total;
   }
 }
