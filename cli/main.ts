@@ -62,6 +62,15 @@ with the model it ran with.
     load: async () => (await import('./commands/redrive.ts')).redriveCommand,
   },
   {
+    name: 'report',
+    synopsis: 'RUN_ID [--home DIR] [--out FILE]',
+    description: `Writes the run's report: one HTML file with its charts (unit cost estimated vs measured,
+units across workers over time, throughput, batch padding, endpoint latency and throttles,
+rejects by reason, cost), Chart.js inline, so it opens offline. Prints the file's path.
+  --out FILE   where to write it (default: beside the run's summary.json in <home>/bucket/runs/)`,
+    load: async () => (await import('./commands/report.ts')).reportCommand,
+  },
+  {
     name: 'serve-model',
     synopsis: `[--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
       [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
