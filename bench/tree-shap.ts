@@ -55,6 +55,8 @@ export type TreeShapBenchResult =
       readonly explainSlowdown: number;
       /** Largest |Sluice - XGBoost| over every contribution and bias: the run also checks parity. */
       readonly maxAbsDifference: number;
+      /** 1-minute load average when the timings started: rows/s are only comparable at similar load. */
+      readonly loadAverage1m: number;
     }
   | { readonly name: 'tree-shap'; readonly available: false; readonly reason: string };
 
@@ -139,6 +141,7 @@ export async function runTreeShapBench(options: TreeShapBenchOptions = {}): Prom
       }
       return scores.length + reasons;
     };
+    const loadAverage1m = Number(os.loadavg()[0]!.toFixed(2));
     predictor.predictMatrix(data, Math.min(rows, 500), columns);
     scoreAndExplain(Math.min(rows, 500));
     const scoreSeconds = best(repeats, () => predictor.predictMatrix(data, rows, columns));
@@ -177,6 +180,7 @@ export async function runTreeShapBench(options: TreeShapBenchOptions = {}): Prom
       target: 0.3,
       explainSlowdown: Number((explainRate / scoreRate).toFixed(4)),
       maxAbsDifference,
+      loadAverage1m,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
