@@ -1,0 +1,60 @@
+import { formatBytes } from '../deployed/deployed-query.ts';
+import { collectGarbage, type GcReport } from '../gc/local-gc.ts';
+import { openCheckedHome } from '../home.ts';
+import { parseCommandArgs, UsageError } from '../usage.ts';
+import type { CommandIo } from './io.ts';
+
+/** Runs kept whole per pipeline when `--keep-runs` is not given. */
+export const DEFAULT_KEEP_RUNS = 3;
+
+/**
+ * `sluice gc [--keep-runs N] [--home DIR] [--dry-run] [--json]`: bounds a local home's
+ * storage (cli/gc/local-gc.ts says what goes and what never does). Prints each run removed,
+ * what else went, and the home's bytes before and after.
+ */
+export async function gcCommand(args: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    home: { type: 'string' },
+    'keep-runs': { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got ${positionals[0]}`);
+  const keepRuns = values['keep-runs'] === undefined ? DEFAULT_KEEP_RUNS : Number(values['keep-runs']);
+  if (!Number.isInteger(keepRuns) || keepRuns < 1)
+    throw new UsageError(`--keep-runs must be a whole number of at least 1, got ${values['keep-runs']}`);
+  const home = await openCheckedHome(values.home, 'write');
+  const report = await collectGarbage(home, { keepRuns, dryRun: values['dry-run'] });
+  if (values.json) io.out(JSON.stringify(report));
+  else printReport(report, io);
+  return 0;
+}
+
+function printReport(report: GcReport, io: CommandIo): void {
+  const verb = report.dryRun ? 'would remove' : 'removed';
+  const removed = report.runs.filter((r) => r.remove);
+  for (const run of report.runs) {
+    io.out(
+      run.remove
+        ? `${run.runId}  ${run.pipeline}  ${verb} ${run.files.length} files, ${formatBytes(run.bytes)} (${run.reason})`
+        : `${run.runId}  ${run.pipeline}  kept (${run.reason})`,
+    );
+  }
+  if (report.staging.files.length > 0)
+    io.out(
+      `staging: ${verb} ${report.staging.files.length} files, ${formatBytes(report.staging.bytes)} no run reads again`,
+    );
+  if (report.leftovers.files.length > 0)
+    io.out(
+      `leftovers: ${verb} ${report.leftovers.files.length} temporary files, ${formatBytes(report.leftovers.bytes)}`,
+    );
+  if (report.chunkIndex.compacted)
+    io.out(
+      `chunk index compacted: ${formatBytes(report.chunkIndex.bytesBefore)} -> ${formatBytes(report.chunkIndex.bytesAfter)}`,
+    );
+  io.out(
+    report.dryRun
+      ? `${report.home}: ${formatBytes(report.bytesBefore)}; ${removed.length} of ${report.runs.length} runs would give up their parts (dry run: nothing removed)`
+      : `${report.home}: ${formatBytes(report.bytesBefore)} -> ${formatBytes(report.bytesAfter)}; ${removed.length} of ${report.runs.length} runs gave up their parts (newest ${report.keepRuns} per pipeline kept)`,
+  );
+}

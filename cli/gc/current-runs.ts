@@ -1,0 +1,54 @@
+import { queryLocalTables } from '../query/local-tables.ts';
+
+/**
+ * The runs whose results the current state still reads, per pipeline: removing any part of
+ * one of them could change `embeddings_current` or `scores_current`.
+ *
+ * - **Embeddings**: every run that gives the latest verdict on some source (the steps 1-2
+ *   of `embeddings_current` in shared/views/current-views.ts: a `sources` row `read` or
+ *   `deleted`, or for a source no `sources` row names, the succeeded runs that wrote its
+ *   chunks; latest by `started_at`, then run id). A run holding a `deleted` verdict is
+ *   kept too: without it an older `read` of the source would become the latest again.
+ *   Taken from the verdicts rather than from the view's rows, because a run whose chunks
+ *   were all superseded by a newer source still decides what its own source holds.
+ * - **Scores**: every run that holds the latest score of some record id (the rule of
+ *   `scores_current`).
+ *
+ * Both are computed over the same local tables the views read; test/cli/gc.test.ts checks
+ * that the views read the same rows before and after a gc.
+ */
+const CURRENT_RUNS_SQL = `WITH source_verdicts AS (
+  SELECT s.pipeline, s.source_key, s.run_id, s.started_at
+  FROM sources s
+  WHERE s.status IN ('read', 'deleted')
+  UNION ALL
+  SELECT DISTINCT e.pipeline, e.source_key, e.run_id, r.started_at
+  FROM embeddings e
+  JOIN runs r ON r.pipeline = e.pipeline AND r.run_id = e.run_id
+  WHERE r.status = 'succeeded'
+    AND NOT EXISTS (
+      SELECT 1 FROM sources k WHERE k.pipeline = e.pipeline AND k.source_key = e.source_key
+    )
+),
+latest_verdicts AS (
+  SELECT pipeline, run_id,
+    row_number() OVER (PARTITION BY pipeline, source_key ORDER BY started_at DESC, run_id DESC) AS verdict_rank
+  FROM source_verdicts
+),
+latest_scores AS (
+  SELECT s.pipeline, s.run_id,
+    row_number() OVER (PARTITION BY s.pipeline, s.record_id ORDER BY r.started_at DESC, s.run_id DESC) AS version_rank
+  FROM scores s
+  JOIN runs r ON r.pipeline = s.pipeline AND r.run_id = s.run_id
+)
+SELECT DISTINCT pipeline, run_id FROM latest_verdicts WHERE verdict_rank = 1
+UNION
+SELECT DISTINCT pipeline, run_id FROM latest_scores WHERE version_rank = 1`;
+
+/** `<pipeline>\t<runId>` of every run the current state reads (see {@link CURRENT_RUNS_SQL}). */
+export async function runsTheCurrentStateReads(bucketDir: string): Promise<Set<string>> {
+  const { rows } = await queryLocalTables(bucketDir, CURRENT_RUNS_SQL);
+  return new Set(rows.map((row) => runRef(String(row.pipeline), String(row.run_id))));
+}
+
+export const runRef = (pipeline: string, runId: string): string => `${pipeline}\t${runId}`;
