@@ -26,17 +26,25 @@ summary).
   },
   {
     name: 'query',
-    synopsis: '"SQL" [--home DIR] [--json] [--unsafe]',
+    synopsis: `"SQL" [--home DIR] [--json] [--unsafe]
+      | "SQL" --deployed [--stack NAME] [--max-rows N] [--timeout S] [--json] [--unsafe]`,
     description: `Runs SQL on DuckDB over the local Parquet results, with Athena's table names
 (embeddings, scores, recommendations, generations, rejects, runs).
   --json      rows as one JSON array
-  --unsafe    lift the sandbox (SELECT only, over the results only): run the SQL as DuckDB would`,
+  --unsafe    lift the sandbox (SELECT only, over the results only): run the SQL as DuckDB would
+  --deployed  run it in the stack's Athena workgroup instead (docs/deployed-cli.md); prints
+              what Athena scanned and billed. --stack NAME (default $SLUICE_STACK, else Sluice),
+              --max-rows N (1000), --timeout S (300: the query is stopped then)`,
     load: async () => (await import('./commands/query.ts')).queryCommand,
   },
   {
     name: 'status',
-    synopsis: '[RUN_ID] [--home DIR] [--json]',
-    description: 'Without RUN_ID, the runs, newest first; with one, the run and each of its units.',
+    synopsis: `[RUN_ID] [--home DIR] [--limit N] [--json]
+      | [RUN_ID] --deployed [--runs-table NAME] [--limit N] [--json]`,
+    description: `Without RUN_ID, the runs, newest first (--limit N, default 50); with one, the run and each
+of its units.
+  --deployed         read the stack's runs table in DynamoDB (docs/deployed-cli.md)
+  --runs-table NAME  the stack's RunsTableName output (default $SLUICE_RUNS_TABLE)`,
     load: async () => (await import('./commands/status.ts')).statusCommand,
   },
   {
@@ -69,6 +77,17 @@ units across workers over time, throughput, batch padding, endpoint latency and 
 rejects by reason, cost), Chart.js inline, so it opens offline. Prints the file's path.
   --out FILE   where to write it (default: beside the run's summary.json in <home>/bucket/runs/)`,
     load: async () => (await import('./commands/report.ts')).reportCommand,
+  },
+  {
+    name: 'gc',
+    synopsis: '[--keep-runs N] [--home DIR] [--dry-run] [--json]',
+    description: `Bounds the local home's storage: removes the result parts and finalize lists of old runs
+the current state no longer reads (never the newest N per pipeline, a failed or running run,
+or a run the current views read), re-staged parts no run reads again and temporary files
+of dead writers, then compacts the chunk index. Prints bytes before and after.
+  --keep-runs N   runs kept whole per pipeline (default 3)
+  --dry-run       say what would go; remove nothing`,
+    load: async () => (await import('./commands/gc.ts')).gcCommand,
   },
   {
     name: 'serve-model',
