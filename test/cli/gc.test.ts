@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GcReport } from '../../cli/gc/local-gc.ts';
+import { sluice } from '../support/cli.ts';
+
+/**
+ * `sluice gc` on a home with real runs of the docs pipeline:
+ *   R1 reads a.jsonl, R2 reads b.jsonl, R3 and R4 read edited versions of a.jsonl.
+ * With --keep-runs 1 only R4 is kept as newest; R2 still gives b.jsonl's latest verdict,
+ * so it is kept; R1 and R3 are superseded (a.jsonl's latest verdict is R4's) and give up
+ * their parts. The current-state view must read the same rows before and after.
+ */
+const docs = (edit: number) =>
+  Array.from({ length: 10 - (edit > 0 ? 1 : 0) }, (_, i) => ({
+    id: `a${i}`,
+    text: `document a${i} about rivers and locks${i < edit ? ` edited ${edit}` : ''} `.repeat(4),
+  }));
+const jsonl = (rows: object[]) => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
+
+describe('sluice gc', () => {
+  let work: string;
+  let home: string;
+  let aFile: string;
+  const runIds: string[] = [];
+
+  async function run(file: string): Promise<string> {
+    const result = await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json');
+    expect(result.code, result.err.join('\n')).toBe(0);
+    return result.json<{ runId: string }>().runId;
+  }
+  const current = async () =>
+    (
+      await sluice(
+        'query',
+        'select run_id, chunk_id, text_sha256 from embeddings_current order by chunk_id',
+        '--home',
+        home,
+        '--json',
+      )
+    ).json<{ run_id: string; chunk_id: string }[]>();
+  const partsOf = async (runId: string) => {
+    const dir = path.join(home, 'bucket', 'results', 'embeddings', 'pipeline=docs');
+    const files = await readdir(dir, { recursive: true });
+    return files.filter((f) => path.basename(f).startsWith(`${runId}-`));
+  };
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-gc-'));
+    home = path.join(work, 'home');
+    await mkdir(path.join(work, 'p'));
+    await mkdir(path.join(work, 'q'));
+    aFile = path.join(work, 'p', 'a.jsonl');
+    const bFile = path.join(work, 'q', 'b.jsonl');
+    await writeFile(aFile, jsonl(docs(0)));
+    await writeFile(bFile, jsonl(docs(0).map((d) => ({ ...d, id: d.id.replace('a', 'b') }))));
+    runIds.push(await run(aFile));
+    runIds.push(await run(bFile));
+    await writeFile(aFile, jsonl(docs(1)));
+    runIds.push(await run(aFile));
+    await writeFile(aFile, jsonl(docs(2)));
+    runIds.push(await run(aFile));
+  }, 240_000);
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('says with --dry-run what would go and removes nothing', async () => {
+    const before = await partsOf(runIds[0]!);
+    const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--dry-run', '--json');
+
+    expect(result.code, result.err.join('\n')).toBe(0);
+    const report = result.json<GcReport>();
+    expect(report.runs.filter((r) => r.remove).map((r) => r.runId)).toEqual([runIds[2], runIds[0]]);
+    expect(report.bytesAfter).toBe(report.bytesBefore);
+    expect(await partsOf(runIds[0]!)).toEqual(before);
+  });
+
+  it('removes the parts of superseded runs only, and the current state reads the same rows after', async () => {
+    const [r1, r2, r3, r4] = runIds as [string, string, string, string];
+    const orphanStaging = path.join(
+      home,
+      'bucket',
+      'staging',
+      'r-20260101T000000Z-dead00',
+      'x',
+      'part-00000.jsonl',
+    );
+    await mkdir(path.dirname(orphanStaging), { recursive: true });
+    await writeFile(orphanStaging, 'x'.repeat(1000));
+    const deadWriterTemp = path.join(home, 'bucket', 'runs', 'docs', 'stray.json.12345.abc123.tmp');
+    await writeFile(deadWriterTemp, '{');
+    const currentBefore = await current();
+    expect(new Set(currentBefore.map((r) => r.run_id))).toEqual(new Set([r2, r4]));
+
+    const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--json');
+
+    expect(result.code, result.err.join('\n')).toBe(0);
+    const report = result.json<GcReport>();
+    const decided = Object.fromEntries(report.runs.map((r) => [r.runId, r]));
+    expect(decided[r4]).toMatchObject({ remove: false, reason: 'among the newest 1' });
+    expect(decided[r2]).toMatchObject({ remove: false, reason: 'the current state reads it' });
+    expect(decided[r3]?.remove).toBe(true);
+    expect(decided[r1]?.remove).toBe(true);
+    expect(await partsOf(r1)).toEqual([]);
+    expect(await partsOf(r3)).toEqual([]);
+    expect(await partsOf(r2)).toHaveLength(1);
+    expect(await partsOf(r4)).toHaveLength(1);
+    expect(existsSync(path.join(home, 'bucket', 'runs', 'docs', r1, 'docs'))).toBe(false);
+    expect(existsSync(path.join(home, 'bucket', 'runs', 'docs', r1, 'summary.json'))).toBe(true);
+    expect(existsSync(orphanStaging)).toBe(false);
+    expect(existsSync(deadWriterTemp)).toBe(false);
+    expect(report.chunkIndex.compacted).toBe(true);
+    expect(report.bytesAfter).toBeLessThan(report.bytesBefore);
+
+    expect(await current()).toEqual(currentBefore);
+    // History stays: every run keeps its runs row.
+    const history = await sluice(
+      'query',
+      'select run_id from runs order by run_id',
+      '--home',
+      home,
+      '--json',
+    );
+    expect(history.json<{ run_id: string }[]>().map((r) => r.run_id)).toEqual([...runIds].sort());
+  });
+
+  it('leaves the chunk index working: the next run of an unchanged file embeds nothing again', async () => {
+    const result = await sluice('run', aFile, '--pipeline', 'docs', '--home', home, '--json');
+
+    expect(result.code, result.err.join('\n')).toBe(0);
+    const summary = result.json<{ counts: { embedded: number; skippedUnchanged: number; chunks: number } }>();
+    expect(summary.counts.embedded).toBe(0);
+    expect(summary.counts.skippedUnchanged).toBe(summary.counts.chunks);
+  }, 120_000);
+
+  it('refuses --keep-runs below 1 in one line', async () => {
+    const result = await sluice('gc', '--home', home, '--keep-runs', '0');
+    expect(result).toEqual({
+      code: 2,
+      out: [],
+      err: ['sluice gc: --keep-runs must be a whole number of at least 1, got 0'],
+    });
+  });
+});
