@@ -8,7 +8,8 @@ import { CsvRecordBoundaries, parseCsvRecord } from '../readers/csv.ts';
 import { decodeUtf8, EXCERPT_CHARS, excerptOf, overLimitReason, stripBom } from '../readers/record-rules.ts';
 import { NewlineEnds, type RecordEnds } from '../readers/record-scanner.ts';
 import { gzipFaultReason, isGzipFault } from '../readers/source-records.ts';
-import { documentCost } from './sample-cost.ts';
+import { OpenPart } from './restage-part.ts';
+import { RestageSampler, recordTokens } from './restage-sampler.ts';
 import { MAX_CSV_HEADER_BYTES } from './unit-limits.ts';
 
 /** Where re-staged parts are written; an S3 lifecycle rule should expire this prefix. */
@@ -57,32 +58,13 @@ const LF = 0x0a;
 type StagedReject = NonNullable<StagedPart['rejects']>[number];
 
 /** A record over the size limit while re-staging: where it started, how long it is so far. */
-interface Oversize {
+export interface Oversize {
   readonly byteOffset: number;
   readonly line: number;
   length: number;
   readonly excerpt: string;
   /** Its latest piece, to tell whether it ended with a newline. */
   last: Buffer;
-}
-
-/** Up to `count` bytes of `chunks` from `offset`, copied (a record's excerpt). */
-function bytesOf(chunks: readonly Buffer[], offset: number, count: number): Buffer {
-  const out: Buffer[] = [];
-  let skip = offset;
-  let left = count;
-  for (const chunk of chunks) {
-    if (left <= 0) break;
-    if (skip >= chunk.length) {
-      skip -= chunk.length;
-      continue;
-    }
-    const piece = chunk.subarray(skip, skip + left);
-    out.push(piece);
-    left -= piece.length;
-    skip = 0;
-  }
-  return Buffer.concat(out);
 }
 
 /** `staging/<runId>/<digest of the source key>/part-00001.jsonl` */
@@ -118,242 +100,264 @@ export function stagedPartKey(
 export async function restageGzip(
   store: ObjectStore,
   config: PipelineConfig,
-  source: { readonly key: string; readonly format: 'jsonl' | 'csv'; readonly version?: string },
+  source: RestageSource,
   options: RestageOptions,
 ): Promise<RestageResult> {
-  const maxPartBytes = options.maxPartBytes ?? 64 * 1024 * 1024;
-  // About 128 priced records per part, and at least one in every 16 KiB.
-  const partBytesGuess = options.partCost / Math.max(options.tokensPerByte, 1e-6);
-  const sampleEvery = options.sampleEveryBytes ?? Math.max(256, Math.min(16 * 1024, partBytesGuess / 128));
-  // The readers' own record ends, so every part starts where a reader finds a record start.
-  const csv = source.format === 'csv';
-  const ends: RecordEnds = csv ? new CsvRecordBoundaries(true) : new NewlineEnds();
+  return new GzipRestager(store, config, source, options).run();
+}
 
-  const parts: StagedPiece[] = [];
-  let bytesIn = 0;
-  let bytesOut = 0;
-  let header: string | undefined;
-  let headerFields: string[] | undefined;
+/** The gzip source re-staged. */
+export interface RestageSource {
+  readonly key: string;
+  readonly format: 'jsonl' | 'csv';
+  /** The version planned, so every read sees the same object. */
+  readonly version?: string;
+}
 
-  // The part being filled.
-  let chunks: Buffer[] = [];
-  let partBytes = 0;
-  let partStart = 0;
-  let partFirstLine = 1;
-  let sampledTokens = 0; // over the whole file so far
-  let sampledBytes = 0;
-  // Records: lines so far, where the last one ended, and whether the current one is priced.
-  let line = 1;
-  let recordEndInPart = 0; // bytes of the part up to its last complete record
-  let lineAtRecordEnd = 1;
-  let sinceSample = sampleEvery; // price the first record
-  let priced: Buffer[] | undefined = [];
-  let pricedBytes = 0;
-  let firstRecord = true;
-  // A record over `input.maxRecordBytes` being measured (not copied), and the rejects of
-  // such records the next part will carry.
-  let oversize: Oversize | undefined;
-  let pending: StagedReject[] = [];
+const HEADER_TOO_LONG = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
 
-  /** Keeps the first `bytes` of the part: the records before an oversized one. */
-  const truncate = (bytes: number): void => {
-    const kept: Buffer[] = [];
-    let total = 0;
-    for (const chunk of chunks) {
-      if (total >= bytes) break;
-      const take = Math.min(chunk.length, bytes - total);
-      kept.push(take === chunk.length ? chunk : chunk.subarray(0, take));
-      total += take;
-    }
-    chunks = kept;
-    partBytes = total;
+/** The reject a record over the limit becomes once its end is found. */
+export function oversizeReject(record: Oversize, maxRecordBytes: number): StagedReject {
+  // The reader measures a record over the limit without its newline (a CR before it counts).
+  const length = record.last.at(-1) === LF ? record.length - 1 : record.length;
+  return {
+    reason: overLimitReason(length, maxRecordBytes),
+    line: record.line,
+    byteOffset: record.byteOffset,
+    excerpt: record.excerpt,
   };
-  const rejectOf = (record: Oversize): StagedReject => {
-    // The reader measures a record over the limit without its newline (a CR before it counts).
-    const length = record.last.at(-1) === LF ? record.length - 1 : record.length;
-    return {
-      reason: overLimitReason(length, config.input.maxRecordBytes),
-      line: record.line,
-      byteOffset: record.byteOffset,
-      excerpt: record.excerpt,
-    };
-  };
+}
 
-  // Tokens per byte so far in the file: a part's own few priced records would be noisy.
-  const ratio = (): number => (sampledBytes > 0 ? sampledTokens / sampledBytes : options.tokensPerByte);
-  const partCost = (): number => partBytes * ratio();
+/** Line feeds in a piece of the stream. */
+function lineFeeds(piece: Buffer): number {
+  let count = 0;
+  for (let at = piece.indexOf(LF); at !== -1; at = piece.indexOf(LF, at + 1)) count += 1;
+  return count;
+}
 
-  const recordCost = (bytes: Buffer): number => {
-    const text = decodeUtf8(bytes);
-    if (text === undefined || bytes.length > config.input.maxRecordBytes) return 0;
-    const body = stripBom(text);
-    if (source.format === 'jsonl') {
-      try {
-        const value = (JSON.parse(body) as Record<string, unknown> | null)?.[config.input.textField];
-        return typeof value === 'string' ? documentCost(value, options.counter, config) : 0;
-      } catch {
-        return 0;
+/**
+ * One pass of {@link restageGzip}, its state explicit: the part being filled, the cost
+ * sampler, the record being measured when it is over the limit, the parts written.
+ * Each decompressed buffer is cut at record ends; each piece is copied (or measured),
+ * and each record end may price the record and close the part.
+ */
+class GzipRestager {
+  private readonly csv: boolean;
+  private readonly ends: RecordEnds;
+  private readonly maxRecord: number;
+  private readonly maxPartBytes: number;
+  private readonly part = new OpenPart();
+  private readonly sampler: RestageSampler;
+  private readonly parts: StagedPiece[] = [];
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private header: string | undefined;
+  private headerFields: string[] | undefined;
+  /** Lines so far, and the line after the last complete record. */
+  private line = 1;
+  private lineAtRecordEnd = 1;
+  private firstRecord = true;
+  /** A record over `input.maxRecordBytes` being measured, not copied. */
+  private oversize: Oversize | undefined;
+  /** Rejects of such records, carried by the next part. */
+  private pending: StagedReject[] = [];
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly config: PipelineConfig,
+    private readonly source: RestageSource,
+    private readonly options: RestageOptions,
+  ) {
+    this.csv = source.format === 'csv';
+    // The readers' own record ends, so every part starts where a reader finds a record start.
+    this.ends = this.csv ? new CsvRecordBoundaries(true) : new NewlineEnds();
+    this.maxRecord = config.input.maxRecordBytes;
+    this.maxPartBytes = options.maxPartBytes ?? 64 * 1024 * 1024;
+    // About 128 priced records per part, and at least one in every 16 KiB.
+    const partBytesGuess = options.partCost / Math.max(options.tokensPerByte, 1e-6);
+    const sampleEvery = options.sampleEveryBytes ?? Math.max(256, Math.min(16 * 1024, partBytesGuess / 128));
+    this.sampler = new RestageSampler(sampleEvery, this.maxRecord, options.tokensPerByte);
+  }
+
+  async run(): Promise<RestageResult> {
+    try {
+      for await (const buf of gunzipBounded(this.compressed(), this.config.input.maxDecompressionRatio)) {
+        const skipped = await this.consume(buf);
+        if (skipped !== undefined) return { ...this.result([]), skipped };
       }
+    } catch (error) {
+      if (!isGzipFault(error)) throw error;
+      return this.endAtFault(error);
     }
-    const values = parseCsvRecord(body.replace(/\r\n/g, '\n'));
-    const index = headerFields?.indexOf(config.input.textField) ?? -1;
-    const value = index >= 0 && values?.length === headerFields?.length ? values?.[index] : undefined;
-    return value === undefined ? 0 : documentCost(value, options.counter, config);
-  };
+    return this.finish();
+  }
 
-  const writePart = async (bytes: number, fault?: StagedPart['fault']): Promise<void> => {
-    let body = Buffer.concat(chunks, partBytes);
-    if (bytes < body.length) body = body.subarray(0, bytes);
-    const index = parts.length + 1;
-    const key = stagedPartKey(options.runId, source.key, index, source.format);
-    await store.put(key, body, source.format === 'csv' ? 'text/csv' : 'application/x-ndjson');
-    bytesOut += body.length;
-    parts.push({
-      sourceKey: source.key,
-      format: source.format,
-      byteStart: partStart,
-      byteEnd: partStart + body.length,
-      firstLine: partFirstLine,
-      ...(header === undefined || partStart === 0 ? {} : { csvHeader: header }),
-      staged: {
-        key,
-        offset: partStart,
-        ...(fault ? { fault } : {}),
-        ...(pending.length > 0 ? { rejects: pending } : {}),
-      },
-      estCost: Math.round(body.length * ratio()),
-    });
-    partStart += body.length;
-    partFirstLine = lineAtRecordEnd;
-    pending = [];
-    chunks = [];
-    partBytes = 0;
-    recordEndInPart = 0;
-  };
-
-  const compressed = (async function* () {
-    const pinned = source.version === undefined ? {} : { version: source.version };
-    for await (const chunk of store.readRange(source.key, 0, undefined, pinned)) {
-      bytesIn += chunk.byteLength;
+  private async *compressed(): AsyncGenerator<Uint8Array> {
+    const pinned = this.source.version === undefined ? {} : { version: this.source.version };
+    for await (const chunk of this.store.readRange(this.source.key, 0, undefined, pinned)) {
+      this.bytesIn += chunk.byteLength;
       yield chunk;
     }
-  })();
-  const maxRecord = config.input.maxRecordBytes;
-  try {
-    for await (const buf of gunzipBounded(compressed, config.input.maxDecompressionRatio)) {
-      let from = 0;
-      while (from < buf.length) {
-        const end = ends.nextRecordEnd(buf, from);
-        const stop = end === -1 ? buf.length : end + 1; // the newline goes with its record
-        const piece = buf.subarray(from, stop);
-        let at = piece.indexOf(LF);
-        while (at !== -1) {
-          line += 1;
-          at = piece.indexOf(LF, at + 1);
-        }
-        if (oversize) {
-          oversize.length += piece.length;
-          oversize.last = piece;
-        } else {
-          chunks.push(piece);
-          partBytes += piece.length;
-          if (priced && pricedBytes <= maxRecord) {
-            priced.push(piece);
-            pricedBytes += piece.length;
-          }
-          if (firstRecord && csv && partBytes > MAX_CSV_HEADER_BYTES) {
-            const skipped = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
-            return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: false, skipped };
-          }
-          if (partBytes - recordEndInPart > maxRecord + 2) {
-            // Over the limit (its terminator aside): the worker would reject it, so it is
-            // measured, not copied. The records before it close their part here.
-            oversize = {
-              byteOffset: partStart + recordEndInPart,
-              line: lineAtRecordEnd,
-              length: partBytes - recordEndInPart,
-              // What the reader keeps of a record over the limit: its first limit + 1 bytes.
-              excerpt: excerptOf(
-                bytesOf(chunks, recordEndInPart, Math.min(EXCERPT_CHARS * 4, maxRecord + 1)),
-              ),
-              last: piece,
-            };
-            truncate(recordEndInPart);
-            priced = undefined;
-            if (partBytes > 0) await writePart(partBytes);
-          }
-        }
-        if (end === -1) break;
-        from = stop;
-        if (oversize) {
-          // The oversized record ended: the next part starts after it.
-          pending.push(rejectOf(oversize));
-          partStart = oversize.byteOffset + oversize.length;
-          partFirstLine = line;
-          lineAtRecordEnd = line;
-          oversize = undefined;
-          firstRecord = false;
-          sinceSample = sampleEvery;
-          priced = [];
-          pricedBytes = 0;
-          if (pending.length >= MAX_STAGED_REJECTS) await writePart(0);
-          continue;
-        }
-        // A record ended at `position`.
-        recordEndInPart = partBytes;
-        lineAtRecordEnd = line;
-        if (priced) {
-          const bytes = Buffer.concat(priced).subarray(0, Math.max(0, pricedBytes - 1));
-          if (firstRecord && source.format === 'csv') {
-            header = stripBom(decodeUtf8(bytes) ?? '').replace(/\r$/, '');
-            headerFields = parseCsvRecord(header.replace(/\r\n/g, '\n'));
-            if (Buffer.byteLength(header) > MAX_CSV_HEADER_BYTES) {
-              const skipped = `CSV header over ${MAX_CSV_HEADER_BYTES} bytes`;
-              return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: false, skipped };
-            }
-          } else {
-            sampledTokens += recordCost(bytes.at(-1) === 0x0d ? bytes.subarray(0, -1) : bytes);
-            sampledBytes += pricedBytes;
-          }
-          priced = undefined;
-          sinceSample = 0;
-        }
-        firstRecord = false;
-        sinceSample += piece.length;
-        if (sinceSample >= sampleEvery) {
-          priced = [];
-          pricedBytes = 0;
-        }
-        if (partCost() >= options.partCost || partBytes >= maxPartBytes) await writePart(partBytes);
+  }
+
+  private result(parts: StagedPiece[], faultBeforeFirstRecord = false): RestageResult {
+    return { parts, bytesIn: this.bytesIn, bytesOut: this.bytesOut, faultBeforeFirstRecord };
+  }
+
+  /** Cuts a decompressed buffer at record ends; returns why the source is skipped, if it is. */
+  private async consume(buf: Buffer): Promise<string | undefined> {
+    let from = 0;
+    while (from < buf.length) {
+      const end = this.ends.nextRecordEnd(buf, from);
+      const stop = end === -1 ? buf.length : end + 1; // the newline goes with its record
+      const piece = buf.subarray(from, stop);
+      this.line += lineFeeds(piece);
+      if (this.oversize) this.measure(this.oversize, piece);
+      else {
+        const skipped = await this.copy(piece);
+        if (skipped !== undefined) return skipped;
       }
+      if (end === -1) return undefined;
+      from = stop;
+      const skipped = this.oversize ? await this.endOversize(this.oversize) : await this.endRecord(piece);
+      if (skipped !== undefined) return skipped;
     }
-  } catch (error) {
-    if (!isGzipFault(error)) throw error;
-    // An oversized record the fault cut short is not a record of its own: the fault stands for it.
+    return undefined;
+  }
+
+  private measure(oversize: Oversize, piece: Buffer): void {
+    oversize.length += piece.length;
+    oversize.last = piece;
+  }
+
+  /** Copies a piece of the record being read; one that grows over the limit is measured from now on. */
+  private async copy(piece: Buffer): Promise<string | undefined> {
+    this.part.append(piece);
+    this.sampler.collect(piece);
+    if (this.firstRecord && this.csv && this.part.bytes > MAX_CSV_HEADER_BYTES) return HEADER_TOO_LONG;
+    // Over the limit (its terminator aside): the worker would reject it.
+    if (this.part.openRecordBytes > this.maxRecord + 2) await this.startOversize(piece);
+    return undefined;
+  }
+
+  /** The records before an oversized one close their part here. */
+  private async startOversize(piece: Buffer): Promise<void> {
+    const { part } = this;
+    this.oversize = {
+      byteOffset: part.start + part.recordEnd,
+      line: this.lineAtRecordEnd,
+      length: part.openRecordBytes,
+      // What the reader keeps of a record over the limit: its first limit + 1 bytes.
+      excerpt: excerptOf(part.bytesAt(part.recordEnd, Math.min(EXCERPT_CHARS * 4, this.maxRecord + 1))),
+      last: piece,
+    };
+    part.truncate(part.recordEnd);
+    this.sampler.drop();
+    if (part.bytes > 0) await this.writePart(part.bytes);
+  }
+
+  /** The oversized record ended: it becomes a reject, and the next part starts after it. */
+  private async endOversize(oversize: Oversize): Promise<undefined> {
+    this.pending.push(oversizeReject(oversize, this.maxRecord));
+    this.part.start = oversize.byteOffset + oversize.length;
+    this.part.firstLine = this.line;
+    this.lineAtRecordEnd = this.line;
+    this.oversize = undefined;
+    this.firstRecord = false;
+    this.sampler.restart();
+    if (this.pending.length >= MAX_STAGED_REJECTS) await this.writePart(0);
+    return undefined;
+  }
+
+  /** A record ended with `piece`: priced when sampled (a CSV's first is its header), the part closed when full. */
+  private async endRecord(piece: Buffer): Promise<string | undefined> {
+    this.part.endRecord();
+    this.lineAtRecordEnd = this.line;
+    const priced = this.sampler.endRecord(piece);
+    if (priced && this.firstRecord && this.csv) {
+      if (!this.readHeader(priced.bytes)) return HEADER_TOO_LONG;
+    } else if (priced) {
+      const tokens = recordTokens(
+        priced.bytes,
+        this.source.format,
+        this.headerFields,
+        this.config,
+        this.options.counter,
+      );
+      this.sampler.add(tokens, priced.length);
+    }
+    this.firstRecord = false;
+    const cost = this.part.bytes * this.sampler.tokensPerByte;
+    if (cost >= this.options.partCost || this.part.bytes >= this.maxPartBytes)
+      await this.writePart(this.part.bytes);
+    return undefined;
+  }
+
+  /** Keeps the CSV header for the parts after the first; false when it is too long to copy into units. */
+  private readHeader(bytes: Buffer): boolean {
+    const header = stripBom(decodeUtf8(bytes) ?? '').replace(/\r$/, '');
+    this.header = header;
+    this.headerFields = parseCsvRecord(header.replace(/\r\n/g, '\n'));
+    return Buffer.byteLength(header) <= MAX_CSV_HEADER_BYTES;
+  }
+
+  /** Writes the first `bytes` of the part (and the pending rejects) as the next staged part. */
+  private async writePart(bytes: number, fault?: StagedPart['fault']): Promise<void> {
+    const { part, source } = this;
+    const body = part.body(bytes);
+    const key = stagedPartKey(this.options.runId, source.key, this.parts.length + 1, source.format);
+    await this.store.put(key, body, this.csv ? 'text/csv' : 'application/x-ndjson');
+    this.bytesOut += body.length;
+    this.parts.push({
+      sourceKey: source.key,
+      format: source.format,
+      byteStart: part.start,
+      byteEnd: part.start + body.length,
+      firstLine: part.firstLine,
+      ...(this.header === undefined || part.start === 0 ? {} : { csvHeader: this.header }),
+      staged: {
+        key,
+        offset: part.start,
+        ...(fault ? { fault } : {}),
+        ...(this.pending.length > 0 ? { rejects: this.pending } : {}),
+      },
+      estCost: Math.round(body.length * this.sampler.tokensPerByte),
+    });
+    part.advance(body.length, this.lineAtRecordEnd);
+    this.pending = [];
+  }
+
+  /**
+   * A corrupt or truncated stream keeps the records before the fault, and the last part
+   * carries it. An oversized record the fault cut short is not a record of its own: the
+   * fault stands for it.
+   */
+  private async endAtFault(error: unknown): Promise<RestageResult> {
+    const { part } = this;
     const fault = {
       reason: gzipFaultReason(error),
-      line: lineAtRecordEnd,
-      byteOffset: partStart + recordEndInPart,
+      line: this.lineAtRecordEnd,
+      byteOffset: part.start + part.recordEnd,
     };
-    if (recordEndInPart > 0 || pending.length > 0) {
-      await writePart(recordEndInPart, fault);
-    } else if (parts.length > 0) {
-      const last = parts.pop()!;
-      parts.push({ ...last, staged: { ...last.staged, fault } });
-    } else {
-      return { parts: [], bytesIn, bytesOut, faultBeforeFirstRecord: true };
+    if (part.recordEnd > 0 || this.pending.length > 0) await this.writePart(part.recordEnd, fault);
+    else if (this.parts.length > 0) {
+      const last = this.parts.pop()!;
+      this.parts.push({ ...last, staged: { ...last.staged, fault } });
+    } else return this.result([], true);
+    return this.result(this.parts);
+  }
+
+  /** The stream ended: the last part holds what is left (the file may end inside an oversized record). */
+  private async finish(): Promise<RestageResult> {
+    if (this.oversize) {
+      this.pending.push(oversizeReject(this.oversize, this.maxRecord));
+      this.part.start = this.oversize.byteOffset + this.oversize.length;
+      this.oversize = undefined;
     }
-    return { parts, bytesIn, bytesOut, faultBeforeFirstRecord: false };
+    if (this.part.bytes > 0 || this.pending.length > 0) {
+      this.lineAtRecordEnd = this.line;
+      await this.writePart(this.part.bytes);
+    }
+    return this.result(this.parts);
   }
-  if (oversize) {
-    // The file ended inside the oversized record.
-    pending.push(rejectOf(oversize));
-    partStart = oversize.byteOffset + oversize.length;
-    oversize = undefined;
-  }
-  if (partBytes > 0 || pending.length > 0) {
-    lineAtRecordEnd = line;
-    await writePart(partBytes);
-  }
-  return { parts, bytesIn, bytesOut, faultBeforeFirstRecord: false };
 }
