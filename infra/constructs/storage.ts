@@ -33,6 +33,14 @@ export interface StorageProps {
    * @default 14
    */
   readonly stagingRetentionDays?: number;
+  /**
+   * Days an overwritten or deleted object stays recoverable as a noncurrent version before
+   * S3 removes it: the earlier part of a retried unit, and the parts of superseded runs
+   * that `sluice gc --deployed` deletes (the bucket is versioned, so a delete is a delete
+   * marker until then). Delete markers left with no version behind them are removed too.
+   * @default 30
+   */
+  readonly supersededVersionRetentionDays?: number;
 }
 
 /**
@@ -82,8 +90,13 @@ export class Storage extends Construct {
       serverAccessLogsPrefix: 'data-bucket/',
       lifecycleRules: [
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
-        // A retried unit overwrites its own Parquet part; old versions are only a safety net.
-        { id: 'expire-noncurrent-versions', noncurrentVersionExpiration: Duration.days(30) },
+        // A retried unit overwrites its own Parquet part and gc deletes superseded runs' parts:
+        // old versions are a safety net (an undo window), then go.
+        {
+          id: 'expire-noncurrent-versions',
+          noncurrentVersionExpiration: Duration.days(props.supersededVersionRetentionDays ?? 30),
+          expiredObjectDeleteMarker: true,
+        },
         {
           id: 'expire-athena-results',
           prefix: 'athena-results/',
