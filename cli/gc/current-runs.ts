@@ -17,7 +17,7 @@ import { queryLocalTables } from '../query/local-tables.ts';
  * Both are computed over the same local tables the views read; test/cli/gc.test.ts checks
  * that the views read the same rows before and after a gc.
  */
-const CURRENT_RUNS_SQL = `WITH source_verdicts AS (
+export const CURRENT_RUNS_SQL = `WITH source_verdicts AS (
   SELECT s.pipeline, s.source_key, s.run_id, s.started_at
   FROM sources s
   WHERE s.status IN ('read', 'deleted')

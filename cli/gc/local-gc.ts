@@ -7,7 +7,8 @@ import { runDateOf } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import type { LocalHome } from '../home.ts';
 import { UsageError } from '../usage.ts';
-import { runRef, runsTheCurrentStateReads } from './current-runs.ts';
+import { runsTheCurrentStateReads } from './current-runs.ts';
+import { retainRuns } from './run-retention.ts';
 
 /**
  * Tables whose per-unit parts (`<runId>-<unitId>.parquet`) a superseded run gives up.
@@ -33,6 +34,7 @@ export interface RunDecision {
   readonly runId: string;
   readonly pipeline: string;
   readonly status: string;
+  readonly startedAt: string;
   readonly remove: boolean;
   /** Why it is kept or removed, in words. */
   readonly reason: string;
@@ -110,33 +112,20 @@ async function decideRuns(
   current: ReadonlySet<string>,
   keepRuns: number,
 ): Promise<RunDecision[]> {
-  const byPipeline = new Map<string, RunState[]>();
-  for (const run of runs) byPipeline.set(run.pipeline, [...(byPipeline.get(run.pipeline) ?? []), run]);
   const out: RunDecision[] = [];
-  for (const [pipeline, list] of [...byPipeline].sort(([a], [b]) => a.localeCompare(b))) {
-    const newestFirst = [...list].sort(
-      (a, b) => b.startedAt.localeCompare(a.startedAt) || b.runId.localeCompare(a.runId),
-    );
-    for (const [rank, run] of newestFirst.entries()) {
-      const reason =
-        rank < keepRuns
-          ? `among the newest ${keepRuns}`
-          : run.status !== 'succeeded'
-            ? `${run.status}: ${run.status === 'failed' ? 'redrive reads its parts' : 'in use or waiting for redrive --resume'}`
-            : current.has(runRef(pipeline, run.runId))
-              ? 'the current state reads it'
-              : undefined;
-      const files = reason === undefined ? await runFiles(home, run) : [];
-      out.push({
-        runId: run.runId,
-        pipeline,
-        status: run.status,
-        remove: reason === undefined,
-        reason: reason ?? 'superseded: every source and record it wrote has a newer version',
-        files,
-        bytes: await bytesOf(home.dir, files),
-      });
-    }
+  for (const { run, remove, reason } of retainRuns(runs, current, keepRuns)) {
+    const files = remove ? await runFiles(home, run) : [];
+    const { runId, pipeline, status, startedAt } = run;
+    out.push({
+      runId,
+      pipeline,
+      status,
+      startedAt,
+      remove,
+      reason,
+      files,
+      bytes: await bytesOf(home.dir, files),
+    });
   }
   return out;
 }
