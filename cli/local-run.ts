@@ -28,6 +28,7 @@ import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
+import type { RunProgressEvents } from './progress/run-progress.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
 import { resolveInputs, type SkippedInput, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
@@ -62,6 +63,8 @@ export interface LocalRunOptions {
   readonly modelDir?: string;
   /** Progress lines for a person (stderr). */
   readonly log: (line: string) => void;
+  /** Phases and unit outcomes for a progress display; with it, finished units are not logged one by one. */
+  readonly progress?: RunProgressEvents;
   readonly now?: () => Date;
   /** Worker threads that run units; 0 runs them on the main thread. @default {@link defaultUnitThreads} */
   readonly threads?: number;
@@ -297,6 +300,8 @@ export interface LocalRuntimeOptions {
   /** An ONNX sentence-transformer folder the built-in server runs instead of hash-embed (embed pipelines). */
   readonly modelDir?: string;
   readonly log: (line: string) => void;
+  /** Phases and unit outcomes for a progress display; with it, finished units are not logged one by one. */
+  readonly progress?: RunProgressEvents;
   readonly now?: () => Date;
   /**
    * Worker threads that run units (each with its own bounded heap and endpoint client,
@@ -369,6 +374,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const { home, log } = options;
   const now = options.now ?? (() => new Date());
   await seedBundle(home, options.config, options.pipelinesDir, log);
+  if (options.endpointUrl === undefined) options.progress?.phase('starting the model');
   const model = await startLocalModel(home, options.config, options.endpointUrl, options.modelDir, log);
   const { config } = model;
   const capacity = await localCapacityFor(home, config, model);
@@ -391,7 +397,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (outcome.status === 'deferred')
         log(`unit ${unit.unitId}: endpoint has no capacity yet; trying again in ${outcome.delaySeconds} s`);
       if (outcome.status === 'failed') log(`unit ${unit.unitId} failed: ${outcome.reason}`);
-      if (outcome.status !== 'succeeded') return;
+      options.progress?.unitSettled(unit, outcome);
+      if (outcome.status !== 'succeeded' || options.progress) return;
       const c = outcome.counts;
       const done =
         unit.task === 'fit'
@@ -402,6 +409,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
     },
     onFinalize: async (runId) => {
+      options.progress?.phase(`finalizing run ${runId}`);
       const summary = await finalizeRun(
         {
           store: home.store,
@@ -531,11 +539,13 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const { config, queue } = runtime;
   let lease: RunLease | undefined;
   try {
+    options.progress?.phase(`staging ${inputs.length} input files`);
     const removedKeys = await unstageVanished(home.store, inputs);
     await stageInputs(home.store, inputs);
     const runId = newRunId(now());
     // Held until the run is finalized: a `redrive --resume` of it meanwhile is refused.
     lease = await acquireRunLease(home.dir, runId);
+    options.progress?.phase('planning: sampling the inputs to cut units of equal cost');
     const planStarted = Date.now();
     const plan = await planRun(
       { store: home.store, runs: home.runs, queue, ...(runtime.capacity && { capacity: runtime.capacity }) },
@@ -554,6 +564,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     log(
       `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${plan.run.task === 'fit' ? ' (fitting feature statistics first)' : ''}`,
     );
+    options.progress?.queued(plan.units);
     const workStarted = Date.now();
     await queue.drain();
     const workMs = Date.now() - workStarted;

@@ -12,6 +12,8 @@ import { restoreSummaryFiles } from '../../shared/finalize/finalize-run.ts';
 import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
 import { type LocalHome, openCheckedHome, openHome } from '../home.ts';
 import { startLocalRuntime } from '../local-run.ts';
+import { progressOutputFor } from '../progress/progress-output.ts';
+import { ProgressReporter } from '../progress/progress-reporter.ts';
 import { acquireRunLease } from '../run-lease.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
@@ -75,8 +77,9 @@ async function redriveLocally(
   runId: string,
   units: readonly WorkUnit[],
   options: { endpointUrl: string | undefined; modelDir: string | undefined; pipelinesDir: string },
-  log: (line: string) => void,
+  progress: ProgressReporter,
 ): Promise<void> {
+  const log = (line: string) => progress.log(line);
   const runtime = await startLocalRuntime({
     home,
     config,
@@ -84,9 +87,11 @@ async function redriveLocally(
     ...(options.endpointUrl === undefined ? {} : { endpointUrl: options.endpointUrl }),
     ...(options.modelDir === undefined ? {} : { modelDir: options.modelDir }),
     log,
+    progress,
   });
   try {
     await runtime.queue.sendUnits(units);
+    progress.queued(units);
     // A resumed run whose units are all terminal only lacks its finalize.
     if (units.length === 0) await runtime.queue.requestFinalize(runId);
     await runtime.queue.drain();
@@ -102,6 +107,7 @@ async function redriveLocally(
         );
         log(`run ${next} (which ${current} started): resuming ${open.length} unfinished units`);
         await runtime.queue.sendUnits(descriptorsOf(next, open));
+        progress.queued(descriptorsOf(next, open));
         if (open.length === 0) await runtime.queue.requestFinalize(next);
         await runtime.queue.drain();
       }
@@ -194,14 +200,20 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
       return 0;
     }
     io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
-    await redriveLocally(
-      home,
-      config,
-      runId,
-      units,
-      { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
-      (line) => io.err(line),
-    );
+    const progress = new ProgressReporter({ output: progressOutputFor(io, values.json) });
+    progress.start(`redriving run ${runId}`);
+    try {
+      await redriveLocally(
+        home,
+        config,
+        runId,
+        units,
+        { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
+        progress,
+      );
+    } finally {
+      progress.stop();
+    }
   } finally {
     await lease.release();
   }

@@ -4,6 +4,8 @@ import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { openCheckedHome } from '../home.ts';
 import { runLocalPipeline } from '../local-run.ts';
 import { packageRoot } from '../package-root.ts';
+import { progressOutputFor } from '../progress/progress-output.ts';
+import { ProgressReporter } from '../progress/progress-reporter.ts';
 import type { SkippedInput } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
@@ -54,16 +56,25 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   if (modelDir !== undefined && config.kind !== 'embed')
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
   const home = await openCheckedHome(values.home, 'write');
-  const { summary, skippedInputs } = await runLocalPipeline({
-    home,
-    config,
-    pipelinesDir,
-    paths: positionals,
-    ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
-    ...(modelDir === undefined ? {} : { modelDir }),
-    ...(threads === undefined ? {} : { threads }),
-    log: (line) => io.err(line),
-  });
+  const progress = new ProgressReporter({ output: progressOutputFor(io, values.json) });
+  progress.start(`reading ${positionals.length === 1 ? positionals[0] : `${positionals.length} paths`}`);
+  let result: Awaited<ReturnType<typeof runLocalPipeline>>;
+  try {
+    result = await runLocalPipeline({
+      home,
+      config,
+      pipelinesDir,
+      paths: positionals,
+      ...(values['endpoint-url'] === undefined ? {} : { endpointUrl: values['endpoint-url'] }),
+      ...(modelDir === undefined ? {} : { modelDir }),
+      ...(threads === undefined ? {} : { threads }),
+      log: (line) => progress.log(line),
+      progress,
+    });
+  } finally {
+    progress.stop();
+  }
+  const { summary, skippedInputs } = result;
   const resultsDir = path.join(home.bucketDir, 'results');
   const skipped = skippedSummary(skippedInputs);
   if (values.json) {

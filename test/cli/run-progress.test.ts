@@ -1,0 +1,77 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sluice } from '../support/cli.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
+
+/** Runs bin/sluice.js with stdout and stderr as pipes (not a terminal). */
+function runBin(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: path.dirname(path.dirname(BIN)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('sluice run progress', { timeout: 120_000 }, () => {
+  let work: string;
+  let input: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-progress-'));
+    input = path.join(work, 'docs.jsonl');
+    const docs = Array.from({ length: 40 }, (_, i) => ({
+      id: `d${i}`,
+      text: `document ${i} about sluices and weirs`,
+    }));
+    await writeFile(input, `${docs.map((d) => JSON.stringify(d)).join('\n')}\n`);
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('says what it does before units run and ends with a progress line; --json stdout is one JSON line', async () => {
+    const { code, stdout, stderr } = await runBin([
+      'run',
+      input,
+      '--pipeline',
+      'docs',
+      '--home',
+      path.join(work, 'home-bin'),
+      '--json',
+    ]);
+    expect(code, stderr).toBe(0);
+    const out = stdout.split('\n').filter((l) => l !== '');
+    expect(out).toHaveLength(1);
+    expect(JSON.parse(out[0]!)).toMatchObject({ status: 'succeeded', counts: { records: 40 } });
+    const err = stderr.split('\n');
+    // Before any unit: the phases, in order.
+    const at = (pattern: RegExp) => err.findIndex((l) => pattern.test(l));
+    expect(at(/^reading /)).toBe(0);
+    expect(at(/^starting the model$/)).toBeGreaterThan(0);
+    expect(at(/^planning/)).toBeGreaterThan(at(/^starting the model$/));
+    // No spinner on a pipe: no cursor movement or carriage returns.
+    expect(stderr).not.toContain('\r');
+    expect(stderr).not.toContain('\u001b[');
+    expect(err.filter((l) => l.startsWith('progress: ')).at(-1)).toMatch(
+      /^progress: (\w+: )?1\/1 units, 40 records, [\d.k]+ records\/s, [\d.k]+ tokens\/s, in \d+s$/,
+    );
+  });
+
+  it('in-process, progress goes to the command stderr and not one line per unit', async () => {
+    const result = await sluice('run', input, '--pipeline', 'docs', '--home', path.join(work, 'home-io'));
+    expect(result.code, result.err.join('\n')).toBe(0);
+    expect(result.err.some((l) => /^unit u\d+: /.test(l))).toBe(false);
+    expect(result.err.at(-1)).toMatch(/^progress: (\w+: )?1\/1 units, 40 records/);
+    expect(result.out[0]).toMatch(/^run r-\S+ succeeded: 40 records/);
+  });
+});
