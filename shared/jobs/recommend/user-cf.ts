@@ -1,0 +1,286 @@
+import type { SimilarityPostings } from './hot-item-cap.ts';
+import { type InteractionIndex, itemUserCounts, popularityOrder } from './interaction-index.ts';
+import type { NeighboursSettings } from './recommend-config.ts';
+
+/** A row of the `recommendations` table. */
+export interface RecommendationRow {
+  readonly run_id: string;
+  readonly pipeline: string;
+  readonly user_id: string;
+  /** 1-based. */
+  readonly rank: number;
+  readonly item_id: string;
+  readonly score: number;
+  readonly source: 'cf' | 'popular';
+  /** Members of N(u) holding the item; 0 for popularity fill-in. */
+  readonly neighbours: number;
+}
+
+/** One user's list by index (what evaluation reads), before it becomes table rows. */
+export interface UserRecommendations {
+  readonly user: number;
+  readonly items: Int32Array;
+  readonly scores: Float64Array;
+  readonly neighbours: Int32Array;
+  /** How many of the leading entries came from CF; the rest are popularity fill-in. */
+  readonly cfCount: number;
+}
+
+export interface Neighbour {
+  readonly user: number;
+  /** s'(u, v): the shrunk similarity. */
+  readonly similarity: number;
+  /** n_uv over sampled pairs. */
+  readonly common: number;
+}
+
+export type CfSettings = Pick<NeighboursSettings, 'k' | 'shrinkage' | 'minCommonItems' | 'minNeighbours'> & {
+  readonly topN: number;
+};
+
+/**
+ * User-based collaborative filtering for one shard of users, by the Recommendations
+ * contract. Similarities accumulate over the item -> users postings (only pairs that
+ * share an item are ever touched), so a user's cost is the work the planner estimated.
+ * Scratch arrays are sized once per shard and reset sparsely per user.
+ */
+export class UserCfShard {
+  private readonly dot: Float64Array;
+  private readonly common: Int32Array;
+  private readonly touchedUsers: Int32Array;
+  private readonly candidateNumerator: Float64Array;
+  private readonly candidateDenominator: Float64Array;
+  private readonly candidateHolders: Int32Array;
+  private readonly touchedItems: Int32Array;
+  private readonly heldStamp: Int32Array;
+  private readonly popular: Int32Array;
+  private readonly popularity: Int32Array;
+  /** Operations done so far: postings accumulated plus neighbour items scanned (the actual cost). */
+  operations = 0;
+
+  constructor(
+    private readonly index: InteractionIndex,
+    private readonly postings: SimilarityPostings,
+    private readonly settings: CfSettings,
+  ) {
+    const nUsers = index.userIds.length;
+    const nItems = index.itemIds.length;
+    this.dot = new Float64Array(nUsers);
+    this.common = new Int32Array(nUsers);
+    this.touchedUsers = new Int32Array(nUsers);
+    this.candidateNumerator = new Float64Array(nItems);
+    this.candidateDenominator = new Float64Array(nItems);
+    this.candidateHolders = new Int32Array(nItems);
+    this.touchedItems = new Int32Array(nItems);
+    this.heldStamp = new Int32Array(nItems);
+    this.popular = popularityOrder(index);
+    this.popularity = itemUserCounts(index);
+  }
+
+  /** N(u): up to k users v != u with s' > 0 and n_uv >= minCommonItems, highest s' first, ties by user id. */
+  neighboursOf(user: number): Neighbour[] {
+    const { index, postings, settings } = this;
+    const { dot, common, touchedUsers } = this;
+    let touched = 0;
+    for (let e = index.userPtr[user]!; e < index.userPtr[user + 1]!; e++) {
+      if (postings.userSampled[e] === 0) continue;
+      const item = index.userItems[e]!;
+      const weight = postings.userWeights[e]!;
+      const end = postings.itemPtr[item + 1]!;
+      for (let p = postings.itemPtr[item]!; p < end; p++) {
+        const other = postings.itemUsers[p]!;
+        if (common[other] === 0) touchedUsers[touched++] = other;
+        common[other]! += 1;
+        dot[other]! += weight * postings.itemWeights[p]!;
+      }
+      this.operations += end - postings.itemPtr[item]!;
+    }
+    const heap = new NeighbourHeap(settings.k);
+    const normU = postings.norms[user]!;
+    for (let t = 0; t < touched; t++) {
+      const other = touchedUsers[t]!;
+      const n = common[other]!;
+      const d = dot[other]!;
+      common[other] = 0;
+      dot[other] = 0;
+      if (other === user || n < settings.minCommonItems) continue;
+      const normV = postings.norms[other]!;
+      if (normU === 0 || normV === 0) continue;
+      const s = d / (normU * normV);
+      const shrunk = (s * n) / (n + settings.shrinkage);
+      if (shrunk > 0) heap.offer(other, shrunk, n);
+    }
+    return heap.sorted();
+  }
+
+  /** u's top N: CF candidates by score (ties by item id), then the most popular unseen items. */
+  recommend(user: number): UserRecommendations {
+    const { index, settings } = this;
+    const neighbours = this.neighboursOf(user);
+    const stamp = user + 1;
+    for (let e = index.userPtr[user]!; e < index.userPtr[user + 1]!; e++)
+      this.heldStamp[index.userItems[e]!] = stamp;
+    const explicit = index.feedback === 'explicit';
+    let touched = 0;
+    for (const { user: other, similarity } of neighbours) {
+      const mean = index.means[other]!;
+      const start = index.userPtr[other]!;
+      const end = index.userPtr[other + 1]!;
+      for (let e = start; e < end; e++) {
+        const item = index.userItems[e]!;
+        if (this.heldStamp[item] === stamp) continue;
+        if (this.candidateHolders[item] === 0) this.touchedItems[touched++] = item;
+        this.candidateHolders[item]! += 1;
+        this.candidateNumerator[item]! += explicit ? similarity * (index.userValues[e]! - mean) : similarity;
+        this.candidateDenominator[item]! += Math.abs(similarity);
+      }
+      this.operations += end - start;
+    }
+    const candidates: { item: number; score: number; holders: number }[] = [];
+    for (let t = 0; t < touched; t++) {
+      const item = this.touchedItems[t]!;
+      const holders = this.candidateHolders[item]!;
+      if (holders >= settings.minNeighbours) {
+        const numerator = this.candidateNumerator[item]!;
+        const score = explicit
+          ? index.means[user]! + numerator / this.candidateDenominator[item]!
+          : numerator;
+        candidates.push({ item, score, holders });
+      }
+      this.candidateHolders[item] = 0;
+      this.candidateNumerator[item] = 0;
+      this.candidateDenominator[item] = 0;
+    }
+    candidates.sort((a, b) => b.score - a.score || a.item - b.item);
+    const topN = settings.topN;
+    const cfCount = Math.min(topN, candidates.length);
+    const items: number[] = [];
+    const scores: number[] = [];
+    const holders: number[] = [];
+    for (let r = 0; r < cfCount; r++) {
+      const c = candidates[r]!;
+      items.push(c.item);
+      scores.push(c.score);
+      holders.push(c.holders);
+      this.heldStamp[c.item] = stamp;
+    }
+    for (let p = 0; p < this.popular.length && items.length < topN; p++) {
+      const item = this.popular[p]!;
+      if (this.heldStamp[item] === stamp) continue;
+      items.push(item);
+      scores.push(this.popularity[item]!);
+      holders.push(0);
+    }
+    return {
+      user,
+      items: Int32Array.from(items),
+      scores: Float64Array.from(scores),
+      neighbours: Int32Array.from(holders),
+      cfCount,
+    };
+  }
+}
+
+/** Table rows for one user's list. */
+export function recommendationRows(
+  index: InteractionIndex,
+  list: UserRecommendations,
+  run: { readonly runId: string; readonly pipeline: string },
+): RecommendationRow[] {
+  return Array.from(list.items, (item, r) => ({
+    run_id: run.runId,
+    pipeline: run.pipeline,
+    user_id: index.userIds[list.user]!,
+    rank: r + 1,
+    item_id: index.itemIds[item]!,
+    score: list.scores[r]!,
+    source: r < list.cfCount ? 'cf' : 'popular',
+    neighbours: list.neighbours[r]!,
+  }));
+}
+
+/** The popularity baseline's list for a user: the N most popular items the user does not hold. */
+export function popularityList(
+  index: InteractionIndex,
+  popular: Int32Array,
+  user: number,
+  topN: number,
+): number[] {
+  const held = new Set(index.userItems.subarray(index.userPtr[user]!, index.userPtr[user + 1]!));
+  const list: number[] = [];
+  for (let p = 0; p < popular.length && list.length < topN; p++)
+    if (!held.has(popular[p]!)) list.push(popular[p]!);
+  return list;
+}
+
+/**
+ * Keeps the k best neighbours: a binary heap whose root is the worst kept one (lowest s',
+ * then highest user index), so each offer costs O(log k).
+ */
+class NeighbourHeap {
+  private readonly users: number[] = [];
+  private readonly sims: number[] = [];
+  private readonly commons: number[] = [];
+
+  constructor(private readonly k: number) {}
+
+  offer(user: number, similarity: number, common: number): void {
+    if (this.users.length < this.k) {
+      this.users.push(user);
+      this.sims.push(similarity);
+      this.commons.push(common);
+      this.siftUp(this.users.length - 1);
+      return;
+    }
+    if (!this.better(user, similarity, this.users[0]!, this.sims[0]!)) return;
+    this.users[0] = user;
+    this.sims[0] = similarity;
+    this.commons[0] = common;
+    this.siftDown(0);
+  }
+
+  sorted(): Neighbour[] {
+    const result = this.users.map((user, i) => ({
+      user,
+      similarity: this.sims[i]!,
+      common: this.commons[i]!,
+    }));
+    return result.sort((a, b) => b.similarity - a.similarity || a.user - b.user);
+  }
+
+  private better(userA: number, simA: number, userB: number, simB: number): boolean {
+    return simA > simB || (simA === simB && userA < userB);
+  }
+
+  /** Is slot a worse than slot b (belongs nearer the root)? */
+  private worse(a: number, b: number): boolean {
+    return this.better(this.users[b]!, this.sims[b]!, this.users[a]!, this.sims[a]!);
+  }
+
+  private swap(a: number, b: number): void {
+    for (const arr of [this.users, this.sims, this.commons]) [arr[a], arr[b]] = [arr[b]!, arr[a]!];
+  }
+
+  private siftUp(at: number): void {
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (!this.worse(at, parent)) return;
+      this.swap(at, parent);
+      at = parent;
+    }
+  }
+
+  private siftDown(at: number): void {
+    const size = this.users.length;
+    for (;;) {
+      const left = 2 * at + 1;
+      const right = left + 1;
+      let worst = at;
+      if (left < size && this.worse(left, worst)) worst = left;
+      if (right < size && this.worse(right, worst)) worst = right;
+      if (worst === at) return;
+      this.swap(at, worst);
+      at = worst;
+    }
+  }
+}
