@@ -1,10 +1,10 @@
 import type { RunState } from '../domain/types.ts';
 import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../ports/capacity-control.ts';
-import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
+import type { CapacityLease, CapacityLeases, ComponentLeaseState } from '../ports/capacity-leases.ts';
 import type { RunStore } from '../ports/run-store.ts';
-import { type CooldownReason, cooldownAfterRelease } from './cooldown.ts';
-import { decideCopies, floorCopies } from './copies.ts';
+import { type CooldownDecision, type CooldownReason, cooldownAfterRelease } from './cooldown.ts';
+import { type CopiesDecision, decideCopies, floorCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import { type PipelineCapacity, schedulesOf } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
@@ -97,136 +97,198 @@ export function distinctComponents(capacities: readonly PipelineCapacity[]): Pip
   return [...seen.values()];
 }
 
-async function sweepComponent(
+function sweepComponent(
   deps: SweepDeps,
   capacity: PipelineCapacity,
   schedules: readonly ScheduleSpec[],
   now: Date,
   options: SweepOptions,
 ): Promise<ComponentSweep> {
-  const component = capacity.componentName;
-  const nowMs = now.getTime();
-  const nowIso = now.toISOString();
-  const live: CapacityLease[] = [];
-  const leaked: { runId: string; reason: LeaseLiveness }[] = [];
-  const renewed: string[] = [];
-  let forgotten = 0;
-  let before: ComponentCopies | undefined;
-  let copies: number | undefined;
-  let set: ComponentSweep['set'];
-  let coolingDown = false;
-  let cooldown: CooldownReason | undefined;
-  let capacityWithoutRun = false;
-  try {
-    const leases = await deps.leases.list(component);
-    const state = await deps.leases.state(component);
-    let lastReleasedAt = msOf(state.lastReleasedAt);
-    const cooldownAfter = (releasedAt: number) =>
-      cooldownAfterRelease({ capacity: capacity.capacity, schedules, state, releasedAt });
+  return new ComponentSweeper(deps, capacity, schedules, now, options).sweep();
+}
+
+/**
+ * One sweep of one component, its findings kept as they come so that a failure part way
+ * reports what was already done: the leases reviewed (old released ones forgotten,
+ * reopened runs held again, leaks released), the serving copies marked ready, the copies
+ * decided, then asked for.
+ */
+class ComponentSweeper {
+  private readonly component: string;
+  private readonly nowMs: number;
+  private readonly nowIso: string;
+  private readonly live: CapacityLease[] = [];
+  private readonly leaked: { runId: string; reason: LeaseLiveness }[] = [];
+  private readonly renewed: string[] = [];
+  private forgotten = 0;
+  private lastReleasedAt: number | undefined;
+  private leaseState: ComponentLeaseState | undefined;
+  private before: ComponentCopies | undefined;
+  private copies: number | undefined;
+  private set: ComponentSweep['set'];
+  private coolingDown = false;
+  private cooldown: CooldownReason | undefined;
+  private capacityWithoutRun = false;
+
+  constructor(
+    private readonly deps: SweepDeps,
+    private readonly capacity: PipelineCapacity,
+    private readonly schedules: readonly ScheduleSpec[],
+    now: Date,
+    private readonly options: SweepOptions,
+  ) {
+    this.component = capacity.componentName;
+    this.nowMs = now.getTime();
+    this.nowIso = now.toISOString();
+  }
+
+  async sweep(): Promise<ComponentSweep> {
+    try {
+      await this.reviewLeases();
+      const before = await this.deps.control.describe(this.component);
+      this.before = before;
+      await this.markReady(before);
+      const decision = this.decide(before);
+      await this.applyCopies(before, decision);
+      return this.report();
+    } catch (error) {
+      return this.report({ error });
+    }
+  }
+
+  private async reviewLeases(): Promise<void> {
+    const leases = await this.deps.leases.list(this.component);
+    this.leaseState = await this.deps.leases.state(this.component);
+    this.lastReleasedAt = msOf(this.leaseState.lastReleasedAt);
     for (const lease of leases) {
-      if (lease.releasedAt !== undefined) {
-        lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(lease.releasedAt) ?? 0);
-        const keep = (options.keepReleasedSeconds ?? 7 * DAY_SECONDS) * 1000;
-        const age = nowMs - (msOf(lease.releasedAt) ?? nowMs);
-        if (age > keep) {
-          await deps.leases.forget(component, lease.runId);
-          forgotten += 1;
-          continue;
-        }
-        // A run whose finalize released its lease runs again only when a redrive reopened it.
-        if (lease.releasedBy !== 'finalize' || age > (options.renewWindowSeconds ?? DAY_SECONDS) * 1000)
-          continue;
-        if ((await deps.runs.getRun(lease.runId))?.status !== 'running') continue;
-        // The earlier hold is charged as its finalize charged it: with the cooldown only if kept.
-        const charged = cooldownAfter(msOf(lease.releasedAt) ?? nowMs).keep
-          ? capacity.capacity.cooldownSeconds
-          : 0;
-        const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + charged;
-        const again = await deps.leases.renew(lease, nowIso, prior);
-        if (again !== undefined && again.releasedAt === undefined) {
-          live.push(again);
-          renewed.push(lease.runId);
-        }
-        continue;
-      }
-      const run = await deps.runs.getRun(lease.runId);
-      const seen = await noteProgress(deps.leases, lease, run, nowIso);
-      const liveness = leaseLiveness(seen, run, capacity.capacity, nowMs);
-      if (liveness === 'live') {
-        live.push(seen);
-        continue;
-      }
-      // A finished run's lease ends when the run did; any other leak ends now.
-      const at =
-        liveness === 'run-finished' && run?.finishedAt && Date.parse(run.finishedAt) <= nowMs
-          ? run.finishedAt
-          : nowIso;
-      const released = await deps.leases.release(component, lease.runId, at, 'sweeper');
-      if (released?.releasedBy === 'sweeper') leaked.push({ runId: lease.runId, reason: liveness });
-      lastReleasedAt = Math.max(lastReleasedAt ?? 0, msOf(released?.releasedAt) ?? 0);
+      if (lease.releasedAt === undefined) await this.reviewHeld(lease);
+      else await this.reviewReleased(lease, lease.releasedAt);
     }
+  }
 
-    before = await deps.control.describe(component);
-    if (before.currentCopies >= 1)
-      for (const lease of live)
-        if (lease.readyAt === undefined) await deps.leases.markReady(component, lease.runId, nowIso);
+  private cooldownAfter(releasedAt: number): CooldownDecision {
+    const { capacity } = this.capacity;
+    return cooldownAfterRelease({ capacity, schedules: this.schedules, state: this.leaseState!, releasedAt });
+  }
 
-    const kept = lastReleasedAt === undefined ? undefined : cooldownAfter(lastReleasedAt);
-    cooldown = kept?.reason;
+  private noteRelease(releasedAt: string | undefined): void {
+    this.lastReleasedAt = Math.max(this.lastReleasedAt ?? 0, msOf(releasedAt) ?? 0);
+  }
+
+  /** A released lease: forgotten when old, held again when a redrive reopened its run. */
+  private async reviewReleased(lease: CapacityLease, releasedAt: string): Promise<void> {
+    this.noteRelease(releasedAt);
+    const keep = (this.options.keepReleasedSeconds ?? 7 * DAY_SECONDS) * 1000;
+    const age = this.nowMs - (msOf(releasedAt) ?? this.nowMs);
+    if (age > keep) {
+      await this.deps.leases.forget(this.component, lease.runId);
+      this.forgotten += 1;
+      return;
+    }
+    // A run whose finalize released its lease runs again only when a redrive reopened it.
+    if (lease.releasedBy !== 'finalize' || age > (this.options.renewWindowSeconds ?? DAY_SECONDS) * 1000)
+      return;
+    if ((await this.deps.runs.getRun(lease.runId))?.status !== 'running') return;
+    // The earlier hold is charged as its finalize charged it: with the cooldown only if kept.
+    const charged = this.cooldownAfter(msOf(releasedAt) ?? this.nowMs).keep
+      ? this.capacity.capacity.cooldownSeconds
+      : 0;
+    const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + charged;
+    const again = await this.deps.leases.renew(lease, this.nowIso, prior);
+    if (again !== undefined && again.releasedAt === undefined) {
+      this.live.push(again);
+      this.renewed.push(lease.runId);
+    }
+  }
+
+  /** A held lease: live, or released as leaked (a finished run's from when it finished, any other from now). */
+  private async reviewHeld(lease: CapacityLease): Promise<void> {
+    const run = await this.deps.runs.getRun(lease.runId);
+    const seen = await noteProgress(this.deps.leases, lease, run, this.nowIso);
+    const liveness = leaseLiveness(seen, run, this.capacity.capacity, this.nowMs);
+    if (liveness === 'live') {
+      this.live.push(seen);
+      return;
+    }
+    const at =
+      liveness === 'run-finished' && run?.finishedAt && Date.parse(run.finishedAt) <= this.nowMs
+        ? run.finishedAt
+        : this.nowIso;
+    const released = await this.deps.leases.release(this.component, lease.runId, at, 'sweeper');
+    if (released?.releasedBy === 'sweeper') this.leaked.push({ runId: lease.runId, reason: liveness });
+    this.noteRelease(released?.releasedAt);
+  }
+
+  /** Once a copy serves, the live leases are ready (their runs' waits end). */
+  private async markReady(before: ComponentCopies): Promise<void> {
+    if (before.currentCopies < 1) return;
+    for (const lease of this.live)
+      if (lease.readyAt === undefined)
+        await this.deps.leases.markReady(this.component, lease.runId, this.nowIso);
+  }
+
+  /** The copies the live leases and the cooldown call for, and whether copies are up with no run. */
+  private decide(before: ComponentCopies): CopiesDecision {
+    const { capacity } = this.capacity;
+    const kept = this.lastReleasedAt === undefined ? undefined : this.cooldownAfter(this.lastReleasedAt);
+    this.cooldown = kept?.reason;
     const decision = decideCopies({
-      capacity: capacity.capacity,
-      liveCopies: live.map((l) => l.copies),
+      capacity,
+      liveCopies: this.live.map((l) => l.copies),
       desiredCopies: before.desiredCopies,
-      lastReleasedAt,
+      lastReleasedAt: this.lastReleasedAt,
       keepCooldown: kept?.keep ?? true,
-      now: nowMs,
+      now: this.nowMs,
     });
-    copies = decision.copies;
-    coolingDown = decision.coolingDown;
-    const floor = floorCopies(capacity.capacity);
-    const graceMs = (options.graceSeconds ?? 120) * 1000;
-    capacityWithoutRun =
-      live.length === 0 &&
-      Math.max(before.desiredCopies, before.currentCopies) > floor &&
-      nowMs >= (decision.cooldownEndsAt ?? 0) + graceMs;
-    // Lowering: a plan may have taken a lease (and raised the copies) since the leases were
-    // read; look again so this sweep does not undo it (the next sweep counts the new lease).
-    const lowering = decision.copies < before.desiredCopies;
-    const known = new Set([...live.map((l) => l.runId), ...leaked.map((l) => l.runId)]);
-    const newcomer =
-      lowering &&
-      (await deps.leases.list(component)).some((l) => l.releasedAt === undefined && !known.has(l.runId));
-    if (decision.copies !== before.desiredCopies && !newcomer) {
-      set = { copies: decision.copies, outcome: await deps.control.setCopies(component, decision.copies) };
-    }
-    return {
-      component,
-      liveLeases: live.map((l) => l.runId),
-      leaked,
-      forgotten,
-      renewed,
-      before,
-      copies,
-      ...(set && { set }),
-      coolingDown,
-      ...(cooldown && { cooldown }),
-      capacityWithoutRun,
+    this.copies = decision.copies;
+    this.coolingDown = decision.coolingDown;
+    const graceMs = (this.options.graceSeconds ?? 120) * 1000;
+    this.capacityWithoutRun =
+      this.live.length === 0 &&
+      Math.max(before.desiredCopies, before.currentCopies) > floorCopies(capacity) &&
+      this.nowMs >= (decision.cooldownEndsAt ?? 0) + graceMs;
+    return decision;
+  }
+
+  /**
+   * Asks for the decided copies when they differ. Lowering: a plan may have taken a lease
+   * (and raised the copies) since the leases were read; look again so this sweep does not
+   * undo it (the next sweep counts the new lease).
+   */
+  private async applyCopies(before: ComponentCopies, decision: CopiesDecision): Promise<void> {
+    if (decision.copies === before.desiredCopies) return;
+    if (decision.copies < before.desiredCopies && (await this.newcomerLease())) return;
+    this.set = {
+      copies: decision.copies,
+      outcome: await this.deps.control.setCopies(this.component, decision.copies),
     };
-  } catch (error) {
+  }
+
+  private async newcomerLease(): Promise<boolean> {
+    const known = new Set([...this.live.map((l) => l.runId), ...this.leaked.map((l) => l.runId)]);
+    const leases = await this.deps.leases.list(this.component);
+    return leases.some((l) => l.releasedAt === undefined && !known.has(l.runId));
+  }
+
+  /**
+   * What the sweep found. After a failure, `capacityWithoutRun` is as worked out before the
+   * failing call: a net that keeps failing raises the alarm after the grace.
+   */
+  private report(failure?: { readonly error: unknown }): ComponentSweep {
+    const { before, copies, set, cooldown } = this;
     return {
-      component,
-      liveLeases: live.map((l) => l.runId),
-      leaked,
-      forgotten,
-      renewed,
+      component: this.component,
+      liveLeases: this.live.map((l) => l.runId),
+      leaked: this.leaked,
+      forgotten: this.forgotten,
+      renewed: this.renewed,
       ...(before && { before }),
       ...(copies === undefined ? {} : { copies }),
       ...(set && { set }),
-      coolingDown,
+      coolingDown: this.coolingDown,
       ...(cooldown && { cooldown }),
-      // Worked out before the failing call: a net that keeps failing raises the alarm after the grace.
-      capacityWithoutRun,
-      error: describeError(error),
+      capacityWithoutRun: this.capacityWithoutRun,
+      ...(failure && { error: describeError(failure.error) }),
     };
   }
 }

@@ -200,6 +200,23 @@ describe('sweepCapacity', () => {
     expect(later?.set).toBeUndefined();
   });
 
+  it('reports the leases it already released when SageMaker fails after the review', async () => {
+    await leases.take({ runId: 'r-gone', component, copies: 1, takenAt: iso(0) });
+    const failing: CapacityControl = {
+      describe: async (name) => {
+        throw new CapacityControlError(name, 'throttled', true);
+      },
+      setCopies: (name, copies) => control.setCopies(name, copies),
+    };
+    const [result] = await sweep(at(10), [embed], { control: failing });
+    expect(result).toMatchObject({
+      leaked: [{ runId: 'r-gone', reason: 'run-missing' }],
+      error: 'throttled',
+    });
+    expect(result).not.toHaveProperty('before');
+    expect(result).not.toHaveProperty('copies');
+  });
+
   it('sweeps every component even when one fails', async () => {
     const score = capacityFor('score');
     await control.setCopies(score.componentName, 1);
