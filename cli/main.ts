@@ -38,6 +38,26 @@ summary).
     load: async () => (await import('./commands/query.ts')).queryCommand,
   },
   {
+    name: 'search',
+    synopsis: `"TEXT" --pipeline NAME [-k N] [--home DIR] [--pipelines DIR]
+      [--endpoint-url URL | --model-dir DIR] [--json]`,
+    description: `Embeds TEXT with the pipeline's model, as sluice run calls it, and prints the k nearest
+chunks of embeddings_current (the latest version of every live document) by cosine: document
+id, score, chunk and an excerpt. An exact scan in DuckDB (docs/search.md).
+  -k N                  results (default 10, at most 1000)
+  --endpoint-url URL    embed at a running server (give what the run was given)
+  --model-dir DIR       embed with an ONNX sentence-transformer folder (likewise)
+  --json                the results as one JSON array, each chunk's whole text included`,
+    load: async () => (await import('./commands/search.ts')).searchCommand,
+  },
+  {
+    name: 'embed',
+    synopsis: '"TEXT" --pipeline NAME [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--json]',
+    description: `Prints TEXT's vector from the pipeline's model as one JSON array (with --json,
+{"model", "dimension", "embedding"}), embedded exactly as sluice run embeds a chunk.`,
+    load: async () => (await import('./commands/embed.ts')).embedCommand,
+  },
+  {
     name: 'status',
     synopsis: `[RUN_ID] [--home DIR] [--limit N] [--json]
       | [RUN_ID] --deployed [--runs-table NAME] [--limit N] [--json]`,
