@@ -23,6 +23,16 @@ function concat(pieces: readonly Uint8Array[], bytes: number): Uint8Array {
   return out;
 }
 
+/** Where one object is written, and how a small one is put whole. */
+export interface S3ObjectWriteOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly key: string;
+  readonly contentType?: string | undefined;
+  /** Writes the whole object at once (the store's `put`). */
+  readonly put: (body: Uint8Array) => Promise<void>;
+}
+
 /**
  * Writes one object piece by piece: a plain `put` when the whole object stays under one
  * part (no multipart upload for small parts), else a multipart upload of
@@ -30,43 +40,80 @@ function concat(pieces: readonly Uint8Array[], bytes: number): Uint8Array {
  * aborts the upload, so no part is left billed (the bucket's lifecycle rule for incomplete
  * uploads catches a process that dies first).
  */
-export function openS3ObjectWrite(options: {
-  readonly client: S3Client;
-  readonly bucket: string;
-  readonly key: string;
-  readonly contentType?: string | undefined;
-  /** Writes the whole object at once (the store's `put`). */
-  readonly put: (body: Uint8Array) => Promise<void>;
-}): ObjectWrite {
-  const { client, bucket, key, contentType } = options;
-  let pieces: Uint8Array[] = [];
-  let pending = 0;
-  let uploadId: string | undefined;
-  const parts: { ETag: string; PartNumber: number }[] = [];
+export function openS3ObjectWrite(options: S3ObjectWriteOptions): ObjectWrite {
+  const upload = new S3PieceUpload(options);
+  return {
+    write: (bytes) => upload.write(bytes),
+    finish: () => upload.finish(),
+    abort: () => upload.abort(),
+  };
+}
 
-  const abortUpload = async (): Promise<void> => {
-    const id = uploadId;
-    uploadId = undefined;
+/** The state of one {@link openS3ObjectWrite}: bytes buffered toward the next part, the upload once begun. */
+class S3PieceUpload {
+  private pieces: Uint8Array[] = [];
+  private pending = 0;
+  private uploadId: string | undefined;
+  private readonly parts: { ETag: string; PartNumber: number }[] = [];
+
+  constructor(private readonly options: S3ObjectWriteOptions) {}
+
+  write(bytes: Uint8Array): Promise<void> {
+    return this.abortingOnFailure(async () => {
+      this.pieces.push(bytes);
+      this.pending += bytes.byteLength;
+      if (this.pending >= MULTIPART_PART_BYTES) await this.sendPart();
+    });
+  }
+
+  finish(): Promise<void> {
+    return this.abortingOnFailure(async () => {
+      if (this.uploadId === undefined) {
+        await this.options.put(this.takeBuffered());
+        return;
+      }
+      if (this.pending > 0) await this.sendPart();
+      await this.complete(this.uploadId);
+    });
+  }
+
+  async abort(): Promise<void> {
+    this.pieces = [];
+    this.pending = 0;
+    // Best effort, like the abort after a failed step: the caller is already handling a
+    // failure it must not lose, and the bucket's lifecycle rule removes what is left.
+    await this.abortUpload().catch(() => undefined);
+  }
+
+  private takeBuffered(): Uint8Array {
+    const body = concat(this.pieces, this.pending);
+    this.pieces = [];
+    this.pending = 0;
+    return body;
+  }
+
+  private async abortingOnFailure<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      await this.abortUpload().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async abortUpload(): Promise<void> {
+    const id = this.uploadId;
+    this.uploadId = undefined;
+    const { client, bucket, key } = this.options;
     if (id !== undefined)
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: id }));
-  };
-  const sendPart = async (): Promise<void> => {
-    const body = concat(pieces, pending);
-    pieces = [];
-    pending = 0;
-    if (uploadId === undefined) {
-      const created = await client.send(
-        new CreateMultipartUploadCommand({
-          Bucket: bucket,
-          Key: key,
-          ...(contentType === undefined ? {} : { ContentType: contentType }),
-        }),
-      );
-      if (!created.UploadId)
-        throw new Error(`s3://${bucket}/${key}: CreateMultipartUpload returned no UploadId`);
-      uploadId = created.UploadId;
-    }
-    const PartNumber = parts.length + 1;
+  }
+
+  private async sendPart(): Promise<void> {
+    const body = this.takeBuffered();
+    const uploadId = this.uploadId ?? (await this.createUpload());
+    const { client, bucket, key } = this.options;
+    const PartNumber = this.parts.length + 1;
     const out = await client.send(
       new UploadPartCommand({
         Bucket: bucket,
@@ -78,50 +125,34 @@ export function openS3ObjectWrite(options: {
       }),
     );
     if (!out.ETag) throw new Error(`s3://${bucket}/${key}: UploadPart ${PartNumber} returned no ETag`);
-    parts.push({ ETag: out.ETag, PartNumber });
-  };
-  const failing = async <T>(step: () => Promise<T>): Promise<T> => {
-    try {
-      return await step();
-    } catch (error) {
-      await abortUpload().catch(() => undefined);
-      throw error;
-    }
-  };
+    this.parts.push({ ETag: out.ETag, PartNumber });
+  }
 
-  return {
-    write: (bytes) =>
-      failing(async () => {
-        pieces.push(bytes);
-        pending += bytes.byteLength;
-        if (pending >= MULTIPART_PART_BYTES) await sendPart();
+  private async createUpload(): Promise<string> {
+    const { client, bucket, key, contentType } = this.options;
+    const created = await client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        ...(contentType === undefined ? {} : { ContentType: contentType }),
       }),
-    finish: () =>
-      failing(async () => {
-        if (uploadId === undefined) {
-          const body = concat(pieces, pending);
-          pieces = [];
-          pending = 0;
-          await options.put(body);
-          return;
-        }
-        if (pending > 0) await sendPart();
-        await client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket: bucket,
-            Key: key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-          }),
-        );
-        uploadId = undefined;
+    );
+    if (!created.UploadId)
+      throw new Error(`s3://${bucket}/${key}: CreateMultipartUpload returned no UploadId`);
+    this.uploadId = created.UploadId;
+    return created.UploadId;
+  }
+
+  private async complete(uploadId: string): Promise<void> {
+    const { client, bucket, key } = this.options;
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: this.parts },
       }),
-    abort: async () => {
-      pieces = [];
-      pending = 0;
-      // Best effort, like the abort after a failed step: the caller is already handling a
-      // failure it must not lose, and the bucket's lifecycle rule removes what is left.
-      await abortUpload().catch(() => undefined);
-    },
-  };
+    );
+    this.uploadId = undefined;
+  }
 }
