@@ -6,7 +6,7 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import { objectAsyncBuffer } from '../readers/parquet.ts';
 import { readChartJsUmd } from './chart-js-source.ts';
-import { countRejectKinds } from './reject-kinds.ts';
+import { RejectKindCounter } from './reject-kinds.ts';
 import { renderRunReportHtml } from './render-report-html.ts';
 import { type RunReportData, reportUnitOf } from './run-report-data.ts';
 
@@ -63,13 +63,13 @@ export async function loadRunReportData(
     const body = await ports.store.get(runSummaryKey(run.pipeline, runId));
     if (body) summary = JSON.parse(Buffer.from(body).toString('utf8')) as RunSummary;
   }
-  const reasons: string[] = [];
-  for await (const reason of rejectReasons(ports.store, run.pipeline, runId)) reasons.push(reason);
+  const rejects = new RejectKindCounter();
+  for await (const reason of rejectReasons(ports.store, run.pipeline, runId)) rejects.add(reason);
   return {
     run,
     ...(summary && { summary }),
     units: units.map(reportUnitOf).sort((a, b) => (a.unitId < b.unitId ? -1 : a.unitId > b.unitId ? 1 : 0)),
-    rejects: countRejectKinds(reasons),
+    rejects: rejects.counts(),
     generatedAt: now().toISOString(),
   };
 }

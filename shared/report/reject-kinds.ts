@@ -15,16 +15,28 @@ export function rejectKindOf(reason: string): string {
     .trim();
 }
 
+/** Counts reasons by kind as they are read, so a run's rejects are never held all at once. */
+export class RejectKindCounter {
+  private readonly kinds = new Map<string, { count: number; example: string }>();
+
+  add(reason: string): void {
+    const kind = rejectKindOf(reason);
+    const seen = this.kinds.get(kind);
+    if (seen) seen.count += 1;
+    else this.kinds.set(kind, { count: 1, example: reason });
+  }
+
+  /** The kinds, most frequent first (ties by kind), each with its first reason as the example. */
+  counts(): RejectKind[] {
+    return [...this.kinds]
+      .map(([kind, { count, example }]) => ({ kind, count, example }))
+      .sort((a, b) => b.count - a.count || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+  }
+}
+
 /** Counts reasons by kind, most frequent first (ties by kind), each with its first reason as the example. */
 export function countRejectKinds(reasons: Iterable<string>): RejectKind[] {
-  const kinds = new Map<string, { count: number; example: string }>();
-  for (const reason of reasons) {
-    const kind = rejectKindOf(reason);
-    const seen = kinds.get(kind);
-    if (seen) seen.count += 1;
-    else kinds.set(kind, { count: 1, example: reason });
-  }
-  return [...kinds]
-    .map(([kind, { count, example }]) => ({ kind, count, example }))
-    .sort((a, b) => b.count - a.count || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+  const counter = new RejectKindCounter();
+  for (const reason of reasons) counter.add(reason);
+  return counter.counts();
 }

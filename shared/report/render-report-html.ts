@@ -1,4 +1,5 @@
-import { type ReportChart, reportCharts } from './report-charts.ts';
+import type { ReportChart } from './charts/chart-spec.ts';
+import { reportCharts } from './report-charts.ts';
 import type { RunReportData } from './run-report-data.ts';
 
 /** Text for HTML element content and quoted attribute values. */

@@ -111,7 +111,7 @@ describe('reportCharts', () => {
       expect(chart(d, id).note, id).toMatch(/\w/);
     }
     expect(chart(d, 'unit-cost').config).toBeDefined();
-    expect(chart(d, 'padding').config?.data.datasets[1]!.data).toEqual([200, 200]);
+    expect(chart(d, 'padding').config!.data.datasets[1]!.data).toEqual([200, 200]);
   });
 
   it('places units on the run’s clock and spreads their records over time', () => {
