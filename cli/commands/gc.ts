@@ -1,4 +1,6 @@
 import { formatBytes } from '../deployed/deployed-query.ts';
+import { deployedTarget, refuseMixedFlags } from '../deployed/deployed-target.ts';
+import { collectDeployedGarbage, type DeployedGcReport } from '../gc/deployed-gc.ts';
 import { collectGarbage, type GcReport } from '../gc/local-gc.ts';
 import { openCheckedHome } from '../home.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
@@ -10,7 +12,8 @@ export const DEFAULT_KEEP_RUNS = 3;
 /**
  * `sluice gc [--keep-runs N] [--home DIR] [--dry-run] [--json]`: bounds a local home's
  * storage (cli/gc/local-gc.ts says what goes and what never does). Prints each run removed,
- * what else went, and the home's bytes before and after.
+ * what else went, and the home's bytes before and after. With `--deployed [--stack NAME]`
+ * the same rule over the stack's bucket (cli/gc/deployed-gc.ts).
  */
 export async function gcCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -18,11 +21,23 @@ export async function gcCommand(args: string[], io: CommandIo): Promise<number> 
     'keep-runs': { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    deployed: { type: 'boolean', default: false },
+    stack: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got ${positionals[0]}`);
   const keepRuns = values['keep-runs'] === undefined ? DEFAULT_KEEP_RUNS : Number(values['keep-runs']);
   if (!Number.isInteger(keepRuns) || keepRuns < 1)
     throw new UsageError(`--keep-runs must be a whole number of at least 1, got ${values['keep-runs']}`);
+  refuseMixedFlags(values);
+  if (values.deployed) {
+    const report = await collectDeployedGarbage(deployedTarget(values), {
+      keepRuns,
+      dryRun: values['dry-run'],
+    });
+    if (values.json) io.out(JSON.stringify(report));
+    else printDeployedReport(report, io);
+    return 0;
+  }
   const home = await openCheckedHome(values.home, 'write');
   const report = await collectGarbage(home, { keepRuns, dryRun: values['dry-run'] });
   if (values.json) io.out(JSON.stringify(report));
@@ -56,5 +71,24 @@ function printReport(report: GcReport, io: CommandIo): void {
     report.dryRun
       ? `${report.home}: ${formatBytes(report.bytesBefore)}; ${removed.length} of ${report.runs.length} runs would give up their parts (dry run: nothing removed)`
       : `${report.home}: ${formatBytes(report.bytesBefore)} -> ${formatBytes(report.bytesAfter)}; ${removed.length} of ${report.runs.length} runs gave up their parts (newest ${report.keepRuns} per pipeline kept)`,
+  );
+}
+
+function printDeployedReport(report: DeployedGcReport, io: CommandIo): void {
+  const verb = report.dryRun ? 'would delete' : 'deleted';
+  for (const run of report.runs)
+    io.out(
+      run.remove
+        ? `${run.runId}  ${run.pipeline}  ${verb} ${run.keys.length} objects, ${formatBytes(run.bytes)} (${run.reason})`
+        : `${run.runId}  ${run.pipeline}  kept (${run.reason})`,
+    );
+  const removed = report.runs.filter((r) => r.remove);
+  const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
+  io.out(
+    `s3://${report.bucket}: ${removed.length} of ${report.runs.length} finalized runs ${report.dryRun ? 'would give' : 'gave'} up ${formatBytes(bytes)}` +
+      (report.dryRun
+        ? ' (dry run: nothing deleted)'
+        : '; recoverable as noncurrent versions until the lifecycle removes them (30 days by default)') +
+      `; Athena scanned ${formatBytes(report.bytesScanned)}`,
   );
 }

@@ -1,0 +1,153 @@
+import { AthenaClient, GetWorkGroupCommand } from '@aws-sdk/client-athena';
+import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { runAthenaQuery } from '../../shared/adapters/aws/athena-query.ts';
+import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
+import { SluiceError } from '../../shared/errors/errors.ts';
+import { runDateOf } from '../../shared/output/keys.ts';
+import type { DeployedTarget } from '../deployed/deployed-target.ts';
+import { UsageError } from '../usage.ts';
+import { CURRENT_RUNS_SQL, runRef } from './current-runs.ts';
+import { type RetainedRun, retainRuns } from './run-retention.ts';
+
+/** The same tables and per-run folders a local gc empties (cli/gc/local-gc.ts). */
+const REMOVABLE_TABLES = ['embeddings', 'scores', 'rejects'] as const;
+const REMOVABLE_RUN_FOLDERS = ['docs', 'ids'] as const;
+/** DeleteObjects takes at most 1,000 keys a call. */
+const DELETE_BATCH = 1000;
+/** More finalized runs than this is refused rather than decided on a partial list. */
+const MAX_RUNS = 100_000;
+
+export interface DeployedRunDecision extends RetainedRun {
+  readonly remove: boolean;
+  readonly reason: string;
+  readonly keys: readonly string[];
+  readonly bytes: number;
+}
+
+export interface DeployedGcReport {
+  readonly bucket: string;
+  readonly dryRun: boolean;
+  readonly keepRuns: number;
+  readonly runs: readonly DeployedRunDecision[];
+  /** What the two Athena queries scanned. */
+  readonly bytesScanned: number;
+}
+
+export interface DeployedGcOptions {
+  readonly keepRuns: number;
+  readonly dryRun: boolean;
+  /** @default clients from the AWS environment */
+  readonly athena?: AthenaClient;
+  readonly s3?: S3Client;
+}
+
+/** A key DeleteObjects reported it could not delete: the first one, in one line. */
+export class DeployedGcFailed extends SluiceError {}
+
+/**
+ * `sluice gc --deployed`: the local rule (run-retention.ts) over the stack's `runs` table
+ * and the current-state verdicts (current-runs.ts, run in Athena), then DeleteObjects on
+ * the removed runs' parts and finalize lists. The bucket is versioned, so each delete
+ * leaves a delete marker and the data stays recoverable as a noncurrent version for the
+ * lifecycle's `supersededVersionRetentionDays` (30 days), then S3 removes it. Only
+ * finalized runs (with a `runs` row) are considered; a run still working has none and is
+ * never touched. `staging/` is left to its lifecycle rule.
+ */
+export async function collectDeployedGarbage(
+  target: DeployedTarget,
+  options: DeployedGcOptions,
+): Promise<DeployedGcReport> {
+  const athena = options.athena ?? new AthenaClient({});
+  const s3 = options.s3 ?? new S3Client({});
+  const bucket = await dataBucketOf(athena, target.workGroup);
+  const query = { athena, workGroup: target.workGroup, database: target.database };
+
+  const runsResult = await runAthenaQuery('SELECT pipeline, run_id, status, started_at FROM runs', {
+    ...query,
+    maxRows: MAX_RUNS,
+  });
+  if (runsResult.truncated)
+    throw new UsageError(
+      `more than ${MAX_RUNS} finalized runs: gc would decide on a partial list; ask for this limit to be raised`,
+    );
+  const currentResult = await runAthenaQuery(CURRENT_RUNS_SQL, { ...query, maxRows: MAX_RUNS * 10 });
+  if (currentResult.truncated) throw new UsageError('too many current runs to list: nothing removed');
+  const current = new Set(currentResult.rows.map((r) => runRef(String(r.pipeline), String(r.run_id))));
+  const runs: RetainedRun[] = runsResult.rows.map((r) => ({
+    runId: String(r.run_id),
+    pipeline: String(r.pipeline),
+    status: String(r.status),
+    startedAt: String(r.started_at),
+  }));
+
+  const store = new S3ObjectStore({ client: s3, bucket });
+  const decisions: DeployedRunDecision[] = [];
+  for (const { run, remove, reason } of retainRuns(runs, current, options.keepRuns)) {
+    const objects = remove ? await objectsOf(store, run) : [];
+    decisions.push({
+      ...run,
+      remove,
+      reason,
+      keys: objects.map((o) => o.key),
+      bytes: objects.reduce((sum, o) => sum + o.size, 0),
+    });
+  }
+  if (!options.dryRun)
+    await deleteKeys(
+      s3,
+      bucket,
+      decisions.flatMap((d) => d.keys),
+    );
+  return {
+    bucket,
+    dryRun: options.dryRun,
+    keepRuns: options.keepRuns,
+    runs: decisions,
+    bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned,
+  };
+}
+
+/** The data bucket, read from the workgroup's enforced result location (`s3://<bucket>/athena-results/`). */
+async function dataBucketOf(athena: AthenaClient, workGroup: string): Promise<string> {
+  const out = await athena.send(new GetWorkGroupCommand({ WorkGroup: workGroup }));
+  const location = out.WorkGroup?.Configuration?.ResultConfiguration?.OutputLocation ?? '';
+  const bucket = /^s3:\/\/([^/]+)\//.exec(location)?.[1];
+  if (!bucket)
+    throw new UsageError(
+      `workgroup ${workGroup} has no s3:// result location (${location || 'none'}) to find the data bucket by`,
+    );
+  return bucket;
+}
+
+async function objectsOf(store: S3ObjectStore, run: RetainedRun): Promise<{ key: string; size: number }[]> {
+  const prefixes = [
+    ...REMOVABLE_TABLES.map(
+      (table) => `results/${table}/pipeline=${run.pipeline}/run_date=${runDateOf(run.runId)}/${run.runId}-`,
+    ),
+    ...REMOVABLE_RUN_FOLDERS.map((folder) => `runs/${run.pipeline}/${run.runId}/${folder}/`),
+  ];
+  const out: { key: string; size: number }[] = [];
+  for (const prefix of prefixes)
+    for await (const object of store.list(prefix))
+      if (!prefix.startsWith('results/') || object.key.endsWith('.parquet')) out.push(object);
+  return out;
+}
+
+async function deleteKeys(s3: S3Client, bucket: string, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+    const batch = keys.slice(i, i + DELETE_BATCH);
+    const out = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+      }),
+    );
+    const failed = out.Errors ?? [];
+    if (failed.length > 0) {
+      const first = failed[0]!;
+      throw new DeployedGcFailed(
+        `S3 did not delete ${failed.length} of ${batch.length} keys (first: ${first.Key}: ${first.Code} ${first.Message ?? ''}); run sluice gc --deployed again`.trim(),
+      );
+    }
+  }
+}
