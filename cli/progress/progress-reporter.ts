@@ -1,5 +1,5 @@
 import ora, { type Ora } from 'ora';
-import { formatProgress } from './format-progress.ts';
+import { duration, formatProgress } from './format-progress.ts';
 import { type QueuedUnit, RunProgress, type RunProgressEvents, type SettledUnit } from './run-progress.ts';
 
 /** A terminal stream a spinner can draw on (process.stderr when it is a TTY). */
@@ -36,9 +36,11 @@ const realTimers: ProgressTimers = {
 
 /**
  * Shows a run's progress while it goes: on a terminal an ora spinner whose text is the
- * phase, then units done/total, records/s, tokens/s, ETA and throttling; elsewhere plain
- * lines, the phase as soon as it changes, progress every `plainEveryMs` while units run
- * and once at the end. Log lines (`log`) go to the same place, above the spinner.
+ * phase, then units done/total, records/s, tokens/s, ETA and throttling. Elsewhere plain
+ * lines every `plainEveryMs`: the phase and how long it has lasted, or the progress while
+ * units run, and the progress once at the end. A phase is not printed when it starts: a
+ * command that stops at once with a usage or config error prints its one line only.
+ * Log lines (`log`) go to the same place, above the spinner.
  */
 export class ProgressReporter implements RunProgressEvents {
   private readonly progress: RunProgress;
@@ -67,7 +69,6 @@ export class ProgressReporter implements RunProgressEvents {
       this.spinner.start(phase);
       this.timer = this.timers.setInterval(() => this.refresh(), this.options.terminalEveryMs ?? 1000);
     } else {
-      output.writeLine(phase);
       this.timer = this.timers.setInterval(() => this.tick(), this.options.plainEveryMs ?? 5000);
     }
   }
@@ -82,9 +83,7 @@ export class ProgressReporter implements RunProgressEvents {
 
   phase(text: string): void {
     this.progress.phase(text);
-    if (this.options.output.kind === 'lines') {
-      if (this.running) this.options.output.writeLine(text);
-    } else this.refresh();
+    this.refresh();
   }
 
   queued(units: readonly QueuedUnit[]): void {
@@ -102,8 +101,8 @@ export class ProgressReporter implements RunProgressEvents {
     const { output } = this.options;
     const now = this.progress.snapshot();
     if (output.kind === 'terminal') this.refresh();
-    else if (now.totalUnits > 0 && now.phase === undefined)
-      output.writeLine(`progress: ${formatProgress(now)}`);
+    else if (now.phase !== undefined) output.writeLine(`${now.phase} (${duration(now.phaseSeconds)})`);
+    else if (now.totalUnits > 0) output.writeLine(`progress: ${formatProgress(now)}`);
   }
 
   /** Stops the spinner or the periodic lines; the last progress line stays (when units ran). */

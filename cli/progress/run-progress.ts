@@ -40,6 +40,8 @@ export type SettledUnit =
 /** Where a run stands at one moment; rates are per second of work since the first unit was queued. */
 export interface ProgressSnapshot {
   readonly phase: string | undefined;
+  /** Seconds in the current phase. */
+  readonly phaseSeconds: number;
   /** The stage of the latest unit queued or finished, when units carry one. */
   readonly stage: string | undefined;
   readonly totalUnits: number;
@@ -70,6 +72,7 @@ type UnitState = 'queued' | 'done' | 'failed';
 export class RunProgress implements RunProgressEvents {
   private readonly units = new Map<string, { state: UnitState; estCost: number }>();
   private currentPhase: string | undefined;
+  private phaseStartedMs = 0;
   private currentStage: string | undefined;
   private workStartedMs: number | undefined;
   /** When the last unit settled: rates and elapsed time stop there while no unit is left. */
@@ -82,6 +85,7 @@ export class RunProgress implements RunProgressEvents {
 
   phase(text: string): void {
     this.currentPhase = text;
+    this.phaseStartedMs = this.now();
   }
 
   queued(units: readonly QueuedUnit[]): void {
@@ -126,6 +130,7 @@ export class RunProgress implements RunProgressEvents {
           : ((this.units.size - settled) / settled) * elapsedSeconds;
     return {
       phase: this.currentPhase,
+      phaseSeconds: this.currentPhase === undefined ? 0 : (this.now() - this.phaseStartedMs) / 1000,
       stage: this.currentStage,
       totalUnits: this.units.size,
       doneUnits: this.counts.done,

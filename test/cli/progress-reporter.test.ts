@@ -126,7 +126,7 @@ describe('formatProgress', () => {
 });
 
 describe('ProgressReporter', () => {
-  it('without a terminal prints the phases at once, a progress line on each tick while units run, and one at the end', () => {
+  it('without a terminal prints on each tick the phase and its time, or the progress while units run, and one line at the end', () => {
     const clock = fakeClock();
     const { timers, fire, callbacks } = fakeTimers();
     const lines: string[] = [];
@@ -137,8 +137,11 @@ describe('ProgressReporter', () => {
     });
     reporter.start('reading in.jsonl');
     expect([...callbacks.values()].map((t) => t.ms)).toEqual([5000]);
+    // Not printed when it starts: a usage error right after prints its one line only.
+    expect(lines).toEqual([]);
     reporter.phase('planning');
-    fire(); // nothing queued yet: no progress line
+    clock.advance(7);
+    fire();
     reporter.log('run r-1: 1 input files -> 2 units');
     reporter.queued([unit('u0', 1), unit('u1', 1)]);
     clock.advance(5);
@@ -152,11 +155,9 @@ describe('ProgressReporter', () => {
     reporter.stop();
     expect(callbacks.size).toBe(0);
     expect(lines).toEqual([
-      'reading in.jsonl',
-      'planning',
+      'planning (7s)',
       'run r-1: 1 input files -> 2 units',
       'progress: 1/2 units, 100 records, 20 records/s, 200 tokens/s, 5s so far, ETA 5s',
-      'finalizing run r-1',
       'progress: 2/2 units, 200 records, 20 records/s, 200 tokens/s, in 10s',
     ]);
   });

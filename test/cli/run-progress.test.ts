@@ -39,7 +39,7 @@ describe('sluice run progress', { timeout: 120_000 }, () => {
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it('says what it does before units run and ends with a progress line; --json stdout is one JSON line', async () => {
+  it('ends its stderr with a progress line when stderr is a pipe; --json stdout is one JSON line', async () => {
     const { code, stdout, stderr } = await runBin([
       'run',
       input,
@@ -54,11 +54,7 @@ describe('sluice run progress', { timeout: 120_000 }, () => {
     expect(out).toHaveLength(1);
     expect(JSON.parse(out[0]!)).toMatchObject({ status: 'succeeded', counts: { records: 40 } });
     const err = stderr.split('\n');
-    // Before any unit: the phases, in order.
-    const at = (pattern: RegExp) => err.findIndex((l) => pattern.test(l));
-    expect(at(/^reading /)).toBe(0);
-    expect(at(/^starting the model$/)).toBeGreaterThan(0);
-    expect(at(/^planning/)).toBeGreaterThan(at(/^starting the model$/));
+    expect(err.some((l) => /^run r-\S+: 1 input files -> 1 units/.test(l))).toBe(true);
     // No spinner on a pipe: no cursor movement or carriage returns.
     expect(stderr).not.toContain('\r');
     expect(stderr).not.toContain('\u001b[');
