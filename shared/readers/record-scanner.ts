@@ -90,84 +90,127 @@ export async function* scanRecords(
   chunks: AsyncIterable<Uint8Array>,
   options: ScanOptions,
 ): AsyncGenerator<ScannedRecord> {
-  const { ends, start, end, maxRecordBytes } = options;
-  let position = options.streamOffset;
-  // Skip the tail of the record owned by the previous range.
-  let skipping = start > 0 && options.streamOffset < start;
-  let line = options.firstLine ?? 1;
-  let recordStart = skipping ? -1 : position;
-  let recordLine = line;
-  let parts: Buffer[] = [];
-  let kept = 0;
-  let length = 0;
-
-  const finish = (terminated: boolean): ScannedRecord => {
-    let bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, kept);
-    let size = length;
-    const limited = options.crCountsToLimit ? length : undefined;
-    if (
-      (terminated || options.stripFinalCr) &&
-      size === bytes.length &&
-      bytes.length > 0 &&
-      bytes[bytes.length - 1] === CR
-    ) {
-      bytes = bytes.subarray(0, bytes.length - 1);
-      size -= 1;
-    }
-    const record: ScannedRecord = {
-      offset: recordStart,
-      line: recordLine,
-      bytes,
-      truncated: (limited ?? size) > maxRecordBytes,
-      length: size,
-      unterminated: !terminated && ends.insideQuotes,
-      next: position,
-    };
-    parts = [];
-    kept = 0;
-    length = 0;
-    recordStart = position;
-    recordLine = line;
-    return record;
-  };
-
+  const { ends } = options;
+  const scan = new RecordScan(options);
   for await (const chunk of chunks) {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let from = 0;
     while (from < buf.length) {
-      if (skipping) {
-        const lf = buf.indexOf(LF, from);
-        if (lf === -1) {
-          position += buf.length - from;
-          break;
-        }
-        position += lf - from + 1;
-        from = lf + 1;
-        line += 1;
-        skipping = false;
-        recordStart = position;
-        recordLine = line;
+      if (scan.skipping) {
+        from = scan.skipPartial(buf, from);
         continue;
       }
-      if (recordStart >= end) return;
+      if (scan.pastRange) return;
       const lf = ends.nextRecordEnd(buf, from);
-      const stop = lf === -1 ? buf.length : lf;
-      const take = Math.min(stop - from, Math.max(0, maxRecordBytes + 1 - kept));
-      if (take > 0) {
-        parts.push(buf.subarray(from, from + take));
-        kept += take;
-      }
-      length += stop - from;
-      if (ends.multiline) line += countNewlines(buf, from, stop);
-      position += stop - from;
+      scan.append(buf, from, lf === -1 ? buf.length : lf);
       if (lf === -1) break;
-      position += 1;
-      line += 1;
       from = lf + 1;
-      yield finish(true);
+      yield scan.endRecord(true);
     }
   }
-  if (!skipping && recordStart < end && (length > 0 || ends.insideQuotes)) yield finish(false);
+  if (scan.hasLastRecord) yield scan.endRecord(false);
+}
+
+/**
+ * Where {@link scanRecords} stands: the stream position and line, and the record being
+ * read (its first bytes, up to the limit, and its full length so far).
+ */
+export class RecordScan {
+  private position: number;
+  private line: number;
+  /** True while reading the tail of the record owned by the previous range. */
+  skipping: boolean;
+  private recordStart: number;
+  private recordLine: number;
+  private parts: Buffer[] = [];
+  private kept = 0;
+  private length = 0;
+
+  constructor(private readonly options: ScanOptions) {
+    this.position = options.streamOffset;
+    this.skipping = options.start > 0 && options.streamOffset < options.start;
+    this.line = options.firstLine ?? 1;
+    this.recordStart = this.skipping ? -1 : this.position;
+    this.recordLine = this.line;
+  }
+
+  /** The record about to be read starts at or past the range's end: it belongs to the next range. */
+  get pastRange(): boolean {
+    return this.recordStart >= this.options.end;
+  }
+
+  /** The stream ended inside a record this range owns (no newline after it, or an open quote). */
+  get hasLastRecord(): boolean {
+    return !this.skipping && !this.pastRange && (this.length > 0 || this.options.ends.insideQuotes);
+  }
+
+  /** Skips to just past the next newline; returns where reading goes on (`buf.length` when none is in `buf`). */
+  skipPartial(buf: Buffer, from: number): number {
+    const lf = buf.indexOf(LF, from);
+    if (lf === -1) {
+      this.position += buf.length - from;
+      return buf.length;
+    }
+    this.position += lf - from + 1;
+    this.line += 1;
+    this.skipping = false;
+    this.recordStart = this.position;
+    this.recordLine = this.line;
+    return lf + 1;
+  }
+
+  /** Adds `buf[from, stop)` to the record being read: kept up to one byte past the limit, always measured. */
+  append(buf: Buffer, from: number, stop: number): void {
+    const take = Math.min(stop - from, Math.max(0, this.options.maxRecordBytes + 1 - this.kept));
+    if (take > 0) {
+      this.parts.push(buf.subarray(from, from + take));
+      this.kept += take;
+    }
+    this.length += stop - from;
+    if (this.options.ends.multiline) this.line += countNewlines(buf, from, stop);
+    this.position += stop - from;
+  }
+
+  /** The record being read ends: at a newline (`terminated`, which is consumed) or at the end of the stream. */
+  endRecord(terminated: boolean): ScannedRecord {
+    if (terminated) {
+      this.position += 1;
+      this.line += 1;
+    }
+    const record = this.record(terminated);
+    this.parts = [];
+    this.kept = 0;
+    this.length = 0;
+    this.recordStart = this.position;
+    this.recordLine = this.line;
+    return record;
+  }
+
+  private record(terminated: boolean): ScannedRecord {
+    const { options } = this;
+    let bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.kept);
+    let size = this.length;
+    const limited = options.crCountsToLimit ? this.length : undefined;
+    // A CR before the newline is not part of the record (nor, for text, a CR ending the source).
+    if (
+      (terminated || options.stripFinalCr) &&
+      size === bytes.length &&
+      bytes.length > 0 &&
+      bytes.at(-1) === CR
+    ) {
+      bytes = bytes.subarray(0, bytes.length - 1);
+      size -= 1;
+    }
+    return {
+      offset: this.recordStart,
+      line: this.recordLine,
+      bytes,
+      truncated: (limited ?? size) > options.maxRecordBytes,
+      length: size,
+      unterminated: !terminated && options.ends.insideQuotes,
+      next: this.position,
+    };
+  }
 }
