@@ -16,6 +16,8 @@ import type {
 import type { RunSummary } from '../shared/domain/types.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
+import { jobKindOf } from '../shared/jobs/registry.ts';
+import { stageOfUnit } from '../shared/jobs/run-stages.ts';
 import { newRunId } from '../shared/output/keys.ts';
 import { planRun } from '../shared/plan/plan-run.ts';
 import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
@@ -272,7 +274,16 @@ async function stageTokenizer(
   return { key, configKey };
 }
 
-/** Follows fit runs to the scoring runs they started. */
+/** A finalize that ended a stage and started the next one: says so. */
+async function logStageStarted(home: LocalHome, runId: string, log: (line: string) => void): Promise<void> {
+  const run = await home.runs.getRun(runId);
+  if (run?.status === 'running' && run.stage !== undefined)
+    log(
+      `run ${runId}: stage ${run.stage} started (${run.totalUnits - run.doneUnits - run.failedUnits} units)`,
+    );
+}
+
+/** Follows runs of older versions (a fit run started a separate scoring run) to the last. */
 function lastOfChain(summaries: ReadonlyMap<string, RunSummary>, runId: string): string {
   let id = runId;
   for (let next = summaries.get(id)?.followedBy; next !== undefined; next = summaries.get(id)?.followedBy)
@@ -400,12 +411,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       options.progress?.unitSettled(unit, outcome);
       if (outcome.status !== 'succeeded' || options.progress) return;
       const c = outcome.counts;
-      const done =
-        unit.task === 'fit'
-          ? `${c.records} records observed for feature statistics`
-          : config.kind === 'embed'
-            ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged`
-            : `${c.scored} rows scored`;
+      const done = stageOfUnit(jobKindOf(config), unit).describeUnit(c);
       log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
     },
     onFinalize: async (runId) => {
@@ -426,12 +432,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         runId,
         now(),
       );
-      if (!summary) return;
-      summaries.set(runId, summary);
-      if (summary.followedBy && config.kind === 'score')
-        log(
-          `run ${runId} fitted feature statistics (${config.featureStats.key}); scoring run ${summary.followedBy} follows`,
-        );
+      if (summary) summaries.set(runId, summary);
+      else {
+        await logStageStarted(home, runId, log);
+        // The next stage's units join the progress total (units already counted stay as they are).
+        if (options.progress)
+          options.progress.queued((await home.runs.listUnits(runId)).map((unit) => ({ ...unit, runId })));
+      }
     },
     onDeadLetter: async (letter) => {
       if ('unitId' in letter.body) {
@@ -562,7 +569,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     if (plan.capacity?.error !== undefined)
       log(`capacity: lease taken, copies not raised (${plan.capacity.error}); the end-of-run sweep retries`);
     log(
-      `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${plan.run.task === 'fit' ? ' (fitting feature statistics first)' : ''}`,
+      `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${(plan.run.stages?.length ?? 1) > 1 ? ` (stages: ${plan.run.stages?.join(', ')})` : ''}`,
     );
     options.progress?.queued(plan.units);
     const workStarted = Date.now();

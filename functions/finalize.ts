@@ -20,9 +20,9 @@ import { sqsRecordHandler } from './sqs-record-handler.ts';
 export interface FinalizeHandlerDeps {
   readonly store: ObjectStore;
   readonly runs: RunStore;
-  /** Starts the scoring run that follows a fit run. */
+  /** Sends the units of a run's next stage (a score run's `score` stage after its `fit`). */
   readonly queue?: WorkQueue;
-  /** Scoring runs need their pipeline's config for segment statistics. */
+  /** Pipeline configs by name: a run's job kind and stages come from its pipeline's. */
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
   readonly segmentStats?: SegmentStatsStore;
   /** Incremental embed pipelines: documents gone from their source are recorded with no chunks. */
@@ -57,12 +57,14 @@ export function comparisonDeadline(context: Context | undefined): number | undef
 }
 
 /**
- * (primary adapter) finalize handler -> finalizeRun -> (DynamoDB, S3).
+ * (primary adapter) finalize handler -> finalizeRun -> (DynamoDB, S3, SQS work queue).
  *
  * Each message is `{"kind":"finalize","runId"}`, sent by the unit whose completion made
- * every unit terminal. finalizeRun is idempotent: a redelivered request for a run that is
- * already finished does nothing and succeeds; a run that cannot be finalized yet throws,
- * so the message is redelivered.
+ * every unit of the run's current stage terminal. At the end of a stage that is not the
+ * run's last, finalize merges it and sends the next stage's units; at the end of the last
+ * it ends the run. finalizeRun is idempotent: a redelivered request for a run that is
+ * already finished, or already in its next stage, does nothing more and succeeds; a run
+ * that cannot be finalized yet throws, so the message is redelivered.
  */
 export function createFinalizeHandler(
   deps: DepsProvider<FinalizeHandlerDeps>,
@@ -103,13 +105,20 @@ export function createFinalizeHandler(
             ...outcome,
           });
       };
+      const onStageStarted: FinalizeDeps['onStageStarted'] = (run, stage) =>
+        logger.info(`stage ${stage.from} done; stage ${stage.to} started`, { runId: run, ...stage });
       const summary = await finalizeRun(
-        { ...d, onScaledIn, ...(stopAfter === undefined ? {} : { sourceManifests: { stopAfter } }) },
+        {
+          ...d,
+          onScaledIn,
+          onStageStarted,
+          ...(stopAfter === undefined ? {} : { sourceManifests: { stopAfter } }),
+        },
         runId,
         now(),
       );
       if (summary === undefined) {
-        logger.info('run already finished; nothing to do', { runId });
+        logger.info('run already finished, or moved into its next stage; nothing more to do', { runId });
         return;
       }
       logger.info(`run ${summary.status}`, { runId, summary });

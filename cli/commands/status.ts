@@ -1,3 +1,4 @@
+import type { RunState } from '../../shared/domain/types.ts';
 import { deployedRunReader, type RunReader } from '../deployed/deployed-runs.ts';
 import {
   DEPLOYED_OPTIONS,
@@ -51,7 +52,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     else
       for (const run of runs)
         io.out(
-          `${run.runId}  ${run.pipeline.padEnd(12)} ${run.status.padEnd(9)} units ${run.doneUnits + run.failedUnits}/${run.totalUnits}  started ${run.startedAt}`,
+          `${run.runId}  ${run.pipeline.padEnd(12)} ${run.status.padEnd(9)} units ${run.doneUnits + run.failedUnits}/${run.totalUnits}${stageOf(run)}  started ${run.startedAt}`,
         );
     return 0;
   }
@@ -64,6 +65,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status)`);
   const units = (await home.runs.listUnits(runId)).map((u) => ({
     unitId: u.unitId,
+    ...(u.stage === undefined ? {} : { stage: u.stage }),
     sourceKey: u.sourceKey,
     ...(u.sourceVersion === undefined ? {} : { sourceVersion: u.sourceVersion }),
     byteStart: u.byteStart,
@@ -82,12 +84,21 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     return 0;
   }
   io.out(
-    `${run.runId}  ${run.pipeline}  ${run.status}  started ${run.startedAt}${run.finishedAt ? `  finished ${run.finishedAt}` : ''}`,
+    `${run.runId}  ${run.pipeline}  ${run.status}${stageOf(run)}  started ${run.startedAt}${run.finishedAt ? `  finished ${run.finishedAt}` : ''}`,
   );
   for (const u of units) {
     io.out(
-      `  ${u.unitId} ${u.status.padEnd(9)} ${u.sourceKey} [${u.byteStart}, ${u.byteEnd})${u.packedFiles ? ` +${u.packedFiles} files` : ''} est ${u.estCost} actual ${u.actualCost ?? '-'} records ${u.records ?? '-'} attempts ${u.attempts}${u.lastError ? ` error: ${u.lastError}` : ''}`,
+      `  ${(run.stages?.length ?? 1) > 1 && u.stage !== undefined ? `${u.stage} ` : ''}${u.unitId} ${u.status.padEnd(9)} ${u.sourceKey} [${u.byteStart}, ${u.byteEnd})${u.packedFiles ? ` +${u.packedFiles} files` : ''} est ${u.estCost} actual ${u.actualCost ?? '-'} records ${u.records ?? '-'} attempts ${u.attempts}${u.lastError ? ` error: ${u.lastError}` : ''}`,
     );
   }
   return 0;
+}
+
+/** `  stage score (2/2)` for a run of several stages, `  stage embed` for one; nothing for runs stored before stages. */
+function stageOf(run: RunState): string {
+  if (run.stage === undefined) return '';
+  const stages = run.stages ?? [run.stage];
+  return stages.length > 1
+    ? `  stage ${run.stage} (${stages.indexOf(run.stage) + 1}/${stages.length})`
+    : `  stage ${run.stage}`;
 }

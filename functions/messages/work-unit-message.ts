@@ -57,6 +57,8 @@ const workUnitSchema = z
       .optional(),
     /** `fit`: the first pass of a scoring pipeline; absent: the pipeline's own work. */
     task: z.literal('fit').optional(),
+    /** The stage of the run the unit belongs to (shared/jobs); absent: the kind's last, or `task`. */
+    stage: z.string().min(1).optional(),
     /** Sent back to wait for a cold endpoint: since when (epoch ms), and how often so far. */
     warmingSince: z.number().int().nonnegative().optional(),
     warmingDeferrals: z.number().int().nonnegative().optional(),

@@ -75,7 +75,12 @@ export interface WorkUnit {
    * offsets in the decompressed source, and the worker reads `staged.key` instead.
    */
   readonly staged?: StagedPart;
-  /** What the worker does with the unit: the pipeline's own work, or fit feature statistics first. @default the pipeline's kind */
+  /**
+   * The stage of the run the unit belongs to (shared/jobs). Absent in units of older
+   * planners: then `task` names it, else the kind's last stage.
+   */
+  readonly stage?: string;
+  /** Older planners' name of the `fit` stage (see `stage`); no longer written. */
   readonly task?: UnitTask;
   /**
    * Epoch ms when a delivery of this unit first found its endpoint with no capacity; set on
@@ -144,6 +149,8 @@ export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
 
 export interface UnitState {
   readonly unitId: string;
+  /** The stage the unit belongs to (see {@link WorkUnit.stage}); absent in units of older planners. */
+  readonly stage?: string;
   readonly sourceKey: string;
   /** The version of `sourceKey` the unit reads (see {@link WorkUnit.sourceVersion}). */
   readonly sourceVersion?: string;
@@ -166,8 +173,16 @@ export interface RunState {
   readonly trigger: RunTrigger;
   readonly startedAt: string;
   readonly inputs: readonly string[];
-  /** Set on a fit run: its finalize stores the statistics and starts the scoring run. */
+  /** Older runs' way to say the run is in its `fit` stage (see `stage`); no longer written. */
   readonly task?: UnitTask;
+  /**
+   * The stage the run is in (shared/jobs): its units are being worked, and finalize at the
+   * end of it merges it and plans the next one. Absent in older runs: `task`, else the
+   * kind's last stage.
+   */
+  stage?: string;
+  /** The stages the run goes through, in order. Absent in older runs (see `stage`). */
+  readonly stages?: readonly string[];
   status: RunStatus;
   finishedAt: string | null;
   totalUnits: number;
@@ -213,10 +228,17 @@ export interface RunSummary {
   costUnknown?: string;
   /** The run's lease on run-scoped endpoint capacity (issue 14); absent for pipelines without one. */
   capacity?: RunCapacitySummary;
-  /** `fit` for the first pass of a scoring pipeline that had no stored statistics. */
+  /** `fit` for the first pass of a scoring pipeline that had no stored statistics (older summaries). */
   task?: UnitTask;
-  /** The scoring run a fit run started. */
+  /** The scoring run a fit run started (older summaries: fit and score are now two stages of one run). */
   followedBy?: string;
+  /**
+   * The stages the run went through, in order, each with its units and records (absent in
+   * summaries from before stages). The summary's `counts` and `failedUnits` are those of
+   * the stage the run ended in (the last one, which produced the results, unless an
+   * earlier one failed); `stats` and `cost` cover every stage.
+   */
+  stages?: RunStageSummary[];
   /** Segments in `segment_stats` (scoring runs). */
   segments?: number;
   /**
@@ -242,6 +264,15 @@ export interface RunSummary {
     removedDocuments: number;
     removedChunks: number;
   };
+}
+
+/** One stage of a run as its summary reports it. */
+export interface RunStageSummary {
+  name: string;
+  units: number;
+  failedUnits: number;
+  records: number;
+  rejected: number;
 }
 
 /** A run's hold on an inference component's copies, as its summary reports it (docs/capacity.md). */
@@ -310,6 +341,7 @@ export interface EmbeddingRow {
 export function pendingUnitState(unit: WorkUnit): UnitState {
   return {
     unitId: unit.unitId,
+    ...(unit.stage === undefined ? {} : { stage: unit.stage }),
     sourceKey: unit.sourceKey,
     ...(unit.sourceVersion === undefined ? {} : { sourceVersion: unit.sourceVersion }),
     byteStart: unit.byteStart,

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { type PipelineCapacity, pipelineCapacityOf, schedulesOf } from '../capacity/names.ts';
 import {
   type CapacityReleased,
@@ -8,45 +7,40 @@ import {
   scaleInAtRelease,
   settleRunCapacity,
 } from '../capacity/run-capacity.ts';
-import type { PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
+import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { endpointHostingOf } from '../cost/endpoint-hosting.ts';
 import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
 import { type RunUsage, runCost } from '../cost/run-cost.ts';
 import { runUsageOf, type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
-import { addCounts, emptyCounts, type RunState, type RunSummary, type UnitState } from '../domain/types.ts';
+import type { RunStageSummary, RunState, RunSummary, UnitCounts } from '../domain/types.ts';
 import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
-import { ConfigError, SluiceError } from '../errors/errors.ts';
+import type { SourceManifestOptions } from '../incremental/compare-source-manifests.ts';
+import type { JobKind, JobStage, StageMerged } from '../jobs/job-kind.ts';
+import { jobKindOf } from '../jobs/registry.ts';
 import {
-  compareSourceManifests,
-  type SourceManifestComparison,
-  type SourceManifestOptions,
-} from '../incremental/compare-source-manifests.ts';
-import { tracksSources } from '../incremental/deleted-sources.ts';
-import { runRowKey, runSummaryKey, tablePartitionPrefix } from '../output/keys.ts';
-import { runsParquet, segmentStatsParquet, sourcesParquet } from '../output/parquet-tables.ts';
-import { planRun } from '../plan/plan-run.ts';
-import { readRunManifestKeys } from '../plan/run-manifest.ts';
+  currentStageName,
+  nextStageName,
+  stageNamed,
+  stageNamesOf,
+  unitStageName,
+} from '../jobs/run-stages.ts';
+import { runRowKey, runSummaryKey } from '../output/keys.ts';
+import { runsParquet } from '../output/parquet-tables.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore, StoredUnit } from '../ports/run-store.ts';
 import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
-import {
-  finalizeSegments,
-  type SegmentAggregatesState,
-  SegmentAggregator,
-} from '../scoring/aggregates/segment-aggregates.ts';
-import type { FeatureSpec } from '../scoring/features/feature-spec.ts';
-import { type FeatureFitPartial, FeatureStatsAccumulator } from '../scoring/features/fit-features.ts';
-import { fitPartialKey } from '../work/fit-unit.ts';
-import { segmentPartialKey } from '../work/score-unit.ts';
+import { planStageUnits, resumeStage, startNextStage } from './next-stage.ts';
+import { RunNotReady } from './run-not-ready.ts';
+import { type RunOutcome, runSummaryOf, stageSummaryOf, totalCounts } from './run-summary.ts';
 
 export interface FinalizeDeps {
   readonly store: ObjectStore;
   readonly runs: RunStore;
-  /** Needed to start the scoring run that follows a fit run. */
+  /** Sends the units of a run's next stage (runs of more than one stage). */
   readonly queue?: WorkQueue;
-  /** Pipeline configs by name; scoring runs need theirs for segment statistics. */
+  /** Pipeline configs by name: a run's job kind and stages come from its pipeline's. */
   readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
   /** Where segment statistics are kept by key, beside the `segment_stats` table. */
   readonly segmentStats?: SegmentStatsStore;
@@ -68,127 +62,17 @@ export interface FinalizeDeps {
    * Run-scoped endpoint capacity (issue 14): finalize releases the run's lease and prices
    * the endpoint from it; when the release keeps no cooldown (`capacity.cooldown: auto`
    * with no run likely to follow) and no other lease holds copies, it scales in at once
-   * (the sweeper ends a kept cooldown). The scoring run a fit run starts takes its own
-   * lease through it.
+   * (the sweeper ends a kept cooldown). A run of several stages keeps its one lease from
+   * plan to the end of its last stage.
    */
   readonly capacity?: RunCapacityDeps;
+  /** Told when a stage ended and this call moved the run into the next one (the handler logs it). */
+  readonly onStageStarted?: (runId: string, stage: { from: string; to: string; units: number }) => void;
   /** Told what scaling in at release did (functions/finalize.ts logs it). */
   readonly onScaledIn?: (runId: string, component: string, outcome: ScaledIn) => void;
 }
 
-/** Skipped sources named in the summary; the count covers them all. */
-const MAX_SKIPPED_LISTED = 20;
-
-/** The scoring run a fit run hands over to: derived from the fit run's id, so a retried finalize finds it. */
-export function scoringRunIdFor(fitRunId: string): string {
-  const stamp = fitRunId.split('-')[1];
-  const suffix = createHash('sha256').update(`${fitRunId}/score`).digest('hex').slice(0, 6);
-  return `r-${stamp}-${suffix}`;
-}
-
-const decoder = new TextDecoder();
-
-async function readJson<T>(store: ObjectStore, key: string): Promise<T> {
-  const bytes = await store.get(key);
-  if (!bytes) throw new RunNotReady(`missing ${key}`);
-  return JSON.parse(decoder.decode(bytes)) as T;
-}
-
-function scoreConfigOf(deps: FinalizeDeps, run: RunState): ScorePipelineConfig {
-  const config = deps.pipelines?.get(run.pipeline);
-  if (config?.kind !== 'score')
-    throw new ConfigError(`run ${run.runId}: pipeline ${run.pipeline} is not a configured score pipeline`);
-  return config;
-}
-
-/** Merges the fit units' partial statistics and stores the versioned artifact the scoring run reads. */
-async function storeFittedFeatures(
-  deps: FinalizeDeps,
-  config: ScorePipelineConfig,
-  run: RunState,
-  units: UnitState[],
-  now: Date,
-): Promise<void> {
-  const accumulator = new FeatureStatsAccumulator(config.featureSpec as FeatureSpec);
-  for (const unit of units) {
-    if (unit.status === 'succeeded')
-      accumulator.merge(
-        await readJson<FeatureFitPartial>(deps.store, fitPartialKey(run.pipeline, run.runId, unit.unitId)),
-      );
-  }
-  await deps.store.put(
-    config.featureStats.key,
-    `${JSON.stringify(accumulator.finish(now), null, 2)}\n`,
-    'application/json',
-  );
-}
-
-/** Merges the scoring units' segment partials into the `segment_stats` table (one part per run). */
-async function storeSegmentStats(
-  deps: FinalizeDeps,
-  config: ScorePipelineConfig,
-  run: RunState,
-  units: UnitState[],
-): Promise<number> {
-  const merged = new SegmentAggregator({
-    segmentColumns: config.segments.columns,
-    maxSegments: config.segments.maxSegments,
-  });
-  for (const unit of units) {
-    if (unit.status === 'succeeded')
-      merged.merge(
-        await readJson<SegmentAggregatesState>(
-          deps.store,
-          segmentPartialKey(run.pipeline, run.runId, unit.unitId),
-        ),
-      );
-  }
-  const { prior, segments } = finalizeSegments(merged, { quantiles: config.segments.quantiles });
-  if (segments.length > 0) {
-    const key = `${tablePartitionPrefix('segment_stats', run.pipeline, run.runId)}${run.runId}.parquet`;
-    await deps.store.put(
-      key,
-      segmentStatsParquet(run.runId, prior, segments),
-      'application/vnd.apache.parquet',
-    );
-    await deps.segmentStats?.recordSegments(run.pipeline, run.runId, prior, segments);
-  }
-  return segments.length;
-}
-
-/** Starts the scoring run over the fit run's inputs, unless a retried finalize already did. */
-async function startScoringRun(
-  deps: FinalizeDeps,
-  config: ScorePipelineConfig,
-  run: RunState,
-  now: Date,
-): Promise<string> {
-  const runId = scoringRunIdFor(run.runId);
-  if (!(await deps.runs.getRun(runId))) {
-    if (!deps.queue)
-      throw new ConfigError(`run ${run.runId}: finalize has no work queue to start the scoring run`);
-    const keys = await readRunManifestKeys(deps.store, run.pipeline, run.runId);
-    await planRun(
-      {
-        store: deps.store,
-        runs: deps.runs,
-        queue: deps.queue,
-        ...(deps.capacity && { capacity: deps.capacity }),
-      },
-      config,
-      {
-        runId,
-        trigger: run.trigger,
-        keys,
-        now,
-        task: 'work',
-      },
-    );
-  }
-  return runId;
-}
-
-export class RunNotReady extends SluiceError {}
+export { RunNotReady };
 
 /**
  * A run that held run-scoped capacity is charged its lease: copies x (release - take +
@@ -210,16 +94,14 @@ async function settleCapacity(
   config: PipelineConfig | undefined,
   runId: string,
   now: Date,
-  followedBy: string | undefined,
 ): Promise<CapacityReleased | undefined> {
   const capacity = config && pipelineCapacityOf(config);
   if (!capacity || !deps.capacity) return undefined;
   const everyCapacity = [...(deps.pipelines?.values() ?? [])]
     .map((pipeline) => pipelineCapacityOf(pipeline))
     .filter((c): c is PipelineCapacity => c !== undefined);
-  // A fit run's scoring run took its own lease first: the copies stay busy, no cooldown here.
   return settleRunCapacity(deps.capacity.leases, capacity, runId, now, {
-    handedOver: followedBy !== undefined,
+    handedOver: false,
     schedules: schedulesOf([capacity, ...everyCapacity], capacity.componentName),
   });
 }
@@ -252,160 +134,196 @@ function costOf(
   }
 }
 
+/** The ports wrapped so that finalize's own S3 and run-store calls are part of the run's cost. */
+function meteredFinalizeDeps(deps: FinalizeDeps, meter: UsageMeter): FinalizeDeps {
+  return { ...deps, store: meter.objectStore(deps.store), runs: meter.runStore(deps.runs) };
+}
+
 /**
- * (primary adapter) -> finalizeRun -> (run store, object store): merges the units'
- * counts into the run summary, writes `summary.json` and the `runs` table row, then,
- * last, moves the run to its final status with a conditional write. Returns the summary
- * for the one caller that made the move, undefined for a duplicate request.
+ * A run that was moved already: its files are put back as the move stored them (a
+ * finalize that lost the move may have written its own copy over them), and a finalize
+ * that died between the move and the release releases as the summary says.
+ */
+async function restoreFinishedRun(deps: FinalizeDeps, runId: string): Promise<void> {
+  const stored = await deps.runs.getSummary(runId);
+  if (stored) await writeSummaryFiles(deps.store, stored);
+  if (stored?.capacity && deps.capacity)
+    await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
+}
+
+/** The run's stage as finalize sees it: its kind (absent without the pipeline's config), its units. */
+interface StageOfRun {
+  readonly kind: JobKind<PipelineConfig> | undefined;
+  readonly config: PipelineConfig | undefined;
+  readonly name: string | undefined;
+  readonly stage: JobStage<PipelineConfig> | undefined;
+  readonly next: string | undefined;
+  /** Whether the stage was planned from an earlier stage of the run. */
+  readonly later: boolean;
+  readonly units: StoredUnit[];
+  readonly allUnits: StoredUnit[];
+}
+
+/** Reads the run's units and picks those of its current stage. */
+async function stageOfRun(deps: FinalizeDeps, run: RunState): Promise<StageOfRun> {
+  const config = deps.pipelines?.get(run.pipeline);
+  const kind = config && jobKindOf(config);
+  if (!config || !kind) {
+    const units = await deps.runs.listUnits(run.runId);
+    return {
+      kind,
+      config,
+      name: undefined,
+      stage: undefined,
+      next: undefined,
+      later: false,
+      units,
+      allUnits: units,
+    };
+  }
+  const name = currentStageName(kind, run);
+  const stage = stageNamed(kind, name);
+  const names = stageNamesOf(kind, run);
+  const withDescriptors = names.length > 1 || (stage.mergeNeedsDescriptors?.(config) ?? false);
+  const allUnits = await deps.runs.listUnits(run.runId, { withDescriptors });
+  const units = allUnits.filter((unit) => unitStageName(kind, run, unit) === name);
+  const next = nextStageName(kind, run);
+  return { kind, config, name, stage, next, later: names.indexOf(name) > 0, units, allUnits };
+}
+
+const isOpen = (unit: StoredUnit): boolean => unit.status !== 'succeeded' && unit.status !== 'failed';
+
+/**
+ * Whether the stage is still being worked. A later stage whose finalize died after moving
+ * the run into it is taken up here (its units stored and sent again); its last unit
+ * asks for finalize again.
+ *
+ * @throws RunNotReady when units of the run's first stage are still open
+ */
+async function stillWorking(deps: FinalizeDeps, run: RunState, of: StageOfRun): Promise<boolean> {
+  const open = of.units.filter(isOpen);
+  if (of.later && of.kind && of.name && (open.length > 0 || of.units.length === 0)) {
+    const planned = await resumeStage(deps, of.kind, run, of.name, of.allUnits);
+    return planned > 0;
+  }
+  if (open.length > 0) throw new RunNotReady(`run ${run.runId} still has ${open.length} unfinished units`);
+  return false;
+}
+
+/**
+ * The end of a stage: the duplicate-id rule on its table (one record per id in the
+ * results), then the kind's merge of the stage. Returns the stage's counts after the rule.
+ */
+async function endStage(
+  deps: FinalizeDeps,
+  run: RunState,
+  of: StageOfRun,
+  now: Date,
+): Promise<{ total: UnitCounts; merged: StageMerged }> {
+  const total = totalCounts(of.units);
+  const table = of.stage?.idTable;
+  if (table) {
+    const succeeded = of.units.filter((u) => u.status === 'succeeded').map((u) => u.unitId);
+    countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded));
+  }
+  const merged =
+    of.stage?.mergeStage && of.config ? await of.stage.mergeStage(deps, of.config, run, of.units, now) : {};
+  return { total, merged };
+}
+
+/** Merges a stage that is not the run's last and moves the run into the next one. */
+async function handOverToNextStage(
+  deps: FinalizeDeps,
+  run: RunState,
+  of: StageOfRun,
+  now: Date,
+): Promise<void> {
+  await endStage(deps, run, of, now);
+  const move = { from: of.name!, to: of.next! };
+  const units = planStageUnits(of.kind!, run, move.to, of.allUnits);
+  if (await startNextStage(deps, run, { ...move, units }))
+    deps.onStageStarted?.(run.runId, { ...move, units: units.length });
+}
+
+/** The stages the run went through, for its summary. */
+function stagesOf(run: RunState, of: StageOfRun): RunStageSummary[] {
+  if (!of.kind || !of.name) return [stageSummaryOf(of.name ?? 'run', of.units)];
+  const kind = of.kind;
+  const names = stageNamesOf(kind, run);
+  return names.slice(0, names.indexOf(of.name) + 1).map((name) =>
+    stageSummaryOf(
+      name,
+      of.allUnits.filter((unit) => unitStageName(kind, run, unit) === name),
+    ),
+  );
+}
+
+/**
+ * (primary adapter) -> finalizeRun -> (run store, object store, work queue): called when
+ * every unit of the run's current stage is terminal. A stage that is not the run's last
+ * (and had no failed unit) is merged and the next stage planned and sent in the same run.
+ * The last stage (or one that failed) ends the run: its merge, the summary, `summary.json`
+ * and the `runs` table row, then, last, the run's move to its final status with a
+ * conditional write. Returns the summary for the one caller that made the move, undefined
+ * for a duplicate request or a run that went on to its next stage.
  */
 export async function finalizeRun(
   unmetered: FinalizeDeps,
   runId: string,
   now: Date,
 ): Promise<RunSummary | undefined> {
-  // Finalize's own S3 and run-store calls are part of the run's cost.
   const meter = new UsageMeter();
-  const deps: FinalizeDeps = {
-    ...unmetered,
-    store: meter.objectStore(unmetered.store),
-    runs: meter.runStore(unmetered.runs),
-  };
+  const deps = meteredFinalizeDeps(unmetered, meter);
   const run = await deps.runs.getRun(runId);
   if (!run) throw new RunNotReady(`run ${runId} does not exist`);
   if (run.status !== 'running') {
-    // The run was moved already: its files are put back as the move stored them (a
-    // finalize that lost the move may have written its own copy over them).
-    const stored = await deps.runs.getSummary(runId);
-    if (stored) await writeSummaryFiles(deps.store, stored);
-    // A finalize that died between the move and the release: released as the summary says.
-    if (stored?.capacity && deps.capacity)
-      await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
+    await restoreFinishedRun(deps, runId);
     return undefined;
   }
-  const config = deps.pipelines?.get(run.pipeline);
-  // Incremental embed runs diff each source's documents with its last manifest, which
-  // needs every unit's descriptor (the files it read); other runs skip all of it.
-  const comparesSources = tracksSources(config, run.task);
-  const units = await deps.runs.listUnits(runId, comparesSources ? { withDescriptors: true } : {});
-  const open = units.filter((u) => u.status !== 'succeeded' && u.status !== 'failed');
-  if (open.length > 0) throw new RunNotReady(`run ${runId} still has ${open.length} unfinished units`);
-
-  const total = emptyCounts();
-  for (const unit of units) if (unit.counts) addCounts(total, unit.counts);
-  const failed = units.filter((u) => u.status === 'failed');
-  const kind = config?.kind;
-  // One record per id in the results: the duplicate-id rule (shared/duplicates).
-  if (run.task !== 'fit' && (kind === 'embed' || kind === 'score')) {
-    const table = kind === 'embed' ? 'embeddings' : 'scores';
-    const succeeded = units.filter((u) => u.status === 'succeeded').map((u) => u.unitId);
-    countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded));
+  const of = await stageOfRun(deps, run);
+  if (await stillWorking(deps, run, of)) return undefined;
+  const failed = of.units.some((u) => u.status === 'failed');
+  if (of.next !== undefined && !failed) {
+    await handOverToNextStage(deps, run, of, now);
+    return undefined;
   }
-  let segments: number | undefined;
-  let followedBy: string | undefined;
-  if (run.task === 'fit') {
-    const config = scoreConfigOf(deps, run);
-    if (failed.length === 0) {
-      await storeFittedFeatures(deps, config, run, units, now);
-      followedBy = await startScoringRun(deps, config, run, now);
-    }
-  } else if (kind === 'score') {
-    segments = await storeSegmentStats(deps, scoreConfigOf(deps, run), run, units);
-  }
-  let sources: SourceManifestComparison | undefined;
-  if (comparesSources) {
-    const { chunkIndex } = deps;
-    sources = await compareSourceManifests(deps.store, run, units, now, {
-      ...deps.sourceManifests,
-      ...(chunkIndex && {
-        forget: (docIds: string[]) =>
-          chunkIndex.record(
-            run.pipeline,
-            [],
-            docIds.map((docId) => ({ docId, chunkCount: 0 })),
-          ),
-        lastSourceOf: async (docIds: string[]) =>
-          new Map(
-            [...(await chunkIndex.lookupDocs(run.pipeline, docIds))].map(([id, doc]) => [id, doc.sourceKey]),
-          ),
-      }),
-    });
-    // The run's row per source, one part per run as segment_stats has (a retry rewrites it whole).
-    if (sources.sources.length > 0) {
-      await deps.store.put(
-        `${tablePartitionPrefix('sources', run.pipeline, runId)}${runId}.parquet`,
-        sourcesParquet(runId, run.startedAt, sources.sources),
-        'application/vnd.apache.parquet',
-      );
-    }
-  }
-  // The lease as the summary reports it; released only after the move, so a released lease
-  // whose run is running again means a redrive reopened it (the sweeper holds it again).
-  const released = await settleCapacity(deps, config, runId, now, followedBy);
-  const summary: RunSummary = {
-    runId,
-    pipeline: run.pipeline,
-    status: failed.length > 0 ? 'failed' : 'succeeded',
-    trigger: run.trigger,
-    startedAt: run.startedAt,
-    finishedAt: now.toISOString(),
-    counts: {
-      records: total.records,
-      rejected: total.rejected,
-      units: units.length,
-      failedUnits: failed.length,
-      chunks: total.chunks,
-      embedded: total.embedded,
-      skippedUnchanged: total.skippedUnchanged,
-      removedChunks: total.removedChunks + (sources?.removedChunks ?? 0),
-      ...(sources === undefined ? {} : { removedDocuments: sources.removedDocuments }),
-      scored: total.scored,
-    },
-    stats: {
-      realTokens: total.realTokens,
-      paddedTokens: total.paddedTokens,
-      endpointCalls: total.endpointCalls,
-      throttled: total.throttled,
-      retries: total.retries,
-      warmingDeferrals: total.warmingDeferrals ?? 0,
-    },
-    failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
-    timings: { runMs: Date.parse(now.toISOString()) - Date.parse(run.startedAt) },
-    ...costOf(deps, config, units, meter.usage, released),
-    ...(released === undefined ? {} : { capacity: released.summary }),
-    ...(run.task === undefined ? {} : { task: run.task }),
-    ...(followedBy === undefined ? {} : { followedBy }),
-    ...(segments === undefined ? {} : { segments }),
-    ...(sources === undefined
-      ? {}
-      : {
-          sources: {
-            compared: sources.compared,
-            deleted: sources.deleted,
-            reused: sources.reused,
-            skipped: sources.skipped.length,
-            skippedSources: sources.skipped.slice(0, MAX_SKIPPED_LISTED),
-            removedDocuments: sources.removedDocuments,
-            removedChunks: sources.removedChunks,
-          },
-        }),
+  const { total, merged } = await endStage(deps, run, of, now);
+  const outcome = {
+    run,
+    stageUnits: of.units,
+    stageTotal: total,
+    allUnits: of.allUnits,
+    merged,
+    finishedAt: now,
   };
-  // Every write comes before the move, and each one rewrites the same key: a finalize
-  // that dies at any step leaves the run `running`, and the next one (a retried
-  // message, or `sluice redrive --resume`) does it all again, so a run marked done
-  // always has its summary and its one `runs` row.
+  return endRun(deps, meter, of.config, { ...outcome, stages: stagesOf(run, of) });
+}
+
+/**
+ * The run's summary with its cost and lease, written before the move; the lease released
+ * after it (a released lease whose run is running again means a redrive reopened it).
+ * Every write comes before the move, and each one rewrites the same key: a finalize that
+ * dies at any step leaves the run `running`, and the next one (a retried message, or
+ * `sluice redrive --resume`) does it all again, so a run marked done always has its
+ * summary and its one `runs` row.
+ */
+async function endRun(
+  deps: FinalizeDeps,
+  meter: UsageMeter,
+  config: PipelineConfig | undefined,
+  outcome: RunOutcome,
+): Promise<RunSummary | undefined> {
+  const { runId } = outcome.run;
+  const now = outcome.finishedAt;
+  const released = await settleCapacity(deps, config, runId, now);
+  const summary: RunSummary = {
+    ...runSummaryOf(outcome),
+    ...costOf(deps, config, outcome.allUnits, meter.usage, released),
+    ...(released === undefined ? {} : { capacity: released.summary }),
+  };
   await writeSummaryFiles(deps.store, summary);
   const moved = await deps.runs.finishRun(runId, summary);
-  if (released && deps.capacity) {
-    // The move's winner released at its own time; this one changes nothing then.
-    const stored = moved ? summary : await deps.runs.getSummary(runId);
-    if (stored?.capacity) await releaseRunCapacity(deps.capacity.leases, runId, stored.capacity);
-    // No run likely to follow: the copies go now, not at the next sweep (guarded as the sweeper's lowering is).
-    const capacity = config && pipelineCapacityOf(config);
-    if (moved && capacity && !released.cooldown.keep && followedBy === undefined) {
-      const outcome = await scaleInAtRelease(deps.capacity, capacity);
-      deps.onScaledIn?.(runId, capacity.componentName, outcome);
-    }
-  }
+  if (released && deps.capacity) await releaseAfterMove(deps, config, summary, moved, released);
   if (!moved) {
     // A concurrent finalize moved it first: its summary is the run's, not this copy.
     const stored = await deps.runs.getSummary(runId);
@@ -413,6 +331,28 @@ export async function finalizeRun(
     return undefined;
   }
   return summary;
+}
+
+/**
+ * Releases the run's lease (the move's winner at its own time; a loser changes nothing
+ * then), and with no run likely to follow, scales in now rather than at the next sweep
+ * (guarded as the sweeper's lowering is).
+ */
+async function releaseAfterMove(
+  deps: FinalizeDeps,
+  config: PipelineConfig | undefined,
+  summary: RunSummary,
+  moved: boolean,
+  released: CapacityReleased,
+): Promise<void> {
+  const capacityDeps = deps.capacity!;
+  const stored = moved ? summary : await deps.runs.getSummary(summary.runId);
+  if (stored?.capacity) await releaseRunCapacity(capacityDeps.leases, summary.runId, stored.capacity);
+  const capacity = config && pipelineCapacityOf(config);
+  if (moved && capacity && !released.cooldown.keep) {
+    const outcome = await scaleInAtRelease(capacityDeps, capacity);
+    deps.onScaledIn?.(summary.runId, capacity.componentName, outcome);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { type FloatList, type GroupColumn, writeRowGroup } from './float-list-co
 
 type Physical = 'string' | 'int32' | 'int64' | 'double' | 'float-list';
 
-interface ColumnDef {
+export interface ColumnDef {
   readonly name: string;
   readonly type: Physical;
   readonly required?: boolean;

@@ -15,10 +15,10 @@ import {
   writePrefixSources,
 } from '../incremental/deleted-sources.ts';
 import { DocListError } from '../incremental/doc-lines.ts';
+import { stagesOfNewRun } from '../jobs/run-stages.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
-import { fitDecisionFor } from '../scoring/scoring-context.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
 import { classifySource, type PlanStats, planUnits, type SourceFile, unitCostTarget } from './plan-units.ts';
 import { restageGzip, type StagedPiece } from './restage-gzip.ts';
@@ -41,10 +41,11 @@ export interface PlanRunRequest {
   readonly prefix?: string;
   readonly now: Date;
   /**
-   * Scoring pipelines: `fit` plans a first pass that fits feature statistics, `work` the
-   * scoring itself. @default `fit` when the stored statistics cannot be reused, else `work`
+   * The stages the run goes through, in order (names of its job kind's stages); the units
+   * planned here are those of the first. @default the job kind's choice (a score pipeline
+   * fits first only when the stored statistics cannot be reused), else every stage
    */
-  readonly task?: 'fit' | 'work';
+  readonly stages?: readonly string[];
 }
 
 /** What planning read and how long each step took. */
@@ -93,81 +94,104 @@ export interface PlanRunDeps {
 
 const HEAD_CONCURRENCY = 16;
 
-/**
- * (primary adapter) -> planRun -> (object store, run store, work queue): sizes the
- * inputs, estimates each one's work from a sample, re-stages big gzip sources into
- * parts, cuts everything into units of about equal cost, records the run (with a
- * manifest of its inputs) and its units, and sends one message per unit. A run with no
- * units is handed straight to finalize so it still ends.
- */
-export async function planRun(
-  deps: PlanRunDeps,
-  config: PipelineConfig,
-  request: PlanRunRequest,
-): Promise<PlanRunResult> {
-  const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
-  const stats: PlanRunStats = {
-    cutPassBytes: 0,
-    cutPasses: [],
-    sampledBytes: 0,
-    restagedBytesIn: 0,
-    restagedBytesOut: 0,
-    timings: { listMs: 0, sampleMs: 0, restageMs: 0, cutMs: 0 },
-  };
-  let started = Date.now();
-  const lap = (): number => {
-    const now = Date.now();
-    const ms = now - started;
-    started = now;
-    return ms;
-  };
+/** Times the steps of a plan, one lap per step. */
+class Stopwatch {
+  private last = Date.now();
 
-  // Listed objects come with their size; named keys are headed (they may be gone).
-  const found = new Map<string, ObjectInfo>();
-  if (request.prefix !== undefined) {
-    for await (const object of deps.store.list(request.prefix)) {
-      if (!object.key.endsWith('/')) found.set(object.key, object);
-    }
+  lap(): number {
+    const now = Date.now();
+    const ms = now - this.last;
+    this.last = now;
+    return ms;
   }
-  const listed = [...found.keys()];
+}
+
+/** The objects a run reads, each with its size and pinned version, and the keys it was told of that are gone. */
+export interface RunInputs {
+  readonly files: readonly ClassifiedFile[];
+  /** Keys listed under the prefix (scheduled runs), for the next run over it. */
+  readonly listed: readonly string[];
+  readonly missing: readonly string[];
+  /** Whether the run lists a prefix whose sources the pipeline tracks (see tracksSources). */
+  readonly listsPrefix: boolean;
+}
+
+/** Objects under the request's prefix with their sizes (listing gives them); folders left out. */
+async function listPrefix(store: ObjectStore, prefix: string | undefined): Promise<Map<string, ObjectInfo>> {
+  const found = new Map<string, ObjectInfo>();
+  if (prefix === undefined) return found;
+  for await (const object of store.list(prefix)) {
+    if (!object.key.endsWith('/')) found.set(object.key, object);
+  }
+  return found;
+}
+
+/**
+ * Heads the keys the request names (they may be gone): those to read are added to
+ * `found` with their pinned version; those gone are returned.
+ */
+async function headNamedKeys(
+  store: ObjectStore,
+  request: Pick<PlanRunRequest, 'keys' | 'removedKeys'>,
+  found: Map<string, ObjectInfo>,
+): Promise<string[]> {
   const named = [...new Set([...(request.keys ?? []), ...(request.removedKeys ?? [])])]
     .filter((key) => !found.has(key))
     .sort();
   const toRead = new Set(request.keys ?? []);
   const heads = await mapWithConcurrency(named, HEAD_CONCURRENCY, (key) =>
-    deps.store.head(key, { version: toRead.has(key) }),
+    store.head(key, { version: toRead.has(key) }),
   );
   const missing: string[] = [];
   heads.forEach((info, i) => {
     if (!info) missing.push(named[i]!);
     else if (toRead.has(info.key)) found.set(info.key, info);
   });
-  // A run over a prefix names no deleted key: what the last run over it listed and is
-  // gone now was deleted. (Unreadable, that list is replaced: those deletions go uncounted.)
-  const listsPrefix = request.prefix !== undefined && tracksSources(config);
-  if (listsPrefix) {
-    const before = await readPrefixSources(deps.store, config.name, request.prefix!).catch(
-      (error: unknown) => {
-        if (error instanceof DocListError) return undefined;
-        throw error;
-      },
-    );
-    for (const key of before ?? []) if (!found.has(key)) missing.push(key);
-  }
-  // Every unit pins the version it was planned on: listed objects without one (a local
-  // listing; S3's carries the ETag) are headed for it.
+  return missing;
+}
+
+/**
+ * A run over a prefix names no deleted key: what the last run over it listed and is gone
+ * now was deleted. (Unreadable, that list is replaced: those deletions go uncounted.)
+ */
+async function vanishedFromPrefix(
+  store: ObjectStore,
+  pipeline: string,
+  prefix: string,
+  found: ReadonlyMap<string, ObjectInfo>,
+): Promise<string[]> {
+  const before = await readPrefixSources(store, pipeline, prefix).catch((error: unknown) => {
+    if (error instanceof DocListError) return undefined;
+    throw error;
+  });
+  return (before ?? []).filter((key) => !found.has(key));
+}
+
+/**
+ * Every unit pins the version it was planned on: listed objects without one (a local
+ * listing; S3's carries the ETag) are headed for it, and dropped when gone since listed.
+ */
+async function pinListedVersions(
+  store: ObjectStore,
+  listed: readonly string[],
+  found: Map<string, ObjectInfo>,
+): Promise<void> {
   const unpinned = listed
     .map((key) => found.get(key))
     .filter((info): info is ObjectInfo => info !== undefined && info.version === undefined);
   const pins = await mapWithConcurrency(unpinned, HEAD_CONCURRENCY, (info) =>
-    deps.store.head(info.key, { version: true }),
+    store.head(info.key, { version: true }),
   );
   pins.forEach((info, i) => {
     const key = unpinned[i]!.key;
     if (info) found.set(key, info);
-    else found.delete(key); // gone since it was listed: nothing to read
+    else found.delete(key);
   });
-  const classified: ClassifiedFile[] = [...found.values()]
+}
+
+/** The objects in key order, each with its format and compression. */
+function classifyFiles(found: ReadonlyMap<string, ObjectInfo>, config: PipelineConfig): ClassifiedFile[] {
+  return [...found.values()]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .map((info) => ({
       key: info.key,
@@ -175,119 +199,225 @@ export async function planRun(
       ...(info.version === undefined ? {} : { version: info.version }),
       ...classifySource(info.key, config.input.format),
     }));
-  stats.timings.listMs = lap();
+}
 
-  const estimates = await estimateCosts(deps.store, classified, config, { counter });
-  stats.sampledBytes = estimates.reduce((sum, e) => sum + e.sampledBytes, 0);
-  const files: SourceFile[] = classified.map((file, i) => ({
-    ...file,
-    estCost: estimates[i]!.estCost,
-    estimate: estimates[i]!,
-  }));
-  stats.timings.sampleMs = lap();
+/** Step 1: what the run reads (listed, named, pinned) and what it was told of that is gone. */
+export async function findRunInputs(
+  store: ObjectStore,
+  config: PipelineConfig,
+  request: Pick<PlanRunRequest, 'keys' | 'removedKeys' | 'prefix'>,
+): Promise<RunInputs> {
+  const found = await listPrefix(store, request.prefix);
+  const listed = [...found.keys()];
+  const missing = await headNamedKeys(store, request, found);
+  const listsPrefix = request.prefix !== undefined && tracksSources(config);
+  if (listsPrefix) missing.push(...(await vanishedFromPrefix(store, config.name, request.prefix!, found)));
+  await pinListedVersions(store, listed, found);
+  return { files: classifyFiles(found, config), listed, missing, listsPrefix };
+}
 
-  // A gzip stream cannot be read from the middle: big ones are re-staged into parts.
+/** Step 2: each file's estimated work, from a sample. */
+async function estimateFiles(
+  store: ObjectStore,
+  config: PipelineConfig,
+  files: readonly ClassifiedFile[],
+  counter: TokenCounter,
+): Promise<{ files: SourceFile[]; sampledBytes: number }> {
+  const estimates = await estimateCosts(store, [...files], config, { counter });
+  return {
+    files: files.map((file, i) => ({ ...file, estCost: estimates[i]!.estCost, estimate: estimates[i]! })),
+    sampledBytes: estimates.reduce((sum, e) => sum + e.sampledBytes, 0),
+  };
+}
+
+/** What re-staging big gzip sources left: the parts, the files read as they are, the bytes. */
+export interface Restaged {
+  readonly staged: StagedPiece[];
+  readonly stagedParts: Map<string, number>;
+  readonly rest: SourceFile[];
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Whether a file is a gzip stream too big for one unit that can be re-staged into parts. */
+function needsRestaging(file: SourceFile, target: number): boolean {
+  return (
+    file.compression === 'gzip' && (file.format === 'jsonl' || file.format === 'csv') && file.estCost > target
+  );
+}
+
+/** Step 3: a gzip stream cannot be read from the middle: big ones are re-staged into parts. */
+async function restageBigGzips(
+  store: ObjectStore,
+  config: PipelineConfig,
+  runId: string,
+  files: readonly SourceFile[],
+  counter: TokenCounter,
+): Promise<Restaged> {
   const target = unitCostTarget(
     files.reduce((sum, f) => sum + f.estCost, 0),
     config,
   );
-  const staged: StagedPiece[] = [];
-  const stagedParts = new Map<string, number>();
-  const rest: SourceFile[] = [];
+  const restaged: Restaged = { staged: [], stagedParts: new Map(), rest: [], bytesIn: 0, bytesOut: 0 };
   for (const file of files) {
-    if (
-      file.compression !== 'gzip' ||
-      (file.format !== 'jsonl' && file.format !== 'csv') ||
-      file.estCost <= target
-    ) {
-      rest.push(file);
+    if (!needsRestaging(file, target)) {
+      restaged.rest.push(file);
       continue;
     }
     const result = await restageGzip(
-      deps.store,
+      store,
       config,
       {
         key: file.key,
-        format: file.format,
+        format: file.format as 'jsonl' | 'csv',
         ...(file.version === undefined ? {} : { version: file.version }),
       },
       {
-        runId: request.runId,
+        runId,
         partCost: file.estCost / Math.ceil(file.estCost / target),
         tokensPerByte: file.estimate?.tokensPerByte ?? 1 / config.planning.charsPerToken,
         counter,
       },
     );
-    stats.restagedBytesIn += result.bytesIn;
-    stats.restagedBytesOut += result.bytesOut;
+    restaged.bytesIn += result.bytesIn;
+    restaged.bytesOut += result.bytesOut;
     if (result.parts.length === 0) {
-      rest.push(file); // broken before its first record: the worker reports the fault
+      restaged.rest.push(file); // broken before its first record: the worker reports the fault
       continue;
     }
-    staged.push(...result.parts);
-    stagedParts.set(file.key, result.parts.length);
+    restaged.staged.push(...result.parts);
+    restaged.stagedParts.set(file.key, result.parts.length);
   }
-  stats.timings.restageMs = lap();
+  return restaged;
+}
 
-  const planned = await planUnits(deps.store, config, request.runId, rest, { staged, stats });
-  stats.timings.cutMs = lap();
-  const task =
-    request.task ??
-    (config.kind === 'score' && (await fitDecisionFor(deps.store, config)).action === 'fit' ? 'fit' : 'work');
-  const units = task === 'fit' ? planned.map((unit) => ({ ...unit, task: 'fit' as const })) : planned;
+/** The run manifest's entry per input: its estimate (the sum of its parts' when re-staged). */
+export function manifestEntriesOf(files: readonly SourceFile[], restaged: Restaged): ManifestEntry[] {
+  return files.map((file) => {
+    const parts = restaged.stagedParts.get(file.key);
+    return {
+      key: file.key,
+      size: file.size,
+      format: file.format,
+      compression: file.compression,
+      estCost:
+        parts === undefined
+          ? file.estCost
+          : restaged.staged.filter((p) => p.sourceKey === file.key).reduce((sum, p) => sum + p.estCost, 0),
+      method: file.estimate?.method ?? 'fallback',
+      ...(parts === undefined ? {} : { stagedParts: parts }),
+    };
+  });
+}
 
-  const manifest: ManifestEntry[] = files.map((file) => ({
-    key: file.key,
-    size: file.size,
-    format: file.format,
-    compression: file.compression,
-    estCost: stagedParts.has(file.key)
-      ? staged.filter((p) => p.sourceKey === file.key).reduce((sum, p) => sum + p.estCost, 0)
-      : file.estCost,
-    method: file.estimate?.method ?? 'fallback',
-    ...(stagedParts.has(file.key) ? { stagedParts: stagedParts.get(file.key)! } : {}),
-  }));
-  const manifestKey = await writeRunManifest(deps.store, config.name, request.runId, manifest);
-  if (tracksSources(config, task)) await writeDeletedSources(deps.store, config.name, request.runId, missing);
-
-  const run: RunState = {
+/** The run as recorded: in its first stage, no unit done yet. */
+export function newRunState(
+  config: PipelineConfig,
+  request: Pick<PlanRunRequest, 'runId' | 'trigger' | 'now'>,
+  inputKeys: readonly string[],
+  stages: readonly string[],
+  unitCount: number,
+): RunState {
+  return {
     runId: request.runId,
     pipeline: config.name,
     trigger: request.trigger,
     startedAt: request.now.toISOString(),
-    inputs: listedInputs(files.map((f) => f.key)),
-    ...(task === 'fit' ? { task: 'fit' as const } : {}),
+    inputs: listedInputs([...inputKeys]),
+    stage: stages[0]!,
+    stages,
     status: 'running',
     finishedAt: null,
-    totalUnits: units.length,
+    totalUnits: unitCount,
     doneUnits: 0,
     failedUnits: 0,
   };
-  await deps.runs.createRun(run, units);
-  // The lease is taken once the run exists (the sweeper's liveness check reads it) and
-  // before any unit is sent, so no unit of the run works without capacity on the way.
+}
+
+/**
+ * The run's lease on its endpoint's run-scoped capacity: taken once the run exists (the
+ * sweeper's liveness check reads it) and before any unit is sent, so no unit of the run
+ * works without capacity on the way. None without run-scoped capacity or units.
+ */
+async function takeRunLease(
+  deps: PlanRunDeps,
+  config: PipelineConfig,
+  run: RunState,
+  units: readonly WorkUnit[],
+  now: Date,
+): Promise<CapacityAcquired | undefined> {
   const endpointCapacity = pipelineCapacityOf(config);
-  const capacity =
-    endpointCapacity && deps.capacity && units.length > 0
-      ? await acquireRunCapacity(
-          deps.capacity,
-          endpointCapacity,
-          run.runId,
-          runWorkOf(
-            config,
-            units.reduce((sum, unit) => sum + unit.estCost, 0),
-          ),
-          request.now,
-        )
-      : undefined;
+  if (!endpointCapacity || !deps.capacity || units.length === 0) return undefined;
+  const work = runWorkOf(
+    config,
+    units.reduce((sum, unit) => sum + unit.estCost, 0),
+  );
+  return acquireRunCapacity(deps.capacity, endpointCapacity, run.runId, work, now);
+}
+
+/**
+ * (primary adapter) -> planRun -> (object store, run store, work queue): finds and pins
+ * the inputs, estimates each one's work from a sample, re-stages big gzip sources into
+ * parts, cuts everything into units of about equal cost (the units of the run's first
+ * stage), records the run (with a manifest of its inputs and its stages) and its units,
+ * takes its capacity lease, and sends one message per unit. A run with no units is
+ * handed straight to finalize so it still ends.
+ */
+export async function planRun(
+  deps: PlanRunDeps,
+  config: PipelineConfig,
+  request: PlanRunRequest,
+): Promise<PlanRunResult> {
+  const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
+  const clock = new Stopwatch();
+  const inputs = await findRunInputs(deps.store, config, request);
+  const listMs = clock.lap();
+  const { files, sampledBytes } = await estimateFiles(deps.store, config, inputs.files, counter);
+  const sampleMs = clock.lap();
+  const restaged = await restageBigGzips(deps.store, config, request.runId, files, counter);
+  const restageMs = clock.lap();
+  const cut: PlanStats = { cutPassBytes: 0, cutPasses: [] };
+  const planned = await planUnits(deps.store, config, request.runId, restaged.rest, {
+    staged: restaged.staged,
+    stats: cut,
+  });
+  const cutMs = clock.lap();
+  const stages = request.stages ?? (await stagesOfNewRun(deps.store, config));
+  const units = planned.map((unit) => ({ ...unit, stage: stages[0]! }));
+
+  const manifestKey = await writeRunManifest(
+    deps.store,
+    config.name,
+    request.runId,
+    manifestEntriesOf(files, restaged),
+  );
+  if (tracksSources(config))
+    await writeDeletedSources(deps.store, config.name, request.runId, inputs.missing);
+  const run = newRunState(
+    config,
+    request,
+    files.map((f) => f.key),
+    stages,
+    units.length,
+  );
+  await deps.runs.createRun(run, units);
+  const capacity = await takeRunLease(deps, config, run, units, request.now);
   if (units.length > 0) await deps.queue.sendUnits(units);
   else await deps.queue.requestFinalize(run.runId);
   // Last: a plan retried after a failure above compares with the same earlier list.
-  if (listsPrefix) await writePrefixSources(deps.store, config.name, request.prefix!, request.runId, listed);
+  if (inputs.listsPrefix)
+    await writePrefixSources(deps.store, config.name, request.prefix!, request.runId, [...inputs.listed]);
+  const stats: PlanRunStats = {
+    ...cut,
+    sampledBytes,
+    restagedBytesIn: restaged.bytesIn,
+    restagedBytesOut: restaged.bytesOut,
+    timings: { listMs, sampleMs, restageMs, cutMs },
+  };
   return {
     run,
     units,
-    missing,
+    missing: inputs.missing,
     inputCount: files.length,
     manifestKey,
     stats,

@@ -72,4 +72,26 @@ export interface RunStore {
   addContinuation(runId: string, unit: WorkUnit): Promise<WorkUnit>;
   /** One unit with its descriptor (a point read), or undefined. */
   getUnit(runId: string, unitId: string): Promise<StoredUnit | undefined>;
+  /**
+   * Stages (shared/jobs): moves a running run from stage `from` to stage `to`, counts
+   * `unitCount` more units in `totalUnits` and clears the finalize claim, so the last unit
+   * of the new stage claims it again. Conditional: true for the one caller that moved it;
+   * false when the run is not running or no longer in `from` (another finalize moved it).
+   * A run stored before stages (no stage) is in whatever stage its caller says.
+   */
+  startStage(runId: string, stage: StageStart): Promise<boolean>;
+  /**
+   * Stores the units of the stage a run has started (startStage counted them). Units
+   * already stored are left as they are, so a finalize that died halfway can store the
+   * rest without resetting a unit a worker has taken up.
+   */
+  addStageUnits(runId: string, units: readonly WorkUnit[]): Promise<void>;
+}
+
+/** A run's move to its next stage. */
+export interface StageStart {
+  readonly from: string;
+  readonly to: string;
+  /** Units of the new stage. */
+  readonly unitCount: number;
 }

@@ -1,38 +1,17 @@
-import type { EmbedPipelineConfig, PipelineConfig, ScorePipelineConfig } from '../config/pipeline-config.ts';
+import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { type UnitUsage, UsageMeter } from '../cost/unit-usage.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
-import { type UnitIdList, unitIdListKey } from '../duplicates/unit-id-list.ts';
-import type { TokenCounter } from '../embedding/token-counter.ts';
 import { describeError, EndpointWarming, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
-import { unitDocListKey, unitPartKey } from '../output/keys.ts';
-import { embeddingsPartWriter, rejectsParquet, scoresPartWriter } from '../output/parquet-tables.ts';
-import { StreamedPart } from '../output/streamed-part.ts';
-import type { ChunkIndex } from '../ports/chunk-index.ts';
-import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
-import type { RunStore } from '../ports/run-store.ts';
-import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
-import type { WorkQueue } from '../ports/work-queue.ts';
+import type { UnitWork, UnitWorkDeps } from '../jobs/job-kind.ts';
+import { jobKindOf } from '../jobs/registry.ts';
+import { stageOfUnit } from '../jobs/run-stages.ts';
 import { ModelUnusable } from '../scoring/errors.ts';
 import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './dead-letter-unit.ts';
-import { embedUnit } from './embed-unit.ts';
-import { fitPartialKey, fitUnit } from './fit-unit.ts';
-import { scoreUnit, segmentPartialKey } from './score-unit.ts';
 import { type Checkpoint, continuationIdOf, continuationOf, trimToContinuation } from './unit-records.ts';
 import { nextWarmingStep, type WarmingPolicy, warmingPolicyOf, withoutWarming } from './warming.ts';
 
-export interface ProcessUnitDeps {
-  readonly store: ObjectStore;
-  readonly runs: RunStore;
-  readonly queue: WorkQueue;
-  /** The embedding model (embed pipelines). */
-  readonly endpoint?: EmbeddingEndpoint | undefined;
-  /** The scoring model (score pipelines). */
-  readonly scoringEndpoint?: ScoringEndpoint | undefined;
-  readonly tokenCounter: TokenCounter;
-  /** Fingerprints of embedded chunks; without it every chunk is embedded. */
-  readonly chunkIndex?: ChunkIndex | undefined;
-}
+/** The worker's ports (shared/jobs UnitWorkDeps): store, run store, queue, the model, the chunk index. */
+export type ProcessUnitDeps = UnitWorkDeps;
 
 export type UnitOutcome =
   | { readonly status: 'succeeded'; readonly counts: UnitCounts; readonly finishedRun: boolean }
@@ -84,77 +63,26 @@ export async function processUnit(
   const startedAt = Date.now();
   const meter = new UsageMeter();
   const deps = meteredDeps(unmetered, meter);
-  const state = await deps.runs.startUnit(unit.runId, unit.unitId);
-  if (!state) return { status: 'unknown' };
-  if (state.status === 'succeeded' || state.status === 'failed') {
-    await requestFinalizeIfStranded(deps, unit.runId);
-    return { status: 'duplicate' };
-  }
-
+  const ended = await startDelivery(deps, unit);
+  if (ended) return ended;
   try {
-    // An earlier attempt that checkpointed already handed the rest on: end where it did.
-    const handedOn =
-      options.stopAfter === undefined
-        ? undefined
-        : (await deps.runs.getUnit(unit.runId, continuationIdOf(unit.unitId)))?.descriptor;
-    let work = unit;
-    let checkpoint: Checkpoint | undefined;
-    if (handedOn) {
-      work = trimToContinuation(unit, handedOn);
-      await retractUnitParts(deps.store, unit); // parts of the longer attempt would repeat records
-    } else if (options.stopAfter !== undefined) {
-      const { stopAfter } = options;
-      const now = options.now ?? Date.now;
-      checkpoint = { shouldStop: () => now() >= stopAfter };
-    }
-    const {
-      counts: workCounts,
-      outputKeys,
-      actualCost,
-    } = config.kind === 'embed'
-      ? await runEmbedUnit(deps, config, work, checkpoint)
-      : work.task === 'fit'
-        ? await runFitUnit(deps, config, work, checkpoint)
-        : await runScoreUnit(deps, config, work, checkpoint);
+    const plan = await resumePlanOf(deps, unit, options);
+    const work = await stageOfUnit(jobKindOf(config), unit).workUnit(
+      deps,
+      config,
+      plan.work,
+      plan.checkpoint,
+    );
     // The times this unit waited for capacity before the delivery that did its work.
-    const counts = { ...workCounts, warmingDeferrals: unit.warmingDeferrals ?? 0 };
+    const counts = { ...work.counts, warmingDeferrals: unit.warmingDeferrals ?? 0 };
     const continuation =
-      handedOn ??
-      (checkpoint?.stoppedAt ? withoutWarming(continuationOf(unit, checkpoint.stoppedAt)) : undefined);
-    if (continuation) {
-      // Counted in the run before this unit completes, so the run cannot finish without it.
-      const stored = await deps.runs.addContinuation(unit.runId, continuation);
-      if (stored.byteStart !== continuation.byteStart || stored.sourceKey !== continuation.sourceKey) {
-        throw new TransitionConflict(
-          `unit ${unit.unitId}: another delivery checkpointed it elsewhere; retrying to end there`,
-        );
-      }
-      await deps.queue.sendUnits([stored]);
-    }
-    const usage: UnitUsage = {
-      ...meter.usage,
-      workerMs: Date.now() - startedAt,
-      memoryMiB: options.memoryMiB ?? config.workers.memoryMiB,
-      runStoreWrites: meter.usage.runStoreWrites + 1, // this completion
-    };
-    const completion = await unmetered.runs.completeUnit(unit.runId, unit.unitId, {
-      counts: { ...counts, usage },
-      actualCost,
-      outputKeys,
-    });
-    if (!completion.recorded && completion.unitStatus === 'failed') {
-      // The unit was dead-lettered while this delivery ran: the run counts none of its records.
-      await retractUnitParts(deps.store, unit);
-      if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
-      else await requestFinalizeIfStranded(deps, unit.runId);
-      return { status: 'duplicate' };
-    }
-    if (!completion.recorded && !completion.finishedRun) {
-      await requestFinalizeIfStranded(deps, unit.runId);
-      return { status: 'duplicate' };
-    }
-    if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
-    return { status: 'succeeded', counts, finishedRun: completion.finishedRun };
+      plan.handedOn ??
+      (plan.checkpoint?.stoppedAt
+        ? withoutWarming(continuationOf(unit, plan.checkpoint.stoppedAt))
+        : undefined);
+    if (continuation) await handOnRest(deps, unit, continuation);
+    const usage = deliveryUsage(meter, startedAt, options.memoryMiB ?? config.workers.memoryMiB);
+    return await completeDelivery(deps, unmetered.runs, unit, { ...work, counts }, usage);
   } catch (error) {
     if (error instanceof EndpointWarming && unmetered.queue.sendUnitLater)
       return waitForCapacity(
@@ -165,15 +93,134 @@ export async function processUnit(
         error,
         options,
       );
-    const reason = describeError(error);
-    await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
-    // Marked failed, its parts taken back, finalize asked for if that ended the run. An
-    // input changed since planning, or a model that cannot be used (in-worker scoring:
-    // absent, too large, corrupt), fails every delivery alike: fail the unit at once.
-    if (options.isLastAttempt || error instanceof ObjectChanged || error instanceof ModelUnusable)
-      await deadLetterUnit(deps, unit, { reason });
+    await failDelivery(deps, unit, error, options.isLastAttempt);
     throw error;
   }
+}
+
+/**
+ * Counts the delivery (attempts + 1). Returns how the delivery ends when there is nothing
+ * to do: the unit is unknown (a stale message), or already terminal (a duplicate, which
+ * asks for finalize again if the run looks stranded).
+ */
+export async function startDelivery(deps: ProcessUnitDeps, unit: WorkUnit): Promise<UnitOutcome | undefined> {
+  const state = await deps.runs.startUnit(unit.runId, unit.unitId);
+  if (!state) return { status: 'unknown' };
+  if (state.status === 'succeeded' || state.status === 'failed') {
+    await requestFinalizeIfStranded(deps, unit.runId);
+    return { status: 'duplicate' };
+  }
+  return undefined;
+}
+
+/** What this delivery reads: the whole unit, or what an earlier attempt left before handing the rest on. */
+export interface ResumePlan {
+  readonly work: WorkUnit;
+  /** Set when the delivery may stop at `stopAfter` and hand the rest on. */
+  readonly checkpoint?: Checkpoint;
+  /** The continuation an earlier attempt of this unit already stored. */
+  readonly handedOn?: WorkUnit;
+}
+
+/**
+ * An earlier attempt that checkpointed already handed the rest on: this one ends where it
+ * did (its longer parts are taken back, they would repeat records). Otherwise, with a
+ * checkpoint time, the delivery may stop before its next record past it.
+ */
+export async function resumePlanOf(
+  deps: ProcessUnitDeps,
+  unit: WorkUnit,
+  options: Pick<ProcessUnitOptions, 'stopAfter' | 'now'>,
+): Promise<ResumePlan> {
+  const { stopAfter } = options;
+  if (stopAfter === undefined) return { work: unit };
+  const handedOn = (await deps.runs.getUnit(unit.runId, continuationIdOf(unit.unitId)))?.descriptor;
+  if (handedOn) {
+    await retractUnitParts(deps.store, unit);
+    return { work: trimToContinuation(unit, handedOn), handedOn };
+  }
+  const now = options.now ?? Date.now;
+  return { work: unit, checkpoint: { shouldStop: () => now() >= stopAfter } };
+}
+
+/**
+ * Stores the unit that reads the rest and sends it. Counted in the run before this unit
+ * completes, so the run cannot finish without it.
+ *
+ * @throws TransitionConflict when another delivery checkpointed the unit elsewhere (the retry ends there)
+ */
+export async function handOnRest(
+  deps: ProcessUnitDeps,
+  unit: WorkUnit,
+  continuation: WorkUnit,
+): Promise<void> {
+  const stored = await deps.runs.addContinuation(unit.runId, continuation);
+  if (stored.byteStart !== continuation.byteStart || stored.sourceKey !== continuation.sourceKey) {
+    throw new TransitionConflict(
+      `unit ${unit.unitId}: another delivery checkpointed it elsewhere; retrying to end there`,
+    );
+  }
+  await deps.queue.sendUnits([stored]);
+}
+
+/** What the delivery used, for the run's cost: its port calls, its time, its memory, and the completion to come. */
+export function deliveryUsage(meter: UsageMeter, startedAt: number, memoryMiB: number): UnitUsage {
+  return {
+    ...meter.usage,
+    workerMs: Date.now() - startedAt,
+    memoryMiB,
+    runStoreWrites: meter.usage.runStoreWrites + 1, // the completion
+  };
+}
+
+/**
+ * Marks the unit succeeded (conditional: counted once) and asks for finalize when that
+ * made every unit terminal. A completion that lost to a dead-lettered failure (a delivery
+ * that outlived its visibility timeout) takes its parts back: the run counts none of its
+ * records. The completion itself is not metered (its write is in `usage` already).
+ */
+export async function completeDelivery(
+  deps: ProcessUnitDeps,
+  unmeteredRuns: ProcessUnitDeps['runs'],
+  unit: WorkUnit,
+  work: UnitWork,
+  usage: UnitUsage,
+): Promise<UnitOutcome> {
+  const completion = await unmeteredRuns.completeUnit(unit.runId, unit.unitId, {
+    counts: { ...work.counts, usage },
+    actualCost: work.actualCost,
+    outputKeys: work.outputKeys,
+  });
+  if (!completion.recorded && completion.unitStatus === 'failed') {
+    await retractUnitParts(deps.store, unit);
+    if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
+    else await requestFinalizeIfStranded(deps, unit.runId);
+    return { status: 'duplicate' };
+  }
+  if (!completion.recorded && !completion.finishedRun) {
+    await requestFinalizeIfStranded(deps, unit.runId);
+    return { status: 'duplicate' };
+  }
+  if (completion.finishedRun) await deps.queue.requestFinalize(unit.runId);
+  return { status: 'succeeded', counts: work.counts, finishedRun: completion.finishedRun };
+}
+
+/**
+ * Records the attempt's error. On the last allowed attempt the unit is marked failed (its
+ * parts taken back, finalize asked for if that ended the run). An input changed since
+ * planning, or a model that cannot be used (in-worker scoring: absent, too large,
+ * corrupt), fails every delivery alike: the unit fails at once.
+ */
+export async function failDelivery(
+  deps: ProcessUnitDeps,
+  unit: WorkUnit,
+  error: unknown,
+  isLastAttempt: boolean,
+): Promise<void> {
+  const reason = describeError(error);
+  await deps.runs.recordUnitError(unit.runId, unit.unitId, reason);
+  if (isLastAttempt || error instanceof ObjectChanged || error instanceof ModelUnusable)
+    await deadLetterUnit(deps, unit, { reason });
 }
 
 /**
@@ -219,129 +266,4 @@ function meteredDeps(deps: ProcessUnitDeps, meter: UsageMeter): ProcessUnitDeps 
     endpoint: deps.endpoint && meter.embeddingEndpoint(deps.endpoint),
     scoringEndpoint: deps.scoringEndpoint && meter.scoringEndpoint(deps.scoringEndpoint),
   };
-}
-
-interface UnitWork {
-  readonly counts: UnitCounts;
-  readonly outputKeys: string[];
-  readonly actualCost: number;
-}
-
-const PARQUET = 'application/vnd.apache.parquet';
-
-/** Writes a unit's part of a table (deterministic key: a retry overwrites it) and names it. */
-async function putPart(
-  deps: ProcessUnitDeps,
-  table: 'embeddings' | 'scores' | 'rejects',
-  unit: WorkUnit,
-  body: Uint8Array,
-  outputKeys: string[],
-): Promise<void> {
-  const key = unitPartKey(table, unit.pipeline, unit.runId, unit.unitId);
-  await deps.store.put(key, body, PARQUET);
-  outputKeys.push(key);
-}
-
-/**
- * The ids the unit's part holds (always written, a retry overwrites it), which finalize
- * merges across units to apply the duplicate-id rule. Not a table part: not in outputKeys.
- */
-async function putIdList(deps: ProcessUnitDeps, unit: WorkUnit, idList: UnitIdList): Promise<void> {
-  await deps.store.put(
-    unitIdListKey(unit.pipeline, unit.runId, unit.unitId),
-    idList.serialize(unit.runId, unit.unitId),
-    'application/x-ndjson',
-  );
-}
-
-async function runEmbedUnit(
-  deps: ProcessUnitDeps,
-  config: EmbedPipelineConfig,
-  unit: WorkUnit,
-  checkpoint?: Checkpoint,
-): Promise<UnitWork> {
-  if (!deps.endpoint)
-    throw new Error(`pipeline ${config.name}: no embedding endpoint configured for this worker`);
-  const embeddings = new StreamedPart(
-    deps.store,
-    unitPartKey('embeddings', unit.pipeline, unit.runId, unit.unitId),
-    embeddingsPartWriter(unit.runId),
-  );
-  const { rejects, counts, docUpdates, docList, idList } = await embedUnit(
-    { ...deps, endpoint: deps.endpoint },
-    config,
-    unit,
-    embeddings,
-    checkpoint,
-  ).catch(async (error: unknown) => {
-    await embeddings.abort();
-    throw error;
-  });
-  const outputKeys: string[] = [];
-  if (await embeddings.finish()) outputKeys.push(embeddings.key);
-  await putIdList(deps, unit, idList);
-  if (rejects.length > 0)
-    await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
-  // What the parts hold, per source (always written, even empty, so finalize can tell a
-  // unit with no document from one that left no list); a retry overwrites it, and a unit
-  // that handed the rest on lists only what it read. Not a table part: not in outputKeys.
-  if (docList) {
-    await deps.store.put(
-      unitDocListKey(unit.pipeline, unit.runId, unit.unitId),
-      docList.serialize(unit.runId, unit.unitId),
-      'text/tab-separated-values',
-    );
-  }
-  // Only after the parts are written: a retry must compare its documents with the entries
-  // of the run before, not with its own.
-  if (deps.chunkIndex) {
-    for (const docs of docUpdates.slices()) await deps.chunkIndex.record(unit.pipeline, [], docs);
-  }
-  return { counts, outputKeys, actualCost: counts.realTokens };
-}
-
-async function runFitUnit(
-  deps: ProcessUnitDeps,
-  config: ScorePipelineConfig,
-  unit: WorkUnit,
-  checkpoint?: Checkpoint,
-): Promise<UnitWork> {
-  const { counts, partial } = await fitUnit(deps, config, unit, checkpoint);
-  const key = fitPartialKey(unit.pipeline, unit.runId, unit.unitId);
-  await deps.store.put(key, JSON.stringify(partial), 'application/json');
-  return { counts, outputKeys: [key], actualCost: counts.records };
-}
-
-async function runScoreUnit(
-  deps: ProcessUnitDeps,
-  config: ScorePipelineConfig,
-  unit: WorkUnit,
-  checkpoint?: Checkpoint,
-): Promise<UnitWork> {
-  if (!deps.scoringEndpoint)
-    throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
-  const scores = new StreamedPart(
-    deps.store,
-    unitPartKey('scores', unit.pipeline, unit.runId, unit.unitId),
-    scoresPartWriter(unit.runId),
-  );
-  const { rejects, counts, segments, idList } = await scoreUnit(
-    { store: deps.store, endpoint: deps.scoringEndpoint },
-    config,
-    unit,
-    scores,
-    checkpoint,
-  ).catch(async (error: unknown) => {
-    await scores.abort();
-    throw error;
-  });
-  const outputKeys: string[] = [];
-  if (await scores.finish()) outputKeys.push(scores.key);
-  await putIdList(deps, unit, idList);
-  if (rejects.length > 0)
-    await putPart(deps, 'rejects', unit, rejectsParquet(unit.runId, rejects), outputKeys);
-  const key = segmentPartialKey(unit.pipeline, unit.runId, unit.unitId);
-  await deps.store.put(key, JSON.stringify(segments), 'application/json');
-  outputKeys.push(key);
-  return { counts, outputKeys, actualCost: counts.records * config.featureSpec.features.length };
 }

@@ -92,13 +92,15 @@ describe('scoring pipeline (credit-risk)', () => {
     expect(run.code, run.err.join('\n')).toBe(0);
     const summary = run.json();
     expect(summary.counts.scored).toBe(2000);
-    expect(run.err.some((l) => l.includes('fitting feature statistics first'))).toBe(true);
+    expect(run.err.some((l) => l.includes('(stages: fit, score)'))).toBe(true);
+    expect(summary.stages.map((s: { name: string }) => s.name)).toEqual(['fit', 'score']);
     const fitted = JSON.parse(
       await readFile(path.join(home, 'bucket', 'models', 'credit-risk', 'fitted-here.json'), 'utf8'),
     );
     // Every row the reader accepted was observed, including the two whose values fail as features.
     expect(fitted).toMatchObject({ version: 1, rows: 2002 });
 
+    // Fit and score are two stages of one run: one row in `runs`, both stages in its status.
     const runs = (
       await sluice(
         'query',
@@ -108,8 +110,13 @@ describe('scoring pipeline (credit-risk)', () => {
         '--json',
       )
     ).json();
-    expect(runs).toHaveLength(2);
-    expect(runs.map((r: { scored: number }) => r.scored).sort()).toEqual([0, 2000]);
+    expect(runs).toEqual([{ run_id: summary.runId, status: 'succeeded', scored: 2000 }]);
+    const status = (await sluice('status', summary.runId, '--home', home, '--json')).json();
+    expect(status).toMatchObject({ stage: 'score', stages: ['fit', 'score'], status: 'succeeded' });
+    const unitStages = new Set(status.units.map((u: { stage: string }) => u.stage));
+    expect([...unitStages].sort()).toEqual(['fit', 'score']);
+    const text = await sluice('status', summary.runId, '--home', home);
+    expect(text.out[0]).toContain('stage score (2/2)');
 
     // The next run reuses the stored statistics: no second fit.
     const again = await sluice(
@@ -123,6 +130,7 @@ describe('scoring pipeline (credit-risk)', () => {
       home,
       '--json',
     );
-    expect(again.err.some((l) => l.includes('fitting feature statistics first'))).toBe(false);
+    expect(again.err.some((l) => l.includes('(stages: fit, score)'))).toBe(false);
+    expect(again.json().stages.map((s: { name: string }) => s.name)).toEqual(['score']);
   });
 });

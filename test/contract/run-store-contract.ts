@@ -471,6 +471,68 @@ export function runStoreContract(name: string, makeStore: () => Promise<RunStore
       });
     });
 
+    describe('stages', () => {
+      const twoStages = { stage: 'fit', stages: ['fit', 'score'] };
+      const scoreUnits = (runId: string, count: number) =>
+        Array.from({ length: count }, (_, i) => aUnit(runId, i, { unitId: `score-u${i}`, stage: 'score' }));
+
+      it('stores the stage of the run and of each unit', async () => {
+        const { run } = aRunWithUnits(0, twoStages);
+        const units = [aUnit(run.runId, 0, { stage: 'fit' })];
+        await store.createRun({ ...run, totalUnits: 1 }, units);
+
+        expect(await store.getRun(run.runId)).toMatchObject({ stage: 'fit', stages: ['fit', 'score'] });
+        expect((await store.listUnits(run.runId))[0]?.stage).toBe('fit');
+      });
+
+      it('moves a run into its next stage once, counts its units, and lets its last unit claim finalize again', async () => {
+        const { run } = aRunWithUnits(0, twoStages);
+        await store.createRun({ ...run, totalUnits: 1 }, [aUnit(run.runId, 0, { stage: 'fit' })]);
+        expect((await store.completeUnit(run.runId, 'u0000', result(1))).finishedRun).toBe(true);
+
+        const moves = await Promise.all([
+          store.startStage(run.runId, { from: 'fit', to: 'score', unitCount: 2 }),
+          store.startStage(run.runId, { from: 'fit', to: 'score', unitCount: 2 }),
+        ]);
+        expect(moves.filter(Boolean)).toHaveLength(1);
+        await store.addStageUnits(run.runId, scoreUnits(run.runId, 2));
+        expect(await store.getRun(run.runId)).toMatchObject({ stage: 'score', totalUnits: 3, doneUnits: 1 });
+
+        expect((await store.completeUnit(run.runId, 'score-u0', result(2))).finishedRun).toBe(false);
+        expect((await store.completeUnit(run.runId, 'score-u1', result(3))).finishedRun).toBe(true);
+      });
+
+      it('leaves stored units as they are when a stage is stored again', async () => {
+        const { run } = aRunWithUnits(0, twoStages);
+        await store.createRun(run, []);
+        expect(await store.startStage(run.runId, { from: 'fit', to: 'score', unitCount: 2 })).toBe(true);
+        await store.addStageUnits(run.runId, scoreUnits(run.runId, 1));
+        await store.startUnit(run.runId, 'score-u0');
+
+        await store.addStageUnits(run.runId, scoreUnits(run.runId, 2));
+
+        const units = byUnitId(await store.listUnits(run.runId));
+        expect(units.map((u) => [u.unitId, u.status, u.attempts])).toEqual([
+          ['score-u0', 'running', 1],
+          ['score-u1', 'pending', 0],
+        ]);
+      });
+
+      it('moves a run stored before stages from the stage its caller names, and no run that is not running', async () => {
+        const { run } = aRunWithUnits(0);
+        await store.createRun(run, []);
+        expect(await store.startStage(run.runId, { from: 'fit', to: 'score', unitCount: 0 })).toBe(true);
+        expect((await store.getRun(run.runId))?.stage).toBe('score');
+
+        const finished = aRunWithUnits(0, { startedAt: '2026-03-01T11:00:00.000Z' }).run;
+        await store.createRun(finished, []);
+        await store.finishRun(finished.runId, aSummary(finished));
+        expect(await store.startStage(finished.runId, { from: 'fit', to: 'score', unitCount: 1 })).toBe(
+          false,
+        );
+      });
+    });
+
     describe('finishRun', () => {
       it('moves the run to its final status and keeps when it finished', async () => {
         const { run, units } = aRunWithUnits(1);

@@ -9,7 +9,6 @@ import { type ModelServer, startModelServer } from '../../cli/model-server/serve
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
-import { scoringRunIdFor } from '../../shared/finalize/finalize-run.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
 import type { ObjectWrite } from '../../shared/ports/object-store.ts';
 import { jsonl } from '../core/factories.ts';
@@ -100,6 +99,8 @@ class KillSwitch {
         createRun: () => 'run store: createRun',
         completeUnit: () => 'run store: completeUnit',
         failUnit: () => 'run store: failUnit',
+        startStage: () => 'run store: startStage',
+        addStageUnits: () => 'run store: addStageUnits',
       }),
       chunkIndex: this.wrap(base.chunkIndex, { record: () => 'chunk index: record' }),
       segmentStats: this.wrap(base.segmentStats, { recordSegments: () => 'segment stats: record' }),
@@ -324,7 +325,7 @@ describe('finalize killed at each of its writes', () => {
   }
 });
 
-describe('a fit run killed during its finalize, which plans the scoring run', () => {
+describe('a fit-then-score run killed at each write, the move into its score stage included', () => {
   let work: string;
   let pipelines: string;
   let config: PipelineConfig;
@@ -349,24 +350,26 @@ describe('a fit run killed during its finalize, which plans the scoring run', ()
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it('is finished by a redrive --resume of the fit run, its scoring run included, each once', async () => {
+  it('is finished by a redrive --resume of its one run, fit and score stages each once', async () => {
     expect(reference.status).toBe('succeeded');
-    expect(referenceWrites).toContain('run store: createRun');
+    expect(reference.stages?.map((s) => s.name)).toEqual(['fit', 'score']);
+    expect(referenceWrites).toContain('run store: startStage');
+    expect(referenceWrites).toContain('run store: addStageUnits');
     const failures: string[] = [];
     for (let killAt = 1; killAt <= referenceWrites.length; killAt++) {
       const label = `killed at write ${killAt} (${referenceWrites[killAt - 1]})`;
       const dir = path.join(work, `kill-${killAt}`);
       const kill = new KillSwitch(killAt);
       await expect(fitAndScore(kill.home(openHome(dir))), label).rejects.toThrow();
+      // Killed anywhere, fit and score are one run, left running: in its fit stage, or in
+      // its score stage with that stage's units stored or not, delivered or not.
       const runs = await openHome(dir).runs.listRuns();
-      const fit = runs.find((r) => r.task === 'fit');
-      // Killed in the fit run's finalize, the fit run is left running (and the scoring run
-      // it planned, with its units undelivered); killed later, only the scoring run.
-      const target = fit?.status === 'running' ? fit : runs.find((r) => r.status === 'running');
-      expect(target, label).toBeDefined();
+      expect(runs, label).toHaveLength(1);
+      const target = runs[0]!;
+      expect(target.status, label).toBe('running');
       const resumed = await sluice(
         'redrive',
-        target!.runId,
+        target.runId,
         '--resume',
         '--home',
         dir,
@@ -379,12 +382,16 @@ describe('a fit run killed during its finalize, which plans the scoring run', ()
         continue;
       }
       const summary = resumed.json();
-      expect(summary.runId, label).toBe(scoringRunIdFor(fit!.runId));
+      expect(summary.runId, label).toBe(target.runId);
       expect(summary.status, label).toBe('succeeded');
       expect(summary.counts, label).toEqual(reference.counts);
+      expect(summary.stages, label).toEqual(reference.stages);
       const home = openHome(dir);
       const rows = await readTable(home.store, 'runs', 'credit-risk', '');
-      expect(rows.map((r) => r.run_id).sort(), label).toEqual([fit!.runId, summary.runId].sort());
+      expect(
+        rows.map((r) => r.run_id),
+        label,
+      ).toEqual([target.runId]);
       const scores = await readTable(home.store, 'scores', 'credit-risk', summary.runId);
       expect(scores.length, label).toBe(reference.counts.scored);
       await rm(dir, { recursive: true, force: true });

@@ -22,6 +22,7 @@ import type {
   ListUnitsOptions,
   RunReopening,
   RunStore,
+  StageStart,
   StoredUnit,
   UnitCompletion,
 } from '../../ports/run-store.ts';
@@ -411,6 +412,42 @@ export class DynamoRunStore implements RunStore {
     return stored;
   }
 
+  /**
+   * One conditional update of the run item: `stage` (absent on runs stored before stages,
+   * which are in whatever stage the caller names) must still be `from`.
+   */
+  async startStage(runId: string, stage: StageStart): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          UpdateExpression: 'SET #stage = :to ADD totalUnits :count REMOVE finalizeClaimedBy',
+          ConditionExpression: '#status = :running AND (#stage = :from OR attribute_not_exists(#stage))',
+          ExpressionAttributeNames: { '#status': 'status', '#stage': 'stage' },
+          ExpressionAttributeValues: {
+            ':to': stage.to,
+            ':from': stage.from,
+            ':count': stage.unitCount,
+            ':running': 'running',
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Batch puts of the units not stored yet (their ids read first, without descriptors). */
+  async addStageUnits(runId: string, units: readonly WorkUnit[]): Promise<void> {
+    const stored = new Set((await this.listUnits(runId)).map((unit) => unit.unitId));
+    const missing = units.filter((unit) => !stored.has(unit.unitId)).map((unit) => unitItem(unit));
+    for (let i = 0; i < missing.length; i += BATCH_WRITE_SIZE)
+      await this.batchPut(missing.slice(i, i + BATCH_WRITE_SIZE));
+  }
+
   private async finishUnit(
     runId: string,
     unitId: string,
@@ -599,6 +636,8 @@ function runItem(run: RunState): Item {
     startedAt: run.startedAt,
     inputs: [...run.inputs],
     ...(run.task === undefined ? {} : { task: run.task }),
+    ...(run.stage === undefined ? {} : { stage: run.stage }),
+    ...(run.stages === undefined ? {} : { stages: [...run.stages] }),
     status: run.status,
     finishedAt: run.finishedAt,
     totalUnits: run.totalUnits,
@@ -620,6 +659,7 @@ function unitItem(unit: WorkUnit): Item {
 /** Every unit attribute but the descriptor, for the reads that do not need it. */
 const UNIT_STATE_ATTRIBUTES = [
   'unitId',
+  'stage',
   'sourceKey',
   'sourceVersion',
   'byteStart',
@@ -654,6 +694,8 @@ function toRunState(item: Item): RunState {
     startedAt: String(item.startedAt),
     inputs: Array.isArray(item.inputs) ? item.inputs.map(String) : [],
     ...(item.task === 'fit' ? { task: 'fit' as const } : {}),
+    ...(typeof item.stage === 'string' ? { stage: item.stage } : {}),
+    ...(Array.isArray(item.stages) ? { stages: item.stages.map(String) } : {}),
     status: item.status as RunStatus,
     finishedAt: item.finishedAt == null ? null : String(item.finishedAt),
     totalUnits: Number(item.totalUnits ?? 0),
@@ -665,6 +707,7 @@ function toRunState(item: Item): RunState {
 function toUnitState(item: Item): UnitState {
   return {
     unitId: String(item.unitId),
+    ...(typeof item.stage === 'string' ? { stage: item.stage } : {}),
     sourceKey: String(item.sourceKey),
     ...(typeof item.sourceVersion === 'string' ? { sourceVersion: item.sourceVersion } : {}),
     byteStart: Number(item.byteStart),

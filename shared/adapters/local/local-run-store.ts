@@ -13,6 +13,7 @@ import type {
   ListUnitsOptions,
   RunReopening,
   RunStore,
+  StageStart,
   StoredUnit,
   UnitCompletion,
 } from '../../ports/run-store.ts';
@@ -225,7 +226,28 @@ export class LocalRunStore implements RunStore {
     await this.persist(runId);
     return structuredClone(unit);
   }
+
+  /** Atomic within the process, as every transition here. */
+  async startStage(runId: string, stage: StageStart): Promise<boolean> {
+    const file = await this.load(runId);
+    if (file?.run.status !== 'running' || !inStage(file.run, stage.from)) return false;
+    file.run.stage = stage.to;
+    file.run.totalUnits += stage.unitCount;
+    file.run.finalizeClaimed = false;
+    await this.persist(runId);
+    return true;
+  }
+
+  async addStageUnits(runId: string, units: readonly WorkUnit[]): Promise<void> {
+    const file = await this.load(runId);
+    if (!file) throw new Error(`run ${runId} does not exist`);
+    for (const unit of units) file.units[unit.unitId] ??= storedUnitRecord(unit);
+    await this.persist(runId);
+  }
 }
+
+/** Whether a run stored before stages (no stage) may be moved from `from`: any stage its caller names. */
+const inStage = (run: RunState, from: string): boolean => (run.stage ?? from) === from;
 
 /** A new unit with a JSON copy of its descriptor: what a DynamoDB item or a queue message would hold. */
 function storedUnitRecord(unit: WorkUnit): StoredUnitRecord {

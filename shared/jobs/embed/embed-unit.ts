@@ -1,24 +1,24 @@
-import type { EmbedPipelineConfig } from '../config/pipeline-config.ts';
+import type { EmbedPipelineConfig } from '../../config/pipeline-config.ts';
 import {
   type EmbeddingRow,
   emptyCounts,
   type RejectRow,
   type UnitCounts,
   type WorkUnit,
-} from '../domain/types.ts';
-import { UnitIdList } from '../duplicates/unit-id-list.ts';
-import { chunkText } from '../embedding/chunker.ts';
-import { chunkFingerprint } from '../embedding/fingerprint.ts';
-import { cutTokenBudgetBatches, paddedTokens } from '../embedding/token-budget-batcher.ts';
-import type { TokenCounter } from '../embedding/token-counter.ts';
-import { tokenCounterFor } from '../embedding/token-counter-for.ts';
-import { ModelError } from '../errors/errors.ts';
-import { UnitDocList } from '../incremental/unit-doc-list.ts';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
-import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
-import { mapWithConcurrency } from './concurrency.ts';
-import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
+} from '../../domain/types.ts';
+import { UnitIdList } from '../../duplicates/unit-id-list.ts';
+import { chunkText } from '../../embedding/chunker.ts';
+import { chunkFingerprint } from '../../embedding/fingerprint.ts';
+import { cutTokenBudgetBatches, paddedTokens } from '../../embedding/token-budget-batcher.ts';
+import type { TokenCounter } from '../../embedding/token-counter.ts';
+import { tokenCounterFor } from '../../embedding/token-counter-for.ts';
+import { ModelError } from '../../errors/errors.ts';
+import { UnitDocList } from '../../incremental/unit-doc-list.ts';
+import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
+import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import { mapWithConcurrency } from '../../work/concurrency.ts';
+import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-records.ts';
 
 interface PendingChunk {
   /** The record's position in the unit, which identifies its document: results keep that order. */

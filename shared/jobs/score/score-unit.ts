@@ -1,27 +1,27 @@
-import type { ScorePipelineConfig } from '../config/pipeline-config.ts';
+import type { ScorePipelineConfig } from '../../config/pipeline-config.ts';
 import {
   emptyCounts,
   type RejectRow,
   type ScoreRow,
   type UnitCounts,
   type WorkUnit,
-} from '../domain/types.ts';
-import { UnitIdList } from '../duplicates/unit-id-list.ts';
-import { EndpointUnavailable, ModelError } from '../errors/errors.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
-import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
+} from '../../domain/types.ts';
+import { UnitIdList } from '../../duplicates/unit-id-list.ts';
+import { EndpointUnavailable, ModelError } from '../../errors/errors.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
 import {
   positiveOf,
   type SegmentAggregatesState,
   SegmentAggregator,
   segmentValuesOf,
-} from '../scoring/aggregates/segment-aggregates.ts';
-import type { FeatureTransformer } from '../scoring/features/feature-transformer.ts';
-import { transformRecords } from '../scoring/features/feature-transformer.ts';
-import { transformerFor } from '../scoring/scoring-context.ts';
-import { formatCsvRows } from '../scoring/xgboost/csv-contract.ts';
-import { mapWithConcurrency } from './concurrency.ts';
-import { type Checkpoint, rejectRowOf, unitRecords } from './unit-records.ts';
+} from '../../scoring/aggregates/segment-aggregates.ts';
+import type { FeatureTransformer } from '../../scoring/features/feature-transformer.ts';
+import { transformRecords } from '../../scoring/features/feature-transformer.ts';
+import { transformerFor } from '../../scoring/scoring-context.ts';
+import { formatCsvRows } from '../../scoring/xgboost/csv-contract.ts';
+import { mapWithConcurrency } from '../../work/concurrency.ts';
+import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-records.ts';
 
 /** Where a scoring unit leaves its segment aggregates for finalize to merge. */
 export function segmentPartialKey(pipeline: string, runId: string, unitId: string): string {

@@ -1,9 +1,9 @@
-import type { ScorePipelineConfig } from '../config/pipeline-config.ts';
-import { emptyCounts, type UnitCounts, type WorkUnit } from '../domain/types.ts';
-import type { ObjectStore } from '../ports/object-store.ts';
-import type { FeatureSpec } from '../scoring/features/feature-spec.ts';
-import { type FeatureFitPartial, FeatureStatsAccumulator } from '../scoring/features/fit-features.ts';
-import { type Checkpoint, unitRecords } from './unit-records.ts';
+import type { ScorePipelineConfig } from '../../config/pipeline-config.ts';
+import { emptyCounts, type UnitCounts, type WorkUnit } from '../../domain/types.ts';
+import type { ObjectStore } from '../../ports/object-store.ts';
+import type { FeatureSpec } from '../../scoring/features/feature-spec.ts';
+import { type FeatureFitPartial, FeatureStatsAccumulator } from '../../scoring/features/fit-features.ts';
+import { type Checkpoint, unitRecords } from '../../work/unit-records.ts';
 
 /** Where a fit unit leaves its partial statistics for finalize to merge. */
 export function fitPartialKey(pipeline: string, runId: string, unitId: string): string {

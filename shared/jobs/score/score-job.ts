@@ -1,0 +1,36 @@
+import { type ScorePipelineConfig, scorePipelineConfigSchema } from '../../config/pipeline-config.ts';
+import { TABLE_COLUMNS } from '../../output/parquet-tables.ts';
+import { fitDecisionFor } from '../../scoring/scoring-context.ts';
+import type { JobKind } from '../job-kind.ts';
+import { mergeFitStage, workFitUnit } from './fit-stage.ts';
+import { mergeScoreStage, planScoreUnits, workScoreUnit } from './score-stage.ts';
+
+/**
+ * Batch inference: `fit` (feature statistics in one mergeable pass, merged into the
+ * versioned artifact at the end of the stage), then `score` over the same units. A run
+ * fits only when the stored statistics cannot be reused (shared/scoring fitDecisionFor).
+ */
+export const scoreJob: JobKind<ScorePipelineConfig> = {
+  kind: 'score',
+  configSchema: scorePipelineConfigSchema,
+  stages: [
+    {
+      name: 'fit',
+      workUnit: workFitUnit,
+      mergeStage: mergeFitStage,
+      describeUnit: (c) => `${c.records} records observed for feature statistics`,
+    },
+    {
+      name: 'score',
+      planUnits: planScoreUnits,
+      workUnit: workScoreUnit,
+      idTable: 'scores',
+      mergeStage: mergeScoreStage,
+      describeUnit: (c) => `${c.scored} rows scored`,
+    },
+  ],
+  stagesOfRun: async (deps, config) =>
+    (await fitDecisionFor(deps.store, config)).action === 'fit' ? ['fit', 'score'] : ['score'],
+  tables: { scores: TABLE_COLUMNS.scores, segment_stats: TABLE_COLUMNS.segment_stats },
+  summaryCounts: ['scored'],
+};
