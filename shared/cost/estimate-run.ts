@@ -141,84 +141,126 @@ export function estimatedCopies(work: number, capacity: CapacityConfig, perCopyP
  * dimension per chunk (embed) or 64 per row (score).
  */
 export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
-  const { config, estimatedCost } = input;
+  const { config } = input;
   const hosting = endpointHostingOf(config);
-  const features = config.kind === 'score' ? Math.max(1, config.featureSpec.features.length) : 1;
-  const rows = config.kind === 'score' ? estimatedCost / features : 0;
-  const throughput =
-    config.kind === 'embed'
-      ? (input.tokensPerSecond ?? THROUGHPUT_ASSUMPTIONS.tokensPerSecond)
-      : (input.rowsPerSecond ?? THROUGHPUT_ASSUMPTIONS.rowsPerSecond);
-  const work = config.kind === 'embed' ? estimatedCost : rows;
-  const capacity =
-    config.kind === 'embed'
-      ? config.endpoint.capacity
-      : config.kind === 'score' && config.model.hosting === 'instance'
-        ? config.model.capacity
-        : undefined;
-  const copies = capacity ? estimatedCopies(work, capacity, throughput) : 1;
-  // Wall time the work keeps the model busy (copies share it), and the calls' summed time.
-  const busySeconds = work / throughput / copies;
-  const callSeconds = work / throughput;
-  const { units } = unitCount(estimatedCost, config);
-  const workers = Math.min(units, config.workers.maxConcurrency);
-  const bytes =
-    config.kind === 'embed'
-      ? Math.ceil(estimatedCost / config.chunking.maxTokens) * config.endpoint.dimension * 4
-      : rows * 64;
-  // Text sent to the model: ~4 bytes per token, or ~8 per CSV feature value.
-  const sentBytes = config.kind === 'embed' ? estimatedCost * 4 : rows * features * 8;
-  // In-worker scoring: the workers' own CPU time; otherwise they wait on the endpoint.
-  const workerSeconds = hosting?.kind === 'in-worker' ? callSeconds : busySeconds * workers;
-  const perUnit = (total: number) => total / units;
-  const unitUsage: UnitUsage = {
-    workerMs: perUnit(workerSeconds * 1000),
-    memoryMiB: config.workers.memoryMiB,
-    endpointFirstAt: 0,
-    endpointLastAt: 0,
-    endpointCallMs: hosting?.kind === 'in-worker' ? 0 : perUnit(callSeconds * 1000),
-    endpointBytes: hosting?.kind === 'in-worker' ? 0 : perUnit(sentBytes),
-    s3Gets: 1,
-    s3Puts: 3,
-    bytesPut: perUnit(bytes),
-    queueSends: 0,
-    runStoreReads: 0,
-    runStoreWrites: 2,
-  };
+  const work = estimatedWork(input);
+  const copies = work.capacity ? estimatedCopies(work.amount, work.capacity, work.throughput) : 1;
+  // Wall time the work keeps the model busy (copies share it).
+  const busySeconds = work.amount / work.throughput / copies;
+  const { units } = unitCount(input.estimatedCost, config);
+  const unitUsage = averageUnitUsage(config, hosting, work, units, busySeconds);
   const usage = runUsageOf(
     Array.from({ length: units }, () => ({ attempts: 1, usage: unitUsage })),
     hosting,
   );
+  const held = endpointHold(input, hosting, work.capacity, copies, busySeconds);
+  return {
+    usage: { ...usage, endpointSeconds: held.endpointSeconds },
+    units,
+    work: { amount: work.amount, unit: work.unit },
+    throughputPerSecond: work.throughput,
+    hosting: hosting?.kind ?? 'none',
+    ...(held.capacity && { capacity: held.capacity }),
+  };
+}
+
+/** A run's work by kind: tokens to embed, or rows to score (whose planned cost counts rows x features). */
+export interface EstimatedWork {
+  readonly amount: number;
+  readonly unit: 'tokens' | 'rows';
+  /** Work per second one copy (or the workers) gets through. */
+  readonly throughput: number;
+  /** Bytes sent to the model: ~4 per token, or ~8 per CSV feature value. */
+  readonly sentBytes: number;
+  /** Bytes written: 4 per dimension per chunk (embed), 64 per row (score). */
+  readonly outputBytes: number;
+  /** The capacity config when instance copies are leased for the run. */
+  readonly capacity: CapacityConfig | undefined;
+}
+
+export function estimatedWork(input: RunEstimateInput): EstimatedWork {
+  const { config, estimatedCost } = input;
+  if (config.kind === 'embed') {
+    return {
+      amount: estimatedCost,
+      unit: 'tokens',
+      throughput: input.tokensPerSecond ?? THROUGHPUT_ASSUMPTIONS.tokensPerSecond,
+      sentBytes: estimatedCost * 4,
+      outputBytes: Math.ceil(estimatedCost / config.chunking.maxTokens) * config.endpoint.dimension * 4,
+      capacity: config.endpoint.capacity,
+    };
+  }
+  const features = config.kind === 'score' ? Math.max(1, config.featureSpec.features.length) : 1;
+  const rows = config.kind === 'score' ? estimatedCost / features : 0;
+  return {
+    amount: rows,
+    unit: 'rows',
+    throughput: input.rowsPerSecond ?? THROUGHPUT_ASSUMPTIONS.rowsPerSecond,
+    sentBytes: rows * features * 8,
+    outputBytes: rows * 64,
+    capacity:
+      config.kind === 'score' && config.model.hosting === 'instance' ? config.model.capacity : undefined,
+  };
+}
+
+/**
+ * One unit's share of the run: workers spread over `workers.maxConcurrency` that wait on
+ * the endpoint while it is busy (in-worker scoring: their own CPU time instead), and the
+ * requests a unit makes.
+ */
+function averageUnitUsage(
+  config: PipelineConfig,
+  hosting: EndpointHosting | undefined,
+  work: EstimatedWork,
+  units: number,
+  busySeconds: number,
+): UnitUsage {
+  const inWorker = hosting?.kind === 'in-worker';
+  // The calls' summed time, whatever the copies.
+  const callSeconds = work.amount / work.throughput;
+  const workers = Math.min(units, config.workers.maxConcurrency);
+  const workerSeconds = inWorker ? callSeconds : busySeconds * workers;
+  const perUnit = (total: number) => total / units;
+  return {
+    workerMs: perUnit(workerSeconds * 1000),
+    memoryMiB: config.workers.memoryMiB,
+    endpointFirstAt: 0,
+    endpointLastAt: 0,
+    endpointCallMs: inWorker ? 0 : perUnit(callSeconds * 1000),
+    endpointBytes: inWorker ? 0 : perUnit(work.sentBytes),
+    s3Gets: 1,
+    s3Puts: 3,
+    bytesPut: perUnit(work.outputBytes),
+    queueSends: 0,
+    runStoreReads: 0,
+    runStoreWrites: 2,
+  };
+}
+
+/**
+ * Endpoint seconds billed: run-scoped copies from the lease (a cold start) through the
+ * work to the end of the cooldown; always-on, the busy window only; none off `instance`.
+ */
+function endpointHold(
+  input: RunEstimateInput,
+  hosting: EndpointHosting | undefined,
+  capacity: CapacityConfig | undefined,
+  copies: number,
+  busySeconds: number,
+): { readonly endpointSeconds: number; readonly capacity?: RunEstimate['capacity'] } {
   const coldStartSeconds = input.coldStartSeconds ?? COLD_START_ASSUMPTION.seconds;
   const runScoped = capacity !== undefined && capacity.mode === 'run-scoped';
   const cooldownSeconds = runScoped
-    ? estimatedCooldownSeconds(config, capacity, coldStartSeconds + busySeconds)
+    ? estimatedCooldownSeconds(input.config, capacity, coldStartSeconds + busySeconds)
     : 0;
-  const endpointSeconds =
-    hosting?.kind !== 'instance'
-      ? 0
-      : runScoped
-        ? copies * (coldStartSeconds + busySeconds + cooldownSeconds)
-        : busySeconds * copies;
-  return {
-    usage: { ...usage, endpointSeconds },
-    units,
-    work:
-      config.kind === 'embed' ? { amount: estimatedCost, unit: 'tokens' } : { amount: rows, unit: 'rows' },
-    throughputPerSecond: throughput,
-    hosting: hosting?.kind ?? 'none',
-    ...(capacity && hosting?.kind === 'instance'
-      ? {
-          capacity: {
-            mode: capacity.mode,
-            copies,
-            busySeconds,
-            coldStartSeconds: runScoped ? coldStartSeconds : 0,
-            cooldownSeconds,
-          },
-        }
-      : {}),
-  };
+  if (hosting?.kind !== 'instance') return { endpointSeconds: 0 };
+  const endpointSeconds = runScoped
+    ? copies * (coldStartSeconds + busySeconds + cooldownSeconds)
+    : busySeconds * copies;
+  if (!capacity) return { endpointSeconds };
+  const startSeconds = runScoped ? coldStartSeconds : 0;
+  const made = { mode: capacity.mode, copies, busySeconds, coldStartSeconds: startSeconds, cooldownSeconds };
+  return { endpointSeconds, capacity: made };
 }
 
 /** Scheduled runs are looked for this far ahead of a reference time (a weekly schedule ticks within it). */

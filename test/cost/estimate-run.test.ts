@@ -4,6 +4,7 @@ import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import {
   batchTransformUsdPerMillionTokens,
   COLD_START_ASSUMPTION,
+  estimatedWork,
   estimateRunUsage,
 } from '../../shared/cost/estimate-run.ts';
 import { pricesFor } from '../../shared/cost/pricing.ts';
@@ -117,6 +118,24 @@ describe('estimateRunUsage', () => {
     // The sample's nightly schedule does not tick within the cooldown: auto keeps none.
     const nightly = estimateFor({ hosting: 'instance' });
     expect(nightly.usage.endpointSeconds).toBeCloseTo(420 + 10, 6);
+  });
+});
+
+describe('estimatedWork', () => {
+  it('counts tokens for embedding and rows (cost / features) for scoring, with the bytes each moves', () => {
+    const embed = estimatedWork({ config: pipelineConfig(), estimatedCost: 1_000, tokensPerSecond: 10 });
+    expect(embed).toMatchObject({ amount: 1_000, unit: 'tokens', throughput: 10, sentBytes: 4_000 });
+    const config = scorePipelineConfig({ hosting: 'in-worker' });
+    const features = config.kind === 'score' ? config.featureSpec.features.length : 0;
+    const score = estimatedWork({ config, estimatedCost: 100 * features, rowsPerSecond: 5 });
+    expect(score).toEqual({
+      amount: 100,
+      unit: 'rows',
+      throughput: 5,
+      sentBytes: 100 * features * 8,
+      outputBytes: 6_400,
+      capacity: undefined,
+    });
   });
 });
 
