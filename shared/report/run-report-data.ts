@@ -7,6 +7,8 @@ import type { StoredUnit } from '../ports/run-store.ts';
  */
 export interface ReportUnit {
   readonly unitId: string;
+  /** The run's stage the unit belongs to (`fit`, `score`, ...); absent in units of older planners. */
+  readonly stage?: string;
   readonly sourceKey: string;
   readonly status: StoredUnit['status'];
   readonly attempts: number;
@@ -58,6 +60,7 @@ export function reportUnitOf(unit: StoredUnit): ReportUnit {
   const usage = counts?.usage;
   return {
     unitId: unit.unitId,
+    ...(unit.stage !== undefined && { stage: unit.stage }),
     sourceKey: unit.sourceKey,
     status: unit.status,
     attempts: unit.attempts,
