@@ -18,7 +18,8 @@ with open(sys.argv[1], 'w') as out:
     for i in range(6000):
         out.write(json.dumps({'id': f'd{i}', 'text': ' '.join(random.choice(words) for _ in range(80))}) + '\n')
 PY
-sizes() { du -sb "$home" "$home/bucket/results" "$home/state/chunk-index" | awk '{printf "%s %s\n", $1, $2}'; }
+# One du per path: given nested paths at once, du counts each file under the first only.
+sizes() { for p in "$home" "$home/bucket/results" "$home/state/chunk-index"; do du -sb "$p"; done; }
 for i in 1 2 3 4; do
   python3 - "$work/in/corpus.jsonl" "$i" <<'PY'
 import json, sys
