@@ -197,73 +197,108 @@ export function runUsageOf(
 ): RunUsage {
   const endpoint: EndpointHosting | undefined =
     typeof hosting === 'string' ? { kind: 'instance', instanceType: hosting } : hosting;
-  let first = 0;
-  let last = 0;
-  let gbSeconds = 0;
-  let attempts = 0;
-  let s3Gets = 0;
-  let s3Puts = 0;
-  let bytes = 0;
-  let sends = 0;
-  let reads = 0;
-  let writes = 0;
-  let callMs = 0;
-  let calls = 0;
-  let endpointBytes = 0;
-  for (const unit of units) {
-    attempts += unit.attempts;
-    const u = unit.usage;
-    if (!u) continue;
-    if (u.endpointFirstAt > 0 && (first === 0 || u.endpointFirstAt < first)) first = u.endpointFirstAt;
-    if (u.endpointLastAt > last) last = u.endpointLastAt;
-    gbSeconds += (u.workerMs / 1000) * (u.memoryMiB / 1024);
-    s3Gets += u.s3Gets;
-    s3Puts += u.s3Puts;
-    bytes += u.bytesPut;
-    sends += u.queueSends;
-    reads += u.runStoreReads;
-    writes += u.runStoreWrites;
-    callMs += u.endpointCallMs;
-    calls += u.endpointCalls ?? 0;
-    endpointBytes += u.endpointBytes ?? 0;
-  }
+  const totals = sumUnitUsage(units);
   const planSends = Math.ceil(units.length / 10);
-  const window = first > 0 && last > first ? (last - first) / 1000 : 0;
-  const endpointPart: Pick<
-    RunUsage,
-    'hosting' | 'instanceType' | 'endpointSeconds' | 'serverlessGbSeconds' | 'endpointBytes' | 'endpointCalls'
-  > =
-    endpoint === undefined
-      ? { endpointSeconds: 0 }
-      : endpoint.kind === 'instance'
-        ? {
-            hosting: 'instance',
-            instanceType: endpoint.instanceType,
-            endpointSeconds: window,
-            endpointCalls: calls,
-          }
-        : endpoint.kind === 'serverless'
-          ? {
-              hosting: 'serverless',
-              endpointSeconds: 0,
-              serverlessGbSeconds: (callMs / 1000) * (endpoint.memoryMiB / 1024),
-              endpointBytes: endpointBytes * (1 + RESPONSE_BYTES_PER_REQUEST_BYTE),
-              endpointCalls: calls,
-            }
-          : { hosting: 'in-worker', endpointSeconds: 0 };
   return {
-    ...endpointPart,
-    lambdaGbSeconds: gbSeconds,
+    ...endpointUsage(endpoint, totals),
+    lambdaGbSeconds: totals.gbSeconds,
     // One invocation per delivery, plus plan and finalize.
-    lambdaRequests: attempts + 2,
+    lambdaRequests: totals.attempts + 2,
     // Plan's sends, each delivery's receive and delete, the units' own sends, finalize's message.
-    sqsRequests: planSends + 2 * attempts + sends + 3,
-    s3Puts,
-    s3Gets,
-    dynamoWrites: writes,
-    dynamoReads: reads,
-    bytesStored: bytes,
+    sqsRequests: planSends + 2 * totals.attempts + totals.sends + 3,
+    s3Puts: totals.s3Puts,
+    s3Gets: totals.s3Gets,
+    dynamoWrites: totals.writes,
+    dynamoReads: totals.reads,
+    bytesStored: totals.bytes,
   };
+}
+
+/** The units' usage added up (deliveries counted even for a unit that stored no usage). */
+export interface UnitUsageTotals {
+  /** The endpoint's first and last call over all units (ms since the epoch; 0: none). */
+  first: number;
+  last: number;
+  gbSeconds: number;
+  attempts: number;
+  s3Gets: number;
+  s3Puts: number;
+  bytes: number;
+  sends: number;
+  reads: number;
+  writes: number;
+  callMs: number;
+  calls: number;
+  endpointBytes: number;
+}
+
+export function sumUnitUsage(units: readonly UnitUsageSource[]): UnitUsageTotals {
+  const totals: UnitUsageTotals = {
+    first: 0,
+    last: 0,
+    gbSeconds: 0,
+    attempts: 0,
+    s3Gets: 0,
+    s3Puts: 0,
+    bytes: 0,
+    sends: 0,
+    reads: 0,
+    writes: 0,
+    callMs: 0,
+    calls: 0,
+    endpointBytes: 0,
+  };
+  for (const unit of units) {
+    totals.attempts += unit.attempts;
+    if (unit.usage) addUnitUsage(totals, unit.usage);
+  }
+  return totals;
+}
+
+function addUnitUsage(totals: UnitUsageTotals, u: UnitUsage): void {
+  if (u.endpointFirstAt > 0 && (totals.first === 0 || u.endpointFirstAt < totals.first))
+    totals.first = u.endpointFirstAt;
+  if (u.endpointLastAt > totals.last) totals.last = u.endpointLastAt;
+  totals.gbSeconds += (u.workerMs / 1000) * (u.memoryMiB / 1024);
+  totals.s3Gets += u.s3Gets;
+  totals.s3Puts += u.s3Puts;
+  totals.bytes += u.bytesPut;
+  totals.sends += u.queueSends;
+  totals.reads += u.runStoreReads;
+  totals.writes += u.runStoreWrites;
+  totals.callMs += u.endpointCallMs;
+  totals.calls += u.endpointCalls ?? 0;
+  totals.endpointBytes += u.endpointBytes ?? 0;
+}
+
+/** The endpoint's part of the run's usage, by where the model runs. */
+function endpointUsage(
+  endpoint: EndpointHosting | undefined,
+  totals: UnitUsageTotals,
+): Pick<
+  RunUsage,
+  'hosting' | 'instanceType' | 'endpointSeconds' | 'serverlessGbSeconds' | 'endpointBytes' | 'endpointCalls'
+> {
+  if (endpoint === undefined) return { endpointSeconds: 0 };
+  if (endpoint.kind === 'instance') {
+    const { first, last } = totals;
+    const window = first > 0 && last > first ? (last - first) / 1000 : 0;
+    return {
+      hosting: 'instance',
+      instanceType: endpoint.instanceType,
+      endpointSeconds: window,
+      endpointCalls: totals.calls,
+    };
+  }
+  if (endpoint.kind === 'serverless')
+    return {
+      hosting: 'serverless',
+      endpointSeconds: 0,
+      serverlessGbSeconds: (totals.callMs / 1000) * (endpoint.memoryMiB / 1024),
+      endpointBytes: totals.endpointBytes * (1 + RESPONSE_BYTES_PER_REQUEST_BYTE),
+      endpointCalls: totals.calls,
+    };
+  return { hosting: 'in-worker', endpointSeconds: 0 };
 }
 
 /**

@@ -13,6 +13,7 @@ import { type RunUsage, runCost } from '../../shared/cost/run-cost.ts';
 import {
   emptyUnitUsage,
   runUsageOf,
+  sumUnitUsage,
   type UnitUsage,
   withFinalizeCalls,
 } from '../../shared/cost/unit-usage.ts';
@@ -186,6 +187,16 @@ describe('runCost', () => {
 
 describe('runUsageOf', () => {
   const unit = (over: Partial<UnitUsage>): UnitUsage => ({ ...emptyUnitUsage(), ...over });
+
+  it('adds up every delivery, a unit that stored no usage included, and the span of endpoint calls', () => {
+    const totals = sumUnitUsage([
+      { attempts: 2, usage: unit({ endpointFirstAt: 5_000, endpointLastAt: 6_000, s3Puts: 3 }) },
+      { attempts: 1 },
+      { attempts: 1, usage: unit({ endpointFirstAt: 2_000, endpointLastAt: 4_000, s3Puts: 1 }) },
+      { attempts: 1, usage: unit({ endpointFirstAt: 0, endpointLastAt: 0 }) },
+    ]);
+    expect(totals).toMatchObject({ attempts: 5, first: 2_000, last: 6_000, s3Puts: 4 });
+  });
 
   it('charges one instance from the run’s first endpoint call to its last, and GB-seconds per delivery', () => {
     const usage = runUsageOf(
