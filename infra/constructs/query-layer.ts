@@ -5,6 +5,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { TableName } from '../../shared/output/keys.ts';
 import { TABLE_COLUMNS as PARQUET_COLUMNS } from '../../shared/output/parquet-tables.ts';
+import { CurrentViews } from './current-views.ts';
 
 type Column = glue.CfnTable.ColumnProperty;
 const col = (name: string, type: string, comment?: string): Column => ({ name, type, comment });
@@ -128,6 +129,10 @@ export class QueryLayer extends Construct {
       tables.set(name, table);
     }
     this.tables = tables;
+    new CurrentViews(this, 'CurrentViews', {
+      databaseName: this.databaseName,
+      dependsOn: [...tables.values()],
+    });
 
     this.resultLocation = `s3://${bucketName}/athena-results/`;
     this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {

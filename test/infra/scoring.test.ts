@@ -148,7 +148,16 @@ describe('QueryLayer with a score pipeline', () => {
     const names = Object.values(template.findResources('AWS::Glue::Table')).map(
       (t) => t.Properties.TableInput.Name,
     );
-    expect(names.sort()).toEqual(['embeddings', 'rejects', 'runs', 'scores', 'segment_stats', 'sources']);
+    expect(names.sort()).toEqual([
+      'embeddings',
+      'embeddings_current',
+      'rejects',
+      'runs',
+      'scores',
+      'scores_current',
+      'segment_stats',
+      'sources',
+    ]);
   });
 
   it('projects the pipeline and run_date partitions of scores and segment_stats over every deployed pipeline', () => {

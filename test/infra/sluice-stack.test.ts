@@ -538,7 +538,8 @@ describe('QueryLayer', () => {
 
   it('defines every table the writer has a layout for in the sluice database', () => {
     template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'sluice' } });
-    template.resourceCountIs('AWS::Glue::Table', 6);
+    // Six tables and the two current-state views (test/infra/current-views.test.ts).
+    template.resourceCountIs('AWS::Glue::Table', 8);
     for (const name of ['embeddings', 'rejects', 'scores', 'segment_stats', 'sources', 'runs']) {
       expect(table(name).DatabaseName).toBe('sluice');
     }
