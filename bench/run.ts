@@ -46,6 +46,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   'pipeline-share': () => runPipelineShareBench(),
   'chunk-index': () => runChunkIndexBench(),
   'tree-shap': async () => (await import('./tree-shap.ts')).runTreeShapBench(),
+  search: async () => (await import('./search.ts')).runSearchBench(),
   recommend: async () => (await import('./recommend.ts')).runRecommendBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
