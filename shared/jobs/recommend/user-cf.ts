@@ -258,7 +258,15 @@ class NeighbourHeap {
   }
 
   private swap(a: number, b: number): void {
-    for (const arr of [this.users, this.sims, this.commons]) [arr[a], arr[b]] = [arr[b]!, arr[a]!];
+    const user = this.users[a]!;
+    const sim = this.sims[a]!;
+    const common = this.commons[a]!;
+    this.users[a] = this.users[b]!;
+    this.sims[a] = this.sims[b]!;
+    this.commons[a] = this.commons[b]!;
+    this.users[b] = user;
+    this.sims[b] = sim;
+    this.commons[b] = common;
   }
 
   private siftUp(at: number): void {
