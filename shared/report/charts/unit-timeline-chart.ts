@@ -11,6 +11,9 @@ import {
   untimedNote,
 } from './chart-spec.ts';
 
+/** Workers the timeline names in a legend; more are told apart by their rows' labels. */
+const MAX_LEGEND_WORKERS = 8;
+
 /**
  * One dataset per worker, a line segment per unit: two points on the unit's row and a gap
  * (y null) after it, so one scatter chart draws thousands of units as bars.
@@ -78,6 +81,8 @@ export function unitTimelineChart(data: RunReportData): ReportChart {
       type: 'scatter',
       data: { datasets },
       options: {
+        // Past a few workers the rows' labels say which is which; a legend would fill the chart.
+        plugins: { legend: { display: datasets.length <= MAX_LEGEND_WORKERS } },
         scales: {
           x: axis('seconds since the run started', { beginAtZero: true }),
           // Rows are whole numbers with a margin row above and below; the page labels them.
