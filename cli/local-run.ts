@@ -28,9 +28,9 @@ import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.t
 import type { WarmingPolicy } from '../shared/work/warming.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
-import { type ModelServer, startModelServer } from './model-server/server.ts';
+import { type ModelServer, type ModelServerStats, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
-import type { RunProgressEvents } from './progress/run-progress.ts';
+import type { EndpointCounters, RunProgressEvents } from './progress/run-progress.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
 import { resolveInputs, type SkippedInput, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
@@ -388,6 +388,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   if (options.endpointUrl === undefined) options.progress?.phase('starting the model');
   const model = await startLocalModel(home, options.config, options.endpointUrl, options.modelDir, log);
   const { config } = model;
+  const server = model.server;
+  if (server) options.progress?.endpointCounters(() => endpointCountersOf(server.stats()));
   const capacity = await localCapacityFor(home, config, model);
   const pipelines = new Map([[config.name, config]]);
   const summaries = new Map<string, RunSummary>();
@@ -596,6 +598,15 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       await lease?.release();
     }
   }
+}
+
+/** The built-in server's counters as progress shows them: calls refused for want of a GPU slot or a copy are throttles. */
+function endpointCountersOf(stats: ModelServerStats): EndpointCounters {
+  return {
+    calls: stats.requests,
+    inputs: stats.inputs,
+    throttled: stats.throttled + stats.capacity.noCapacity,
+  };
 }
 
 /** Runs every closer in order, then throws the first failure, if any. */

@@ -33,7 +33,12 @@ export function formatProgress(p: ProgressSnapshot, options: { final?: boolean }
       `${duration(p.elapsedSeconds)} so far`,
       p.etaSeconds === undefined ? 'ETA after the first unit' : `ETA ${duration(p.etaSeconds)}`,
     );
-  if (p.throttled > 0 || p.retries > 0) parts.push(`${p.throttled} throttled, ${p.retries} retries`);
+  const live = p.endpoint;
+  if (live !== undefined && !options.final) {
+    // While units run, the endpoint's own counters: they move before any unit finishes.
+    const rate = live.inputsPerSecond === undefined ? '' : `, ${shortNumber(live.inputsPerSecond)} inputs/s`;
+    parts.push(`endpoint ${shortNumber(live.calls)} calls${rate}, ${live.throttled} throttled`);
+  } else if (p.throttled > 0 || p.retries > 0) parts.push(`${p.throttled} throttled, ${p.retries} retries`);
   if (p.deferrals > 0) parts.push(`${p.deferrals} waits for a cold endpoint`);
   const line = parts.join(', ');
   return p.stage === undefined ? line : `${p.stage}: ${line}`;

@@ -1,6 +1,12 @@
 import ora, { type Ora } from 'ora';
 import { duration, formatProgress } from './format-progress.ts';
-import { type QueuedUnit, RunProgress, type RunProgressEvents, type SettledUnit } from './run-progress.ts';
+import {
+  type EndpointCounters,
+  type QueuedUnit,
+  RunProgress,
+  type RunProgressEvents,
+  type SettledUnit,
+} from './run-progress.ts';
 
 /** A terminal stream a spinner can draw on (process.stderr when it is a TTY). */
 export type TerminalStream = NodeJS.WritableStream & { readonly isTTY?: boolean };
@@ -94,6 +100,10 @@ export class ProgressReporter implements RunProgressEvents {
   unitSettled(unit: QueuedUnit, outcome: SettledUnit): void {
     this.progress.unitSettled(unit, outcome);
     this.refresh();
+  }
+
+  endpointCounters(read: () => EndpointCounters): void {
+    this.progress.endpointCounters(read);
   }
 
   /** The periodic plain line while units run (called by the timer; tests call it after moving the clock). */

@@ -10,6 +10,21 @@ export interface RunProgressEvents {
   queued(units: readonly QueuedUnit[]): void;
   /** A delivery of a unit ended. */
   unitSettled(unit: QueuedUnit, outcome: SettledUnit): void;
+  /**
+   * Live counters of the endpoint the units call, read at each refresh (the built-in model
+   * server's): throttling shows while units run, not only when they finish.
+   */
+  endpointCounters(read: () => EndpointCounters): void;
+}
+
+/** What the endpoint has answered so far. */
+export interface EndpointCounters {
+  /** Invocations received. */
+  readonly calls: number;
+  /** Inputs (texts or rows) answered. */
+  readonly inputs: number;
+  /** Calls refused: simulated GPU full, or no capacity. */
+  readonly throttled: number;
 }
 
 /** The part of a work unit progress needs. */
@@ -60,6 +75,8 @@ export interface ProgressSnapshot {
   readonly tokensPerSecond: number | undefined;
   /** Seconds left at the rate so far (by estimated cost); undefined until a unit has finished. */
   readonly etaSeconds: number | undefined;
+  /** The endpoint's live counters since the first unit was queued, when it gives them. */
+  readonly endpoint: (EndpointCounters & { readonly inputsPerSecond: number | undefined }) | undefined;
 }
 
 type UnitState = 'queued' | 'done' | 'failed';
@@ -79,6 +96,9 @@ export class RunProgress implements RunProgressEvents {
   private lastSettledMs = 0;
   private doneCost = 0;
   private totalCost = 0;
+  private readEndpoint: (() => EndpointCounters) | undefined;
+  /** The endpoint's counters when work started: the run's share is what came after. */
+  private endpointAtStart: EndpointCounters | undefined;
   private counts = { done: 0, failed: 0, deferrals: 0, records: 0, tokens: 0, throttled: 0, retries: 0 };
 
   constructor(private readonly now: () => number) {}
@@ -91,6 +111,11 @@ export class RunProgress implements RunProgressEvents {
   queued(units: readonly QueuedUnit[]): void {
     for (const unit of units) this.track(unit);
     if (units.length > 0) this.currentPhase = undefined;
+  }
+
+  endpointCounters(read: () => EndpointCounters): void {
+    this.readEndpoint = read;
+    if (this.workStartedMs !== undefined) this.endpointAtStart = read();
   }
 
   unitSettled(unit: QueuedUnit, outcome: SettledUnit): void {
@@ -144,11 +169,28 @@ export class RunProgress implements RunProgressEvents {
       recordsPerSecond: rate(this.counts.records),
       tokensPerSecond: rate(this.counts.tokens),
       etaSeconds,
+      endpoint: this.endpointSnapshot(elapsedSeconds),
+    };
+  }
+
+  private endpointSnapshot(elapsedSeconds: number): ProgressSnapshot['endpoint'] {
+    if (this.readEndpoint === undefined || this.workStartedMs === undefined) return undefined;
+    const now = this.readEndpoint();
+    const start = this.endpointAtStart ?? { calls: 0, inputs: 0, throttled: 0 };
+    const inputs = now.inputs - start.inputs;
+    return {
+      calls: now.calls - start.calls,
+      inputs,
+      throttled: now.throttled - start.throttled,
+      inputsPerSecond: elapsedSeconds > 0 && inputs > 0 ? inputs / elapsedSeconds : undefined,
     };
   }
 
   private track(unit: QueuedUnit): { state: UnitState; estCost: number } {
-    this.workStartedMs ??= this.now();
+    if (this.workStartedMs === undefined) {
+      this.workStartedMs = this.now();
+      this.endpointAtStart = this.readEndpoint?.();
+    }
     if (unit.stage !== undefined) this.currentStage = unit.stage;
     const key = `${unit.runId}/${unit.unitId}`;
     let entry = this.units.get(key);

@@ -109,6 +109,29 @@ describe('RunProgress', () => {
   });
 });
 
+describe('RunProgress with the endpoint counters', () => {
+  it('shows the endpoint live while units run, counting only calls made since work started', () => {
+    const clock = fakeClock();
+    let counters = { calls: 2, inputs: 2, throttled: 0 }; // the warm-up ping before the run
+    const progress = new RunProgress(clock.now);
+    progress.endpointCounters(() => counters);
+    expect(progress.snapshot().endpoint).toBeUndefined();
+    progress.queued([unit('u0', 1, 'embed')]);
+    counters = { calls: 42, inputs: 1202, throttled: 5 };
+    clock.advance(10);
+    const running = progress.snapshot();
+    expect(running.endpoint).toEqual({ calls: 40, inputs: 1200, throttled: 5, inputsPerSecond: 120 });
+    expect(formatProgress(running)).toBe(
+      'embed: 0/1 units, 0 records, 10s so far, ETA after the first unit, endpoint 40 calls, 120 inputs/s, 5 throttled',
+    );
+    // At the end, what the client saw (throttles and retries of finished units) is the record.
+    progress.unitSettled(unit('u0', 1, 'embed'), succeeded(300, 9000, 6, 6));
+    expect(formatProgress(progress.snapshot(), { final: true })).toBe(
+      'embed: 1/1 units, 300 records, 30 records/s, 900 tokens/s, in 10s, 6 throttled, 6 retries',
+    );
+  });
+});
+
 describe('formatProgress', () => {
   it('says units, records, rates, ETA and throttling in one line', () => {
     const clock = fakeClock();
