@@ -448,6 +448,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           receiveCount: letter.receiveCount,
           reason: letter.error,
         });
+        options.progress?.unitSettled(letter.body, { status: 'failed', reason: letter.error });
       }
     },
   });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,38 @@ describe('sluice run progress', { timeout: 120_000 }, () => {
     expect(stderr).not.toContain('\u001b[');
     expect(err.filter((l) => l.startsWith('progress: ')).at(-1)).toMatch(
       /^progress: (\w+: )?1\/1 units, 40 records, [\d.k]+ records\/s, [\d.k]+ tokens\/s, in \d+s$/,
+    );
+  });
+
+  it('redrive ends with the progress of the units it ran again', async () => {
+    // An endpoint that refuses every batch: the run's unit fails each delivery and is dead-lettered.
+    const refusing = createServer((_req, res) =>
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"no"}'),
+    );
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const { port } = refusing.address() as { port: number };
+    const home = path.join(work, 'home-redrive');
+    const failed = await sluice(
+      'run',
+      input,
+      '--pipeline',
+      'docs',
+      '--home',
+      home,
+      '--endpoint-url',
+      `http://127.0.0.1:${port}`,
+      '--json',
+    );
+    refusing.closeAllConnections();
+    await new Promise((resolve) => refusing.close(resolve));
+    expect(failed.code).toBe(1);
+    expect(failed.err.filter((l) => l.startsWith('progress: ')).at(-1)).toMatch(
+      /1\/1 units \(1 failed\), 0 records/,
+    );
+    const redriven = await sluice('redrive', failed.json<{ runId: string }>().runId, '--home', home);
+    expect(redriven.code, redriven.err.join('\n')).toBe(0);
+    expect(redriven.err.filter((l) => l.startsWith('progress: ')).at(-1)).toMatch(
+      /^progress: (\w+: )?1\/1 units, 40 records/,
     );
   });
 
