@@ -24,7 +24,8 @@ const WRITE_BATCH = 10_000;
 const LOOKUPS = 2048;
 const LOOKUP_SLICE = 100;
 const ROUNDS = 5;
-const DIMENSIONS = 4;
+/** Floats per vector: 4 by default; `CHUNK_INDEX_BENCH_DIMENSIONS=384` writes the memory bench's vectors. */
+const DIMENSIONS = Number(process.env.CHUNK_INDEX_BENCH_DIMENSIONS ?? 4);
 
 interface CaseResult {
   readonly entries: number;
