@@ -10,6 +10,7 @@ import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { SegmentStatsStore } from '../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
+import { writeRunReport } from '../shared/report/load-run-report.ts';
 import { deployedAdapters } from './config/adapters.ts';
 import type { DepsProvider } from './config/deps-provider.ts';
 import { parseFinalizeMessage } from './messages/finalize-message.ts';
@@ -124,9 +125,27 @@ export function createFinalizeHandler(
       logger.info(`run ${summary.status}`, { runId, summary });
       if (summary.capacity) logger.info('capacity lease released', { runId, ...summary.capacity });
       metrics.addMetric(summary.status === 'succeeded' ? 'RunsSucceeded' : 'RunsFailed', MetricUnit.Count, 1);
+      await writeReport(d, runId);
     } catch (error) {
       logger.error('finalize failed; SQS will redeliver the request', { runId, error: describeError(error) });
       throw error;
+    }
+  };
+
+  /**
+   * The run report (report.html beside summary.json), after the run's move: a report that
+   * cannot be written is logged, never a failed finalize (the run and its summary stand;
+   * `sluice report` draws it again from the same run).
+   */
+  const writeReport = async (d: FinalizeHandlerDeps, runId: string): Promise<void> => {
+    try {
+      const key = await writeRunReport({ runs: d.runs, store: d.store }, runId, { now });
+      logger.info('run report written', { runId, key });
+    } catch (error) {
+      logger.warn('could not write the run report; the run is finished all the same', {
+        runId,
+        reason: describeError(error),
+      });
     }
   };
 

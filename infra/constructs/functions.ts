@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -9,6 +10,7 @@ import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
+import { CHART_JS_BUNDLED_FILE, chartJsPackagePath } from '../../shared/report/chart-js-source.ts';
 import { MODELS_PREFIX } from '../deployment-settings.ts';
 import { acceptBucketPrefixGrants } from '../nag-suppressions.ts';
 import { readableKeys, SOURCE_PREFIXES } from '../readable-keys.ts';
@@ -227,29 +229,30 @@ export class Functions extends Construct {
       memorySize: 1024,
       environment: this.environment,
       serviceName: props.serviceName,
-      bundledFiles,
+      // The run report (report.html beside summary.json) inlines Chart.js: shipped as a file.
+      bundledFiles: { ...bundledFiles, [CHART_JS_BUNDLED_FILE]: readFileSync(chartJsPackagePath(), 'utf8') },
     });
     this.finalize.function.addEventSource(
       new SqsEventSource(queues.finalize.queue, { batchSize: 1, reportBatchItemFailures: true }),
     );
-    // Score pipelines: finalize of a fit run stores the merged feature statistics under
-    // models/ and plans the scoring run itself (heads, samples and may re-stage its
-    // inputs, then queues its units, or requests its own finalize when it has none).
+    // Score pipelines: finalize at the end of a run's fit stage stores the merged feature
+    // statistics under models/, plans the score stage from the fit stage's units (no source
+    // is read: the units name them) and queues its units, or requests its own finalize
+    // when it has none.
     grantData(this.finalize, bucket, table, {
-      // The scoring run is planned as `work` (no fit decision): its sources are read, no model file.
-      read: scoring ? [...SOURCE_PREFIXES] : [],
-      put: scoring ? [STAGING_PREFIX, MODELS_PREFIX] : [],
+      read: [],
+      put: scoring ? [MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
       // Units and summary (get, query, update); chunk index and segment statistics (batches);
-      // the scoring run a fit run plans (put, batch write).
-      table: RUNS_TABLE_ACTIONS,
+      // the next stage's units (batch write) and the run's move into it (update). No run is
+      // created here (no put).
+      table: RUNS_TABLE_ACTIONS.filter((action) => action !== 'dynamodb:PutItem'),
     });
     if (scoring) {
       grantSend(this.finalize, queues.work.queue);
       grantSend(this.finalize, queues.finalize.queue);
     }
-    // Every component: finalize scales in at release when the cooldown is not kept, and the
-    // scoring run a fit run plans asks for its copies.
+    // Every component: finalize scales in at release when the cooldown is not kept.
     grantCapacityControl(this.finalize, props.capacityComponentArns ?? []);
 
     // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { comparisonDeadline, createFinalizeHandler } from '../../functions/finalize.ts';
 import { emptyCounts, type RunSummary, type UnitCounts } from '../../shared/domain/types.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
+import { runReportKey } from '../../shared/report/load-run-report.ts';
 import { aRun, aUnit } from '../support/run-fixtures.ts';
 import {
   aFinalizeEvent,
@@ -118,6 +119,38 @@ describe('finalize handler', () => {
     expect(await ports.runs.getSummary(RUN_ID)).toEqual(writtenSummary());
     expect(observability.metricTotals()).toEqual({ RunsSucceeded: 1 });
     expect(observability.logged('info').join('\n')).toContain('run succeeded');
+  });
+
+  it('writes the run report beside summary.json once the run is finished', async () => {
+    await runsTable();
+    const { handler, observability } = setup();
+
+    await handler(sampleEvent(), aLambdaContext());
+
+    const key = runReportKey('docs', RUN_ID);
+    expect(key).toBe(runSummaryKey('docs', RUN_ID).replace('summary.json', 'report.html'));
+    const html = new TextDecoder().decode(ports.store.objects.get(key));
+    expect(html).toContain('<canvas');
+    expect(html).toContain(RUN_ID);
+    expect(observability.logged('info').join('\n')).toContain('run report written');
+  });
+
+  it('finishes the run when the report cannot be written, and says so', async () => {
+    await runsTable();
+    // The store's own put, before setup() watches it.
+    const put = ports.store.put.bind(ports.store);
+    const { handler, observability } = setup();
+    vi.spyOn(ports.store, 'put').mockImplementation(async (key, body, contentType) => {
+      if (key.endsWith('report.html')) throw new Error('AccessDenied: s3:PutObject');
+      return put(key, body, contentType);
+    });
+
+    const response = await handler(sampleEvent(), aLambdaContext());
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(await ports.runs.getRun(RUN_ID)).toMatchObject({ status: 'succeeded' });
+    expect(observability.metricTotals()).toEqual({ RunsSucceeded: 1 });
+    expect(observability.logged('warn').join('\n')).toContain('could not write the run report');
   });
 
   it('marks the run failed, naming the failed units, when a unit was dead-lettered', async () => {
