@@ -87,6 +87,8 @@ export interface RecommendBenchResult {
     readonly workGreedy: ShardFigures;
     readonly workContiguous: ShardFigures;
     readonly naiveByUserCount: ShardFigures;
+    /** max/mean actual cost at more shards (a larger fleet): work-based greedy vs naive. */
+    readonly sweep: readonly { shards: number; workGreedy: number; naiveByUserCount: number }[];
     /** Estimated vs actual cost per shard of the greedy plan (actual / estimated, min and max). */
     readonly estimateRatio: { readonly min: number; readonly max: number };
   };
@@ -190,6 +192,11 @@ export async function runRecommendBench(): Promise<RecommendBenchResult> {
         workGreedy: greedy,
         workContiguous: figures(planWorkShards(full.work, shardCount, 'contiguous')),
         naiveByUserCount: figures(planNaiveShards(full.work, shardCount)),
+        sweep: [128, 512, 2048].map((shards) => ({
+          shards,
+          workGreedy: figures(planWorkShards(full.work, shards, 'greedy')).maxOverMean,
+          naiveByUserCount: figures(planNaiveShards(full.work, shards)).maxOverMean,
+        })),
         estimateRatio: { min: round(Math.min(...ratios)), max: round(Math.max(...ratios)) },
       },
       quality: { ...quality, recallOverPopularity, holdoutFraction: settings.evaluation.holdoutFraction },
