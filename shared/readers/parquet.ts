@@ -115,70 +115,103 @@ export async function* parquetRecords(
   slice: SourceSlice,
   fields: RecordFields,
 ): AsyncGenerator<SourceRecord> {
-  const reject = (reason: string, line: number, byteOffset: number): RejectRecord => ({
-    kind: 'reject',
-    reason,
-    line,
-    byteOffset,
-    excerpt: '',
-  });
   if (slice.compression !== 'none') {
-    yield reject('gzip-compressed Parquet is not supported: Parquet compresses its own pages', 0, 0);
+    yield parquetReject('gzip-compressed Parquet is not supported: Parquet compresses its own pages', 0, 0);
     return;
   }
+  const opened = await openParquet(store, slice, fields);
+  if ('kind' in opened) {
+    yield opened;
+    return;
+  }
+  for (const group of opened.layout.rowGroups) {
+    if (group.start < slice.byteStart || group.start >= slice.byteEnd || group.rows === 0) continue;
+    const rows = await readRowGroup(opened, group);
+    if (!Array.isArray(rows)) {
+      yield rows;
+      continue;
+    }
+    for (let i = 0; i < rows.length; i += 1)
+      yield rowRecord(rows[i]!, fields, slice.key, group.firstRow + i + 1, group.start);
+  }
+}
+
+function parquetReject(reason: string, line: number, byteOffset: number): RejectRecord {
+  return { kind: 'reject', reason, line, byteOffset, excerpt: '' };
+}
+
+/** The object changed under the read: not a fault of the data, the unit must fail. */
+function isObjectChange(error: unknown): boolean {
+  return error instanceof ObjectChanged || error instanceof ObjectRangeError;
+}
+
+/** A Parquet file open for reading the pipeline's columns (those the file has). */
+interface OpenParquet {
+  readonly layout: ParquetLayout;
+  readonly file: AsyncBuffer;
+  readonly columns: readonly string[];
+}
+
+/** Reads the file's layout; a file that is not Parquet is one reject. */
+async function openParquet(
+  store: ObjectStore,
+  slice: SourceSlice,
+  fields: RecordFields,
+): Promise<OpenParquet | RejectRecord> {
   const size = (await store.head(slice.key))?.size ?? slice.byteEnd;
   let layout: ParquetLayout;
   try {
     layout = await readParquetLayout(store, slice.key, size, fields.textField, slice.version);
   } catch (error) {
-    if (error instanceof ObjectChanged || error instanceof ObjectRangeError) throw error;
-    yield reject(`not a readable Parquet file: ${(error as Error).message}`, 0, 0);
-    return;
+    if (isObjectChange(error)) throw error;
+    return parquetReject(`not a readable Parquet file: ${(error as Error).message}`, 0, 0);
   }
   const file = objectAsyncBuffer(store, slice.key, size, slice.version);
   const present = new Set(layout.columns);
   const columns = [...new Set([fields.idField, fields.textField, ...fields.metadataFields])].filter((c) =>
     present.has(c),
   );
-  for (const group of layout.rowGroups) {
-    if (group.start < slice.byteStart || group.start >= slice.byteEnd || group.rows === 0) continue;
-    let rows: Record<string, unknown>[];
-    try {
-      rows =
-        columns.length === 0
-          ? Array.from({ length: group.rows }, () => ({}))
-          : await parquetReadObjects({
-              file,
-              metadata: layout.metadata,
-              columns,
-              rowStart: group.firstRow,
-              rowEnd: group.firstRow + group.rows,
-            });
-    } catch (error) {
-      // The object changed under the read: not a fault of the data, the unit must fail.
-      if (error instanceof ObjectChanged || error instanceof ObjectRangeError) throw error;
-      yield reject(
-        `Parquet row group ${group.index} (rows ${group.firstRow + 1}-${group.firstRow + group.rows}) could not be read: ${(error as Error).message}`,
-        group.firstRow + 1,
-        group.start,
-      );
-      continue;
-    }
-    for (let i = 0; i < rows.length; i += 1) {
-      const row = rows[i]!;
-      const line = group.firstRow + i + 1;
-      const text = row[fields.textField];
-      if (typeof text === 'string') {
-        const bytes = Buffer.byteLength(text);
-        if (bytes > fields.maxRecordBytes) {
-          yield {
-            ...reject(overLimitReason(bytes, fields.maxRecordBytes), line, group.start),
-            excerpt: text.slice(0, EXCERPT_CHARS),
-          };
-          continue;
-        }
-      }
-      yield toSourceRecord(row, fields, slice.key, line, group.start, excerptOfRow(row));
-    }
+  return { layout, file, columns };
+}
+
+/** One row group's rows (empty objects when none of the columns is present), or one reject naming its rows. */
+async function readRowGroup(
+  { layout, file, columns }: OpenParquet,
+  group: ParquetRowGroup,
+): Promise<Record<string, unknown>[] | RejectRecord> {
+  if (columns.length === 0) return Array.from({ length: group.rows }, () => ({}));
+  try {
+    return await parquetReadObjects({
+      file,
+      metadata: layout.metadata,
+      columns: [...columns],
+      rowStart: group.firstRow,
+      rowEnd: group.firstRow + group.rows,
+    });
+  } catch (error) {
+    if (isObjectChange(error)) throw error;
+    const rows = `rows ${group.firstRow + 1}-${group.firstRow + group.rows}`;
+    const reason = `Parquet row group ${group.index} (${rows}) could not be read: ${(error as Error).message}`;
+    return parquetReject(reason, group.firstRow + 1, group.start);
   }
+}
+
+/** A row as a document, or a reject when its text is over the record limit. */
+function rowRecord(
+  row: Record<string, unknown>,
+  fields: RecordFields,
+  sourceKey: string,
+  line: number,
+  byteOffset: number,
+): SourceRecord {
+  const text = row[fields.textField];
+  if (typeof text === 'string') {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > fields.maxRecordBytes)
+      return {
+        ...parquetReject(overLimitReason(bytes, fields.maxRecordBytes), line, byteOffset),
+        excerpt: text.slice(0, EXCERPT_CHARS),
+      };
+  }
+  return toSourceRecord(row, fields, sourceKey, line, byteOffset, excerptOfRow(row));
 }
