@@ -55,6 +55,34 @@ ORDER BY score DESC, chunk_id
 LIMIT ${query.k}`;
 }
 
+/** A float as a Trino DOUBLE literal (`1.5E-2`: a plain `0.015` would be a DECIMAL in Trino). */
+function trinoDouble(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`the query vector holds ${value}: not a finite number`);
+  return value.toExponential().toUpperCase().replace('E+', 'E');
+}
+
+/**
+ * Athena (Trino): the same scan with Trino's array functions, since Athena has no cosine
+ * of two arrays: the dot product by `zip_with` and `reduce`, over the chunk's norm times the
+ * query's. Chunks are those of the query's dimension, not of a named model: a deployed
+ * pipeline's `model` column records the model its endpoint serves (context
+ * `sluice:hfModelId`), which the command line does not know.
+ */
+export function nearestChunksAthenaSql(query: Omit<NearestChunksQuery, 'model'>): string {
+  if (!Number.isInteger(query.k) || query.k < 1 || query.k > MAX_K)
+    throw new RangeError(`k must be an integer from 1 to ${MAX_K}, got ${query.k}`);
+  const norm = Math.hypot(...query.vector);
+  if (norm === 0) throw new RangeError('the query vector is all zeros: it has no direction to compare');
+  const vector = `ARRAY[${query.vector.map(trinoDouble).join(', ')}]`;
+  return `SELECT doc_id, chunk_id, chunk_index, chunk_text, source_key, run_id, model,
+  reduce(zip_with(embedding, ${vector}, (a, b) -> a * b), 0.0E0, (s, x) -> s + x, s -> s)
+    / (sqrt(reduce(embedding, 0.0E0, (s, x) -> s + x * x, s -> s)) * ${trinoDouble(norm)}) AS score
+FROM embeddings_current
+WHERE pipeline = ${sqlString(query.pipeline)} AND cardinality(embedding) = ${query.vector.length}
+ORDER BY score DESC, chunk_id
+LIMIT ${query.k}`;
+}
+
 /** The models of a pipeline's current chunks and how many each embedded (to explain an empty search). */
 export function currentModelsSql(pipeline: string): string {
   return `SELECT model, count(*) AS chunks FROM embeddings_current WHERE pipeline = ${sqlString(pipeline)} GROUP BY model ORDER BY chunks DESC`;
