@@ -40,14 +40,17 @@ summary).
   {
     name: 'search',
     synopsis: `"TEXT" --pipeline NAME [-k N] [--home DIR] [--pipelines DIR]
-      [--endpoint-url URL | --model-dir DIR] [--json]`,
+      [--endpoint-url URL | --model-dir DIR] [--json]
+      | "TEXT" --pipeline NAME --deployed [--stack NAME] [-k N] [--timeout S] [--json]`,
     description: `Embeds TEXT with the pipeline's model, as sluice run calls it, and prints the k nearest
 chunks of embeddings_current (the latest version of every live document) by cosine: document
 id, score, chunk and an excerpt. An exact scan in DuckDB (docs/search.md).
   -k N                  results (default 10, at most 1000)
   --endpoint-url URL    embed at a running server (give what the run was given)
   --model-dir DIR       embed with an ONNX sentence-transformer folder (likewise)
-  --json                the results as one JSON array, each chunk's whole text included`,
+  --json                the results as one JSON array, each chunk's whole text included
+  --deployed            embed at the stack's endpoint and search its Athena view instead
+                        (--stack NAME, default $SLUICE_STACK, else Sluice; --timeout S, 300)`,
     load: async () => (await import('./commands/search.ts')).searchCommand,
   },
   {
