@@ -71,64 +71,25 @@ export class S3ObjectStore implements ObjectStore {
   ): AsyncIterable<Uint8Array> {
     if (end !== undefined && end <= start) return;
     const range = end === undefined ? `bytes=${start}-` : `bytes=${start}-${end - 1}`;
-    const where = `s3://${this.bucket}/${key}`;
+    const read: RangeRead = {
+      key,
+      where: `s3://${this.bucket}/${key}`,
+      start,
+      end,
+      version: options.version,
+    };
     const pin = pinOf(options.version);
-    let body: unknown;
-    let length: number | undefined;
+    let out: { Body?: unknown; ContentLength?: number | undefined };
     try {
-      const out = await this.client.send(
+      out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, ...pin }),
       );
-      body = out.Body;
-      length = out.ContentLength;
     } catch (error) {
-      if (isAwsError(error, 'PreconditionFailed') || httpStatusOf(error) === 412) {
-        throw new ObjectChanged(
-          key,
-          `${where} changed since the run was planned (ETag is no longer ${pin.IfMatch})`,
-          {
-            cause: error,
-          },
-        );
-      }
-      if (isAwsError(error, 'InvalidRange') || httpStatusOf(error) === 416) {
-        if (start === 0 && end === undefined) return; // an empty object
-        throw new ObjectRangeError(
-          `${where}: bytes [${start}, ${end ?? 'end'}) start past the end of the object`,
-          {
-            cause: error,
-          },
-        );
-      }
-      if (isAwsError(error, 'NoSuchVersion') || (options.version !== undefined && isNotFound(error))) {
-        throw new ObjectChanged(key, `${where} was deleted since the run was planned (${options.version})`, {
-          cause: error,
-        });
-      }
-      if (isNotFound(error)) {
-        throw new InputError(`${where} does not exist`, { cause: error });
-      }
-      throw error;
+      const failure = rangeReadFailure(error, read, pin.IfMatch);
+      if (failure === 'empty object') return;
+      throw failure;
     }
-    if (end !== undefined && length !== undefined && length < end - start) {
-      // Drain nothing: destroying the body frees the socket.
-      (body as { destroy?: () => void } | undefined)?.destroy?.();
-      throw new ObjectRangeError(
-        `${where}: bytes [${start}, ${end}) reach past the end of the object (${length} bytes from ${start})`,
-      );
-    }
-    if (body === undefined || body === null) return;
-    // In Node the body is an http.IncomingMessage (a Readable); `for await` destroys it when
-    // the consumer stops early, so an abandoned range does not leak the socket.
-    let received = 0;
-    for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
-      const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
-      received += bytes.byteLength;
-      yield bytes;
-    }
-    if (length !== undefined && received < length) {
-      throw new ObjectRangeError(`${where}: the body ended after ${received} of ${length} bytes`);
-    }
+    yield* checkedBody(out.Body, out.ContentLength, read);
   }
 
   async put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
@@ -186,6 +147,78 @@ export class S3ObjectStore implements ObjectStore {
 }
 
 /** The GetObject parameters that read exactly a pinned version (see {@link S3ObjectStore.head}). */
+/** One `readRange` call, as its errors name it. */
+interface RangeRead {
+  readonly key: string;
+  /** `s3://bucket/key` */
+  readonly where: string;
+  readonly start: number;
+  readonly end: number | undefined;
+  readonly version: string | undefined;
+}
+
+/**
+ * What a failed GetObject of a range means: the pinned object changed or was deleted, the
+ * range starts past the end (or the object is empty, for `readRange(key, 0)`), the key
+ * does not exist; anything else is thrown as it came.
+ */
+function rangeReadFailure(error: unknown, read: RangeRead, ifMatch: string | undefined): unknown {
+  const { key, where, start, end, version } = read;
+  if (isAwsError(error, 'PreconditionFailed') || httpStatusOf(error) === 412)
+    return new ObjectChanged(
+      key,
+      `${where} changed since the run was planned (ETag is no longer ${ifMatch})`,
+      {
+        cause: error,
+      },
+    );
+  if (isAwsError(error, 'InvalidRange') || httpStatusOf(error) === 416) {
+    if (start === 0 && end === undefined) return 'empty object';
+    return new ObjectRangeError(
+      `${where}: bytes [${start}, ${end ?? 'end'}) start past the end of the object`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (isAwsError(error, 'NoSuchVersion') || (version !== undefined && isNotFound(error)))
+    return new ObjectChanged(key, `${where} was deleted since the run was planned (${version})`, {
+      cause: error,
+    });
+  if (isNotFound(error)) return new InputError(`${where} does not exist`, { cause: error });
+  return error;
+}
+
+/**
+ * Yields a GetObject body chunk by chunk, failing when it is shorter than the range asked
+ * for (S3 answers an end past the object with fewer bytes) or than its own length.
+ */
+async function* checkedBody(
+  body: unknown,
+  length: number | undefined,
+  read: RangeRead,
+): AsyncGenerator<Uint8Array> {
+  const { where, start, end } = read;
+  if (end !== undefined && length !== undefined && length < end - start) {
+    // Drain nothing: destroying the body frees the socket.
+    (body as { destroy?: () => void } | undefined)?.destroy?.();
+    throw new ObjectRangeError(
+      `${where}: bytes [${start}, ${end}) reach past the end of the object (${length} bytes from ${start})`,
+    );
+  }
+  if (body === undefined || body === null) return;
+  // In Node the body is an http.IncomingMessage (a Readable); `for await` destroys it when
+  // the consumer stops early, so an abandoned range does not leak the socket.
+  let received = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+    const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
+    received += bytes.byteLength;
+    yield bytes;
+  }
+  if (length !== undefined && received < length)
+    throw new ObjectRangeError(`${where}: the body ended after ${received} of ${length} bytes`);
+}
+
 function pinOf(version: string | undefined): { VersionId?: string; IfMatch?: string } {
   if (version === undefined) return {};
   if (version.startsWith('v:')) return { VersionId: version.slice(2) };
