@@ -1,9 +1,10 @@
-import { AthenaClient, GetWorkGroupCommand } from '@aws-sdk/client-athena';
+import { AthenaClient } from '@aws-sdk/client-athena';
 import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
 import { runAthenaQuery } from '../../shared/adapters/aws/athena-query.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SluiceError } from '../../shared/errors/errors.ts';
 import { runDateOf } from '../../shared/output/keys.ts';
+import { dataBucketOf } from '../deployed/deployed-bucket.ts';
 import type { DeployedTarget } from '../deployed/deployed-target.ts';
 import { UsageError } from '../usage.ts';
 import { CURRENT_RUNS_SQL, runRef } from './current-runs.ts';
@@ -105,18 +106,6 @@ export async function collectDeployedGarbage(
     runs: decisions,
     bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned,
   };
-}
-
-/** The data bucket, read from the workgroup's enforced result location (`s3://<bucket>/athena-results/`). */
-async function dataBucketOf(athena: AthenaClient, workGroup: string): Promise<string> {
-  const out = await athena.send(new GetWorkGroupCommand({ WorkGroup: workGroup }));
-  const location = out.WorkGroup?.Configuration?.ResultConfiguration?.OutputLocation ?? '';
-  const bucket = /^s3:\/\/([^/]+)\//.exec(location)?.[1];
-  if (!bucket)
-    throw new UsageError(
-      `workgroup ${workGroup} has no s3:// result location (${location || 'none'}) to find the data bucket by`,
-    );
-  return bucket;
 }
 
 async function objectsOf(store: S3ObjectStore, run: RetainedRun): Promise<{ key: string; size: number }[]> {
