@@ -94,13 +94,37 @@ const DEFAULT_CATALOG = 'AwsDataCatalog';
  * is dropped; DDL and utility statements (SHOW, DESCRIBE) have no such row.
  */
 export async function runAthenaQuery(sql: string, options: AthenaQueryOptions): Promise<AthenaQueryResult> {
-  const sleep = options.sleep ?? realSleep;
-  const now = options.now ?? Date.now;
-  const maxRows = options.maxRows ?? 1000;
-  const timeoutMs = options.timeoutMs ?? 300_000;
-  const maxPollMs = options.maxPollMs ?? 5000;
   const where = `workgroup ${options.workGroup}`;
+  const id = await startQuery(sql, options, where);
+  const execution = await waitForFinalState(id, options, {
+    sleep: options.sleep ?? realSleep,
+    now: options.now ?? Date.now,
+    timeoutMs: options.timeoutMs ?? 300_000,
+    maxPollMs: options.maxPollMs ?? 5000,
+    where,
+  });
+  assertSucceeded(execution, id, where);
+  const statementType = execution.StatementType;
+  const maxRows = options.maxRows ?? 1000;
+  const { columns, rows, truncated } = await readResults(
+    id,
+    options.athena,
+    maxRows,
+    statementType === 'DML',
+  );
+  return {
+    queryExecutionId: id,
+    columns,
+    rows,
+    truncated,
+    bytesScanned: execution.Statistics?.DataScannedInBytes ?? 0,
+    executionMillis: execution.Statistics?.TotalExecutionTimeInMillis,
+    statementType,
+  };
+}
 
+/** StartQueryExecution in the workgroup and database; its query execution id. */
+async function startQuery(sql: string, options: AthenaQueryOptions, where: string): Promise<string> {
   let id: string | undefined;
   try {
     const started = await options.athena.send(
@@ -125,35 +149,20 @@ export async function runAthenaQuery(sql: string, options: AthenaQueryOptions): 
       undefined,
       undefined,
     );
+  return id;
+}
 
-  const execution = await waitForFinalState(id, options, { sleep, now, timeoutMs, maxPollMs, where });
+/** A query that ended FAILED or CANCELLED is one line with Athena's reason. */
+function assertSucceeded(execution: QueryExecution, id: string, where: string): void {
   const state = execution.Status?.State;
-  if (state !== 'SUCCEEDED') {
-    const reason =
-      execution.Status?.StateChangeReason ?? execution.Status?.AthenaError?.ErrorMessage ?? 'no reason given';
-    throw new AthenaQueryFailed(
-      `Athena query ${id} ${state === 'CANCELLED' ? 'was cancelled' : 'failed'} in ${where}: ${firstLine(reason)}`,
-      id,
-      state,
-    );
-  }
-
-  const statementType = execution.StatementType;
-  const { columns, rows, truncated } = await readResults(
+  if (state === 'SUCCEEDED') return;
+  const reason =
+    execution.Status?.StateChangeReason ?? execution.Status?.AthenaError?.ErrorMessage ?? 'no reason given';
+  throw new AthenaQueryFailed(
+    `Athena query ${id} ${state === 'CANCELLED' ? 'was cancelled' : 'failed'} in ${where}: ${firstLine(reason)}`,
     id,
-    options.athena,
-    maxRows,
-    statementType === 'DML',
+    state,
   );
-  return {
-    queryExecutionId: id,
-    columns,
-    rows,
-    truncated,
-    bytesScanned: execution.Statistics?.DataScannedInBytes ?? 0,
-    executionMillis: execution.Statistics?.TotalExecutionTimeInMillis,
-    statementType,
-  };
 }
 
 async function waitForFinalState(
