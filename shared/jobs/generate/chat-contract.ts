@@ -11,7 +11,9 @@ import { SluiceError } from '../../errors/errors.ts';
  *   1.4.0: https://huggingface.co/docs/text-generation-inference/messages_api and
  *   https://huggingface.co/docs/text-generation-inference/reference/api_reference
  *   (request `model`, `messages`, `max_tokens`, `stream`; on SageMaker the same body is
- *   posted to the endpoint).
+ *   posted to the endpoint). On SageMaker the TGI container (the Hugging Face LLM DLC,
+ *   image `huggingface-pytorch-tgi-inference`) takes this body on `/invocations` when the
+ *   model's environment sets `MESSAGES_API_ENABLED=true`; the endpoint construct must set it.
  * - LMI (DJL Serving, vLLM backend) "Chat Completions API Schema":
  *   https://docs.djl.ai/docs/serving/serving/docs/lmi/user_guides/chat_input_output_schema.html
  *   "On SageMaker, Chat Completions API schema is supported with the /invocations endpoint
