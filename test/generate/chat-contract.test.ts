@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type ChatMessage,
@@ -153,6 +154,27 @@ describe('promptFingerprint', () => {
 });
 
 describe('canonicalJson', () => {
+  it('gives the same text for objects that differ only in key order', () => {
+    const shuffled = (value: unknown): unknown => {
+      if (Array.isArray(value)) return value.map(shuffled);
+      if (value !== null && typeof value === 'object') {
+        const entries = Object.entries(value).reverse();
+        return Object.fromEntries(entries.map(([k, v]) => [k, shuffled(v)]));
+      }
+      return value;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(canonicalJson(shuffled(value))).toBe(canonicalJson(value));
+        expect(JSON.parse(canonicalJson(value))).toEqual(JSON.parse(JSON.stringify(value)));
+      }),
+    );
+  });
+
+  it('keeps a member named __proto__', () => {
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"x":1}}'))).toBe('{"__proto__":{"x":1},"b":1}');
+  });
+
   it('sorts keys at every depth and drops undefined members', () => {
     expect(canonicalJson({ b: 1, a: { d: [{ z: 1, y: 2 }], c: undefined } })).toBe(
       '{"a":{"d":[{"y":2,"z":1}]},"b":1}',

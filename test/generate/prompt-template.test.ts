@@ -58,6 +58,20 @@ describe('compilePromptTemplate', () => {
     expect(!rendered.ok && rendered.reason).toBe('missing template field "customer.name"');
   });
 
+  it('lets a template test an optional field with if or default, still rejecting a bare one', () => {
+    const template = compilePromptTemplate('p', {
+      user: '{% if nick %}({{ nick }}) {% endif %}{{ nick | default: name }}',
+    });
+    const content = (fields: Record<string, unknown>) => {
+      const rendered = template.render(fields);
+      return rendered.ok ? rendered.messages[0]?.content : rendered.reason;
+    };
+    expect(content({ name: 'Ana' })).toBe('Ana');
+    expect(content({ name: 'Ana', nick: null })).toBe('Ana');
+    expect(content({ name: 'Ana', nick: 'A' })).toBe('(A) A');
+    expect(content({})).toBe('missing template field "name"');
+  });
+
   it('does not read inherited properties of a field', () => {
     const template = compilePromptTemplate('p', { user: '{{ text.constructor }}' });
     expect(template.render({ text: {} }).ok).toBe(false);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../shared/errors/errors.ts';
 import type { ChatAnswer, ChatMessage } from '../../shared/jobs/generate/chat-contract.ts';
@@ -94,6 +95,22 @@ describe('stripJsonFence', () => {
   it('does not strip a fence that is only part of the answer', () => {
     const answer = 'Here you go:\n```json\n{"a":1}\n```';
     expect(stripJsonFence(answer)).toBe(answer);
+  });
+  it('reads any JSON value the same with or without a fence, however it is indented', () => {
+    const anything = compileOutputSchema('p', {});
+    fc.assert(
+      fc.property(
+        fc.jsonValue(),
+        fc.constantFrom(undefined, 2),
+        fc.constantFrom('json', ''),
+        (value, indent, tag) => {
+          const text = JSON.stringify(value, null, indent);
+          const plain = anything.check(text);
+          expect(plain.ok).toBe(true);
+          expect(anything.check(`\`\`\`${tag}\n${text}\n\`\`\``)).toEqual(plain);
+        },
+      ),
+    );
   });
 });
 

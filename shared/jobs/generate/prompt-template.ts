@@ -31,6 +31,9 @@ function promptEngine(): Liquid {
   const engine = new Liquid({
     strictVariables: true,
     strictFilters: true,
+    // An optional field must be said so in the template: `{% if nickname %}` or
+    // `{{ nickname | default: name }}` may test a missing field; a bare `{{ nickname }}` may not.
+    lenientIf: true,
     ownPropertyOnly: true,
     root: [],
     partials: [],
