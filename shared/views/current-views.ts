@@ -71,6 +71,13 @@ const SCORES_COLUMNS = columnsOf('scores');
  *    re-dropped) is taken from the one written last. Within a run a document id is in one
  *    source only (finalize's duplicate-id rule), so `rank()` keeps all chunks of that one
  *    version and nothing else.
+ *
+ * Steps 1-3 run on narrow key columns only (pipeline, doc_id, run_id, source_key: one row
+ * per document version, no vector or text), and the chunks of each current version are
+ * then joined in: a query that names a few columns (`sluice search`'s cosine) reads the
+ * wide columns once, and no window sorts them. All key columns are required (non-null) in
+ * `embeddings`, so the equality join keeps exactly the rows `rank() = 1` over the chunks
+ * themselves would keep.
  */
 const EMBEDDINGS_CURRENT_SQL = `WITH source_verdicts AS (
   SELECT s.pipeline, s.source_key, s.run_id, s.status, s.started_at
@@ -90,16 +97,23 @@ latest_verdicts AS (
     row_number() OVER (PARTITION BY pipeline, source_key ORDER BY started_at DESC, run_id DESC) AS verdict_rank
   FROM source_verdicts
 ),
-live_chunks AS (
-  SELECT ${listed('e', EMBEDDINGS_COLUMNS)},
-    rank() OVER (PARTITION BY e.pipeline, e.doc_id ORDER BY v.started_at DESC, e.run_id DESC, e.source_key DESC) AS version_rank
-  FROM embeddings e
-  JOIN latest_verdicts v ON v.pipeline = e.pipeline AND v.source_key = e.source_key AND v.run_id = e.run_id
-  WHERE v.verdict_rank = 1 AND v.status = 'read'
+live_versions AS (
+  SELECT d.pipeline, d.doc_id, d.run_id, d.source_key,
+    rank() OVER (PARTITION BY d.pipeline, d.doc_id ORDER BY d.started_at DESC, d.run_id DESC, d.source_key DESC) AS version_rank
+  FROM (
+    SELECT DISTINCT e.pipeline, e.doc_id, e.run_id, e.source_key, v.started_at
+    FROM embeddings e
+    JOIN latest_verdicts v ON v.pipeline = e.pipeline AND v.source_key = e.source_key AND v.run_id = e.run_id
+    WHERE v.verdict_rank = 1 AND v.status = 'read'
+  ) d
+),
+current_versions AS (
+  SELECT pipeline, doc_id, run_id, source_key FROM live_versions WHERE version_rank = 1
 )
-SELECT ${listed('c', EMBEDDINGS_COLUMNS)}
-FROM live_chunks c
-WHERE c.version_rank = 1`;
+SELECT ${listed('e', EMBEDDINGS_COLUMNS)}
+FROM embeddings e
+JOIN current_versions c
+  ON c.pipeline = e.pipeline AND c.doc_id = e.doc_id AND c.run_id = e.run_id AND c.source_key = e.source_key`;
 
 /**
  * The latest score of every record id per pipeline: the row of the finalized run (one
