@@ -17,6 +17,7 @@ import {
   stripBom,
   toSourceRecord,
 } from './record-rules.ts';
+import type { ScannedRecord } from './record-scanner.ts';
 import type { RecordFields, RejectRecord, SourceRecord, SourceSlice } from './source-record.ts';
 
 // The record types live in their own module so that the readers they describe (parquet,
@@ -86,46 +87,48 @@ async function* jsonlRecords(
     line += 1;
     cursor.line = line + 1;
     cursor.offset = raw.next;
-    const reject = (reason: string): SourceRecord => ({
-      kind: 'reject',
-      reason,
-      line,
-      byteOffset: raw.offset,
-      excerpt: excerptOf(raw.bytes),
-    });
-    if (raw.truncated) {
-      yield reject(overLimitReason(raw.length, fields.maxRecordBytes));
-      continue;
-    }
-    const text = decodeUtf8(raw.bytes);
-    if (text === undefined) {
-      yield reject('invalid UTF-8');
-      continue;
-    }
-    const body = line === 1 ? stripBom(text) : text;
-    if (body.trim().length === 0) continue; // a blank line is not a record
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch (error) {
-      yield reject(`malformed JSON: ${(error as Error).message}`);
-      continue;
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      yield reject(
-        `not a JSON object (got ${Array.isArray(parsed) ? 'array' : parsed === null ? 'null' : typeof parsed})`,
-      );
-      continue;
-    }
-    yield toSourceRecord(
-      parsed as Record<string, unknown>,
-      fields,
-      slice.key,
-      line,
-      raw.offset,
-      excerptOf(raw.bytes),
-    );
+    const record = jsonlRecord(raw, line, slice.key, fields);
+    if (record) yield record;
   }
+}
+
+/** A raw record as the readers scan it, before decoding. */
+type RawRecord = Pick<ScannedRecord, 'offset' | 'bytes' | 'truncated' | 'length'>;
+
+function rawReject(raw: RawRecord, line: number, reason: string): RejectRecord {
+  return { kind: 'reject', reason, line, byteOffset: raw.offset, excerpt: excerptOf(raw.bytes) };
+}
+
+/** One JSONL line as a document or a reject; undefined for a blank line, which is not a record. */
+export function jsonlRecord(
+  raw: RawRecord,
+  line: number,
+  sourceKey: string,
+  fields: RecordFields,
+): SourceRecord | undefined {
+  if (raw.truncated) return rawReject(raw, line, overLimitReason(raw.length, fields.maxRecordBytes));
+  const text = decodeUtf8(raw.bytes);
+  if (text === undefined) return rawReject(raw, line, 'invalid UTF-8');
+  const body = line === 1 ? stripBom(text) : text;
+  if (body.trim().length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch (error) {
+    return rawReject(raw, line, `malformed JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    const got = Array.isArray(parsed) ? 'array' : parsed === null ? 'null' : typeof parsed;
+    return rawReject(raw, line, `not a JSON object (got ${got})`);
+  }
+  return toSourceRecord(
+    parsed as Record<string, unknown>,
+    fields,
+    sourceKey,
+    line,
+    raw.offset,
+    excerptOf(raw.bytes),
+  );
 }
 
 async function* csvRecords(
@@ -145,49 +148,45 @@ async function* csvRecords(
   })) {
     cursor.line = raw.line + 1;
     cursor.offset = raw.next;
-    const reject = (reason: string): RejectRecord => ({
-      kind: 'reject',
-      reason,
-      line: raw.line,
-      byteOffset: raw.offset,
-      excerpt: excerptOf(raw.bytes),
-    });
-    if (raw.unterminated) {
-      yield reject('CSV record ends inside a quoted field');
-      continue;
-    }
-    if (raw.truncated) {
-      yield reject(overLimitReason(raw.length, fields.maxRecordBytes));
-      continue;
-    }
-    const decoded = decodeUtf8(raw.bytes);
-    if (decoded === undefined) {
-      yield reject('invalid UTF-8');
-      continue;
-    }
-    // A quoted field's CRLF reads as LF, as the record's own terminator does.
-    const text = (raw.offset === 0 ? stripBom(decoded) : decoded).replace(/\r\n/g, '\n');
-    const values = parseCsvRecord(text);
-    if (values === undefined) {
-      yield reject('CSV record ends inside a quoted field');
-      continue;
-    }
-    if (!header) {
-      header = values;
-      continue;
-    }
-    if (text.trim().length === 0) continue; // a blank line is not a record
-    const excerpt = text.slice(0, EXCERPT_CHARS);
-    if (values.length !== header.length) {
-      yield { ...reject(`CSV row has ${values.length} fields, the header has ${header.length}`), excerpt };
-      continue;
-    }
-    const row: Record<string, unknown> = {};
-    header.forEach((name, i) => {
-      row[name] = values[i];
-    });
-    yield toSourceRecord(row, fields, slice.key, raw.line, raw.offset, excerpt);
+    const read = csvRecord(raw, header, slice.key, fields);
+    if (read === undefined) continue;
+    if (read.kind === 'header') header = read.header;
+    else yield read;
   }
+}
+
+/**
+ * One CSV record: a document or a reject, the header when none is known yet, or undefined
+ * for a blank line.
+ */
+export function csvRecord(
+  raw: RawRecord & Pick<ScannedRecord, 'line' | 'unterminated'>,
+  header: readonly string[] | undefined,
+  sourceKey: string,
+  fields: RecordFields,
+): SourceRecord | { readonly kind: 'header'; readonly header: string[] } | undefined {
+  const { line } = raw;
+  if (raw.unterminated) return rawReject(raw, line, 'CSV record ends inside a quoted field');
+  if (raw.truncated) return rawReject(raw, line, overLimitReason(raw.length, fields.maxRecordBytes));
+  const decoded = decodeUtf8(raw.bytes);
+  if (decoded === undefined) return rawReject(raw, line, 'invalid UTF-8');
+  // A quoted field's CRLF reads as LF, as the record's own terminator does.
+  const text = (raw.offset === 0 ? stripBom(decoded) : decoded).replace(/\r\n/g, '\n');
+  const values = parseCsvRecord(text);
+  if (values === undefined) return rawReject(raw, line, 'CSV record ends inside a quoted field');
+  if (!header) return { kind: 'header', header: values };
+  if (text.trim().length === 0) return undefined;
+  const excerpt = text.slice(0, EXCERPT_CHARS);
+  if (values.length !== header.length)
+    return {
+      ...rawReject(raw, line, `CSV row has ${values.length} fields, the header has ${header.length}`),
+      excerpt,
+    };
+  const row: Record<string, unknown> = {};
+  header.forEach((name, i) => {
+    row[name] = values[i];
+  });
+  return toSourceRecord(row, fields, sourceKey, line, raw.offset, excerpt);
 }
 
 async function* textRecords(
