@@ -4,6 +4,7 @@ import {
   type ChatMessage,
   ChatResponseInvalid,
   canonicalJson,
+  chatCallOver,
   chatRequestOf,
   type GenerationParams,
   parseChatCompletion,
@@ -179,5 +180,35 @@ describe('canonicalJson', () => {
     expect(canonicalJson({ b: 1, a: { d: [{ z: 1, y: 2 }], c: undefined } })).toBe(
       '{"a":{"d":[{"y":2,"z":1}]},"b":1}',
     );
+  });
+});
+
+describe('chatCallOver', () => {
+  it('posts the wire body built from the model and parameters and parses the answer', async () => {
+    const posted: unknown[] = [];
+    const call = chatCallOver(
+      async (body) => {
+        posted.push(JSON.parse(body));
+        return JSON.stringify(completion());
+      },
+      'llama',
+      { ...params, seed: 3 },
+    );
+    const answer = await call(messages);
+    expect(posted).toEqual([
+      { model: 'llama', messages, max_tokens: 256, temperature: 0, top_p: 1, seed: 3 },
+    ]);
+    expect(answer.content).toBe('{"priority":"high"}');
+  });
+
+  it('throws ChatResponseInvalid for a body that is not a chat completion', async () => {
+    const call = chatCallOver(async () => '{"generated_text":"x"}', 'llama', params);
+    await expect(call(messages)).rejects.toThrow(ChatResponseInvalid);
+  });
+
+  it('lets a transport error through unchanged', async () => {
+    const failure = new Error('ThrottlingException');
+    const call = chatCallOver(async () => Promise.reject(failure), 'llama', params);
+    await expect(call(messages)).rejects.toBe(failure);
   });
 });

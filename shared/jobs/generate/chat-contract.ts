@@ -186,3 +186,21 @@ export function promptFingerprint(
   });
   return createHash('sha256').update(canonical).digest('hex');
 }
+
+/** Posts one JSON body and returns the response body as text (SageMaker InvokeEndpoint, HTTP). */
+export type InvokeJson = (body: string) => Promise<string>;
+
+/**
+ * A call function for {@link ChatMessage} lists over any transport that posts JSON: builds
+ * the request with the job's model and parameters, parses the answer. Transport errors
+ * (throttling, 5xx) propagate as the transport raised them; a body that is not a chat
+ * completion throws {@link ChatResponseInvalid}.
+ */
+export function chatCallOver(
+  invoke: InvokeJson,
+  model: string,
+  params: GenerationParams,
+): (messages: readonly ChatMessage[]) => Promise<ChatAnswer> {
+  return async (messages) =>
+    parseChatCompletionBody(await invoke(JSON.stringify(chatRequestOf(messages, model, params))));
+}
