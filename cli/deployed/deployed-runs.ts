@@ -14,6 +14,14 @@ let defaultDoc: DynamoDBDocumentClient | undefined;
  * index for the list, Query on the run's partition for its units. It only reads.
  */
 export function deployedRunReader(tableName: string, doc?: DynamoDBDocumentClient): RunReader {
+  return deployedRunStore(tableName, doc);
+}
+
+/**
+ * The deployed runs table as the whole RunStore port, for core code typed on the port
+ * (the run report's loader). The CLI calls only its reads on it.
+ */
+export function deployedRunStore(tableName: string, doc?: DynamoDBDocumentClient): RunStore {
   defaultDoc ??= DynamoDBDocumentClient.from(new DynamoDBClient({}));
   return new DynamoRunStore({ doc: doc ?? defaultDoc, tableName });
 }
