@@ -23,7 +23,8 @@ export function currentStageName<C extends PipelineConfig>(kind: JobKind<C>, run
 export function stageNamesOf<C extends PipelineConfig>(kind: JobKind<C>, run: RunState): readonly string[] {
   if (run.stages) return run.stages;
   const names = kind.stages.map((stage) => stage.name);
-  return names.slice(Math.max(0, names.indexOf(currentStageName(kind, run))));
+  // An older run began in the stage its `task` names, else in the one it is in.
+  return names.slice(Math.max(0, names.indexOf(run.task ?? currentStageName(kind, run))));
 }
 
 /** The stage after the run's current one, if any. */

@@ -103,12 +103,6 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
       'a scheduled run over a prefix under incoming/ pins the listed ETag (If-Match); this drive lists datasets/ only',
   },
   {
-    fn: 'finalize',
-    action: 's3:GetObjectVersion',
-    resource: '/incoming/*',
-    reason: 'a fit run started by a drop plans its scoring run over the dropped keys, read by VersionId',
-  },
-  {
     fn: '*',
     action: 's3:AbortMultipartUpload',
     reason: 'a part upload that fails or is abandoned is aborted (none fails in this drive)',
@@ -126,27 +120,15 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
   },
   {
     fn: 'finalize',
-    action: 's3:GetObject',
-    resource: '/incoming/*',
-    reason: 'a fit run started by a drop plans its scoring run over the dropped keys',
-  },
-  {
-    fn: 'finalize',
     action: 'sqs:SendMessage',
     resource: 'FinalizeQueue',
-    reason: 'a scoring run with no units asks for finalize at once',
+    reason: 'a score stage with no units asks for finalize at once',
   },
   {
     fn: 'work',
     action: 's3:GetObject',
     resource: '/results/*',
     reason: 'a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put)',
-  },
-  {
-    fn: 'finalize',
-    action: 's3:GetObject',
-    resource: '/results/*',
-    reason: "restores a finished run's missing summary files (head of its runs row)",
   },
   {
     fn: 'dead-letter',
@@ -638,12 +620,11 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['dead-letter', 'dynamodb:UpdateItem', ':table/'],
       ['dead-letter', 's3:GetObject', '/results/'],
       ['dead-letter', 'sqs:SendMessage', queueName(queues.finalize.queue)],
-      // Score: a fit run, whose finalize stores the statistics and plans the scoring run.
+      // Score: a run's fit stage, whose finalize stores the statistics and sends the score stage's units.
       ['plan', 's3:GetObject', '/models/credit-risk/feature-stats.json'],
       ['work', 's3:GetObject', '/models/credit-risk/occupation-embedding.json'],
       ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-credit-risk'],
       ['finalize', 's3:PutObject', '/models/credit-risk/feature-stats.json'],
-      ['finalize', 's3:GetObject', '/datasets/customers/'],
       ['finalize', 'sqs:SendMessage', queueName(queues.work.queue)],
       // Run-scoped capacity: plan raises the copies; the sweeper reads leases and scales in.
       [

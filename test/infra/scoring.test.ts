@@ -253,14 +253,10 @@ describe('Functions with a score pipeline', () => {
       '/staging/*',
     ]);
     expect(prefixes(work, 's3:PutObject')).toEqual(['/results/*', '/runs/*']);
-    // finalize: reads the inputs it plans, writes the fitted statistics; never deletes them.
-    expect(prefixes(finalize, 's3:GetObject')).toEqual([
-      '/datasets/*',
-      '/incoming/*',
-      '/results/*',
-      '/runs/*',
-    ]);
-    expect(prefixes(finalize, 's3:PutObject')).toEqual(['/models/*', '/results/*', '/runs/*', '/staging/*']);
+    // finalize: writes the fitted statistics at the end of the fit stage and plans the score
+    // stage from the fit stage's units, so it reads no input; never deletes anything.
+    expect(prefixes(finalize, 's3:GetObject')).toEqual(['/results/*', '/runs/*']);
+    expect(prefixes(finalize, 's3:PutObject')).toEqual(['/models/*', '/results/*', '/runs/*']);
     // No function deletes an object: the ObjectStore port has no delete.
     for (const fn of [plan, work, finalize]) expect(prefixes(fn, 's3:DeleteObject*')).toEqual([]);
   });
