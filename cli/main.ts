@@ -94,11 +94,15 @@ with the model it ran with.
   },
   {
     name: 'report',
-    synopsis: 'RUN_ID [--home DIR] [--out FILE]',
+    synopsis: `RUN_ID [--home DIR] [--out FILE]
+      | RUN_ID --deployed [--stack NAME] [--runs-table NAME] [--out FILE]`,
     description: `Writes the run's report: one HTML file with its charts (unit cost estimated vs measured,
 units across workers over time, throughput, batch padding, endpoint latency and throttles,
 rejects by reason, cost), Chart.js inline, so it opens offline. Prints the file's path.
-  --out FILE   where to write it (default: beside the run's summary.json in <home>/bucket/runs/)`,
+  --out FILE   where to write it (default: beside the run's summary.json in <home>/bucket/runs/)
+  --deployed   fetch the report the stack's finalize wrote (built from the runs table and the
+               bucket where it is missing) to --out, default ./RUN_ID-report.html
+               (docs/deployed-cli.md; --runs-table NAME, default $SLUICE_RUNS_TABLE)`,
     load: async () => (await import('./commands/report.ts')).reportCommand,
   },
   {
