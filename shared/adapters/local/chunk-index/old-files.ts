@@ -101,57 +101,79 @@ async function namedDataLog(
  * its manifest names, else the one its key file names, else the newest generation.
  */
 export async function findOldFiles(dir: string): Promise<OldPipelineFiles[]> {
-  let names: string[];
+  const names = await fileNames(dir);
+  const found: OldPipelineFiles[] = [];
+  for (const [pipeline, group] of groupOldFiles(names)) found.push(await oldFilesOf(dir, pipeline, group));
+  return found;
+}
+
+/** The names in `dir`, none when it is missing or not a folder. */
+async function fileNames(dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir);
+    return await readdir(dir);
   } catch (error) {
     if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
     throw error;
   }
-  const byPipeline = new Map<string, { logs: { name: string; generation: number }[]; others: string[] }>();
-  const entry = (pipeline: string) => {
-    let found = byPipeline.get(pipeline);
-    if (!found) {
-      found = { logs: [], others: [] };
-      byPipeline.set(pipeline, found);
+}
+
+/** One pipeline's old files: its data logs by generation, and its other files. */
+export interface OldFileGroup {
+  readonly logs: { readonly name: string; readonly generation: number }[];
+  readonly others: string[];
+}
+
+/** Groups old file names by pipeline, in name order; names of no old file are left out. */
+export function groupOldFiles(names: readonly string[]): Map<string, OldFileGroup> {
+  const byPipeline = new Map<string, OldFileGroup>();
+  const groupOf = (pipeline: string): OldFileGroup => {
+    let group = byPipeline.get(pipeline);
+    if (!group) {
+      group = { logs: [], others: [] };
+      byPipeline.set(pipeline, group);
     }
-    return found;
+    return group;
   };
-  for (const name of names.sort()) {
+  for (const name of [...names].sort()) {
     const log = DATA_LOG.exec(name);
-    if (log) entry(log[1]!).logs.push({ name, generation: Number(log[2] ?? 0) });
+    if (log) groupOf(log[1]!).logs.push({ name, generation: Number(log[2] ?? 0) });
     else {
       const other = OTHER_FILE.exec(name);
-      if (other) entry(other[1]!).others.push(name);
+      if (other) groupOf(other[1]!).others.push(name);
     }
   }
-  const found: OldPipelineFiles[] = [];
-  for (const [pipeline, { logs, others }] of byPipeline) {
-    let dataLog = await namedDataLog(
-      dir,
-      pipeline,
-      path.join(dir, `${pipeline}.manifest`),
-      MANIFEST_FORMAT,
-      'manifest',
-    );
-    dataLog ??= await namedDataLog(
-      dir,
-      pipeline,
-      path.join(dir, `${pipeline}.keys`),
-      KEY_FILE_FORMAT,
-      'key file',
-    );
-    const newest = logs.reduce<(typeof logs)[number] | undefined>(
-      (best, log) => (!best || log.generation > best.generation ? log : best),
-      undefined,
-    );
-    dataLog ??= newest && path.join(dir, newest.name);
-    const files = [...others, ...logs.map((log) => log.name)]
-      .map((name) => path.join(dir, name))
-      .filter((file) => file !== dataLog);
-    found.push({ pipeline, dataLog, files: dataLog ? [...files, dataLog] : files });
-  }
-  return found;
+  return byPipeline;
+}
+
+/** A pipeline's files, its data log last: the one its manifest names, else its key file's, else the newest. */
+async function oldFilesOf(
+  dir: string,
+  pipeline: string,
+  { logs, others }: OldFileGroup,
+): Promise<OldPipelineFiles> {
+  let dataLog = await namedDataLog(
+    dir,
+    pipeline,
+    path.join(dir, `${pipeline}.manifest`),
+    MANIFEST_FORMAT,
+    'manifest',
+  );
+  dataLog ??= await namedDataLog(
+    dir,
+    pipeline,
+    path.join(dir, `${pipeline}.keys`),
+    KEY_FILE_FORMAT,
+    'key file',
+  );
+  const newest = logs.reduce<(typeof logs)[number] | undefined>(
+    (best, log) => (!best || log.generation > best.generation ? log : best),
+    undefined,
+  );
+  dataLog ??= newest && path.join(dir, newest.name);
+  const files = [...others, ...logs.map((log) => log.name)]
+    .map((name) => path.join(dir, name))
+    .filter((file) => file !== dataLog);
+  return { pipeline, dataLog, files: dataLog ? [...files, dataLog] : files };
 }
 
 /** The vector of an old record (base64 of its float32 bytes), or undefined when it is not one. */
