@@ -137,6 +137,24 @@ describe('sluice report --deployed', () => {
     expect(s3Mock).not.toHaveReceivedCommand(PutObjectCommand);
   });
 
+  it('builds the report of a run still running from its finished units, and says so', async () => {
+    dynamoMock.on(GetCommand).resolves({
+      Item: { ...runItem, status: 'running', finishedAt: undefined, doneUnits: 1 },
+    });
+    s3Mock.on(GetObjectCommand).rejects(noSuchKey());
+    const out = path.join(dir, 'running.html');
+
+    const result = await sluice('report', RUN_ID, '--deployed', '--runs-table', TABLE, '--out', out);
+
+    expect(result.code).toBe(0);
+    expect(result.err).toEqual([
+      `run ${RUN_ID} is still running (no s3://${BUCKET}/${REPORT_KEY} yet): built the report from the units finished so far`,
+    ]);
+    expect(await readFile(out, 'utf8')).toContain(`<h1>Run ${RUN_ID}</h1>`);
+    // A running run's summary.json is not looked for: only the report's key was asked.
+    expect(s3Mock).toHaveReceivedCommandTimes(GetObjectCommand, 1);
+  });
+
   it('says in one line, exit 2, that the runs table has no such run, before looking for the bucket', async () => {
     dynamoMock.on(GetCommand).resolves({});
 
