@@ -201,7 +201,16 @@ async function* textRecords(
     size += chunk.byteLength;
     if (size <= fields.maxRecordBytes) parts.push(Buffer.from(chunk));
   }
-  const bytes = Buffer.concat(parts);
+  yield textDocument(Buffer.concat(parts), size, slice.key, fields);
+}
+
+/** A whole plain text file (its first `maxRecordBytes` at most, of `size`) as one document, or one reject. */
+export function textDocument(
+  bytes: Buffer,
+  size: number,
+  sourceKey: string,
+  fields: RecordFields,
+): SourceRecord {
   const reject = (reason: string): SourceRecord => ({
     kind: 'reject',
     reason,
@@ -209,31 +218,18 @@ async function* textRecords(
     byteOffset: 0,
     excerpt: excerptOf(bytes),
   });
-  if (size > fields.maxRecordBytes) {
-    yield reject(`document is ${size} bytes, over the limit of ${fields.maxRecordBytes} bytes`);
-    return;
-  }
+  if (size > fields.maxRecordBytes)
+    return reject(`document is ${size} bytes, over the limit of ${fields.maxRecordBytes} bytes`);
   const text = decodeUtf8(bytes);
-  if (text === undefined) {
-    yield reject('invalid UTF-8');
-    return;
-  }
+  if (text === undefined) return reject('invalid UTF-8');
   const body = stripBom(text);
-  if (body.trim().length === 0) {
-    yield reject('empty document');
-    return;
-  }
-  if (holdsBinary(body)) {
-    yield reject('binary data (NUL bytes): not a text document');
-    return;
-  }
-  if (fields.shape === 'row') {
-    yield reject('a plain text file has no rows to score (use CSV, JSONL or Parquet)');
-    return;
-  }
-  yield {
+  if (body.trim().length === 0) return reject('empty document');
+  if (holdsBinary(body)) return reject('binary data (NUL bytes): not a text document');
+  if (fields.shape === 'row')
+    return reject('a plain text file has no rows to score (use CSV, JSONL or Parquet)');
+  return {
     kind: 'doc',
-    id: slice.key,
+    id: sourceKey,
     text: body,
     metadata: metadataOf({}, fields.metadataFields),
     line: 1,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { csvRecord, jsonlRecord } from '../../shared/readers/source-records.ts';
+import { csvRecord, jsonlRecord, textDocument } from '../../shared/readers/source-records.ts';
 import { FIELDS } from '../ingest/factories.ts';
 
 const raw = (text: string, over: { truncated?: boolean; length?: number; line?: number } = {}) => {
@@ -49,5 +49,16 @@ describe('decoding one CSV record', () => {
     expect(reason(csvRecord({ ...raw('"open'), unterminated: true }, ['id', 'text'], 'k', FIELDS))).toBe(
       'CSV record ends inside a quoted field',
     );
+  });
+});
+
+describe('decoding a plain text file', () => {
+  it('is one document named by its key, or one reject saying why not', () => {
+    const text = (body: string, size = Buffer.byteLength(body)) =>
+      textDocument(Buffer.from(body), size, 'notes/a.txt', FIELDS);
+    expect(text('\ufeffhello')).toMatchObject({ kind: 'doc', id: 'notes/a.txt', text: 'hello', line: 1 });
+    expect(reason(text('  \n'))).toBe('empty document');
+    expect(reason(text('a\u0000b'))).toBe('binary data (NUL bytes): not a text document');
+    expect(reason(text('abc', 5000))).toBe('document is 5000 bytes, over the limit of 1024 bytes');
   });
 });
