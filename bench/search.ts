@@ -19,7 +19,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { searchLocalChunks } from '../cli/commands/search.ts';
-import { nearestChunksDuckDbSql } from '../shared/views/nearest-chunks.ts';
+import { queryLocalTables } from '../cli/query/local-tables.ts';
+import { CURRENT_VIEWS } from '../shared/views/current-views.ts';
+import { nearestChunkOf, nearestChunksDuckDbSql } from '../shared/views/nearest-chunks.ts';
 
 const PIPELINE = 'bench';
 const MODEL = 'bench-model';
@@ -27,7 +29,7 @@ const DIMENSIONS = 384;
 const CHUNKS = 100_000;
 const CHUNKS_PER_DOC = 4;
 const SOURCES = 10;
-const QUERIES = 7;
+const QUERIES = 5;
 const K = 10;
 
 interface Latency {
@@ -40,10 +42,14 @@ interface Case {
   readonly runs: number;
   readonly rowsInEmbeddings: number;
   readonly currentChunks: number;
-  /** `sluice search`'s path: a fresh sandboxed DuckDB, the tables' and current views, the scan over embeddings_current. */
-  readonly searchCurrentView: Latency;
-  /** The same scan over one run's `embeddings` rows on an open connection. */
+  /** Baseline: the search SQL over the view as it was before (rank() over every chunk row, vector included), as the command runs it. */
+  readonly searchBeforeWideRankView: Latency;
+  /** `sluice search`'s path now: the view ranks narrow version keys, then joins the chunks of the current versions. */
+  readonly searchNarrowKeysView: Latency;
+  /** The same scan over one run's `embeddings` rows on an open connection: no view, no start-up (the floor). */
   readonly scanOneRunOpenConnection: Latency;
+  /** Queries whose before and after results (chunk ids, order, scores) were identical: all of them, or the bench fails. */
+  readonly sameResults: number;
 }
 
 interface SearchBenchResult {
@@ -53,6 +59,43 @@ interface SearchBenchResult {
   readonly vss: string;
   readonly rerun: string;
   readonly cases: readonly Case[];
+}
+
+/**
+ * The baseline: `embeddings_current` as it was defined before the narrow-keys rewrite (commit
+ * c66dbd1): `rank()` over each document's chunk rows with all their columns, vector included.
+ */
+function wideRankViewSql(): string {
+  const columns = CURRENT_VIEWS.find((v) => v.name === 'embeddings_current')!.columns.map((c) => c.name);
+  const listed = (alias: string) => columns.map((c) => `${alias}.${c}`).join(', ');
+  return `WITH source_verdicts AS (
+  SELECT s.pipeline, s.source_key, s.run_id, s.status, s.started_at
+  FROM sources s
+  WHERE s.status IN ('read', 'deleted')
+  UNION ALL
+  SELECT DISTINCT e.pipeline, e.source_key, e.run_id, 'read' AS status, r.started_at
+  FROM embeddings e
+  JOIN runs r ON r.pipeline = e.pipeline AND r.run_id = e.run_id
+  WHERE r.status = 'succeeded'
+    AND NOT EXISTS (
+      SELECT 1 FROM sources k WHERE k.pipeline = e.pipeline AND k.source_key = e.source_key
+    )
+),
+latest_verdicts AS (
+  SELECT pipeline, source_key, run_id, status, started_at,
+    row_number() OVER (PARTITION BY pipeline, source_key ORDER BY started_at DESC, run_id DESC) AS verdict_rank
+  FROM source_verdicts
+),
+live_chunks AS (
+  SELECT ${listed('e')},
+    rank() OVER (PARTITION BY e.pipeline, e.doc_id ORDER BY v.started_at DESC, e.run_id DESC, e.source_key DESC) AS version_rank
+  FROM embeddings e
+  JOIN latest_verdicts v ON v.pipeline = e.pipeline AND v.source_key = e.source_key AND v.run_id = e.run_id
+  WHERE v.verdict_rank = 1 AND v.status = 'read'
+)
+SELECT ${listed('c')}
+FROM live_chunks c
+WHERE c.version_rank = 1`;
 }
 
 const runIdOf = (n: number) => `r-20260101T00000${n}Z-00000${n}`;
@@ -122,34 +165,44 @@ async function measureCase(runs: number): Promise<Case> {
     );
     const query = { pipeline: PIPELINE, model: MODEL, k: K };
 
-    const viewSamples: number[] = [];
+    const beforeSamples: number[] = [];
+    const afterSamples: number[] = [];
     const scanSamples: number[] = [];
-    let currentChunks = 0;
+    let sameResults = 0;
     for (let q = 0; q < QUERIES; q++) {
       const vector = randomVector();
+      const sql = nearestChunksDuckDbSql({ ...query, vector });
       let started = performance.now();
-      const found = await searchLocalChunks(bucket, { ...query, vector });
-      viewSamples.push(performance.now() - started);
-      if (found.length !== K) throw new Error(`search returned ${found.length} rows, not ${K}`);
-      const scan = nearestChunksDuckDbSql({ ...query, vector }).replace(
-        'FROM embeddings_current',
-        'FROM one_run',
-      );
+      const before = (
+        await queryLocalTables(
+          bucket,
+          sql.replace('FROM embeddings_current', `FROM (${wideRankViewSql()}) embeddings_current`),
+        )
+      ).rows.map(nearestChunkOf);
+      beforeSamples.push(performance.now() - started);
       started = performance.now();
-      await db.runAndReadAll(scan);
+      const found = await searchLocalChunks(bucket, { ...query, vector });
+      afterSamples.push(performance.now() - started);
+      if (found.length !== K) throw new Error(`search returned ${found.length} rows, not ${K}`);
+      if (JSON.stringify(found) !== JSON.stringify(before))
+        throw new Error(`query ${q}: the narrow-keys view returned other results than the baseline`);
+      sameResults++;
+      started = performance.now();
+      await db.runAndReadAll(sql.replace('FROM embeddings_current', 'FROM one_run'));
       scanSamples.push(performance.now() - started);
     }
     const counted = await db.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM read_parquet('${glob}')`);
     const rows = Number(counted.getRowObjectsJS()[0]?.n);
-    currentChunks = CHUNKS;
     db.closeSync();
     instance.closeSync();
     return {
       runs,
       rowsInEmbeddings: rows,
-      currentChunks,
-      searchCurrentView: latencyOf(viewSamples),
+      currentChunks: CHUNKS,
+      searchBeforeWideRankView: latencyOf(beforeSamples),
+      searchNarrowKeysView: latencyOf(afterSamples),
       scanOneRunOpenConnection: latencyOf(scanSamples),
+      sameResults,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -162,7 +215,8 @@ export async function runSearchBench(): Promise<SearchBenchResult> {
   return {
     name: 'search',
     workload: `${CHUNKS.toLocaleString('en-US')} current chunks x ${DIMENSIONS} float32 dims (${CHUNKS_PER_DOC} chunks per document, ${SOURCES} sources), top ${K} by cosine, ${QUERIES} random queries per case`,
-    engine: 'DuckDB (@duckdb/node-api) list_cosine_similarity, exact scan with a top-k sort',
+    engine:
+      'DuckDB (@duckdb/node-api) list_cosine_similarity, exact scan with a top-k sort; before: the view ranked every chunk row (vector included), after: it ranks narrow version keys and joins the current chunks',
     vss: 'not used: DuckDB vss (HNSW) is not in the npm package; INSTALL vss downloads it from extensions.duckdb.org (docs/search.md)',
     rerun: 'npm run bench -- search',
     cases,

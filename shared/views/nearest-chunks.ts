@@ -41,7 +41,11 @@ function sqlNumber(value: number): string {
  * DuckDB: `list_cosine_similarity` over the stored `FLOAT[]` and the query as a `FLOAT[]`
  * literal, a full scan of the pipeline's current chunks with a top-k sort (DuckDB's vss
  * extension, with an HNSW index, is not shipped in the npm package: see docs/search.md).
- * Ties are broken by chunk id so the order is stable.
+ * Ties are broken by chunk id so the order is stable. The view applies the current-version
+ * rule to narrow key columns and joins in only current chunks, so every row scored is
+ * current and a top k over them is exactly k when the pipeline has k current chunks of
+ * the model (no top-k-then-filter that could return fewer); nothing sorts the vectors but
+ * the top-k heap over the scores.
  */
 export function nearestChunksDuckDbSql(query: NearestChunksQuery): string {
   if (!Number.isInteger(query.k) || query.k < 1 || query.k > MAX_K)
