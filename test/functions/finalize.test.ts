@@ -140,9 +140,9 @@ describe('finalize handler', () => {
     // The store's own put, before setup() watches it.
     const put = ports.store.put.bind(ports.store);
     const { handler, observability } = setup();
-    vi.spyOn(ports.store, 'put').mockImplementation(async (key, body, contentType) => {
-      if (key.endsWith('report.html')) throw new Error('AccessDenied: s3:PutObject');
-      return put(key, body, contentType);
+    vi.spyOn(ports.store, 'put').mockImplementation(async (...args: Parameters<typeof put>) => {
+      if (args[0].endsWith('report.html')) throw new Error('AccessDenied: s3:PutObject');
+      return put(...args);
     });
 
     const response = await handler(sampleEvent(), aLambdaContext());

@@ -96,7 +96,7 @@ describe('a fit-then-score run', () => {
     return summary;
   }
 
-  async function plan(): Promise<WorkUnit[]> {
+  async function plan(): Promise<readonly WorkUnit[]> {
     const { units, run } = await planRun({ store, runs, queue }, config, {
       runId: RUN_ID,
       trigger: 's3',
