@@ -1,9 +1,11 @@
 /**
- * `sluice search`'s local exact scan at 100,000 current chunks of 384 dimensions: the
- * nearest-chunks SQL over `embeddings_current` (shared/views), as the command runs it
- * (a fresh sandboxed DuckDB per search, every view created), beside the same scan over
- * one run's `embeddings` on an open connection (no view, no start-up): what the view and
- * the start-up add to the scan itself.
+ * `sluice search`'s local exact scan at 100,000 current chunks of 384 dimensions, three
+ * variants on the same queries: the nearest-chunks SQL over `embeddings_current` as the
+ * command runs it (a fresh sandboxed DuckDB per search, every view created) with the view
+ * as it is (the current-version rule on narrow keys, then the current chunks joined in),
+ * the same with the view as it was (baseline: `rank()` over every chunk row, vector
+ * included), their results checked identical; and the bare scan over one run's
+ * `embeddings` on an open connection (no view, no start-up), the floor.
  *
  * Two homes: one run (100,000 rows, all current), and two runs that each wrote every
  * chunk (200,000 rows, 100,000 current), which is what a home holds after an
