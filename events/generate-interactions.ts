@@ -130,7 +130,8 @@ export async function writeInteractionsCsv(file: string, model: InteractionModel
   let lines = 0;
   let pending: string[] = [explicit ? 'user_id,item_id,rating,ts' : 'user_id,item_id,ts'];
   const flush = async () => {
-    if (!out.write(`${pending.join('\n')}\n`)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    if (!out.write(`${pending.join('\n')}\n`))
+      await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     pending = [];
   };
   for (const row of generateInteractions(model)) {

@@ -61,14 +61,14 @@ describe('parseInteraction', () => {
 });
 
 describe('deduplicating (user, item) pairs', () => {
-  const valueOf = (builder: InteractionLogBuilder) => {
+  const valuesAndDuplicates = (builder: InteractionLogBuilder) => {
     const { log, duplicates } = builder.build();
     return { values: Array.from(log.values), duplicates };
   };
   const explicit = (rows: Parameters<typeof interactions>[0]) => {
     const builder = new InteractionLogBuilder('explicit');
     for (const row of interactions(rows)) builder.add(row);
-    return valueOf(builder);
+    return valuesAndDuplicates(builder);
   };
 
   it('keeps the value with the latest timestamp', () => {
@@ -113,7 +113,7 @@ describe('deduplicating (user, item) pairs', () => {
       ['u', 'j', 3],
     ]))
       builder.add(row);
-    expect(valueOf(builder)).toEqual({ values: [1, 1], duplicates: 1 });
+    expect(valuesAndDuplicates(builder)).toEqual({ values: [1, 1], duplicates: 1 });
   });
 
   it('orders users and items by id as strings', () => {
