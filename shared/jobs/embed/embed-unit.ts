@@ -7,37 +7,30 @@ import {
   type WorkUnit,
 } from '../../domain/types.ts';
 import { UnitIdList } from '../../duplicates/unit-id-list.ts';
-import { chunkText } from '../../embedding/chunker.ts';
-import { chunkFingerprint } from '../../embedding/fingerprint.ts';
-import { cutTokenBudgetBatches, paddedTokens } from '../../embedding/token-budget-batcher.ts';
+import { cutTokenBudgetBatches } from '../../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../../embedding/token-counter.ts';
 import { tokenCounterFor } from '../../embedding/token-counter-for.ts';
-import { ModelError } from '../../errors/errors.ts';
 import { UnitDocList } from '../../incremental/unit-doc-list.ts';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { mapWithConcurrency } from '../../work/concurrency.ts';
 import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-records.ts';
-
-interface PendingChunk {
-  /** The record's position in the unit, which identifies its document: results keep that order. */
-  readonly seq: number;
-  readonly row: Omit<EmbeddingRow, 'embedding'>;
-}
-
-interface EmbeddedChunk {
-  readonly seq: number;
-  readonly row: EmbeddingRow;
-}
-
-interface DocInfo {
-  readonly docId: string;
-  readonly sourceKey: string;
-  readonly line: number;
-  readonly byteOffset: number;
-  readonly excerpt: string;
-}
+import {
+  addKeptDocs,
+  BatchEmbedder,
+  carryForward,
+  changedDocs,
+  chunksOfRecord,
+  type DocInfo,
+  type DocRecord,
+  docInfoOf,
+  type EmbeddedChunk,
+  keptInOrder,
+  type PendingChunk,
+  tallyRows,
+  type WindowChunkCounts,
+} from './embed-window.ts';
 
 /** Where a unit's embedded chunks go as each window of them is done (a Parquet part writer). */
 export interface EmbeddingSink {
@@ -132,91 +125,113 @@ async function lookupInSlices<T>(
  * every run's `embeddings` still holds every chunk of the documents it read.
  */
 export async function embedUnit(
-  deps: {
-    store: ObjectStore;
-    endpoint: EmbeddingEndpoint;
-    tokenCounter: TokenCounter;
-    chunkIndex?: ChunkIndex | undefined;
-  },
+  deps: EmbedDeps,
   config: EmbedPipelineConfig,
   unit: WorkUnit,
   sink: EmbeddingSink,
   checkpoint?: Checkpoint,
 ): Promise<EmbeddedUnit> {
-  const index = config.incremental.enabled ? deps.chunkIndex : undefined;
   const tokenCounter = await tokenCounterFor(deps.store, config, deps.tokenCounter);
-  const counts = emptyCounts();
-  const rejects: RejectRow[] = [];
-  const docUpdates = new PendingDocUpdates();
-  const idList = new UnitIdList();
-  const docList = config.incremental.enabled ? new UnitDocList() : undefined;
-  // The current window's documents and chunks.
-  let docs = new Map<number, DocInfo>();
-  let window: PendingChunk[] = [];
+  return new UnitEmbedder(deps, config, unit, sink, tokenCounter).run(checkpoint);
+}
 
-  const flush = async (): Promise<void> => {
-    let pending = window;
-    const windowDocs = docs;
-    window = [];
-    docs = new Map();
-    const done: EmbeddedChunk[] = [];
-    const refused = new Map<number, string>();
-    const carried = new Set<string>();
+interface EmbedDeps {
+  store: ObjectStore;
+  endpoint: EmbeddingEndpoint;
+  tokenCounter: TokenCounter;
+  chunkIndex?: ChunkIndex | undefined;
+}
 
-    const embedBatch = async (batch: PendingChunk[]): Promise<void> => {
-      try {
-        const vectors = await deps.endpoint.embed(
-          batch.map((c) => c.row.chunk_text),
-          counts,
-        );
-        counts.realTokens += batch.reduce((sum, c) => sum + c.row.token_count, 0);
-        counts.paddedTokens += paddedTokens(batch.map((c) => c.row.token_count));
-        batch.forEach((chunk, i) => {
-          done.push({
-            seq: chunk.seq,
-            // The typed-array constructor copies an array without the iterator protocol `from` uses.
-            row: { ...chunk.row, embedding: new Float32Array(vectors[i]!) },
-          });
-        });
-      } catch (error) {
-        if (!(error instanceof ModelError)) throw error;
-        if (batch.length === 1) {
-          refused.set(batch[0]!.seq, `model rejected the input: ${error.message}`);
-          return;
-        }
-        const half = Math.ceil(batch.length / 2);
-        await embedBatch(batch.slice(0, half));
-        await embedBatch(batch.slice(half));
+/** One unit's embedding: the unit's results so far and the current window, as fields. */
+class UnitEmbedder {
+  private readonly index: ChunkIndex | undefined;
+  private readonly counts = emptyCounts();
+  private readonly rejects: RejectRow[] = [];
+  private readonly docUpdates = new PendingDocUpdates();
+  private readonly idList = new UnitIdList();
+  private readonly docList: UnitDocList | undefined;
+  /** The current window's documents, by seq, and chunks. */
+  private docs = new Map<number, DocInfo>();
+  private window: PendingChunk[] = [];
+  private seq = 0;
+
+  constructor(
+    private readonly deps: EmbedDeps,
+    private readonly config: EmbedPipelineConfig,
+    private readonly unit: WorkUnit,
+    private readonly sink: EmbeddingSink,
+    private readonly tokenCounter: TokenCounter,
+  ) {
+    this.index = config.incremental.enabled ? deps.chunkIndex : undefined;
+    this.docList = config.incremental.enabled ? new UnitDocList() : undefined;
+  }
+
+  async run(checkpoint: Checkpoint | undefined): Promise<EmbeddedUnit> {
+    const { store } = this.deps;
+    for await (const { slice, record } of unitRecords(store, this.unit, this.config.input, checkpoint)) {
+      this.counts.records += 1;
+      this.docList?.noteSource(slice.key);
+      if (record.kind === 'reject') {
+        this.rejects.push(rejectRowOf(slice.key, record));
+        continue;
       }
-    };
-
-    if (index && pending.length > 0) {
-      const known = await lookupInSlices(
-        pending.map((c) => c.row.chunk_id),
-        (ids) => index.lookupChunks(unit.pipeline, ids),
-      );
-      pending = pending.filter((chunk) => {
-        const hit = known.get(chunk.row.chunk_id);
-        // A hit recorded by this same run is an earlier attempt of this unit: embed again,
-        // so the counts say what this run embedded.
-        if (
-          !hit ||
-          hit.runId === unit.runId ||
-          hit.textSha256 !== chunk.row.text_sha256 ||
-          hit.embedding.length !== config.endpoint.dimension
-        )
-          return true;
-        carried.add(chunk.row.chunk_id);
-        done.push({ seq: chunk.seq, row: { ...chunk.row, embedding: hit.embedding } });
-        return false;
-      });
+      if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
+      this.addDoc(record, slice.key);
+      if (this.window.length >= this.config.batching.sortWindow) await this.flush();
     }
-    const batches = cutTokenBudgetBatches(pending, (c) => c.row.token_count, config.batching);
-    await mapWithConcurrency(batches, config.endpoint.concurrency, embedBatch);
+    await this.flush();
+    const { counts, rejects, docUpdates, idList, docList } = this;
+    counts.rejected = rejects.length;
+    counts.embedded = counts.chunks - counts.skippedUnchanged;
+    return { rejects, counts, docUpdates, idList, ...(docList ? { docList } : {}) };
+  }
 
+  private addDoc(record: DocRecord, sourceKey: string): void {
+    this.seq += 1;
+    this.docs.set(this.seq, docInfoOf(record, sourceKey));
+    for (const chunk of chunksOfRecord(this.seq, record, sourceKey, this.tokenCounter, this.config))
+      this.window.push(chunk);
+  }
+
+  /** Embeds the current window, sends its rows to the sink and records them in the index. */
+  private async flush(): Promise<void> {
+    const pending = this.window;
+    const docs = this.docs;
+    this.window = [];
+    this.docs = new Map();
+    const { toEmbed, carried } = await this.carryForward(pending);
+    const embedder = new BatchEmbedder(this.deps.endpoint, this.counts);
+    const batches = cutTokenBudgetBatches(toEmbed, (c) => c.row.token_count, this.config.batching);
+    await mapWithConcurrency(batches, this.config.endpoint.concurrency, (batch) => embedder.embed(batch));
+    this.rejectRefused(embedder.refused, docs);
+    const kept = keptInOrder([...carried, ...embedder.done], embedder.refused);
+    const carriedIds = new Set(carried.map((c) => c.row.chunk_id));
+    addKeptDocs(this.idList, kept, docs, carriedIds);
+    const rows = kept.map((e) => e.row);
+    const indexRunId = this.index ? this.unit.runId : undefined;
+    const tally = tallyRows(rows, carriedIds, this.counts, this.docList, indexRunId);
+    await this.sink.add(rows);
+    if (this.index) await this.recordWindow(this.index, tally.chunkUpdates, tally.chunkCounts);
+  }
+
+  /** With an index, the window's unchanged chunks carried forward with their stored vectors. */
+  private async carryForward(
+    pending: PendingChunk[],
+  ): Promise<{ toEmbed: PendingChunk[]; carried: EmbeddedChunk[] }> {
+    const index = this.index;
+    if (!index || pending.length === 0) return { toEmbed: pending, carried: [] };
+    const known = await lookupInSlices(
+      pending.map((c) => c.row.chunk_id),
+      (ids) => index.lookupChunks(this.unit.pipeline, ids),
+    );
+    return carryForward(pending, known, this.unit.runId, this.config.endpoint.dimension);
+  }
+
+  /** A document with a chunk the model refused becomes a reject, whole. */
+  private rejectRefused(refused: ReadonlyMap<number, string>, docs: ReadonlyMap<number, DocInfo>): void {
     for (const [seq, reason] of refused) {
-      const doc = windowDocs.get(seq)!;
-      rejects.push({
+      const doc = docs.get(seq)!;
+      this.rejects.push({
         source_key: doc.sourceKey,
         byte_offset: doc.byteOffset,
         line: doc.line,
@@ -224,116 +239,23 @@ export async function embedUnit(
         excerpt: doc.excerpt,
       });
     }
-    const kept = done.filter((e) => !refused.has(e.seq));
-    kept.sort((a, b) => a.seq - b.seq || a.row.chunk_index - b.row.chunk_index);
-    const rows = kept.map((e) => e.row);
-    for (let i = 0; i < kept.length; ) {
-      const { seq } = kept[i]!;
-      const doc = windowDocs.get(seq)!;
-      let chunks = 0;
-      let carriedChunks = 0;
-      for (; i < kept.length && kept[i]!.seq === seq; i += 1) {
-        chunks += 1;
-        if (carried.has(kept[i]!.row.chunk_id)) carriedChunks += 1;
-      }
-      idList.add({
-        id: doc.docId,
-        sourceKey: doc.sourceKey,
-        byteOffset: doc.byteOffset,
-        line: doc.line,
-        rows: chunks,
-        carried: carriedChunks,
-      });
-    }
-    /** Chunks kept per document id in this window (a document's chunks are all in one window). */
-    const chunkCounts = new Map<string, { chunks: number; sourceKey: string }>();
-    const chunkUpdates: IndexedChunk[] = [];
-    for (const row of rows) {
-      counts.chunks += 1;
-      const kept = chunkCounts.get(row.doc_id);
-      if (kept) kept.chunks += 1;
-      else chunkCounts.set(row.doc_id, { chunks: 1, sourceKey: row.source_key });
-      docList?.add(row.source_key, row.doc_id);
-      if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
-      else if (index) {
-        chunkUpdates.push({
-          chunkId: row.chunk_id,
-          textSha256: row.text_sha256,
-          embedding: row.embedding as Float32Array,
-          runId: unit.runId,
-        });
-      }
-    }
-    await sink.add(rows);
-    if (index) {
-      // Recorded now, not after the part is written, so a unit holds one window of vectors:
-      // an entry says which vector the model gave for a fingerprint, true whether or not this
-      // attempt's part is ever committed, and a retry in the same run never carries its own.
-      for (let i = 0; i < chunkUpdates.length; i += RECORD_SLICE)
-        await index.record(unit.pipeline, chunkUpdates.slice(i, i + RECORD_SLICE), []);
-      await compareDocs(index, chunkCounts);
-    }
-  };
+  }
 
   /**
-   * Counts the chunks an edit removed from this window's documents and keeps the entries
-   * that changed, to record once the parts are written (a retry must still see the old ones).
+   * Records the window's new chunk entries now, not after the part is written, so a unit
+   * holds one window of vectors: an entry says which vector the model gave for a
+   * fingerprint, true whether or not this attempt's part is ever committed, and a retry in
+   * the same run never carries its own. Document entries wait for the parts.
    */
-  const compareDocs = async (
+  private async recordWindow(
     index: ChunkIndex,
-    chunkCounts: ReadonlyMap<string, { chunks: number; sourceKey: string }>,
-  ): Promise<void> => {
-    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) =>
-      index.lookupDocs(unit.pipeline, ids),
-    );
-    for (const [docId, { chunks: chunkCount, sourceKey }] of chunkCounts) {
-      const before = previous.get(docId);
-      counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
-      if (before?.chunkCount !== chunkCount || before.sourceKey !== sourceKey)
-        docUpdates.add({ docId, chunkCount, sourceKey });
-    }
-  };
-
-  let seq = 0;
-  for await (const { slice, record } of unitRecords(deps.store, unit, config.input, checkpoint)) {
-    counts.records += 1;
-    docList?.noteSource(slice.key);
-    if (record.kind === 'reject') {
-      rejects.push(rejectRowOf(slice.key, record));
-      continue;
-    }
-    if (record.kind !== 'doc') throw new Error(`embedding reader yielded a ${record.kind}`);
-    seq += 1;
-    docs.set(seq, {
-      docId: record.id,
-      sourceKey: slice.key,
-      line: record.line,
-      byteOffset: record.byteOffset,
-      excerpt: record.text.slice(0, 200),
-    });
-    for (const chunk of chunkText(record.text, tokenCounter, config.chunking)) {
-      window.push({
-        seq,
-        row: {
-          doc_id: record.id,
-          chunk_id: `${record.id}#${chunk.index}`,
-          chunk_index: chunk.index,
-          char_start: chunk.charStart,
-          char_end: chunk.charEnd,
-          token_count: chunk.tokens,
-          text_sha256: chunkFingerprint(chunk.text, config.endpoint.model, config.chunking),
-          model: config.endpoint.model,
-          source_key: slice.key,
-          chunk_text: chunk.text,
-          metadata: record.metadata,
-        },
-      });
-    }
-    if (window.length >= config.batching.sortWindow) await flush();
+    chunkUpdates: readonly IndexedChunk[],
+    chunkCounts: WindowChunkCounts,
+  ): Promise<void> {
+    const { pipeline } = this.unit;
+    for (let i = 0; i < chunkUpdates.length; i += RECORD_SLICE)
+      await index.record(pipeline, chunkUpdates.slice(i, i + RECORD_SLICE), []);
+    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) => index.lookupDocs(pipeline, ids));
+    for (const doc of changedDocs(chunkCounts, previous, this.counts)) this.docUpdates.add(doc);
   }
-  await flush();
-
-  counts.rejected = rejects.length;
-  counts.embedded = counts.chunks - counts.skippedUnchanged;
-  return { rejects, counts, docUpdates, idList, ...(docList ? { docList } : {}) };
 }
