@@ -221,6 +221,8 @@ export interface RunSummary {
     warmingDeferrals?: number;
   };
   failedUnits: { unitId: string; lastError: string | null }[];
+  /** Why a run with no failed unit failed, in one line (`run.toleratedRejectPercent` exceeded). */
+  failureReason?: string;
   timings: Record<string, number>;
   /** What the run cost, from its measured usage (shared/cost); absent in summaries from before it. */
   cost?: RunCost;
