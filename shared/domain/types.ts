@@ -243,6 +243,8 @@ export interface RunSummary {
   stages?: RunStageSummary[];
   /** Segments in `segment_stats` (scoring runs). */
   segments?: number;
+  /** Things the run could not check and a person should know (a model without feature names). */
+  warnings?: string[];
   /**
    * Incremental embed runs: each source's documents diffed with the manifest of the last
    * run that completed it. `removedChunks` here is the part of `counts.removedChunks` that

@@ -54,8 +54,8 @@ export interface StageMergeDeps {
 export interface StageMerged {
   /** Chunks removed besides those the units counted (documents gone from their source). */
   readonly removedChunks?: number;
-  /** Summary fields the stage owns (`segments`, `sources`, `removedDocuments`). */
-  readonly summary?: Partial<Pick<RunSummary, 'segments' | 'sources'>> & {
+  /** Summary fields the stage owns (`segments`, `sources`, `warnings`, `removedDocuments`). */
+  readonly summary?: Partial<Pick<RunSummary, 'segments' | 'sources' | 'warnings'>> & {
     readonly removedDocuments?: number;
   };
 }
