@@ -1,0 +1,71 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { CapacityAcquired } from '../shared/capacity/run-capacity.ts';
+import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { tracksSources } from '../shared/incremental/deleted-sources.ts';
+import type { PlanRunResult } from '../shared/plan/plan-run.ts';
+import type { Observability } from './observability.ts';
+
+/** What started a planned run, as logged. */
+export type PlanTrigger = 's3' | 'schedule';
+
+/**
+ * Logs and counts one planned run: its size, the inputs that were gone when planned
+ * (removed documents for pipelines that track sources, a warning otherwise) and its
+ * capacity lease.
+ */
+export function reportPlanned(
+  { logger, metrics }: Observability,
+  config: PipelineConfig,
+  trigger: PlanTrigger,
+  result: PlanRunResult,
+): void {
+  logger.info('run planned', {
+    runId: result.run.runId,
+    pipeline: config.name,
+    trigger,
+    inputs: result.run.inputs.length,
+    units: result.units.length,
+    estCost: result.units.reduce((sum, unit) => sum + unit.estCost, 0),
+  });
+  reportMissing({ logger, metrics }, config, result);
+  if (result.capacity) logCapacity({ logger, metrics }, result.run.runId, result.capacity);
+  metrics.addMetric('RunsPlanned', MetricUnit.Count, 1);
+  metrics.addMetric('UnitsPlanned', MetricUnit.Count, result.units.length);
+}
+
+/** Inputs deleted before planning: removed documents when the pipeline tracks sources, else nothing to read. */
+function reportMissing({ logger }: Observability, config: PipelineConfig, result: PlanRunResult): void {
+  if (result.missing.length === 0) return;
+  const missing = {
+    runId: result.run.runId,
+    missing: result.missing.slice(0, 100),
+    count: result.missing.length,
+  };
+  if (tracksSources(config))
+    logger.info('sources gone when planned; their documents count as removed at finalize', missing);
+  else logger.warn('inputs deleted before planning; nothing to read', missing);
+}
+
+/** One line for the run's lease; a raise that failed or waits is a warning, and the sweeper's to finish. */
+export function logCapacity({ logger }: Observability, runId: string, acquired: CapacityAcquired): void {
+  const fields = {
+    runId,
+    component: acquired.lease.component,
+    copies: acquired.lease.copies,
+    takenAt: acquired.lease.takenAt,
+    desiredCopies: acquired.before?.desiredCopies,
+    currentCopies: acquired.before?.currentCopies,
+    raisedTo: acquired.raisedTo,
+  };
+  if (acquired.error !== undefined)
+    logger.warn('capacity lease taken, but copies could not be raised; the capacity sweeper retries', {
+      ...fields,
+      error: acquired.error,
+    });
+  else if (acquired.deferred !== undefined)
+    logger.info('capacity lease taken; the component is busy, the capacity sweeper raises the copies', {
+      ...fields,
+      reason: acquired.deferred,
+    });
+  else logger.info('capacity lease taken', fields);
+}
