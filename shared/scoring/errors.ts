@@ -21,3 +21,10 @@ export class ModelFormatError extends ModelUnusable {}
  * other records are unaffected.
  */
 export class FeatureValueError extends InputError {}
+
+/**
+ * The model's features and the feature spec's expanded columns disagree (order, a name,
+ * or their count): every score would be silently wrong, so the run stops before any unit
+ * runs, with one line naming the first difference (exit 2 where the CLI sees it).
+ */
+export class ModelSchemaMismatch extends ConfigError {}

@@ -6,6 +6,7 @@ import { type FeatureFitPartial, FeatureStatsAccumulator } from '../../scoring/f
 import type { Checkpoint } from '../../work/unit-records.ts';
 import type { StageMerged, UnitWork, UnitWorkDeps } from '../job-kind.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
+import { checkRunModelSchema } from './model-schema-gate.ts';
 import { readPartial } from './read-partial.ts';
 
 /** The fit stage's work on one unit: its partial statistics, left for the stage's merge. Cost: records read. */
@@ -49,10 +50,9 @@ export async function mergeFitStage(
   now: Date,
 ): Promise<StageMerged> {
   const accumulator = await mergedFeatureStats(deps.store, config, run, units);
-  await deps.store.put(
-    config.featureStats.key,
-    `${JSON.stringify(accumulator.finish(now), null, 2)}\n`,
-    'application/json',
-  );
+  const fitted = accumulator.finish(now);
+  // The one-hot categories are known now: the whole schema is checked before the score stage is sent.
+  await checkRunModelSchema(deps.store, config, fitted);
+  await deps.store.put(config.featureStats.key, `${JSON.stringify(fitted, null, 2)}\n`, 'application/json');
   return {};
 }

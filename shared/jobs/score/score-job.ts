@@ -3,6 +3,7 @@ import { TABLE_COLUMNS } from '../../output/parquet-tables.ts';
 import { fitDecisionFor } from '../../scoring/scoring-context.ts';
 import type { JobKind } from '../job-kind.ts';
 import { mergeFitStage, workFitUnit } from './fit-stage.ts';
+import { checkRunModelSchema } from './model-schema-gate.ts';
 import { mergeScoreStage, planScoreUnits, workScoreUnit } from './score-stage.ts';
 
 /**
@@ -29,8 +30,17 @@ export const scoreJob: JobKind<ScorePipelineConfig> = {
       describeUnit: (c) => `${c.scored} rows scored`,
     },
   ],
-  stagesOfRun: async (deps, config) =>
-    (await fitDecisionFor(deps.store, config)).action === 'fit' ? ['fit', 'score'] : ['score'],
+  stagesOfRun: async (deps, config) => {
+    const decision = await fitDecisionFor(deps.store, config);
+    // Plan time: a spec that disagrees with the model stops the run before any unit is sent.
+    const checked = await checkRunModelSchema(
+      deps.store,
+      config,
+      decision.action === 'reuse' ? decision.fitted : undefined,
+    );
+    if (checked.warning) console.warn(`warning: ${checked.warning}`);
+    return decision.action === 'fit' ? ['fit', 'score'] : ['score'];
+  },
   tables: { scores: TABLE_COLUMNS.scores, segment_stats: TABLE_COLUMNS.segment_stats },
   summaryCounts: ['scored'],
 };

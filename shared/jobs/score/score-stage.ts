@@ -14,6 +14,7 @@ import type { Checkpoint } from '../../work/unit-records.ts';
 import { continuationIdOf, trimToContinuation } from '../../work/unit-records.ts';
 import { withoutWarming } from '../../work/warming.ts';
 import type { StageMergeDeps, StageMerged, UnitWork, UnitWorkDeps } from '../job-kind.ts';
+import { modelSchemaWarning } from './model-schema-gate.ts';
 import { readPartial } from './read-partial.ts';
 import { scoreUnit, segmentPartialKey } from './score-unit.ts';
 
@@ -100,7 +101,8 @@ async function mergedSegments(
 /**
  * The end of the score stage: the units' segment partials merged into the
  * `segment_stats` table (one part per run, rewritten whole by a retry) and the segment
- * statistics store. Returns the number of segments for the summary.
+ * statistics store. Returns the number of segments for the summary, and the schema
+ * check's warning when the model's feature order could not be checked.
  */
 export async function mergeScoreStage(
   deps: StageMergeDeps,
@@ -119,5 +121,8 @@ export async function mergeScoreStage(
     );
     await deps.segmentStats?.recordSegments(run.pipeline, run.runId, prior, segments);
   }
-  return { summary: { segments: segments.length } };
+  const warning = await modelSchemaWarning(deps.store, config);
+  return {
+    summary: { segments: segments.length, ...(warning === undefined ? {} : { warnings: [warning] }) },
+  };
 }

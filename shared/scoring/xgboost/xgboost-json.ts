@@ -33,6 +33,11 @@ export interface CompiledForest {
    * which TreeSHAP weighs the branches by; absent when some tree does not carry it.
    */
   readonly cover?: Float64Array;
+  /**
+   * The names the model was trained with (`learner.feature_names`, written when the
+   * training data had column names), one per feature; absent when the model has none.
+   */
+  readonly featureNames?: readonly string[];
 }
 
 type Json = Record<string, unknown>;
@@ -236,6 +241,44 @@ function appendTree(
 }
 
 /**
+ * `learner.feature_names` when the model carries them (XGBoost writes `[]` when trained
+ * without column names); they must be strings, one per feature.
+ */
+function featureNamesOf(learner: Json, numFeatures: number, source: string): string[] | undefined {
+  const names = learner.feature_names;
+  if (names === undefined || (Array.isArray(names) && names.length === 0)) return undefined;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+    throw new ModelFormatError(`${source}: learner.feature_names must be an array of strings`);
+  }
+  if (names.length !== numFeatures) {
+    throw new ModelFormatError(
+      `${source}: learner.feature_names has ${names.length} names, num_feature is ${numFeatures}`,
+    );
+  }
+  return names as string[];
+}
+
+/** What a model says of its input columns, read without compiling its trees. */
+export interface ModelFeatures {
+  readonly numFeatures: number;
+  readonly featureNames?: readonly string[];
+}
+
+/**
+ * The model's feature count and names (`learner.learner_model_param.num_feature`,
+ * `learner.feature_names`) from its parsed JSON, for a schema check before any tree is
+ * compiled.
+ */
+export function modelFeaturesOf(raw: unknown, source = 'model'): ModelFeatures {
+  if (!isObject(raw)) throw new ModelFormatError(`${source}: not an XGBoost JSON model (expected an object)`);
+  const learner = objectAt(raw, 'learner', '(root)', source);
+  const param = objectAt(learner, 'learner_model_param', 'learner', source);
+  const numFeatures = integerParam(param, 'num_feature', 'learner.learner_model_param', source);
+  const featureNames = featureNamesOf(learner, numFeatures, source);
+  return featureNames ? { numFeatures, featureNames } : { numFeatures };
+}
+
+/**
  * Validates an XGBoost JSON model (the output of `Booster.save_model("model.json")`) and
  * compiles its trees into a {@link CompiledForest}. Anything the evaluator cannot
  * reproduce exactly (gblinear, dart, categorical splits, vector leaves, other
@@ -266,6 +309,7 @@ export function compileXgboostModel(raw: unknown, source = 'model'): CompiledFor
   const param = objectAt(learner, 'learner_model_param', 'learner', source);
   const paramPath = 'learner.learner_model_param';
   const numFeatures = integerParam(param, 'num_feature', paramPath, source);
+  const featureNames = featureNamesOf(learner, numFeatures, source);
   const numClass = integerParam(param, 'num_class', paramPath, source, 0);
   const numTarget = integerParam(param, 'num_target', paramPath, source, 1);
   if (numTarget > 1) {
@@ -328,6 +372,7 @@ export function compileXgboostModel(raw: unknown, source = 'model'): CompiledFor
     left: Int32Array.from(out.left),
     nodeCount: out.feature.length,
     ...(out.cover.some(Number.isNaN) ? {} : { cover: Float64Array.from(out.cover) }),
+    ...(featureNames ? { featureNames } : {}),
   };
 }
 
