@@ -48,6 +48,19 @@ export function expandedColumnNames(
   return { names, complete: true };
 }
 
+/**
+ * How an expanded column is named when training: XGBoost refuses `[`, `]` and `<` in
+ * feature names, so `occupation[0]` is trained as `occupation(0)` and a category
+ * `<1h` as `(lt)1h`. Every other column keeps its name (`age`, `region=north`, `product#3`).
+ */
+export function trainingName(column: string): string {
+  return column.replaceAll('[', '(').replaceAll(']', ')').replaceAll('<', '(lt)');
+}
+
+/** A model feature name matches a column spelled either way. */
+const sameColumn = (modelName: string, column: string): boolean =>
+  modelName === column || modelName === trainingName(column);
+
 export interface ModelSchemaCheck {
   /** Set when the order could not be checked (the model has no feature names); log it and report it. */
   readonly warning?: string;
@@ -56,7 +69,8 @@ export interface ModelSchemaCheck {
 }
 
 /**
- * Compares the model's features with the feature spec's expanded columns, in order, so a
+ * Compares the model's features with the feature spec's expanded columns, in order (each
+ * spelled as the transformer names it or as {@link trainingName} does), so a
  * reordered spec or a misspelt column stops the run instead of scoring every row wrong.
  * A model saved without feature names can only be checked by count, and gets a warning.
  *
@@ -76,9 +90,9 @@ export function checkModelSchema(
   if (modelNames) {
     const shared = Math.min(names.length, modelNames.length);
     for (let i = 0; i < shared; i += 1) {
-      if (modelNames[i] !== names[i]) {
+      if (!sameColumn(modelNames[i]!, names[i]!)) {
         throw new ModelSchemaMismatch(
-          `model feature ${i} is ${JSON.stringify(modelNames[i])} but the feature spec's column ${i} is ${JSON.stringify(names[i])} (${where}); reorder the spec or retrain`,
+          `model feature ${i} is ${JSON.stringify(modelNames[i])} but the feature spec's column ${i} is ${JSON.stringify(trainingName(names[i]!))} (${where}); reorder the spec or retrain`,
         );
       }
     }
@@ -86,7 +100,7 @@ export function checkModelSchema(
   if (complete && names.length !== model.numFeatures) {
     const extra =
       names.length > model.numFeatures
-        ? `; the spec's first column the model lacks is ${JSON.stringify(names[model.numFeatures])}`
+        ? `; the spec's first column the model lacks is ${JSON.stringify(trainingName(names[model.numFeatures]!))}`
         : modelNames
           ? `; the model's first feature the spec lacks is ${JSON.stringify(modelNames[names.length])}`
           : '';

@@ -12,7 +12,7 @@ import { parseEmbeddingTable } from '../../shared/scoring/features/embedding-tab
 import { type FeatureSpec, parseFeatureSpec } from '../../shared/scoring/features/feature-spec.ts';
 import { FeatureTransformer } from '../../shared/scoring/features/feature-transformer.ts';
 import { type FittedFeatures, parseFittedFeatures } from '../../shared/scoring/features/fitted-features.ts';
-import { checkModelSchema, expandedColumnNames } from '../../shared/scoring/model-schema.ts';
+import { checkModelSchema, expandedColumnNames, trainingName } from '../../shared/scoring/model-schema.ts';
 import { modelFeaturesOf, parseXgboostModelJson } from '../../shared/scoring/xgboost/xgboost-json.ts';
 
 const MODEL_KEY = 'models/credit-risk/model.json';
@@ -89,9 +89,16 @@ describe('checkModelSchema', () => {
     const reversed = specWith([...spec.features].reverse());
     expect(() => checkModelSchema(reversed, fitted, model, 'pipelines/credit-risk.json')).toThrow(
       new ModelSchemaMismatch(
-        'model feature 0 is "age" but the feature spec\'s column 0 is "occupation[0]" (pipelines/credit-risk.json); reorder the spec or retrain',
+        'model feature 0 is "age" but the feature spec\'s column 0 is "occupation(0)" (pipelines/credit-risk.json); reorder the spec or retrain',
       ),
     );
+  });
+
+  it('accepts the names XGBoost lets a model be trained with: occupation(0) for occupation[0]', () => {
+    const model = modelFeaturesOf(namedModel(expanded().map(trainingName)));
+    expect(model.featureNames).toContain('occupation(0)');
+    expect(checkModelSchema(spec, fitted, model)).toEqual({ complete: true });
+    expect(trainingName('city=<1h')).toBe('city=(lt)1h');
   });
 
   it('stops a spec with a typo in one column name', () => {
