@@ -1,4 +1,3 @@
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
@@ -10,7 +9,7 @@ import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
 import type { WorkQueue } from '../shared/ports/work-queue.ts';
-import { processUnit } from '../shared/work/process-unit.ts';
+import { processUnit, type UnitOutcome } from '../shared/work/process-unit.ts';
 import { deployedAdapters } from './config/adapters.ts';
 import type { DepsProvider } from './config/deps-provider.ts';
 import { excerptOf, InvalidMessage } from './messages/parse-message.ts';
@@ -18,6 +17,7 @@ import { parseWorkUnitMessage } from './messages/work-unit-message.ts';
 import { createObservability, type Observability } from './observability.ts';
 import { receiveCountOf } from './postpone-failed.ts';
 import { sqsRecordHandler } from './sqs-record-handler.ts';
+import { reportUnitAttemptFailed, reportUnitOutcome, unitDeliveryOf } from './work-report.ts';
 
 export interface WorkHandlerDeps {
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
@@ -56,100 +56,71 @@ function checkpointTime(context: Context | undefined, config: PipelineConfig): n
  * the unit failed (and asks for finalize if that ends the run) before SQS dead-letters it.
  */
 export function createWorkHandler(deps: DepsProvider<WorkHandlerDeps>, options: WorkHandlerOptions = {}) {
-  const { logger, metrics } = { ...createObservability('work'), ...options };
+  const observability = { ...createObservability('work'), ...options };
+  return sqsRecordHandler(deps, observability, (d, record, context) =>
+    workRecord(observability, d, record, context),
+  );
+}
 
-  const handleRecord = async (d: WorkHandlerDeps, record: SQSRecord, context?: Context): Promise<void> => {
-    let unit: WorkUnit;
-    let config: PipelineConfig | undefined;
-    try {
-      unit = parseWorkUnitMessage(record.body);
-      config = d.pipelines.get(unit.pipeline);
-      if (config === undefined) {
-        throw new InvalidMessage(
-          `work unit message: pipeline ${unit.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
-        );
-      }
-    } catch (error) {
-      logger.error('work message is not a unit this deployment can run; it fails until dead-lettered', {
-        messageId: record.messageId,
-        reason: describeError(error),
-        body: excerptOf(record.body),
-      });
-      throw error;
+/** One delivery: read the unit, run it, report what happened; a thrown attempt fails the message. */
+async function workRecord(
+  observability: Observability,
+  d: WorkHandlerDeps,
+  record: SQSRecord,
+  context?: Context,
+): Promise<void> {
+  const { unit, config } = readUnitMessage(observability, d, record);
+  const receiveCount = receiveCountOf(record);
+  const isLastAttempt = receiveCount >= config.workers.maxReceiveCount;
+  const about = unitDeliveryOf(unit, config, receiveCount);
+  try {
+    const outcome = await runUnit(d, config, unit, isLastAttempt, context);
+    reportUnitOutcome(observability, about, outcome);
+  } catch (error) {
+    reportUnitAttemptFailed(observability, about, isLastAttempt, error);
+    throw error;
+  }
+}
+
+/** The unit and its pipeline; a message that is neither fails (logged) until dead-lettered. */
+function readUnitMessage(
+  { logger }: Observability,
+  d: WorkHandlerDeps,
+  record: SQSRecord,
+): { unit: WorkUnit; config: PipelineConfig } {
+  try {
+    const unit = parseWorkUnitMessage(record.body);
+    const config = d.pipelines.get(unit.pipeline);
+    if (config === undefined) {
+      throw new InvalidMessage(
+        `work unit message: pipeline ${unit.pipeline} is not configured (known: ${[...d.pipelines.keys()].join(', ')})`,
+      );
     }
+    return { unit, config };
+  } catch (error) {
+    logger.error('work message is not a unit this deployment can run; it fails until dead-lettered', {
+      messageId: record.messageId,
+      reason: describeError(error),
+      body: excerptOf(record.body),
+    });
+    throw error;
+  }
+}
 
-    const receiveCount = receiveCountOf(record);
-    const isLastAttempt = receiveCount >= config.workers.maxReceiveCount;
-    const about = {
-      runId: unit.runId,
-      unitId: unit.unitId,
-      pipeline: unit.pipeline,
-      sourceKey: unit.sourceKey,
-      byteStart: unit.byteStart,
-      byteEnd: unit.byteEnd,
-      receiveCount,
-      maxReceiveCount: config.workers.maxReceiveCount,
-    };
-    try {
-      const stopAfter = checkpointTime(context, config);
-      const outcome = await processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, {
-        isLastAttempt,
-        ...(stopAfter === undefined ? {} : { stopAfter }),
-        // The memory Lambda bills, for the run's cost (absent outside Lambda: the config's).
-        ...(context?.memoryLimitInMB ? { memoryMiB: Number(context.memoryLimitInMB) } : {}),
-      });
-      switch (outcome.status) {
-        case 'succeeded':
-          logger.info('unit succeeded', {
-            ...about,
-            counts: outcome.counts,
-            finishedRun: outcome.finishedRun,
-          });
-          metrics.addMetric('UnitsSucceeded', MetricUnit.Count, 1);
-          metrics.addMetric('RecordsProcessed', MetricUnit.Count, outcome.counts.records);
-          metrics.addMetric('RecordsRejected', MetricUnit.Count, outcome.counts.rejected);
-          metrics.addMetric('EndpointThrottled', MetricUnit.Count, outcome.counts.throttled);
-          metrics.addMetric('ChunksSkippedUnchanged', MetricUnit.Count, outcome.counts.skippedUnchanged);
-          break;
-        case 'duplicate':
-          logger.info('unit already finished by another delivery; nothing to do', about);
-          break;
-        case 'unknown':
-          logger.warn('unit is not in the runs table (stale message of a deleted run); dropped', about);
-          break;
-        case 'deferred':
-          // Sent back as a new delayed message: this one is deleted, no receive count spent.
-          logger.info('endpoint has no capacity yet; unit sent back to wait for it', {
-            ...about,
-            retryInSeconds: outcome.delaySeconds,
-            waitingSince: new Date(outcome.warmingSince).toISOString(),
-          });
-          metrics.addMetric('UnitsWaitingForCapacity', MetricUnit.Count, 1);
-          break;
-        case 'failed':
-          logger.error('unit failed for good: marked failed, its message is deleted', {
-            ...about,
-            error: outcome.reason,
-          });
-          metrics.addMetric('UnitsFailed', MetricUnit.Count, 1);
-          break;
-      }
-    } catch (error) {
-      metrics.addMetric('UnitAttemptsFailed', MetricUnit.Count, 1);
-      if (isLastAttempt) {
-        metrics.addMetric('UnitsFailed', MetricUnit.Count, 1);
-        logger.error('unit failed on its last delivery: marked failed, the message goes to the DLQ', {
-          ...about,
-          error: describeError(error),
-        });
-      } else {
-        logger.warn('unit attempt failed; SQS will redeliver it', { ...about, error: describeError(error) });
-      }
-      throw error;
-    }
-  };
-
-  return sqsRecordHandler(deps, { logger, metrics }, handleRecord);
+function runUnit(
+  d: WorkHandlerDeps,
+  config: PipelineConfig,
+  unit: WorkUnit,
+  isLastAttempt: boolean,
+  context: Context | undefined,
+): Promise<UnitOutcome> {
+  const stopAfter = checkpointTime(context, config);
+  return processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, {
+    isLastAttempt,
+    ...(stopAfter === undefined ? {} : { stopAfter }),
+    // The memory Lambda bills, for the run's cost (absent outside Lambda: the config's).
+    ...(context?.memoryLimitInMB ? { memoryMiB: Number(context.memoryLimitInMB) } : {}),
+  });
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */
