@@ -87,8 +87,9 @@ describe('a unit of an in-worker scoring pipeline', () => {
   });
 
   it('fails the unit at its first delivery, with one line, when the model is corrupt: no record is rejected for it', async () => {
-    await store.put('models/credit-risk/model.json', '{"learner": {"objective": ');
+    // Replaced after planning: plan's schema check reads the model and would stop the run first.
     const unit = await planOne();
+    await store.put('models/credit-risk/model.json', '{"learner": {"objective": ');
     const error = await processUnit(deps(), config, unit, { isLastAttempt: false }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelFormatError);
     const line = 'models/credit-risk/model.json: not valid JSON (Unexpected end of JSON input)';
