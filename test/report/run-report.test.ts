@@ -13,7 +13,7 @@ import { writeRunReport } from '../../shared/report/load-run-report.ts';
 import { jsonl } from '../core/factories.ts';
 import { sluice } from '../support/cli.ts';
 
-/** Debian's `chromium` package; CI installs it (.ci/run) and sets SLUICE_REQUIRE_CHROMIUM. */
+/** Debian's `chromium` package; CI installs it (.ci/run) and sets CI_REQUIRE_CHROMIUM. */
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const NO_CHROMIUM = `${CHROMIUM} is missing: the report is not rendered here (install it with: apt-get install -y chromium)`;
@@ -132,7 +132,7 @@ describe('sluice report', () => {
 
   it('renders offline in headless Chromium, every chart drawn with the run’s numbers', async (context) => {
     if (!HAVE_CHROMIUM) {
-      if (process.env.SLUICE_REQUIRE_CHROMIUM) throw new Error(NO_CHROMIUM);
+      if (process.env.CI_REQUIRE_CHROMIUM) throw new Error(NO_CHROMIUM);
       console.warn(`skipped: ${NO_CHROMIUM}`);
       context.skip(NO_CHROMIUM);
     }
