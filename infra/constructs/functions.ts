@@ -238,9 +238,10 @@ export class Functions extends Construct {
     // Score pipelines: finalize at the end of a run's fit stage stores the merged feature
     // statistics under models/, plans the score stage from the fit stage's units (no source
     // is read: the units name them) and queues its units, or requests its own finalize
-    // when it has none.
+    // when it has none. It reads the model JSON under models/ for the schema check (end of
+    // fit, once the one-hot categories are known) and the summary's unchecked-order warning.
     grantData(this.finalize, bucket, table, {
-      read: [],
+      read: scoring ? [MODELS_PREFIX] : [],
       put: scoring ? [MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
       // Units and summary (get, query, update); chunk index and segment statistics (batches);

@@ -254,8 +254,9 @@ describe('Functions with a score pipeline', () => {
     ]);
     expect(prefixes(work, 's3:PutObject')).toEqual(['/results/*', '/runs/*']);
     // finalize: writes the fitted statistics at the end of the fit stage and plans the score
-    // stage from the fit stage's units, so it reads no input; never deletes anything.
-    expect(prefixes(finalize, 's3:GetObject')).toEqual(['/results/*', '/runs/*']);
+    // stage from the fit stage's units, so it reads no input; it reads the model under
+    // models/ for the schema check; never deletes anything.
+    expect(prefixes(finalize, 's3:GetObject')).toEqual(['/models/*', '/results/*', '/runs/*']);
     expect(prefixes(finalize, 's3:PutObject')).toEqual(['/models/*', '/results/*', '/runs/*']);
     // No function deletes an object: the ObjectStore port has no delete.
     for (const fn of [plan, work, finalize]) expect(prefixes(fn, 's3:DeleteObject*')).toEqual([]);
