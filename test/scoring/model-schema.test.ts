@@ -148,6 +148,11 @@ describe('a scoring run with a spec that disagrees with its model', () => {
     await expect(scoreJob.stagesOfRun!({ store }, configWith(spec))).resolves.toEqual(['score']);
   });
 
+  it('stops at plan time when the model file is not valid JSON', async () => {
+    await store.put(MODEL_KEY, '{"learner": ');
+    await expect(scoreJob.stagesOfRun!({ store }, configWith(spec))).rejects.toThrow(ModelFormatError);
+  });
+
   it('stops at plan time when the spec is reversed, before any unit is planned', async () => {
     const reversed = configWith(specWith([...spec.features].reverse()));
     await expect(scoreJob.stagesOfRun!({ store }, reversed)).rejects.toThrow(ModelSchemaMismatch);
