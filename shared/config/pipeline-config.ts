@@ -161,6 +161,22 @@ const scheduleSchema = z.strictObject({
   timezone: z.string().default('UTC'),
 });
 
+/**
+ * How a whole run is judged, whatever its kind (docs/decisions.md, "A run fails when its
+ * rejects exceed a tolerated share").
+ */
+const runSchema = z
+  .strictObject({
+    /**
+     * The share of the run's input records that may be rejected before the run ends
+     * `failed` (its rejects and results are still written), like Step Functions Distributed
+     * Map's `ToleratedFailurePercentage`. Exactly at the share is tolerated; 100 never fails
+     * a run for its rejects; 0 fails it for one reject.
+     */
+    toleratedRejectPercent: z.number().min(0).max(100).default(10),
+  })
+  .prefault({});
+
 /** Keys every pipeline has, whatever it does. */
 const commonKeys = {
   $schema: z.string().optional(),
@@ -169,6 +185,7 @@ const commonKeys = {
   input: inputSchema,
   planning: planningSchema,
   workers: workersSchema,
+  run: runSchema,
   schedule: scheduleSchema.optional(),
 };
 

@@ -295,6 +295,7 @@ export async function finalizeRun(
     allUnits: of.allUnits,
     merged,
     finishedAt: now,
+    ...(of.config ? { toleratedRejectPercent: of.config.run.toleratedRejectPercent } : {}),
   };
   return endRun(deps, meter, of.config, { ...outcome, stages: stagesOf(run, of) });
 }

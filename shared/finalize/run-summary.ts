@@ -8,6 +8,7 @@ import {
 } from '../domain/types.ts';
 import type { StageMerged } from '../jobs/job-kind.ts';
 import type { StoredUnit } from '../ports/run-store.ts';
+import { rejectFailureOf } from './tolerated-rejects.ts';
 
 /** The units' counts summed. */
 export function totalCounts(units: readonly StoredUnit[]): UnitCounts {
@@ -40,6 +41,12 @@ export interface RunOutcome {
   readonly stages: readonly RunStageSummary[];
   readonly merged: StageMerged;
   readonly finishedAt: Date;
+  /**
+   * The pipeline's `run.toleratedRejectPercent`; absent when finalize has no config for the
+   * run's pipeline (one removed since the run started): the rule is then not applied, since
+   * failing a run on a guessed setting is worse than reporting its rejects.
+   */
+  readonly toleratedRejectPercent?: number;
 }
 
 /** The summary's counts: the stage the run ended in, with what its merge removed. */
@@ -75,20 +82,26 @@ function statsOf(units: readonly StoredUnit[]): RunSummary['stats'] {
 
 /**
  * The run summary before cost and capacity: `succeeded` unless a unit of the stage the
- * run ended in failed.
+ * run ended in failed, or (every unit done) its rejects exceed the tolerated share of its
+ * records, which `failureReason` then says in one line.
  */
 export function runSummaryOf(outcome: RunOutcome): RunSummary {
   const { run, stageUnits, merged, finishedAt } = outcome;
   const failed = stageUnits.filter((u) => u.status === 'failed');
   const { removedDocuments: _removed, ...owned } = merged.summary ?? {};
+  const counts = countsOf(outcome);
+  const tolerated = outcome.toleratedRejectPercent;
+  const rejectFailure =
+    failed.length > 0 || tolerated === undefined ? undefined : rejectFailureOf(counts, tolerated);
   return {
     runId: run.runId,
     pipeline: run.pipeline,
-    status: failed.length > 0 ? 'failed' : 'succeeded',
+    status: failed.length > 0 || rejectFailure !== undefined ? 'failed' : 'succeeded',
+    ...(rejectFailure === undefined ? {} : { failureReason: rejectFailure }),
     trigger: run.trigger,
     startedAt: run.startedAt,
     finishedAt: finishedAt.toISOString(),
-    counts: countsOf(outcome),
+    counts,
     stats: statsOf(outcome.allUnits),
     failedUnits: failed.map((u) => ({ unitId: u.unitId, lastError: u.lastError })),
     timings: { runMs: finishedAt.getTime() - Date.parse(run.startedAt) },
