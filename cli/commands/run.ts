@@ -134,5 +134,6 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
         `rejects: npx sluice query "select source_key, line, reason from rejects where run_id = '${summary.runId}'"`,
       );
   }
+  if (summary.failureReason) io.err(`run ${summary.runId} failed: ${summary.failureReason}`);
   return summary.status === 'succeeded' ? 0 : 1;
 }
