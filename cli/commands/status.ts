@@ -86,6 +86,7 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   io.out(
     `${run.runId}  ${run.pipeline}  ${run.status}${stageOf(run)}  started ${run.startedAt}${run.finishedAt ? `  finished ${run.finishedAt}` : ''}`,
   );
+  if (summary?.failureReason) io.out(`  failed: ${summary.failureReason}`);
   for (const u of units) {
     io.out(
       `  ${(run.stages?.length ?? 1) > 1 && u.stage !== undefined ? `${u.stage} ` : ''}${u.unitId} ${u.status.padEnd(9)} ${u.sourceKey} [${u.byteStart}, ${u.byteEnd})${u.packedFiles ? ` +${u.packedFiles} files` : ''} est ${u.estCost} actual ${u.actualCost ?? '-'} records ${u.records ?? '-'} attempts ${u.attempts}${u.lastError ? ` error: ${u.lastError}` : ''}`,
