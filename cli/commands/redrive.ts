@@ -135,7 +135,27 @@ async function finalSummary(home: LocalHome, runId: string): Promise<RunSummary 
  * DynamoDB and its failed units are sent to the deployed work queue (docs/runbook.md).
  */
 export async function redriveCommand(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, {
+  const { values, positionals } = parseRedriveArgs(args);
+  if (positionals.length !== 1) throw new UsageError('give exactly one RUN_ID');
+  const runId = positionals[0]!;
+  const table = deployedTableOf(values);
+  if (table !== undefined)
+    return redriveDeployed(runId, table, values['work-queue-url'], values.resume, values.json, io);
+  const home = await openCheckedHome(values.home, 'read');
+  const where = values.home ? ` --home ${values.home}` : '';
+  const run = await home.runs.getRun(runId).catch(() => undefined);
+  if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
+  const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
+  const config = await loadPipelineConfig(pipelinesDir, run.pipeline);
+  checkLocalOptions(values, config);
+  const redrive = { runId, where, config, pipelinesDir, values, io };
+  const outcome = await redriveUnderLease(redrive, home.dir, run);
+  if (typeof outcome === 'number') return outcome;
+  return reportRedriven(redrive, outcome.home, outcome.units);
+}
+
+function parseRedriveArgs(args: string[]) {
+  return parseCommandArgs(args, {
     home: { type: 'string' },
     pipelines: { type: 'string' },
     'endpoint-url': { type: 'string' },
@@ -146,29 +166,39 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     'reset-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
-  if (positionals.length !== 1) throw new UsageError('give exactly one RUN_ID');
-  const runId = positionals[0]!;
+}
+
+type RedriveFlags = ReturnType<typeof parseRedriveArgs>['values'];
+
+/** What a local redrive of one run needs besides the run. */
+interface LocalRedrive {
+  readonly runId: string;
+  /** ` --home DIR` when given, for the commands that messages suggest. */
+  readonly where: string;
+  readonly config: PipelineConfig;
+  readonly pipelinesDir: string;
+  readonly values: RedriveFlags;
+  readonly io: CommandIo;
+}
+
+/** The runs table of a deployed redrive, its flags checked; undefined for a local one. */
+function deployedTableOf(values: RedriveFlags): string | undefined {
   const table = values['runs-table'];
   const workQueueUrl = values['work-queue-url'];
   const resetOnly = values['reset-only'];
   if (table === undefined && (workQueueUrl !== undefined || resetOnly))
     throw new UsageError('--work-queue-url and --reset-only need --runs-table (a deployed redrive)');
-  if (table !== undefined) {
-    if ((workQueueUrl === undefined) === !resetOnly)
-      throw new UsageError(
-        'a deployed redrive takes --runs-table with either --work-queue-url (send the failed units) or --reset-only (they come back from the DLQ)',
-      );
-    if (resetOnly && values.resume)
-      throw new UsageError('--resume sends units again: give --work-queue-url instead of --reset-only');
-    return redriveDeployed(runId, table, workQueueUrl, values.resume, values.json, io);
-  }
+  if (table === undefined) return undefined;
+  if ((workQueueUrl === undefined) === !resetOnly)
+    throw new UsageError(
+      'a deployed redrive takes --runs-table with either --work-queue-url (send the failed units) or --reset-only (they come back from the DLQ)',
+    );
+  if (resetOnly && values.resume)
+    throw new UsageError('--resume sends units again: give --work-queue-url instead of --reset-only');
+  return table;
+}
 
-  let home = await openCheckedHome(values.home, 'read');
-  const where = values.home ? ` --home ${values.home}` : '';
-  const run = await home.runs.getRun(runId).catch(() => undefined);
-  if (!run) throw new UsageError(`no run ${runId} in ${home.dir} (list runs with: sluice status${where})`);
-  const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
-  const config = await loadPipelineConfig(pipelinesDir, run.pipeline);
+function checkLocalOptions(values: RedriveFlags, config: PipelineConfig): void {
   if (values['endpoint-url'] !== undefined && !/^https?:\/\//.test(values['endpoint-url']))
     throw new UsageError(`--endpoint-url must be an http(s) URL, got "${values['endpoint-url']}"`);
   if (values['model-dir'] !== undefined && values['endpoint-url'] !== undefined)
@@ -177,19 +207,29 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
     );
   if (values['model-dir'] !== undefined && config.kind !== 'embed')
     throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
+}
 
-  // One process at a time works on a run: a resume while `sluice run` still goes is refused.
+/**
+ * One process at a time works on a run (a resume while `sluice run` still goes is
+ * refused): under the run's lease, the run is read again, its summary files restored,
+ * and its units delivered. An exit code when there was nothing to redrive.
+ */
+async function redriveUnderLease(
+  redrive: LocalRedrive,
+  homeDir: string,
+  run: RunState,
+): Promise<number | { home: LocalHome; units: WorkUnit[] }> {
+  const { runId, where, values, io } = redrive;
   await openCheckedHome(values.home, 'write');
-  const lease = await acquireRunLease(home.dir, runId, ` (see: sluice status ${runId}${where})`);
-  let units: WorkUnit[] | undefined;
+  const lease = await acquireRunLease(homeDir, runId, ` (see: sluice status ${runId}${where})`);
   try {
     // Read the run again under the lease: it may have moved since the first read.
-    home = openHome(values.home);
+    const home = openHome(values.home);
     const current = (await home.runs.getRun(runId)) ?? run;
     // A run finalized by an older version could be marked done without its files.
     const restored = await restoreSummaryFiles(home, runId);
     if (restored.length > 0) io.err(`run ${runId}: restored ${restored.join(', ')} from its stored summary`);
-    units = await unitsToRedrive(home.runs, current, values.resume, where);
+    const units = await unitsToRedrive(home.runs, current, values.resume, where);
     if (units === undefined) {
       const summary = await home.runs.getSummary(runId);
       if (values.json) io.out(JSON.stringify({ ...summary, redriven: 0, restored }));
@@ -199,25 +239,43 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
         );
       return 0;
     }
-    io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
-    const progress = new ProgressReporter({ output: progressOutputFor(io, values.json) });
-    progress.start(`redriving run ${runId}`);
-    try {
-      await redriveLocally(
-        home,
-        config,
-        runId,
-        units,
-        { endpointUrl: values['endpoint-url'], modelDir: values['model-dir'], pipelinesDir },
-        progress,
-      );
-    } finally {
-      progress.stop();
-    }
+    await deliverWithProgress(redrive, home, units);
+    return { home, units };
   } finally {
     await lease.release();
   }
+}
 
+async function deliverWithProgress(redrive: LocalRedrive, home: LocalHome, units: WorkUnit[]): Promise<void> {
+  const { runId, values, io } = redrive;
+  io.err(`run ${runId}: redriving ${units.length} units (${units.map((u) => u.unitId).join(', ')})`);
+  const progress = new ProgressReporter({ output: progressOutputFor(io, values.json) });
+  progress.start(`redriving run ${runId}`);
+  try {
+    await redriveLocally(
+      home,
+      redrive.config,
+      runId,
+      units,
+      {
+        endpointUrl: values['endpoint-url'],
+        modelDir: values['model-dir'],
+        pipelinesDir: redrive.pipelinesDir,
+      },
+      progress,
+    );
+  } finally {
+    progress.stop();
+  }
+}
+
+/** The run as it ended: exit 0 when it succeeded, 1 when it failed again; an error when finalize did not run. */
+async function reportRedriven(
+  redrive: LocalRedrive,
+  home: LocalHome,
+  units: readonly WorkUnit[],
+): Promise<number> {
+  const { runId, where, values, io } = redrive;
   const summary = await finalSummary(home, runId);
   const after = await home.runs.getRun(runId);
   if (!summary || after?.status === 'running')
