@@ -84,107 +84,175 @@ export function writeFloatListColumn(
   options: FloatListColumnOptions,
 ): ColumnResult {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  const compress = options.codec === 'UNCOMPRESSED' ? undefined : options.compressors[options.codec];
-  if (options.codec !== 'UNCOMPRESSED' && !compress)
-    throw new Error(`parquet no compressor for codec ${options.codec}`);
-  const offsetStart = writer.offset;
-  const pageLocations: PageLocation[] = [];
-  let uncompressedSize = 0;
-  let levelCount = 0;
+  const compress = compressorOf(options);
+  const chunk = new FloatListChunk(writer, compress);
+  for (let start = 0; start < rows.length; ) {
+    const { end, values } = pageRows(rows, start, pageSize, options.name ?? options.path[0]);
+    chunk.writePage(encodePage(rows, start, end, values), start);
+    start = end;
+  }
+  return chunk.finish(options);
+}
 
-  let start = 0;
-  while (start < rows.length) {
-    // Whole rows up to pageSize bytes of values, at least one row.
-    let end = start;
-    let values = 0;
-    while (end < rows.length) {
-      const row = rows[end];
-      if (row === null || row === undefined) {
-        throw new Error(
-          `parquet list column ${options.name ?? options.path[0]} is required: row ${end} is ${row}`,
-        );
-      }
-      if (end > start && (values + row.length) * 4 > pageSize) break;
-      values += row.length;
-      end++;
+type Compress = (input: Uint8Array) => Uint8Array;
+
+/** The codec's compressor; undefined for UNCOMPRESSED. */
+function compressorOf(options: FloatListColumnOptions): Compress | undefined {
+  if (options.codec === 'UNCOMPRESSED') return undefined;
+  const compress = options.compressors[options.codec];
+  if (!compress) throw new Error(`parquet no compressor for codec ${options.codec}`);
+  return compress;
+}
+
+/**
+ * The rows of the page starting at row `start`: whole rows up to `pageSize` bytes of values,
+ * at least one row. Returns the end (exclusive) and the number of floats.
+ * @throws Error naming the row when a row is null or undefined (the column is required)
+ */
+export function pageRows(
+  rows: readonly (FloatList | null | undefined)[],
+  start: number,
+  pageSize: number,
+  name: string | undefined,
+): { end: number; values: number } {
+  let end = start;
+  let values = 0;
+  while (end < rows.length) {
+    const row = rows[end];
+    if (row === null || row === undefined)
+      throw new Error(`parquet list column ${name} is required: row ${end} is ${row}`);
+    if (end > start && (values + row.length) * 4 > pageSize) break;
+    values += row.length;
+    end++;
+  }
+  return { end, values };
+}
+
+/** One data page before compression: its levels, its PLAIN values, and what its header counts. */
+export interface EncodedPage {
+  readonly repetition: Uint8Array;
+  readonly definition: Uint8Array;
+  /** The floats, little-endian. */
+  readonly data: Uint8Array;
+  readonly rows: number;
+  /** Level slots: one per float, one per empty row. */
+  readonly slots: number;
+  /** Empty rows (a slot at definition level 0). */
+  readonly nulls: number;
+}
+
+/**
+ * Encodes rows `start` to `end` (holding `values` floats) as one page. `littleEndian` is this
+ * machine's byte order: there a Float32Array into a Float32Array is a byte copy (NaN payloads
+ * included); elsewhere each float is written little-endian through a DataView.
+ */
+export function encodePage(
+  rows: readonly (FloatList | null | undefined)[],
+  start: number,
+  end: number,
+  values: number,
+  littleEndian = LITTLE_ENDIAN,
+): EncodedPage {
+  const repetition = new LevelRuns();
+  const definition = new LevelRuns();
+  const data = new Uint8Array(values * 4);
+  const floats = littleEndian ? new Float32Array(data.buffer) : undefined;
+  const view = new DataView(data.buffer);
+  let nulls = 0;
+  let at = 0;
+  for (let r = start; r < end; r++) {
+    const row = rows[r] as FloatList;
+    const n = row.length;
+    repetition.push(0, 1);
+    if (n === 0) {
+      definition.push(0, 1);
+      nulls++;
+      continue;
     }
+    repetition.push(1, n - 1);
+    definition.push(1, n);
+    if (floats) floats.set(row, at);
+    else for (let i = 0; i < n; i++) view.setFloat32((at + i) * 4, row[i] as number, true);
+    at += n;
+  }
+  return {
+    repetition: repetition.finish(),
+    definition: definition.finish(),
+    data,
+    rows: end - start,
+    slots: values + nulls,
+    nulls,
+  };
+}
 
-    const repetition = new LevelRuns();
-    const definition = new LevelRuns();
-    const data = new Uint8Array(values * 4);
-    const floats = LITTLE_ENDIAN ? new Float32Array(data.buffer) : undefined;
-    const view = new DataView(data.buffer);
-    let nulls = 0;
-    let at = 0;
-    for (let r = start; r < end; r++) {
-      const row = rows[r] as FloatList;
-      const n = row.length;
-      repetition.push(0, 1);
-      if (n === 0) {
-        definition.push(0, 1);
-        nulls++;
-        continue;
-      }
-      repetition.push(1, n - 1);
-      definition.push(1, n);
-      // A Float32Array into a Float32Array is a byte copy (NaN payloads included).
-      if (floats) floats.set(row, at);
-      else for (let i = 0; i < n; i++) view.setFloat32((at + i) * 4, row[i] as number, true);
-      at += n;
-    }
-    const repetitionBytes = repetition.finish();
-    const definitionBytes = definition.finish();
-    const levelBytes = repetitionBytes.length + definitionBytes.length;
-    const compressed = compress ? compress(data) : data;
-    const slots = values + nulls;
-    levelCount += slots;
+/** The pages of one column chunk as they are written, and the chunk's metadata at the end. */
+class FloatListChunk {
+  private readonly offsetStart: number;
+  private readonly pageLocations: PageLocation[] = [];
+  private uncompressedSize = 0;
+  private levelCount = 0;
 
+  constructor(
+    private readonly writer: Writer,
+    private readonly compress: Compress | undefined,
+  ) {
+    this.offsetStart = writer.offset;
+  }
+
+  /** Appends one DATA_PAGE_V2 whose first row is row `firstRow` of the chunk. */
+  writePage(page: EncodedPage, firstRow: number): void {
+    const { writer, compress } = this;
+    const levelBytes = page.repetition.length + page.definition.length;
+    const compressed = compress ? compress(page.data) : page.data;
     const pageOffset = writer.offset;
     writePageHeader(writer, {
       type: 'DATA_PAGE_V2',
-      uncompressed_page_size: levelBytes + data.length,
+      uncompressed_page_size: levelBytes + page.data.length,
       compressed_page_size: levelBytes + compressed.length,
       data_page_header_v2: {
-        num_values: slots,
-        num_nulls: nulls,
-        num_rows: end - start,
+        num_values: page.slots,
+        num_nulls: page.nulls,
+        num_rows: page.rows,
         encoding: 'PLAIN',
-        definition_levels_byte_length: definitionBytes.length,
-        repetition_levels_byte_length: repetitionBytes.length,
+        definition_levels_byte_length: page.definition.length,
+        repetition_levels_byte_length: page.repetition.length,
         is_compressed: compress !== undefined,
       },
     });
     const headerSize = writer.offset - pageOffset;
     // Levels are never compressed in a V2 page: repetition first, then definition.
-    writer.appendBytes(repetitionBytes);
-    writer.appendBytes(definitionBytes);
+    writer.appendBytes(page.repetition);
+    writer.appendBytes(page.definition);
     writer.appendBytes(compressed);
-    uncompressedSize += headerSize + levelBytes + data.length;
-    pageLocations.push({
+    this.levelCount += page.slots;
+    this.uncompressedSize += headerSize + levelBytes + page.data.length;
+    this.pageLocations.push({
       offset: BigInt(pageOffset),
       compressed_page_size: writer.offset - pageOffset,
-      first_row_index: BigInt(start),
+      first_row_index: BigInt(firstRow),
     });
-    start = end;
   }
 
-  const encodings: Encoding[] = ['PLAIN', 'RLE'];
-  const chunk: ColumnChunk = {
-    meta_data: {
-      type: 'FLOAT',
-      encodings,
-      path_in_schema: [...options.path],
-      codec: options.codec,
-      num_values: BigInt(levelCount),
-      total_compressed_size: BigInt(writer.offset - offsetStart),
-      total_uncompressed_size: BigInt(uncompressedSize),
-      data_page_offset: BigInt(offsetStart),
-    },
-    file_offset: BigInt(offsetStart),
-  };
-  const offsetIndex: OffsetIndex | undefined =
-    pageLocations.length > 1 ? { page_locations: pageLocations } : undefined;
-  return { chunk, offsetIndex };
+  /** The chunk's metadata, and an offset index when it has several pages. */
+  finish(options: FloatListColumnOptions): ColumnResult {
+    const encodings: Encoding[] = ['PLAIN', 'RLE'];
+    const chunk: ColumnChunk = {
+      meta_data: {
+        type: 'FLOAT',
+        encodings,
+        path_in_schema: [...options.path],
+        codec: options.codec,
+        num_values: BigInt(this.levelCount),
+        total_compressed_size: BigInt(this.writer.offset - this.offsetStart),
+        total_uncompressed_size: BigInt(this.uncompressedSize),
+        data_page_offset: BigInt(this.offsetStart),
+      },
+      file_offset: BigInt(this.offsetStart),
+    };
+    const offsetIndex: OffsetIndex | undefined =
+      this.pageLocations.length > 1 ? { page_locations: this.pageLocations } : undefined;
+    return { chunk, offsetIndex };
+  }
 }
 
 /** A column of one row group: list<float> rows for the encoder above, or anything else for the generic path. */
@@ -214,53 +282,18 @@ export function writeRowGroup(
   const chunks: ColumnChunk[] = [];
   for (const col of columns) {
     const tree = resolve([col.name]);
-    const schemaPath = tree.map((node) => node.element);
-    let result: ColumnResult;
-    if ('floatLists' in col) {
-      if (col.floatLists.length !== numRows) throw new Error('parquet columns must have the same length');
-      // The levels above hold only for: required group (LIST) > repeated group > required FLOAT.
-      const group = tree.at(-1);
-      const list = group?.children[0];
-      const leaf = list?.children[0];
-      if (
-        tree.length !== 2 ||
-        group?.element.repetition_type !== 'REQUIRED' ||
-        group.children.length !== 1 ||
-        list?.element.repetition_type !== 'REPEATED' ||
-        list.children.length !== 1 ||
-        leaf?.element.type !== 'FLOAT' ||
-        leaf.element.repetition_type !== 'REQUIRED' ||
-        leaf.children.length
-      ) {
-        throw new Error(`parquet column ${col.name} is not a required three-level list<float>`);
-      }
-      const path = [group.element.name, list.element.name, leaf.element.name];
-      result = writeFloatListColumn(writer, col.floatLists, {
-        path,
-        codec: parquet.codec,
-        compressors: parquet.compressors,
-        pageSize,
-        name: col.name,
-      });
-    } else {
-      if (col.data.length !== numRows) throw new Error('parquet columns must have the same length');
-      const element = schemaPath.at(-1);
-      if (!element || tree.at(-1)?.children.length) throw new Error(`parquet column ${col.name} is not flat`);
-      const column: ColumnEncoder = {
-        columnName: col.name,
-        element,
-        schemaPath,
-        codec: parquet.codec,
-        compressors: parquet.compressors,
-        stats: col.statistics ?? parquet.statistics,
-        statisticsTruncateLength: parquet.statisticsTruncateLength,
-        pageSize,
-        columnIndex: false,
-        offsetIndex: true,
-        encoding: col.encoding,
-      };
-      result = writeColumn({ writer, column, pageData: encodeNestedValues(tree, col.data as never) });
-    }
+    const rows = 'floatLists' in col ? col.floatLists.length : col.data.length;
+    if (rows !== numRows) throw new Error('parquet columns must have the same length');
+    const result =
+      'floatLists' in col
+        ? writeFloatListColumn(writer, col.floatLists, {
+            path: floatListPath(tree, col.name),
+            codec: parquet.codec,
+            compressors: parquet.compressors,
+            pageSize,
+            name: col.name,
+          })
+        : writeFlatColumn(parquet, tree, col, pageSize);
     chunks.push(result.chunk);
     parquet.pendingIndexes.push(result);
   }
@@ -272,5 +305,61 @@ export function writeRowGroup(
     total_byte_size,
     num_rows: BigInt(numRows),
     total_compressed_size: BigInt(writer.offset - groupStart),
+  });
+}
+
+type SchemaTree = ReturnType<ReturnType<typeof schemaPathResolver>>;
+type FlatColumn = Extract<GroupColumn, { readonly data: unknown[] }>;
+
+/**
+ * The leaf path of a list<float> column (`[name, 'list', 'element']`), after checking the
+ * layout the encoder's levels hold for: required group (LIST) > repeated group > required FLOAT.
+ */
+function floatListPath(tree: SchemaTree, name: string): string[] {
+  const group = tree.at(-1);
+  const list = group?.children[0];
+  const leaf = list?.children[0];
+  if (
+    tree.length !== 2 ||
+    group?.element.repetition_type !== 'REQUIRED' ||
+    group.children.length !== 1 ||
+    list?.element.repetition_type !== 'REPEATED' ||
+    list.children.length !== 1 ||
+    leaf?.element.type !== 'FLOAT' ||
+    leaf.element.repetition_type !== 'REQUIRED' ||
+    leaf.children.length
+  ) {
+    throw new Error(`parquet column ${name} is not a required three-level list<float>`);
+  }
+  return [group.element.name, list.element.name, leaf.element.name];
+}
+
+/** A flat column through hyparquet-writer's generic `writeColumn`, with the writer's settings. */
+function writeFlatColumn(
+  parquet: ParquetWriter,
+  tree: SchemaTree,
+  col: FlatColumn,
+  pageSize: number,
+): ColumnResult {
+  const schemaPath = tree.map((node) => node.element);
+  const element = schemaPath.at(-1);
+  if (!element || tree.at(-1)?.children.length) throw new Error(`parquet column ${col.name} is not flat`);
+  const column: ColumnEncoder = {
+    columnName: col.name,
+    element,
+    schemaPath,
+    codec: parquet.codec,
+    compressors: parquet.compressors,
+    stats: col.statistics ?? parquet.statistics,
+    statisticsTruncateLength: parquet.statisticsTruncateLength,
+    pageSize,
+    columnIndex: false,
+    offsetIndex: true,
+    encoding: col.encoding,
+  };
+  return writeColumn({
+    writer: parquet.writer,
+    column,
+    pageData: encodeNestedValues(tree, col.data as never),
   });
 }

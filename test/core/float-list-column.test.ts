@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,13 @@ import { parquetHeader } from 'hyparquet/src/column.js';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddingRow, RejectRow } from '../../shared/domain/types.ts';
+import {
+  DEFAULT_PAGE_SIZE,
+  encodePage,
+  type FloatList,
+  pageRows,
+  writeFloatListColumn,
+} from '../../shared/output/float-list-column.ts';
 import {
   embeddingsParquet,
   embeddingsPartWriter,
@@ -301,5 +309,99 @@ describe('list<float> column encoder', () => {
     const writer = embeddingsPartWriter('r-1');
     writer.add([embeddingRow(0, [1, 2]), { ...embeddingRow(1, [3]), embedding: undefined as never }]);
     expect(() => writer.finish()).toThrow(/embedding is required: row 1/);
+  });
+});
+
+/** One column chunk written alone after 3 bytes of something else, and what the encoder returned. */
+function columnChunk(
+  rows: readonly (FloatList | null)[],
+  codec: 'SNAPPY' | 'UNCOMPRESSED',
+  pageSize: number,
+) {
+  const writer = new ByteWriter();
+  writer.appendBytes(Uint8Array.of(1, 2, 3));
+  const { compressors } = new ParquetWriter({ writer: new ByteWriter(), schema: schemaOf([]) as never });
+  const result = writeFloatListColumn(writer as never, rows, {
+    path: ['embedding', 'list', 'element'],
+    codec,
+    compressors,
+    pageSize,
+  });
+  const metadata = JSON.stringify(result, (_key, value) => (typeof value === 'bigint' ? `${value}n` : value));
+  return { bytes: writer.getBytes(), metadata };
+}
+
+const sha256 = (...parts: (Uint8Array | string)[]) => {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex');
+};
+
+describe('writeFloatListColumn steps', () => {
+  const mixedLengths = [3, 0, 1, 384, 0, 0, 7, 768, 2, 0];
+  const mixed = () =>
+    Array.from({ length: 2600 }, (_, i) => {
+      const v = vector(i, mixedLengths[i % mixedLengths.length]!);
+      return i % 5 === 2 ? Array.from(v) : v;
+    });
+
+  // Digests of the pages and returned metadata as written by the encoder before it was split
+  // into pageRows / encodePage / FloatListChunk (commit e2c7062): any change of a byte fails.
+  it.each([
+    [
+      '384 floats, SNAPPY, 1 MiB pages',
+      () => Array.from({ length: 2100 }, (_, i) => vector(i, 384)),
+      'SNAPPY',
+      DEFAULT_PAGE_SIZE,
+      '1d947c99ced908d355b317d866aac42ae756ac0c9f917ec9d4e8c96dc650ef9a',
+    ],
+    [
+      '768 floats, UNCOMPRESSED, several pages',
+      () => Array.from({ length: 1500 }, (_, i) => vector(i, 768)),
+      'UNCOMPRESSED',
+      DEFAULT_PAGE_SIZE,
+      'e6fda6a83cadf853f2c72d5321ba95b31d43d2e34799f3e0fc9391142be06673',
+    ],
+    [
+      'mixed lengths, empty rows and plain arrays, 4 KiB pages',
+      mixed,
+      'SNAPPY',
+      4096,
+      'dd18adae2f454d9271fc2617b54bc8c53e2a6cfe5d69fd4793652fe646d35a63',
+    ],
+    [
+      'one float a row, a page per row',
+      () => Array.from({ length: 3000 }, (_, i) => vector(i, 1)),
+      'SNAPPY',
+      1,
+      '1f99361c66510bdd3d2717c6cce76a1c58177a6cc4f82e800e971ebde994cbbb',
+    ],
+  ] as const)('writes %s byte for byte as before', (_name, rows, codec, pageSize, digest) => {
+    const { bytes, metadata } = columnChunk(rows(), codec, pageSize);
+    expect(sha256(bytes, metadata)).toBe(digest);
+  });
+
+  it('cuts pages of whole rows up to the page size, at least one row, and names a missing row', () => {
+    const rows = [vector(0, 10), vector(1, 10), vector(2, 30), new Float32Array(0), vector(3, 5)];
+    expect(pageRows(rows, 0, 80, 'v')).toEqual({ end: 2, values: 20 });
+    expect(pageRows(rows, 2, 80, 'v')).toEqual({ end: 3, values: 30 });
+    expect(pageRows(rows, 2, 1, 'v')).toEqual({ end: 3, values: 30 });
+    expect(pageRows(rows, 3, 80, 'v')).toEqual({ end: 5, values: 5 });
+    expect(() => pageRows([vector(0, 2), null], 0, 80, 'v')).toThrow(
+      'parquet list column v is required: row 1 is null',
+    );
+  });
+
+  it('encodes levels as RLE runs of whole rows, empty rows as nulls, floats the same on either byte order', () => {
+    const rows = [Float32Array.of(1, -0, Number.NaN), new Float32Array(0), [2.5], Float32Array.of(3, 4)];
+    const page = encodePage(rows, 0, 4, 6);
+    expect(page).toMatchObject({ rows: 4, slots: 7, nulls: 1 });
+    // Repetition 0 1 1 | 0 | 0 | 0 1; definition 1 1 1 | 0 | 1 | 1 1: runs (count << 1, value).
+    expect([...page.repetition]).toEqual([2, 0, 4, 1, 6, 0, 2, 1]);
+    expect([...page.definition]).toEqual([6, 1, 2, 0, 6, 1]);
+    expect(Buffer.from(page.data)).toEqual(Buffer.from(Float32Array.of(1, -0, Number.NaN, 2.5, 3, 4).buffer));
+    expect(encodePage(rows, 0, 4, 6, false)).toEqual(page);
+    const big = Array.from({ length: 50 }, (_, i) => vector(i, 37));
+    expect(encodePage(big, 10, 50, 40 * 37, false)).toEqual(encodePage(big, 10, 50, 40 * 37, true));
   });
 });
