@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
 import { featureSpecSchema } from '../scoring/features/feature-spec.ts';
+import { explainSchema, scoreOutputIssue, scoresOutputSchema } from '../scoring/score-output-config.ts';
 import { configErrorOf } from './config-issue.ts';
 
 const inputSchema = z
@@ -255,17 +256,24 @@ const segmentsSchema = z
   })
   .prefault({});
 
-export const scorePipelineConfigSchema = z.strictObject({
-  ...commonKeys,
-  kind: z.literal('score'),
-  /** Feature transforms (see docs/scoring.md). */
-  featureSpec: featureSpecSchema,
-  /** Where fitted feature statistics live; reused by later runs unless `refit`. */
-  featureStats: z.strictObject({ key: z.string().min(1), refit: z.boolean().default(false) }),
-  model: scoreModelSchema,
-  segments: segmentsSchema,
-  output: z.strictObject({ table: z.literal('scores').default('scores') }).prefault({}),
-});
+export const scorePipelineConfigSchema = z
+  .strictObject({
+    ...commonKeys,
+    kind: z.literal('score'),
+    /** Feature transforms (see docs/scoring.md). */
+    featureSpec: featureSpecSchema,
+    /** Where fitted feature statistics live; reused by later runs unless `refit`. */
+    featureStats: z.strictObject({ key: z.string().min(1), refit: z.boolean().default(false) }),
+    model: scoreModelSchema,
+    segments: segmentsSchema,
+    /** Reason codes per row (docs/reason-codes.md): `topK` input columns by |contribution|. */
+    explain: explainSchema.optional(),
+    output: scoresOutputSchema,
+  })
+  .superRefine((config, ctx) => {
+    const issue = scoreOutputIssue(config);
+    if (issue) ctx.addIssue({ code: 'custom', ...issue });
+  });
 
 export const embedPipelineConfigSchema = z
   .strictObject({
