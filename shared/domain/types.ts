@@ -324,6 +324,13 @@ export interface ScoreRow {
   /** Every output of the model for the row (several for multi-class models). */
   outputs: readonly number[];
   metadata: Record<string, string | null>;
+  /**
+   * Reason codes (`explain.topK`): a JSON array of `{feature, contribution, value}`, largest
+   * |contribution| first (docs/reason-codes.md). Absent without `explain`.
+   */
+  reasons?: string;
+  /** `output.passThrough` columns as read from the input row (an absent key is null). */
+  passThrough?: Readonly<Record<string, unknown>>;
 }
 
 export interface EmbeddingRow {
