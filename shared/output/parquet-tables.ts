@@ -4,7 +4,7 @@ import type { BetaPrior } from '../scoring/aggregates/beta-prior.ts';
 import type { SegmentStats } from '../scoring/aggregates/segment-aggregates.ts';
 import { type FloatList, type GroupColumn, writeRowGroup } from './float-list-column.ts';
 
-type Physical = 'string' | 'int32' | 'int64' | 'double' | 'float-list';
+type Physical = 'string' | 'int32' | 'int64' | 'double' | 'boolean' | 'float-list';
 
 export interface ColumnDef {
   readonly name: string;
@@ -45,11 +45,50 @@ export const TABLE_COLUMNS = {
     { name: 'record_id', type: 'string', required: true },
     { name: 'score', type: 'double', required: true },
     { name: 'model', type: 'string', required: true },
+    /** Which version of the model object scored the row (ScoreRow.model_version); null where unknown. */
+    { name: 'model_version', type: 'string' },
     { name: 'source_key', type: 'string', required: true },
     { name: 'line', type: 'int64', required: true },
     /** Every model output as a JSON array when the model has several (multi-class). */
     { name: 'outputs', type: 'string' },
     { name: 'metadata', type: 'string' },
+    /**
+     * Reason codes (`explain.topK`, docs/reason-codes.md): a JSON array of `{"feature",
+     * "contribution", "value"}`, largest |contribution| first; null without `explain`.
+     */
+    { name: 'reasons', type: 'string' },
+  ],
+  /**
+   * Generate pipelines (the Generations contract): one row per record answered. `attempts`
+   * is the calls this run made for it: 0 when carried from the prompt cache, with 0 tokens.
+   */
+  generations: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'record_id', type: 'string', required: true },
+    { name: 'prompt_sha256', type: 'string', required: true },
+    { name: 'model', type: 'string', required: true },
+    { name: 'output', type: 'string', required: true },
+    /** The parsed answer as JSON text; null without `output.jsonSchema`. */
+    { name: 'output_json', type: 'string' },
+    { name: 'finish_reason', type: 'string' },
+    { name: 'prompt_tokens', type: 'int64', required: true },
+    { name: 'completion_tokens', type: 'int64', required: true },
+    { name: 'attempts', type: 'int32', required: true },
+    { name: 'source_key', type: 'string', required: true },
+    { name: 'line', type: 'int64', required: true },
+    { name: 'metadata', type: 'string' },
+  ],
+  /** Recommend pipelines (the Recommendations contract): a user's top N, one row per rank. */
+  recommendations: [
+    { name: 'run_id', type: 'string', required: true },
+    { name: 'user_id', type: 'string', required: true },
+    { name: 'rank', type: 'int32', required: true },
+    { name: 'item_id', type: 'string', required: true },
+    { name: 'score', type: 'double', required: true },
+    /** `cf`, or `popular` for popularity fill-in. */
+    { name: 'source', type: 'string', required: true },
+    /** Members of the user's neighbourhood holding the item; 0 for fill-in. */
+    { name: 'neighbours', type: 'int32', required: true },
   ],
   segment_stats: [
     { name: 'run_id', type: 'string', required: true },
@@ -138,6 +177,9 @@ export function schemaOf(columns: readonly ColumnDef[]): SchemaElement[] {
       case 'double':
         schema.push({ name: col.name, type: 'DOUBLE', repetition_type });
         break;
+      case 'boolean':
+        schema.push({ name: col.name, type: 'BOOLEAN', repetition_type });
+        break;
       case 'float-list':
         // The three-level LIST layout of the Parquet spec, which Athena and DuckDB read as array<float>.
         schema.push({ name: col.name, repetition_type, num_children: 1, converted_type: 'LIST' });
@@ -172,6 +214,7 @@ const PLAIN_COLUMNS: ReadonlySet<string> = new Set([
   'record_id',
   'excerpt',
   'outputs',
+  'reasons',
 ]);
 
 /**
@@ -254,7 +297,8 @@ export class ParquetPartWriter<Row> {
         name: col.name,
         data: rows.map((row) => {
           const value = row[col.name];
-          return col.type === 'int64' ? BigInt(value as number) : (value ?? null);
+          if (value === undefined || value === null) return null;
+          return col.type === 'int64' ? BigInt(value as number | bigint) : value;
         }),
         ...(PLAIN_COLUMNS.has(col.name) ? { encoding: 'PLAIN' as const, statistics: false } : {}),
       };
@@ -299,9 +343,11 @@ export function embeddingsPartWriter(runId: string): ParquetPartWriter<Embedding
 export function rewrittenPartWriter(
   table: 'embeddings' | 'scores',
   keyValueMetadata: readonly { readonly key: string; readonly value: string }[],
+  /** The part's columns beyond the table's own (a score pipeline's `output.passThrough`). @default none */
+  extraColumns: readonly ColumnDef[] = [],
 ): ParquetPartWriter<Record<string, unknown>> {
   return new ParquetPartWriter(
-    TABLE_COLUMNS[table],
+    [...TABLE_COLUMNS[table], ...extraColumns],
     (row) => row,
     table === 'embeddings' ? EMBEDDING_ROW_GROUP : SCORE_ROW_GROUP,
     keyValueMetadata,
@@ -360,17 +406,91 @@ export function runsParquet(summary: RunSummary): Uint8Array {
 }
 
 function scoreRecord(runId: string) {
-  return (row: ScoreRow): Record<string, unknown> => ({
-    ...row,
-    run_id: runId,
-    outputs: row.outputs && row.outputs.length > 1 ? JSON.stringify(row.outputs) : null,
-    metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
+  return (row: ScoreRow): Record<string, unknown> => {
+    const { passThrough, ...rest } = row;
+    return {
+      // Pass-through columns first, so the table's own columns always win (config refuses clashes).
+      ...passThrough,
+      ...rest,
+      run_id: runId,
+      outputs: row.outputs && row.outputs.length > 1 ? JSON.stringify(row.outputs) : null,
+      metadata: Object.keys(row.metadata).length ? JSON.stringify(row.metadata) : null,
+      reasons: row.reasons ?? null,
+    };
+  };
+}
+
+/** Parquet column type of each `output.passThrough` type (Glue: string, double, bigint, boolean). */
+const PASS_THROUGH_PHYSICAL: Readonly<Record<string, Physical>> = {
+  string: 'string',
+  double: 'double',
+  bigint: 'int64',
+  boolean: 'boolean',
+};
+
+/** The `scores` columns a score pipeline's `output.passThrough` adds, after the table's own. */
+export function passThroughColumnsOf(
+  passThrough: readonly { readonly column: string; readonly type: string }[],
+): ColumnDef[] {
+  return passThrough.map(({ column, type }) => {
+    const physical = PASS_THROUGH_PHYSICAL[type];
+    if (!physical) throw new Error(`no Parquet type for pass-through type ${type}`);
+    return { name: column, type: physical };
   });
 }
 
-/** A unit's `scores` part, written group by group as its rows are scored. */
-export function scoresPartWriter(runId: string): ParquetPartWriter<ScoreRow> {
-  return new ParquetPartWriter(TABLE_COLUMNS.scores, scoreRecord(runId), SCORE_ROW_GROUP);
+/** Parquet physical types of flat columns, back to the writer's types (for rewriting a part). */
+const PHYSICAL_OF_PARQUET: Readonly<Record<string, Physical>> = {
+  BYTE_ARRAY: 'string',
+  INT32: 'int32',
+  INT64: 'int64',
+  DOUBLE: 'double',
+  BOOLEAN: 'boolean',
+};
+
+/**
+ * The flat columns of a part's Parquet schema that the table does not declare (a score
+ * pipeline's pass-through columns), so a rewrite keeps them.
+ */
+export function extraColumnsOfPart(
+  table: 'embeddings' | 'scores',
+  schema: readonly { readonly name: string; readonly type?: string; readonly num_children?: number }[],
+): ColumnDef[] {
+  const known = new Set<string>(TABLE_COLUMNS[table].map((c) => c.name));
+  const extra: ColumnDef[] = [];
+  // Depth-first layout: the root's children in order, each followed by its own subtree.
+  let at = 1;
+  const skipSubtree = (): void => {
+    const children = schema[at]?.num_children ?? 0;
+    at += 1;
+    for (let c = 0; c < children; c += 1) skipSubtree();
+  };
+  while (at < schema.length) {
+    const el = schema[at]!;
+    if (!el.num_children && !known.has(el.name)) {
+      const type = el.type === undefined ? undefined : PHYSICAL_OF_PARQUET[el.type];
+      if (!type)
+        throw new Error(`part column ${el.name} has Parquet type ${el.type}, which no writer here uses`);
+      extra.push({ name: el.name, type });
+    }
+    skipSubtree();
+  }
+  return extra;
+}
+
+/**
+ * A unit's `scores` part, written group by group as its rows are scored, with the
+ * pipeline's pass-through columns after the table's own. @default no pass-through columns
+ */
+export function scoresPartWriter(
+  runId: string,
+  passThrough: readonly { readonly column: string; readonly type: string }[] = [],
+): ParquetPartWriter<ScoreRow> {
+  return new ParquetPartWriter(
+    [...TABLE_COLUMNS.scores, ...passThroughColumnsOf(passThrough)],
+    scoreRecord(runId),
+    SCORE_ROW_GROUP,
+  );
 }
 
 export function scoresParquet(runId: string, rows: readonly ScoreRow[]): Uint8Array {

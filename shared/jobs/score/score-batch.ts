@@ -18,6 +18,8 @@ export interface PendingRow {
   readonly sourceKey: string;
   readonly line: number;
   readonly byteOffset: number;
+  /** `output.passThrough` values, typed (absent when the pipeline passes none through). */
+  readonly passThrough?: Readonly<Record<string, unknown>>;
 }
 
 /** One request's rows, their features, and the position of its first row in the flush. */
@@ -158,6 +160,7 @@ export class BatchScorer {
       line: row.line,
       outputs,
       metadata: row.metadata,
+      ...(row.passThrough === undefined ? {} : { passThrough: row.passThrough }),
     };
     this.deps.segments.add(
       segmentValuesOf(row.values, config.segments.columns),

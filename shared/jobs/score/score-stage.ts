@@ -36,7 +36,12 @@ export async function workScoreUnit(
   checkpoint?: Checkpoint,
 ): Promise<UnitWork> {
   const endpoint = endpointOf(deps, config);
-  const part = streamedTablePart(deps.store, 'scores', unit, scoresPartWriter(unit.runId));
+  const part = streamedTablePart(
+    deps.store,
+    'scores',
+    unit,
+    scoresPartWriter(unit.runId, config.output.passThrough),
+  );
   const { result: scored, key } = await intoStreamedPart(part, (sink) =>
     scoreUnit({ store: deps.store, endpoint }, config, unit, sink, checkpoint),
   );

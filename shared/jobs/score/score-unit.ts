@@ -15,7 +15,11 @@ import {
 } from '../../scoring/aggregates/segment-aggregates.ts';
 import type { FeatureTransformer } from '../../scoring/features/feature-transformer.ts';
 import { transformRecords } from '../../scoring/features/feature-transformer.ts';
+import { maxModelBytesFor } from '../../scoring/in-worker/model-cache.ts';
+import { RowReasons, workerExplainer } from '../../scoring/in-worker/row-reasons.ts';
+import { passThroughOf } from '../../scoring/pass-through.ts';
 import { transformerFor } from '../../scoring/scoring-context.ts';
+import { columnMapOfInputs } from '../../scoring/xgboost/reason-codes.ts';
 import { mapWithConcurrency } from '../../work/concurrency.ts';
 import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-records.ts';
 import {
@@ -54,7 +58,9 @@ export { parsePredictionLines } from './score-batch.ts';
  * by row, and per-segment aggregates accumulated for finalize. A request the model
  * refuses (4xx) is bisected down to the row, which is rejected; the rest are scored.
  * Each flush's rows go to `sink` in the order they were read, so a unit holds one flush
- * of rows (`maxRowsPerRequest x concurrency`), not all of them.
+ * of rows (`maxRowsPerRequest x concurrency`), not all of them. With `explain`, each
+ * scored row gets its reason codes; with `output.passThrough`, its input columns (a
+ * value that is not of its column's type rejects the row).
  */
 export async function scoreUnit(
   deps: ScoreDeps,
@@ -63,8 +69,30 @@ export async function scoreUnit(
   sink: ScoreSink,
   checkpoint?: Checkpoint,
 ): Promise<ScoredUnit> {
-  const transformer = await transformerFor(deps.store, config, unit.runId);
-  return new UnitScorer(deps, config, unit, sink, transformer as FeatureTransformer).run(checkpoint);
+  const transformer = (await transformerFor(deps.store, config, unit.runId)) as FeatureTransformer;
+  const reasons = config.explain ? await rowReasonsFor(deps.store, config, transformer) : undefined;
+  return new UnitScorer(deps, config, unit, sink, transformer, reasons).run(checkpoint);
+}
+
+/**
+ * Reason codes from the model file the worker scores with (`model.modelKey`; config
+ * allows `explain` only with in-worker hosting), summed back over the transformer's
+ * expanded columns to the record fields they read.
+ */
+async function rowReasonsFor(
+  store: ObjectStore,
+  config: ScorePipelineConfig,
+  transformer: FeatureTransformer,
+): Promise<RowReasons> {
+  const { modelKey, scoreClass } = config.model;
+  const explainer = await workerExplainer(store, modelKey, maxModelBytesFor(config.workers.memoryMiB));
+  return new RowReasons(
+    explainer,
+    columnMapOfInputs(transformer.columnInputs),
+    config.explain!.topK,
+    scoreClass,
+    modelKey,
+  );
 }
 
 interface ScoreDeps {
@@ -88,6 +116,7 @@ class UnitScorer {
     private readonly unit: WorkUnit,
     private readonly sink: ScoreSink,
     private readonly transformer: FeatureTransformer,
+    private readonly reasons: RowReasons | undefined,
   ) {
     this.segments = new SegmentAggregator({
       segmentColumns: config.segments.columns,
@@ -106,14 +135,23 @@ class UnitScorer {
         continue;
       }
       if (record.kind !== 'row') throw new Error(`scoring reader yielded a ${record.kind}`);
-      this.pending.push({
+      const row: PendingRow = {
         id: record.id,
         values: record.values,
         metadata: record.metadata,
         sourceKey: slice.key,
         line: record.line,
         byteOffset: record.byteOffset,
-      });
+      };
+      const passThrough = config.output.passThrough;
+      if (passThrough.length > 0) {
+        const kept = passThroughOf(record.values, passThrough);
+        if (!kept.ok) {
+          this.rejects.push(rejectOfRow(row, kept.reason));
+          continue;
+        }
+        this.pending.push({ ...row, passThrough: kept.values });
+      } else this.pending.push(row);
       if (this.pending.length >= config.model.maxRowsPerRequest * config.model.concurrency)
         await this.flush();
     }
@@ -139,7 +177,7 @@ class UnitScorer {
     const accepted = Array.from(rowIndex.subarray(0, numRows), (i) => read[i]!);
     const scorer = await this.scoreAccepted(accepted, data);
     this.rejects.push(...scorer.refused);
-    const rows = this.keepScored(scorer.scored, accepted);
+    const rows = this.keepScored(scorer.scored, accepted, data);
     this.counts.scored += rows.length;
     await this.sink.add(rows);
   }
@@ -166,13 +204,27 @@ class UnitScorer {
     return scorer;
   }
 
-  /** Rows the model refused are holes; the rest keep the order they were read in. */
-  private keepScored(scored: readonly (ScoreRow | undefined)[], accepted: readonly PendingRow[]): ScoreRow[] {
+  /**
+   * Rows the model refused are holes; the rest keep the order they were read in, each with
+   * its reason codes when the pipeline explains (from the features it was scored with).
+   */
+  private keepScored(
+    scored: readonly (ScoreRow | undefined)[],
+    accepted: readonly PendingRow[],
+    data: Float64Array,
+  ): ScoreRow[] {
     const rows: ScoreRow[] = [];
+    const width = this.transformer.width;
     scored.forEach((row, i) => {
       if (row === undefined) return;
-      rows.push(row);
       const read = accepted[i]!;
+      if (this.reasons)
+        row.reasons = this.reasons.reasonsOf(
+          data.subarray(i * width, (i + 1) * width),
+          read.values,
+          row.outputs,
+        );
+      rows.push(row);
       this.idList.add({
         id: read.id,
         sourceKey: read.sourceKey,

@@ -130,6 +130,8 @@ export function embeddingTableKeys(spec: FeatureSpec): string[] {
 export class FeatureTransformer {
   /** Output column names, in row order. */
   readonly columns: readonly string[];
+  /** The record field each output column is read from (`region` for `region=north`), for reason codes. */
+  readonly columnInputs: readonly string[];
   readonly width: number;
   private readonly writers: { write: ColumnWriter; offset: number }[];
 
@@ -146,6 +148,7 @@ export class FeatureTransformer {
       throw new ConfigError('feature statistics were fitted for another feature spec; refit them');
     }
     const columns: string[] = [];
+    const columnInputs: string[] = [];
     this.writers = [];
     for (const feature of spec.features) {
       const stats = fitted.stats[featureName(feature)];
@@ -159,8 +162,10 @@ export class FeatureTransformer {
         throw new ConfigError(`feature "${featureName(feature)}": no ${feature.type} statistics; refit them`);
       this.writers.push({ write: compiled.write, offset: columns.length });
       columns.push(...compiled.columns);
+      for (const _ of compiled.columns) columnInputs.push(feature.column);
     }
     this.columns = columns;
+    this.columnInputs = columnInputs;
     this.width = columns.length;
   }
 

@@ -57,6 +57,25 @@ export function inputColumnMap(spec: FeatureSpec, fitted: FittedFeatures): Input
   return { inputs, inputOfColumn: Int32Array.from(inputOfColumn) };
 }
 
+/**
+ * The map of expanded columns given the record field each one reads, in column order
+ * (`FeatureTransformer.columnInputs`): inputs in the order first read.
+ */
+export function columnMapOfInputs(columnInputs: readonly string[]): InputColumnMap {
+  const inputs: string[] = [];
+  const indexOf = new Map<string, number>();
+  const inputOfColumn = Int32Array.from(columnInputs, (field) => {
+    let input = indexOf.get(field);
+    if (input === undefined) {
+      input = inputs.length;
+      indexOf.set(field, input);
+      inputs.push(field);
+    }
+    return input;
+  });
+  return { inputs, inputOfColumn };
+}
+
 /** A map where every model column is its own input (a model scored on raw columns, no spec). */
 export function identityColumnMap(names: readonly string[]): InputColumnMap {
   return { inputs: [...names], inputOfColumn: Int32Array.from(names, (_, i) => i) };
