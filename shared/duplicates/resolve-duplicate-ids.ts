@@ -1,7 +1,7 @@
 import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import type { RejectRow } from '../domain/types.ts';
 import { unitPartKey } from '../output/keys.ts';
-import { rejectsPartWriter, rewrittenPartWriter } from '../output/parquet-tables.ts';
+import { extraColumnsOfPart, rejectsPartWriter, rewrittenPartWriter } from '../output/parquet-tables.ts';
 import { StreamedPart } from '../output/streamed-part.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { objectAsyncBuffer } from '../readers/parquet.ts';
@@ -139,9 +139,11 @@ async function dropFromPart(
   const part = new StreamedPart(
     store,
     key,
-    rewrittenPartWriter(table, [
-      { key: DROPPED_ORDINALS_KEY, value: JSON.stringify([...drop].sort((a, b) => a - b)) },
-    ]),
+    rewrittenPartWriter(
+      table,
+      [{ key: DROPPED_ORDINALS_KEY, value: JSON.stringify([...drop].sort((a, b) => a - b)) }],
+      extraColumnsOfPart(table, metadata.schema),
+    ),
   );
   try {
     // The ordinal of each record still in the part: the unit's own count, skipping those dropped before.
