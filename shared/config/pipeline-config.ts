@@ -101,6 +101,13 @@ const capacitySchema = z
     warmupLimitSeconds: z.number().int().min(60).max(7200).default(1800),
     /** A lease whose run has shown no progress for this long is treated as leaked. */
     leaseStaleSeconds: z.number().int().min(300).max(86_400).default(3600),
+    /**
+     * Workers per copy (deployed): the work event source's `MaximumConcurrency` follows the
+     * copies live leases hold, this many workers each (docs/capacity.md, "Workers follow the
+     * copies"). One worker keeps a GPU copy fed (bench/results/pipeline-share.json `sizing`).
+     * @default 1 (`DEFAULT_WORKERS_PER_COPY`, shared/capacity/workers.ts)
+     */
+    workersPerCopy: z.number().int().min(1).max(64).optional(),
   })
   // A run waiting for capacity shows no progress: a lease stale sooner would be released while it warms.
   .refine((c) => c.leaseStaleSeconds > c.warmupLimitSeconds, {
