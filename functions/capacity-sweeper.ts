@@ -5,6 +5,7 @@ import middy from '@middy/core';
 import { type PipelineCapacity, pipelineCapacityOf } from '../shared/capacity/names.ts';
 import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import { type ComponentSweep, type SweepOptions, sweepCapacity } from '../shared/capacity/sweep.ts';
+import { sweepWorkers, type WorkersSweep } from '../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { SluiceError } from '../shared/errors/errors.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
@@ -35,6 +36,13 @@ export interface CapacitySweepResult {
     readonly set?: number;
     readonly error?: string;
   }[];
+  /** The work event source's limit, when the workers follow the copies (`capacity.workers`). */
+  readonly workers?: {
+    readonly live: number;
+    readonly workers?: number;
+    readonly set?: number;
+    readonly error?: string;
+  };
 }
 
 /** Some component could not be swept; raised after every other component was, so the function's Errors alarm sees it. */
@@ -85,6 +93,23 @@ export function createCapacitySweeperHandler(
     else logger.debug('capacity as it should be', fields);
   };
 
+  const reportWorkers = (sweep: WorkersSweep): void => {
+    const fields = {
+      liveWorkerLeases: sweep.liveLeases,
+      before: sweep.before,
+      workers: sweep.workers,
+      ...(sweep.set && { set: sweep.set }),
+      ...(sweep.released.length > 0 && { released: sweep.released }),
+      ...(sweep.keptHigher && { keptHigher: sweep.keptHigher }),
+    };
+    if (sweep.error !== undefined)
+      logger.error('work event source limit could not be swept', { ...fields, error: sweep.error });
+    else if (sweep.set !== undefined && !sweep.set.outcome.applied)
+      logger.info('work event source busy; its limit is set on a later sweep', fields);
+    else if (sweep.set !== undefined) logger.info('work event source limit set', fields);
+    else logger.debug('work event source limit as it should be', fields);
+  };
+
   return middy<unknown, CapacitySweepResult>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
@@ -100,7 +125,23 @@ export function createCapacitySweeperHandler(
         options.sweep,
       );
       for (const sweep of sweeps) report(sweep);
-      const failed = sweeps.filter((s) => s.error !== undefined);
+      // The workers follow the copies the live leases hold (and in-worker runs' own leases).
+      const workers =
+        d.capacity.workers &&
+        (await sweepWorkers(
+          { leases: d.capacity.leases, runs: d.runs },
+          d.capacity.workers,
+          sweeps.map((s) => ({ component: s.component, ...(s.liveCopies && { liveCopies: s.liveCopies }) })),
+          now(),
+        ));
+      if (workers) {
+        reportWorkers(workers);
+        // The limit the live leases call for (what the event source has once set).
+        if (workers.workers !== undefined)
+          metrics.addMetric('WorkerConcurrency', MetricUnit.Count, workers.workers);
+      }
+      const failed: { component: string; error?: string }[] = sweeps.filter((s) => s.error !== undefined);
+      if (workers?.error !== undefined) failed.push({ component: 'work event source', error: workers.error });
       metrics.addMetric(
         'CapacityWithoutRun',
         MetricUnit.Count,
@@ -117,6 +158,13 @@ export function createCapacitySweeperHandler(
           `capacity sweep failed for ${failed.map((s) => `${s.component} (${s.error})`).join(', ')}; the other components were swept`,
         );
       return {
+        ...(workers && {
+          workers: {
+            live: workers.liveLeases.length,
+            ...(workers.workers === undefined ? {} : { workers: workers.workers }),
+            ...(workers.set === undefined ? {} : { set: workers.set.workers }),
+          },
+        }),
         components: sweeps.map((s) => ({
           component: s.component,
           liveLeases: s.liveLeases.length,

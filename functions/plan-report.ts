@@ -56,7 +56,17 @@ export function logCapacity({ logger }: Observability, runId: string, acquired: 
     desiredCopies: acquired.before?.desiredCopies,
     currentCopies: acquired.before?.currentCopies,
     raisedTo: acquired.raisedTo,
+    // The work event source's limit, which follows the copies (docs/capacity.md).
+    ...(acquired.workers && { workers: acquired.workers }),
   };
+  if (acquired.workers?.error !== undefined)
+    logger.warn(
+      'capacity lease taken, but the workers limit could not be raised; the capacity sweeper retries',
+      {
+        ...fields,
+        error: acquired.workers.error,
+      },
+    );
   if (acquired.error !== undefined)
     logger.warn('capacity lease taken, but copies could not be raised; the capacity sweeper retries', {
       ...fields,

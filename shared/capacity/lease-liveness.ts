@@ -31,7 +31,7 @@ export function lastProgressAt(lease: CapacityLease): number {
 export function leaseLiveness(
   lease: CapacityLease,
   run: RunState | undefined,
-  capacity: CapacityConfig,
+  capacity: Pick<CapacityConfig, 'leaseStaleSeconds'>,
   now: number,
 ): LeaseLiveness {
   if (lease.releasedAt !== undefined) return 'released';

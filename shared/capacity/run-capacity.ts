@@ -7,11 +7,24 @@ import { type CooldownDecision, cooldownAfterRelease } from './cooldown.ts';
 import { copiesForRun, floorCopies, neededCopies } from './copies.ts';
 import type { PipelineCapacity } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
+import {
+  raiseWorkers,
+  WORKERS_LEASE_COMPONENT,
+  type WorkerScaling,
+  type WorkersRaised,
+  workersOfRun,
+} from './workers.ts';
 
 /** The ports run-scoped capacity needs: the lease store and the component's control plane. */
 export interface RunCapacityDeps {
   readonly leases: CapacityLeases;
   readonly control: CapacityControl;
+  /**
+   * The work event source's limit, which follows the copies (deployed with a capacity
+   * sweeper; docs/capacity.md, "Workers follow the copies"). Without it no workers lease is
+   * taken and the limit is left as deployed (local runs).
+   */
+  readonly workers?: WorkerScaling;
 }
 
 /**
@@ -34,6 +47,8 @@ export interface CapacityAcquired {
   readonly deferred?: string;
   /** Why copies could not be read or raised (the run goes on; the sweeper retries). */
   readonly error?: string;
+  /** What raising the work event source's limit did (with `RunCapacityDeps.workers`). */
+  readonly workers?: WorkersRaised;
 }
 
 /**
@@ -58,6 +73,45 @@ export async function acquireRunCapacity(
     copies: copiesForRun(estimatedWork, capacity.capacity),
     takenAt: now.toISOString(),
   });
+  const copies = await raiseCopies(deps, capacity, lease, now);
+  return deps.workers === undefined
+    ? copies
+    : { ...copies, workers: await raiseWorkers(deps.leases, deps.workers) };
+}
+
+/**
+ * Plan's step for a run that calls no run-scoped endpoint (in-worker or serverless
+ * scoring) in a stack whose workers follow the copies: a lease on `workers.maxConcurrency`
+ * workers of its own (idempotent, like a copies lease), then the limit raised to what every
+ * unreleased lease needs. The sweeper releases the lease once the run has finished.
+ * Undefined without `deps.workers`.
+ *
+ * @throws the lease store's errors: without a lease the sweeper would take the workers back
+ */
+export async function acquireRunWorkers(
+  deps: RunCapacityDeps,
+  config: PipelineConfig,
+  runId: string,
+  now: Date,
+): Promise<CapacityAcquired | undefined> {
+  if (deps.workers === undefined) return undefined;
+  const lease = await deps.leases.take({
+    runId,
+    component: WORKERS_LEASE_COMPONENT,
+    copies: workersOfRun(config),
+    takenAt: now.toISOString(),
+  });
+  return { lease, workers: await raiseWorkers(deps.leases, deps.workers) };
+}
+
+async function raiseCopies(
+  deps: RunCapacityDeps,
+  capacity: PipelineCapacity,
+  lease: CapacityLease,
+  now: Date,
+): Promise<CapacityAcquired> {
+  const component = capacity.componentName;
+  const runId = lease.runId;
   let before: ComponentCopies | undefined;
   try {
     before = await deps.control.describe(component);

@@ -1,4 +1,3 @@
-import type { RunState } from '../domain/types.ts';
 import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../ports/capacity-control.ts';
 import type { CapacityLease, CapacityLeases, ComponentLeaseState } from '../ports/capacity-leases.ts';
@@ -9,6 +8,7 @@ import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import { type PipelineCapacity, schedulesOf } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
 import { heldSeconds } from './run-capacity.ts';
+import { noteRunProgress } from './workers.ts';
 
 export interface SweepDeps {
   readonly leases: CapacityLeases;
@@ -41,6 +41,11 @@ export interface ComponentSweep {
   readonly component: string;
   /** Runs whose leases count. */
   readonly liveLeases: readonly string[];
+  /**
+   * Copies of each live lease, for the workers that follow them (`sweepWorkers`); absent
+   * when the sweep failed before its leases were reviewed.
+   */
+  readonly liveCopies?: readonly number[];
   /** Leases this sweep released, each with why. */
   readonly leaked: readonly { readonly runId: string; readonly reason: LeaseLiveness }[];
   /** Released leases deleted as old. */
@@ -121,6 +126,7 @@ class ComponentSweeper {
   private readonly leaked: { runId: string; reason: LeaseLiveness }[] = [];
   private readonly renewed: string[] = [];
   private forgotten = 0;
+  private reviewed = false;
   private lastReleasedAt: number | undefined;
   private leaseState: ComponentLeaseState | undefined;
   private before: ComponentCopies | undefined;
@@ -145,6 +151,7 @@ class ComponentSweeper {
   async sweep(): Promise<ComponentSweep> {
     try {
       await this.reviewLeases();
+      this.reviewed = true;
       const before = await this.deps.control.describe(this.component);
       this.before = before;
       await this.markReady(before);
@@ -204,7 +211,7 @@ class ComponentSweeper {
   /** A held lease: live, or released as leaked (a finished run's from when it finished, any other from now). */
   private async reviewHeld(lease: CapacityLease): Promise<void> {
     const run = await this.deps.runs.getRun(lease.runId);
-    const seen = await noteProgress(this.deps.leases, lease, run, this.nowIso);
+    const seen = await noteRunProgress(this.deps.leases, lease, run, this.nowIso);
     const liveness = leaseLiveness(seen, run, this.capacity.capacity, this.nowMs);
     if (liveness === 'live') {
       this.live.push(seen);
@@ -279,6 +286,7 @@ class ComponentSweeper {
     return {
       component: this.component,
       liveLeases: this.live.map((l) => l.runId),
+      ...(this.reviewed ? { liveCopies: this.live.map((l) => l.copies) } : {}),
       leaked: this.leaked,
       forgotten: this.forgotten,
       renewed: this.renewed,
@@ -291,23 +299,6 @@ class ComponentSweeper {
       ...(failure && { error: describeError(failure.error) }),
     };
   }
-}
-
-/** Records a unit finishing since the last sweep as progress on the lease; returns the lease as it now counts. */
-async function noteProgress(
-  leases: CapacityLeases,
-  lease: CapacityLease,
-  run: RunState | undefined,
-  nowIso: string,
-): Promise<CapacityLease> {
-  if (run === undefined) return lease;
-  const terminal = run.doneUnits + run.failedUnits;
-  if (lease.seenTerminalUnits === terminal) return lease;
-  // A first look at a run with nothing finished only sets the mark; any change is progress.
-  const progressAt =
-    lease.seenTerminalUnits === undefined && terminal === 0 ? (lease.progressAt ?? lease.takenAt) : nowIso;
-  await leases.markProgress(lease.component, lease.runId, terminal, progressAt);
-  return { ...lease, seenTerminalUnits: terminal, progressAt };
 }
 
 function msOf(iso: string | undefined): number | undefined {

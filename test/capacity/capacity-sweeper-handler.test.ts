@@ -6,8 +6,10 @@ import { createCapacitySweeperHandler } from '../../functions/capacity-sweeper.t
 import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
 import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
-import { CapacityControlError } from '../../shared/capacity/errors.ts';
-import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
+import { CapacityControlError, WorkerConcurrencyError } from '../../shared/capacity/errors.ts';
+import { inferenceComponentNameOf, pipelineCapacityOf } from '../../shared/capacity/names.ts';
+import type { WorkerConcurrency } from '../../shared/capacity/worker-concurrency.ts';
+import { workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
 import { pipelineConfig } from '../core/factories.ts';
@@ -94,5 +96,58 @@ describe('capacity sweeper handler', () => {
     expect((await control.describe(faqComponent)).desiredCopies).toBe(0);
     expect(observability.metricTotals()).toMatchObject({ CapacitySweepErrors: 1 });
     expect(observability.logged('error').join('\n')).toContain(docsComponent);
+  });
+
+  it('sets the work event source limit to what the live leases need, and fails when it cannot', async () => {
+    const { run, units } = aRunWithUnits(1, { startedAt: NOW.toISOString() });
+    await runs.createRun(run, units);
+    await leases.take({ runId: run.runId, component: docsComponent, copies: 3, takenAt: NOW.toISOString() });
+    let limit: number | undefined = 8;
+    const concurrency: WorkerConcurrency = {
+      current: async () => limit,
+      set: async (maximum) => {
+        limit = maximum;
+        return { applied: true };
+      },
+    };
+    const workers = workerScalingOf(
+      concurrency,
+      [...pipelines.values()],
+      [pipelineCapacityOf(docs)!, pipelineCapacityOf(faq)!],
+    );
+    const observability = testObservability();
+    const handler = createCapacitySweeperHandler(
+      { pipelines, runs, capacity: { leases, control, workers } },
+      { ...observability, now: () => NOW },
+    );
+
+    const result = await handler({}, aLambdaContext());
+    expect(result.workers).toEqual({ live: 0, workers: 3, set: 3 });
+    expect(limit).toBe(3);
+    expect(observability.metricTotals()).toMatchObject({ WorkerConcurrency: 3, CapacitySweepErrors: 0 });
+
+    const failing = createCapacitySweeperHandler(
+      {
+        pipelines,
+        runs,
+        capacity: {
+          leases,
+          control,
+          workers: {
+            ...workers,
+            concurrency: {
+              current: async () => {
+                throw new WorkerConcurrencyError('cannot read the limit (AccessDeniedException)', false);
+              },
+              set: concurrency.set,
+            },
+          },
+        },
+      },
+      { ...testObservability(), now: () => NOW },
+    );
+    await expect(failing({}, aLambdaContext())).rejects.toThrow(
+      'capacity sweep failed for work event source (cannot read the limit (AccessDeniedException))',
+    );
   });
 });
