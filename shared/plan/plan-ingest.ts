@@ -1,5 +1,10 @@
 import { pipelineCapacityOf } from '../capacity/names.ts';
-import { acquireRunCapacity, type CapacityAcquired, runWorkOf } from '../capacity/run-capacity.ts';
+import {
+  acquireRunCapacity,
+  acquireRunWorkers,
+  type CapacityAcquired,
+  runWorkOf,
+} from '../capacity/run-capacity.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { ConfigError } from '../errors/errors.ts';
 import { tracksSources } from '../incremental/deleted-sources.ts';
@@ -186,7 +191,8 @@ async function resumeCapacity(
   now: () => Date,
 ): Promise<CapacityAcquired | undefined> {
   const capacity = pipelineCapacityOf(config);
-  if (!capacity || !deps.capacity || run.status !== 'running' || run.totalUnits === 0) return undefined;
+  if (!deps.capacity || run.status !== 'running' || run.totalUnits === 0) return undefined;
+  if (!capacity) return acquireRunWorkers(deps.capacity, config, run.runId, now());
   const units = await deps.runs.listUnits(run.runId);
   const estimated = units.reduce((sum, unit) => sum + unit.estCost, 0);
   return acquireRunCapacity(deps.capacity, capacity, run.runId, runWorkOf(config, estimated), now());

@@ -1,6 +1,7 @@
 import { pipelineCapacityOf } from '../capacity/names.ts';
 import {
   acquireRunCapacity,
+  acquireRunWorkers,
   type CapacityAcquired,
   type RunCapacityDeps,
   runWorkOf,
@@ -15,7 +16,7 @@ import {
   writePrefixSources,
 } from '../incremental/deleted-sources.ts';
 import { DocListError } from '../incremental/doc-lines.ts';
-import { stagesOfNewRun } from '../jobs/run-stages.ts';
+import { pinsOfNewRun, stagesOfNewRun } from '../jobs/run-stages.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
@@ -347,7 +348,9 @@ async function takeRunLease(
   now: Date,
 ): Promise<CapacityAcquired | undefined> {
   const endpointCapacity = pipelineCapacityOf(config);
-  if (!endpointCapacity || !deps.capacity || units.length === 0) return undefined;
+  if (!deps.capacity || units.length === 0) return undefined;
+  // No copies to follow: a lease on workers of its own where the workers follow the copies.
+  if (!endpointCapacity) return acquireRunWorkers(deps.capacity, config, run.runId, now);
   const work = runWorkOf(
     config,
     units.reduce((sum, unit) => sum + unit.estCost, 0),
@@ -383,7 +386,8 @@ export async function planRun(
   });
   const cutMs = clock.lap();
   const stages = request.stages ?? (await stagesOfNewRun(deps.store, config));
-  const units = planned.map((unit) => ({ ...unit, stage: stages[0]! }));
+  const pins = await pinsOfNewRun(deps.store, config);
+  const units = planned.map((unit) => ({ ...unit, stage: stages[0]!, ...pins }));
 
   const manifestKey = await writeRunManifest(
     deps.store,
