@@ -6,7 +6,7 @@ import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
-import type { RunState, RunSummary, WorkUnit } from '../../shared/domain/types.ts';
+import type { RunState, WorkUnit } from '../../shared/domain/types.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
 import { restoreSummaryFiles } from '../../shared/finalize/finalize-run.ts';
 import type { RunStore, StoredUnit } from '../../shared/ports/run-store.ts';
@@ -95,37 +95,10 @@ async function redriveLocally(
     // A resumed run whose units are all terminal only lacks its finalize.
     if (units.length === 0) await runtime.queue.requestFinalize(runId);
     await runtime.queue.drain();
-    // A fit run's finalize plans its scoring run and sends its units; a process killed
-    // after that left them undelivered, and finalizing the fit run again does not resend them.
-    let current = runId;
-    for (let hops = 0; hops < 4; hops++) {
-      const next = (await home.runs.getSummary(current))?.followedBy;
-      if (next === undefined) break;
-      if ((await home.runs.getRun(next))?.status === 'running') {
-        const open = (await home.runs.listUnits(next, { withDescriptors: true })).filter(
-          (u) => !isTerminal(u),
-        );
-        log(`run ${next} (which ${current} started): resuming ${open.length} unfinished units`);
-        await runtime.queue.sendUnits(descriptorsOf(next, open));
-        progress.queued(descriptorsOf(next, open));
-        if (open.length === 0) await runtime.queue.requestFinalize(next);
-        await runtime.queue.drain();
-      }
-      current = next;
-    }
     for (const dead of runtime.queue.deadLetters) log(`dead-lettered again: ${dead.error}`);
   } finally {
     await runtime.close();
   }
-}
-
-/** The summary of the run that did the pipeline's work (a fit run hands over to its scoring run). */
-async function finalSummary(home: LocalHome, runId: string): Promise<RunSummary | undefined> {
-  let summary = await home.runs.getSummary(runId);
-  for (let hops = 0; summary?.followedBy !== undefined && hops < 4; hops++) {
-    summary = (await home.runs.getSummary(summary.followedBy)) ?? summary;
-  }
-  return summary;
 }
 
 /**
@@ -276,7 +249,7 @@ async function reportRedriven(
   units: readonly WorkUnit[],
 ): Promise<number> {
   const { runId, where, values, io } = redrive;
-  const summary = await finalSummary(home, runId);
+  const summary = await home.runs.getSummary(runId);
   const after = await home.runs.getRun(runId);
   if (!summary || after?.status === 'running')
     throw new Error(`run ${runId} did not finish: finalize failed (see: sluice status ${runId}${where})`);
