@@ -245,6 +245,8 @@ export interface RunSummary {
   segments?: number;
   /** Things the run could not check and a person should know (a model without feature names). */
   warnings?: string[];
+  /** Recommend runs: what was indexed, sharded and evaluated. */
+  recommendations?: RecommendRunSummary;
   /**
    * Incremental embed runs: each source's documents diffed with the manifest of the last
    * run that completed it. `removedChunks` here is the part of `counts.removedChunks` that
@@ -268,6 +270,42 @@ export interface RunSummary {
     removedDocuments: number;
     removedChunks: number;
   };
+}
+
+/** A recommend run's figures (docs/recommendations.md), in its summary as `recommendations`. */
+export interface RecommendRunSummary {
+  feedback: 'explicit' | 'implicit';
+  similarity: 'cosine' | 'pearson';
+  /** Interactions kept after duplicate pairs were resolved (held-out ones included). */
+  interactions: number;
+  /** Valid input interactions that repeated a (user, item) pair already kept. */
+  duplicates: number;
+  users: number;
+  items: number;
+  /** Items held by more users than `neighbours.maxItemUsers`: they took part through a sample. */
+  cappedItems: number;
+  /** User shards of the similarity stage, and their work: estimated at planning, actual as counted. */
+  shards: { count: number; estimatedMaxOverMean: number; actualMaxOverMean: number };
+  /** Users given a list, and the `recommendations` rows written. */
+  usersRecommended: number;
+  rows: number;
+  /** With `evaluation.holdoutFraction`: CF's lists against the popularity baseline on the held-out interactions. */
+  evaluation?: {
+    holdoutFraction: number;
+    heldOut: number;
+    topN: number;
+    users: number;
+    cf: RecommendMetrics;
+    popular: RecommendMetrics;
+  };
+}
+
+/** Offline metrics at N, averaged over evaluated users; coverage over the catalogue. */
+export interface RecommendMetrics {
+  precision: number;
+  recall: number;
+  ndcg: number;
+  coverage: number;
 }
 
 /** One stage of a run as its summary reports it. */

@@ -202,8 +202,8 @@ const isOpen = (unit: StoredUnit): boolean => unit.status !== 'succeeded' && uni
  */
 async function stillWorking(deps: FinalizeDeps, run: RunState, of: StageOfRun): Promise<boolean> {
   const open = of.units.filter(isOpen);
-  if (of.later && of.kind && of.name && (open.length > 0 || of.units.length === 0)) {
-    const planned = await resumeStage(deps, of.kind, run, of.name, of.allUnits);
+  if (of.later && of.kind && of.config && of.name && (open.length > 0 || of.units.length === 0)) {
+    const planned = await resumeStage(deps, of.config, of.kind, run, of.name, of.allUnits);
     return planned > 0;
   }
   if (open.length > 0) throw new RunNotReady(`run ${run.runId} still has ${open.length} unfinished units`);
@@ -240,7 +240,13 @@ async function handOverToNextStage(
 ): Promise<void> {
   await endStage(deps, run, of, now);
   const move = { from: of.name!, to: of.next! };
-  const units = planStageUnits(of.kind!, run, move.to, of.allUnits);
+  const units = await planStageUnits(
+    { store: deps.store, config: of.config! },
+    of.kind!,
+    run,
+    move.to,
+    of.allUnits,
+  );
   if (await startNextStage(deps, run, { ...move, units }))
     deps.onStageStarted?.(run.runId, { ...move, units: units.length });
 }

@@ -3,10 +3,13 @@ import type { RunState, WorkUnit } from '../domain/types.ts';
 import { ConfigError } from '../errors/errors.ts';
 import type { JobKind } from '../jobs/job-kind.ts';
 import { stageNamed, stageNamesOf, unitStageName } from '../jobs/run-stages.ts';
+import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore, StoredUnit } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 
 export interface NextStageDeps {
+  /** What a stage's planning reads (files the stage before wrote). */
+  readonly store: ObjectStore;
   readonly runs: RunStore;
   readonly queue?: WorkQueue | undefined;
 }
@@ -22,20 +25,22 @@ function descriptorsOf(runId: string, units: readonly StoredUnit[]): WorkUnit[] 
   });
 }
 
-/** The units of `stage`, planned from the units of the stage before it (deterministic). */
-export function planStageUnits<C extends PipelineConfig>(
+/** The units of `stage`, planned from the units of the stage before it and what its merge wrote (deterministic). */
+export async function planStageUnits<C extends PipelineConfig>(
+  context: { readonly store: ObjectStore; readonly config: C },
   kind: JobKind<C>,
   run: RunState,
   stage: string,
   units: readonly StoredUnit[],
-): WorkUnit[] {
+): Promise<WorkUnit[]> {
   const names = stageNamesOf(kind, run);
   const previous = names[names.indexOf(stage) - 1];
   const plan = stageNamed(kind, stage).planUnits;
   if (previous === undefined || !plan)
     throw new ConfigError(`the ${kind.kind} job kind cannot plan its ${stage} stage from an earlier one`);
   const before = units.filter((unit) => unitStageName(kind, run, unit) === previous);
-  return plan(descriptorsOf(run.runId, before)).map((unit) => ({ ...unit, stage }));
+  const planned = await plan(descriptorsOf(run.runId, before), { ...context, run });
+  return planned.map((unit) => ({ ...unit, stage }));
 }
 
 function queueOf(deps: NextStageDeps, runId: string): WorkQueue {
@@ -77,12 +82,13 @@ export async function startNextStage(
  */
 export async function resumeStage<C extends PipelineConfig>(
   deps: NextStageDeps,
+  config: C,
   kind: JobKind<C>,
   run: RunState,
   stage: string,
   units: readonly StoredUnit[],
 ): Promise<number> {
-  const planned = planStageUnits(kind, run, stage, units);
+  const planned = await planStageUnits({ store: deps.store, config }, kind, run, stage, units);
   if (planned.length === 0) return 0;
   await deps.runs.addStageUnits(run.runId, planned);
   const stored = new Map(units.map((unit) => [unit.unitId, unit]));

@@ -54,8 +54,8 @@ function countsOf(outcome: RunOutcome): RunSummary['counts'] {
   const { stageTotal: total, stageUnits: units, merged } = outcome;
   const removedDocuments = merged.summary?.removedDocuments;
   return {
-    records: total.records,
-    rejected: total.rejected,
+    records: merged.inputCounts?.records ?? total.records,
+    rejected: merged.inputCounts?.rejected ?? total.rejected,
     units: units.length,
     failedUnits: units.filter((u) => u.status === 'failed').length,
     chunks: total.chunks,

@@ -55,9 +55,25 @@ export interface StageMerged {
   /** Chunks removed besides those the units counted (documents gone from their source). */
   readonly removedChunks?: number;
   /** Summary fields the stage owns (`segments`, `sources`, `warnings`, `removedDocuments`). */
-  readonly summary?: Partial<Pick<RunSummary, 'segments' | 'sources' | 'warnings'>> & {
+  readonly summary?: Partial<Pick<RunSummary, 'segments' | 'sources' | 'warnings' | 'recommendations'>> & {
     readonly removedDocuments?: number;
   };
+  /**
+   * The run's input records and rejects when the last stage reads none itself (recommend's
+   * similarity stage computes from an index an earlier stage built): the summary's `records`
+   * and `rejected`, which `run.toleratedRejectPercent` judges. @default the stage's own counts
+   */
+  readonly inputCounts?: { readonly records: number; readonly rejected: number };
+}
+
+/**
+ * What planning a later stage may read besides the earlier stage's units: the run, its
+ * pipeline, and the object store (the files the earlier stage and its merge wrote).
+ */
+export interface StagePlanContext<C extends PipelineConfig> {
+  readonly store: ObjectStore;
+  readonly config: C;
+  readonly run: RunState;
 }
 
 /**
@@ -71,11 +87,12 @@ export interface JobStage<C extends PipelineConfig> {
   readonly name: string;
   /**
    * The units of this stage from the units of the stage before (with their descriptors,
-   * continuations included). Only later stages have it; it must be deterministic, since a
-   * finalize that dies halfway plans the stage again. Unit ids must differ from the earlier
-   * stages' ids.
+   * continuations included), after the stage before was merged: a stage may plan from what
+   * that merge wrote (`context.store`). Only later stages have it; it must be
+   * deterministic, since a finalize that dies halfway plans the stage again. Unit ids must
+   * differ from the earlier stages' ids.
    */
-  planUnits?(previous: readonly WorkUnit[]): WorkUnit[];
+  planUnits?(previous: readonly WorkUnit[], context: StagePlanContext<C>): WorkUnit[] | Promise<WorkUnit[]>;
   /** Works one unit: reads its records, writes its parts and partials. */
   workUnit(deps: UnitWorkDeps, config: C, unit: WorkUnit, checkpoint?: Checkpoint): Promise<UnitWork>;
   /** The table whose rows must be unique by id across the run (the duplicate-id rule), if any. */
