@@ -284,94 +284,138 @@ export async function planUnits(
 ): Promise<WorkUnit[]> {
   const stats = options.stats ?? { cutPassBytes: 0, cutPasses: [] };
   const staged = options.staged ?? [];
-  const total = files.reduce((sum, f) => sum + f.estCost, 0) + staged.reduce((sum, p) => sum + p.estCost, 0);
-  const splittable = (file: SourceFile): boolean =>
+  const { count, target } = unitSizing(files, staged, config);
+  const bins = new UnitBins();
+  const whole: SourceFile[] = [];
+  for (const file of files) {
+    const ranges = await cutRanges(store, file, partsOf(file, target), stats);
+    if (ranges) for (const range of ranges) bins.open(range, range.cost);
+    else whole.push(file);
+  }
+  for (const part of staged) {
+    const { estCost, ...body } = part;
+    bins.open({ body: { ...body, compression: 'gzip' }, cost: estCost }, estCost);
+  }
+  bins.packWholeFiles(whole, count);
+  const units = bins.units(runId, config);
+  assertUnitsFit(units);
+  return units;
+}
+
+/** Whether a file can be cut into ranges: uncompressed JSONL or CSV, or Parquet of several row groups. */
+function isSplittable(file: SourceFile): boolean {
+  return (
     file.compression === 'none' &&
     (file.format === 'jsonl' ||
       file.format === 'csv' ||
-      (file.format === 'parquet' && (file.estimate?.parquet?.rowGroups.length ?? 0) > 1));
+      (file.format === 'parquet' && (file.estimate?.parquet?.rowGroups.length ?? 0) > 1))
+  );
+}
 
-  // Each split file's ranges start a unit of their own, as do staged parts and whole files
-  // over the target: find the smallest unit count (in whole waves) that holds them all.
+/** Ranges a file is cut into for units of about `target`: 1 for a file kept whole. */
+export function partsOf(file: SourceFile, target: number): number {
+  return isSplittable(file) && file.estCost > target * RANGE_SLACK
+    ? Math.ceil(file.estCost / (target * RANGE_SLACK))
+    : 1;
+}
+
+/**
+ * The number of units and the cost each should have. Each split file's ranges start a unit
+ * of their own, as do staged parts and whole files over the target: the smallest count (in
+ * whole waves, when {@link unitCount} rounded to waves) that holds them all.
+ */
+export function unitSizing(
+  files: readonly SourceFile[],
+  staged: readonly StagedPiece[],
+  config: PipelineConfig,
+): { count: number; target: number } {
+  const total = files.reduce((sum, f) => sum + f.estCost, 0) + staged.reduce((sum, p) => sum + p.estCost, 0);
   let { units: count, waves } = unitCount(total, config);
   let target = total > 0 ? total / count : config.planning.targetUnitTokens;
-  const partsOf = (file: SourceFile): number =>
-    splittable(file) && file.estCost > target * RANGE_SLACK
-      ? Math.ceil(file.estCost / (target * RANGE_SLACK))
-      : 1;
   for (let guard = 0; guard < 1000 && total > 0; guard += 1) {
     let forced = staged.length;
     for (const file of files) {
-      const parts = partsOf(file);
+      const parts = partsOf(file, target);
       forced += parts > 1 ? parts : file.estCost >= target ? 1 : 0;
     }
     if (forced <= count) break;
     count = waves ? count + config.workers.maxConcurrency : forced;
     target = total / count;
   }
+  return { count, target };
+}
 
-  const bins: Bin[] = [];
-  const whole: SourceFile[] = [];
-  const open = (main: RangePiece | undefined, load: number): Bin => {
+/** A file's ranges when it is cut into `parts` (more than one); undefined when it stays whole. */
+async function cutRanges(
+  store: ObjectStore,
+  file: SourceFile,
+  parts: number,
+  stats: PlanStats,
+): Promise<RangePiece[] | undefined> {
+  if (parts <= 1) return undefined;
+  if (file.format === 'parquet') return splitByRowGroups(file, parts);
+  return splitByRecords(store, file, parts, stats);
+}
+
+/** The units being filled: a range opens a unit of its own; whole files are packed into the least loaded. */
+class UnitBins {
+  private readonly bins: Bin[] = [];
+
+  /** A new unit, with `main` as its range when given. */
+  open(main: RangePiece | undefined, load: number): Bin {
     const bin: Bin = { files: [], load, bytes: UNIT_BASE_BYTES + (main?.body.csvHeader?.length ?? 0) };
     if (main) bin.main = main;
-    bins.push(bin);
+    this.bins.push(bin);
     return bin;
-  };
-
-  for (const file of files) {
-    const parts = partsOf(file);
-    let ranges: RangePiece[] | undefined;
-    if (parts > 1) {
-      if (file.format === 'parquet') ranges = splitByRowGroups(file, parts);
-      else ranges = await splitByRecords(store, file, parts, stats);
-    }
-    if (ranges) for (const range of ranges) open(range, range.cost);
-    else whole.push(file);
-  }
-  for (const part of staged) {
-    const { estCost, ...body } = part;
-    open({ body: { ...body, compression: 'gzip' }, cost: estCost }, estCost);
   }
 
-  whole.sort((a, b) => b.estCost - a.estCost || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const heap = new BinHeap();
-  for (const bin of bins) heap.push(bin);
-  const empty = Math.min(count - bins.length, whole.length);
-  for (let i = 0; i < empty; i += 1) heap.push(open(undefined, 0));
-  for (const file of whole) {
-    const entry = packedEntryBytes(packedOf(file));
-    // A bin that cannot take another file leaves the heap for good.
-    let bin = heap.pop();
-    while (bin && (bin.files.length >= MAX_PACKED_FILES || bin.bytes + entry > MAX_UNIT_DESCRIPTOR_BYTES))
-      bin = heap.pop();
-    bin ??= open(undefined, 0);
-    bin.files.push(file);
-    bin.load += file.estCost;
-    bin.bytes += entry;
-    heap.push(bin);
-  }
-
-  const units = bins
-    .filter((bin) => bin.main || bin.files.length > 0)
-    .map((bin) => {
-      const files = [...bin.files];
-      const body = bin.main?.body ?? wholeBody(files.shift()!);
-      files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      return { ...body, packed: files.map(packedOf), estCost: Math.round(bin.load) };
-    })
-    .sort(
-      (a, b) =>
-        (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0) || a.byteStart - b.byteStart,
-    )
-    .map(
-      (unit, i): WorkUnit => ({
-        runId,
-        unitId: `u${String(i).padStart(5, '0')}`,
-        pipeline: config.name,
-        ...unit,
-      }),
+  /**
+   * Packs whole files, largest first, each into the unit with the least estimated cost so far
+   * (LPT), after opening empty units up to `count`. A unit that cannot take another file
+   * (too many files, or its descriptor too big) leaves the heap for good.
+   */
+  packWholeFiles(whole: readonly SourceFile[], count: number): void {
+    const sorted = [...whole].sort(
+      (a, b) => b.estCost - a.estCost || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
     );
-  assertUnitsFit(units);
-  return units;
+    const heap = new BinHeap();
+    for (const bin of this.bins) heap.push(bin);
+    const empty = Math.min(count - this.bins.length, sorted.length);
+    for (let i = 0; i < empty; i += 1) heap.push(this.open(undefined, 0));
+    for (const file of sorted) {
+      const entry = packedEntryBytes(packedOf(file));
+      let bin = heap.pop();
+      while (bin && (bin.files.length >= MAX_PACKED_FILES || bin.bytes + entry > MAX_UNIT_DESCRIPTOR_BYTES))
+        bin = heap.pop();
+      bin ??= this.open(undefined, 0);
+      bin.files.push(file);
+      bin.load += file.estCost;
+      bin.bytes += entry;
+      heap.push(bin);
+    }
+  }
+
+  /** The units, in source order, numbered `u00000`...: a unit's range, else its largest file, then the rest packed by key. */
+  units(runId: string, config: PipelineConfig): WorkUnit[] {
+    return this.bins
+      .filter((bin) => bin.main || bin.files.length > 0)
+      .map((bin) => {
+        const files = [...bin.files];
+        const body = bin.main?.body ?? wholeBody(files.shift()!);
+        files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+        return { ...body, packed: files.map(packedOf), estCost: Math.round(bin.load) };
+      })
+      .sort(
+        (a, b) =>
+          (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0) || a.byteStart - b.byteStart,
+      )
+      .map(
+        (unit, i): WorkUnit => ({
+          runId,
+          unitId: `u${String(i).padStart(5, '0')}`,
+          pipeline: config.name,
+          ...unit,
+        }),
+      );
+  }
 }
