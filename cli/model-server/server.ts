@@ -8,11 +8,18 @@ import {
   type CapacityStats,
   CapacityUpdateRefused,
 } from './capacity-lifecycle.ts';
+import type { ChatBackend } from './rules-chat-backend.ts';
 import { SimulatedGpu, type SimulatedGpuOptions, type SimulatedGpuStats } from './simulated-gpu.ts';
 import type { CsvScoringBackend } from './xgboost-backend.ts';
 
-/** What the server can serve: an embedding model (JSON, TEI shape) or a scoring model (`text/csv`). */
-export type ServedBackend = EmbeddingBackend | CsvScoringBackend;
+/**
+ * What the server can serve: an embedding model (JSON, TEI shape), a scoring model
+ * (`text/csv`) or a chat model (OpenAI-compatible chat completions).
+ */
+export type ServedBackend = EmbeddingBackend | CsvScoringBackend | ChatBackend;
+
+const isChatBackend = (backend: ServedBackend): backend is ChatBackend =>
+  'kind' in backend && backend.kind === 'chat';
 
 const isCsvBackend = (backend: ServedBackend): backend is CsvScoringBackend =>
   'contentType' in backend && backend.contentType === 'text/csv';
@@ -248,6 +255,16 @@ function csvInvoker(backend: CsvScoringBackend, counters: Counters, limits: Requ
   };
 }
 
+/** OpenAI-compatible chat completions (JSON in, JSON out); the backend may refuse a request as overloaded. */
+function chatInvoker(backend: ChatBackend, counters: Counters): Invoke {
+  return async (body) => {
+    const answer = backend.complete(body.toString('utf8'));
+    if (answer === undefined) return undefined;
+    counters.inputs += 1;
+    return { body: answer, contentType: 'application/json' };
+  };
+}
+
 function invoker(
   backend: ServedBackend,
   gpu: SimulatedGpu | undefined,
@@ -255,6 +272,7 @@ function invoker(
   limits: RequestLimits,
 ): Invoke {
   if (isCsvBackend(backend)) return csvInvoker(backend, counters, limits);
+  if (isChatBackend(backend)) return chatInvoker(backend, counters);
   const embedded = async (inputs: string[]): Promise<Answer> => {
     const json = vectorsJson(await backend.embed(inputs));
     counters.inputs += inputs.length;
@@ -488,7 +506,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       send(res, 200, JSON.stringify(stats()));
       return;
     }
-    if (req.method === 'POST' && (url.pathname === '/invocations' || url.pathname === '/embed')) {
+    // `/v1/chat/completions`: the OpenAI-compatible route vLLM, llama.cpp and Ollama serve (`--endpoint-url`).
+    if (
+      req.method === 'POST' &&
+      (url.pathname === '/invocations' ||
+        url.pathname === '/embed' ||
+        (url.pathname === '/v1/chat/completions' && isChatBackend(backend)))
+    ) {
       counters.requests += 1;
       void handleContainer(invoke, counters, limits, req, res);
       return;

@@ -51,6 +51,51 @@ export const generateSettingsSchema = z.strictObject({
   output: generateOutputSchema,
 });
 
+/**
+ * The LLM endpoint of a `generate` pipeline: a SageMaker endpoint (deployed; locally the
+ * built-in rules-chat backend answers on its route), or `url`, an OpenAI-compatible server
+ * (`sluice run --endpoint-url` sets it).
+ */
+export const generateEndpointSchema = z
+  .strictObject({
+    /** SageMaker endpoint name (deployed) and local model-server route. */
+    name: z
+      .string()
+      .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be a valid SageMaker endpoint name')
+      .default('sluice-llm'),
+    /**
+     * An OpenAI-compatible server (vLLM, llama.cpp's server, Ollama): requests go to
+     * `<url>/v1/chat/completions` over HTTP instead of SageMaker InvokeEndpoint.
+     */
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    /** SageMaker instance type for the deployed endpoint. */
+    instanceType: z
+      .string()
+      .regex(/^ml\./, 'must be a SageMaker instance type such as ml.g5.2xlarge')
+      .default('ml.g5.2xlarge'),
+    /**
+     * Most requests one worker keeps in flight. LLM servers batch continuously, so
+     * throughput grows with requests in flight until their KV cache is full; the adaptive
+     * limiter settles below this where latency or throttling says the server is full.
+     */
+    concurrency: z.number().int().min(1).max(1024).default(64),
+    /** Requests in flight when a worker starts, before the limiter learns the server's capacity. */
+    initialConcurrency: z.number().int().min(1).max(1024).default(8),
+    maxRetries: z.number().int().min(0).max(20).default(6),
+    /** Budget of one attempt. @default 30 s + 100 ms per `generation.maxTokens` (chatTimeoutMs) */
+    timeoutMs: z.number().int().positive().optional(),
+  })
+  .prefault({});
+
+/**
+ * The keys a `generate` pipeline has besides the engine's common ones, for
+ * shared/config/pipeline-config.ts to spread beside them.
+ */
+export const generatePipelineFields = {
+  ...generateSettingsSchema.shape,
+  endpoint: generateEndpointSchema,
+};
+
 export type GenerateSettings = z.infer<typeof generateSettingsSchema>;
 
 /** Settings with their templates and output schema compiled once, at config load. */
@@ -61,6 +106,29 @@ export interface GenerateJob {
   readonly template: PromptTemplate;
   /** Undefined without `output.jsonSchema`. */
   readonly outputSchema: OutputSchema | undefined;
+}
+
+/** A parsed pipeline config with the kind's settings (a `generate` pipeline). */
+export type GenerateSettingsOf = GenerateSettings & { readonly name: string };
+
+/** The settings of a config already validated, compiled (templates, output schema); throws ConfigError. */
+export function compileGenerateJob(config: GenerateSettingsOf): GenerateJob {
+  const settings: GenerateSettings = {
+    kind: 'generate',
+    model: config.model,
+    prompt: config.prompt,
+    generation: config.generation,
+    output: config.output,
+  };
+  return {
+    pipeline: config.name,
+    settings,
+    params: settings.generation,
+    template: compilePromptTemplate(config.name, settings.prompt),
+    outputSchema: settings.output.jsonSchema
+      ? compileOutputSchema(config.name, settings.output.jsonSchema)
+      : undefined,
+  };
 }
 
 /**

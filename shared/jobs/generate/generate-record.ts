@@ -1,5 +1,5 @@
 import type { RejectRow } from '../../domain/types.ts';
-import { promptFingerprint } from './chat-contract.ts';
+import { type ChatMessage, promptFingerprint } from './chat-contract.ts';
 import type { GenerateJob } from './generate-config.ts';
 import { type ChatCall, generateWithRepairs } from './structured-output.ts';
 
@@ -46,6 +46,87 @@ export type RecordOutcome =
       readonly completionTokens: number;
     };
 
+/** A record's prompt, rendered and fingerprinted, or the reason it cannot be asked. */
+export type PreparedPrompt =
+  | { readonly ok: true; readonly messages: ChatMessage[]; readonly promptSha256: string }
+  | { readonly ok: false; readonly reason: string };
+
+/** Renders the record's messages and fingerprints them (model and parameters included). */
+export function preparePrompt(job: GenerateJob, record: GenerateInput): PreparedPrompt {
+  const prompt = job.template.render(record.values);
+  if (!prompt.ok) return prompt;
+  return {
+    ok: true,
+    messages: prompt.messages,
+    promptSha256: promptFingerprint(prompt.messages, job.settings.model, job.params),
+  };
+}
+
+function rejectOf(record: GenerateInput, sourceKey: string, reason: string, excerpt: string): RejectRow {
+  return {
+    source_key: sourceKey,
+    byte_offset: record.byteOffset,
+    line: record.line,
+    reason,
+    excerpt: excerpt.slice(0, MAX_EXCERPT_CHARS),
+  };
+}
+
+/** The outcome of a record whose prompt could not be rendered: a reject, no call made. */
+export function unrenderedOutcome(record: GenerateInput, sourceKey: string, reason: string): RecordOutcome {
+  return {
+    kind: 'rejected',
+    reject: rejectOf(record, sourceKey, reason, record.id),
+    attempts: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+  };
+}
+
+/**
+ * Asks a prepared prompt, repairing invalid JSON, and turns the answer into a table row or
+ * a reject. Endpoint errors propagate to the unit (its retry policy decides).
+ */
+export async function answerPrompt(
+  job: GenerateJob,
+  call: ChatCall,
+  record: GenerateInput,
+  sourceKey: string,
+  prompt: { readonly messages: readonly ChatMessage[]; readonly promptSha256: string },
+): Promise<RecordOutcome> {
+  const outcome = await generateWithRepairs(
+    call,
+    prompt.messages,
+    job.outputSchema,
+    job.settings.output.maxRepairs,
+  );
+  if (!outcome.ok) {
+    return {
+      kind: 'rejected',
+      reject: rejectOf(record, sourceKey, outcome.reason, outcome.lastOutput),
+      attempts: outcome.attempts,
+      promptTokens: outcome.promptTokens,
+      completionTokens: outcome.completionTokens,
+    };
+  }
+  return {
+    kind: 'generated',
+    row: {
+      record_id: record.id,
+      prompt_sha256: prompt.promptSha256,
+      model: job.settings.model,
+      output: outcome.output,
+      output_json: outcome.outputJson,
+      finish_reason: outcome.finishReason,
+      prompt_tokens: outcome.promptTokens,
+      completion_tokens: outcome.completionTokens,
+      attempts: outcome.attempts,
+      source_key: sourceKey,
+      metadata: record.metadata,
+    },
+  };
+}
+
 /**
  * (use case, per record) render the prompt -> fingerprint it -> ask, repairing invalid
  * JSON -> a table row or a reject. `call` is the endpoint adapter bound to the job's
@@ -58,55 +139,7 @@ export async function generateRecord(
   record: GenerateInput,
   sourceKey: string,
 ): Promise<RecordOutcome> {
-  const reject = (reason: string, excerpt: string) => ({
-    source_key: sourceKey,
-    byte_offset: record.byteOffset,
-    line: record.line,
-    reason,
-    excerpt: excerpt.slice(0, MAX_EXCERPT_CHARS),
-  });
-
-  const prompt = job.template.render(record.values);
-  if (!prompt.ok) {
-    return {
-      kind: 'rejected',
-      reject: reject(prompt.reason, record.id),
-      attempts: 0,
-      promptTokens: 0,
-      completionTokens: 0,
-    };
-  }
-
-  const promptSha256 = promptFingerprint(prompt.messages, job.settings.model, job.params);
-  const outcome = await generateWithRepairs(
-    call,
-    prompt.messages,
-    job.outputSchema,
-    job.settings.output.maxRepairs,
-  );
-  if (!outcome.ok) {
-    return {
-      kind: 'rejected',
-      reject: reject(outcome.reason, outcome.lastOutput),
-      attempts: outcome.attempts,
-      promptTokens: outcome.promptTokens,
-      completionTokens: outcome.completionTokens,
-    };
-  }
-  return {
-    kind: 'generated',
-    row: {
-      record_id: record.id,
-      prompt_sha256: promptSha256,
-      model: job.settings.model,
-      output: outcome.output,
-      output_json: outcome.outputJson,
-      finish_reason: outcome.finishReason,
-      prompt_tokens: outcome.promptTokens,
-      completion_tokens: outcome.completionTokens,
-      attempts: outcome.attempts,
-      source_key: sourceKey,
-      metadata: record.metadata,
-    },
-  };
+  const prompt = preparePrompt(job, record);
+  if (!prompt.ok) return unrenderedOutcome(record, sourceKey, prompt.reason);
+  return answerPrompt(job, call, record, sourceKey, prompt);
 }
