@@ -1,6 +1,7 @@
 import type { CapacityLifecycleOptions } from '../model-server/capacity-lifecycle.ts';
 import { EchoBackend } from '../model-server/echo-backend.ts';
 import { HashEmbedder } from '../model-server/hash-embedder.ts';
+import { RulesChatBackend } from '../model-server/rules-chat-backend.ts';
 import {
   DEFAULT_REQUEST_LIMITS,
   type RequestLimits,
@@ -12,7 +13,7 @@ import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
-const BACKENDS = ['hash-embed', 'echo', 'xgboost-json', 'onnx'] as const;
+const BACKENDS = ['hash-embed', 'echo', 'xgboost-json', 'onnx', 'rules-chat'] as const;
 
 function numberOption(
   name: string,
@@ -63,6 +64,8 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
     'wake-on-invoke': { type: 'boolean' },
     serverless: { type: 'boolean' },
     'component-name': { type: 'string' },
+    'invalid-json-rate': { type: 'string' },
+    'throttle-rate': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
@@ -73,7 +76,23 @@ export async function parseServeModelArgs(args: string[]): Promise<ServeModelSet
   const limits = requestLimits(values);
   const capacity = capacityOptions(values);
   // Every flag is checked before a model loads: loading an ONNX model takes a while.
-  const backend = await loadBackend(values.backend, values.model, dimension, values.dimension !== undefined);
+  const chatFaults = {
+    invalidJsonRate: numberOption('invalid-json-rate', values['invalid-json-rate'], {
+      min: 0,
+      max: 1,
+      integer: false,
+    }),
+    throttleRate: numberOption('throttle-rate', values['throttle-rate'], { min: 0, max: 1, integer: false }),
+  };
+  if (
+    values.backend !== 'rules-chat' &&
+    (chatFaults.invalidJsonRate ?? chatFaults.throttleRate) !== undefined
+  )
+    throw new UsageError('--invalid-json-rate and --throttle-rate are for --backend rules-chat');
+  const backend =
+    values.backend === 'rules-chat'
+      ? new RulesChatBackend(chatFaults)
+      : await loadBackend(values.backend, values.model, dimension, values.dimension !== undefined);
   return {
     backend,
     port,
@@ -232,7 +251,7 @@ export async function serveModelCommand(args: string[], io: CommandIo): Promise<
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
   });
   io.out(
-    `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, POST /embed, GET /ping, GET /stats)`,
+    `listening on ${server.url} (POST /endpoints/<name>/invocations, POST /invocations, ${'kind' in settings.backend ? 'POST /v1/chat/completions' : 'POST /embed'}, GET /ping, GET /stats)`,
   );
   io.err(settings.backend.description);
   const { maxInputs, maxRows, maxChars, maxBodyBytes } = settings.limits;
