@@ -10,7 +10,7 @@ import { CapacitySweeper } from './constructs/capacity-sweeper.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
 import { type FunctionEntries, Functions } from './constructs/functions.ts';
 import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
-import { QueryLayer } from './constructs/query-layer.ts';
+import { passThroughGlueColumns, QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
 import { RunsTable } from './constructs/runs-table.ts';
 import { Schedules } from './constructs/schedules.ts';
@@ -276,6 +276,7 @@ export class SluiceStack extends Stack {
     this.queryLayer = new QueryLayer(this, 'QueryLayer', {
       bucket: this.storage.bucket,
       pipelineNames: pipelines.map((p) => p.name),
+      scoresPassThrough: passThroughGlueColumns(pipelines),
       databaseName: this.names.glueDatabase,
       workGroupName: this.names.workGroup,
     });

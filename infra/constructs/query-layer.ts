@@ -4,7 +4,10 @@ import * as glue from 'aws-cdk-lib/aws-glue';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { TableName } from '../../shared/output/keys.ts';
-import { TABLE_COLUMNS as PARQUET_COLUMNS } from '../../shared/output/parquet-tables.ts';
+import {
+  TABLE_COLUMNS as PARQUET_COLUMNS,
+  passThroughColumnsOf,
+} from '../../shared/output/parquet-tables.ts';
 import { CurrentViews } from './current-views.ts';
 
 type Column = glue.CfnTable.ColumnProperty;
@@ -16,6 +19,7 @@ const GLUE_TYPE_OF: Readonly<Record<string, string>> = {
   int32: 'int',
   int64: 'bigint',
   double: 'double',
+  boolean: 'boolean',
   'float-list': 'array<float>',
 };
 
@@ -30,6 +34,32 @@ export function glueColumnsOf(table: TableName): Column[] {
     if (!type) throw new Error(`no Glue type for Parquet column ${table}.${c.name} of type ${c.type}`);
     return col(c.name, type);
   });
+}
+
+/**
+ * The `scores` columns the pipelines' `output.passThrough` add (the writer's
+ * passThroughColumnsOf, typed the same), each name once: parts of every pipeline share
+ * one table, so a name two pipelines type differently is refused at synth.
+ */
+export function passThroughGlueColumns(
+  pipelines: readonly { readonly name: string; readonly kind: string; readonly output?: unknown }[],
+): Column[] {
+  const typed = new Map<string, { type: string; pipeline: string }>();
+  for (const pipeline of pipelines) {
+    if (pipeline.kind !== 'score') continue;
+    const passThrough =
+      (pipeline.output as { passThrough?: { column: string; type: string }[] }).passThrough ?? [];
+    for (const c of passThroughColumnsOf(passThrough)) {
+      const type = GLUE_TYPE_OF[c.type]!;
+      const seen = typed.get(c.name);
+      if (seen && seen.type !== type)
+        throw new Error(
+          `output.passThrough column ${c.name} is ${seen.type} in pipeline ${seen.pipeline} and ${type} in pipeline ${pipeline.name}: the scores table has one type per column`,
+        );
+      typed.set(c.name, { type, pipeline: seen?.pipeline ?? pipeline.name });
+    }
+  }
+  return [...typed].map(([name, { type }]) => col(name, type, 'output.passThrough'));
 }
 
 /** Every table the writer in shared/output has a layout for, so a new table cannot be left out of the catalog. */
@@ -52,6 +82,8 @@ export interface QueryLayerProps {
    * @default 'sluice'
    */
   readonly workGroupName?: string;
+  /** `scores` columns after the table's own: the pipelines' pass-through columns ({@link passThroughGlueColumns}). @default none */
+  readonly scoresPassThrough?: readonly Column[];
 }
 
 /**
@@ -114,7 +146,7 @@ export class QueryLayer extends Construct {
             'storage.location.template': `${location}pipeline=\${pipeline}/run_date=\${run_date}/`,
           },
           storageDescriptor: {
-            columns: glueColumnsOf(name),
+            columns: [...glueColumnsOf(name), ...(name === 'scores' ? (props.scoresPassThrough ?? []) : [])],
             location,
             inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
             outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
