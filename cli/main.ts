@@ -120,6 +120,18 @@ of dead writers, then compacts the chunk index. Prints bytes before and after.
     load: async () => (await import('./commands/gc.ts')).gcCommand,
   },
   {
+    name: 'features',
+    synopsis: 'PATH --model FILE [--pipeline NAME] [--pipelines DIR]',
+    description: `Prints the feature spec a score pipeline applies to PATH (a CSV, JSONL or Parquet file), as
+JSON to paste into the pipeline's featureSpec and edit: one numeric column per feature name of
+the XGBoost JSON model, read from the input column of that name, with the exceptions (transforms,
+encoders) of --pipeline's featureSpec in their place. Checks every column against the input's
+header (CSV), schema (Parquet) or first records' keys (JSONL) and the model's feature order.
+  --model FILE      the XGBoost JSON model (Booster.save_model("model.json"), with feature names)
+  --pipeline NAME   take the exceptions and input settings from <pipelines>/NAME.json`,
+    load: async () => (await import('./commands/features.ts')).featuresCommand,
+  },
+  {
     name: 'serve-model',
     synopsis: `[--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
       [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]

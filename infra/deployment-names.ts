@@ -86,6 +86,8 @@ export function deployedPipelines(
         ? pipeline
         : { ...pipeline, endpoint: { ...pipeline.endpoint, name } };
     }
+    // An in-worker pipeline may name no endpoint (none is deployed for it).
+    if (pipeline.kind !== 'score' || pipeline.model.endpointName === undefined) return pipeline;
     const endpointName = names.endpointName(pipeline.model.endpointName);
     return endpointName === pipeline.model.endpointName
       ? pipeline

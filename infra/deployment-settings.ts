@@ -192,6 +192,11 @@ export function scoringEndpointSpecs(pipelines: readonly PipelineConfig[]): Scor
     checkModelKeys(pipeline);
     const { endpointName, instanceType, hosting, capacity, serverless } = pipeline.model;
     if (hosting === 'in-worker') continue;
+    // Locally the pipeline's name routes to the local model server; a deployed endpoint is named by the user.
+    if (endpointName === undefined)
+      throw new Error(
+        `pipeline ${pipeline.name}: model.endpointName is required with model.hosting "${hosting}": the stack deploys a SageMaker endpoint by that name (or set model.hosting "in-worker", which needs none)`,
+      );
     if (hosting === 'instance') checkCapacity(pipeline.name, 'model.capacity', capacity);
     const modelDataKey = modelDataKeyOf(pipeline.model);
     const seen = byName.get(endpointName);

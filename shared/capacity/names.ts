@@ -1,4 +1,8 @@
-import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
+import {
+  type CapacityConfig,
+  type PipelineConfig,
+  scoringEndpointNameOf,
+} from '../config/pipeline-config.ts';
 import type { ScheduleSpec } from './next-tick.ts';
 
 /**
@@ -40,7 +44,8 @@ export function pipelineCapacityOf(config: PipelineConfig): PipelineCapacity | u
     };
   }
   if (config.model.hosting !== 'instance') return undefined;
-  const { endpointName, instanceType, capacity } = config.model;
+  const { instanceType, capacity } = config.model;
+  const endpointName = scoringEndpointNameOf(config);
   return {
     endpointName,
     componentName: inferenceComponentNameOf(endpointName),

@@ -198,8 +198,13 @@ const commonKeys = {
 };
 
 const scoreModelSchema = z.strictObject({
-  /** SageMaker endpoint name (deployed) and local model-server route. */
-  endpointName: endpointNameSchema,
+  /**
+   * SageMaker endpoint name (deployed) and local model-server route. Required where the
+   * stack deploys an endpoint (`hosting` `serverless` or `instance`: synth refuses a
+   * pipeline without it); optional for `in-worker` and local runs.
+   * @default the pipeline's name, as the local model-server route
+   */
+  endpointName: endpointNameSchema.optional(),
   /**
    * Object key of the XGBoost JSON model in the bucket: the local server evaluates it;
    * deployed, SageMaker's built-in XGBoost container loads `modelDataKey`.
@@ -267,10 +272,24 @@ export const scorePipelineConfigSchema = z
   .strictObject({
     ...commonKeys,
     kind: z.literal('score'),
-    /** Feature transforms (see docs/scoring.md). */
-    featureSpec: featureSpecSchema,
-    /** Where fitted feature statistics live; reused by later runs unless `refit`. */
-    featureStats: z.strictObject({ key: z.string().min(1), refit: z.boolean().default(false) }),
+    /**
+     * Feature transforms (see docs/scoring.md). `"infer"` (or left out): one numeric column
+     * per feature name of the model; `{"infer": true, "features": [...]}` lists only the
+     * exceptions (transforms, encoders), which take the place of the columns they name.
+     */
+    featureSpec: z.preprocess(
+      (raw) => (raw === undefined || raw === 'infer' ? { infer: true, features: [] } : raw),
+      featureSpecSchema,
+    ),
+    /**
+     * Where fitted feature statistics live; reused by later runs unless `refit`. Read and
+     * written only when a transform needs statistics (standardize, minmax, robust, impute
+     * mean or median, onehot); then the run fits them in its first stage.
+     * @default key `models/<name>/feature-stats.json`
+     */
+    featureStats: z
+      .strictObject({ key: z.string().min(1).optional(), refit: z.boolean().default(false) })
+      .prefault({}),
     model: scoreModelSchema,
     segments: segmentsSchema,
     /** Reason codes per row (docs/reason-codes.md): `topK` input columns by |contribution|. */
@@ -280,7 +299,14 @@ export const scorePipelineConfigSchema = z
   .superRefine((config, ctx) => {
     const issue = scoreOutputIssue(config);
     if (issue) ctx.addIssue({ code: 'custom', ...issue });
-  });
+  })
+  .transform((config) => ({
+    ...config,
+    featureStats: {
+      ...config.featureStats,
+      key: config.featureStats.key ?? `models/${config.name}/feature-stats.json`,
+    },
+  }));
 
 export const embedPipelineConfigSchema = z
   .strictObject({
@@ -331,9 +357,18 @@ export function parseEmbedPipelineConfig(raw: unknown, source = 'pipeline'): Emb
   return asEmbedPipeline(parsePipelineConfig(raw, source));
 }
 
+/**
+ * The endpoint a score pipeline's model is called at: `model.endpointName`, else (local runs
+ * and in-worker pipelines, where no endpoint is deployed) the pipeline's name as the local
+ * model-server route. Synth refuses a deployed endpoint without a name (infra/deployment-settings.ts).
+ */
+export function scoringEndpointNameOf(config: ScorePipelineConfig): string {
+  return config.model.endpointName ?? config.name;
+}
+
 /** The SageMaker endpoint a pipeline calls. */
 export function endpointNameOf(config: PipelineConfig): string {
-  return config.kind === 'embed' ? config.endpoint.name : config.model.endpointName;
+  return config.kind === 'embed' ? config.endpoint.name : scoringEndpointNameOf(config);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { TokenCounter } from '../embedding/token-counter.ts';
 import type { SourceManifestOptions } from '../incremental/compare-source-manifests.ts';
 import type { TableName } from '../output/keys.ts';
 import type { ColumnDef } from '../output/parquet-tables.ts';
+import type { ClassifiedFile } from '../plan/sample-cost.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
@@ -126,6 +127,18 @@ export interface JobKind<C extends PipelineConfig> {
    * The stages a new run of the pipeline goes through (names, in order). @default every stage
    */
   stagesOfRun?(deps: { readonly store: ObjectStore }, config: C): Promise<readonly string[]>;
+  /**
+   * The config a new run applies, read at plan time from the bucket and the run's inputs
+   * (a score pipeline's feature spec inferred from its model and checked against the
+   * inputs' columns); planning prices and cuts the units and chooses the stages with it.
+   * Workers and finalize get the pipeline's config: a kind resolves it again where it
+   * needs to. @default the config as is
+   */
+  configOfRun?(
+    deps: { readonly store: ObjectStore },
+    config: C,
+    inputs: readonly ClassifiedFile[],
+  ): Promise<C>;
   /** Tables the kind writes, with their columns (besides `rejects`, `runs` and `sources`). */
   readonly tables: Partial<Record<TableName, readonly ColumnDef[]>>;
   /** Counts of the run summary the kind reports (the rest stay 0). */

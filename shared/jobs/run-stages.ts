@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, UnitState, WorkUnit } from '../domain/types.ts';
 import { ConfigError } from '../errors/errors.ts';
+import type { ClassifiedFile } from '../plan/sample-cost.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { JobKind, JobStage } from './job-kind.ts';
 import { jobKindOf } from './registry.ts';
@@ -50,6 +51,16 @@ export async function stagesOfNewRun(store: ObjectStore, config: PipelineConfig)
     : kind.stages.map((stage) => stage.name);
   if (names.length === 0) throw new ConfigError(`the ${kind.kind} job kind chose no stage for the run`);
   return names;
+}
+
+/** The config a new run of the pipeline applies: its kind's (see JobKind.configOfRun), else the config as is. */
+export async function configOfNewRun(
+  store: ObjectStore,
+  config: PipelineConfig,
+  inputs: readonly ClassifiedFile[],
+): Promise<PipelineConfig> {
+  const kind = jobKindOf(config);
+  return kind.configOfRun ? await kind.configOfRun({ store }, config, inputs) : config;
 }
 
 /** The stage a unit descriptor is worked by. */

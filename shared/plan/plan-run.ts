@@ -16,7 +16,7 @@ import {
   writePrefixSources,
 } from '../incremental/deleted-sources.ts';
 import { DocListError } from '../incremental/doc-lines.ts';
-import { pinsOfNewRun, stagesOfNewRun } from '../jobs/run-stages.ts';
+import { configOfNewRun, pinsOfNewRun, stagesOfNewRun } from '../jobs/run-stages.ts';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
@@ -368,12 +368,14 @@ async function takeRunLease(
  */
 export async function planRun(
   deps: PlanRunDeps,
-  config: PipelineConfig,
+  configured: PipelineConfig,
   request: PlanRunRequest,
 ): Promise<PlanRunResult> {
   const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
   const clock = new Stopwatch();
-  const inputs = await findRunInputs(deps.store, config, request);
+  const inputs = await findRunInputs(deps.store, configured, request);
+  // What the run applies, e.g. a score pipeline's spec inferred from its model, checked against the inputs.
+  const config = await configOfNewRun(deps.store, configured, inputs.files);
   const listMs = clock.lap();
   const { files, sampledBytes } = await estimateFiles(deps.store, config, inputs.files, counter);
   const sampleMs = clock.lap();

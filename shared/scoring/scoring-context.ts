@@ -2,14 +2,52 @@ import type { ScorePipelineConfig } from '../config/pipeline-config.ts';
 import { ConfigError } from '../errors/errors.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { type EmbeddingTable, parseEmbeddingTable } from './features/embedding-table.ts';
-import type { FeatureSpec } from './features/feature-spec.ts';
+import { type FeatureDefinition, type FeatureSpec, featureName } from './features/feature-spec.ts';
 import { embeddingTableKeys, FeatureTransformer } from './features/feature-transformer.ts';
+import { FeatureStatsAccumulator } from './features/fit-features.ts';
 import { decideFit, type FitDecision } from './features/fitted-features.ts';
+import { scoreConfigOfRun } from './run-feature-spec.ts';
 
 const decoder = new TextDecoder();
 
-/** Reads the stored feature statistics (or undefined) and decides whether this run fits them first. */
-export async function fitDecisionFor(store: ObjectStore, config: ScorePipelineConfig): Promise<FitDecision> {
+/** Whether a feature's transform or encoding applies fitted statistics (a mean, quantiles, the top categories). */
+function needsStatistics(feature: FeatureDefinition): boolean {
+  if (feature.type === 'onehot') return true;
+  if (feature.type !== 'numeric') return false;
+  return (
+    feature.transform === 'standardize' ||
+    feature.transform === 'minmax' ||
+    feature.transform === 'robust' ||
+    feature.impute === 'mean' ||
+    feature.impute === 'median'
+  );
+}
+
+/**
+ * The features of a spec that need fitted statistics (issue 16, item 4): none for a spec
+ * of plain numeric columns, `log1p`, hash and embedding features, which a run applies
+ * without a fit stage and without reading or writing `featureStats.key`.
+ */
+export function featuresNeedingStatistics(spec: FeatureSpec): string[] {
+  return spec.features.filter(needsStatistics).map(featureName);
+}
+
+/** Statistics for a spec that needs none: empty, stamped with the spec's hash (never stored). */
+const noStatisticsNeeded = (spec: FeatureSpec) => new FeatureStatsAccumulator(spec).finish(new Date(0));
+
+/**
+ * Reads the stored feature statistics (or undefined) and decides whether this run fits them
+ * first; a spec that needs no statistics reuses empty ones, without reading the store.
+ * `config`'s spec must be resolved (shared/scoring/run-feature-spec.ts), or is resolved here.
+ */
+export async function fitDecisionFor(
+  store: ObjectStore,
+  configured: ScorePipelineConfig,
+): Promise<FitDecision> {
+  const config = await scoreConfigOfRun(store, configured);
+  const spec = config.featureSpec as FeatureSpec;
+  if (featuresNeedingStatistics(spec).length === 0)
+    return { action: 'reuse', fitted: noStatisticsNeeded(spec) };
   const bytes = await store.get(config.featureStats.key);
   let stored: unknown;
   if (bytes) {
@@ -19,7 +57,7 @@ export async function fitDecisionFor(store: ObjectStore, config: ScorePipelineCo
       stored = { invalid: true };
     }
   }
-  return decideFit(config.featureSpec as FeatureSpec, stored, config.featureStats.refit);
+  return decideFit(spec, stored, config.featureStats.refit);
 }
 
 async function loadTables(
@@ -70,20 +108,23 @@ export function transformerFor(
   let transformer = cached?.runId === runId ? cached.transformer : undefined;
   if (!transformer) {
     transformer = (async () => {
-      const decision = await decideFit(
-        config.featureSpec as FeatureSpec,
-        await store.get(config.featureStats.key).then((b) => (b ? JSON.parse(decoder.decode(b)) : undefined)),
-        false,
-      );
+      const resolved = await scoreConfigOfRun(store, config, runId);
+      const spec = resolved.featureSpec as FeatureSpec;
+      const decision =
+        featuresNeedingStatistics(spec).length === 0
+          ? ({ action: 'reuse', fitted: noStatisticsNeeded(spec) } as const)
+          : decideFit(
+              spec,
+              await store
+                .get(config.featureStats.key)
+                .then((b) => (b ? JSON.parse(decoder.decode(b)) : undefined)),
+              false,
+            );
       if (decision.action !== 'reuse')
         throw new ConfigError(
           `featureStats.key: ${config.featureStats.key}: ${decision.reason}; run a fit first`,
         );
-      return new FeatureTransformer(
-        config.featureSpec as FeatureSpec,
-        decision.fitted,
-        await loadTables(store, config),
-      );
+      return new FeatureTransformer(spec, decision.fitted, await loadTables(store, resolved));
     })();
     byKey.set(cacheKey, { runId, transformer });
     transformer.catch(() => byKey.delete(cacheKey));

@@ -212,8 +212,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       score,
       router: await routeEndpoints(
         {
-          [creditRisk.model.endpointName]: score,
-          [inferenceComponentNameOf(creditRisk.model.endpointName)]: score,
+          [creditRisk.model.endpointName!]: score,
+          [inferenceComponentNameOf(creditRisk.model.endpointName!)]: score,
         },
         embed,
       ),

@@ -1,6 +1,10 @@
 import type { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { pipelineCapacityOf } from '../../capacity/names.ts';
-import type { PipelineConfig, ScorePipelineConfig } from '../../config/pipeline-config.ts';
+import {
+  type PipelineConfig,
+  type ScorePipelineConfig,
+  scoringEndpointNameOf,
+} from '../../config/pipeline-config.ts';
 import { AdaptiveLimiter } from '../../endpoint/adaptive-limiter.ts';
 import { ConfigError } from '../../errors/errors.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
@@ -123,7 +127,7 @@ export class PipelineEndpointRegistry {
       built = {
         scoringEndpoint: new SageMakerScoringEndpoint({
           client: this.sageMakerClient(),
-          endpointName: model.endpointName,
+          endpointName: scoringEndpointNameOf(config),
           maxRetries: model.maxRetries,
           timeoutMs: model.timeoutMs,
           ...component,

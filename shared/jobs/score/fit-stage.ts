@@ -3,6 +3,7 @@ import type { RunState, UnitState, WorkUnit } from '../../domain/types.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { FeatureSpec } from '../../scoring/features/feature-spec.ts';
 import { type FeatureFitPartial, FeatureStatsAccumulator } from '../../scoring/features/fit-features.ts';
+import { scoreConfigOfRun } from '../../scoring/run-feature-spec.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
 import type { StageMerged, UnitWork, UnitWorkDeps } from '../job-kind.ts';
 import { fitPartialKey, fitUnit } from './fit-unit.ts';
@@ -29,7 +30,8 @@ export async function mergedFeatureStats(
   run: RunState,
   units: readonly UnitState[],
 ): Promise<FeatureStatsAccumulator> {
-  const accumulator = new FeatureStatsAccumulator(config.featureSpec as FeatureSpec);
+  const { featureSpec } = await scoreConfigOfRun(store, config, run.runId);
+  const accumulator = new FeatureStatsAccumulator(featureSpec as FeatureSpec);
   for (const unit of units) {
     if (unit.status !== 'succeeded') continue;
     const key = fitPartialKey(run.pipeline, run.runId, unit.unitId);

@@ -3,6 +3,7 @@ import { emptyCounts, type UnitCounts, type WorkUnit } from '../../domain/types.
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { FeatureSpec } from '../../scoring/features/feature-spec.ts';
 import { type FeatureFitPartial, FeatureStatsAccumulator } from '../../scoring/features/fit-features.ts';
+import { scoreConfigOfRun } from '../../scoring/run-feature-spec.ts';
 import { type Checkpoint, unitRecords } from '../../work/unit-records.ts';
 
 /** Where a fit unit leaves its partial statistics for finalize to merge. */
@@ -23,7 +24,8 @@ export async function fitUnit(
   checkpoint?: Checkpoint,
 ): Promise<{ counts: UnitCounts; partial: FeatureFitPartial }> {
   const counts = emptyCounts();
-  const accumulator = new FeatureStatsAccumulator(config.featureSpec as FeatureSpec);
+  const { featureSpec } = await scoreConfigOfRun(deps.store, config, unit.runId);
+  const accumulator = new FeatureStatsAccumulator(featureSpec as FeatureSpec);
   for await (const { record } of unitRecords(
     deps.store,
     unit,

@@ -4,6 +4,7 @@ import { fitDecisionFor } from '../../scoring/scoring-context.ts';
 import type { JobKind } from '../job-kind.ts';
 import { mergeFitStage, workFitUnit } from './fit-stage.ts';
 import { checkRunModelSchema } from './model-schema-gate.ts';
+import { scoreConfigOfNewRun } from './run-config.ts';
 import { mergeScoreStage, planScoreUnits, workScoreUnit } from './score-stage.ts';
 
 /**
@@ -41,6 +42,8 @@ export const scoreJob: JobKind<ScorePipelineConfig> = {
     if (checked.warning) console.warn(`warning: ${checked.warning}`);
     return decision.action === 'fit' ? ['fit', 'score'] : ['score'];
   },
+  // Plan prices units by the resolved spec and checks its columns against the inputs.
+  configOfRun: scoreConfigOfNewRun,
   tables: { scores: TABLE_COLUMNS.scores, segment_stats: TABLE_COLUMNS.segment_stats },
   summaryCounts: ['scored'],
 };

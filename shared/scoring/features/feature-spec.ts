@@ -82,11 +82,25 @@ const featureSchema = z.discriminatedUnion('type', [
 
 export const featureSpecSchema = z
   .strictObject({
-    features: z.array(featureSchema).min(1),
+    /**
+     * Build a numeric column for each of the model's feature names (docs/scoring.md,
+     * "Inferring the spec from the model"); `features` then lists only the exceptions
+     * (transforms, encoders), which take the place of the columns they name.
+     */
+    infer: z.boolean().optional(),
+    features: z.array(featureSchema),
     /** Relative accuracy of the quantile sketch behind `robust` and `impute: "median"`. */
     quantileAccuracy: z.number().min(1e-4).max(0.1).default(0.001),
   })
   .superRefine((spec, ctx) => {
+    if (spec.features.length === 0 && spec.infer !== true) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['features'],
+        message:
+          'lists no feature: list them, or set "infer": true to build them from the model\'s feature names',
+      });
+    }
     const seen = new Set<string>();
     spec.features.forEach((feature, i) => {
       const name = feature.name ?? feature.column;
