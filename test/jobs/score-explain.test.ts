@@ -76,8 +76,9 @@ describe('a score run with explain.topK and output.passThrough', () => {
 
   async function run(
     config: ScorePipelineConfig,
+    source = SOURCE,
   ): Promise<{ summary: RunSummary | undefined; rows: Record<string, unknown>[] }> {
-    await planRun({ store, runs, queue }, config, { runId: RUN_ID, trigger: 's3', keys: [SOURCE], now: NOW });
+    await planRun({ store, runs, queue }, config, { runId: RUN_ID, trigger: 's3', keys: [source], now: NOW });
     const endpoints = new PipelineEndpointRegistry(
       () => {
         throw new Error('in-worker scoring must not make a SageMaker client');
@@ -94,7 +95,7 @@ describe('a score run with explain.topK and output.passThrough', () => {
     let summary: RunSummary | undefined;
     while (queue.units.length > 0 || queue.finalizeRequests.length > 0) {
       const unit = queue.units.shift();
-      if (unit) await processUnit(deps, config, unit, { isLastAttempt: true });
+      if (unit) await processUnit(deps, config, unit, { isLastAttempt: true }).catch(() => undefined);
       else
         summary =
           (await finalizeRun(
@@ -163,7 +164,6 @@ describe('a score run with explain.topK and output.passThrough', () => {
             'region',
             { column: 'defaulted', type: 'bigint' },
             { column: 'income', type: 'double' },
-            { column: 'not_in_input', type: 'double' },
           ],
         },
       }),
@@ -176,9 +176,49 @@ describe('a score run with explain.topK and output.passThrough', () => {
       region: 'north',
       defaulted: 0n,
       income: 32941,
-      not_in_input: null,
     });
     expect(rows.every((r) => typeof r.region === 'string' || r.region === null)).toBe(true);
     expect(rows.every((r) => typeof r.income === 'number' || r.income === null)).toBe(true);
+  });
+
+  it('writes null for a pass-through key a JSONL record lacks, typed as read otherwise', async () => {
+    const source = 'incoming/credit-risk/few.jsonl';
+    const customer = {
+      age: 47,
+      income: 32941,
+      debt_ratio: 0.2378,
+      employment_years: 5,
+      late_payments: 0,
+      region: 'north',
+      product: 'overdraft',
+      occupation: 'engineer',
+    };
+    await store.put(
+      source,
+      [
+        { ...customer, customer_id: 'c1', vip: true, tier: 'gold' },
+        { ...customer, customer_id: 'c2', tier: 3 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    const { summary, rows } = await run(
+      await configWith({ output: { passThrough: ['tier', { column: 'vip', type: 'boolean' }] } }),
+      source,
+    );
+    expect(summary).toMatchObject({ status: 'succeeded', counts: { scored: 2, rejected: 0 } });
+    expect(rows.map((r) => [r.record_id, r.tier, r.vip])).toEqual([
+      ['c1', 'gold', true],
+      ['c2', '3', null],
+    ]);
+  });
+
+  it('fails the run with one line when a pass-through column is not in the CSV header', async () => {
+    const { summary, rows } = await run(await configWith({ output: { passThrough: ['regoin'] } }));
+    expect(summary).toMatchObject({ status: 'failed' });
+    const line = `output.passThrough: column "regoin" is not in the header of ${SOURCE} (its columns: customer_id, age,`;
+    expect(summary?.failedUnits?.length).toBeGreaterThan(0);
+    for (const failed of summary!.failedUnits!) expect(failed.lastError).toContain(line);
+    expect(rows).toHaveLength(0);
   });
 });

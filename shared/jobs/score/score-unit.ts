@@ -7,6 +7,7 @@ import {
   type WorkUnit,
 } from '../../domain/types.ts';
 import { UnitIdList } from '../../duplicates/unit-id-list.ts';
+import { ConfigError } from '../../errors/errors.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
 import {
@@ -101,6 +102,26 @@ interface ScoreDeps {
   maxPayloadBytes?: number;
 }
 
+/**
+ * A CSV row holds every header name and a Parquet row every schema column, so a
+ * pass-through column absent from one is absent from the file: one line for the whole run
+ * (a ConfigError, not a reject per row). JSONL has no header: an absent key is null.
+ */
+function checkHeaderHolds(
+  slice: { readonly key: string; readonly format: string },
+  values: Readonly<Record<string, unknown>>,
+  passThrough: readonly { readonly column: string }[],
+): void {
+  if (slice.format !== 'csv' && slice.format !== 'parquet') return;
+  for (const { column } of passThrough) {
+    if (column in values) continue;
+    const what = slice.format === 'csv' ? 'header' : 'schema';
+    throw new ConfigError(
+      `output.passThrough: column "${column}" is not in the ${what} of ${slice.key} (its columns: ${Object.keys(values).slice(0, 20).join(', ')})`,
+    );
+  }
+}
+
 /** One unit's scoring: the unit's results so far and the rows read for the next flush, as fields. */
 class UnitScorer {
   private readonly counts = emptyCounts();
@@ -145,6 +166,7 @@ class UnitScorer {
       };
       const passThrough = config.output.passThrough;
       if (passThrough.length > 0) {
+        checkHeaderHolds(slice, record.values, passThrough);
         const kept = passThroughOf(record.values, passThrough);
         if (!kept.ok) {
           this.rejects.push(rejectOfRow(row, kept.reason));
