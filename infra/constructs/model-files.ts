@@ -39,15 +39,16 @@ export function modelFilesOf(pipelines: readonly PipelineConfig[], sourceDir: st
   const files = new Map<string, ModelFile>();
   const exists = (key: string) =>
     existsSync(path.join(sourceDir, key)) && statSync(path.join(sourceDir, key)).isFile();
-  const add = (key: string, namedBy: string, required: boolean) => {
+  const add = (key: string, namedBy: string, required: boolean, fix?: string) => {
     if (files.has(key)) return;
     if (exists(key)) files.set(key, { key, namedBy });
     else if (required) {
       throw new Error(
         `${namedBy} "${key}" is not in ${path.relative(process.cwd(), sourceDir) || '.'}/: ${
-          key.endsWith('.tar.gz')
+          fix ??
+          (key.endsWith('.tar.gz')
             ? 'the stack uploads the model archive so that one deploy creates the scoring endpoint; build it as docs/infra.md (Scoring model archive) says and commit it there'
-            : 'the stack uploads the XGBoost JSON model the work function evaluates (model.hosting in-worker); commit it there'
+            : 'the stack uploads the XGBoost JSON model the work function evaluates (model.hosting in-worker); commit it there')
         }`,
       );
     }
@@ -64,6 +65,14 @@ export function modelFilesOf(pipelines: readonly PipelineConfig[], sourceDir: st
     if (pipeline.model.hosting === 'in-worker')
       add(pipeline.model.modelKey, `pipeline ${pipeline.name}: model.modelKey`, true);
     else add(modelDataKeyOf(pipeline.model), `pipeline ${pipeline.name}: model archive`, true);
+    // An inferred spec is built from the JSON model's feature names: plan and the workers read it beside the archive.
+    if (pipeline.model.hosting !== 'in-worker' && (pipeline.featureSpec as FeatureSpec).infer === true)
+      add(
+        pipeline.model.modelKey,
+        `pipeline ${pipeline.name}: model.modelKey`,
+        true,
+        'featureSpec "infer" builds the spec from the feature names in the XGBoost JSON model, so the stack uploads it beside the archive; commit it there (or write featureSpec.features)',
+      );
     for (const key of embeddingTableKeys(pipeline.featureSpec as FeatureSpec)) {
       add(key, `pipeline ${pipeline.name}: embedding table`, false);
     }
