@@ -1,0 +1,83 @@
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sluice } from '../support/cli.ts';
+
+const SAMPLE = 'events/data/credit-sample.csv';
+
+describe('sluice run of a score pipeline with explain.topK and output.passThrough', () => {
+  let work: string;
+  let pipelines: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'sluice-explain-cli-'));
+    pipelines = path.join(work, 'pipelines');
+    await mkdir(pipelines);
+    await cp('pipelines/models', path.join(pipelines, 'models'), { recursive: true });
+    const base = JSON.parse(await readFile('pipelines/credit-risk.json', 'utf8'));
+    const explained = {
+      ...base,
+      model: { ...base.model, hosting: 'in-worker' },
+      explain: { topK: 3 },
+      output: { passThrough: ['region', { column: 'defaulted', type: 'bigint' }] },
+    };
+    const hosted = { ...explained, name: 'hosted', model: { ...base.model, hosting: 'serverless' } };
+    await writeFile(path.join(pipelines, 'credit-risk.json'), JSON.stringify(explained));
+    await writeFile(path.join(pipelines, 'hosted.json'), JSON.stringify(hosted));
+  });
+  afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it('writes three reasons and the pass-through columns on every scored row, queryable with SQL', async () => {
+    const home = path.join(work, 'home');
+    const run = await sluice(
+      'run',
+      SAMPLE,
+      '--pipeline',
+      'credit-risk',
+      '--pipelines',
+      pipelines,
+      '--home',
+      home,
+      '--json',
+    );
+    expect(run.code, run.err.join('\n')).toBe(0);
+    const summary = run.json();
+    expect(summary).toMatchObject({ status: 'succeeded', counts: { scored: 2000, rejected: 3 } });
+    const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+    const rows = await q(
+      `select record_id, region, defaulted, json_array_length(reasons) as n, reasons->>'$[0].feature' as top from scores where run_id = '${summary.runId}' order by line`,
+    );
+    expect(rows).toHaveLength(2000);
+    expect(rows[0]).toMatchObject({ record_id: 'c-29000001', region: 'north', defaulted: 0, n: 3 });
+    const inputs = [
+      'age',
+      'income',
+      'debt_ratio',
+      'employment_years',
+      'late_payments',
+      'region',
+      'product',
+      'occupation',
+    ];
+    for (const row of rows) expect(inputs).toContain(row.top);
+  }, 120_000);
+
+  it('refuses explain with a model hosted on an endpoint: exit 2, one line', async () => {
+    const run = await sluice(
+      'run',
+      SAMPLE,
+      '--pipeline',
+      'hosted',
+      '--pipelines',
+      pipelines,
+      '--home',
+      path.join(work, 'h2'),
+    );
+    expect(run.code).toBe(2);
+    const line = run.err.find((l: string) => l.includes('explain.topK'));
+    expect(line).toMatch(
+      /explain\.topK: reason codes need model\.hosting "in-worker" \(this pipeline has "serverless"\)/,
+    );
+  });
+});
