@@ -4,6 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
+import { parsePipelineConfig, type ScorePipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { WorkUnit } from '../shared/domain/types.ts';
+import type { UnitWorkDeps } from '../shared/jobs/job-kind.ts';
+import { workScoreUnit } from '../shared/jobs/score/score-stage.ts';
+import { FeatureStatsAccumulator } from '../shared/scoring/features/fit-features.ts';
+import { InWorkerScoringEndpoint } from '../shared/scoring/in-worker/in-worker-scoring-endpoint.ts';
+import { maxModelBytesFor, XgboostModelCache } from '../shared/scoring/in-worker/model-cache.ts';
 import { identityColumnMap, rankReasons } from '../shared/scoring/xgboost/reason-codes.ts';
 import { TreeShapExplainer } from '../shared/scoring/xgboost/tree-shap.ts';
 import { parseXgboostModelJson } from '../shared/scoring/xgboost/xgboost-json.ts';
@@ -53,6 +61,18 @@ export type TreeShapBenchResult =
       readonly target: 0.3;
       /** What explaining costs: scoreAndExplain rows/s over scoreOnly rows/s. */
       readonly explainSlowdown: number;
+      /**
+       * The worker's scoring path (workScoreUnit: CSV read, features, the in-worker model,
+       * the unit's Parquet part) on the same model and rows written as CSV, with and
+       * without `explain.topK`; `ratio` is the explained path over XGBoost pred_contribs.
+       */
+      readonly workerPath: {
+        readonly rows: number;
+        readonly withoutExplain: Rate;
+        readonly withExplain: Rate;
+        readonly ratio: number;
+        readonly explainSlowdown: number;
+      };
       /** Largest |Sluice - XGBoost| over every contribution and bias: the run also checks parity. */
       readonly maxAbsDifference: number;
       /** 1-minute load average when the timings started: rows/s are only comparable at similar load. */
@@ -152,6 +172,15 @@ export async function runTreeShapBench(options: TreeShapBenchOptions = {}): Prom
       maxAbsDifference = Math.max(maxAbsDifference, Math.abs(contribs[i]! - expected[i]!));
     }
     const node = `TypeScript, Node ${process.version}, one thread`;
+    const workerRows = Math.min(rows, 2_000);
+    const worker = await timeWorkerPath(
+      await readFile(path.join(dir, 'model.json')),
+      data,
+      workerRows,
+      columns,
+      topK,
+      repeats,
+    );
     const explainRate = rows / explainSeconds;
     const scoreRate = rows / scoreSeconds;
     const xgboostRate = rows / timing.bestSeconds;
@@ -179,10 +208,106 @@ export async function runTreeShapBench(options: TreeShapBenchOptions = {}): Prom
       ratio: Number((explainRate / xgboostRate).toFixed(3)),
       target: 0.3,
       explainSlowdown: Number((explainRate / scoreRate).toFixed(4)),
+      workerPath: {
+        rows: workerRows,
+        withoutExplain: {
+          description: `workScoreUnit, model.hosting in-worker, no explain (${node})`,
+          bestSeconds: worker.plainSeconds,
+          rowsPerSecond: Math.round(workerRows / worker.plainSeconds),
+        },
+        withExplain: {
+          description: `workScoreUnit, model.hosting in-worker, explain.topK ${topK} (${node})`,
+          bestSeconds: worker.explainSeconds,
+          rowsPerSecond: Math.round(workerRows / worker.explainSeconds),
+        },
+        ratio: Number((workerRows / worker.explainSeconds / xgboostRate).toFixed(3)),
+        explainSlowdown: Number((worker.plainSeconds / worker.explainSeconds).toFixed(4)),
+      },
       maxAbsDifference,
       loadAverage1m,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Seconds (best of `repeats`) of one score unit over `rows` rows through the worker's
+ * path, without and with `explain.topK`: the rows written as CSV (an empty field for a
+ * missing value), a spec of one numeric column per model feature (no transform, missing
+ * kept), the in-worker model, the unit's `scores` part written to a memory store.
+ */
+async function timeWorkerPath(
+  model: Uint8Array,
+  data: Float64Array,
+  rows: number,
+  columns: number,
+  topK: number,
+  repeats: number,
+): Promise<{ plainSeconds: number; explainSeconds: number }> {
+  const names = Array.from({ length: columns }, (_, i) => `f${i}`);
+  const lines = [`id,${names.join(',')}`];
+  for (let r = 0; r < rows; r += 1) {
+    const values = Array.from(data.subarray(r * columns, (r + 1) * columns), (v) =>
+      Number.isNaN(v) ? '' : String(v),
+    );
+    lines.push(`r${r},${values.join(',')}`);
+  }
+  const store = new MemoryObjectStore();
+  const source = 'incoming/bench/rows.csv';
+  await store.put(source, `${lines.join('\n')}\n`);
+  await store.put('models/bench/model.json', model);
+  const configOf = (explain: boolean): ScorePipelineConfig =>
+    parsePipelineConfig({
+      name: 'bench',
+      kind: 'score',
+      featureSpec: { features: names.map((column) => ({ type: 'numeric', column })) },
+      featureStats: { key: 'models/bench/feature-stats.json' },
+      model: { endpointName: 'bench', modelKey: 'models/bench/model.json', hosting: 'in-worker' },
+      ...(explain ? { explain: { topK } } : {}),
+    }) as ScorePipelineConfig;
+  const plain = configOf(false);
+  const stats = new FeatureStatsAccumulator(plain.featureSpec as never);
+  for (let r = 0; r < rows; r += 1)
+    stats.observe(Object.fromEntries(names.map((n, c) => [n, data[r * columns + c]!])));
+  await store.put(plain.featureStats.key, JSON.stringify(stats.finish()));
+  const size = (await store.head(source))!.size;
+  const endpoint = new InWorkerScoringEndpoint({
+    store,
+    modelKey: plain.model.modelKey,
+    cache: new XgboostModelCache(),
+    limits: { maxModelBytes: maxModelBytesFor(plain.workers.memoryMiB) },
+  });
+  const deps = { store, scoringEndpoint: endpoint } as unknown as UnitWorkDeps;
+  let pass = 0;
+  const time = async (config: ScorePipelineConfig, n: number): Promise<number> => {
+    let fastest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < n; i += 1) {
+      pass += 1;
+      const unit: WorkUnit = {
+        runId: `r-20261207T030000Z-${pass.toString(16).padStart(6, '0')}`,
+        unitId: 'u00000',
+        pipeline: 'bench',
+        sourceKey: source,
+        byteStart: 0,
+        byteEnd: size,
+        firstLine: 1,
+        format: 'csv',
+        compression: 'none',
+        packed: [],
+        estCost: rows,
+        stage: 'score',
+      };
+      const started = process.hrtime.bigint();
+      const work = await workScoreUnit(deps, config, unit);
+      fastest = Math.min(fastest, Number(process.hrtime.bigint() - started) / 1e9);
+      if (work.counts.scored !== rows)
+        throw new Error(`worker path scored ${work.counts.scored} of ${rows} rows`);
+    }
+    return fastest;
+  };
+  const explained = configOf(true);
+  await time(plain, 1); // warm-up: JIT, transformer, model
+  await time(explained, 1);
+  return { plainSeconds: await time(plain, repeats), explainSeconds: await time(explained, repeats) };
 }
