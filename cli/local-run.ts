@@ -91,6 +91,7 @@ function bundleKeys(config: PipelineConfig): string[] {
     const tokenizer = config.chunking.tokenizer;
     return tokenizer ? [tokenizer.key, ...(tokenizer.configKey ? [tokenizer.configKey] : [])] : [];
   }
+  if (config.kind !== 'score') return [];
   return [
     config.model.modelKey,
     config.featureStats.key,
@@ -155,6 +156,8 @@ export async function startLocalModel(
     return loadInWorkerModel(home, config, log);
   }
   if (endpointUrl !== undefined) return { config, endpointUrl };
+  // A kind that calls no model (recommend) starts no server.
+  if (config.kind === 'recommend') return { config, endpointUrl: undefined };
   if (config.kind === 'embed') {
     if (modelDir !== undefined) return startOnnxModel(home, config, modelDir, log);
     const backend = new HashEmbedder(config.endpoint.dimension);

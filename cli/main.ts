@@ -61,6 +61,14 @@ id, score, chunk and an excerpt. An exact scan in DuckDB (docs/search.md).
     load: async () => (await import('./commands/embed.ts')).embedCommand,
   },
   {
+    name: 'recommend',
+    synopsis: 'USER_ID --pipeline NAME [--run RUN_ID] [--home DIR] [--json]',
+    description: `Prints a user's top N from a recommend pipeline's latest succeeded run (or --run), as the
+recommendations table holds it: rank, item, score, source (cf or popular) and the neighbours
+holding the item. Exit 1 when the run has no list for the user (docs/recommendations.md).`,
+    load: async () => (await import('./commands/recommend.ts')).recommendCommand,
+  },
+  {
     name: 'status',
     synopsis: `[RUN_ID] [--home DIR] [--limit N] [--json]
       | [RUN_ID] --deployed [--runs-table NAME] [--limit N] [--json]`,

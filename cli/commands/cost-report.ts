@@ -40,11 +40,17 @@ export interface RegionPricing {
 
 export function regionPricing(region: string, config: PipelineConfig): RegionPricing {
   const prices = pricesFor(region);
-  return { prices, hourly: instanceHourPrice(region, instanceTypeOf(config)).usd };
+  const instanceType = instanceTypeOf(config);
+  // A kind that calls no model (recommend) has no instance to price.
+  return { prices, hourly: instanceType === undefined ? 0 : instanceHourPrice(region, instanceType).usd };
 }
 
-const instanceTypeOf = (config: PipelineConfig) =>
-  config.kind === 'embed' ? config.endpoint.instanceType : config.model.instanceType;
+const instanceTypeOf = (config: PipelineConfig): string | undefined =>
+  config.kind === 'embed'
+    ? config.endpoint.instanceType
+    : config.kind === 'score'
+      ? config.model.instanceType
+      : undefined;
 
 /** The estimate priced: per run, per month when scheduled, per token anchors, and the always-on day. */
 export function costReport(

@@ -11,6 +11,7 @@ import { ProgressReporter } from '../progress/progress-reporter.ts';
 import type { SkippedInput } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
+import { recommendResultLines, recommendWorkOf } from './recommend.ts';
 
 /** `./pipelines` when the current folder has one, else the pipelines shipped with Sluice. */
 export function defaultPipelinesDir(): string {
@@ -166,7 +167,9 @@ function workOf(config: PipelineConfig, summary: RunSummary): string {
   const c = summary.counts;
   return config.kind === 'embed'
     ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged${c.removedChunks > 0 ? `, ${c.removedChunks} removed` : ''}`
-    : `${c.scored} rows scored`;
+    : config.kind === 'recommend'
+      ? recommendWorkOf(summary)
+      : `${c.scored} rows scored`;
 }
 
 function costLines(summary: RunSummary): string[] {
@@ -199,6 +202,7 @@ function sourceLines(summary: RunSummary): string[] {
 /** Where the kind's tables are, and a query to start with. */
 function resultLines(config: PipelineConfig, summary: RunSummary, context: RunReportContext): string[] {
   const { resultsDir, homeFlag } = context;
+  if (config.kind === 'recommend') return recommendResultLines(summary, resultsDir, homeFlag);
   if (config.kind === 'embed')
     return [
       `results: ${resultsDir} (tables embeddings, rejects, runs${summary.sources === undefined ? '' : ', sources'})`,

@@ -61,6 +61,7 @@ export function modelFilesOf(pipelines: readonly PipelineConfig[], sourceDir: st
         add(tokenizer.configKey, `pipeline ${pipeline.name}: chunking.tokenizer.configKey`, false);
       continue;
     }
+    if (pipeline.kind !== 'score') continue;
     // In the worker the JSON model is what runs; on an endpoint, the archive SageMaker loads.
     if (pipeline.model.hosting === 'in-worker')
       add(pipeline.model.modelKey, `pipeline ${pipeline.name}: model.modelKey`, true);

@@ -43,7 +43,7 @@ export function pipelineCapacityOf(config: PipelineConfig): PipelineCapacity | u
       ...schedule,
     };
   }
-  if (config.model.hosting !== 'instance') return undefined;
+  if (config.kind !== 'score' || config.model.hosting !== 'instance') return undefined;
   const { instanceType, capacity } = config.model;
   const endpointName = scoringEndpointNameOf(config);
   return {

@@ -1,5 +1,12 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
+import {
+  evaluationSchema,
+  neighboursSchema,
+  recommendInputFields,
+  recommendOutputSchema,
+  shardingSchema,
+} from '../jobs/recommend/recommend-config.ts';
 import { featureSpecSchema } from '../scoring/features/feature-spec.ts';
 import { explainSchema, scoreOutputIssue, scoresOutputSchema } from '../scoring/score-output-config.ts';
 import { configErrorOf } from './config-issue.ts';
@@ -332,15 +339,34 @@ export const embedPipelineConfigSchema = z
     path: ['endpoint', 'initialConcurrency'],
   });
 
+/** User-based collaborative filtering (docs/recommendations.md, the Recommendations contract). */
+export const recommendPipelineConfigSchema = z
+  .strictObject({
+    ...commonKeys,
+    kind: z.literal('recommend'),
+    /** The common input keys plus the interaction fields (`userField`, `itemField`, ...). */
+    input: inputSchema.unwrap().extend(recommendInputFields).prefault({}),
+    neighbours: neighboursSchema,
+    output: recommendOutputSchema,
+    evaluation: evaluationSchema,
+    sharding: shardingSchema,
+  })
+  .refine((c) => c.input.format !== 'text', {
+    message: 'text has no fields to read interactions from: use csv, jsonl or parquet',
+    path: ['input', 'format'],
+  });
+
 export const pipelineConfigSchema = z.discriminatedUnion('kind', [
   embedPipelineConfigSchema,
   scorePipelineConfigSchema,
+  recommendPipelineConfigSchema,
 ]);
 
 export type CapacityConfig = z.infer<typeof capacitySchema>;
 export type EmbedPipelineConfig = z.infer<typeof embedPipelineConfigSchema>;
 export type ScorePipelineConfig = z.infer<typeof scorePipelineConfigSchema>;
-export type PipelineConfig = EmbedPipelineConfig | ScorePipelineConfig;
+export type RecommendPipelineConfig = z.infer<typeof recommendPipelineConfigSchema>;
+export type PipelineConfig = EmbedPipelineConfig | ScorePipelineConfig | RecommendPipelineConfig;
 export type EmbedPipelineConfigInput = z.input<typeof embedPipelineConfigSchema>;
 /** Input shape of an embedding pipeline config (the common case in tests and examples). */
 export type PipelineConfigInput = EmbedPipelineConfigInput;
@@ -367,8 +393,9 @@ export function scoringEndpointNameOf(config: ScorePipelineConfig): string {
 }
 
 /** The SageMaker endpoint a pipeline calls. */
-export function endpointNameOf(config: PipelineConfig): string {
-  return config.kind === 'embed' ? config.endpoint.name : scoringEndpointNameOf(config);
+export function endpointNameOf(config: PipelineConfig): string | undefined {
+  if (config.kind === 'embed') return config.endpoint.name;
+  return config.kind === 'score' ? scoringEndpointNameOf(config) : undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { embedJob } from './embed/embed-job.ts';
 import type { JobKind } from './job-kind.ts';
+import { recommendJob } from './recommend/recommend-job.ts';
 import { scoreJob } from './score/score-job.ts';
 
 type KindName = PipelineConfig['kind'];
@@ -10,6 +11,7 @@ type JobKinds = { readonly [K in KindName]: JobKind<Extract<PipelineConfig, { ki
 const JOB_KINDS: JobKinds = {
   embed: embedJob,
   score: scoreJob,
+  recommend: recommendJob,
 };
 
 /** The job kind of a pipeline. */

@@ -7,7 +7,14 @@ import { createHash } from 'node:crypto';
 export const INCOMING_PREFIX = 'incoming/';
 export const RESULTS_PREFIX = 'results/';
 
-export type TableName = 'embeddings' | 'scores' | 'segment_stats' | 'sources' | 'rejects' | 'runs';
+export type TableName =
+  | 'embeddings'
+  | 'scores'
+  | 'segment_stats'
+  | 'sources'
+  | 'rejects'
+  | 'runs'
+  | 'recommendations';
 
 /** `incoming/<pipeline>/<rest>` -> pipeline name, or undefined when the key is outside incoming/. */
 export function pipelineOfIncomingKey(key: string): string | undefined {

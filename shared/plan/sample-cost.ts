@@ -76,12 +76,14 @@ interface Tally {
  */
 function recordCost(text: unknown, counter: TokenCounter, config: PipelineConfig): number {
   if (config.kind === 'score') return config.featureSpec.features.length;
+  if (config.kind === 'recommend') return 1;
   return typeof text === 'string' ? documentCost(text, counter, config) : 0;
 }
 
 /** Tokens the worker will count for one document: its chunks' tokens, overlap included. */
 export function documentCost(text: string, counter: TokenCounter, config: PipelineConfig): number {
   // A scoring pipeline's work is per row, whatever its text: one row costs its feature count.
+  if (config.kind === 'recommend') return 1;
   if (config.kind !== 'embed') return config.featureSpec.features.length;
   let tokens = 0;
   for (const chunk of chunkText(text, counter, config.chunking)) tokens += chunk.tokens;

@@ -19,9 +19,13 @@ export interface WarmingPolicy {
 export const DEFAULT_FIRST_WARMING_DELAY_SECONDS = 30;
 
 /** The capacity settings of the endpoint a pipeline calls. */
-function capacityOf(config: PipelineConfig): CapacityConfig {
-  return config.kind === 'embed' ? config.endpoint.capacity : config.model.capacity;
+function capacityOf(config: PipelineConfig): CapacityConfig | undefined {
+  if (config.kind === 'embed') return config.endpoint.capacity;
+  return config.kind === 'score' ? config.model.capacity : undefined;
 }
+
+/** `capacity.warmupLimitSeconds`' default, for a kind that calls no endpoint. */
+const DEFAULT_WARMUP_LIMIT_SECONDS = 1800;
 
 /**
  * The pipeline's policy, with any field overridden (tests and local runs shorten the
@@ -34,7 +38,7 @@ export function warmingPolicyOf(
   return {
     firstDelaySeconds: DEFAULT_FIRST_WARMING_DELAY_SECONDS,
     maxDelaySeconds: MAX_SEND_DELAY_SECONDS,
-    limitSeconds: capacityOf(config).warmupLimitSeconds,
+    limitSeconds: capacityOf(config)?.warmupLimitSeconds ?? DEFAULT_WARMUP_LIMIT_SECONDS,
     ...overrides,
   };
 }

@@ -6,6 +6,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { TABLE_NAMES } from '../../infra/constructs/query-layer.ts';
 import { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import type { EmbedPipelineConfig as PipelineConfig } from '../../shared/config/pipeline-config.ts';
@@ -538,8 +539,8 @@ describe('QueryLayer', () => {
 
   it('defines every table the writer has a layout for in the sluice database', () => {
     template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'sluice' } });
-    // Six tables and the two current-state views (test/infra/current-views.test.ts).
-    template.resourceCountIs('AWS::Glue::Table', 8);
+    // Every table and the two current-state views (test/infra/current-views.test.ts).
+    template.resourceCountIs('AWS::Glue::Table', TABLE_NAMES.length + 2);
     for (const name of ['embeddings', 'rejects', 'scores', 'segment_stats', 'sources', 'runs']) {
       expect(table(name).DatabaseName).toBe('sluice');
     }

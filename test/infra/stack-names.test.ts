@@ -5,7 +5,11 @@ import { SLUICE_SERVICE_NAME } from '../../infra/constructs/sluice-function.ts';
 import { readContext } from '../../infra/context.ts';
 import { DEFAULT_STACK_NAME, deploymentNames } from '../../infra/deployment-names.ts';
 import { SluiceStack } from '../../infra/sluice-stack.ts';
-import type { EmbedPipelineConfig, ScorePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import {
+  type EmbedPipelineConfig,
+  endpointNameOf,
+  type ScorePipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
 import {
   buildStack,
   bundledPipelines,
@@ -263,9 +267,7 @@ describe('two stacks in one account and region', () => {
         .filter((s) => [s.Action].flat().includes('sagemaker:InvokeEndpoint'))
         .flatMap((s) => [...JSON.stringify(s.Resource).matchAll(/endpoint\/([a-z0-9-]+)/g)].map((m) => m[1]))
         .sort();
-      expect(invoked).toEqual(
-        stack.pipelines.map((p) => (p.kind === 'embed' ? p.endpoint.name : p.model.endpointName)).sort(),
-      );
+      expect(invoked).toEqual(stack.pipelines.flatMap((p) => endpointNameOf(p) ?? []).sort());
     }
   });
 

@@ -19,11 +19,15 @@ import { SageMakerScoringEndpoint } from './sagemaker-scoring-endpoint.ts';
 
 /** The most requests a pipeline's worker keeps in flight to its endpoint. */
 const maxInFlight = (config: PipelineConfig): number =>
-  config.kind === 'embed' ? config.endpoint.concurrency : config.model.concurrency;
+  config.kind === 'embed'
+    ? config.endpoint.concurrency
+    : config.kind === 'score'
+      ? config.model.concurrency
+      : 0;
 
 /** How long one attempt of a pipeline's endpoint calls may take. */
 const attemptTimeoutMs = (config: PipelineConfig): number =>
-  config.kind === 'embed' ? config.endpoint.timeoutMs : config.model.timeoutMs;
+  config.kind === 'embed' ? config.endpoint.timeoutMs : config.kind === 'score' ? config.model.timeoutMs : 0;
 
 /**
  * {@link sageMakerClientSettings} for one client shared by these pipelines' endpoints: the
@@ -119,6 +123,9 @@ export class PipelineEndpointRegistry {
           ...sleep,
         }),
       };
+    } else if (config.kind !== 'score') {
+      // A kind that calls no model (recommend).
+      built = {};
     } else if (config.model.hosting === 'in-worker') {
       built = { scoringEndpoint: this.inWorker(config) };
     } else {

@@ -1,4 +1,4 @@
-import type { RecommendInputFields } from './recommend-config.ts';
+import type { InteractionFields } from './recommend-config.ts';
 
 /** One validated interaction. `value` is 1 for implicit feedback; `timestamp` in epoch seconds. */
 export interface Interaction {
@@ -23,7 +23,7 @@ const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
  */
 export function parseInteraction(
   record: Readonly<Record<string, unknown>>,
-  fields: RecommendInputFields,
+  fields: InteractionFields,
 ): InteractionParse {
   const userId = idOf(record[fields.userField]);
   if (userId === undefined) return reject(`missing user (field ${fields.userField})`);

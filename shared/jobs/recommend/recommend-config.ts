@@ -7,17 +7,22 @@ import { configErrorOf } from '../../config/config-issue.ts';
  * `workers`, `schedule`) are added when the kind is registered; this schema holds what
  * only this kind reads.
  */
+/** The interaction fields a recommend pipeline's `input` has besides the common input keys. */
+export const recommendInputFields = {
+  /** @default 'user_id' */
+  userField: z.string().min(1).default('user_id'),
+  /** @default 'item_id' */
+  itemField: z.string().min(1).default('item_id'),
+  /** Absent = implicit feedback: every interaction has value 1. */
+  valueField: z.string().min(1).optional(),
+  /** Optional; ISO 8601 or epoch seconds. Orders duplicates and the evaluation holdout. */
+  timestampField: z.string().min(1).optional(),
+};
+
 export const recommendInputSchema = z
   .strictObject({
     format: z.enum(['auto', 'jsonl', 'csv']).default('auto'),
-    /** @default 'user_id' */
-    userField: z.string().min(1).default('user_id'),
-    /** @default 'item_id' */
-    itemField: z.string().min(1).default('item_id'),
-    /** Absent = implicit feedback: every interaction has value 1. */
-    valueField: z.string().min(1).optional(),
-    /** Optional; ISO 8601 or epoch seconds. Orders duplicates and the evaluation holdout. */
-    timestampField: z.string().min(1).optional(),
+    ...recommendInputFields,
   })
   .prefault({});
 
@@ -75,11 +80,19 @@ export const recommendSettingsSchema = z.strictObject({
 
 export type RecommendSettings = z.infer<typeof recommendSettingsSchema>;
 export type RecommendInputFields = z.infer<typeof recommendInputSchema>;
+/** The field names an interaction is read by (a pipeline's `input` has more keys). */
+export type InteractionFields = Pick<
+  RecommendInputFields,
+  'userField' | 'itemField' | 'valueField' | 'timestampField'
+>;
 export type NeighboursSettings = z.infer<typeof neighboursSchema>;
 export type Similarity = 'cosine' | 'pearson';
 
 /** The similarity a pipeline uses: the configured one, else pearson for explicit and cosine for implicit. */
-export function similarityOf(settings: Pick<RecommendSettings, 'input' | 'neighbours'>): Similarity {
+export function similarityOf(settings: {
+  readonly input: Pick<InteractionFields, 'valueField'>;
+  readonly neighbours: Pick<NeighboursSettings, 'similarity'>;
+}): Similarity {
   return settings.neighbours.similarity ?? (settings.input.valueField ? 'pearson' : 'cosine');
 }
 
