@@ -25,6 +25,8 @@ export const ENVIRONMENT_VARIABLES = {
   /** The pipeline configs inline, as a JSON array: for tests and local wiring, instead of the file. */
   pipelines: 'SLUICE_PIPELINES',
   sagemakerEndpointUrl: 'SLUICE_SAGEMAKER_ENDPOINT_URL',
+  /** UUID of the work queue's event source mapping (plan and the capacity sweeper only): its limit follows the copies. */
+  workEventSourceId: 'SLUICE_WORK_EVENT_SOURCE_ID',
 } as const;
 
 /** What the handlers know about their deployment, validated once per process. */
@@ -39,6 +41,8 @@ export interface Environment {
   readonly sagemakerEndpointUrl?: string;
   /** The function's region (`AWS_REGION`, set by the Lambda runtime): the prices a run's cost uses. */
   readonly region?: string;
+  /** The work event source whose `MaximumConcurrency` follows the copies (plan and the capacity sweeper). */
+  readonly workEventSourceId?: string;
 }
 
 const required = (fix: string) =>
@@ -68,6 +72,9 @@ const environmentSchema = z.object({
   ).optional(),
   [ENVIRONMENT_VARIABLES.sagemakerEndpointUrl]: httpUrl(
     'set it to the URL of a server speaking the SageMaker runtime API, or unset it',
+  ).optional(),
+  [ENVIRONMENT_VARIABLES.workEventSourceId]: required(
+    "set it to the UUID of the work queue's event source mapping (infra does), or unset it",
   ).optional(),
 });
 
@@ -110,6 +117,9 @@ export function loadEnvironment(
     pipelines: loadPipelines(vars, env.LAMBDA_TASK_ROOT),
     ...(sagemakerEndpointUrl === undefined ? {} : { sagemakerEndpointUrl }),
     ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+    ...(vars[ENVIRONMENT_VARIABLES.workEventSourceId] === undefined
+      ? {}
+      : { workEventSourceId: vars[ENVIRONMENT_VARIABLES.workEventSourceId] }),
   };
 }
 
