@@ -10,6 +10,10 @@ import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.t
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import {
+  type EventSourceMappingApi,
+  LambdaWorkerConcurrency,
+} from '../../shared/adapters/aws/lambda-worker-concurrency.ts';
+import {
   PipelineEndpointRegistry,
   type PipelineEndpoints,
   sageMakerClientSettingsFor,
@@ -22,7 +26,9 @@ import {
   SqsRedelivery,
 } from '../../shared/adapters/aws/sqs-redelivery.ts';
 import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import { type PipelineCapacity, pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import type { RunCapacityDeps } from '../../shared/capacity/run-capacity.ts';
+import { type WorkerScaling, workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
@@ -125,6 +131,12 @@ export interface AdapterOptions {
   readonly redelivery?: RedeliverySchedule;
   /** Replaces the SageMaker control plane (handler tests use an in-memory one). */
   readonly capacityControl?: CapacityControl;
+  /**
+   * The Lambda client that sets the work event source's limit (workers follow the copies),
+   * used where `SLUICE_WORK_EVENT_SOURCE_ID` is set (plan, capacity sweeper). Without one the
+   * limit stays as deployed: `@aws-sdk/client-lambda` is not a dependency yet (docs/capacity.md).
+   */
+  readonly eventSourceMappings?: EventSourceMappingApi;
 }
 
 /** Builds the adapters from the validated environment and the shared clients. */
@@ -157,8 +169,20 @@ export function createAdapters(
     capacity: {
       leases: new DynamoCapacityLeases({ doc: clients.dynamo, tableName: env.runsTable }),
       control: options.capacityControl ?? new SageMakerCapacityControl({ client: clients.sagemakerControl }),
+      ...workersOf(env, options.eventSourceMappings),
     },
   };
+}
+
+/** The work event source's limit, where this function may set it and has a client to. */
+function workersOf(env: Environment, client: EventSourceMappingApi | undefined): { workers?: WorkerScaling } {
+  if (env.workEventSourceId === undefined || client === undefined) return {};
+  const pipelines = [...env.pipelines.values()];
+  const capacities = pipelines
+    .map((config) => pipelineCapacityOf(config))
+    .filter((capacity): capacity is PipelineCapacity => capacity !== undefined);
+  const concurrency = new LambdaWorkerConcurrency({ client, eventSourceId: env.workEventSourceId });
+  return { workers: workerScalingOf(concurrency, pipelines, capacities) };
 }
 
 let deployed: SluiceAdapters | undefined;
