@@ -9,7 +9,12 @@
  * perCallCpu (measured on this machine, echo server included: an upper bound).
  *
  * Wall: a deployed worker bills while it waits on the endpoint too. With W workers keeping
- * one copy busy at its throughput T, each bills W x memory for the 1M tokens' 1e6 / T s.
+ * C copies busy at their throughput T each, the workers bill W x memory for the 1M tokens'
+ * 1e6 / (C x T) s. Side by side: the old sizing (one event source at workers.maxConcurrency
+ * whatever the copies: 8 x 2,048 MiB on one copy) and the new one, where the event source's
+ * limit follows the copies (decideWorkers: max(2, copies x capacity.workersPerCopy)), at the
+ * configured memory and at the largest memory that keeps the floor of 2 workers on one copy
+ * within the target.
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { sampleDocuments } from '../events/generate-samples.ts';
 import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
+import { DEFAULT_WORKERS_PER_COPY, decideWorkers, MIN_WORKERS } from '../shared/capacity/workers.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import type { EmbedPipelineConfig } from '../shared/config/pipeline-config.ts';
 import { THROUGHPUT_ASSUMPTIONS } from '../shared/cost/estimate-run.ts';
@@ -134,6 +140,7 @@ export async function runPipelineShareBench(
       };
     });
     const target = 0.05;
+    const newSizing = followTheCopies({ config, target, gbSecond, hourly });
     return {
       name: 'pipeline-share' as const,
       workload: `${documents.toLocaleString('en-US')} generated documents (events/generate-samples.ts), pipelines/docs.json (${config.endpoint.dimension} floats, chunks of ${config.chunking.maxTokens} tokens), ${units.length} unit(s) through processUnit`,
@@ -163,12 +170,18 @@ export async function runPipelineShareBench(
         met: cpuShare <= target,
       },
       wallTime: {
-        workers,
-        memoryMiB: config.workers.memoryMiB,
-        lambdaUsdPerMillionTokens: round6(workers * memoryGb * (1e6 / tokensPerSecond) * gbSecond),
-        share: round4(wallShare(workers, memoryGb)),
-        met: wallShare(workers, memoryGb) <= target,
-        why: `${workers} workers x ${config.workers.memoryMiB} MiB bill for the whole time the copy works on the 1M tokens (${round4(1e6 / tokensPerSecond)} s), mostly waiting on it`,
+        old: {
+          sizing:
+            'one work event source at the largest workers.maxConcurrency, whatever the copies (before issue 14 was fixed)',
+          workers,
+          copies: 1,
+          memoryMiB: config.workers.memoryMiB,
+          lambdaUsdPerMillionTokens: round6(workers * memoryGb * (1e6 / tokensPerSecond) * gbSecond),
+          share: round4(wallShare(workers, memoryGb)),
+          met: wallShare(workers, memoryGb) <= target,
+          why: `${workers} workers x ${config.workers.memoryMiB} MiB bill for the whole time the copy works on the 1M tokens (${round4(1e6 / tokensPerSecond)} s), mostly waiting on it`,
+        },
+        new: newSizing,
       },
       sizing: {
         vcpusToFeedOneCopy: round4(vcpusNeeded),
@@ -176,10 +189,15 @@ export async function runPipelineShareBench(
         maxWorkerGbPerCopyForTarget: round4(
           (target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond),
         ),
-        recommendation: `The wall-time share is workers x GB x ${gbSecond} x 3600 / $${hourly} per copy, whatever the copy's throughput: at most ${round4((target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond))} GB of workers per busy copy keeps it within 5%. One copy at ${tokensPerSecond.toLocaleString('en-US')} tokens/s needs ${round4(vcpusNeeded)} vCPU of workers to stay fed (Lambda: 1 vCPU per 1,769 MB), so 1 worker of 1024 MiB per copy (share ${sizing[1]?.wallShare}) with endpoint.concurrency high enough to fill the copy; 8 workers of 2048 MiB per copy is ${round4(wallShare(workers, memoryGb))}`,
+        recommendation: `The wall-time share is workers x GB x ${gbSecond} x 3600 / $${hourly} per copy, whatever the copy's throughput: at most ${round4((target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond))} GB of workers per busy copy keeps it within 5%. One copy at ${tokensPerSecond.toLocaleString('en-US')} tokens/s needs ${round4(vcpusNeeded)} vCPU of workers to stay fed (Lambda: 1 vCPU per 1,769 MB), so 1 worker per copy (capacity.workersPerCopy 1, endpoint.concurrency high enough to fill the copy), 2 on one copy (Lambda's least MaximumConcurrency): see wallTime.new; 8 workers of 2048 MiB per copy is ${round4(wallShare(workers, memoryGb))}`,
       },
       target: `Lambda <= ${target * 100}% of the endpoint per 1M tokens`,
-      met: { cpuOnly: cpuShare <= target, wallTime: wallShare(workers, memoryGb) <= target },
+      met: {
+        cpuOnly: cpuShare <= target,
+        wallTimeOld: wallShare(workers, memoryGb) <= target,
+        wallTimeNewAtConfiguredMemory: newSizing.met.atConfiguredMemory,
+        wallTimeNewAtEndpointBoundMemory: newSizing.met.atEndpointBoundMemory,
+      },
       rerun: 'npm run bench -- pipeline-share',
     };
   } finally {
@@ -189,3 +207,57 @@ export async function runPipelineShareBench(
 
 const round4 = (n: number) => Math.round(n * 1e4) / 1e4;
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
+
+/**
+ * The new sizing: while runs hold copies, the work event source runs decideWorkers of them
+ * (the code plan and the capacity sweeper run), for 1 to maxCopies copies, at the
+ * configured memory and at the endpoint-bound memory: the largest multiple of 64 MiB whose
+ * floor of 2 workers on one busy copy stays within the target.
+ */
+function followTheCopies(args: {
+  config: EmbedPipelineConfig;
+  target: number;
+  gbSecond: number;
+  hourly: number;
+}) {
+  const { config, target, gbSecond, hourly } = args;
+  const capacity = config.endpoint.capacity;
+  // Per busy copy-hour: W workers of M GB bill W x M x 3600 GB-s against C copies' hourly price.
+  const share = (workers: number, copies: number, memoryMiB: number) =>
+    (workers * (memoryMiB / 1024) * gbSecond * 3600) / (copies * hourly);
+  const floorMaxMiB = Math.floor(((target * hourly) / (MIN_WORKERS * gbSecond * 3600)) * 1024);
+  const endpointBoundMiB = Math.floor(floorMaxMiB / 64) * 64;
+  const byCopies = Array.from({ length: capacity.maxCopies }, (_, i) => {
+    const copies = i + 1;
+    const workers = decideWorkers({
+      components: [{ capacity, liveCopies: [copies] }],
+      workerLeases: [],
+      ceiling: config.workers.maxConcurrency,
+    });
+    return {
+      copies,
+      workers,
+      shareAtConfiguredMemory: round4(share(workers, copies, config.workers.memoryMiB)),
+      shareAtEndpointBoundMemory: round4(share(workers, copies, endpointBoundMiB)),
+    };
+  });
+  const worst = (pick: (row: (typeof byCopies)[number]) => number) => Math.max(...byCopies.map(pick));
+  const worstConfigured = worst((row) => row.shareAtConfiguredMemory);
+  const worstEndpointBound = worst((row) => row.shareAtEndpointBoundMemory);
+  return {
+    sizing:
+      'the work event source follows the copies: MaximumConcurrency = max(2, copies x capacity.workersPerCopy) while a lease is live, 2 (Lambda least) when none is (plan raises, the capacity sweeper sets)',
+    workersPerCopy: capacity.workersPerCopy ?? DEFAULT_WORKERS_PER_COPY,
+    configuredMemoryMiB: config.workers.memoryMiB,
+    endpointBoundMemoryMiB: endpointBoundMiB,
+    maxMemoryMiBAtFloor: floorMaxMiB,
+    endpointBoundVcpuPerWorker: round4(Math.min(1, endpointBoundMiB / MB_PER_VCPU)),
+    byCopies,
+    worstShare: { atConfiguredMemory: worstConfigured, atEndpointBoundMemory: worstEndpointBound },
+    met: {
+      atConfiguredMemory: worstConfigured <= target,
+      atEndpointBoundMemory: worstEndpointBound <= target,
+    },
+    why: `Lambda memory is a function setting and MaximumConcurrency is at least 2, so one busy copy carries 2 workers: ${MIN_WORKERS} x ${config.workers.memoryMiB} MiB is ${round4(share(MIN_WORKERS, 1, config.workers.memoryMiB))} of it; within ${target * 100}% needs workers.memoryMiB <= ${floorMaxMiB} (${endpointBoundMiB} MiB gives ${round4(Math.min(1, endpointBoundMiB / MB_PER_VCPU))} vCPU a worker, above the vCPU one copy needs to stay fed)`,
+  };
+}

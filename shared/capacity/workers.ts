@@ -17,9 +17,9 @@ export const MIN_WORKERS = 2;
 /** Lambda's largest `MaximumConcurrency`. */
 export const MAX_WORKERS = 1000;
 /**
- * Workers per copy when `capacity.workersPerCopy` is not set: one worker of the endpoint's
- * adaptive concurrency keeps a GPU copy busy (it needs ~0.23 vCPU to stay fed, Lambda gives
- * 0.36 vCPU at 640 MiB: bench/results/pipeline-share.json `sizing`).
+ * Workers per copy when `capacity.workersPerCopy` is not set: one worker, with the endpoint's
+ * adaptive concurrency, keeps a GPU copy busy (it needs ~0.2 vCPU to stay fed; Lambda gives
+ * 0.4 vCPU at 704 MiB: bench/results/pipeline-share.json `sizing`).
  */
 export const DEFAULT_WORKERS_PER_COPY = 1;
 
