@@ -306,76 +306,109 @@ async function measureFile(
   config: PipelineConfig,
   options: SamplingOptions,
 ): Promise<Measured> {
-  const { counter } = options;
   const windowBytes = options.windowBytes ?? 64 * 1024;
   const windows = options.windows ?? 4;
   if (file.size === 0)
     return { estimate: { estCost: 0, method: 'whole', tokensPerByte: 0, sampledBytes: 0 }, perStoredByte: 0 };
   if (file.format === 'parquet') {
-    if (file.compression !== 'none')
-      return {
-        estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: 0 },
-        perStoredByte: 0,
-      };
-    const estimate = await measureParquet(store, file, config, counter);
+    if (file.compression !== 'none') return rejected(0);
+    const estimate = await measureParquet(store, file, config, options.counter);
     return { estimate, perStoredByte: estimate.tokensPerByte };
   }
   if (file.format === 'text' && file.compression === 'none' && file.size > config.input.maxRecordBytes)
-    return {
-      estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: 0 },
-      perStoredByte: 0,
-    };
+    return rejected(0);
+  const sample: FileSample = { store, file, config, counter: options.counter, windowBytes };
+  if (file.compression === 'gzip') return measureGzipPrefix(sample);
+  if (file.size <= windowBytes * windows) return measureWhole(sample);
+  return measureWindows(sample, windows);
+}
 
+/** What a sample of one file reads with. */
+interface FileSample {
+  readonly store: ObjectStore;
+  readonly file: ClassifiedFile;
+  readonly config: PipelineConfig;
+  readonly counter: TokenCounter;
+  readonly windowBytes: number;
+}
+
+/** A file certain to be rejected whole: it costs nothing to work. */
+function rejected(sampledBytes: number): Measured {
+  return { estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes }, perStoredByte: 0 };
+}
+
+/** For a CSV file: whether the sample held a quote (a quoted field may hold a newline). */
+function quotesOf(file: ClassifiedFile, tally: Tally): { maybeQuoted?: boolean } {
+  return file.format === 'csv' ? { maybeQuoted: tally.quotes } : {};
+}
+
+/**
+ * A gzip file by its first window decompressed: whole when that was the whole stream, else
+ * priced at the window's tokens per byte over the size the stream expands to (at most the
+ * decompression ratio limit, where the worker stops reading).
+ */
+async function measureGzipPrefix(sample: FileSample): Promise<Measured> {
+  const { store, file, config, counter, windowBytes } = sample;
+  const whole = file.size <= windowBytes;
+  const prefix = await readWindow(store, file, 0, Math.min(file.size, windowBytes));
+  const out = gunzipPrefix(prefix, whole, config.input.maxDecompressionRatio);
+  if (!out || out.bytes.length === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
+  const expansion = Math.min(out.bytes.length / prefix.length, config.input.maxDecompressionRatio);
+  const decompressed = file.size * expansion;
+  if (file.format === 'text' && decompressed > config.input.maxRecordBytes) return rejected(prefix.length);
   const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
-  const header: { fields?: string[] } = {};
-  if (file.compression === 'gzip') {
-    const whole = file.size <= windowBytes;
-    const prefix = await readWindow(store, file, 0, Math.min(file.size, windowBytes));
-    const out = gunzipPrefix(prefix, whole, config.input.maxDecompressionRatio);
-    if (!out || out.bytes.length === 0) return { estimate: fallback(file, config), perStoredByte: 0 };
-    // The worker stops reading a stream that expands more than the limit allows.
-    const expansion = Math.min(out.bytes.length / prefix.length, config.input.maxDecompressionRatio);
-    const decompressed = file.size * expansion;
-    if (file.format === 'text' && decompressed > config.input.maxRecordBytes)
-      return {
-        estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes: prefix.length },
-        perStoredByte: 0,
-      };
-    tallyWindow(file.format, out.bytes, true, out.complete, header, tally, config, counter);
-    const tokensPerByte = tally.bytes > 0 ? tally.tokens / tally.bytes : 1 / config.planning.charsPerToken;
-    const estCost = out.complete ? tally.tokens : tokensPerByte * decompressed;
-    return {
-      estimate: {
-        estCost: Math.round(estCost),
-        method: out.complete ? 'whole' : 'gzip-prefix',
-        tokensPerByte,
-        sampledBytes: prefix.length,
-        ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
-      },
-      perStoredByte: estCost / file.size,
-    };
-  }
+  tallyWindow(file.format, out.bytes, true, out.complete, {}, tally, config, counter);
+  const tokensPerByte = tally.bytes > 0 ? tally.tokens / tally.bytes : 1 / config.planning.charsPerToken;
+  const estCost = out.complete ? tally.tokens : tokensPerByte * decompressed;
+  return {
+    estimate: {
+      estCost: Math.round(estCost),
+      method: out.complete ? 'whole' : 'gzip-prefix',
+      tokensPerByte,
+      sampledBytes: prefix.length,
+      ...quotesOf(file, tally),
+    },
+    perStoredByte: estCost / file.size,
+  };
+}
 
-  if (file.size <= windowBytes * windows) {
-    const body = await readWindow(store, file, 0, file.size);
-    tallyWindow(file.format, body, true, true, header, tally, config, counter);
-    return {
-      estimate: {
-        estCost: tally.tokens,
-        method: 'whole',
-        tokensPerByte: tally.tokens / file.size,
-        sampledBytes: file.size,
-        ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
-      },
-      perStoredByte: tally.tokens / file.size,
-    };
-  }
+/** A file of a few windows or less, read whole. */
+async function measureWhole(sample: FileSample): Promise<Measured> {
+  const { store, file, config, counter } = sample;
+  const body = await readWindow(store, file, 0, file.size);
+  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  tallyWindow(file.format, body, true, true, {}, tally, config, counter);
+  return {
+    estimate: {
+      estCost: tally.tokens,
+      method: 'whole',
+      tokensPerByte: tally.tokens / file.size,
+      sampledBytes: file.size,
+      ...quotesOf(file, tally),
+    },
+    perStoredByte: tally.tokens / file.size,
+  };
+}
+
+/**
+ * Where the windows of a big file start, in order: the first at 0, the others at seeded
+ * random offsets past it (the same file and size always give the same windows).
+ */
+export function windowStarts(file: ObjectInfo, windowBytes: number, windows: number): number[] {
   const random = seededRandom(`${file.key}\u0000${file.size}`);
   const starts = [0];
   const span = file.size - 2 * windowBytes;
   for (let i = 1; i < windows; i += 1) starts.push(windowBytes + Math.floor(random() * span));
+  return starts.sort((a, b) => a - b);
+}
+
+/** A big file by a few windows, priced at their tokens per byte (a text document by its start alone). */
+async function measureWindows(sample: FileSample, windows: number): Promise<Measured> {
+  const { store, file, config, counter, windowBytes } = sample;
+  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  const header: { fields?: string[] } = {};
   let sampledBytes = 0;
-  for (const start of starts.sort((a, b) => a - b)) {
+  for (const start of windowStarts(file, windowBytes, windows)) {
     const end = Math.min(file.size, start + windowBytes);
     const window = await readWindow(store, file, start, end);
     sampledBytes += window.length;
@@ -393,7 +426,7 @@ async function measureFile(
       method: 'sampled',
       tokensPerByte,
       sampledBytes,
-      ...(file.format === 'csv' ? { maybeQuoted: tally.quotes } : {}),
+      ...quotesOf(file, tally),
     },
     perStoredByte: tokensPerByte,
   };
