@@ -8,6 +8,7 @@ import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts'
 import { tokenCounterFor } from '../../shared/embedding/token-counter-for.ts';
 import { classifySource } from '../../shared/plan/plan-units.ts';
 import { type ClassifiedFile, estimateCosts } from '../../shared/plan/sample-cost.ts';
+import { scoreConfigOfRun } from '../../shared/scoring/run-feature-spec.ts';
 import { resolveInputs } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import {
@@ -39,7 +40,11 @@ const positiveNumber = (flag: string, value: string | undefined): number | undef
  */
 export async function costCommand(args: string[], io: CommandIo): Promise<number> {
   const request = parseCostArgs(args);
-  const config = await loadPipelineConfig(request.pipelinesDir ?? defaultPipelinesDir(), request.pipeline);
+  const pipelinesDir = request.pipelinesDir ?? defaultPipelinesDir();
+  const loaded = await loadPipelineConfig(pipelinesDir, request.pipeline);
+  // A score pipeline's inferred spec (rows are priced by its columns), from the model beside the config.
+  const config =
+    loaded.kind === 'score' ? await scoreConfigOfRun(new FsObjectStore(pipelinesDir), loaded) : loaded;
   const pricing = regionPricing(request.region, config);
   const schedule = scheduleOf(request, config);
   const work = await sampleWork(request.paths, config);

@@ -83,6 +83,22 @@ describe('a model trained with feature names, scored with an inferred spec', () 
     expect(worst).toBeLessThan(1e-6);
   });
 
+  it('prices a run of an inferred spec by its rows (sluice cost used to see no feature, so no row)', async () => {
+    const dir = await pipelinesWith('cost', { model: { modelKey: 'models/cancer/model.json' } });
+    const result = await sluice(
+      'cost',
+      ROWS,
+      '--pipeline',
+      'cancer',
+      '--pipelines',
+      dir,
+      '--runs-per-month',
+      '30',
+    );
+    expect(result.code, result.err.join('\n')).toBe(0);
+    expect(result.out[0]).toMatch(/^cancer: 1 file\(s\), about 5\d\d rows in 1 unit\(s\)/);
+  });
+
   it('stops before any unit when the input lacks a column the model names', async () => {
     const dir = await pipelinesWith('renamed', { model: { modelKey: 'models/cancer/model.json' } });
     const input = path.join(work, 'renamed.csv');
