@@ -4,7 +4,12 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LocalCapacityControl } from '../shared/adapters/local/local-capacity-control.ts';
 import { LocalCapacityLeases } from '../shared/adapters/local/local-capacity-leases.ts';
-import { LocalWorkQueue, visibilityTimeoutMsFor } from '../shared/adapters/local/local-work-queue.ts';
+import {
+  type DeadLetter,
+  type Delivery,
+  LocalWorkQueue,
+  visibilityTimeoutMsFor,
+} from '../shared/adapters/local/local-work-queue.ts';
 import { pipelineCapacityOf } from '../shared/capacity/names.ts';
 import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import { sweepCapacity } from '../shared/capacity/sweep.ts';
@@ -13,18 +18,18 @@ import type {
   PipelineConfig,
   ScorePipelineConfig,
 } from '../shared/config/pipeline-config.ts';
-import type { RunSummary } from '../shared/domain/types.ts';
+import type { RunSummary, WorkUnit } from '../shared/domain/types.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import { jobKindOf } from '../shared/jobs/registry.ts';
 import { stageOfUnit } from '../shared/jobs/run-stages.ts';
 import { newRunId } from '../shared/output/keys.ts';
-import { planRun } from '../shared/plan/plan-run.ts';
+import { type PlanRunRequest, planRun } from '../shared/plan/plan-run.ts';
 import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
 import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
 import { maxModelBytesFor, XgboostModelCache } from '../shared/scoring/in-worker/model-cache.ts';
 import { deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
-import { type ProcessUnitDeps, processUnit } from '../shared/work/process-unit.ts';
+import { type ProcessUnitDeps, processUnit, type UnitOutcome } from '../shared/work/process-unit.ts';
 import type { WarmingPolicy } from '../shared/work/warming.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
@@ -286,14 +291,6 @@ async function logStageStarted(home: LocalHome, runId: string, log: (line: strin
     );
 }
 
-/** Follows runs of older versions (a fit run started a separate scoring run) to the last. */
-function lastOfChain(summaries: ReadonlyMap<string, RunSummary>, runId: string): string {
-  let id = runId;
-  for (let next = summaries.get(id)?.followedBy; next !== undefined; next = summaries.get(id)?.followedBy)
-    id = next;
-  return id;
-}
-
 /** The local stand-in for the deployed workers: model server, endpoint clients and queues. */
 export interface LocalRuntime {
   /** The config as run: with the model id of the local model that really answers. */
@@ -386,108 +383,31 @@ function unitsAtOnce(config: PipelineConfig, threads: number): number {
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const { home, log } = options;
-  const now = options.now ?? (() => new Date());
   await seedBundle(home, options.config, options.pipelinesDir, log);
-  if (options.endpointUrl === undefined) options.progress?.phase('starting the model');
-  const model = await startLocalModel(home, options.config, options.endpointUrl, options.modelDir, log);
+  const model = await startModelOf(options);
   const { config } = model;
-  const server = model.server;
-  if (server) options.progress?.endpointCounters(() => endpointCountersOf(server.stats()));
   const capacity = await localCapacityFor(home, config, model);
-  const pipelines = new Map([[config.name, config]]);
-  const summaries = new Map<string, RunSummary>();
-  const threadCount = options.threads ?? defaultUnitThreads(config);
-  const concurrency = unitsAtOnce(config, threadCount);
-  let threads: UnitThreads | undefined;
-  /** Units on the main thread (`threads: 0`): the endpoint client is built here, once. */
-  let mainThreadDeps: Promise<ProcessUnitDeps> | undefined;
-  const queue: LocalWorkQueue = new LocalWorkQueue({
-    maxReceiveCount: config.workers.maxReceiveCount,
-    concurrency,
-    visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
-    onUnit: async (unit, delivery) => {
-      const warming = options.warming === undefined ? {} : { warming: options.warming };
-      const outcome = threads
-        ? await threads.run(unit, { isLastAttempt: delivery.isLastAttempt, ...warming })
-        : await processUnit(await mainThreadDeps!, config, unit, { ...delivery, ...warming });
-      if (outcome.status === 'deferred')
-        log(`unit ${unit.unitId}: endpoint has no capacity yet; trying again in ${outcome.delaySeconds} s`);
-      if (outcome.status === 'failed') log(`unit ${unit.unitId} failed: ${outcome.reason}`);
-      options.progress?.unitSettled(unit, outcome);
-      if (outcome.status !== 'succeeded' || options.progress) return;
-      const c = outcome.counts;
-      const done = stageOfUnit(jobKindOf(config), unit).describeUnit(c);
-      log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
-    },
-    onFinalize: async (runId) => {
-      options.progress?.phase(`finalizing run ${runId}`);
-      const summary = await finalizeRun(
-        {
-          store: home.store,
-          runs: home.runs,
-          queue,
-          pipelines,
-          segmentStats: home.segmentStats,
-          sourceManifests: LOCAL_SOURCE_MANIFESTS,
-          chunkIndex: home.chunkIndex,
-          // A local run is priced as if deployed with the configured instance type and memory.
-          costing: { region: LOCAL_COST_REGION, estimate: true },
-          ...(capacity && { capacity: capacity.deps }),
-        },
-        runId,
-        now(),
-      );
-      if (summary) summaries.set(runId, summary);
-      else {
-        await logStageStarted(home, runId, log);
-        // The next stage's units join the progress total (units already counted stay as they are).
-        if (options.progress)
-          options.progress.queued((await home.runs.listUnits(runId)).map((unit) => ({ ...unit, runId })));
-      }
-    },
-    onDeadLetter: async (letter) => {
-      if ('unitId' in letter.body) {
-        await deadLetterUnit({ store: home.store, runs: home.runs, queue }, letter.body, {
-          receiveCount: letter.receiveCount,
-          reason: letter.error,
-        });
-        options.progress?.unitSettled(letter.body, { status: 'failed', reason: letter.error });
-      }
-    },
+  const consumers = new LocalConsumers({
+    home,
+    config,
+    endpointUrl: model.endpointUrl,
+    threads: options.threads ?? defaultUnitThreads(config),
+    ...(capacity && { capacity: capacity.deps }),
+    log,
+    ...(options.progress && { progress: options.progress }),
+    ...(options.warming && { warming: options.warming }),
+    now: options.now ?? (() => new Date()),
   });
-  if (threadCount === 0) {
-    mainThreadDeps = import('./threads/unit-deps.ts').then(({ localUnitDeps }) =>
-      localUnitDeps({
-        store: home.store,
-        runs: home.runs,
-        queue,
-        chunkIndex: home.chunkIndex,
-        config,
-        endpointUrl: model.endpointUrl,
-      }),
-    );
-  } else {
-    threads = new UnitThreads(
-      {
-        threads: threadCount,
-        bucketDir: home.bucketDir,
-        config,
-        endpointUrl: model.endpointUrl,
-        shared: { runs: home.runs, queue, chunkIndex: home.chunkIndex },
-      },
-      concurrency,
-    );
-  }
   return {
     config,
-    queue,
-    summaries,
+    queue: consumers.queue,
+    summaries: consumers.summaries,
     ...(capacity && { capacity: capacity.deps }),
     // Every part is closed even when one fails (a failing close must not leave the model
     // server or the index open); the first failure is thrown after all have been tried.
     close: () =>
       closeAll([
-        async () => threads?.close(),
+        () => consumers.close(),
         // The chunk index's LevelDB lets one process hold it: let go once the run's units are done.
         () => home.chunkIndex.close(),
         async () => capacity?.close(),
@@ -496,14 +416,175 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
 }
 
-/** The summary of the run that did the pipeline's work: a fit run hands over to its scoring run. */
+/** The run's model (see {@link startLocalModel}), its server's counters handed to the progress display. */
+async function startModelOf(options: LocalRuntimeOptions): Promise<LocalModel> {
+  if (options.endpointUrl === undefined) options.progress?.phase('starting the model');
+  const { home, config, endpointUrl, modelDir, log } = options;
+  const model = await startLocalModel(home, config, endpointUrl, modelDir, log);
+  const server = model.server;
+  if (server) options.progress?.endpointCounters(() => endpointCountersOf(server.stats()));
+  return model;
+}
+
+/** What the local consumers work with: the home, the config as run, and how to report. */
+interface LocalConsumersContext {
+  readonly home: LocalHome;
+  /** The config as run (with the model id of the local model that answers). */
+  readonly config: PipelineConfig;
+  readonly endpointUrl: string | undefined;
+  /** Worker threads; 0 runs units on the main thread. */
+  readonly threads: number;
+  readonly capacity?: RunCapacityDeps;
+  readonly log: (line: string) => void;
+  readonly progress?: RunProgressEvents;
+  readonly warming?: Partial<WarmingPolicy>;
+  readonly now: () => Date;
+}
+
+/** Where the queue's units are worked: on worker threads, or on the main thread. */
+interface UnitRunner {
+  run(unit: WorkUnit, delivery: Delivery): Promise<UnitOutcome>;
+  close(): Promise<void>;
+}
+
+/**
+ * The deployed consumers on one machine: the in-process queue with the deployed rules, and
+ * what its messages run: a unit (worker threads, or the main thread), finalize (a summary
+ * kept by run id, or the next stage started), and the dead-letter consumer, which marks a
+ * unit failed when its last delivery died.
+ */
+class LocalConsumers {
+  readonly queue: LocalWorkQueue;
+  /** Summaries of the runs these consumers finalized, by run id. */
+  readonly summaries = new Map<string, RunSummary>();
+  private readonly units: UnitRunner;
+  private readonly pipelines: ReadonlyMap<string, PipelineConfig>;
+
+  constructor(private readonly context: LocalConsumersContext) {
+    const { config, threads } = context;
+    const concurrency = unitsAtOnce(config, threads);
+    this.pipelines = new Map([[config.name, config]]);
+    this.queue = new LocalWorkQueue({
+      maxReceiveCount: config.workers.maxReceiveCount,
+      concurrency,
+      visibilityTimeoutMs: visibilityTimeoutMsFor(config.workers),
+      onUnit: (unit, delivery) => this.workUnit(unit, delivery),
+      onFinalize: (runId) => this.finalize(runId),
+      onDeadLetter: (letter) => this.deadLetter(letter),
+    });
+    this.units =
+      threads === 0 ? mainThreadUnits(context, this.queue) : threadUnits(context, this.queue, concurrency);
+  }
+
+  close(): Promise<void> {
+    return this.units.close();
+  }
+
+  /** One delivery of a unit; its outcome logged (one line per unit unless a progress display shows them). */
+  private async workUnit(unit: WorkUnit, delivery: Delivery): Promise<void> {
+    const { config, log, progress } = this.context;
+    const outcome = await this.units.run(unit, delivery);
+    if (outcome.status === 'deferred')
+      log(`unit ${unit.unitId}: endpoint has no capacity yet; trying again in ${outcome.delaySeconds} s`);
+    if (outcome.status === 'failed') log(`unit ${unit.unitId} failed: ${outcome.reason}`);
+    progress?.unitSettled(unit, outcome);
+    if (outcome.status !== 'succeeded' || progress) return;
+    const c = outcome.counts;
+    const done = stageOfUnit(jobKindOf(config), unit).describeUnit(c);
+    log(`unit ${unit.unitId}: ${c.records} records, ${done}, ${c.rejected} rejected`);
+  }
+
+  /** The end of a stage: the run's summary when it ended, else the next stage's units join the progress total. */
+  private async finalize(runId: string): Promise<void> {
+    const { home, capacity, progress } = this.context;
+    progress?.phase(`finalizing run ${runId}`);
+    const summary = await finalizeRun(
+      {
+        store: home.store,
+        runs: home.runs,
+        queue: this.queue,
+        pipelines: this.pipelines,
+        segmentStats: home.segmentStats,
+        sourceManifests: LOCAL_SOURCE_MANIFESTS,
+        chunkIndex: home.chunkIndex,
+        // A local run is priced as if deployed with the configured instance type and memory.
+        costing: { region: LOCAL_COST_REGION, estimate: true },
+        ...(capacity && { capacity }),
+      },
+      runId,
+      this.context.now(),
+    );
+    if (summary) {
+      this.summaries.set(runId, summary);
+      return;
+    }
+    await logStageStarted(home, runId, this.context.log);
+    // The next stage's units join the progress total (units already counted stay as they are).
+    if (progress) progress.queued((await home.runs.listUnits(runId)).map((unit) => ({ ...unit, runId })));
+  }
+
+  /** A unit whose last delivery died is marked failed (a finalize message is only listed). */
+  private async deadLetter(letter: DeadLetter): Promise<void> {
+    if (!('unitId' in letter.body)) return;
+    const { home, progress } = this.context;
+    await deadLetterUnit({ store: home.store, runs: home.runs, queue: this.queue }, letter.body, {
+      receiveCount: letter.receiveCount,
+      reason: letter.error,
+    });
+    progress?.unitSettled(letter.body, { status: 'failed', reason: letter.error });
+  }
+}
+
+/** Units on the main thread (`threads: 0`): the endpoint client is built here, once. */
+function mainThreadUnits(context: LocalConsumersContext, queue: LocalWorkQueue): UnitRunner {
+  const { home, config, warming } = context;
+  const deps: Promise<ProcessUnitDeps> = import('./threads/unit-deps.ts').then(({ localUnitDeps }) =>
+    localUnitDeps({
+      store: home.store,
+      runs: home.runs,
+      queue,
+      chunkIndex: home.chunkIndex,
+      config,
+      endpointUrl: context.endpointUrl,
+    }),
+  );
+  return {
+    run: async (unit, delivery) =>
+      processUnit(await deps, config, unit, { ...delivery, ...(warming === undefined ? {} : { warming }) }),
+    close: async () => {},
+  };
+}
+
+/** Units on worker threads, each with its own bounded heap and endpoint client, as a Lambda worker. */
+function threadUnits(context: LocalConsumersContext, queue: LocalWorkQueue, concurrency: number): UnitRunner {
+  const { home, config, warming } = context;
+  const threads = new UnitThreads(
+    {
+      threads: context.threads,
+      bucketDir: home.bucketDir,
+      config,
+      endpointUrl: context.endpointUrl,
+      shared: { runs: home.runs, queue, chunkIndex: home.chunkIndex },
+    },
+    concurrency,
+  );
+  return {
+    run: (unit, delivery) =>
+      threads.run(unit, {
+        isLastAttempt: delivery.isLastAttempt,
+        ...(warming === undefined ? {} : { warming }),
+      }),
+    close: () => threads.close(),
+  };
+}
+
+/** The summary of a run this runtime finalized, else the one the run store holds. */
 export async function finalSummaryOf(
   home: LocalHome,
   runtime: LocalRuntime,
   runId: string,
 ): Promise<RunSummary | undefined> {
-  const finalId = lastOfChain(runtime.summaries, runId);
-  return runtime.summaries.get(finalId) ?? (await home.runs.getSummary(finalId));
+  return runtime.summaries.get(runId) ?? (await home.runs.getSummary(runId));
 }
 
 /**
@@ -538,18 +619,13 @@ async function sweepLocalCapacity(
  * SageMakerRuntimeClient calling a local model server.
  */
 export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalRunResult> {
-  const { home, log } = options;
+  const { home } = options;
   const now = options.now ?? (() => new Date());
   const started = Date.now();
   const skippedInputs: SkippedInput[] = [];
   const inputs = await resolveInputs(options.paths, options.config.name, skippedInputs);
-  for (const skip of skippedInputs.slice(0, MAX_SKIPS_LOGGED)) log(`skipped ${skip.path}: ${skip.reason}`);
-  if (skippedInputs.length > MAX_SKIPS_LOGGED)
-    log(
-      `skipped ${skippedInputs.length - MAX_SKIPS_LOGGED} more folder entries (listed in the --json output)`,
-    );
+  logSkippedInputs(skippedInputs, options.log);
   const runtime = await startLocalRuntime(options);
-  const { config, queue } = runtime;
   let lease: RunLease | undefined;
   try {
     options.progress?.phase(`staging ${inputs.length} input files`);
@@ -558,39 +634,20 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     const runId = newRunId(now());
     // Held until the run is finalized: a `redrive --resume` of it meanwhile is refused.
     lease = await acquireRunLease(home.dir, runId);
-    options.progress?.phase('planning: sampling the inputs to cut units of equal cost');
-    const planStarted = Date.now();
-    const plan = await planRun(
-      { store: home.store, runs: home.runs, queue, ...(runtime.capacity && { capacity: runtime.capacity }) },
-      config,
-      {
-        runId,
-        trigger: 'local',
-        keys: inputs.map((i) => i.key),
-        removedKeys,
-        now: now(),
-      },
-    );
-    const planMs = Date.now() - planStarted;
-    if (plan.capacity?.error !== undefined)
-      log(`capacity: lease taken, copies not raised (${plan.capacity.error}); the end-of-run sweep retries`);
-    log(
-      `run ${runId}: ${plan.inputCount} input files -> ${plan.units.length} units${(plan.run.stages?.length ?? 1) > 1 ? ` (stages: ${plan.run.stages?.join(', ')})` : ''}`,
-    );
-    options.progress?.queued(plan.units);
-    const workStarted = Date.now();
-    await queue.drain();
-    const workMs = Date.now() - workStarted;
-    for (const dead of queue.deadLetters)
-      log(`dead-lettered: ${JSON.stringify(dead.body).slice(0, 120)}: ${dead.error}`);
-    await sweepLocalCapacity(home, runtime, now(), log);
-
+    const planMs = await planLocalRun(options, runtime, {
+      runId,
+      trigger: 'local',
+      keys: inputs.map((i) => i.key),
+      removedKeys,
+      now: now(),
+    });
+    const workMs = await workLocalRun(options, runtime, now);
     const summary = await finalSummaryOf(home, runtime, runId);
     if (!summary)
       throw new Error(`run ${runId} did not finish: finalize failed (see dead-lettered messages above)`);
     return {
       summary: { ...summary, timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started } },
-      deadLetters: queue.deadLetters.length,
+      deadLetters: runtime.queue.deadLetters.length,
       skippedInputs,
     };
   } finally {
@@ -602,6 +659,59 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       await lease?.release();
     }
   }
+}
+
+/** The first {@link MAX_SKIPS_LOGGED} skipped folder entries, one per line, and how many more. */
+function logSkippedInputs(skippedInputs: readonly SkippedInput[], log: (line: string) => void): void {
+  for (const skip of skippedInputs.slice(0, MAX_SKIPS_LOGGED)) log(`skipped ${skip.path}: ${skip.reason}`);
+  if (skippedInputs.length > MAX_SKIPS_LOGGED)
+    log(
+      `skipped ${skippedInputs.length - MAX_SKIPS_LOGGED} more folder entries (listed in the --json output)`,
+    );
+}
+
+/** Plans the run (its units stored and sent, its capacity lease taken); returns how long planning took, in ms. */
+async function planLocalRun(
+  options: LocalRunOptions,
+  runtime: LocalRuntime,
+  request: PlanRunRequest,
+): Promise<number> {
+  const { home, log } = options;
+  options.progress?.phase('planning: sampling the inputs to cut units of equal cost');
+  const planStarted = Date.now();
+  const plan = await planRun(
+    {
+      store: home.store,
+      runs: home.runs,
+      queue: runtime.queue,
+      ...(runtime.capacity && { capacity: runtime.capacity }),
+    },
+    runtime.config,
+    request,
+  );
+  const planMs = Date.now() - planStarted;
+  if (plan.capacity?.error !== undefined)
+    log(`capacity: lease taken, copies not raised (${plan.capacity.error}); the end-of-run sweep retries`);
+  log(
+    `run ${request.runId}: ${plan.inputCount} input files -> ${plan.units.length} units${(plan.run.stages?.length ?? 1) > 1 ? ` (stages: ${plan.run.stages?.join(', ')})` : ''}`,
+  );
+  options.progress?.queued(plan.units);
+  return planMs;
+}
+
+/** Delivers every unit of every stage and finalizes the run, then the capacity sweep; returns the work time in ms. */
+async function workLocalRun(
+  options: LocalRunOptions,
+  runtime: LocalRuntime,
+  now: () => Date,
+): Promise<number> {
+  const workStarted = Date.now();
+  await runtime.queue.drain();
+  const workMs = Date.now() - workStarted;
+  for (const dead of runtime.queue.deadLetters)
+    options.log(`dead-lettered: ${JSON.stringify(dead.body).slice(0, 120)}: ${dead.error}`);
+  await sweepLocalCapacity(options.home, runtime, now(), options.log);
+  return workMs;
 }
 
 /** The built-in server's counters as progress shows them: calls refused for want of a GPU slot or a copy are throttles. */
