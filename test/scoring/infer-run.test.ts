@@ -60,6 +60,11 @@ describe('a model trained with feature names, scored with an inferred spec', () 
       counts: { records: 569, scored: 569, rejected: 0 },
     });
     expect(summary.stages.map((s: { name: string }) => s.name)).toEqual(['score']);
+    // The unit's measured work is rows x the 30 inferred columns (the exceptions alone would be 0).
+    const status = (
+      await sluice('status', summary.runId, '--home', path.join(work, 'minimal', 'home'), '--json')
+    ).json<{ units: { actualCost: number }[] }>();
+    expect(status.units.map((u) => u.actualCost)).toEqual([569 * 30]);
 
     const rows = (
       await sluice(

@@ -9,6 +9,7 @@ import {
   type SegmentAggregatesState,
   SegmentAggregator,
 } from '../../scoring/aggregates/segment-aggregates.ts';
+import { scoreConfigOfRun } from '../../scoring/run-feature-spec.ts';
 import { intoStreamedPart, putIdList, putRejects, streamedTablePart } from '../../work/unit-output.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
 import { continuationIdOf, trimToContinuation } from '../../work/unit-records.ts';
@@ -53,7 +54,10 @@ export async function workScoreUnit(
   return {
     counts: scored.counts,
     outputKeys,
-    actualCost: scored.counts.records * config.featureSpec.features.length,
+    // Rows x the columns of the spec the run applies (an inferred one's, not its exceptions').
+    actualCost:
+      scored.counts.records *
+      (await scoreConfigOfRun(deps.store, config, unit.runId)).featureSpec.features.length,
   };
 }
 
