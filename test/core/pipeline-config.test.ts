@@ -31,7 +31,7 @@ describe('pipeline config', () => {
       { ...docs, chunking: { maxTokens: 64, overlapTokens: 64 } },
       'chunking.overlapTokens: overlapTokens must be smaller than maxTokens',
     ],
-    [{ ...docs, kind: 'score' }, 'featureSpec: '],
+    [{ ...docs, kind: 'score' }, 'model: '], // featureSpec is inferred when left out (issue 16, item 2)
     [{ ...docs, kind: 'nope' }, 'kind: '],
     [
       { ...docs, chunking: { maxTokens: 1024, overlapTokens: 32 } },
