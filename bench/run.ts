@@ -48,6 +48,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   'tree-shap': async () => (await import('./tree-shap.ts')).runTreeShapBench(),
   search: async () => (await import('./search.ts')).runSearchBench(),
   recommend: async () => (await import('./recommend.ts')).runRecommendBench(),
+  generate: async () => (await import('./generate-quality.ts')).runGenerateBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

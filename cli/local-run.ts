@@ -15,6 +15,7 @@ import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import { sweepCapacity } from '../shared/capacity/sweep.ts';
 import type {
   EmbedPipelineConfig,
+  GeneratePipelineConfig,
   PipelineConfig,
   ScorePipelineConfig,
 } from '../shared/config/pipeline-config.ts';
@@ -34,6 +35,7 @@ import type { WarmingPolicy } from '../shared/work/warming.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
 import { type ModelServer, type ModelServerStats, startModelServer } from './model-server/server.ts';
+import { RulesChatBackend } from './model-server/rules-chat-backend.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import type { EndpointCounters, RunProgressEvents } from './progress/run-progress.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
@@ -160,6 +162,7 @@ export async function startLocalModel(
       );
     return loadInWorkerModel(home, config, log);
   }
+  if (config.kind === 'generate') return startChatModel(config, endpointUrl, log);
   if (endpointUrl !== undefined) return { config, endpointUrl };
   // A kind that calls no model (recommend) starts no server.
   if (config.kind === 'recommend') return { config, endpointUrl: undefined };
@@ -187,6 +190,24 @@ export async function startLocalModel(
     endpointUrl: server.url,
     server,
   };
+}
+
+/**
+ * A generate pipeline's LLM: the OpenAI-compatible server at `--endpoint-url` (called over
+ * HTTP: the config's `endpoint.url`), else the built-in server with the rules-chat backend,
+ * which is not a language model and says so; its answers record its model id.
+ */
+async function startChatModel(
+  config: GeneratePipelineConfig,
+  endpointUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<LocalModel> {
+  if (endpointUrl !== undefined)
+    return { config: { ...config, endpoint: { ...config.endpoint, url: endpointUrl } }, endpointUrl };
+  const backend = new RulesChatBackend();
+  const server = await startModelServer({ backend });
+  log(`model server: ${server.url} (${backend.description})`);
+  return { config: { ...config, model: backend.model }, endpointUrl: server.url, server };
 }
 
 /**

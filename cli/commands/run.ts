@@ -167,9 +167,11 @@ function workOf(config: PipelineConfig, summary: RunSummary): string {
   const c = summary.counts;
   return config.kind === 'embed'
     ? `${c.embedded} chunks embedded, ${c.skippedUnchanged} unchanged${c.removedChunks > 0 ? `, ${c.removedChunks} removed` : ''}`
-    : config.kind === 'recommend'
-      ? recommendWorkOf(summary)
-      : `${c.scored} rows scored`;
+    : config.kind === 'generate'
+      ? `${c.generated ?? 0} generated, ${c.cached ?? 0} from the prompt cache (${summary.stats.promptTokens ?? 0} prompt + ${summary.stats.completionTokens ?? 0} completion tokens)`
+      : config.kind === 'recommend'
+        ? recommendWorkOf(summary)
+        : `${c.scored} rows scored`;
 }
 
 function costLines(summary: RunSummary): string[] {
@@ -203,6 +205,11 @@ function sourceLines(summary: RunSummary): string[] {
 function resultLines(config: PipelineConfig, summary: RunSummary, context: RunReportContext): string[] {
   const { resultsDir, homeFlag } = context;
   if (config.kind === 'recommend') return recommendResultLines(summary, resultsDir, homeFlag);
+  if (config.kind === 'generate')
+    return [
+      `results: ${resultsDir} (tables generations, rejects, runs)`,
+      `query:   npx sluice query "select record_id, output_json, attempts from generations where run_id = '${summary.runId}' limit 5"${homeFlag}`,
+    ];
   if (config.kind === 'embed')
     return [
       `results: ${resultsDir} (tables embeddings, rejects, runs${summary.sources === undefined ? '' : ', sources'})`,

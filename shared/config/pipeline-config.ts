@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
+import { generatePipelineFields } from '../jobs/generate/generate-config.ts';
 import {
   evaluationSchema,
   neighboursSchema,
@@ -356,17 +357,26 @@ export const recommendPipelineConfigSchema = z
     path: ['input', 'format'],
   });
 
+/** Batch LLM generation (docs/generate.md, the Generations contract). */
+export const generatePipelineConfigSchema = z.strictObject({ ...commonKeys, ...generatePipelineFields });
+
 export const pipelineConfigSchema = z.discriminatedUnion('kind', [
   embedPipelineConfigSchema,
   scorePipelineConfigSchema,
   recommendPipelineConfigSchema,
+  generatePipelineConfigSchema,
 ]);
 
 export type CapacityConfig = z.infer<typeof capacitySchema>;
 export type EmbedPipelineConfig = z.infer<typeof embedPipelineConfigSchema>;
 export type ScorePipelineConfig = z.infer<typeof scorePipelineConfigSchema>;
 export type RecommendPipelineConfig = z.infer<typeof recommendPipelineConfigSchema>;
-export type PipelineConfig = EmbedPipelineConfig | ScorePipelineConfig | RecommendPipelineConfig;
+export type GeneratePipelineConfig = z.infer<typeof generatePipelineConfigSchema>;
+export type PipelineConfig =
+  | EmbedPipelineConfig
+  | ScorePipelineConfig
+  | RecommendPipelineConfig
+  | GeneratePipelineConfig;
 export type EmbedPipelineConfigInput = z.input<typeof embedPipelineConfigSchema>;
 /** Input shape of an embedding pipeline config (the common case in tests and examples). */
 export type PipelineConfigInput = EmbedPipelineConfigInput;

@@ -109,6 +109,12 @@ export interface UnitCounts {
   removedChunks: number;
   /** Rows scored by the model (scoring pipelines). */
   scored: number;
+  /** Generate pipelines: records answered by the endpoint this run, and carried from the prompt cache. */
+  generated?: number;
+  cached?: number;
+  /** Generate pipelines: tokens the endpoint reported in `usage`, over every attempt. */
+  promptTokens?: number;
+  completionTokens?: number;
   realTokens: number;
   paddedTokens: number;
   endpointCalls: number;
@@ -144,6 +150,9 @@ export const emptyCounts = (): UnitCounts => ({
 export function addCounts(into: UnitCounts, more: UnitCounts): UnitCounts {
   for (const key of Object.keys(into) as SummedCount[])
     if ((key as string) !== 'usage') into[key] = (into[key] ?? 0) + (more[key] ?? 0);
+  // A kind's own optional counts (generated, cached, ...) the total does not hold yet.
+  for (const key of Object.keys(more) as SummedCount[])
+    if ((key as string) !== 'usage' && !(key in into) && typeof more[key] === 'number') into[key] = more[key];
   return into;
 }
 
@@ -210,6 +219,9 @@ export interface RunSummary {
     /** Incremental embed runs: documents gone from a re-dropped source (see `sources`). */
     removedDocuments?: number;
     scored: number;
+    /** Generate runs: records answered by the endpoint, and carried from the prompt cache. */
+    generated?: number;
+    cached?: number;
   };
   stats: {
     realTokens: number;
@@ -219,6 +231,9 @@ export interface RunSummary {
     retries: number;
     /** Times units were sent back to wait for a cold endpoint (absent in summaries from before it). */
     warmingDeferrals?: number;
+    /** Generate runs: prompt and completion tokens from the endpoint's `usage`. */
+    promptTokens?: number;
+    completionTokens?: number;
   };
   failedUnits: { unitId: string; lastError: string | null }[];
   /** Why a run with no failed unit failed, in one line (`run.toleratedRejectPercent` exceeded). */

@@ -64,6 +64,7 @@ function countsOf(outcome: RunOutcome): RunSummary['counts'] {
     removedChunks: total.removedChunks + (merged.removedChunks ?? 0),
     ...(removedDocuments === undefined ? {} : { removedDocuments }),
     scored: total.scored,
+    ...(total.generated === undefined ? {} : { generated: total.generated, cached: total.cached ?? 0 }),
   };
 }
 
@@ -77,6 +78,9 @@ function statsOf(units: readonly StoredUnit[]): RunSummary['stats'] {
     throttled: total.throttled,
     retries: total.retries,
     warmingDeferrals: total.warmingDeferrals ?? 0,
+    ...(total.promptTokens === undefined
+      ? {}
+      : { promptTokens: total.promptTokens, completionTokens: total.completionTokens ?? 0 }),
   };
 }
 

@@ -7,6 +7,7 @@ import type { TableName } from '../output/keys.ts';
 import type { ColumnDef } from '../output/parquet-tables.ts';
 import type { ClassifiedFile } from '../plan/sample-cost.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
+import type { ChatEndpoint } from './generate/chat-endpoint.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore, StoredUnit } from '../ports/run-store.ts';
@@ -30,6 +31,8 @@ export interface UnitWorkDeps {
   readonly tokenCounter: TokenCounter;
   /** Fingerprints of embedded chunks; without it every chunk is embedded. */
   readonly chunkIndex?: ChunkIndex | undefined;
+  /** The LLM (generate pipelines). */
+  readonly chatEndpoint?: ChatEndpoint | undefined;
 }
 
 /** What working one unit left: its counts, the objects it wrote (table parts first), its measured cost. */

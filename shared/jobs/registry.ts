@@ -1,5 +1,6 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { embedJob } from './embed/embed-job.ts';
+import { generateJob } from './generate/generate-job.ts';
 import type { JobKind } from './job-kind.ts';
 import { recommendJob } from './recommend/recommend-job.ts';
 import { scoreJob } from './score/score-job.ts';
@@ -12,6 +13,7 @@ const JOB_KINDS: JobKinds = {
   embed: embedJob,
   score: scoreJob,
   recommend: recommendJob,
+  generate: generateJob,
 };
 
 /** The job kind of a pipeline. */

@@ -14,6 +14,7 @@ export type TableName =
   | 'sources'
   | 'rejects'
   | 'runs'
+  | 'generations'
   | 'recommendations';
 
 /** `incoming/<pipeline>/<rest>` -> pipeline name, or undefined when the key is outside incoming/. */

@@ -77,6 +77,8 @@ interface Tally {
 function recordCost(text: unknown, counter: TokenCounter, config: PipelineConfig): number {
   if (config.kind === 'score') return config.featureSpec.features.length;
   if (config.kind === 'recommend') return 1;
+  // A generate record's cost is dominated by what it may generate, whatever its fields.
+  if (config.kind === 'generate') return config.generation.maxTokens;
   return typeof text === 'string' ? documentCost(text, counter, config) : 0;
 }
 
@@ -84,6 +86,7 @@ function recordCost(text: unknown, counter: TokenCounter, config: PipelineConfig
 export function documentCost(text: string, counter: TokenCounter, config: PipelineConfig): number {
   // A scoring pipeline's work is per row, whatever its text: one row costs its feature count.
   if (config.kind === 'recommend') return 1;
+  if (config.kind === 'generate') return config.generation.maxTokens;
   if (config.kind !== 'embed') return config.featureSpec.features.length;
   let tokens = 0;
   for (const chunk of chunkText(text, counter, config.chunking)) tokens += chunk.tokens;

@@ -1,25 +1,33 @@
 import type { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { pipelineCapacityOf } from '../../capacity/names.ts';
 import {
+  type GeneratePipelineConfig,
   type PipelineConfig,
   type ScorePipelineConfig,
   scoringEndpointNameOf,
 } from '../../config/pipeline-config.ts';
 import { AdaptiveLimiter } from '../../endpoint/adaptive-limiter.ts';
 import { ConfigError } from '../../errors/errors.ts';
+import { type ChatEndpoint, chatTimeoutMs } from '../../jobs/generate/chat-endpoint.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
 import { InWorkerScoringEndpoint } from '../../scoring/in-worker/in-worker-scoring-endpoint.ts';
 import { maxModelBytesFor, XgboostModelCache } from '../../scoring/in-worker/model-cache.ts';
+import { OpenAiChatEndpoint } from '../http/openai-chat-endpoint.ts';
 import type { Sleep } from './backoff.ts';
+import { SageMakerChatEndpoint } from './sagemaker-chat-endpoint.ts';
 import { SageMakerEmbeddingEndpoint } from './sagemaker-embedding-endpoint.ts';
 import { sageMakerClientSettings } from './sagemaker-invoker.ts';
 import { SageMakerScoringEndpoint } from './sagemaker-scoring-endpoint.ts';
 
+/** One attempt's budget for a generate pipeline: its own, else sized from `generation.maxTokens`. */
+const generateTimeoutMs = (config: GeneratePipelineConfig): number =>
+  config.endpoint.timeoutMs ?? chatTimeoutMs(config.generation.maxTokens);
+
 /** The most requests a pipeline's worker keeps in flight to its endpoint. */
 const maxInFlight = (config: PipelineConfig): number =>
-  config.kind === 'embed'
+  config.kind === 'embed' || config.kind === 'generate'
     ? config.endpoint.concurrency
     : config.kind === 'score'
       ? config.model.concurrency
@@ -27,7 +35,13 @@ const maxInFlight = (config: PipelineConfig): number =>
 
 /** How long one attempt of a pipeline's endpoint calls may take. */
 const attemptTimeoutMs = (config: PipelineConfig): number =>
-  config.kind === 'embed' ? config.endpoint.timeoutMs : config.kind === 'score' ? config.model.timeoutMs : 0;
+  config.kind === 'generate'
+    ? generateTimeoutMs(config)
+    : config.kind === 'embed'
+      ? config.endpoint.timeoutMs
+      : config.kind === 'score'
+        ? config.model.timeoutMs
+        : 0;
 
 /**
  * {@link sageMakerClientSettings} for one client shared by these pipelines' endpoints: the
@@ -46,6 +60,7 @@ export function sageMakerClientSettingsFor(pipelines: Iterable<PipelineConfig>) 
 export interface PipelineEndpoints {
   readonly endpoint?: EmbeddingEndpoint;
   readonly scoringEndpoint?: ScoringEndpoint;
+  readonly chatEndpoint?: ChatEndpoint;
 }
 
 export interface PipelineEndpointRegistryOptions {
@@ -123,6 +138,8 @@ export class PipelineEndpointRegistry {
           ...sleep,
         }),
       };
+    } else if (config.kind === 'generate') {
+      built = { chatEndpoint: this.chat(config, component, sleep) };
     } else if (config.kind !== 'score') {
       // A kind that calls no model (recommend).
       built = {};
@@ -144,6 +161,46 @@ export class PipelineEndpointRegistry {
     }
     this.byPipeline.set(config.name, built);
     return built;
+  }
+
+  /**
+   * A generate pipeline's LLM: plain HTTP to `endpoint.url` (an OpenAI-compatible server),
+   * else SageMaker InvokeEndpoint; either way through one adaptive limiter per endpoint,
+   * with an attempt budget sized from `generation.maxTokens`.
+   */
+  private chat(
+    config: GeneratePipelineConfig,
+    component: { inferenceComponentName?: string },
+    sleep: { sleep?: Sleep },
+  ): ChatEndpoint {
+    const { endpoint } = config;
+    const limiterKey = endpoint.url ?? endpoint.name;
+    let limiter = this.limiters.get(limiterKey);
+    if (!limiter) {
+      limiter = new AdaptiveLimiter({
+        initialLimit: Math.min(endpoint.initialConcurrency, endpoint.concurrency),
+        maxLimit: endpoint.concurrency,
+      });
+      this.limiters.set(limiterKey, limiter);
+    }
+    const timeoutMs = generateTimeoutMs(config);
+    if (endpoint.url !== undefined)
+      return new OpenAiChatEndpoint({
+        url: endpoint.url,
+        maxRetries: endpoint.maxRetries,
+        timeoutMs,
+        limiter,
+        ...sleep,
+      });
+    return new SageMakerChatEndpoint({
+      client: this.sageMakerClient(),
+      endpointName: endpoint.name,
+      maxRetries: endpoint.maxRetries,
+      timeoutMs,
+      limiter,
+      ...component,
+      ...sleep,
+    });
   }
 
   private inWorker(config: ScorePipelineConfig): InWorkerScoringEndpoint {
