@@ -371,26 +371,11 @@ export async function planRun(
   configured: PipelineConfig,
   request: PlanRunRequest,
 ): Promise<PlanRunResult> {
-  const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
-  const clock = new Stopwatch();
-  const inputs = await findRunInputs(deps.store, configured, request);
-  // What the run applies, e.g. a score pipeline's spec inferred from its model, checked against the inputs.
-  const config = await configOfNewRun(deps.store, configured, inputs.files);
-  const listMs = clock.lap();
-  const { files, sampledBytes } = await estimateFiles(deps.store, config, inputs.files, counter);
-  const sampleMs = clock.lap();
-  const restaged = await restageBigGzips(deps.store, config, request.runId, files, counter);
-  const restageMs = clock.lap();
-  const cut: PlanStats = { cutPassBytes: 0, cutPasses: [] };
-  const planned = await planUnits(deps.store, config, request.runId, restaged.rest, {
-    staged: restaged.staged,
-    stats: cut,
-  });
-  const cutMs = clock.lap();
-  const stages = request.stages ?? (await stagesOfNewRun(deps.store, config));
-  const pins = await pinsOfNewRun(deps.store, config);
-  const units = planned.map((unit) => ({ ...unit, stage: stages[0]!, ...pins }));
-
+  const { config, inputs, files, restaged, stages, units, stats } = await cutRunUnits(
+    deps,
+    configured,
+    request,
+  );
   const manifestKey = await writeRunManifest(
     deps.store,
     config.name,
@@ -413,13 +398,6 @@ export async function planRun(
   // Last: a plan retried after a failure above compares with the same earlier list.
   if (inputs.listsPrefix)
     await writePrefixSources(deps.store, config.name, request.prefix!, request.runId, [...inputs.listed]);
-  const stats: PlanRunStats = {
-    ...cut,
-    sampledBytes,
-    restagedBytesIn: restaged.bytesIn,
-    restagedBytesOut: restaged.bytesOut,
-    timings: { listMs, sampleMs, restageMs, cutMs },
-  };
   return {
     run,
     units,
@@ -429,4 +407,55 @@ export async function planRun(
     stats,
     ...(capacity === undefined ? {} : { capacity }),
   };
+}
+
+/** The units of a new run's first stage, with what planning read to cut them and how long each step took. */
+interface CutRun {
+  /** The config the run applies (see configOfNewRun). */
+  readonly config: PipelineConfig;
+  readonly inputs: RunInputs;
+  readonly files: readonly SourceFile[];
+  readonly restaged: Restaged;
+  readonly stages: readonly string[];
+  readonly units: WorkUnit[];
+  readonly stats: PlanRunStats;
+}
+
+/**
+ * Nothing stored yet: the run's inputs found, the config it applies resolved against them,
+ * each input priced from a sample, big gzips re-staged into parts, and units of about equal
+ * cost cut, each in the run's first stage with the run's pins.
+ */
+async function cutRunUnits(
+  deps: PlanRunDeps,
+  configured: PipelineConfig,
+  request: PlanRunRequest,
+): Promise<CutRun> {
+  const counter = deps.tokenCounter ?? new EstimatingTokenCounter();
+  const clock = new Stopwatch();
+  const inputs = await findRunInputs(deps.store, configured, request);
+  // What the run applies, e.g. a score pipeline's spec inferred from its model, checked against the inputs.
+  const config = await configOfNewRun(deps.store, configured, inputs.files);
+  const listMs = clock.lap();
+  const { files, sampledBytes } = await estimateFiles(deps.store, config, inputs.files, counter);
+  const sampleMs = clock.lap();
+  const restaged = await restageBigGzips(deps.store, config, request.runId, files, counter);
+  const restageMs = clock.lap();
+  const cut: PlanStats = { cutPassBytes: 0, cutPasses: [] };
+  const planned = await planUnits(deps.store, config, request.runId, restaged.rest, {
+    staged: restaged.staged,
+    stats: cut,
+  });
+  const cutMs = clock.lap();
+  const stages = request.stages ?? (await stagesOfNewRun(deps.store, config));
+  const pins = await pinsOfNewRun(deps.store, config);
+  const units = planned.map((unit) => ({ ...unit, stage: stages[0]!, ...pins }));
+  const stats: PlanRunStats = {
+    ...cut,
+    sampledBytes,
+    restagedBytesIn: restaged.bytesIn,
+    restagedBytesOut: restaged.bytesOut,
+    timings: { listMs, sampleMs, restageMs, cutMs },
+  };
+  return { config, inputs, files, restaged, stages, units, stats };
 }
