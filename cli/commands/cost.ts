@@ -42,6 +42,10 @@ export async function costCommand(args: string[], io: CommandIo): Promise<number
   const request = parseCostArgs(args);
   const pipelinesDir = request.pipelinesDir ?? defaultPipelinesDir();
   const loaded = await loadPipelineConfig(pipelinesDir, request.pipeline);
+  if (loaded.kind === 'recommend')
+    throw new UsageError(
+      `pipeline ${loaded.name} is a recommend pipeline, which this estimate does not price yet (its work follows similarity, not rows): run it locally and read the summary's cost`,
+    );
   // A score pipeline's inferred spec (rows are priced by its columns), from the model beside the config.
   const config =
     loaded.kind === 'score' ? await scoreConfigOfRun(new FsObjectStore(pipelinesDir), loaded) : loaded;
