@@ -43,7 +43,11 @@ export async function runCommand(args: string[], io: CommandIo): Promise<number>
   const pipelinesDir = values.pipelines ?? defaultPipelinesDir();
   const config = await loadPipelineConfig(pipelinesDir, pipelineName);
   if (values['model-dir'] !== undefined && config.kind !== 'embed')
-    throw new UsageError(`--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`);
+    throw new UsageError(
+      config.kind === 'generate'
+        ? `--model-dir is for embedding pipelines; ${config.name} asks an LLM (--endpoint-url URL for an OpenAI-compatible server)`
+        : `--model-dir is for embedding pipelines; ${config.name} scores with model.modelKey`,
+    );
   const home = await openCheckedHome(values.home, 'write');
   const { summary, skippedInputs } = await runWithProgress(io, values.json, positionals, {
     home,

@@ -158,6 +158,23 @@ describe('sluice run --endpoint-url with a generate pipeline', () => {
     await rm(work, { recursive: true, force: true });
   });
 
+  it('refuses --model-dir with a line that says where an LLM comes from', async () => {
+    const run = await sluice(
+      'run',
+      'events/data/tickets-sample.jsonl',
+      '--pipeline',
+      'generate-triage',
+      '--home',
+      work,
+      '--model-dir',
+      work,
+    );
+    expect(run.code).toBe(2);
+    expect(run.err.join('\n')).toContain(
+      '--model-dir is for embedding pipelines; generate-triage asks an LLM (--endpoint-url URL for an OpenAI-compatible server)',
+    );
+  });
+
   it('posts to the server /v1/chat/completions and records the configured model', async () => {
     const before = server.stats().requests;
     const run = await sluice(
