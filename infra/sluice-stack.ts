@@ -262,6 +262,7 @@ export class SluiceStack extends Stack {
             serviceName: this.names.serviceName,
             table: this.runsTable.table,
             componentArns,
+            workEventSource: this.functions.workEventSource,
           })
         : undefined;
 

@@ -5,7 +5,12 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
 import type { FailureMetric } from './alarms.ts';
-import { grantCapacityControl, grantRunsTable, type RunsTableAction } from './functions.ts';
+import {
+  grantCapacityControl,
+  grantRunsTable,
+  grantWorkerScaling,
+  type RunsTableAction,
+} from './functions.ts';
 import { SluiceFunction } from './sluice-function.ts';
 
 /** How often the sweeper runs: the longest a leaked copy bills past its cooldown, give or take a minute. */
@@ -35,6 +40,11 @@ export interface CapacitySweeperProps {
   readonly table: dynamodb.ITable;
   /** ARNs of exactly the stack's inference components; the sweeper may touch no other. */
   readonly componentArns: readonly string[];
+  /**
+   * The work queue's event source mapping (`Functions.workEventSource`): the sweeper sets its
+   * `MaximumConcurrency` to what the live leases need, down to 2 when none is live.
+   */
+  readonly workEventSource: { readonly id: string; readonly arn: string };
 }
 
 /**
@@ -70,6 +80,7 @@ export class CapacitySweeper extends Construct {
     // unreserved concurrency. Overlapping sweeps are safe: every lease change is conditional.
     grantCapacityControl(this.function, props.componentArns);
     grantRunsTable(this.function, props.table, SWEEPER_TABLE_ACTIONS);
+    grantWorkerScaling(this.function, props.workEventSource);
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {

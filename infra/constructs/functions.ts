@@ -39,6 +39,12 @@ export const ENV = {
   pipelinesFile: 'SLUICE_PIPELINES_FILE',
   /** sha256 (hex) of that file, checked at cold start; a config change changes it. */
   pipelinesSha256: 'SLUICE_PIPELINES_SHA256',
+  /**
+   * UUID of the work queue's event source mapping, whose `MaximumConcurrency` plan and the
+   * capacity sweeper set (workers follow the copies). Only in their environments: the work
+   * function's own mapping depends on it, so its id in the work function would be a cycle.
+   */
+  workEventSourceId: 'SLUICE_WORK_EVENT_SOURCE_ID',
 } as const;
 
 /**
@@ -105,6 +111,11 @@ export class Functions extends Construct {
   readonly work: SluiceFunction;
   readonly finalize: SluiceFunction;
   readonly deadLetter: SluiceFunction;
+  /**
+   * The work queue's event source mapping: plan and the capacity sweeper set its
+   * `MaximumConcurrency` to the workers the live leases need (`grantWorkerScaling`).
+   */
+  readonly workEventSource: { readonly id: string; readonly arn: string };
   readonly environment: Readonly<Record<string, string>>;
   /** The pipelines file every function's code asset carries: its bytes and their sha256 (hex). */
   readonly pipelinesFile: { readonly name: string; readonly content: string; readonly sha256: string };
@@ -187,13 +198,17 @@ export class Functions extends Construct {
       serviceName: props.serviceName,
       bundledFiles,
     });
-    this.work.function.addEventSource(
-      new SqsEventSource(queues.work.queue, {
-        batchSize: 1,
-        reportBatchItemFailures: true,
-        maxConcurrency: props.workMaxConcurrency,
-      }),
-    );
+    // Deployed at the stack's largest workers.maxConcurrency; with run-scoped capacity, plan
+    // and the sweeper then keep it at what the live leases need (docs/capacity.md).
+    const workSource = new SqsEventSource(queues.work.queue, {
+      batchSize: 1,
+      reportBatchItemFailures: true,
+      maxConcurrency: props.workMaxConcurrency,
+    });
+    this.work.function.addEventSource(workSource);
+    this.workEventSource = { id: workSource.eventSourceMappingId, arn: workSource.eventSourceMappingArn };
+    // Plan raises the work event source's limit when a run takes a lease.
+    if (capacity) grantWorkerScaling(this.plan, this.workEventSource);
     // Every unit leaves under runs/ the list of the ids its part holds, which finalize merges
     // to apply the duplicate-id rule. Score pipelines: work also reads feature statistics and
     // embedding tables under models/ and leaves fit and segment partials under runs/.
@@ -393,6 +408,24 @@ export function grantCapacityControl(fn: SluiceFunction, componentArns: readonly
     grantee: fn,
     actions: ['sagemaker:DescribeInferenceComponent', 'sagemaker:UpdateInferenceComponentRuntimeConfig'],
     resourceArns: [...componentArns],
+  });
+}
+
+/**
+ * `lambda:GetEventSourceMapping` and `lambda:UpdateEventSourceMapping` on exactly the work
+ * queue's mapping (`arn:<partition>:lambda:<region>:<account>:event-source-mapping:<UUID>`),
+ * the two calls of shared/adapters/aws/lambda-worker-concurrency.ts, and the mapping's id in
+ * the function's environment. Never for the work function itself: its mapping depends on it.
+ */
+export function grantWorkerScaling(
+  fn: SluiceFunction,
+  source: { readonly id: string; readonly arn: string },
+): void {
+  fn.function.addEnvironment(ENV.workEventSourceId, source.id);
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['lambda:GetEventSourceMapping', 'lambda:UpdateEventSourceMapping'],
+    resourceArns: [source.arn],
   });
 }
 

@@ -208,11 +208,49 @@ describe('run-scoped capacity (docs: embed, credit-risk: hosting instance)', () 
       'dynamodb:GetItem',
       'dynamodb:Query',
       'dynamodb:UpdateItem',
+      'lambda:GetEventSourceMapping',
+      'lambda:UpdateEventSourceMapping',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'sagemaker:DescribeInferenceComponent',
       'sagemaker:UpdateInferenceComponentRuntimeConfig',
     ]);
+  });
+
+  it("lets plan and the sweeper read and set exactly the work queue's event source mapping, whose id only they carry", () => {
+    const mappings = template.findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { FunctionName: { Ref: idOf(stack.functions.work.function) } },
+    });
+    const [mappingId, ...others] = Object.keys(mappings);
+    expect(others).toEqual([]);
+    // Deployed at the stack's largest workers.maxConcurrency; plan and the sweeper move it from there.
+    expect(mappings[mappingId!]!.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 8 });
+    const mappingArn = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':lambda:us-east-1:123456789012:event-source-mapping:',
+          { Ref: mappingId },
+        ],
+      ],
+    };
+    const { plan, work, finalize, deadLetter } = stack.functions;
+    const sweeper = stack.capacitySweeper!.function;
+    for (const action of ['lambda:GetEventSourceMapping', 'lambda:UpdateEventSourceMapping']) {
+      for (const fn of [plan, sweeper])
+        expect(resourcesAllowed(template, fn.role, action), action).toEqual([mappingArn]);
+      for (const fn of [work, finalize, deadLetter])
+        expect(resourcesAllowed(template, fn.role, action)).toEqual([]);
+    }
+    const environmentOf = (fn: IConstruct) =>
+      template.toJSON().Resources[idOf(fn)].Properties.Environment.Variables as Record<string, unknown>;
+    for (const fn of [plan.function, sweeper.function])
+      expect(environmentOf(fn).SLUICE_WORK_EVENT_SOURCE_ID).toEqual({ Ref: mappingId });
+    // The work function's own mapping depends on it: its id there would be a cycle.
+    for (const fn of [work.function, finalize.function, deadLetter.function])
+      expect(environmentOf(fn).SLUICE_WORK_EVENT_SOURCE_ID).toBeUndefined();
   });
 
   it('lets plan and finalize set copies (a run asks for capacity, finalize scales in at release) and no other function', () => {
@@ -358,6 +396,13 @@ describe('scoring hosted in-worker', () => {
       template.resourceCountIs(type, 0);
     }
     expect(stack.capacitySweeper).toBeUndefined();
+  });
+
+  it('leaves the work event source as deployed: no function may change it, none carries its id', () => {
+    const { plan, work, finalize, deadLetter } = stack.functions;
+    for (const fn of [plan, work, finalize, deadLetter])
+      expect(actionsAllowed(template, fn.role).filter((a) => a.startsWith('lambda:'))).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toContain('SLUICE_WORK_EVENT_SOURCE_ID');
   });
 
   it('gives no function a SageMaker action; work reads the JSON model from models/', () => {

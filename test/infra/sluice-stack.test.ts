@@ -257,9 +257,18 @@ describe('Functions', () => {
     }
   });
 
-  it('gives all four functions the same environment contract', () => {
+  it('gives all four functions the same environment contract (plan also the work event source it scales)', () => {
     for (const fn of functions()) {
-      const variables = resource(fn.function).Properties.Environment.Variables as Record<string, unknown>;
+      const { SLUICE_WORK_EVENT_SOURCE_ID: workEventSource, ...variables } = resource(fn.function).Properties
+        .Environment.Variables as Record<string, unknown>;
+      // Plan raises the work event source's limit with the copies; the work function must not
+      // carry its own mapping's id (a cycle), and finalize and dead-letter do not scale it.
+      const [workMapping] = Object.keys(
+        template.findResources('AWS::Lambda::EventSourceMapping', {
+          Properties: { FunctionName: ref(stack.functions.work.function) },
+        }),
+      );
+      expect(workEventSource).toEqual(fn === stack.functions.plan ? { Ref: workMapping } : undefined);
       expect(variables).toEqual({
         SLUICE_BUCKET: ref(stack.storage.bucket),
         SLUICE_RUNS_TABLE: ref(stack.runsTable.table),
