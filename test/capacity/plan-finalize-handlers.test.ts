@@ -9,7 +9,9 @@ import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { CapacityControlError } from '../../shared/capacity/errors.ts';
-import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
+import { inferenceComponentNameOf, pipelineCapacityOf } from '../../shared/capacity/names.ts';
+import type { WorkerConcurrency } from '../../shared/capacity/worker-concurrency.ts';
+import { workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
@@ -70,6 +72,39 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
     expect(await leases.get(COMPONENT, runId)).toMatchObject({ copies: 1, takenAt: NOW.toISOString() });
     expect(control.requests).toEqual([{ component: COMPONENT, copies: 1 }]);
     expect(observability.logged('info').join('\n')).toContain('capacity lease taken');
+  });
+
+  it('plan raises the work event source limit to the copies x workersPerCopy the leases hold, and logs it', async () => {
+    const three = pipelineConfig({
+      name: 'docs',
+      endpoint: { name: 'docs-embed', dimension: 16, capacity: { workersPerCopy: 3 } },
+    });
+    let limit: number | undefined = 2;
+    const concurrency: WorkerConcurrency = {
+      current: async () => limit,
+      set: async (maximum) => {
+        limit = maximum;
+        return { applied: true };
+      },
+    };
+    const workers = workerScalingOf(concurrency, [three], [pipelineCapacityOf(three)!]);
+    const observability = testObservability();
+    const handler = createPlanHandler(
+      {
+        pipelines: new Map([['docs', three]]),
+        bucket: SAMPLE_BUCKET,
+        store,
+        runs,
+        queue,
+        capacity: { leases, control: new LocalCapacityControl(), workers },
+      },
+      { ...observability, now: () => NOW },
+    );
+    expect(await handler(anIngestEvent('incoming/docs/a.jsonl'), aLambdaContext())).toEqual({
+      batchItemFailures: [],
+    });
+    expect(limit).toBe(3);
+    expect(observability.logged('info').join('\n')).toContain('"raisedTo":3');
   });
 
   it('plan still succeeds when the copies cannot be raised, and says the sweeper retries', async () => {
