@@ -18,13 +18,22 @@ export interface LocalHome {
 
 export const DEFAULT_HOME = '.sluice';
 
+/**
+ * Where a home keeps earlier contents of the bucket's seeded files (models, statistics,
+ * lookup tables) by content hash, so a run planned on one still reads it after it was
+ * replaced (cli/seed-bundle.ts), as from a versioned bucket.
+ */
+export function versionsDirOf(bucketDir: string): string {
+  return path.join(path.dirname(bucketDir), 'state', 'versions');
+}
+
 export function openHome(dir: string = DEFAULT_HOME): LocalHome {
   const abs = path.resolve(dir);
   const bucketDir = path.join(abs, 'bucket');
   return {
     dir: abs,
     bucketDir,
-    store: new FsObjectStore(bucketDir),
+    store: new FsObjectStore(bucketDir, versionsDirOf(bucketDir)),
     runs: new LocalRunStore(path.join(abs, 'state', 'runs')),
     chunkIndex: new LocalChunkIndex(path.join(abs, 'state', 'chunk-index')),
     segmentStats: new LocalSegmentStatsStore(path.join(abs, 'state', 'segments')),

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LocalCapacityControl } from '../shared/adapters/local/local-capacity-control.ts';
@@ -19,26 +18,25 @@ import type {
   PipelineConfig,
   ScorePipelineConfig,
 } from '../shared/config/pipeline-config.ts';
-import type { RunSummary, WorkUnit } from '../shared/domain/types.ts';
+import type { ReplacedBundleFile, RunSummary, WorkUnit } from '../shared/domain/types.ts';
 import { ConfigError } from '../shared/errors/errors.ts';
 import { finalizeRun } from '../shared/finalize/finalize-run.ts';
 import { jobKindOf } from '../shared/jobs/registry.ts';
 import { stageOfUnit } from '../shared/jobs/run-stages.ts';
 import { newRunId } from '../shared/output/keys.ts';
 import { type PlanRunRequest, planRun } from '../shared/plan/plan-run.ts';
-import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
-import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
 import { maxModelBytesFor, XgboostModelCache } from '../shared/scoring/in-worker/model-cache.ts';
 import { deadLetterUnit } from '../shared/work/dead-letter-unit.ts';
 import { type ProcessUnitDeps, processUnit, type UnitOutcome } from '../shared/work/process-unit.ts';
 import type { WarmingPolicy } from '../shared/work/warming.ts';
 import type { LocalHome } from './home.ts';
 import { HashEmbedder } from './model-server/hash-embedder.ts';
-import { type ModelServer, type ModelServerStats, startModelServer } from './model-server/server.ts';
 import { RulesChatBackend } from './model-server/rules-chat-backend.ts';
+import { type ModelServer, type ModelServerStats, startModelServer } from './model-server/server.ts';
 import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import type { EndpointCounters, RunProgressEvents } from './progress/run-progress.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
+import { seedBundle } from './seed-bundle.ts';
 import { resolveInputs, type SkippedInput, stageInputs, unstageVanished } from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
@@ -91,47 +89,6 @@ export interface LocalRunResult {
 
 /** Skipped folder entries printed one per line; the rest are counted (all are in `--json`). */
 const MAX_SKIPS_LOGGED = 20;
-
-/** Objects a pipeline reads besides its inputs: models, statistics, lookup tables, tokenizers. */
-function bundleKeys(config: PipelineConfig): string[] {
-  if (config.kind === 'embed') {
-    const tokenizer = config.chunking.tokenizer;
-    return tokenizer ? [tokenizer.key, ...(tokenizer.configKey ? [tokenizer.configKey] : [])] : [];
-  }
-  if (config.kind !== 'score') return [];
-  return [
-    config.model.modelKey,
-    config.featureStats.key,
-    ...embeddingTableKeys(config.featureSpec as FeatureSpec),
-  ];
-}
-
-/**
- * Seeds the local bucket with the files a pipeline names that ship beside its config
- * (`<pipelinesDir>/<key>`), as a deployment uploads them to S3. Files already in the
- * bucket are kept: a fit run's statistics must survive the next run.
- */
-async function seedBundle(
-  home: LocalHome,
-  config: PipelineConfig,
-  pipelinesDir: string | undefined,
-  log: (line: string) => void,
-): Promise<void> {
-  for (const key of bundleKeys(config)) {
-    if (await home.store.head(key)) continue;
-    const source = pipelinesDir === undefined ? undefined : path.join(pipelinesDir, ...key.split('/'));
-    const exists =
-      source !== undefined &&
-      (await stat(source)
-        .then((s) => s.isFile())
-        .catch(() => false));
-    if (!exists) continue;
-    const target = home.store.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
-    await copyFile(source, target);
-    log(`seeded ${key} from ${source}`);
-  }
-}
 
 export interface LocalModel {
   readonly config: PipelineConfig;
@@ -321,6 +278,8 @@ export interface LocalRuntime {
   readonly summaries: ReadonlyMap<string, RunSummary>;
   /** Run-scoped capacity (pipelines with an instance endpoint): plan takes leases, finalize releases them. */
   readonly capacity?: RunCapacityDeps;
+  /** Pipeline-folder files that replaced the bucket's copy when the runtime started (cli/seed-bundle.ts). */
+  readonly replacedFiles: readonly ReplacedBundleFile[];
   close(): Promise<void>;
 }
 
@@ -404,7 +363,7 @@ function unitsAtOnce(config: PipelineConfig, threads: number): number {
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const { home, log } = options;
-  await seedBundle(home, options.config, options.pipelinesDir, log);
+  const replacedFiles = await seedBundle(home, options.config, options.pipelinesDir, log);
   const model = await startModelOf(options);
   const { config } = model;
   const capacity = await localCapacityFor(home, config, model);
@@ -423,6 +382,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     config,
     queue: consumers.queue,
     summaries: consumers.summaries,
+    replacedFiles,
     ...(capacity && { capacity: capacity.deps }),
     // Every part is closed even when one fails (a failing close must not leave the model
     // server or the index open); the first failure is thrown after all have been tried.
@@ -667,7 +627,11 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     if (!summary)
       throw new Error(`run ${runId} did not finish: finalize failed (see dead-lettered messages above)`);
     return {
-      summary: { ...summary, timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started } },
+      summary: {
+        ...summary,
+        timings: { ...summary.timings, planMs, workMs, totalMs: Date.now() - started },
+        ...(runtime.replacedFiles.length > 0 && { replacedFiles: [...runtime.replacedFiles] }),
+      },
       deadLetters: runtime.queue.deadLetters.length,
       skippedInputs,
     };

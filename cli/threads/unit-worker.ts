@@ -7,6 +7,7 @@ import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
+import { versionsDirOf } from '../home.ts';
 import { localUnitDeps } from './unit-deps.ts';
 import type { UnitRequest, UnitThreadData, UnitThreadReply } from './unit-threads.ts';
 
@@ -20,7 +21,7 @@ function startUnitWorker(data: UnitThreadData): void {
   if (!port) throw new Error('unit-worker.ts runs as a worker thread');
   const client = new RpcClient(data.rpc);
   const deps = localUnitDeps({
-    store: new FsObjectStore(data.bucketDir),
+    store: new FsObjectStore(data.bucketDir, versionsDirOf(data.bucketDir)),
     runs: client.proxy<RunStore>('runs'),
     queue: client.proxy<WorkQueue>('queue'),
     chunkIndex: client.proxy<ChunkIndex>('chunkIndex'),

@@ -62,6 +62,8 @@ const workUnitSchema = z
     /** Sent back to wait for a cold endpoint: since when (epoch ms), and how often so far. */
     warmingSince: z.number().int().nonnegative().optional(),
     warmingDeferrals: z.number().int().nonnegative().optional(),
+    /** Score pipelines: the model version planning pinned; in-worker scoring reads exactly it. */
+    modelPin: z.object({ version: z.string().min(1), etag: z.string().min(1).optional() }).optional(),
   })
   .refine((unit) => unit.byteEnd >= unit.byteStart, {
     message: 'byteEnd must not be before byteStart',

@@ -227,6 +227,13 @@ export class Functions extends Construct {
         'dynamodb:BatchWriteItem',
       ],
     });
+    // In-worker scoring reads the model at the version its run pinned (GetObject with VersionId).
+    if (scoring)
+      iam.Grant.addToPrincipal({
+        grantee: this.work,
+        actions: ['s3:GetObjectVersion'],
+        resourceArns: [bucket.arnForObjects(`${MODELS_PREFIX}*`)],
+      });
     // Tokenizers of embed pipelines: exactly the objects their configs name, under models/.
     grantObjectKeys(this.work, bucket, keys.tokenizers);
     // A unit near the Lambda time limit hands the rest of itself on as a new work message

@@ -121,9 +121,14 @@ export class UsageMeter {
   }
 
   scoringEndpoint(endpoint: ScoringEndpoint): ScoringEndpoint {
+    const { atVersion } = endpoint;
     return {
       score: (rows: string, stats: CallStats) =>
         this.timed(() => endpoint.score(rows, stats), Buffer.byteLength(rows)),
+      // A unit pinned to a model version is metered the same.
+      ...(atVersion && {
+        atVersion: (version: string) => this.scoringEndpoint(atVersion.call(endpoint, version)),
+      }),
     };
   }
 

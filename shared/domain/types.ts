@@ -89,6 +89,20 @@ export interface WorkUnit {
   readonly warmingSince?: number;
   /** How often the unit was sent back to wait for capacity; the delays double with it. */
   readonly warmingDeferrals?: number;
+  /**
+   * Score pipelines: the version of `model.modelKey` pinned when the run was planned, so
+   * every unit of the run, redriven ones too, scores with the same model even when it is
+   * replaced mid-run (shared/scoring/model-pin.ts). Absent in units of older planners.
+   */
+  readonly modelPin?: ModelPin;
+}
+
+/** One version of a model object, as a run pins it. */
+export interface ModelPin {
+  /** `ObjectInfo.version` from the planner's head: what the worker reads with. */
+  readonly version: string;
+  /** The object's ETag where the store gives one (S3), for the run summary. */
+  readonly etag?: string;
 }
 
 /** `fit`: a scoring pipeline's first pass, fitting feature statistics that the scoring run then applies. */
@@ -262,6 +276,10 @@ export interface RunSummary {
   warnings?: string[];
   /** Recommend runs: what was indexed, sharded and evaluated. */
   recommendations?: RecommendRunSummary;
+  /** Score pipelines: the model object the run pinned at planning and scored with (absent in older summaries). */
+  model?: RunModelSummary;
+  /** Local runs: pipeline-folder files that replaced the bucket's copy before the run (absent when none). */
+  replacedFiles?: ReplacedBundleFile[];
   /**
    * Incremental embed runs: each source's documents diffed with the manifest of the last
    * run that completed it. `removedChunks` here is the part of `counts.removedChunks` that
@@ -285,6 +303,32 @@ export interface RunSummary {
     removedDocuments: number;
     removedChunks: number;
   };
+}
+
+/** The model a scoring run pinned when it was planned (docs/scoring.md, "Which model scored a row"). */
+export interface RunModelSummary {
+  /** `model.modelKey`. */
+  key: string;
+  /** What every `scores` row of the run carries as `model_version` (see {@link ScoreRow.model_version}). */
+  version: string;
+  /** The S3 VersionId (versioned bucket). */
+  versionId?: string;
+  /** The S3 ETag. */
+  etag?: string;
+  /** Locally: the content hash (sha256, first 128 bits in hex) of the file. */
+  sha256?: string;
+}
+
+/** A file beside the pipeline config that replaced the local bucket's copy (cli/seed-bundle.ts). */
+export interface ReplacedBundleFile {
+  key: string;
+  role: 'model' | 'statistics' | 'lookup table' | 'tokenizer';
+  /** sha256 (hex) of the copy the bucket held before. */
+  previousSha256: string;
+  /** sha256 (hex) of the new file, now in the bucket. */
+  sha256: string;
+  /** The pipeline-folder file it came from. */
+  source: string;
 }
 
 /** A recommend run's figures (docs/recommendations.md), in its summary as `recommendations`. */
@@ -377,6 +421,12 @@ export interface ScoreRow {
   /** Every output of the model for the row (several for multi-class models). */
   outputs: readonly number[];
   metadata: Record<string, string | null>;
+  /**
+   * Which bytes of `model.modelKey` scored the row, pinned when the run was planned: the S3
+   * VersionId (`etag:<ETag>` on a bucket without versions); locally `sha256:<hex>` (first 128
+   * bits of the file's sha256). Null in rows of units planned before it was pinned.
+   */
+  model_version?: string | null;
   /**
    * Reason codes (`explain.topK`): a JSON array of `{feature, contribution, value}`, largest
    * |contribution| first (docs/reason-codes.md). Absent without `explain`.

@@ -7,7 +7,6 @@ import type { TableName } from '../output/keys.ts';
 import type { ColumnDef } from '../output/parquet-tables.ts';
 import type { ClassifiedFile } from '../plan/sample-cost.ts';
 import type { ChunkIndex } from '../ports/chunk-index.ts';
-import type { ChatEndpoint } from './generate/chat-endpoint.ts';
 import type { EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore, StoredUnit } from '../ports/run-store.ts';
@@ -15,6 +14,7 @@ import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import type { Checkpoint } from '../work/unit-records.ts';
+import type { ChatEndpoint } from './generate/chat-endpoint.ts';
 
 /**
  * The ports a unit's work may use: the worker's own, metered by the engine (every call is
@@ -34,6 +34,9 @@ export interface UnitWorkDeps {
   /** The LLM (generate pipelines). */
   readonly chatEndpoint?: ChatEndpoint | undefined;
 }
+
+/** Unit fields a run pins at planning (see {@link JobKind.pinsOfRun}). */
+export type RunPins = Partial<Pick<WorkUnit, 'modelPin'>>;
 
 /** What working one unit left: its counts, the objects it wrote (table parts first), its measured cost. */
 export interface UnitWork {
@@ -59,7 +62,9 @@ export interface StageMerged {
   /** Chunks removed besides those the units counted (documents gone from their source). */
   readonly removedChunks?: number;
   /** Summary fields the stage owns (`segments`, `sources`, `warnings`, `removedDocuments`). */
-  readonly summary?: Partial<Pick<RunSummary, 'segments' | 'sources' | 'warnings' | 'recommendations'>> & {
+  readonly summary?: Partial<
+    Pick<RunSummary, 'segments' | 'sources' | 'warnings' | 'model' | 'recommendations'>
+  > & {
     readonly removedDocuments?: number;
   };
   /**
@@ -142,6 +147,12 @@ export interface JobKind<C extends PipelineConfig> {
     config: C,
     inputs: readonly ClassifiedFile[],
   ): Promise<C>;
+  /**
+   * What a new run pins at planning into every unit of its first stage (later stages'
+   * units are planned from those and keep it), so all of its workers read the same
+   * version of an artifact however long the run takes. @default nothing
+   */
+  pinsOfRun?(deps: { readonly store: ObjectStore }, config: C): Promise<RunPins>;
   /** Tables the kind writes, with their columns (besides `rejects`, `runs` and `sources`). */
   readonly tables: Partial<Record<TableName, readonly ColumnDef[]>>;
   /** Counts of the run summary the kind reports (the rest stay 0). */

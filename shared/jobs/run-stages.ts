@@ -3,7 +3,7 @@ import type { RunState, UnitState, WorkUnit } from '../domain/types.ts';
 import { ConfigError } from '../errors/errors.ts';
 import type { ClassifiedFile } from '../plan/sample-cost.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
-import type { JobKind, JobStage } from './job-kind.ts';
+import type { JobKind, JobStage, RunPins } from './job-kind.ts';
 import { jobKindOf } from './registry.ts';
 
 /**
@@ -51,6 +51,12 @@ export async function stagesOfNewRun(store: ObjectStore, config: PipelineConfig)
     : kind.stages.map((stage) => stage.name);
   if (names.length === 0) throw new ConfigError(`the ${kind.kind} job kind chose no stage for the run`);
   return names;
+}
+
+/** What every unit of a new run carries pinned (the model version a scoring run reads), by its kind. */
+export async function pinsOfNewRun(store: ObjectStore, config: PipelineConfig): Promise<RunPins> {
+  const kind = jobKindOf(config);
+  return kind.pinsOfRun ? await kind.pinsOfRun({ store }, config) : {};
 }
 
 /** The config a new run of the pipeline applies: its kind's (see JobKind.configOfRun), else the config as is. */

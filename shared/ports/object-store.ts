@@ -8,6 +8,8 @@ export interface ObjectInfo {
    * reads with it, so a changed object is an error rather than other records.
    */
   readonly version?: string;
+  /** The object's ETag, where the store has one (S3 `head`); not used to read. */
+  readonly etag?: string;
 }
 
 /** Options of {@link ObjectStore.head}. */

@@ -112,7 +112,7 @@ describe('S3ObjectStore', () => {
       const head = await store.head('incoming/docs/a.jsonl');
       await drain(store.readRange('incoming/docs/a.jsonl', 0, 9, { version: head!.version! }));
 
-      expect(head).toEqual({ key: 'incoming/docs/a.jsonl', size: 9, version: 'v:v3L.abc' });
+      expect(head).toEqual({ key: 'incoming/docs/a.jsonl', size: 9, version: 'v:v3L.abc', etag: '"e1"' });
       expect(s3).toHaveReceivedCommandWith(GetObjectCommand, { VersionId: 'v3L.abc', Range: 'bytes=0-8' });
     });
 

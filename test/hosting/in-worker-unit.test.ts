@@ -87,8 +87,10 @@ describe('a unit of an in-worker scoring pipeline', () => {
   });
 
   it('fails the unit at its first delivery, with one line, when the model is corrupt: no record is rejected for it', async () => {
-    // Replaced after planning: plan's schema check reads the model and would stop the run first.
-    const unit = await planOne();
+    // Replaced after planning: plan's schema check reads the model and would stop the run
+    // first. The unit reads the current object (no pinned model version, as an older
+    // planner's), else it would read the version planned on and never see the corrupt one.
+    const { modelPin: _pinned, ...unit } = await planOne();
     await store.put('models/credit-risk/model.json', '{"learner": {"objective": ');
     const error = await processUnit(deps(), config, unit, { isLastAttempt: false }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelFormatError);

@@ -654,8 +654,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'inference-component/sluice-docs-embed-model',
       ],
       ['capacity-sweeper', 'dynamodb:Query', ':table/'],
-      // In-worker scoring reads the JSON model itself.
-      ['work', 's3:GetObject', '/models/credit-risk/model.json'],
+      // In-worker scoring reads the JSON model itself, at the version its run pinned.
+      ['work', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);

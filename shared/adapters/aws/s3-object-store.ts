@@ -47,7 +47,12 @@ export class S3ObjectStore implements ObjectStore {
           : out.ETag !== undefined
             ? `e:${out.ETag}`
             : undefined;
-      return { key, size: out.ContentLength ?? 0, ...(version === undefined ? {} : { version }) };
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        ...(version === undefined ? {} : { version }),
+        ...(out.ETag === undefined ? {} : { etag: out.ETag }),
+      };
     } catch (error) {
       // HEAD responses have no body, so S3 can only say 404 (the SDK names it NotFound).
       if (isNotFound(error)) return undefined;

@@ -52,7 +52,26 @@ export class FsObjectStore implements ObjectStore {
   /** Content hashes already taken, by path, valid while the file keeps the identity they were taken at. */
   private readonly hashes = new Map<string, { identity: string; hash: string }>();
 
-  constructor(readonly root: string) {}
+  /**
+   * @param root the folder whose files are the objects
+   * @param versionsDir where earlier contents of replaced objects are kept by content hash
+   * ({@link versionFileOf}), so a read pinned to one still finds it, as on a versioned
+   * bucket; without it a pinned read of a replaced object fails with `ObjectChanged`
+   */
+  constructor(
+    readonly root: string,
+    readonly versionsDir?: string,
+  ) {}
+
+  /**
+   * The file that keeps `bytes` as an earlier version of any object
+   * (`<versionsDir>/<hash>`, the hash a version token of them starts with), or undefined
+   * without a versions folder.
+   */
+  versionFileOf(bytes: Uint8Array): string | undefined {
+    if (this.versionsDir === undefined) return undefined;
+    return path.join(this.versionsDir, createHash('sha256').update(bytes).digest('hex').slice(0, 32));
+  }
 
   /** The file path of a key, after checking it stays inside the root. */
   pathOf(key: string): string {
@@ -116,8 +135,15 @@ export class FsObjectStore implements ObjectStore {
       throw error;
     }
     try {
-      const info = await handle.stat({ bigint: true });
-      if (options.version !== undefined) await this.assertVersion(key, file, handle, info, options.version);
+      let info = await handle.stat({ bigint: true });
+      if (options.version !== undefined) {
+        const kept = await this.pinnedHandle(key, file, handle, info, options.version);
+        if (kept !== handle) {
+          await handle.close();
+          handle = kept;
+          info = await handle.stat({ bigint: true });
+        }
+      }
       assertRangeWithin(key, Number(info.size), start, end);
       if (Number(info.size) === 0) return;
       const stream = handle.createReadStream({
@@ -139,21 +165,43 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  private async assertVersion(
+  /**
+   * The open file holding the pinned version: `handle` while the object still has that
+   * content, else the kept earlier version of it (closing nothing), else `ObjectChanged`.
+   */
+  private async pinnedHandle(
     key: string,
     file: string,
     handle: FileHandle,
     info: BigIntStats,
     pinned: string,
-  ): Promise<void> {
+  ): Promise<FileHandle> {
     const [hash, identity] = pinned.split('.');
-    if (identity !== undefined && identity === identityOf(info)) return;
+    if (identity !== undefined && identity === identityOf(info)) return handle;
     const current = await this.versionOf(key, file, handle, info);
-    if (current.version.split('.')[0] === hash) return;
+    if (current.version.split('.')[0] === hash) return handle;
+    const kept = await this.keptVersion(hash);
+    if (kept) return kept;
     throw new ObjectChanged(
       key,
       `${key} changed since the run was planned (content sha256 ${hash?.slice(0, 12)}, now ${current.version.slice(0, 12)}, ${current.size} bytes)`,
     );
+  }
+
+  /** The kept earlier version whose content hash is `hash`, opened, if the versions folder has it intact. */
+  private async keptVersion(hash: string | undefined): Promise<FileHandle | undefined> {
+    if (this.versionsDir === undefined || hash === undefined || !/^[0-9a-f]{32}$/.test(hash))
+      return undefined;
+    let kept: FileHandle;
+    try {
+      kept = await open(path.join(this.versionsDir, hash), 'r');
+    } catch {
+      return undefined;
+    }
+    const size = Number((await kept.stat()).size);
+    if ((await sha256Of(kept, size)) === hash) return kept;
+    await kept.close();
+    return undefined;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { type ScorePipelineConfig, scorePipelineConfigSchema } from '../../config/pipeline-config.ts';
 import { TABLE_COLUMNS } from '../../output/parquet-tables.ts';
+import { pinModel } from '../../scoring/model-pin.ts';
 import { fitDecisionFor } from '../../scoring/scoring-context.ts';
 import type { JobKind } from '../job-kind.ts';
 import { mergeFitStage, workFitUnit } from './fit-stage.ts';
@@ -27,6 +28,8 @@ export const scoreJob: JobKind<ScorePipelineConfig> = {
       planUnits: planScoreUnits,
       workUnit: workScoreUnit,
       idTable: 'scores',
+      // The summary's `model` is the version the units pinned (in-worker scoring reads it).
+      mergeNeedsDescriptors: (config) => config.model.hosting === 'in-worker',
       mergeStage: mergeScoreStage,
       describeUnit: (c) => `${c.scored} rows scored`,
     },
@@ -41,6 +44,12 @@ export const scoreJob: JobKind<ScorePipelineConfig> = {
     );
     if (checked.warning) console.warn(`warning: ${checked.warning}`);
     return decision.action === 'fit' ? ['fit', 'score'] : ['score'];
+  },
+  // In-worker scoring reads the model itself: every unit reads the version planned on.
+  pinsOfRun: async (deps, config) => {
+    if (config.model.hosting !== 'in-worker') return {};
+    const modelPin = await pinModel(deps.store, config);
+    return modelPin === undefined ? {} : { modelPin };
   },
   // Plan prices units by the resolved spec and checks its columns against the inputs.
   configOfRun: scoreConfigOfNewRun,

@@ -3,12 +3,14 @@ import type { RunState, UnitState, WorkUnit } from '../../domain/types.ts';
 import { tablePartitionPrefix } from '../../output/keys.ts';
 import { scoresPartWriter, segmentStatsParquet } from '../../output/parquet-tables.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
+import type { StoredUnit } from '../../ports/run-store.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
 import {
   finalizeSegments,
   type SegmentAggregatesState,
   SegmentAggregator,
 } from '../../scoring/aggregates/segment-aggregates.ts';
+import { modelSummaryOf, modelVersionOf } from '../../scoring/model-pin.ts';
 import { scoreConfigOfRun } from '../../scoring/run-feature-spec.ts';
 import { intoStreamedPart, putIdList, putRejects, streamedTablePart } from '../../work/unit-output.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
@@ -17,13 +19,37 @@ import { withoutWarming } from '../../work/warming.ts';
 import type { StageMergeDeps, StageMerged, UnitWork, UnitWorkDeps } from '../job-kind.ts';
 import { modelSchemaWarning } from './model-schema-gate.ts';
 import { readPartial } from './read-partial.ts';
-import { scoreUnit, segmentPartialKey } from './score-unit.ts';
+import { type ScoreSink, scoreUnit, segmentPartialKey } from './score-unit.ts';
 
 /** The scoring model of the worker, or a one-line reason why there is none. */
 function endpointOf(deps: UnitWorkDeps, config: ScorePipelineConfig): ScoringEndpoint {
   if (!deps.scoringEndpoint)
     throw new Error(`pipeline ${config.name}: no scoring endpoint configured for this worker`);
   return deps.scoringEndpoint;
+}
+
+/**
+ * The worker's model at the version the run pinned (in-worker scoring reads exactly it),
+ * and the `model_version` its rows carry: null where the model is not read by the worker
+ * (an endpoint serves what it was deployed with) or the unit has no pin (older planners).
+ */
+function pinnedEndpointOf(
+  endpoint: ScoringEndpoint,
+  unit: WorkUnit,
+): { endpoint: ScoringEndpoint; modelVersion: string | null } {
+  const pin = unit.modelPin;
+  if (pin === undefined || endpoint.atVersion === undefined) return { endpoint, modelVersion: null };
+  return { endpoint: endpoint.atVersion(pin.version), modelVersion: modelVersionOf(pin.version) };
+}
+
+/** The sink with each row stamped with the model version that scored it. */
+function withModelVersion(sink: ScoreSink, modelVersion: string | null): ScoreSink {
+  return {
+    add: (rows) => {
+      for (const row of rows) row.model_version = modelVersion;
+      return sink.add(rows);
+    },
+  };
 }
 
 /**
@@ -36,7 +62,7 @@ export async function workScoreUnit(
   unit: WorkUnit,
   checkpoint?: Checkpoint,
 ): Promise<UnitWork> {
-  const endpoint = endpointOf(deps, config);
+  const { endpoint, modelVersion } = pinnedEndpointOf(endpointOf(deps, config), unit);
   const part = streamedTablePart(
     deps.store,
     'scores',
@@ -44,7 +70,13 @@ export async function workScoreUnit(
     scoresPartWriter(unit.runId, config.output.passThrough),
   );
   const { result: scored, key } = await intoStreamedPart(part, (sink) =>
-    scoreUnit({ store: deps.store, endpoint }, config, unit, sink, checkpoint),
+    scoreUnit(
+      { store: deps.store, endpoint },
+      config,
+      unit,
+      withModelVersion(sink, modelVersion),
+      checkpoint,
+    ),
   );
   await putIdList(deps.store, unit, scored.idList);
   const rejectsKey = await putRejects(deps.store, unit, scored.rejects);
@@ -117,7 +149,7 @@ export async function mergeScoreStage(
   deps: StageMergeDeps,
   config: ScorePipelineConfig,
   run: RunState,
-  units: readonly UnitState[],
+  units: readonly StoredUnit[],
 ): Promise<StageMerged> {
   const merged = await mergedSegments(deps.store, config, run, units);
   const { prior, segments } = finalizeSegments(merged, { quantiles: config.segments.quantiles });
@@ -131,7 +163,12 @@ export async function mergeScoreStage(
     await deps.segmentStats?.recordSegments(run.pipeline, run.runId, prior, segments);
   }
   const warning = await modelSchemaWarning(deps.store, config);
+  const pin = units.find((unit) => unit.descriptor?.modelPin !== undefined)?.descriptor?.modelPin;
   return {
-    summary: { segments: segments.length, ...(warning === undefined ? {} : { warnings: [warning] }) },
+    summary: {
+      segments: segments.length,
+      ...(warning === undefined ? {} : { warnings: [warning] }),
+      ...(pin === undefined ? {} : { model: modelSummaryOf(config.model.modelKey, pin) }),
+    },
   };
 }

@@ -14,6 +14,8 @@ export interface InWorkerScoringEndpointOptions {
   /** The worker's models, shared by its pipelines (one per container). */
   readonly cache: XgboostModelCache;
   readonly limits: ModelLoadLimits;
+  /** The version of the model object to score with (the run's pin); absent: the current one. */
+  readonly version?: string;
 }
 
 /**
@@ -39,8 +41,13 @@ export class InWorkerScoringEndpoint implements ScoringEndpoint {
 
   /** The model as the worker holds it now (read and compiled on first use; see XgboostModelCache). */
   model(): Promise<WorkerModel> {
-    const { cache, store, modelKey, limits } = this.options;
-    return cache.get(store, modelKey, limits);
+    const { cache, store, modelKey, limits, version } = this.options;
+    return cache.get(store, modelKey, limits, version);
+  }
+
+  /** The same model at exactly one version of its object (a unit's `modelPin`), shared cache and all. */
+  atVersion(version: string): InWorkerScoringEndpoint {
+    return new InWorkerScoringEndpoint({ ...this.options, version });
   }
 
   async score(csvRows: string, _stats: CallStats): Promise<string> {

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
+import { InputError, ObjectChanged } from '../../errors/errors.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { ModelUnusable } from '../errors.ts';
+import { modelVersionOf } from '../model-pin.ts';
 import { XgboostPredictor } from '../xgboost/xgboost-predictor.ts';
 
 /** A model as a worker scores with it, and what it was read from. */
@@ -71,6 +73,13 @@ export function maxModelBytesFor(
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** Where a pinned version is held: beside the key's unpinned entry, one entry per version. */
+const pinnedCacheKey = (key: string, version: string): string => `${key}\u0000${version}`;
+
+function tooLargeLine(key: string, size: number, limits: ModelLoadLimits): string {
+  return `model.modelKey: ${key} is ${(size / MIB).toFixed(1)} MiB, more than in-worker scoring loads (${(limits.maxModelBytes / MIB).toFixed(0)} MiB, an eighth of the worker's memory or heap): raise workers.memoryMiB or set model.hosting to serverless or instance`;
+}
+
 /** The file name of a key (its last segment). */
 const fileNameOf = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
@@ -102,8 +111,15 @@ export class XgboostModelCache {
     this.now = options.now ?? Date.now;
   }
 
-  /** The model at `key` in `store`, from the cache while it is fresh. */
-  get(store: ObjectStore, key: string, limits: ModelLoadLimits): Promise<WorkerModel> {
+  /**
+   * The model at `key` in `store`, from the cache while it is fresh. With `version` (the
+   * run's pin, `WorkUnit.modelPin`), exactly that version: read with it (S3 `VersionId` or
+   * `If-Match`, locally the content hash, kept earlier contents included) and then held
+   * without revalidation, since a version's bytes never change. A pinned version the store
+   * no longer has is {@link ModelUnusable}, naming it.
+   */
+  get(store: ObjectStore, key: string, limits: ModelLoadLimits, version?: string): Promise<WorkerModel> {
+    if (version !== undefined) return this.getPinned(store, key, limits, version);
     const entry = this.entries.get(key);
     if (entry && this.now() - entry.checkedAt < this.revalidateMs) {
       this.touch(entry);
@@ -115,6 +131,69 @@ export class XgboostModelCache {
       this.loading.set(key, load);
     }
     return load;
+  }
+
+  private getPinned(
+    store: ObjectStore,
+    key: string,
+    limits: ModelLoadLimits,
+    version: string,
+  ): Promise<WorkerModel> {
+    const cacheKey = pinnedCacheKey(key, version);
+    const entry = this.entries.get(cacheKey);
+    if (entry) {
+      this.touch(entry);
+      return entry.failure ? Promise.reject(entry.failure) : Promise.resolve(entry.model!);
+    }
+    let load = this.loading.get(cacheKey);
+    if (!load) {
+      load = this.loadPinned(store, key, limits, version).finally(() => this.loading.delete(cacheKey));
+      this.loading.set(cacheKey, load);
+    }
+    return load;
+  }
+
+  private async loadPinned(
+    store: ObjectStore,
+    key: string,
+    limits: ModelLoadLimits,
+    version: string,
+  ): Promise<WorkerModel> {
+    const cacheKey = pinnedCacheKey(key, version);
+    this.counters.reads += 1;
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of store.readRange(key, 0, undefined, { version })) {
+        size += chunk.byteLength;
+        if (size > limits.maxModelBytes) {
+          return this.settle(
+            cacheKey,
+            version,
+            `size:${size}`,
+            this.now(),
+            new ModelUnusable(tooLargeLine(key, size, limits)),
+          );
+        }
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      // Not remembered: the store may answer otherwise for the next unit (a restored version).
+      if (error instanceof ObjectChanged)
+        throw new ModelUnusable(
+          `model.modelKey: ${key} at version ${modelVersionOf(version)}, pinned when the run was planned, can no longer be read (${error.message}); start a new run to score with the current model`,
+          { cause: error },
+        );
+      if (error instanceof InputError)
+        throw new ModelUnusable(
+          `model.modelKey: no object ${key} in the bucket (in-worker scoring reads it)`,
+          {
+            cause: error,
+          },
+        );
+      throw error;
+    }
+    return this.compile(cacheKey, key, version, Buffer.concat(chunks), this.now());
   }
 
   /** Models held and the bytes of their compiled forests. */
@@ -150,9 +229,7 @@ export class XgboostModelCache {
         info.version,
         `size:${info.size}`,
         checkedAt,
-        new ModelUnusable(
-          `model.modelKey: ${key} is ${(info.size / MIB).toFixed(1)} MiB, more than in-worker scoring loads (${(limits.maxModelBytes / MIB).toFixed(0)} MiB, an eighth of the worker's memory or heap): raise workers.memoryMiB or set model.hosting to serverless or instance`,
-        ),
+        new ModelUnusable(tooLargeLine(key, info.size, limits)),
       );
     }
     this.counters.reads += 1;
@@ -170,20 +247,32 @@ export class XgboostModelCache {
       if (known.failure) throw known.failure;
       return { ...known.model!, version: info.version };
     }
+    return this.compile(key, key, info.version, bytes, checkedAt, digest);
+  }
+
+  /** Compiles a model's bytes and keeps the model, or why it is none, under `cacheKey`. */
+  private compile(
+    cacheKey: string,
+    key: string,
+    version: string | undefined,
+    bytes: Uint8Array,
+    checkedAt: number,
+    digest: string = sha256Hex(bytes),
+  ): WorkerModel {
     this.counters.compiles += 1;
     let predictor: XgboostPredictor;
     try {
       predictor = XgboostPredictor.fromJson(new TextDecoder().decode(bytes), key);
     } catch (error) {
       if (!(error instanceof ModelUnusable)) throw error;
-      return this.settle(key, info.version, digest, checkedAt, error);
+      return this.settle(cacheKey, version, digest, checkedAt, error);
     }
     const model: WorkerModel = {
       predictor,
       modelId: `xgboost-json:${fileNameOf(key)}@${digest.slice(0, 12)}`,
-      version: info.version,
+      version,
     };
-    return this.settle(key, info.version, digest, checkedAt, model);
+    return this.settle(cacheKey, version, digest, checkedAt, model);
   }
 
   /** Stores what a load found (a model or why there is none) and returns or throws it. */
