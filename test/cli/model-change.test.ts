@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openHome } from '../../cli/home.ts';
+import { seedBundle } from '../../cli/seed-bundle.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { sluice } from '../support/cli.ts';
 
 const CREDIT_SAMPLE = 'events/data/credit-sample.csv';
@@ -130,5 +133,34 @@ describe('sluice run after the model file beside the pipeline changed', () => {
     expect(third.json().replacedFiles).toBeUndefined();
     const after = await stat(bucketModel, { bigint: true });
     expect([after.ino, after.mtimeNs]).toEqual([before.ino, before.mtimeNs]);
+  });
+
+  it('seeds a replaced model whole when two runs start at once, and keeps the bytes it replaced', async () => {
+    const dir = await mkdtemp(path.join(work, 'concurrent-'));
+    const folder = await pipelinesIn(dir);
+    const config = await loadPipelineConfig(folder, 'credit-risk');
+    const home = openHome(path.join(dir, 'home'));
+    await seedBundle(home, config, folder, () => {});
+    const modelFile = path.join(folder, ...MODEL_KEY.split('/'));
+    const oldBytes = await readFile(modelFile);
+    const model = JSON.parse(oldBytes.toString('utf8'));
+    model.learner.learner_model_param.base_score = '5E-1';
+    const newText = JSON.stringify(model);
+    await writeFile(modelFile, newText);
+
+    const lines: string[] = [];
+    const seeded = await Promise.all(
+      [1, 2, 3].map(() => seedBundle(home, config, folder, (l) => lines.push(l))),
+    );
+
+    expect(seeded.flat().every((change) => change.sha256 === sha256(newText))).toBe(true);
+    expect(await readFile(home.store.pathOf(MODEL_KEY), 'utf8')).toBe(newText);
+    expect(await readFile(home.store.versionFileOf(oldBytes)!)).toEqual(oldBytes);
+    const folderOfModel = path.dirname(home.store.pathOf(MODEL_KEY));
+    expect((await readdir(folderOfModel)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    // Seeded again once settled: nothing left to say.
+    const after: string[] = [];
+    expect(await seedBundle(home, config, folder, (l) => after.push(l))).toEqual([]);
+    expect(after).toEqual([]);
   });
 });
