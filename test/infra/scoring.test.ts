@@ -183,10 +183,13 @@ describe('QueryLayer with a score pipeline', () => {
       record_id: 'string',
       score: 'double',
       model: 'string',
+      // The version of the model object that scored the row (docs/scoring.md).
+      model_version: 'string',
       source_key: 'string',
       line: 'bigint',
       outputs: 'string',
       metadata: 'string',
+      reasons: 'string',
     });
     expect(columns('segment_stats')).toMatchObject({
       segment_key: 'string',
