@@ -1,4 +1,5 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { LambdaClient, type LambdaClientConfig } from '@aws-sdk/client-lambda';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SageMakerClient, type SageMakerClientConfig } from '@aws-sdk/client-sagemaker';
 import { SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-sdk/client-sagemaker-runtime';
@@ -9,10 +10,7 @@ import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
-import {
-  type EventSourceMappingApi,
-  LambdaWorkerConcurrency,
-} from '../../shared/adapters/aws/lambda-worker-concurrency.ts';
+import { LambdaWorkerConcurrency } from '../../shared/adapters/aws/lambda-worker-concurrency.ts';
 import {
   PipelineEndpointRegistry,
   type PipelineEndpoints,
@@ -47,6 +45,11 @@ export interface AwsClients {
   readonly sagemaker: SageMakerRuntimeClient;
   /** The SageMaker control plane: inference component copies (run-scoped capacity). */
   readonly sagemakerControl: SageMakerClient;
+  /**
+   * The Lambda control plane: the work event source's MaximumConcurrency (workers follow the
+   * copies), used only where `SLUICE_WORK_EVENT_SOURCE_ID` is set (plan, capacity sweeper).
+   */
+  readonly lambda: LambdaClient;
 }
 
 /** Client settings laid over the defaults (tests point clients at local servers with these). */
@@ -57,6 +60,7 @@ export interface AwsClientOverrides {
   readonly sagemaker?: SageMakerRuntimeClientConfig;
   /** @default the region, credentials and endpoint of `sagemaker` */
   readonly sagemakerControl?: SageMakerClientConfig;
+  readonly lambda?: LambdaClientConfig;
 }
 
 /**
@@ -85,6 +89,8 @@ export function createAwsClients(env: Environment, overrides: AwsClientOverrides
       ...controlSettingsOf(overrides.sagemaker),
       ...overrides.sagemakerControl,
     }),
+    // Standard retries: throttling (TooManyRequestsException) and 5xx are retried by the SDK.
+    lambda: new LambdaClient({ ...overrides.lambda }),
   };
 }
 
@@ -131,12 +137,6 @@ export interface AdapterOptions {
   readonly redelivery?: RedeliverySchedule;
   /** Replaces the SageMaker control plane (handler tests use an in-memory one). */
   readonly capacityControl?: CapacityControl;
-  /**
-   * The Lambda client that sets the work event source's limit (workers follow the copies),
-   * used where `SLUICE_WORK_EVENT_SOURCE_ID` is set (plan, capacity sweeper). Without one the
-   * limit stays as deployed: `@aws-sdk/client-lambda` is not a dependency yet (docs/capacity.md).
-   */
-  readonly eventSourceMappings?: EventSourceMappingApi;
 }
 
 /** Builds the adapters from the validated environment and the shared clients. */
@@ -169,14 +169,14 @@ export function createAdapters(
     capacity: {
       leases: new DynamoCapacityLeases({ doc: clients.dynamo, tableName: env.runsTable }),
       control: options.capacityControl ?? new SageMakerCapacityControl({ client: clients.sagemakerControl }),
-      ...workersOf(env, options.eventSourceMappings),
+      ...workersOf(env, clients.lambda),
     },
   };
 }
 
-/** The work event source's limit, where this function may set it and has a client to. */
-function workersOf(env: Environment, client: EventSourceMappingApi | undefined): { workers?: WorkerScaling } {
-  if (env.workEventSourceId === undefined || client === undefined) return {};
+/** The work event source's limit, where this function may set it (its role grants the two calls). */
+function workersOf(env: Environment, client: LambdaClient): { workers?: WorkerScaling } {
+  if (env.workEventSourceId === undefined) return {};
   const pipelines = [...env.pipelines.values()];
   const capacities = pipelines
     .map((config) => pipelineCapacityOf(config))

@@ -1,28 +1,15 @@
+import {
+  GetEventSourceMappingCommand,
+  type LambdaClient,
+  UpdateEventSourceMappingCommand,
+} from '@aws-sdk/client-lambda';
 import { WorkerConcurrencyError } from '../../capacity/errors.ts';
 import type { SetWorkersOutcome, WorkerConcurrency } from '../../capacity/worker-concurrency.ts';
 import { awsErrorName, httpStatusOf, isAwsError, isNetworkError } from './aws-error.ts';
 
-/**
- * The two Lambda control-plane calls the adapter makes, in the shape of the AWS SDK v3
- * aggregated client (`new Lambda({})` from `@aws-sdk/client-lambda`: `getEventSourceMapping`
- * and `updateEventSourceMapping`, input and output as the Lambda API reference names them).
- * Typed here so the adapter does not pin the SDK package: any client with these two methods
- * serves (tests pass a fake that answers and fails as Lambda does).
- */
-export interface EventSourceMappingApi {
-  getEventSourceMapping(input: { UUID: string }): Promise<{
-    ScalingConfig?: { MaximumConcurrency?: number };
-    State?: string;
-  }>;
-  updateEventSourceMapping(input: {
-    UUID: string;
-    ScalingConfig: { MaximumConcurrency: number };
-  }): Promise<unknown>;
-}
-
 export interface LambdaWorkerConcurrencyOptions {
   /** The Lambda client, created once per process (the SDK's standard retries cover throttling). */
-  readonly client: EventSourceMappingApi;
+  readonly client: LambdaClient;
   /** UUID of the work queue's event source mapping (`SLUICE_WORK_EVENT_SOURCE_ID`). */
   readonly eventSourceId: string;
 }
@@ -43,7 +30,7 @@ export interface LambdaWorkerConcurrencyOptions {
  *   the SDK; past its attempts they are `WorkerConcurrencyError` with `retryable: true`.
  */
 export class LambdaWorkerConcurrency implements WorkerConcurrency {
-  private readonly client: EventSourceMappingApi;
+  private readonly client: LambdaClient;
   private readonly eventSourceId: string;
 
   constructor(options: LambdaWorkerConcurrencyOptions) {
@@ -53,7 +40,7 @@ export class LambdaWorkerConcurrency implements WorkerConcurrency {
 
   async current(): Promise<number | undefined> {
     try {
-      const out = await this.client.getEventSourceMapping({ UUID: this.eventSourceId });
+      const out = await this.client.send(new GetEventSourceMappingCommand({ UUID: this.eventSourceId }));
       return out.ScalingConfig?.MaximumConcurrency;
     } catch (error) {
       throw this.failure('read the limit of', error);
@@ -62,10 +49,12 @@ export class LambdaWorkerConcurrency implements WorkerConcurrency {
 
   async set(maximum: number): Promise<SetWorkersOutcome> {
     try {
-      await this.client.updateEventSourceMapping({
-        UUID: this.eventSourceId,
-        ScalingConfig: { MaximumConcurrency: maximum },
-      });
+      await this.client.send(
+        new UpdateEventSourceMappingCommand({
+          UUID: this.eventSourceId,
+          ScalingConfig: { MaximumConcurrency: maximum },
+        }),
+      );
       return { applied: true };
     } catch (error) {
       if (isAwsError(error, 'ResourceInUseException', 'ResourceConflictException'))
