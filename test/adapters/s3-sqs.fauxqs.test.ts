@@ -45,6 +45,7 @@ describe('S3ObjectStore and SqsWorkQueue against fauxqs', () => {
         key: 'incoming/docs/a.jsonl',
         size: Buffer.byteLength(text),
         version: expect.stringMatching(/^e:"[0-9a-f]+"$/),
+        etag: expect.stringMatching(/^"[0-9a-f]+"$/),
       });
       expect(await store.head('incoming/docs/missing.jsonl')).toBeUndefined();
     });
