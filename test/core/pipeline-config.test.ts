@@ -55,7 +55,7 @@ describe('pipeline config', () => {
 
   it('names the known pipelines when one is missing', async () => {
     await expect(loadPipelineConfig('pipelines', 'nope')).rejects.toThrow(
-      /pipeline "nope" not found: .*\(known: credit-risk, docs\)/,
+      /pipeline "nope" not found: .*\(known: credit-risk, docs, generate-triage, recommend\)/,
     );
   });
 });

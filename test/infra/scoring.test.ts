@@ -151,6 +151,8 @@ describe('QueryLayer with a score pipeline', () => {
     expect(names.sort()).toEqual([
       'embeddings',
       'embeddings_current',
+      'generations',
+      'recommendations',
       'rejects',
       'runs',
       'scores',
