@@ -49,6 +49,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   search: async () => (await import('./search.ts')).runSearchBench(),
   recommend: async () => (await import('./recommend.ts')).runRecommendBench(),
   generate: async () => (await import('./generate-quality.ts')).runGenerateBench(),
+  'generate-saturation': async () => (await import('./generate-saturation.ts')).runGenerateSaturationBench(),
 };
 // `npm run bench -- padding incremental` runs only those; no names runs them all.
 const wanted = process.argv.slice(2);

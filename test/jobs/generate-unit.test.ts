@@ -4,7 +4,11 @@ import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-sto
 import { type GeneratePipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EndpointUnavailable } from '../../shared/errors/errors.ts';
-import type { ChatEndpoint } from '../../shared/jobs/generate/chat-endpoint.ts';
+import {
+  type ChatEndpoint,
+  chatLimiterOptions,
+  chatTimeoutMs,
+} from '../../shared/jobs/generate/chat-endpoint.ts';
 import { generateJob } from '../../shared/jobs/generate/generate-job.ts';
 import { generateJobFor, workGenerateUnit } from '../../shared/jobs/generate/generate-stage.ts';
 import { generateUnit } from '../../shared/jobs/generate/generate-unit.ts';
@@ -206,6 +210,18 @@ describe('generateUnit', () => {
       new ScriptedChat(),
     );
     expect(second.result.counts).toMatchObject({ generated: 10, cached: 0 });
+  });
+});
+
+describe('the LLM endpoint client settings', () => {
+  it('counts latency as queueing only at 4x the unloaded latency, and never starts above the maximum', () => {
+    expect(chatLimiterOptions({ initialConcurrency: 8, concurrency: 64 })).toEqual({
+      initialLimit: 8,
+      maxLimit: 64,
+      latencyTolerance: 4,
+    });
+    expect(chatLimiterOptions({ initialConcurrency: 8, concurrency: 4 }).initialLimit).toBe(4);
+    expect(chatTimeoutMs(512)).toBe(81_200);
   });
 });
 

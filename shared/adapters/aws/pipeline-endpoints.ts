@@ -8,7 +8,7 @@ import {
 } from '../../config/pipeline-config.ts';
 import { AdaptiveLimiter } from '../../endpoint/adaptive-limiter.ts';
 import { ConfigError } from '../../errors/errors.ts';
-import { type ChatEndpoint, chatTimeoutMs } from '../../jobs/generate/chat-endpoint.ts';
+import { type ChatEndpoint, chatLimiterOptions, chatTimeoutMs } from '../../jobs/generate/chat-endpoint.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import type { ScoringEndpoint } from '../../ports/scoring-endpoint.ts';
@@ -177,10 +177,7 @@ export class PipelineEndpointRegistry {
     const limiterKey = endpoint.url ?? endpoint.name;
     let limiter = this.limiters.get(limiterKey);
     if (!limiter) {
-      limiter = new AdaptiveLimiter({
-        initialLimit: Math.min(endpoint.initialConcurrency, endpoint.concurrency),
-        maxLimit: endpoint.concurrency,
-      });
+      limiter = new AdaptiveLimiter(chatLimiterOptions(endpoint));
       this.limiters.set(limiterKey, limiter);
     }
     const timeoutMs = generateTimeoutMs(config);

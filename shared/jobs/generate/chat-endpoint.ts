@@ -16,6 +16,26 @@ export interface ChatEndpoint {
   complete(body: string, cost: number, stats: CallStats): Promise<string>;
 }
 
+/**
+ * The adaptive limiter's settings for an LLM endpoint. A continuous-batching server's
+ * latency grows with the requests it decodes together (each step takes longer with a
+ * bigger batch) and with each answer's length, which is not known in advance: both are
+ * normal until the KV cache is full. So latency counts as queueing only at 4 times the
+ * unloaded latency (2 for embedding batches), and throttling (the server refusing work
+ * past its cache and queue) stays the main signal (bench/generate-saturation.ts: at 2 the
+ * limiter settled at 6 of the server's 48 slots).
+ */
+export function chatLimiterOptions(endpoint: {
+  readonly initialConcurrency: number;
+  readonly concurrency: number;
+}) {
+  return {
+    initialLimit: Math.min(endpoint.initialConcurrency, endpoint.concurrency),
+    maxLimit: endpoint.concurrency,
+    latencyTolerance: 4,
+  };
+}
+
 /** Waiting for the first token: the request queue and the prompt's prefill. */
 const FIRST_TOKEN_BUDGET_MS = 30_000;
 /**
