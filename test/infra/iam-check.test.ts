@@ -51,6 +51,10 @@ import {
   startDynalite,
   startFauxqsServer,
 } from '../support/local-aws.ts';
+import {
+  type LocalEventSourceMappings,
+  startLocalEventSourceMappings,
+} from '../support/local-event-source-mappings.ts';
 import { type RecordedCall, SdkCallRecorder } from '../support/sdk-call-recorder.ts';
 import { playVersionedBucket } from '../support/versioned-bucket.ts';
 import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
@@ -162,16 +166,6 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     resource: 'inference-component/sluice-credit-risk-model',
     reason: "finalize scaled credit-risk's component in at release, so the sweeps find it at 0",
   },
-  // Workers follow the copies (docs/capacity.md): the Lambda client that makes these two calls
-  // (@aws-sdk/client-lambda) is not a dependency yet, so no deployed adapter makes them; the
-  // resource (the work queue's one mapping) is checked in run-scoped-capacity.test.ts.
-  ...(['plan', 'capacity-sweeper'] as const).flatMap((fn) =>
-    ['lambda:GetEventSourceMapping', 'lambda:UpdateEventSourceMapping'].map((action) => ({
-      fn,
-      action,
-      reason: 'the work event source limit follows the copies once @aws-sdk/client-lambda is added',
-    })),
-  ),
 ];
 
 describe('IAM check: every AWS call the handlers make is allowed by the role the stack gives its function', () => {
@@ -182,6 +176,10 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   let dynalite: LocalAwsServer;
   let models: { embed: ModelServer; score: ModelServer; router: Server };
   let env: Environment;
+  /** Each function's environment: plan's and the sweeper's carry the work mapping's id, as the stack sets it. */
+  const envByStep = new Map<Step, Environment>();
+  /** The work queue's event source mapping (GetEventSourceMapping, UpdateEventSourceMapping), by its deployed UUID. */
+  let mappings: LocalEventSourceMappings;
   const recorder = new SdkCallRecorder();
   const clientsByStep = new Map<Step, AwsClients>();
   let driver: { s3: S3Client; sqs: SQSClient };
@@ -264,21 +262,45 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     for (const q of [queues.ingest, queues.work, queues.finalize]) await create(q.queue, q.deadLetterQueue);
     await driver.s3.send(new CreateBucketCommand({ Bucket: names.nameOf(idOf(stack.storage.bucket)) }));
 
-    env = loadEnvironment({
+    const vars = {
       SLUICE_BUCKET: names.nameOf(idOf(stack.storage.bucket)),
       SLUICE_RUNS_TABLE: names.nameOf(idOf(stack.runsTable.table)),
       SLUICE_WORK_QUEUE_URL: urls.get(idOf(queues.work.queue)),
       SLUICE_FINALIZE_QUEUE_URL: urls.get(idOf(queues.finalize.queue)),
       SLUICE_PIPELINES: JSON.stringify(stack.pipelines),
       SLUICE_SAGEMAKER_ENDPOINT_URL: `http://127.0.0.1:${(models.router.address() as AddressInfo).port}`,
-    });
+    };
+    env = loadEnvironment(vars);
+    // The work queue's mapping, at the limit the stack deploys; its UUID is what a function's
+    // SLUICE_WORK_EVENT_SOURCE_ID resolves to, and what its grant names.
+    const mappingIds = Object.entries(template.Resources)
+      .filter(([, r]) => r.Type === 'AWS::Lambda::EventSourceMapping')
+      .filter(([, r]) =>
+        JSON.stringify(r.Properties?.FunctionName).includes(idOf(stack.functions.work.function)),
+      )
+      .map(([id]) => id);
+    expect(mappingIds).toHaveLength(1);
+    // Deployed at the stack's ceiling, then where the sweeper leaves it between runs: the
+    // floor of 2, so that the drive's first run raises it (plan) and the last sweep lowers it.
+    mappings = await startLocalEventSourceMappings({ [names.resolve({ Ref: mappingIds[0] })]: 2 });
+    for (const step of STEPS) {
+      const variables = template.Resources[idOf(functionOf(step).function)]?.Properties?.Environment as
+        | { Variables?: Record<string, unknown> }
+        | undefined;
+      const id = variables?.Variables?.SLUICE_WORK_EVENT_SOURCE_ID;
+      envByStep.set(
+        step,
+        id === undefined ? env : loadEnvironment({ ...vars, SLUICE_WORK_EVENT_SOURCE_ID: names.resolve(id) }),
+      );
+    }
     // One set of clients per function, as each Lambda has its own: each records as its function.
     for (const step of STEPS) {
-      const clients = createAwsClients(env, {
+      const clients = createAwsClients(envByStep.get(step)!, {
         s3: { ...localClientConfig(fauxqs.endpoint), forcePathStyle: true },
         sqs: localClientConfig(fauxqs.endpoint),
         dynamo: localClientConfig(dynalite.endpoint),
         sagemaker: { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
+        lambda: localClientConfig(mappings.endpoint),
       });
       recorder.attach(step, clients);
       playVersionedBucket(clients.s3);
@@ -293,7 +315,13 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     driver?.s3.destroy();
     driver?.sqs.destroy();
     models?.router.close();
-    await Promise.all([fauxqs?.stop(), dynalite?.stop(), models?.embed.close(), models?.score.close()]);
+    await Promise.all([
+      fauxqs?.stop(),
+      dynalite?.stop(),
+      mappings?.stop(),
+      models?.embed.close(),
+      models?.score.close(),
+    ]);
   });
 
   /**
@@ -305,7 +333,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
    */
   async function drive(): Promise<void> {
     const adapters = (step: Step) =>
-      createAdapters(env, clientsByStep.get(step)!, {
+      createAdapters(envByStep.get(step)!, clientsByStep.get(step)!, {
         sleep: (ms) => delay(Math.min(ms, 5)),
         redelivery: { baseSeconds: 1, maxSeconds: 1 },
       });
@@ -654,10 +682,20 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'inference-component/sluice-docs-embed-model',
       ],
       ['capacity-sweeper', 'dynamodb:Query', ':table/'],
+      // Workers follow the copies: plan raises the work mapping's limit, the sweeper reads and lowers it.
+      ['plan', 'lambda:GetEventSourceMapping', ':event-source-mapping:'],
+      ['plan', 'lambda:UpdateEventSourceMapping', ':event-source-mapping:'],
+      ['capacity-sweeper', 'lambda:GetEventSourceMapping', ':event-source-mapping:'],
+      ['capacity-sweeper', 'lambda:UpdateEventSourceMapping', ':event-source-mapping:'],
       // In-worker scoring reads the JSON model itself, at the version its run pinned.
       ['work', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
+    // The Lambda calls took (raiseWorkers and sweepWorkers report a failed call, not throw it):
+    // plan raised the work mapping's limit above the floor, and the last sweep took it back.
+    const limits = mappings.updates.map((update) => update.maximumConcurrency ?? 0);
+    expect(Math.max(...limits), 'plan raised the workers').toBeGreaterThan(2);
+    expect(limits.at(-1), 'the sweeper lowered them to the floor').toBe(2);
     expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);
     expect(recorder.calls.length).toBeGreaterThan(100);
   });

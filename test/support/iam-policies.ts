@@ -311,6 +311,16 @@ export function iamRequestsOf(call: RecordedCall): IamRequest[] {
           context: none,
         },
       ];
+    case 'GetEventSourceMapping':
+    case 'UpdateEventSourceMapping':
+      // Authorized against the one mapping (Service Authorization Reference, AWS Lambda).
+      return [
+        {
+          action: `lambda:${call.command.replace(/Command$/, '')}`,
+          resource: `arn:aws:lambda:${REGION}:${ACCOUNT}:event-source-mapping:${String(input.UUID)}`,
+          context: none,
+        },
+      ];
     default:
       throw new Error(
         `the IAM check has no mapping for ${call.client} ${call.command} (sent by ${call.fn}): add it to iamRequestsOf`,

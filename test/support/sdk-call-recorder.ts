@@ -32,9 +32,14 @@ export class SdkCallRecorder {
 
   /** Adds the recording middleware to every client of `clients`, tagged with the function. */
   attach(fn: ObservedFunction, clients: AwsClients): void {
-    const stacks = [clients.s3, clients.sqs, clients.dynamo, clients.sagemaker, clients.sagemakerControl].map(
-      (client) => client.middlewareStack as unknown as InitializeStack,
-    );
+    const stacks = [
+      clients.s3,
+      clients.sqs,
+      clients.dynamo,
+      clients.sagemaker,
+      clients.sagemakerControl,
+      clients.lambda,
+    ].map((client) => client.middlewareStack as unknown as InitializeStack);
     for (const stack of stacks) {
       stack.add(
         (next, context) => async (args) => {
