@@ -46,6 +46,10 @@ export async function costCommand(args: string[], io: CommandIo): Promise<number
     throw new UsageError(
       `pipeline ${loaded.name} is a recommend pipeline, which this estimate does not price yet (its work follows similarity, not rows): run it locally and read the summary's cost`,
     );
+  if (loaded.kind === 'generate')
+    throw new UsageError(
+      `pipeline ${loaded.name} is a generate pipeline, which this estimate does not price yet (its work follows the answers' lengths and the LLM endpoint's instance): run it locally on a sample and read the summary's tokens`,
+    );
   // A score pipeline's inferred spec (rows are priced by its columns), from the model beside the config.
   const config =
     loaded.kind === 'score' ? await scoreConfigOfRun(new FsObjectStore(pipelinesDir), loaded) : loaded;

@@ -175,6 +175,15 @@ describe('sluice run --endpoint-url with a generate pipeline', () => {
     );
   });
 
+  it('refuses to estimate its cost with sluice cost, in one line', async () => {
+    const cost = await sluice('cost', 'events/data/tickets-sample.jsonl', '--pipeline', 'generate-triage');
+    expect(cost.code).toBe(2);
+    expect(cost.err.join('\n')).toContain(
+      'pipeline generate-triage is a generate pipeline, which this estimate does not price yet',
+    );
+    expect(cost.out.join('\n')).not.toContain('undefined');
+  });
+
   it('posts to the server /v1/chat/completions and records the configured model', async () => {
     const before = server.stats().requests;
     const run = await sluice(
