@@ -166,3 +166,34 @@ export function checkInputColumns(spec: FeatureSpec, input: InputColumns): strin
   }
   return `featureSpec reads column ${JSON.stringify(first)}${more}, which none of the first records of ${input.source} has: if it is misspelt, every row scores it as missing${hint}`;
 }
+
+/**
+ * Checks that every `output.passThrough` column is a column of the input. Against a CSV
+ * header or a Parquet schema a missing one stops the run at plan (the worker would fail
+ * every unit on it); JSONL has no header and an absent key is written as null, so it is
+ * not checked there.
+ *
+ * @throws ConfigError naming the first pass-through column the input lacks, and the one it likely meant
+ */
+export function checkPassThroughColumns(
+  passThrough: readonly { readonly column: string }[],
+  input: InputColumns,
+): void {
+  if (!input.complete) return;
+  const present = new Set(input.columns);
+  const missing = passThrough.filter((p) => !present.has(p.column));
+  if (missing.length === 0) return;
+  const first = missing[0]!.column;
+  const meant = likelyMeant(first, input.columns);
+  const hint = meant === undefined ? '' : `; did you mean ${JSON.stringify(meant)}?`;
+  const more =
+    missing.length > 1
+      ? ` (and ${missing.length - 1} more: ${listed(
+          missing.slice(1).map((p) => p.column),
+          4,
+        )})`
+      : '';
+  throw new ConfigError(
+    `output.passThrough reads column ${JSON.stringify(first)}${more}, which ${input.source} does not have (its columns: ${listed(input.columns)})${hint}`,
+  );
+}

@@ -25,6 +25,8 @@ describe('sluice run of a score pipeline with explain.topK and output.passThroug
     const hosted = { ...explained, name: 'hosted', model: { ...base.model, hosting: 'serverless' } };
     await writeFile(path.join(pipelines, 'credit-risk.json'), JSON.stringify(explained));
     await writeFile(path.join(pipelines, 'hosted.json'), JSON.stringify(hosted));
+    const misspelt = { ...explained, name: 'misspelt', output: { passThrough: ['customer_id', 'regoin'] } };
+    await writeFile(path.join(pipelines, 'misspelt.json'), JSON.stringify(misspelt));
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
@@ -79,5 +81,26 @@ describe('sluice run of a score pipeline with explain.topK and output.passThroug
     expect(line).toMatch(
       /explain\.topK: reason codes need model\.hosting "in-worker" \(this pipeline has "serverless"\)/,
     );
+  });
+
+  it('stops at plan with exit 2 and one line naming a misspelt pass-through column and the header name meant', async () => {
+    const home = path.join(work, 'h3');
+    const run = await sluice(
+      'run',
+      SAMPLE,
+      '--pipeline',
+      'misspelt',
+      '--pipelines',
+      pipelines,
+      '--home',
+      home,
+    );
+    expect(run.code).toBe(2);
+    expect(run.err.at(-1)).toMatch(
+      /^sluice run: output\.passThrough reads column "regoin", which incoming\/misspelt\/credit-sample\.csv does not have \(its columns: "customer_id", .*\); did you mean "region"\?$/,
+    );
+    // Nothing was queued: the run never reached a unit.
+    const status = await sluice('status', '--home', home, '--json');
+    expect(status.json()).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ import { planRun } from '../../shared/plan/plan-run.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { TreeShapExplainer } from '../../shared/scoring/xgboost/tree-shap.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
+import { parquetFile } from '../ingest/factories.ts';
 
 class RecordingQueue implements WorkQueue {
   units: WorkUnit[] = [];
@@ -213,12 +214,31 @@ describe('a score run with explain.topK and output.passThrough', () => {
     ]);
   });
 
-  it('fails the run with one line when a pass-through column is not in the CSV header', async () => {
-    const { summary, rows } = await run(await configWith({ output: { passThrough: ['regoin'] } }));
-    expect(summary).toMatchObject({ status: 'failed' });
-    const line = `output.passThrough: column "regoin" is not in the header of ${SOURCE} (its columns: customer_id, age,`;
-    expect(summary?.failedUnits?.length).toBeGreaterThan(0);
-    for (const failed of summary!.failedUnits!) expect(failed.lastError).toContain(line);
-    expect(rows).toHaveLength(0);
+  it('stops the run at plan with one line when a pass-through column is not in the CSV header (it used to fail every unit)', async () => {
+    const config = await configWith({ output: { passThrough: ['customer_id', 'regoin'] } });
+    await expect(
+      planRun({ store, runs, queue }, config, { runId: RUN_ID, trigger: 's3', keys: [SOURCE], now: NOW }),
+    ).rejects.toThrow(
+      /^output\.passThrough reads column "regoin", which incoming\/credit-risk\/sample\.csv does not have \(its columns: "customer_id", "age", .*\); did you mean "region"\?$/,
+    );
+    expect(queue.units).toHaveLength(0);
+    expect(await runs.getRun(RUN_ID)).toBeUndefined();
+  });
+
+  it('checks pass-through columns against a Parquet schema at plan as well', async () => {
+    const [header, ...lines] = (await readFile('events/data/credit-sample.csv', 'utf8'))
+      .split('\n')
+      .slice(0, 4);
+    const names = header!.split(',');
+    const columns = Object.fromEntries(names.map((name, i) => [name, lines.map((l) => l.split(',')[i]!)]));
+    const parquet = 'incoming/credit-risk/sample.parquet';
+    await store.put(parquet, parquetFile(columns, 10));
+    const config = await configWith({ output: { passThrough: ['Region'] } });
+    await expect(
+      planRun({ store, runs, queue }, config, { runId: RUN_ID, trigger: 's3', keys: [parquet], now: NOW }),
+    ).rejects.toThrow(
+      /^output\.passThrough reads column "Region", which incoming\/credit-risk\/sample\.parquet does not have .*; did you mean "region"\?$/,
+    );
+    expect(queue.units).toHaveLength(0);
   });
 });
