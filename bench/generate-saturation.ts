@@ -179,11 +179,19 @@ export async function runGenerateSaturationBench() {
   // The server's best as measured on this machine: exactly its KV slots in flight.
   const best = await measure(`fixed ${KV_SLOTS} (the server's best)`, RECORDS, KV_SLOTS);
   // The limiter a generate worker builds for the default endpoint settings (initial 8, max 64).
+  const chatOptions = chatLimiterOptions({ initialConcurrency: 8, concurrency: 64 });
   const adaptive = await measure(
-    'adaptive (the generate defaults: initial 8, max 64)',
+    'adaptive (the generate defaults: initial 8, max 64, slow start)',
     RECORDS,
     64,
-    new AdaptiveLimiter(chatLimiterOptions({ initialConcurrency: 8, concurrency: 64 })),
+    new AdaptiveLimiter(chatOptions),
+  );
+  // The same limiter without slow start (additive climb from 8), as before it was added.
+  const additive = await measure(
+    'adaptive without slow start (additive climb from 8)',
+    RECORDS,
+    64,
+    new AdaptiveLimiter({ ...chatOptions, slowStart: false }),
   );
   const fixed64 = await measure('fixed 64', RECORDS, 64);
   const fixed1 = await measure('fixed 1', 40, 1);
@@ -198,7 +206,7 @@ export async function runGenerateSaturationBench() {
       theoreticalTokensPerSecond: theoretical,
     },
     target: TARGET,
-    runs: [best, adaptive, fixed64, fixed1].map((r) => ({ ...r, fractionOfBest: fraction(r) })),
+    runs: [best, adaptive, additive, fixed64, fixed1].map((r) => ({ ...r, fractionOfBest: fraction(r) })),
     met:
       fraction(adaptive) >= TARGET.fractionOfBest &&
       adaptive.throttledShare <= TARGET.throttledShare &&

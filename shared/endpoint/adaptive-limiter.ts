@@ -60,6 +60,15 @@ export interface AdaptiveLimiterOptions {
   readonly probeWindows?: number;
   /** @default 64 */
   readonly maxProbeWindows?: number;
+  /**
+   * Start with a slow-start phase (TCP's): one step per successful call while the limit is
+   * in use, so the limit doubles per window of `limit` successes, until the first overload
+   * signal (a throttle, a timeout, or latency past `latencyTolerance`); from then on, the
+   * additive increase above. For endpoints whose capacity is far above the initial limit
+   * and that throttle cleanly past it (an LLM server with many KV cache slots). Off: the
+   * limit climbs additively from the start. @default false
+   */
+  readonly slowStart?: boolean;
   /** Milliseconds from any origin. @default performance.now */
   readonly now?: () => number;
 }
@@ -87,6 +96,8 @@ export interface AdaptiveLimiterStats {
   readonly ceiling: number | undefined;
   /** Smoothed latency / no-load latency since the last backoff (1 = no queueing). */
   readonly latencyRatio: number | undefined;
+  /** Still in the slow-start phase (always false without the `slowStart` option). */
+  readonly slowStarting: boolean;
 }
 
 /** Latencies under this many ms count as this much: below it differences are timer noise. */
@@ -96,6 +107,9 @@ const LATENCY_FLOOR_MS = 1;
  * AIMD concurrency limit for the calls of one worker to one endpoint, shared by all its
  * batches (the congestion control of TCP, applied to requests in flight).
  *
+ * - **Slow start** (opt-in, `slowStart`): until the first overload signal, one more call
+ *   in flight per successful call while the limit is really used, so the limit doubles per
+ *   window; the first throttle, timeout or high latency ends it for good.
  * - **Additive increase**: one more call in flight per window of `limit` successful calls,
  *   counted only while the limit is really used (at least half of it in flight), up to
  *   `maxLimit`.
@@ -134,6 +148,7 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
   private successesTowardStep = 0;
   private ceiling: number | undefined;
   private probeWindows: number;
+  private slowStarting: boolean;
   private latencyRatio: number | undefined;
   private epochSamples = 0;
   private readonly noLoadLatency = new Map<number, number>();
@@ -178,6 +193,7 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
     this.now = options.now ?? (() => performance.now());
     this.limit = options.initialLimit;
     this.probeWindows = this.initialProbeWindows;
+    this.slowStarting = options.slowStart ?? false;
     this.counters.peakLimit = this.limit;
     this.counters.lowestLimit = this.limit;
   }
@@ -209,6 +225,7 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
       waiting: this.waiters.length,
       ceiling: this.ceiling,
       latencyRatio: this.latencyRatio,
+      slowStarting: this.slowStarting,
       ...this.counters,
     };
   }
@@ -244,6 +261,8 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
     this.counters.succeeded += 1;
     if (epoch === this.epoch) {
       if (this.observeLatency(latencyMs, cost) > this.latencyTolerance) {
+        // The endpoint is queueing: the limit is near its capacity, stop doubling it.
+        this.slowStarting = false;
         // Queueing: back off once the signal rests on enough samples; until then, only hold.
         if (this.epochSamples < this.latencyMinSamples) return;
         this.counters.latencyBackoffs += 1;
@@ -297,13 +316,14 @@ export class AdaptiveLimiter implements ConcurrencyLimiter {
   }
 
   private successesPerStep(): number {
-    if (this.recovering()) return 1;
+    if (this.slowStarting || this.recovering()) return 1;
     if (!this.fastRecovery || this.ceiling === undefined) return this.limit;
     return this.limit * this.probeWindows;
   }
 
   private decrease(ratio: number): void {
     const before = this.limit;
+    this.slowStarting = false;
     if (this.ceiling !== undefined && before >= this.ceiling)
       this.probeWindows = Math.min(this.maxProbeWindows, this.probeWindows * 2);
     this.ceiling = before;

@@ -282,6 +282,104 @@ describe('AdaptiveLimiter', () => {
     expect(endpoint.limiter.stats()).toMatchObject({ limit: 4, latencyBackoffs: 2 });
   });
 
+  describe('slow start (opt-in)', () => {
+    it('doubles the limit per window of `limit` successes while it is in use', async () => {
+      const endpoint = new FakeEndpoint({ initialLimit: 4, maxLimit: 64, slowStart: true });
+      await endpoint.start(100);
+
+      await endpoint.succeedSaturated(4);
+      expect(endpoint.limit).toBe(8);
+      await endpoint.succeedSaturated(8);
+      expect(endpoint.limit).toBe(16);
+      await endpoint.succeedSaturated(16);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 32, slowStarting: true, backoffs: 0 });
+      expect(endpoint.inFlight).toBe(32);
+      expect(endpoint.violations).toEqual([]);
+    });
+
+    it('stops at the maximum', async () => {
+      const endpoint = new FakeEndpoint({ initialLimit: 4, maxLimit: 10, slowStart: true });
+      await endpoint.start(40);
+      await endpoint.succeedSaturated(30);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 10, peakLimit: 10 });
+    });
+
+    it('ends at the first throttle: halves, then recovers and climbs additively, never doubling again', async () => {
+      const endpoint = new FakeEndpoint({ initialLimit: 4, maxLimit: 64, slowStart: true, probeWindows: 1 });
+      await endpoint.start(100);
+      await endpoint.succeedSaturated(4 + 8);
+      expect(endpoint.limit).toBe(16);
+
+      await endpoint.finish('throttle', 100, endpoint.pending.length - 1);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 8, ceiling: 16, slowStarting: false });
+      // Calls sent at 16 finish: fast recovery climbs back to just under 16, one step each.
+      for (let i = 0; i < 15; i += 1) await endpoint.finish('ok');
+      expect(endpoint.limit).toBe(15);
+      // Then one step per window (probing 16 with probeWindows 1), and above it plain additive
+      // increase: one step per window of 17, not doubling.
+      await endpoint.succeedSaturated(15);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 16 });
+      await endpoint.succeedSaturated(16);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 17, ceiling: undefined, slowStarting: false });
+      await endpoint.succeedSaturated(16);
+      expect(endpoint.limit).toBe(17);
+      await endpoint.succeedSaturated(1);
+      expect(endpoint.limit).toBe(18);
+      expect(endpoint.violations).toEqual([]);
+    });
+
+    it('ends when latency says the endpoint is queueing, even before latency may lower the limit', async () => {
+      const endpoint = new FakeEndpoint({
+        initialLimit: 4,
+        maxLimit: 64,
+        slowStart: true,
+        latencyMinSamples: 1000,
+      });
+      await endpoint.start(100);
+      await endpoint.succeedSaturated(4, 100);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 8, slowStarting: true });
+
+      // EWMA(0.2) of ratio 5: 1.8, 2.44 (past the tolerance of 2): growth holds, slow start ends.
+      await endpoint.succeedSaturated(2, 500);
+      expect(endpoint.limiter.stats()).toMatchObject({ limit: 9, slowStarting: false, backoffs: 0 });
+      // Back to normal latency: one step per window of 9, not one per success.
+      await endpoint.succeedSaturated(30, 100);
+      expect(endpoint.limiter.stats().latencyRatio).toBeLessThan(2);
+      expect(endpoint.limit).toBe(11);
+    });
+
+    it('with the default options the limiter never takes the slow-start path (additive climb, unchanged)', async () => {
+      const withDefaults = new FakeEndpoint({ initialLimit: 4, maxLimit: 64 });
+      const explicitlyOff = new FakeEndpoint({ initialLimit: 4, maxLimit: 64, slowStart: false });
+      const withSlowStart = new FakeEndpoint({ initialLimit: 4, maxLimit: 64, slowStart: true });
+      const trajectory = async (endpoint: FakeEndpoint) => {
+        await endpoint.start(100);
+        const limits: number[] = [];
+        for (let i = 0; i < 60; i += 1) {
+          await endpoint.succeedSaturated(1);
+          expect(endpoint.limiter.stats().slowStarting).toBe(endpoint === withSlowStart);
+          limits.push(endpoint.limit);
+        }
+        return limits;
+      };
+      // Plain additive increase: one step per window of `limit` successes.
+      const additive: number[] = [];
+      for (let limit = 4, toward = 0; additive.length < 60; ) {
+        toward += 1;
+        if (toward === limit) {
+          limit += 1;
+          toward = 0;
+        }
+        additive.push(limit);
+      }
+
+      expect(await trajectory(withDefaults)).toEqual(additive);
+      expect(await trajectory(explicitlyOff)).toEqual(additive);
+      expect((await trajectory(withSlowStart)).at(-1)).toBe(64);
+      expect(additive.at(-1)).toBe(12);
+    });
+  });
+
   it('rejects options that make no sense, naming them', () => {
     expect(() => new AdaptiveLimiter({ initialLimit: 10, maxLimit: 4 })).toThrow(ConfigError);
     expect(() => new AdaptiveLimiter({ initialLimit: 10, maxLimit: 4 })).toThrow(/initialLimit/);
@@ -309,10 +407,11 @@ describe('AdaptiveLimiter', () => {
         fc.integer({ min: 1, max: 6 }),
         fc.integer({ min: 0, max: 10 }),
         fc.boolean(),
+        fc.boolean(),
         fc.array(step, { maxLength: 120 }),
-        async (initialLimit, headroom, fastRecovery, steps) => {
+        async (initialLimit, headroom, fastRecovery, slowStart, steps) => {
           const maxLimit = initialLimit + headroom;
-          const endpoint = new FakeEndpoint({ initialLimit, maxLimit, fastRecovery });
+          const endpoint = new FakeEndpoint({ initialLimit, maxLimit, fastRecovery, slowStart });
           const calls: Promise<string>[] = [];
           const limitInBounds = () => {
             const { limit } = endpoint.limiter.stats();

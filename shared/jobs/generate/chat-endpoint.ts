@@ -23,7 +23,10 @@ export interface ChatEndpoint {
  * normal until the KV cache is full. So latency counts as queueing only at 4 times the
  * unloaded latency (2 for embedding batches), and throttling (the server refusing work
  * past its cache and queue) stays the main signal (bench/generate-saturation.ts: at 2 the
- * limiter settled at 6 of the server's 48 slots).
+ * limiter settled at 6 of the server's 48 slots). Such a server's capacity (its KV cache
+ * slots) is often many times the initial limit, so the limit starts by doubling (slow
+ * start) until the first throttle or high latency, instead of climbing one step per window
+ * from 8; embedding and scoring endpoints keep the additive climb.
  */
 export function chatLimiterOptions(endpoint: {
   readonly initialConcurrency: number;
@@ -33,6 +36,7 @@ export function chatLimiterOptions(endpoint: {
     initialLimit: Math.min(endpoint.initialConcurrency, endpoint.concurrency),
     maxLimit: endpoint.concurrency,
     latencyTolerance: 4,
+    slowStart: true,
   };
 }
 
