@@ -219,6 +219,7 @@ describe('the LLM endpoint client settings', () => {
       initialLimit: 8,
       maxLimit: 64,
       latencyTolerance: 4,
+      slowStart: true,
     });
     expect(chatLimiterOptions({ initialConcurrency: 8, concurrency: 4 }).initialLimit).toBe(4);
     expect(chatTimeoutMs(512)).toBe(81_200);
