@@ -1,6 +1,12 @@
 import { TransitionConflict } from '../errors/errors.ts';
 import { type TableName, unitPartKey } from '../output/keys.ts';
-import { embeddingsParquet, rejectsParquet, scoresParquet } from '../output/parquet-tables.ts';
+import {
+  embeddingsParquet,
+  ParquetPartWriter,
+  rejectsParquet,
+  scoresParquet,
+  TABLE_COLUMNS,
+} from '../output/parquet-tables.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
@@ -70,6 +76,8 @@ const EMPTY_PARTS: Partial<Record<TableName, (runId: string) => Uint8Array>> = {
   embeddings: (runId) => embeddingsParquet(runId, []),
   rejects: (runId) => rejectsParquet(runId, []),
   scores: (runId) => scoresParquet(runId, []),
+  // A generate unit's answers: without this a dead unit's rows stayed in `generations` while the run counted them out.
+  generations: () => new ParquetPartWriter(TABLE_COLUMNS.generations, () => ({})).finish(),
 };
 
 /**
