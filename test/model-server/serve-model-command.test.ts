@@ -86,7 +86,10 @@ describe('sluice serve-model flags', () => {
   });
 
   it.each([
-    [['--backend', 'tflite'], /--backend must be one of hash-embed, echo, xgboost-json, onnx, rules-chat, got "tflite"/],
+    [
+      ['--backend', 'tflite'],
+      /--backend must be one of hash-embed, echo, xgboost-json, onnx, rules-chat, got "tflite"/,
+    ],
     [['--backend', 'onnx'], /--backend onnx needs --model DIR/],
     [['--backend', 'onnx', '--model', '.', '--dimension', '8'], /--dimension is not for --backend onnx/],
     [['--backend', 'onnx', '--model', '.', '--port', 'x'], /--port must be an integer/],
