@@ -12,11 +12,13 @@ import { LocalWorkQueue } from '../../../shared/adapters/local/local-work-queue.
 import { MemoryObjectStore } from '../../../shared/adapters/local/memory-object-store.ts';
 import {
   type EmbedPipelineConfig,
+  type PipelineConfig,
   parseEmbedPipelineConfig,
 } from '../../../shared/config/pipeline-config.ts';
 import type { RunSummary, WorkUnit } from '../../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../../shared/embedding/token-counter.ts';
 import { finalizeRun } from '../../../shared/finalize/finalize-run.ts';
+import type { TableName } from '../../../shared/output/keys.ts';
 import { planRun } from '../../../shared/plan/plan-run.ts';
 import type { ObjectStore } from '../../../shared/ports/object-store.ts';
 import type { RunStore, UnitCompletion } from '../../../shared/ports/run-store.ts';
@@ -64,6 +66,8 @@ export interface FaultRunReport {
   readonly failedSummary?: RunSummary;
   /** Tables as they were before the redrive (embeddings doc ids with chunk indexes, reject keys). */
   readonly tablesBeforeRedrive?: { readonly embeddings: number; readonly rejects: number };
+  /** Rows of the job's result table (`embeddings`, `generations`, ...) before the redrive. */
+  readonly resultRowsBeforeRedrive?: number;
   /** finishRun calls that moved the run: in its first finalization, and in the one after the redrive. */
   readonly finalizeMoves: number;
   readonly finalizeMovesAfterRedrive?: number;
@@ -93,7 +97,34 @@ export function faultPipelineConfig(): EmbedPipelineConfig {
   });
 }
 
-const PART = /^results\/(embeddings|rejects)\/.*-(u[0-9a-z]+)\.parquet$/;
+/**
+ * What a fault run runs: the pipeline, the table its records land in, and its seeded
+ * inputs. @default the embed pipeline over {@link mixedInputs}
+ */
+export interface FaultJob {
+  /** A fresh config object per run, as each run of the CLI parses its own. */
+  config(): PipelineConfig;
+  readonly resultTable: TableName;
+  inputs(seed: number, options: { prefix: string; splitRecords?: number }): MixedInputs;
+}
+
+export const EMBED_FAULT_JOB: FaultJob = {
+  config: faultPipelineConfig,
+  resultTable: 'embeddings',
+  inputs: mixedInputs,
+};
+
+export interface FaultRunOptions {
+  /** @default {@link EMBED_FAULT_JOB} */
+  readonly job?: FaultJob;
+  /** Runs over this store (and its earlier runs' results and caches) instead of a fresh one. */
+  readonly store?: ObjectStore;
+  /** These inputs instead of the job's seeded ones (a re-run of the same drop). */
+  readonly inputs?: MixedInputs;
+}
+
+/** A unit's Parquet part, of any table. */
+const PART = /^results\/([a-z_]+)\/.*-(u[0-9a-z]+)\.parquet$/;
 
 /** The object store of workers that crash around their first Parquet write for some units. */
 function crashingStore(
@@ -207,18 +238,23 @@ function killedAfterWrite(base: RunStore): RunStore {
 export async function runWithFaults(
   scenario: FaultScenario,
   endpoint: FaultEndpoint,
+  options: FaultRunOptions = {},
 ): Promise<FaultRunReport> {
   const random = seededRandom(scenario.seed * 7919);
-  const config = faultPipelineConfig();
+  const job = options.job ?? EMBED_FAULT_JOB;
+  const config = job.config();
   const dir = await mkdtemp(path.join(tmpdir(), `sluice-faults-${scenario.seed}-`));
   let sagemaker: SageMakerRuntimeClient | undefined;
   try {
     const store: ObjectStore =
-      scenario.store === 'fs' ? new FsObjectStore(path.join(dir, 'bucket')) : new MemoryObjectStore(4096);
-    const inputs = mixedInputs(scenario.seed, {
-      prefix: `incoming/${FAULT_PIPELINE}/`,
-      ...(scenario.splitRecords === undefined ? {} : { splitRecords: scenario.splitRecords }),
-    });
+      options.store ??
+      (scenario.store === 'fs' ? new FsObjectStore(path.join(dir, 'bucket')) : new MemoryObjectStore(4096));
+    const inputs =
+      options.inputs ??
+      job.inputs(scenario.seed, {
+        prefix: `incoming/${config.name}/`,
+        ...(scenario.splitRecords === undefined ? {} : { splitRecords: scenario.splitRecords }),
+      });
     for (const file of inputs.files) await store.put(file.key, file.body);
     const observed = observedRuns(new LocalRunStore(path.join(dir, 'state')), {
       lastTwoTogether: scenario.lastTwoTogether ?? false,
@@ -324,10 +360,12 @@ export async function runWithFaults(
 
     let failedSummary: RunSummary | undefined;
     let tablesBeforeRedrive: FaultRunReport['tablesBeforeRedrive'];
+    let resultRowsBeforeRedrive: number | undefined;
     const firstMoves = observed.stats.finalizeMoves;
     if (doomed !== undefined) {
       failedSummary = await runs.getSummary(runId);
-      tablesBeforeRedrive = await countRows(store, runId);
+      tablesBeforeRedrive = await countRows(store, config.name, runId);
+      resultRowsBeforeRedrive = (await readTable(store, job.resultTable, config.name, runId)).length;
       // The cause is fixed; redrive: reopen the run once and deliver its failed units again.
       doomed = undefined;
       const reopening = await runs.reopenFailedRun(runId);
@@ -345,6 +383,7 @@ export async function runWithFaults(
       summary,
       ...(failedSummary === undefined ? {} : { failedSummary }),
       ...(tablesBeforeRedrive === undefined ? {} : { tablesBeforeRedrive }),
+      ...(resultRowsBeforeRedrive === undefined ? {} : { resultRowsBeforeRedrive }),
       finalizeMoves: failedSummary ? firstMoves : observed.stats.finalizeMoves,
       ...(failedSummary ? { finalizeMovesAfterRedrive: observed.stats.finalizeMoves - firstMoves } : {}),
       finishClaims: observed.stats.finishClaims,
@@ -366,9 +405,9 @@ export async function runWithFaults(
 }
 
 /** Rows of the run's embeddings and rejects parts, as they are now. */
-async function countRows(store: ObjectStore, runId: string) {
+async function countRows(store: ObjectStore, pipeline: string, runId: string) {
   return {
-    embeddings: (await readTable(store, 'embeddings', FAULT_PIPELINE, runId)).length,
-    rejects: (await readTable(store, 'rejects', FAULT_PIPELINE, runId)).length,
+    embeddings: (await readTable(store, 'embeddings', pipeline, runId)).length,
+    rejects: (await readTable(store, 'rejects', pipeline, runId)).length,
   };
 }
