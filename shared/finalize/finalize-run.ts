@@ -12,7 +12,13 @@ import { endpointHostingOf } from '../cost/endpoint-hosting.ts';
 import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
 import { type RunUsage, runCost } from '../cost/run-cost.ts';
 import { runUsageOf, type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
-import type { RunStageSummary, RunState, RunSummary, UnitCounts } from '../domain/types.ts';
+import type {
+  ReplacedBundleFile,
+  RunStageSummary,
+  RunState,
+  RunSummary,
+  UnitCounts,
+} from '../domain/types.ts';
 import { countDuplicates, resolveDuplicateIds } from '../duplicates/resolve-duplicate-ids.ts';
 import type { SourceManifestOptions } from '../incremental/compare-source-manifests.ts';
 import type { JobKind, JobStage, StageMerged } from '../jobs/job-kind.ts';
@@ -66,6 +72,11 @@ export interface FinalizeDeps {
    * plan to the end of its last stage.
    */
   readonly capacity?: RunCapacityDeps;
+  /**
+   * Local runs: pipeline-folder files that replaced the bucket's copy before the run
+   * (cli/seed-bundle.ts), kept in the stored summary so `sluice status` shows them.
+   */
+  readonly replacedFiles?: readonly ReplacedBundleFile[];
   /** Told when a stage ended and this call moved the run into the next one (the handler logs it). */
   readonly onStageStarted?: (runId: string, stage: { from: string; to: string; units: number }) => void;
   /** Told what scaling in at release did (functions/finalize.ts logs it). */
@@ -327,6 +338,7 @@ async function endRun(
     ...runSummaryOf(outcome),
     ...costOf(deps, config, outcome.allUnits, meter.usage, released),
     ...(released === undefined ? {} : { capacity: released.summary }),
+    ...(deps.replacedFiles?.length ? { replacedFiles: [...deps.replacedFiles] } : {}),
   };
   await writeSummaryFiles(deps.store, summary);
   const moved = await deps.runs.finishRun(runId, summary);
