@@ -377,6 +377,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     ...(options.progress && { progress: options.progress }),
     ...(options.warming && { warming: options.warming }),
     now: options.now ?? (() => new Date()),
+    replacedFiles,
   });
   return {
     config,
@@ -420,6 +421,8 @@ interface LocalConsumersContext {
   readonly progress?: RunProgressEvents;
   readonly warming?: Partial<WarmingPolicy>;
   readonly now: () => Date;
+  /** Bundle files seeding replaced, carried into the stored summary of the runs finalized here. */
+  readonly replacedFiles: readonly ReplacedBundleFile[];
 }
 
 /** Where the queue's units are worked: on worker threads, or on the main thread. */
@@ -491,6 +494,7 @@ class LocalConsumers {
         // A local run is priced as if deployed with the configured instance type and memory.
         costing: { region: LOCAL_COST_REGION, estimate: true },
         ...(capacity && { capacity }),
+        replacedFiles: this.context.replacedFiles,
       },
       runId,
       this.context.now(),
