@@ -87,6 +87,12 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
     `${run.runId}  ${run.pipeline}  ${run.status}${stageOf(run)}  started ${run.startedAt}${run.finishedAt ? `  finished ${run.finishedAt}` : ''}`,
   );
   if (summary?.failureReason) io.out(`  failed: ${summary.failureReason}`);
+  if (summary?.replacedFiles?.length) {
+    const replaced = summary.replacedFiles.map(
+      (f) => `${f.role} ${f.key} (sha256 ${f.previousSha256.slice(0, 12)}.. -> ${f.sha256.slice(0, 12)}..)`,
+    );
+    io.out(`  replaced before the run by the pipeline folder's files: ${replaced.join(', ')}`);
+  }
   for (const u of units) {
     io.out(
       `  ${(run.stages?.length ?? 1) > 1 && u.stage !== undefined ? `${u.stage} ` : ''}${u.unitId} ${u.status.padEnd(9)} ${u.sourceKey} [${u.byteStart}, ${u.byteEnd})${u.packedFiles ? ` +${u.packedFiles} files` : ''} est ${u.estCost} actual ${u.actualCost ?? '-'} records ${u.records ?? '-'} attempts ${u.attempts}${u.lastError ? ` error: ${u.lastError}` : ''}`,

@@ -99,6 +99,24 @@ describe('sluice run after the model file beside the pipeline changed', () => {
     ]);
     expect(await readFile(path.join(home, 'bucket', ...MODEL_KEY.split('/')), 'utf8')).toBe(newText);
 
+    // The stored summary keeps it (summary.json and the run store), and sluice status says it in one line.
+    const stored = JSON.parse(
+      await readFile(
+        path.join(home, 'bucket', 'runs', 'credit-risk', second.summary.runId, 'summary.json'),
+        'utf8',
+      ),
+    );
+    expect(stored.replacedFiles).toEqual(second.summary.replacedFiles);
+    const statusJson = (await sluice('status', second.summary.runId, '--home', home, '--json')).json();
+    expect(statusJson.summary.replacedFiles).toEqual(second.summary.replacedFiles);
+    const status = await sluice('status', second.summary.runId, '--home', home);
+    expect(status.code).toBe(0);
+    expect(status.out.filter((l: string) => l.includes('replaced'))).toEqual([
+      `  replaced before the run by the pipeline folder's files: model ${MODEL_KEY} (sha256 ${oldHash.slice(0, 12)}.. -> ${newHash.slice(0, 12)}..)`,
+    ]);
+    const firstStatus = await sluice('status', first.summary.runId, '--home', home);
+    expect(firstStatus.out.filter((l: string) => l.includes('replaced'))).toEqual([]);
+
     // Every row of each run carries the content hash of the model that scored it.
     expect(first.summary.model).toMatchObject({ key: MODEL_KEY, version: `sha256:${oldHash.slice(0, 32)}` });
     expect(second.summary.model).toMatchObject({ key: MODEL_KEY, version: `sha256:${newHash.slice(0, 32)}` });
