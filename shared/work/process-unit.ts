@@ -107,6 +107,8 @@ export async function startDelivery(deps: ProcessUnitDeps, unit: WorkUnit): Prom
   const state = await deps.runs.startUnit(unit.runId, unit.unitId);
   if (!state) return { status: 'unknown' };
   if (state.status === 'succeeded' || state.status === 'failed') {
+    // A delivery that was still running when the unit was dead-lettered may have written its parts after they were taken back.
+    if (state.status === 'failed') await retractUnitParts(deps.store, unit);
     await requestFinalizeIfStranded(deps, unit.runId);
     return { status: 'duplicate' };
   }
