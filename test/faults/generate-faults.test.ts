@@ -187,7 +187,14 @@ const SCENARIOS: FaultScenario[] = [
     endpointFaultRate: TEN_PERCENT,
   },
   { seed: 102, store: 'fs', crashAfterWrite: 2, lastTwoTogether: true, endpointFaultRate: TEN_PERCENT },
-  { seed: 103, store: 'memory', dieEveryDelivery: true, endpointFaultRate: TEN_PERCENT },
+  { seed: 104, store: 'memory', dieEveryDelivery: true, endpointFaultRate: TEN_PERCENT },
+  {
+    seed: 103,
+    store: 'memory',
+    dieEveryDelivery: true,
+    duplicateDelivery: true,
+    endpointFaultRate: TEN_PERCENT,
+  },
 ];
 
 function describeScenario(s: FaultScenario): string {
