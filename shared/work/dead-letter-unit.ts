@@ -78,6 +78,8 @@ const EMPTY_PARTS: Partial<Record<TableName, (runId: string) => Uint8Array>> = {
   scores: (runId) => scoresParquet(runId, []),
   // A generate unit's answers: without this a dead unit's rows stayed in `generations` while the run counted them out.
   generations: () => new ParquetPartWriter(TABLE_COLUMNS.generations, () => ({})).finish(),
+  // A recommend similarity unit's lists: the same rule for the same reason.
+  recommendations: () => new ParquetPartWriter(TABLE_COLUMNS.recommendations, () => ({})).finish(),
 };
 
 /**
