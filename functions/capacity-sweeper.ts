@@ -1,5 +1,6 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import { type PipelineCapacity, pipelineCapacityOf } from '../shared/capacity/names.ts';
@@ -67,112 +68,145 @@ export function createCapacitySweeperHandler(
   const { logger, metrics } = { ...createObservability('capacity-sweeper'), ...options };
   const now = options.now ?? (() => new Date());
 
-  const report = (sweep: ComponentSweep): void => {
-    const fields = {
-      component: sweep.component,
-      liveLeases: sweep.liveLeases,
-      desiredCopies: sweep.before?.desiredCopies,
-      currentCopies: sweep.before?.currentCopies,
-      status: sweep.before?.status,
-      copies: sweep.copies,
-      coolingDown: sweep.coolingDown,
-      // Whether the last release keeps the cooldown, and why (capacity.cooldown).
-      ...(sweep.cooldown && { cooldown: sweep.cooldown }),
-      ...(sweep.set && { set: sweep.set }),
-      ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
-      ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
-    };
-    if (sweep.error !== undefined)
-      logger.error('capacity sweep failed for this component', { ...fields, error: sweep.error });
-    else if (sweep.capacityWithoutRun)
-      logger.warn('copies up with no live run past the cooldown: scaling in', fields);
-    else if (sweep.leaked.length > 0) logger.warn('released leaked capacity leases', fields);
-    else if (sweep.set !== undefined && !sweep.set.outcome.applied)
-      logger.info('component busy; copies set on a later sweep', fields);
-    else if (sweep.set !== undefined) logger.info('copies set', fields);
-    else logger.debug('capacity as it should be', fields);
-  };
-
-  const reportWorkers = (sweep: WorkersSweep): void => {
-    const fields = {
-      liveWorkerLeases: sweep.liveLeases,
-      before: sweep.before,
-      workers: sweep.workers,
-      ...(sweep.set && { set: sweep.set }),
-      ...(sweep.released.length > 0 && { released: sweep.released }),
-      ...(sweep.keptHigher && { keptHigher: sweep.keptHigher }),
-    };
-    if (sweep.error !== undefined)
-      logger.error('work event source limit could not be swept', { ...fields, error: sweep.error });
-    else if (sweep.set !== undefined && !sweep.set.outcome.applied)
-      logger.info('work event source busy; its limit is set on a later sweep', fields);
-    else if (sweep.set !== undefined) logger.info('work event source limit set', fields);
-    else logger.debug('work event source limit as it should be', fields);
-  };
-
   return middy<unknown, CapacitySweepResult>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
     .handler(async () => {
       const d = resolveDeps(deps, logger);
-      const capacities = [...d.pipelines.values()]
-        .map((config) => pipelineCapacityOf(config))
-        .filter((capacity): capacity is PipelineCapacity => capacity !== undefined);
-      const sweeps = await sweepCapacity(
-        { leases: d.capacity.leases, control: d.capacity.control, runs: d.runs },
-        capacities,
-        now(),
-        options.sweep,
-      );
-      for (const sweep of sweeps) report(sweep);
-      // The workers follow the copies the live leases hold (and in-worker runs' own leases).
-      const workers =
-        d.capacity.workers &&
-        (await sweepWorkers(
-          { leases: d.capacity.leases, runs: d.runs },
-          d.capacity.workers,
-          sweeps.map((s) => ({ component: s.component, ...(s.liveCopies && { liveCopies: s.liveCopies }) })),
-          now(),
-        ));
-      if (workers) {
-        reportWorkers(workers);
-        // The limit the live leases call for (what the event source has once set).
-        if (workers.workers !== undefined)
-          metrics.addMetric('WorkerConcurrency', MetricUnit.Count, workers.workers);
-      }
+      const sweeps = await sweepComponents(d, now(), options.sweep);
+      for (const sweep of sweeps) reportComponentSweep(logger, sweep);
+      const workers = await sweepWorkEventSource(d, sweeps, now);
+      if (workers) reportWorkersSweep(logger, workers);
       const failed: { component: string; error?: string }[] = sweeps.filter((s) => s.error !== undefined);
       if (workers?.error !== undefined) failed.push({ component: 'work event source', error: workers.error });
-      metrics.addMetric(
-        'CapacityWithoutRun',
-        MetricUnit.Count,
-        sweeps.some((s) => s.capacityWithoutRun) ? 1 : 0,
-      );
-      metrics.addMetric(
-        'LiveLeases',
-        MetricUnit.Count,
-        sweeps.reduce((sum, s) => sum + s.liveLeases.length, 0),
-      );
-      metrics.addMetric('CapacitySweepErrors', MetricUnit.Count, failed.length);
+      publishSweepMetrics(metrics, sweeps, workers, failed.length);
       if (failed.length > 0)
         throw new CapacitySweepFailed(
           `capacity sweep failed for ${failed.map((s) => `${s.component} (${s.error})`).join(', ')}; the other components were swept`,
         );
-      return {
-        ...(workers && {
-          workers: {
-            live: workers.liveLeases.length,
-            ...(workers.workers === undefined ? {} : { workers: workers.workers }),
-            ...(workers.set === undefined ? {} : { set: workers.set.workers }),
-          },
-        }),
-        components: sweeps.map((s) => ({
-          component: s.component,
-          liveLeases: s.liveLeases.length,
-          ...(s.copies === undefined ? {} : { copies: s.copies }),
-          ...(s.set === undefined ? {} : { set: s.set.copies }),
-        })),
-      };
+      return sweepResultOf(sweeps, workers);
     });
+}
+
+/** Sweeps the inference component of every bundled pipeline with run-scoped capacity. */
+function sweepComponents(
+  d: CapacitySweeperDeps,
+  at: Date,
+  options: SweepOptions | undefined,
+): Promise<ComponentSweep[]> {
+  const capacities = [...d.pipelines.values()]
+    .map((config) => pipelineCapacityOf(config))
+    .filter((capacity): capacity is PipelineCapacity => capacity !== undefined);
+  return sweepCapacity(
+    { leases: d.capacity.leases, control: d.capacity.control, runs: d.runs },
+    capacities,
+    at,
+    options,
+  );
+}
+
+/**
+ * The workers follow the copies the live leases hold (and in-worker runs' own leases);
+ * undefined when the deployment's workers do not follow them.
+ */
+async function sweepWorkEventSource(
+  d: CapacitySweeperDeps,
+  sweeps: readonly ComponentSweep[],
+  now: () => Date,
+): Promise<WorkersSweep | undefined> {
+  if (!d.capacity.workers) return undefined;
+  return sweepWorkers(
+    { leases: d.capacity.leases, runs: d.runs },
+    d.capacity.workers,
+    sweeps.map((s) => ({ component: s.component, ...(s.liveCopies && { liveCopies: s.liveCopies }) })),
+    now(),
+  );
+}
+
+/** One log line per component, at the level of what the sweep found. */
+function reportComponentSweep(logger: Logger, sweep: ComponentSweep): void {
+  const fields = {
+    component: sweep.component,
+    liveLeases: sweep.liveLeases,
+    desiredCopies: sweep.before?.desiredCopies,
+    currentCopies: sweep.before?.currentCopies,
+    status: sweep.before?.status,
+    copies: sweep.copies,
+    coolingDown: sweep.coolingDown,
+    // Whether the last release keeps the cooldown, and why (capacity.cooldown).
+    ...(sweep.cooldown && { cooldown: sweep.cooldown }),
+    ...(sweep.set && { set: sweep.set }),
+    ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
+    ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
+  };
+  if (sweep.error !== undefined)
+    logger.error('capacity sweep failed for this component', { ...fields, error: sweep.error });
+  else if (sweep.capacityWithoutRun)
+    logger.warn('copies up with no live run past the cooldown: scaling in', fields);
+  else if (sweep.leaked.length > 0) logger.warn('released leaked capacity leases', fields);
+  else if (sweep.set !== undefined && !sweep.set.outcome.applied)
+    logger.info('component busy; copies set on a later sweep', fields);
+  else if (sweep.set !== undefined) logger.info('copies set', fields);
+  else logger.debug('capacity as it should be', fields);
+}
+
+/** One log line for the work event source's limit. */
+function reportWorkersSweep(logger: Logger, sweep: WorkersSweep): void {
+  const fields = {
+    liveWorkerLeases: sweep.liveLeases,
+    before: sweep.before,
+    workers: sweep.workers,
+    ...(sweep.set && { set: sweep.set }),
+    ...(sweep.released.length > 0 && { released: sweep.released }),
+    ...(sweep.keptHigher && { keptHigher: sweep.keptHigher }),
+  };
+  if (sweep.error !== undefined)
+    logger.error('work event source limit could not be swept', { ...fields, error: sweep.error });
+  else if (sweep.set !== undefined && !sweep.set.outcome.applied)
+    logger.info('work event source busy; its limit is set on a later sweep', fields);
+  else if (sweep.set !== undefined) logger.info('work event source limit set', fields);
+  else logger.debug('work event source limit as it should be', fields);
+}
+
+/** `WorkerConcurrency` (when known), `CapacityWithoutRun` (the safety net's alarm), `LiveLeases`, `CapacitySweepErrors`. */
+function publishSweepMetrics(
+  metrics: Metrics,
+  sweeps: readonly ComponentSweep[],
+  workers: WorkersSweep | undefined,
+  failures: number,
+): void {
+  // The limit the live leases call for (what the event source has once set).
+  if (workers?.workers !== undefined)
+    metrics.addMetric('WorkerConcurrency', MetricUnit.Count, workers.workers);
+  metrics.addMetric('CapacityWithoutRun', MetricUnit.Count, sweeps.some((s) => s.capacityWithoutRun) ? 1 : 0);
+  metrics.addMetric(
+    'LiveLeases',
+    MetricUnit.Count,
+    sweeps.reduce((sum, s) => sum + s.liveLeases.length, 0),
+  );
+  metrics.addMetric('CapacitySweepErrors', MetricUnit.Count, failures);
+}
+
+/** What the invocation returns: per component, and the work event source when swept. */
+function sweepResultOf(
+  sweeps: readonly ComponentSweep[],
+  workers: WorkersSweep | undefined,
+): CapacitySweepResult {
+  return {
+    ...(workers && {
+      workers: {
+        live: workers.liveLeases.length,
+        ...(workers.workers === undefined ? {} : { workers: workers.workers }),
+        ...(workers.set === undefined ? {} : { set: workers.set.workers }),
+      },
+    }),
+    components: sweeps.map((s) => ({
+      component: s.component,
+      liveLeases: s.liveLeases.length,
+      ...(s.copies === undefined ? {} : { copies: s.copies }),
+      ...(s.set === undefined ? {} : { set: s.set.copies }),
+    })),
+  };
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */
