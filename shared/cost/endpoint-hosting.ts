@@ -4,11 +4,14 @@ import type { EndpointHosting } from './run-cost.ts';
 /**
  * Where a pipeline's model runs, as the cost model prices it: embed pipelines call their
  * TEI endpoint on instances; score pipelines by `model.hosting` (in-worker has no
- * endpoint, serverless bills by memory and inference time, instance by instance-seconds).
- * Other kinds call no priced endpoint.
+ * endpoint, serverless bills by memory and inference time, instance by instance-seconds);
+ * generate pipelines call their LLM endpoint on GPU instances (`endpoint.instanceType`,
+ * default ml.g5.2xlarge), also when a local run sends its requests to `--endpoint-url`: a
+ * local run is priced as if deployed. Recommend pipelines call no model.
  */
 export function endpointHostingOf(config: PipelineConfig | undefined): EndpointHosting | undefined {
   if (config?.kind === 'embed') return { kind: 'instance', instanceType: config.endpoint.instanceType };
+  if (config?.kind === 'generate') return { kind: 'instance', instanceType: config.endpoint.instanceType };
   if (config?.kind !== 'score') return undefined;
   switch (config.model.hosting) {
     case 'in-worker':

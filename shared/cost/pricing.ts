@@ -10,7 +10,7 @@ import { ConfigError } from '../errors/errors.ts';
  * - SageMaker Serverless Inference bills the memory size times the inference time
  *   (per second, by memory size: the per-second figure for 1 GB times the GB) and the
  *   bytes in and out of the endpoint; it has no per-request fee, so none is listed.
- * - ml.g6.xlarge, ml.g4dn.xlarge, ml.c5.*: no figure found; no shipped pipeline uses them.
+ * - ml.g4dn.xlarge, ml.c5.*: no figure found; no shipped pipeline uses them.
  * - The AWS pricing pages themselves render prices with scripts; where the stored copy
  *   had no figure, the source is the third-party page that quotes the us-east-1 price
  *   (its URL is the source). Check them against https://aws.amazon.com/<service>/pricing/
@@ -63,15 +63,15 @@ const READ_ON = '2026-12-07';
 
 const price = (usd: number, unit: string, source: string): Price => ({ usd, unit, source, readOn: READ_ON });
 
+/** AWS's foundation-model benchmarking tool's SageMaker hourly prices (us-east-1, real-time hosting). */
+const FMBENCH_PRICING =
+  'https://github.com/aws-samples/foundation-model-benchmarking-tool/blob/main/src/fmbench/configs/pricing.yml';
+
 const US_EAST_1: RegionPrices = {
   sagemakerInstanceHour: {
     // AWS's own benchmarking tool prices it at $1.4084 (the figure usually quoted as
     // $1.408); wring.co quotes $1.21, an older rate: the higher, AWS-published one is kept.
-    'ml.g5.xlarge': price(
-      1.4084,
-      'instance-hour',
-      'https://github.com/aws-samples/foundation-model-benchmarking-tool/blob/main/src/fmbench/configs/pricing.yml',
-    ),
+    'ml.g5.xlarge': price(1.4084, 'instance-hour', FMBENCH_PRICING),
     'ml.m5.xlarge': price(
       0.269,
       'instance-hour',
@@ -82,7 +82,24 @@ const US_EAST_1: RegionPrices = {
       'instance-hour',
       'https://randeepbhatia.com/courses/aws-serverless-ml/sagemaker-serverless',
     ),
-    'ml.g5.2xlarge': price(1.52, 'instance-hour', 'https://www.wring.co/blog/aws-sagemaker-inference-guide'),
+    // wring.co quotes $1.52; AWS's own benchmarking tool lists $1.515, which is kept (as for ml.g5.xlarge).
+    'ml.g5.2xlarge': price(1.515, 'instance-hour', FMBENCH_PRICING),
+    // GPU instances an LLM endpoint of a generate pipeline runs on (issue 18): one A10G
+    // (g5.xlarge/2xlarge) or L4 (g6.xlarge/2xlarge) for a 7-8B model, four of them
+    // (g5/g6.12xlarge) for tensor parallelism, eight A100s (p4d.24xlarge) for 70B-class models.
+    'ml.g5.12xlarge': price(7.09, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6.xlarge': price(
+      1.1267,
+      'instance-hour',
+      'https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonSageMaker/current/us-east-1/index.csv (row USE1-Host:ml.g6.xlarge, price list version 20261005212151, as quoted in a public model-selection report; its ml.g6.2xlarge and ml.g5.2xlarge rows agree with FMBench: $1.222, $1.515)',
+    ),
+    'ml.g6.2xlarge': price(1.222, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6.12xlarge': price(5.752, 'instance-hour', FMBENCH_PRICING),
+    'ml.p4d.24xlarge': price(
+      37.688,
+      'instance-hour',
+      `${FMBENCH_PRICING} (wring.co quotes $37.69: https://www.wring.co/blog/aws-sagemaker-inference-guide)`,
+    ),
   },
   // $0.0000200 per second at 1024 MB, $0.0000400 at 2048 MB ... $0.0001200 at 6144 MB:
   // linear in the memory size, so one per-GB-second figure prices every size.

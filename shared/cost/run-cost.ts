@@ -39,6 +39,20 @@ export interface RunUsage {
   readonly dynamoReads: number;
   /** Bytes the run wrote to S3, priced as one month of S3 Standard. */
   readonly bytesStored: number;
+  /**
+   * Generate runs: prompt and completion tokens from the endpoint's `usage`, summed over the
+   * units (repairs included); with them the cost has a per-1M-tokens figure.
+   */
+  readonly promptTokens?: number;
+  readonly completionTokens?: number;
+  /**
+   * Recommend runs: write request units of the per-user lists put to the DynamoDB serving
+   * table (one item per user written, by its size; shared/cost/serving-writes.ts). Already
+   * in `dynamoWrites`; kept apart so the summary shows them.
+   */
+  readonly servingWrites?: number;
+  /** Recommend runs: users whose list was written (the similarity stage's records). */
+  readonly usersWritten?: number;
 }
 
 /** The `cost` block of a run summary. Every amount is in US dollars. */
@@ -62,6 +76,11 @@ export interface RunCost {
     readonly storage: string;
   };
   readonly usage: RunUsage;
+  /**
+   * Generate runs: `total` per 1M tokens the endpoint processed (prompt + completion), to
+   * compare with per-token prices. Absent without token counts (or with none).
+   */
+  readonly perMillionTokens?: number;
 }
 
 const MICRO = 1_000_000;
@@ -84,7 +103,7 @@ export const COST_BASIS = {
   lambda:
     'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), one request per delivery plus one each for plan and finalize (their durations are not measured yet: withFinalizeCalls adds finalize’s once it reports workerMs and memoryMiB)',
   requests:
-    'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index writes not counted)',
+    'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index and prompt-cache objects counted as S3 requests; recommend runs add the serving table’s write request units: one item per user written, ceil(item bytes / 1 KB) each)',
   storage: 'bytes the run wrote to S3, priced as one month of S3 Standard',
 } as const;
 
@@ -140,8 +159,10 @@ export function runCost(
   const storageUsd = (usage.bytesStored / GB) * prices.s3StandardGbMonth.usd;
   const parts = [endpointUsd(usage, prices, options.region), lambdaUsd, requestsUsd, storageUsd].map(micros);
   const [endpoint = 0, lambda = 0, requests = 0, storage = 0] = parts;
+  const tokens = (usage.promptTokens ?? 0) + (usage.completionTokens ?? 0);
+  const total = endpoint + lambda + requests + storage;
   return {
-    total: (endpoint + lambda + requests + storage) / MICRO,
+    total: total / MICRO,
     endpoint: endpoint / MICRO,
     lambda: lambda / MICRO,
     requests: requests / MICRO,
@@ -151,5 +172,6 @@ export function runCost(
     region: options.region,
     basis: costBasisFor(usage.hosting),
     usage,
+    ...(tokens > 0 ? { perMillionTokens: Math.round(total / (tokens / 1_000_000)) / MICRO } : {}),
   };
 }

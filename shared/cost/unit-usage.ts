@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { WorkUnit } from '../domain/types.ts';
+import type { ChatEndpoint } from '../jobs/generate/chat-endpoint.ts';
 import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
@@ -129,6 +130,17 @@ export class UsageMeter {
       ...(atVersion && {
         atVersion: (version: string) => this.scoringEndpoint(atVersion.call(endpoint, version)),
       }),
+    };
+  }
+
+  /**
+   * Times each chat request like an embedding batch: the run's endpoint window (instance
+   * hosting) is from its first request's start to its last one's end, whatever the tokens.
+   */
+  chatEndpoint(endpoint: ChatEndpoint): ChatEndpoint {
+    return {
+      complete: (body: string, cost: number, stats: CallStats) =>
+        this.timed(() => endpoint.complete(body, cost, stats), Buffer.byteLength(body)),
     };
   }
 
