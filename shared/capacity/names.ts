@@ -26,14 +26,15 @@ export interface PipelineCapacity {
 
 /**
  * The run-scoped capacity a pipeline uses: embed pipelines always (TEI on GPU instances),
- * score pipelines only with `model.hosting: instance` (in-worker has no endpoint,
- * serverless scales by itself).
+ * generate pipelines calling SageMaker (an LLM on GPU instances; none with `endpoint.url`,
+ * an OpenAI-compatible server Sluice does not run), score pipelines only with
+ * `model.hosting: instance` (in-worker has no endpoint, serverless scales by itself).
  */
 export function pipelineCapacityOf(config: PipelineConfig): PipelineCapacity | undefined {
   const schedule = config.schedule && {
     schedule: { expression: config.schedule.expression, timezone: config.schedule.timezone },
   };
-  if (config.kind === 'embed') {
+  if (config.kind === 'embed' || (config.kind === 'generate' && config.endpoint.url === undefined)) {
     const { name, instanceType, capacity } = config.endpoint;
     return {
       endpointName: name,

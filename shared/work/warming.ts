@@ -20,7 +20,7 @@ export const DEFAULT_FIRST_WARMING_DELAY_SECONDS = 30;
 
 /** The capacity settings of the endpoint a pipeline calls. */
 function capacityOf(config: PipelineConfig): CapacityConfig | undefined {
-  if (config.kind === 'embed') return config.endpoint.capacity;
+  if (config.kind === 'embed' || config.kind === 'generate') return config.endpoint.capacity;
   return config.kind === 'score' ? config.model.capacity : undefined;
 }
 
