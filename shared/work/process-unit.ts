@@ -267,5 +267,6 @@ function meteredDeps(deps: ProcessUnitDeps, meter: UsageMeter): ProcessUnitDeps 
     queue: meter.queue(deps.queue),
     endpoint: deps.endpoint && meter.embeddingEndpoint(deps.endpoint),
     scoringEndpoint: deps.scoringEndpoint && meter.scoringEndpoint(deps.scoringEndpoint),
+    chatEndpoint: deps.chatEndpoint && meter.chatEndpoint(deps.chatEndpoint),
   };
 }
