@@ -8,10 +8,10 @@ import {
   settleRunCapacity,
 } from '../capacity/run-capacity.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
-import { endpointHostingOf } from '../cost/endpoint-hosting.ts';
+import { runUsageOfPipeline } from '../cost/pipeline-usage.ts';
 import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
 import { type RunUsage, runCost } from '../cost/run-cost.ts';
-import { runUsageOf, type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
+import { type UnitUsage, UsageMeter, withFinalizeCalls } from '../cost/unit-usage.ts';
 import type {
   ReplacedBundleFile,
   RunStageSummary,
@@ -131,9 +131,9 @@ function costOf(
   if (!deps.costing) return {};
   const { region, estimate } = deps.costing;
   const usage = withFinalizeCalls(
-    runUsageOf(
-      units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage })),
-      endpointHostingOf(config),
+    runUsageOfPipeline(
+      config,
+      units.map((u) => ({ attempts: u.attempts, usage: u.counts?.usage, counts: u.counts, stage: u.stage })),
     ),
     finalizeCalls,
   );
