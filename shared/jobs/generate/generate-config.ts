@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { capacitySchema } from '../../config/capacity-config.ts';
 import { configErrorOf } from '../../config/config-issue.ts';
 import type { GenerationParams } from './chat-contract.ts';
 import { compilePromptTemplate, type PromptTemplate } from './prompt-template.ts';
@@ -84,6 +85,30 @@ export const generateEndpointSchema = z
     maxRetries: z.number().int().min(0).max(20).default(6),
     /** Budget of one attempt. @default 30 s + 100 ms per `generation.maxTokens` (chatTimeoutMs) */
     timeoutMs: z.number().int().positive().optional(),
+    /**
+     * Longest prompt, in tokens after the model's chat template, the deployed server accepts
+     * (TGI `MAX_INPUT_TOKENS`; `MAX_TOTAL_TOKENS` adds `generation.maxTokens`). A longer
+     * prompt is refused by the server (a reject naming it), not truncated.
+     */
+    maxInputTokens: z.number().int().min(16).max(131_072).default(4096),
+    /**
+     * GPUs one copy of the model spans (tensor parallel, TGI `SM_NUM_GPUS`).
+     * @default every GPU of `instanceType` (infra/images/gpu-instances.ts)
+     */
+    gpusPerCopy: z.number().int().min(1).max(8).optional(),
+    /**
+     * The model's size in billions of parameters (8.03 for Llama 3.1 8B), which the deploy
+     * checks against the copy's GPU memory. @default the size infra/images/gpu-instances.ts
+     * lists for `model`; a model it does not list must give it to be deployed.
+     */
+    modelParametersBillions: z.number().positive().max(2000).optional(),
+    /**
+     * Run-scoped capacity of the deployed endpoint (the model as a SageMaker inference
+     * component scaled to 0 copies between runs); unused with `url`. Its
+     * `workPerSecondPerCopy` counts the input's estimated tokens (`planning.charsPerToken`),
+     * the unit cost plan cuts by, as for embedding.
+     */
+    capacity: capacitySchema,
   })
   .prefault({});
 
