@@ -1,0 +1,74 @@
+/**
+ * What writing per-user recommendation lists to the DynamoDB serving table costs (issue 17,
+ * item 4): one item per user and run (`pk = RECS#<pipeline>#<user>`, `sk = RUN#<runId>`,
+ * `runId`, `unitId`, `items`: the list as compact JSON, see
+ * shared/adapters/aws/dynamo-recommendation-lists.ts), put by BatchWriteItem. On-demand
+ * DynamoDB bills a standard-table write one write request unit per 1 KB of item, rounded
+ * up; a repeated put of the same item (a retried unit) bills again, which the run's
+ * measured deliveries do not show, so the count is of users written once.
+ */
+
+/** Bytes one write request unit covers (standard table class). */
+export const WRITE_UNIT_BYTES = 1024;
+
+/**
+ * Characters of a user or item id the run cost assumes when it does not know them (a run's
+ * summary counts users, not their ids): 16, longer than the sample's `u0000`/`i433` and
+ * most numeric or short-hash ids. `sluice cost` measures the ids of the inputs instead.
+ */
+export const ID_CHARS_ASSUMED = 16;
+
+/** A run id: `r-20261128T235108Z-3f9a1c`. */
+const RUN_ID_CHARS = 25;
+
+/** A similarity unit's id (`u00012`-like; a few more characters allowed). */
+const UNIT_ID_CHARS = 12;
+
+/**
+ * Characters of one score in the JSON list: a double printed shortest round-trip has at most
+ * 17 significant digits, plus sign, decimal point and exponent.
+ */
+const SCORE_CHARS = 24;
+
+/** Characters of an entry's neighbour count (a list's neighbours are at most `neighbours.k`, <= 1000). */
+const NEIGHBOUR_CHARS = 4;
+
+/** The shape of the items one run writes. */
+export interface ServingItemShape {
+  readonly pipeline: string;
+  /** `output.topN`: the entries of a full list. */
+  readonly topN: number;
+  /** Mean characters of a user id. @default ID_CHARS_ASSUMED */
+  readonly userIdChars?: number;
+  /** Mean characters of an item id. @default ID_CHARS_ASSUMED */
+  readonly itemIdChars?: number;
+}
+
+/**
+ * Bytes of one user's item as DynamoDB sizes it (attribute names plus values, strings by
+ * their UTF-8 length), for a full list of `topN` entries, each priced as the longer
+ * `"popular"` source with a worst-case score: an upper bound for ASCII ids.
+ */
+export function servingItemBytes(shape: ServingItemShape): number {
+  const userId = shape.userIdChars ?? ID_CHARS_ASSUMED;
+  const itemId = shape.itemIdChars ?? ID_CHARS_ASSUMED;
+  // ["<item>",<score>,"popular",<n>]
+  const entry = 1 + (itemId + 2) + 1 + SCORE_CHARS + 1 + '"popular"'.length + 1 + NEIGHBOUR_CHARS + 1;
+  const list = 2 + shape.topN * entry + Math.max(0, shape.topN - 1);
+  const pk = 'pk'.length + `RECS#${shape.pipeline}#`.length + userId;
+  const sk = 'sk'.length + 'RUN#'.length + RUN_ID_CHARS;
+  const runId = 'runId'.length + RUN_ID_CHARS;
+  const unitId = 'unitId'.length + UNIT_ID_CHARS;
+  const items = 'items'.length + list;
+  return pk + sk + runId + unitId + items;
+}
+
+/** Write request units to put one user's list. */
+export function servingWriteUnitsPerUser(shape: ServingItemShape): number {
+  return Math.ceil(servingItemBytes(shape) / WRITE_UNIT_BYTES);
+}
+
+/** Write request units to put `users` lists. */
+export function servingWriteUnits(users: number, shape: ServingItemShape): number {
+  return users <= 0 ? 0 : users * servingWriteUnitsPerUser(shape);
+}
