@@ -1,15 +1,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRecommendationLists } from '../../shared/adapters/aws/dynamo-recommendation-lists.ts';
-import type { UserList } from '../../shared/jobs/recommend/recommendation-lists.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
+import { ObjectStoreRecommendationLists } from '../../shared/adapters/local/object-store-recommendation-lists.ts';
+import type { RecommendationLists, UserList } from '../../shared/jobs/recommend/recommendation-lists.ts';
+import { type LocalAwsServer, localClientConfig, startDynalite } from '../support/local-aws.ts';
+import { createRecommendationsTable } from '../support/recommendations-table.ts';
 
+const TABLE = 'sluice-recs';
 let server: LocalAwsServer;
 let client: DynamoDBClient;
 let doc: DynamoDBDocumentClient;
@@ -18,44 +17,144 @@ beforeAll(async () => {
   server = await startDynalite();
   client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
   doc = DynamoDBDocumentClient.from(client);
-  await createRunsTable(client, 'sluice-recs');
+  await createRecommendationsTable(client, TABLE);
 });
 afterAll(async () => {
   client?.destroy();
   await server?.stop();
 });
 
-const listOf = (userId: string, length: number, run: string): UserList => ({
+const listOf = (userId: string, length: number, tag: string): UserList => ({
   userId,
   items: Array.from({ length }, (_, r) => ({
-    itemId: `${run}-i${r}`,
+    itemId: `${tag}-i${r}`,
     score: length - r + 0.25,
     source: r < length - 1 ? 'cf' : 'popular',
     neighbours: r < length - 1 ? 3 : 0,
   })),
 });
 
-describe('DynamoRecommendationLists on dynalite', () => {
-  it('writes lists in batches of 25 and reads each user back whole', async () => {
-    const lists = new DynamoRecommendationLists({ doc, tableName: 'sluice-recs' });
+async function writeUnit(
+  lists: RecommendationLists,
+  runId: string,
+  unitId: string,
+  users: readonly UserList[],
+): Promise<void> {
+  const writer = lists.unitWriter('recs', runId, unitId);
+  for (const user of users) await writer.add(user);
+  await writer.finish();
+}
+
+/** A document client that records BatchWriteItem calls and, while `unprocess` says so, leaves some puts unprocessed. */
+function flakyDoc(unprocess: (call: number) => number): {
+  doc: DynamoDBDocumentClient;
+  batchCalls: number[];
+} {
+  const batchCalls: number[] = [];
+  const send = async (command: unknown) => {
+    if (!(command instanceof BatchWriteCommand)) return doc.send(command as never);
+    const requests = command.input.RequestItems![TABLE]!;
+    batchCalls.push(requests.length);
+    const left = Math.min(unprocess(batchCalls.length), requests.length);
+    const done = requests.slice(0, requests.length - left);
+    if (done.length > 0) await doc.send(new BatchWriteCommand({ RequestItems: { [TABLE]: done } }));
+    return { UnprocessedItems: left > 0 ? { [TABLE]: requests.slice(requests.length - left) } : {} };
+  };
+  return { doc: { send } as unknown as DynamoDBDocumentClient, batchCalls };
+}
+
+/** The same behaviour from both adapters: what `sluice run` writes locally and the work function deployed. */
+describe.each([
+  ['DynamoDB on dynalite', () => new DynamoRecommendationLists({ doc, tableName: TABLE })],
+  ['the local object store', () => new ObjectStoreRecommendationLists(new MemoryObjectStore())],
+] as const)('RecommendationLists in %s', (_name, create) => {
+  it("stores each user's whole list under its run and reads it back by key", async () => {
+    const lists = create();
     const users = Array.from({ length: 60 }, (_, u) => listOf(`u${u}`, 20, 'r1'));
-    await lists.putLists('recs', 'r-1', users);
-    for (const u of [0, 24, 25, 59])
-      expect(await lists.getList('recs', `u${u}`)).toEqual({ runId: 'r-1', items: users[u]!.items });
-    expect(await lists.getList('recs', 'u60')).toBeUndefined();
-    expect(await lists.getList('other', 'u0')).toBeUndefined();
+    await writeUnit(lists, 'r-1', 'similarity-00000', users.slice(0, 30));
+    await writeUnit(lists, 'r-1', 'similarity-00001', users.slice(30));
+    for (const u of [0, 24, 25, 29, 30, 59])
+      expect(await lists.getList('recs', 'r-1', `u${u}`)).toEqual(users[u]!.items);
+    expect(await lists.getList('recs', 'r-1', 'u60')).toBeUndefined();
+    expect(await lists.getList('other', 'r-1', 'u0')).toBeUndefined();
   });
 
-  it("replaces a user's whole list on a re-run, a shorter one leaving nothing of the old", async () => {
-    const lists = new DynamoRecommendationLists({ doc, tableName: 'sluice-recs' });
-    await lists.putLists('recs', 'r-1', [listOf('a', 20, 'old')]);
-    await lists.putLists('recs', 'r-2', [listOf('a', 3, 'new')]);
-    expect(await lists.getList('recs', 'a')).toEqual({ runId: 'r-2', items: listOf('a', 3, 'new').items });
+  it("keeps each run's lists apart: a later run neither mixes into nor erases the list being served", async () => {
+    const lists = create();
+    await writeUnit(lists, 'r-1', 'similarity-00000', [listOf('a', 20, 'old'), listOf('gone', 5, 'old')]);
+    // r-2 is half written (say its run fails later) and no longer holds user `gone`.
+    await writeUnit(lists, 'r-2', 'similarity-00000', [listOf('a', 3, 'new')]);
+    expect(await lists.getList('recs', 'r-1', 'a')).toEqual(listOf('a', 20, 'old').items);
+    expect(await lists.getList('recs', 'r-2', 'a')).toEqual(listOf('a', 3, 'new').items);
+    expect(await lists.getList('recs', 'r-2', 'gone')).toBeUndefined();
   });
 
-  it('fails with one line naming the table when DynamoDB refuses the writes', async () => {
+  it('stores the same list again when a unit is delivered twice (duplicate, retry or redrive)', async () => {
+    const lists = create();
+    await writeUnit(lists, 'r-3', 'similarity-00000', [listOf('a', 4, 'x'), listOf('b', 2, 'x')]);
+    await writeUnit(lists, 'r-3', 'similarity-00000', [listOf('a', 4, 'x'), listOf('b', 2, 'x')]);
+    expect(await lists.getList('recs', 'r-3', 'a')).toEqual(listOf('a', 4, 'x').items);
+    expect(await lists.getList('recs', 'r-3', 'b')).toEqual(listOf('b', 2, 'x').items);
+  });
+
+  it('keeps a user id like __proto__ as any other', async () => {
+    const lists = create();
+    await writeUnit(lists, 'r-4', 'similarity-00000', [listOf('__proto__', 2, 'p')]);
+    expect(await lists.getList('recs', 'r-4', '__proto__')).toEqual(listOf('__proto__', 2, 'p').items);
+    expect(await lists.getList('recs', 'r-4', 'constructor')).toBeUndefined();
+  });
+});
+
+describe('DynamoRecommendationLists writes', () => {
+  it('goes out in BatchWriteItem calls of at most 25, one item per user and run', async () => {
+    const { doc: counting, batchCalls } = flakyDoc(() => 0);
+    const lists = new DynamoRecommendationLists({ doc: counting, tableName: TABLE });
+    await writeUnit(
+      lists,
+      'r-5',
+      'similarity-00000',
+      Array.from({ length: 60 }, (_, u) => listOf(`b${u}`, 2, 'r5')),
+    );
+    expect(batchCalls.sort((a, b) => b - a)).toEqual([25, 25, 10]);
+    const stored = await doc.send(
+      new QueryCommand({
+        TableName: TABLE,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'RECS#recs#b7' },
+      }),
+    );
+    expect(stored.Items).toEqual([
+      expect.objectContaining({ sk: 'RUN#r-5', runId: 'r-5', unitId: 'similarity-00000' }),
+    ]);
+  });
+
+  it('resends the puts DynamoDB leaves unprocessed until every list is stored', async () => {
+    // The first call leaves 20 of its 25 unprocessed, the resend 7 of those 20, then all go.
+    const { doc: flaky, batchCalls } = flakyDoc((call) => [20, 7][call - 1] ?? 0);
+    const lists = new DynamoRecommendationLists({ doc: flaky, tableName: TABLE, sleep: async () => {} });
+    const users = Array.from({ length: 25 }, (_, u) => listOf(`c${u}`, 3, 'r6'));
+    await writeUnit(lists, 'r-6', 'similarity-00000', users);
+    expect(batchCalls).toEqual([25, 20, 7]);
+    const reader = new DynamoRecommendationLists({ doc, tableName: TABLE });
+    for (const user of users) expect(await reader.getList('recs', 'r-6', user.userId)).toEqual(user.items);
+  });
+
+  it('fails the unit in one line naming the table when the puts stay unprocessed', async () => {
+    const { doc: refusing } = flakyDoc(() => 25);
+    const lists = new DynamoRecommendationLists({
+      doc: refusing,
+      tableName: TABLE,
+      maxAttempts: 3,
+      sleep: async () => {},
+    });
+    await expect(writeUnit(lists, 'r-7', 'similarity-00000', [listOf('a', 2, 'x')])).rejects.toThrow(
+      `DynamoDB left 1 recommendation lists unwritten in ${TABLE} after 3 attempts`,
+    );
+  });
+
+  it('fails in one line naming the table when DynamoDB refuses the writes', async () => {
     const lists = new DynamoRecommendationLists({ doc, tableName: 'no-such-table', maxAttempts: 1 });
-    await expect(lists.putLists('recs', 'r-1', [listOf('a', 2, 'x')])).rejects.toThrow(
+    await expect(writeUnit(lists, 'r-1', 'similarity-00000', [listOf('a', 2, 'x')])).rejects.toThrow(
       /DynamoDB left 1 recommendation lists unwritten in no-such-table after 1 attempts/,
     );
   });

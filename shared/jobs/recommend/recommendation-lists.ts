@@ -1,3 +1,6 @@
+import { recommendStagingPrefix } from './recommend-keys.ts';
+import type { RecommendationRow } from './user-cf.ts';
+
 /** One entry of a served list, as the `recommendations` table holds it. */
 export interface ServedEntry {
   readonly itemId: string;
@@ -12,14 +15,54 @@ export interface UserList {
   readonly items: readonly ServedEntry[];
 }
 
+/** Where one similarity unit's lists go: added user by user, then finished (nothing is written for sure before). */
+export interface UnitListsWriter {
+  add(list: UserList): Promise<void>;
+  /** Writes what is still buffered; when it resolves, every list added is stored. */
+  finish(): Promise<void>;
+}
+
 /**
- * (port) Per-user lists served by key (issue 17, item 4): a list is stored whole under its
- * user, so a reader sees a user's previous list or the new one, never a mix, and a re-run
- * replaces each list it writes.
+ * (port) Per-user lists served by key (issue 17, item 4). A list is stored whole under
+ * (pipeline, user, run): a run never overwrites another run's lists, so a failed or
+ * half-written run leaves the lists being served alone, and a repeated write (a duplicate
+ * delivery, a retried or redriven unit) stores the same list again. A reader asks for the
+ * pipeline's latest succeeded run (the runs table says which), so a run's lists are all
+ * served at once when it succeeds, and a user absent from that run has none (no stale
+ * list of an earlier run is served as current).
  */
 export interface RecommendationLists {
-  /** Writes (replacing) each user's list for `pipeline`, from run `runId`. */
-  putLists(pipeline: string, runId: string, lists: readonly UserList[]): Promise<void>;
-  /** The user's stored list and the run that wrote it, or undefined. */
-  getList(pipeline: string, userId: string): Promise<{ runId: string; items: ServedEntry[] } | undefined>;
+  /** A writer for the lists of similarity unit `unitId` of run `runId`. */
+  unitWriter(pipeline: string, runId: string, unitId: string): UnitListsWriter;
+  /** The user's list in run `runId`, or undefined when that run has none for the user. */
+  getList(pipeline: string, runId: string, userId: string): Promise<ServedEntry[] | undefined>;
 }
+
+/** A user's table rows (rank order) as the list served. */
+export function userListOf(userId: string, rows: readonly RecommendationRow[]): UserList {
+  return {
+    userId,
+    items: rows.map((row) => ({
+      itemId: row.item_id,
+      score: row.score,
+      source: row.source,
+      neighbours: row.neighbours,
+    })),
+  };
+}
+
+/** The compact form a stored list takes: `[itemId, score, source, neighbours]` per entry, in rank order. */
+export type CompactList = [string, number, 'cf' | 'popular', number][];
+
+export const compactList = (items: readonly ServedEntry[]): CompactList =>
+  items.map((e) => [e.itemId, e.score, e.source, e.neighbours]);
+
+export const expandList = (compact: CompactList): ServedEntry[] =>
+  compact.map(([itemId, score, source, neighbours]) => ({ itemId, score, source, neighbours }));
+
+/**
+ * Where the local store keeps a run's lists (one JSON object per similarity unit), under
+ * the run's own prefix beside its staging files.
+ */
+export const localListsPrefix = (pipeline: string, runId: string): string =>
+  `${recommendStagingPrefix(pipeline, runId)}lists/`;
