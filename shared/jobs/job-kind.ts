@@ -15,6 +15,7 @@ import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import type { Checkpoint } from '../work/unit-records.ts';
 import type { ChatEndpoint } from './generate/chat-endpoint.ts';
+import type { RecommendationLists } from './recommend/recommendation-lists.ts';
 
 /**
  * The ports a unit's work may use: the worker's own, metered by the engine (every call is
@@ -33,6 +34,8 @@ export interface UnitWorkDeps {
   readonly chunkIndex?: ChunkIndex | undefined;
   /** The LLM (generate pipelines). */
   readonly chatEndpoint?: ChatEndpoint | undefined;
+  /** Per-user lists served by key (recommend pipelines); without it, the object store keeps them (local runs). */
+  readonly recommendationLists?: RecommendationLists | undefined;
 }
 
 /** Unit fields a run pins at planning (see {@link JobKind.pinsOfRun}). */
