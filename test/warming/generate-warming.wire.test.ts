@@ -12,6 +12,7 @@ import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-sto
 import { inferenceComponentNameOf, pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import { type GeneratePipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { EndpointWarming } from '../../shared/errors/errors.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
@@ -112,7 +113,7 @@ describe('a generate pipeline on a cold LLM endpoint', () => {
     const unit = units[0]!;
     const registry = new PipelineEndpointRegistry(client, { sleep: async () => {} });
     const { chatEndpoint } = registry.endpointsFor(config);
-    const deps = { store, runs, queue, chatEndpoint };
+    const deps = { store, runs, queue, chatEndpoint, tokenCounter: new EstimatingTokenCounter() };
 
     const cold = await processUnit(deps, config, unit, { isLastAttempt: true, now: () => T0 });
 
