@@ -27,6 +27,8 @@ export const ENVIRONMENT_VARIABLES = {
   sagemakerEndpointUrl: 'SLUICE_SAGEMAKER_ENDPOINT_URL',
   /** UUID of the work queue's event source mapping (plan and the capacity sweeper only): its limit follows the copies. */
   workEventSourceId: 'SLUICE_WORK_EVENT_SOURCE_ID',
+  /** The recommendations table the work function writes users' lists to (recommend pipelines only). */
+  recommendationsTable: 'SLUICE_RECOMMENDATIONS_TABLE',
 } as const;
 
 /** What the handlers know about their deployment, validated once per process. */
@@ -43,6 +45,8 @@ export interface Environment {
   readonly region?: string;
   /** The work event source whose `MaximumConcurrency` follows the copies (plan and the capacity sweeper). */
   readonly workEventSourceId?: string;
+  /** Where similarity units write users' lists for serving by key (the work function of a stack with recommend pipelines). */
+  readonly recommendationsTable?: string;
 }
 
 const required = (fix: string) =>
@@ -75,6 +79,9 @@ const environmentSchema = z.object({
   ).optional(),
   [ENVIRONMENT_VARIABLES.workEventSourceId]: required(
     "set it to the UUID of the work queue's event source mapping (infra does), or unset it",
+  ).optional(),
+  [ENVIRONMENT_VARIABLES.recommendationsTable]: required(
+    "set it to the stack's recommendations table (infra does), or unset it",
   ).optional(),
 });
 
@@ -120,6 +127,9 @@ export function loadEnvironment(
     ...(vars[ENVIRONMENT_VARIABLES.workEventSourceId] === undefined
       ? {}
       : { workEventSourceId: vars[ENVIRONMENT_VARIABLES.workEventSourceId] }),
+    ...(vars[ENVIRONMENT_VARIABLES.recommendationsTable] === undefined
+      ? {}
+      : { recommendationsTable: vars[ENVIRONMENT_VARIABLES.recommendationsTable] }),
   };
 }
 
