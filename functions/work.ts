@@ -5,6 +5,7 @@ import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
 import { describeError } from '../shared/errors/errors.ts';
+import type { RecommendationLists } from '../shared/jobs/recommend/recommendation-lists.ts';
 import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
 import type { RunStore } from '../shared/ports/run-store.ts';
@@ -27,6 +28,8 @@ export interface WorkHandlerDeps {
   readonly tokenCounter: TokenCounter;
   /** Without it every chunk is embedded (no incremental runs). */
   readonly chunkIndex?: ChunkIndex;
+  /** Users' lists served by key (recommend pipelines); without it they go to the object store. */
+  readonly recommendationLists?: RecommendationLists;
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
   /** A failed unit comes back after its own backoff; without it, after the visibility timeout. */
   readonly redelivery?: Redelivery;

@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
 import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-leases.ts';
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
+import { DynamoRecommendationLists } from '../../shared/adapters/aws/dynamo-recommendation-lists.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import { LambdaWorkerConcurrency } from '../../shared/adapters/aws/lambda-worker-concurrency.ts';
@@ -29,6 +30,7 @@ import type { RunCapacityDeps } from '../../shared/capacity/run-capacity.ts';
 import { type WorkerScaling, workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
+import type { RecommendationLists } from '../../shared/jobs/recommend/recommendation-lists.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
@@ -117,6 +119,8 @@ export interface SluiceAdapters {
   readonly segmentStats: SegmentStatsStore;
   /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
   readonly chunkIndex: ChunkIndex;
+  /** Users' lists served by key, in the recommendations table (where the stack gives the function one). */
+  readonly recommendationLists?: RecommendationLists;
   /** The model client of a pipeline (one per pipeline, sharing the SageMaker client and, per endpoint, a limiter). */
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
   /** Failed SQS messages come back after their own backoff (ChangeMessageVisibility). */
@@ -162,6 +166,15 @@ export function createAdapters(
     }),
     tokenCounter: new EstimatingTokenCounter(),
     chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
+    ...(env.recommendationsTable === undefined
+      ? {}
+      : {
+          recommendationLists: new DynamoRecommendationLists({
+            doc: clients.dynamo,
+            tableName: env.recommendationsTable,
+            ...sleep,
+          }),
+        }),
     segmentStats: new DynamoSegmentStatsStore({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
     endpointsFor: (config) => endpoints.endpointsFor(config),
     redelivery: new SqsRedelivery({ client: clients.sqs, ...options.redelivery }),
