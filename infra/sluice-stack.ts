@@ -12,6 +12,7 @@ import { type FunctionEntries, Functions } from './constructs/functions.ts';
 import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
 import { passThroughGlueColumns, QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
+import { RecommendationsTable } from './constructs/recommendations-table.ts';
 import { RunsTable } from './constructs/runs-table.ts';
 import { Schedules } from './constructs/schedules.ts';
 import { ScoringEndpoint } from './constructs/scoring-endpoint.ts';
@@ -120,6 +121,8 @@ export class SluiceStack extends Stack {
   readonly storage: Storage;
   readonly queues: Queues;
   readonly runsTable: RunsTable;
+  /** Users' lists served by key; undefined when no pipeline is kind recommend. */
+  readonly recommendationsTable: RecommendationsTable | undefined;
   /** Embedding endpoints (TEI), one per distinct `endpoint.name`. */
   readonly endpoints: readonly EmbeddingEndpoint[];
   /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName` not hosted in-worker. */
@@ -250,6 +253,11 @@ export class SluiceStack extends Stack {
       deadLetterTimeout,
       workMemoryMiB: settings.workMemoryMiB,
       workMaxConcurrency: settings.workMaxConcurrency,
+    });
+    // Recommend pipelines: similarity units (work) write users' lists; sluice recommend --deployed reads them.
+    this.recommendationsTable = RecommendationsTable.forPipelines(this, pipelines, {
+      removalPolicy,
+      writer: this.functions.work,
     });
 
     // The safety net of run-scoped capacity: only where some endpoint holds copies.
