@@ -80,6 +80,13 @@ export function deployedPipelines(
   names: DeploymentNames,
 ): PipelineConfig[] {
   return pipelines.map((pipeline): PipelineConfig => {
+    // An LLM at endpoint.url is not deployed by the stack: its URL is kept as given.
+    if (pipeline.kind === 'generate' && pipeline.endpoint.url === undefined) {
+      const name = names.endpointName(pipeline.endpoint.name);
+      return name === pipeline.endpoint.name
+        ? pipeline
+        : { ...pipeline, endpoint: { ...pipeline.endpoint, name } };
+    }
     if (pipeline.kind === 'embed') {
       const name = names.endpointName(pipeline.endpoint.name);
       return name === pipeline.endpoint.name
