@@ -1,10 +1,13 @@
 import { InputError } from '../../errors/errors.ts';
+import type { ObjectStore, ObjectWrite } from '../../ports/object-store.ts';
 
 /**
  * The recommend stages' binary files (the ingest units' interaction logs, the run's index,
  * the holdout): one little-endian buffer of a 32-byte header (magic, version, four uint32
  * header values), int32 arrays, float64 arrays (8-byte aligned), then ids as int32 byte
- * lengths and UTF-8 bytes. Decoding makes one aligned copy and returns views over it.
+ * lengths and UTF-8 bytes. Decoding returns views over the bytes when they are a whole
+ * buffer of their own (the caller hands them over and changes them no more), else over
+ * one aligned copy. {@link writeArrays} writes the same bytes piece by piece.
  */
 export const ARRAY_FILE_VERSION = 1;
 
@@ -43,6 +46,143 @@ export function encodeArrays(
   return buffer;
 }
 
+/** Bytes handed to an {@link ObjectWrite} at a time by {@link writeArrays}. */
+const WRITE_PIECE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The same bytes as {@link encodeArrays}, written piece by piece (at most a few MiB held
+ * besides the arrays), so a large index is never encoded whole in memory. The arrays
+ * must not change until the write is finished (the store may keep the views it was given).
+ */
+export async function writeArrays(
+  out: ObjectWrite,
+  magic: number,
+  header: readonly number[],
+  ints: readonly Int32Array[],
+  floats: readonly Float64Array[],
+  ids: readonly string[],
+): Promise<void> {
+  assertLittleEndian();
+  const head = Buffer.alloc(32);
+  head.writeUInt32LE(magic, 0);
+  head.writeUInt32LE(ARRAY_FILE_VERSION, 4);
+  for (const [k, value] of header.entries()) head.writeUInt32LE(value, 8 + 4 * k);
+  await out.write(head);
+  let at = 32;
+  const writeArray = async (a: Int32Array | Float64Array) => {
+    const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    for (let start = 0; start < bytes.byteLength; start += WRITE_PIECE_BYTES)
+      await out.write(bytes.slice(start, Math.min(bytes.byteLength, start + WRITE_PIECE_BYTES)));
+    at += a.byteLength;
+  };
+  for (const a of ints) await writeArray(a);
+  const floatStart = align8(at);
+  if (floatStart > at) await out.write(new Uint8Array(floatStart - at));
+  at = floatStart;
+  for (const a of floats) await writeArray(a);
+  const encoder = new TextEncoder();
+  let pieces: Uint8Array[] = [];
+  let pending = 0;
+  for (const id of ids) {
+    const bytes = encoder.encode(id);
+    const length = Buffer.alloc(4);
+    length.writeInt32LE(bytes.byteLength, 0);
+    pieces.push(length, bytes);
+    pending += 4 + bytes.byteLength;
+    if (pending >= WRITE_PIECE_BYTES) {
+      await out.write(Buffer.concat(pieces));
+      pieces = [];
+      pending = 0;
+    }
+  }
+  if (pending > 0) await out.write(Buffer.concat(pieces));
+}
+
+/** Where each section of a file with this layout starts (byte offsets). */
+export function sectionsOf(layout: Layout): { ints: number[]; floats: number[]; idStart: number } {
+  let at = 32;
+  const ints = layout.ints.map((length) => {
+    const start = at;
+    at += 4 * length;
+    return start;
+  });
+  at = align8(at);
+  const floats = layout.floats.map((length) => {
+    const start = at;
+    at += 8 * length;
+    return start;
+  });
+  return { ints, floats, idStart: at };
+}
+
+/** Bytes `[start, end)` of an object (to its end when `end` is omitted), in one buffer of their own. */
+export async function readBytes(
+  store: ObjectStore,
+  key: string,
+  start: number,
+  end?: number,
+): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of store.readRange(key, start, end)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** Little-endian int32 values from bytes at any alignment. */
+export function int32sOf(bytes: Uint8Array): Int32Array {
+  const out = new Int32Array(bytes.byteLength >> 2);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, out.byteLength));
+  return out;
+}
+
+/** Little-endian float64 values from bytes at any alignment. */
+export function float64sOf(bytes: Uint8Array): Float64Array {
+  const out = new Float64Array(bytes.byteLength >> 3);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, out.byteLength));
+  return out;
+}
+
+/**
+ * The header and id tables of a file in the store, read without its arrays (two range
+ * reads): what a streaming reader needs before it reads the arrays window by window.
+ */
+export async function readHeaderAndIds(
+  store: ObjectStore,
+  key: string,
+  magic: number,
+  layoutOf: (header: readonly number[]) => Layout,
+  what = 'file',
+): Promise<{ header: number[]; layout: Layout; sections: ReturnType<typeof sectionsOf>; ids: string[] }> {
+  const fail = (why: string) => new InputError(`${key}: not a readable recommend ${what} (${why})`);
+  assertLittleEndian(fail);
+  const head = await readBytes(store, key, 0, 32);
+  if (head.byteLength < 32) throw fail('shorter than its header');
+  if (head.readUInt32LE(0) !== magic) throw fail('wrong magic number');
+  if (head.readUInt32LE(4) !== ARRAY_FILE_VERSION)
+    throw fail(`version ${head.readUInt32LE(4)}, expected ${ARRAY_FILE_VERSION}`);
+  const header = [0, 1, 2, 3].map((k) => head.readUInt32LE(8 + 4 * k));
+  const layout = layoutOf(header);
+  const sections = sectionsOf(layout);
+  const info = await store.head(key);
+  if (!info || info.size < sections.idStart) throw fail('truncated arrays');
+  const idBytes = await readBytes(store, key, sections.idStart);
+  const ids: string[] = new Array(layout.ids);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let at = 0;
+  for (let k = 0; k < layout.ids; k++) {
+    if (at + 4 > idBytes.byteLength) throw fail('truncated ids');
+    const length = idBytes.readInt32LE(at);
+    if (length < 0 || at + 4 + length > idBytes.byteLength) throw fail('truncated ids');
+    ids[k] = decoder.decode(idBytes.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  if (at !== idBytes.byteLength) throw fail('trailing bytes');
+  return { header, layout, sections, ids };
+}
+
+function assertLittleEndian(fail = (why: string) => new InputError(`recommend files: ${why}`)): void {
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw fail('big-endian host');
+}
+
 export interface Layout {
   readonly ints: readonly number[];
   readonly floats: readonly number[];
@@ -58,9 +198,11 @@ export function decodeArrays(
 ): { header: number[]; ints: Int32Array[]; floats: Float64Array[]; ids: string[] } {
   const fail = (why: string) => new InputError(`${source}: not a readable recommend ${what} (${why})`);
   if (bytes.byteLength < 32) throw fail('shorter than its header');
-  // One aligned copy, so the typed arrays below can be views.
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
+  // The typed arrays below are views: over the bytes themselves when they are a whole
+  // buffer of their own (a file read whole), else over one aligned copy.
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const copy = own ? bytes : new Uint8Array(bytes.byteLength);
+  if (!own) copy.set(bytes);
   const view = new DataView(copy.buffer);
   if (view.getUint32(0, true) !== magic) throw fail('wrong magic number');
   if (view.getUint32(4, true) !== ARRAY_FILE_VERSION)

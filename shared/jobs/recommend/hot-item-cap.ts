@@ -24,19 +24,30 @@ export interface SimilarityPostings {
 }
 
 /**
+ * Which interactions take part in similarities under the cap, without the weights: the
+ * capped posting lengths (`itemPtr`) and, for each entry of either side of the index,
+ * whether it is in its item's sample. What the shard planner needs; the similarity pass
+ * adds the weights ({@link similarityPostings}).
+ */
+export interface HotItemSample {
+  readonly itemPtr: Int32Array;
+  /** Aligned with `index.itemUsers`. */
+  readonly sampledEntry: Uint8Array;
+  /** Aligned with `index.userItems`. */
+  readonly userSampled: Uint8Array;
+  readonly cappedItems: number;
+}
+
+/**
  * The sample of a hot item keeps the `maxItemUsers` users with the lowest
  * `stableHash(itemId, userId)` (ties by user id): reproducible anywhere, independent of
  * input order, and a different sample per item so no user is dropped from every item.
  */
-export function similarityPostings(
-  index: InteractionIndex,
-  similarity: Similarity,
-  maxItemUsers: number,
-): SimilarityPostings {
+export function hotItemSample(index: InteractionIndex, maxItemUsers: number): HotItemSample {
   const nItems = index.itemIds.length;
   const nUsers = index.userIds.length;
-  const sampledUsersOf: (Int32Array | undefined)[] = new Array(nItems);
   const itemPtr = new Int32Array(nItems + 1);
+  const sampledEntry = new Uint8Array(index.itemUsers.length);
   let cappedItems = 0;
   for (let i = 0; i < nItems; i++) {
     const start = index.itemPtr[i]!;
@@ -45,49 +56,51 @@ export function similarityPostings(
     if (kept > maxItemUsers) {
       cappedItems += 1;
       const itemId = index.itemIds[i]!;
-      const postings = Array.from(index.itemUsers.subarray(start, end), (user) => ({
-        user,
-        hash: stableHash(itemId, index.userIds[user]!),
-      }));
-      postings.sort((a, b) => a.hash - b.hash || a.user - b.user);
-      sampledUsersOf[i] = Int32Array.from(postings.slice(0, maxItemUsers), (p) => p.user).sort();
-      kept = maxItemUsers;
-    }
-    itemPtr[i + 1] = itemPtr[i]! + kept;
-  }
-  const itemUsers = new Int32Array(itemPtr[nItems]!);
-  const itemWeights = new Float64Array(itemPtr[nItems]!);
-  // Membership of (user, item) in the sample: walk each item's full postings against its sorted sample.
-  const sampledEntry = new Uint8Array(index.itemUsers.length);
-  for (let i = 0; i < nItems; i++) {
-    const start = index.itemPtr[i]!;
-    const end = index.itemPtr[i + 1]!;
-    const sample = sampledUsersOf[i];
-    let out = itemPtr[i]!;
-    let s = 0;
-    for (let p = start; p < end; p++) {
-      const user = index.itemUsers[p]!;
-      if (sample !== undefined) {
-        while (s < sample.length && sample[s]! < user) s++;
-        if (s >= sample.length || sample[s] !== user) continue;
+      const hashes = new Float64Array(kept);
+      const order = new Int32Array(kept);
+      for (let p = start; p < end; p++) {
+        hashes[p - start] = stableHash(itemId, index.userIds[index.itemUsers[p]!]!);
+        order[p - start] = p - start;
       }
-      sampledEntry[p] = 1;
-      itemUsers[out] = user;
-      itemWeights[out] = weightOf(index, similarity, user, index.itemValues[p]!);
-      out++;
-    }
+      // Postings list users ascending, so ties by position are ties by user.
+      order.sort((a, b) => hashes[a]! - hashes[b]! || a - b);
+      for (let k = 0; k < maxItemUsers; k++) sampledEntry[start + order[k]!] = 1;
+      kept = maxItemUsers;
+    } else sampledEntry.fill(1, start, end);
+    itemPtr[i + 1] = itemPtr[i]! + kept;
   }
   // Carry the flags over to the user -> item side: item postings list users in ascending order.
   const userSampled = new Uint8Array(index.userItems.length);
-  const userWeights = new Float64Array(index.userItems.length);
   const cursor = index.itemPtr.slice(0, nItems);
-  for (let u = 0; u < nUsers; u++) {
-    for (let e = index.userPtr[u]!; e < index.userPtr[u + 1]!; e++) {
-      const item = index.userItems[e]!;
-      userSampled[e] = sampledEntry[cursor[item]!++]!;
-      userWeights[e] = weightOf(index, similarity, u, index.userValues[e]!);
-    }
+  for (let u = 0; u < nUsers; u++)
+    for (let e = index.userPtr[u]!; e < index.userPtr[u + 1]!; e++)
+      userSampled[e] = sampledEntry[cursor[index.userItems[e]!]!++]!;
+  return { itemPtr, sampledEntry, userSampled, cappedItems };
+}
+
+/** The similarity pass's postings: the sample with the weights of its entries. */
+export function similarityPostings(
+  index: InteractionIndex,
+  similarity: Similarity,
+  maxItemUsers: number,
+): SimilarityPostings {
+  const { itemPtr, sampledEntry, userSampled, cappedItems } = hotItemSample(index, maxItemUsers);
+  const nItems = index.itemIds.length;
+  const nUsers = index.userIds.length;
+  const itemUsers = new Int32Array(itemPtr[nItems]!);
+  const itemWeights = new Float64Array(itemPtr[nItems]!);
+  let out = 0;
+  for (let p = 0; p < index.itemUsers.length; p++) {
+    if (sampledEntry[p] === 0) continue;
+    const user = index.itemUsers[p]!;
+    itemUsers[out] = user;
+    itemWeights[out] = weightOf(index, similarity, user, index.itemValues[p]!);
+    out++;
   }
+  const userWeights = new Float64Array(index.userItems.length);
+  for (let u = 0; u < nUsers; u++)
+    for (let e = index.userPtr[u]!; e < index.userPtr[u + 1]!; e++)
+      userWeights[e] = weightOf(index, similarity, u, index.userValues[e]!);
   return {
     similarity,
     itemPtr,

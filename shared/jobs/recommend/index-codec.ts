@@ -1,4 +1,5 @@
-import { decodeArrays, encodeArrays } from './array-file.ts';
+import type { ObjectWrite } from '../../ports/object-store.ts';
+import { decodeArrays, encodeArrays, writeArrays } from './array-file.ts';
 import type { InteractionIndex } from './interaction-index.ts';
 
 const MAGIC = 0x49464c53; // "SLFI" little-endian
@@ -11,8 +12,16 @@ const MAGIC = 0x49464c53; // "SLFI" little-endian
  * interaction; no parsing on load beyond the ids (the arrays are views over one copy of the bytes).
  */
 export function encodeInteractionIndex(index: InteractionIndex): Buffer {
-  return encodeArrays(
-    MAGIC,
+  return encodeArrays(MAGIC, ...indexSections(index));
+}
+
+/** The same bytes as {@link encodeInteractionIndex}, written piece by piece (the index is not copied whole). */
+export function writeInteractionIndex(out: ObjectWrite, index: InteractionIndex): Promise<void> {
+  return writeArrays(out, MAGIC, ...indexSections(index));
+}
+
+function indexSections(index: InteractionIndex): [number[], Int32Array[], Float64Array[], string[]] {
+  return [
     [
       index.feedback === 'explicit' ? 1 : 0,
       index.userIds.length,
@@ -22,7 +31,7 @@ export function encodeInteractionIndex(index: InteractionIndex): Buffer {
     [index.userPtr, index.userItems, index.itemPtr, index.itemUsers],
     [index.userValues, index.itemValues, index.means, index.rawNorms, index.centredNorms],
     [...index.userIds, ...index.itemIds],
-  );
+  ];
 }
 
 /** Reads a buffer written by `encodeInteractionIndex`; a truncated or foreign file fails with one line. */

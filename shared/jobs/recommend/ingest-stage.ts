@@ -7,20 +7,29 @@ import {
   type WorkUnit,
 } from '../../domain/types.ts';
 import { RunNotReady } from '../../finalize/run-not-ready.ts';
+import { openObjectWrite } from '../../output/streamed-part.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { EXCERPT_CHARS } from '../../readers/record-rules.ts';
 import { putRejects } from '../../work/unit-output.ts';
 import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-records.ts';
 import type { StageMerged, UnitWork, UnitWorkDeps } from '../job-kind.ts';
-import { splitHoldout } from './evaluation.ts';
-import { similarityPostings } from './hot-item-cap.ts';
-import { encodeInteractionIndex } from './index-codec.ts';
+import { type HoldOut, splitHoldout } from './evaluation.ts';
+import { hotItemSample } from './hot-item-cap.ts';
+import { writeInteractionIndex } from './index-codec.ts';
 import { parseInteraction } from './interaction.ts';
 import { buildInteractionIndex, popularityOrder } from './interaction-index.ts';
-import { type Feedback, InteractionLogBuilder } from './interaction-log.ts';
-import { decodeInteractionLog, encodeHoldOut, encodeInteractionLog } from './log-codec.ts';
+import { type Feedback, type InteractionLog, InteractionLogBuilder } from './interaction-log.ts';
+import { encodeHoldOut, encodeInteractionLog } from './log-codec.ts';
+import { type LogMergeOptions, type MergedLogSink, type MergedRow, mergeLogParts } from './log-merge.ts';
 import { similarityOf } from './recommend-config.ts';
-import { holdoutKey, indexKey, ingestManifestKey, ingestPartKey, shardsKey } from './recommend-keys.ts';
+import {
+  holdoutKey,
+  indexKey,
+  ingestManifestKey,
+  ingestPartKey,
+  recommendStagingPrefix,
+  shardsKey,
+} from './recommend-keys.ts';
 import { estimateUserWork, planWorkShards, shardCountFor } from './shard-plan.ts';
 
 const BINARY = 'application/octet-stream';
@@ -111,39 +120,6 @@ export async function workIngestUnit(
   };
 }
 
-/** Every succeeded unit's interactions in one builder (unit id order; the result does not depend on it). */
-async function mergedInteractions(
-  store: ObjectStore,
-  feedback: Feedback,
-  run: RunState,
-  units: readonly UnitState[],
-): Promise<{ builder: InteractionLogBuilder; records: number; rejected: number }> {
-  const builder = new InteractionLogBuilder(feedback);
-  let records = 0;
-  let rejected = 0;
-  const succeeded = units.filter((u) => u.status === 'succeeded');
-  for (const unit of [...succeeded].sort((a, b) => (a.unitId < b.unitId ? -1 : 1))) {
-    records += unit.counts?.records ?? 0;
-    rejected += unit.counts?.rejected ?? 0;
-    const key = ingestPartKey(run.pipeline, run.runId, unit.unitId);
-    const bytes = await store.get(key);
-    if (!bytes) throw new RunNotReady(`missing ${key}`);
-    const log = decodeInteractionLog(bytes, key);
-    for (let u = 0; u < log.userIds.length; u++) {
-      for (let e = log.userPtr[u]!; e < log.userPtr[u + 1]!; e++) {
-        const timestamp = log.timestamps[e]!;
-        builder.add({
-          userId: log.userIds[u]!,
-          itemId: log.itemIds[log.items[e]!]!,
-          value: log.values[e]!,
-          ...(Number.isNaN(timestamp) ? {} : { timestamp }),
-        });
-      }
-    }
-  }
-  return { builder, records, rejected };
-}
-
 /** The users of each shard as one little-endian int32 file, and each shard's byte range in it. */
 function shardFile(shards: readonly { users: Int32Array; estimatedWork: number }[]): {
   bytes: Buffer;
@@ -165,38 +141,170 @@ function shardFile(shards: readonly { users: Int32Array; estimatedWork: number }
 }
 
 /**
- * The end of the ingest stage: every unit's interactions merged (duplicate pairs resolved
- * across units by the contract's rule), the holdout split off, the run's index built and
- * written, the hot-item cap applied, and the users cut into shards of about equal
- * estimated similarity work (`sharding.targetUnitWork`), written beside it with the
- * manifest the similarity stage is planned from. Deterministic and rewritten whole by a
- * retry. Holds the whole index in memory: the finalize function is sized for it.
+ * The training side of the merged log, one user at a time: each user's row split into
+ * training and held-out interactions (the contract's holdout, per user, as
+ * {@link splitHoldout} does it on a whole log), the training rows appended to typed arrays
+ * sized by the units' entries (an upper bound: duplicates across units are dropped).
  */
-export async function mergeIngestStage(
+class TrainingRows implements MergedLogSink {
+  userIds: readonly string[] = [];
+  itemIds: readonly string[] = [];
+  userPtr = new Int32Array(1);
+  items = new Int32Array(0);
+  values = new Float64Array(0);
+  holdPtr = new Int32Array(1);
+  held = new Int32Array(1024);
+  kept = 0;
+  heldCount = 0;
+  evaluated = 0;
+  private lastUser = -1;
+
+  constructor(
+    private readonly feedback: Feedback,
+    private readonly evaluation: RecommendPipelineConfig['evaluation'] | undefined,
+  ) {}
+
+  start(tables: { userIds: readonly string[]; itemIds: readonly string[]; inputEntries: number }): void {
+    this.userIds = tables.userIds;
+    this.itemIds = tables.itemIds;
+    this.userPtr = new Int32Array(tables.userIds.length + 1);
+    this.holdPtr = new Int32Array(tables.userIds.length + 1);
+    this.items = new Int32Array(tables.inputEntries);
+    this.values = new Float64Array(tables.inputEntries);
+  }
+
+  user(user: number, row: MergedRow): void {
+    this.fillTo(user);
+    const n = row.items.length;
+    const evaluation = this.evaluation;
+    if (evaluation !== undefined && n >= evaluation.minUserItems) {
+      const { train, holdOut } = splitHoldout(
+        {
+          feedback: this.feedback,
+          userIds: [this.userIds[user]!],
+          itemIds: this.itemIds,
+          userPtr: Int32Array.of(0, n),
+          items: row.items,
+          values: row.values,
+          timestamps: row.timestamps,
+        },
+        evaluation,
+      );
+      this.append(train.items, train.values);
+      if (this.heldCount + holdOut.items.length > this.held.length) {
+        const grown = new Int32Array(2 * (this.heldCount + holdOut.items.length));
+        grown.set(this.held.subarray(0, this.heldCount));
+        this.held = grown;
+      }
+      this.held.set(holdOut.items, this.heldCount);
+      this.heldCount += holdOut.items.length;
+      this.evaluated += holdOut.users;
+    } else this.append(row.items, row.values);
+    this.userPtr[user + 1] = this.kept;
+    this.holdPtr[user + 1] = this.heldCount;
+    this.lastUser = user;
+  }
+
+  /** The training log (its rows are views over the arrays) and the holdout. */
+  finish(): { train: InteractionLog; holdOut: HoldOut } {
+    this.fillTo(this.userIds.length);
+    return {
+      train: {
+        feedback: this.feedback,
+        userIds: this.userIds,
+        itemIds: this.itemIds,
+        userPtr: this.userPtr,
+        items: this.items.subarray(0, this.kept),
+        values: this.values.subarray(0, this.kept),
+        timestamps: new Float64Array(0),
+      },
+      holdOut: { users: this.evaluated, userPtr: this.holdPtr, items: this.held.slice(0, this.heldCount) },
+    };
+  }
+
+  private append(items: Int32Array, values: Float64Array): void {
+    this.items.set(items, this.kept);
+    this.values.set(values, this.kept);
+    this.kept += items.length;
+  }
+
+  /** Users without a row up to `user` (none in practice: every user of the id tables has one) get empty rows. */
+  private fillTo(user: number): void {
+    for (let u = this.lastUser + 1; u < user; u++) {
+      this.userPtr[u + 1] = this.kept;
+      this.holdPtr[u + 1] = this.heldCount;
+    }
+    this.lastUser = Math.max(this.lastUser, user - 1);
+  }
+}
+
+/**
+ * The end of the ingest stage: every unit's interactions merged (duplicate pairs resolved
+ * across units by the contract's rule) as a streaming k-way merge of the units' sorted
+ * logs (log-merge.ts), the holdout split off user by user, the run's index built and
+ * written piece by piece, the hot-item cap applied, and the users cut into shards of about
+ * equal estimated similarity work (`sharding.targetUnitWork`), written beside it with the
+ * manifest the similarity stage is planned from. Deterministic and rewritten whole by a
+ * retry. Holds the training index (about 24 bytes per interaction) and the id tables, not
+ * the log: the unit logs are read a window at a time.
+ */
+export function mergeIngestStage(
   deps: { readonly store: ObjectStore },
   config: RecommendPipelineConfig,
   run: RunState,
   units: readonly UnitState[],
 ): Promise<StageMerged> {
+  return mergeIngestUnits(deps, config, run, units, {});
+}
+
+/** {@link mergeIngestStage} with the log merge's fan-in and window set (tests make them tiny). */
+export async function mergeIngestUnits(
+  deps: { readonly store: ObjectStore },
+  config: RecommendPipelineConfig,
+  run: RunState,
+  units: readonly UnitState[],
+  merge: Pick<LogMergeOptions, 'fanIn' | 'windowEntries'>,
+): Promise<StageMerged> {
   const feedback = feedbackOf(config);
-  const { builder, records, rejected } = await mergedInteractions(deps.store, feedback, run, units);
-  const { log } = builder.build();
+  let records = 0;
+  let rejected = 0;
+  const keys: string[] = [];
+  const succeeded = units.filter((u) => u.status === 'succeeded');
+  for (const unit of [...succeeded].sort((a, b) => (a.unitId < b.unitId ? -1 : 1))) {
+    records += unit.counts?.records ?? 0;
+    rejected += unit.counts?.rejected ?? 0;
+    const key = ingestPartKey(run.pipeline, run.runId, unit.unitId);
+    if (!(await deps.store.head(key))) throw new RunNotReady(`missing ${key}`);
+    keys.push(key);
+  }
   const evaluate = config.evaluation.holdoutFraction > 0;
-  const { train, holdOut } = evaluate
-    ? splitHoldout(log, config.evaluation)
-    : { train: log, holdOut: undefined };
+  const rows = new TrainingRows(feedback, evaluate ? config.evaluation : undefined);
+  const merged = await mergeLogParts(
+    deps.store,
+    keys,
+    { ...merge, spillPrefix: `${recommendStagingPrefix(run.pipeline, run.runId)}ingest-merge/` },
+    rows,
+  );
+  const { train, holdOut } = rows.finish();
   const index = buildInteractionIndex(train);
   const similarity = similarityOf(config);
-  const postings = similarityPostings(index, similarity, config.neighbours.maxItemUsers);
-  const work = estimateUserWork(index, postings);
+  const sample = hotItemSample(index, config.neighbours.maxItemUsers);
+  const work = estimateUserWork(index, sample);
   const shards = planWorkShards(
     work,
     shardCountFor(work, config.sharding.targetUnitWork),
     config.sharding.method,
   );
   const { bytes, planned } = shardFile(shards);
-  await deps.store.put(indexKey(run.pipeline, run.runId), encodeInteractionIndex(index), BINARY);
-  if (holdOut) await deps.store.put(holdoutKey(run.pipeline, run.runId), encodeHoldOut(holdOut), BINARY);
+  const out = await openObjectWrite(deps.store, indexKey(run.pipeline, run.runId), BINARY);
+  try {
+    await writeInteractionIndex(out, index);
+  } catch (error) {
+    await out.abort();
+    throw error;
+  }
+  await out.finish();
+  if (evaluate) await deps.store.put(holdoutKey(run.pipeline, run.runId), encodeHoldOut(holdOut), BINARY);
   await deps.store.put(shardsKey(run.pipeline, run.runId), bytes, BINARY);
   const manifest: IngestManifest = {
     version: 1,
@@ -204,13 +312,13 @@ export async function mergeIngestStage(
     rejected,
     feedback,
     similarity,
-    interactions: log.items.length,
-    duplicates: records - rejected - log.items.length,
+    interactions: merged.kept,
+    duplicates: records - rejected - merged.kept,
     users: index.userIds.length,
     items: index.itemIds.length,
     catalogueItems: popularityOrder(index).length,
-    cappedItems: postings.cappedItems,
-    heldOut: holdOut?.items.length ?? 0,
+    cappedItems: sample.cappedItems,
+    heldOut: evaluate ? holdOut.items.length : 0,
     shards: planned,
   };
   await deps.store.put(

@@ -116,8 +116,12 @@ export class InteractionLogBuilder {
   }
 }
 
-/** Does a duplicate (t, v) replace the kept (keptT, keptV)? Later timestamp wins; on a tie or none, the larger value. */
-function replaces(t: number, v: number, keptT: number, keptV: number): boolean {
+/**
+ * Does a duplicate (t, v) replace the kept (keptT, keptV)? Later timestamp wins; on a tie
+ * or none, the larger value. A total order, so the pair kept does not depend on the order
+ * the duplicates come in (the ingest merge relies on it across units).
+ */
+export function replaces(t: number, v: number, keptT: number, keptV: number): boolean {
   const has = !Number.isNaN(t);
   const keptHas = !Number.isNaN(keptT);
   if (has !== keptHas) return has;

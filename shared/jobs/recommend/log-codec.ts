@@ -1,8 +1,8 @@
-import { decodeArrays, encodeArrays } from './array-file.ts';
+import { decodeArrays, encodeArrays, type Layout } from './array-file.ts';
 import type { HoldOut } from './evaluation.ts';
 import type { InteractionLog } from './interaction-log.ts';
 
-const LOG_MAGIC = 0x474c4c53; // "SLLG" little-endian
+export const LOG_MAGIC = 0x474c4c53; // "SLLG" little-endian
 const HOLDOUT_MAGIC = 0x4f484c53; // "SLHO" little-endian
 
 /**
@@ -21,13 +21,16 @@ export function encodeInteractionLog(log: InteractionLog): Buffer {
   );
 }
 
+/** The sections of an interactions file from its header: userPtr, items; values, timestamps; user then item ids. */
+export const logLayoutOf = ([, users, items, nnz]: readonly number[]): Layout => ({
+  ints: [users! + 1, nnz!],
+  floats: [nnz!, nnz!],
+  ids: users! + items!,
+});
+
 /** Reads a buffer written by {@link encodeInteractionLog}; a truncated or foreign file fails with one line. */
 export function decodeInteractionLog(bytes: Uint8Array, source = 'interactions'): InteractionLog {
-  const read = decodeArrays(bytes, LOG_MAGIC, source, ([, users, items, nnz]) => ({
-    ints: [users! + 1, nnz!],
-    floats: [nnz!, nnz!],
-    ids: users! + items!,
-  }));
+  const read = decodeArrays(bytes, LOG_MAGIC, source, logLayoutOf);
   const [feedback, users] = read.header;
   return {
     feedback: feedback === 1 ? 'explicit' : 'implicit',

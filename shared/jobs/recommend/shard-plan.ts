@@ -13,7 +13,10 @@ export interface UserShard {
  * (user, neighbour, item) products the shard will accumulate. At least 1, so a user
  * with no shared items still costs its share of the fill-in.
  */
-export function estimateUserWork(index: InteractionIndex, postings: SimilarityPostings): Float64Array {
+export function estimateUserWork(
+  index: InteractionIndex,
+  postings: Pick<SimilarityPostings, 'itemPtr' | 'userSampled'>,
+): Float64Array {
   const work = new Float64Array(index.userIds.length);
   for (let u = 0; u < work.length; u++) {
     let sum = 1;
