@@ -1,9 +1,14 @@
+import { type Stack, Token } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
+import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import type { CapacityConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { placeLlm } from '../images/gpu-instances.ts';
+import { TGI_IMAGES } from '../images/llm-images.ts';
+import { REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../images/registries.ts';
+import { type ImageChoice, stackImageUri } from '../images/stack-images.ts';
 import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
 import {
   addInferenceComponentHosting,
@@ -208,4 +213,43 @@ export class LlmEndpoint extends Construct implements InvokableEndpoint {
   grantInvoke(grantee: iam.IGrantable): iam.Grant {
     return grantInvokeEndpoint(grantee, this.endpointArn, this.inferenceComponentArn);
   }
+}
+
+/**
+ * The stack's LLM endpoints, one per distinct `endpoint.name` of its generate pipelines that
+ * call SageMaker (children `Llm-<endpoint name>`), on the TGI image of `image` for the
+ * stack's region. Refuses in one line an LLM endpoint whose name another endpoint of the
+ * stack has (`otherEndpointNames`), or one in a region whose CloudFormation has no
+ * inference components. A stack without such pipelines gets none and resolves no image.
+ */
+export function addLlmEndpoints(
+  stack: Stack,
+  pipelines: readonly PipelineConfig[],
+  image: ImageChoice,
+  otherEndpointNames: readonly string[],
+): LlmEndpoint[] {
+  const specs = llmEndpointSpecs(pipelines);
+  if (specs.length === 0) return [];
+  for (const spec of specs) {
+    if (otherEndpointNames.includes(spec.endpointName)) {
+      throw new Error(
+        `endpoint ${spec.endpointName} is named by generate pipelines ${spec.pipelines.join(', ')} and by an embed or score pipeline: give each its own endpoint name`,
+      );
+    }
+  }
+  if (!Token.isUnresolved(stack.region) && REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(stack.region)) {
+    throw new Error(
+      `region ${stack.region} has no AWS::SageMaker::InferenceComponent in CloudFormation, which the LLM endpoint of generate pipelines ${specs.flatMap((s) => s.pipelines).join(', ')} needs (run-scoped capacity): deploy to another region, or give those pipelines an endpoint.url`,
+    );
+  }
+  const imageUri = stackImageUri(stack, TGI_IMAGES, image);
+  return specs.map(
+    (spec) =>
+      new LlmEndpoint(stack, `Llm-${spec.endpointName}`, {
+        spec,
+        // Derived from the deployed endpoint name, as the workers and the sweeper derive it.
+        componentName: inferenceComponentNameOf(spec.endpointName),
+        imageUri,
+      }),
+  );
 }

@@ -2,7 +2,7 @@ import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LlmEndpoint, llmEndpointSpecs } from '../../infra/constructs/llm-endpoint.ts';
+import { addLlmEndpoints, LlmEndpoint, llmEndpointSpecs } from '../../infra/constructs/llm-endpoint.ts';
 import { GPU_INSTANCES, placeLlm } from '../../infra/images/gpu-instances.ts';
 import { imageUriOf } from '../../infra/images/image-table.ts';
 import { DLC_REGISTRIES, TGI_IMAGES } from '../../infra/images/llm-images.ts';
@@ -211,5 +211,27 @@ describe('LlmEndpoint (TGI as an inference component with run-scoped capacity)',
     const annotations = Annotations.fromStack(stack);
     expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
     expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+  });
+});
+
+describe('addLlmEndpoints', () => {
+  const stackIn = (region: string) =>
+    new Stack(new App(), 'Llm', { env: { account: '123456789012', region } });
+
+  it('adds one endpoint per LLM endpoint name, and none (no image needed) for pipelines with endpoint.url', () => {
+    expect(addLlmEndpoints(stackIn('us-east-1'), [generate()], {}, []).map((e) => e.endpointName)).toEqual([
+      'sluice-generate-triage',
+    ]);
+    const agnostic = new Stack(new App(), 'Agnostic');
+    expect(addLlmEndpoints(agnostic, [generate({}, { url: 'http://127.0.0.1:8000' })], {}, [])).toEqual([]);
+  });
+
+  it('refuses, in one line, a name another endpoint has and a region without inference components', () => {
+    expect(() => addLlmEndpoints(stackIn('us-east-1'), [generate()], {}, ['sluice-generate-triage'])).toThrow(
+      'endpoint sluice-generate-triage is named by generate pipelines generate-triage and by an embed or score pipeline: give each its own endpoint name',
+    );
+    expect(() => addLlmEndpoints(stackIn('eu-west-3'), [generate()], {}, [])).toThrow(
+      /^region eu-west-3 has no AWS::SageMaker::InferenceComponent in CloudFormation, which the LLM endpoint of generate pipelines generate-triage needs/,
+    );
   });
 });
