@@ -55,6 +55,9 @@ export class UserCfShard {
   private readonly heldStamp: Int32Array;
   private readonly popular: Int32Array;
   private readonly popularity: Int32Array;
+  /** Every similarity weight is 1 (implicit feedback with cosine): overlaps are the dot products. */
+  private readonly unitWeights: boolean;
+  private readonly best: CandidateHeap;
   /** Operations done so far: postings accumulated plus neighbour items scanned (the actual cost). */
   operations = 0;
 
@@ -75,39 +78,64 @@ export class UserCfShard {
     this.heldStamp = new Int32Array(nItems);
     this.popular = popularityOrder(index);
     this.popularity = itemUserCounts(index);
+    this.unitWeights = allOnes(postings.itemWeights) && allOnes(postings.userWeights);
+    this.best = new CandidateHeap(settings.topN);
   }
 
   /** N(u): up to k users v != u with s' > 0 and n_uv >= minCommonItems, highest s' first, ties by user id. */
   neighboursOf(user: number): Neighbour[] {
     const { index, postings, settings } = this;
     const { dot, common, touchedUsers } = this;
+    // Locals, so the hot loops below read no object properties.
+    const userItems = index.userItems;
+    const userSampled = postings.userSampled;
+    const userWeights = postings.userWeights;
+    const itemPtr = postings.itemPtr;
+    const itemUsers = postings.itemUsers;
+    const itemWeights = postings.itemWeights;
     let touched = 0;
+    let operations = 0;
     for (let e = index.userPtr[user]!; e < index.userPtr[user + 1]!; e++) {
-      if (postings.userSampled[e] === 0) continue;
-      const item = index.userItems[e]!;
-      const weight = postings.userWeights[e]!;
-      const end = postings.itemPtr[item + 1]!;
-      for (let p = postings.itemPtr[item]!; p < end; p++) {
-        const other = postings.itemUsers[p]!;
-        if (common[other] === 0) touchedUsers[touched++] = other;
-        common[other]! += 1;
-        dot[other]! += weight * postings.itemWeights[p]!;
+      if (userSampled[e] === 0) continue;
+      const item = userItems[e]!;
+      const start = itemPtr[item]!;
+      const end = itemPtr[item + 1]!;
+      operations += end - start;
+      if (this.unitWeights) {
+        // Every weight is 1 (implicit feedback, cosine): the dot product is the overlap count.
+        for (let p = start; p < end; p++) {
+          const other = itemUsers[p]!;
+          const n = common[other]!;
+          if (n === 0) touchedUsers[touched++] = other;
+          common[other] = n + 1;
+        }
+        continue;
       }
-      this.operations += end - postings.itemPtr[item]!;
+      const weight = userWeights[e]!;
+      for (let p = start; p < end; p++) {
+        const other = itemUsers[p]!;
+        const n = common[other]!;
+        if (n === 0) touchedUsers[touched++] = other;
+        common[other] = n + 1;
+        dot[other]! += weight * itemWeights[p]!;
+      }
     }
+    this.operations += operations;
     const heap = new NeighbourHeap(settings.k);
-    const normU = postings.norms[user]!;
+    const norms = postings.norms;
+    const normU = norms[user]!;
+    const { minCommonItems, shrinkage } = settings;
     for (let t = 0; t < touched; t++) {
       const other = touchedUsers[t]!;
       const n = common[other]!;
-      const d = dot[other]!;
+      const d = this.unitWeights ? n : dot[other]!;
       common[other] = 0;
       dot[other] = 0;
-      if (other === user || n < settings.minCommonItems) continue;
-      const normV = postings.norms[other]!;
+      if (other === user || n < minCommonItems) continue;
+      const normV = norms[other]!;
       if (normU === 0 || normV === 0) continue;
       const s = d / (normU * normV);
-      const shrunk = (s * n) / (n + settings.shrinkage);
+      const shrunk = (s * n) / (n + shrinkage);
       if (shrunk > 0) heap.offer(other, shrunk, n);
     }
     return heap.sorted();
@@ -121,48 +149,53 @@ export class UserCfShard {
     for (let e = index.userPtr[user]!; e < index.userPtr[user + 1]!; e++)
       this.heldStamp[index.userItems[e]!] = stamp;
     const explicit = index.feedback === 'explicit';
+    const { userPtr, userItems, userValues, means } = index;
+    const { heldStamp, candidateHolders, candidateNumerator, candidateDenominator, touchedItems } = this;
     let touched = 0;
     for (const { user: other, similarity } of neighbours) {
-      const mean = index.means[other]!;
-      const start = index.userPtr[other]!;
-      const end = index.userPtr[other + 1]!;
+      const mean = means[other]!;
+      const magnitude = Math.abs(similarity);
+      const start = userPtr[other]!;
+      const end = userPtr[other + 1]!;
       for (let e = start; e < end; e++) {
-        const item = index.userItems[e]!;
-        if (this.heldStamp[item] === stamp) continue;
-        if (this.candidateHolders[item] === 0) this.touchedItems[touched++] = item;
-        this.candidateHolders[item]! += 1;
-        this.candidateNumerator[item]! += explicit ? similarity * (index.userValues[e]! - mean) : similarity;
-        this.candidateDenominator[item]! += Math.abs(similarity);
+        const item = userItems[e]!;
+        if (heldStamp[item] === stamp) continue;
+        const holders = candidateHolders[item]!;
+        if (holders === 0) touchedItems[touched++] = item;
+        candidateHolders[item] = holders + 1;
+        candidateNumerator[item]! += explicit ? similarity * (userValues[e]! - mean) : similarity;
+        candidateDenominator[item]! += magnitude;
       }
       this.operations += end - start;
     }
-    const candidates: { item: number; score: number; holders: number }[] = [];
+    // The N best candidates (score descending, ties by item ascending) kept in a bounded heap.
+    const best = this.best;
+    best.clear();
+    const meanU = index.means[user]!;
     for (let t = 0; t < touched; t++) {
       const item = this.touchedItems[t]!;
       const holders = this.candidateHolders[item]!;
       if (holders >= settings.minNeighbours) {
         const numerator = this.candidateNumerator[item]!;
-        const score = explicit
-          ? index.means[user]! + numerator / this.candidateDenominator[item]!
-          : numerator;
-        candidates.push({ item, score, holders });
+        const score = explicit ? meanU + numerator / this.candidateDenominator[item]! : numerator;
+        best.offer(item, score, holders);
       }
       this.candidateHolders[item] = 0;
       this.candidateNumerator[item] = 0;
       this.candidateDenominator[item] = 0;
     }
-    candidates.sort((a, b) => b.score - a.score || a.item - b.item);
+    const ranked = best.sorted();
     const topN = settings.topN;
-    const cfCount = Math.min(topN, candidates.length);
+    const cfCount = ranked.length;
     const items: number[] = [];
     const scores: number[] = [];
     const holders: number[] = [];
     for (let r = 0; r < cfCount; r++) {
-      const c = candidates[r]!;
-      items.push(c.item);
-      scores.push(c.score);
-      holders.push(c.holders);
-      this.heldStamp[c.item] = stamp;
+      const slot = ranked[r]!;
+      items.push(best.items[slot]!);
+      scores.push(best.scores[slot]!);
+      holders.push(best.holders[slot]!);
+      this.heldStamp[best.items[slot]!] = stamp;
     }
     for (let p = 0; p < this.popular.length && items.length < topN; p++) {
       const item = this.popular[p]!;
@@ -211,6 +244,102 @@ export function popularityList(
   for (let p = 0; p < popular.length && list.length < topN; p++)
     if (!held.has(popular[p]!)) list.push(popular[p]!);
   return list;
+}
+
+function allOnes(values: Float64Array): boolean {
+  for (let k = 0; k < values.length; k++) if (values[k] !== 1) return false;
+  return true;
+}
+
+/**
+ * Keeps the N best candidates by score (descending), ties by item (ascending), in typed
+ * arrays: a binary heap whose root is the worst kept one, so a user's candidates cost no
+ * objects and no full sort.
+ */
+class CandidateHeap {
+  readonly items: Int32Array;
+  readonly scores: Float64Array;
+  readonly holders: Int32Array;
+  /** Heap of slots. */
+  private readonly heap: Int32Array;
+  private size = 0;
+
+  constructor(private readonly capacity: number) {
+    this.items = new Int32Array(capacity);
+    this.scores = new Float64Array(capacity);
+    this.holders = new Int32Array(capacity);
+    this.heap = new Int32Array(capacity);
+  }
+
+  clear(): void {
+    this.size = 0;
+  }
+
+  offer(item: number, score: number, holders: number): void {
+    if (this.capacity === 0) return;
+    if (this.size < this.capacity) {
+      const slot = this.size;
+      this.items[slot] = item;
+      this.scores[slot] = score;
+      this.holders[slot] = holders;
+      this.heap[this.size++] = slot;
+      this.siftUp(this.size - 1);
+      return;
+    }
+    const root = this.heap[0]!;
+    if (!this.better(item, score, this.items[root]!, this.scores[root]!)) return;
+    this.items[root] = item;
+    this.scores[root] = score;
+    this.holders[root] = holders;
+    this.siftDown(0);
+  }
+
+  /** The kept slots, best first. */
+  sorted(): number[] {
+    const slots = Array.from(this.heap.subarray(0, this.size));
+    return slots.sort((a, b) =>
+      this.better(this.items[a]!, this.scores[a]!, this.items[b]!, this.scores[b]!) ? -1 : 1,
+    );
+  }
+
+  private better(itemA: number, scoreA: number, itemB: number, scoreB: number): boolean {
+    return scoreA > scoreB || (scoreA === scoreB && itemA < itemB);
+  }
+
+  /** Is heap position a worse than b (belongs nearer the root)? */
+  private worse(a: number, b: number): boolean {
+    const sa = this.heap[a]!;
+    const sb = this.heap[b]!;
+    return this.better(this.items[sb]!, this.scores[sb]!, this.items[sa]!, this.scores[sa]!);
+  }
+
+  private swap(a: number, b: number): void {
+    const slot = this.heap[a]!;
+    this.heap[a] = this.heap[b]!;
+    this.heap[b] = slot;
+  }
+
+  private siftUp(at: number): void {
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (!this.worse(at, parent)) return;
+      this.swap(at, parent);
+      at = parent;
+    }
+  }
+
+  private siftDown(at: number): void {
+    for (;;) {
+      const left = 2 * at + 1;
+      const right = left + 1;
+      let worst = at;
+      if (left < this.size && this.worse(left, worst)) worst = left;
+      if (right < this.size && this.worse(right, worst)) worst = right;
+      if (worst === at) return;
+      this.swap(at, worst);
+      at = worst;
+    }
+  }
 }
 
 /**
