@@ -10,9 +10,10 @@ import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { runRowKey, runSummaryKey } from '../../shared/output/keys.ts';
-import type { ObjectWrite } from '../../shared/ports/object-store.ts';
 import { jsonl } from '../core/factories.ts';
 import { sluice } from '../support/cli.ts';
+import { KillSwitch } from './support/kill-switch.ts';
+import { redriveRun } from './support/redrive-run.ts';
 import { readTable } from './support/run-tables.ts';
 
 const PIPELINE = {
@@ -23,90 +24,6 @@ const PIPELINE = {
   planning: { targetUnitTokens: 400 },
   workers: { maxConcurrency: 2, maxReceiveCount: 2 },
 };
-
-class ProcessKilled extends Error {
-  override readonly name = 'ProcessKilled';
-}
-
-/**
- * The ports of a process killed at the `killAt`-th write of finalize (1-based): that write
- * and every call after it fail, so nothing from that point on lands, as with kill -9.
- * Finalize is recognised by its first call, the run's unit list; the writes are object
- * puts (and streamed writes' finish), chunk index and segment records, and run store moves.
- */
-class KillSwitch {
-  armed = false;
-  killed = false;
-  readonly writes: string[] = [];
-  constructor(readonly killAt: number) {}
-
-  async write<T>(label: string, perform: () => Promise<T>): Promise<T> {
-    if (this.killed) throw new ProcessKilled(`killed before ${label}`);
-    if (this.armed) {
-      this.writes.push(label);
-      if (this.writes.length === this.killAt) {
-        this.killed = true;
-        throw new ProcessKilled(`killed at ${label}`);
-      }
-    }
-    return perform();
-  }
-
-  async read<T>(perform: () => Promise<T>): Promise<T> {
-    if (this.killed) throw new ProcessKilled('killed');
-    return perform();
-  }
-
-  /** Every method of `target`: those named in `writes` count as writes (labelled by `label`), the rest as reads. */
-  wrap<T extends object>(target: T, writes: Record<string, (args: unknown[]) => string>): T {
-    return new Proxy(target, {
-      get: (object, property, receiver) => {
-        const value = Reflect.get(object, property, receiver);
-        if (typeof value !== 'function' || typeof property !== 'string') return value;
-        const method = value as (...args: unknown[]) => unknown;
-        if (property === 'listUnits')
-          return (...args: unknown[]) => {
-            this.armed = true;
-            return this.read(async () => method.apply(object, args));
-          };
-        if (property === 'openWrite')
-          return async (...args: unknown[]) => {
-            const open = (await this.read(async () => method.apply(object, args))) as ObjectWrite;
-            return {
-              write: (bytes: Uint8Array) => this.read(() => open.write(bytes)),
-              finish: () => this.write(`put ${String(args[0])}`, () => open.finish()),
-              abort: () => open.abort(),
-            } satisfies ObjectWrite;
-          };
-        const label = writes[property];
-        if (label)
-          return (...args: unknown[]) => this.write(label(args), async () => method.apply(object, args));
-        // Synchronous helpers (pathOf) stay as they are; async reads fail once killed.
-        return (...args: unknown[]) => {
-          if (this.killed) throw new ProcessKilled('killed');
-          return method.apply(object, args);
-        };
-      },
-    });
-  }
-
-  home(base: LocalHome): LocalHome {
-    return {
-      ...base,
-      store: this.wrap(base.store, { put: (a) => `put ${String(a[0])}` }),
-      runs: this.wrap(base.runs, {
-        finishRun: () => 'run store: finishRun',
-        createRun: () => 'run store: createRun',
-        completeUnit: () => 'run store: completeUnit',
-        failUnit: () => 'run store: failUnit',
-        startStage: () => 'run store: startStage',
-        addStageUnits: () => 'run store: addStageUnits',
-      }),
-      chunkIndex: this.wrap(base.chunkIndex, { record: () => 'chunk index: record' }),
-      segmentStats: this.wrap(base.segmentStats, { recordSegments: () => 'segment stats: record' }),
-    };
-  }
-}
 
 const docs = (count: number, salt = '') =>
   Array.from({ length: count }, (_, i) => ({
@@ -220,17 +137,10 @@ describe('finalize killed at each of its writes', () => {
       // Nothing says done before everything is written.
       expect(second.status, label).toBe('running');
 
-      const resumed = await sluice(
-        'redrive',
+      const resumed = await redriveRun(
         runId,
-        '--resume',
-        '--home',
-        dir,
-        '--pipelines',
-        pipelines,
-        '--endpoint-url',
-        server.url,
-        '--json',
+        { home: dir, pipelines },
+        { resume: true, endpointUrl: server.url },
       );
       if (resumed.code !== 0) {
         failures.push(`${label}: redrive exit ${resumed.code}: ${resumed.err.join(' | ')}`);
@@ -270,16 +180,7 @@ describe('finalize killed at each of its writes', () => {
         (await referenceSources()).sort(),
       );
       // A second resume finds nothing to do and changes nothing.
-      const again = await sluice(
-        'redrive',
-        runId,
-        '--resume',
-        '--home',
-        dir,
-        '--pipelines',
-        pipelines,
-        '--json',
-      );
+      const again = await redriveRun(runId, { home: dir, pipelines }, { resume: true });
       expect(again.code, label).toBe(0);
       expect(again.json().redriven, label).toBe(0);
       expect((await openHome(dir).runs.getSummary(runId))?.finishedAt, label).toBe(summary?.finishedAt);
@@ -295,16 +196,7 @@ describe('finalize killed at each of its writes', () => {
     const rowKey = runRowKey('fin', reference.runId);
     await unlink(home.store.pathOf(summaryKey));
     await unlink(home.store.pathOf(rowKey));
-    const resumed = await sluice(
-      'redrive',
-      reference.runId,
-      '--resume',
-      '--home',
-      dir,
-      '--pipelines',
-      pipelines,
-      '--json',
-    );
+    const resumed = await redriveRun(reference.runId, { home: dir, pipelines }, { resume: true });
     expect(resumed.code).toBe(0);
     expect(resumed.json()).toMatchObject({ redriven: 0, restored: [summaryKey, rowKey] });
     expect(JSON.parse(new TextDecoder().decode(await home.store.get(summaryKey)))).toEqual(
@@ -367,16 +259,7 @@ describe('a fit-then-score run killed at each write, the move into its score sta
       expect(runs, label).toHaveLength(1);
       const target = runs[0]!;
       expect(target.status, label).toBe('running');
-      const resumed = await sluice(
-        'redrive',
-        target.runId,
-        '--resume',
-        '--home',
-        dir,
-        '--pipelines',
-        pipelines,
-        '--json',
-      );
+      const resumed = await redriveRun(target.runId, { home: dir, pipelines }, { resume: true });
       if (resumed.code !== 0) {
         failures.push(`${label}: redrive exit ${resumed.code}: ${resumed.err.join(' | ')}`);
         continue;

@@ -7,86 +7,9 @@ import { runLocalPipeline } from '../../cli/local-run.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
-import type { ObjectWrite } from '../../shared/ports/object-store.ts';
+import { KillSwitch } from '../faults/support/kill-switch.ts';
+import { redriveRun } from '../faults/support/redrive-run.ts';
 import { readTable } from '../faults/support/run-tables.ts';
-import { sluice } from '../support/cli.ts';
-
-class ProcessKilled extends Error {
-  override readonly name = 'ProcessKilled';
-}
-
-/**
- * The ports of a process killed at its `killAt`-th write once the first finalize began
- * (the end of the ingest stage): that write and every call after it fail, as with kill -9.
- * The writes are object puts (streamed parts at their finish) and run-store moves, so the
- * kill lands in the ingest merge (index, holdout, shard plan), in the stage move, in the
- * similarity units, or in the last finalize.
- */
-class KillSwitch {
-  armed = false;
-  killed = false;
-  readonly writes: string[] = [];
-  constructor(readonly killAt: number) {}
-
-  private async write<T>(label: string, perform: () => Promise<T>): Promise<T> {
-    if (this.killed) throw new ProcessKilled(`killed before ${label}`);
-    if (this.armed) {
-      this.writes.push(label);
-      if (this.writes.length === this.killAt) {
-        this.killed = true;
-        throw new ProcessKilled(`killed at ${label}`);
-      }
-    }
-    return perform();
-  }
-
-  private wrap<T extends object>(target: T, writes: Record<string, (args: unknown[]) => string>): T {
-    return new Proxy(target, {
-      get: (object, property, receiver) => {
-        const value = Reflect.get(object, property, receiver);
-        if (typeof value !== 'function' || typeof property !== 'string') return value;
-        const method = value as (...args: unknown[]) => unknown;
-        if (property === 'listUnits')
-          return (...args: unknown[]) => {
-            this.armed = true;
-            if (this.killed) throw new ProcessKilled('killed');
-            return method.apply(object, args);
-          };
-        if (property === 'openWrite')
-          return async (...args: unknown[]) => {
-            if (this.killed) throw new ProcessKilled('killed');
-            const open = (await method.apply(object, args)) as ObjectWrite;
-            return {
-              write: (bytes: Uint8Array) => open.write(bytes),
-              finish: () => this.write(`put ${String(args[0])}`, () => open.finish()),
-              abort: () => open.abort(),
-            } satisfies ObjectWrite;
-          };
-        const label = writes[property];
-        if (label)
-          return (...args: unknown[]) => this.write(label(args), async () => method.apply(object, args));
-        return (...args: unknown[]) => {
-          if (this.killed) throw new ProcessKilled('killed');
-          return method.apply(object, args);
-        };
-      },
-    });
-  }
-
-  home(base: LocalHome): LocalHome {
-    return {
-      ...base,
-      store: this.wrap(base.store, { put: (a) => `put ${String(a[0])}` }),
-      runs: this.wrap(base.runs, {
-        finishRun: () => 'run store: finishRun',
-        completeUnit: () => 'run store: completeUnit',
-        failUnit: () => 'run store: failUnit',
-        startStage: () => 'run store: startStage',
-        addStageUnits: () => 'run store: addStageUnits',
-      }),
-    };
-  }
-}
 
 /** A table's rows without the run id, in a stable order. */
 const rowsOf = (rows: Record<string, unknown>[]) =>
@@ -166,16 +89,7 @@ describe('a recommend run killed at each write from the end of its ingest stage 
       const [stopped] = await openHome(dir).runs.listRuns();
       expect(stopped?.status, label).toBe('running');
 
-      const resumed = await sluice(
-        'redrive',
-        stopped!.runId,
-        '--resume',
-        '--home',
-        dir,
-        '--pipelines',
-        pipelines,
-        '--json',
-      );
+      const resumed = await redriveRun(stopped!.runId, { home: dir, pipelines }, { resume: true });
       if (resumed.code !== 0) {
         failures.push(`${label}: redrive exit ${resumed.code}: ${resumed.err.join(' | ')}`);
         continue;

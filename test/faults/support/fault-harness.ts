@@ -2,11 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { openHome } from '../../../cli/home.ts';
 import {
   PipelineEndpointRegistry,
+  type PipelineEndpoints,
   sageMakerClientSettingsFor,
 } from '../../../shared/adapters/aws/pipeline-endpoints.ts';
-import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.ts';
 import { LocalRunStore } from '../../../shared/adapters/local/local-run-store.ts';
 import { LocalWorkQueue } from '../../../shared/adapters/local/local-work-queue.ts';
 import { MemoryObjectStore } from '../../../shared/adapters/local/memory-object-store.ts';
@@ -53,6 +54,26 @@ export interface FaultScenario {
   readonly dieEveryDelivery?: boolean;
   /** JSONL records of the file that is split into units. @default 90 */
   readonly splitRecords?: number;
+  /**
+   * Faults in the units of the run's later stages (a recommend run's similarity shards),
+   * chosen when finalize first sends a stage's units, as the ones above are for the first
+   * stage. A unit that dies on every delivery may be in one stage only.
+   */
+  readonly laterStage?: Pick<FaultScenario, 'crashBeforeWrite' | 'crashAfterWrite' | 'dieEveryDelivery'>;
+  /**
+   * The finalize that moves the run into its next stage dies around the move, its first
+   * `times` attempts: `before-move` after the stage's merge wrote its files and the next
+   * stage was planned, before the conditional move; `after-move` right after the move,
+   * before the stage's units are stored; `before-send` after they are stored, before they
+   * are sent. A retried finalize after the move resumes the stage instead of moving again,
+   * so only `before-move` can die on every attempt (`times` at least the finalize messages
+   * times the queue's maxReceiveCount): the finalize is dead-lettered and the run is left
+   * running, to be resumed (`sluice redrive --resume`).
+   */
+  readonly stageMoveCrash?: {
+    readonly at: 'before-move' | 'after-move' | 'before-send';
+    readonly times: number;
+  };
 }
 
 export interface FaultRunReport {
@@ -75,7 +96,17 @@ export interface FaultRunReport {
   readonly finishClaims: number;
   readonly deliveries: number;
   readonly deadLetters: number;
-  readonly injected: { readonly crashes: number; readonly heldTogether: number; readonly deaths: number };
+  readonly injected: {
+    readonly crashes: number;
+    readonly heldTogether: number;
+    readonly deaths: number;
+    /** Finalize attempts killed around a stage move. */
+    readonly stageMoveCrashes: number;
+  };
+  /** How the run was taken up again after its first drain: a redrive of its failed units, a resume of a run left running, or neither. */
+  readonly redrive: 'none' | 'failed-units' | 'resume';
+  /** Where the run's local home is (`bucket/`, `state/`) when its store is `fs`. */
+  readonly dir: string;
   /** Removes the run's folder (the fs store and the run state). */
   cleanup(): Promise<void>;
 }
@@ -121,14 +152,38 @@ export interface FaultRunOptions {
   readonly store?: ObjectStore;
   /** These inputs instead of the job's seeded ones (a re-run of the same drop). */
   readonly inputs?: MixedInputs;
+  /**
+   * Takes the run up again after its first drain instead of the harness' own redrive: a
+   * failed run's failed units, or a run left running (`resume`). With the `fs` store the
+   * run's folder is a local home, so this can be the real `sluice redrive RUN_ID --home DIR`.
+   * @default the harness redelivers through its own faulty queue
+   */
+  readonly redrive?: (run: {
+    readonly dir: string;
+    readonly runId: string;
+    readonly resume: boolean;
+  }) => Promise<void>;
 }
 
-/** A unit's Parquet part, of any table. */
-const PART = /^results\/([a-z_]+)\/.*-(u[0-9a-z]+)\.parquet$/;
+/**
+ * The unit a worker's write belongs to: a unit's Parquet part of any table
+ * (`results/<table>/.../<runId>-<unitId>.parquet`), or a staging file a unit hands on to its
+ * stage's merge (`runs/<pipeline>/<runId>/.../<unitId>.bin`, a recommend ingest unit's
+ * interactions).
+ */
+function unitOfWrite(key: string, runId: string): string | undefined {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  if (key.startsWith('results/') && name.startsWith(`${runId}-`) && name.endsWith('.parquet'))
+    return name.slice(runId.length + 1, -'.parquet'.length);
+  if (key.startsWith('runs/') && key.includes(`/${runId}/`) && name.endsWith('.bin'))
+    return name.slice(0, -4);
+  return undefined;
+}
 
-/** The object store of workers that crash around their first Parquet write for some units. */
+/** The object store of workers that crash around their first write of a part for some units. */
 function crashingStore(
   base: ObjectStore,
+  runId: string,
   plan: { before: Set<string>; after: Set<string> },
   counters: { crashes: number },
 ): ObjectStore {
@@ -138,7 +193,7 @@ function crashingStore(
     get: (key) => base.get(key),
     list: (prefix) => base.list(prefix),
     async put(key, body, contentType) {
-      const unitId = PART.exec(key)?.[2];
+      const unitId = unitOfWrite(key, runId);
       if (unitId !== undefined && plan.before.delete(unitId)) {
         counters.crashes += 1;
         throw new Error(`worker crashed before writing ${key} (injected)`);
@@ -230,25 +285,91 @@ function killedAfterWrite(base: RunStore): RunStore {
 }
 
 /**
+ * The run store of a finalize that dies around the move into the next stage, its first
+ * `fault.times` attempts (see {@link FaultScenario.stageMoveCrash}).
+ */
+function crashingStageMoves(
+  base: RunStore,
+  fault: NonNullable<FaultScenario['stageMoveCrash']> | undefined,
+  counters: { stageMoveCrashes: number; fixed: boolean },
+): RunStore {
+  if (!fault) return base;
+  const crash = (when: string): never => {
+    counters.stageMoveCrashes += 1;
+    throw new Error(`finalize died ${when} (injected)`);
+  };
+  const armed = () => !counters.fixed && counters.stageMoveCrashes < fault.times;
+  return new Proxy(base, {
+    get(target, property, receiver) {
+      if (property === 'startStage')
+        return async (...args: Parameters<RunStore['startStage']>): Promise<boolean> => {
+          if (fault.at === 'before-move' && armed()) crash('before the move into the next stage');
+          const moved = await target.startStage(...args);
+          if (moved && fault.at === 'after-move' && armed())
+            crash('right after the move into the next stage');
+          return moved;
+        };
+      if (property === 'addStageUnits')
+        return async (...args: Parameters<RunStore['addStageUnits']>): Promise<void> => {
+          await target.addStageUnits(...args);
+          if (fault.at === 'before-send' && armed()) crash("after storing the next stage's units");
+        };
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** The ports of the run's folder: a local home (`bucket/`, `state/runs/`) for the `fs` store. */
+function portsOf(scenario: FaultScenario, dir: string, store: ObjectStore | undefined) {
+  if (scenario.store === 'fs') {
+    const home = openHome(dir);
+    return { store: store ?? home.store, runs: home.runs };
+  }
+  return { store: store ?? new MemoryObjectStore(4096), runs: new LocalRunStore(path.join(dir, 'state')) };
+}
+
+/** Which units of a stage get the unit faults: a seeded shuffle, the first ones crash, the last one dies. */
+function chooseUnitFaults(
+  unitIds: readonly string[],
+  faults: Pick<FaultScenario, 'crashBeforeWrite' | 'crashAfterWrite' | 'dieEveryDelivery'>,
+  random: () => number,
+  plan: { before: Set<string>; after: Set<string> },
+): string | undefined {
+  const shuffled = unitIds
+    .map((unitId) => ({ unitId, order: random() }))
+    .sort((a, b) => a.order - b.order)
+    .map((u) => u.unitId);
+  const before = faults.crashBeforeWrite ?? 0;
+  const after = faults.crashAfterWrite ?? 0;
+  for (const unitId of shuffled.slice(0, before)) plan.before.add(unitId);
+  for (const unitId of shuffled.slice(before, before + after)) plan.after.add(unitId);
+  return faults.dieEveryDelivery ? shuffled.at(-1) : undefined;
+}
+
+/**
  * One seeded run of the local runtime (planRun, LocalWorkQueue with the deployed retry,
  * visibility and dead-letter rules, processUnit, finalizeRun, deadLetterUnit as the DLQ
  * consumer) over mixed inputs, with the scenario's faults injected through wrapping
- * ports and a proxy endpoint in front of the local model server.
+ * ports and a proxy endpoint in front of the local model server (none for a kind that
+ * calls no model). A run that failed (a unit that dies on every delivery) is redriven once
+ * the cause is gone; one left running (its finalize dead-lettered) is resumed.
  */
 export async function runWithFaults(
   scenario: FaultScenario,
-  endpoint: FaultEndpoint,
+  endpoint: FaultEndpoint | undefined,
   options: FaultRunOptions = {},
 ): Promise<FaultRunReport> {
   const random = seededRandom(scenario.seed * 7919);
   const job = options.job ?? EMBED_FAULT_JOB;
   const config = job.config();
+  if (scenario.dieEveryDelivery && scenario.laterStage?.dieEveryDelivery)
+    throw new Error('a unit dies on every delivery in one stage only');
   const dir = await mkdtemp(path.join(tmpdir(), `sluice-faults-${scenario.seed}-`));
   let sagemaker: SageMakerRuntimeClient | undefined;
   try {
-    const store: ObjectStore =
-      options.store ??
-      (scenario.store === 'fs' ? new FsObjectStore(path.join(dir, 'bucket')) : new MemoryObjectStore(4096));
+    const ports = portsOf(scenario, dir, options.store);
+    const { store } = ports;
     const inputs =
       options.inputs ??
       job.inputs(scenario.seed, {
@@ -256,31 +377,36 @@ export async function runWithFaults(
         ...(scenario.splitRecords === undefined ? {} : { splitRecords: scenario.splitRecords }),
       });
     for (const file of inputs.files) await store.put(file.key, file.body);
-    const observed = observedRuns(new LocalRunStore(path.join(dir, 'state')), {
-      lastTwoTogether: scenario.lastTwoTogether ?? false,
-    });
+    const observed = observedRuns(ports.runs, { lastTwoTogether: scenario.lastTwoTogether ?? false });
     const runs = observed.store;
-    endpoint.configure({
-      faultRate: scenario.endpointFaultRate ?? 0,
-      slowCalls: scenario.slowEndpoint ? 2 : 0,
-      slowMs: 400,
-      random: seededRandom(scenario.seed * 104_729),
-    });
-    sagemaker = new SageMakerRuntimeClient({
-      endpoint: endpoint.url,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      ...sageMakerClientSettingsFor([config]),
-    });
-    const endpoints = new PipelineEndpointRegistry(sagemaker, {
-      // Backoff that keeps the suite fast: the retry rules are the same, the waits are short.
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
-    }).endpointsFor(config);
+    let endpoints: PipelineEndpoints = {};
+    if (endpoint) {
+      endpoint.configure({
+        faultRate: scenario.endpointFaultRate ?? 0,
+        slowCalls: scenario.slowEndpoint ? 2 : 0,
+        slowMs: 400,
+        random: seededRandom(scenario.seed * 104_729),
+      });
+      sagemaker = new SageMakerRuntimeClient({
+        endpoint: endpoint.url,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        ...sageMakerClientSettingsFor([config]),
+      });
+      endpoints = new PipelineEndpointRegistry(sagemaker, {
+        // Backoff that keeps the suite fast: the retry rules are the same, the waits are short.
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
+      }).endpointsFor(config);
+    }
 
+    const runId = `r-20260301T1000${String(scenario.seed % 100).padStart(2, '0')}Z-f${scenario.seed.toString(16).padStart(5, '0')}`;
     const crashPlan = { before: new Set<string>(), after: new Set<string>() };
-    const counters = { crashes: 0, deaths: 0 };
-    const workerStore = crashingStore(store, crashPlan, counters);
+    const counters = { crashes: 0, deaths: 0, stageMoveCrashes: 0, fixed: false };
+    const workerStore = crashingStore(store, runId, crashPlan, counters);
+    const finalizeRuns = crashingStageMoves(runs, scenario.stageMoveCrash, counters);
     let doomed: string | undefined;
+    /** Whether a unit was chosen to die on every delivery: only then is a failed run redriven. */
+    let doomedAny = false;
     let deliveries = 0;
     const deps: Omit<ProcessUnitDeps, 'queue'> = {
       store: workerStore,
@@ -303,8 +429,8 @@ export async function runWithFaults(
         }
         await processUnit({ ...deps, queue: sender }, config, unit, delivery);
       },
-      onFinalize: async (runId) => {
-        await finalizeRun({ store, runs, queue: sender, pipelines }, runId, new Date());
+      onFinalize: async (id) => {
+        await finalizeRun({ store, runs: finalizeRuns, queue: sender, pipelines }, id, new Date());
       },
       onDeadLetter: async (letter) => {
         if ('unitId' in letter.body)
@@ -313,18 +439,31 @@ export async function runWithFaults(
           });
       },
     });
+    // Units of the first stage; a later stage's get their faults when finalize first sends them.
+    const firstStage = new Set<string>();
+    const laterStages = new Set<string>();
+    const withLaterFaults = (units: readonly WorkUnit[]): void => {
+      const fresh = units.filter((u) => !firstStage.has(u.unitId) && !laterStages.has(u.stage ?? ''));
+      if (fresh.length === 0 || !scenario.laterStage) return;
+      const stage = fresh[0]!.stage ?? '';
+      laterStages.add(stage);
+      const ids = fresh.filter((u) => (u.stage ?? '') === stage).map((u) => u.unitId);
+      doomed = chooseUnitFaults(ids, scenario.laterStage, random, crashPlan) ?? doomed;
+      if (doomed !== undefined) doomedAny = true;
+    };
     // What planning and workers send through: every message twice when duplicates are injected.
-    const sender: WorkQueue = scenario.duplicateDelivery
-      ? {
-          sendUnits: (units) => queue.sendUnits([...units, ...units]),
-          requestFinalize: async (runId) => {
-            await queue.requestFinalize(runId);
-            await queue.requestFinalize(runId);
-          },
-        }
-      : queue;
+    const sender: WorkQueue = {
+      sendUnits: async (units) => {
+        withLaterFaults(units);
+        await queue.sendUnits(scenario.duplicateDelivery ? [...units, ...units] : units);
+      },
+      requestFinalize: async (id) => {
+        await queue.requestFinalize(id);
+        if (scenario.duplicateDelivery) await queue.requestFinalize(id);
+      },
+      sendUnitLater: (unit, delaySeconds) => queue.sendUnitLater(unit, delaySeconds),
+    };
 
-    const runId = `r-20260301T1000${String(scenario.seed % 100).padStart(2, '0')}Z-f${scenario.seed.toString(16).padStart(5, '0')}`;
     // Plan without sending, to choose the units that crash, then send as planning does.
     const held: WorkUnit[] = [];
     const { units } = await planRun(
@@ -346,34 +485,41 @@ export async function runWithFaults(
         now: new Date('2026-03-01T10:00:00Z'),
       },
     );
-    const shuffled = units
-      .map((u) => ({ unitId: u.unitId, order: random() }))
-      .sort((a, b) => a.order - b.order)
-      .map((u) => u.unitId);
-    const before = scenario.crashBeforeWrite ?? 0;
-    const after = scenario.crashAfterWrite ?? 0;
-    for (const unitId of shuffled.slice(0, before)) crashPlan.before.add(unitId);
-    for (const unitId of shuffled.slice(before, before + after)) crashPlan.after.add(unitId);
-    if (scenario.dieEveryDelivery) doomed = shuffled.at(-1);
+    for (const unit of units) firstStage.add(unit.unitId);
+    doomed = chooseUnitFaults(
+      units.map((u) => u.unitId),
+      scenario,
+      random,
+      crashPlan,
+    );
+    doomedAny = doomed !== undefined;
     await sender.sendUnits(held);
     await queue.drain();
 
     let failedSummary: RunSummary | undefined;
     let tablesBeforeRedrive: FaultRunReport['tablesBeforeRedrive'];
     let resultRowsBeforeRedrive: number | undefined;
+    let redrive: FaultRunReport['redrive'] = 'none';
     const firstMoves = observed.stats.finalizeMoves;
-    if (doomed !== undefined) {
+    // Only the faults the scenario asked for are taken up again: any other failed or stuck
+    // run is reported as it is, for the test to see.
+    const afterDrain = await runs.getRun(runId);
+    if (afterDrain?.status === 'failed' && doomedAny) {
+      redrive = 'failed-units';
       failedSummary = await runs.getSummary(runId);
       tablesBeforeRedrive = await countRows(store, config.name, runId);
       resultRowsBeforeRedrive = (await readTable(store, job.resultTable, config.name, runId)).length;
-      // The cause is fixed; redrive: reopen the run once and deliver its failed units again.
+    } else if (afterDrain?.status === 'running' && scenario.stageMoveCrash) redrive = 'resume';
+    if (redrive !== 'none') {
+      // The cause is fixed: no unit dies any more, and a finalize that died on every attempt no longer does.
       doomed = undefined;
-      const reopening = await runs.reopenFailedRun(runId);
-      if (!reopening.reopened) throw new Error(`run ${runId} was not reopened (${failedSummary?.status})`);
-      await sender.sendUnits(reopening.units.map((u) => u.descriptor!));
+      if (redrive === 'resume') counters.fixed = true;
+      if (options.redrive) await options.redrive({ dir, runId, resume: redrive === 'resume' });
+      else await redriveInHarness(runs, sender, runId);
       await queue.drain();
     }
-    const summary = await runs.getSummary(runId);
+    // A redrive by another process (the CLI) wrote through its own run store: read it afresh.
+    const summary = await (options.redrive ? portsOf(scenario, dir, store).runs : runs).getSummary(runId);
     if (!summary) throw new Error(`run ${runId} did not finish`);
     return {
       runId,
@@ -393,7 +539,10 @@ export async function runWithFaults(
         crashes: counters.crashes,
         heldTogether: observed.stats.heldTogether,
         deaths: counters.deaths,
+        stageMoveCrashes: counters.stageMoveCrashes,
       },
+      redrive,
+      dir,
       cleanup: () => rm(dir, { recursive: true, force: true }),
     };
   } catch (error) {
@@ -402,6 +551,26 @@ export async function runWithFaults(
   } finally {
     sagemaker?.destroy();
   }
+}
+
+/**
+ * What `sluice redrive` does, through the harness' queue (and its faults): a failed run is
+ * reopened once and its failed units delivered again; a run left running has its open
+ * units delivered again, or, with none open, its finalize asked for.
+ */
+async function redriveInHarness(runs: RunStore, queue: WorkQueue, runId: string): Promise<void> {
+  const run = await runs.getRun(runId);
+  if (run?.status === 'failed') {
+    const reopening = await runs.reopenFailedRun(runId);
+    if (!reopening.reopened) throw new Error(`run ${runId} was not reopened`);
+    await queue.sendUnits(reopening.units.map((u) => u.descriptor!));
+    return;
+  }
+  const open = (await runs.listUnits(runId, { withDescriptors: true })).filter(
+    (u) => u.status !== 'succeeded' && u.status !== 'failed',
+  );
+  if (open.length > 0) await queue.sendUnits(open.map((u) => u.descriptor!));
+  else await queue.requestFinalize(runId);
 }
 
 /** Rows of the run's embeddings and rejects parts, as they are now. */
