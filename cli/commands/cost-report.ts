@@ -1,4 +1,20 @@
-import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type {
+  GeneratePipelineConfig,
+  PipelineConfig,
+  RecommendPipelineConfig,
+} from '../../shared/config/pipeline-config.ts';
+import {
+  anchorUsd,
+  estimateGenerateUsage,
+  type GenerateWork,
+  LLM_BATCH_ANCHORS,
+  LLM_THROUGHPUT_ASSUMPTION,
+} from '../../shared/cost/estimate-generate.ts';
+import {
+  estimateRecommendUsage,
+  RECOMMEND_THROUGHPUT_ASSUMPTION,
+  type RecommendWork,
+} from '../../shared/cost/estimate-recommend.ts';
 import {
   batchTransformUsdPerMillionTokens,
   COLD_START_ASSUMPTION,
@@ -46,7 +62,7 @@ export function regionPricing(region: string, config: PipelineConfig): RegionPri
 }
 
 const instanceTypeOf = (config: PipelineConfig): string | undefined =>
-  config.kind === 'embed'
+  config.kind === 'embed' || config.kind === 'generate'
     ? config.endpoint.instanceType
     : config.kind === 'score'
       ? config.model.instanceType
@@ -167,6 +183,7 @@ function perMonthOf(perRun: RunCost, runs: number) {
 
 /** What the endpoint part is made of, in words. */
 function endpointLine(estimate: Pick<RunEstimate, 'hosting' | 'capacity'>, usage: RunUsage): string {
+  if (estimate.hosting === 'none') return 'none: no model is called';
   if (estimate.hosting === 'in-worker') return 'in-worker: no endpoint, the workers evaluate the model';
   if (estimate.hosting === 'serverless')
     return `serverless: ${(usage.serverlessGbSeconds ?? 0).toFixed(1)} GB-s of inference, ${((usage.endpointBytes ?? 0) / 1e6).toFixed(1)} MB processed`;
@@ -175,3 +192,191 @@ function endpointLine(estimate: Pick<RunEstimate, 'hosting' | 'capacity'>, usage
     return `${c.copies} cop${c.copies === 1 ? 'y' : 'ies'} of ${usage.instanceType}, run-scoped: ${c.coldStartSeconds} s cold start + ${c.busySeconds.toFixed(1)} s busy + ${c.cooldownSeconds} s cooldown`;
   return `${usage.endpointSeconds.toFixed(1)} s of ${usage.instanceType}`;
 }
+
+/** What `sluice cost` is asked for a generate pipeline besides the common flags. */
+export interface GenerateCostInputs {
+  readonly region: string;
+  readonly completionTokensPerSecond: number | undefined;
+  /** Mean completion tokens per record, when given (else `generation.maxTokens`, the bound). */
+  readonly completionTokensPerRecord: number | undefined;
+}
+
+export type GenerateCostReport = ReturnType<typeof generateCostReport>;
+
+/**
+ * A generate run priced: the LLM endpoint's copies (cold start, completions at the per-copy
+ * rate, cooldown), the workers, requests and storage; per 1M tokens; and the batch LLM APIs
+ * (OpenAI Batch, Bedrock batch) for the same prompt and completion tokens.
+ */
+export function generateCostReport(
+  request: GenerateCostInputs,
+  config: GeneratePipelineConfig,
+  schedule: MonthSchedule | undefined,
+  sampled: SampledWork,
+  work: GenerateWork,
+  { prices, hourly }: RegionPricing,
+) {
+  const { region, completionTokensPerSecond } = request;
+  const estimate = estimateGenerateUsage({
+    config,
+    estimatedCost: sampled.estimatedCost,
+    work,
+    ...(completionTokensPerSecond === undefined ? {} : { completionTokensPerSecond }),
+  });
+  const perRun = runCost(estimate.usage, prices, { region, estimate: true });
+  const monthly = schedule === undefined ? undefined : { ...schedule, ...perMonthOf(perRun, schedule.runs) };
+  const tokens = work.promptTokens + work.completionTokens;
+  const runs = monthly?.runs;
+  return {
+    pipeline: config.name,
+    region,
+    files: sampled.files,
+    records: work.records,
+    answerable: work.answerable,
+    tokens: {
+      prompt: work.promptTokens,
+      completion: work.completionTokens,
+      completionPerRecord:
+        request.completionTokensPerRecord === undefined
+          ? `generation.maxTokens (${config.generation.maxTokens}), the bound`
+          : `given (${request.completionTokensPerRecord})`,
+      estimator: 'estimate-v2 over the rendered messages, plus the chat template markers',
+    },
+    work: estimate.work,
+    units: estimate.units,
+    hosting: estimate.hosting,
+    instanceType: config.endpoint.instanceType,
+    ...(estimate.capacity ? { capacity: estimate.capacity } : {}),
+    throughputPerSecond: estimate.throughputPerSecond,
+    throughputSource:
+      completionTokensPerSecond === undefined
+        ? `assumed: ${LLM_THROUGHPUT_ASSUMPTION.completionTokensPerSecond} completion tokens/s per copy (${LLM_THROUGHPUT_ASSUMPTION.source})`
+        : 'given',
+    perRun,
+    ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
+    perMillionTokens: perRun.perMillionTokens,
+    anchors: LLM_BATCH_ANCHORS.map((anchor) => {
+      const usd = anchorUsd(anchor, work.promptTokens, work.completionTokens);
+      return {
+        name: anchor.name,
+        usdPerMillionPromptTokens: anchor.usdPerMillionPromptTokens,
+        usdPerMillionCompletionTokens: anchor.usdPerMillionCompletionTokens,
+        // This run's mix of prompt and completion tokens at the anchor's prices.
+        usdPerMillionTokens: tokens > 0 ? round6(usd / (tokens / 1_000_000)) : 0,
+        perRun: round6(usd),
+        ...(runs !== undefined ? { perMonth: round6(usd * runs) } : {}),
+        source: anchor.source,
+      };
+    }),
+    alwaysOnPerDay: Math.round(hourly * 24 * 1e6) / 1e6,
+  };
+}
+
+/** The generate report in words. */
+export function printGenerateCostReport(
+  io: CommandIo,
+  config: PipelineConfig,
+  report: GenerateCostReport,
+): void {
+  const { perRun, perMonth: monthly, tokens } = report;
+  io.out(
+    `${config.name}: ${report.files} file(s), about ${count(report.records)} records (${count(report.answerable)} to ask) in ${report.units} unit(s), priced in ${report.region} (estimate)`,
+  );
+  io.out(
+    `  tokens    about ${count(tokens.prompt)} prompt + ${count(tokens.completion)} completion (completion per record: ${tokens.completionPerRecord})`,
+  );
+  io.out(
+    `  throughput ${report.throughputPerSecond.toLocaleString('en-US')} completion tokens/s per copy (${report.throughputSource === 'given' ? 'given' : 'assumed, not measured: --completion-tokens-per-second to replace it; its source is in --json'})`,
+  );
+  printParts(io, report, perRun);
+  io.out(
+    `  total     ${usd(perRun.total)} per run${perRun.perMillionTokens === undefined ? '' : ` (${usd(perRun.perMillionTokens)} per 1M tokens, prompt and completion)`}`,
+  );
+  if (monthly) printMonth(io, monthly);
+  io.out(
+    `  always-on ${usd(report.alwaysOnPerDay)} a day: one ${report.instanceType} endpoint kept up around the clock, whatever runs`,
+  );
+  for (const anchor of report.anchors)
+    io.out(
+      `  compare   ${usd(anchor.perRun)} per run${anchor.perMonth === undefined ? '' : `, ${usd(anchor.perMonth)} a month`} at ${anchor.name} (${rate(anchor.usdPerMillionPromptTokens)} / ${rate(anchor.usdPerMillionCompletionTokens)} per 1M prompt / completion tokens)`,
+    );
+}
+
+export type RecommendCostReport = ReturnType<typeof recommendCostReport>;
+
+/**
+ * A recommend run priced: no endpoint; the two stages' Lambda time, requests (the serving
+ * table's writes among them) and storage.
+ */
+export function recommendCostReport(
+  region: string,
+  config: RecommendPipelineConfig,
+  schedule: MonthSchedule | undefined,
+  sampled: SampledWork,
+  work: RecommendWork & { readonly usersCounted: boolean },
+  { prices }: RegionPricing,
+) {
+  const estimate = estimateRecommendUsage({ config, estimatedCost: sampled.estimatedCost, work });
+  const perRun = runCost(estimate.usage, prices, { region, estimate: true });
+  const monthly = schedule === undefined ? undefined : { ...schedule, ...perMonthOf(perRun, schedule.runs) };
+  return {
+    pipeline: config.name,
+    region,
+    files: sampled.files,
+    work: estimate.work,
+    users: work.users,
+    usersCounted: work.usersCounted,
+    units: estimate.units,
+    hosting: estimate.hosting,
+    servingWrites: {
+      items: work.users,
+      writeUnitsPerItem: work.users > 0 ? (estimate.usage.servingWrites ?? 0) / work.users : 0,
+      writeUnits: estimate.usage.servingWrites ?? 0,
+    },
+    throughputSource: `assumed: ${RECOMMEND_THROUGHPUT_ASSUMPTION.ingestRowsPerSecond} rows/s ingest, ${RECOMMEND_THROUGHPUT_ASSUMPTION.similarityRowsPerSecond} interactions/s similarity per worker (${RECOMMEND_THROUGHPUT_ASSUMPTION.source})`,
+    perRun,
+    ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
+  };
+}
+
+/** The recommend report in words. */
+export function printRecommendCostReport(
+  io: CommandIo,
+  config: PipelineConfig,
+  report: RecommendCostReport,
+): void {
+  const { perRun, perMonth: monthly } = report;
+  io.out(
+    `${config.name}: ${report.files} file(s), about ${count(report.work.amount)} interactions, ${report.usersCounted ? '' : 'at most '}${count(report.users)} users, in ${report.units} unit(s) over two stages, priced in ${report.region} (estimate)`,
+  );
+  io.out(
+    `  throughput assumed, not measured: ${RECOMMEND_THROUGHPUT_ASSUMPTION.ingestRowsPerSecond.toLocaleString('en-US')} rows/s ingest, ${RECOMMEND_THROUGHPUT_ASSUMPTION.similarityRowsPerSecond.toLocaleString('en-US')} interactions/s similarity per worker (its source is in --json)`,
+  );
+  printParts(io, { hosting: 'none' }, perRun);
+  io.out(
+    `  serving   ${count(report.servingWrites.items)} lists written to DynamoDB, ${report.servingWrites.writeUnitsPerItem} write unit(s) each (in requests)`,
+  );
+  io.out(`  total     ${usd(perRun.total)} per run`);
+  if (monthly) printMonth(io, monthly);
+  io.out('  no endpoint and no per-token anchor: collaborative filtering runs in the workers');
+}
+
+/** The four parts of a run's cost, one line each. */
+function printParts(
+  io: CommandIo,
+  estimate: Pick<RunEstimate, 'hosting' | 'capacity'>,
+  perRun: RunCost,
+): void {
+  io.out(`  endpoint  ${usd(perRun.endpoint)}  (${endpointLine(estimate, perRun.usage)})`);
+  io.out(`  lambda    ${usd(perRun.lambda)}  (${perRun.usage.lambdaGbSeconds.toFixed(1)} GB-s)`);
+  io.out(`  requests  ${usd(perRun.requests)}`);
+  io.out(`  storage   ${usd(perRun.storage)}  (one month of the outputs)`);
+}
+
+function printMonth(io: CommandIo, monthly: MonthSchedule & ReturnType<typeof perMonthOf>): void {
+  io.out(
+    `  a month   ${usd(monthly.total)} for ${monthly.runs.toFixed(1)} runs (${monthly.expression}): endpoint ${usd(monthly.endpoint)}, lambda ${usd(monthly.lambda)}, requests ${usd(monthly.requests)}, storage ${usd(monthly.storage)}`,
+  );
+}
+
+const count = (n: number) => Math.round(n).toLocaleString('en-US');

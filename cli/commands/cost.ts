@@ -11,11 +11,16 @@ import { type ClassifiedFile, estimateCosts } from '../../shared/plan/sample-cos
 import { scoreConfigOfRun } from '../../shared/scoring/run-feature-spec.ts';
 import { resolveInputs } from '../stage-inputs.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
+import { measureGenerateInputs, measureRecommendInputs } from './cost-inputs.ts';
 import {
   type CostInputs,
   costReport,
+  generateCostReport,
   type MonthSchedule,
   printCostReport,
+  printGenerateCostReport,
+  printRecommendCostReport,
+  recommendCostReport,
   regionPricing,
   type SampledWork,
 } from './cost-report.ts';
@@ -32,9 +37,11 @@ const positiveNumber = (flag: string, value: string | undefined): number | undef
 
 /**
  * `sluice cost PATH... --pipeline NAME`: what a run over these inputs would cost deployed,
- * before deploying. The planner's own sampling estimates the work (tokens or rows); the
- * cost model (shared/cost) prices it with the region's sourced prices, by where the model
- * runs (run-scoped copies, serverless, in-worker). `--schedule "cron(...)"|"rate(...)"`
+ * before deploying. The planner's own sampling estimates the work (tokens or rows; for
+ * generate, the rendered prompts' tokens and `generation.maxTokens` per record; for
+ * recommend, the interactions and users); the cost model (shared/cost) prices it with the
+ * region's sourced prices, by where the model runs (run-scoped copies, serverless,
+ * in-worker, none). `--schedule "cron(...)"|"rate(...)"`
  * (or the pipeline's own `schedule`, or `--runs-per-month N`) gives a month's bill by
  * component; the per-token anchors are printed beside it.
  */
@@ -42,20 +49,34 @@ export async function costCommand(args: string[], io: CommandIo): Promise<number
   const request = parseCostArgs(args);
   const pipelinesDir = request.pipelinesDir ?? defaultPipelinesDir();
   const loaded = await loadPipelineConfig(pipelinesDir, request.pipeline);
-  if (loaded.kind === 'recommend')
-    throw new UsageError(
-      `pipeline ${loaded.name} is a recommend pipeline, which this estimate does not price yet (its work follows similarity, not rows): run it locally and read the summary's cost`,
-    );
-  if (loaded.kind === 'generate')
-    throw new UsageError(
-      `pipeline ${loaded.name} is a generate pipeline, which this estimate does not price yet (its work follows the answers' lengths and the LLM endpoint's instance): run it locally on a sample and read the summary's tokens`,
-    );
   // A score pipeline's inferred spec (rows are priced by its columns), from the model beside the config.
   const config =
     loaded.kind === 'score' ? await scoreConfigOfRun(new FsObjectStore(pipelinesDir), loaded) : loaded;
   const pricing = regionPricing(request.region, config);
   const schedule = scheduleOf(request, config);
-  const work = await sampleWork(request.paths, config);
+  const inputs = await classifiedInputs(request.paths, config);
+  const work = await sampleWork(inputs, config);
+  if (config.kind === 'generate') {
+    const measured = await measureGenerateInputs(
+      inputs.store,
+      inputs.files,
+      config,
+      request.completionTokensPerRecord,
+    );
+    const report = generateCostReport(request, config, schedule, work, measured, pricing);
+    if (request.json) io.out(JSON.stringify(report));
+    else printGenerateCostReport(io, config, report);
+    return 0;
+  }
+  if (config.kind === 'recommend') {
+    const measured = await measureRecommendInputs(inputs.store, inputs.files, config);
+    const users = request.users ?? measured.users;
+    const given = { ...measured, users, usersCounted: request.users !== undefined || measured.usersCounted };
+    const report = recommendCostReport(request.region, config, schedule, work, given, pricing);
+    if (request.json) io.out(JSON.stringify(report));
+    else printRecommendCostReport(io, config, report);
+    return 0;
+  }
   const report = costReport(request, config, schedule, work, pricing);
   if (request.json) io.out(JSON.stringify(report));
   else printCostReport(io, config, report);
@@ -70,6 +91,12 @@ interface CostRequest extends CostInputs {
   readonly givenRuns: number | undefined;
   readonly schedule: string | undefined;
   readonly json: boolean;
+  /** Generate: completion tokens/s of one LLM copy, replacing the assumption. */
+  readonly completionTokensPerSecond: number | undefined;
+  /** Generate: mean completion tokens of an answer, instead of `generation.maxTokens`. */
+  readonly completionTokensPerRecord: number | undefined;
+  /** Recommend: the users who will get a list, instead of the count read from the inputs. */
+  readonly users: number | undefined;
 }
 
 function parseCostArgs(args: string[]): CostRequest {
@@ -81,6 +108,9 @@ function parseCostArgs(args: string[]): CostRequest {
     schedule: { type: 'string' },
     'tokens-per-second': { type: 'string' },
     'rows-per-second': { type: 'string' },
+    'completion-tokens-per-second': { type: 'string' },
+    'completion-tokens': { type: 'string' },
+    users: { type: 'string' },
     json: { type: 'boolean', default: false },
   });
   if (!values.pipeline) throw new UsageError('--pipeline NAME is required (a config in pipelines/NAME.json)');
@@ -93,6 +123,12 @@ function parseCostArgs(args: string[]): CostRequest {
     schedule: values.schedule,
     tokensPerSecond: positiveNumber('tokens-per-second', values['tokens-per-second']),
     rowsPerSecond: positiveNumber('rows-per-second', values['rows-per-second']),
+    completionTokensPerSecond: positiveNumber(
+      'completion-tokens-per-second',
+      values['completion-tokens-per-second'],
+    ),
+    completionTokensPerRecord: positiveNumber('completion-tokens', values['completion-tokens']),
+    users: positiveNumber('users', values.users),
     json: values.json,
   };
 }
@@ -111,9 +147,13 @@ function scheduleOf(request: CostRequest, config: PipelineConfig): MonthSchedule
   }
 }
 
-/** The planner's own sampling over the inputs where they are: how many files, and their estimated work. */
-async function sampleWork(paths: string[], config: PipelineConfig): Promise<SampledWork> {
-  // A store rooted at / whose keys are the absolute paths.
+/** The inputs where they are: a store rooted at / whose keys are the absolute paths, and each file classified. */
+interface ClassifiedInputs {
+  readonly store: FsObjectStore;
+  readonly files: ClassifiedFile[];
+}
+
+async function classifiedInputs(paths: string[], config: PipelineConfig): Promise<ClassifiedInputs> {
   const inputs = await resolveInputs(paths, config.name);
   const store = new FsObjectStore(path.parse(process.cwd()).root);
   const files: ClassifiedFile[] = [];
@@ -125,6 +165,11 @@ async function sampleWork(paths: string[], config: PipelineConfig): Promise<Samp
       ...classifySource(input.key, config.input.format),
     });
   }
+  return { store, files };
+}
+
+/** The planner's own sampling over the inputs: how many files, and their estimated work. */
+async function sampleWork({ store, files }: ClassifiedInputs, config: PipelineConfig): Promise<SampledWork> {
   const estimator = new EstimatingTokenCounter();
   const counter = config.kind === 'embed' ? await tokenCounterFor(store, config, estimator) : estimator;
   const estimates = await estimateCosts(store, files, config, { counter });

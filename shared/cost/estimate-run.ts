@@ -104,8 +104,11 @@ export interface RunEstimateInput {
 export interface RunEstimate {
   readonly usage: RunUsage;
   readonly units: number;
-  /** Tokens (embed) or rows (score) the estimate priced. */
-  readonly work: { readonly amount: number; readonly unit: 'tokens' | 'rows' };
+  /** Tokens (embed), rows (score), completion tokens (generate) or interactions (recommend) the estimate priced. */
+  readonly work: {
+    readonly amount: number;
+    readonly unit: 'tokens' | 'rows' | 'completion tokens' | 'interactions';
+  };
   readonly throughputPerSecond: number;
   readonly hosting: EndpointHosting['kind'] | 'none';
   /** Run-scoped instance hosting: how the endpoint seconds were made up. */

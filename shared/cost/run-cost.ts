@@ -98,6 +98,9 @@ export const ENDPOINT_BASIS: Readonly<Record<EndpointHosting['kind'], string>> =
   'in-worker': 'none: the work Lambda evaluates the model itself, so its time is in the lambda part',
 };
 
+/** The endpoint basis of a run that calls no model (recommend). */
+export const NO_ENDPOINT_BASIS = 'none: the run calls no model';
+
 export const COST_BASIS = {
   endpoint: ENDPOINT_BASIS.instance,
   lambda:
@@ -170,7 +173,10 @@ export function runCost(
     currency: 'USD',
     estimate: options.estimate,
     region: options.region,
-    basis: costBasisFor(usage.hosting),
+    basis:
+      usage.hosting === undefined && usage.instanceType === undefined
+        ? { ...COST_BASIS, endpoint: NO_ENDPOINT_BASIS }
+        : costBasisFor(usage.hosting),
     usage,
     ...(tokens > 0 ? { perMillionTokens: Math.round(total / (tokens / 1_000_000)) / MICRO } : {}),
   };
