@@ -48,6 +48,7 @@ const benches: Record<string, () => Promise<{ name: string }> | { name: string }
   'tree-shap': async () => (await import('./tree-shap.ts')).runTreeShapBench(),
   search: async () => (await import('./search.ts')).runSearchBench(),
   recommend: async () => (await import('./recommend.ts')).runRecommendBench(),
+  'recommend-scale': async () => (await import('./recommend-scale.ts')).runRecommendScaleBench(),
   generate: async () => (await import('./generate-quality.ts')).runGenerateBench(),
   'generate-saturation': async () => (await import('./generate-saturation.ts')).runGenerateSaturationBench(),
 };
