@@ -2,12 +2,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openHome } from '../../cli/home.ts';
+import { ObjectStoreRecommendationLists } from '../../shared/adapters/local/object-store-recommendation-lists.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
 import { summarizeEvaluation } from '../../shared/jobs/recommend/evaluation.ts';
 import { type FittedRecommendations, fitRecommendations } from '../../shared/jobs/recommend/fit-recommend.ts';
 import { parseInteraction } from '../../shared/jobs/recommend/interaction.ts';
 import { popularityOrder } from '../../shared/jobs/recommend/interaction-index.ts';
 import { parseRecommendSettings } from '../../shared/jobs/recommend/recommend-config.ts';
+import { userListOf } from '../../shared/jobs/recommend/recommendation-lists.ts';
 import { recommendationRows } from '../../shared/jobs/recommend/user-cf.ts';
 import { sluice } from '../support/cli.ts';
 
@@ -132,6 +135,16 @@ describe('sluice run on a recommend pipeline (ingest, then similarity)', () => {
     expect(rows.length).toBe(expected.length);
     expect(summary.recommendations!.rows).toBe(expected.length);
     expect(rows).toEqual(expected);
+  });
+
+  it("stores every user's list for serving by key, through the lists port (local store), as the table holds it", async () => {
+    const lists = new ObjectStoreRecommendationLists(openHome(home).store);
+    for (const list of fitted.lists) {
+      const user = fitted.index.userIds[list.user]!;
+      const rows = recommendationRows(fitted.index, list, { runId: summary.runId, pipeline: 'recs' });
+      expect(await lists.getList('recs', summary.runId, user)).toEqual(userListOf(user, rows).items);
+    }
+    expect(await lists.getList('recs', summary.runId, 'no-such-user')).toBeUndefined();
   });
 
   it('reports holdout metrics for CF and popularity that the core computes', () => {

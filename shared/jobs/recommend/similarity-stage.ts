@@ -1,3 +1,4 @@
+import { ObjectStoreRecommendationLists } from '../../adapters/local/object-store-recommendation-lists.ts';
 import type { RecommendPipelineConfig } from '../../config/pipeline-config.ts';
 import {
   emptyCounts,
@@ -24,6 +25,7 @@ import type { IngestManifest } from './ingest-stage.ts';
 import { type InteractionIndex, popularityOrder } from './interaction-index.ts';
 import { decodeHoldOut } from './log-codec.ts';
 import { holdoutKey, indexKey, ingestManifestKey, shardResultKey, shardsKey } from './recommend-keys.ts';
+import { userListOf } from './recommendation-lists.ts';
 import { popularityList, type RecommendationRow, recommendationRows, UserCfShard } from './user-cf.ts';
 
 const decoder = new TextDecoder();
@@ -142,14 +144,23 @@ export async function workSimilarityUnit(
     ...row,
   }));
   const part = streamedTablePart(deps.store, 'recommendations', unit, writer);
+  // Served by key: each user's list under this run, stored before the unit can complete.
+  const served = (deps.recommendationLists ?? new ObjectStoreRecommendationLists(deps.store)).unitWriter(
+    unit.pipeline,
+    unit.runId,
+    unit.unitId,
+  );
   const { key } = await intoStreamedPart(part, async (sink) => {
     for (const user of users) {
       const list = computer.recommend(user);
-      await sink.add(recommendationRows(index, list, unit));
+      const rows = recommendationRows(index, list, unit);
+      await sink.add(rows);
+      await served.add(userListOf(index.userIds[user]!, rows));
       if (!holdOut) continue;
       const relevant = new Set(holdOut.items.subarray(holdOut.userPtr[user]!, holdOut.userPtr[user + 1]!));
       if (relevant.size > 0) evaluation.add(relevant, list.items, popularityList(index, popular, user, topN));
     }
+    await served.finish();
   });
   const result: ShardResult = {
     users: users.length,
