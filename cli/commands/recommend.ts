@@ -1,6 +1,19 @@
+import { ObjectStoreRecommendationLists } from '../../shared/adapters/local/object-store-recommendation-lists.ts';
 import type { RunState, RunSummary } from '../../shared/domain/types.ts';
+import type { RecommendationLists, ServedEntry } from '../../shared/jobs/recommend/recommendation-lists.ts';
+import {
+  deployedRecommendationLists,
+  RECOMMENDATIONS_TABLE_ENV,
+  requireRecommendationsTable,
+} from '../deployed/deployed-recommendations.ts';
+import { deployedRunReader } from '../deployed/deployed-runs.ts';
+import {
+  DEPLOYED_OPTIONS,
+  deployedTarget,
+  refuseMixedFlags,
+  requireRunsTable,
+} from '../deployed/deployed-target.ts';
 import { openCheckedHome } from '../home.ts';
-import { queryLocalTables } from '../query/local-tables.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
 
@@ -13,38 +26,82 @@ interface ListEntry {
   readonly neighbours: number;
 }
 
-const sqlString = (value: string): string => `'${value.replaceAll("'", "''")}'`;
+type RunLookup = {
+  listRuns(): Promise<RunState[]>;
+  getRun(runId: string): Promise<RunState | undefined>;
+};
 
-/** The run a lookup reads: `--run`, else the pipeline's newest succeeded run. */
+/** The run a lookup reads: `--run`, else the pipeline's newest succeeded run (the one served). */
 async function runOf(
-  runs: { listRuns(): Promise<RunState[]>; getRun(runId: string): Promise<RunState | undefined> },
+  runs: RunLookup,
   pipeline: string,
   runId: string | undefined,
-  dir: string,
+  where: string,
+  howToRun: string,
 ): Promise<RunState> {
   if (runId !== undefined) {
     const run = await runs.getRun(runId);
     if (!run || run.pipeline !== pipeline)
       throw new UsageError(
-        `no run ${runId} of pipeline ${pipeline} in ${dir} (list runs with: sluice status)`,
+        `no run ${runId} of pipeline ${pipeline} in ${where} (list runs with: sluice status)`,
       );
     if (run.status !== 'succeeded') throw new UsageError(`run ${runId} is ${run.status}, not succeeded`);
     return run;
   }
-  // listRuns is newest first.
+  // listRuns is newest first (by start).
   const latest = (await runs.listRuns()).find((r) => r.pipeline === pipeline && r.status === 'succeeded');
-  if (!latest)
-    throw new UsageError(
-      `no succeeded run of pipeline ${pipeline} in ${dir} (run it with: sluice run ... --pipeline ${pipeline})`,
-    );
+  if (!latest) throw new UsageError(`no succeeded run of pipeline ${pipeline} in ${where} (${howToRun})`);
   return latest;
 }
 
+/** Where a lookup reads: the home (its run store, lists in its bucket), or the stack's two tables. */
+interface Source {
+  readonly runs: RunLookup;
+  readonly lists: RecommendationLists;
+  readonly where: string;
+  readonly howToRun: string;
+  /** One line for a lists table that is not there (deployed only). */
+  readonly missingTable?: string;
+}
+
+async function sourceOf(
+  values: {
+    readonly home?: string;
+    readonly deployed: boolean;
+    readonly stack?: string;
+    readonly 'runs-table'?: string;
+    readonly 'recommendations-table'?: string;
+  },
+  pipeline: string,
+): Promise<Source> {
+  refuseMixedFlags(values, ['recommendations-table']);
+  if (!values.deployed) {
+    const home = await openCheckedHome(values.home, 'read');
+    return {
+      runs: home.runs,
+      lists: new ObjectStoreRecommendationLists(home.store),
+      where: home.dir,
+      howToRun: `run it with: sluice run ... --pipeline ${pipeline}`,
+    };
+  }
+  const target = deployedTarget(values);
+  const runsTable = requireRunsTable(target);
+  const listsTable = requireRecommendationsTable(values['recommendations-table'], target);
+  return {
+    runs: deployedRunReader(runsTable),
+    lists: deployedRecommendationLists(listsTable),
+    where: `runs table ${runsTable}`,
+    howToRun: `drop its input under incoming/${pipeline}/ in the stack's bucket`,
+    missingTable: `recommendations table ${listsTable} does not exist in this account and region (check --recommendations-table or ${RECOMMENDATIONS_TABLE_ENV}, and AWS_REGION)`,
+  };
+}
+
 /**
- * `sluice recommend USER_ID --pipeline NAME`: a user's top N from the pipeline's latest
- * succeeded run (or `--run`), read from the local `recommendations` table. Each unit
- * writes its users in ascending id order, so DuckDB skips the row groups whose user-id
- * range cannot hold the user.
+ * `sluice recommend USER_ID --pipeline NAME [--run RUN_ID] [--deployed]`: a user's top N
+ * from the pipeline's latest succeeded run (or `--run`), read by key where the similarity
+ * stage stored it: locally the home's bucket, deployed the stack's recommendations table
+ * (GetItem), the run chosen from the runs table. A user absent from that run has no list,
+ * whatever an earlier run held.
  */
 export async function recommendCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -52,17 +109,20 @@ export async function recommendCommand(args: string[], io: CommandIo): Promise<n
     run: { type: 'string' },
     home: { type: 'string' },
     json: { type: 'boolean', default: false },
+    ...DEPLOYED_OPTIONS,
+    'recommendations-table': { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('give one USER_ID');
   if (!values.pipeline) throw new UsageError('--pipeline NAME is required');
   const userId = positionals[0]!;
-  const home = await openCheckedHome(values.home, 'read');
-  const run = await runOf(home.runs, values.pipeline, values.run, home.dir);
-  const { rows } = await queryLocalTables(
-    home.bucketDir,
-    `SELECT rank, item_id, score, source, neighbours FROM recommendations WHERE pipeline = ${sqlString(run.pipeline)} AND run_id = ${sqlString(run.runId)} AND user_id = ${sqlString(userId)} ORDER BY rank`,
-  );
-  const list = rows as unknown as ListEntry[];
+  const source = await sourceOf(values, values.pipeline);
+  const run = await runOf(source.runs, values.pipeline, values.run, source.where, source.howToRun);
+  const served = await source.lists.getList(run.pipeline, run.runId, userId).catch((error: unknown) => {
+    if (source.missingTable !== undefined && (error as Error).name === 'ResourceNotFoundException')
+      throw new UsageError(source.missingTable);
+    throw error;
+  });
+  const list = (served ?? []).map(entryOf);
   if (values.json) {
     io.out(JSON.stringify({ runId: run.runId, pipeline: run.pipeline, userId, items: list }));
     return list.length > 0 ? 0 : 1;
@@ -80,6 +140,14 @@ export async function recommendCommand(args: string[], io: CommandIo): Promise<n
     );
   return 0;
 }
+
+const entryOf = (entry: ServedEntry, r: number): ListEntry => ({
+  rank: r + 1,
+  item_id: entry.itemId,
+  score: entry.score,
+  source: entry.source,
+  neighbours: entry.neighbours,
+});
 
 /** What a recommend run did, in the line `sluice run` prints after the run. */
 export function recommendWorkOf(summary: RunSummary): string {
