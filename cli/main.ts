@@ -62,10 +62,14 @@ id, score, chunk and an excerpt. An exact scan in DuckDB (docs/search.md).
   },
   {
     name: 'recommend',
-    synopsis: 'USER_ID --pipeline NAME [--run RUN_ID] [--home DIR] [--json]',
+    synopsis: `USER_ID --pipeline NAME [--run RUN_ID] [--home DIR] [--json]
+      | USER_ID --pipeline NAME --deployed [--runs-table NAME] [--recommendations-table NAME] [--run RUN_ID] [--json]`,
     description: `Prints a user's top N from a recommend pipeline's latest succeeded run (or --run), as the
 recommendations table holds it: rank, item, score, source (cf or popular) and the neighbours
-holding the item. Exit 1 when the run has no list for the user (docs/recommendations.md).`,
+holding the item, read by key. Exit 1 when the run has no list for the user (docs/recommendations.md).
+  --deployed  read the stack's DynamoDB recommendations table (--recommendations-table or
+              SLUICE_RECOMMENDATIONS_TABLE: the RecommendationsTableName output) at the run the
+              runs table names (--runs-table or SLUICE_RUNS_TABLE)`,
     load: async () => (await import('./commands/recommend.ts')).recommendCommand,
   },
   {
