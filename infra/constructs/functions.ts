@@ -215,7 +215,13 @@ export class Functions extends Construct {
     // Incremental embed pipelines: each unit's document list too, which finalize compares
     // with the source's last one to count the documents a re-drop no longer has.
     grantData(this.work, bucket, table, {
-      read: [...SOURCE_PREFIXES, STAGING_PREFIX, ...(scoring ? [MODELS_PREFIX] : [])],
+      // Recommend pipelines: similarity units read the index and shard plan the ingest merge left under runs/.
+      read: [
+        ...SOURCE_PREFIXES,
+        STAGING_PREFIX,
+        ...(scoring ? [MODELS_PREFIX] : []),
+        ...(props.pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
+      ],
       put: [RUNS_PREFIX],
       readWrite: [RESULTS_PREFIX],
       // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
