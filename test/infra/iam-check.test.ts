@@ -34,6 +34,7 @@ import { createPlanHandler } from '../../functions/plan.ts';
 import { createWorkHandler } from '../../functions/work.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
 import {
@@ -55,6 +56,7 @@ import {
   type LocalEventSourceMappings,
   startLocalEventSourceMappings,
 } from '../support/local-event-source-mappings.ts';
+import { createRecommendationsTable } from '../support/recommendations-table.ts';
 import { type RecordedCall, SdkCallRecorder } from '../support/sdk-call-recorder.ts';
 import { playVersionedBucket } from '../support/versioned-bucket.ts';
 import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
@@ -201,7 +203,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       schedule: undefined,
       model: { ...creditRisk.model, endpointName: 'sluice-credit-risk-local', hosting: 'in-worker' },
     });
-    stack = buildStack({ pipelines: [docs, creditRisk, inWorker] }).stack;
+    // A recommend pipeline: its stages' staging files and the users' lists (recommendations table).
+    const recommend = await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'recommend');
+    stack = buildStack({ pipelines: [docs, creditRisk, inWorker, recommend] }).stack;
     template = Template.fromStack(stack).toJSON() as typeof template;
     names = new DeployedNames(template);
 
@@ -228,6 +232,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     };
     const dynamo = new DynamoDBClient(localClientConfig(dynalite.endpoint));
     await createRunsTable(dynamo, names.nameOf(idOf(stack.runsTable.table)));
+    await createRecommendationsTable(dynamo, names.nameOf(idOf(stack.recommendationsTable!.table)));
     dynamo.destroy();
 
     // The stack's queues, named as the IAM check names them, with the stack's redrive wiring
@@ -287,11 +292,14 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       const variables = template.Resources[idOf(functionOf(step).function)]?.Properties?.Environment as
         | { Variables?: Record<string, unknown> }
         | undefined;
-      const id = variables?.Variables?.SLUICE_WORK_EVENT_SOURCE_ID;
-      envByStep.set(
-        step,
-        id === undefined ? env : loadEnvironment({ ...vars, SLUICE_WORK_EVENT_SOURCE_ID: names.resolve(id) }),
+      // Variables the stack sets on some functions only, resolved to their deployed values.
+      const own = Object.fromEntries(
+        ['SLUICE_WORK_EVENT_SOURCE_ID', 'SLUICE_RECOMMENDATIONS_TABLE'].flatMap((name) => {
+          const value = variables?.Variables?.[name];
+          return value === undefined ? [] : [[name, names.resolve(value) as string]];
+        }),
       );
+      envByStep.set(step, Object.keys(own).length === 0 ? env : loadEnvironment({ ...vars, ...own }));
     }
     // One set of clients per function, as each Lambda has its own: each records as its function.
     for (const step of STEPS) {
@@ -355,10 +363,14 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['datasets/customers/2026-12.csv', 'events/data/credit-sample.csv'],
       // What ModelFiles uploads for the in-worker pipeline.
       ['models/credit-risk/model.json', 'pipelines/models/credit-risk/model.json'],
+      // A short interaction log (its first users), dropped for the recommend pipeline.
+      ['incoming/recommend/interactions.csv', 'events/data/interactions-sample.csv'],
     ] as const) {
-      await driver.s3.send(
-        new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: readFileSync(path.join(repoRoot, file)) }),
-      );
+      const body = readFileSync(path.join(repoRoot, file));
+      const short = key.startsWith('incoming/recommend/')
+        ? `${body.toString('utf8').split('\n').slice(0, 600).join('\n')}\n`
+        : body;
+      await driver.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: short }));
     }
     await send(url(queues.ingest.queue), {
       kind: 'scheduled-run',
@@ -367,6 +379,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       scheduledTime: '2026-12-07T02:00:00Z',
     });
     await send(url(queues.ingest.queue), notification('incoming/docs/drop.jsonl'));
+    await send(url(queues.ingest.queue), notification('incoming/recommend/interactions.csv'));
     await send(url(queues.ingest.queue), {
       kind: 'scheduled-run',
       pipeline: 'docs',
@@ -689,6 +702,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['capacity-sweeper', 'lambda:UpdateEventSourceMapping', ':event-source-mapping:'],
       // In-worker scoring reads the JSON model itself, at the version its run pinned.
       ['work', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
+      // Recommend: similarity units read the index the ingest merge wrote, and write users' lists.
+      ['work', 's3:GetObject', '/runs/recommend/'],
+      ['work', 'dynamodb:BatchWriteItem', `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     // The Lambda calls took (raiseWorkers and sweepWorkers report a failed call, not throw it):
