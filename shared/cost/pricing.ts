@@ -95,6 +95,22 @@ const US_EAST_1: RegionPrices = {
     ),
     'ml.g6.2xlarge': price(1.222, 'instance-hour', FMBENCH_PRICING),
     'ml.g6.12xlarge': price(5.752, 'instance-hour', FMBENCH_PRICING),
+    'ml.g5.24xlarge': price(10.18, 'instance-hour', FMBENCH_PRICING),
+    'ml.g5.48xlarge': price(20.36, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6.16xlarge': price(4.246, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6.24xlarge': price(8.344, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6.48xlarge': price(16.688, 'instance-hour', FMBENCH_PRICING),
+    'ml.g6e.2xlarge': price(
+      2.8026,
+      'instance-hour',
+      'https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonSageMaker/current/us-east-1/index.csv (row USE1-Host:ml.g6e.2xlarge, price list version 20261005212151, as quoted in the report cited for ml.g6.xlarge)',
+    ),
+    'ml.g6e.12xlarge': price(
+      13.1158,
+      'instance-hour',
+      'https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonSageMaker/current/us-east-1/index.csv (row USE1-Host:ml.g6e.12xlarge, price list version 20261005212151, as quoted in the report cited for ml.g6.xlarge)',
+    ),
+    'ml.p5.48xlarge': price(113.068, 'instance-hour', FMBENCH_PRICING),
     'ml.p4d.24xlarge': price(
       37.688,
       'instance-hour',
