@@ -84,8 +84,8 @@ describe('the pricing table', () => {
   });
 
   it('fails with one line naming the instance type and region for a type it has no price for', () => {
-    expect(() => instanceHourPrice('us-east-1', 'ml.p5.48xlarge')).toThrow(
-      /^no sourced price for SageMaker instance type ml\.p5\.48xlarge in us-east-1; [^\n]*$/,
+    expect(() => instanceHourPrice('us-east-1', 'ml.g5.16xlarge')).toThrow(
+      /^no sourced price for SageMaker instance type ml\.g5\.16xlarge in us-east-1; [^\n]*$/,
     );
   });
 });
