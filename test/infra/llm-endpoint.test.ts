@@ -1,15 +1,23 @@
-import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Aspects, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addLlmEndpoints, LlmEndpoint, llmEndpointSpecs } from '../../infra/constructs/llm-endpoint.ts';
 import { GPU_INSTANCES, placeLlm } from '../../infra/images/gpu-instances.ts';
 import { imageUriOf } from '../../infra/images/image-table.ts';
 import { DLC_REGISTRIES, TGI_IMAGES } from '../../infra/images/llm-images.ts';
-import { DEPLOYABLE_REGIONS } from '../../infra/images/registries.ts';
+import { DEPLOYABLE_REGIONS, REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../../infra/images/registries.ts';
 import { stackImageUri } from '../../infra/images/stack-images.ts';
+import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 /**
  * The TGI image a us-east-1 stack gets by default, written out so a test fails when the
@@ -235,3 +243,154 @@ describe('addLlmEndpoints', () => {
     );
   });
 });
+
+// biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON has no static type.
+type Cfn = any;
+
+const idOf = (construct: IConstruct): string =>
+  Stack.of(construct).getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+
+/** Every resource a role may use `action` on, over all its policies. */
+function resourcesAllowed(template: Template, role: IConstruct, action: string): Cfn[] {
+  const roleId = idOf(role);
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p: Cfn) => p.Properties.Roles.some((r: Cfn) => r.Ref === roleId))
+    .flatMap((p: Cfn) => p.Properties.PolicyDocument.Statement)
+    .filter((st: Cfn) => [st.Action].flat().includes(action))
+    .flatMap((st: Cfn) => [st.Resource].flat());
+}
+
+const arnOf = (resource: string) => ({
+  'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:sagemaker:us-east-1:123456789012:${resource}`]],
+});
+
+/** An ungated model, as a deployed generate pipeline should name (docs/generate.md, Gated models). */
+const TRIAGE = { model: 'Qwen/Qwen2.5-7B-Instruct' };
+
+describe('the stack with a generate pipeline (docs embeds, generate-triage asks an LLM)', () => {
+  let stack: SluiceStack;
+  let template: Template;
+  const scratch = mkdtempSync(path.join(tmpdir(), 'sluice-llm-lint-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  beforeAll(async () => {
+    const built = buildStack({ pipelines: [await loadDocsPipeline(), generate(TRIAGE)] }, { nag: true });
+    stack = built.stack;
+    template = Template.fromStack(stack);
+  });
+
+  it('deploys one LLM endpoint beside the embedding endpoint, both inference components with scaling from 0', () => {
+    expect(stack.llmEndpoints.map((e) => e.endpointName)).toEqual(['sluice-generate-triage']);
+    template.resourceCountIs('AWS::SageMaker::InferenceComponent', 2);
+    template.hasResourceProperties('AWS::SageMaker::Model', {
+      PrimaryContainer: {
+        Image: TEST_TGI_IMAGE_URI,
+        Environment: Match.objectLike({
+          HF_MODEL_ID: 'Qwen/Qwen2.5-7B-Instruct',
+          MESSAGES_API_ENABLED: 'true',
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      ResourceId: 'inference-component/sluice-generate-triage-model',
+      MinCapacity: 0,
+      MaxCapacity: 4,
+    });
+  });
+
+  it('lets the work function invoke exactly the LLM endpoint and its component, besides the embedding one', () => {
+    expect(resourcesAllowed(template, stack.functions.work.role, 'sagemaker:InvokeEndpoint')).toEqual(
+      expect.arrayContaining([
+        arnOf('endpoint/sluice-generate-triage'),
+        arnOf('inference-component/sluice-generate-triage-model'),
+      ]),
+    );
+    expect(resourcesAllowed(template, stack.functions.work.role, 'sagemaker:InvokeEndpoint')).toHaveLength(4);
+  });
+
+  it("lets plan, finalize and the sweeper set the LLM component's copies, and no other function", () => {
+    const llm = arnOf('inference-component/sluice-generate-triage-model');
+    const { plan, work, finalize, deadLetter } = stack.functions;
+    for (const action of [
+      'sagemaker:DescribeInferenceComponent',
+      'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    ]) {
+      for (const role of [plan.role, finalize.role, stack.capacitySweeper!.function.role])
+        expect(resourcesAllowed(template, role, action), action).toContainEqual(llm);
+      for (const role of [work.role, deadLetter.role])
+        expect(resourcesAllowed(template, role, action), action).toEqual([]);
+    }
+  });
+
+  it('alarms on calls that find no LLM copy, and deploys the configs with the endpoint the functions call', () => {
+    const deployed = stack.pipelines.find((p) => p.name === 'generate-triage');
+    expect(deployed).toMatchObject({ kind: 'generate', endpoint: { name: 'sluice-generate-triage' } });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'NoCapacityInvocationFailures',
+      Dimensions: [{ Name: 'InferenceComponentName', Value: 'sluice-generate-triage-model' }],
+    });
+  });
+
+  it('passes cdk-nag with no unsuppressed error or warning', () => {
+    const annotations = Annotations.fromStack(stack);
+    expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+    expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+  });
+
+  it('passes cfn-lint with zero findings in every region with inference components', () => {
+    const run0 = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
+    expect(run0.error, 'cfn-lint is not installed: pip install cfn-lint (README, Deploying)').toBeUndefined();
+    const file = path.join(scratch, 'llm.template.json');
+    writeTemplate(file, template);
+    const regions = DEPLOYABLE_REGIONS.filter((r) => !REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(r));
+    const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const run = spawnSync(
+      'cfn-lint',
+      [
+        '--config-file',
+        path.join(repoRoot, '.cfnlintrc.yaml'),
+        '--format',
+        'parseable',
+        '--regions',
+        ...regions,
+        '--',
+        file,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(run.error).toBeUndefined();
+    expect(`${run.stdout}${run.stderr}`.trim()).toBe('');
+    expect(run.status).toBe(0);
+  }, 300_000);
+});
+
+describe('generate pipelines that deploy no LLM endpoint, or under another stack name', () => {
+  it('deploy nothing on SageMaker for a pipeline with endpoint.url, and no sweeper', () => {
+    const { stack } = buildStack({ pipelines: [generate(TRIAGE, { url: 'https://llm.example.com' })] });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::SageMaker::Endpoint', 0);
+    expect(stack.llmEndpoints).toEqual([]);
+    expect(stack.capacitySweeper).toBeUndefined();
+  });
+
+  it('prefix the LLM endpoint with the stack name, and name the component from it', () => {
+    const { stack } = buildStack({ pipelines: [generate(TRIAGE)], stackName: 'SluiceDev' });
+    expect(stack.llmEndpoints.map((e) => [e.endpointName, e.inferenceComponentName])).toEqual([
+      ['sluicedev-sluice-generate-triage', 'sluicedev-sluice-generate-triage-model'],
+    ]);
+    expect(stack.pipelines[0]).toMatchObject({ endpoint: { name: 'sluicedev-sluice-generate-triage' } });
+  });
+
+  it('fail synth in one line for the local rules-chat model and an instance type without GPUs', () => {
+    expect(() => buildStack({ pipelines: [generate({ model: 'sluice-rules-chat-v1' })] })).toThrow(
+      /^pipeline generate-triage: model is "sluice-rules-chat-v1"/,
+    );
+    expect(() => buildStack({ pipelines: [generate(TRIAGE, { instanceType: 'ml.c5.xlarge' })] })).toThrow(
+      /^pipeline generate-triage: endpoint\.instanceType ml\.c5\.xlarge is not a GPU instance type/,
+    );
+  });
+});
+
+function writeTemplate(file: string, template: Template): void {
+  writeFileSync(file, JSON.stringify(template.toJSON(), null, 1));
+}
