@@ -308,6 +308,15 @@ describe('the stack with a generate pipeline (docs embeds, generate-triage asks 
     expect(resourcesAllowed(template, stack.functions.work.role, 'sagemaker:InvokeEndpoint')).toHaveLength(4);
   });
 
+  it('lets the work function read and write the prompt cache, by key, under cache/prompts/ only', () => {
+    const cache = (fn: IConstruct, action: string) =>
+      JSON.stringify(resourcesAllowed(template, fn, action)).includes('/cache/prompts/*');
+    expect(cache(stack.functions.work.role, 's3:GetObject')).toBe(true);
+    expect(cache(stack.functions.work.role, 's3:PutObject')).toBe(true);
+    for (const fn of [stack.functions.plan, stack.functions.finalize, stack.functions.deadLetter])
+      expect(cache(fn.role, 's3:GetObject')).toBe(false);
+  });
+
   it("lets plan, finalize and the sweeper set the LLM component's copies, and no other function", () => {
     const llm = arnOf('inference-component/sluice-generate-triage-model');
     const { plan, work, finalize, deadLetter } = stack.functions;

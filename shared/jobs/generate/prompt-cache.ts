@@ -32,10 +32,13 @@ const CONCURRENCY = 16;
 
 const FINGERPRINT = /^[0-9a-f]{64}$/;
 
+/** Where the prompt cache lives in the bucket; the deployed work function reads and writes under it. */
+export const PROMPT_CACHE_PREFIX = 'cache/prompts/';
+
 /** `cache/prompts/<pipeline>/<first 2 hex>/<sha256>.json`: spread prefixes for S3's per-prefix request rates. */
 export function promptCacheKey(pipeline: string, fingerprint: string): string {
   if (!FINGERPRINT.test(fingerprint)) throw new Error(`not a prompt fingerprint: ${fingerprint}`);
-  return `cache/prompts/${pipeline}/${fingerprint.slice(0, 2)}/${fingerprint}.json`;
+  return `${PROMPT_CACHE_PREFIX}${pipeline}/${fingerprint.slice(0, 2)}/${fingerprint}.json`;
 }
 
 async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
