@@ -9,7 +9,6 @@ import { Alarms } from './constructs/alarms.ts';
 import { CapacitySweeper } from './constructs/capacity-sweeper.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
 import { type FunctionEntries, Functions } from './constructs/functions.ts';
-import { addLlmEndpoints, type LlmEndpoint } from './constructs/llm-endpoint.ts';
 import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
 import { passThroughGlueColumns, QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
@@ -82,13 +81,6 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly xgboostImageUri?: string;
   /**
-   * Hugging Face TGI image version in `infra/images/llm-images.ts` for the LLM endpoints of
-   * generate pipelines (context `sluice:tgiVersion`). @default TGI_IMAGES.defaultVersion
-   */
-  readonly tgiVersion?: string;
-  /** An explicit TGI image URI in the stack's region (context `sluice:tgiImageUri`). */
-  readonly tgiImageUri?: string;
-  /**
    * Folder of the committed model files (`<dir>/<key>`), which the stack uploads into the
    * data bucket before it creates the SageMaker models (`ModelFiles`).
    * @default PIPELINES_DIR, this repository's pipelines/
@@ -135,8 +127,6 @@ export class SluiceStack extends Stack {
   readonly endpoints: readonly EmbeddingEndpoint[];
   /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName` not hosted in-worker. */
   readonly scoringEndpoints: readonly ScoringEndpoint[];
-  /** LLM endpoints (TGI) of generate pipelines, one per distinct `endpoint.name` without `endpoint.url`. */
-  readonly llmEndpoints: readonly LlmEndpoint[];
   /** The capacity sweeper; undefined when no endpoint has run-scoped capacity (no inference component). */
   readonly capacitySweeper: CapacitySweeper | undefined;
   /** The committed model files the stack uploads; undefined when the pipelines name none. */
@@ -161,22 +151,57 @@ export class SluiceStack extends Stack {
     this.pipelines = pipelines;
     const settings = deploymentSettings(pipelines);
     const removalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
-
-    const planTimeout = Functions.defaultPlanTimeout;
     const workTimeout = Duration.seconds(settings.workTimeoutSeconds);
-    const finalizeTimeout = Functions.defaultFinalizeTimeout;
-    const deadLetterTimeout = Functions.defaultDeadLetterTimeout;
-    const visibilityFor = (timeout: Duration) =>
-      Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * timeout.toSeconds());
 
     this.storage = new Storage(this, 'Storage', { removalPolicy });
-    this.queues = new Queues(this, 'Queues', {
-      maxReceiveCount: settings.maxReceiveCount,
-      ingestVisibilityTimeout: visibilityFor(planTimeout),
-      workVisibilityTimeout: visibilityFor(workTimeout),
-      finalizeVisibilityTimeout: visibilityFor(finalizeTimeout),
-      workDeadLetterVisibilityTimeout: visibilityFor(deadLetterTimeout),
+    this.queues = this.addQueues(settings.maxReceiveCount, workTimeout);
+    this.notifyIngest(pipelines);
+    this.runsTable = new RunsTable(this, 'RunsTable', { removalPolicy });
+
+    const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);
+    const scoringSpecs = scoringEndpointSpecs(pipelines);
+    checkEndpointNames(embeddingSpecs, scoringSpecs);
+    checkInferenceComponentRegion(
+      this,
+      embeddingSpecs.length + scoringSpecs.filter((s) => s.hosting === 'instance').length,
+    );
+    this.endpoints = this.addEmbeddingEndpoints(embeddingSpecs, props);
+    this.modelFiles = this.addModelFiles(pipelines, props.modelFilesDir ?? PIPELINES_DIR);
+    this.scoringEndpoints = this.addScoringEndpoints(scoringSpecs, props);
+
+    const entries = props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES;
+    const componentArns = [...this.endpoints, ...this.scoringEndpoints].flatMap((endpoint) =>
+      endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn],
+    );
+    this.functions = this.addFunctions(entries, componentArns, settings, workTimeout);
+    // Recommend pipelines: similarity units (work) write users' lists; sluice recommend --deployed reads them.
+    this.recommendationsTable = RecommendationsTable.forPipelines(this, pipelines, {
+      removalPolicy,
+      writer: this.functions.work,
     });
+    this.capacitySweeper = this.addCapacitySweeper(entries, componentArns);
+    this.schedules = this.addSchedules(pipelines);
+    this.queryLayer = this.addQueryLayer(pipelines);
+    this.alarms = this.addAlarms();
+    this.addOutputs();
+    acceptBucketNotificationsHandler(this);
+  }
+
+  /** The queues, each hiding a message {@link VISIBILITY_TIMEOUT_FACTOR} times its consumer's timeout. */
+  private addQueues(maxReceiveCount: number, workTimeout: Duration): Queues {
+    const visibilityFor = (timeout: Duration) =>
+      Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * timeout.toSeconds());
+    return new Queues(this, 'Queues', {
+      maxReceiveCount,
+      ingestVisibilityTimeout: visibilityFor(Functions.defaultPlanTimeout),
+      workVisibilityTimeout: visibilityFor(workTimeout),
+      finalizeVisibilityTimeout: visibilityFor(Functions.defaultFinalizeTimeout),
+      workDeadLetterVisibilityTimeout: visibilityFor(Functions.defaultDeadLetterTimeout),
+    });
+  }
+
+  /** Objects created under incoming/ (and removed, where a pipeline keeps source manifests) go to the ingest queue. */
+  private notifyIngest(pipelines: readonly PipelineConfig[]): void {
     const ingest = new SourceAccountQueueDestination(this.queues.ingest.queue);
     this.storage.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, ingest, {
       prefix: INCOMING_PREFIX,
@@ -188,17 +213,14 @@ export class SluiceStack extends Stack {
         prefix: INCOMING_PREFIX,
       });
     }
-    this.runsTable = new RunsTable(this, 'RunsTable', { removalPolicy });
+  }
 
-    const embeddingSpecs = endpointSpecs(pipelines, props.embeddingInstanceType);
-    const scoringSpecs = scoringEndpointSpecs(pipelines);
-    checkEndpointNames(embeddingSpecs, scoringSpecs);
-    checkInferenceComponentRegion(
-      this,
-      embeddingSpecs.length + scoringSpecs.filter((s) => s.hosting === 'instance').length,
-    );
-    // Images follow the stack's region (infra/images), resolved only for the endpoints deployed.
-    this.endpoints = embeddingSpecs.map(
+  /** One TEI endpoint per embedding spec; images follow the stack's region (infra/images), resolved only for the endpoints deployed. */
+  private addEmbeddingEndpoints(
+    specs: ReturnType<typeof endpointSpecs>,
+    props: SluiceStackProps,
+  ): EmbeddingEndpoint[] {
+    return specs.map(
       (spec) =>
         new EmbeddingEndpoint(this, `Embedding-${spec.endpointName}`, {
           endpointName: spec.endpointName,
@@ -212,20 +234,29 @@ export class SluiceStack extends Stack {
           maxClientBatchSize: spec.maxClientBatchSize,
         }),
     );
+  }
 
-    // The model archives (and the files the score functions read) go into the bucket during
-    // the deployment, before the SageMaker models that load them: one deploy, no second step.
-    const modelFilesDir = props.modelFilesDir ?? PIPELINES_DIR;
+  /**
+   * The model archives (and the files the score functions read) go into the bucket during
+   * the deployment, before the SageMaker models that load them: one deploy, no second step.
+   */
+  private addModelFiles(pipelines: readonly PipelineConfig[], modelFilesDir: string): ModelFiles | undefined {
     const modelFiles = modelFilesOf(pipelines, modelFilesDir);
-    this.modelFiles =
-      modelFiles.length > 0
-        ? new ModelFiles(this, 'ModelFiles', {
-            bucket: this.storage.bucket,
-            files: modelFiles,
-            sourceDir: modelFilesDir,
-          })
-        : undefined;
-    this.scoringEndpoints = scoringSpecs.map(
+    return modelFiles.length > 0
+      ? new ModelFiles(this, 'ModelFiles', {
+          bucket: this.storage.bucket,
+          files: modelFiles,
+          sourceDir: modelFilesDir,
+        })
+      : undefined;
+  }
+
+  /** One XGBoost endpoint per scoring spec not hosted in-worker, loading its model after the upload. */
+  private addScoringEndpoints(
+    specs: ReturnType<typeof scoringEndpointSpecs>,
+    props: SluiceStackProps,
+  ): ScoringEndpoint[] {
+    return specs.map(
       (spec) =>
         new ScoringEndpoint(this, `Scoring-${spec.endpointName}`, {
           endpointName: spec.endpointName,
@@ -243,70 +274,75 @@ export class SluiceStack extends Stack {
           modelDataUpload: this.modelFiles?.deployment,
         }),
     );
+  }
 
-    const entries = props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES;
-    this.llmEndpoints = addLlmEndpoints(
-      this,
-      pipelines,
-      { version: props.tgiVersion, uri: props.tgiImageUri },
-      [...embeddingSpecs.map((s) => s.endpointName), ...scoringSpecs.map((s) => s.endpointName)],
-    );
-    const componentArns = [...this.endpoints, ...this.scoringEndpoints, ...this.llmEndpoints].flatMap(
-      (endpoint) => (endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn]),
-    );
-    this.functions = new Functions(this, 'Functions', {
+  /** Plan, work, finalize and dead-letter, with what each may call (endpoints, components, queues). */
+  private addFunctions(
+    entries: FunctionEntries,
+    componentArns: readonly string[],
+    settings: ReturnType<typeof deploymentSettings>,
+    workTimeout: Duration,
+  ): Functions {
+    return new Functions(this, 'Functions', {
       entries,
       bucket: this.storage.bucket,
       table: this.runsTable.table,
       queues: this.queues,
-      endpoints: [...this.endpoints, ...this.scoringEndpoints, ...this.llmEndpoints],
+      endpoints: [...this.endpoints, ...this.scoringEndpoints],
       capacityComponentArns: componentArns,
-      pipelines,
+      pipelines: this.pipelines,
       serviceName: this.names.serviceName,
-      planTimeout,
+      planTimeout: Functions.defaultPlanTimeout,
       workTimeout,
-      finalizeTimeout,
-      deadLetterTimeout,
+      finalizeTimeout: Functions.defaultFinalizeTimeout,
+      deadLetterTimeout: Functions.defaultDeadLetterTimeout,
       workMemoryMiB: settings.workMemoryMiB,
       workMaxConcurrency: settings.workMaxConcurrency,
     });
-    // Recommend pipelines: similarity units (work) write users' lists; sluice recommend --deployed reads them.
-    this.recommendationsTable = RecommendationsTable.forPipelines(this, pipelines, {
-      removalPolicy,
-      writer: this.functions.work,
+  }
+
+  /** The safety net of run-scoped capacity: only where some endpoint holds copies. */
+  private addCapacitySweeper(
+    entries: FunctionEntries,
+    componentArns: readonly string[],
+  ): CapacitySweeper | undefined {
+    if (componentArns.length === 0) return undefined;
+    return new CapacitySweeper(this, 'CapacitySweeper', {
+      entry: entries.capacitySweeper,
+      environment: this.functions.environment,
+      pipelinesFile: this.functions.pipelinesFile,
+      serviceName: this.names.serviceName,
+      table: this.runsTable.table,
+      componentArns,
+      workEventSource: this.functions.workEventSource,
     });
+  }
 
-    // The safety net of run-scoped capacity: only where some endpoint holds copies.
-    this.capacitySweeper =
-      componentArns.length > 0
-        ? new CapacitySweeper(this, 'CapacitySweeper', {
-            entry: entries.capacitySweeper,
-            environment: this.functions.environment,
-            pipelinesFile: this.functions.pipelinesFile,
-            serviceName: this.names.serviceName,
-            table: this.runsTable.table,
-            componentArns,
-            workEventSource: this.functions.workEventSource,
-          })
-        : undefined;
-
-    this.schedules = pipelines.some((p) => p.schedule)
+  /** Scheduled runs (EventBridge Scheduler -> ingest queue), when some pipeline has a schedule. */
+  private addSchedules(pipelines: readonly PipelineConfig[]): Schedules | undefined {
+    return pipelines.some((p) => p.schedule)
       ? new Schedules(this, 'Schedules', {
           pipelines,
           queue: this.queues.ingest.queue,
           deadLetterQueue: this.queues.ingest.deadLetterQueue,
         })
       : undefined;
+  }
 
-    this.queryLayer = new QueryLayer(this, 'QueryLayer', {
+  /** Glue tables and the Athena workgroup over results/. */
+  private addQueryLayer(pipelines: readonly PipelineConfig[]): QueryLayer {
+    return new QueryLayer(this, 'QueryLayer', {
       bucket: this.storage.bucket,
       pipelineNames: pipelines.map((p) => p.name),
       scoresPassThrough: passThroughGlueColumns(pipelines),
       databaseName: this.names.glueDatabase,
       workGroupName: this.names.workGroup,
     });
+  }
 
-    this.alarms = new Alarms(this, 'Alarms', {
+  /** Alarms on every DLQ, on the handlers' failure metrics and on the capacity sweeper's. */
+  private addAlarms(): Alarms {
+    return new Alarms(this, 'Alarms', {
       deadLetterQueues: this.queues.deadLetterQueues,
       // Metric names as the handlers publish them (functions/dead-letter.ts, functions/finalize.ts),
       // with this stack's service dimension, so another stack's runs do not fire these alarms.
@@ -332,7 +368,10 @@ export class SluiceStack extends Stack {
         ...(this.capacitySweeper?.failureMetrics ?? []),
       ],
     });
+  }
 
+  /** The names users need after a deploy: data bucket, Glue database, Athena workgroup, runs table. */
+  private addOutputs(): void {
     // Where to upload model archives and datasets (docs/infra.md, Deploy).
     new CfnOutput(this, 'DataBucketName', {
       description: 'Data bucket: inputs, models/, results/ and runs/',
@@ -352,8 +391,6 @@ export class SluiceStack extends Stack {
       description: 'DynamoDB runs table: run and unit state (sluice status --deployed)',
       value: this.runsTable.table.tableName,
     });
-
-    acceptBucketNotificationsHandler(this);
   }
 }
 

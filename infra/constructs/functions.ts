@@ -8,7 +8,6 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
-import { PROMPT_CACHE_PREFIX } from '../../shared/jobs/generate/prompt-cache.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import { CHART_JS_BUNDLED_FILE, chartJsPackagePath } from '../../shared/report/chart-js-source.ts';
@@ -125,18 +124,10 @@ export class Functions extends Construct {
     super(scope, id);
     const { bucket, table, queues } = props;
     const scoring = props.pipelines.some((p) => p.kind === 'score');
+    const capacity = (props.capacityComponentArns ?? []).length > 0;
     // Every key a config names must lie where some function may read it (one-line error otherwise).
     const keys = readableKeys(props.pipelines);
-    // The configs go with the code, and only their name and hash into the environment, so
-    // the environment stays the same size however many pipelines a stack serves. The hash
-    // changes the function's configuration with the configs (the asset hash changes too,
-    // as it covers the bundle's output), and the handler checks the file against it.
-    const content = `${JSON.stringify(props.pipelines, null, 2)}\n`;
-    this.pipelinesFile = {
-      name: PIPELINES_FILE_NAME,
-      content,
-      sha256: createHash('sha256').update(content).digest('hex'),
-    };
+    this.pipelinesFile = pipelinesFileOf(props.pipelines);
     this.environment = {
       [ENV.bucket]: bucket.bucketName,
       [ENV.runsTable]: table.tableName,
@@ -145,11 +136,30 @@ export class Functions extends Construct {
       [ENV.pipelinesFile]: this.pipelinesFile.name,
       [ENV.pipelinesSha256]: this.pipelinesFile.sha256,
     };
-    const bundledFiles = { [PIPELINES_FILE_NAME]: content };
+    const bundledFiles = { [PIPELINES_FILE_NAME]: this.pipelinesFile.content };
 
-    // (S3 notification | schedule) -> plan: head and sample sources, re-stage big gzip
-    // sources under staging/, cut units, send them.
-    this.plan = new SluiceFunction(this, 'Plan', {
+    this.plan = this.addPlan(props, bundledFiles, { scoring, capacity });
+    const work = this.addWork(props, bundledFiles);
+    this.work = work.fn;
+    this.workEventSource = work.eventSource;
+    // Plan raises the work event source's limit when a run takes a lease.
+    if (capacity) grantWorkerScaling(this.plan, this.workEventSource);
+    this.grantWork(props, scoring, keys.tokenizers);
+    this.finalize = this.addFinalize(props, bundledFiles, scoring);
+    this.deadLetter = this.addDeadLetter(props, bundledFiles);
+  }
+
+  /**
+   * (S3 notification | schedule) -> plan: head and sample sources, re-stage big gzip
+   * sources under staging/, cut units, send them.
+   */
+  private addPlan(
+    props: FunctionsProps,
+    bundledFiles: Readonly<Record<string, string>>,
+    kinds: { readonly scoring: boolean; readonly capacity: boolean },
+  ): SluiceFunction {
+    const { bucket, table, queues } = props;
+    const plan = new SluiceFunction(this, 'Plan', {
       entry: props.entries.plan,
       description: 'Sluice plan: cuts a run into work units and queues them',
       timeout: props.planTimeout,
@@ -158,7 +168,7 @@ export class Functions extends Construct {
       serviceName: props.serviceName,
       bundledFiles,
     });
-    this.plan.function.addEventSource(
+    plan.function.addEventSource(
       // Many uploads at once (10,000 small files) become one run per pipeline, not one per ten files.
       new SqsEventSource(queues.ingest.queue, {
         batchSize: 1000,
@@ -167,9 +177,8 @@ export class Functions extends Construct {
       }),
     );
     // Score pipelines: plan reads the stored feature statistics to decide whether a run fits them first.
-    const capacity = (props.capacityComponentArns ?? []).length > 0;
-    grantData(this.plan, bucket, table, {
-      read: [...SOURCE_PREFIXES, ...(scoring ? [MODELS_PREFIX] : [])],
+    grantData(plan, bucket, table, {
+      read: [...SOURCE_PREFIXES, ...(kinds.scoring ? [MODELS_PREFIX] : [])],
       put: [STAGING_PREFIX],
       readWrite: [RUNS_PREFIX],
       // createRun (the run, its units in batches); getRun and listUnits take up a scheduled run.
@@ -179,18 +188,26 @@ export class Functions extends Construct {
         'dynamodb:Query',
         'dynamodb:PutItem',
         'dynamodb:BatchWriteItem',
-        ...(capacity ? (['dynamodb:UpdateItem'] as const) : []),
+        ...(kinds.capacity ? (['dynamodb:UpdateItem'] as const) : []),
       ],
     });
     // A run asks for its copies when it is planned: read the component's copies, raise them.
-    if (capacity) grantCapacityControl(this.plan, props.capacityComponentArns ?? []);
-    grantSend(this.plan, queues.work.queue);
+    if (kinds.capacity) grantCapacityControl(plan, props.capacityComponentArns ?? []);
+    grantSend(plan, queues.work.queue);
     // A run with no units (an empty file) is finalized straight from plan.
-    grantSend(this.plan, queues.finalize.queue);
+    grantSend(plan, queues.finalize.queue);
+    return plan;
+  }
 
-    // work queue -> work: read one unit's byte range (or its re-staged part), embed or
-    // score, write one Parquet part per table.
-    this.work = new SluiceFunction(this, 'Work', {
+  /**
+   * work queue -> work: read one unit's byte range (or its re-staged part), embed or
+   * score, write one Parquet part per table. Its permissions are {@link grantWork}'s.
+   */
+  private addWork(
+    props: FunctionsProps,
+    bundledFiles: Readonly<Record<string, string>>,
+  ): { fn: SluiceFunction; eventSource: { readonly id: string; readonly arn: string } } {
+    const work = new SluiceFunction(this, 'Work', {
       entry: props.entries.work,
       description: 'Sluice work: embeds or scores one work unit and writes its Parquet parts',
       timeout: props.workTimeout,
@@ -201,15 +218,21 @@ export class Functions extends Construct {
     });
     // Deployed at the stack's largest workers.maxConcurrency; with run-scoped capacity, plan
     // and the sweeper then keep it at what the live leases need (docs/capacity.md).
-    const workSource = new SqsEventSource(queues.work.queue, {
+    const workSource = new SqsEventSource(props.queues.work.queue, {
       batchSize: 1,
       reportBatchItemFailures: true,
       maxConcurrency: props.workMaxConcurrency,
     });
-    this.work.function.addEventSource(workSource);
-    this.workEventSource = { id: workSource.eventSourceMappingId, arn: workSource.eventSourceMappingArn };
-    // Plan raises the work event source's limit when a run takes a lease.
-    if (capacity) grantWorkerScaling(this.plan, this.workEventSource);
+    work.function.addEventSource(workSource);
+    return {
+      fn: work,
+      eventSource: { id: workSource.eventSourceMappingId, arn: workSource.eventSourceMappingArn },
+    };
+  }
+
+  /** What the work function may read, write, send and invoke. */
+  private grantWork(props: FunctionsProps, scoring: boolean, tokenizers: readonly string[]): void {
+    const { bucket, table, queues } = props;
     // Every unit leaves under runs/ the list of the ids its part holds, which finalize merges
     // to apply the duplicate-id rule. Score pipelines: work also reads feature statistics and
     // embedding tables under models/ and leaves fit and segment partials under runs/.
@@ -224,11 +247,7 @@ export class Functions extends Construct {
         ...(props.pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
       ],
       put: [RUNS_PREFIX],
-      // Generate pipelines: the prompt cache, point GETs and PUTs of answers (never listed).
-      readWrite: [
-        RESULTS_PREFIX,
-        ...(props.pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
-      ],
+      readWrite: [RESULTS_PREFIX],
       // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
       table: [
         'dynamodb:GetItem',
@@ -246,15 +265,22 @@ export class Functions extends Construct {
         resourceArns: [bucket.arnForObjects(`${MODELS_PREFIX}*`)],
       });
     // Tokenizers of embed pipelines: exactly the objects their configs name, under models/.
-    grantObjectKeys(this.work, bucket, keys.tokenizers);
+    grantObjectKeys(this.work, bucket, tokenizers);
     // A unit near the Lambda time limit hands the rest of itself on as a new work message
     // (checkpoint), and the last unit asks for finalize.
     grantSend(this.work, queues.work.queue);
     grantSend(this.work, queues.finalize.queue);
     for (const endpoint of props.endpoints) endpoint.grantInvoke(this.work);
+  }
 
-    // finalize queue -> finalize: merge unit aggregates into the run summary, once.
-    this.finalize = new SluiceFunction(this, 'Finalize', {
+  /** finalize queue -> finalize: merge unit aggregates into the run summary, once. */
+  private addFinalize(
+    props: FunctionsProps,
+    bundledFiles: Readonly<Record<string, string>>,
+    scoring: boolean,
+  ): SluiceFunction {
+    const { bucket, table, queues } = props;
+    const finalize = new SluiceFunction(this, 'Finalize', {
       entry: props.entries.finalize,
       description:
         'Sluice finalize: merges unit results into the run summary; starts the scoring run after a fit',
@@ -265,7 +291,7 @@ export class Functions extends Construct {
       // The run report (report.html beside summary.json) inlines Chart.js: shipped as a file.
       bundledFiles: { ...bundledFiles, [CHART_JS_BUNDLED_FILE]: readFileSync(chartJsPackagePath(), 'utf8') },
     });
-    this.finalize.function.addEventSource(
+    finalize.function.addEventSource(
       new SqsEventSource(queues.finalize.queue, { batchSize: 1, reportBatchItemFailures: true }),
     );
     // Score pipelines: finalize at the end of a run's fit stage stores the merged feature
@@ -273,7 +299,7 @@ export class Functions extends Construct {
     // is read: the units name them) and queues its units, or requests its own finalize
     // when it has none. It reads the model JSON under models/ for the schema check (end of
     // fit, once the one-hot categories are known) and the summary's unchecked-order warning.
-    grantData(this.finalize, bucket, table, {
+    grantData(finalize, bucket, table, {
       read: scoring ? [MODELS_PREFIX] : [],
       put: scoring ? [MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
@@ -283,17 +309,26 @@ export class Functions extends Construct {
       table: RUNS_TABLE_ACTIONS.filter((action) => action !== 'dynamodb:PutItem'),
     });
     if (scoring) {
-      grantSend(this.finalize, queues.work.queue);
-      grantSend(this.finalize, queues.finalize.queue);
+      grantSend(finalize, queues.work.queue);
+      grantSend(finalize, queues.finalize.queue);
     }
     // Every component: finalize scales in at release when the cooldown is not kept.
-    grantCapacityControl(this.finalize, props.capacityComponentArns ?? []);
+    grantCapacityControl(finalize, props.capacityComponentArns ?? []);
+    return finalize;
+  }
 
-    // work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its
-    // worker died on the last delivery (a worker that saw an error already did), replaces
-    // any table part an earlier attempt wrote with an empty one, and asks for finalize
-    // when that ends the run.
-    this.deadLetter = new SluiceFunction(this, 'DeadLetter', {
+  /**
+   * work DLQ -> dead-letter: a unit whose deliveries ran out. Marks it failed when its
+   * worker died on the last delivery (a worker that saw an error already did), replaces
+   * any table part an earlier attempt wrote with an empty one, and asks for finalize
+   * when that ends the run.
+   */
+  private addDeadLetter(
+    props: FunctionsProps,
+    bundledFiles: Readonly<Record<string, string>>,
+  ): SluiceFunction {
+    const { bucket, table, queues } = props;
+    const deadLetter = new SluiceFunction(this, 'DeadLetter', {
       entry: props.entries.deadLetter,
       description: 'Sluice dead-letter: marks failed the work units whose worker died on the last delivery',
       timeout: props.deadLetterTimeout,
@@ -302,21 +337,33 @@ export class Functions extends Construct {
       serviceName: props.serviceName,
       bundledFiles,
     });
-    this.deadLetter.function.addEventSource(
+    deadLetter.function.addEventSource(
       new SqsEventSource(queues.work.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),
     );
     // Read: whether a part exists (a HEAD of a missing key is a 404 only with s3:ListBucket,
     // which grantRead includes). Put, never delete: the ObjectStore port has no delete, so
     // a part is taken back by overwriting it with an empty one.
-    grantData(this.deadLetter, bucket, table, {
+    grantData(deadLetter, bucket, table, {
       read: [RESULTS_PREFIX],
       put: [RESULTS_PREFIX],
       readWrite: [],
       // failUnit (update); getRun when the run may be stranded.
       table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     });
-    grantSend(this.deadLetter, queues.finalize.queue);
+    grantSend(deadLetter, queues.finalize.queue);
+    return deadLetter;
   }
+}
+
+/**
+ * The configs go with the code, and only their name and hash into the environment, so
+ * the environment stays the same size however many pipelines a stack serves. The hash
+ * changes the function's configuration with the configs (the asset hash changes too,
+ * as it covers the bundle's output), and the handler checks the file against it.
+ */
+function pipelinesFileOf(pipelines: readonly PipelineConfig[]): Functions['pipelinesFile'] {
+  const content = `${JSON.stringify(pipelines, null, 2)}\n`;
+  return { name: PIPELINES_FILE_NAME, content, sha256: createHash('sha256').update(content).digest('hex') };
 }
 
 /** Run manifests, summaries and the units' partial aggregates. */

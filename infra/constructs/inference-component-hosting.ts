@@ -113,6 +113,31 @@ export function addInferenceComponentHosting(
   const floor = alwaysOn ? capacity.minCopies : 0;
   const initialCopies = alwaysOn ? floor : 1;
 
+  const { endpointConfig, endpoint } = addScaleToZeroEndpoint(scope, props, initialCopies);
+  const component = addComponent(scope, props, endpoint, initialCopies);
+  const { scalableTarget, scaleOutFromZero } = addCopyScaling(scope, props, component, floor);
+  const noCapacityAlarm = addNoCapacityAlarm(scope, props, scaleOutFromZero);
+  return {
+    endpointConfig,
+    endpoint,
+    component,
+    componentName: props.componentName,
+    componentArn: inferenceComponentArnOf(scope, props.componentName),
+    scalableTarget,
+    scaleOutFromZero,
+    noCapacityAlarm,
+  };
+}
+
+/**
+ * The endpoint config (execution role, one variant with no model and managed instance
+ * scaling down to 0 instances) and its endpoint.
+ */
+function addScaleToZeroEndpoint(
+  scope: Construct,
+  props: InferenceComponentHostingProps,
+  initialCopies: number,
+): { endpointConfig: sagemaker.CfnEndpointConfig; endpoint: sagemaker.CfnEndpoint } {
   // No KmsKeyId: GPU instances (ml.g5) and the NVMe CPU types a config may name have
   // instance storage encrypted by the hardware, and SageMaker rejects a KmsKeyId for them.
   const endpointConfig = new sagemaker.CfnEndpointConfig(scope, 'EndpointConfig', {
@@ -127,7 +152,7 @@ export function addInferenceComponentHosting(
         managedInstanceScaling: {
           status: 'ENABLED',
           minInstanceCount: 0,
-          maxInstanceCount: capacity.maxCopies,
+          maxInstanceCount: props.capacity.maxCopies,
         },
         routingConfig: { routingStrategy: 'LEAST_OUTSTANDING_REQUESTS' },
       },
@@ -141,8 +166,17 @@ export function addInferenceComponentHosting(
     endpointConfigName: endpointConfig.attrEndpointConfigName,
   });
   for (const dependency of props.endpointDependsOn ?? []) endpoint.node.addDependency(dependency);
+  return { endpointConfig, endpoint };
+}
 
-  const component = new sagemaker.CfnInferenceComponent(scope, 'InferenceComponent', {
+/** The inference component: the model, what each copy reserves, and its first copies. */
+function addComponent(
+  scope: Construct,
+  props: InferenceComponentHostingProps,
+  endpoint: sagemaker.CfnEndpoint,
+  initialCopies: number,
+): sagemaker.CfnInferenceComponent {
+  return new sagemaker.CfnInferenceComponent(scope, 'InferenceComponent', {
     inferenceComponentName: props.componentName,
     endpointName: endpoint.attrEndpointName,
     variantName: VARIANT_NAME,
@@ -165,7 +199,15 @@ export function addInferenceComponentHosting(
     },
     runtimeConfig: { copyCount: initialCopies },
   });
+}
 
+/** Application Auto Scaling's target on the component's copies and the scale-out-from-zero step policy. */
+function addCopyScaling(
+  scope: Construct,
+  props: InferenceComponentHostingProps,
+  component: sagemaker.CfnInferenceComponent,
+  floor: number,
+): { scalableTarget: appscaling.CfnScalableTarget; scaleOutFromZero: appscaling.CfnScalingPolicy } {
   const scalableTarget = new appscaling.CfnScalableTarget(scope, 'CopyScaling', {
     // Application Auto Scaling's service-linked role for SageMaker, which may describe and
     // update inference components. (CloudFormation's schema requires a RoleARN; aws-cdk-lib's
@@ -180,7 +222,7 @@ export function addInferenceComponentHosting(
     resourceId: `inference-component/${props.componentName}`,
     scalableDimension: COPY_COUNT_DIMENSION,
     minCapacity: floor,
-    maxCapacity: capacity.maxCopies,
+    maxCapacity: props.capacity.maxCopies,
   });
   // The component must exist to be registered (and is deregistered before it is deleted).
   scalableTarget.addDependency(component);
@@ -196,10 +238,19 @@ export function addInferenceComponentHosting(
       stepAdjustments: [{ metricIntervalLowerBound: 0, scalingAdjustment: 1 }],
     },
   });
+  return { scalableTarget, scaleOutFromZero };
+}
 
-  // SageMaker publishes NoCapacityInvocationFailures when a call reaches an endpoint with no
-  // copy to serve it. One such call in a minute is enough to start a copy (AWS's example
-  // uses > 1, which would leave a single lost call unanswered).
+/**
+ * SageMaker publishes NoCapacityInvocationFailures when a call reaches an endpoint with no
+ * copy to serve it. One such call in a minute is enough to start a copy (AWS's example
+ * uses > 1, which would leave a single lost call unanswered).
+ */
+function addNoCapacityAlarm(
+  scope: Construct,
+  props: InferenceComponentHostingProps,
+  scaleOutFromZero: appscaling.CfnScalingPolicy,
+): cloudwatch.Alarm {
   const noCapacityAlarm = new cloudwatch.Alarm(scope, 'NoCapacityAlarm', {
     alarmDescription: `Calls reached ${props.endpointName} while ${props.componentName} had no copy: adds one (scale out from zero)`,
     metric: new cloudwatch.Metric({
@@ -216,17 +267,7 @@ export function addInferenceComponentHosting(
     treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
   });
   noCapacityAlarm.addAlarmAction({ bind: () => ({ alarmActionArn: scaleOutFromZero.ref }) });
-
-  return {
-    endpointConfig,
-    endpoint,
-    component,
-    componentName: props.componentName,
-    componentArn: inferenceComponentArnOf(scope, props.componentName),
-    scalableTarget,
-    scaleOutFromZero,
-    noCapacityAlarm,
-  };
+  return noCapacityAlarm;
 }
 
 /** `arn:<partition>:sagemaker:<region>:<account>:inference-component/<name>`; SageMaker lower-cases names in ARNs. */
