@@ -9,6 +9,7 @@ import { Alarms } from './constructs/alarms.ts';
 import { CapacitySweeper } from './constructs/capacity-sweeper.ts';
 import { EmbeddingEndpoint } from './constructs/embedding-endpoint.ts';
 import { type FunctionEntries, Functions } from './constructs/functions.ts';
+import { addLlmEndpoints, type LlmEndpoint } from './constructs/llm-endpoint.ts';
 import { ModelFiles, modelFilesOf, PIPELINES_DIR } from './constructs/model-files.ts';
 import { passThroughGlueColumns, QueryLayer } from './constructs/query-layer.ts';
 import { Queues } from './constructs/queues.ts';
@@ -81,6 +82,13 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly xgboostImageUri?: string;
   /**
+   * Hugging Face TGI image version in `infra/images/llm-images.ts` for the LLM endpoints of
+   * generate pipelines (context `sluice:tgiVersion`). @default TGI_IMAGES.defaultVersion
+   */
+  readonly tgiVersion?: string;
+  /** An explicit TGI image URI in the stack's region (context `sluice:tgiImageUri`). */
+  readonly tgiImageUri?: string;
+  /**
    * Folder of the committed model files (`<dir>/<key>`), which the stack uploads into the
    * data bucket before it creates the SageMaker models (`ModelFiles`).
    * @default PIPELINES_DIR, this repository's pipelines/
@@ -127,6 +135,8 @@ export class SluiceStack extends Stack {
   readonly endpoints: readonly EmbeddingEndpoint[];
   /** Scoring endpoints (built-in XGBoost), one per distinct `model.endpointName` not hosted in-worker. */
   readonly scoringEndpoints: readonly ScoringEndpoint[];
+  /** LLM endpoints (TGI) of generate pipelines, one per distinct `endpoint.name` without `endpoint.url`. */
+  readonly llmEndpoints: readonly LlmEndpoint[];
   /** The capacity sweeper; undefined when no endpoint has run-scoped capacity (no inference component). */
   readonly capacitySweeper: CapacitySweeper | undefined;
   /** The committed model files the stack uploads; undefined when the pipelines name none. */
@@ -170,8 +180,14 @@ export class SluiceStack extends Stack {
     this.scoringEndpoints = this.addScoringEndpoints(scoringSpecs, props);
 
     const entries = props.functionEntries ?? DEFAULT_FUNCTION_ENTRIES;
-    const componentArns = [...this.endpoints, ...this.scoringEndpoints].flatMap((endpoint) =>
-      endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn],
+    this.llmEndpoints = addLlmEndpoints(
+      this,
+      pipelines,
+      { version: props.tgiVersion, uri: props.tgiImageUri },
+      [...embeddingSpecs.map((s) => s.endpointName), ...scoringSpecs.map((s) => s.endpointName)],
+    );
+    const componentArns = [...this.endpoints, ...this.scoringEndpoints, ...this.llmEndpoints].flatMap(
+      (endpoint) => (endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn]),
     );
     this.functions = this.addFunctions(entries, componentArns, settings, workTimeout);
     // Recommend pipelines: similarity units (work) write users' lists; sluice recommend --deployed reads them.
@@ -288,7 +304,7 @@ export class SluiceStack extends Stack {
       bucket: this.storage.bucket,
       table: this.runsTable.table,
       queues: this.queues,
-      endpoints: [...this.endpoints, ...this.scoringEndpoints],
+      endpoints: [...this.endpoints, ...this.scoringEndpoints, ...this.llmEndpoints],
       capacityComponentArns: componentArns,
       pipelines: this.pipelines,
       serviceName: this.names.serviceName,

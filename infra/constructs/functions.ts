@@ -8,6 +8,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { PROMPT_CACHE_PREFIX } from '../../shared/jobs/generate/prompt-cache.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import { CHART_JS_BUNDLED_FILE, chartJsPackagePath } from '../../shared/report/chart-js-source.ts';
@@ -247,7 +248,11 @@ export class Functions extends Construct {
         ...(props.pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
       ],
       put: [RUNS_PREFIX],
-      readWrite: [RESULTS_PREFIX],
+      // Generate pipelines: the prompt cache, point GETs and PUTs of answers (never listed).
+      readWrite: [
+        RESULTS_PREFIX,
+        ...(props.pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
+      ],
       // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
       table: [
         'dynamodb:GetItem',
