@@ -21,17 +21,22 @@ export const ID_CHARS_ASSUMED = 16;
 /** A run id: `r-20261128T235108Z-3f9a1c`. */
 const RUN_ID_CHARS = 25;
 
-/** A similarity unit's id (`u00012`-like; a few more characters allowed). */
-const UNIT_ID_CHARS = 12;
+/** A similarity unit's id (`u00012`-like, with room to spare). */
+const UNIT_ID_CHARS = 8;
 
 /**
- * Characters of one score in the JSON list: a double printed shortest round-trip has at most
- * 17 significant digits, plus sign, decimal point and exponent.
+ * Characters of a typical entry's score in the JSON list: a CF score is a double printed
+ * shortest round-trip, usually 16-17 significant digits (`0.8234567891234567`, 18
+ * characters). A popularity fill-in entry has a short integer score and the longer
+ * `"popular"` source, together shorter than a CF entry's, so every entry is sized as CF.
  */
-const SCORE_CHARS = 24;
+const SCORE_CHARS = 18;
 
-/** Characters of an entry's neighbour count (a list's neighbours are at most `neighbours.k`, <= 1000). */
-const NEIGHBOUR_CHARS = 4;
+/** `"cf"` with its quotes. */
+const SOURCE_CHARS = 4;
+
+/** A typical neighbour count (members of N(u) holding the item: a few, out of `neighbours.k`). */
+const NEIGHBOUR_CHARS = 2;
 
 /** The shape of the items one run writes. */
 export interface ServingItemShape {
@@ -46,15 +51,16 @@ export interface ServingItemShape {
 
 /**
  * Bytes of one user's item as DynamoDB sizes it (attribute names plus values, strings by
- * their UTF-8 length), for a full list of `topN` entries, each priced as the longer
- * `"popular"` source with a worst-case score: an upper bound for ASCII ids.
+ * their UTF-8 length), for a full list of `topN` typical entries (see {@link SCORE_CHARS}):
+ * an estimate, not a bound. A list that straddles 1 KB may bill one unit more or less
+ * than it says; ids with non-ASCII characters are longer in UTF-8 than their count.
  */
 export function servingItemBytes(shape: ServingItemShape): number {
-  const userId = shape.userIdChars ?? ID_CHARS_ASSUMED;
+  const userId = Math.ceil(shape.userIdChars ?? ID_CHARS_ASSUMED);
   const itemId = shape.itemIdChars ?? ID_CHARS_ASSUMED;
-  // ["<item>",<score>,"popular",<n>]
-  const entry = 1 + (itemId + 2) + 1 + SCORE_CHARS + 1 + '"popular"'.length + 1 + NEIGHBOUR_CHARS + 1;
-  const list = 2 + shape.topN * entry + Math.max(0, shape.topN - 1);
+  // ["<item>",<score>,"cf",<n>]
+  const entry = 1 + (itemId + 2) + 1 + SCORE_CHARS + 1 + SOURCE_CHARS + 1 + NEIGHBOUR_CHARS + 1;
+  const list = Math.ceil(2 + shape.topN * entry + Math.max(0, shape.topN - 1));
   const pk = 'pk'.length + `RECS#${shape.pipeline}#`.length + userId;
   const sk = 'sk'.length + 'RUN#'.length + RUN_ID_CHARS;
   const runId = 'runId'.length + RUN_ID_CHARS;
