@@ -5,6 +5,7 @@ import { DynamoRecommendationLists } from '../../shared/adapters/aws/dynamo-reco
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { ObjectStoreRecommendationLists } from '../../shared/adapters/local/object-store-recommendation-lists.ts';
 import type { RecommendationLists, UserList } from '../../shared/jobs/recommend/recommendation-lists.ts';
+import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import { type LocalAwsServer, localClientConfig, startDynalite } from '../support/local-aws.ts';
 import { createRecommendationsTable } from '../support/recommendations-table.ts';
 
@@ -33,6 +34,18 @@ const listOf = (userId: string, length: number, tag: string): UserList => ({
     neighbours: r < length - 1 ? 3 : 0,
   })),
 });
+
+/** A memory store that, like a store without multipart uploads, has no streamed write. */
+function withoutOpenWrite(): ObjectStore {
+  const store = new MemoryObjectStore();
+  return {
+    head: (key, options) => store.head(key, options),
+    readRange: (key, start, end, options) => store.readRange(key, start, end, options),
+    put: (key, body) => store.put(key, body),
+    get: (key) => store.get(key),
+    list: (prefix) => store.list(prefix),
+  };
+}
 
 async function writeUnit(
   lists: RecommendationLists,
@@ -67,6 +80,7 @@ function flakyDoc(unprocess: (call: number) => number): {
 describe.each([
   ['DynamoDB on dynalite', () => new DynamoRecommendationLists({ doc, tableName: TABLE })],
   ['the local object store', () => new ObjectStoreRecommendationLists(new MemoryObjectStore())],
+  ['an object store without streamed writes', () => new ObjectStoreRecommendationLists(withoutOpenWrite())],
 ] as const)('RecommendationLists in %s', (_name, create) => {
   it("stores each user's whole list under its run and reads it back by key", async () => {
     const lists = create();
@@ -97,11 +111,42 @@ describe.each([
     expect(await lists.getList('recs', 'r-3', 'b')).toEqual(listOf('b', 2, 'x').items);
   });
 
-  it('keeps a user id like __proto__ as any other', async () => {
+  it('keeps user ids like __proto__, or with quotes and line breaks, as any other', async () => {
     const lists = create();
-    await writeUnit(lists, 'r-4', 'similarity-00000', [listOf('__proto__', 2, 'p')]);
-    expect(await lists.getList('recs', 'r-4', '__proto__')).toEqual(listOf('__proto__', 2, 'p').items);
+    const odd = ['__proto__', 'a"b\nc', 'a', '[x'];
+    await writeUnit(
+      lists,
+      'r-4',
+      'similarity-00000',
+      odd.map((user) => listOf(user, 2, user)),
+    );
+    for (const user of odd)
+      expect(await lists.getList('recs', 'r-4', user)).toEqual(listOf(user, 2, user).items);
     expect(await lists.getList('recs', 'r-4', 'constructor')).toBeUndefined();
+    expect(await lists.getList('recs', 'r-4', 'a"b')).toBeUndefined();
+  });
+});
+
+describe('ObjectStoreRecommendationLists (local runs)', () => {
+  it("streams a unit's lines to the store and leaves nothing readable when the unit aborts", async () => {
+    const store = new MemoryObjectStore();
+    const lists = new ObjectStoreRecommendationLists(store);
+    // Enough lines to flush more than once (1 MiB each) before the unit fails.
+    const writer = lists.unitWriter('recs', 'r-8', 'similarity-00000');
+    for (let u = 0; u < 6000; u++) await writer.add(listOf(`u${u}`, 20, 'r8'));
+    await writer.abort();
+    expect(await lists.getList('recs', 'r-8', 'u0')).toBeUndefined();
+    const keys: string[] = [];
+    for await (const info of store.list('runs/recs/r-8/')) keys.push(info.key);
+    expect(keys).toEqual([]);
+    // The unit's next delivery writes it whole.
+    await writeUnit(
+      lists,
+      'r-8',
+      'similarity-00000',
+      Array.from({ length: 6000 }, (_, u) => listOf(`u${u}`, 20, 'r8')),
+    );
+    expect(await lists.getList('recs', 'r-8', 'u5999')).toEqual(listOf('u5999', 20, 'r8').items);
   });
 });
 

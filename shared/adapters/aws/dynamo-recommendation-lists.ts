@@ -93,6 +93,11 @@ export class DynamoRecommendationLists implements RecommendationLists {
         await Promise.all(inFlight);
         if (failure !== undefined) throw failure;
       },
+      // What was put stays (a retry puts the same items); what was not is dropped.
+      abort: async () => {
+        pending = [];
+        await Promise.all(inFlight);
+      },
     };
   }
 

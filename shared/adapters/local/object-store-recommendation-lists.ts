@@ -8,51 +8,78 @@ import {
   type UnitListsWriter,
   type UserList,
 } from '../../jobs/recommend/recommendation-lists.ts';
-import type { ObjectStore } from '../../ports/object-store.ts';
+import type { ObjectStore, ObjectWrite } from '../../ports/object-store.ts';
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** What one unit's object holds: its users' lists by user id. */
-interface UnitListsObject {
-  readonly lists: Record<string, CompactList>;
-}
+/** Bytes of lines a writer gathers before handing them to the object write. */
+const FLUSH_BYTES = 1 << 20;
 
 /**
  * (secondary adapter) RecommendationLists in the object store, for local runs (`sluice
- * run` and `sluice recommend` on one machine): one JSON object per similarity unit under
- * `runs/<pipeline>/<runId>/recommend/lists/<unitId>.json`, written whole when the unit's
- * writer finishes (a put replaces it, so a repeated unit writes the same object). A lookup
- * reads the run's unit objects until one holds the user: fine for a local home, where the
- * run's lists are at most a few hundred MB; deployed, the DynamoDB adapter reads by key.
+ * run` and `sluice recommend` on one machine): one object per similarity unit,
+ * `runs/<pipeline>/<runId>/recommend/lists/<unitId>.jsonl`, a line `[userId, list]` per
+ * user, streamed (a unit never holds all its users' lists) and in place only when the
+ * writer finishes (the store's write-then-rename, or one put where the store has no
+ * streamed write), so a repeated unit replaces it with the same object. A lookup reads the
+ * run's unit objects until one holds the user, matching the line's start before parsing
+ * it: fine for a local home; deployed, the DynamoDB adapter reads by key.
  */
 export class ObjectStoreRecommendationLists implements RecommendationLists {
   constructor(private readonly store: ObjectStore) {}
 
   unitWriter(pipeline: string, runId: string, unitId: string): UnitListsWriter {
-    // No prototype: a user id such as `__proto__` is a key like any other.
-    const lists: Record<string, CompactList> = Object.create(null);
+    const key = `${localListsPrefix(pipeline, runId)}${unitId}.jsonl`;
+    const store = this.store;
+    let lines: string[] = [];
+    let pendingBytes = 0;
+    let open: Promise<ObjectWrite> | undefined;
+    const whole: Uint8Array[] = [];
+    const flush = async () => {
+      if (lines.length === 0) return;
+      const bytes = encoder.encode(lines.join(''));
+      lines = [];
+      pendingBytes = 0;
+      if (!store.openWrite) {
+        whole.push(bytes);
+        return;
+      }
+      open ??= store.openWrite(key, 'application/x-ndjson');
+      await (await open).write(bytes);
+    };
     return {
       add: async (list: UserList) => {
-        lists[list.userId] = compactList(list.items);
+        const line = `${JSON.stringify([list.userId, compactList(list.items)])}\n`;
+        lines.push(line);
+        pendingBytes += line.length;
+        if (pendingBytes >= FLUSH_BYTES) await flush();
       },
       finish: async () => {
-        const body: UnitListsObject = { lists };
-        await this.store.put(
-          `${localListsPrefix(pipeline, runId)}${unitId}.json`,
-          JSON.stringify(body),
-          'application/json',
-        );
+        await flush();
+        if (open) await (await open).finish();
+        else await store.put(key, Buffer.concat(whole), 'application/x-ndjson');
+      },
+      abort: async () => {
+        lines = [];
+        if (open) await (await open).abort();
       },
     };
   }
 
   async getList(pipeline: string, runId: string, userId: string): Promise<ServedEntry[] | undefined> {
+    // A user's line starts with its id as JSON: found without parsing the other lines.
+    const start = `[${JSON.stringify(userId)},`;
     for await (const info of this.store.list(localListsPrefix(pipeline, runId))) {
-      if (!info.key.endsWith('.json')) continue;
+      if (!info.key.endsWith('.jsonl')) continue;
       const bytes = await this.store.get(info.key);
       if (!bytes) continue;
-      const { lists } = JSON.parse(decoder.decode(bytes)) as UnitListsObject;
-      if (Object.hasOwn(lists, userId)) return expandList(lists[userId]!);
+      const text = decoder.decode(bytes);
+      const at = text.startsWith(start) ? 0 : text.indexOf(`\n${start}`) + 1;
+      if (at === 0 && !text.startsWith(start)) continue;
+      const end = text.indexOf('\n', at);
+      const [, list] = JSON.parse(text.slice(at, end < 0 ? undefined : end)) as [string, CompactList];
+      return expandList(list);
     }
     return undefined;
   }

@@ -20,6 +20,8 @@ export interface UnitListsWriter {
   add(list: UserList): Promise<void>;
   /** Writes what is still buffered; when it resolves, every list added is stored. */
   finish(): Promise<void>;
+  /** Gives up a unit that failed: drops what is buffered and what a streamed write holds. */
+  abort(): Promise<void>;
 }
 
 /**
@@ -61,8 +63,8 @@ export const expandList = (compact: CompactList): ServedEntry[] =>
   compact.map(([itemId, score, source, neighbours]) => ({ itemId, score, source, neighbours }));
 
 /**
- * Where the local store keeps a run's lists (one JSON object per similarity unit), under
- * the run's own prefix beside its staging files.
+ * Where the local store keeps a run's lists (one JSON-lines object per similarity unit),
+ * under the run's own prefix beside its staging files.
  */
 export const localListsPrefix = (pipeline: string, runId: string): string =>
   `${recommendStagingPrefix(pipeline, runId)}lists/`;

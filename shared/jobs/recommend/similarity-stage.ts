@@ -151,16 +151,23 @@ export async function workSimilarityUnit(
     unit.unitId,
   );
   const { key } = await intoStreamedPart(part, async (sink) => {
-    for (const user of users) {
-      const list = computer.recommend(user);
-      const rows = recommendationRows(index, list, unit);
-      await sink.add(rows);
-      await served.add(userListOf(index.userIds[user]!, rows));
-      if (!holdOut) continue;
-      const relevant = new Set(holdOut.items.subarray(holdOut.userPtr[user]!, holdOut.userPtr[user + 1]!));
-      if (relevant.size > 0) evaluation.add(relevant, list.items, popularityList(index, popular, user, topN));
+    try {
+      for (const user of users) {
+        const list = computer.recommend(user);
+        const rows = recommendationRows(index, list, unit);
+        await sink.add(rows);
+        await served.add(userListOf(index.userIds[user]!, rows));
+        if (!holdOut) continue;
+        const relevant = new Set(holdOut.items.subarray(holdOut.userPtr[user]!, holdOut.userPtr[user + 1]!));
+        if (relevant.size > 0)
+          evaluation.add(relevant, list.items, popularityList(index, popular, user, topN));
+      }
+      await served.finish();
+    } catch (error) {
+      // The unit fails with its own error; a temporary file left by a failed abort is gc's.
+      await served.abort().catch(() => {});
+      throw error;
     }
-    await served.finish();
   });
   const result: ShardResult = {
     users: users.length,
