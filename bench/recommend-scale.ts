@@ -25,9 +25,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type InteractionModel, writeInteractionsCsv } from '../events/generate-interactions.ts';
 import type { RunSummary } from '../shared/domain/types.ts';
-import { similarityPostings } from '../shared/jobs/recommend/hot-item-cap.ts';
+import { hotItemSample, similarityPostings } from '../shared/jobs/recommend/hot-item-cap.ts';
 import { decodeInteractionIndex } from '../shared/jobs/recommend/index-codec.ts';
 import type { IngestManifest } from '../shared/jobs/recommend/ingest-stage.ts';
+import { estimateUserWork, planNaiveShards } from '../shared/jobs/recommend/shard-plan.ts';
 import { UserCfShard } from '../shared/jobs/recommend/user-cf.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -72,6 +73,8 @@ export interface ScaleRun {
     readonly shards: { readonly estimatedMaxOverMean: number; readonly actualMaxOverMean: number };
     readonly loadAverageBeforeAfter: readonly [number, number];
   };
+  /** The planner's estimated work (cheap, always measured), summed per plan: the run's shards and naive ranges. */
+  readonly shardEstimate: { readonly workPlanned: PlanCost; readonly naiveByUserCount: PlanCost };
   /** Per-user actual cost (operations) from the same core over the run's index, summed per plan. */
   readonly shardCost?: {
     readonly coreSingleThreadMs: number;
@@ -168,9 +171,9 @@ async function scaleRun(
   const csvBytes = statSync(file).size;
   const work = await mkdtemp(path.join(tmpdir(), 'sluice-recommend-scale-'));
   try {
-    // About 12 ingest units (planned from the file's size: 4 bytes a token; rounded up to
-    // whole waves of workers); shard work sized for a few dozen shards.
-    const targetUnitTokens = Math.ceil(csvBytes / 4 / 12);
+    // About 12 ingest units (a recommend record costs 1; the planner rounds up to whole
+    // waves of workers); shard work sized for a few dozen shards.
+    const targetUnitTokens = Math.ceil(rows / 12);
     const targetUnitWork = Math.max(1_000_000, Math.round(size * 12));
     const pipeline = {
       name: 'scale',
@@ -231,6 +234,7 @@ async function scaleRun(
       loadAverageBeforeAfter: [round(loadBefore), round(loadAfter)],
     };
     const staging = path.join(home, 'bucket', 'runs', 'scale', summary.runId, 'recommend');
+    const estimated = await estimatedPlans(staging, options.maxItemUsers);
     const costs = options.costs ? await perUserCosts(staging, pipeline.neighbours) : undefined;
     const peer = options.peer
       ? await peerRun(file, work, options.maxItemUsers, measured.wallMs, costs)
@@ -240,6 +244,7 @@ async function scaleRun(
       data: { ...model, rows, csvMiB: round(csvBytes / 2 ** 20), generatedMs },
       pipeline: { maxItemUsers: options.maxItemUsers, targetUnitTokens, targetUnitWork },
       run: runFigures,
+      shardEstimate: estimated,
       ...(costs ? { shardCost: costs.figures } : {}),
       peer,
     };
@@ -321,6 +326,17 @@ async function perUserCosts(
     figures: { coreSingleThreadMs, workPlanned: planCost(planned), naiveByUserCount: planCost(naive) },
     userIds: index.userIds,
     lists,
+  };
+}
+
+/** The planner's per-user work estimate over the run's index, summed over its shards and over naive ranges. */
+async function estimatedPlans(staging: string, maxItemUsers: number) {
+  const manifest = JSON.parse(await readFile(path.join(staging, 'ingest.json'), 'utf8')) as IngestManifest;
+  const index = decodeInteractionIndex(await readFile(path.join(staging, 'index.bin')));
+  const work = estimateUserWork(index, hotItemSample(index, maxItemUsers));
+  return {
+    workPlanned: planCost(manifest.shards.map((s) => s.estimatedWork)),
+    naiveByUserCount: planCost(planNaiveShards(work, manifest.shards.length).map((s) => s.estimatedWork)),
   };
 }
 
