@@ -10,6 +10,8 @@ export const CONTEXT_KEYS = {
   hfModelId: 'sluice:hfModelId',
   xgboostVersion: 'sluice:xgboostVersion',
   xgboostImageUri: 'sluice:xgboostImageUri',
+  tgiVersion: 'sluice:tgiVersion',
+  tgiImageUri: 'sluice:tgiImageUri',
   stackName: 'sluice:stackName',
 } as const;
 
@@ -38,6 +40,10 @@ export interface SluiceContext {
   readonly hfModelId: string | undefined;
   /** XGBoost image version in `infra/images/xgboost-images.ts`. @default - the table's default */
   readonly xgboostVersion: string | undefined;
+  /** TGI version in `infra/images/llm-images.ts` (LLM endpoints of generate pipelines). @default - the table's default */
+  readonly tgiVersion: string | undefined;
+  /** An explicit TGI image URI in the stack's region (escape hatch). @default - the table's image */
+  readonly tgiImageUri: string | undefined;
   /** An explicit XGBoost image URI in the stack's region (escape hatch). @default - the table's image */
   readonly xgboostImageUri: string | undefined;
   /**
@@ -74,6 +80,8 @@ export function readContext(node: Node): SluiceContext {
     hfModelId: optionalString(node, CONTEXT_KEYS.hfModelId),
     xgboostVersion: optionalString(node, CONTEXT_KEYS.xgboostVersion),
     xgboostImageUri: optionalString(node, CONTEXT_KEYS.xgboostImageUri),
+    tgiVersion: optionalString(node, CONTEXT_KEYS.tgiVersion),
+    tgiImageUri: optionalString(node, CONTEXT_KEYS.tgiImageUri),
     stackName,
   };
 }

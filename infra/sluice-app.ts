@@ -35,6 +35,8 @@ export async function addSluiceStack(app: App, options: SluiceAppOptions): Promi
     embeddingInstanceType: context.embeddingInstanceType,
     xgboostVersion: context.xgboostVersion,
     xgboostImageUri: context.xgboostImageUri,
+    tgiVersion: context.tgiVersion,
+    tgiImageUri: context.tgiImageUri,
     functionEntries: options.functionEntries,
   });
 }

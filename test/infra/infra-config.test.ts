@@ -60,12 +60,15 @@ describe('readContext', () => {
       'sluice:teiVersion': '1.9',
       'sluice:teiImageUri': TEST_TEI_IMAGE_URI,
       'sluice:xgboostVersion': '2.1-0',
+      'sluice:tgiVersion': '3.1',
     });
     expect(context).toMatchObject({
       teiVersion: '1.9',
       teiImageUri: TEST_TEI_IMAGE_URI,
       xgboostVersion: '2.1-0',
       xgboostImageUri: undefined,
+      tgiVersion: '3.1',
+      tgiImageUri: undefined,
     });
   });
 
