@@ -22,6 +22,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
+import { RulesChatBackend } from '../../cli/model-server/rules-chat-backend.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { XgboostJsonBackend } from '../../cli/model-server/xgboost-backend.ts';
 import { createCapacitySweeperHandler } from '../../functions/capacity-sweeper.ts';
@@ -168,6 +169,19 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     resource: 'inference-component/sluice-credit-risk-model',
     reason: "finalize scaled credit-risk's component in at release, so the sweeps find it at 0",
   },
+  // The generate pipeline's LLM component (issue 18), like credit-risk's: one serving copy is all its run asks for.
+  {
+    fn: 'plan',
+    action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    resource: 'inference-component/sluice-generate-triage-model',
+    reason: "raises the LLM's copies when a run needs more than serve; its one copy is enough here",
+  },
+  {
+    fn: 'capacity-sweeper',
+    action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    resource: 'inference-component/sluice-generate-triage-model',
+    reason: "finalize scaled the LLM's component in at release, so the sweeps find it at 0",
+  },
 ];
 
 describe('IAM check: every AWS call the handlers make is allowed by the role the stack gives its function', () => {
@@ -176,7 +190,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   let template: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
   let fauxqs: LocalAwsServer;
   let dynalite: LocalAwsServer;
-  let models: { embed: ModelServer; score: ModelServer; router: Server };
+  let models: { embed: ModelServer; score: ModelServer; chat: ModelServer; router: Server };
   let env: Environment;
   /** Each function's environment: plan's and the sweeper's carry the work mapping's id, as the stack sets it. */
   const envByStep = new Map<Step, Environment>();
@@ -205,27 +219,38 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     });
     // A recommend pipeline: its stages' staging files and the users' lists (recommendations table).
     const recommend = await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'recommend');
-    stack = buildStack({ pipelines: [docs, creditRisk, inWorker, recommend] }).stack;
+    // A generate pipeline on its LLM endpoint (an ungated model, as deployed), answered by the rules-chat backend.
+    const triage = parsePipelineConfig({
+      ...(await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'generate-triage')),
+      model: 'Qwen/Qwen2.5-7B-Instruct',
+    });
+    stack = buildStack({ pipelines: [docs, creditRisk, inWorker, recommend, triage] }).stack;
     template = Template.fromStack(stack).toJSON() as typeof template;
     names = new DeployedNames(template);
 
     let embed: ModelServer;
     let score: ModelServer;
-    [fauxqs, dynalite, embed, score] = await Promise.all([
+    let chat: ModelServer;
+    [fauxqs, dynalite, embed, score, chat] = await Promise.all([
       startFauxqsServer(),
       startDynalite(),
       startModelServer({ backend: new HashEmbedder(docs.endpoint.dimension) }),
       startModelServer({
         backend: XgboostJsonBackend.fromFile(path.join(repoRoot, 'pipelines', creditRisk.model.modelKey)),
       }),
+      startModelServer({ backend: new RulesChatBackend() }),
     ]);
+    const llmEndpoint = triage.kind === 'generate' ? triage.endpoint.name : '';
     models = {
       embed,
       score,
+      chat,
       router: await routeEndpoints(
         {
           [creditRisk.model.endpointName!]: score,
           [inferenceComponentNameOf(creditRisk.model.endpointName!)]: score,
+          [llmEndpoint]: chat,
+          [inferenceComponentNameOf(llmEndpoint)]: chat,
         },
         embed,
       ),
@@ -329,6 +354,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       mappings?.stop(),
       models?.embed.close(),
       models?.score.close(),
+      models?.chat.close(),
     ]);
   });
 
@@ -365,6 +391,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['models/credit-risk/model.json', 'pipelines/models/credit-risk/model.json'],
       // A short interaction log (its first users), dropped for the recommend pipeline.
       ['incoming/recommend/interactions.csv', 'events/data/interactions-sample.csv'],
+      // Support tickets, dropped for the generate pipeline.
+      ['incoming/generate-triage/tickets.jsonl', 'events/data/tickets-sample.jsonl'],
     ] as const) {
       const body = readFileSync(path.join(repoRoot, file));
       const short = key.startsWith('incoming/recommend/')
@@ -380,6 +408,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     });
     await send(url(queues.ingest.queue), notification('incoming/docs/drop.jsonl'));
     await send(url(queues.ingest.queue), notification('incoming/recommend/interactions.csv'));
+    await send(url(queues.ingest.queue), notification('incoming/generate-triage/tickets.jsonl'));
     await send(url(queues.ingest.queue), {
       kind: 'scheduled-run',
       pipeline: 'docs',
@@ -704,6 +733,16 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['work', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
       // Recommend: similarity units read the index the ingest merge wrote, and write users' lists.
       ['work', 's3:GetObject', '/runs/recommend/'],
+      // Generate: the worker asks the LLM endpoint through its component, and keeps the prompt cache.
+      ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-generate-triage'],
+      ['work', 'sagemaker:InvokeEndpoint', ':inference-component/sluice-generate-triage-model'],
+      ['work', 's3:GetObject', '/cache/prompts/generate-triage/'],
+      ['work', 's3:PutObject', '/cache/prompts/generate-triage/'],
+      [
+        'finalize',
+        'sagemaker:UpdateInferenceComponentRuntimeConfig',
+        'inference-component/sluice-generate-triage-model',
+      ],
       ['work', 'dynamodb:BatchWriteItem', `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
