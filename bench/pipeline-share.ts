@@ -22,11 +22,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sampleDocuments } from '../events/generate-samples.ts';
+import { CONTEXT_KEYS, DEFAULT_PIPELINES } from '../infra/context.ts';
+import { deploymentSettings } from '../infra/deployment-settings.ts';
 import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
 import { DEFAULT_WORKERS_PER_COPY, decideWorkers, MIN_WORKERS } from '../shared/capacity/workers.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
-import type { EmbedPipelineConfig } from '../shared/config/pipeline-config.ts';
+import type { EmbedPipelineConfig, PipelineConfig } from '../shared/config/pipeline-config.ts';
 import { THROUGHPUT_ASSUMPTIONS } from '../shared/cost/estimate-run.ts';
 import { instanceHourPrice, pricesFor } from '../shared/cost/pricing.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
@@ -141,6 +143,13 @@ export async function runPipelineShareBench(
     });
     const target = 0.05;
     const newSizing = followTheCopies({ config, target, gbSecond, hourly });
+    const shipped = await shippedStack(pipelinesDir);
+    const shippedRows = newSizing.byCopies.map((row) => ({
+      copies: row.copies,
+      workers: row.workers,
+      share: round4((row.workers * (shipped.workMemoryMiB / 1024) * gbSecond * 3600) / (row.copies * hourly)),
+    }));
+    const shippedWorst = Math.max(...shippedRows.map((row) => row.share));
     return {
       name: 'pipeline-share' as const,
       workload: `${documents.toLocaleString('en-US')} generated documents (events/generate-samples.ts), pipelines/docs.json (${config.endpoint.dimension} floats, chunks of ${config.chunking.maxTokens} tokens), ${units.length} unit(s) through processUnit`,
@@ -182,6 +191,22 @@ export async function runPipelineShareBench(
           why: `${workers} workers x ${config.workers.memoryMiB} MiB bill for the whole time the copy works on the 1M tokens (${round4(1e6 / tokensPerSecond)} s), mostly waiting on it`,
         },
         new: newSizing,
+        shippedStack: {
+          sizing:
+            'the stack as cdk.json deploys it: its pipelines loaded from pipelines/, the work function at deploymentSettings(pipelines).workMemoryMiB (the largest workers.memoryMiB), the event source following the copies',
+          pipelines: shipped.names,
+          workMemoryMiB: shipped.workMemoryMiB,
+          byCopies: shippedRows,
+          worstShare: shippedWorst,
+          met: shippedWorst <= target,
+          // Baseline: the same stack with the work function at the 2,048 MiB the samples set before.
+          before: {
+            workMemoryMiB: 2048,
+            worstShare: round4(
+              Math.max(...shippedRows.map((row) => row.share)) * (2048 / shipped.workMemoryMiB),
+            ),
+          },
+        },
       },
       sizing: {
         vcpusToFeedOneCopy: round4(vcpusNeeded),
@@ -189,7 +214,7 @@ export async function runPipelineShareBench(
         maxWorkerGbPerCopyForTarget: round4(
           (target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond),
         ),
-        recommendation: `The wall-time share is workers x GB x ${gbSecond} x 3600 / $${hourly} per copy, whatever the copy's throughput: at most ${round4((target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond))} GB of workers per busy copy keeps it within 5%. One copy at ${tokensPerSecond.toLocaleString('en-US')} tokens/s needs ${round4(vcpusNeeded)} vCPU of workers to stay fed (Lambda: 1 vCPU per 1,769 MB), so 1 worker per copy (capacity.workersPerCopy 1, endpoint.concurrency high enough to fill the copy), 2 on one copy (Lambda's least MaximumConcurrency): see wallTime.new; 8 workers of 2048 MiB per copy is ${round4(wallShare(workers, memoryGb))}`,
+        recommendation: `The wall-time share is workers x GB x ${gbSecond} x 3600 / $${hourly} per copy, whatever the copy's throughput: at most ${round4((target * endpointPerMillion) / ((1e6 / tokensPerSecond) * gbSecond))} GB of workers per busy copy keeps it within 5%. One copy at ${tokensPerSecond.toLocaleString('en-US')} tokens/s needs ${round4(vcpusNeeded)} vCPU of workers to stay fed (Lambda: 1 vCPU per 1,769 MB), so 1 worker per copy (capacity.workersPerCopy 1, endpoint.concurrency high enough to fill the copy), 2 on one copy (Lambda's least MaximumConcurrency): see wallTime.new; ${workers} workers of ${config.workers.memoryMiB} MiB per copy is ${round4(wallShare(workers, memoryGb))}`,
       },
       target: `Lambda <= ${target * 100}% of the endpoint per 1M tokens`,
       met: {
@@ -197,12 +222,25 @@ export async function runPipelineShareBench(
         wallTimeOld: wallShare(workers, memoryGb) <= target,
         wallTimeNewAtConfiguredMemory: newSizing.met.atConfiguredMemory,
         wallTimeNewAtEndpointBoundMemory: newSizing.met.atEndpointBoundMemory,
+        shippedStack: shippedWorst <= target,
       },
       rerun: 'npm run bench -- pipeline-share',
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The pipelines cdk.json deploys (`sluice:pipelines`) and the work function memory the stack gives them. */
+async function shippedStack(pipelinesDir: string): Promise<{ names: string[]; workMemoryMiB: number }> {
+  const cdkJson = JSON.parse(readFileSync(path.join(pipelinesDir, '..', 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  const names = (cdkJson.context?.[CONTEXT_KEYS.pipelines] as string[] | undefined) ?? [...DEFAULT_PIPELINES];
+  const configs: PipelineConfig[] = await Promise.all(
+    names.map((name) => loadPipelineConfig(pipelinesDir, name)),
+  );
+  return { names, workMemoryMiB: deploymentSettings(configs).workMemoryMiB };
 }
 
 const round4 = (n: number) => Math.round(n * 1e4) / 1e4;

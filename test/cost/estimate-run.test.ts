@@ -104,8 +104,8 @@ describe('estimateRunUsage', () => {
     const inWorker = estimateFor({ hosting: 'in-worker' });
     expect(inWorker.hosting).toBe('in-worker');
     expect(runCost(inWorker.usage, usEast, { region: 'us-east-1', estimate: true }).endpoint).toBe(0);
-    // The workers evaluate the 1M rows themselves: 10 s of CPU at 2 GB.
-    expect(inWorker.usage.lambdaGbSeconds).toBeCloseTo(10 * 2, 6);
+    // The workers evaluate the 1M rows themselves: 10 s of CPU at the sample's workers.memoryMiB.
+    expect(inWorker.usage.lambdaGbSeconds).toBeCloseTo(10 * (704 / 1024), 6);
 
     const serverless = estimateFor({ hosting: 'serverless', serverless: { memoryMiB: 4096 } });
     // 10 s of calls at 4 GB = 40 GB-s.
