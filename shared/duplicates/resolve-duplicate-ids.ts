@@ -16,6 +16,9 @@ const READ_BUDGET_BYTES = 8 * 1024 * 1024;
 const MIN_READ_WINDOW_BYTES = 16 * 1024;
 const MAX_READ_WINDOW_BYTES = 256 * 1024;
 
+/** The tables whose rows the duplicate-id rule keeps unique by id (a job stage's `idTable`). */
+export type IdTable = 'embeddings' | 'scores' | 'generations';
+
 /** The pseudo unit id of the `rejects` part that lists a run's duplicate ids. */
 export const DUPLICATES_PART = 'duplicates';
 
@@ -23,9 +26,9 @@ export const DUPLICATES_PART = 'duplicates';
 export interface DuplicateResolution {
   /** Records rejected as duplicates (now rows of `rejects`). */
   readonly rejected: number;
-  /** Their rows taken out of the results table (chunks, or scored rows). */
+  /** Their rows taken out of the results table (chunks, scored rows, or generations). */
   readonly rows: number;
-  /** Of those rows, the ones that had been carried unchanged (embedding). */
+  /** Of those rows, the ones carried from an earlier run (unchanged chunks, answers from the prompt cache). */
   readonly carried: number;
   /** Parts rewritten without them. */
   readonly partsRewritten: number;
@@ -47,7 +50,7 @@ const placeOf = (entry: IdEntry): string => `${entry.sourceKey} line ${entry.lin
 export async function resolveDuplicateIds(
   store: ObjectStore,
   run: { readonly pipeline: string; readonly runId: string },
-  table: 'embeddings' | 'scores',
+  table: IdTable,
   unitIds: readonly string[],
 ): Promise<DuplicateResolution> {
   const { pipeline, runId } = run;
@@ -125,7 +128,7 @@ export async function resolveDuplicateIds(
 async function dropFromPart(
   store: ObjectStore,
   key: string,
-  table: 'embeddings' | 'scores',
+  table: IdTable,
   ordinals: readonly number[],
 ): Promise<boolean> {
   const size = (await store.head(key))?.size;
@@ -160,8 +163,8 @@ async function dropFromPart(
       rowStart = rowEnd;
       const kept: Record<string, unknown>[] = [];
       for (const row of rows) {
-        // A document's chunks are consecutive and start at chunk 0; a scored row is one record.
-        if (table === 'scores' || row.chunk_index === 0) nextOrdinal();
+        // A document's chunks are consecutive and start at chunk 0; a scored row or a generation is one record.
+        if (table !== 'embeddings' || row.chunk_index === 0) nextOrdinal();
         if (!drop.has(ordinal)) kept.push(row);
       }
       await part.add(kept);
@@ -176,13 +179,26 @@ async function dropFromPart(
 
 /** Takes the duplicates out of a run's summed counts: they are rejects now, not results. */
 export function countDuplicates(
-  total: { rejected: number; chunks: number; embedded: number; skippedUnchanged: number; scored: number },
-  table: 'embeddings' | 'scores',
+  total: {
+    rejected: number;
+    chunks: number;
+    embedded: number;
+    skippedUnchanged: number;
+    scored: number;
+    generated?: number;
+    cached?: number;
+  },
+  table: IdTable,
   resolution: DuplicateResolution,
 ): void {
   total.rejected += resolution.rejected;
   if (table === 'scores') {
     total.scored -= resolution.rows;
+    return;
+  }
+  if (table === 'generations') {
+    total.generated = (total.generated ?? 0) - (resolution.rows - resolution.carried);
+    total.cached = (total.cached ?? 0) - resolution.carried;
     return;
   }
   total.chunks -= resolution.rows;

@@ -108,7 +108,7 @@ export interface JobStage<C extends PipelineConfig> {
   /** Works one unit: reads its records, writes its parts and partials. */
   workUnit(deps: UnitWorkDeps, config: C, unit: WorkUnit, checkpoint?: Checkpoint): Promise<UnitWork>;
   /** The table whose rows must be unique by id across the run (the duplicate-id rule), if any. */
-  readonly idTable?: Extract<TableName, 'embeddings' | 'scores'>;
+  readonly idTable?: Extract<TableName, 'embeddings' | 'scores' | 'generations'>;
   /** Whether `mergeStage` needs each unit's descriptor (bigger reads). @default false */
   mergeNeedsDescriptors?(config: C): boolean;
   /** Merges the stage's units' partials (statistics, segments, manifests); must be safe to repeat. */

@@ -341,7 +341,7 @@ export function embeddingsPartWriter(runId: string): ParquetPartWriter<Embedding
  * `run_id` included), with the part writers' row groups: for rewriting a part.
  */
 export function rewrittenPartWriter(
-  table: 'embeddings' | 'scores',
+  table: 'embeddings' | 'scores' | 'generations',
   keyValueMetadata: readonly { readonly key: string; readonly value: string }[],
   /** The part's columns beyond the table's own (a score pipeline's `output.passThrough`). @default none */
   extraColumns: readonly ColumnDef[] = [],
@@ -349,7 +349,8 @@ export function rewrittenPartWriter(
   return new ParquetPartWriter(
     [...TABLE_COLUMNS[table], ...extraColumns],
     (row) => row,
-    table === 'embeddings' ? EMBEDDING_ROW_GROUP : SCORE_ROW_GROUP,
+    // Generations are answers of a few hundred bytes to a few KB: row groups as small as embeddings'.
+    table === 'scores' ? SCORE_ROW_GROUP : EMBEDDING_ROW_GROUP,
     keyValueMetadata,
   );
 }
@@ -453,7 +454,7 @@ const PHYSICAL_OF_PARQUET: Readonly<Record<string, Physical>> = {
  * pipeline's pass-through columns), so a rewrite keeps them.
  */
 export function extraColumnsOfPart(
-  table: 'embeddings' | 'scores',
+  table: 'embeddings' | 'scores' | 'generations',
   schema: readonly { readonly name: string; readonly type?: string; readonly num_children?: number }[],
 ): ColumnDef[] {
   const known = new Set<string>(TABLE_COLUMNS[table].map((c) => c.name));
