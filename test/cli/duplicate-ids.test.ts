@@ -2,6 +2,8 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openHome } from '../../cli/home.ts';
+import { readTable } from '../faults/support/run-tables.ts';
 import { sluice } from '../support/cli.ts';
 
 interface Written {
@@ -163,5 +165,91 @@ describe('duplicate ids', () => {
     expect(summary.counts.records).toBe(first.length + second.length);
     expect(summary.counts.scored).toBe(rows.length);
     expect(summary.counts.rejected).toBe(110);
+  });
+
+  it('applies the same rule to generations, on a first run and on a re-run answered from the prompt cache', async () => {
+    const config = JSON.parse(await readFile(path.join('pipelines', 'generate-triage.json'), 'utf8'));
+    await writeFile(
+      path.join(pipelines, 'generate-triage.json'),
+      JSON.stringify({
+        ...config,
+        // About seven tickets a unit (128 tokens each): duplicates fall in different units.
+        planning: { ...config.planning, targetUnitTokens: 1_000 },
+        run: { ...config.run, toleratedRejectPercent: 100 },
+      }),
+    );
+    const folder = path.join(work, 'tickets');
+    await mkdir(folder);
+    const written: Written[] = [];
+    for (const [f, name] of ['b.jsonl', 'a.jsonl'].entries()) {
+      const lines: string[] = [];
+      for (let i = 0; i < 20; i += 1) {
+        // ids repeat within a file (every 5th line) and across files (t0..t14 in both).
+        const id = i % 5 === 4 ? `t${i - 4}` : `t${i}`;
+        const text = `file ${name} line ${i + 1}: ${['invoice charged twice', 'cannot log in', 'sync error'][(i + f) % 3]}`;
+        lines.push(
+          JSON.stringify({ id, product: 'Sluice Cloud', customer_tier: 'pro', subject: `case ${i}`, text }),
+        );
+        written.push({ id, sourceKey: `incoming/generate-triage/tickets/${name}`, line: i + 1, text });
+      }
+      await writeFile(path.join(folder, name), `${lines.join('\n')}\n`);
+    }
+    const winners = expectedWinners(written);
+    const losers = written.filter((r) => winners.get(r.id) !== r);
+    const run = async () => {
+      const result = await sluice(
+        'run',
+        folder,
+        '--pipeline',
+        'generate-triage',
+        '--pipelines',
+        pipelines,
+        '--home',
+        home,
+        '--json',
+      );
+      expect(result.code, result.err.join('\n')).toBe(0);
+      return result.json();
+    };
+    // The parts read straight from the local bucket (the queries above already cover `sluice query`).
+    const table = (name: 'generations' | 'rejects', runId: string) =>
+      readTable(openHome(home).store, name, 'generate-triage', runId);
+
+    for (const pass of ['first run', 're-run from the prompt cache']) {
+      const summary = await run();
+      expect(summary.counts.units, pass).toBeGreaterThan(3);
+      const kept = await table('generations', summary.runId);
+      expect(new Set(kept.map((row) => row.record_id)).size, `${pass}: one row per id`).toBe(kept.length);
+      expect(kept, pass).toHaveLength(winners.size);
+      for (const row of kept) {
+        const winner = winners.get(String(row.record_id))!;
+        expect([row.source_key, Number(row.line)], `${pass}: ${row.record_id}`).toEqual([
+          winner.sourceKey,
+          winner.line,
+        ]);
+      }
+      const rejects = await table('rejects', summary.runId);
+      expect(rejects, pass).toHaveLength(losers.length);
+      for (const reject of rejects) {
+        const record = written.find(
+          (r) => r.sourceKey === reject.source_key && r.line === Number(reject.line),
+        )!;
+        const winner = winners.get(record.id)!;
+        expect(reject.reason, pass).toBe(
+          `duplicate id ${JSON.stringify(record.id)}: kept the record at ${winner.sourceKey} line ${winner.line}`,
+        );
+      }
+      // Every record in exactly one table, and generated + cached count the rows kept.
+      expect(summary.counts, pass).toMatchObject({ records: written.length, rejected: losers.length });
+      expect(summary.counts.generated + summary.counts.cached, pass).toBe(winners.size);
+      if (pass === 'first run') expect(summary.counts.cached, pass).toBe(0);
+      else {
+        expect(summary.counts.generated, pass).toBe(0);
+        expect(
+          kept.every((row) => Number(row.attempts) === 0),
+          pass,
+        ).toBe(true);
+      }
+    }
   });
 });

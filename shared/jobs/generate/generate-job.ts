@@ -7,7 +7,8 @@ import { GENERATIONS_COLUMNS } from './generations-table.ts';
  * Batch LLM generation: one stage over record-aligned units. Each record's prompt is
  * rendered from its fields, answered (or carried from the prompt cache), validated and
  * repaired against `output.jsonSchema`, and written to `generations`; a record that
- * cannot be answered goes to `rejects` with the reason.
+ * cannot be answered goes to `rejects` with the reason. One row per record id: finalize's
+ * duplicate-id rule keeps the last record of an id in (source key, byte offset) order.
  */
 export const generateJob: JobKind<GeneratePipelineConfig> = {
   kind: 'generate',
@@ -16,6 +17,7 @@ export const generateJob: JobKind<GeneratePipelineConfig> = {
     {
       name: 'generate',
       workUnit: workGenerateUnit,
+      idTable: 'generations',
       describeUnit: (c) => `${c.generated ?? 0} generated, ${c.cached ?? 0} from the prompt cache`,
     },
   ],

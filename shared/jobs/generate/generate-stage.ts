@@ -1,6 +1,6 @@
 import type { GeneratePipelineConfig } from '../../config/pipeline-config.ts';
 import type { WorkUnit } from '../../domain/types.ts';
-import { intoStreamedPart, putRejects, streamedTablePart } from '../../work/unit-output.ts';
+import { intoStreamedPart, putIdList, putRejects, streamedTablePart } from '../../work/unit-output.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
 import type { UnitWork, UnitWorkDeps } from '../job-kind.ts';
 import type { ChatEndpoint } from './chat-endpoint.ts';
@@ -31,7 +31,7 @@ function endpointOf(deps: UnitWorkDeps, config: GeneratePipelineConfig): ChatEnd
 
 /**
  * The generate stage's work on one unit: its records answered into the unit's
- * `generations` part, then its rejects, then its fresh answers in the prompt cache, only
+ * `generations` part, then the ids it holds (the duplicate-id rule), its rejects, then its fresh answers in the prompt cache, only
  * once the part holding them is written. Cost: the tokens the endpoint processed.
  */
 export async function workGenerateUnit(
@@ -47,6 +47,7 @@ export async function workGenerateUnit(
   const { result, key } = await intoStreamedPart(part, (sink) =>
     generateUnit({ store: deps.store, endpoint, cache }, config, job, unit, sink, checkpoint),
   );
+  await putIdList(deps.store, unit, result.idList);
   const rejectsKey = await putRejects(deps.store, unit, result.rejects);
   await cache.record(unit.pipeline, result.fresh);
   const outputKeys = [key, rejectsKey].filter((k): k is string => k !== undefined);

@@ -1,5 +1,6 @@
 import type { GeneratePipelineConfig } from '../../config/pipeline-config.ts';
 import { emptyCounts, type RejectRow, type UnitCounts, type WorkUnit } from '../../domain/types.ts';
+import { UnitIdList } from '../../duplicates/unit-id-list.ts';
 import type { CallStats } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { mapWithConcurrency } from '../../work/concurrency.ts';
@@ -33,6 +34,8 @@ export interface GeneratedUnit {
   readonly rejects: RejectRow[];
   /** Answers this unit got from the endpoint, for the prompt cache once the part is written. */
   readonly fresh: CachedAnswer[];
+  /** The records in the unit's part, in part order, for finalize's duplicate-id rule. */
+  readonly idList: UnitIdList;
 }
 
 export interface GenerateUnitDeps {
@@ -85,6 +88,7 @@ class UnitGenerator {
   };
   private readonly rejects: RejectRow[] = [];
   private readonly fresh: CachedAnswer[] = [];
+  private readonly idList = new UnitIdList();
   private window: ReadRow[] = [];
   private readonly windowSize: number;
 
@@ -112,7 +116,7 @@ class UnitGenerator {
     }
     await this.flush();
     this.counts.rejected = this.rejects.length;
-    return { counts: this.counts, rejects: this.rejects, fresh: this.fresh };
+    return { counts: this.counts, rejects: this.rejects, fresh: this.fresh, idList: this.idList };
   }
 
   /** Answers the window's records (cache first) and sends its rows to the sink in read order. */
@@ -134,7 +138,7 @@ class UnitGenerator {
     });
     const rows: GenerationTableRow[] = [];
     outcomes.forEach((outcome, i) => {
-      const { record } = read[i]!;
+      const { record, sourceKey } = read[i]!;
       this.counts.promptTokens +=
         outcome.kind === 'rejected' ? outcome.promptTokens : outcome.row.prompt_tokens;
       this.counts.completionTokens +=
@@ -144,7 +148,17 @@ class UnitGenerator {
         return;
       }
       rows.push({ ...outcome.row, line: record.line });
-      if (outcome.row.attempts === 0) {
+      // Carried: answered by an earlier run (attempts 0), counted `cached`.
+      const carried = outcome.row.attempts === 0 ? 1 : 0;
+      this.idList.add({
+        id: record.id,
+        sourceKey,
+        byteOffset: record.byteOffset,
+        line: record.line,
+        rows: 1,
+        carried,
+      });
+      if (carried) {
         this.counts.cached += 1;
         return;
       }
