@@ -2,6 +2,7 @@ import { SluiceError } from '../errors/errors.ts';
 import { compareDocIds } from '../incremental/doc-lines.ts';
 import { objectLines } from '../incremental/object-lines.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
+import { PackedEntries } from './packed-entries.ts';
 
 export const UNIT_ID_LIST_FORMAT = 'sluice-unit-ids/1';
 
@@ -35,18 +36,34 @@ export function compareIdEntries(a: IdEntry, b: IdEntry): number {
   return compareDocIds(a.id, b.id) || compareDocIds(a.sourceKey, b.sourceKey) || a.byteOffset - b.byteOffset;
 }
 
+/** Numbers kept per entry of a {@link UnitIdList}. */
+const SOURCE = 0;
+const BYTE_OFFSET = 1;
+const LINE = 2;
+const ROWS = 3;
+const CARRIED = 4;
+
+/** Lines of a serialized id list joined into one block. */
+const BLOCK_LINES = 4096;
+
 /**
- * The records a unit put in its results table, in part order, kept as parallel arrays
- * (a unit of short records has hundreds of thousands) until the unit writes them, sorted
- * by {@link compareIdEntries}, one JSON array per line after a header line.
+ * The records a unit put in its results table, in part order, packed ({@link PackedEntries}:
+ * a unit of short records has hundreds of thousands) until the unit writes them, sorted by
+ * {@link compareIdEntries}, one JSON array per line after a header line, a block of lines at
+ * a time.
  */
 export class UnitIdList {
-  private readonly ids: string[] = [];
+  private readonly entries = new PackedEntries(['u32', 'f64', 'f64', 'u32', 'u32']);
   private readonly sources: string[] = [];
-  private readonly numbers: number[] = [];
+  private readonly sourceNumbers = new Map<string, number>();
 
   get size(): number {
-    return this.ids.length;
+    return this.entries.size;
+  }
+
+  /** Bytes the list holds (its packed arrays' capacity). */
+  get heldBytes(): number {
+    return this.entries.capacityBytes;
   }
 
   /** The next record of the part (its ordinal is the number added before it). */
@@ -58,32 +75,46 @@ export class UnitIdList {
     rows: number;
     carried: number;
   }): void {
-    this.ids.push(record.id);
-    this.sources.push(record.sourceKey);
-    this.numbers.push(record.byteOffset, record.line, record.rows, record.carried);
+    let source = this.sourceNumbers.get(record.sourceKey);
+    if (source === undefined) {
+      source = this.sources.length;
+      this.sources.push(record.sourceKey);
+      this.sourceNumbers.set(record.sourceKey, source);
+    }
+    this.entries.push(record.id, [source, record.byteOffset, record.line, record.rows, record.carried]);
   }
 
+  /** The whole list as one string (tests; a unit writes {@link blocks} one at a time). */
   serialize(runId: string, unitId: string): string {
-    const order = Array.from({ length: this.ids.length }, (_, i) => i);
-    order.sort(
+    return [...this.blocks(runId, unitId)].join('');
+  }
+
+  /** The serialized list: the header line, then blocks of lines in {@link compareIdEntries} order. */
+  *blocks(runId: string, unitId: string): Generator<string> {
+    const { entries, sources } = this;
+    const order = entries.sortedBy(
       (a, b) =>
-        compareDocIds(this.ids[a]!, this.ids[b]!) ||
-        compareDocIds(this.sources[a]!, this.sources[b]!) ||
-        this.numbers[a * 4]! - this.numbers[b * 4]!,
+        entries.compareIds(a, b) ||
+        compareDocIds(sources[entries.value(a, SOURCE)]!, sources[entries.value(b, SOURCE)]!) ||
+        entries.value(a, BYTE_OFFSET) - entries.value(b, BYTE_OFFSET),
     );
-    // Joined a few thousand lines at a time: one string per line for the whole unit would
-    // hold as much again as the list itself.
-    const blocks = [
-      `${JSON.stringify({ format: UNIT_ID_LIST_FORMAT, runId, unitId, records: order.length })}\n`,
-    ];
-    const n = this.numbers;
-    for (let at = 0; at < order.length; at += 4096) {
+    yield `${JSON.stringify({ format: UNIT_ID_LIST_FORMAT, runId, unitId, records: order.length })}\n`;
+    for (let at = 0; at < order.length; at += BLOCK_LINES) {
       let block = '';
-      for (const i of order.slice(at, at + 4096))
-        block += `${JSON.stringify([this.ids[i], this.sources[i], n[i * 4], n[i * 4 + 1], i, n[i * 4 + 2], n[i * 4 + 3]])}\n`;
-      blocks.push(block);
+      for (const i of order.subarray(at, at + BLOCK_LINES)) {
+        const line = [
+          entries.id(i),
+          sources[entries.value(i, SOURCE)],
+          entries.value(i, BYTE_OFFSET),
+          entries.value(i, LINE),
+          i,
+          entries.value(i, ROWS),
+          entries.value(i, CARRIED),
+        ];
+        block += `${JSON.stringify(line)}\n`;
+      }
+      yield block;
     }
-    return blocks.join('');
   }
 }
 

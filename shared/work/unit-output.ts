@@ -2,7 +2,7 @@ import type { RejectRow, WorkUnit } from '../domain/types.ts';
 import { type UnitIdList, unitIdListKey } from '../duplicates/unit-id-list.ts';
 import { type TableName, unitPartKey } from '../output/keys.ts';
 import { type ParquetPartWriter, rejectsParquet } from '../output/parquet-tables.ts';
-import { StreamedPart } from '../output/streamed-part.ts';
+import { openObjectWrite, StreamedPart } from '../output/streamed-part.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 
 const PARQUET = 'application/vnd.apache.parquet';
@@ -53,11 +53,34 @@ export async function intoStreamedPart<Row, T>(
  * merges across units to apply the duplicate-id rule. Not a table part: not in outputKeys.
  */
 export async function putIdList(store: ObjectStore, unit: WorkUnit, idList: UnitIdList): Promise<void> {
-  await store.put(
+  await putInBlocks(
+    store,
     unitIdListKey(unit.pipeline, unit.runId, unit.unitId),
-    idList.serialize(unit.runId, unit.unitId),
+    idList.blocks(unit.runId, unit.unitId),
     'application/x-ndjson',
   );
+}
+
+/**
+ * Writes an object from blocks of text as they are made (the store's piecewise write), so
+ * a unit's lists are never held whole as one string and again as its bytes. Like a `put`,
+ * the object appears whole or not at all.
+ */
+export async function putInBlocks(
+  store: ObjectStore,
+  key: string,
+  blocks: Iterable<string | Uint8Array>,
+  contentType: string,
+): Promise<void> {
+  const write = await openObjectWrite(store, key, contentType);
+  try {
+    for (const block of blocks)
+      await write.write(typeof block === 'string' ? Buffer.from(block, 'utf8') : block);
+  } catch (error) {
+    await write.abort();
+    throw error;
+  }
+  await write.finish();
 }
 
 /** The unit's `rejects` part, when it has any; returns its key. */

@@ -6,7 +6,13 @@ import { embeddingsPartWriter } from '../../output/parquet-tables.ts';
 import type { ChunkIndex } from '../../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
-import { intoStreamedPart, putIdList, putRejects, streamedTablePart } from '../../work/unit-output.ts';
+import {
+  intoStreamedPart,
+  putIdList,
+  putInBlocks,
+  putRejects,
+  streamedTablePart,
+} from '../../work/unit-output.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
 import type { UnitWork, UnitWorkDeps } from '../job-kind.ts';
 import { type EmbeddedUnit, embedUnit, type PendingDocUpdates } from './embed-unit.ts';
@@ -25,9 +31,10 @@ function endpointOf(deps: UnitWorkDeps, config: EmbedPipelineConfig): EmbeddingE
  * part: not in outputKeys.
  */
 export async function putDocList(store: ObjectStore, unit: WorkUnit, docList: UnitDocList): Promise<void> {
-  await store.put(
+  await putInBlocks(
+    store,
     unitDocListKey(unit.pipeline, unit.runId, unit.unitId),
-    docList.serialize(unit.runId, unit.unitId),
+    docList.blocks(unit.runId, unit.unitId),
     'text/tab-separated-values',
   );
 }

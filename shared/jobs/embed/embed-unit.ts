@@ -6,6 +6,7 @@ import {
   type UnitCounts,
   type WorkUnit,
 } from '../../domain/types.ts';
+import { PackedEntries } from '../../duplicates/packed-entries.ts';
 import { UnitIdList } from '../../duplicates/unit-id-list.ts';
 import { cutTokenBudgetBatches } from '../../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../../embedding/token-counter.ts';
@@ -55,17 +56,22 @@ export interface EmbeddedUnit {
 }
 
 /**
- * Document entries waiting for the unit's parts, one compact line each (chunk count, the
- * source's number, the id) rather than an object each: a unit of short records has
- * hundreds of thousands of documents.
+ * Document entries waiting for the unit's parts, packed ({@link PackedEntries}: the id,
+ * the source's number, the chunk count) rather than an object each: a unit of short
+ * records has hundreds of thousands of documents.
  */
 export class PendingDocUpdates {
   private readonly sources: string[] = [];
   private readonly sourceNumbers = new Map<string, number>();
-  private readonly lines: string[] = [];
+  private readonly entries = new PackedEntries(['u32', 'u32']);
 
   get size(): number {
-    return this.lines.length;
+    return this.entries.size;
+  }
+
+  /** Bytes the entries hold (their packed arrays' capacity). */
+  get heldBytes(): number {
+    return this.entries.capacityBytes;
   }
 
   add(doc: { readonly docId: string; readonly chunkCount: number; readonly sourceKey: string }): void {
@@ -75,21 +81,21 @@ export class PendingDocUpdates {
       this.sources.push(doc.sourceKey);
       this.sourceNumbers.set(doc.sourceKey, source);
     }
-    this.lines.push(`${doc.chunkCount}\t${source}\t${doc.docId}`);
+    this.entries.push(doc.docId, [source, doc.chunkCount]);
   }
 
   /** The entries, `size` at a time. */
   *slices(size = RECORD_SLICE): Generator<IndexedDoc[]> {
-    for (let i = 0; i < this.lines.length; i += size) {
-      yield this.lines.slice(i, i + size).map((line) => {
-        const tab = line.indexOf('\t');
-        const tab2 = line.indexOf('\t', tab + 1);
-        return {
-          docId: line.slice(tab2 + 1),
-          chunkCount: Number(line.slice(0, tab)),
-          sourceKey: this.sources[Number(line.slice(tab + 1, tab2))]!,
-        };
-      });
+    const { entries } = this;
+    for (let i = 0; i < entries.size; i += size) {
+      const slice: IndexedDoc[] = [];
+      for (let k = i; k < Math.min(entries.size, i + size); k += 1)
+        slice.push({
+          docId: entries.id(k),
+          chunkCount: entries.value(k, 1),
+          sourceKey: this.sources[entries.value(k, 0)]!,
+        });
+      yield slice;
     }
   }
 }
