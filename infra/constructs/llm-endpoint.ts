@@ -5,7 +5,7 @@ import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import type { CapacityConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
-import { placeLlm } from '../images/gpu-instances.ts';
+import { GATED_MODELS, placeLlm } from '../images/gpu-instances.ts';
 import { TGI_IMAGES } from '../images/llm-images.ts';
 import { REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../images/registries.ts';
 import { type ImageChoice, stackImageUri } from '../images/stack-images.ts';
@@ -67,6 +67,11 @@ export function llmEndpointSpecs(pipelines: readonly PipelineConfig[]): LlmEndpo
     if (LOCAL_ONLY_LLMS.includes(model)) {
       throw new Error(
         `${where}: model is "${model}", the local rules-chat backend, which no SageMaker endpoint serves: set model in pipelines/${pipeline.name}.json to a Hugging Face model id (e.g. "Qwen/Qwen2.5-7B-Instruct")`,
+      );
+    }
+    if (GATED_MODELS.has(model)) {
+      throw new Error(
+        `${where}: model ${model} is gated on the Hugging Face Hub and the stack passes no Hub token, so its endpoint would never start: use an ungated model (e.g. "Qwen/Qwen2.5-7B-Instruct") or point endpoint.url at a server that has the model`,
       );
     }
     if (endpoint.capacity.mode === 'always-on' && endpoint.capacity.minCopies > endpoint.capacity.maxCopies) {

@@ -69,6 +69,17 @@ export const KNOWN_MODEL_PARAMETERS_BILLIONS: Readonly<Record<string, number>> =
   'Qwen/Qwen2.5-7B-Instruct': 7.62,
 };
 
+/**
+ * Models whose Hugging Face page asks a user to accept its licence before downloading
+ * (gated): TGI pulls them only with a Hub token (HF_TOKEN), and the stack puts no secret in a
+ * template, so an endpoint for one of them would never start. Synth refuses them in one line.
+ * Checked on each model's page (https://huggingface.co/<model id>), 2026-12-07.
+ */
+export const GATED_MODELS: ReadonlySet<string> = new Set([
+  'meta-llama/Llama-3.1-8B-Instruct',
+  'mistralai/Mistral-7B-Instruct-v0.3',
+]);
+
 /** Bytes per parameter of 16-bit weights (bf16/fp16), the dtype TGI loads unquantized models in. */
 export const BYTES_PER_PARAMETER = 2;
 

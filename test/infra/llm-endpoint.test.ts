@@ -36,7 +36,7 @@ function generate(
     name: 'generate-triage',
     kind: 'generate',
     input: { format: 'jsonl' },
-    model: 'meta-llama/Llama-3.1-8B-Instruct',
+    model: 'Qwen/Qwen2.5-7B-Instruct',
     prompt: { user: 'Ticket {{ id }}: {{ text }}' },
     generation: { maxTokens: 128 },
     ...overrides,
@@ -122,7 +122,7 @@ describe('llmEndpointSpecs', () => {
         endpointName: 'sluice-generate-triage',
         instanceType: 'ml.g5.2xlarge',
         pipelines: ['generate-triage', 'generate-summaries'],
-        model: 'meta-llama/Llama-3.1-8B-Instruct',
+        model: 'Qwen/Qwen2.5-7B-Instruct',
         gpusPerCopy: 1,
         maxInputTokens: 8192,
         maxTotalTokens: 8192 + 1024,
@@ -136,9 +136,18 @@ describe('llmEndpointSpecs', () => {
       /^pipeline generate-triage: model is "sluice-rules-chat-v1", the local rules-chat backend, which no SageMaker endpoint serves: set model in pipelines\/generate-triage\.json/,
     );
     expect(() =>
-      llmEndpointSpecs([generate(), generate({ name: 'other', model: 'Qwen/Qwen2.5-7B-Instruct' })]),
+      llmEndpointSpecs([
+        generate(),
+        generate({ name: 'other', model: 'Qwen/Qwen2.5-7B-Instruct-AWQ' }, { modelParametersBillions: 7.62 }),
+      ]),
     ).toThrow(
-      'pipelines generate-triage and other share endpoint sluice-generate-triage but ask for model meta-llama/Llama-3.1-8B-Instruct and Qwen/Qwen2.5-7B-Instruct: one endpoint serves one model one way, so use the same model or another endpoint.name',
+      'pipelines generate-triage and other share endpoint sluice-generate-triage but ask for model Qwen/Qwen2.5-7B-Instruct and Qwen/Qwen2.5-7B-Instruct-AWQ: one endpoint serves one model one way, so use the same model or another endpoint.name',
+    );
+  });
+
+  it('refuses a gated model, which TGI cannot pull without the Hub token the stack does not pass, in one line', () => {
+    expect(() => llmEndpointSpecs([generate({ model: 'meta-llama/Llama-3.1-8B-Instruct' })])).toThrow(
+      /^pipeline generate-triage: model meta-llama\/Llama-3\.1-8B-Instruct is gated on the Hugging Face Hub and the stack passes no Hub token, so its endpoint would never start: use an ungated model/,
     );
   });
 });
@@ -166,7 +175,7 @@ describe('LlmEndpoint (TGI as an inference component with run-scoped capacity)',
       PrimaryContainer: {
         Image: TEST_TGI_IMAGE_URI,
         Environment: {
-          HF_MODEL_ID: 'meta-llama/Llama-3.1-8B-Instruct',
+          HF_MODEL_ID: 'Qwen/Qwen2.5-7B-Instruct',
           SM_NUM_GPUS: '2',
           MAX_INPUT_TOKENS: '4096',
           MAX_TOTAL_TOKENS: String(4096 + 128),
