@@ -213,48 +213,34 @@ async function openPartReader(
   const [ptrStart, itemsStart] = part.sections.ints as [number, number];
   const [valuesStart, timesStart] = part.sections.floats as [number, number];
   const userPtr = int32sOf(await readBytes(store, key, ptrStart, ptrStart + 4 * (nUsers + 1)));
-  let entry = 0;
   let localUser = 0;
-  const reader: RunReader = {
-    users: new Int32Array(0),
-    items: new Int32Array(0),
-    values: new Float64Array(0),
-    timestamps: new Float64Array(0),
-    at: 0,
-    length: 0,
-    async next() {
-      if (entry >= nnz) return false;
-      const end = Math.min(nnz, entry + window);
-      const n = end - entry;
-      const [itemBytes, valueBytes, timeBytes] = await Promise.all([
-        readBytes(store, key, itemsStart + 4 * entry, itemsStart + 4 * end),
-        readBytes(store, key, valuesStart + 8 * entry, valuesStart + 8 * end),
-        readBytes(store, key, timesStart + 8 * entry, timesStart + 8 * end),
-      ]);
-      const items = int32sOf(itemBytes);
-      const users = new Int32Array(n);
-      for (let k = 0; k < n; k++) {
-        while (userPtr[localUser + 1]! <= entry + k) localUser++;
-        users[k] = userMap[localUser]!;
-        items[k] = itemMap[items[k]!]!;
-      }
-      reader.users = users;
-      reader.items = items;
-      reader.values = float64sOf(valueBytes);
-      reader.timestamps = float64sOf(timeBytes);
-      reader.at = 0;
-      reader.length = n;
-      entry = end;
-      return true;
-    },
-  };
-  return reader;
+  return windowedReader(nnz, window, async (entry, end) => {
+    const n = end - entry;
+    const [itemBytes, valueBytes, timeBytes] = await Promise.all([
+      readBytes(store, key, itemsStart + 4 * entry, itemsStart + 4 * end),
+      readBytes(store, key, valuesStart + 8 * entry, valuesStart + 8 * end),
+      readBytes(store, key, timesStart + 8 * entry, timesStart + 8 * end),
+    ]);
+    const items = int32sOf(itemBytes);
+    const users = new Int32Array(n);
+    for (let k = 0; k < n; k++) {
+      while (userPtr[localUser + 1]! <= entry + k) localUser++;
+      users[k] = userMap[localUser]!;
+      items[k] = itemMap[items[k]!]!;
+    }
+    return { users, items, values: float64sOf(valueBytes), timestamps: float64sOf(timeBytes) };
+  });
 }
 
-/** A spill run written by an earlier pass: 24-byte little-endian records (user, item, value, timestamp). */
-async function openSpillReader(store: ObjectStore, key: string, window: number): Promise<RunReader> {
-  const size = (await store.head(key))?.size ?? 0;
-  const entries = size / SPILL_RECORD_BYTES;
+/** One window of a run's entries, in (user, item) order. */
+type RunWindow = Pick<RunReader, 'users' | 'items' | 'values' | 'timestamps'>;
+
+/** A reader over `entries` entries that loads them `window` at a time through `load(from, to)`. */
+function windowedReader(
+  entries: number,
+  window: number,
+  load: (from: number, to: number) => Promise<RunWindow>,
+): RunReader {
   let entry = 0;
   const reader: RunReader = {
     users: new Int32Array(0),
@@ -266,25 +252,34 @@ async function openSpillReader(store: ObjectStore, key: string, window: number):
     async next() {
       if (entry >= entries) return false;
       const end = Math.min(entries, entry + window);
-      const n = end - entry;
-      const bytes = await readBytes(store, key, SPILL_RECORD_BYTES * entry, SPILL_RECORD_BYTES * end);
-      const users = new Int32Array(n);
-      const items = new Int32Array(n);
-      const values = new Float64Array(n);
-      const timestamps = new Float64Array(n);
-      for (let k = 0; k < n; k++) {
-        const at = SPILL_RECORD_BYTES * k;
-        users[k] = bytes.readInt32LE(at);
-        items[k] = bytes.readInt32LE(at + 4);
-        values[k] = bytes.readDoubleLE(at + 8);
-        timestamps[k] = bytes.readDoubleLE(at + 16);
-      }
-      Object.assign(reader, { users, items, values, timestamps, at: 0, length: n });
+      Object.assign(reader, await load(entry, end), { at: 0, length: end - entry });
       entry = end;
       return true;
     },
   };
   return reader;
+}
+
+/** A spill run written by an earlier pass: 24-byte little-endian records (user, item, value, timestamp). */
+async function openSpillReader(store: ObjectStore, key: string, window: number): Promise<RunReader> {
+  const size = (await store.head(key))?.size ?? 0;
+  const entries = size / SPILL_RECORD_BYTES;
+  return windowedReader(entries, window, async (entry, end) => {
+    const n = end - entry;
+    const bytes = await readBytes(store, key, SPILL_RECORD_BYTES * entry, SPILL_RECORD_BYTES * end);
+    const users = new Int32Array(n);
+    const items = new Int32Array(n);
+    const values = new Float64Array(n);
+    const timestamps = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const at = SPILL_RECORD_BYTES * k;
+      users[k] = bytes.readInt32LE(at);
+      items[k] = bytes.readInt32LE(at + 4);
+      values[k] = bytes.readDoubleLE(at + 8);
+      timestamps[k] = bytes.readDoubleLE(at + 16);
+    }
+    return { users, items, values, timestamps };
+  });
 }
 
 /** Merged entries written as a spill run, a window at a time. */
