@@ -6,6 +6,7 @@ import type { RunStore } from '../ports/run-store.ts';
 import { neededCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import type { PipelineCapacity } from './names.ts';
+import { workPoolsOf } from './work-pools.ts';
 import type { SetWorkersOutcome, WorkerConcurrency } from './worker-concurrency.ts';
 
 /**
@@ -39,7 +40,7 @@ export interface WorkerScaling {
   readonly concurrency: WorkerConcurrency;
   /** Every run-scoped capacity of the stack's pipelines (`pipelineCapacityOf`); duplicates allowed. */
   readonly capacities: readonly PipelineCapacity[];
-  /** Most workers at once: the stack's largest `workers.maxConcurrency`. */
+  /** Most workers at once: the largest `workers.maxConcurrency` of the work queue's pipelines (`workPoolsOf`). */
   readonly ceiling: number;
   /** A workers lease whose run shows no progress for this long has leaked: the stack's largest `leaseStaleSeconds`. */
   readonly leaseStaleSeconds: number;
@@ -54,7 +55,8 @@ export function workerScalingOf(
   return {
     concurrency,
     capacities,
-    ceiling: Math.max(MIN_WORKERS, ...pipelines.map((p) => p.workers.maxConcurrency)),
+    // The work queue's mapping only: a split stack's compute pool has its own, fixed limit.
+    ceiling: Math.max(MIN_WORKERS, ...workPoolsOf(pipelines).work.map((p) => p.workers.maxConcurrency)),
     // Workers leases are judged as strictly as the most patient component's leases.
     leaseStaleSeconds: Math.max(3600, ...capacities.map((c) => c.capacity.leaseStaleSeconds)),
   };
