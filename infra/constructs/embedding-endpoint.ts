@@ -1,15 +1,8 @@
-import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
-import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
-import {
-  addInferenceComponentHosting,
-  COPY_MIN_MEMORY_MIB,
-  type InferenceComponentHosting,
-} from './inference-component-hosting.ts';
-import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './invokable-endpoint.ts';
+import { ContainerModelEndpoint } from './container-model-endpoint.ts';
+import { COPY_MIN_MEMORY_MIB } from './inference-component-hosting.ts';
 
 export interface EmbeddingEndpointProps {
   /** SageMaker endpoint name; the work function calls it by this name (`endpoint.name`). */
@@ -38,70 +31,29 @@ export interface EmbeddingEndpointProps {
 /**
  * A Text Embeddings Inference (TEI) model hosted as a SageMaker inference component (one
  * GPU per copy) on a real-time endpoint that scales to 0 instances between runs
- * (`addInferenceComponentHosting`), plus an execution role that can pull only the TEI
+ * (`ContainerModelEndpoint`), plus an execution role that can pull only the TEI
  * image repository and write only the endpoint's own log group.
  */
-export class EmbeddingEndpoint extends Construct implements InvokableEndpoint {
-  readonly endpointName: string;
-  readonly endpointArn: string;
-  readonly inferenceComponentName: string;
-  readonly inferenceComponentArn: string;
-  readonly role: iam.Role;
-  readonly model: sagemaker.CfnModel;
-  readonly endpointConfig: sagemaker.CfnEndpointConfig;
-  readonly endpoint: sagemaker.CfnEndpoint;
-  /** The inference component, its scalable target and its scale-out-from-zero policy and alarm. */
-  readonly hosting: InferenceComponentHosting;
-
+export class EmbeddingEndpoint extends ContainerModelEndpoint {
   constructor(scope: Construct, id: string, props: EmbeddingEndpointProps) {
-    super(scope, id);
-    this.endpointName = props.endpointName;
-    this.endpointArn = endpointArnOf(this, props.endpointName);
-
-    const { role, logGroup } = addEndpointExecutionRole(this, {
+    super(scope, id, {
       endpointName: props.endpointName,
+      componentName: props.componentName,
+      capacity: props.capacity,
+      instanceType: props.instanceType,
       imageUri: props.imageUri,
       imageSource: 'sluice:teiImageUri',
       purpose: 'embedding',
-      logRetention: props.logRetention,
-    });
-    this.role = role;
-
-    this.model = new sagemaker.CfnModel(this, 'Model', {
-      executionRoleArn: this.role.roleArn,
-      primaryContainer: {
-        image: props.imageUri,
-        environment: {
-          HF_MODEL_ID: props.hfModelId,
-          MAX_BATCH_TOKENS: String(props.maxBatchTokens),
-          MAX_CLIENT_BATCH_SIZE: String(props.maxClientBatchSize),
-        },
+      environment: {
+        HF_MODEL_ID: props.hfModelId,
+        MAX_BATCH_TOKENS: String(props.maxBatchTokens),
+        MAX_CLIENT_BATCH_SIZE: String(props.maxClientBatchSize),
       },
-    });
-    // SageMaker checks the role can pull the image when it creates the model.
-    this.model.node.addDependency(this.role);
-
-    this.hosting = addInferenceComponentHosting(this, {
-      endpointName: props.endpointName,
-      componentName: props.componentName,
-      instanceType: props.instanceType,
-      capacity: props.capacity,
-      model: this.model,
-      role: this.role,
       // One GPU per copy: TEI serves one model per GPU.
       copy: { accelerators: 1, minMemoryMiB: COPY_MIN_MEMORY_MIB },
       // TEI downloads the model from the Hugging Face Hub at start-up.
       startupHealthCheckTimeoutSeconds: 600,
-      endpointDependsOn: [logGroup],
+      logRetention: props.logRetention,
     });
-    this.endpointConfig = this.hosting.endpointConfig;
-    this.endpoint = this.hosting.endpoint;
-    this.inferenceComponentName = this.hosting.componentName;
-    this.inferenceComponentArn = this.hosting.componentArn;
-  }
-
-  /** Lets `grantee` call InvokeEndpoint on this endpoint and its inference component, nothing else. */
-  grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return grantInvokeEndpoint(grantee, this.endpointArn, this.inferenceComponentArn);
   }
 }

@@ -1,21 +1,14 @@
 import { type Stack, Token } from 'aws-cdk-lib';
-import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import type { CapacityConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { GATED_MODELS, placeLlm } from '../images/gpu-instances.ts';
 import { TGI_IMAGES } from '../images/llm-images.ts';
 import { REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../images/registries.ts';
 import { type ImageChoice, stackImageUri } from '../images/stack-images.ts';
-import { addEndpointExecutionRole } from './endpoint-execution-role.ts';
-import {
-  addInferenceComponentHosting,
-  COPY_MIN_MEMORY_MIB,
-  type InferenceComponentHosting,
-} from './inference-component-hosting.ts';
-import { endpointArnOf, grantInvokeEndpoint, type InvokableEndpoint } from './invokable-endpoint.ts';
+import { ContainerModelEndpoint } from './container-model-endpoint.ts';
+import { COPY_MIN_MEMORY_MIB } from './inference-component-hosting.ts';
 
 /**
  * Model ids only the local runtime serves: the rules-chat backend of `sluice run`, which
@@ -148,75 +141,34 @@ export interface LlmEndpointProps {
  * An LLM served by Hugging Face TGI (infra/images/llm-images.ts) with the OpenAI chat
  * completions contract on InvokeEndpoint (`MESSAGES_API_ENABLED`), hosted as a SageMaker
  * inference component of `gpusPerCopy` GPUs per copy on an endpoint that scales to 0
- * instances between runs (`addInferenceComponentHosting`, the embedding endpoint's
+ * instances between runs (`ContainerModelEndpoint`, like the embedding endpoint's
  * run-scoped capacity), plus an execution role that can pull only the TGI repository and
  * write only the endpoint's own log group.
  */
-export class LlmEndpoint extends Construct implements InvokableEndpoint {
-  readonly endpointName: string;
-  readonly endpointArn: string;
-  readonly inferenceComponentName: string;
-  readonly inferenceComponentArn: string;
-  readonly role: iam.Role;
-  readonly model: sagemaker.CfnModel;
-  readonly endpointConfig: sagemaker.CfnEndpointConfig;
-  readonly endpoint: sagemaker.CfnEndpoint;
-  /** The inference component, its scalable target and its scale-out-from-zero policy and alarm. */
-  readonly hosting: InferenceComponentHosting;
-
+export class LlmEndpoint extends ContainerModelEndpoint {
   constructor(scope: Construct, id: string, props: LlmEndpointProps) {
-    super(scope, id);
     const { spec } = props;
-    this.endpointName = spec.endpointName;
-    this.endpointArn = endpointArnOf(this, spec.endpointName);
-
-    const { role, logGroup } = addEndpointExecutionRole(this, {
+    super(scope, id, {
       endpointName: spec.endpointName,
+      componentName: props.componentName,
+      capacity: spec.capacity,
+      instanceType: spec.instanceType,
       imageUri: props.imageUri,
       imageSource: 'sluice:tgiImageUri',
       purpose: 'LLM',
-      logRetention: props.logRetention,
-    });
-    this.role = role;
-
-    this.model = new sagemaker.CfnModel(this, 'Model', {
-      executionRoleArn: this.role.roleArn,
-      primaryContainer: {
-        image: props.imageUri,
-        environment: {
-          HF_MODEL_ID: spec.model,
-          // TGI shards the model over this many GPUs (tensor parallel): the copy's GPUs.
-          SM_NUM_GPUS: String(spec.gpusPerCopy),
-          MAX_INPUT_TOKENS: String(spec.maxInputTokens),
-          MAX_TOTAL_TOKENS: String(spec.maxTotalTokens),
-          // The OpenAI chat completions body on /invocations: what the workers send.
-          MESSAGES_API_ENABLED: 'true',
-        },
+      environment: {
+        HF_MODEL_ID: spec.model,
+        // TGI shards the model over this many GPUs (tensor parallel): the copy's GPUs.
+        SM_NUM_GPUS: String(spec.gpusPerCopy),
+        MAX_INPUT_TOKENS: String(spec.maxInputTokens),
+        MAX_TOTAL_TOKENS: String(spec.maxTotalTokens),
+        // The OpenAI chat completions body on /invocations: what the workers send.
+        MESSAGES_API_ENABLED: 'true',
       },
-    });
-    // SageMaker checks the role can pull the image when it creates the model.
-    this.model.node.addDependency(this.role);
-
-    this.hosting = addInferenceComponentHosting(this, {
-      endpointName: spec.endpointName,
-      componentName: props.componentName,
-      instanceType: spec.instanceType,
-      capacity: spec.capacity,
-      model: this.model,
-      role: this.role,
       copy: { accelerators: spec.gpusPerCopy, minMemoryMiB: COPY_MIN_MEMORY_MIB },
       startupHealthCheckTimeoutSeconds: LLM_STARTUP_HEALTH_CHECK_TIMEOUT_SECONDS,
-      endpointDependsOn: [logGroup],
+      logRetention: props.logRetention,
     });
-    this.endpointConfig = this.hosting.endpointConfig;
-    this.endpoint = this.hosting.endpoint;
-    this.inferenceComponentName = this.hosting.componentName;
-    this.inferenceComponentArn = this.hosting.componentArn;
-  }
-
-  /** Lets `grantee` call InvokeEndpoint on this endpoint and its inference component, nothing else. */
-  grantInvoke(grantee: iam.IGrantable): iam.Grant {
-    return grantInvokeEndpoint(grantee, this.endpointArn, this.inferenceComponentArn);
   }
 }
 
