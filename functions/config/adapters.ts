@@ -24,9 +24,10 @@ import {
   type RedeliverySchedule,
   SqsRedelivery,
 } from '../../shared/adapters/aws/sqs-redelivery.ts';
-import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import { computeQueueOf, SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
 import { type PipelineCapacity, pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import type { RunCapacityDeps } from '../../shared/capacity/run-capacity.ts';
+import { workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import { type WorkerScaling, workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
@@ -37,7 +38,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { SegmentStatsStore } from '../../shared/ports/segment-stats-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
-import { type Environment, loadEnvironment } from './environment.ts';
+import { type Environment, type LoadEnvironmentOptions, loadEnvironment } from './environment.ts';
 
 /** One SDK client per service, created once per process and shared by every invocation. */
 export interface AwsClients {
@@ -162,6 +163,12 @@ export function createAdapters(
       client: clients.sqs,
       workQueueUrl: env.workQueueUrl,
       finalizeQueueUrl: env.finalizeQueueUrl,
+      // A split stack: units of the compute pool's pipelines go to the compute queue (WorkCompute).
+      ...(env.workComputeQueueUrl === undefined
+        ? {}
+        : {
+            computeQueue: computeQueueOf(env.workComputeQueueUrl, workPoolsOf([...env.pipelines.values()])),
+          }),
       ...sleep,
     }),
     tokenCounter: new EstimatingTokenCounter(),
@@ -208,9 +215,9 @@ let deployed: SluiceAdapters | undefined;
  *
  * @throws ConfigError when the environment is invalid
  */
-export function deployedAdapters(): SluiceAdapters {
+export function deployedAdapters(options: LoadEnvironmentOptions = {}): SluiceAdapters {
   if (deployed === undefined) {
-    const env = loadEnvironment();
+    const env = loadEnvironment(process.env, options);
     deployed = createAdapters(env, createAwsClients(env));
   }
   return deployed;

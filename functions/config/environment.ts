@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
 
@@ -14,6 +15,12 @@ export const ENVIRONMENT_VARIABLES = {
   bucket: 'SLUICE_BUCKET',
   runsTable: 'SLUICE_RUNS_TABLE',
   workQueueUrl: 'SLUICE_WORK_QUEUE_URL',
+  /**
+   * The compute queue of a stack whose pipelines split between two work functions
+   * (`workPoolsOf`, issue 14): infra sets it on plan, both work functions, finalize and
+   * dead-letter exactly when the split holds, and only then.
+   */
+  workComputeQueueUrl: 'SLUICE_WORK_COMPUTE_QUEUE_URL',
   finalizeQueueUrl: 'SLUICE_FINALIZE_QUEUE_URL',
   /**
    * The pipeline configs file: a name in the function's code folder (`LAMBDA_TASK_ROOT`,
@@ -36,6 +43,11 @@ export interface Environment {
   readonly bucket: string;
   readonly runsTable: string;
   readonly workQueueUrl: string;
+  /**
+   * Where units of the compute pool's pipelines go (score in-worker, recommend): set exactly
+   * when `workPoolsOf` splits the pipelines, absent otherwise (every unit on the work queue).
+   */
+  readonly workComputeQueueUrl?: string;
   readonly finalizeQueueUrl: string;
   /** Pipeline configs by name. */
   readonly pipelines: ReadonlyMap<string, PipelineConfig>;
@@ -63,6 +75,9 @@ const environmentSchema = z.object({
   [ENVIRONMENT_VARIABLES.bucket]: required('set it to the name of the Sluice bucket'),
   [ENVIRONMENT_VARIABLES.runsTable]: required('set it to the name of the runs table'),
   [ENVIRONMENT_VARIABLES.workQueueUrl]: httpUrl('set it to the URL of the work queue'),
+  [ENVIRONMENT_VARIABLES.workComputeQueueUrl]: httpUrl(
+    'set it to the URL of the compute queue (infra does when the pipelines split), or unset it',
+  ).optional(),
   [ENVIRONMENT_VARIABLES.finalizeQueueUrl]: httpUrl('set it to the URL of the finalize queue'),
   [ENVIRONMENT_VARIABLES.pipelinesFile]: required(
     'set it to the pipelines file deployed with the function, or unset it',
@@ -87,6 +102,16 @@ const environmentSchema = z.object({
 
 const KNOWN = new Set<string>(Object.values(ENVIRONMENT_VARIABLES));
 
+export interface LoadEnvironmentOptions {
+  /**
+   * Whether the function sends units (plan, work, finalize, dead-letter). One that never does
+   * (the capacity sweeper) runs without the compute queue of a split stack; infra sets it
+   * only where units are sent.
+   * @default true
+   */
+  readonly sendsUnits?: boolean;
+}
+
 /**
  * Validates the handlers' environment into a typed object. Every problem is one line
  * that names the variable and the fix; an unknown `SLUICE_*` variable is an error too,
@@ -100,6 +125,7 @@ const KNOWN = new Set<string>(Object.values(ENVIRONMENT_VARIABLES));
  */
 export function loadEnvironment(
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: LoadEnvironmentOptions = {},
 ): Environment {
   const unknown = Object.keys(env)
     .filter((name) => name.startsWith('SLUICE_') && !KNOWN.has(name))
@@ -116,12 +142,19 @@ export function loadEnvironment(
   }
   const vars = result.data;
   const sagemakerEndpointUrl = vars[ENVIRONMENT_VARIABLES.sagemakerEndpointUrl];
+  const pipelines = loadPipelines(vars, env.LAMBDA_TASK_ROOT);
+  const workComputeQueueUrl = computeQueueOf(
+    vars[ENVIRONMENT_VARIABLES.workComputeQueueUrl],
+    pipelines,
+    options.sendsUnits ?? true,
+  );
   return {
     bucket: vars[ENVIRONMENT_VARIABLES.bucket],
     runsTable: vars[ENVIRONMENT_VARIABLES.runsTable],
     workQueueUrl: vars[ENVIRONMENT_VARIABLES.workQueueUrl],
+    ...(workComputeQueueUrl === undefined ? {} : { workComputeQueueUrl }),
     finalizeQueueUrl: vars[ENVIRONMENT_VARIABLES.finalizeQueueUrl],
-    pipelines: loadPipelines(vars, env.LAMBDA_TASK_ROOT),
+    pipelines,
     ...(sagemakerEndpointUrl === undefined ? {} : { sagemakerEndpointUrl }),
     ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
     ...(vars[ENVIRONMENT_VARIABLES.workEventSourceId] === undefined
@@ -131,6 +164,29 @@ export function loadEnvironment(
       ? {}
       : { recommendationsTable: vars[ENVIRONMENT_VARIABLES.recommendationsTable] }),
   };
+}
+
+/**
+ * The compute queue, checked against the split the pipelines make: a split stack without it
+ * would send compute units nowhere, and one set on a stack that does not split means the
+ * code and the stack disagree about where units go.
+ */
+function computeQueueOf(
+  url: string | undefined,
+  pipelines: ReadonlyMap<string, PipelineConfig>,
+  sendsUnits: boolean,
+): string | undefined {
+  const NAME = ENVIRONMENT_VARIABLES.workComputeQueueUrl;
+  const pools = workPoolsOf([...pipelines.values()]);
+  if (pools.split && url === undefined && sendsUnits)
+    throw new ConfigError(
+      `environment: ${NAME}: is not set, but pipelines ${pools.compute.map((p) => p.name).join(', ')} work from the compute queue beside ${pools.work.map((p) => p.name).join(', ')}: set it to the compute queue's URL (infra does; deploy the stack again)`,
+    );
+  if (!pools.split && url !== undefined)
+    throw new ConfigError(
+      `environment: ${NAME}: is set, but the pipelines do not split between two work queues (every unit goes to the work queue): unset it, or deploy the stack again`,
+    );
+  return url;
 }
 
 /** The pipeline configs from the bundled file (deployed) or the inline variable (tests), exactly one of them. */

@@ -5,6 +5,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { queueOfPipeline, type WorkPools } from '../../capacity/work-pools.ts';
 import type { WorkUnit } from '../../domain/types.ts';
 import { SluiceError } from '../../errors/errors.ts';
 import { MAX_SEND_DELAY_SECONDS, type WorkQueue } from '../../ports/work-queue.ts';
@@ -20,6 +21,11 @@ export interface SqsWorkQueueOptions {
   readonly workQueueUrl: string;
   readonly finalizeQueueUrl: string;
   /**
+   * The compute queue of a stack whose pipelines split between two work functions (issue 14),
+   * and which units go there; without it every unit goes to the work queue.
+   */
+  readonly computeQueue?: ComputeQueue;
+  /**
    * Sends of one batch, counting the first, before entries that keep failing are reported.
    * @default 5
    */
@@ -32,6 +38,24 @@ export interface SqsWorkQueueOptions {
   readonly sleep?: Sleep;
   /** @default Math.random */
   readonly random?: () => number;
+}
+
+/** Which of a split stack's two work queues a unit goes to. */
+export type UnitQueue = 'work' | 'compute';
+
+export interface ComputeQueue {
+  readonly url: string;
+  /** The queue of a unit: every send of it (planned, continued, resent, redriven) goes there. */
+  readonly route: (unit: WorkUnit) => UnitQueue;
+}
+
+/**
+ * The compute queue of a stack serving `pools`: a unit goes where its pipeline's pool works
+ * (`queueOfPipeline`), so a continuation or a next stage's unit of a compute pipeline comes
+ * back to the compute queue, as its first unit went there.
+ */
+export function computeQueueOf(url: string, pools: WorkPools): ComputeQueue {
+  return { url, route: (unit) => queueOfPipeline(pools, unit.pipeline) };
 }
 
 /** Body of a message on the finalize queue. */
@@ -56,13 +80,15 @@ export class UnitTooLargeError extends SluiceError {}
 
 interface PendingEntry {
   readonly unitId: string;
+  readonly queueUrl: string;
   readonly entry: SendMessageBatchRequestEntry;
   readonly bytes: number;
 }
 
 /**
- * (secondary adapter) WorkQueue over two SQS standard queues: one message per unit
- * descriptor on the work queue, `{"kind":"finalize","runId"}` on the finalize queue.
+ * (secondary adapter) WorkQueue over SQS standard queues: one message per unit descriptor
+ * on the work queue (or, in a split stack, on the compute queue for the units it routes
+ * there), `{"kind":"finalize","runId"}` on the finalize queue.
  * Whole-request failures are retried by the SDK client; entries that a batch reports as
  * failed are retried here with backoff, because the SDK treats a 200 with failures as success.
  */
@@ -70,6 +96,7 @@ export class SqsWorkQueue implements WorkQueue {
   private readonly client: SQSClient;
   private readonly workQueueUrl: string;
   private readonly finalizeQueueUrl: string;
+  private readonly computeQueue: ComputeQueue | undefined;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -80,6 +107,7 @@ export class SqsWorkQueue implements WorkQueue {
     this.client = options.client;
     this.workQueueUrl = options.workQueueUrl;
     this.finalizeQueueUrl = options.finalizeQueueUrl;
+    this.computeQueue = options.computeQueue;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxDelayMs = options.maxDelayMs ?? 5000;
@@ -98,11 +126,17 @@ export class SqsWorkQueue implements WorkQueue {
             `${SQS_MAX_MESSAGE_BYTES}; a unit must be a descriptor (pack fewer files per unit), never data`,
         );
       }
-      return { unitId: unit.unitId, entry: { Id: String(index), MessageBody: body }, bytes };
+      return {
+        unitId: unit.unitId,
+        queueUrl: this.queueUrlOf(unit),
+        entry: { Id: String(index), MessageBody: body },
+        bytes,
+      };
     });
 
     const failures: { unitId: string; reason: string }[] = [];
-    for (const batch of toBatches(entries)) failures.push(...(await this.sendBatch(batch)));
+    for (const queued of byQueue(entries).values())
+      for (const batch of toBatches(queued)) failures.push(...(await this.sendBatch(batch)));
     if (failures.length > 0) {
       const shown = failures
         .slice(0, 10)
@@ -130,7 +164,7 @@ export class SqsWorkQueue implements WorkQueue {
     }
     const delay = Math.min(MAX_SEND_DELAY_SECONDS, Math.max(0, Math.round(delaySeconds)));
     await this.client.send(
-      new SendMessageCommand({ QueueUrl: this.workQueueUrl, MessageBody: body, DelaySeconds: delay }),
+      new SendMessageCommand({ QueueUrl: this.queueUrlOf(unit), MessageBody: body, DelaySeconds: delay }),
     );
   }
 
@@ -141,7 +175,12 @@ export class SqsWorkQueue implements WorkQueue {
     );
   }
 
-  /** Sends one batch, resending the entries SQS reports as failed; returns those that never went. */
+  /** The queue the unit's pool works from. */
+  private queueUrlOf(unit: WorkUnit): string {
+    return this.computeQueue?.route(unit) === 'compute' ? this.computeQueue.url : this.workQueueUrl;
+  }
+
+  /** Sends one batch (all to one queue), resending the entries SQS reports as failed; returns those that never went. */
   private async sendBatch(batch: readonly PendingEntry[]): Promise<{ unitId: string; reason: string }[]> {
     const undeliverable: { unitId: string; reason: string }[] = [];
     let pending = batch;
@@ -149,7 +188,7 @@ export class SqsWorkQueue implements WorkQueue {
       if (attempt > 1)
         await this.sleep(fullJitterDelay(attempt - 2, this.baseDelayMs, this.maxDelayMs, this.random));
       const out = await this.client.send(
-        new SendMessageBatchCommand({ QueueUrl: this.workQueueUrl, Entries: pending.map((p) => p.entry) }),
+        new SendMessageBatchCommand({ QueueUrl: batch[0]!.queueUrl, Entries: pending.map((p) => p.entry) }),
       );
       const failed = new Map<string, BatchResultErrorEntry>((out.Failed ?? []).map((f) => [f.Id ?? '', f]));
       const retry: PendingEntry[] = [];
@@ -170,6 +209,17 @@ export class SqsWorkQueue implements WorkQueue {
     }
     return undeliverable;
   }
+}
+
+/** Entries by the queue they go to, each queue's in the order given. */
+function byQueue(entries: readonly PendingEntry[]): Map<string, PendingEntry[]> {
+  const queues = new Map<string, PendingEntry[]>();
+  for (const entry of entries) {
+    const queued = queues.get(entry.queueUrl);
+    if (queued === undefined) queues.set(entry.queueUrl, [entry]);
+    else queued.push(entry);
+  }
+  return queues;
 }
 
 /** Groups entries into batches within both SQS batch limits (entry count and total bytes). */
