@@ -210,4 +210,5 @@ function sweepResultOf(
 }
 
 /** The deployed handler: adapters built from the environment on the first invocation. */
-export const handler = createCapacitySweeperHandler(deployedAdapters);
+// It sends no units: a split stack's compute queue is not in its environment.
+export const handler = createCapacitySweeperHandler(() => deployedAdapters({ sendsUnits: false }));
