@@ -11,7 +11,7 @@ import { tracksSources } from '../incremental/deleted-sources.ts';
 import { newRunId, pipelineOfIncomingKey } from '../output/keys.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { mapWithConcurrency } from '../work/concurrency.ts';
-import { type PlanRunDeps, type PlanRunResult, planRun } from './plan-run.ts';
+import { type PlanRunDeps, type PlanRunResult, planRun, takesWorkersLease } from './plan-run.ts';
 import { type ResumedRun, resumeRun, scheduledRunId } from './scheduled-run.ts';
 
 /**
@@ -192,7 +192,10 @@ async function resumeCapacity(
 ): Promise<CapacityAcquired | undefined> {
   const capacity = pipelineCapacityOf(config);
   if (!deps.capacity || run.status !== 'running' || run.totalUnits === 0) return undefined;
-  if (!capacity) return acquireRunWorkers(deps.capacity, config, run.runId, now());
+  if (!capacity)
+    return takesWorkersLease(deps, config)
+      ? acquireRunWorkers(deps.capacity, config, run.runId, now())
+      : undefined;
   const units = await deps.runs.listUnits(run.runId);
   const estimated = units.reduce((sum, unit) => sum + unit.estCost, 0);
   return acquireRunCapacity(deps.capacity, capacity, run.runId, runWorkOf(config, estimated), now());

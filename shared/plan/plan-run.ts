@@ -6,6 +6,7 @@ import {
   type RunCapacityDeps,
   runWorkOf,
 } from '../capacity/run-capacity.ts';
+import { queueOfPipeline, workPoolsOf } from '../capacity/work-pools.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
@@ -91,6 +92,11 @@ export interface PlanRunDeps {
    * pipeline with an instance endpoint plans as before: nothing asks for copies.
    */
   readonly capacity?: RunCapacityDeps;
+  /**
+   * Every pipeline of the stack (the plan function's), for how they split between the two
+   * work functions (`workPoolsOf`). Without it the stack is taken as not split.
+   */
+  readonly pipelines?: ReadonlyMap<string, PipelineConfig>;
 }
 
 const HEAD_CONCURRENCY = 16;
@@ -336,6 +342,18 @@ export function newRunState(
 }
 
 /**
+ * Whether a run of `config` that calls no run-scoped endpoint takes a workers lease: not in
+ * a split stack whose compute pool holds the pipeline (issue 14). Its units go to the
+ * compute queue, whose event source limit the stack fixes at the compute pipelines' largest
+ * `workers.maxConcurrency`; the work queue's limit, which the leases raise, follows only
+ * the endpoint pool.
+ */
+export function takesWorkersLease(deps: Pick<PlanRunDeps, 'pipelines'>, config: PipelineConfig): boolean {
+  if (deps.pipelines === undefined) return true;
+  return queueOfPipeline(workPoolsOf([...deps.pipelines.values()]), config.name) === 'work';
+}
+
+/**
  * The run's lease on its endpoint's run-scoped capacity: taken once the run exists (the
  * sweeper's liveness check reads it) and before any unit is sent, so no unit of the run
  * works without capacity on the way. None without run-scoped capacity or units.
@@ -350,7 +368,10 @@ async function takeRunLease(
   const endpointCapacity = pipelineCapacityOf(config);
   if (!deps.capacity || units.length === 0) return undefined;
   // No copies to follow: a lease on workers of its own where the workers follow the copies.
-  if (!endpointCapacity) return acquireRunWorkers(deps.capacity, config, run.runId, now);
+  if (!endpointCapacity)
+    return takesWorkersLease(deps, config)
+      ? acquireRunWorkers(deps.capacity, config, run.runId, now)
+      : undefined;
   const work = runWorkOf(
     config,
     units.reduce((sum, unit) => sum + unit.estCost, 0),
