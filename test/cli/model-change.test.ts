@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,13 @@ import { openHome } from '../../cli/home.ts';
 import { seedBundle } from '../../cli/seed-bundle.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { sluice } from '../support/cli.ts';
+import {
+  copyPipelines,
+  type PipelineRun,
+  queryRows,
+  runPipeline,
+  scoreInWorker,
+} from '../support/pipeline-folder.ts';
 
 const CREDIT_SAMPLE = 'events/data/credit-sample.csv';
 const MODEL_KEY = 'models/credit-risk/model.json';
@@ -14,15 +21,7 @@ const MODEL_KEY = 'models/credit-risk/model.json';
 const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 
 /** A copy of the shipped pipelines folder with credit-risk scored in the worker. */
-async function pipelinesIn(dir: string): Promise<string> {
-  const pipelines = path.join(dir, 'pipelines');
-  await cp('pipelines', pipelines, { recursive: true });
-  const file = path.join(pipelines, 'credit-risk.json');
-  const config = JSON.parse(await readFile(file, 'utf8'));
-  config.model.hosting = 'in-worker';
-  await writeFile(file, JSON.stringify(config));
-  return pipelines;
-}
+const pipelinesIn = (dir: string) => copyPipelines(dir, { 'credit-risk': scoreInWorker });
 
 /** The first 300 rows of the credit sample (the header included): enough to see every score move. */
 async function smallSample(dir: string): Promise<string> {
@@ -32,32 +31,21 @@ async function smallSample(dir: string): Promise<string> {
   return file;
 }
 
-/** Runs credit-risk on `input` into `home` (units on the main thread) and reads its scores back by line. */
+/** Runs credit-risk on `input` into `home` with its units on the main thread. */
+function runCreditRisk(pipelines: string, home: string, input: string) {
+  const where: PipelineRun = { input, pipeline: 'credit-risk', pipelines, home };
+  return runPipeline(where, '--threads', '0', '--json');
+}
+
+/** Runs credit-risk as `runCreditRisk` does and reads its scores back by line. */
 async function runAndRead(pipelines: string, home: string, input: string) {
-  const run = await sluice(
-    'run',
-    input,
-    '--threads',
-    '0',
-    '--pipeline',
-    'credit-risk',
-    '--pipelines',
-    pipelines,
-    '--home',
-    home,
-    '--json',
-  );
+  const run = await runCreditRisk(pipelines, home, input);
   expect(run.code, run.err.join('\n')).toBe(0);
   const summary = run.json();
-  const rows = (
-    await sluice(
-      'query',
-      `select line, score, model, model_version from scores where run_id = '${summary.runId}' order by line`,
-      '--home',
-      home,
-      '--json',
-    )
-  ).json() as { line: number; score: number; model: string; model_version: string }[];
+  const rows = await queryRows<{ line: number; score: number; model: string; model_version: string }>(
+    home,
+    `select line, score, model, model_version from scores where run_id = '${summary.runId}' order by line`,
+  );
   return { summary, rows, err: run.err };
 }
 
@@ -133,19 +121,7 @@ describe('sluice run after the model file beside the pipeline changed', () => {
     // Unchanged since: nothing copied, nothing said.
     const bucketModel = path.join(home, 'bucket', ...MODEL_KEY.split('/'));
     const before = await stat(bucketModel, { bigint: true });
-    const third = await sluice(
-      'run',
-      input,
-      '--threads',
-      '0',
-      '--pipeline',
-      'credit-risk',
-      '--pipelines',
-      pipelines,
-      '--home',
-      home,
-      '--json',
-    );
+    const third = await runCreditRisk(pipelines, home, input);
     expect(third.code, third.err.join('\n')).toBe(0);
     expect(third.err.filter((l) => l.includes(MODEL_KEY))).toEqual([]);
     expect(third.json().replacedFiles).toBeUndefined();

@@ -1,8 +1,9 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sluice } from '../support/cli.ts';
+import { copyPipelines, queryRows, runPipeline } from '../support/pipeline-folder.ts';
 
 const SAMPLE = 'events/data/credit-sample.csv';
 
@@ -25,7 +26,7 @@ describe('scoring pipeline (credit-risk)', () => {
       counts: { records: lines, scored: lines - 3, rejected: 3 },
     });
 
-    const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+    const q = (sql: string) => queryRows(home, sql);
     const [{ scored, distinctLines }] = await q(
       `select count(*) as scored, count(distinct line) as "distinctLines" from scores where run_id = '${summary.runId}'`,
     );
@@ -71,24 +72,15 @@ describe('scoring pipeline (credit-risk)', () => {
   });
 
   it('fits feature statistics first when none are stored, then scores with them', async () => {
-    const pipelines = path.join(work, 'pipelines');
-    await cp('pipelines', pipelines, { recursive: true });
-    const config = JSON.parse(await readFile(path.join(pipelines, 'credit-risk.json'), 'utf8'));
-    config.featureStats = { key: 'models/credit-risk/fitted-here.json', refit: false };
-    await writeFile(path.join(pipelines, 'credit-risk.json'), JSON.stringify(config));
+    const pipelines = await copyPipelines(work, {
+      'credit-risk': (config) => {
+        config.featureStats = { key: 'models/credit-risk/fitted-here.json', refit: false };
+      },
+    });
     const home = path.join(work, 'fit-home');
+    const where = { input: SAMPLE, pipeline: 'credit-risk', pipelines, home };
 
-    const run = await sluice(
-      'run',
-      SAMPLE,
-      '--pipeline',
-      'credit-risk',
-      '--pipelines',
-      pipelines,
-      '--home',
-      home,
-      '--json',
-    );
+    const run = await runPipeline(where, '--json');
     expect(run.code, run.err.join('\n')).toBe(0);
     const summary = run.json();
     expect(summary.counts.scored).toBe(2000);
@@ -101,15 +93,7 @@ describe('scoring pipeline (credit-risk)', () => {
     expect(fitted).toMatchObject({ version: 1, rows: 2002 });
 
     // Fit and score are two stages of one run: one row in `runs`, both stages in its status.
-    const runs = (
-      await sluice(
-        'query',
-        'select run_id, status, scored from runs order by run_id',
-        '--home',
-        home,
-        '--json',
-      )
-    ).json();
+    const runs = await queryRows(home, 'select run_id, status, scored from runs order by run_id');
     expect(runs).toEqual([{ run_id: summary.runId, status: 'succeeded', scored: 2000 }]);
     const status = (await sluice('status', summary.runId, '--home', home, '--json')).json();
     expect(status).toMatchObject({ stage: 'score', stages: ['fit', 'score'], status: 'succeeded' });
@@ -119,17 +103,7 @@ describe('scoring pipeline (credit-risk)', () => {
     expect(text.out[0]).toContain('stage score (2/2)');
 
     // The next run reuses the stored statistics: no second fit.
-    const again = await sluice(
-      'run',
-      SAMPLE,
-      '--pipeline',
-      'credit-risk',
-      '--pipelines',
-      pipelines,
-      '--home',
-      home,
-      '--json',
-    );
+    const again = await runPipeline(where, '--json');
     expect(again.err.some((l) => l.includes('(stages: fit, score)'))).toBe(false);
     expect(again.json().stages.map((s: { name: string }) => s.name)).toEqual(['score']);
   });

@@ -2,51 +2,24 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sluice } from '../support/cli.ts';
+import { copyPipelines, queryRows, runPipeline, scoreInWorker } from '../support/pipeline-folder.ts';
 
 const SAMPLE = 'events/data/credit-sample.csv';
 const MULTICLASS = 'events/fixtures/xgboost/multiclass';
 
-/** A copy of the shipped pipelines folder with `edit` applied to one config. */
-async function pipelinesWith(
-  dir: string,
-  name: string,
-  edit: (config: { model: Record<string, unknown> }) => void,
-): Promise<string> {
-  const pipelines = path.join(dir, 'pipelines');
-  await cp('pipelines', pipelines, { recursive: true });
-  const file = path.join(pipelines, `${name}.json`);
-  const config = JSON.parse(await readFile(file, 'utf8'));
-  edit(config);
-  await writeFile(file, JSON.stringify(config));
-  return pipelines;
-}
+/** A copy of the shipped pipelines folder under `dir` with credit-risk scored in the worker. */
+const inWorkerPipelines = (dir: string) => copyPipelines(dir, { 'credit-risk': scoreInWorker });
 
 /** Runs a pipeline into a fresh home and reads its scores back in line order. */
 async function scoresOf(work: string, label: string, pipelines: string, pipeline: string, input: string) {
   const home = path.join(work, `home-${label}`);
-  const run = await sluice(
-    'run',
-    input,
-    '--pipeline',
-    pipeline,
-    '--pipelines',
-    pipelines,
-    '--home',
-    home,
-    '--json',
-  );
+  const run = await runPipeline({ input, pipeline, pipelines, home }, '--json');
   expect(run.code, run.err.join('\n')).toBe(0);
   const summary = run.json();
-  const rows = (
-    await sluice(
-      'query',
-      `select record_id, line, score, model, source_key from scores where run_id = '${summary.runId}' order by line`,
-      '--home',
-      home,
-      '--json',
-    )
-  ).json();
+  const rows = await queryRows(
+    home,
+    `select record_id, line, score, model, source_key from scores where run_id = '${summary.runId}' order by line`,
+  );
   return { summary, rows, err: run.err };
 }
 
@@ -58,9 +31,7 @@ describe('sluice run by model.hosting', () => {
   afterAll(() => rm(work, { recursive: true, force: true }));
 
   it('scores credit-risk in the worker exactly as through the model server (hosting instance)', async () => {
-    const inWorker = await pipelinesWith(path.join(work, 'a'), 'credit-risk', (c) => {
-      c.model.hosting = 'in-worker';
-    });
+    const inWorker = await inWorkerPipelines(path.join(work, 'a'));
     const worker = await scoresOf(work, 'in-worker', inWorker, 'credit-risk', SAMPLE);
     const served = await scoresOf(work, 'instance', 'pipelines', 'credit-risk', SAMPLE);
 
@@ -120,24 +91,13 @@ describe('sluice run by model.hosting', () => {
   });
 
   it('stops with one line, before any unit runs, when the in-worker model is corrupt', async () => {
-    const pipelines = await pipelinesWith(path.join(work, 'corrupt'), 'credit-risk', (c) => {
-      c.model.hosting = 'in-worker';
-    });
+    const pipelines = await inWorkerPipelines(path.join(work, 'corrupt'));
     await writeFile(
       path.join(pipelines, 'models', 'credit-risk', 'model.json'),
       '{"learner": {"gradient_booster": ',
     );
     const home = path.join(work, 'home-corrupt');
-    const run = await sluice(
-      'run',
-      SAMPLE,
-      '--pipeline',
-      'credit-risk',
-      '--pipelines',
-      pipelines,
-      '--home',
-      home,
-    );
+    const run = await runPipeline({ input: SAMPLE, pipeline: 'credit-risk', pipelines, home });
     expect(run.code).toBe(2);
     const errors = run.err.filter((l) => l.includes('model.json'));
     expect(errors.at(-1)).toMatch(
@@ -147,18 +107,10 @@ describe('sluice run by model.hosting', () => {
   });
 
   it('refuses --endpoint-url for a pipeline that scores in the worker, saying how to call a server', async () => {
-    const pipelines = await pipelinesWith(path.join(work, 'url'), 'credit-risk', (c) => {
-      c.model.hosting = 'in-worker';
-    });
-    const run = await sluice(
-      'run',
-      SAMPLE,
-      '--pipeline',
-      'credit-risk',
-      '--pipelines',
-      pipelines,
-      '--home',
-      path.join(work, 'home-url'),
+    const pipelines = await inWorkerPipelines(path.join(work, 'url'));
+    const home = path.join(work, 'home-url');
+    const run = await runPipeline(
+      { input: SAMPLE, pipeline: 'credit-risk', pipelines, home },
       '--endpoint-url',
       'http://127.0.0.1:9',
     );
