@@ -75,12 +75,14 @@ export interface LocalAws {
   readonly clientOverrides: AwsClientOverrides;
   /**
    * The functions' environment over these resources: the bucket, the runs table, the
-   * named work and finalize queues, and SageMaker calls to `sagemakerEndpointUrl` (by
-   * default the model server).
+   * named work and finalize queues (and the compute queue of a split stack, issue 14), and
+   * SageMaker calls to `sagemakerEndpointUrl` (by default the model server).
    */
   environment(options: {
     readonly pipelines: readonly unknown[];
     readonly workQueue: string;
+    /** The compute queue, for pipelines that split between two work functions (`workPoolsOf`). */
+    readonly computeQueue?: string;
     readonly finalizeQueue: string;
     readonly sagemakerEndpointUrl?: string;
   }): Environment;
@@ -169,6 +171,7 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
           SLUICE_BUCKET: options.bucket,
           SLUICE_RUNS_TABLE: options.runsTable,
           SLUICE_WORK_QUEUE_URL: urlOf(env.workQueue),
+          SLUICE_WORK_COMPUTE_QUEUE_URL: env.computeQueue === undefined ? undefined : urlOf(env.computeQueue),
           SLUICE_FINALIZE_QUEUE_URL: urlOf(env.finalizeQueue),
           SLUICE_PIPELINES: JSON.stringify(env.pipelines),
           SLUICE_SAGEMAKER_ENDPOINT_URL: env.sagemakerEndpointUrl ?? model?.url,
@@ -193,6 +196,52 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
     await stop();
     throw error;
   }
+}
+
+/** How the queues of {@link stackQueues} are set up. */
+export interface StackQueuesOptions {
+  /** Add the compute queue and its DLQ: a stack whose pipelines split between two work functions. */
+  readonly split?: boolean;
+  /** @default 5 */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Receives before a work or compute message goes to its DLQ. @default 3 */
+  readonly maxReceiveCount?: number;
+}
+
+/** The names {@link stackQueues} gives the stack's queues. */
+export const STACK_QUEUES = {
+  ingest: 'sluice-ingest',
+  work: 'sluice-work',
+  workDeadLetter: 'sluice-work-dlq',
+  compute: 'sluice-work-compute',
+  computeDeadLetter: 'sluice-work-compute-dlq',
+  finalize: 'sluice-finalize',
+} as const;
+
+/**
+ * The queues a deployed stack has, for `startLocalAws({ queues })`, each work queue with its
+ * own DLQ as the stack wires it: ingest, work (+DLQ), finalize, and, in a split stack, the
+ * compute queue (+DLQ) that `WorkCompute` works from. Names in {@link STACK_QUEUES}.
+ */
+export function stackQueues(options: StackQueuesOptions = {}): Record<string, LocalQueue> {
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
+  const maxReceiveCount = options.maxReceiveCount ?? 3;
+  const q = STACK_QUEUES;
+  return {
+    [q.ingest]: { visibilityTimeoutSeconds },
+    [q.workDeadLetter]: {},
+    [q.work]: { visibilityTimeoutSeconds, deadLetter: { queue: q.workDeadLetter, maxReceiveCount } },
+    ...(options.split
+      ? {
+          [q.computeDeadLetter]: {},
+          [q.compute]: {
+            visibilityTimeoutSeconds,
+            deadLetter: { queue: q.computeDeadLetter, maxReceiveCount },
+          },
+        }
+      : {}),
+    [q.finalize]: { visibilityTimeoutSeconds },
+  };
 }
 
 async function createQueue(
