@@ -8,6 +8,7 @@ import { copiesForRun, floorCopies, neededCopies } from './copies.ts';
 import type { PipelineCapacity } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
 import {
+  MAX_RAISES,
   raiseWorkers,
   WORKERS_LEASE_COMPONENT,
   type WorkerScaling,
@@ -41,8 +42,13 @@ export interface CapacityAcquired {
   readonly lease: CapacityLease;
   /** The component's copies before any change; undefined when they could not be read. */
   readonly before?: ComponentCopies;
-  /** Copies asked for (only when raised). */
+  /** Copies last asked for (only when raised). */
   readonly raisedTo?: number;
+  /**
+   * Times the copies were found below what the leases need right after a raise (a
+   * concurrent set lowered them) and raised again; absent when none.
+   */
+  readonly raisedAgain?: number;
   /** SageMaker's reason for not applying a raise now (an update under way): the sweeper raises later. */
   readonly deferred?: string;
   /** Why copies could not be read or raised (the run goes on; the sweeper retries). */
@@ -50,6 +56,9 @@ export interface CapacityAcquired {
   /** What raising the work event source's limit did (with `RunCapacityDeps.workers`). */
   readonly workers?: WorkersRaised;
 }
+
+/** What raising a component's copies to its unreleased leases did ({@link raiseCopiesToLeases}). */
+export type CopiesRaised = Omit<CapacityAcquired, 'lease' | 'workers'>;
 
 /**
  * Plan's step: takes the run's lease (idempotent: a retried plan gets the lease it took
@@ -110,26 +119,69 @@ async function raiseCopies(
   lease: CapacityLease,
   now: Date,
 ): Promise<CapacityAcquired> {
-  const component = capacity.componentName;
-  const runId = lease.runId;
-  let before: ComponentCopies | undefined;
-  try {
-    before = await deps.control.describe(component);
+  const raised = await raiseCopiesToLeases(deps, capacity, async (before) => {
     // Copies already serving (a run just before this one, or always-on): no warm-up.
     if (before.currentCopies >= 1 && lease.readyAt === undefined)
-      await deps.leases.markReady(component, runId, now.toISOString());
-    const unreleased = (await deps.leases.list(component)).filter((l) => l.releasedAt === undefined);
-    const needed = neededCopies(
-      capacity.capacity,
-      unreleased.map((l) => l.copies),
-    );
-    if (needed <= before.desiredCopies) return { lease, before };
-    const outcome = await deps.control.setCopies(component, needed);
-    return outcome.applied
-      ? { lease, before, raisedTo: needed }
-      : { lease, before, deferred: outcome.reason };
+      await deps.leases.markReady(capacity.componentName, lease.runId, now.toISOString());
+  });
+  return { lease, ...raised };
+}
+
+/**
+ * Raises the component's desired copies to what its unreleased leases need
+ * (`neededCopies`), never lowering them; plan's step, and the check after every set the
+ * sweeper and finalize make. Never throws: a failure is reported, the sweeper retries.
+ *
+ * `UpdateInferenceComponentRuntimeConfig` takes only the component and the copy count: no
+ * condition on the count it replaces. So a writer that read the leases before another plan
+ * took its lease can land a stale, lower count after that plan raised them. Every set is
+ * therefore checked: the copies and the leases are read again, and the copies raised again
+ * while below what the leases need, up to {@link MAX_RAISES} sets. Whichever set lands last,
+ * its writer's check sees every lease taken before it, and a plan taking its lease later
+ * reads the copies after it: the copies end no lower than the unreleased leases need.
+ *
+ * @param firstLook called with the first description (plan marks its lease ready there)
+ */
+export async function raiseCopiesToLeases(
+  deps: Pick<RunCapacityDeps, 'leases' | 'control'>,
+  capacity: PipelineCapacity,
+  firstLook?: (before: ComponentCopies) => Promise<void>,
+): Promise<CopiesRaised> {
+  const component = capacity.componentName;
+  let before: ComponentCopies | undefined;
+  let raisedTo: number | undefined;
+  let sets = 0;
+  const report = (extra: Partial<CopiesRaised> = {}): CopiesRaised => ({
+    ...(before === undefined ? {} : { before }),
+    ...(raisedTo === undefined ? {} : { raisedTo }),
+    ...(sets > 1 ? { raisedAgain: sets - 1 } : {}),
+    ...extra,
+  });
+  try {
+    for (;;) {
+      const copies = await deps.control.describe(component);
+      if (before === undefined) {
+        before = copies;
+        await firstLook?.(copies);
+      }
+      const unreleased = (await deps.leases.list(component)).filter((l) => l.releasedAt === undefined);
+      const needed = neededCopies(
+        capacity.capacity,
+        unreleased.map((l) => l.copies),
+      );
+      // Only raises: copies at or above the need (a kept cooldown included) stay.
+      if (needed <= copies.desiredCopies) return report();
+      if (sets === MAX_RAISES)
+        return report({
+          deferred: `the copies were lowered ${sets} times while plans raised them (concurrent sets); the capacity sweeper raises them`,
+        });
+      const outcome = await deps.control.setCopies(component, needed);
+      if (!outcome.applied) return report({ deferred: outcome.reason });
+      sets += 1;
+      raisedTo = needed;
+    }
   } catch (error) {
-    return { lease, ...(before === undefined ? {} : { before }), error: describeError(error) };
+    return report({ error: describeError(error) });
   }
 }
 
@@ -197,6 +249,13 @@ export async function settleRunCapacity(
 export interface ScaledIn {
   /** Copies asked for (the floor: 0 run-scoped), when lowered. */
   readonly copies?: number;
+  /**
+   * The copies set again right after lowering: a plan took a lease (and found the copies
+   * before the lowering enough) while finalize lowered them.
+   */
+  readonly raisedAgainTo?: number;
+  /** Why that raise after lowering was not applied (the component busy): the next sweep raises. */
+  readonly raiseDeferred?: string;
   /** Why nothing was lowered: another lease still holds copies, or they are at the floor already. */
   readonly skipped?: 'leases-held' | 'at-floor' | 'deferred';
   /** Why the copies could not be read or set (the sweeper scales in on its next pass). */
@@ -207,8 +266,11 @@ export interface ScaledIn {
  * Finalize's step after releasing a lease whose cooldown is not kept: when no unreleased
  * lease remains, the component goes to its floor now instead of at the next sweep. The
  * same guard as the sweeper's: the leases are read again just before lowering, so a plan
- * that took a lease (and raised the copies) meanwhile is not undone. A control-plane
- * failure is reported, never thrown: the sweeper catches what this misses.
+ * that took a lease (and raised the copies) meanwhile is not undone. A plan that takes its
+ * lease between that read and the set finds the copies still up and sets nothing, so the
+ * lowering is checked after it lands, as plan checks its raises
+ * ({@link raiseCopiesToLeases}). A control-plane failure is reported, never thrown: the
+ * sweeper catches what this misses.
  */
 export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: PipelineCapacity): Promise<ScaledIn> {
   const component = capacity.componentName;
@@ -221,7 +283,14 @@ export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: Pipeline
     if (before.desiredCopies <= floor) return { skipped: 'at-floor' };
     if (await held()) return { skipped: 'leases-held' };
     const outcome = await deps.control.setCopies(component, floor);
-    return outcome.applied ? { copies: floor } : { skipped: 'deferred' };
+    if (!outcome.applied) return { skipped: 'deferred' };
+    const recheck = await raiseCopiesToLeases(deps, capacity);
+    return {
+      copies: floor,
+      ...(recheck.raisedTo === undefined ? {} : { raisedAgainTo: recheck.raisedTo }),
+      ...(recheck.deferred === undefined ? {} : { raiseDeferred: recheck.deferred }),
+      ...(recheck.error === undefined ? {} : { error: recheck.error }),
+    };
   } catch (error) {
     return { error: describeError(error) };
   }

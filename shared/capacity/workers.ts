@@ -100,12 +100,24 @@ export function workersOfRun(config: PipelineConfig): number {
   return config.workers.maxConcurrency;
 }
 
+/**
+ * Most sets one raise makes before it leaves the rest to the sweeper. Each set past the
+ * first answers a concurrent writer (another plan, the sweeper) whose stale set lowered the
+ * limit after this one raised it; four covers four such writers in a row.
+ */
+export const MAX_RAISES = 4;
+
 /** What raising the workers did, for the caller to log. */
 export interface WorkersRaised {
   /** The limit before any change (undefined: none set, or it could not be read). */
   readonly before?: number;
-  /** The limit asked for (only when raised). */
+  /** The limit last asked for (only when raised). */
   readonly raisedTo?: number;
+  /**
+   * Times the limit was found below what the leases need right after a raise (a concurrent
+   * set lowered it) and raised again; absent when none.
+   */
+  readonly raisedAgain?: number;
   /** Lambda's reason for not applying a raise now (an update under way): the sweeper raises later. */
   readonly deferred?: string;
   /** Why the limit could not be read or raised (the run goes on; the sweeper retries). */
@@ -117,19 +129,48 @@ export interface WorkersRaised {
  * unreleased lease of the stack needs (liveness is the sweeper's to judge, so plan may ask
  * for more than the sweeper keeps, never less). Never lowers, never throws: a failure is
  * reported and the next sweep, at most a minute later, sets the limit.
+ *
+ * `UpdateEventSourceMapping` has no conditional form (no revision id or expected value, and
+ * `GetEventSourceMapping` returns none), so two writers can interleave read and set: a plan
+ * that read the leases before another plan took its lease sets a limit that is stale by the
+ * time it lands, and can lower what the other plan raised. So every raise is checked: after
+ * a set, the limit and the leases are read again and the limit raised again while it is
+ * below what they need, up to {@link MAX_RAISES} sets. The last writer's check then sees
+ * every lease taken before it, and a plan that takes its lease later reads the limit after
+ * that set: whatever the interleaving, the limit ends no lower than what every unreleased
+ * lease needs (docs/capacity.md, "Concurrent raises"). The sweeper checks its own sets the
+ * same way.
  */
 export async function raiseWorkers(leases: CapacityLeases, scaling: WorkerScaling): Promise<WorkersRaised> {
   let before: number | undefined;
+  let raisedTo: number | undefined;
+  let sets = 0;
+  const report = (extra: Partial<WorkersRaised> = {}): WorkersRaised => ({
+    ...(before === undefined ? {} : { before }),
+    ...(raisedTo === undefined ? {} : { raisedTo }),
+    ...(sets > 1 ? { raisedAgain: sets - 1 } : {}),
+    ...extra,
+  });
   try {
-    before = await scaling.concurrency.current();
-    // No limit set: the event source already runs as many workers as there are messages.
-    if (before === undefined) return {};
-    const needed = decideWorkers(await unreleasedLeasesOf(leases, scaling));
-    if (needed <= before) return { before };
-    const outcome = await scaling.concurrency.set(needed);
-    return outcome.applied ? { before, raisedTo: needed } : { before, deferred: outcome.reason };
+    for (;;) {
+      const current = await scaling.concurrency.current();
+      if (sets === 0) before = current;
+      // No limit set: the event source already runs as many workers as there are messages.
+      if (current === undefined) return report();
+      const needed = decideWorkers(await unreleasedLeasesOf(leases, scaling));
+      // Plan only raises: a limit at or above the need (a kept higher one included) stays.
+      if (needed <= current) return report();
+      if (sets === MAX_RAISES)
+        return report({
+          deferred: `the limit was lowered ${sets} times while plans raised it (concurrent sets); the capacity sweeper raises it`,
+        });
+      const outcome = await scaling.concurrency.set(needed);
+      if (!outcome.applied) return report({ deferred: outcome.reason });
+      sets += 1;
+      raisedTo = needed;
+    }
   } catch (error) {
-    return { ...(before === undefined ? {} : { before }), error: describeError(error) };
+    return report({ error: describeError(error) });
   }
 }
 
@@ -183,6 +224,12 @@ export interface WorkersSweep {
   readonly set?: { readonly workers: number; readonly outcome: SetWorkersOutcome };
   /** Why a lower limit was not set this time (a component's sweep failed, or a lease appeared meanwhile). */
   readonly keptHigher?: 'component-unknown' | 'new-lease';
+  /**
+   * The check after an applied set (as plan's raise): present when it found the limit below
+   * what the unreleased leases need (a plan took a lease, or raised, while the sweep set)
+   * and raised it, or could not.
+   */
+  readonly recheck?: WorkersRaised;
   readonly error?: string;
 }
 
@@ -194,7 +241,10 @@ const RELEASED_KEPT_MS = 7 * 86_400 * 1000;
  * it to this step; a missing or silent run's as of now; released ones older than 7 days are
  * deleted), then sets the limit to {@link decideWorkers} of what is live. Lowering only when
  * every component's live leases are known, and after reading the leases once more: a plan
- * that took a lease (and raised the limit) while the sweep looked is not undone.
+ * that took a lease (and raised the limit) while the sweep looked is not undone. A plan can
+ * still take its lease and find the old, higher limit enough between that read and the set,
+ * and any set can land after a plan's raise: so an applied set is checked as plan checks its
+ * own ({@link raiseWorkers}), and raised again to what the unreleased leases need.
  */
 export async function sweepWorkers(
   deps: WorkersSweepDeps,
@@ -240,7 +290,17 @@ export async function sweepWorkers(
       if (again > workers) return report({ keptHigher: 'new-lease' });
     }
     const outcome = await scaling.concurrency.set(workers);
-    return report({ set: { workers, outcome } });
+    if (!outcome.applied) return report({ set: { workers, outcome } });
+    // This set may land after a plan's raise and its check: check it as plan checks its own.
+    const recheck = await raiseWorkers(deps.leases, scaling);
+    const changed =
+      recheck.raisedTo !== undefined || recheck.deferred !== undefined || recheck.error !== undefined;
+    return report({
+      set: { workers, outcome },
+      ...(changed ? { recheck } : {}),
+      // The limit may be below what a lease needs: fail the invocation so the alarm sees it.
+      ...(recheck.error === undefined ? {} : { error: recheck.error }),
+    });
   } catch (error) {
     return report({ error: describeError(error) });
   }

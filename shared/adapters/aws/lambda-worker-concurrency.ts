@@ -21,6 +21,10 @@ export interface LambdaWorkerConcurrencyOptions {
  * Lambda calls the role allows (`lambda:GetEventSourceMapping`, `lambda:UpdateEventSourceMapping`
  * on `arn:<partition>:lambda:<region>:<account>:event-source-mapping:<UUID>`).
  *
+ * The update is unconditional: `UpdateEventSourceMapping` takes no revision id or expected
+ * value (Lambda's `RevisionId` guards functions, aliases and policies; a mapping has none),
+ * so the last set wins. The core checks every set after it lands (`raiseWorkers`).
+ *
  * Failure modes:
  * - `ResourceInUseException` (the mapping is `Creating` or `Updating`: an earlier change,
  *   or a deploy, still under way) and `ResourceConflictException` ("another operation is in

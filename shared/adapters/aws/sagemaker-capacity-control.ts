@@ -26,6 +26,10 @@ const NOT_FOUND = /could not find|not found|does not exist/i;
  * (DesiredRuntimeConfig.CopyCount), as the API reference documents them
  * (docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateInferenceComponentRuntimeConfig.html).
  *
+ * The update is unconditional: its request is the component name and
+ * `DesiredRuntimeConfig.CopyCount`, with no expected count or version, so the last set
+ * wins. The core checks every set after it lands (`raiseCopiesToLeases`).
+ *
  * Failure modes:
  * - the update of a component that is not `InService` (an earlier change still under way)
  *   is refused with a `ValidationException`, as SageMaker's update calls refuse changes to
