@@ -7,7 +7,7 @@ import { type CopiesDecision, decideCopies, floorCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import { type PipelineCapacity, schedulesOf } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
-import { heldSeconds } from './run-capacity.ts';
+import { type CopiesRaised, heldSeconds, raiseCopiesToLeases } from './run-capacity.ts';
 import { noteRunProgress } from './workers.ts';
 
 export interface SweepDeps {
@@ -58,6 +58,8 @@ export interface ComponentSweep {
   readonly copies?: number;
   /** When set, the copies asked for, and what SageMaker did. */
   readonly set?: { readonly copies: number; readonly outcome: SetCopiesOutcome };
+  /** The check after an applied set, when it raised the copies again (a plan took a lease meanwhile). */
+  readonly recheck?: CopiesRaised;
   readonly coolingDown: boolean;
   /** Whether the last release keeps the cooldown, and why (`cooldownAfterRelease`); absent before any release. */
   readonly cooldown?: CooldownReason;
@@ -132,6 +134,7 @@ class ComponentSweeper {
   private before: ComponentCopies | undefined;
   private copies: number | undefined;
   private set: ComponentSweep['set'];
+  private recheck: CopiesRaised | undefined;
   private coolingDown = false;
   private cooldown: CooldownReason | undefined;
   private capacityWithoutRun = false;
@@ -260,7 +263,9 @@ class ComponentSweeper {
   /**
    * Asks for the decided copies when they differ. Lowering: a plan may have taken a lease
    * (and raised the copies) since the leases were read; look again so this sweep does not
-   * undo it (the next sweep counts the new lease).
+   * undo it (the next sweep counts the new lease). Any set can still land after a plan's
+   * raise, so an applied one is checked and the copies raised again to what the unreleased
+   * leases need (`raiseCopiesToLeases`).
    */
   private async applyCopies(before: ComponentCopies, decision: CopiesDecision): Promise<void> {
     if (decision.copies === before.desiredCopies) return;
@@ -269,6 +274,11 @@ class ComponentSweeper {
       copies: decision.copies,
       outcome: await this.deps.control.setCopies(this.component, decision.copies),
     };
+    // The set may land after a plan's raise and its check: check it as plan checks its own.
+    if (!this.set.outcome.applied) return;
+    const recheck = await raiseCopiesToLeases(this.deps, this.capacity);
+    if (recheck.error !== undefined) throw new Error(recheck.error);
+    if (recheck.raisedTo !== undefined || recheck.deferred !== undefined) this.recheck = recheck;
   }
 
   private async newcomerLease(): Promise<boolean> {
@@ -282,7 +292,7 @@ class ComponentSweeper {
    * failing call: a net that keeps failing raises the alarm after the grace.
    */
   private report(failure?: { readonly error: unknown }): ComponentSweep {
-    const { before, copies, set, cooldown } = this;
+    const { before, copies, set, recheck, cooldown } = this;
     return {
       component: this.component,
       liveLeases: this.live.map((l) => l.runId),
@@ -293,6 +303,7 @@ class ComponentSweeper {
       ...(before && { before }),
       ...(copies === undefined ? {} : { copies }),
       ...(set && { set }),
+      ...(recheck && { recheck }),
       coolingDown: this.coolingDown,
       ...(cooldown && { cooldown }),
       capacityWithoutRun: this.capacityWithoutRun,
