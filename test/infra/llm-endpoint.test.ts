@@ -1,22 +1,18 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { App, Aspects, type CfnElement, Stack } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { addLlmEndpoints, LlmEndpoint, llmEndpointSpecs } from '../../infra/constructs/llm-endpoint.ts';
 import { GPU_INSTANCES, placeLlm } from '../../infra/images/gpu-instances.ts';
 import { imageUriOf } from '../../infra/images/image-table.ts';
 import { DLC_REGISTRIES, TGI_IMAGES } from '../../infra/images/llm-images.ts';
-import { DEPLOYABLE_REGIONS, REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../../infra/images/registries.ts';
+import { DEPLOYABLE_REGIONS } from '../../infra/images/registries.ts';
 import { stackImageUri } from '../../infra/images/stack-images.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { expectCfnLintClean, expectNoNagFindings } from '../support/template-checks.ts';
 import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 /**
@@ -224,11 +220,7 @@ describe('LlmEndpoint (TGI as an inference component with run-scoped capacity)',
     expect(policies).toContain('763104351884');
   });
 
-  it('passes cdk-nag with no unsuppressed error or warning', () => {
-    const annotations = Annotations.fromStack(stack);
-    expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-    expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-  });
+  it('passes cdk-nag with no unsuppressed error or warning', () => expectNoNagFindings(stack));
 });
 
 describe('addLlmEndpoints', () => {
@@ -279,8 +271,6 @@ const TRIAGE = { model: 'Qwen/Qwen2.5-7B-Instruct' };
 describe('the stack with a generate pipeline (docs embeds, generate-triage asks an LLM)', () => {
   let stack: SluiceStack;
   let template: Template;
-  const scratch = mkdtempSync(path.join(tmpdir(), 'sluice-llm-lint-'));
-  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
   beforeAll(async () => {
     const built = buildStack({ pipelines: [await loadDocsPipeline(), generate(TRIAGE)] }, { nag: true });
@@ -349,36 +339,10 @@ describe('the stack with a generate pipeline (docs embeds, generate-triage asks 
     });
   });
 
-  it('passes cdk-nag with no unsuppressed error or warning', () => {
-    const annotations = Annotations.fromStack(stack);
-    expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-    expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-  });
+  it('passes cdk-nag with no unsuppressed error or warning', () => expectNoNagFindings(stack));
 
   it('passes cfn-lint with zero findings in every region with inference components', () => {
-    const run0 = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
-    expect(run0.error, 'cfn-lint is not installed: pip install cfn-lint (README, Deploying)').toBeUndefined();
-    const file = path.join(scratch, 'llm.template.json');
-    writeTemplate(file, template);
-    const regions = DEPLOYABLE_REGIONS.filter((r) => !REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(r));
-    const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-    const run = spawnSync(
-      'cfn-lint',
-      [
-        '--config-file',
-        path.join(repoRoot, '.cfnlintrc.yaml'),
-        '--format',
-        'parseable',
-        '--regions',
-        ...regions,
-        '--',
-        file,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(run.error).toBeUndefined();
-    expect(`${run.stdout}${run.stderr}`.trim()).toBe('');
-    expect(run.status).toBe(0);
+    expectCfnLintClean(template);
   }, 300_000);
 });
 
@@ -408,7 +372,3 @@ describe('generate pipelines that deploy no LLM endpoint, or under another stack
     );
   });
 });
-
-function writeTemplate(file: string, template: Template): void {
-  writeFileSync(file, JSON.stringify(template.toJSON(), null, 1));
-}

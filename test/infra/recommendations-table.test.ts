@@ -1,19 +1,15 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RemovalPolicy, type Stack } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEPLOYABLE_REGIONS, REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../../infra/images/registries.ts';
+import { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { expectCfnLintClean, expectNoNagFindings } from '../support/template-checks.ts';
 import { buildStack, loadDocsPipeline } from './sluice-stack-fixture.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const scratch = mkdtempSync(path.join(tmpdir(), 'sluice-recs-infra-'));
 
 let recommend: PipelineConfig;
 let stack: SluiceStack;
@@ -33,7 +29,6 @@ beforeAll(async () => {
   template = Template.fromStack(stack);
   embedOnly = Template.fromStack(buildStack({ pipelines: [await loadDocsPipeline()] }).stack);
 }, 300_000);
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** The statements of every IAM policy attached to a function's role. */
 function statementsOf(fn: { role: unknown }): { Action: string | string[]; Resource: unknown }[] {
@@ -70,26 +65,27 @@ describe('the recommendations table (recommend pipelines: users’ lists served 
     expect(JSON.stringify(embedOnly.toJSON())).not.toContain('SLUICE_RECOMMENDATIONS_TABLE');
   });
 
-  it('is named to the work function only, and the stack outputs its name for sluice recommend --deployed', () => {
+  // docs and recommend split into two work pools (issue 14): recommend's units run on WorkCompute.
+  it("is named to the compute pool's work function only, and the stack outputs its name for sluice recommend --deployed", () => {
     const ref = { Ref: idOf(stack.recommendationsTable!.table, stack) };
     template.hasOutput('RecommendationsTableName', { Value: ref });
-    const { plan, work, finalize, deadLetter } = stack.functions;
+    const { plan, work, workCompute, finalize, deadLetter } = stack.functions;
     const envOf = (fn: typeof work) =>
       template.toJSON().Resources[idOf(fn.function as never, stack)].Properties.Environment.Variables;
-    expect(envOf(work).SLUICE_RECOMMENDATIONS_TABLE).toEqual(ref);
-    for (const fn of [plan, finalize, deadLetter])
+    expect(envOf(workCompute!).SLUICE_RECOMMENDATIONS_TABLE).toEqual(ref);
+    for (const fn of [plan, work, finalize, deadLetter])
       expect(envOf(fn).SLUICE_RECOMMENDATIONS_TABLE).toBeUndefined();
   });
 
-  it('grants BatchWriteItem on it to the work function, and nothing on it to any other function', () => {
+  it("grants BatchWriteItem on it to the compute pool's work function, and nothing on it to any other function", () => {
     const arn = { 'Fn::GetAtt': [idOf(stack.recommendationsTable!.table, stack), 'Arn'] };
     const onTable = (fn: { role: unknown }) =>
       statementsOf(fn)
         .filter((s) => JSON.stringify(s.Resource).includes(JSON.stringify(arn)))
         .flatMap((s) => [s.Action].flat());
-    const { plan, work, finalize, deadLetter } = stack.functions;
-    expect(onTable(work)).toEqual(['dynamodb:BatchWriteItem']);
-    for (const fn of [plan, finalize, deadLetter]) expect(onTable(fn)).toEqual([]);
+    const { plan, work, workCompute, finalize, deadLetter } = stack.functions;
+    expect(onTable(workCompute!)).toEqual(['dynamodb:BatchWriteItem']);
+    for (const fn of [plan, work, finalize, deadLetter]) expect(onTable(fn)).toEqual([]);
     // No other statement reaches the table through a wildcard or its index.
     const all = JSON.stringify(template.findResources('AWS::IAM::Policy'));
     expect(all.match(new RegExp(`${idOf(stack.recommendationsTable!.table, stack)}`, 'g'))).toHaveLength(1);
@@ -107,32 +103,9 @@ describe('the recommendations table (recommend pipelines: users’ lists served 
     expect(glue!.Properties.TableInput.Parameters['projection.pipeline.values']).toBe('docs,recommend');
   });
 
-  it('passes cdk-nag AwsSolutions with no unsuppressed finding', () => {
-    const annotations = Annotations.fromStack(stack);
-    expect(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-    expect(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-  });
+  it('passes cdk-nag AwsSolutions with no unsuppressed finding', () => expectNoNagFindings(stack));
 
-  it('passes cfn-lint in every region Sluice deploys to', () => {
-    const file = path.join(scratch, 'recommend.template.json');
-    writeFileSync(file, JSON.stringify(template.toJSON()));
-    const regions = DEPLOYABLE_REGIONS.filter((r) => !REGIONS_WITHOUT_INFERENCE_COMPONENTS.includes(r));
-    const run = spawnSync(
-      'cfn-lint',
-      [
-        '--config-file',
-        path.join(repoRoot, '.cfnlintrc.yaml'),
-        '--format',
-        'parseable',
-        '--regions',
-        ...regions,
-        '--',
-        file,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(run.error).toBeUndefined();
-    expect(run.stdout.trim()).toBe('');
-    expect(run.status).toBe(0);
+  it('passes cfn-lint in every region Sluice deploys to with inference components', () => {
+    expectCfnLintClean(template);
   }, 120_000);
 });
