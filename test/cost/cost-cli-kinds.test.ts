@@ -66,17 +66,13 @@ interface GenerateReport {
   anchors: { name: string; perRun: number; perMonth?: number; usdPerMillionTokens: number; source: string }[];
 }
 
+/** `sluice cost` of the tickets sample through generate-triage, with `flags`. */
+const costOfTickets = (...flags: string[]) =>
+  sluice('cost', TICKETS, '--pipeline', 'generate-triage', ...flags);
+
 describe('sluice cost for a generate pipeline', () => {
   it('prices the sample: rendered prompt tokens, max_tokens per answer, the LLM copy and the batch APIs', async () => {
-    const result = await sluice(
-      'cost',
-      TICKETS,
-      '--pipeline',
-      'generate-triage',
-      '--runs-per-month',
-      '30',
-      '--json',
-    );
+    const result = await costOfTickets('--runs-per-month', '30', '--json');
     expect(result.code).toBe(0);
     const report = result.json<GenerateReport>();
     const expected = samplePromptTokens();
@@ -107,23 +103,8 @@ describe('sluice cost for a generate pipeline', () => {
     });
   });
 
-  it('prints the bill by component beside the batch APIs, and takes measured figures in their place', async () => {
-    const text = await sluice('cost', TICKETS, '--pipeline', 'generate-triage', '--schedule', 'rate(1 day)');
-    expect(text.code).toBe(0);
-    const out = text.out.join('\n');
-    expect(out).toContain('1 copy of ml.g5.2xlarge, run-scoped: 420 s cold start');
-    expect(out).toContain('per 1M tokens, prompt and completion');
-    expect(out).toContain('a month');
-    expect(out).toContain('at OpenAI Batch API, gpt-4o-mini');
-    expect(out).toContain('at Bedrock batch inference, Llama 3 8B Instruct');
-    expect(out).not.toContain('undefined');
-    expect(out).not.toContain('NaN');
-
-    const given = await sluice(
-      'cost',
-      TICKETS,
-      '--pipeline',
-      'generate-triage',
+  it('takes measured completion tokens and throughput in place of the bound and the assumed rate', async () => {
+    const given = await costOfTickets(
       '--completion-tokens',
       '20',
       '--completion-tokens-per-second',
@@ -136,7 +117,7 @@ describe('sluice cost for a generate pipeline', () => {
     expect(report.throughputSource).toBe('given');
     expect(report.capacity.busySeconds).toBeCloseTo((report.answerable * 20) / 1000, 9);
 
-    const bad = await sluice('cost', TICKETS, '--pipeline', 'generate-triage', '--completion-tokens', '0');
+    const bad = await costOfTickets('--completion-tokens', '0');
     expect(bad.code).toBe(2);
     expect(bad.err.join('\n')).toContain('--completion-tokens must be a positive number');
   });
@@ -179,16 +160,107 @@ describe('sluice cost for a recommend pipeline', () => {
 
     const given = await sluice('cost', INTERACTIONS, '--pipeline', 'recommend', '--users', '10', '--json');
     expect(given.json<RecommendReport>()).toMatchObject({ users: 10, servingWrites: { items: 10 } });
-
-    const text = await sluice('cost', INTERACTIONS, '--pipeline', 'recommend', '--runs-per-month', '30');
-    expect(text.code).toBe(0);
-    const out = text.out.join('\n');
-    expect(out).toContain(`${users.size.toLocaleString('en-US')} lists written to DynamoDB`);
-    expect(out).toContain('none: no model is called');
-    expect(out).toContain('a month');
-    expect(out).not.toContain('undefined');
   });
 });
+
+/** The distinct users of the interactions sample (its first column). */
+const sampleUsers = () =>
+  new Set(
+    readFileSync(INTERACTIONS, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((row) => row.split(',')[0]),
+  ).size;
+
+describe.each([
+  {
+    kind: 'generate',
+    args: [TICKETS, '--pipeline', 'generate-triage', '--schedule', 'rate(1 day)'],
+    says: () => [
+      '1 copy of ml.g5.2xlarge, run-scoped: 420 s cold start',
+      'per 1M tokens, prompt and completion',
+      'a month',
+      'at OpenAI Batch API, gpt-4o-mini',
+      'at Bedrock batch inference, Llama 3 8B Instruct',
+    ],
+  },
+  {
+    kind: 'recommend',
+    args: [INTERACTIONS, '--pipeline', 'recommend', '--runs-per-month', '30'],
+    says: () => [
+      `${sampleUsers().toLocaleString('en-US')} lists written to DynamoDB`,
+      'none: no model is called',
+      'a month',
+    ],
+  },
+])('sluice cost in words for a $kind pipeline', ({ args, says }) => {
+  it('prints the bill by component and over a month, with every figure known', async () => {
+    const text = await sluice('cost', ...args);
+    expect(text.code).toBe(0);
+    const out = text.out.join('\n');
+    for (const line of says()) expect(out).toContain(line);
+    expect(out).not.toContain('undefined');
+    expect(out).not.toContain('NaN');
+  });
+});
+
+type Cost = NonNullable<RunSummary['cost']>;
+
+/** A local run whose summary cost is checked: what it runs and what its kind's cost must say. */
+interface LocalRunCase {
+  readonly title: string;
+  readonly pipeline: string;
+  /** The input to run, written under `work` where the sample is cut down. */
+  readonly input: (work: string) => Promise<string>;
+  /** What this kind's cost says beyond an estimate whose parts add up. */
+  readonly expectCost: (cost: Cost, summary: RunSummary) => void;
+}
+
+const LOCAL_RUNS: readonly LocalRunCase[] = [
+  {
+    title: 'counts a generate run’s LLM endpoint, its tokens and its price per 1M tokens, as an estimate',
+    pipeline: 'generate-triage',
+    input: async () => TICKETS,
+    expectCost: (cost, summary) => {
+      expect(cost.usage).toMatchObject({
+        hosting: 'instance',
+        instanceType: 'ml.g5.2xlarge',
+        promptTokens: summary.stats.promptTokens,
+        completionTokens: summary.stats.completionTokens,
+      });
+      expect(cost.usage.endpointSeconds).toBeGreaterThan(0);
+      expect(cost.endpoint).toBeGreaterThan(0);
+      expect(cost.usage.lambdaGbSeconds).toBeGreaterThan(0);
+      const tokens = (summary.stats.promptTokens ?? 0) + (summary.stats.completionTokens ?? 0);
+      expect(tokens).toBeGreaterThan(0);
+      expect(cost.perMillionTokens).toBe(Math.round(micros(cost.total) / (tokens / 1e6)) / 1e6);
+    },
+  },
+  {
+    title: 'counts a recommend run’s two stages and its serving writes, one item per user recommended',
+    pipeline: 'recommend',
+    input: async (work) => {
+      const input = path.join(work, 'interactions.csv');
+      await writeFile(input, `${readFileSync(INTERACTIONS, 'utf8').split('\n').slice(0, 3001).join('\n')}\n`);
+      return input;
+    },
+    expectCost: (cost, summary) => {
+      const users = summary.recommendations?.usersRecommended ?? 0;
+      expect(users).toBeGreaterThan(0);
+      const perUser = servingWriteUnitsPerUser({ pipeline: 'recommend', topN: 20 });
+      expect(cost.usage).toMatchObject({
+        endpointSeconds: 0,
+        usersWritten: users,
+        servingWrites: users * perUser,
+      });
+      expect(cost.usage.dynamoWrites).toBeGreaterThan(users * perUser);
+      expect(cost.endpoint).toBe(0);
+      expect(cost.basis.endpoint).toBe('none: the run calls no model');
+      expect(cost.perMillionTokens).toBeUndefined();
+    },
+  },
+];
 
 describe('the cost in the summary of local generate and recommend runs', () => {
   let work: string;
@@ -198,65 +270,17 @@ describe('the cost in the summary of local generate and recommend runs', () => {
   });
   afterAll(() => rm(work, { recursive: true, force: true }));
 
-  it('counts a generate run’s LLM endpoint, its tokens and its price per 1M tokens, as an estimate', async () => {
-    const run = await sluice(
-      'run',
-      TICKETS,
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      path.join(work, 'gen'),
-      '--json',
-    );
-    expect(run.code).toBe(0);
-    const summary = run.json<RunSummary>();
-    const cost = summary.cost;
-    if (!cost) throw new Error(`no cost in the summary: ${summary.costUnknown}`);
-    expect(cost).toMatchObject({ currency: 'USD', estimate: true, region: 'us-east-1' });
-    expectPartsAddUp(cost);
-    expect(cost.usage).toMatchObject({
-      hosting: 'instance',
-      instanceType: 'ml.g5.2xlarge',
-      promptTokens: summary.stats.promptTokens,
-      completionTokens: summary.stats.completionTokens,
+  // A loop rather than it.each, whose $title is quoted and cut at 40 characters.
+  for (const { title, pipeline, input, expectCost } of LOCAL_RUNS) {
+    it(title, async () => {
+      const home = path.join(work, pipeline);
+      const run = await sluice('run', await input(work), '--pipeline', pipeline, '--home', home, '--json');
+      expect(run.code).toBe(0);
+      const summary = run.json<RunSummary>();
+      if (!summary.cost) throw new Error(`no cost in the summary: ${summary.costUnknown}`);
+      expect(summary.cost).toMatchObject({ currency: 'USD', estimate: true, region: 'us-east-1' });
+      expectPartsAddUp(summary.cost);
+      expectCost(summary.cost, summary);
     });
-    expect(cost.usage.endpointSeconds).toBeGreaterThan(0);
-    expect(cost.endpoint).toBeGreaterThan(0);
-    expect(cost.usage.lambdaGbSeconds).toBeGreaterThan(0);
-    const tokens = (summary.stats.promptTokens ?? 0) + (summary.stats.completionTokens ?? 0);
-    expect(tokens).toBeGreaterThan(0);
-    expect(cost.perMillionTokens).toBe(Math.round(micros(cost.total) / (tokens / 1e6)) / 1e6);
-  });
-
-  it('counts a recommend run’s two stages and its serving writes, one item per user recommended', async () => {
-    const input = path.join(work, 'interactions.csv');
-    await writeFile(input, `${readFileSync(INTERACTIONS, 'utf8').split('\n').slice(0, 3001).join('\n')}\n`);
-    const run = await sluice(
-      'run',
-      input,
-      '--pipeline',
-      'recommend',
-      '--home',
-      path.join(work, 'rec'),
-      '--json',
-    );
-    expect(run.code).toBe(0);
-    const summary = run.json<RunSummary>();
-    const cost = summary.cost;
-    if (!cost) throw new Error(`no cost in the summary: ${summary.costUnknown}`);
-    expect(cost.estimate).toBe(true);
-    expectPartsAddUp(cost);
-    const users = summary.recommendations?.usersRecommended ?? 0;
-    expect(users).toBeGreaterThan(0);
-    const perUser = servingWriteUnitsPerUser({ pipeline: 'recommend', topN: 20 });
-    expect(cost.usage).toMatchObject({
-      endpointSeconds: 0,
-      usersWritten: users,
-      servingWrites: users * perUser,
-    });
-    expect(cost.usage.dynamoWrites).toBeGreaterThan(users * perUser);
-    expect(cost.endpoint).toBe(0);
-    expect(cost.basis.endpoint).toBe('none: the run calls no model');
-    expect(cost.perMillionTokens).toBeUndefined();
-  });
+  }
 });
