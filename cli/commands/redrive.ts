@@ -3,8 +3,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
-import { SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
-import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
+import { computeQueueOf, SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import { queueOfPipeline, type WorkPools, workPoolsOf } from '../../shared/capacity/work-pools.ts';
+import { listPipelineNames, loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState, WorkUnit } from '../../shared/domain/types.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
@@ -113,7 +114,17 @@ export async function redriveCommand(args: string[], io: CommandIo): Promise<num
   const runId = positionals[0]!;
   const table = deployedTableOf(values);
   if (table !== undefined)
-    return redriveDeployed(runId, table, values['work-queue-url'], values.resume, values.json, io);
+    return redriveDeployed(
+      runId,
+      table,
+      {
+        workQueueUrl: values['work-queue-url'],
+        computeQueueUrl: values['compute-queue-url'],
+        pipelinesDir: values.pipelines ?? defaultPipelinesDir(),
+      },
+      { resume: values.resume, json: values.json },
+      io,
+    );
   const home = await openCheckedHome(values.home, 'read');
   const where = values.home ? ` --home ${values.home}` : '';
   const run = await home.runs.getRun(runId).catch(() => undefined);
@@ -136,6 +147,7 @@ function parseRedriveArgs(args: string[]) {
     resume: { type: 'boolean', default: false },
     'runs-table': { type: 'string' },
     'work-queue-url': { type: 'string' },
+    'compute-queue-url': { type: 'string' },
     'reset-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
@@ -159,9 +171,14 @@ function deployedTableOf(values: RedriveFlags): string | undefined {
   const table = values['runs-table'];
   const workQueueUrl = values['work-queue-url'];
   const resetOnly = values['reset-only'];
-  if (table === undefined && (workQueueUrl !== undefined || resetOnly))
-    throw new UsageError('--work-queue-url and --reset-only need --runs-table (a deployed redrive)');
+  const computeQueueUrl = values['compute-queue-url'];
+  if (table === undefined && (workQueueUrl !== undefined || computeQueueUrl !== undefined || resetOnly))
+    throw new UsageError(
+      '--work-queue-url, --compute-queue-url and --reset-only need --runs-table (a deployed redrive)',
+    );
   if (table === undefined) return undefined;
+  if (computeQueueUrl !== undefined && workQueueUrl === undefined)
+    throw new UsageError('--compute-queue-url goes with --work-queue-url (a redrive that sends the units)');
   if ((workQueueUrl === undefined) === !resetOnly)
     throw new UsageError(
       'a deployed redrive takes --runs-table with either --work-queue-url (send the failed units) or --reset-only (they come back from the DLQ)',
@@ -264,24 +281,61 @@ async function reportRedriven(
   return summary.status === 'succeeded' ? 0 : 1;
 }
 
+/** Where a deployed redrive may send units, and the configs that say which queue. */
+interface DeployedQueues {
+  readonly workQueueUrl: string | undefined;
+  /** The compute queue of a stack whose pipelines split between two work functions (issue 14). */
+  readonly computeQueueUrl: string | undefined;
+  /** The stack's pipeline configs (`--pipelines`, else the project's): how the stack splits. */
+  readonly pipelinesDir: string;
+}
+
+/**
+ * How the stack's pipelines split between the work and compute queues (`workPoolsOf` over
+ * the configs in the pipelines folder, the files the stack is synthesized from), checked
+ * against the flags: a run of a compute-pool pipeline of a split stack needs
+ * `--compute-queue-url`, as the work functions would give its units the wrong memory size.
+ */
+async function redrivePoolsOf(pipeline: string, queues: DeployedQueues, io: CommandIo): Promise<WorkPools> {
+  const dir = queues.pipelinesDir;
+  const configs = await Promise.all(
+    (await listPipelineNames(dir)).map((name) => loadPipelineConfig(dir, name)),
+  );
+  const pools = workPoolsOf(configs);
+  const queue = queueOfPipeline(pools, pipeline);
+  if (queue === 'compute' && queues.computeQueueUrl === undefined)
+    throw new UsageError(
+      `pipeline ${pipeline} works from the compute queue in a stack with ${pools.work.map((p) => p.name).join(', ')} (configs in ${dir}): give --compute-queue-url URL (the stack's compute queue), or --pipelines DIR holding only the stack's configs`,
+    );
+  if (queue === 'work' && queues.computeQueueUrl !== undefined)
+    io.err(
+      `pipeline ${pipeline} works from the work queue (configs in ${dir}): --compute-queue-url is not used`,
+    );
+  return pools;
+}
+
 /**
  * The deployed redrive: reopens the run in the runs table (conditional, once) and sends
- * the failed units' stored descriptors to the work queue, where the deployed workers
- * take them; finalize then runs as for any run. Without a work queue (`--reset-only`)
- * only the run is reopened, for the messages to come back from the work DLQ with
+ * the failed units' stored descriptors to the work queue (in a split stack, a compute-pool
+ * pipeline's to the compute queue), where the deployed workers take them; finalize then
+ * runs as for any run. Without a work queue (`--reset-only`) only the run is reopened, for
+ * the messages to come back from their DLQ with
  * StartMessageMoveTask. Credentials and region come from the usual AWS environment
  * (profile, `AWS_REGION`, `AWS_ENDPOINT_URL_*`).
  */
 async function redriveDeployed(
   runId: string,
   tableName: string,
-  workQueueUrl: string | undefined,
-  resume: boolean,
-  json: boolean,
+  queues: DeployedQueues,
+  flags: { readonly resume: boolean; readonly json: boolean },
   io: CommandIo,
 ): Promise<number> {
+  const { workQueueUrl, computeQueueUrl } = queues;
+  const { resume, json } = flags;
   if (workQueueUrl !== undefined && !/^https?:\/\//.test(workQueueUrl))
     throw new UsageError(`--work-queue-url must be the queue's https URL, got "${workQueueUrl}"`);
+  if (computeQueueUrl !== undefined && !/^https?:\/\//.test(computeQueueUrl))
+    throw new UsageError(`--compute-queue-url must be the queue's https URL, got "${computeQueueUrl}"`);
   const dynamo = new DynamoDBClient({});
   const sqs = new SQSClient({});
   try {
@@ -291,7 +345,14 @@ async function redriveDeployed(
     });
     const run = await runs.getRun(runId);
     if (!run) throw new UsageError(`no run ${runId} in table ${tableName}`);
-    const units = await unitsToRedrive(runs, run, resume, ` --runs-table ${tableName} --work-queue-url ...`);
+    // Before reopening: a run reopened with nowhere to send its units would wait for nothing.
+    const pools = workQueueUrl === undefined ? undefined : await redrivePoolsOf(run.pipeline, queues, io);
+    const units = await unitsToRedrive(
+      runs,
+      run,
+      resume,
+      ` --runs-table ${tableName} --work-queue-url ...${pools && queueOfPipeline(pools, run.pipeline) === 'compute' ? ' --compute-queue-url ...' : ''}`,
+    );
     if (units === undefined) {
       if (json) io.out(JSON.stringify({ runId, status: run.status, redriven: 0 }));
       else io.out(`run ${runId} ${run.status}: nothing to redrive`);
@@ -313,11 +374,28 @@ async function redriveDeployed(
       return 1;
     }
     // Only units are sent: finalize is asked for by the unit that finishes the run.
-    await new SqsWorkQueue({ client: sqs, workQueueUrl, finalizeQueueUrl: workQueueUrl }).sendUnits(units);
-    if (json) io.out(JSON.stringify({ runId, status: 'running', redriven: units.length, unitIds }));
+    const queue = pools === undefined ? 'work' : queueOfPipeline(pools, run.pipeline);
+    await new SqsWorkQueue({
+      client: sqs,
+      workQueueUrl,
+      finalizeQueueUrl: workQueueUrl,
+      ...(pools === undefined || computeQueueUrl === undefined
+        ? {}
+        : { computeQueue: computeQueueOf(computeQueueUrl, pools) }),
+    }).sendUnits(units);
+    if (json)
+      io.out(
+        JSON.stringify({
+          runId,
+          status: 'running',
+          redriven: units.length,
+          unitIds,
+          ...(queue === 'compute' ? { queue } : {}),
+        }),
+      );
     else
       io.out(
-        `run ${runId} reopened: ${units.length} units sent to the work queue (${unitIds.join(', ')}); follow it with the runs table or CloudWatch`,
+        `run ${runId} reopened: ${units.length} units sent to the ${queue === 'compute' ? 'compute' : 'work'} queue (${unitIds.join(', ')}); follow it with the runs table or CloudWatch`,
       );
     return 0;
   } finally {
