@@ -95,13 +95,15 @@ planner's own sampling and the region's sourced prices.
   {
     name: 'redrive',
     synopsis: `RUN_ID [--home DIR] [--pipelines DIR] [--endpoint-url URL | --model-dir DIR] [--resume] [--json]
-      [--runs-table NAME (--work-queue-url URL | --reset-only)]`,
+      [--runs-table NAME (--work-queue-url URL [--compute-queue-url URL] | --reset-only)]`,
     description: `Runs only the failed units of a failed run again, then finalizes it again; redrive a run
 with the model it ran with.
   --resume              deliver the unfinished units of a run whose process is gone
   --runs-table NAME     deployed: reopen the run in this DynamoDB table, then either
   --work-queue-url URL  send its failed units to the deployed work queue, or
-  --reset-only          only reopen it (the units come back from the work DLQ)`,
+  --reset-only          only reopen it (the units come back from the work DLQ)
+  --compute-queue-url URL  the compute queue, needed for a score in-worker or recommend
+                        run when the stack (the configs in --pipelines) splits its work`,
     load: async () => (await import('./commands/redrive.ts')).redriveCommand,
   },
   {
