@@ -13,11 +13,20 @@ export class ProcessKilled extends Error {
  * object puts (and streamed writes' finish), chunk index and segment records, and run store
  * moves. With `killAt` infinite nothing is killed and `writes` lists every write in order:
  * the kill points of a test.
+ *
+ * A killed process's open files are closed by the OS, not by the process: so at the kill
+ * the streamed writes still open are aborted here (their file handles closed, nothing made
+ * visible), rather than left for the garbage collector to close ("Closing file descriptor
+ * N on garbage collection"). Aborting also deletes their temporary files, which a kill -9
+ * would leave behind; no reader sees those either way (`.tmp` files are not objects, and
+ * the next write of a key takes a temporary file of its own).
  */
 export class KillSwitch {
   armed = false;
   killed = false;
   readonly writes: string[] = [];
+  /** Streamed writes opened and neither finished nor aborted: what the kill closes. */
+  private readonly openWrites = new Set<ObjectWrite>();
   constructor(readonly killAt: number) {}
 
   private async write<T>(label: string, perform: () => Promise<T>): Promise<T> {
@@ -26,10 +35,18 @@ export class KillSwitch {
       this.writes.push(label);
       if (this.writes.length === this.killAt) {
         this.killed = true;
+        await this.closeOpenWrites();
         throw new ProcessKilled(`killed at ${label}`);
       }
     }
     return perform();
+  }
+
+  /** What the OS does with a killed process's files: closes them; none becomes an object. */
+  private async closeOpenWrites(): Promise<void> {
+    const open = [...this.openWrites];
+    this.openWrites.clear();
+    await Promise.all(open.map((write) => write.abort().catch(() => undefined)));
   }
 
   private async read<T>(perform: () => Promise<T>): Promise<T> {
@@ -52,10 +69,17 @@ export class KillSwitch {
         if (property === 'openWrite')
           return async (...args: unknown[]) => {
             const open = (await this.read(async () => method.apply(object, args))) as ObjectWrite;
+            this.openWrites.add(open);
+            // Opened while the kill happened: the process is gone before it could use it.
+            if (this.killed) {
+              await this.closeOpenWrites();
+              throw new ProcessKilled('killed');
+            }
+            const settle = <T>(result: Promise<T>) => result.finally(() => this.openWrites.delete(open));
             return {
               write: (bytes: Uint8Array) => this.read(() => open.write(bytes)),
-              finish: () => this.write(`put ${String(args[0])}`, () => open.finish()),
-              abort: () => open.abort(),
+              finish: () => this.write(`put ${String(args[0])}`, () => settle(open.finish())),
+              abort: () => settle(open.abort()),
             } satisfies ObjectWrite;
           };
         const label = writes[property];
