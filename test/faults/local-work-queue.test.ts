@@ -203,6 +203,58 @@ describe('LocalWorkQueue', () => {
     expect(queue.deadLetterErrors).toEqual(['runs table unavailable']);
   });
 
+  it('makes a message visible again only when its visibility timer expires, however long the delivery runs', async () => {
+    const expiries = new Map<number, () => void>();
+    const stopped: number[] = [];
+    const firstMayEnd = gate();
+    const receives: number[] = [];
+    let receivesBeforeExpiry: number[] = [];
+    const letters: DeadLetter[] = [];
+    const queue = new LocalWorkQueue({
+      maxReceiveCount: 2,
+      concurrency: 1,
+      visibilityTimeoutMs: 1,
+      visibilityTimer: (delivery, expire) => {
+        expiries.set(delivery.receiveCount, expire);
+        return () => stopped.push(delivery.receiveCount);
+      },
+      onUnit: async (_unit, delivery) => {
+        receives.push(delivery.receiveCount);
+        // The timer starts once the handler has been called.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (delivery.receiveCount === 1) {
+          // Long past the 1 ms of visibilityTimeoutMs, which the timer replaces.
+          for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setTimeout(resolve, 1));
+          receivesBeforeExpiry = [...receives];
+          expiries.get(1)?.();
+          await firstMayEnd.opened;
+          return;
+        }
+        expiries.get(2)?.();
+        firstMayEnd.open();
+      },
+      onFinalize: async () => {},
+      onDeadLetter: async (letter) => {
+        letters.push(letter);
+      },
+    });
+
+    await queue.sendUnits([aUnit(RUN_ID, 0)]);
+    await queue.drain();
+
+    expect(receivesBeforeExpiry).toEqual([1]);
+    expect(receives).toEqual([1, 2]);
+    expect(stopped).toEqual([1, 2]);
+    // The second delivery expired on its last receive: dead-lettered, with why.
+    expect(letters).toEqual([
+      {
+        body: aUnit(RUN_ID, 0),
+        error: 'still running after its visibility timeout (delivery 2)',
+        receiveCount: 2,
+      },
+    ]);
+  });
+
   it('takes the deployed visibility timeout (6 x the worker timeout) and refuses nonsense', () => {
     expect(visibilityTimeoutMsFor({ timeoutSeconds: 600 })).toBe(3_600_000);
     expect(visibilityTimeoutMsFor({ timeoutSeconds: 30 })).toBe(180_000);

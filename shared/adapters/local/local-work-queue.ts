@@ -34,12 +34,24 @@ export interface LocalWorkQueueOptions {
    */
   readonly visibilityTimeoutMs?: number;
   /**
+   * Starts one delivery's visibility timeout in place of the wall-clock timer of
+   * `visibilityTimeoutMs`: called as the delivery starts, with the `Delivery` its handler
+   * receives; calls `expire` when the timeout passes and returns what stops it (called
+   * once the delivery ends, or after `expire`). For tests that decide when a message is
+   * visible again instead of racing real milliseconds against a loaded machine.
+   * @default a timer of `visibilityTimeoutMs`
+   */
+  readonly visibilityTimer?: VisibilityTimer;
+  /**
    * The dead-letter queue's consumer: called once for every message moved to the
    * dead-letter list, before `drain` returns (deployed: the dead-letter function).
    * @default none: dead letters are only listed
    */
   readonly onDeadLetter?: (letter: DeadLetter) => Promise<void>;
 }
+
+/** Starts a delivery's visibility timeout; returns what stops it. See {@link LocalWorkQueueOptions.visibilityTimer}. */
+export type VisibilityTimer = (delivery: Delivery, expire: () => void) => () => void;
 
 export interface DeadLetter {
   readonly body: WorkUnit | { kind: 'finalize'; runId: string };
@@ -58,6 +70,14 @@ interface Message {
 }
 
 const DEFAULT_VISIBILITY_TIMEOUT_MS = visibilityTimeoutMsFor({ timeoutSeconds: 600 });
+
+/** The deployed queues' clock: the timeout passes `ms` after the delivery starts. */
+function wallClockTimer(ms: number): VisibilityTimer {
+  return (_delivery, expire) => {
+    const timer = setTimeout(expire, ms);
+    return () => clearTimeout(timer);
+  };
+}
 
 /**
  * The in-process stand-in for the work and finalize queues, with the deployed SQS
@@ -82,11 +102,18 @@ export class LocalWorkQueue implements WorkQueue {
   /** Errors of the dead-letter consumer (`onDeadLetter`), one line each. */
   readonly deadLetterErrors: string[] = [];
   private readonly visibilityTimeoutMs: number;
+  private readonly startVisibilityTimer: VisibilityTimer;
+  /** What a delivery that outlived its timeout reports as its error, before ` (delivery N)`. */
+  private readonly timedOut: string;
 
   constructor(private readonly options: LocalWorkQueueOptions) {
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? DEFAULT_VISIBILITY_TIMEOUT_MS;
     if (!(this.visibilityTimeoutMs > 0))
       throw new RangeError(`visibilityTimeoutMs must be positive, got ${this.visibilityTimeoutMs}`);
+    this.startVisibilityTimer = options.visibilityTimer ?? wallClockTimer(this.visibilityTimeoutMs);
+    this.timedOut = options.visibilityTimer
+      ? 'still running after its visibility timeout'
+      : `still running after the visibility timeout of ${this.visibilityTimeoutMs} ms`;
     if (!Number.isInteger(options.maxReceiveCount) || options.maxReceiveCount < 1)
       throw new RangeError(`maxReceiveCount must be a positive integer, got ${options.maxReceiveCount}`);
   }
@@ -172,12 +199,12 @@ export class LocalWorkQueue implements WorkQueue {
       () => ({ ok: true as const }),
       (error: unknown) => ({ ok: false as const, error }),
     );
-    let timer: NodeJS.Timeout | undefined;
+    let stopTimer: (() => void) | undefined;
     const expired = new Promise<'expired'>((resolve) => {
-      timer = setTimeout(() => resolve('expired'), this.visibilityTimeoutMs);
+      stopTimer = this.startVisibilityTimer(delivery, () => resolve('expired'));
     });
     const first = await Promise.race([outcome, expired]);
-    clearTimeout(timer);
+    stopTimer?.();
 
     if (first === 'expired') {
       // The delivery goes on; its message is visible again (or dead-lettered after the last receive).
@@ -186,11 +213,7 @@ export class LocalWorkQueue implements WorkQueue {
       });
       this.track(late);
       if (!message.gone && message.holder === id) {
-        this.afterFailure(
-          message,
-          delivery,
-          `still running after the visibility timeout of ${this.visibilityTimeoutMs} ms (delivery ${delivery.receiveCount})`,
-        );
+        this.afterFailure(message, delivery, `${this.timedOut} (delivery ${delivery.receiveCount})`);
       }
       return;
     }
