@@ -82,7 +82,7 @@ describe('fault injection on the wire (fauxqs, dynalite, local model server)', (
     const inputs = mixedInputs(31, { prefix: PREFIX, splitRecords: 100 });
     for (const file of inputs.files)
       await clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: file.key, Body: file.body }));
-    endpoint.configure({ faultRate: 0.1, slowCalls: 0, random: seededRandom(31) });
+    endpoint.configure({ faultRate: 0.1, random: seededRandom(31) });
 
     // Failed messages come back after 1 s (the deployed backoff starts at 30 s).
     const fast = {

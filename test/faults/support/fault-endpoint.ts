@@ -1,14 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 
 /** What the proxy does to the calls it forwards; changed between runs. */
 export interface EndpointFaults {
   /** Fraction of calls answered with a fault instead of being forwarded: half throttles, half 5xx. @default 0 */
   faultRate: number;
-  /** The first `slowCalls` calls (from now) are forwarded only after `slowMs`. @default 0 */
-  slowCalls: number;
-  slowMs: number;
   random: () => number;
 }
 
@@ -16,7 +12,7 @@ export interface FaultEndpoint {
   readonly url: string;
   /** Replaces the faults from the next call on, and resets the counters. */
   configure(faults: Partial<EndpointFaults>): void;
-  readonly counts: { calls: number; throttled: number; failed: number; slowed: number };
+  readonly counts: { calls: number; throttled: number; failed: number };
   close(): Promise<void>;
 }
 
@@ -30,21 +26,18 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
  * An HTTP proxy on 127.0.0.1 in front of the local model server's SageMaker runtime
  * route. A seeded share of calls never reaches the model: they are answered as SageMaker
  * answers an endpoint over capacity (HTTP 400 `ThrottlingException`) or as a container
- * that failed (HTTP 424 `ModelError`, original status 500). Others can be held for a while
- * before being forwarded, to outlive a queue's visibility timeout.
+ * that failed (HTTP 424 `ModelError`, original status 500). The slow endpoint of the fault
+ * runs is `SlowAnswers` (slow-answers.ts): its answers are held until the queue has
+ * delivered the message again, not for a number of milliseconds.
  */
 export async function startFaultEndpoint(target: string): Promise<FaultEndpoint> {
-  let faults: EndpointFaults = { faultRate: 0, slowCalls: 0, slowMs: 0, random: Math.random };
-  const counts = { calls: 0, throttled: 0, failed: 0, slowed: 0 };
+  let faults: EndpointFaults = { faultRate: 0, random: Math.random };
+  const counts = { calls: 0, throttled: 0, failed: 0 };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
     counts.calls += 1;
-    if (faults.slowCalls > 0) {
-      faults.slowCalls -= 1;
-      counts.slowed += 1;
-      await delay(faults.slowMs);
-    } else if (faults.random() < faults.faultRate) {
+    if (faults.random() < faults.faultRate) {
       if (faults.random() < 0.5) {
         counts.throttled += 1;
         res.writeHead(400, {
@@ -96,7 +89,6 @@ export async function startFaultEndpoint(target: string): Promise<FaultEndpoint>
       counts.calls = 0;
       counts.throttled = 0;
       counts.failed = 0;
-      counts.slowed = 0;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -26,9 +26,11 @@ import type { RunStore, UnitCompletion } from '../../../shared/ports/run-store.t
 import type { WorkQueue } from '../../../shared/ports/work-queue.ts';
 import { deadLetterUnit } from '../../../shared/work/dead-letter-unit.ts';
 import { type ProcessUnitDeps, processUnit } from '../../../shared/work/process-unit.ts';
+import { DrivenVisibility } from './driven-visibility.ts';
 import type { FaultEndpoint } from './fault-endpoint.ts';
 import { type MixedInputs, mixedInputs, seededRandom } from './mixed-inputs.ts';
 import { readTable } from './run-tables.ts';
+import { SlowAnswers } from './slow-answers.ts';
 
 /** What goes wrong in one seeded run. */
 export interface FaultScenario {
@@ -44,7 +46,11 @@ export interface FaultScenario {
   readonly lastTwoTogether?: boolean;
   /** Share of endpoint calls answered with a throttle or a 5xx. */
   readonly endpointFaultRate?: number;
-  /** The first endpoint calls outlive the queue's visibility timeout, so their units are delivered again meanwhile. */
+  /**
+   * The answers of the run's first {@link SLOW_CALLS} embedding calls come only once the
+   * delivery that made the call has outlived its visibility timeout and its message has been
+   * delivered again, so two deliveries of that unit run side by side.
+   */
   readonly slowEndpoint?: boolean;
   /**
    * One unit's worker dies on every delivery right after writing its parts (no error is
@@ -102,6 +108,8 @@ export interface FaultRunReport {
     readonly deaths: number;
     /** Finalize attempts killed around a stage move. */
     readonly stageMoveCrashes: number;
+    /** Endpoint answers held past their delivery's visibility timeout, and how each came back. */
+    readonly slowAnswers: SlowAnswers['counts'];
   };
   /** How the run was taken up again after its first drain: a redrive of its failed units, a resume of a run left running, or neither. */
   readonly redrive: 'none' | 'failed-units' | 'resume';
@@ -112,6 +120,9 @@ export interface FaultRunReport {
 }
 
 export const FAULT_PIPELINE = 'faults';
+
+/** Endpoint calls of a {@link FaultScenario.slowEndpoint} run whose answers outlive the visibility timeout. */
+export const SLOW_CALLS = 2;
 
 export function faultPipelineConfig(): EmbedPipelineConfig {
   return parseEmbedPipelineConfig({
@@ -350,9 +361,11 @@ function chooseUnitFaults(
 /**
  * One seeded run of the local runtime (planRun, LocalWorkQueue with the deployed retry,
  * visibility and dead-letter rules, processUnit, finalizeRun, deadLetterUnit as the DLQ
- * consumer) over mixed inputs, with the scenario's faults injected through wrapping
- * ports and a proxy endpoint in front of the local model server (none for a kind that
- * calls no model). A run that failed (a unit that dies on every delivery) is redriven once
+ * consumer) over mixed inputs, with the scenario's faults injected through wrapping ports
+ * and a proxy endpoint in front of the local model server (none for a kind that calls no
+ * model). Visibility timeouts run on a clock the harness drives ({@link DrivenVisibility}):
+ * no delivery outlives its timeout because the machine is slow, and the slow endpoint's
+ * deliveries outlive theirs every time. A run that failed (a unit that dies on every delivery) is redriven once
  * the cause is gone; one left running (its finalize dead-lettered) is resumed.
  */
 export async function runWithFaults(
@@ -379,12 +392,12 @@ export async function runWithFaults(
     for (const file of inputs.files) await store.put(file.key, file.body);
     const observed = observedRuns(ports.runs, { lastTwoTogether: scenario.lastTwoTogether ?? false });
     const runs = observed.store;
+    const visibility = new DrivenVisibility();
+    const slow = new SlowAnswers(scenario.slowEndpoint ? SLOW_CALLS : 0, visibility);
     let endpoints: PipelineEndpoints = {};
     if (endpoint) {
       endpoint.configure({
         faultRate: scenario.endpointFaultRate ?? 0,
-        slowCalls: scenario.slowEndpoint ? 2 : 0,
-        slowMs: 400,
         random: seededRandom(scenario.seed * 104_729),
       });
       sagemaker = new SageMakerRuntimeClient({
@@ -397,7 +410,10 @@ export async function runWithFaults(
         // Backoff that keeps the suite fast: the retry rules are the same, the waits are short.
         sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 5))),
       }).endpointsFor(config);
+      if (endpoints.endpoint) endpoints = { ...endpoints, endpoint: slow.around(endpoints.endpoint) };
     }
+    if (scenario.slowEndpoint && !endpoints.endpoint)
+      throw new Error('a slow endpoint needs a job that embeds through the fault endpoint');
 
     const runId = `r-20260301T1000${String(scenario.seed % 100).padStart(2, '0')}Z-f${scenario.seed.toString(16).padStart(5, '0')}`;
     const crashPlan = { before: new Set<string>(), after: new Set<string>() };
@@ -418,25 +434,30 @@ export async function runWithFaults(
     const queue: LocalWorkQueue = new LocalWorkQueue({
       maxReceiveCount: config.workers.maxReceiveCount,
       concurrency: config.workers.maxConcurrency,
-      // Short enough that the slow calls outlive it, long enough that ordinary deliveries do not.
-      visibilityTimeoutMs: scenario.slowEndpoint ? 150 : 60_000,
+      visibilityTimer: visibility.timer,
       onUnit: async (unit, delivery) => {
         deliveries += 1;
-        if (unit.unitId === doomed) {
-          counters.deaths += 1;
-          await processUnit({ ...deps, runs: killedAfterWrite(runs), queue: sender }, config, unit, delivery);
-          return;
-        }
-        await processUnit({ ...deps, queue: sender }, config, unit, delivery);
+        visibility.delivered(unit, delivery);
+        const killed = unit.unitId === doomed;
+        if (killed) counters.deaths += 1;
+        await slow.within(delivery, () =>
+          processUnit(
+            { ...deps, runs: killed ? killedAfterWrite(runs) : runs, queue: sender },
+            config,
+            unit,
+            delivery,
+          ),
+        );
       },
       onFinalize: async (id) => {
         await finalizeRun({ store, runs: finalizeRuns, queue: sender, pipelines }, id, new Date());
       },
       onDeadLetter: async (letter) => {
-        if ('unitId' in letter.body)
-          await deadLetterUnit({ store, runs, queue: sender }, letter.body, {
-            receiveCount: letter.receiveCount,
-          });
+        if (!('unitId' in letter.body)) return;
+        visibility.letterOf(letter.body);
+        await deadLetterUnit({ store, runs, queue: sender }, letter.body, {
+          receiveCount: letter.receiveCount,
+        });
       },
     });
     // Units of the first stage; a later stage's get their faults when finalize first sends them.
@@ -451,17 +472,20 @@ export async function runWithFaults(
       doomed = chooseUnitFaults(ids, scenario.laterStage, random, crashPlan) ?? doomed;
       if (doomed !== undefined) doomedAny = true;
     };
-    // What planning and workers send through: every message twice when duplicates are injected.
+    // What planning and workers send through: every message twice when duplicates are
+    // injected, and each message its own copy of the unit, as over SQS (DrivenVisibility
+    // tells messages apart by it).
     const sender: WorkQueue = {
       sendUnits: async (units) => {
         withLaterFaults(units);
-        await queue.sendUnits(scenario.duplicateDelivery ? [...units, ...units] : units);
+        const messages = scenario.duplicateDelivery ? [...units, ...units] : units;
+        await queue.sendUnits(messages.map((unit) => ({ ...unit })));
       },
       requestFinalize: async (id) => {
         await queue.requestFinalize(id);
         if (scenario.duplicateDelivery) await queue.requestFinalize(id);
       },
-      sendUnitLater: (unit, delaySeconds) => queue.sendUnitLater(unit, delaySeconds),
+      sendUnitLater: (unit, delaySeconds) => queue.sendUnitLater({ ...unit }, delaySeconds),
     };
 
     // Plan without sending, to choose the units that crash, then send as planning does.
@@ -540,6 +564,7 @@ export async function runWithFaults(
         heldTogether: observed.stats.heldTogether,
         deaths: counters.deaths,
         stageMoveCrashes: counters.stageMoveCrashes,
+        slowAnswers: { ...slow.counts },
       },
       redrive,
       dir,
