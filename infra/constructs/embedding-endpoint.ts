@@ -1,31 +1,21 @@
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
-import { ContainerModelEndpoint } from './container-model-endpoint.ts';
+import { ContainerModelEndpoint, type ContainerModelEndpointProps } from './container-model-endpoint.ts';
 import { COPY_MIN_MEMORY_MIB } from './inference-component-hosting.ts';
 
-export interface EmbeddingEndpointProps {
-  /** SageMaker endpoint name; the work function calls it by this name (`endpoint.name`). */
-  readonly endpointName: string;
-  /**
-   * The inference component that hosts TEI: `inferenceComponentNameOf(endpointName)`
-   * (shared/capacity/names.ts), the name the workers and the capacity sweeper derive.
-   */
-  readonly componentName: string;
-  /** Run-scoped capacity (`endpoint.capacity`): copies between 0 (or `minCopies`) and `maxCopies`. */
-  readonly capacity: CapacityConfig;
+/** The endpoint, component, capacity, instance type and log retention as every container model endpoint has them. */
+export interface EmbeddingEndpointProps
+  extends Pick<
+    ContainerModelEndpointProps,
+    'endpointName' | 'componentName' | 'capacity' | 'instanceType' | 'logRetention'
+  > {
   /** Text Embeddings Inference image in ECR, in the stack's region (`stackImageUri` with `TEI_IMAGES`). */
   readonly imageUri: string;
-  /** GPU instance type, e.g. `ml.g5.xlarge`. */
-  readonly instanceType: string;
   /** Hugging Face model id TEI loads (`HF_MODEL_ID`): the pipeline's `endpoint.model`. */
   readonly hfModelId: string;
   /** TEI `MAX_BATCH_TOKENS`, so the server accepts the batches the client builds. */
   readonly maxBatchTokens: number;
   /** TEI `MAX_CLIENT_BATCH_SIZE`, so the server accepts the batches the client builds. */
   readonly maxClientBatchSize: number;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { type Stack, Token } from 'aws-cdk-lib';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import type { CapacityConfig, PipelineConfig } from '../../shared/config/pipeline-config.ts';
@@ -7,7 +6,7 @@ import { GATED_MODELS, placeLlm } from '../images/gpu-instances.ts';
 import { TGI_IMAGES } from '../images/llm-images.ts';
 import { REGIONS_WITHOUT_INFERENCE_COMPONENTS } from '../images/registries.ts';
 import { type ImageChoice, stackImageUri } from '../images/stack-images.ts';
-import { ContainerModelEndpoint } from './container-model-endpoint.ts';
+import { ContainerModelEndpoint, type ContainerModelEndpointProps } from './container-model-endpoint.ts';
 import { COPY_MIN_MEMORY_MIB } from './inference-component-hosting.ts';
 
 /**
@@ -126,15 +125,13 @@ function scalingOf(c: CapacityConfig): string {
     : `run-scoped (up to ${c.maxCopies} copies)`;
 }
 
-export interface LlmEndpointProps {
+/** The component name and log retention as every container model endpoint has them. */
+export interface LlmEndpointProps
+  extends Pick<ContainerModelEndpointProps, 'componentName' | 'logRetention'> {
   /** What to serve and how (`llmEndpointSpecs`), with the deployed endpoint name. */
   readonly spec: LlmEndpointSpec;
-  /** `inferenceComponentNameOf(endpointName)`, the name the workers and the sweeper derive. */
-  readonly componentName: string;
   /** TGI image in ECR, in the stack's region (`stackImageUri` with `TGI_IMAGES`). */
   readonly imageUri: string;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
