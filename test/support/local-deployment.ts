@@ -85,9 +85,15 @@ export interface LocalAws {
     readonly computeQueue?: string;
     readonly finalizeQueue: string;
     readonly sagemakerEndpointUrl?: string;
+    /** The work queue's event source mapping (plan and the sweeper): its limit follows the copies. */
+    readonly workEventSourceId?: string;
   }): Environment;
-  /** The SDK clients a deployed function builds for `env`, pointed here; `stop()` destroys them. */
-  handlerClients(env: Environment): AwsClients;
+  /**
+   * The SDK clients a deployed function builds for `env`, pointed here (and the Lambda
+   * control plane at `lambdaEndpoint`, a local event source mappings server); `stop()`
+   * destroys them.
+   */
+  handlerClients(env: Environment, options?: { readonly lambdaEndpoint?: string }): AwsClients;
   /**
    * What Lambda's poller does until the queue is empty: receive (10 at a time), hand each
    * batch to the handler as the SQS event Lambda builds, delete the messages that succeeded.
@@ -175,9 +181,14 @@ export async function startLocalAws(options: LocalAwsOptions = {}): Promise<Loca
           SLUICE_FINALIZE_QUEUE_URL: urlOf(env.finalizeQueue),
           SLUICE_PIPELINES: JSON.stringify(env.pipelines),
           SLUICE_SAGEMAKER_ENDPOINT_URL: env.sagemakerEndpointUrl ?? model?.url,
+          SLUICE_WORK_EVENT_SOURCE_ID: env.workEventSourceId,
         }),
-      handlerClients(env) {
-        const built = createAwsClients(env, clientOverrides);
+      handlerClients(env, handlerOptions = {}) {
+        const lambda = handlerOptions.lambdaEndpoint;
+        const built = createAwsClients(env, {
+          ...clientOverrides,
+          ...(lambda === undefined ? {} : { lambda: localClientConfig(lambda) }),
+        });
         destroyable.push(...Object.values(built));
         return built;
       },
