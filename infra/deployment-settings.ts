@@ -1,3 +1,4 @@
+import { workPoolsOf } from '../shared/capacity/work-pools.ts';
 import type {
   CapacityConfig,
   PipelineConfig,
@@ -7,29 +8,59 @@ import type { FeatureSpec } from '../shared/scoring/features/feature-spec.ts';
 import { embeddingTableKeys } from '../shared/scoring/features/feature-transformer.ts';
 
 /**
- * One stack serves every pipeline it is given, so resources shared by all of them
- * (the work queue, the worker function) are sized for the most demanding one.
+ * One stack serves every pipeline it is given, so resources shared by all of them (the
+ * queues' redelivery limit; the work queue and the work function) are sized for the most
+ * demanding one. A stack whose pipelines split into two work pools (`workPoolsOf`, issue 14)
+ * sizes each work function by its own pool only: `Work` by the endpoint pool, `WorkCompute`
+ * by the compute pool, so a memory-hungry recommend pipeline does not raise the memory (and
+ * the bill) of the workers that wait on a GPU.
  */
 export interface DeploymentSettings {
-  /** Worker function timeout: the longest `workers.timeoutSeconds`. */
+  /** Work function timeout: the longest `workers.timeoutSeconds` of the work queue's pipelines. */
   readonly workTimeoutSeconds: number;
-  /** Worker function memory: the largest `workers.memoryMiB`. */
+  /** Work function memory: the largest `workers.memoryMiB` of the work queue's pipelines. */
   readonly workMemoryMiB: number;
-  /** Work event source `maxConcurrency`: the largest `workers.maxConcurrency`. */
+  /** Work event source `maxConcurrency`: the largest `workers.maxConcurrency` of the work queue's pipelines. */
   readonly workMaxConcurrency: number;
-  /** Deliveries before a message is dead-lettered: the largest `workers.maxReceiveCount`. */
+  /** Deliveries before a message is dead-lettered: the largest `workers.maxReceiveCount` of all pipelines. */
   readonly maxReceiveCount: number;
+  /**
+   * `WorkCompute` and its compute queue, sized by the compute pool's pipelines; absent when
+   * the stack does not split (all its pipelines run on `Work`).
+   */
+  readonly workCompute?: WorkFunctionSettings;
 }
 
-/** Derives the stack-wide sizing from validated pipeline configs (at least one). */
+/** How one work function and its queue are sized, from the pipelines whose units it runs. */
+export interface WorkFunctionSettings {
+  /** The longest `workers.timeoutSeconds`. */
+  readonly timeoutSeconds: number;
+  /** The largest `workers.memoryMiB`. */
+  readonly memoryMiB: number;
+  /** The event source's `maxConcurrency`: the largest `workers.maxConcurrency`. */
+  readonly maxConcurrency: number;
+}
+
+/** Derives the stack-wide and per-work-function sizing from validated pipeline configs (at least one). */
 export function deploymentSettings(pipelines: readonly PipelineConfig[]): DeploymentSettings {
   if (pipelines.length === 0) throw new Error('Sluice needs at least one pipeline config to deploy');
+  const pools = workPoolsOf(pipelines);
+  const work = workFunctionSettings(pools.work);
+  return {
+    workTimeoutSeconds: work.timeoutSeconds,
+    workMemoryMiB: work.memoryMiB,
+    workMaxConcurrency: work.maxConcurrency,
+    maxReceiveCount: Math.max(...pipelines.map((p) => p.workers.maxReceiveCount)),
+    ...(pools.split ? { workCompute: workFunctionSettings(pools.compute) } : {}),
+  };
+}
+
+function workFunctionSettings(pipelines: readonly PipelineConfig[]): WorkFunctionSettings {
   const max = (pick: (p: PipelineConfig) => number) => Math.max(...pipelines.map(pick));
   return {
-    workTimeoutSeconds: max((p) => p.workers.timeoutSeconds),
-    workMemoryMiB: max((p) => p.workers.memoryMiB),
-    workMaxConcurrency: max((p) => p.workers.maxConcurrency),
-    maxReceiveCount: max((p) => p.workers.maxReceiveCount),
+    timeoutSeconds: max((p) => p.workers.timeoutSeconds),
+    memoryMiB: max((p) => p.workers.memoryMiB),
+    maxConcurrency: max((p) => p.workers.maxConcurrency),
   };
 }
 

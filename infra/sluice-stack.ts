@@ -164,7 +164,7 @@ export class SluiceStack extends Stack {
     const workTimeout = Duration.seconds(settings.workTimeoutSeconds);
 
     this.storage = new Storage(this, 'Storage', { removalPolicy });
-    this.queues = this.addQueues(settings.maxReceiveCount, workTimeout);
+    this.queues = this.addQueues(settings, workTimeout);
     this.notifyIngest(pipelines);
     this.runsTable = new RunsTable(this, 'RunsTable', { removalPolicy });
 
@@ -190,10 +190,11 @@ export class SluiceStack extends Stack {
       (endpoint) => (endpoint.inferenceComponentArn === undefined ? [] : [endpoint.inferenceComponentArn]),
     );
     this.functions = this.addFunctions(entries, componentArns, settings, workTimeout);
-    // Recommend pipelines: similarity units (work) write users' lists; sluice recommend --deployed reads them.
+    // Recommend pipelines: similarity units (WorkCompute in a split stack, else work) write
+    // users' lists; sluice recommend --deployed reads them.
     this.recommendationsTable = RecommendationsTable.forPipelines(this, pipelines, {
       removalPolicy,
-      writer: this.functions.work,
+      writer: this.functions.workCompute ?? this.functions.work,
     });
     this.capacitySweeper = this.addCapacitySweeper(entries, componentArns);
     this.schedules = this.addSchedules(pipelines);
@@ -204,11 +205,15 @@ export class SluiceStack extends Stack {
   }
 
   /** The queues, each hiding a message {@link VISIBILITY_TIMEOUT_FACTOR} times its consumer's timeout. */
-  private addQueues(maxReceiveCount: number, workTimeout: Duration): Queues {
+  private addQueues(settings: ReturnType<typeof deploymentSettings>, workTimeout: Duration): Queues {
     const visibilityFor = (timeout: Duration) =>
       Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * timeout.toSeconds());
+    const { maxReceiveCount, workCompute } = settings;
     return new Queues(this, 'Queues', {
       maxReceiveCount,
+      ...(workCompute === undefined
+        ? {}
+        : { workComputeVisibilityTimeout: visibilityFor(Duration.seconds(workCompute.timeoutSeconds)) }),
       ingestVisibilityTimeout: visibilityFor(Functions.defaultPlanTimeout),
       workVisibilityTimeout: visibilityFor(workTimeout),
       finalizeVisibilityTimeout: visibilityFor(Functions.defaultFinalizeTimeout),
@@ -314,6 +319,15 @@ export class SluiceStack extends Stack {
       deadLetterTimeout: Functions.defaultDeadLetterTimeout,
       workMemoryMiB: settings.workMemoryMiB,
       workMaxConcurrency: settings.workMaxConcurrency,
+      ...(settings.workCompute === undefined
+        ? {}
+        : {
+            workCompute: {
+              timeout: Duration.seconds(settings.workCompute.timeoutSeconds),
+              memoryMiB: settings.workCompute.memoryMiB,
+              maxConcurrency: settings.workCompute.maxConcurrency,
+            },
+          }),
     });
   }
 
@@ -407,6 +421,13 @@ export class SluiceStack extends Stack {
       description: 'DynamoDB runs table: run and unit state (sluice status --deployed)',
       value: this.runsTable.table.tableName,
     });
+    // Where `sluice redrive` sends the compute pool's failed units (docs/capacity.md, Two work functions).
+    if (this.queues.workCompute) {
+      new CfnOutput(this, 'WorkComputeQueueUrl', {
+        description: 'SQS compute queue of WorkCompute (score in-worker and recommend units)',
+        value: this.queues.workCompute.queue.queueUrl,
+      });
+    }
   }
 }
 

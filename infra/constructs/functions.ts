@@ -7,6 +7,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { PROMPT_CACHE_PREFIX } from '../../shared/jobs/generate/prompt-cache.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
@@ -18,6 +19,7 @@ import { readableKeys, SOURCE_PREFIXES } from '../readable-keys.ts';
 import type { InvokableEndpoint } from './invokable-endpoint.ts';
 import type { Queues } from './queues.ts';
 import { SluiceFunction } from './sluice-function.ts';
+import { addWorkCompute, type WorkComputeSizing } from './work-compute.ts';
 
 /** TypeScript entry files of the handlers; each exports `handler`. */
 export interface FunctionEntries {
@@ -35,6 +37,11 @@ export const ENV = {
   bucket: 'SLUICE_BUCKET',
   runsTable: 'SLUICE_RUNS_TABLE',
   workQueueUrl: 'SLUICE_WORK_QUEUE_URL',
+  /**
+   * The compute queue's URL, on plan, both work functions, finalize and dead-letter, and only
+   * in a stack whose pipelines split into two work pools (`workPoolsOf`, issue 14).
+   */
+  workComputeQueueUrl: 'SLUICE_WORK_COMPUTE_QUEUE_URL',
   finalizeQueueUrl: 'SLUICE_FINALIZE_QUEUE_URL',
   /** Name of the pipelines file in the function's code folder (`LAMBDA_TASK_ROOT`). */
   pipelinesFile: 'SLUICE_PIPELINES_FILE',
@@ -86,6 +93,12 @@ export interface FunctionsProps {
   readonly workMemoryMiB: number;
   /** Work event source `maxConcurrency`, sized to what the endpoints can take. */
   readonly workMaxConcurrency: number;
+  /**
+   * `WorkCompute`'s size, exactly when the pipelines split into two work pools (`workPoolsOf`);
+   * `queues.workCompute` must exist then.
+   * @default - no `WorkCompute`: every unit runs on `Work`
+   */
+  readonly workCompute?: WorkComputeSizing;
 }
 
 /**
@@ -110,6 +123,11 @@ export class Functions extends Construct {
 
   readonly plan: SluiceFunction;
   readonly work: SluiceFunction;
+  /**
+   * The compute pool's work function on the compute queue (issue 14); undefined when the
+   * pipelines do not split, and `work` runs every unit.
+   */
+  readonly workCompute: SluiceFunction | undefined;
   readonly finalize: SluiceFunction;
   readonly deadLetter: SluiceFunction;
   /**
@@ -127,7 +145,7 @@ export class Functions extends Construct {
     const scoring = props.pipelines.some((p) => p.kind === 'score');
     const capacity = (props.capacityComponentArns ?? []).length > 0;
     // Every key a config names must lie where some function may read it (one-line error otherwise).
-    const keys = readableKeys(props.pipelines);
+    readableKeys(props.pipelines);
     this.pipelinesFile = pipelinesFileOf(props.pipelines);
     this.environment = {
       [ENV.bucket]: bucket.bucketName,
@@ -139,15 +157,55 @@ export class Functions extends Construct {
     };
     const bundledFiles = { [PIPELINES_FILE_NAME]: this.pipelinesFile.content };
 
+    const pools = workPoolsOf(props.pipelines);
+    const compute = computeQueueOf(props, pools.split);
+
     this.plan = this.addPlan(props, bundledFiles, { scoring, capacity });
     const work = this.addWork(props, bundledFiles);
     this.work = work.fn;
     this.workEventSource = work.eventSource;
     // Plan raises the work event source's limit when a run takes a lease.
     if (capacity) grantWorkerScaling(this.plan, this.workEventSource);
-    this.grantWork(props, scoring, keys.tokenizers);
+    this.grantWork(props, this.work, pools.work, {
+      queue: queues.work.queue,
+      endpoints: props.endpoints,
+      // Only in-worker scoring reads its model by version. A stack with one work function
+      // keeps the grant with any score pipeline, as it always had.
+      readsPinnedModels: !pools.split && scoring,
+      tableActions: WORK_TABLE_ACTIONS,
+    });
+    this.workCompute =
+      compute &&
+      addWorkCompute(this, {
+        ...compute.sizing,
+        entry: props.entries.work,
+        queue: compute.queue,
+        environment: this.environment,
+        serviceName: props.serviceName,
+        bundledFiles,
+      });
+    // The compute pool calls no endpoint (WorkCompute may invoke none) and has no embed
+    // pipeline (no chunk index, so no batch operations on the runs table).
+    if (this.workCompute && compute)
+      this.grantWork(props, this.workCompute, pools.compute, {
+        queue: compute.queue,
+        endpoints: [],
+        readsPinnedModels: pools.compute.some((p) => p.kind === 'score' && p.model.hosting === 'in-worker'),
+        tableActions: WORK_TABLE_ACTIONS.filter(
+          (a) => a !== 'dynamodb:BatchGetItem' && a !== 'dynamodb:BatchWriteItem',
+        ),
+      });
     this.finalize = this.addFinalize(props, bundledFiles, scoring);
     this.deadLetter = this.addDeadLetter(props, bundledFiles);
+    if (compute) {
+      // Every function that sends units or reads their queue's URL knows the compute queue
+      // (not the capacity sweeper, which sends none). Plan sends the compute pool's units,
+      // finalize its later stages' units; dead-letter only asks for finalize.
+      for (const fn of [this.plan, this.work, this.workCompute, this.finalize, this.deadLetter])
+        fn?.function.addEnvironment(ENV.workComputeQueueUrl, compute.queue.queueUrl);
+      grantSend(this.plan, compute.queue);
+      grantSend(this.finalize, compute.queue);
+    }
   }
 
   /**
@@ -231,51 +289,59 @@ export class Functions extends Construct {
     };
   }
 
-  /** What the work function may read, write, send and invoke. */
-  private grantWork(props: FunctionsProps, scoring: boolean, tokenizers: readonly string[]): void {
+  /**
+   * What a work function may read, write, send and invoke: what the units of `pipelines` (its
+   * pool's; all of them when the stack does not split) need, its own queue and `endpoints`.
+   */
+  private grantWork(
+    props: FunctionsProps,
+    fn: SluiceFunction,
+    pipelines: readonly PipelineConfig[],
+    own: {
+      readonly queue: sqs.IQueue;
+      readonly endpoints: readonly InvokableEndpoint[];
+      /** `s3:GetObjectVersion` on models/: in-worker scoring reads the model at the version its run pinned. */
+      readonly readsPinnedModels: boolean;
+      readonly tableActions: readonly RunsTableAction[];
+    },
+  ): void {
     const { bucket, table, queues } = props;
+    const scoring = pipelines.some((p) => p.kind === 'score');
     // Every unit leaves under runs/ the list of the ids its part holds, which finalize merges
     // to apply the duplicate-id rule. Score pipelines: work also reads feature statistics and
     // embedding tables under models/ and leaves fit and segment partials under runs/.
     // Incremental embed pipelines: each unit's document list too, which finalize compares
     // with the source's last one to count the documents a re-drop no longer has.
-    grantData(this.work, bucket, table, {
+    grantData(fn, bucket, table, {
       // Recommend pipelines: similarity units read the index and shard plan the ingest merge left under runs/.
       read: [
         ...SOURCE_PREFIXES,
         STAGING_PREFIX,
         ...(scoring ? [MODELS_PREFIX] : []),
-        ...(props.pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
+        ...(pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
       ],
       put: [RUNS_PREFIX],
       // Generate pipelines: the prompt cache, point GETs and PUTs of answers (never listed).
       readWrite: [
         RESULTS_PREFIX,
-        ...(props.pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
+        ...(pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
       ],
-      // Unit transitions (update), checkpoint continuations (put), the chunk index (batches).
-      table: [
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:BatchGetItem',
-        'dynamodb:BatchWriteItem',
-      ],
+      table: own.tableActions,
     });
     // In-worker scoring reads the model at the version its run pinned (GetObject with VersionId).
-    if (scoring)
+    if (own.readsPinnedModels)
       iam.Grant.addToPrincipal({
-        grantee: this.work,
+        grantee: fn,
         actions: ['s3:GetObjectVersion'],
         resourceArns: [bucket.arnForObjects(`${MODELS_PREFIX}*`)],
       });
     // Tokenizers of embed pipelines: exactly the objects their configs name, under models/.
-    grantObjectKeys(this.work, bucket, tokenizers);
-    // A unit near the Lambda time limit hands the rest of itself on as a new work message
-    // (checkpoint), and the last unit asks for finalize.
-    grantSend(this.work, queues.work.queue);
-    grantSend(this.work, queues.finalize.queue);
-    for (const endpoint of props.endpoints) endpoint.grantInvoke(this.work);
+    grantObjectKeys(fn, bucket, readableKeys(pipelines).tokenizers);
+    // A unit near the Lambda time limit hands the rest of itself on as a new message on its
+    // own queue (checkpoint), and the last unit asks for finalize.
+    grantSend(fn, own.queue);
+    grantSend(fn, queues.finalize.queue);
+    for (const endpoint of own.endpoints) endpoint.grantInvoke(fn);
   }
 
   /** finalize queue -> finalize: merge unit aggregates into the run summary, once. */
@@ -342,9 +408,11 @@ export class Functions extends Construct {
       serviceName: props.serviceName,
       bundledFiles,
     });
-    deadLetter.function.addEventSource(
-      new SqsEventSource(queues.work.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),
-    );
+    // And the compute queue's dead letters, where the stack has one (issue 14).
+    for (const deadLetters of [queues.work, ...(queues.workCompute ? [queues.workCompute] : [])])
+      deadLetter.function.addEventSource(
+        new SqsEventSource(deadLetters.deadLetterQueue, { batchSize: 10, reportBatchItemFailures: true }),
+      );
     // Read: whether a part exists (a HEAD of a missing key is a 404 only with s3:ListBucket,
     // which grantRead includes). Put, never delete: the ObjectStore port has no delete, so
     // a part is taken back by overwriting it with an empty one.
@@ -370,6 +438,32 @@ function pipelinesFileOf(pipelines: readonly PipelineConfig[]): Functions['pipel
   const content = `${JSON.stringify(pipelines, null, 2)}\n`;
   return { name: PIPELINES_FILE_NAME, content, sha256: createHash('sha256').update(content).digest('hex') };
 }
+
+/**
+ * The compute queue and `WorkCompute`'s size when the stack splits (`workPoolsOf`), with a
+ * one-line error when the stack's queues and sizing disagree with its pipelines.
+ */
+function computeQueueOf(
+  props: FunctionsProps,
+  split: boolean,
+): { readonly queue: sqs.IQueue; readonly sizing: WorkComputeSizing } | undefined {
+  const queue = props.queues.workCompute?.queue;
+  const sizing = props.workCompute;
+  if ((queue !== undefined) !== split || (sizing !== undefined) !== split)
+    throw new Error(
+      `the pipelines ${split ? 'split' : 'do not split'} into two work pools (workPoolsOf) but the stack ${split ? 'lacks' : 'has'} a compute queue or WorkCompute size: pass both exactly when they split`,
+    );
+  return queue && sizing && { queue, sizing };
+}
+
+/** The work functions' runs table operations: unit transitions (update), checkpoint continuations (put), the chunk index (batches). */
+const WORK_TABLE_ACTIONS: readonly RunsTableAction[] = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:BatchWriteItem',
+];
 
 /** Run manifests, summaries and the units' partial aggregates. */
 const RUNS_PREFIX = 'runs/';

@@ -16,6 +16,12 @@ export interface QueuesProps {
    * consumes; at least 6x that function's timeout.
    */
   readonly workDeadLetterVisibilityTimeout: Duration;
+  /**
+   * Visibility timeout of the compute queue (at least 6x `WorkCompute`'s timeout), whose
+   * dead-letter queue the dead-letter function consumes too (issue 14).
+   * @default - no compute queue: the stack does not split (`workPoolsOf`)
+   */
+  readonly workComputeVisibilityTimeout?: Duration;
 }
 
 /** A queue and the dead-letter queue that keeps what it could not deliver. */
@@ -41,6 +47,8 @@ export class Queues extends Construct {
    * kept 14 days and alarmed, instead of cycling in the work DLQ until it expires.
    */
   readonly workDeadLetterOverflow: sqs.Queue;
+  /** The compute queue (`WorkCompute`'s), with the same dead-letter queues as work's; undefined when not split. */
+  readonly workCompute: (QueueWithDlq & { readonly deadLetterOverflow: sqs.Queue }) | undefined;
   /** All dead-letter queues, for alarms. */
   readonly deadLetterQueues: readonly { readonly name: string; readonly queue: sqs.Queue }[];
 
@@ -56,11 +64,27 @@ export class Queues extends Construct {
     this.finalize = this.queueWithDlq('Finalize', props.finalizeVisibilityTimeout, props.maxReceiveCount);
     this.work = work;
     this.workDeadLetterOverflow = work.deadLetterOverflow!;
+    const compute =
+      props.workComputeVisibilityTimeout === undefined
+        ? undefined
+        : this.queueWithDlq(
+            'WorkCompute',
+            props.workComputeVisibilityTimeout,
+            props.maxReceiveCount,
+            props.workDeadLetterVisibilityTimeout,
+          );
+    this.workCompute = compute && { ...compute, deadLetterOverflow: compute.deadLetterOverflow! };
     this.deadLetterQueues = [
       { name: 'ingest', queue: this.ingest.deadLetterQueue },
       { name: 'work', queue: this.work.deadLetterQueue },
       { name: 'work-dead-letters', queue: this.workDeadLetterOverflow },
       { name: 'finalize', queue: this.finalize.deadLetterQueue },
+      ...(compute === undefined
+        ? []
+        : [
+            { name: 'work-compute', queue: compute.deadLetterQueue },
+            { name: 'work-compute-dead-letters', queue: compute.deadLetterOverflow! },
+          ]),
     ];
   }
 

@@ -1,7 +1,12 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-stack-fixture.ts';
+
+const pipelinesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../pipelines');
 
 interface NagSuppression {
   readonly id: string;
@@ -43,5 +48,30 @@ describe('cdk-nag AwsSolutions checks on the docs and credit-risk pipelines', ()
         expect(suppression.applies_to?.length, `${suppression.id}: ${suppression.reason}`).toBeGreaterThan(0);
       }
     }
+  });
+});
+
+// Every shipped pipeline: endpoint and compute pools, so the stack has WorkCompute, the
+// compute queue and its dead-letter queues (issue 14), besides the LLM endpoint and the
+// recommendations table.
+describe('cdk-nag AwsSolutions checks on every shipped pipeline (two work functions)', () => {
+  let split: SluiceStack;
+  let splitAnnotations: Annotations;
+  beforeAll(async () => {
+    const names = ['docs', 'credit-risk', 'generate-triage', 'recommend'];
+    split = buildStack(
+      { pipelines: await Promise.all(names.map((name) => loadPipelineConfig(pipelinesDir, name))) },
+      { nag: true },
+    ).stack;
+    splitAnnotations = Annotations.fromStack(split);
+  }, 120_000);
+
+  it('is a split stack', () => {
+    expect(split.functions.workCompute).toBeDefined();
+  });
+
+  it('report no unsuppressed errors or warnings', () => {
+    expect(splitAnnotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
+    expect(splitAnnotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
   });
 });

@@ -40,7 +40,8 @@ let assembly: CloudAssembly;
  * credit-risk's `hosting: instance`), and beside it a stack as the infra tests build theirs
  * (a concrete account, destroyable data) under another name, region, TEI version and model,
  * with the other hostings: docs always-on, credit-risk serverless, and an in-worker copy of
- * it. Both use the fixture handlers: the template does not depend on what the handlers
+ * it (endpoint and compute pipelines: a split stack, with WorkCompute and the compute queue,
+ * issue 14). Both use the fixture handlers: the template does not depend on what the handlers
  * contain. cdk-nag runs on both, as infra/app.ts applies it.
  */
 beforeAll(async () => {

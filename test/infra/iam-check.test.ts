@@ -65,8 +65,23 @@ import { buildStack, loadCreditRiskPipeline, loadDocsPipeline } from './sluice-s
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
 const REPORT = path.resolve(here, '../../.tmp/iam-check.json');
-type Step = ObservedFunction;
-const STEPS: readonly Step[] = ['plan', 'work', 'finalize', 'dead-letter', 'capacity-sweeper'];
+/**
+ * The deployed function whose role signs a call: a handler's step, or `work-compute`, the
+ * work handler deployed a second time as WorkCompute for the compute pool (issue 14).
+ */
+type Step = ObservedFunction | 'work-compute';
+const STEPS: readonly Step[] = [
+  'plan',
+  'work',
+  'work-compute',
+  'finalize',
+  'dead-letter',
+  'capacity-sweeper',
+];
+/** A recorded call, with the function whose role signs it. */
+type Call = Omit<RecordedCall, 'fn'> & { readonly fn: Step };
+/** The IAM requests of a call, whichever function made it. */
+const requestsOf = (call: Call): IamRequest[] => iamRequestsOf({ ...call, fn: 'work' });
 
 // biome-ignore lint/suspicious/noExplicitAny: IAM policy documents are JSON with no static type here.
 type PolicyDocument = { Version?: string; Statement: any[] };
@@ -138,6 +153,33 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     reason: 'a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put)',
   },
   {
+    fn: 'work-compute',
+    action: 's3:GetObject',
+    resource: '/results/*',
+    reason: 'a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put)',
+  },
+  // The compute pool's checkpoint hand-off (a continuation stored, then sent to its own queue):
+  // its inputs here are CSV, whose units stop only between files, and each is one file.
+  {
+    fn: 'work-compute',
+    action: 'dynamodb:PutItem',
+    reason:
+      'a unit near the time limit stores its continuation; this drive has no mid-file checkpoint of a CSV',
+  },
+  {
+    fn: 'work-compute',
+    action: 'sqs:SendMessage',
+    resource: 'WorkComputeQueue',
+    reason: 'a unit near the time limit hands the rest on through the compute queue; none does in this drive',
+  },
+  {
+    fn: 'work-compute',
+    action: 's3:GetObject',
+    resource: '/incoming/*',
+    reason:
+      'a scheduled run over a prefix under incoming/ pins the listed ETag (If-Match); the dropped log is read by VersionId',
+  },
+  {
     fn: 'dead-letter',
     action: 's3:PutObject',
     resource: '/results/*',
@@ -197,6 +239,13 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   /** The work queue's event source mapping (GetEventSourceMapping, UpdateEventSourceMapping), by its deployed UUID. */
   let mappings: LocalEventSourceMappings;
   const recorder = new SdkCallRecorder();
+  /** WorkCompute's clients record here (as `work`, the handler they run), reported as `work-compute`. */
+  const computeRecorder = new SdkCallRecorder();
+  /** Every recorded call, each with the function whose role signs it. */
+  const calls = (): Call[] => [
+    ...recorder.calls,
+    ...computeRecorder.calls.map((call): Call => ({ ...call, fn: 'work-compute' })),
+  ];
   const clientsByStep = new Map<Step, AwsClients>();
   let driver: { s3: S3Client; sqs: SQSClient };
   /** Local queue URLs by logical id. */
@@ -289,7 +338,12 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     await create(queues.workDeadLetterOverflow);
     for (const q of [queues.ingest, queues.finalize]) await create(q.deadLetterQueue);
     await create(queues.work.deadLetterQueue, queues.workDeadLetterOverflow);
-    for (const q of [queues.ingest, queues.work, queues.finalize]) await create(q.queue, q.deadLetterQueue);
+    // The compute queue of the split stack (issue 14), wired as the work queue is.
+    const compute = queues.workCompute!;
+    await create(compute.deadLetterOverflow);
+    await create(compute.deadLetterQueue, compute.deadLetterOverflow);
+    for (const q of [queues.ingest, queues.work, queues.finalize, compute])
+      await create(q.queue, q.deadLetterQueue);
     await driver.s3.send(new CreateBucketCommand({ Bucket: names.nameOf(idOf(stack.storage.bucket)) }));
 
     const vars = {
@@ -300,7 +354,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       SLUICE_PIPELINES: JSON.stringify(stack.pipelines),
       SLUICE_SAGEMAKER_ENDPOINT_URL: `http://127.0.0.1:${(models.router.address() as AddressInfo).port}`,
     };
-    env = loadEnvironment(vars);
+    const computeQueueUrl = urls.get(idOf(compute.queue))!;
+    env = loadEnvironment({ ...vars, SLUICE_WORK_COMPUTE_QUEUE_URL: computeQueueUrl });
     // The work queue's mapping, at the limit the stack deploys; its UUID is what a function's
     // SLUICE_WORK_EVENT_SOURCE_ID resolves to, and what its grant names.
     const mappingIds = Object.entries(template.Resources)
@@ -324,7 +379,21 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
           return value === undefined ? [] : [[name, names.resolve(value) as string]];
         }),
       );
-      envByStep.set(step, Object.keys(own).length === 0 ? env : loadEnvironment({ ...vars, ...own }));
+      // The compute queue's URL where the stack sets it (plan, both work functions, finalize,
+      // dead-letter), and only there: the sweeper runs without it, as deployed.
+      const computeUrl = variables?.Variables?.SLUICE_WORK_COMPUTE_QUEUE_URL;
+      if (computeUrl !== undefined) expect(computeUrl).toEqual({ Ref: idOf(compute.queue) });
+      envByStep.set(
+        step,
+        loadEnvironment(
+          {
+            ...vars,
+            ...own,
+            ...(computeUrl === undefined ? {} : { SLUICE_WORK_COMPUTE_QUEUE_URL: computeQueueUrl }),
+          },
+          { sendsUnits: step !== 'capacity-sweeper' },
+        ),
+      );
     }
     // One set of clients per function, as each Lambda has its own: each records as its function.
     for (const step of STEPS) {
@@ -335,7 +404,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         sagemaker: { region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
         lambda: localClientConfig(mappings.endpoint),
       });
-      recorder.attach(step, clients);
+      if (step === 'work-compute') computeRecorder.attach('work', clients);
+      else recorder.attach(step, clients);
       playVersionedBucket(clients.s3);
       clientsByStep.set(step, clients);
     }
@@ -373,6 +443,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       });
     const plan = createPlanHandler(adapters('plan'), testObservability());
     const work = createWorkHandler(adapters('work'), testObservability());
+    const workCompute = createWorkHandler(adapters('work-compute'), testObservability());
     const finalize = createFinalizeHandler(adapters('finalize'), testObservability());
     const deadLetter = createDeadLetterHandler(adapters('dead-letter'), testObservability());
     const { queues } = stack;
@@ -415,7 +486,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       prefix: 'datasets/docs/',
       scheduledTime: '2026-12-07T03:00:00Z',
     });
-    for (const queue of [queues.ingest.queue, queues.work.queue, queues.finalize.queue])
+    const compute = queues.workCompute!;
+    for (const queue of [queues.ingest.queue, queues.work.queue, compute.queue, queues.finalize.queue])
       await send(url(queue), 'not a message any handler can read');
 
     let nearTimeLimit = 2;
@@ -433,8 +505,10 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         const moved =
           (await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>)) +
           (await deliver(url(queues.work.queue), (e) => work(e, workContext()))) +
+          (await deliver(url(compute.queue), (e) => workCompute(e, aLambdaContext('sluice-work-compute')))) +
           (await deliver(url(queues.finalize.queue), finalize)) +
-          (await deliver(url(queues.work.deadLetterQueue), deadLetter));
+          (await deliver(url(queues.work.deadLetterQueue), deadLetter)) +
+          (await deliver(url(compute.deadLetterQueue), deadLetter));
         idle = moved === 0 ? idle + 1 : 0;
         // Failed messages come back after their 1 s backoff.
         if (moved === 0) await delay(600);
@@ -458,6 +532,19 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     const units = await receiveAll(url(queues.work.queue));
     expect(units.length).toBeGreaterThan(0);
     for (const unit of units) await send(url(queues.work.deadLetterQueue), unit.Body!);
+    await settle();
+    // And one of the compute pool (an in-worker scoring run): its units go from the compute
+    // queue to the compute DLQ, which dead-letter consumes too.
+    await send(url(queues.ingest.queue), {
+      kind: 'scheduled-run',
+      pipeline: 'credit-risk-local',
+      prefix: 'datasets/customers/',
+      scheduledTime: '2026-12-07T05:00:00Z',
+    });
+    await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>);
+    const computeUnits = await receiveAll(url(compute.queue));
+    expect(computeUnits.length).toBeGreaterThan(0);
+    for (const unit of computeUnits) await send(url(compute.deadLetterQueue), unit.Body!);
     await settle();
 
     // The capacity sweeper, as its schedule runs it, hours after a run whose units were
@@ -585,9 +672,17 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   }
 
   function functionOf(step: Step) {
-    const { plan, work, finalize, deadLetter } = stack.functions;
+    const { plan, work, workCompute, finalize, deadLetter } = stack.functions;
     const sweeper = stack.capacitySweeper!.function;
-    return { plan, work, finalize, 'dead-letter': deadLetter, 'capacity-sweeper': sweeper }[step];
+    const byStep = {
+      plan,
+      work,
+      'work-compute': workCompute!,
+      finalize,
+      'dead-letter': deadLetter,
+      'capacity-sweeper': sweeper,
+    };
+    return byStep[step];
   }
 
   /** The resource policy of the bucket or queue a request names (TLS-only denies, S3's send grant). */
@@ -625,12 +720,12 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
 
   /** Every distinct (function, action, resource) the calls make, decided by iam-simulate. */
   async function evaluate(
-    calls: readonly RecordedCall[],
+    calls: readonly Call[],
     policiesOf: (step: Step) => PolicyDocument[],
   ): Promise<Decision[]> {
     const seen = new Map<string, { fn: Step; command: string; request: IamRequest }>();
     for (const call of calls) {
-      for (const request of iamRequestsOf(call)) {
+      for (const request of requestsOf(call)) {
         const key = `${call.fn} ${request.action} ${request.resource} ${JSON.stringify(request.context)}`;
         if (!seen.has(key)) seen.set(key, { fn: call.fn, command: call.command, request });
       }
@@ -662,12 +757,12 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
 
   let decisions: Decision[];
 
-  it('records the calls of all five functions, including the ones each step cannot work without', async () => {
+  it('records the calls of all six functions, including the ones each step cannot work without', async () => {
     const has = (fn: Step, action: string, resource: string | RegExp) =>
-      recorder.calls.some(
+      calls().some(
         (call) =>
           call.fn === fn &&
-          iamRequestsOf(call).some(
+          requestsOf(call).some(
             (r) =>
               r.action === action &&
               (typeof resource === 'string' ? r.resource.includes(resource) : resource.test(r.resource)),
@@ -729,10 +824,18 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['plan', 'lambda:UpdateEventSourceMapping', ':event-source-mapping:'],
       ['capacity-sweeper', 'lambda:GetEventSourceMapping', ':event-source-mapping:'],
       ['capacity-sweeper', 'lambda:UpdateEventSourceMapping', ':event-source-mapping:'],
+      // The compute pool (issue 14) runs on WorkCompute, from the compute queue: plan sends its
+      // units there, and finalize its later stages' units (recommend's similarity stage).
+      ['plan', 'sqs:SendMessage', queueName(queues.workCompute!.queue)],
+      ['finalize', 'sqs:SendMessage', queueName(queues.workCompute!.queue)],
+      ['work-compute', 'sqs:SendMessage', queueName(queues.finalize.queue)],
+      ['work-compute', 'sqs:ChangeMessageVisibility', queueName(queues.workCompute!.queue)],
+      ['work-compute', 'dynamodb:UpdateItem', ':table/'],
+      ['work-compute', 's3:PutObject', '/results/'],
       // In-worker scoring reads the JSON model itself, at the version its run pinned.
-      ['work', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
+      ['work-compute', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
       // Recommend: similarity units read the index the ingest merge wrote, and write users' lists.
-      ['work', 's3:GetObject', '/runs/recommend/'],
+      ['work-compute', 's3:GetObject', '/runs/recommend/'],
       // Generate: the worker asks the LLM endpoint through its component, and keeps the prompt cache.
       ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-generate-triage'],
       ['work', 'sagemaker:InvokeEndpoint', ':inference-component/sluice-generate-triage-model'],
@@ -743,7 +846,11 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'sagemaker:UpdateInferenceComponentRuntimeConfig',
         'inference-component/sluice-generate-triage-model',
       ],
-      ['work', 'dynamodb:BatchWriteItem', `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`],
+      [
+        'work-compute',
+        'dynamodb:BatchWriteItem',
+        `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`,
+      ],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     // The Lambda calls took (raiseWorkers and sweepWorkers report a failed call, not throw it):
@@ -752,11 +859,11 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     expect(Math.max(...limits), 'plan raised the workers').toBeGreaterThan(2);
     expect(limits.at(-1), 'the sweeper lowered them to the floor').toBe(2);
     expect(missing, 'calls the drive must make (a recorder that records nothing fails here)').toEqual([]);
-    expect(recorder.calls.length).toBeGreaterThan(100);
+    expect(calls().length).toBeGreaterThan(100);
   });
 
   it('allows every recorded call under the synthesized role policies (iam-simulate)', async () => {
-    decisions = await evaluate(recorder.calls, rolePolicies);
+    decisions = await evaluate(calls(), rolePolicies);
     const denied = decisions.filter((d) => d.result !== 'Allowed');
     mkdirSync(path.dirname(REPORT), { recursive: true });
     writeFileSync(REPORT, `${JSON.stringify({ decisions, unused: unusedGrants() }, null, 2)}\n`);
@@ -790,7 +897,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   function unusedGrants(): { fn: Step; action: string; resource: string }[] {
     const unused: { fn: Step; action: string; resource: string }[] = [];
     for (const fn of STEPS) {
-      const requests = recorder.calls.filter((call) => call.fn === fn).flatMap((call) => iamRequestsOf(call));
+      const requests = calls()
+        .filter((call) => call.fn === fn)
+        .flatMap((call) => requestsOf(call));
       for (const document of rolePolicies(fn)) {
         for (const statement of document.Statement) {
           if (statement.Effect !== 'Allow') continue;
