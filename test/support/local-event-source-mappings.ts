@@ -18,6 +18,9 @@ export interface LocalEventSourceMappings extends LocalAwsServer {
  * 200) and `PUT` (UpdateEventSourceMapping, 202) of `/2015-03-31/event-source-mappings/{UUID}`,
  * over the mappings given; any other UUID is a `ResourceNotFoundException` (404), and a
  * limit outside 2 to 1,000 an `InvalidParameterValueException` (400), as Lambda answers them.
+ * A split stack (issue 14) has two mappings, the work queue's and the compute queue's: give
+ * both, and `updates` shows which one plan and the sweeper set (only the work queue's
+ * follows the copies; the compute queue's stays at the limit the stack deployed).
  */
 export async function startLocalEventSourceMappings(
   mappings: Readonly<Record<string, number | undefined>>,
