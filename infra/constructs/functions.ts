@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { PROMPT_CACHE_PREFIX } from '../../shared/jobs/generate/prompt-cache.ts';
+import { jobKindOf } from '../../shared/jobs/registry.ts';
 import { RESULTS_PREFIX } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import { CHART_JS_BUNDLED_FILE, chartJsPackagePath } from '../../shared/report/chart-js-source.ts';
@@ -195,7 +196,7 @@ export class Functions extends Construct {
           (a) => a !== 'dynamodb:BatchGetItem' && a !== 'dynamodb:BatchWriteItem',
         ),
       });
-    this.finalize = this.addFinalize(props, bundledFiles, scoring);
+    this.finalize = this.addFinalize(props, bundledFiles, scoring, pools.work);
     this.deadLetter = this.addDeadLetter(props, bundledFiles);
     if (compute) {
       // Every function that sends units or reads their queue's URL knows the compute queue
@@ -204,7 +205,7 @@ export class Functions extends Construct {
       for (const fn of [this.plan, this.work, this.workCompute, this.finalize, this.deadLetter])
         fn?.function.addEnvironment(ENV.workComputeQueueUrl, compute.queue.queueUrl);
       grantSend(this.plan, compute.queue);
-      grantSend(this.finalize, compute.queue);
+      if (plansLaterStages(pools.compute)) grantSend(this.finalize, compute.queue);
     }
   }
 
@@ -349,6 +350,8 @@ export class Functions extends Construct {
     props: FunctionsProps,
     bundledFiles: Readonly<Record<string, string>>,
     scoring: boolean,
+    /** The work queue's pipelines (all of them when the stack does not split). */
+    workPool: readonly PipelineConfig[],
   ): SluiceFunction {
     const { bucket, table, queues } = props;
     const finalize = new SluiceFunction(this, 'Finalize', {
@@ -379,10 +382,11 @@ export class Functions extends Construct {
       // created here (no put).
       table: RUNS_TABLE_ACTIONS.filter((action) => action !== 'dynamodb:PutItem'),
     });
-    if (scoring) {
-      grantSend(finalize, queues.work.queue);
-      grantSend(finalize, queues.finalize.queue);
-    }
+    // A run's later stage (score after fit, recommend's similarity) is planned here and its
+    // units sent to their pool's queue (the compute queue's grant is the constructor's); a
+    // stage with no units asks for its own finalize.
+    if (plansLaterStages(workPool)) grantSend(finalize, queues.work.queue);
+    if (plansLaterStages(props.pipelines)) grantSend(finalize, queues.finalize.queue);
     // Every component: finalize scales in at release when the cooldown is not kept.
     grantCapacityControl(finalize, props.capacityComponentArns ?? []);
     return finalize;
@@ -454,6 +458,15 @@ function computeQueueOf(
       `the pipelines ${split ? 'split' : 'do not split'} into two work pools (workPoolsOf) but the stack ${split ? 'lacks' : 'has'} a compute queue or WorkCompute size: pass both exactly when they split`,
     );
   return queue && sizing && { queue, sizing };
+}
+
+/**
+ * Whether some pipeline's runs have a stage planned from an earlier one (`planUnits`: score's
+ * score stage after its fit, recommend's similarity after its ingest), which finalize plans
+ * and whose units it sends.
+ */
+function plansLaterStages(pipelines: readonly PipelineConfig[]): boolean {
+  return pipelines.some((p) => jobKindOf(p).stages.some((stage) => stage.planUnits !== undefined));
 }
 
 /** The work functions' runs table operations: unit transitions (update), checkpoint continuations (put), the chunk index (batches). */

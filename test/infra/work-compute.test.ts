@@ -121,6 +121,15 @@ describe('a stack whose pipelines are all in one work pool', () => {
         'work-dead-letters',
         'finalize',
       ]);
+      // Finalize plans a run's later stage (credit-risk's score after its fit, recommend's
+      // similarity after its ingest) and sends its units, or asks for its own finalize.
+      const built = { template };
+      const sends = statementsOf(built, stack.functions.finalize)
+        .filter((s) => s.actions.includes('sqs:SendMessage'))
+        .map((s) => s.resources)
+        .sort();
+      const arn = (queue: IConstruct) => JSON.stringify([getAtt(queue)]);
+      expect(sends).toEqual([arn(stack.queues.work.queue), arn(stack.queues.finalize.queue)].sort());
     }
   }, 60_000);
 });
