@@ -16,7 +16,7 @@
  * configured memory and at the largest memory that keeps the floor of 2 workers on one copy
  * within the target.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import { CONTEXT_KEYS, DEFAULT_PIPELINES } from '../infra/context.ts';
 import { deploymentSettings } from '../infra/deployment-settings.ts';
 import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
+import { workPoolsOf } from '../shared/capacity/work-pools.ts';
 import { DEFAULT_WORKERS_PER_COPY, decideWorkers, MIN_WORKERS } from '../shared/capacity/workers.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import type { EmbedPipelineConfig, PipelineConfig } from '../shared/config/pipeline-config.ts';
@@ -143,13 +144,21 @@ export async function runPipelineShareBench(
     });
     const target = 0.05;
     const newSizing = followTheCopies({ config, target, gbSecond, hourly });
-    const shipped = await shippedStack(pipelinesDir);
-    const shippedRows = newSizing.byCopies.map((row) => ({
-      copies: row.copies,
-      workers: row.workers,
-      share: round4((row.workers * (shipped.workMemoryMiB / 1024) * gbSecond * 3600) / (row.copies * hourly)),
-    }));
-    const shippedWorst = Math.max(...shippedRows.map((row) => row.share));
+    const shipped = await stackMemory(pipelinesDir, cdkJsonPipelines(pipelinesDir));
+    const rowsAt = (memoryMiB: number) =>
+      newSizing.byCopies.map((row) => ({
+        copies: row.copies,
+        workers: row.workers,
+        share: round4((row.workers * (memoryMiB / 1024) * gbSecond * 3600) / (row.copies * hourly)),
+      }));
+    const worstOf = (rows: readonly { share: number }[]) => Math.max(...rows.map((row) => row.share));
+    const shippedRows = rowsAt(shipped.workMemoryMiB);
+    const shippedWorst = worstOf(shippedRows);
+    // Every shipped pipeline in one stack: recommend (2,048 MiB) is in the compute pool.
+    const all = await stackMemory(pipelinesDir, allShippedPipelines(pipelinesDir));
+    const allRows = rowsAt(all.workMemoryMiB);
+    const allWorst = worstOf(allRows);
+    const allOneFunctionWorst = worstOf(rowsAt(all.oneFunctionMemoryMiB));
     return {
       name: 'pipeline-share' as const,
       workload: `${documents.toLocaleString('en-US')} generated documents (events/generate-samples.ts), pipelines/docs.json (${config.endpoint.dimension} floats, chunks of ${config.chunking.maxTokens} tokens), ${units.length} unit(s) through processUnit`,
@@ -193,7 +202,7 @@ export async function runPipelineShareBench(
         new: newSizing,
         shippedStack: {
           sizing:
-            'the stack as cdk.json deploys it: its pipelines loaded from pipelines/, the work function at deploymentSettings(pipelines).workMemoryMiB (the largest workers.memoryMiB), the event source following the copies',
+            'the stack as cdk.json deploys it: its pipelines loaded from pipelines/, the work function at the largest workers.memoryMiB of its endpoint pool (workPoolsOf), the event source following the copies',
           pipelines: shipped.names,
           workMemoryMiB: shipped.workMemoryMiB,
           byCopies: shippedRows,
@@ -205,6 +214,22 @@ export async function runPipelineShareBench(
             worstShare: round4(
               Math.max(...shippedRows.map((row) => row.share)) * (2048 / shipped.workMemoryMiB),
             ),
+          },
+        },
+        allShippedPipelines: {
+          sizing:
+            'one stack serving every pipeline in pipelines/: the embedding workers run in the work function sized by the endpoint pool (workPoolsOf: embed, generate, score on serverless/instance); in-worker scoring and recommend get the WorkCompute function. Baseline in the same run: one work function for all at the largest workers.memoryMiB (before the split)',
+          pipelines: all.names,
+          split: all.split,
+          workMemoryMiB: all.workMemoryMiB,
+          ...(all.computeMemoryMiB === undefined ? {} : { workComputeMemoryMiB: all.computeMemoryMiB }),
+          byCopies: allRows,
+          worstShare: allWorst,
+          met: allWorst <= target,
+          oneWorkFunction: {
+            workMemoryMiB: all.oneFunctionMemoryMiB,
+            worstShare: allOneFunctionWorst,
+            met: allOneFunctionWorst <= target,
           },
         },
       },
@@ -223,6 +248,7 @@ export async function runPipelineShareBench(
         wallTimeNewAtConfiguredMemory: newSizing.met.atConfiguredMemory,
         wallTimeNewAtEndpointBoundMemory: newSizing.met.atEndpointBoundMemory,
         shippedStack: shippedWorst <= target,
+        allShippedPipelines: allWorst <= target,
       },
       rerun: 'npm run bench -- pipeline-share',
     };
@@ -231,16 +257,53 @@ export async function runPipelineShareBench(
   }
 }
 
-/** The pipelines cdk.json deploys (`sluice:pipelines`) and the work function memory the stack gives them. */
-async function shippedStack(pipelinesDir: string): Promise<{ names: string[]; workMemoryMiB: number }> {
-  const cdkJson = JSON.parse(readFileSync(path.join(pipelinesDir, '..', 'cdk.json'), 'utf8')) as {
-    context?: Record<string, unknown>;
-  };
-  const names = (cdkJson.context?.[CONTEXT_KEYS.pipelines] as string[] | undefined) ?? [...DEFAULT_PIPELINES];
+/**
+ * A stack's work function memory for the embedding workers: the work queue's pipelines'
+ * largest `workers.memoryMiB` (`workPoolsOf`: a stack with compute pipelines as well gives
+ * them a second work function), and, as the baseline, what one work function for every
+ * pipeline gets (the largest of all, as before the split).
+ */
+interface StackMemory {
+  readonly names: string[];
+  readonly split: boolean;
+  readonly workMemoryMiB: number;
+  readonly computeMemoryMiB?: number;
+  readonly oneFunctionMemoryMiB: number;
+}
+
+async function stackMemory(pipelinesDir: string, names: readonly string[]): Promise<StackMemory> {
   const configs: PipelineConfig[] = await Promise.all(
     names.map((name) => loadPipelineConfig(pipelinesDir, name)),
   );
-  return { names, workMemoryMiB: deploymentSettings(configs).workMemoryMiB };
+  const pools = workPoolsOf(configs);
+  const largest = (pool: readonly PipelineConfig[]) => Math.max(...pool.map((p) => p.workers.memoryMiB));
+  const settings = deploymentSettings(configs);
+  // The stack's own sizing must be the pool's largest (infra/deployment-settings.ts).
+  if (settings.workMemoryMiB !== largest(pools.work))
+    throw new Error(`deploymentSettings gives Work ${settings.workMemoryMiB} MiB, not its pool's largest`);
+  return {
+    names: [...names],
+    split: pools.split,
+    workMemoryMiB: settings.workMemoryMiB,
+    ...(pools.split ? { computeMemoryMiB: largest(pools.compute) } : {}),
+    oneFunctionMemoryMiB: largest(configs),
+  };
+}
+
+/** The pipelines cdk.json deploys (`sluice:pipelines`). */
+function cdkJsonPipelines(pipelinesDir: string): string[] {
+  const cdkJson = JSON.parse(readFileSync(path.join(pipelinesDir, '..', 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  return (cdkJson.context?.[CONTEXT_KEYS.pipelines] as string[] | undefined) ?? [...DEFAULT_PIPELINES];
+}
+
+/** Every pipeline shipped in pipelines/ (one stack serving them all). */
+function allShippedPipelines(pipelinesDir: string): string[] {
+  return readdirSync(pipelinesDir)
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => file.slice(0, -'.json'.length))
+    .sort();
 }
 
 const round4 = (n: number) => Math.round(n * 1e4) / 1e4;
