@@ -136,6 +136,8 @@ function reportComponentSweep(logger: Logger, sweep: ComponentSweep): void {
     // Whether the last release keeps the cooldown, and why (capacity.cooldown).
     ...(sweep.cooldown && { cooldown: sweep.cooldown }),
     ...(sweep.set && { set: sweep.set }),
+    // A copies set checked after it landed: raised again for a lease taken meanwhile (docs/capacity.md).
+    ...(sweep.recheck && { recheck: sweep.recheck }),
     ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
     ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
   };
@@ -159,6 +161,8 @@ function reportWorkersSweep(logger: Logger, sweep: WorkersSweep): void {
     ...(sweep.set && { set: sweep.set }),
     ...(sweep.released.length > 0 && { released: sweep.released }),
     ...(sweep.keptHigher && { keptHigher: sweep.keptHigher }),
+    // The limit checked after the set landed: raised again for a lease a plan took meanwhile.
+    ...(sweep.recheck && { recheck: sweep.recheck }),
   };
   if (sweep.error !== undefined)
     logger.error('work event source limit could not be swept', { ...fields, error: sweep.error });

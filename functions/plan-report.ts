@@ -56,6 +56,8 @@ export function logCapacity({ logger }: Observability, runId: string, acquired: 
     desiredCopies: acquired.before?.desiredCopies,
     currentCopies: acquired.before?.currentCopies,
     raisedTo: acquired.raisedTo,
+    // Sets after the first: the copies were lowered by a concurrent writer and raised back.
+    ...(acquired.raisedAgain === undefined ? {} : { raisedAgain: acquired.raisedAgain }),
     // The work event source's limit, which follows the copies (docs/capacity.md).
     ...(acquired.workers && { workers: acquired.workers }),
   };
