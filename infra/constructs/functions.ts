@@ -107,6 +107,9 @@ export interface FunctionsProps {
  * permissions: S3 (ingest queue) -> plan -> work queue -> work -> finalize queue ->
  * finalize; work DLQ -> dead-letter -> finalize queue (a unit whose worker died); and,
  * for score pipelines, finalize of a fit run -> work queue (the scoring run it plans).
+ * In a stack whose pipelines split into two work pools (`workPoolsOf`, issue 14), the
+ * compute pool's units go compute queue -> WorkCompute (same handler, its own size) and
+ * the work DLQ's consumer takes the compute DLQ too.
  * Each function gets only what its step needs for the pipeline kinds deployed; all share
  * one environment and one pipelines file.
  */
@@ -175,38 +178,52 @@ export class Functions extends Construct {
       readsPinnedModels: !pools.split && scoring,
       tableActions: WORK_TABLE_ACTIONS,
     });
-    this.workCompute =
-      compute &&
-      addWorkCompute(this, {
-        ...compute.sizing,
-        entry: props.entries.work,
-        queue: compute.queue,
-        environment: this.environment,
-        serviceName: props.serviceName,
-        bundledFiles,
-      });
-    // The compute pool calls no endpoint (WorkCompute may invoke none) and has no embed
-    // pipeline (no chunk index, so no batch operations on the runs table).
-    if (this.workCompute && compute)
-      this.grantWork(props, this.workCompute, pools.compute, {
-        queue: compute.queue,
-        endpoints: [],
-        readsPinnedModels: pools.compute.some((p) => p.kind === 'score' && p.model.hosting === 'in-worker'),
-        tableActions: WORK_TABLE_ACTIONS.filter(
-          (a) => a !== 'dynamodb:BatchGetItem' && a !== 'dynamodb:BatchWriteItem',
-        ),
-      });
+    this.workCompute = compute && this.addWorkCompute(props, bundledFiles, compute, pools.compute);
     this.finalize = this.addFinalize(props, bundledFiles, scoring, pools.work);
     this.deadLetter = this.addDeadLetter(props, bundledFiles);
-    if (compute) {
-      // Every function that sends units or reads their queue's URL knows the compute queue
-      // (not the capacity sweeper, which sends none). Plan sends the compute pool's units,
-      // finalize its later stages' units; dead-letter only asks for finalize.
-      for (const fn of [this.plan, this.work, this.workCompute, this.finalize, this.deadLetter])
-        fn?.function.addEnvironment(ENV.workComputeQueueUrl, compute.queue.queueUrl);
-      grantSend(this.plan, compute.queue);
-      if (plansLaterStages(pools.compute)) grantSend(this.finalize, compute.queue);
-    }
+    if (compute) this.connectComputeQueue(compute.queue, pools.compute);
+  }
+
+  /**
+   * compute queue -> WorkCompute (issue 14): the compute pool's work function and its grants.
+   * The compute pool calls no endpoint (WorkCompute may invoke none) and has no embed
+   * pipeline (no chunk index, so no batch operations on the runs table).
+   */
+  private addWorkCompute(
+    props: FunctionsProps,
+    bundledFiles: Readonly<Record<string, string>>,
+    compute: { readonly queue: sqs.IQueue; readonly sizing: WorkComputeSizing },
+    pipelines: readonly PipelineConfig[],
+  ): SluiceFunction {
+    const fn = addWorkCompute(this, {
+      ...compute.sizing,
+      entry: props.entries.work,
+      queue: compute.queue,
+      environment: this.environment,
+      serviceName: props.serviceName,
+      bundledFiles,
+    });
+    this.grantWork(props, fn, pipelines, {
+      queue: compute.queue,
+      endpoints: [],
+      readsPinnedModels: pipelines.some((p) => p.kind === 'score' && p.model.hosting === 'in-worker'),
+      tableActions: WORK_TABLE_ACTIONS.filter(
+        (a) => a !== 'dynamodb:BatchGetItem' && a !== 'dynamodb:BatchWriteItem',
+      ),
+    });
+    return fn;
+  }
+
+  /**
+   * Every function that sends units or reads their queue's URL knows the compute queue (not
+   * the capacity sweeper, which sends none). Plan sends the compute pool's units, finalize
+   * its later stages' units; dead-letter only asks for finalize.
+   */
+  private connectComputeQueue(queue: sqs.IQueue, pipelines: readonly PipelineConfig[]): void {
+    for (const fn of [this.plan, this.work, this.workCompute, this.finalize, this.deadLetter])
+      fn?.function.addEnvironment(ENV.workComputeQueueUrl, queue.queueUrl);
+    grantSend(this.plan, queue);
+    if (plansLaterStages(pipelines)) grantSend(this.finalize, queue);
   }
 
   /**
