@@ -421,6 +421,11 @@ export class SluiceStack extends Stack {
       description: 'DynamoDB runs table: run and unit state (sluice status --deployed)',
       value: this.runsTable.table.tableName,
     });
+    // Where `sluice redrive --work-queue-url` sends a run's failed units (docs/runbook.md, Redrive).
+    new CfnOutput(this, 'WorkQueueUrl', {
+      description: 'SQS work queue of the Work function (sluice redrive --work-queue-url)',
+      value: this.queues.work.queue.queueUrl,
+    });
     // Where `sluice redrive` sends the compute pool's failed units (docs/capacity.md, Two work functions).
     if (this.queues.workCompute) {
       new CfnOutput(this, 'WorkComputeQueueUrl', {

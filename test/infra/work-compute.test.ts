@@ -222,6 +222,8 @@ describe('a stack with endpoint and compute pipelines (every shipped pipeline)',
     expect(all.template.Outputs.WorkComputeQueueUrl).toMatchObject({
       Value: { Ref: idOf(queues.workCompute!.queue) },
     });
+    // Both queues `sluice redrive` sends to are outputs (docs/runbook.md, Redrive).
+    expect(all.template.Outputs.WorkQueueUrl).toMatchObject({ Value: { Ref: idOf(queues.work.queue) } });
   });
 
   it('lets only Work call the endpoints and read tokenizers and the prompt cache', () => {
