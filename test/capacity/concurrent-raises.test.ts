@@ -15,7 +15,6 @@ import {
   scaleInAtRelease,
 } from '../../shared/capacity/run-capacity.ts';
 import { type ComponentSweep, sweepCapacity } from '../../shared/capacity/sweep.ts';
-import type { SetWorkersOutcome, WorkerConcurrency } from '../../shared/capacity/worker-concurrency.ts';
 import {
   decideWorkers,
   raiseWorkers,
@@ -26,26 +25,13 @@ import {
   workerScalingOf,
 } from '../../shared/capacity/workers.ts';
 import { pipelineConfig } from '../core/factories.ts';
+import { MemoryWorkerConcurrency } from '../support/memory-worker-concurrency.ts';
 import { aRunWithUnits, aSummary } from '../support/run-fixtures.ts';
 import { Actor, gated } from './interleaving.ts';
 
 const T0 = Date.parse('2026-12-07T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000);
 const iso = (seconds: number) => at(seconds).toISOString();
-
-/** The work event source's limit, as Lambda holds it: the last set wins, whatever it replaced. */
-class MemoryWorkerConcurrency implements WorkerConcurrency {
-  readonly sets: number[] = [];
-  constructor(public maximum: number | undefined) {}
-  async current() {
-    return this.maximum;
-  }
-  async set(maximum: number): Promise<SetWorkersOutcome> {
-    this.sets.push(maximum);
-    this.maximum = maximum;
-    return { applied: true };
-  }
-}
 
 // Two workers per copy, so the limit a lease set needs is easy to read: 2 x the copies.
 const docs = pipelineConfig({

@@ -9,7 +9,6 @@ import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { type PipelineCapacity, pipelineCapacityOf } from '../../shared/capacity/names.ts';
 import { acquireRunCapacity, acquireRunWorkers } from '../../shared/capacity/run-capacity.ts';
 import { sweepCapacity } from '../../shared/capacity/sweep.ts';
-import type { SetWorkersOutcome, WorkerConcurrency } from '../../shared/capacity/worker-concurrency.ts';
 import {
   decideWorkers,
   MIN_WORKERS,
@@ -22,6 +21,7 @@ import {
 import { type CapacityConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState } from '../../shared/domain/types.ts';
 import { pipelineConfig } from '../core/factories.ts';
+import { MemoryWorkerConcurrency } from '../support/memory-worker-concurrency.ts';
 import { aRunWithUnits, aSummary } from '../support/run-fixtures.ts';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
@@ -30,22 +30,6 @@ const iso = (seconds: number) => at(seconds).toISOString();
 
 const capacityOf = (over: Partial<CapacityConfig> = {}): CapacityConfig =>
   pipelineConfig({ endpoint: { name: 'e', dimension: 16, capacity: over } }).endpoint.capacity;
-
-/** The work event source's limit, in memory: what Lambda would hold. */
-class MemoryWorkerConcurrency implements WorkerConcurrency {
-  sets: number[] = [];
-  busy = false;
-  constructor(public maximum: number | undefined) {}
-  async current() {
-    return this.maximum;
-  }
-  async set(maximum: number): Promise<SetWorkersOutcome> {
-    if (this.busy) return { applied: false, reason: 'The operation cannot be performed at this time.' };
-    this.sets.push(maximum);
-    this.maximum = maximum;
-    return { applied: true };
-  }
-}
 
 describe('decideWorkers', () => {
   it('gives each component with a live lease its copies times workersPerCopy, plus in-worker leases', () => {

@@ -9,27 +9,13 @@ import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { pipelineCapacityOf } from '../../shared/capacity/names.ts';
-import type { SetWorkersOutcome, WorkerConcurrency } from '../../shared/capacity/worker-concurrency.ts';
 import { WORKERS_LEASE_COMPONENT, workerScalingOf } from '../../shared/capacity/workers.ts';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { planScheduledRun } from '../../shared/plan/plan-ingest.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
+import { MemoryWorkerConcurrency } from '../support/memory-worker-concurrency.ts';
 import { aLambdaContext, anIngestEvent, SAMPLE_BUCKET, testObservability } from './factories.ts';
-
-/** The work event source's limit, in memory: what Lambda would hold. */
-class MemoryWorkerConcurrency implements WorkerConcurrency {
-  sets: number[] = [];
-  constructor(public maximum: number) {}
-  async current() {
-    return this.maximum;
-  }
-  async set(maximum: number): Promise<SetWorkersOutcome> {
-    this.sets.push(maximum);
-    this.maximum = maximum;
-    return { applied: true };
-  }
-}
 
 class RecordingQueue implements WorkQueue {
   units: WorkUnit[] = [];
