@@ -15,6 +15,7 @@ import type { SegmentStatsStore } from '../ports/segment-stats-store.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
 import type { Checkpoint } from '../work/unit-records.ts';
 import type { ChatEndpoint } from './generate/chat-endpoint.ts';
+import type { PromptCache } from './generate/prompt-cache.ts';
 import type { RecommendationLists } from './recommend/recommendation-lists.ts';
 
 /**
@@ -34,6 +35,8 @@ export interface UnitWorkDeps {
   readonly chunkIndex?: ChunkIndex | undefined;
   /** The LLM (generate pipelines). */
   readonly chatEndpoint?: ChatEndpoint | undefined;
+  /** Answers of generate pipelines by prompt fingerprint; without it, the object store keeps them (local runs). */
+  readonly promptCache?: PromptCache | undefined;
   /** Per-user lists served by key (recommend pipelines); without it, the object store keeps them (local runs). */
   readonly recommendationLists?: RecommendationLists | undefined;
 }
