@@ -5,6 +5,7 @@ import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
 import { describeError } from '../shared/errors/errors.ts';
+import type { PromptCache } from '../shared/jobs/generate/prompt-cache.ts';
 import type { RecommendationLists } from '../shared/jobs/recommend/recommendation-lists.ts';
 import type { ChunkIndex } from '../shared/ports/chunk-index.ts';
 import type { ObjectStore } from '../shared/ports/object-store.ts';
@@ -30,6 +31,8 @@ export interface WorkHandlerDeps {
   readonly chunkIndex?: ChunkIndex;
   /** Users' lists served by key (recommend pipelines); without it they go to the object store. */
   readonly recommendationLists?: RecommendationLists;
+  /** Answers of generate pipelines by prompt fingerprint; without it they go to the object store. */
+  readonly promptCache?: PromptCache;
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
   /** A failed unit comes back after its own backoff; without it, after the visibility timeout. */
   readonly redelivery?: Redelivery;

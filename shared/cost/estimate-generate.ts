@@ -57,8 +57,28 @@ export interface GenerateEstimateInput {
 
 /** Bytes a generations row and its prompt-cache entry take besides the answer's text. */
 const ROW_OVERHEAD_BYTES = 200;
+/**
+ * Bytes a prompt-cache item takes besides the answer's text: its key (the fingerprint twice),
+ * model, run id, counts and attribute names (`promptItemBytes` of an empty answer: about 380).
+ */
+const PROMPT_ITEM_OVERHEAD_BYTES = 400;
 /** Bytes of answer text per completion token (about 4 characters a token). */
 const BYTES_PER_TOKEN = 4;
+
+/**
+ * DynamoDB request units per record of the prompt cache on a run that misses it: one
+ * eventually consistent read of a missing key (0.5) and one write of the answer's item,
+ * 1 unit per KB started of the average answer's item (its text at 4 bytes a token and
+ * {@link PROMPT_ITEM_OVERHEAD_BYTES} of fields and key). Longer answers cost more to write, not to look up.
+ */
+export function promptCacheUnitsPerRecord(work: Pick<GenerateWork, 'answerable' | 'completionTokens'>): {
+  read: number;
+  write: number;
+} {
+  if (work.answerable === 0) return { read: 0, write: 0 };
+  const itemBytes = (work.completionTokens * BYTES_PER_TOKEN) / work.answerable + PROMPT_ITEM_OVERHEAD_BYTES;
+  return { read: 0.5, write: Math.max(1, Math.ceil(itemBytes / 1024)) };
+}
 
 /**
  * The usage a generate run would have, priced like an embed run: the LLM endpoint's copies
@@ -66,8 +86,10 @@ const BYTES_PER_TOKEN = 4;
  * `capacity.workPerSecondPerCopy`) billed from the lease (a cold start) through the
  * completions at the per-copy rate to the end of the cooldown kept (`capacity.cooldown`);
  * workers that follow the copies (`workersPerCopy` each) and wait on the endpoint while it
- * is busy; per record a prompt-cache GET and PUT and the answer written twice (the
- * `generations` part and the cache entry); per unit a range read, its parts and the run
+ * is busy; per record a prompt-cache lookup and record in the runs table (0.5 read request
+ * unit, and 1 write request unit per KB of the average answer's item: see
+ * {@link promptCacheUnitsPerRecord}), one S3 GET of the old S3 cache on the miss (until that
+ * fallback is removed) and the answer written to the `generations` part; per unit a range read, its parts and the run
  * store's start and completion. `always-on` capacity is charged the busy window only, as
  * finalize charges a run without a lease.
  */
@@ -89,6 +111,7 @@ export function estimateGenerateUsage(input: GenerateEstimateInput): RunEstimate
     copies * (capacity.workersPerCopy ?? DEFAULT_WORKERS_PER_COPY),
   );
   const perUnit = (total: number) => total / units;
+  const cacheUnits = promptCacheUnitsPerRecord(work);
   const unitUsage: UnitUsage = {
     workerMs: perUnit(busySeconds * workers * 1000),
     memoryMiB: config.workers.memoryMiB,
@@ -99,11 +122,13 @@ export function estimateGenerateUsage(input: GenerateEstimateInput): RunEstimate
     // Request bodies: the messages' text, about 4 bytes a token.
     endpointBytes: perUnit(work.promptTokens * BYTES_PER_TOKEN),
     s3Gets: 1 + perUnit(work.answerable),
-    s3Puts: 3 + perUnit(work.answerable),
-    bytesPut: perUnit(2 * (work.completionTokens * BYTES_PER_TOKEN + work.answerable * ROW_OVERHEAD_BYTES)),
+    s3Puts: 3,
+    bytesPut: perUnit(work.completionTokens * BYTES_PER_TOKEN + work.answerable * ROW_OVERHEAD_BYTES),
     queueSends: 0,
     runStoreReads: 0,
     runStoreWrites: 2,
+    promptCacheReadUnits: perUnit(work.answerable * cacheUnits.read),
+    promptCacheWriteUnits: perUnit(work.answerable * cacheUnits.write),
   };
   const usage = runUsageOf(
     Array.from({ length: units }, () => ({ attempts: 1, usage: unitUsage })),

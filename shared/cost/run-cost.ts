@@ -106,7 +106,7 @@ export const COST_BASIS = {
   lambda:
     'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), one request per delivery plus one each for plan and finalize (their durations are not measured yet: withFinalizeCalls adds finalize’s once it reports workerMs and memoryMiB)',
   requests:
-    'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index and prompt-cache objects counted as S3 requests; recommend runs add the serving table’s write request units: one item per user written, ceil(item bytes / 1 KB) each, the item size estimated with 16-character ids)',
+    'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index objects counted as S3 requests; the generate prompt cache in request units as its DynamoDB items bill them: 0.5 read unit per key looked up and per 4 KB found, 1 write unit per KB recorded, plus one S3 GET per miss while the old S3 cache is read as a fallback; recommend runs add the serving table’s write request units: one item per user written, ceil(item bytes / 1 KB) each, the item size estimated with 16-character ids)',
   storage: 'bytes the run wrote to S3, priced as one month of S3 Standard',
 } as const;
 

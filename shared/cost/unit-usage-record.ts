@@ -38,4 +38,12 @@ export interface UnitUsage {
   queueSends: number;
   runStoreReads: number;
   runStoreWrites: number;
+  /**
+   * DynamoDB request units of the generate prompt cache (runs table, `PROMPT#` items):
+   * reads 0.5 per key looked up and per 4 KB of an item found (eventually consistent),
+   * writes 1 per KB of each item recorded. Counted as the deployed cache bills them, also
+   * in a local run (which keeps its cache in the local bucket). Absent before the cache moved.
+   */
+  promptCacheReadUnits?: number;
+  promptCacheWriteUnits?: number;
 }

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { WorkUnit } from '../domain/types.ts';
 import type { ChatEndpoint } from '../jobs/generate/chat-endpoint.ts';
+import { PROMPT_ITEM_MAX_BYTES, type PromptCache, promptItemBytes } from '../jobs/generate/prompt-cache.ts';
 import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
@@ -168,6 +169,37 @@ export class UsageMeter {
     };
   }
 
+  /**
+   * Counts the prompt cache's calls as the deployed DynamoDB cache bills them (see
+   * {@link UnitUsage.promptCacheReadUnits}): the cache itself is not metered otherwise, so a
+   * local run (object store cache) is priced as if deployed. A miss also costs one S3 GET
+   * while the deployed cache falls back to the old S3 cache (docs/generate.md).
+   */
+  promptCache(cache: PromptCache): PromptCache {
+    const usage = this.usage;
+    return {
+      lookup: async (pipeline, fingerprints) => {
+        const found = await cache.lookup(pipeline, fingerprints);
+        const keys = new Set(fingerprints).size;
+        let units = 0.5 * (keys - found.size);
+        for (const answer of found.values())
+          units += 0.5 * Math.max(1, Math.ceil(promptItemBytes(pipeline, answer) / 4096));
+        usage.promptCacheReadUnits = (usage.promptCacheReadUnits ?? 0) + units;
+        usage.s3Gets += keys - found.size;
+        return found;
+      },
+      record: async (pipeline, answers) => {
+        await cache.record(pipeline, answers);
+        let units = 0;
+        for (const answer of answers) {
+          const bytes = promptItemBytes(pipeline, answer);
+          if (bytes <= PROMPT_ITEM_MAX_BYTES) units += Math.max(1, Math.ceil(bytes / 1024));
+        }
+        usage.promptCacheWriteUnits = (usage.promptCacheWriteUnits ?? 0) + units;
+      },
+    };
+  }
+
   /** Counts reads and writes of the run store (one request each). */
   runStore(runs: RunStore): RunStore {
     const usage = this.usage;
@@ -281,8 +313,8 @@ function addUnitUsage(totals: UnitUsageTotals, u: UnitUsage): void {
   totals.s3Puts += u.s3Puts;
   totals.bytes += u.bytesPut;
   totals.sends += u.queueSends;
-  totals.reads += u.runStoreReads;
-  totals.writes += u.runStoreWrites;
+  totals.reads += u.runStoreReads + (u.promptCacheReadUnits ?? 0);
+  totals.writes += u.runStoreWrites + (u.promptCacheWriteUnits ?? 0);
   totals.callMs += u.endpointCallMs;
   totals.calls += u.endpointCalls ?? 0;
   totals.endpointBytes += u.endpointBytes ?? 0;

@@ -48,11 +48,41 @@ describe('estimateGenerateUsage', () => {
     expect(cost.endpoint).toBe(0.398241);
     // The worker waits on the endpoint while it is busy: 526.3 s at the configured memory.
     expect(estimate.usage.lambdaGbSeconds).toBeCloseTo(busy * (config.workers.memoryMiB / 1024), 6);
-    // A prompt-cache GET and PUT per record besides each unit's own requests.
+    // The prompt cache is in the runs table: 0.5 read unit per lookup, 1 write unit per answer
+    // (100 tokens: a 600-byte item), and one GET of the old S3 cache per miss; no PUT per record.
     expect(estimate.usage.s3Gets).toBe(estimate.units + 1000);
-    expect(estimate.usage.s3Puts).toBe(3 * estimate.units + 1000);
+    expect(estimate.usage.s3Puts).toBe(3 * estimate.units);
+    expect(estimate.usage.dynamoReads).toBe(500);
+    expect(estimate.usage.dynamoWrites).toBe(1000 + 2 * estimate.units);
     // The per-1M figure counts prompt and completion tokens.
     expect(cost.perMillionTokens).toBe(Math.round((cost.total * 1e6) / 0.3) / 1e6);
+  });
+
+  it('prices the prompt cache per 1M records at $1.0875 (DynamoDB and the S3 fallback GET) against $5.40 for S3 GET + PUT', () => {
+    const config = triage();
+    const million = { records: 1e6, answerable: 1e6, promptTokens: 200e6, completionTokens: 128e6 };
+    const estimate = estimateGenerateUsage({ config, estimatedCost: 328e6, work: million });
+    const units = estimate.units;
+    // Each unit's own requests: a range read, 3 part puts, 2 run-store writes.
+    // (Per-unit shares added back up: equal up to rounding.)
+    expect(estimate.usage.s3Gets).toBeCloseTo(units + 1e6, 3);
+    expect(estimate.usage.s3Puts).toBe(3 * units);
+    expect(estimate.usage.dynamoReads).toBeCloseTo(0.5e6, 3);
+    expect(estimate.usage.dynamoWrites).toBeCloseTo(1e6 + 2 * units, 3);
+    const cacheUsd =
+      0.5e6 * usEast.dynamoReadRequestUnit.usd +
+      1e6 * usEast.dynamoWriteRequestUnit.usd +
+      (1e6 / 1000) * usEast.s3GetPer1000.usd;
+    const s3CacheUsd = (1e6 / 1000) * (usEast.s3GetPer1000.usd + usEast.s3PutPer1000.usd);
+    expect(cacheUsd).toBeCloseTo(1.0875, 9);
+    expect(s3CacheUsd).toBeCloseTo(5.4, 9);
+    const cost = runCost(estimate.usage, usEast, { region: 'us-east-1', estimate: true });
+    const unitsOwnUsd =
+      (units / 1000) * usEast.s3GetPer1000.usd +
+      ((3 * units) / 1000) * usEast.s3PutPer1000.usd +
+      2 * units * usEast.dynamoWriteRequestUnit.usd;
+    const sqsUsd = (Math.ceil(units / 10) + 2 * units + 3) * usEast.sqsRequest.usd;
+    expect(cost.requests).toBeCloseTo(cacheUsd + unitsOwnUsd + sqsUsd, 5);
   });
 
   it('leases the copies plan would, keeps the cooldown when asked, and takes a given throughput', () => {

@@ -42,7 +42,7 @@ export async function workGenerateUnit(
 ): Promise<UnitWork> {
   const endpoint = endpointOf(deps, config);
   const job = generateJobFor(config);
-  const cache = new ObjectStorePromptCache(deps.store);
+  const cache = deps.promptCache ?? new ObjectStorePromptCache(deps.store);
   const part = streamedTablePart(deps.store, 'generations', unit, generationsPartWriter(unit.runId));
   const { result, key } = await intoStreamedPart(part, (sink) =>
     generateUnit({ store: deps.store, endpoint, cache }, config, job, unit, sink, checkpoint),

@@ -41,6 +41,25 @@ export function promptCacheKey(pipeline: string, fingerprint: string): string {
   return `${PROMPT_CACHE_PREFIX}${pipeline}/${fingerprint.slice(0, 2)}/${fingerprint}.json`;
 }
 
+/**
+ * The deployed cache's item of an answer in the runs table (shared/adapters/aws/dynamo-prompt-cache.ts):
+ * pk=`PROMPT#<pipeline>#<sha256>`, a prefix no other item of the table uses.
+ */
+export function promptItemKey(pipeline: string, fingerprint: string): { pk: string; sk: string } {
+  return { pk: `PROMPT#${pipeline}#${fingerprint}`, sk: 'PROMPT' };
+}
+
+/**
+ * DynamoDB refuses an item over 400 KB (names and values). {@link promptItemBytes} counts the
+ * answer as JSON, a little more than DynamoDB does, so an item under it fits.
+ */
+export const PROMPT_ITEM_MAX_BYTES = 400 * 1024;
+
+/** An upper bound of an answer's item size as DynamoDB counts it: its keys and the answer as JSON. */
+export function promptItemBytes(pipeline: string, answer: CachedAnswer): number {
+  return Buffer.byteLength(JSON.stringify({ ...promptItemKey(pipeline, answer.promptSha256), ...answer }));
+}
+
 async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
   let next = 0;
   const lane = async () => {
@@ -51,10 +70,11 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
 
 /**
  * (secondary adapter) The prompt cache as one small JSON object per answered prompt in the
- * pipeline's object store (S3 deployed, the local bucket locally). A GET and a PUT per
- * record cost far less than the LLM call they save, need no table or IAM beyond the
- * bucket's, and work the same on a laptop and in Lambda (docs/generate.md, "Prompt cache").
- * An entry that cannot be read as one is a miss: the prompt is asked again.
+ * object store: a local run's cache in its bucket. Deployed, the cache is in the runs table
+ * (DynamoPromptCache: an S3 PUT per answer cost $5 per 1M records) and this adapter only
+ * reads the answers cached in S3 before that, on a miss, until the fallback is removed
+ * (docs/generate.md, "Prompt cache"). An entry that cannot be read as one is a miss: the
+ * prompt is asked again.
  */
 export class ObjectStorePromptCache implements PromptCache {
   constructor(private readonly store: ObjectStore) {}
