@@ -2,6 +2,7 @@ import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { type UnitUsage, UsageMeter } from '../cost/unit-usage.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
 import { describeError, EndpointWarming, ObjectChanged, TransitionConflict } from '../errors/errors.ts';
+import { ObjectStorePromptCache } from '../jobs/generate/prompt-cache.ts';
 import type { UnitWork, UnitWorkDeps } from '../jobs/job-kind.ts';
 import { jobKindOf } from '../jobs/registry.ts';
 import { stageOfUnit } from '../jobs/run-stages.ts';
@@ -268,5 +269,7 @@ function meteredDeps(deps: ProcessUnitDeps, meter: UsageMeter): ProcessUnitDeps 
     endpoint: deps.endpoint && meter.embeddingEndpoint(deps.endpoint),
     scoringEndpoint: deps.scoringEndpoint && meter.scoringEndpoint(deps.scoringEndpoint),
     chatEndpoint: deps.chatEndpoint && meter.chatEndpoint(deps.chatEndpoint),
+    // Priced as the deployed DynamoDB cache bills it, whichever cache the worker has (local: the bucket's).
+    promptCache: meter.promptCache(deps.promptCache ?? new ObjectStorePromptCache(deps.store)),
   };
 }
