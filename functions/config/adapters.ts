@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Sleep } from '../../shared/adapters/aws/backoff.ts';
 import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-leases.ts';
 import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
+import { DynamoPromptCache } from '../../shared/adapters/aws/dynamo-prompt-cache.ts';
 import { DynamoRecommendationLists } from '../../shared/adapters/aws/dynamo-recommendation-lists.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
@@ -31,6 +32,7 @@ import { workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import { type WorkerScaling, workerScalingOf } from '../../shared/capacity/workers.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../../shared/embedding/token-counter.ts';
+import { ObjectStorePromptCache, type PromptCache } from '../../shared/jobs/generate/prompt-cache.ts';
 import type { RecommendationLists } from '../../shared/jobs/recommend/recommendation-lists.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
 import type { ChunkIndex } from '../../shared/ports/chunk-index.ts';
@@ -120,6 +122,8 @@ export interface SluiceAdapters {
   readonly segmentStats: SegmentStatsStore;
   /** Fingerprints of embedded chunks, in the runs table, for incremental runs. */
   readonly chunkIndex: ChunkIndex;
+  /** Answers of generate pipelines, in the runs table; a miss is read from the old S3 cache (never written). */
+  readonly promptCache: PromptCache;
   /** Users' lists served by key, in the recommendations table (where the stack gives the function one). */
   readonly recommendationLists?: RecommendationLists;
   /** The model client of a pipeline (one per pipeline, sharing the SageMaker client and, per endpoint, a limiter). */
@@ -173,6 +177,23 @@ export function createAdapters(
     }),
     tokenCounter: new EstimatingTokenCounter(),
     chunkIndex: new DynamoChunkIndex({ doc: clients.dynamo, tableName: env.runsTable, ...sleep }),
+    promptCache: new DynamoPromptCache({
+      doc: clients.dynamo,
+      tableName: env.runsTable,
+      // Migration from the S3 cache: read a miss there (GetObject only) and copy a hit in.
+      legacy: new ObjectStorePromptCache(store),
+      onSkipped: (pipeline, promptSha256, bytes) =>
+        console.warn(
+          JSON.stringify({
+            level: 'WARN',
+            message: 'answer too large for the prompt cache; not cached',
+            pipeline,
+            promptSha256,
+            bytes,
+          }),
+        ),
+      ...sleep,
+    }),
     ...(env.recommendationsTable === undefined
       ? {}
       : {
