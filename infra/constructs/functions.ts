@@ -332,18 +332,17 @@ export class Functions extends Construct {
     // with the source's last one to count the documents a re-drop no longer has.
     grantData(fn, bucket, table, {
       // Recommend pipelines: similarity units read the index and shard plan the ingest merge left under runs/.
+      // Generate pipelines: the old S3 prompt cache, read on a miss of the runs table's (point
+      // GETs, never listed or written: the cache lives in the runs table, docs/generate.md).
       read: [
         ...SOURCE_PREFIXES,
         STAGING_PREFIX,
         ...(scoring ? [MODELS_PREFIX] : []),
         ...(pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
-      ],
-      put: [RUNS_PREFIX],
-      // Generate pipelines: the prompt cache, point GETs and PUTs of answers (never listed).
-      readWrite: [
-        RESULTS_PREFIX,
         ...(pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
       ],
+      put: [RUNS_PREFIX],
+      readWrite: [RESULTS_PREFIX],
       table: own.tableActions,
     });
     // In-worker scoring reads the model at the version its run pinned (GetObject with VersionId).
