@@ -836,11 +836,13 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['work-compute', 's3:GetObjectVersion', '/models/credit-risk/model.json'],
       // Recommend: similarity units read the index the ingest merge wrote, and write users' lists.
       ['work-compute', 's3:GetObject', '/runs/recommend/'],
-      // Generate: the worker asks the LLM endpoint through its component, and keeps the prompt cache.
+      // Generate: the worker asks the LLM endpoint through its component, and keeps the prompt
+      // cache in the runs table, reading a miss from the old S3 cache (never written there).
       ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-generate-triage'],
       ['work', 'sagemaker:InvokeEndpoint', ':inference-component/sluice-generate-triage-model'],
+      ['work', 'dynamodb:BatchGetItem', ':table/'],
+      ['work', 'dynamodb:BatchWriteItem', ':table/'],
       ['work', 's3:GetObject', '/cache/prompts/generate-triage/'],
-      ['work', 's3:PutObject', '/cache/prompts/generate-triage/'],
       [
         'finalize',
         'sagemaker:UpdateInferenceComponentRuntimeConfig',

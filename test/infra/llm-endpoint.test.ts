@@ -307,11 +307,11 @@ describe('the stack with a generate pipeline (docs embeds, generate-triage asks 
     expect(resourcesAllowed(template, stack.functions.work.role, 'sagemaker:InvokeEndpoint')).toHaveLength(4);
   });
 
-  it('lets the work function read and write the prompt cache, by key, under cache/prompts/ only', () => {
+  it('lets the work function only read the old S3 prompt cache, by key, under cache/prompts/ (the cache is in the runs table)', () => {
     const cache = (fn: IConstruct, action: string) =>
       JSON.stringify(resourcesAllowed(template, fn, action)).includes('/cache/prompts/*');
     expect(cache(stack.functions.work.role, 's3:GetObject')).toBe(true);
-    expect(cache(stack.functions.work.role, 's3:PutObject')).toBe(true);
+    expect(cache(stack.functions.work.role, 's3:PutObject')).toBe(false);
     for (const fn of [stack.functions.plan, stack.functions.finalize, stack.functions.deadLetter])
       expect(cache(fn.role, 's3:GetObject')).toBe(false);
   });

@@ -236,7 +236,8 @@ describe('a stack with endpoint and compute pipelines (every shipped pipeline)',
       false,
     );
     expect(allows(all, functions.work, 's3:GetObject', '/cache/prompts/*')).toBe(true);
-    expect(allows(all, functions.work, 's3:PutObject', '/cache/prompts/*')).toBe(true);
+    // The old S3 prompt cache is only read now (the cache lives in the runs table).
+    expect(allows(all, functions.work, 's3:PutObject', '/cache/prompts/*')).toBe(false);
     expect(JSON.stringify(statementsOf(all, compute))).not.toContain('/cache/prompts/');
   });
 
