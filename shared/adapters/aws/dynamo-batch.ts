@@ -104,3 +104,29 @@ export async function batchGetResending(
   );
   return found;
 }
+
+/** BatchWriteItem takes at most 25 puts a call, BatchGetItem 100 keys. */
+export const BATCH_PUT_MAX = 25;
+export const BATCH_GET_MAX = 100;
+
+/** Every item put, {@link BATCH_PUT_MAX} per BatchWriteItem call in order, each resending its unprocessed items. */
+export async function batchPutAllResending(
+  target: ResendTarget,
+  items: readonly Item[],
+  options?: BatchResendOptions,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += BATCH_PUT_MAX)
+    await batchPutResending(target, items.slice(i, i + BATCH_PUT_MAX), options);
+}
+
+/** Every key read, {@link BATCH_GET_MAX} per BatchGetItem call in order, each resending its unprocessed keys; the items found. */
+export async function batchGetAllResending(
+  target: ResendTarget,
+  keys: readonly Item[],
+  options?: BatchResendOptions,
+): Promise<Item[]> {
+  const found: Item[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_MAX)
+    found.push(...(await batchGetResending(target, keys.slice(i, i + BATCH_GET_MAX), options)));
+  return found;
+}

@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
 import type { Sleep } from './backoff.ts';
-import { type BatchResendOptions, batchGetResending, batchPutResending } from './dynamo-batch.ts';
+import { type BatchResendOptions, batchGetAllResending, batchPutAllResending } from './dynamo-batch.ts';
 
 export interface DynamoChunkIndexOptions {
   /** Created once per process and injected. */
@@ -15,10 +15,6 @@ export interface DynamoChunkIndexOptions {
   /** @default Math.random */
   readonly random?: () => number;
 }
-
-/** BatchGetItem takes 100 keys, BatchWriteItem 25 puts. */
-const GET_SLICE = 100;
-const PUT_SLICE = 25;
 
 type Item = Record<string, unknown>;
 
@@ -91,22 +87,18 @@ export class DynamoChunkIndex implements ChunkIndex {
     ];
     // One put per key per batch: DynamoDB refuses a batch that names a key twice.
     const unique = [...new Map(items.map((item) => [`${item.pk}`, item])).values()];
-    for (let i = 0; i < unique.length; i += PUT_SLICE) await this.batchPut(unique.slice(i, i + PUT_SLICE));
+    await this.batchPut(unique);
   }
 
   private async batchGet(keys: readonly { pk: string; sk: string }[]): Promise<Item[]> {
     const unique = [...new Map(keys.map((k) => [k.pk, k])).values()];
-    const out: Item[] = [];
-    for (let i = 0; i < unique.length; i += GET_SLICE) {
-      const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
-      out.push(...(await batchGetResending(target, unique.slice(i, i + GET_SLICE), this.resend)));
-    }
-    return out;
+    const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
+    return batchGetAllResending(target, unique, this.resend);
   }
 
   private async batchPut(items: readonly Item[]): Promise<void> {
     const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index items unwritten' };
-    await batchPutResending(target, items, this.resend);
+    await batchPutAllResending(target, items, this.resend);
   }
 }
 

@@ -7,7 +7,7 @@ import {
   promptItemKey as promptKey,
 } from '../../jobs/generate/prompt-cache.ts';
 import type { Sleep } from './backoff.ts';
-import { type BatchResendOptions, batchGetResending, batchPutResending } from './dynamo-batch.ts';
+import { type BatchResendOptions, batchGetAllResending, batchPutAllResending } from './dynamo-batch.ts';
 
 export interface DynamoPromptCacheOptions {
   /** Created once per process and injected. */
@@ -29,10 +29,6 @@ export interface DynamoPromptCacheOptions {
   /** @default Math.random */
   readonly random?: () => number;
 }
-
-/** BatchGetItem takes 100 keys, BatchWriteItem 25 puts. */
-const GET_SLICE = 100;
-const PUT_SLICE = 25;
 
 type Item = Record<string, unknown>;
 
@@ -60,12 +56,10 @@ export class DynamoPromptCache implements PromptCache {
     const unique = [...new Set(fingerprints)];
     const found = new Map<string, CachedAnswer>();
     const target = { doc: this.doc, tableName: this.tableName, label: 'prompt cache keys unread' };
-    for (let i = 0; i < unique.length; i += GET_SLICE) {
-      const keys = unique.slice(i, i + GET_SLICE).map((f) => promptKey(pipeline, f));
-      for (const item of await batchGetResending(target, keys, this.resend)) {
-        const answer = answerOf(item);
-        if (answer) found.set(answer.promptSha256, answer);
-      }
+    const keys = unique.map((f) => promptKey(pipeline, f));
+    for (const item of await batchGetAllResending(target, keys, this.resend)) {
+      const answer = answerOf(item);
+      if (answer) found.set(answer.promptSha256, answer);
     }
     const legacy = this.options.legacy;
     const missed = unique.filter((f) => !found.has(f));
@@ -89,8 +83,7 @@ export class DynamoPromptCache implements PromptCache {
     // One put per key per batch: DynamoDB refuses a batch that names a key twice.
     const unique = [...new Map(items.map((item) => [`${item.pk}`, item])).values()];
     const target = { doc: this.doc, tableName: this.tableName, label: 'prompt cache items unwritten' };
-    for (let i = 0; i < unique.length; i += PUT_SLICE)
-      await batchPutResending(target, unique.slice(i, i + PUT_SLICE), this.resend);
+    await batchPutAllResending(target, unique, this.resend);
   }
 }
 

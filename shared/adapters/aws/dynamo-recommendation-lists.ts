@@ -9,10 +9,7 @@ import {
   type UserList,
 } from '../../jobs/recommend/recommendation-lists.ts';
 import type { Sleep } from './backoff.ts';
-import { type BatchResendOptions, batchPutResending } from './dynamo-batch.ts';
-
-/** BatchWriteItem's limit: 25 puts a call. */
-const PUT_SLICE = 25;
+import { BATCH_PUT_MAX, type BatchResendOptions, batchPutResending } from './dynamo-batch.ts';
 
 /** Key attribute names of the recommendations table (the stack's table and the tests' use these). */
 export const RECOMMENDATIONS_TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;
@@ -79,7 +76,7 @@ export class DynamoRecommendationLists implements RecommendationLists {
           unitId,
           items: JSON.stringify(compactList(list.items)),
         });
-        if (pending.length < PUT_SLICE) return;
+        if (pending.length < BATCH_PUT_MAX) return;
         const slice = pending;
         pending = [];
         await send(slice);

@@ -3,9 +3,7 @@ import type { SegmentStatsStore } from '../../ports/segment-stats-store.ts';
 import type { BetaPrior } from '../../scoring/aggregates/beta-prior.ts';
 import type { SegmentStats } from '../../scoring/aggregates/segment-aggregates.ts';
 import { realSleep, type Sleep } from './backoff.ts';
-import { batchPutResending } from './dynamo-batch.ts';
-
-const PUT_SLICE = 25;
+import { batchPutAllResending } from './dynamo-batch.ts';
 
 /**
  * (secondary adapter) SegmentStatsStore in the runs table: one item per run and segment,
@@ -50,8 +48,7 @@ export class DynamoSegmentStatsStore implements SegmentStatsStore {
       label: `segment items of run ${runId} unwritten`,
     };
     const resend = { maxAttempts: this.options.maxAttempts, sleep: this.sleep, random: this.random };
-    for (let i = 0; i < items.length; i += PUT_SLICE)
-      await batchPutResending(target, items.slice(i, i + PUT_SLICE), resend);
+    await batchPutAllResending(target, items, resend);
   }
 
   async listSegments(runId: string): Promise<SegmentStats[]> {
