@@ -1,3 +1,4 @@
+import type { WorkPool } from '../capacity/work-pools.ts';
 import type { RunCost } from '../cost/run-cost.ts';
 import type { UnitUsage } from '../cost/unit-usage-record.ts';
 
@@ -206,6 +207,15 @@ export interface RunState {
   stage?: string;
   /** The stages the run goes through, in order. Absent in older runs (see `stage`). */
   readonly stages?: readonly string[];
+  /**
+   * The work pool of the run's pipeline (issue 14), recorded by plan with `splitStack`: in a
+   * split stack a compute-pool run's units work from the compute queue. A redrive sends the
+   * units back by these, a fact of the stack that planned the run, not of the configs on the
+   * redriving machine. Absent in runs planned before they were recorded.
+   */
+  readonly workPool?: WorkPool;
+  /** Whether the stack that planned the run had two work functions (`workPoolsOf(...).split`). */
+  readonly splitStack?: boolean;
   status: RunStatus;
   finishedAt: string | null;
   totalUnits: number;
