@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
   BatchWriteCommand,
   type BatchWriteCommandOutput,
-  DynamoDBDocumentClient,
+  type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoPromptCache } from '../../shared/adapters/aws/dynamo-prompt-cache.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import {
@@ -16,35 +15,9 @@ import {
   PROMPT_ITEM_MAX_BYTES,
 } from '../../shared/jobs/generate/prompt-cache.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 
-let server: LocalAwsServer;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
-let tables = 0;
-
-beforeAll(async () => {
-  server = await startDynalite();
-  client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
-  doc = DynamoDBDocumentClient.from(client);
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await server?.stop();
-});
-
-async function newTable(): Promise<string> {
-  tables += 1;
-  const tableName = `sluice-prompts-${tables}`;
-  await createRunsTable(client, tableName);
-  return tableName;
-}
+const dynalite = useDynaliteTables({ tablePrefix: 'sluice-prompts' });
 
 const sha = (n: number) => createHash('sha256').update(`prompt ${n}`).digest('hex');
 
@@ -77,7 +50,7 @@ function pressuredDoc(tableName: string) {
         if (!gotHalf && keys.length > 1) {
           gotHalf = true;
           const half = Math.ceil(keys.length / 2);
-          const out = (await doc.send(
+          const out = (await dynalite.doc.send(
             new BatchGetCommand({ RequestItems: { [tableName]: { Keys: keys.slice(0, half) } } }),
           )) as BatchGetCommandOutput;
           return { ...out, UnprocessedKeys: { [tableName]: { Keys: keys.slice(half) } } };
@@ -89,13 +62,13 @@ function pressuredDoc(tableName: string) {
         if (!wroteHalf && requests.length > 1) {
           wroteHalf = true;
           const half = Math.ceil(requests.length / 2);
-          const out = (await doc.send(
+          const out = (await dynalite.doc.send(
             new BatchWriteCommand({ RequestItems: { [tableName]: requests.slice(0, half) } }),
           )) as BatchWriteCommandOutput;
           return { ...out, UnprocessedItems: { [tableName]: requests.slice(half) } };
         }
       }
-      return doc.send(command as BatchGetCommand);
+      return dynalite.doc.send(command as BatchGetCommand);
     },
   } as unknown as DynamoDBDocumentClient;
   return { proxy, calls };
@@ -124,7 +97,7 @@ function countingStore(store: ObjectStore) {
 
 describe('DynamoPromptCache', () => {
   it('records in batches of 25 and looks up in batches of 100, resending what DynamoDB left unprocessed', async () => {
-    const tableName = await newTable();
+    const tableName = await dynalite.newTable();
     const { proxy, calls } = pressuredDoc(tableName);
     const cache = new DynamoPromptCache({ doc: proxy, tableName, sleep: noSleep });
     const answers = Array.from({ length: 130 }, (_, i) => answer(i));
@@ -142,18 +115,18 @@ describe('DynamoPromptCache', () => {
   });
 
   it('keeps pipelines apart: the same prompt of another pipeline is a miss', async () => {
-    const tableName = await newTable();
-    const cache = new DynamoPromptCache({ doc, tableName });
+    const tableName = await dynalite.newTable();
+    const cache = new DynamoPromptCache({ doc: dynalite.doc, tableName });
     await cache.record('triage', [answer(1)]);
     expect((await cache.lookup('other', [sha(1)])).size).toBe(0);
     expect((await cache.lookup('triage', [sha(1)])).get(sha(1))).toEqual(answer(1));
   });
 
   it('does not cache an answer too large for an item, and says so, without failing the others', async () => {
-    const tableName = await newTable();
+    const tableName = await dynalite.newTable();
     const skipped: Array<{ sha: string; bytes: number }> = [];
     const cache = new DynamoPromptCache({
-      doc,
+      doc: dynalite.doc,
       tableName,
       onSkipped: (_pipeline, promptSha256, bytes) => skipped.push({ sha: promptSha256, bytes }),
     });
@@ -167,12 +140,16 @@ describe('DynamoPromptCache', () => {
   });
 
   it('finds on a miss what the old S3 cache holds, copies it in, and never writes to S3', async () => {
-    const tableName = await newTable();
+    const tableName = await dynalite.newTable();
     const bucket = new MemoryObjectStore();
     // Answers the S3 cache held before the upgrade.
     await new ObjectStorePromptCache(bucket).record('triage', [answer(1), answer(2)]);
     const { store, counts } = countingStore(bucket);
-    const cache = new DynamoPromptCache({ doc, tableName, legacy: new ObjectStorePromptCache(store) });
+    const cache = new DynamoPromptCache({
+      doc: dynalite.doc,
+      tableName,
+      legacy: new ObjectStorePromptCache(store),
+    });
 
     const first = await cache.lookup('triage', [sha(1), sha(2), sha(3)]);
     expect([...first.keys()].sort()).toEqual([sha(1), sha(2)].sort());
@@ -183,7 +160,7 @@ describe('DynamoPromptCache', () => {
     expect(counts.puts).toBe(0);
 
     // The hits were copied: a lookup without the old cache finds all three.
-    const tableOnly = new DynamoPromptCache({ doc, tableName });
+    const tableOnly = new DynamoPromptCache({ doc: dynalite.doc, tableName });
     expect((await tableOnly.lookup('triage', [sha(1), sha(2), sha(3)])).size).toBe(3);
     // And the old cache is read again only for what the table misses.
     await cache.lookup('triage', [sha(1), sha(2), sha(3), sha(4)]);

@@ -1,43 +1,16 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { runStoreContract } from '../contract/run-store-contract.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 import { aRunWithUnits, aSummary, someCounts } from '../support/run-fixtures.ts';
 
 // One dynalite for the file; a fresh table per test keeps tests independent.
-let server: LocalAwsServer;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
-let tables = 0;
-
-beforeAll(async () => {
-  server = await startDynalite();
-  client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
-  doc = DynamoDBDocumentClient.from(client);
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await server?.stop();
-});
-
-async function freshTable(): Promise<string> {
-  tables += 1;
-  const tableName = `sluice-runs-${tables}`;
-  await createRunsTable(client, tableName);
-  return tableName;
-}
+const dynalite = useDynaliteTables();
 
 runStoreContract('DynamoRunStore on dynalite', async () => {
-  const tableName = await freshTable();
-  return { store: new DynamoRunStore({ doc, tableName }), cleanup: async () => {} };
+  const tableName = await dynalite.newTable();
+  return { store: new DynamoRunStore({ doc: dynalite.doc, tableName }), cleanup: async () => {} };
 });
 
 /**
@@ -46,7 +19,7 @@ runStoreContract('DynamoRunStore on dynalite', async () => {
  */
 function crashingOnce(marker: string): DynamoDBDocumentClient {
   let crashed = false;
-  return new Proxy(doc, {
+  return new Proxy(dynalite.doc, {
     get(target, property, receiver) {
       if (property !== 'send') return Reflect.get(target, property, receiver);
       return (command: unknown) => {
@@ -68,9 +41,9 @@ describe('DynamoRunStore on dynalite: a completion interrupted halfway', () => {
   const result = { counts: someCounts({ records: 3 }), actualCost: 9, outputKeys: ['results/x.parquet'] };
 
   it('is counted by the redelivery when it stopped after marking the unit', async () => {
-    const tableName = await freshTable();
+    const tableName = await dynalite.newTable();
     const { run, units } = aRunWithUnits(2);
-    const healthy = new DynamoRunStore({ doc, tableName });
+    const healthy = new DynamoRunStore({ doc: dynalite.doc, tableName });
     await healthy.createRun(run, units);
     await healthy.completeUnit(run.runId, 'u0000', result);
 
@@ -92,9 +65,9 @@ describe('DynamoRunStore on dynalite: a completion interrupted halfway', () => {
   });
 
   it('still finishes the run on redelivery when it stopped before claiming the finish', async () => {
-    const tableName = await freshTable();
+    const tableName = await dynalite.newTable();
     const { run, units } = aRunWithUnits(1);
-    const healthy = new DynamoRunStore({ doc, tableName });
+    const healthy = new DynamoRunStore({ doc: dynalite.doc, tableName });
     await healthy.createRun(run, units);
 
     const crashing = new DynamoRunStore({ doc: crashingOnce('finalizeClaimedBy'), tableName });
@@ -114,7 +87,7 @@ describe('DynamoRunStore on dynalite: a redrive interrupted halfway', () => {
 
   async function aFailedRun(tableName: string) {
     const { run, units } = aRunWithUnits(3);
-    const healthy = new DynamoRunStore({ doc, tableName });
+    const healthy = new DynamoRunStore({ doc: dynalite.doc, tableName });
     await healthy.createRun(run, units);
     await healthy.completeUnit(run.runId, 'u0000', result);
     await healthy.failUnit(run.runId, 'u0001', 'dead-lettered');
@@ -127,7 +100,7 @@ describe('DynamoRunStore on dynalite: a redrive interrupted halfway', () => {
     ['after resetting a unit, before uncounting it', 'DELETE countedUnitIds'],
     ['after every unit, before moving the run', 'SET #status = :running'],
   ])('is completed by the next call when it stopped %s', async (_when, marker) => {
-    const tableName = await freshTable();
+    const tableName = await dynalite.newTable();
     const { run, healthy } = await aFailedRun(tableName);
 
     const crashing = new DynamoRunStore({ doc: crashingOnce(marker), tableName });

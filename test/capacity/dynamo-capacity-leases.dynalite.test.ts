@@ -1,50 +1,24 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-leases.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 import { aRun } from '../support/run-fixtures.ts';
 import { capacityLeasesContract } from './capacity-leases-contract.ts';
 
-let server: LocalAwsServer;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
-let tables = 0;
-
-beforeAll(async () => {
-  server = await startDynalite();
-  client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
-  doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await server?.stop();
-});
-
-async function freshTable(): Promise<string> {
-  tables += 1;
-  const tableName = `sluice-runs-${tables}`;
-  await createRunsTable(client, tableName);
-  return tableName;
-}
+// Marshalled as the Lambdas' document client is (functions/config/adapters.ts).
+const dynalite = useDynaliteTables({ translateConfig: { marshallOptions: { removeUndefinedValues: true } } });
 
 capacityLeasesContract('DynamoCapacityLeases on dynalite', async () => ({
-  leases: new DynamoCapacityLeases({ doc, tableName: await freshTable() }),
+  leases: new DynamoCapacityLeases({ doc: dynalite.doc, tableName: await dynalite.newTable() }),
   cleanup: async () => {},
 }));
 
 describe('DynamoCapacityLeases', () => {
   it('keeps leases in the runs table under their own keys, out of the runs index', async () => {
-    const tableName = await freshTable();
-    const leases = new DynamoCapacityLeases({ doc, tableName });
-    const runs = new DynamoRunStore({ doc, tableName });
+    const tableName = await dynalite.newTable();
+    const leases = new DynamoCapacityLeases({ doc: dynalite.doc, tableName });
+    const runs = new DynamoRunStore({ doc: dynalite.doc, tableName });
     const run = aRun();
     await runs.createRun(run, []);
     await leases.take({
@@ -54,7 +28,7 @@ describe('DynamoCapacityLeases', () => {
       takenAt: run.startedAt,
     });
 
-    const item = await doc.send(
+    const item = await dynalite.doc.send(
       new GetCommand({
         TableName: tableName,
         Key: { pk: 'CAPACITY#sluice-embed-model', sk: `LEASE#${run.runId}` },
