@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/pipeline-config.ts';
+import type { WorkPool } from '../domain/types.ts';
 
 /**
  * Which work function runs a pipeline's units (issue 14, the pipeline's own share).
@@ -9,7 +10,7 @@ import type { PipelineConfig } from '../config/pipeline-config.ts';
  * - `compute`: the worker does the work itself (score `in-worker`, recommend). It may need
  *   much more memory, and scales by `workers.maxConcurrency` alone.
  */
-export type WorkPool = 'endpoint' | 'compute';
+export type { WorkPool } from '../domain/types.ts';
 
 export function workPoolOf(pipeline: PipelineConfig): WorkPool {
   if (pipeline.kind === 'recommend') return 'compute';

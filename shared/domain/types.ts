@@ -1,4 +1,3 @@
-import type { WorkPool } from '../capacity/work-pools.ts';
 import type { RunCost } from '../cost/run-cost.ts';
 import type { UnitUsage } from '../cost/unit-usage-record.ts';
 
@@ -190,6 +189,12 @@ export interface UnitState {
   counts: UnitCounts | null;
   outputKeys: string[];
 }
+
+/**
+ * The work queue and function a pipeline's units go to: the endpoint pool (`Work`) or the
+ * compute pool (`WorkCompute`); shared/capacity/work-pools.ts decides it from the config.
+ */
+export type WorkPool = 'endpoint' | 'compute';
 
 export interface RunState {
   readonly runId: string;
