@@ -23,7 +23,7 @@ const GPU = { capacity: 8, latencyMsFixed: 20, latencyMsPerToken: 0.02, queue: 0
 const QUEUED_GPU = { ...GPU, queue: 32 };
 type GpuSettings = typeof GPU;
 /** The pipeline defaults: chunks of 256 tokens, TEI's batch budget and client batch size. */
-const BATCHING = {
+export const BATCHING = {
   maxTokens: 256,
   overlapTokens: 32,
   maxBatchTokens: 16384,
@@ -80,13 +80,13 @@ export interface SaturationResult {
   readonly rerun: string;
 }
 
-interface Batch {
+export interface Batch {
   readonly inputs: string[];
   readonly paddedTokens: number;
 }
 
 /** Chunks and batches log-normal documents exactly as a worker does, so the GPU sees realistic batches. */
-function buildWorkload(documents: number, seed: number): Batch[] {
+export function buildWorkload(documents: number, seed: number): Batch[] {
   const counter = new EstimatingTokenCounter();
   const chunks: { text: string; tokens: number }[] = [];
   for (const text of logNormalDocuments({ documents, seed, mu: 4, sigma: 1.2 })) {
