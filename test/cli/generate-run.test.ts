@@ -1,10 +1,11 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RulesChatBackend } from '../../cli/model-server/rules-chat-backend.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { sluice } from '../support/cli.ts';
+import { runGenerateTriage, SAMPLE_TICKETS } from '../support/generate-run.ts';
+import { useScratchFolder } from '../support/scratch-folder.ts';
 
 const SUBJECTS = ['Checkout is down', 'Charged twice', 'Cannot log in', 'Export question', 'Slow dashboard'];
 
@@ -26,27 +27,11 @@ function tickets(count: number, edited: ReadonlySet<number> = new Set()): string
 }
 
 describe('sluice run with a generate pipeline (pipelines/generate-triage.json)', () => {
-  let work: string;
-  let home: string;
-
-  beforeAll(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sluice-generate-'));
-    home = path.join(work, 'home');
-  });
-  afterAll(() => rm(work, { recursive: true, force: true }));
+  const work = useScratchFolder('sluice-generate-');
 
   it('answers the sample tickets into generations, rejects the one the template cannot fill', async () => {
-    const run = await sluice(
-      'run',
-      'events/data/tickets-sample.jsonl',
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      path.join(work, 'sample'),
-      '--threads',
-      '0',
-      '--json',
-    );
+    const sample = path.join(work.dir, 'sample');
+    const run = await runGenerateTriage({ home: sample });
     expect(run.code).toBe(0);
     const summary = run.json();
     expect(summary).toMatchObject({
@@ -60,7 +45,7 @@ describe('sluice run with a generate pipeline (pipelines/generate-triage.json)',
       'query',
       `select record_id, model, output_json, finish_reason, attempts, metadata from generations where record_id in ('T-1001', 'T-1010') order by record_id`,
       '--home',
-      path.join(work, 'sample'),
+      sample,
       '--json',
     );
     expect(rows.json()).toEqual([
@@ -84,30 +69,15 @@ describe('sluice run with a generate pipeline (pipelines/generate-triage.json)',
         metadata: expect.any(String),
       },
     ]);
-    const rejects = await sluice(
-      'query',
-      'select line, reason from rejects',
-      '--home',
-      path.join(work, 'sample'),
-      '--json',
-    );
+    const rejects = await sluice('query', 'select line, reason from rejects', '--home', sample, '--json');
     expect(rejects.json()).toEqual([{ line: 17, reason: 'missing template field "product"' }]);
   });
 
   it('re-runs after editing 5% of the records and asks only those again', async () => {
-    const input = path.join(work, 'tickets.jsonl');
+    const home = path.join(work.dir, 'home');
+    const input = path.join(work.dir, 'tickets.jsonl');
     await writeFile(input, tickets(200));
-    const first = await sluice(
-      'run',
-      input,
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      home,
-      '--threads',
-      '0',
-      '--json',
-    );
+    const first = await runGenerateTriage({ home, input });
     expect(first.json()).toMatchObject({
       status: 'succeeded',
       counts: { records: 200, generated: 200, cached: 0 },
@@ -115,17 +85,7 @@ describe('sluice run with a generate pipeline (pipelines/generate-triage.json)',
 
     const edited = new Set(Array.from({ length: 10 }, (_, i) => i * 20 + 3));
     await writeFile(input, tickets(200, edited));
-    const second = await sluice(
-      'run',
-      input,
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      home,
-      '--threads',
-      '0',
-      '--json',
-    );
+    const second = await runGenerateTriage({ home, input });
     const summary = second.json();
     expect(summary).toMatchObject({
       status: 'succeeded',
@@ -146,28 +106,24 @@ describe('sluice run with a generate pipeline (pipelines/generate-triage.json)',
 });
 
 describe('sluice run --endpoint-url with a generate pipeline', () => {
+  const work = useScratchFolder('sluice-generate-url-');
   let server: ModelServer;
-  let work: string;
 
   beforeAll(async () => {
     server = await startModelServer({ backend: new RulesChatBackend() });
-    work = await mkdtemp(path.join(tmpdir(), 'sluice-generate-url-'));
   });
-  afterAll(async () => {
-    await server.close();
-    await rm(work, { recursive: true, force: true });
-  });
+  afterAll(() => server?.close());
 
   it('refuses --model-dir with a line that says where an LLM comes from', async () => {
     const run = await sluice(
       'run',
-      'events/data/tickets-sample.jsonl',
+      SAMPLE_TICKETS,
       '--pipeline',
       'generate-triage',
       '--home',
-      work,
+      work.dir,
       '--model-dir',
-      work,
+      work.dir,
     );
     expect(run.code).toBe(2);
     expect(run.err.join('\n')).toContain(
@@ -176,7 +132,7 @@ describe('sluice run --endpoint-url with a generate pipeline', () => {
   });
 
   it('estimates its cost with sluice cost (test/cost/cost-cli-kinds.test.ts checks the figures)', async () => {
-    const cost = await sluice('cost', 'events/data/tickets-sample.jsonl', '--pipeline', 'generate-triage');
+    const cost = await sluice('cost', SAMPLE_TICKETS, '--pipeline', 'generate-triage');
     expect(cost.code).toBe(0);
     expect(cost.out.join('\n')).toContain('at Bedrock batch inference');
     expect(cost.out.join('\n')).not.toContain('undefined');
@@ -184,24 +140,18 @@ describe('sluice run --endpoint-url with a generate pipeline', () => {
 
   it('posts to the server /v1/chat/completions and records the configured model', async () => {
     const before = server.stats().requests;
-    const run = await sluice(
-      'run',
-      'events/data/tickets-sample.jsonl',
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      work,
-      '--endpoint-url',
-      `${server.url}/v1`,
-      '--threads',
-      '0',
-      '--json',
-    );
+    const run = await runGenerateTriage({ home: work.dir }, '--endpoint-url', `${server.url}/v1`);
     expect(run.code).toBe(0);
     expect(run.json()).toMatchObject({ counts: { records: 48, generated: 47, rejected: 1 } });
     expect(server.stats().requests - before).toBe(47);
     const config = JSON.parse(await readFile('pipelines/generate-triage.json', 'utf8'));
-    const models = await sluice('query', 'select distinct model from generations', '--home', work, '--json');
+    const models = await sluice(
+      'query',
+      'select distinct model from generations',
+      '--home',
+      work.dir,
+      '--json',
+    );
     expect(models.json()).toEqual([{ model: config.model }]);
   });
 });

@@ -1,33 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pricesFor } from '../../shared/cost/pricing.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
-import { sluice } from '../support/cli.ts';
+import { runGenerateTriage } from '../support/generate-run.ts';
+import { useScratchFolder } from '../support/scratch-folder.ts';
 
 const usEast = pricesFor('us-east-1');
 
 describe('the prompt cache in a generate run’s cost', () => {
-  let work: string;
-
-  beforeAll(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sluice-cache-cost-'));
-  });
-  afterAll(() => rm(work, { recursive: true, force: true }));
+  const work = useScratchFolder('sluice-cache-cost-');
 
   it('prices the cache as DynamoDB request units, not an S3 PUT per answer, so requests cost less than before', async () => {
-    const run = await sluice(
-      'run',
-      'events/data/tickets-sample.jsonl',
-      '--pipeline',
-      'generate-triage',
-      '--home',
-      path.join(work, 'home'),
-      '--threads',
-      '0',
-      '--json',
-    );
+    const run = await runGenerateTriage({ home: path.join(work.dir, 'home') });
     expect(run.code).toBe(0);
     const summary = run.json<RunSummary>();
     const answered = Number(summary.counts.generated);
