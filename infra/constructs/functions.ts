@@ -170,14 +170,7 @@ export class Functions extends Construct {
     this.workEventSource = work.eventSource;
     // Plan raises the work event source's limit when a run takes a lease.
     if (capacity) grantWorkerScaling(this.plan, this.workEventSource);
-    this.grantWork(props, this.work, pools.work, {
-      queue: queues.work.queue,
-      endpoints: props.endpoints,
-      // Only in-worker scoring reads its model by version. A stack with one work function
-      // keeps the grant with any score pipeline, as it always had.
-      readsPinnedModels: !pools.split && scoring,
-      tableActions: WORK_TABLE_ACTIONS,
-    });
+    this.grantWork(props, this.work, pools.work, { queue: queues.work.queue, endpoints: props.endpoints });
     this.workCompute = compute && this.addWorkCompute(props, bundledFiles, compute, pools.compute);
     this.finalize = this.addFinalize(props, bundledFiles, scoring, pools.work);
     this.deadLetter = this.addDeadLetter(props, bundledFiles);
@@ -186,8 +179,8 @@ export class Functions extends Construct {
 
   /**
    * compute queue -> WorkCompute (issue 14): the compute pool's work function and its grants.
-   * The compute pool calls no endpoint (WorkCompute may invoke none) and has no embed
-   * pipeline (no chunk index, so no batch operations on the runs table).
+   * The compute pool calls no endpoint (WorkCompute may invoke none); the rest follows its
+   * pipelines as `Work`'s follows the endpoint pool's ({@link grantWork}).
    */
   private addWorkCompute(
     props: FunctionsProps,
@@ -203,14 +196,7 @@ export class Functions extends Construct {
       serviceName: props.serviceName,
       bundledFiles,
     });
-    this.grantWork(props, fn, pipelines, {
-      queue: compute.queue,
-      endpoints: [],
-      readsPinnedModels: pipelines.some((p) => p.kind === 'score' && p.model.hosting === 'in-worker'),
-      tableActions: WORK_TABLE_ACTIONS.filter(
-        (a) => a !== 'dynamodb:BatchGetItem' && a !== 'dynamodb:BatchWriteItem',
-      ),
-    });
+    this.grantWork(props, fn, pipelines, { queue: compute.queue, endpoints: [] });
     return fn;
   }
 
@@ -309,19 +295,15 @@ export class Functions extends Construct {
 
   /**
    * What a work function may read, write, send and invoke: what the units of `pipelines` (its
-   * pool's; all of them when the stack does not split) need, its own queue and `endpoints`.
+   * pool's; all of them when the stack does not split) call, its own queue and `endpoints`.
+   * Both work functions derive their grants here from their own pipelines' kinds and
+   * settings, so a stack carries no grant its pipelines do not use, split or not.
    */
   private grantWork(
     props: FunctionsProps,
     fn: SluiceFunction,
     pipelines: readonly PipelineConfig[],
-    own: {
-      readonly queue: sqs.IQueue;
-      readonly endpoints: readonly InvokableEndpoint[];
-      /** `s3:GetObjectVersion` on models/: in-worker scoring reads the model at the version its run pinned. */
-      readonly readsPinnedModels: boolean;
-      readonly tableActions: readonly RunsTableAction[];
-    },
+    own: { readonly queue: sqs.IQueue; readonly endpoints: readonly InvokableEndpoint[] },
   ): void {
     const { bucket, table, queues } = props;
     const scoring = pipelines.some((p) => p.kind === 'score');
@@ -343,10 +325,11 @@ export class Functions extends Construct {
       ],
       put: [RUNS_PREFIX],
       readWrite: [RESULTS_PREFIX],
-      table: own.tableActions,
+      table: workTableActions(pipelines),
     });
-    // In-worker scoring reads the model at the version its run pinned (GetObject with VersionId).
-    if (own.readsPinnedModels)
+    // In-worker scoring reads the model at the version its run pinned (GetObject with VersionId);
+    // an endpoint (serverless, instance) reads its own model, and its runs pin none.
+    if (pipelines.some(readsPinnedModel))
       iam.Grant.addToPrincipal({
         grantee: fn,
         actions: ['s3:GetObjectVersion'],
@@ -393,10 +376,7 @@ export class Functions extends Construct {
       read: scoring ? [MODELS_PREFIX] : [],
       put: scoring ? [MODELS_PREFIX] : [],
       readWrite: [RESULTS_PREFIX, RUNS_PREFIX],
-      // Units and summary (get, query, update); chunk index and segment statistics (batches);
-      // the next stage's units (batch write) and the run's move into it (update). No run is
-      // created here (no put).
-      table: RUNS_TABLE_ACTIONS.filter((action) => action !== 'dynamodb:PutItem'),
+      table: finalizeTableActions(props.pipelines),
     });
     // A run's later stage (score after fit, recommend's similarity) is planned here and its
     // units sent to their pool's queue (the compute queue's grant is the constructor's); a
@@ -485,14 +465,62 @@ function plansLaterStages(pipelines: readonly PipelineConfig[]): boolean {
   return pipelines.some((p) => jobKindOf(p).stages.some((stage) => stage.planUnits !== undefined));
 }
 
-/** The work functions' runs table operations: unit transitions (update), checkpoint continuations (put), the chunk index (batches). */
-const WORK_TABLE_ACTIONS: readonly RunsTableAction[] = [
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:BatchGetItem',
-  'dynamodb:BatchWriteItem',
-];
+/**
+ * Embed pipelines with incremental runs (`incremental.enabled`) keep the chunk index in the runs
+ * table: their units look chunks up and record documents (BatchGetItem, BatchWriteItem), and
+ * their stage's merge looks up and forgets the documents a source no longer has.
+ */
+export function keepsChunkIndex(pipeline: PipelineConfig): boolean {
+  return pipeline.kind === 'embed' && pipeline.incremental.enabled;
+}
+
+/** Generate pipelines keep their prompt cache in the runs table: units look answers up and store new ones (batches). */
+export function keepsPromptCache(pipeline: PipelineConfig): boolean {
+  return pipeline.kind === 'generate';
+}
+
+/**
+ * Score pipelines scored in the worker (`model.hosting` `in-worker`, the compute pool of
+ * `workPoolOf`): each run pins the model object's version (the score job's `pinsOfRun`) and
+ * the units read exactly it (`s3:GetObjectVersion`). A hosted model is read by its endpoint.
+ */
+export function readsPinnedModel(pipeline: PipelineConfig): boolean {
+  return pipeline.kind === 'score' && pipeline.model.hosting === 'in-worker';
+}
+
+/**
+ * A work function's runs table operations for the units of `pipelines`: unit transitions
+ * (get, update) and checkpoint continuations (put) for every kind; the batches only for the
+ * chunk index and the prompt cache.
+ */
+export function workTableActions(pipelines: readonly PipelineConfig[]): RunsTableAction[] {
+  const batches = pipelines.some((p) => keepsChunkIndex(p) || keepsPromptCache(p));
+  return [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    ...(batches ? (['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'] as const) : []),
+  ];
+}
+
+/**
+ * Finalize's runs table operations for a stack of `pipelines`: units and summary (get, query,
+ * update) for every kind; the chunk index's lookups and forgets (batches) of incremental embed
+ * pipelines; the next stage's units (batch write; the run's move into it is an update) where a
+ * stage is planned from an earlier one, score's segment statistics among them. No run is
+ * created here (no put).
+ */
+export function finalizeTableActions(pipelines: readonly PipelineConfig[]): RunsTableAction[] {
+  const chunkIndex = pipelines.some(keepsChunkIndex);
+  const batchWrites = chunkIndex || plansLaterStages(pipelines) || pipelines.some((p) => p.kind === 'score');
+  return [
+    'dynamodb:GetItem',
+    ...(chunkIndex ? (['dynamodb:BatchGetItem'] as const) : []),
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+    ...(batchWrites ? (['dynamodb:BatchWriteItem'] as const) : []),
+  ];
+}
 
 /** Run manifests, summaries and the units' partial aggregates. */
 const RUNS_PREFIX = 'runs/';
