@@ -59,14 +59,16 @@ export class RecommendationsTable extends Construct {
   }
 
   /**
-   * The writer: the table's name in the function's environment and `dynamodb:BatchWriteItem`
-   * (the adapter's only write call) on the table itself, nothing else.
+   * The writer: the table's name in the function's environment, `dynamodb:BatchWriteItem`
+   * (the adapter's one write call: its users' lists put, their superseded runs' lists
+   * deleted) and `dynamodb:Query` (a user's partition, to find those runs) on the table
+   * itself, nothing else.
    */
   grantWriteLists(fn: SluiceFunction): void {
     fn.function.addEnvironment(RECOMMENDATIONS_TABLE_ENV, this.table.tableName);
     iam.Grant.addToPrincipal({
       grantee: fn,
-      actions: ['dynamodb:BatchWriteItem'],
+      actions: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
       resourceArns: [this.table.tableArn],
     });
   }

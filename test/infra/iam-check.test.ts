@@ -853,6 +853,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         'dynamodb:BatchWriteItem',
         `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`,
       ],
+      // ... and query each user's partition for lists of superseded runs to delete.
+      ['work-compute', 'dynamodb:Query', `:table/${names.nameOf(idOf(stack.recommendationsTable!.table))}`],
     ];
     const missing = expected.filter(([fn, action, resource]) => !has(fn, action, resource));
     // The Lambda calls took (raiseWorkers and sweepWorkers report a failed call, not throw it):
@@ -929,6 +931,75 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     // A justification no unused grant needs any more is stale: the grant is used now, or gone.
     expect(JUSTIFIED_UNUSED.filter((j) => !unused.some((grant) => justifies(j, grant)))).toEqual([]);
   });
+
+  /**
+   * Granted (action, resource) pairs of `fn`, a function of `other` (a stack of the same
+   * construct ids, so of the same deployed names), that no call of the drive's `step` uses and
+   * {@link JUSTIFIED_UNUSED} does not justify for `step`. `sameAs` maps a resource of `other`
+   * to the drive's resource it stands for (a one-pool stack's work queue is its own queue, as
+   * the compute queue is WorkCompute's in the drive).
+   */
+  function unjustifiedGrantsIn(
+    other: SluiceStack,
+    fn: { role: IConstruct },
+    step: Step,
+    sameAs: Readonly<Record<string, string>> = {},
+  ): { action: string; resource: string }[] {
+    const otherTemplate = Template.fromStack(other).toJSON() as typeof template;
+    const otherNames = new DeployedNames(otherTemplate);
+    const roleRef = JSON.stringify({ Ref: idOf(fn.role) });
+    const documents = Object.values(otherTemplate.Resources)
+      .filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          ((r.Properties?.Roles ?? []) as unknown[]).some((role) => JSON.stringify(role) === roleRef),
+      )
+      .map((p) => otherNames.resolve(p.Properties?.PolicyDocument) as PolicyDocument);
+    const requests = calls()
+      .filter((call) => call.fn === step)
+      .flatMap((call) => requestsOf(call));
+    const out: { action: string; resource: string }[] = [];
+    for (const statement of documents.flatMap((d) => d.Statement)) {
+      if (statement.Effect !== 'Allow') continue;
+      for (const action of [statement.Action].flat() as string[])
+        for (const granted of [statement.Resource].flat() as string[]) {
+          const resource = sameAs[granted] ?? granted;
+          const used = requests.some(
+            (r) => iamPatternMatches(action, r.action, true) && iamPatternMatches(resource, r.resource),
+          );
+          const justified = JUSTIFIED_UNUSED.some(
+            (j) =>
+              (j.fn === '*' || j.fn === step) &&
+              iamPatternMatches(j.action, action, true) &&
+              (j.resource === undefined || resource.includes(j.resource)),
+          );
+          if (!used && !justified) out.push({ action, resource });
+        }
+    }
+    return out;
+  }
+
+  it('grants the one work function of a stack of endpoint pipelines (docs, credit-risk on its instance endpoint) only what the endpoint pool calls', async () => {
+    // Its Work runs what the drive's Work runs; no run pins a model version (s3:GetObjectVersion
+    // on models/ is for in-worker scoring), and the chunk index uses the batches.
+    const other = buildStack({ pipelines: [await loadDocsPipeline(), await loadCreditRiskPipeline()] }).stack;
+    expect(other.functions.workCompute).toBeUndefined();
+    expect(unjustifiedGrantsIn(other, other.functions.work, 'work')).toEqual([]);
+  }, 120_000);
+
+  it('grants the one work function of a recommend-only stack only what the compute pool calls', async () => {
+    // Its Work runs what the drive's WorkCompute runs, from its own queue: no chunk index or
+    // prompt cache, so no batch operation on the runs table.
+    const recommend = await loadPipelineConfig(path.join(repoRoot, 'pipelines'), 'recommend');
+    const other = buildStack({ pipelines: [recommend] }).stack;
+    expect(other.functions.workCompute).toBeUndefined();
+    // Same construct ids, same names: the drive's template names the one-pool work queue too.
+    const ownQueue = names.arnOf(idOf(other.queues.work.queue));
+    const computeQueue = names.arnOf(idOf(stack.queues.workCompute!.queue));
+    expect(
+      unjustifiedGrantsIn(other, other.functions.work, 'work-compute', { [ownQueue]: computeQueue }),
+    ).toEqual([]);
+  }, 120_000);
 });
 
 /**

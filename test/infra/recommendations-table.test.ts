@@ -77,14 +77,15 @@ describe('the recommendations table (recommend pipelines: users’ lists served 
       expect(envOf(fn).SLUICE_RECOMMENDATIONS_TABLE).toBeUndefined();
   });
 
-  it("grants BatchWriteItem on it to the compute pool's work function, and nothing on it to any other function", () => {
+  it("grants BatchWriteItem and Query on it to the compute pool's work function, and nothing on it to any other function", () => {
     const arn = { 'Fn::GetAtt': [idOf(stack.recommendationsTable!.table, stack), 'Arn'] };
     const onTable = (fn: { role: unknown }) =>
       statementsOf(fn)
         .filter((s) => JSON.stringify(s.Resource).includes(JSON.stringify(arn)))
         .flatMap((s) => [s.Action].flat());
     const { plan, work, workCompute, finalize, deadLetter } = stack.functions;
-    expect(onTable(workCompute!)).toEqual(['dynamodb:BatchWriteItem']);
+    // Query finds a user's superseded lists; BatchWriteItem puts lists and deletes those.
+    expect(onTable(workCompute!)).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:Query']);
     for (const fn of [plan, work, finalize, deadLetter]) expect(onTable(fn)).toEqual([]);
     // No other statement reaches the table through a wildcard or its index.
     const all = JSON.stringify(template.findResources('AWS::IAM::Policy'));

@@ -24,7 +24,9 @@ const FLUSH_BYTES = 1 << 20;
  * writer finishes (the store's write-then-rename, or one put where the store has no
  * streamed write), so a repeated unit replaces it with the same object. A lookup reads the
  * run's unit objects until one holds the user, matching the line's start before parsing
- * it: fine for a local home; deployed, the DynamoDB adapter reads by key.
+ * it: fine for a local home; deployed, the DynamoDB adapter reads by key. It deletes nothing
+ * (the ObjectStore port has no delete, and a unit object holds many users): `sluice gc`
+ * removes the lists of runs no reader serves again (cli/gc/local-gc.ts).
  */
 export class ObjectStoreRecommendationLists implements RecommendationLists {
   constructor(private readonly store: ObjectStore) {}

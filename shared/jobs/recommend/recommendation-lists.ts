@@ -25,6 +25,24 @@ export interface UnitListsWriter {
 }
 
 /**
+ * Which of a user's stored lists no reader serves again (shared/jobs/recommend/superseded-runs.ts:
+ * those of runs started before a succeeded run), so a unit may delete them.
+ */
+export interface SupersededRuns {
+  /** Of the runs `runIds` (those a user has lists under), the ones whose lists may go. */
+  of(runIds: readonly string[]): Promise<string[]>;
+}
+
+/** How a unit's writer treats the lists already stored for its users. */
+export interface UnitWriterOptions {
+  /**
+   * Where the store can delete by user (DynamoDB), each user's lists of superseded runs
+   * are deleted as the unit writes that user's list. Without it nothing is deleted.
+   */
+  readonly superseded?: SupersededRuns;
+}
+
+/**
  * (port) Per-user lists served by key (issue 17, item 4). A list is stored whole under
  * (pipeline, user, run): a run never overwrites another run's lists, so a failed or
  * half-written run leaves the lists being served alone, and a repeated write (a duplicate
@@ -35,7 +53,7 @@ export interface UnitListsWriter {
  */
 export interface RecommendationLists {
   /** A writer for the lists of similarity unit `unitId` of run `runId`. */
-  unitWriter(pipeline: string, runId: string, unitId: string): UnitListsWriter;
+  unitWriter(pipeline: string, runId: string, unitId: string, options?: UnitWriterOptions): UnitListsWriter;
   /** The user's list in run `runId`, or undefined when that run has none for the user. */
   getList(pipeline: string, runId: string, userId: string): Promise<ServedEntry[] | undefined>;
 }

@@ -26,6 +26,7 @@ import { type InteractionIndex, popularityOrder } from './interaction-index.ts';
 import { decodeHoldOut } from './log-codec.ts';
 import { holdoutKey, indexKey, ingestManifestKey, shardResultKey, shardsKey } from './recommend-keys.ts';
 import { userListOf } from './recommendation-lists.ts';
+import { SupersededRunsOfStore } from './superseded-runs.ts';
 import { popularityList, type RecommendationRow, recommendationRows, UserCfShard } from './user-cf.ts';
 
 const decoder = new TextDecoder();
@@ -144,11 +145,14 @@ export async function workSimilarityUnit(
     ...row,
   }));
   const part = streamedTablePart(deps.store, 'recommendations', unit, writer);
-  // Served by key: each user's list under this run, stored before the unit can complete.
+  // Served by key: each user's list under this run, stored before the unit can complete;
+  // the user's lists of runs no reader serves again are deleted as it goes (where the
+  // store deletes by user: DynamoDB; a local home's are `sluice gc`'s).
   const served = (deps.recommendationLists ?? new ObjectStoreRecommendationLists(deps.store)).unitWriter(
     unit.pipeline,
     unit.runId,
     unit.unitId,
+    { superseded: new SupersededRunsOfStore(deps.runs, unit.pipeline, unit.runId) },
   );
   const { key } = await intoStreamedPart(part, async (sink) => {
     try {
