@@ -63,6 +63,10 @@ function printReport(report: GcReport, io: CommandIo): void {
     io.out(
       `leftovers: ${verb} ${report.leftovers.files.length} temporary files, ${formatBytes(report.leftovers.bytes)}`,
     );
+  if (report.recommendationLists.files.length > 0)
+    io.out(
+      `recommendation lists: ${verb} ${report.recommendationLists.files.length} files, ${formatBytes(report.recommendationLists.bytes)} of runs older than their pipeline's served run`,
+    );
   if (report.chunkIndex.compacted)
     io.out(
       `chunk index compacted: ${formatBytes(report.chunkIndex.bytesBefore)} -> ${formatBytes(report.chunkIndex.bytesAfter)}`,

@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { RunState } from '../../shared/domain/types.ts';
+import { localListsPrefix } from '../../shared/jobs/recommend/recommendation-lists.ts';
+import { supersededAmong } from '../../shared/jobs/recommend/superseded-runs.ts';
 import { runDateOf } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import type { LocalHome } from '../home.ts';
@@ -54,6 +56,11 @@ export interface GcReport {
   readonly staging: { readonly files: readonly string[]; readonly bytes: number };
   /** Temporary files of writers that died mid-write. */
   readonly leftovers: { readonly files: readonly string[]; readonly bytes: number };
+  /**
+   * Recommend pipelines' served lists (`runs/<pipeline>/<runId>/recommend/lists/`) of runs
+   * no reader serves again: started before a succeeded run of their pipeline.
+   */
+  readonly recommendationLists: { readonly files: readonly string[]; readonly bytes: number };
   readonly chunkIndex: {
     readonly compacted: boolean;
     readonly bytesBefore: number;
@@ -64,13 +71,16 @@ export interface GcReport {
 /**
  * Bounds a local home's storage (`sluice gc`): removes the per-unit result parts and
  * finalize lists of old runs the current state no longer reads, re-staged gzip parts no
- * run will read again and temporary files of dead writers, then compacts the chunk index.
+ * run will read again, temporary files of dead writers and the served recommendation lists
+ * of runs older than their pipeline's served one, then compacts the chunk index.
  *
  * What is never removed: the newest `keepRuns` runs of each pipeline; any run that is not
  * `succeeded` (a failed run is redriven from its parts and staging, a running one is in
  * use or waits for `redrive --resume`); any run the current-state views read
  * (current-runs.ts); every run's `runs`, `sources` and `segment_stats` rows, summary and
- * input manifest; `incoming/` (the local mirror of the bucket's inputs: a source gone
+ * input manifest; the recommendation lists of a pipeline's newest succeeded run (the ones
+ * `sluice recommend` serves) and of every run newer than it, so a failed newest run leaves
+ * the served lists in place; `incoming/` (the local mirror of the bucket's inputs: a source gone
  * from it is a deleted source to the next incremental run); run state under `state/`.
  * Refused while another sluice process holds a run lease in this home.
  */
@@ -82,6 +92,7 @@ export async function collectGarbage(home: LocalHome, options: GcOptions): Promi
   const decisions = await decideRuns(home, runs, current, options.keepRuns);
   const staging = await removableStaging(home, runs);
   const leftovers = await tempFilesUnder(home.bucketDir, home.dir);
+  const recommendationLists = await supersededLists(home, runs);
 
   const chunkIndexDir = path.join(home.dir, 'state', 'chunk-index');
   const indexBefore = await bytesUnder(chunkIndexDir);
@@ -90,6 +101,7 @@ export async function collectGarbage(home: LocalHome, options: GcOptions): Promi
     for (const run of decisions) if (run.remove) await removeFiles(home.dir, run.files);
     await removeFiles(home.dir, staging.files);
     await removeFiles(home.dir, leftovers.files);
+    await removeFiles(home.dir, recommendationLists.files);
     compacted = await compactChunkIndex(path.join(chunkIndexDir, 'db'));
   }
   return {
@@ -101,6 +113,7 @@ export async function collectGarbage(home: LocalHome, options: GcOptions): Promi
     runs: decisions,
     staging,
     leftovers,
+    recommendationLists,
     chunkIndex: { compacted, bytesBefore: indexBefore, bytesAfter: await bytesUnder(chunkIndexDir) },
   };
 }
@@ -166,6 +179,21 @@ async function removableStaging(home: LocalHome, runs: readonly RunState[]) {
     if (state === 'failed' || state === 'running') continue;
     files.push(...(await filesUnder(path.join(home.dir, root, runId), home.dir)));
   }
+  return { files, bytes: await bytesOf(home.dir, files) };
+}
+
+/**
+ * The lists `sluice recommend` never serves again (shared/jobs/recommend/superseded-runs.ts):
+ * those of runs started before a succeeded run of the same pipeline, whatever `keepRuns`
+ * says (deployed, the similarity units delete them from the serving table as they go; the
+ * run's `recommendations` parts stay, for Athena-style queries of its history).
+ */
+async function supersededLists(home: LocalHome, runs: readonly RunState[]) {
+  const files: string[] = [];
+  for (const run of supersededAmong(runs))
+    files.push(
+      ...(await filesUnder(path.join(home.bucketDir, localListsPrefix(run.pipeline, run.runId)), home.dir)),
+    );
   return { files, bytes: await bytesOf(home.dir, files) };
 }
 
