@@ -1,7 +1,7 @@
 import type { RecommendPipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
 import type { RunEstimate } from './estimate-run.ts';
-import { type ServingItemShape, servingWriteUnits } from './serving-writes.ts';
+import { type ServingItemShape, servingSweepUnits, servingWriteUnits } from './serving-writes.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
 /**
@@ -51,8 +51,9 @@ export interface RecommendEstimateInput {
  * (rows at the ingest rate) and of the similarity shards (rows at the similarity rate),
  * one request per unit of each stage; per unit a range read or the index read, its parts
  * and the run store's start and completion; the staged log and index and the
- * `recommendations` rows as stored bytes; and the serving table's write request units, one
- * item per user ({@link servingWriteUnits}).
+ * `recommendations` rows as stored bytes; and the serving table's request units: one item
+ * put per user ({@link servingWriteUnits}), and the sweep's Query and steady-state delete
+ * per user ({@link servingSweepUnits}).
  */
 export function estimateRecommendUsage(input: RecommendEstimateInput): RunEstimate {
   const { config, work } = input;
@@ -86,10 +87,12 @@ export function estimateRecommendUsage(input: RecommendEstimateInput): RunEstima
     ...(work.itemIdChars === undefined ? {} : { itemIdChars: work.itemIdChars }),
   };
   const servingWrites = servingWriteUnits(work.users, shape);
+  const sweep = servingSweepUnits(work.users, shape);
   return {
     usage: {
       ...usage,
-      dynamoWrites: usage.dynamoWrites + servingWrites,
+      dynamoWrites: usage.dynamoWrites + servingWrites + sweep.deletes,
+      dynamoReads: usage.dynamoReads + sweep.reads,
       servingWrites,
       usersWritten: work.users,
     },

@@ -2,7 +2,7 @@ import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { UnitCounts } from '../domain/types.ts';
 import { endpointHostingOf } from './endpoint-hosting.ts';
 import type { RunUsage } from './run-cost.ts';
-import { servingWriteUnits } from './serving-writes.ts';
+import { servingSweepUnits, servingWriteUnits } from './serving-writes.ts';
 import { runUsageOf, type UnitUsageSource } from './unit-usage.ts';
 
 /** A unit as finalize reads it: its deliveries, stored usage, counts and stage. */
@@ -20,7 +20,9 @@ const RECOMMEND_LIST_STAGE = 'similarity';
  * - `generate`: the prompt and completion tokens the endpoint reported (`usage`), so the
  *   cost has a per-1M-tokens figure;
  * - `recommend`: the serving table's write request units, one item per user written (the
- *   similarity stage's records), sized by {@link servingWriteUnits} with assumed id lengths.
+ *   similarity stage's records), sized by {@link servingWriteUnits} with assumed id lengths,
+ *   and the units' sweep of superseded lists ({@link servingSweepUnits}: a Query and, in
+ *   steady state, one delete per user).
  */
 export function runUsageOfPipeline(
   config: PipelineConfig | undefined,
@@ -43,10 +45,13 @@ export function runUsageOfPipeline(
     const users = units
       .filter((u) => u.stage === RECOMMEND_LIST_STAGE)
       .reduce((sum, u) => sum + (u.counts?.records ?? 0), 0);
-    const servingWrites = servingWriteUnits(users, { pipeline: config.name, topN: config.output.topN });
+    const shape = { pipeline: config.name, topN: config.output.topN };
+    const servingWrites = servingWriteUnits(users, shape);
+    const sweep = servingSweepUnits(users, shape);
     return {
       ...usage,
-      dynamoWrites: usage.dynamoWrites + servingWrites,
+      dynamoWrites: usage.dynamoWrites + servingWrites + sweep.deletes,
+      dynamoReads: usage.dynamoReads + sweep.reads,
       servingWrites,
       usersWritten: users,
     };

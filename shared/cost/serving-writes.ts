@@ -78,3 +78,36 @@ export function servingWriteUnitsPerUser(shape: ServingItemShape): number {
 export function servingWriteUnits(users: number, shape: ServingItemShape): number {
   return users <= 0 ? 0 : users * servingWriteUnitsPerUser(shape);
 }
+
+/** Bytes one read request unit covers; an eventually consistent read bills half a unit. */
+export const READ_UNIT_BYTES = 4096;
+
+/**
+ * Lists a user's partition holds when a unit queries it, in steady state: the run before
+ * the served one (the one the query finds to delete), the served run and the unit's own.
+ */
+const LISTS_PER_PARTITION = 3;
+
+/** What keeping the serving table to the lists a reader may serve costs a run. */
+export interface ServingSweepUnits {
+  /** Read request units of the Query of each user's partition (eventually consistent). */
+  readonly reads: number;
+  /** Write request units of the superseded lists deleted (a delete bills the item's size, as a put). */
+  readonly deletes: number;
+}
+
+/**
+ * The similarity units' sweep (shared/adapters/aws/dynamo-recommendation-lists.ts): a
+ * Query of each written user's partition, billed by the bytes of the items it reads
+ * whatever it projects, and in steady state one list deleted per user, the one the run
+ * before the served run wrote. An upper bound for a pipeline's first two runs (nothing is
+ * superseded yet) and for users the run before lacked.
+ */
+export function servingSweepUnits(users: number, shape: ServingItemShape): ServingSweepUnits {
+  if (users <= 0) return { reads: 0, deletes: 0 };
+  const queryBytes = LISTS_PER_PARTITION * servingItemBytes(shape);
+  return {
+    reads: users * Math.ceil(queryBytes / READ_UNIT_BYTES) * 0.5,
+    deletes: servingWriteUnits(users, shape),
+  };
+}

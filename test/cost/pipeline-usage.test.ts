@@ -46,7 +46,9 @@ describe('runUsageOfPipeline', () => {
     const perUser = servingWriteUnitsPerUser({ pipeline: 'recommend', topN: 20 });
     expect(usage.usersWritten).toBe(200);
     expect(usage.servingWrites).toBe(200 * perUser);
-    expect(usage.dynamoWrites).toBe(200 * perUser);
+    // The sweep: one superseded list deleted per user in steady state, sized as a put, and a Query each.
+    expect(usage.dynamoWrites).toBe(2 * 200 * perUser);
+    expect(usage.dynamoReads).toBe(200 * 0.5);
     expect(usage.endpointSeconds).toBe(0);
     const cost = runCost(usage, pricesFor('us-east-1'), { region: 'us-east-1', estimate: true });
     expect(cost.perMillionTokens).toBeUndefined();
