@@ -49,7 +49,10 @@ export interface CapacityAcquired {
    * concurrent set lowered them) and raised again; absent when none.
    */
   readonly raisedAgain?: number;
-  /** SageMaker's reason for not applying a raise now (an update under way): the sweeper raises later. */
+  /**
+   * Why the raise is left to the sweeper: the component was busy (an update under way, not
+   * waited on: {@link componentBusyDeferral}), or concurrent sets kept lowering the copies.
+   */
   readonly deferred?: string;
   /** Why copies could not be read or raised (the run goes on; the sweeper retries). */
   readonly error?: string;
@@ -140,6 +143,13 @@ async function raiseCopies(
  * its writer's check sees every lease taken before it, and a plan taking its lease later
  * reads the copies after it: the copies end no lower than the unreleased leases need.
  *
+ * A set SageMaker refuses because the component is busy (`Updating`) is not waited on, unlike
+ * the work event source's ({@link raiseWorkers}): the change under way can be an instance
+ * launching for a component scaled from 0 copies, which takes minutes, longer than plan or
+ * finalize should hold a Lambda. The raise is `deferred`, and the sweeper, which sets the
+ * copies the live leases need every minute, raises it once the component is `InService`
+ * (docs/decisions.md, "A busy inference component is left to the sweeper").
+ *
  * @param firstLook called with the first description (plan marks its lease ready there)
  */
 export async function raiseCopiesToLeases(
@@ -176,13 +186,21 @@ export async function raiseCopiesToLeases(
           deferred: `the copies were lowered ${sets} times while plans raised them (concurrent sets); the capacity sweeper raises them`,
         });
       const outcome = await deps.control.setCopies(component, needed);
-      if (!outcome.applied) return report({ deferred: outcome.reason });
+      if (!outcome.applied) return report({ deferred: componentBusyDeferral(outcome.reason) });
       sets += 1;
       raisedTo = needed;
     }
   } catch (error) {
     return report({ error: describeError(error) });
   }
+}
+
+/**
+ * The reason of a copies raise left to the sweeper because the component was busy: it says
+ * so, and that it was not waited on (a change under way can take minutes).
+ */
+export function componentBusyDeferral(reason: string): string {
+  return `the inference component is busy with a change that can take minutes (not waited on): ${reason}; the capacity sweeper raises the copies`;
 }
 
 /** What finalize prices a run's endpoint from, beside the summary's `capacity` block. */

@@ -3,6 +3,7 @@ import type { RunState } from '../domain/types.ts';
 import { describeError } from '../errors/errors.ts';
 import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
 import type { RunStore } from '../ports/run-store.ts';
+import { type BusyRetryPolicy, BusyWaits } from './busy-retry.ts';
 import { neededCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import type { PipelineCapacity } from './names.ts';
@@ -44,6 +45,11 @@ export interface WorkerScaling {
   readonly ceiling: number;
   /** A workers lease whose run shows no progress for this long has leaked: the stack's largest `leaseStaleSeconds`. */
   readonly leaseStaleSeconds: number;
+  /**
+   * How a raise waits out a mapping busy with an earlier update before leaving it to the
+   * sweeper (`busy-retry.ts`). @default DEFAULT_BUSY_RETRY (10 s in all)
+   */
+  readonly busyRetry?: BusyRetryPolicy;
 }
 
 /** The workers scaling of a stack serving `pipelines` (plan and the sweeper build the same one). */
@@ -51,10 +57,12 @@ export function workerScalingOf(
   concurrency: WorkerConcurrency,
   pipelines: readonly PipelineConfig[],
   capacities: readonly PipelineCapacity[],
+  busyRetry?: BusyRetryPolicy,
 ): WorkerScaling {
   return {
     concurrency,
     capacities,
+    ...(busyRetry && { busyRetry }),
     // The work queue's mapping only: a split stack's compute pool has its own, fixed limit.
     ceiling: Math.max(MIN_WORKERS, ...workPoolsOf(pipelines).work.map((p) => p.workers.maxConcurrency)),
     // Workers leases are judged as strictly as the most patient component's leases.
@@ -118,7 +126,15 @@ export interface WorkersRaised {
    * set lowered it) and raised again; absent when none.
    */
   readonly raisedAgain?: number;
-  /** Lambda's reason for not applying a raise now (an update under way): the sweeper raises later. */
+  /**
+   * Times a set was refused because the mapping was busy (an earlier update under way) and
+   * waited out before reading and setting again; absent when none.
+   */
+  readonly busyWaits?: number;
+  /**
+   * Why the raise is left to the sweeper: the mapping stayed busy through the wait budget,
+   * or concurrent sets kept lowering the limit.
+   */
   readonly deferred?: string;
   /** Why the limit could not be read or raised (the run goes on; the sweeper retries). */
   readonly error?: string;
@@ -140,21 +156,42 @@ export interface WorkersRaised {
  * that set: whatever the interleaving, the limit ends no lower than what every unreleased
  * lease needs (docs/capacity.md, "Concurrent raises"). The sweeper checks its own sets the
  * same way.
+ *
+ * A set refused because the mapping is busy (an earlier update, a concurrent writer's or a
+ * deploy's, still under way) is waited out: the limit and the leases are read again after a
+ * jittered, growing wait (that update may have raised it enough) and the set made again,
+ * within `scaling.busyRetry`'s budget (10 s); past it the raise is `deferred` to the sweeper.
+ * Errors are never retried here.
  */
 export async function raiseWorkers(leases: CapacityLeases, scaling: WorkerScaling): Promise<WorkersRaised> {
+  return raiseWorkersWithin(leases, scaling, new BusyWaits(scaling.busyRetry));
+}
+
+/** {@link raiseWorkers} spending the waits of `waits` (the sweeper shares one budget between its set and this check). */
+async function raiseWorkersWithin(
+  leases: CapacityLeases,
+  scaling: WorkerScaling,
+  waits: BusyWaits,
+): Promise<WorkersRaised> {
+  let looked = false;
   let before: number | undefined;
   let raisedTo: number | undefined;
   let sets = 0;
+  const waitsBefore = waits.waits;
   const report = (extra: Partial<WorkersRaised> = {}): WorkersRaised => ({
     ...(before === undefined ? {} : { before }),
     ...(raisedTo === undefined ? {} : { raisedTo }),
     ...(sets > 1 ? { raisedAgain: sets - 1 } : {}),
+    ...(waits.waits > waitsBefore ? { busyWaits: waits.waits - waitsBefore } : {}),
     ...extra,
   });
   try {
     for (;;) {
       const current = await scaling.concurrency.current();
-      if (sets === 0) before = current;
+      if (!looked) {
+        looked = true;
+        before = current;
+      }
       // No limit set: the event source already runs as many workers as there are messages.
       if (current === undefined) return report();
       const needed = decideWorkers(await unreleasedLeasesOf(leases, scaling));
@@ -165,13 +202,24 @@ export async function raiseWorkers(leases: CapacityLeases, scaling: WorkerScalin
           deferred: `the limit was lowered ${sets} times while plans raised it (concurrent sets); the capacity sweeper raises it`,
         });
       const outcome = await scaling.concurrency.set(needed);
-      if (!outcome.applied) return report({ deferred: outcome.reason });
+      if (!outcome.applied) {
+        // Busy, not failed: wait for the update under way, then look again.
+        if (await waits.wait()) continue;
+        return report({ deferred: busyDeferral(outcome.reason, waits.waits - waitsBefore, waits) });
+      }
       sets += 1;
       raisedTo = needed;
     }
   } catch (error) {
     return report({ error: describeError(error) });
   }
+}
+
+/** The reason of a raise left to the sweeper because the mapping stayed busy. */
+function busyDeferral(reason: string, waited: number, waits: BusyWaits): string {
+  const seconds = (waits.elapsedMs() / 1000).toFixed(1);
+  const after = waited === 0 ? '' : ` through ${waited} wait${waited === 1 ? '' : 's'} (${seconds} s)`;
+  return `the work event source stayed busy${after}: ${reason}; the capacity sweeper raises the limit`;
 }
 
 /** The decision's input from every unreleased lease of the stack (plan's view, and the sweeper's re-check). */
@@ -220,8 +268,10 @@ export interface WorkersSweep {
   readonly before?: number;
   /** The limit the live leases call for. */
   readonly workers?: number;
-  /** When set, the limit asked for and what Lambda did. */
+  /** When set, the limit asked for and what Lambda did (a raise's last try, after any busy waits). */
   readonly set?: { readonly workers: number; readonly outcome: SetWorkersOutcome };
+  /** Times this sweep's raise was refused as busy and waited out before it set again; absent when none. */
+  readonly busyWaits?: number;
   /** Why a lower limit was not set this time (a component's sweep failed, or a lease appeared meanwhile). */
   readonly keptHigher?: 'component-unknown' | 'new-lease';
   /**
@@ -244,7 +294,10 @@ const RELEASED_KEPT_MS = 7 * 86_400 * 1000;
  * that took a lease (and raised the limit) while the sweep looked is not undone. A plan can
  * still take its lease and find the old, higher limit enough between that read and the set,
  * and any set can land after a plan's raise: so an applied set is checked as plan checks its
- * own ({@link raiseWorkers}), and raised again to what the unreleased leases need.
+ * own ({@link raiseWorkers}), and raised again to what the unreleased leases need. A raise
+ * refused as busy is waited out as plan's is, the set and its check sharing one budget (so a
+ * pass waits at most `busyRetry.budgetMs`); a lowering refused as busy waits for the next
+ * sweep (a late lowering costs nothing).
  */
 export async function sweepWorkers(
   deps: WorkersSweepDeps,
@@ -289,14 +342,23 @@ export async function sweepWorkers(
       const again = decideWorkers(await unreleasedLeasesOf(deps.leases, scaling));
       if (again > workers) return report({ keptHigher: 'new-lease' });
     }
-    const outcome = await scaling.concurrency.set(workers);
-    if (!outcome.applied) return report({ set: { workers, outcome } });
+    const waits = new BusyWaits(scaling.busyRetry);
+    const raising = before !== undefined && workers > before;
+    let outcome = await scaling.concurrency.set(workers);
+    while (!outcome.applied && raising && (await waits.wait()))
+      outcome = await scaling.concurrency.set(workers);
+    const waited = waits.waits > 0 ? { busyWaits: waits.waits } : {};
+    if (!outcome.applied) return report({ set: { workers, outcome }, ...waited });
     // This set may land after a plan's raise and its check: check it as plan checks its own.
-    const recheck = await raiseWorkers(deps.leases, scaling);
+    const recheck = await raiseWorkersWithin(deps.leases, scaling, waits);
     const changed =
-      recheck.raisedTo !== undefined || recheck.deferred !== undefined || recheck.error !== undefined;
+      recheck.raisedTo !== undefined ||
+      recheck.busyWaits !== undefined ||
+      recheck.deferred !== undefined ||
+      recheck.error !== undefined;
     return report({
       set: { workers, outcome },
+      ...waited,
       ...(changed ? { recheck } : {}),
       // The limit may be below what a lease needs: fail the invocation so the alarm sees it.
       ...(recheck.error === undefined ? {} : { error: recheck.error }),

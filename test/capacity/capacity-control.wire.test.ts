@@ -1,9 +1,18 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
 import { SageMakerCapacityControl } from '../../shared/adapters/aws/sagemaker-capacity-control.ts';
-import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
+import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { inferenceComponentNameOf, pipelineCapacityOf } from '../../shared/capacity/names.ts';
+import { acquireRunCapacity } from '../../shared/capacity/run-capacity.ts';
+import { sweepCapacity } from '../../shared/capacity/sweep.ts';
+import { pipelineConfig } from '../core/factories.ts';
+import { aRunWithUnits } from '../support/run-fixtures.ts';
 
 const COMPONENT = inferenceComponentNameOf('docs-embed');
 
@@ -70,6 +79,49 @@ describe('SageMakerCapacityControl against the local model server', () => {
 
     expect(await control.setCopies(COMPONENT, 0)).toEqual({ applied: true });
     expect(await control.describe(COMPONENT)).toMatchObject({ desiredCopies: 0, currentCopies: 0 });
+  });
+
+  it("a plan that meets the component Updating (an earlier run's copy warming) defers, and the sweep after the warm-up raises it", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-busy-wire-'));
+    try {
+      const control = new SageMakerCapacityControl({ client });
+      const leases = new LocalCapacityLeases(path.join(dir, 'capacity'));
+      const runs = new LocalRunStore(path.join(dir, 'runs'));
+      const capacity = pipelineCapacityOf(
+        pipelineConfig({
+          endpoint: {
+            name: 'docs-embed',
+            dimension: 16,
+            capacity: { maxCopies: 4, workPerSecondPerCopy: 1, targetRunSeconds: 60 },
+          },
+        }),
+      )!;
+      expect(capacity.componentName).toBe(COMPONENT);
+      const start = new Date(clock);
+      const planRun = async (copies: number) => {
+        const { run, units } = aRunWithUnits(1, { startedAt: new Date(clock).toISOString() });
+        await runs.createRun(run, units);
+        return acquireRunCapacity({ leases, control }, capacity, run.runId, copies * 60, new Date(clock));
+      };
+
+      expect(await planRun(1)).toMatchObject({ raisedTo: 1 });
+      clock += 10_000;
+      // The first copy is still coming up (Updating): the second plan's raise is refused once and not waited on.
+      const second = await planRun(2);
+      expect(second.raisedTo).toBeUndefined();
+      expect(second.error).toBeUndefined();
+      expect(second.deferred).toMatch(
+        /^the inference component is busy with a change that can take minutes \(not waited on\): Cannot update inference component while it is being updated \(warming\).*; the capacity sweeper raises the copies$/,
+      );
+      expect(server.capacity.stats().requests).toEqual([1]);
+
+      clock = start.getTime() + 120_000;
+      const [swept] = await sweepCapacity({ leases, control, runs }, [capacity], new Date(clock));
+      expect(swept).toMatchObject({ copies: 3, set: { copies: 3, outcome: { applied: true } } });
+      expect(await control.describe(COMPONENT)).toMatchObject({ desiredCopies: 3, currentCopies: 1 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails, not retryable, for a component the endpoint does not have', async () => {

@@ -299,7 +299,9 @@ describe('concurrent raises of run-scoped capacity (issue 14)', () => {
       await fin.step('setCopies');
       expect(await fin.finish<ScaledIn>()).toEqual({
         copies: 0,
-        raiseDeferred: 'inference component is being updated',
+        raiseDeferred: expect.stringMatching(
+          /^the inference component is busy .*: inference component is being updated; the capacity sweeper raises the copies$/,
+        ),
       });
     });
 

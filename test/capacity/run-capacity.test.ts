@@ -101,7 +101,9 @@ describe('run-scoped capacity in plan and finalize', () => {
         setCopies: async () => ({ applied: false, reason: 'in Updating status' }),
       };
       const acquired = await acquireRunCapacity({ leases, control: busy }, capacity, 'r-1', 1, at(0));
-      expect(acquired).toMatchObject({ deferred: 'in Updating status' });
+      expect(acquired.deferred).toBe(
+        'the inference component is busy with a change that can take minutes (not waited on): in Updating status; the capacity sweeper raises the copies',
+      );
       expect(acquired.raisedTo).toBeUndefined();
     });
   });

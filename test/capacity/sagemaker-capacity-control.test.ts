@@ -108,6 +108,22 @@ describe('SageMakerCapacityControl', () => {
       expect(await control().setCopies(COMPONENT, 0)).toEqual({ applied: false, reason: busy });
     });
 
+    it('fails, not retryable, for a value the API refuses (a bad value, not a busy component)', async () => {
+      const message =
+        "1 validation error detected: Value '-1' at 'desiredRuntimeConfig.copyCount' failed to satisfy constraint: Member must have value greater than or equal to 0";
+      sagemaker
+        .on(UpdateInferenceComponentRuntimeConfigCommand)
+        .rejects(awsError('ValidationException', message));
+      const error = await control()
+        .setCopies(COMPONENT, -1)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CapacityControlError);
+      expect(error).toMatchObject({ retryable: false });
+      expect((error as Error).message).toBe(
+        `cannot set -1 copies of inference component ${COMPONENT} (ValidationException: ${message})`,
+      );
+    });
+
     it('fails for a component that does not exist', async () => {
       sagemaker
         .on(UpdateInferenceComponentRuntimeConfigCommand)

@@ -28,7 +28,8 @@ export interface LambdaWorkerConcurrencyOptions {
  * Failure modes:
  * - `ResourceInUseException` (the mapping is `Creating` or `Updating`: an earlier change,
  *   or a deploy, still under way) and `ResourceConflictException` ("another operation is in
- *   progress") are no fault: `applied: false`, and the next sweep asks again;
+ *   progress") are no fault: `applied: false` (busy); a raise waits it out for a few seconds
+ *   and sets again (`raiseWorkers`, `busy-retry.ts`), then leaves it to the next sweep;
  * - `ResourceNotFoundException` and `AccessDeniedException` are errors no retry fixes;
  * - `TooManyRequestsException`, `ServiceException` (5xx) and network errors are retried by
  *   the SDK; past its attempts they are `WorkerConcurrencyError` with `retryable: true`.

@@ -18,6 +18,13 @@ export interface SageMakerCapacityControlOptions {
 
 /** SageMaker's words for an inference component it does not know (ValidationException). */
 const NOT_FOUND = /could not find|not found|does not exist/i;
+/**
+ * AWS's words for a request whose values break the API's constraints (the service-wide
+ * `ValidationException` form: "1 validation error detected: Value '-1' at
+ * 'desiredRuntimeConfig.copyCount' failed to satisfy constraint: ..."): a bad value, which no
+ * later try fixes, not a busy component.
+ */
+const BAD_VALUE = /validation errors? detected|failed to satisfy constraint/i;
 
 /**
  * (secondary adapter) CapacityControl over the SageMaker control plane:
@@ -33,10 +40,12 @@ const NOT_FOUND = /could not find|not found|does not exist/i;
  * Failure modes:
  * - the update of a component that is not `InService` (an earlier change still under way)
  *   is refused with a `ValidationException`, as SageMaker's update calls refuse changes to
- *   a resource in progress; that is no fault, so it comes back as `applied: false` and the
- *   next sweep (one a minute) asks again;
- * - a `ValidationException` naming a component it cannot find, `AccessDeniedException` and
- *   `ResourceLimitExceeded` (no instance quota left) are errors no retry fixes;
+ *   a resource in progress; that is no fault, so it comes back as `applied: false` (busy),
+ *   and the next sweep (one a minute) asks again;
+ * - a `ValidationException` naming a component it cannot find, or a value the API's
+ *   constraints refuse ("validation error detected ... failed to satisfy constraint"),
+ *   `AccessDeniedException` and `ResourceLimitExceeded` (no instance quota left) are errors
+ *   no retry fixes;
  * - `ThrottlingException`, 5xx and network errors are retried by the SDK (standard mode);
  *   past its attempts they are `CapacityControlError` with `retryable: true`.
  */
@@ -72,8 +81,8 @@ export class SageMakerCapacityControl implements CapacityControl {
       );
       return { applied: true };
     } catch (error) {
-      if (isAwsError(error, 'ValidationException') && !isNotFound(error))
-        return { applied: false, reason: messageOf(error) || 'ValidationException' };
+      if (isAwsError(error, 'ValidationException') && !isNotFound(error) && !BAD_VALUE.test(messageOf(error)))
+        return { applied: false, reason: messageOf(error).split('\n')[0] || 'ValidationException' };
       throw controlError(componentName, `set ${copies} copies of`, error);
     }
   }
