@@ -6,7 +6,7 @@ import {
   type RunCapacityDeps,
   runWorkOf,
 } from '../capacity/run-capacity.ts';
-import { queueOfPipeline, workPoolsOf } from '../capacity/work-pools.ts';
+import { queueOfPipeline, workPoolOf, workPoolsOf } from '../capacity/work-pools.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import type { RunState, RunTrigger, WorkUnit } from '../domain/types.ts';
 import { EstimatingTokenCounter, type TokenCounter } from '../embedding/token-counter.ts';
@@ -354,6 +354,19 @@ export function takesWorkersLease(deps: Pick<PlanRunDeps, 'pipelines'>, config: 
 }
 
 /**
+ * What the run record keeps of the stack's split (issue 14): the pipeline's pool and whether
+ * the stack has two work functions, the same split the queue routes by and
+ * `takesWorkersLease` reads, so a redrive sends units back to the queue they were planned for.
+ */
+export function workPoolOfRun(
+  deps: Pick<PlanRunDeps, 'pipelines'>,
+  config: PipelineConfig,
+): Pick<RunState, 'workPool' | 'splitStack'> {
+  const split = deps.pipelines === undefined ? false : workPoolsOf([...deps.pipelines.values()]).split;
+  return { workPool: workPoolOf(config), splitStack: split };
+}
+
+/**
  * The run's lease on its endpoint's run-scoped capacity: taken once the run exists (the
  * sweeper's liveness check reads it) and before any unit is sent, so no unit of the run
  * works without capacity on the way. None without run-scoped capacity or units.
@@ -405,13 +418,16 @@ export async function planRun(
   );
   if (tracksSources(config))
     await writeDeletedSources(deps.store, config.name, request.runId, inputs.missing);
-  const run = newRunState(
-    config,
-    request,
-    files.map((f) => f.key),
-    stages,
-    units.length,
-  );
+  const run: RunState = {
+    ...newRunState(
+      config,
+      request,
+      files.map((f) => f.key),
+      stages,
+      units.length,
+    ),
+    ...workPoolOfRun(deps, config),
+  };
   await deps.runs.createRun(run, units);
   const capacity = await takeRunLease(deps, config, run, units, request.now);
   if (units.length > 0) await deps.queue.sendUnits(units);
