@@ -3,8 +3,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
-import { computeQueueOf, SqsWorkQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
-import { queueOfPipeline, type WorkPools, workPoolsOf } from '../../shared/capacity/work-pools.ts';
+import { SqsWorkQueue, type UnitQueue } from '../../shared/adapters/aws/sqs-work-queue.ts';
+import { queueOfPipeline, workPoolsOf } from '../../shared/capacity/work-pools.ts';
 import { listPipelineNames, loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import type { PipelineConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState, WorkUnit } from '../../shared/domain/types.ts';
@@ -281,45 +281,72 @@ async function reportRedriven(
   return summary.status === 'succeeded' ? 0 : 1;
 }
 
-/** Where a deployed redrive may send units, and the configs that say which queue. */
+/** Where a deployed redrive may send units, and the configs that say which queue for older runs. */
 interface DeployedQueues {
   readonly workQueueUrl: string | undefined;
   /** The compute queue of a stack whose pipelines split between two work functions (issue 14). */
   readonly computeQueueUrl: string | undefined;
-  /** The stack's pipeline configs (`--pipelines`, else the project's): how the stack splits. */
+  /** Pipeline configs (`--pipelines`, else the project's): the split, for runs that do not record it. */
   readonly pipelinesDir: string;
 }
 
 /**
- * How the stack's pipelines split between the work and compute queues (`workPoolsOf` over
- * the configs in the pipelines folder, the files the stack is synthesized from), checked
- * against the flags: a run of a compute-pool pipeline of a split stack needs
- * `--compute-queue-url`, as the work functions would give its units the wrong memory size.
+ * The queue a run's units go back to: the one plan recorded on the run (its `workPool` in
+ * a `splitStack`), a fact of the stack that planned it whatever configs this machine holds.
+ * A run planned before runs recorded it falls back to the split of the configs in the
+ * pipelines folder, and says so in one line. A compute-queue run needs
+ * `--compute-queue-url` (refused in one line otherwise, before anything is reopened): the
+ * work function would give its units the wrong memory size.
  */
-async function redrivePoolsOf(pipeline: string, queues: DeployedQueues, io: CommandIo): Promise<WorkPools> {
+async function redriveQueueOf(run: RunState, queues: DeployedQueues, io: CommandIo): Promise<UnitQueue> {
+  const recorded = recordedQueueOf(run);
+  if (recorded === undefined) return queueFromConfigs(run, queues, io);
+  if (recorded === 'compute' && queues.computeQueueUrl === undefined)
+    throw new UsageError(
+      `run ${run.runId} (pipeline ${run.pipeline}) was planned for the compute queue of a split stack: give --compute-queue-url URL (the stack's WorkComputeQueueUrl output)`,
+    );
+  if (recorded === 'work' && queues.computeQueueUrl !== undefined)
+    io.err(`run ${run.runId} was planned for the work queue: --compute-queue-url is not used`);
+  return recorded;
+}
+
+/** The queue plan recorded on the run; undefined for a run planned before it did. */
+function recordedQueueOf(run: RunState): UnitQueue | undefined {
+  if (run.workPool === undefined || run.splitStack === undefined) return undefined;
+  return run.splitStack && run.workPool === 'compute' ? 'compute' : 'work';
+}
+
+/**
+ * The queue of an older run (no recorded pool), from how the configs in the pipelines folder
+ * split (`workPoolsOf`): right when the folder holds the configs the stack was deployed from.
+ */
+async function queueFromConfigs(run: RunState, queues: DeployedQueues, io: CommandIo): Promise<UnitQueue> {
   const dir = queues.pipelinesDir;
   const configs = await Promise.all(
     (await listPipelineNames(dir)).map((name) => loadPipelineConfig(dir, name)),
   );
   const pools = workPoolsOf(configs);
-  const queue = queueOfPipeline(pools, pipeline);
+  const queue = queueOfPipeline(pools, run.pipeline);
+  io.err(
+    `run ${run.runId} was planned before runs recorded their work queue: the ${queue} queue, from the configs in ${dir}`,
+  );
   if (queue === 'compute' && queues.computeQueueUrl === undefined)
     throw new UsageError(
-      `pipeline ${pipeline} works from the compute queue in a stack with ${pools.work.map((p) => p.name).join(', ')} (configs in ${dir}): give --compute-queue-url URL (the stack's compute queue), or --pipelines DIR holding only the stack's configs`,
+      `pipeline ${run.pipeline} works from the compute queue in a stack with ${pools.work.map((p) => p.name).join(', ')} (configs in ${dir}): give --compute-queue-url URL (the stack's WorkComputeQueueUrl output), or --pipelines DIR with the configs the stack was deployed from`,
     );
   if (queue === 'work' && queues.computeQueueUrl !== undefined)
     io.err(
-      `pipeline ${pipeline} works from the work queue (configs in ${dir}): --compute-queue-url is not used`,
+      `pipeline ${run.pipeline} works from the work queue (configs in ${dir}): --compute-queue-url is not used`,
     );
-  return pools;
+  return queue;
 }
 
 /**
  * The deployed redrive: reopens the run in the runs table (conditional, once) and sends
- * the failed units' stored descriptors to the work queue (in a split stack, a compute-pool
- * pipeline's to the compute queue), where the deployed workers take them; finalize then
- * runs as for any run. Without a work queue (`--reset-only`) only the run is reopened, for
- * the messages to come back from their DLQ with
+ * the failed units' stored descriptors to the queue the run records (the compute queue for
+ * a compute-pool run of a split stack, else the work queue), where the deployed workers
+ * take them; finalize then runs as for any run. Without a work queue (`--reset-only`) only
+ * the run is reopened, for the messages to come back from their DLQ with
  * StartMessageMoveTask. Credentials and region come from the usual AWS environment
  * (profile, `AWS_REGION`, `AWS_ENDPOINT_URL_*`).
  */
@@ -346,12 +373,12 @@ async function redriveDeployed(
     const run = await runs.getRun(runId);
     if (!run) throw new UsageError(`no run ${runId} in table ${tableName}`);
     // Before reopening: a run reopened with nowhere to send its units would wait for nothing.
-    const pools = workQueueUrl === undefined ? undefined : await redrivePoolsOf(run.pipeline, queues, io);
+    const queue = workQueueUrl === undefined ? 'work' : await redriveQueueOf(run, queues, io);
     const units = await unitsToRedrive(
       runs,
       run,
       resume,
-      ` --runs-table ${tableName} --work-queue-url ...${pools && queueOfPipeline(pools, run.pipeline) === 'compute' ? ' --compute-queue-url ...' : ''}`,
+      ` --runs-table ${tableName} --work-queue-url ...${queue === 'compute' ? ' --compute-queue-url ...' : ''}`,
     );
     if (units === undefined) {
       if (json) io.out(JSON.stringify({ runId, status: run.status, redriven: 0 }));
@@ -374,14 +401,14 @@ async function redriveDeployed(
       return 1;
     }
     // Only units are sent: finalize is asked for by the unit that finishes the run.
-    const queue = pools === undefined ? 'work' : queueOfPipeline(pools, run.pipeline);
     await new SqsWorkQueue({
       client: sqs,
       workQueueUrl,
       finalizeQueueUrl: workQueueUrl,
-      ...(pools === undefined || computeQueueUrl === undefined
-        ? {}
-        : { computeQueue: computeQueueOf(computeQueueUrl, pools) }),
+      // Every unit of the run goes where the run's pool works (checked above).
+      ...(queue === 'compute' && computeQueueUrl !== undefined
+        ? { computeQueue: { url: computeQueueUrl, route: () => queue } }
+        : {}),
     }).sendUnits(units);
     if (json)
       io.out(

@@ -43,6 +43,8 @@ export const RUNS_BY_STARTED_AT_INDEX = {
   /**
    * Non-key attributes listRuns reads. Project these (INCLUDE) rather than ALL: the run
    * item's `countedUnitIds` set grows with every unit and need not be copied to the index.
+   * So listed runs lack `stage`, `stages`, `workPool` and `splitStack`; getRun reads them
+   * (a GSI's projection cannot change in place: a new one would be a new index).
    */
   projectedAttributes: [
     'runId',
@@ -638,6 +640,8 @@ function runItem(run: RunState): Item {
     ...(run.task === undefined ? {} : { task: run.task }),
     ...(run.stage === undefined ? {} : { stage: run.stage }),
     ...(run.stages === undefined ? {} : { stages: [...run.stages] }),
+    ...(run.workPool === undefined ? {} : { workPool: run.workPool }),
+    ...(run.splitStack === undefined ? {} : { splitStack: run.splitStack }),
     status: run.status,
     finishedAt: run.finishedAt,
     totalUnits: run.totalUnits,
@@ -696,6 +700,9 @@ function toRunState(item: Item): RunState {
     ...(item.task === 'fit' ? { task: 'fit' as const } : {}),
     ...(typeof item.stage === 'string' ? { stage: item.stage } : {}),
     ...(Array.isArray(item.stages) ? { stages: item.stages.map(String) } : {}),
+    // Absent on runs planned before the pool was recorded; anything else is not a pool.
+    ...(item.workPool === 'endpoint' || item.workPool === 'compute' ? { workPool: item.workPool } : {}),
+    ...(typeof item.splitStack === 'boolean' ? { splitStack: item.splitStack } : {}),
     status: item.status as RunStatus,
     finishedAt: item.finishedAt == null ? null : String(item.finishedAt),
     totalUnits: Number(item.totalUnits ?? 0),
