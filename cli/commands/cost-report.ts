@@ -9,6 +9,7 @@ import {
   type GenerateWork,
   LLM_BATCH_ANCHORS,
   LLM_THROUGHPUT_ASSUMPTION,
+  promptCacheStorageBytesPerRecord,
 } from '../../shared/cost/estimate-generate.ts';
 import {
   estimateRecommendUsage,
@@ -148,7 +149,9 @@ export function printCostReport(io: CommandIo, config: PipelineConfig, report: C
   io.out(`  endpoint  ${usd(perRun.endpoint)}  (${endpointLine(report, perRun.usage)})`);
   io.out(`  lambda    ${usd(perRun.lambda)}  (${perRun.usage.lambdaGbSeconds.toFixed(1)} GB-s)`);
   io.out(`  requests  ${usd(perRun.requests)}`);
-  io.out(`  storage   ${usd(perRun.storage)}  (one month of the outputs)`);
+  io.out(
+    `  storage   ${usd(perRun.storage)}  (${storageLine(perRun.usage, config.kind === 'embed' ? 'the chunk index entries' : 'items')})`,
+  );
   io.out(
     `  total     ${usd(perRun.total)} per run${report.perMillionTokens === undefined ? '' : ` (${usd(report.perMillionTokens)} per 1M tokens)`}`,
   );
@@ -253,6 +256,15 @@ export function generateCostReport(
         ? `assumed: ${LLM_THROUGHPUT_ASSUMPTION.completionTokensPerSecond} completion tokens/s per copy (${LLM_THROUGHPUT_ASSUMPTION.source})`
         : 'given',
     perRun,
+    // The items the cache keeps in the runs table: a month of them is in `storage`, and each
+    // further month bills the same again.
+    promptCache: {
+      items: work.answerable,
+      storageBytesPerItem: promptCacheStorageBytesPerRecord(config, work),
+      usdPerMonthKept: round6(
+        ((estimate.usage.dynamoBytesStored ?? 0) / 1024 ** 3) * prices.dynamoStandardGbMonth.usd,
+      ),
+    },
     ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
     perMillionTokens: perRun.perMillionTokens,
     anchors: LLM_BATCH_ANCHORS.map((anchor) => {
@@ -288,7 +300,16 @@ export function printGenerateCostReport(
   io.out(
     `  throughput ${report.throughputPerSecond.toLocaleString('en-US')} completion tokens/s per copy (${report.throughputSource === 'given' ? 'given' : 'assumed, not measured: --completion-tokens-per-second to replace it; its source is in --json'})`,
   );
-  printParts(io, report, perRun);
+  const cache = report.promptCache;
+  printParts(
+    io,
+    report,
+    perRun,
+    storageLine(
+      perRun.usage,
+      `${count(cache.items)} prompt-cache items of ${count(cache.storageBytesPerItem)} bytes`,
+    ),
+  );
   io.out(
     `  total     ${usd(perRun.total)} per run${perRun.perMillionTokens === undefined ? '' : ` (${usd(perRun.perMillionTokens)} per 1M tokens, prompt and completion)`}`,
   );
@@ -366,12 +387,22 @@ function printParts(
   io: CommandIo,
   estimate: Pick<RunEstimate, 'hosting' | 'capacity'>,
   perRun: RunCost,
+  storage: string = storageLine(perRun.usage, 'items'),
 ): void {
   io.out(`  endpoint  ${usd(perRun.endpoint)}  (${endpointLine(estimate, perRun.usage)})`);
   io.out(`  lambda    ${usd(perRun.lambda)}  (${perRun.usage.lambdaGbSeconds.toFixed(1)} GB-s)`);
   io.out(`  requests  ${usd(perRun.requests)}`);
-  io.out(`  storage   ${usd(perRun.storage)}  (one month of the outputs)`);
+  io.out(`  storage   ${usd(perRun.storage)}  (${storage})`);
 }
+
+/** What the storage part is a month of: the S3 outputs, and the DynamoDB items the run keeps. */
+function storageLine(usage: RunUsage, items: string): string {
+  const dynamo = usage.dynamoBytesStored ?? 0;
+  if (dynamo <= 0) return 'one month of the outputs';
+  return `one month of the outputs, ${mb(usage.bytesStored)} in S3, and of ${items}, ${mb(dynamo)} in DynamoDB`;
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(bytes >= 10 * 1024 ** 2 ? 0 : 2)} MiB`;
 
 function printMonth(io: CommandIo, monthly: MonthSchedule & ReturnType<typeof perMonthOf>): void {
   io.out(

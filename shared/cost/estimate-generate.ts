@@ -2,6 +2,7 @@ import { copiesForRun } from '../capacity/copies.ts';
 import { DEFAULT_WORKERS_PER_COPY } from '../capacity/workers.ts';
 import type { GeneratePipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
+import { typicalPromptCacheItemStorageBytes } from './dynamo-storage.ts';
 import { COLD_START_ASSUMPTION, estimatedCooldownSeconds, type RunEstimate } from './estimate-run.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
@@ -81,6 +82,28 @@ export function promptCacheUnitsPerRecord(work: Pick<GenerateWork, 'answerable' 
 }
 
 /**
+ * Bytes of billed DynamoDB storage the prompt cache gains per answered record: one item of
+ * the average answer (its text at 4 bytes a token; twice with `output.jsonSchema`, since the
+ * item keeps `output` and `outputJson`) with the average prompt and completion tokens, plus
+ * DynamoDB's 100 bytes of per-item overhead. Every record is taken as new to the cache (the
+ * estimate asks every prompt); a re-run of cached prompts adds none.
+ */
+export function promptCacheStorageBytesPerRecord(
+  config: Pick<GeneratePipelineConfig, 'name' | 'model' | 'output'>,
+  work: Pick<GenerateWork, 'answerable' | 'promptTokens' | 'completionTokens'>,
+): number {
+  if (work.answerable === 0) return 0;
+  return typicalPromptCacheItemStorageBytes({
+    pipeline: config.name,
+    model: config.model,
+    outputBytes: (work.completionTokens * BYTES_PER_TOKEN) / work.answerable,
+    json: config.output.jsonSchema !== undefined,
+    promptTokens: work.promptTokens / work.answerable,
+    completionTokens: work.completionTokens / work.answerable,
+  });
+}
+
+/**
  * The usage a generate run would have, priced like an embed run: the LLM endpoint's copies
  * (as many as plan would lease: `copiesForRun` of the planner's estimate, 1 without
  * `capacity.workPerSecondPerCopy`) billed from the lease (a cold start) through the
@@ -88,9 +111,10 @@ export function promptCacheUnitsPerRecord(work: Pick<GenerateWork, 'answerable' 
  * workers that follow the copies (`workersPerCopy` each) and wait on the endpoint while it
  * is busy; per record a prompt-cache lookup and record in the runs table (0.5 read request
  * unit, and 1 write request unit per KB of the average answer's item: see
- * {@link promptCacheUnitsPerRecord}), one S3 GET of the old S3 cache on the miss (until that
- * fallback is removed) and the answer written to the `generations` part; per unit a range read, its parts and the run
- * store's start and completion. `always-on` capacity is charged the busy window only, as
+ * {@link promptCacheUnitsPerRecord}) and its item kept in the table
+ * ({@link promptCacheStorageBytesPerRecord}, a month of it in `storage`), one S3 GET of the
+ * old S3 cache on the miss (until that fallback is removed) and the answer written to the
+ * `generations` part; per unit a range read, its parts and the run store's start and completion. `always-on` capacity is charged the busy window only, as
  * finalize charges a run without a lease.
  */
 export function estimateGenerateUsage(input: GenerateEstimateInput): RunEstimate {
@@ -129,6 +153,7 @@ export function estimateGenerateUsage(input: GenerateEstimateInput): RunEstimate
     runStoreWrites: 2,
     promptCacheReadUnits: perUnit(work.answerable * cacheUnits.read),
     promptCacheWriteUnits: perUnit(work.answerable * cacheUnits.write),
+    dynamoBytesAdded: perUnit(work.answerable * promptCacheStorageBytesPerRecord(config, work)),
   };
   const usage = runUsageOf(
     Array.from({ length: units }, () => ({ attempts: 1, usage: unitUsage })),

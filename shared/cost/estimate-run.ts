@@ -2,6 +2,7 @@ import { cooldownAfterRelease } from '../capacity/cooldown.ts';
 import { nextCronTick } from '../capacity/next-tick.ts';
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
+import { typicalChunkIndexStorageBytes } from './dynamo-storage.ts';
 import { endpointHostingOf } from './endpoint-hosting.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import { ScheduleUnsupported } from './schedule-runs.ts';
@@ -141,7 +142,8 @@ export function estimatedCopies(work: number, capacity: CapacityConfig, perCopyP
  * The run's units are spread over `workers.maxConcurrency` workers that live as long as the
  * endpoint is busy (they wait on it), and per unit the requests a unit makes (one range
  * read, its parts, the id list, the run store's start and completion). Output bytes: 4 per
- * dimension per chunk (embed) or 64 per row (score).
+ * dimension per chunk (embed) or 64 per row (score); an incremental embed pipeline's chunk
+ * index entries in DynamoDB besides ({@link EstimatedWork.dynamoBytes}).
  */
 export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
   const { config } = input;
@@ -177,6 +179,12 @@ export interface EstimatedWork {
   readonly sentBytes: number;
   /** Bytes written: 4 per dimension per chunk (embed), 64 per row (score). */
   readonly outputBytes: number;
+  /**
+   * Bytes of billed DynamoDB storage the run adds: with `incremental.enabled` (embed), each
+   * chunk's index entry and one document entry per chunk (a document has at least one chunk,
+   * so an upper bound), every chunk taken as new, as the estimate embeds every chunk.
+   */
+  readonly dynamoBytes: number;
   /** The capacity config when instance copies are leased for the run. */
   readonly capacity: CapacityConfig | undefined;
 }
@@ -184,12 +192,15 @@ export interface EstimatedWork {
 export function estimatedWork(input: RunEstimateInput): EstimatedWork {
   const { config, estimatedCost } = input;
   if (config.kind === 'embed') {
+    const chunks = Math.ceil(estimatedCost / config.chunking.maxTokens);
+    const index = typicalChunkIndexStorageBytes(config.name, config.endpoint.dimension);
     return {
       amount: estimatedCost,
       unit: 'tokens',
       throughput: input.tokensPerSecond ?? THROUGHPUT_ASSUMPTIONS.tokensPerSecond,
       sentBytes: estimatedCost * 4,
-      outputBytes: Math.ceil(estimatedCost / config.chunking.maxTokens) * config.endpoint.dimension * 4,
+      outputBytes: chunks * config.endpoint.dimension * 4,
+      dynamoBytes: config.incremental.enabled ? chunks * (index.chunk + index.doc) : 0,
       capacity: config.endpoint.capacity,
     };
   }
@@ -201,6 +212,7 @@ export function estimatedWork(input: RunEstimateInput): EstimatedWork {
     throughput: input.rowsPerSecond ?? THROUGHPUT_ASSUMPTIONS.rowsPerSecond,
     sentBytes: rows * features * 8,
     outputBytes: rows * 64,
+    dynamoBytes: 0,
     capacity:
       config.kind === 'score' && config.model.hosting === 'instance' ? config.model.capacity : undefined,
   };
@@ -237,6 +249,7 @@ function averageUnitUsage(
     queueSends: 0,
     runStoreReads: 0,
     runStoreWrites: 2,
+    ...(work.dynamoBytes > 0 ? { dynamoBytesAdded: perUnit(work.dynamoBytes) } : {}),
   };
 }
 

@@ -55,6 +55,8 @@ export interface RegionPrices {
   readonly dynamoWriteRequestUnit: Price;
   /** DynamoDB on-demand, per read request unit. */
   readonly dynamoReadRequestUnit: Price;
+  /** DynamoDB Standard table class storage, per GB-month (1 GB = 1,024^3 bytes, items with their 100 bytes of overhead). */
+  readonly dynamoStandardGbMonth: Price;
   /** Athena SQL queries, per TB scanned. */
   readonly athenaTbScanned: Price;
 }
@@ -148,6 +150,13 @@ const US_EAST_1: RegionPrices = {
     0.125 / 1_000_000,
     'read request unit',
     'https://airbyte.com/data-engineering-resources/dynamodb-pricing',
+  ),
+  // The page also says the first 25 GB a month are free (per account and region): ignored,
+  // as every free tier here is (see the header).
+  dynamoStandardGbMonth: price(
+    0.25,
+    'GB-month',
+    'https://aws.amazon.com/dynamodb/pricing/ (data storage, Standard table class: $0.25 per GB-month of the disk space the table consumes, after the first 25 GB a month)',
   ),
   athenaTbScanned: price(5, 'TB scanned', 'https://athena.guide/articles/athena-basics-pricing-model'),
 };

@@ -40,6 +40,13 @@ export interface RunUsage {
   /** Bytes the run wrote to S3, priced as one month of S3 Standard. */
   readonly bytesStored: number;
   /**
+   * Bytes the run's items added to the runs table's billed DynamoDB storage (generate
+   * prompt-cache answers, embed chunk-index entries: each new item as DynamoDB sizes it plus
+   * 100 bytes of per-item overhead), priced as one month of DynamoDB Standard storage. The
+   * items are kept, so every further month bills the same again. Absent when none.
+   */
+  readonly dynamoBytesStored?: number;
+  /**
    * Generate runs: prompt and completion tokens from the endpoint's `usage`, summed over the
    * units (repairs included); with them the cost has a per-1M-tokens figure.
    */
@@ -107,7 +114,8 @@ export const COST_BASIS = {
     'work Lambda GB-seconds from each delivery’s measured duration and memory (a unit’s earlier failed deliveries are counted as requests, their durations are not measured), one request per delivery plus one each for plan and finalize (their durations are not measured yet: withFinalizeCalls adds finalize’s once it reports workerMs and memoryMiB)',
   requests:
     'SQS sends, receives and deletes, S3 requests and run-store reads and writes as counted where the ports are called (one DynamoDB request = one request unit; chunk-index objects counted as S3 requests; the generate prompt cache in request units as its DynamoDB items bill them: 0.5 read unit per key looked up and per 4 KB found, 1 write unit per KB recorded, plus one S3 GET per miss while the old S3 cache is read as a fallback; recommend runs add the serving table’s write request units: one item per user written, ceil(item bytes / 1 KB) each, the item size estimated with 16-character ids)',
-  storage: 'bytes the run wrote to S3, priced as one month of S3 Standard',
+  storage:
+    'bytes the run wrote to S3, priced as one month of S3 Standard, plus the items it added to the runs table (generate prompt-cache answers, embed chunk-index entries), each as DynamoDB sizes it (attribute names and values) plus 100 bytes of per-item overhead, a replaced item by its change in size, priced as one month of DynamoDB Standard storage (the items are kept: each further month bills the same again)',
 } as const;
 
 /** The basis of a run's cost: {@link COST_BASIS} with the endpoint line of its hosting. */
@@ -159,7 +167,9 @@ export function runCost(
     (usage.s3Gets / 1000) * prices.s3GetPer1000.usd +
     usage.dynamoWrites * prices.dynamoWriteRequestUnit.usd +
     usage.dynamoReads * prices.dynamoReadRequestUnit.usd;
-  const storageUsd = (usage.bytesStored / GB) * prices.s3StandardGbMonth.usd;
+  const storageUsd =
+    (usage.bytesStored / GB) * prices.s3StandardGbMonth.usd +
+    (Math.max(0, usage.dynamoBytesStored ?? 0) / GB) * prices.dynamoStandardGbMonth.usd;
   const parts = [endpointUsd(usage, prices, options.region), lambdaUsd, requestsUsd, storageUsd].map(micros);
   const [endpoint = 0, lambda = 0, requests = 0, storage = 0] = parts;
   const tokens = (usage.promptTokens ?? 0) + (usage.completionTokens ?? 0);

@@ -46,4 +46,12 @@ export interface UnitUsage {
    */
   promptCacheReadUnits?: number;
   promptCacheWriteUnits?: number;
+  /**
+   * Bytes the delivery's items added to the runs table's billed DynamoDB storage: generate
+   * prompt-cache answers and embed chunk-index entries, each new item as DynamoDB sizes it
+   * plus its 100 bytes of per-item overhead, a replaced one by its change in size
+   * (shared/cost/dynamo-storage.ts). Counted as deployed, also in a local run (whose cache and
+   * index are files). Absent before it was counted.
+   */
+  dynamoBytesAdded?: number;
 }

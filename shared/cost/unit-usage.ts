@@ -2,11 +2,13 @@ import { randomInt } from 'node:crypto';
 import type { WorkUnit } from '../domain/types.ts';
 import type { ChatEndpoint } from '../jobs/generate/chat-endpoint.ts';
 import { PROMPT_ITEM_MAX_BYTES, type PromptCache, promptItemBytes } from '../jobs/generate/prompt-cache.ts';
+import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { CallStats, EmbeddingEndpoint } from '../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
+import { chunkIndexItem, docIndexItem, promptCacheItem, StoredItemTally } from './dynamo-storage.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import type { UnitUsage } from './unit-usage-record.ts';
 
@@ -177,13 +179,16 @@ export class UsageMeter {
    */
   promptCache(cache: PromptCache): PromptCache {
     const usage = this.usage;
+    const stored = new StoredItemTally();
     return {
       lookup: async (pipeline, fingerprints) => {
         const found = await cache.lookup(pipeline, fingerprints);
         const keys = new Set(fingerprints).size;
         let units = 0.5 * (keys - found.size);
-        for (const answer of found.values())
+        for (const answer of found.values()) {
           units += 0.5 * Math.max(1, Math.ceil(promptItemBytes(pipeline, answer) / 4096));
+          stored.found(promptCacheItem(pipeline, answer));
+        }
         usage.promptCacheReadUnits = (usage.promptCacheReadUnits ?? 0) + units;
         usage.s3Gets += keys - found.size;
         return found;
@@ -191,11 +196,44 @@ export class UsageMeter {
       record: async (pipeline, answers) => {
         await cache.record(pipeline, answers);
         let units = 0;
+        let added = 0;
         for (const answer of answers) {
           const bytes = promptItemBytes(pipeline, answer);
-          if (bytes <= PROMPT_ITEM_MAX_BYTES) units += Math.max(1, Math.ceil(bytes / 1024));
+          if (bytes > PROMPT_ITEM_MAX_BYTES) continue; // not cached: no item
+          units += Math.max(1, Math.ceil(bytes / 1024));
+          added += stored.put(promptCacheItem(pipeline, answer));
         }
         usage.promptCacheWriteUnits = (usage.promptCacheWriteUnits ?? 0) + units;
+        usage.dynamoBytesAdded = (usage.dynamoBytesAdded ?? 0) + added;
+      },
+    };
+  }
+
+  /**
+   * Counts what the chunk index's entries add to the runs table's storage (see
+   * {@link UnitUsage.dynamoBytesAdded}), as the deployed DynamoDB index stores them, whichever
+   * index the worker has (local: files). Entries a lookup found are replaced, not added.
+   */
+  chunkIndex(index: ChunkIndex): ChunkIndex {
+    const usage = this.usage;
+    const stored = new StoredItemTally();
+    return {
+      lookupChunks: async (pipeline, chunkIds) => {
+        const found = await index.lookupChunks(pipeline, chunkIds);
+        for (const chunk of found.values()) stored.found(chunkIndexItem(pipeline, chunk));
+        return found;
+      },
+      lookupDocs: async (pipeline, docIds) => {
+        const found = await index.lookupDocs(pipeline, docIds);
+        for (const doc of found.values()) stored.found(docIndexItem(pipeline, doc));
+        return found;
+      },
+      record: async (pipeline, chunks, docs) => {
+        await index.record(pipeline, chunks, docs);
+        let added = 0;
+        for (const chunk of chunks) added += stored.put(chunkIndexItem(pipeline, chunk));
+        for (const doc of docs) added += stored.put(docIndexItem(pipeline, doc));
+        usage.dynamoBytesAdded = (usage.dynamoBytesAdded ?? 0) + added;
       },
     };
   }
@@ -260,6 +298,7 @@ export function runUsageOf(
     dynamoWrites: totals.writes,
     dynamoReads: totals.reads,
     bytesStored: totals.bytes,
+    ...(totals.dynamoBytes > 0 ? { dynamoBytesStored: totals.dynamoBytes } : {}),
   };
 }
 
@@ -279,6 +318,8 @@ export interface UnitUsageTotals {
   callMs: number;
   calls: number;
   endpointBytes: number;
+  /** Bytes the units' DynamoDB items added to billed storage (see UnitUsage.dynamoBytesAdded). */
+  dynamoBytes: number;
 }
 
 export function sumUnitUsage(units: readonly UnitUsageSource[]): UnitUsageTotals {
@@ -296,6 +337,7 @@ export function sumUnitUsage(units: readonly UnitUsageSource[]): UnitUsageTotals
     callMs: 0,
     calls: 0,
     endpointBytes: 0,
+    dynamoBytes: 0,
   };
   for (const unit of units) {
     totals.attempts += unit.attempts;
@@ -318,6 +360,7 @@ function addUnitUsage(totals: UnitUsageTotals, u: UnitUsage): void {
   totals.callMs += u.endpointCallMs;
   totals.calls += u.endpointCalls ?? 0;
   totals.endpointBytes += u.endpointBytes ?? 0;
+  totals.dynamoBytes += u.dynamoBytesAdded ?? 0;
 }
 
 /** The endpoint's part of the run's usage, by where the model runs. */

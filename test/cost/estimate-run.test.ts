@@ -134,6 +134,7 @@ describe('estimatedWork', () => {
       throughput: 5,
       sentBytes: 100 * features * 8,
       outputBytes: 6_400,
+      dynamoBytes: 0,
       capacity: undefined,
     });
   });

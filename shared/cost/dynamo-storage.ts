@@ -1,0 +1,165 @@
+import { type CachedAnswer, promptItemKey } from '../jobs/generate/prompt-cache.ts';
+import type { IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
+import {
+  DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES,
+  type DynamoItem,
+  dynamoItemBytes,
+  dynamoItemStorageBytes,
+} from './dynamo-item-size.ts';
+
+/**
+ * The runs-table items a run adds and keeps (issue: DynamoDB storage in `cost.storage`), as
+ * the deployed adapters write them, so that the meter sizes the very items a run writes
+ * whichever store the worker has (a local run keeps its cache in the bucket and its index in
+ * files, and is priced as if deployed):
+ * - the generate prompt cache (shared/adapters/aws/dynamo-prompt-cache.ts):
+ *   pk=`PROMPT#<pipeline>#<sha256>`, sk=`PROMPT`, the answer's fields;
+ * - the embed chunk index (shared/adapters/aws/dynamo-chunk-index.ts): chunk items
+ *   pk=`CHUNK#<pipeline>#<chunkId>`, sk=`CHUNK`, `sha`, `vec` (float32 bytes), `runId`; document
+ *   items pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`, `sourceKey` when known.
+ * test/cost/dynamo-storage.dynalite.test.ts checks these against what the adapters store.
+ */
+
+/** The prompt cache's item of an answer. */
+export function promptCacheItem(pipeline: string, answer: CachedAnswer): DynamoItem {
+  return { ...promptItemKey(pipeline, answer.promptSha256), ...answer };
+}
+
+/** The chunk index's item of a chunk. */
+export function chunkIndexItem(pipeline: string, chunk: IndexedChunk): DynamoItem {
+  return {
+    pk: `CHUNK#${pipeline}#${chunk.chunkId}`,
+    sk: 'CHUNK',
+    sha: chunk.textSha256,
+    vec: new Uint8Array(chunk.embedding.buffer, chunk.embedding.byteOffset, chunk.embedding.byteLength),
+    runId: chunk.runId,
+  };
+}
+
+/** The chunk index's item of a document. */
+export function docIndexItem(pipeline: string, doc: IndexedDoc): DynamoItem {
+  return {
+    pk: `DOC#${pipeline}#${doc.docId}`,
+    sk: 'DOC',
+    chunkCount: doc.chunkCount,
+    ...(doc.sourceKey === undefined ? {} : { sourceKey: doc.sourceKey }),
+  };
+}
+
+/**
+ * Keys a {@link StoredItemTally} remembers, at least and at most twice over: enough for a
+ * window of the embed unit (`batching.sortWindow` chunks, 2,048 by default, looked up and
+ * then recorded) and a generate unit's lookups, without holding a key per record of a
+ * million-record unit (the memory target of bench/results/memory.json).
+ */
+export const TALLY_KEYS_REMEMBERED = 16_384;
+
+/**
+ * What a delivery's puts add to a table's billed storage. A key the delivery found by a
+ * lookup already holds an item: putting it again adds only the difference in size (often
+ * none); a key not seen adds the whole item and DynamoDB's 100 bytes of per-item overhead.
+ * Only the last {@link TALLY_KEYS_REMEMBERED} to 2x that keys found or put are remembered:
+ * an item found earlier than that and then put again (a changed document's entry at the end
+ * of a large embed unit) is counted as new, an over-count of its size, never an under-count.
+ */
+export class StoredItemTally {
+  private recent = new Map<string, number>();
+  private older = new Map<string, number>();
+
+  constructor(private readonly remembered: number = TALLY_KEYS_REMEMBERED) {}
+
+  /** An item a lookup found: it is already stored. */
+  found(item: DynamoItem): void {
+    this.remember(keyOf(item), dynamoItemBytes(item));
+  }
+
+  /** An item put: returns the bytes it adds to the table (negative when it shrank one). */
+  put(item: DynamoItem): number {
+    const key = keyOf(item);
+    const bytes = dynamoItemBytes(item);
+    const before = this.recent.get(key) ?? this.older.get(key);
+    this.remember(key, bytes);
+    return before === undefined ? bytes + DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES : bytes - before;
+  }
+
+  private remember(key: string, bytes: number): void {
+    this.recent.set(key, bytes);
+    if (this.recent.size < this.remembered) return;
+    this.older = this.recent;
+    this.recent = new Map();
+  }
+}
+
+const keyOf = (item: DynamoItem): string => `${String(item.pk)}\u0000${String(item.sk)}`;
+
+/** A run id's length (`r-20261128T235108Z-3f9a1c`). */
+const RUN_ID_CHARS = 25;
+
+/**
+ * Characters of a document id an estimate assumes when it has not read the ids: 16, as the
+ * recommend estimate assumes for user and item ids (a short hash or a padded number).
+ */
+export const DOC_ID_CHARS_ASSUMED = 16;
+
+/** Characters of a source key an estimate assumes (`incoming/<pipeline>/` and a dated file name). */
+export const SOURCE_KEY_CHARS_ASSUMED = 64;
+
+/** What a typical prompt-cache item holds, for an estimate. */
+export interface TypicalAnswer {
+  readonly pipeline: string;
+  readonly model: string;
+  /** Bytes of the answer's text. */
+  readonly outputBytes: number;
+  /** Whether `outputJson` holds the answer a second time (a pipeline with `output.jsonSchema`). */
+  readonly json: boolean;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/**
+ * The billed storage of one prompt-cache item of a typical answer: the item the deployed
+ * cache writes ({@link promptCacheItem}), with ASCII text of the answer's length (twice with
+ * a JSON schema: `output` and `outputJson`), `finishReason` "stop", one attempt, and the
+ * 100 bytes of per-item overhead.
+ */
+export function typicalPromptCacheItemStorageBytes(answer: TypicalAnswer): number {
+  const text = 'x'.repeat(Math.max(0, Math.round(answer.outputBytes)));
+  return dynamoItemStorageBytes(
+    promptCacheItem(answer.pipeline, {
+      promptSha256: '0'.repeat(64),
+      model: answer.model,
+      output: text,
+      outputJson: answer.json ? text : null,
+      finishReason: 'stop',
+      attempts: 1,
+      promptTokens: Math.round(answer.promptTokens),
+      completionTokens: Math.round(answer.completionTokens),
+      runId: 'r'.repeat(RUN_ID_CHARS),
+    }),
+  );
+}
+
+/**
+ * The billed storage of one chunk's index entry (its chunk item, a `dimension`-float vector)
+ * and of one document item, for an estimate: ids of {@link DOC_ID_CHARS_ASSUMED} characters
+ * (chunk `#n` suffixes of up to 3 digits), a source key of {@link SOURCE_KEY_CHARS_ASSUMED}.
+ */
+export function typicalChunkIndexStorageBytes(
+  pipeline: string,
+  dimension: number,
+): { readonly chunk: number; readonly doc: number } {
+  const docId = 'd'.repeat(DOC_ID_CHARS_ASSUMED);
+  return {
+    chunk: dynamoItemStorageBytes(
+      chunkIndexItem(pipeline, {
+        chunkId: `${docId}#100`,
+        textSha256: '0'.repeat(64),
+        embedding: new Float32Array(dimension),
+        runId: 'r'.repeat(RUN_ID_CHARS),
+      }),
+    ),
+    doc: dynamoItemStorageBytes(
+      docIndexItem(pipeline, { docId, chunkCount: 12, sourceKey: 's'.repeat(SOURCE_KEY_CHARS_ASSUMED) }),
+    ),
+  };
+}
