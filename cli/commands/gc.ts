@@ -1,4 +1,5 @@
 import { formatBytes } from '../deployed/deployed-query.ts';
+import { RECOMMENDATIONS_TABLE_ENV } from '../deployed/deployed-recommendations.ts';
 import { deployedTarget, refuseMixedFlags } from '../deployed/deployed-target.ts';
 import { collectDeployedGarbage, type DeployedGcReport } from '../gc/deployed-gc.ts';
 import { collectGarbage, type GcReport } from '../gc/local-gc.ts';
@@ -13,7 +14,9 @@ export const DEFAULT_KEEP_RUNS = 3;
  * `sluice gc [--keep-runs N] [--home DIR] [--dry-run] [--json]`: bounds a local home's
  * storage (cli/gc/local-gc.ts says what goes and what never does). Prints each run removed,
  * what else went, and the home's bytes before and after. With `--deployed [--stack NAME]`
- * the same rule over the stack's bucket (cli/gc/deployed-gc.ts).
+ * the same rule over the stack's bucket (cli/gc/deployed-gc.ts), and with
+ * `--recommendations-table NAME` (or `SLUICE_RECOMMENDATIONS_TABLE`) the table's lists of
+ * runs older than their pipeline's served run.
  */
 export async function gcCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -23,16 +26,20 @@ export async function gcCommand(args: string[], io: CommandIo): Promise<number> 
     json: { type: 'boolean', default: false },
     deployed: { type: 'boolean', default: false },
     stack: { type: 'string' },
+    'recommendations-table': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got ${positionals[0]}`);
   const keepRuns = values['keep-runs'] === undefined ? DEFAULT_KEEP_RUNS : Number(values['keep-runs']);
   if (!Number.isInteger(keepRuns) || keepRuns < 1)
     throw new UsageError(`--keep-runs must be a whole number of at least 1, got ${values['keep-runs']}`);
-  refuseMixedFlags(values);
+  refuseMixedFlags(values, ['recommendations-table']);
   if (values.deployed) {
+    const recommendationsTable =
+      values['recommendations-table'] ?? (process.env[RECOMMENDATIONS_TABLE_ENV]?.trim() || undefined);
     const report = await collectDeployedGarbage(deployedTarget(values), {
       keepRuns,
       dryRun: values['dry-run'],
+      ...(recommendationsTable === undefined ? {} : { recommendationsTable }),
     });
     if (values.json) io.out(JSON.stringify(report));
     else printDeployedReport(report, io);
@@ -85,6 +92,11 @@ function printDeployedReport(report: DeployedGcReport, io: CommandIo): void {
       run.remove
         ? `${run.runId}  ${run.pipeline}  ${verb} ${run.keys.length} objects, ${formatBytes(run.bytes)} (${run.reason})`
         : `${run.runId}  ${run.pipeline}  kept (${run.reason})`,
+    );
+  const lists = report.recommendationLists;
+  if (lists !== undefined)
+    io.out(
+      `recommendations table ${lists.table}: ${verb} ${lists.deleted} of ${lists.scanned} lists (runs older than their pipeline's served run)`,
     );
   const removed = report.runs.filter((r) => r.remove);
   const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);

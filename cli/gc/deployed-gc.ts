@@ -1,5 +1,7 @@
 import { AthenaClient } from '@aws-sdk/client-athena';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { runAthenaQuery } from '../../shared/adapters/aws/athena-query.ts';
 import { S3ObjectStore } from '../../shared/adapters/aws/s3-object-store.ts';
 import { SluiceError } from '../../shared/errors/errors.ts';
@@ -8,6 +10,7 @@ import { dataBucketOf } from '../deployed/deployed-bucket.ts';
 import type { DeployedTarget } from '../deployed/deployed-target.ts';
 import { UsageError } from '../usage.ts';
 import { CURRENT_RUNS_SQL, runRef } from './current-runs.ts';
+import { type DeployedListsReport, sweepDeployedLists } from './deployed-recommendation-lists.ts';
 import { type RetainedRun, retainRuns } from './run-retention.ts';
 
 /** The same tables and per-run folders a local gc empties (cli/gc/local-gc.ts). */
@@ -32,6 +35,8 @@ export interface DeployedGcReport {
   readonly runs: readonly DeployedRunDecision[];
   /** What the two Athena queries scanned. */
   readonly bytesScanned: number;
+  /** The recommendations table's superseded lists, when the table was named. */
+  readonly recommendationLists?: DeployedListsReport;
 }
 
 export interface DeployedGcOptions {
@@ -40,6 +45,10 @@ export interface DeployedGcOptions {
   /** @default clients from the AWS environment */
   readonly athena?: AthenaClient;
   readonly s3?: S3Client;
+  /** The stack's recommendations table: its superseded lists are deleted too (deployed-recommendation-lists.ts). */
+  readonly recommendationsTable?: string;
+  /** @default a client from the AWS environment */
+  readonly dynamo?: DynamoDBDocumentClient;
 }
 
 /** A key DeleteObjects reported it could not delete: the first one, in one line. */
@@ -52,7 +61,9 @@ export class DeployedGcFailed extends SluiceError {}
  * leaves a delete marker and the data stays recoverable as a noncurrent version for the
  * lifecycle's `supersededVersionRetentionDays` (30 days), then S3 removes it. Only
  * finalized runs (with a `runs` row) are considered; a run still working has none and is
- * never touched. `staging/` is left to its lifecycle rule.
+ * never touched. `staging/` is left to its lifecycle rule. With the recommendations table
+ * named, its lists of runs older than their pipeline's served run go too (whatever
+ * `keepRuns` says: the similarity units delete them as they go, this reaches the rest).
  */
 export async function collectDeployedGarbage(
   target: DeployedTarget,
@@ -99,12 +110,22 @@ export async function collectDeployedGarbage(
       bucket,
       decisions.flatMap((d) => d.keys),
     );
+  const recommendationLists =
+    options.recommendationsTable === undefined
+      ? undefined
+      : await sweepDeployedLists(
+          options.dynamo ?? DynamoDBDocumentClient.from(new DynamoDBClient({})),
+          options.recommendationsTable,
+          runs,
+          options.dryRun,
+        );
   return {
     bucket,
     dryRun: options.dryRun,
     keepRuns: options.keepRuns,
     runs: decisions,
     bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned,
+    ...(recommendationLists === undefined ? {} : { recommendationLists }),
   };
 }
 

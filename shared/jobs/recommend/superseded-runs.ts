@@ -3,7 +3,9 @@ import type { RunStore } from '../../ports/run-store.ts';
 import type { SupersededRuns } from './recommendation-lists.ts';
 
 /** What the rule reads of a run: the runs table and the local run store both give it. */
-export type RunOrderFacts = Pick<RunState, 'runId' | 'pipeline' | 'status' | 'startedAt'> & {
+export type RunOrderFacts = Pick<RunState, 'runId' | 'pipeline' | 'startedAt'> & {
+  /** `succeeded`, `failed`, `running`, ... (the `runs` table's column is a string). */
+  readonly status: string;
   readonly finishedAt?: string | null | undefined;
 };
 
