@@ -122,15 +122,19 @@ rejects by reason, cost), Chart.js inline, so it opens offline. Prints the file'
   {
     name: 'gc',
     synopsis: `[--keep-runs N] [--home DIR] [--dry-run] [--json]
-      | --deployed [--stack NAME] [--keep-runs N] [--dry-run] [--json]`,
+      | --deployed [--stack NAME] [--keep-runs N] [--recommendations-table NAME] [--dry-run] [--json]`,
     description: `Bounds the local home's storage: removes the result parts and finalize lists of old runs
 the current state no longer reads (never the newest N per pipeline, a failed or running run,
-or a run the current views read), re-staged parts no run reads again and temporary files
-of dead writers, then compacts the chunk index. Prints bytes before and after.
+or a run the current views read), re-staged parts no run reads again, temporary files of
+dead writers and recommendation lists of runs older than their pipeline's served run, then
+compacts the chunk index. Prints bytes before and after.
   --keep-runs N   runs kept whole per pipeline (default 3)
   --dry-run       say what would go; remove nothing
   --deployed      the same rule over the stack's bucket: deletes superseded runs' parts, which
-                  stay recoverable as noncurrent versions for 30 days (docs/deployed-cli.md)`,
+                  stay recoverable as noncurrent versions for 30 days (docs/deployed-cli.md)
+  --recommendations-table NAME
+                  with --deployed: also deletes that table's lists of runs older than their
+                  pipeline's served run (default $SLUICE_RECOMMENDATIONS_TABLE; none: skipped)`,
     load: async () => (await import('./commands/gc.ts')).gcCommand,
   },
   {
