@@ -192,7 +192,8 @@ describe('sluice redrive (deployed: DynamoDB and SQS)', () => {
 
   it('reopens the failed run in the runs table once and sends its failed units to the work queue', async () => {
     const runs = new DynamoRunStore({ doc: local.clients.doc, tableName: 'sluice-runs' });
-    const { run, units } = aRunWithUnits(3);
+    // As plan records it: a docs run of a stack with one work function.
+    const { run, units } = aRunWithUnits(3, { workPool: 'endpoint', splitStack: false });
     await runs.createRun(run, units);
     await runs.completeUnit(run.runId, 'u0000', {
       counts: someCounts({ records: 1 }),
