@@ -271,5 +271,6 @@ function meteredDeps(deps: ProcessUnitDeps, meter: UsageMeter): ProcessUnitDeps 
     chatEndpoint: deps.chatEndpoint && meter.chatEndpoint(deps.chatEndpoint),
     // Priced as the deployed DynamoDB cache bills it, whichever cache the worker has (local: the bucket's).
     promptCache: meter.promptCache(deps.promptCache ?? new ObjectStorePromptCache(deps.store)),
+    chunkIndex: deps.chunkIndex && meter.chunkIndex(deps.chunkIndex),
   };
 }
