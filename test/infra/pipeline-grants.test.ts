@@ -1,16 +1,25 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readsPinnedModel } from '../../infra/constructs/functions.ts';
+import { keepsChunkIndex, readsPinnedModel } from '../../infra/constructs/functions.ts';
 import type { SluiceFunction } from '../../infra/constructs/sluice-function.ts';
 import type { SluiceStack } from '../../infra/sluice-stack.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { jobKindOf } from '../../shared/jobs/registry.ts';
+import { planRun } from '../../shared/plan/plan-run.ts';
+import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
+import { processUnit } from '../../shared/work/process-unit.ts';
+import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { buildStack } from './sluice-stack-fixture.ts';
 
 /**
@@ -157,6 +166,56 @@ describe("a one-pool stack's runs table batches follow the chunk index and the p
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
       ]);
+    }
+  });
+
+  it('follows the units that use the chunk index: an embed unit calls it exactly where the batches are granted', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-pipeline-grants-'));
+    try {
+      for (const enabled of [true, false]) {
+        const config = pipelineConfig({ incremental: { enabled } });
+        const calls: string[] = [];
+        // Every ChunkIndex call is a runs-table batch deployed (DynamoChunkIndex).
+        const index: ChunkIndex = {
+          lookupChunks: async () => {
+            calls.push('lookupChunks');
+            return new Map<string, IndexedChunk>();
+          },
+          lookupDocs: async () => {
+            calls.push('lookupDocs');
+            return new Map<string, IndexedDoc>();
+          },
+          record: async () => {
+            calls.push('record');
+          },
+        };
+        const endpoint: EmbeddingEndpoint = {
+          embed: async (inputs) => inputs.map(() => Array.from({ length: 16 }, () => 0.25)),
+        };
+        const store = new MemoryObjectStore();
+        await store.put('incoming/docs/a.jsonl', jsonl([{ id: 'a', text: 'some words to embed' }]));
+        const runs = new LocalRunStore(path.join(dir, String(enabled)));
+        const queue = { sendUnits: async () => {}, requestFinalize: async () => {} };
+        const { units } = await planRun({ store, runs, queue }, config, {
+          runId: `r-20261207T000000Z-${enabled ? 'aaaaaa' : 'bbbbbb'}`,
+          trigger: 'local',
+          keys: ['incoming/docs/a.jsonl'],
+          now: new Date('2026-12-07T00:00:00Z'),
+        });
+        const deps = {
+          store,
+          runs,
+          queue,
+          endpoint,
+          tokenCounter: new EstimatingTokenCounter(),
+          chunkIndex: index,
+        };
+        const outcome = await processUnit(deps, config, units[0]!, { isLastAttempt: false });
+        expect(outcome.status).toBe('succeeded');
+        expect(calls.length > 0, `incremental ${enabled}`).toBe(keepsChunkIndex(config));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
