@@ -16,19 +16,32 @@ export { ChunkIndexFileError } from './chunk-index/old-files.ts';
 export interface LocalChunkIndexOptions {
   /**
    * Bytes of LevelDB's block cache (uncompressed blocks kept in memory for lookups).
-   * @default 8 MiB
+   * @default 1 MiB
    */
   readonly cacheBytes?: number;
 }
 
 const DEFAULT_OPTIONS: Required<LocalChunkIndexOptions> = {
-  cacheBytes: 8 * 1024 * 1024,
+  // Not LevelDB's 8 MiB: a run looks each chunk id up once, in window order, so a block is
+  // seldom read twice while cached. Looking all 250,000 chunks of an index up again took 3.1 s
+  // with 1 MiB against 3.3 s with 8 MiB, and a first run filled the 8 MiB with the data blocks
+  // its Bloom filters' false positives read (heaptrack; docs/decisions.md).
+  cacheBytes: 1024 * 1024,
 };
 
 /** The LevelDB database, under the index folder (old-format files sit beside it until imported). */
 const DB_FOLDER = 'db';
 /** Version byte in front of every value, so a later layout can tell old values apart. */
 const VALUE_FORMAT = 1;
+/**
+ * LevelDB's memtable size (its default is 4 MiB). A full memtable becomes a level-0 table, and
+ * four of those are compacted with all of level 1, read through memory-mapped files that stay
+ * resident until the compaction ends, so smaller memtables mean smaller compactions there.
+ * `sluice run` on 1,000,000 one-line records at 384 floats with this and the two changes below
+ * peaked at 268.6 MiB against 307.8 before (mapped tables 40 against 59 MiB at the peak) and
+ * used 182 against 217 s of CPU; one run each on a loaded machine (docs/decisions.md).
+ */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Old records imported per write batch. */
 const IMPORT_BATCH = 4096;
 
@@ -39,18 +52,28 @@ type Put = { type: 'put'; key: string; value: Buffer };
 const chunkKey = (pipeline: string, chunkId: string) => `${pipeline}/c/${chunkId}`;
 const docKey = (pipeline: string, docId: string) => `${pipeline}/d/${docId}`;
 
-/** `[format][sha length u16][sha][run id length u16][run id][float32 LE ...]` */
-function encodeChunk(chunk: IndexedChunk): Buffer {
-  const sha = Buffer.from(chunk.textSha256, 'utf8');
-  const runId = Buffer.from(chunk.runId, 'utf8');
-  const vector = chunk.embedding;
-  const out = Buffer.allocUnsafe(5 + sha.length + runId.length + vector.byteLength);
+/** Bytes of a chunk's value: `[format][sha length u16][sha][run id length u16][run id][float32 LE ...]`. */
+const chunkValueBytes = (chunk: IndexedChunk) =>
+  5 +
+  Buffer.byteLength(chunk.textSha256, 'utf8') +
+  Buffer.byteLength(chunk.runId, 'utf8') +
+  chunk.embedding.byteLength;
+
+/** Writes a chunk's value at the start of `out` (at least {@link chunkValueBytes} long); returns its length. */
+function encodeChunkInto(out: Buffer, chunk: IndexedChunk): number {
   let at = out.writeUInt8(VALUE_FORMAT, 0);
-  at = out.writeUInt16LE(sha.length, at);
-  at += sha.copy(out, at);
-  at = out.writeUInt16LE(runId.length, at);
-  at += runId.copy(out, at);
-  Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).copy(out, at);
+  const shaLength = out.write(chunk.textSha256, at + 2, 'utf8');
+  at = out.writeUInt16LE(shaLength, at) + shaLength;
+  const runIdLength = out.write(chunk.runId, at + 2, 'utf8');
+  at = out.writeUInt16LE(runIdLength, at) + runIdLength;
+  const vector = chunk.embedding;
+  out.set(new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength), at);
+  return at + vector.byteLength;
+}
+
+function encodeChunk(chunk: IndexedChunk): Buffer {
+  const out = Buffer.allocUnsafe(chunkValueBytes(chunk));
+  encodeChunkInto(out, chunk);
   return out;
 }
 
@@ -134,6 +157,8 @@ export class LocalChunkIndex implements ChunkIndex {
   private readonly options: Required<LocalChunkIndexOptions>;
   private readonly location: string;
   private db: Promise<Db> | undefined;
+  /** Where {@link record} encodes chunk values for LevelDB to copy; undefined while one is in use. */
+  private scratch: Buffer | undefined;
 
   constructor(
     readonly dir: string,
@@ -183,13 +208,39 @@ export class LocalChunkIndex implements ChunkIndex {
     validPipeline(pipeline);
     const db = await this.open();
     if (chunks.length + docs.length === 0) return;
-    const puts: Put[] = [];
-    for (const chunk of chunks)
-      puts.push({ type: 'put', key: chunkKey(pipeline, chunk.chunkId), value: encodeChunk(chunk) });
-    for (const doc of docs)
-      puts.push({ type: 'put', key: docKey(pipeline, doc.docId), value: encodeDoc(doc) });
     // One batch: applied whole or not at all, in order (a repeated key keeps its last entry).
-    await db.batch(puts);
+    // The chunk values are views of one buffer, reused by the next record(): classic-level
+    // copies every entry into LevelDB's write batch before its promise settles. A Buffer per
+    // chunk (1.5 KiB at 384 floats, 2,048 per record() from a unit) left about 400 pool slabs
+    // per record() in the main thread's malloc heap until V8 collected them (8 MiB live at the
+    // peak of a 100,000-record run, heaptrack; docs/decisions.md).
+    const scratch = this.takeScratch(chunks.reduce((sum, chunk) => sum + chunkValueBytes(chunk), 0));
+    try {
+      const puts: Put[] = [];
+      let at = 0;
+      for (const chunk of chunks) {
+        const end = at + encodeChunkInto(scratch.subarray(at), chunk);
+        puts.push({ type: 'put', key: chunkKey(pipeline, chunk.chunkId), value: scratch.subarray(at, end) });
+        at = end;
+      }
+      for (const doc of docs)
+        puts.push({ type: 'put', key: docKey(pipeline, doc.docId), value: encodeDoc(doc) });
+      await db.batch(puts);
+    } finally {
+      this.scratch = scratch;
+    }
+  }
+
+  /**
+   * The buffer to encode a record()'s chunk values into: the kept one when it is free and
+   * large enough, else a new one (kept in its place after use). A record() running at the
+   * same time as another (two units) gets its own.
+   */
+  private takeScratch(bytes: number): Buffer {
+    const kept = this.scratch;
+    this.scratch = undefined;
+    if (kept && kept.length >= bytes) return kept;
+    return Buffer.allocUnsafeSlow(Math.max(bytes, kept?.length ?? 0));
   }
 
   /**
@@ -198,6 +249,7 @@ export class LocalChunkIndex implements ChunkIndex {
    */
   async close(): Promise<void> {
     const mine = this.db;
+    this.scratch = undefined;
     if (!mine) return;
     this.db = undefined;
     const shared = openDbs.get(this.location);
@@ -237,6 +289,7 @@ export class LocalChunkIndex implements ChunkIndex {
       keyEncoding: 'utf8',
       valueEncoding: 'buffer',
       cacheSize: this.options.cacheBytes,
+      writeBufferSize: WRITE_BUFFER_BYTES,
     });
     try {
       await db.open();
