@@ -21,6 +21,9 @@ import { copiesForRun, decideCopies, floorCopies } from '../shared/capacity/copi
 import type { ScheduleSpec } from '../shared/capacity/next-tick.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import type { CapacityConfig, PipelineConfig } from '../shared/config/pipeline-config.ts';
+import { dynamoItemBytes } from '../shared/cost/dynamo-item-size.ts';
+import { readRequestUnits } from '../shared/cost/dynamo-request-units.ts';
+import { typicalChunkIndexItems } from '../shared/cost/dynamo-storage.ts';
 import {
   batchTransformUsdPerMillionTokens,
   COLD_START_ASSUMPTION,
@@ -269,6 +272,26 @@ export async function runSimulatedDayBench() {
     total: round6(embedding.total + scoring[hosting].total),
   });
   const embeddingPerMillion = round6(embedding.total / (EMBED_TOKENS / 1e6));
+  // The baseline, in the same run: the same nightly run with `incremental.enabled` off (no
+  // chunk index: no index entries stored, looked up or put).
+  const noIndex = { ...docs, incremental: { ...docs.incremental, enabled: false } } as PipelineConfig;
+  const embeddingNoIndex = dayBill(noIndex, EMBED_TOKENS, 1, embedDay.billedSeconds);
+  const noIndexPerMillion = round6(embeddingNoIndex.total / (EMBED_TOKENS / 1e6));
+  // A re-run of the same, unchanged text with the index: every chunk key and document key
+  // found (one document per chunk, the estimate's upper bound), each item read by its size,
+  // nothing embedded or put. What it saves against the same re-run without an index is the
+  // GPU's busy time, less those reads: plan still leases the copy from the run's estimated
+  // tokens (it cannot tell unchanged text), so the cold start is billed either way. The
+  // workers' own time is taken as the same (an under-count: they no longer wait on the model).
+  const rerunChunks = Math.ceil(EMBED_TOKENS / docs.chunking.maxTokens);
+  const indexItems = typicalChunkIndexItems(docs.name, docs.endpoint.dimension);
+  const rerunReadUnits =
+    rerunChunks *
+    (readRequestUnits(dynamoItemBytes(indexItems.chunk)) + readRequestUnits(dynamoItemBytes(indexItems.doc)));
+  const rerunReadUsd = rerunReadUnits * pricesFor(REGION).dynamoReadRequestUnit.usd;
+  const busyEndpointUsd = (embedDay.busySeconds / 3600) * gpuHourly;
+  const savedOnUnchangedRerunPerMillion = round6((busyEndpointUsd - rerunReadUsd) / (EMBED_TOKENS / 1e6));
+  const indexRequests = embedding.perRun.usage;
   const anchors = [
     ...PER_TOKEN_ANCHORS.map((a) => ({
       name: a.name,
@@ -407,6 +430,26 @@ export async function runSimulatedDayBench() {
       anchors,
     },
     embeddingUsdPerMillionTokens: embeddingPerMillion,
+    chunkIndex: {
+      description:
+        'the nightly run as pipelines/docs.json has it (incremental.enabled: the chunk index) against the same run with incremental.enabled off (the baseline), from the cost model; every chunk new on the first embedding, every chunk unchanged on the re-run',
+      embeddingUsdPerMillionTokensWithoutIndex: noIndexPerMillion,
+      indexCostOnFirstEmbeddingUsdPerMillionTokens: round6(embeddingPerMillion - noIndexPerMillion),
+      savedOnUnchangedRerunUsdPerMillionTokens: savedOnUnchangedRerunPerMillion,
+      firstEmbedding: {
+        chunks: rerunChunks,
+        readUnits: round2(indexRequests.dynamoReads - embeddingNoIndex.perRun.usage.dynamoReads),
+        writeUnits: round2(indexRequests.dynamoWrites - embeddingNoIndex.perRun.usage.dynamoWrites),
+        requestsUsd: round6(embedding.requests - embeddingNoIndex.requests),
+        storageUsd: round6(embedding.storage - embeddingNoIndex.storage),
+      },
+      unchangedRerun: {
+        readUnits: rerunReadUnits,
+        readUsd: round6(rerunReadUsd),
+        endpointSavedUsd: round6(busyEndpointUsd),
+        note: 'the GPU-busy seconds only: plan leases the copy from the estimated tokens whether or not they are unchanged, so the cold start is billed either way',
+      },
+    },
     sensitivity,
     targets: {
       endpointWithin125xOfGpuBusy: {

@@ -69,9 +69,11 @@ export class StoredItemTally {
 
   constructor(private readonly remembered: number = TALLY_KEYS_REMEMBERED) {}
 
-  /** An item a lookup found: it is already stored. */
-  found(item: DynamoItem): void {
-    this.remember(keyOf(item), dynamoItemBytes(item));
+  /** An item a lookup found: it is already stored. Returns its size (names and values). */
+  found(item: DynamoItem): number {
+    const bytes = dynamoItemBytes(item);
+    this.remember(keyOf(item), bytes);
+    return bytes;
   }
 
   /** An item put: returns the bytes it adds to the table (negative when it shrank one). */
@@ -141,26 +143,31 @@ export function typicalPromptCacheItemStorageBytes(answer: TypicalAnswer): numbe
 }
 
 /**
- * The billed storage of one chunk's index entry (its chunk item, a `dimension`-float vector)
- * and of one document item, for an estimate: ids of {@link DOC_ID_CHARS_ASSUMED} characters
- * (chunk `#n` suffixes of up to 3 digits), a source key of {@link SOURCE_KEY_CHARS_ASSUMED}.
+ * The items of one chunk's index entry (its chunk item, a `dimension`-float vector) and of one
+ * document, for an estimate: ids of {@link DOC_ID_CHARS_ASSUMED} characters (chunk `#n`
+ * suffixes of up to 3 digits), a source key of {@link SOURCE_KEY_CHARS_ASSUMED}.
  */
+export function typicalChunkIndexItems(
+  pipeline: string,
+  dimension: number,
+): { readonly chunk: DynamoItem; readonly doc: DynamoItem } {
+  const docId = 'd'.repeat(DOC_ID_CHARS_ASSUMED);
+  return {
+    chunk: chunkIndexItem(pipeline, {
+      chunkId: `${docId}#100`,
+      textSha256: '0'.repeat(64),
+      embedding: new Float32Array(dimension),
+      runId: 'r'.repeat(RUN_ID_CHARS),
+    }),
+    doc: docIndexItem(pipeline, { docId, chunkCount: 12, sourceKey: 's'.repeat(SOURCE_KEY_CHARS_ASSUMED) }),
+  };
+}
+
+/** The billed storage of one chunk's index entry and of one document item ({@link typicalChunkIndexItems}). */
 export function typicalChunkIndexStorageBytes(
   pipeline: string,
   dimension: number,
 ): { readonly chunk: number; readonly doc: number } {
-  const docId = 'd'.repeat(DOC_ID_CHARS_ASSUMED);
-  return {
-    chunk: dynamoItemStorageBytes(
-      chunkIndexItem(pipeline, {
-        chunkId: `${docId}#100`,
-        textSha256: '0'.repeat(64),
-        embedding: new Float32Array(dimension),
-        runId: 'r'.repeat(RUN_ID_CHARS),
-      }),
-    ),
-    doc: dynamoItemStorageBytes(
-      docIndexItem(pipeline, { docId, chunkCount: 12, sourceKey: 's'.repeat(SOURCE_KEY_CHARS_ASSUMED) }),
-    ),
-  };
+  const items = typicalChunkIndexItems(pipeline, dimension);
+  return { chunk: dynamoItemStorageBytes(items.chunk), doc: dynamoItemStorageBytes(items.doc) };
 }

@@ -2,7 +2,9 @@ import { cooldownAfterRelease } from '../capacity/cooldown.ts';
 import { nextCronTick } from '../capacity/next-tick.ts';
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
-import { typicalChunkIndexStorageBytes } from './dynamo-storage.ts';
+import { dynamoItemBytes } from './dynamo-item-size.ts';
+import { MISSING_KEY_READ_UNITS, writeRequestUnits } from './dynamo-request-units.ts';
+import { typicalChunkIndexItems, typicalChunkIndexStorageBytes } from './dynamo-storage.ts';
 import { endpointHostingOf } from './endpoint-hosting.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import { ScheduleUnsupported } from './schedule-runs.ts';
@@ -143,7 +145,8 @@ export function estimatedCopies(work: number, capacity: CapacityConfig, perCopyP
  * endpoint is busy (they wait on it), and per unit the requests a unit makes (one range
  * read, its parts, the id list, the run store's start and completion). Output bytes: 4 per
  * dimension per chunk (embed) or 64 per row (score); an incremental embed pipeline's chunk
- * index entries in DynamoDB besides ({@link EstimatedWork.dynamoBytes}).
+ * index entries in DynamoDB besides ({@link EstimatedWork.dynamoBytes}), and its lookups
+ * and puts in request units ({@link EstimatedWork.dynamoWriteUnits}).
  */
 export function estimateRunUsage(input: RunEstimateInput): RunEstimate {
   const { config } = input;
@@ -185,6 +188,14 @@ export interface EstimatedWork {
    * so an upper bound), every chunk taken as new, as the estimate embeds every chunk.
    */
   readonly dynamoBytes: number;
+  /**
+   * DynamoDB request units of the chunk index (`incremental.enabled`, embed), every chunk
+   * new: per chunk, its key and its document's key looked up and not found (0.5 read unit
+   * each) and both items put (ceil(item bytes / 1 KB) write units each), one document per
+   * chunk as for {@link dynamoBytes} (an upper bound).
+   */
+  readonly dynamoReadUnits?: number;
+  readonly dynamoWriteUnits?: number;
   /** The capacity config when instance copies are leased for the run. */
   readonly capacity: CapacityConfig | undefined;
 }
@@ -194,13 +205,19 @@ export function estimatedWork(input: RunEstimateInput): EstimatedWork {
   if (config.kind === 'embed') {
     const chunks = Math.ceil(estimatedCost / config.chunking.maxTokens);
     const index = typicalChunkIndexStorageBytes(config.name, config.endpoint.dimension);
+    const items = typicalChunkIndexItems(config.name, config.endpoint.dimension);
+    const indexed = config.incremental.enabled ? chunks : 0;
     return {
       amount: estimatedCost,
       unit: 'tokens',
       throughput: input.tokensPerSecond ?? THROUGHPUT_ASSUMPTIONS.tokensPerSecond,
       sentBytes: estimatedCost * 4,
       outputBytes: chunks * config.endpoint.dimension * 4,
-      dynamoBytes: config.incremental.enabled ? chunks * (index.chunk + index.doc) : 0,
+      dynamoBytes: indexed * (index.chunk + index.doc),
+      dynamoReadUnits: indexed * 2 * MISSING_KEY_READ_UNITS,
+      dynamoWriteUnits:
+        indexed *
+        (writeRequestUnits(dynamoItemBytes(items.chunk)) + writeRequestUnits(dynamoItemBytes(items.doc))),
       capacity: config.endpoint.capacity,
     };
   }
@@ -250,6 +267,12 @@ function averageUnitUsage(
     runStoreReads: 0,
     runStoreWrites: 2,
     ...(work.dynamoBytes > 0 ? { dynamoBytesAdded: perUnit(work.dynamoBytes) } : {}),
+    ...(work.dynamoWriteUnits
+      ? {
+          chunkIndexReadUnits: perUnit(work.dynamoReadUnits ?? 0),
+          chunkIndexWriteUnits: perUnit(work.dynamoWriteUnits),
+        }
+      : {}),
   };
 }
 

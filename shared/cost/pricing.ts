@@ -144,12 +144,12 @@ const US_EAST_1: RegionPrices = {
   dynamoWriteRequestUnit: price(
     0.625 / 1_000_000,
     'write request unit',
-    'https://airbyte.com/data-engineering-resources/dynamodb-pricing',
+    'https://airbyte.com/data-engineering-resources/dynamodb-pricing (us-east-1 on demand after the November 2024 cut: $0.625 per million write request units; checked 2026-12-07)',
   ),
   dynamoReadRequestUnit: price(
     0.125 / 1_000_000,
     'read request unit',
-    'https://airbyte.com/data-engineering-resources/dynamodb-pricing',
+    'https://airbyte.com/data-engineering-resources/dynamodb-pricing (us-east-1 on demand after the November 2024 cut: $0.125 per million read request units; checked 2026-12-07)',
   ),
   // The page also says the first 25 GB a month are free (per account and region): ignored,
   // as every free tier here is (see the header).

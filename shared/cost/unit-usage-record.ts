@@ -47,6 +47,15 @@ export interface UnitUsage {
   promptCacheReadUnits?: number;
   promptCacheWriteUnits?: number;
   /**
+   * DynamoDB request units of the embed chunk index (runs table, `CHUNK#` and `DOC#` items),
+   * by the prompt cache's rule (shared/cost/dynamo-request-units.ts): reads 0.5 per distinct
+   * key looked up and not found and per 4 KB of an item found, writes 1 per KB of each item
+   * recorded (a 384-float chunk item is about 1.7 KB: 2 units). Counted as the deployed index
+   * bills them, also in a local run (whose index is files). Absent before they were counted.
+   */
+  chunkIndexReadUnits?: number;
+  chunkIndexWriteUnits?: number;
+  /**
    * Bytes the delivery's items added to the runs table's billed DynamoDB storage: generate
    * prompt-cache answers and embed chunk-index entries, each new item as DynamoDB sizes it
    * plus its 100 bytes of per-item overhead, a replaced one by its change in size

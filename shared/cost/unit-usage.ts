@@ -8,6 +8,9 @@ import type { ObjectStore } from '../ports/object-store.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import type { ScoringEndpoint } from '../ports/scoring-endpoint.ts';
 import type { WorkQueue } from '../ports/work-queue.ts';
+import type { DynamoItem } from './dynamo-item-size.ts';
+import { dynamoItemBytes } from './dynamo-item-size.ts';
+import { batchGetReadUnits, writeRequestUnits } from './dynamo-request-units.ts';
 import { chunkIndexItem, docIndexItem, promptCacheItem, StoredItemTally } from './dynamo-storage.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import type { UnitUsage } from './unit-usage-record.ts';
@@ -184,12 +187,12 @@ export class UsageMeter {
       lookup: async (pipeline, fingerprints) => {
         const found = await cache.lookup(pipeline, fingerprints);
         const keys = new Set(fingerprints).size;
-        let units = 0.5 * (keys - found.size);
+        const foundBytes: number[] = [];
         for (const answer of found.values()) {
-          units += 0.5 * Math.max(1, Math.ceil(promptItemBytes(pipeline, answer) / 4096));
+          foundBytes.push(promptItemBytes(pipeline, answer));
           stored.found(promptCacheItem(pipeline, answer));
         }
-        usage.promptCacheReadUnits = (usage.promptCacheReadUnits ?? 0) + units;
+        usage.promptCacheReadUnits = (usage.promptCacheReadUnits ?? 0) + batchGetReadUnits(keys, foundBytes);
         usage.s3Gets += keys - found.size;
         return found;
       },
@@ -200,7 +203,7 @@ export class UsageMeter {
         for (const answer of answers) {
           const bytes = promptItemBytes(pipeline, answer);
           if (bytes > PROMPT_ITEM_MAX_BYTES) continue; // not cached: no item
-          units += Math.max(1, Math.ceil(bytes / 1024));
+          units += writeRequestUnits(bytes);
           added += stored.put(promptCacheItem(pipeline, answer));
         }
         usage.promptCacheWriteUnits = (usage.promptCacheWriteUnits ?? 0) + units;
@@ -210,29 +213,53 @@ export class UsageMeter {
   }
 
   /**
-   * Counts what the chunk index's entries add to the runs table's storage (see
-   * {@link UnitUsage.dynamoBytesAdded}), as the deployed DynamoDB index stores them, whichever
-   * index the worker has (local: files). Entries a lookup found are replaced, not added.
+   * Counts the chunk index's calls as the deployed DynamoDB index bills them, whichever index
+   * the worker has (local: files), as the prompt cache's are (shared/cost/dynamo-request-units.ts):
+   * - lookups (BatchGetItem, eventually consistent): 0.5 read unit per distinct key not found,
+   *   0.5 per 4 KB of each item found ({@link UnitUsage.chunkIndexReadUnits});
+   * - records (BatchWriteItem puts, one per key): ceil(item bytes / 1 KB) write units each
+   *   ({@link UnitUsage.chunkIndexWriteUnits});
+   * and what its entries add to the runs table's storage ({@link UnitUsage.dynamoBytesAdded}):
+   * entries a lookup found are replaced, not added.
    */
   chunkIndex(index: ChunkIndex): ChunkIndex {
     const usage = this.usage;
     const stored = new StoredItemTally();
+    const read = (keys: readonly string[], found: readonly DynamoItem[]) => {
+      const bytes = found.map((item) => stored.found(item));
+      usage.chunkIndexReadUnits =
+        (usage.chunkIndexReadUnits ?? 0) + batchGetReadUnits(new Set(keys).size, bytes);
+    };
     return {
       lookupChunks: async (pipeline, chunkIds) => {
         const found = await index.lookupChunks(pipeline, chunkIds);
-        for (const chunk of found.values()) stored.found(chunkIndexItem(pipeline, chunk));
+        read(
+          chunkIds,
+          [...found.values()].map((chunk) => chunkIndexItem(pipeline, chunk)),
+        );
         return found;
       },
       lookupDocs: async (pipeline, docIds) => {
         const found = await index.lookupDocs(pipeline, docIds);
-        for (const doc of found.values()) stored.found(docIndexItem(pipeline, doc));
+        read(
+          docIds,
+          [...found.values()].map((doc) => docIndexItem(pipeline, doc)),
+        );
         return found;
       },
       record: async (pipeline, chunks, docs) => {
         await index.record(pipeline, chunks, docs);
+        // One put per key, the last one, as the deployed index sends them.
+        const items = new Map<string, DynamoItem>();
+        for (const chunk of chunks) items.set(`c${chunk.chunkId}`, chunkIndexItem(pipeline, chunk));
+        for (const doc of docs) items.set(`d${doc.docId}`, docIndexItem(pipeline, doc));
         let added = 0;
-        for (const chunk of chunks) added += stored.put(chunkIndexItem(pipeline, chunk));
-        for (const doc of docs) added += stored.put(docIndexItem(pipeline, doc));
+        let units = 0;
+        for (const item of items.values()) {
+          units += writeRequestUnits(dynamoItemBytes(item));
+          added += stored.put(item);
+        }
+        usage.chunkIndexWriteUnits = (usage.chunkIndexWriteUnits ?? 0) + units;
         usage.dynamoBytesAdded = (usage.dynamoBytesAdded ?? 0) + added;
       },
     };
@@ -355,8 +382,8 @@ function addUnitUsage(totals: UnitUsageTotals, u: UnitUsage): void {
   totals.s3Puts += u.s3Puts;
   totals.bytes += u.bytesPut;
   totals.sends += u.queueSends;
-  totals.reads += u.runStoreReads + (u.promptCacheReadUnits ?? 0);
-  totals.writes += u.runStoreWrites + (u.promptCacheWriteUnits ?? 0);
+  totals.reads += u.runStoreReads + (u.promptCacheReadUnits ?? 0) + (u.chunkIndexReadUnits ?? 0);
+  totals.writes += u.runStoreWrites + (u.promptCacheWriteUnits ?? 0) + (u.chunkIndexWriteUnits ?? 0);
   totals.callMs += u.endpointCallMs;
   totals.calls += u.endpointCalls ?? 0;
   totals.endpointBytes += u.endpointBytes ?? 0;
