@@ -1,19 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoSegmentStatsStore } from '../../shared/adapters/aws/dynamo-segment-stats-store.ts';
 import { LocalSegmentStatsStore } from '../../shared/adapters/local/local-segment-stats-store.ts';
 import type { SegmentStatsStore } from '../../shared/ports/segment-stats-store.ts';
 import type { SegmentStats } from '../../shared/scoring/aggregates/segment-aggregates.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 
 const prior = { alpha: 2, beta: 18, method: 'moments' as const, segments: 30 };
 const segments: SegmentStats[] = Array.from({ length: 30 }, (_, i) => ({
@@ -48,24 +41,9 @@ contract('LocalSegmentStatsStore', async () => {
   return { store: new LocalSegmentStatsStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
-let server: LocalAwsServer;
-let client: DynamoDBClient;
-beforeAll(async () => {
-  server = await startDynalite();
-  client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
-});
-afterAll(async () => {
-  client?.destroy();
-  await server?.stop();
-});
+const dynalite = useDynaliteTables({ tablePrefix: 'sluice-segments' });
 
-contract('DynamoSegmentStatsStore on dynalite', async () => {
-  await createRunsTable(client, 'sluice-segments');
-  return {
-    store: new DynamoSegmentStatsStore({
-      doc: DynamoDBDocumentClient.from(client),
-      tableName: 'sluice-segments',
-    }),
-    cleanup: async () => {},
-  };
-});
+contract('DynamoSegmentStatsStore on dynalite', async () => ({
+  store: new DynamoSegmentStatsStore({ doc: dynalite.doc, tableName: await dynalite.newTable() }),
+  cleanup: async () => {},
+}));
