@@ -1,6 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
@@ -10,14 +8,8 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 
-const TABLE = 'sluice-cost-runs';
 const endpoint: EmbeddingEndpoint = {
   async embed(inputs: readonly string[], stats: CallStats) {
     stats.endpointCalls += 1;
@@ -28,20 +20,14 @@ const endpoint: EmbeddingEndpoint = {
 const noQueue: WorkQueue = { sendUnits: async () => {}, requestFinalize: async () => {} };
 
 describe('a run priced from usage stored in DynamoDB (dynalite)', () => {
-  let dynalite: LocalAwsServer;
-  let client: DynamoDBClient;
+  const dynalite = useDynaliteTables({
+    tablePrefix: 'sluice-cost-runs',
+    translateConfig: { marshallOptions: { removeUndefinedValues: true } },
+  });
   let runs: DynamoRunStore;
 
   beforeAll(async () => {
-    dynalite = await startDynalite();
-    client = new DynamoDBClient(localClientConfig(dynalite.endpoint));
-    await createRunsTable(client, TABLE);
-    const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-    runs = new DynamoRunStore({ doc, tableName: TABLE });
-  });
-  afterAll(async () => {
-    client?.destroy();
-    await dynalite?.stop();
+    runs = new DynamoRunStore({ doc: dynalite.doc, tableName: await dynalite.newTable() });
   });
 
   it('keeps each unit’s usage with its counts and prices the run at finalize, as measured', async () => {
