@@ -5,6 +5,11 @@ import { createRunsTable, type LocalAwsServer, localClientConfig, startDynalite 
 
 /** The clients of a test file's dynalite, and fresh runs tables in it. */
 export interface DynaliteTables {
+  /**
+   * The server's endpoint (`http://127.0.0.1:<port>`), for code under test that builds its own
+   * clients, from its config or the environment (the CLI, a Lambda's adapters).
+   */
+  readonly endpoint: string;
   /** The low-level client: one attempt per call, so a failure shows at once instead of after retries. */
   readonly client: DynamoDBClient;
   /** The document client over `client`, as the adapters under test take it. */
@@ -52,11 +57,15 @@ export function useDynaliteTables(options: DynaliteTablesOptions = {}): Dynalite
   });
 
   const started = () => {
-    if (!clients) throw new Error('dynalite is not running: use its clients inside tests or hooks');
-    return clients;
+    if (!clients || !server)
+      throw new Error('dynalite is not running: use its clients inside tests or hooks');
+    return { ...clients, endpoint: server.endpoint };
   };
 
   return {
+    get endpoint() {
+      return started().endpoint;
+    },
     get client() {
       return started().client;
     },
