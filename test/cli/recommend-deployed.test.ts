@@ -1,21 +1,14 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRecommendationLists } from '../../shared/adapters/aws/dynamo-recommendation-lists.ts';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import type { RunState } from '../../shared/domain/types.ts';
 import type { UserList } from '../../shared/jobs/recommend/recommendation-lists.ts';
 import { sluice } from '../support/cli.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
+import { localClientConfig } from '../support/local-aws.ts';
 import { createRecommendationsTable } from '../support/recommendations-table.ts';
 import { aRun, aSummary } from '../support/run-fixtures.ts';
 
-const RUNS = 'Sluice-RunsTable';
 const RECS = 'Sluice-RecommendationsTable';
 /** What the CLI reads its AWS settings from; restored after the file. */
 const AWS_VARS = [
@@ -27,8 +20,12 @@ const AWS_VARS = [
   'SLUICE_RECOMMENDATIONS_TABLE',
 ] as const;
 
-let server: LocalAwsServer;
-let client: DynamoDBClient;
+const dynalite = useDynaliteTables({
+  tablePrefix: 'Sluice-RunsTable',
+  translateConfig: { marshallOptions: { removeUndefinedValues: true } },
+});
+/** The runs table the CLI is pointed at (--runs-table). */
+let runsTable: string;
 const saved = new Map<string, string | undefined>();
 
 const listOf = (userId: string, tag: string, length: number): UserList => ({
@@ -47,22 +44,19 @@ let served: RunState;
 let failed: RunState;
 
 beforeAll(async () => {
-  server = await startDynalite();
   for (const name of AWS_VARS) saved.set(name, process.env[name]);
-  const config = localClientConfig(server.endpoint);
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = server.endpoint;
+  const config = localClientConfig(dynalite.endpoint);
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynalite.endpoint;
   process.env.AWS_REGION = config.region;
   process.env.AWS_ACCESS_KEY_ID = config.credentials.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = config.credentials.secretAccessKey;
   delete process.env.SLUICE_RUNS_TABLE;
   delete process.env.SLUICE_RECOMMENDATIONS_TABLE;
 
-  client = new DynamoDBClient(config);
-  await createRunsTable(client, RUNS);
-  await createRecommendationsTable(client, RECS);
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  const runs = new DynamoRunStore({ doc, tableName: RUNS });
-  const lists = new DynamoRecommendationLists({ doc, tableName: RECS });
+  runsTable = await dynalite.newTable();
+  await createRecommendationsTable(dynalite.client, RECS);
+  const runs = new DynamoRunStore({ doc: dynalite.doc, tableName: runsTable });
+  const lists = new DynamoRecommendationLists({ doc: dynalite.doc, tableName: RECS });
   const stored = async (startedAt: string, status: 'succeeded' | 'failed', users: UserList[]) => {
     const run = aRun({ pipeline: 'recs', startedAt });
     await runs.createRun(run, []);
@@ -86,12 +80,10 @@ afterAll(async () => {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
-  client?.destroy();
-  await server?.stop();
 });
 
 const deployed = (...args: string[]) =>
-  sluice('recommend', ...args, '--pipeline', 'recs', '--deployed', '--runs-table', RUNS);
+  sluice('recommend', ...args, '--pipeline', 'recs', '--deployed', '--runs-table', runsTable);
 
 describe('sluice recommend --deployed (runs table and recommendations table on dynalite)', () => {
   it("reads the user's list of the pipeline's latest succeeded run by key, not a newer failed run's", async () => {
@@ -163,13 +155,13 @@ describe('sluice recommend --deployed (runs table and recommendations table on d
       'other',
       '--deployed',
       '--runs-table',
-      RUNS,
+      runsTable,
       '--recommendations-table',
       RECS,
     );
     expect(none.code).toBe(2);
     expect(none.err).toHaveLength(1);
-    expect(none.err[0]).toContain(`no succeeded run of pipeline other in runs table ${RUNS}`);
+    expect(none.err[0]).toContain(`no succeeded run of pipeline other in runs table ${runsTable}`);
   });
 
   it('refuses --recommendations-table without --deployed', async () => {
