@@ -1,4 +1,3 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashEmbedder } from '../../cli/model-server/hash-embedder.ts';
 import { type ModelServer, startModelServer } from '../../cli/model-server/server.ts';
@@ -6,12 +5,8 @@ import { createCapacitySweeperHandler } from '../../functions/capacity-sweeper.t
 import { createAdapters, createAwsClients, type SluiceAdapters } from '../../functions/config/adapters.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import { aLambdaContext, anEnvironment, aPipeline, testObservability } from '../functions/factories.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
+import { localClientConfig } from '../support/local-aws.ts';
 import { aRunWithUnits } from '../support/run-fixtures.ts';
 
 const COMPONENT = inferenceComponentNameOf('sluice-docs-embed');
@@ -23,33 +18,31 @@ const COMPONENT = inferenceComponentNameOf('sluice-docs-embed');
  * runtime client).
  */
 describe('capacity sweeper over dynalite and the local model server', () => {
-  let dynalite: LocalAwsServer;
+  const dynalite = useDynaliteTables();
   let server: ModelServer;
   let adapters: SluiceAdapters;
   let clock = Date.parse('2026-12-07T03:00:00.000Z');
 
   beforeAll(async () => {
-    dynalite = await startDynalite();
     server = await startModelServer({
       backend: new HashEmbedder(8),
       // As deployed before any run: one copy up (the stack's initial count).
       capacity: { componentName: COMPONENT, now: () => clock },
     });
-    const env = anEnvironment([aPipeline('docs')], { SLUICE_SAGEMAKER_ENDPOINT_URL: server.url });
+    const env = anEnvironment([aPipeline('docs')], {
+      SLUICE_SAGEMAKER_ENDPOINT_URL: server.url,
+      SLUICE_RUNS_TABLE: await dynalite.newTable(),
+    });
     const local = localClientConfig(dynalite.endpoint);
     const clients = createAwsClients(env, {
       dynamo: { ...local, maxAttempts: 1 },
       sagemaker: { region: local.region, credentials: local.credentials },
     });
-    const admin = new DynamoDBClient(local);
-    await createRunsTable(admin, env.runsTable);
-    admin.destroy();
     adapters = createAdapters(env, clients);
   });
 
   afterAll(async () => {
     await server?.close();
-    await dynalite?.stop();
   });
 
   const sweep = async () => {
