@@ -1,5 +1,5 @@
-import { BatchWriteCommand, type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
-import { BATCH_PUT_MAX, resendUnprocessed } from '../../shared/adapters/aws/dynamo-batch.ts';
+import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
+import { BATCH_PUT_MAX, batchDeleteResending } from '../../shared/adapters/aws/dynamo-batch.ts';
 import { RECOMMENDATIONS_TABLE_KEYS } from '../../shared/adapters/aws/dynamo-recommendation-lists.ts';
 import { supersededAmong } from '../../shared/jobs/recommend/superseded-runs.ts';
 import { runRef } from './current-runs.ts';
@@ -42,19 +42,9 @@ export async function sweepDeployedLists(
     const batch = keys;
     keys = [];
     if (dryRun || batch.length === 0) return;
-    await resendUnprocessed(
+    await batchDeleteResending(
+      { doc, tableName, label: 'superseded recommendation lists undeleted (run sluice gc --deployed again)' },
       batch,
-      async (pending) => {
-        const out = await doc.send(
-          new BatchWriteCommand({
-            RequestItems: { [tableName]: pending.map((Key) => ({ DeleteRequest: { Key } })) },
-          }),
-        );
-        return (out.UnprocessedItems?.[tableName] ?? []).flatMap((r) =>
-          r.DeleteRequest?.Key === undefined ? [] : [r.DeleteRequest.Key],
-        );
-      },
-      { tableName, label: 'superseded recommendation lists undeleted (run sluice gc --deployed again)' },
     );
   };
   const pages = paginateScan(

@@ -83,6 +83,29 @@ export async function batchPutResending(
   );
 }
 
+/** BatchWriteItem of at most 25 deletes from one table, resending UnprocessedItems with backoff (a key already gone is no error). */
+export async function batchDeleteResending(
+  target: ResendTarget,
+  keys: readonly Item[],
+  options?: BatchResendOptions,
+): Promise<void> {
+  await resendUnprocessed(
+    keys,
+    async (pending) => {
+      const out = await target.doc.send(
+        new BatchWriteCommand({
+          RequestItems: { [target.tableName]: pending.map((Key) => ({ DeleteRequest: { Key } })) },
+        }),
+      );
+      return (out.UnprocessedItems?.[target.tableName] ?? []).flatMap((r) =>
+        r.DeleteRequest?.Key === undefined ? [] : [r.DeleteRequest.Key],
+      );
+    },
+    target,
+    options,
+  );
+}
+
 /** BatchGetItem of at most 100 keys from one table, resending UnprocessedKeys with backoff; the items found. */
 export async function batchGetResending(
   target: ResendTarget,

@@ -1,9 +1,4 @@
-import {
-  BatchWriteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import {
   type CompactList,
   compactList,
@@ -19,8 +14,8 @@ import type { Sleep } from './backoff.ts';
 import {
   BATCH_PUT_MAX,
   type BatchResendOptions,
+  batchDeleteResending,
   batchPutResending,
-  resendUnprocessed,
 } from './dynamo-batch.ts';
 
 /** Key attribute names of the recommendations table (the stack's table and the tests' use these). */
@@ -230,19 +225,9 @@ class SupersededListSweep {
   private async deleteSome(): Promise<void> {
     const keys = this.deletes.splice(0, BATCH_PUT_MAX);
     const { doc, tableName, resend } = this.target;
-    await resendUnprocessed(
+    await batchDeleteResending(
+      { doc, tableName, label: 'superseded recommendation lists undeleted' },
       keys,
-      async (pending) => {
-        const out = await doc.send(
-          new BatchWriteCommand({
-            RequestItems: { [tableName]: pending.map((Key) => ({ DeleteRequest: { Key } })) },
-          }),
-        );
-        return (out.UnprocessedItems?.[tableName] ?? []).flatMap((r) =>
-          r.DeleteRequest?.Key === undefined ? [] : [r.DeleteRequest.Key],
-        );
-      },
-      { tableName, label: 'superseded recommendation lists undeleted' },
       resend,
     );
   }
