@@ -75,9 +75,18 @@ export function logCapacity({ logger }: Observability, runId: string, acquired: 
       error: acquired.error,
     });
   else if (acquired.deferred !== undefined)
-    logger.info('capacity lease taken; the component is busy, the capacity sweeper raises the copies', {
+    // Busy (an update under way, not waited on) or lowered again by concurrent sets: the reason says which.
+    logger.info('capacity lease taken; raising the copies is deferred, the capacity sweeper raises them', {
       ...fields,
       reason: acquired.deferred,
     });
+  else if (acquired.workers?.deferred !== undefined)
+    logger.info(
+      'capacity lease taken; raising the workers limit is deferred, the capacity sweeper raises it',
+      {
+        ...fields,
+        reason: acquired.workers.deferred,
+      },
+    );
   else logger.info('capacity lease taken', fields);
 }

@@ -107,6 +107,49 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
     expect(observability.logged('info').join('\n')).toContain('"raisedTo":3');
   });
 
+  it('plan says when raising the workers limit is deferred to the sweeper (a busy event source past its wait budget)', async () => {
+    const three = pipelineConfig({
+      name: 'docs',
+      endpoint: { name: 'docs-embed', dimension: 16, capacity: { workersPerCopy: 3 } },
+    });
+    const busy: WorkerConcurrency = {
+      current: async () => 2,
+      set: async () => ({
+        applied: false,
+        reason: 'the event source mapping is being updated (ResourceInUseException)',
+      }),
+    };
+    let clock = 0;
+    const workers = workerScalingOf(busy, [three], [pipelineCapacityOf(three)!], {
+      budgetMs: 1_000,
+      baseDelayMs: 500,
+      maxDelayMs: 500,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+      now: () => clock,
+      random: () => 0.5,
+    });
+    const observability = testObservability();
+    const handler = createPlanHandler(
+      {
+        pipelines: new Map([['docs', three]]),
+        bucket: SAMPLE_BUCKET,
+        store,
+        runs,
+        queue,
+        capacity: { leases, control: new LocalCapacityControl(), workers },
+      },
+      { ...observability, now: () => NOW },
+    );
+    expect(await handler(anIngestEvent('incoming/docs/a.jsonl'), aLambdaContext())).toEqual({
+      batchItemFailures: [],
+    });
+    const info = observability.logged('info').join('\n');
+    expect(info).toContain('raising the workers limit is deferred, the capacity sweeper raises it');
+    expect(info).toContain('ResourceInUseException');
+  });
+
   it('plan still succeeds when the copies cannot be raised, and says the sweeper retries', async () => {
     const denied: CapacityControl = {
       describe: async () => {
