@@ -54,10 +54,20 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  const plan = (control: CapacityControl) => {
+  const plan = (
+    control: CapacityControl,
+    options: { pipeline?: PipelineConfig; workers?: ReturnType<typeof workerScalingOf> } = {},
+  ) => {
     const observability = testObservability();
     const handler = createPlanHandler(
-      { pipelines, bucket: SAMPLE_BUCKET, store, runs, queue, capacity: { leases, control } },
+      {
+        pipelines: options.pipeline ? new Map([['docs', options.pipeline]]) : pipelines,
+        bucket: SAMPLE_BUCKET,
+        store,
+        runs,
+        queue,
+        capacity: { leases, control, ...(options.workers && { workers: options.workers }) },
+      },
       { ...observability, now: () => NOW },
     );
     return { handler, observability };
@@ -88,18 +98,7 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
       },
     };
     const workers = workerScalingOf(concurrency, [three], [pipelineCapacityOf(three)!]);
-    const observability = testObservability();
-    const handler = createPlanHandler(
-      {
-        pipelines: new Map([['docs', three]]),
-        bucket: SAMPLE_BUCKET,
-        store,
-        runs,
-        queue,
-        capacity: { leases, control: new LocalCapacityControl(), workers },
-      },
-      { ...observability, now: () => NOW },
-    );
+    const { handler, observability } = plan(new LocalCapacityControl(), { pipeline: three, workers });
     expect(await handler(anIngestEvent('incoming/docs/a.jsonl'), aLambdaContext())).toEqual({
       batchItemFailures: [],
     });
@@ -130,18 +129,7 @@ describe('plan and finalize handlers with run-scoped capacity', () => {
       now: () => clock,
       random: () => 0.5,
     });
-    const observability = testObservability();
-    const handler = createPlanHandler(
-      {
-        pipelines: new Map([['docs', three]]),
-        bucket: SAMPLE_BUCKET,
-        store,
-        runs,
-        queue,
-        capacity: { leases, control: new LocalCapacityControl(), workers },
-      },
-      { ...observability, now: () => NOW },
-    );
+    const { handler, observability } = plan(new LocalCapacityControl(), { pipeline: three, workers });
     expect(await handler(anIngestEvent('incoming/docs/a.jsonl'), aLambdaContext())).toEqual({
       batchItemFailures: [],
     });
