@@ -8,28 +8,13 @@ import { estimateRunUsage } from '../../shared/cost/estimate-run.ts';
 import { pricesFor } from '../../shared/cost/pricing.ts';
 import { runCost } from '../../shared/cost/run-cost.ts';
 import { runUsageOf, UsageMeter } from '../../shared/cost/unit-usage.ts';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { IndexedChunk } from '../../shared/ports/chunk-index.ts';
 import { sluice } from '../support/cli.ts';
+import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 
 const usEast = pricesFor('us-east-1');
 const pipelinesDir = path.resolve('pipelines');
 const RUN_ID = 'r-20261207T120000Z-abcdef';
-
-/** A chunk index in memory: the meter prices any index as the deployed DynamoDB one. */
-class MemoryChunkIndex implements ChunkIndex {
-  readonly chunks = new Map<string, IndexedChunk>();
-  readonly docs = new Map<string, IndexedDoc>();
-  async lookupChunks(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.chunks.has(id) ? [[id, this.chunks.get(id)!] as const] : [])));
-  }
-  async lookupDocs(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.docs.has(id) ? [[id, this.docs.get(id)!] as const] : [])));
-  }
-  async record(_pipeline: string, chunks: readonly IndexedChunk[], docs: readonly IndexedDoc[]) {
-    for (const c of chunks) this.chunks.set(c.chunkId, c);
-    for (const d of docs) this.docs.set(d.docId, d);
-  }
-}
 
 const chunk = (chunkId: string, dimension = 384): IndexedChunk => ({
   chunkId,

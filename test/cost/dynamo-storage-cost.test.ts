@@ -17,8 +17,9 @@ import { pricesFor } from '../../shared/cost/pricing.ts';
 import { type RunUsage, runCost } from '../../shared/cost/run-cost.ts';
 import { runUsageOf, UsageMeter } from '../../shared/cost/unit-usage.ts';
 import { type CachedAnswer, ObjectStorePromptCache } from '../../shared/jobs/generate/prompt-cache.ts';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
 import { sluice } from '../support/cli.ts';
+import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 
 const usEast = pricesFor('us-east-1');
 const GiB = 1024 ** 3;
@@ -43,22 +44,6 @@ const answer = (i: number): CachedAnswer => ({
  * promptTokens 120 (two significant digits) 12 + 2, completionTokens 75 16 + 2, runId 5 + 25.
  */
 const ANSWER_ITEM_BYTES = 75 + 8 + 76 + 7 + 306 + 11 + 16 + 10 + 14 + 18 + 30;
-
-/** A chunk index in memory: the meter needs lookups and records, nothing else. */
-class MemoryChunkIndex implements ChunkIndex {
-  readonly chunks = new Map<string, IndexedChunk>();
-  readonly docs = new Map<string, IndexedDoc>();
-  async lookupChunks(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.chunks.has(id) ? [[id, this.chunks.get(id)!] as const] : [])));
-  }
-  async lookupDocs(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.docs.has(id) ? [[id, this.docs.get(id)!] as const] : [])));
-  }
-  async record(_pipeline: string, chunks: readonly IndexedChunk[], docs: readonly IndexedDoc[]) {
-    for (const c of chunks) this.chunks.set(c.chunkId, c);
-    for (const d of docs) this.docs.set(d.docId, d);
-  }
-}
 
 const chunk = (chunkId: string): IndexedChunk => ({
   chunkId,
