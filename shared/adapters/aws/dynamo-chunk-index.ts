@@ -1,12 +1,17 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
+import {
+  type ChunkIndex,
+  INDEX_FINGERPRINT_BYTES,
+  type IndexedDoc,
+  MAX_INDEXED_CHUNKS,
+} from '../../ports/chunk-index.ts';
 import type { Sleep } from './backoff.ts';
 import { type BatchResendOptions, batchGetAllResending, batchPutAllResending } from './dynamo-batch.ts';
 
 export interface DynamoChunkIndexOptions {
   /** Created once per process and injected. */
   readonly doc: DynamoDBDocumentClient;
-  /** The runs table: chunk and document items share it under their own key prefixes. */
+  /** The runs table: document items share it under their own key prefix. */
   readonly tableName: string;
   /** Calls per batch while DynamoDB returns unprocessed keys or items. @default 8 */
   readonly maxAttempts?: number;
@@ -19,11 +24,18 @@ export interface DynamoChunkIndexOptions {
 type Item = Record<string, unknown>;
 
 /**
- * (secondary adapter) ChunkIndex over the runs table, by point lookups only:
- * - chunk item: pk=`CHUNK#<pipeline>#<chunkId>`, sk=`CHUNK`, `sha`, `vec` (float32
- *   little-endian bytes), `runId`
- * - document item: pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`, `sourceKey` (when known)
- * A 384-dimension vector is 1.5 KB, far under the 400 KB item limit.
+ * (secondary adapter) ChunkIndex over the runs table, one item per document, by point
+ * lookups only: pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount` (N), `sourceKey` (S,
+ * when known), and when the document's chunks are kept: `fp` (B, 16 bytes a chunk),
+ * `runId`, `unitId` (S) and `row` (N, the first row of its vectors in that unit's
+ * `embeddings` part). At {@link MAX_INDEXED_CHUNKS} chunks `fp` is 256 KiB, under the
+ * 400 KB item limit; `record` refuses a document past it rather than have DynamoDB refuse
+ * the whole batch.
+ *
+ * An item without `fp` (written before fingerprints were kept) reads as a document without
+ * chunks, which embeds it again once. The `CHUNK#<pipeline>#<chunkId>` items earlier
+ * versions wrote (a vector each) are no longer read or written: an upgraded table keeps
+ * them as dead weight, billed as storage until deleted.
  */
 export class DynamoChunkIndex implements ChunkIndex {
   private readonly doc: DynamoDBDocumentClient;
@@ -36,71 +48,60 @@ export class DynamoChunkIndex implements ChunkIndex {
     this.resend = { maxAttempts: options.maxAttempts, sleep: options.sleep, random: options.random };
   }
 
-  async lookupChunks(pipeline: string, chunkIds: readonly string[]): Promise<Map<string, IndexedChunk>> {
-    const found = new Map<string, IndexedChunk>();
-    const items = await this.batchGet(chunkIds.map((id) => chunkKey(pipeline, id)));
-    for (const item of items) {
-      const chunkId = (item.pk as string).slice(`CHUNK#${pipeline}#`.length);
-      const bytes = item.vec as Uint8Array;
-      const copy = new Uint8Array(bytes.byteLength);
-      copy.set(bytes);
-      found.set(chunkId, {
-        chunkId,
-        textSha256: item.sha as string,
-        embedding: new Float32Array(copy.buffer),
-        runId: item.runId as string,
-      });
-    }
-    return found;
-  }
-
   async lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>> {
     const found = new Map<string, IndexedDoc>();
-    for (const item of await this.batchGet(docIds.map((id) => docKey(pipeline, id)))) {
-      const docId = (item.pk as string).slice(`DOC#${pipeline}#`.length);
-      found.set(docId, {
-        docId,
-        chunkCount: item.chunkCount as number,
-        ...(typeof item.sourceKey === 'string' ? { sourceKey: item.sourceKey } : {}),
-      });
+    const prefix = `DOC#${pipeline}#`;
+    // One key per id: DynamoDB refuses a batch that names a key twice.
+    const keys = [...new Set(docIds)].map((id) => docKey(pipeline, id));
+    const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
+    for (const item of await batchGetAllResending(target, keys, this.resend)) {
+      const docId = (item.pk as string).slice(prefix.length);
+      found.set(docId, fromItem(docId, item));
     }
     return found;
   }
 
-  async record(
-    pipeline: string,
-    chunks: readonly IndexedChunk[],
-    docs: readonly IndexedDoc[],
-  ): Promise<void> {
-    const items: Item[] = [
-      ...chunks.map((c) => ({
-        ...chunkKey(pipeline, c.chunkId),
-        sha: c.textSha256,
-        vec: new Uint8Array(c.embedding.buffer, c.embedding.byteOffset, c.embedding.byteLength),
-        runId: c.runId,
-      })),
-      ...docs.map((d) => ({
-        ...docKey(pipeline, d.docId),
-        chunkCount: d.chunkCount,
-        ...(d.sourceKey === undefined ? {} : { sourceKey: d.sourceKey }),
-      })),
-    ];
-    // One put per key per batch: DynamoDB refuses a batch that names a key twice.
-    const unique = [...new Map(items.map((item) => [`${item.pk}`, item])).values()];
-    await this.batchPut(unique);
-  }
-
-  private async batchGet(keys: readonly { pk: string; sk: string }[]): Promise<Item[]> {
-    const unique = [...new Map(keys.map((k) => [k.pk, k])).values()];
-    const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
-    return batchGetAllResending(target, unique, this.resend);
-  }
-
-  private async batchPut(items: readonly Item[]): Promise<void> {
+  async record(pipeline: string, docs: readonly IndexedDoc[]): Promise<void> {
+    // One put per key, the last recorded: DynamoDB refuses a batch that names a key twice.
+    const items = new Map<string, Item>();
+    for (const d of docs) items.set(d.docId, toItem(pipeline, d));
     const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index items unwritten' };
-    await batchPutAllResending(target, items, this.resend);
+    await batchPutAllResending(target, [...items.values()], this.resend);
   }
 }
 
-const chunkKey = (pipeline: string, chunkId: string) => ({ pk: `CHUNK#${pipeline}#${chunkId}`, sk: 'CHUNK' });
 const docKey = (pipeline: string, docId: string) => ({ pk: `DOC#${pipeline}#${docId}`, sk: 'DOC' });
+
+function toItem(pipeline: string, d: IndexedDoc): Item {
+  const item: Item = {
+    ...docKey(pipeline, d.docId),
+    chunkCount: d.chunkCount,
+    ...(d.sourceKey === undefined ? {} : { sourceKey: d.sourceKey }),
+  };
+  if (d.chunks === undefined) return item;
+  const { fingerprints, at } = d.chunks;
+  if (fingerprints.length !== d.chunkCount * INDEX_FINGERPRINT_BYTES || d.chunkCount > MAX_INDEXED_CHUNKS)
+    throw new Error(
+      `chunk index: document ${JSON.stringify(d.docId)} has ${fingerprints.length} fingerprint bytes for ${d.chunkCount} chunks (${INDEX_FINGERPRINT_BYTES} a chunk, at most ${MAX_INDEXED_CHUNKS} chunks)`,
+    );
+  return { ...item, fp: fingerprints, runId: at.runId, unitId: at.unitId, row: at.firstRow };
+}
+
+function fromItem(docId: string, item: Item): IndexedDoc {
+  const base = {
+    docId,
+    chunkCount: item.chunkCount as number,
+    ...(typeof item.sourceKey === 'string' ? { sourceKey: item.sourceKey } : {}),
+  };
+  if (!(item.fp instanceof Uint8Array)) return base;
+  // A copy of its own: the SDK's array may be a view into a larger buffer it would keep alive.
+  const fingerprints = new Uint8Array(item.fp.byteLength);
+  fingerprints.set(item.fp);
+  return {
+    ...base,
+    chunks: {
+      fingerprints,
+      at: { runId: item.runId as string, unitId: item.unitId as string, firstRow: item.row as number },
+    },
+  };
+}
