@@ -74,8 +74,71 @@ export interface ComponentDescription {
   readonly currentCopies: number;
 }
 
-/** Thrown by {@link CapacityLifecycle.setCopies} for a change SageMaker refuses (a `ValidationException`). */
+/**
+ * Thrown by {@link CapacityLifecycle.setCopies} for a change the component refuses while an
+ * earlier one is under way (a `ValidationException` that names no value: Sluice reads it as busy).
+ */
 export class CapacityUpdateRefused extends Error {}
+
+/**
+ * How AWS refuses a control-plane request whose values break the API's constraints, before
+ * the component is looked at: a `ValidationException` in the service-wide wording ("1
+ * validation error detected: Value '-1' at 'desiredRuntimeConfig.copyCount' failed to satisfy
+ * constraint: ..."). Sluice's capacity adapter reads that wording as a bad value, an error no
+ * retry fixes, so locally a bad copy count or name fails as it does deployed instead of
+ * reading as a busy component.
+ */
+function invalidValue(value: unknown, field: string, constraint: string): Refusal {
+  const shown = value == null ? 'null' : `'${String(value)}'`;
+  return {
+    status: 400,
+    errorType: 'ValidationException',
+    message: `1 validation error detected: Value ${shown} at '${field}' failed to satisfy constraint: ${constraint}`,
+  };
+}
+
+/** `InferenceComponentName`: a required string of the API reference's pattern (both calls). */
+export function componentNameRefusal(name: unknown): Refusal | undefined {
+  if (name == null) return invalidValue(name, 'inferenceComponentName', 'Member must not be null');
+  if (typeof name !== 'string' || !COMPONENT_NAME_PATTERN.test(name))
+    return invalidValue(
+      name,
+      'inferenceComponentName',
+      `Member must satisfy regular expression pattern: ${COMPONENT_NAME_PATTERN.source}`,
+    );
+  return undefined;
+}
+
+/**
+ * `DesiredRuntimeConfig.CopyCount` of `UpdateInferenceComponentRuntimeConfig`: required, an
+ * Integer with a minimum of 0 (API reference, InferenceComponentRuntimeConfig). A count that is
+ * not a whole number cannot be read as that Integer: AWS's JSON protocol answers a body that
+ * does not fit the shape with `SerializationException`, an error to the adapter too.
+ */
+export function runtimeConfigRefusal(
+  config: { readonly CopyCount?: unknown } | undefined,
+): Refusal | undefined {
+  if (config == null) return invalidValue(config, 'desiredRuntimeConfig', 'Member must not be null');
+  const copies = config.CopyCount;
+  if (copies == null)
+    return invalidValue(copies, 'desiredRuntimeConfig.copyCount', 'Member must not be null');
+  if (typeof copies !== 'number' || !Number.isInteger(copies))
+    return {
+      status: 400,
+      errorType: 'SerializationException',
+      message: `Value ${JSON.stringify(copies)} at 'desiredRuntimeConfig.copyCount' cannot be read as an Integer`,
+    };
+  if (copies < 0)
+    return invalidValue(
+      copies,
+      'desiredRuntimeConfig.copyCount',
+      'Member must have value greater than or equal to 0',
+    );
+  return undefined;
+}
+
+/** `InferenceComponentName`'s pattern in the API reference (at most 63 characters). */
+const COMPONENT_NAME_PATTERN = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 
 export class CapacityLifecycle {
   private desired: number;
@@ -129,11 +192,12 @@ export class CapacityLifecycle {
   /**
    * `UpdateInferenceComponentRuntimeConfig`: more copies come up after the warm-up, fewer
    * take effect at once. A component still `Updating` refuses the change, as SageMaker's
-   * update calls refuse a resource whose last change is in progress.
+   * update calls refuse a resource whose last change is in progress. The count is one the
+   * server let through ({@link runtimeConfigRefusal}); anything else is the caller's bug.
    */
   setCopies(copies: number): void {
     if (!Number.isInteger(copies) || copies < 0)
-      throw new CapacityUpdateRefused(`CopyCount must be a whole number of copies from 0, got ${copies}`);
+      throw new RangeError(`copies must be a whole number from 0, got ${copies}`);
     if (this.describe().status === 'Updating')
       throw new CapacityUpdateRefused(
         `Cannot update inference component while it is being updated (${this.state()}); try again when it is InService`,

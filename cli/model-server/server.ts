@@ -7,6 +7,8 @@ import {
   type CapacityLifecycleOptions,
   type CapacityStats,
   CapacityUpdateRefused,
+  componentNameRefusal,
+  runtimeConfigRefusal,
 } from './capacity-lifecycle.ts';
 import type { ChatBackend } from './rules-chat-backend.ts';
 import { SimulatedGpu, type SimulatedGpuOptions, type SimulatedGpuStats } from './simulated-gpu.ts';
@@ -434,8 +436,13 @@ async function handleControlPlane(
     target === 'SageMaker.DescribeInferenceComponent' ||
     target === 'SageMaker.UpdateInferenceComponentRuntimeConfig'
   ) {
-    if (typeof name !== 'string' || name === '') {
-      awsJsonError(res, 400, 'ValidationException', 'InferenceComponentName is required');
+    const refusal =
+      componentNameRefusal(name) ??
+      (target === 'SageMaker.UpdateInferenceComponentRuntimeConfig'
+        ? runtimeConfigRefusal(input.DesiredRuntimeConfig)
+        : undefined);
+    if (refusal !== undefined) {
+      awsJsonError(res, refusal.status, refusal.errorType, refusal.message);
       return;
     }
     if (known !== undefined && name !== known) {
@@ -459,9 +466,8 @@ async function handleControlPlane(
     return;
   }
   if (target === 'SageMaker.UpdateInferenceComponentRuntimeConfig') {
-    const copies = input.DesiredRuntimeConfig?.CopyCount;
     try {
-      capacity.setCopies(typeof copies === 'number' ? copies : Number.NaN);
+      capacity.setCopies(input.DesiredRuntimeConfig?.CopyCount as number);
     } catch (error) {
       if (!(error instanceof CapacityUpdateRefused)) throw error;
       awsJsonError(res, 400, 'ValidationException', error.message);

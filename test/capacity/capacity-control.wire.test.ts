@@ -124,6 +124,27 @@ describe('SageMakerCapacityControl against the local model server', () => {
     }
   });
 
+  it('fails, not retryable, for a copy count the API refuses, even while the component is Updating', async () => {
+    const control = new SageMakerCapacityControl({ client });
+    // AWS validates the request before it looks at the component: a bad value is never "busy".
+    await expect(control.setCopies(COMPONENT, -1)).rejects.toMatchObject({
+      name: 'CapacityControlError',
+      retryable: false,
+      message: `cannot set -1 copies of inference component ${COMPONENT} (ValidationException: 1 validation error detected: Value '-1' at 'desiredRuntimeConfig.copyCount' failed to satisfy constraint: Member must have value greater than or equal to 0)`,
+    });
+    expect(await control.setCopies(COMPONENT, 2)).toEqual({ applied: true });
+    expect(await control.describe(COMPONENT)).toMatchObject({ status: 'Updating' });
+    await expect(control.setCopies(COMPONENT, -1)).rejects.toMatchObject({ retryable: false });
+    await expect(control.setCopies(COMPONENT, 1.5)).rejects.toMatchObject({
+      name: 'CapacityControlError',
+      retryable: false,
+      message: expect.stringContaining('SerializationException'),
+    });
+    // While Updating, a good count is still refused as busy: left to the next sweep.
+    expect(await control.setCopies(COMPONENT, 3)).toMatchObject({ applied: false });
+    expect(server.capacity.stats().requests).toEqual([2]);
+  });
+
   it('fails, not retryable, for a component the endpoint does not have', async () => {
     const control = new SageMakerCapacityControl({ client });
     await expect(control.describe('other-model')).rejects.toMatchObject({
