@@ -46,13 +46,14 @@ export async function statusCommand(args: string[], io: CommandIo): Promise<numb
   if (positionals.length > 1) throw new UsageError('give at most one RUN_ID');
   const home = await runsOf(values);
   if (positionals.length === 0) {
-    const runs = await home.runs.listRuns(home.limit);
+    // The stage and the work pool, which the deployed index does not hold, are read per listed run.
+    const runs = await home.runs.listRuns(home.limit, { withPlan: true });
     if (values.json) io.out(JSON.stringify(runs));
     else if (runs.length === 0) io.out(`no runs in ${home.dir}`);
     else
       for (const run of runs)
         io.out(
-          `${run.runId}  ${run.pipeline.padEnd(12)} ${run.status.padEnd(9)} units ${run.doneUnits + run.failedUnits}/${run.totalUnits}${stageOf(run)}  started ${run.startedAt}`,
+          `${run.runId}  ${run.pipeline.padEnd(12)} ${run.status.padEnd(9)} units ${run.doneUnits + run.failedUnits}/${run.totalUnits}${stageOf(run)}${poolOf(run)}  started ${run.startedAt}`,
         );
     return 0;
   }
@@ -108,4 +109,13 @@ function stageOf(run: RunState): string {
   return stages.length > 1
     ? `  stage ${run.stage} (${stages.indexOf(run.stage) + 1}/${stages.length})`
     : `  stage ${run.stage}`;
+}
+
+/**
+ * `  pool compute of a split stack` (its units work from the compute queue, and a redrive
+ * sends them back there), `  pool endpoint`; nothing for runs planned before plan recorded it.
+ */
+function poolOf(run: RunState): string {
+  if (run.workPool === undefined) return '';
+  return `  pool ${run.workPool}${run.splitStack ? ' of a split stack' : ''}`;
 }

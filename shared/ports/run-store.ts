@@ -31,12 +31,21 @@ export interface ListUnitsOptions {
   readonly withDescriptors?: boolean;
 }
 
+export interface ListRunsOptions {
+  /**
+   * Include what plan records on each run for its work (`stage`, `stages`, `workPool`,
+   * `splitStack`). Deployed, the index that lists runs does not hold them, so each listed run
+   * costs one more read: ask only for a short list that shows them. @default false
+   */
+  readonly withPlan?: boolean;
+}
+
 /** Run and unit state (DynamoDB deployed; a local store or dynalite on one machine). */
 export interface RunStore {
   /** Stores the run and its units; each unit keeps its full descriptor for redrive. */
   createRun(run: RunState, units: readonly WorkUnit[]): Promise<void>;
   getRun(runId: string): Promise<RunState | undefined>;
-  listRuns(limit?: number): Promise<RunState[]>;
+  listRuns(limit?: number, options?: ListRunsOptions): Promise<RunState[]>;
   listUnits(runId: string, options?: ListUnitsOptions): Promise<StoredUnit[]>;
   /** Counts a delivery of the unit (attempts + 1) and marks it running unless already terminal. */
   startUnit(runId: string, unitId: string): Promise<UnitState | undefined>;

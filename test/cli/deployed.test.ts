@@ -204,6 +204,7 @@ const unitItem = (unitId: string, status: string, lastError: string | null) => (
 describe('sluice status --deployed', () => {
   it('lists the newest runs from the runs table index, 50 unless --limit says', async () => {
     dynamoMock.on(QueryCommand).resolves({ Items: [runItem] });
+    dynamoMock.on(GetCommand).resolves({});
 
     const result = await sluice('status', '--deployed', '--runs-table', 'Sluice-RunsTable-ABC');
 
@@ -220,6 +221,43 @@ describe('sluice status --deployed', () => {
 
     await sluice('status', '--deployed', '--runs-table', 'Sluice-RunsTable-ABC', '--limit', '5');
     expect(dynamoMock).toHaveReceivedNthCommandWith(QueryCommand, 2, { Limit: 5 });
+  });
+
+  it("shows each listed run's stage and work pool, which the index does not project, from its item", async () => {
+    // What the byStartedAt index returns: its INCLUDE projection, without stage, stages, workPool, splitStack.
+    const indexed = (runId: string) => ({ ...runItem, runId, gsi1pk: 'RUNS', gsi1sk: `x#${runId}` });
+    const older = 'r-20261207T040000Z-000000';
+    dynamoMock.on(QueryCommand).resolves({ Items: [indexed(RUN_ID), indexed(older)] });
+    dynamoMock.on(GetCommand, { Key: { pk: `RUN#${RUN_ID}`, sk: 'RUN' } }).resolves({
+      Item: { stage: 'score', stages: ['fit', 'score'], workPool: 'compute', splitStack: true },
+    });
+    // A run planned before plan recorded its pool.
+    dynamoMock
+      .on(GetCommand, { Key: { pk: `RUN#${older}`, sk: 'RUN' } })
+      .resolves({ Item: { stage: 'embed' } });
+
+    const result = await sluice('status', '--deployed', '--runs-table', 'T');
+
+    expect(result.code).toBe(0);
+    expect(result.out).toEqual([
+      `${RUN_ID}  docs         failed    units 2/2  stage score (2/2)  pool compute of a split stack  started 2026-12-07T05:00:00.000Z`,
+      `${older}  docs         failed    units 2/2  stage embed  started 2026-12-07T05:00:00.000Z`,
+    ]);
+    // Only the attributes the index lacks, not the item's growing countedUnitIds.
+    const gets = dynamoMock.commandCalls(GetCommand).map((c) => c.args[0].input);
+    expect(gets).toHaveLength(2);
+    for (const get of gets) {
+      expect(get.TableName).toBe('T');
+      expect(Object.values(get.ExpressionAttributeNames ?? {}).sort()).toEqual([
+        'splitStack',
+        'stage',
+        'stages',
+        'workPool',
+      ]);
+    }
+    const json = (await sluice('status', '--deployed', '--runs-table', 'T', '--json')).json<object[]>();
+    expect(json[0]).toMatchObject({ runId: RUN_ID, stage: 'score', workPool: 'compute', splitStack: true });
+    expect(json[1]).not.toHaveProperty('workPool');
   });
 
   it('shows a run and each of its units, with the table from SLUICE_RUNS_TABLE', async () => {

@@ -19,6 +19,7 @@ import {
 } from '../../domain/types.ts';
 import { TransitionConflict } from '../../errors/errors.ts';
 import type {
+  ListRunsOptions,
   ListUnitsOptions,
   RunReopening,
   RunStore,
@@ -26,6 +27,7 @@ import type {
   StoredUnit,
   UnitCompletion,
 } from '../../ports/run-store.ts';
+import { mapWithConcurrency } from '../../work/concurrency.ts';
 import { isAwsError } from './aws-error.ts';
 import type { Sleep } from './backoff.ts';
 import { type BatchResendOptions, batchPutResending } from './dynamo-batch.ts';
@@ -43,8 +45,11 @@ export const RUNS_BY_STARTED_AT_INDEX = {
   /**
    * Non-key attributes listRuns reads. Project these (INCLUDE) rather than ALL: the run
    * item's `countedUnitIds` set grows with every unit and need not be copied to the index.
-   * So listed runs lack `stage`, `stages`, `workPool` and `splitStack`; getRun reads them
-   * (a GSI's projection cannot change in place: a new one would be a new index).
+   * So the index lacks `stage`, `stages`, `workPool` and `splitStack` (UNINDEXED_RUN_ATTRIBUTES),
+   * which listRuns reads from the run items when asked (`withPlan`). Not projected here:
+   * CloudFormation does not update a GSI's projection in place, and DynamoDB creates or
+   * deletes one GSI per table update, so a wider projection would be a new index under a
+   * new name, deployed in two steps, with every CLI user's IAM policy naming it again.
    */
   projectedAttributes: [
     'runId',
@@ -60,6 +65,15 @@ export const RUNS_BY_STARTED_AT_INDEX = {
     'failedUnits',
   ],
 } as const;
+
+/** The run item attributes `byStartedAt` does not project: what plan records for the run's work. */
+const UNINDEXED_RUN_ATTRIBUTES = ['stage', 'stages', 'workPool', 'splitStack'] as const;
+const UNINDEXED_RUN_PROJECTION = {
+  ProjectionExpression: UNINDEXED_RUN_ATTRIBUTES.map((_, i) => `#p${i}`).join(', '),
+  ExpressionAttributeNames: Object.fromEntries(UNINDEXED_RUN_ATTRIBUTES.map((name, i) => [`#p${i}`, name])),
+};
+/** GetItems in flight while listRuns completes a list `withPlan` (50 runs by default in `status --deployed`). */
+const PLAN_READS_IN_FLIGHT = 8;
 
 export interface DynamoRunStoreOptions {
   /** Created once per process and injected, so tests can point it at dynalite or a mock. */
@@ -184,9 +198,14 @@ export class DynamoRunStore implements RunStore {
     return out.Item === undefined ? undefined : toRunState(out.Item);
   }
 
-  /** Newest first. The index is eventually consistent: a run created a moment ago may be missing. */
-  async listRuns(limit?: number): Promise<RunState[]> {
-    const runs: RunState[] = [];
+  /**
+   * Newest first. The index is eventually consistent: a run created a moment ago may be missing.
+   * `withPlan` reads the attributes the index does not hold from each run item (one small
+   * eventually consistent GetItem a run, the permission `status --deployed` already has),
+   * rather than the whole item with its growing `countedUnitIds`.
+   */
+  async listRuns(limit?: number, options: ListRunsOptions = {}): Promise<RunState[]> {
+    const runs: Item[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await this.doc.send(
@@ -201,10 +220,21 @@ export class DynamoRunStore implements RunStore {
           ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
         }),
       );
-      for (const item of out.Items ?? []) runs.push(toRunState(item));
+      runs.push(...(out.Items ?? []));
       startKey = out.LastEvaluatedKey;
     } while (startKey !== undefined && (limit === undefined || runs.length < limit));
-    return runs;
+    if (!options.withPlan) return runs.map(toRunState);
+    return mapWithConcurrency(runs, PLAN_READS_IN_FLIGHT, async (indexed) => {
+      const out = await this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: runKey(String(indexed.runId)),
+          ...UNINDEXED_RUN_PROJECTION,
+        }),
+      );
+      // A run deleted since the index listed it keeps what the index said.
+      return toRunState({ ...indexed, ...out.Item });
+    });
   }
 
   /** Units in unit id order, read consistently; descriptors are only read when asked for. */
