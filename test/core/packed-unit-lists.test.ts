@@ -249,14 +249,46 @@ describe('UnitDocList', () => {
 });
 
 describe('PendingDocUpdates', () => {
-  it('gives back its entries in slices, in the order added', () => {
+  it('gives back its entries in slices, in the order added, pointing at the unit part', () => {
     const pending = new PendingDocUpdates();
-    for (let i = 0; i < 5000; i += 1)
-      pending.add({ docId: `d${i}\ud800`, chunkCount: (i % 4) + 1, sourceKey: i < 10 ? 's0' : 's1' });
-    const slices = [...pending.slices(2048)];
+    const fingerprintsOf = (i: number, chunks: number) => new Uint8Array(16 * chunks).fill(i % 251);
+    for (let i = 0; i < 5000; i += 1) {
+      const chunkCount = (i % 4) + 1;
+      const doc = { docId: `d${i}\ud800`, chunkCount, sourceKey: i < 10 ? 's0' : 's1' };
+      // Every seventh document over the cap: recorded without fingerprints.
+      pending.add(
+        i % 7 === 0
+          ? doc
+          : { ...doc, chunks: { fingerprints: fingerprintsOf(i, chunkCount), firstRow: 3 * i } },
+      );
+    }
+    const slices = [...pending.slices('run-1', 'u-2', 2048)];
     expect(slices.map((s) => s.length)).toEqual([2048, 2048, 904]);
     const all = slices.flat();
-    expect(all[3]).toEqual({ docId: 'd3\ud800', chunkCount: 4, sourceKey: 's0' });
-    expect(all[4999]).toEqual({ docId: 'd4999\ud800', chunkCount: 4, sourceKey: 's1' });
+    expect(all[0]).toEqual({ docId: 'd0\ud800', chunkCount: 1, sourceKey: 's0' });
+    expect(all[3]).toEqual({
+      docId: 'd3\ud800',
+      chunkCount: 4,
+      sourceKey: 's0',
+      chunks: { fingerprints: fingerprintsOf(3, 4), at: { runId: 'run-1', unitId: 'u-2', firstRow: 9 } },
+    });
+    expect(all[4999]!.chunks).toEqual({
+      fingerprints: fingerprintsOf(4999, 4),
+      at: { runId: 'run-1', unitId: 'u-2', firstRow: 14997 },
+    });
+  });
+
+  it('holds a one-chunk document in about 60 bytes: packed numbers and fingerprint blocks, no object each', () => {
+    const pending = new PendingDocUpdates();
+    const fingerprints = new Uint8Array(16).fill(7);
+    for (let i = 0; i < 100_000; i += 1)
+      pending.add({
+        docId: `doc-${i}`,
+        chunkCount: 1,
+        sourceKey: 's',
+        chunks: { fingerprints, firstRow: i },
+      });
+    // 8 words of numbers, ~9 bytes of id, 16 of fingerprint, and the last blocks' slack.
+    expect(pending.heldBytes / pending.size).toBeLessThan(68);
   });
 });

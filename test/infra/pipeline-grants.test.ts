@@ -16,7 +16,7 @@ import { type PipelineConfig, parsePipelineConfig } from '../../shared/config/pi
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { jobKindOf } from '../../shared/jobs/registry.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { ChunkIndex, IndexedDoc } from '../../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
@@ -177,10 +177,6 @@ describe("a one-pool stack's runs table batches follow the chunk index and the p
         const calls: string[] = [];
         // Every ChunkIndex call is a runs-table batch deployed (DynamoChunkIndex).
         const index: ChunkIndex = {
-          lookupChunks: async () => {
-            calls.push('lookupChunks');
-            return new Map<string, IndexedChunk>();
-          },
           lookupDocs: async () => {
             calls.push('lookupDocs');
             return new Map<string, IndexedDoc>();

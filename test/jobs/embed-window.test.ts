@@ -3,15 +3,15 @@ import { type EmbeddingRow, emptyCounts } from '../../shared/domain/types.ts';
 import { ModelError } from '../../shared/errors/errors.ts';
 import {
   BatchEmbedder,
-  carryForward,
-  changedDocs,
+  carryCandidates,
+  docUpdatesOf,
   type EmbeddedChunk,
   keptInOrder,
   type PendingChunk,
+  readCarried,
   tallyRows,
-  type WindowChunkCounts,
 } from '../../shared/jobs/embed/embed-window.ts';
-import type { IndexedChunk } from '../../shared/ports/chunk-index.ts';
+import { type IndexedDoc, indexFingerprint } from '../../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 
 function pending(seq: number, index: number, text = `text ${seq}.${index}`): PendingChunk {
@@ -24,7 +24,7 @@ function pending(seq: number, index: number, text = `text ${seq}.${index}`): Pen
       char_start: 0,
       char_end: text.length,
       token_count: 3,
-      text_sha256: `sha-${text}`,
+      text_sha256: sha(text),
       model: 'm',
       source_key: 's.jsonl',
       chunk_text: text,
@@ -33,43 +33,89 @@ function pending(seq: number, index: number, text = `text ${seq}.${index}`): Pen
   };
 }
 
+/** A stand-in sha256 hex of `text` (64 hex characters, distinct per text). */
+function sha(text: string): string {
+  return Buffer.from(text.padEnd(32, '.').slice(0, 32), 'latin1').toString('hex');
+}
+
 function embedded(chunk: PendingChunk): EmbeddedChunk {
   return { seq: chunk.seq, row: { ...chunk.row, embedding: new Float32Array([1, 2]) } };
 }
 
-describe('carryForward', () => {
-  const chunk = pending(1, 0);
-  const stored = (over: Partial<IndexedChunk>): Map<string, IndexedChunk> =>
-    new Map([
+describe('carryCandidates', () => {
+  const chunk = pending(1, 1);
+  const entry = (
+    over: Partial<IndexedDoc> = {},
+    fingerprintOf = chunk.row.text_sha256,
+  ): Map<string, IndexedDoc> => {
+    const fingerprints = new Uint8Array(32);
+    fingerprints.set(indexFingerprint(sha('chunk zero')), 0);
+    fingerprints.set(indexFingerprint(fingerprintOf), 16);
+    return new Map([
       [
-        chunk.row.chunk_id,
+        'd1',
         {
-          chunkId: chunk.row.chunk_id,
-          textSha256: chunk.row.text_sha256,
-          embedding: new Float32Array([0.5, 0.25]),
-          runId: 'earlier',
+          docId: 'd1',
+          chunkCount: 2,
+          sourceKey: 's.jsonl',
+          chunks: { fingerprints, at: { runId: 'earlier', unitId: 'u7', firstRow: 40 } },
           ...over,
         },
       ],
     ]);
+  };
 
-  it('carries a chunk whose fingerprint matches an earlier run, with the stored vector', () => {
-    const { toEmbed, carried } = carryForward([chunk], stored({}), 'now', 2);
+  it('names the part and row of a chunk whose fingerprint matches the entry of an earlier run', () => {
+    const { toEmbed, candidates } = carryCandidates([chunk], entry(), 'now');
     expect(toEmbed).toEqual([]);
-    expect([...carried[0]!.row.embedding]).toEqual([0.5, 0.25]);
+    expect(candidates).toEqual([{ chunk, part: { runId: 'earlier', unitId: 'u7' }, row: 41 }]);
   });
 
-  it('embeds again on a miss, a changed fingerprint, another dimension or an entry of this run', () => {
-    for (const known of [
-      new Map<string, IndexedChunk>(),
-      stored({ textSha256: 'other' }),
-      stored({ embedding: new Float32Array(3) }),
-      stored({ runId: 'now' }),
+  it('embeds again on a miss, a changed fingerprint, an entry without chunks, one chunk short, or an entry of this run', () => {
+    const known = entry();
+    for (const previous of [
+      new Map<string, IndexedDoc>(),
+      entry({}, sha('edited')),
+      new Map([['d1', { docId: 'd1', chunkCount: 2, sourceKey: 's.jsonl' }]]),
+      entry({ chunkCount: 1 }),
+      new Map([
+        [
+          'd1',
+          {
+            ...known.get('d1')!,
+            chunks: { ...known.get('d1')!.chunks!, at: { runId: 'now', unitId: 'u1', firstRow: 0 } },
+          },
+        ],
+      ]),
     ]) {
-      const { toEmbed, carried } = carryForward([chunk], known, 'now', 2);
+      const { toEmbed, candidates } = carryCandidates([chunk], previous, 'now');
       expect(toEmbed).toEqual([chunk]);
-      expect(carried).toEqual([]);
+      expect(candidates).toEqual([]);
     }
+  });
+});
+
+describe('readCarried', () => {
+  it('reads each part once for its rows and embeds what a part no longer holds', async () => {
+    const a = pending(1, 0);
+    const b = pending(1, 1);
+    const c = pending(2, 0);
+    const reads: string[] = [];
+    const { carried, missed } = await readCarried(
+      [
+        { chunk: a, part: { runId: 'r1', unitId: 'u1' }, row: 5 },
+        { chunk: b, part: { runId: 'r1', unitId: 'u1' }, row: 6 },
+        { chunk: c, part: { runId: 'r2', unitId: 'u3' }, row: 0 },
+      ],
+      async (part, requests) => {
+        reads.push(`${part.runId}/${part.unitId}:${requests.map((r) => r.row).join(',')}`);
+        // r1 lost row 6 (rewritten); r2 is gone.
+        return part.runId === 'r1' ? new Map([['d1#0', new Float32Array([0.5, 0.25])]]) : new Map();
+      },
+    );
+    expect(reads).toEqual(['r1/u1:5,6', 'r2/u3:0']);
+    expect(carried.map((e) => [e.row.chunk_id, [...e.row.embedding]])).toEqual([['d1#0', [0.5, 0.25]]]);
+    expect(missed).toEqual([b, c]);
   });
 });
 
@@ -113,43 +159,61 @@ describe('keptInOrder', () => {
 });
 
 describe('tallyRows', () => {
-  it('counts chunks per document, skips carried chunks and records only new ones with an index', () => {
+  it('counts chunks per document with its first row, and skips carried chunks', () => {
     const rows: EmbeddingRow[] = [pending(1, 0), pending(1, 1), pending(2, 0)].map((c) => embedded(c).row);
     const counts = emptyCounts();
-    const { chunkCounts, chunkUpdates } = tallyRows(rows, new Set(['d1#1']), counts, undefined, 'run-1');
+    const chunkCounts = tallyRows(rows, new Set(['d1#1']), counts, undefined);
     expect(counts.chunks).toBe(3);
     expect(counts.skippedUnchanged).toBe(1);
     expect([...chunkCounts]).toEqual([
-      ['d1', { chunks: 2, sourceKey: 's.jsonl' }],
-      ['d2', { chunks: 1, sourceKey: 's.jsonl' }],
+      ['d1', { chunks: 2, sourceKey: 's.jsonl', firstRow: 0, contiguous: true }],
+      ['d2', { chunks: 1, sourceKey: 's.jsonl', firstRow: 2, contiguous: true }],
     ]);
-    expect(chunkUpdates.map((u) => [u.chunkId, u.runId])).toEqual([
-      ['d1#0', 'run-1'],
-      ['d2#0', 'run-1'],
-    ]);
-    expect(tallyRows(rows, new Set(), emptyCounts(), undefined, undefined).chunkUpdates).toEqual([]);
   });
 });
 
-describe('changedDocs', () => {
-  it('counts removed chunks and returns only documents whose count or source changed', () => {
-    const chunkCounts: WindowChunkCounts = new Map([
-      ['same', { chunks: 2, sourceKey: 'a' }],
-      ['shrunk', { chunks: 1, sourceKey: 'a' }],
-      ['moved', { chunks: 2, sourceKey: 'b' }],
-      ['new', { chunks: 1, sourceKey: 'a' }],
-    ]);
-    const previous = new Map([
-      ['same', { docId: 'same', chunkCount: 2, sourceKey: 'a' }],
-      ['shrunk', { docId: 'shrunk', chunkCount: 4, sourceKey: 'a' }],
-      ['moved', { docId: 'moved', chunkCount: 2, sourceKey: 'a' }],
-    ]);
+describe('docUpdatesOf', () => {
+  const rowsOf = (chunks: PendingChunk[]): EmbeddingRow[] => chunks.map((c) => embedded(c).row);
+
+  it('returns every document with its fingerprints and first row in the part, counting removed chunks', () => {
+    const rows = rowsOf([pending(1, 0), pending(1, 1), pending(2, 0)]);
     const counts = emptyCounts();
-    expect(changedDocs(chunkCounts, previous, counts).map((d) => d.docId)).toEqual([
-      'shrunk',
-      'moved',
-      'new',
+    const previous = new Map<string, IndexedDoc>([
+      ['d1', { docId: 'd1', chunkCount: 2, sourceKey: 's.jsonl' }],
+      ['d2', { docId: 'd2', chunkCount: 4, sourceKey: 'old.jsonl' }],
     ]);
+    const updates = docUpdatesOf(
+      tallyRows(rows, new Set(), emptyCounts(), undefined),
+      rows,
+      100,
+      previous,
+      counts,
+    );
     expect(counts.removedChunks).toBe(3);
+    expect(updates.map((u) => [u.docId, u.chunkCount, u.sourceKey, u.chunks?.firstRow])).toEqual([
+      ['d1', 2, 's.jsonl', 100],
+      ['d2', 1, 's.jsonl', 102],
+    ]);
+    expect(Buffer.from(updates[0]!.chunks!.fingerprints).toString('hex')).toBe(
+      rows[0]!.text_sha256.slice(0, 32) + rows[1]!.text_sha256.slice(0, 32),
+    );
+  });
+
+  it('records a document without fingerprints when two records share its id', () => {
+    const twice = { ...pending(3, 0), row: { ...pending(3, 0).row, doc_id: 'd1', chunk_id: 'd1#0' } };
+    const rows = rowsOf([pending(1, 0), pending(2, 0), twice]);
+    const updates = docUpdatesOf(
+      tallyRows(rows, new Set(), emptyCounts(), undefined),
+      rows,
+      0,
+      new Map(),
+      emptyCounts(),
+    );
+    expect(updates.find((u) => u.docId === 'd1')).toEqual({
+      docId: 'd1',
+      chunkCount: 2,
+      sourceKey: 's.jsonl',
+    });
+    expect(updates.find((u) => u.docId === 'd2')?.chunks?.firstRow).toBe(1);
   });
 });

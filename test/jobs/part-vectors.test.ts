@@ -27,11 +27,14 @@ function vectorOf(i: number, dimension: number): Float32Array {
 
 /** Chunk id of row `i` in the parts of these tests. */
 const chunkIdOf = (i: number) => `doc-${Math.floor(i / 4)}#${i % 4}`;
+/** Fingerprint of row `i`'s text in these tests. */
+const shaOf = (i: number) => i.toString(16).padStart(64, '0');
 
 function rowsOf(count: number, dimension: number, vector = vectorOf): EmbeddingRow[] {
   return Array.from({ length: count }, (_, i) => ({
     ...embeddingRow(i, vector(i, dimension)),
     chunk_id: chunkIdOf(i),
+    text_sha256: shaOf(i),
   }));
 }
 
@@ -48,7 +51,8 @@ async function putPart(
   return bytes;
 }
 
-const ask = (...rows: number[]): VectorRequest[] => rows.map((row) => ({ chunkId: chunkIdOf(row), row }));
+const ask = (...rows: number[]): VectorRequest[] =>
+  rows.map((row) => ({ chunkId: chunkIdOf(row), row, textSha256: shaOf(row) }));
 
 /** Records every head and ranged read, and can be made to fail. */
 class RecordingStore implements ObjectStore {
@@ -212,15 +216,17 @@ describe('PartVectors', () => {
     expect(store.bytesRead - before).toBeLessThan(1_500_000);
   });
 
-  it('leaves out a row whose chunk_id is not the one asked for', async () => {
+  it('leaves out a row whose chunk_id or text_sha256 is not the one asked for', async () => {
     const store = new MemoryObjectStore();
     await putPart(store, 'u1', rowsOf(10, 4));
     const vectors = new PartVectors(store, PIPELINE, 4);
 
     const found = await vectors.read({ runId: RUN, unitId: 'u1' }, [
-      { chunkId: chunkIdOf(2), row: 2 },
-      { chunkId: chunkIdOf(5), row: 6 }, // the part was rewritten: the row moved
-      { chunkId: 'doc-x#0', row: 7 },
+      ...ask(2),
+      { chunkId: chunkIdOf(5), row: 6, textSha256: shaOf(5) }, // the part was rewritten: the row moved
+      { chunkId: 'doc-x#0', row: 7, textSha256: shaOf(7) },
+      // The same chunk id with another text (a duplicate id's rows kept instead).
+      { chunkId: chunkIdOf(8), row: 8, textSha256: shaOf(80) },
     ]);
     expect([...found.keys()]).toEqual([chunkIdOf(2)]);
   });
@@ -232,8 +238,8 @@ describe('PartVectors', () => {
 
     const found = await vectors.read({ runId: RUN, unitId: 'u1' }, [
       ...ask(9, 10, 5000),
-      { chunkId: 'neg', row: -1 },
-      { chunkId: 'frac', row: 1.5 },
+      { chunkId: 'neg', row: -1, textSha256: shaOf(0) },
+      { chunkId: 'frac', row: 1.5, textSha256: shaOf(0) },
     ]);
     expect([...found.keys()]).toEqual([chunkIdOf(9)]);
   });

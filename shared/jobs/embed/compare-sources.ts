@@ -29,7 +29,6 @@ function manifestIndexOptions(
     forget: (docIds: string[]) =>
       chunkIndex.record(
         pipeline,
-        [],
         docIds.map((docId) => ({ docId, chunkCount: 0 })),
       ),
     lastSourceOf: async (docIds: string[]) =>

@@ -40,16 +40,17 @@ export async function putDocList(store: ObjectStore, unit: WorkUnit, docList: Un
 }
 
 /**
- * Records the unit's documents in the chunk index, only after its parts are written: a
- * retry must compare its documents with the entries of the run before, not with its own.
+ * Records the unit's documents in the chunk index, only after its part is written: the
+ * entries point at rows of that part, and a retry must compare its documents with the
+ * entries of the run before, not with its own.
  */
 export async function recordDocuments(
   chunkIndex: ChunkIndex | undefined,
-  pipeline: string,
+  unit: WorkUnit,
   docUpdates: PendingDocUpdates,
 ): Promise<void> {
   if (!chunkIndex) return;
-  for (const docs of docUpdates.slices()) await chunkIndex.record(pipeline, [], docs);
+  for (const docs of docUpdates.slices(unit.runId, unit.unitId)) await chunkIndex.record(unit.pipeline, docs);
 }
 
 /** The unit's files beside its `embeddings` part: id list, rejects part, doc list. Returns the rejects key, if any. */
@@ -81,7 +82,7 @@ export async function workEmbedUnit(
     embedUnit({ ...deps, endpoint }, config, unit, sink, checkpoint),
   );
   const rejectsKey = await putUnitFiles(deps.store, unit, embedded);
-  await recordDocuments(deps.chunkIndex, unit.pipeline, embedded.docUpdates);
+  await recordDocuments(deps.chunkIndex, unit, embedded.docUpdates);
   const outputKeys = [key, rejectsKey].filter((k): k is string => k !== undefined);
   return { counts: embedded.counts, outputKeys, actualCost: embedded.counts.realTokens };
 }

@@ -6,13 +6,12 @@ import {
   type UnitCounts,
   type WorkUnit,
 } from '../../domain/types.ts';
-import { PackedEntries } from '../../duplicates/packed-entries.ts';
 import { UnitIdList } from '../../duplicates/unit-id-list.ts';
 import { cutTokenBudgetBatches } from '../../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../../embedding/token-counter.ts';
 import { tokenCounterFor } from '../../embedding/token-counter-for.ts';
 import { UnitDocList } from '../../incremental/unit-doc-list.ts';
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
+import type { ChunkIndex, IndexedDoc } from '../../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { mapWithConcurrency } from '../../work/concurrency.ts';
@@ -20,18 +19,22 @@ import { type Checkpoint, rejectRowOf, unitRecords } from '../../work/unit-recor
 import {
   addKeptDocs,
   BatchEmbedder,
-  carryForward,
-  changedDocs,
+  carryCandidates,
   chunksOfRecord,
   type DocInfo,
   type DocRecord,
   docInfoOf,
+  docUpdatesOf,
   type EmbeddedChunk,
   keptInOrder,
   type PendingChunk,
+  readCarried,
   tallyRows,
-  type WindowChunkCounts,
 } from './embed-window.ts';
+import { PartVectors } from './part-vectors.ts';
+import { PendingDocUpdates } from './pending-doc-updates.ts';
+
+export { PendingDocUpdates } from './pending-doc-updates.ts';
 
 /** Where a unit's embedded chunks go as each window of them is done (a Parquet part writer). */
 export interface EmbeddingSink {
@@ -42,8 +45,8 @@ export interface EmbeddedUnit {
   readonly rejects: RejectRow[];
   readonly counts: UnitCounts;
   /**
-   * Document entries to record in the chunk index once the unit's parts are written, in
-   * slices (none without an index). Chunk entries are recorded as each window is embedded.
+   * Document entries to record in the chunk index once the unit's part is written (none
+   * without an index): every document the unit wrote, pointing at its rows in the part.
    */
   readonly docUpdates: PendingDocUpdates;
   /**
@@ -54,54 +57,6 @@ export interface EmbeddedUnit {
   /** The documents in the unit's part, in part order, for finalize's duplicate-id rule. */
   readonly idList: UnitIdList;
 }
-
-/**
- * Document entries waiting for the unit's parts, packed ({@link PackedEntries}: the id,
- * the source's number, the chunk count) rather than an object each: a unit of short
- * records has hundreds of thousands of documents.
- */
-export class PendingDocUpdates {
-  private readonly sources: string[] = [];
-  private readonly sourceNumbers = new Map<string, number>();
-  private readonly entries = new PackedEntries(['u32', 'u32']);
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  /** Bytes the entries hold (their packed arrays' capacity). */
-  get heldBytes(): number {
-    return this.entries.capacityBytes;
-  }
-
-  add(doc: { readonly docId: string; readonly chunkCount: number; readonly sourceKey: string }): void {
-    let source = this.sourceNumbers.get(doc.sourceKey);
-    if (source === undefined) {
-      source = this.sources.length;
-      this.sources.push(doc.sourceKey);
-      this.sourceNumbers.set(doc.sourceKey, source);
-    }
-    this.entries.push(doc.docId, [source, doc.chunkCount]);
-  }
-
-  /** The entries, `size` at a time. */
-  *slices(size = RECORD_SLICE): Generator<IndexedDoc[]> {
-    const { entries } = this;
-    for (let i = 0; i < entries.size; i += size) {
-      const slice: IndexedDoc[] = [];
-      for (let k = i; k < Math.min(entries.size, i + size); k += 1)
-        slice.push({
-          docId: entries.id(k),
-          chunkCount: entries.value(k, 1),
-          sourceKey: this.sources[entries.value(k, 0)]!,
-        });
-      yield slice;
-    }
-  }
-}
-
-/** Index entries are recorded this many at a time. */
-const RECORD_SLICE = 2048;
 
 /** Point lookups go out in slices of this many ids (DynamoDB BatchGetItem takes 100 keys). */
 const LOOKUP_SLICE = 100;
@@ -126,9 +81,11 @@ async function lookupInSlices<T>(
  * bisecting the failed batch) rejects its whole document, so a document is either fully
  * in the results or in rejects, never both (a document's chunks are always in one window).
  *
- * With a chunk index, chunks whose fingerprint matches the one last embedded under the
- * same chunk id are carried forward with their stored vector instead of re-embedded, so
- * every run's `embeddings` still holds every chunk of the documents it read.
+ * With a chunk index, chunks whose fingerprint matches the one the index holds for the
+ * same chunk of the same document are carried forward with the vector read from the part
+ * the index names (an earlier run's) instead of re-embedded, so every run's `embeddings`
+ * still holds every chunk of the documents it read; and every document written gets an
+ * entry pointing at its rows in this unit's part, recorded once the part is written.
  */
 export async function embedUnit(
   deps: EmbedDeps,
@@ -151,6 +108,8 @@ interface EmbedDeps {
 /** One unit's embedding: the unit's results so far and the current window, as fields. */
 class UnitEmbedder {
   private readonly index: ChunkIndex | undefined;
+  /** Reads carried chunks' vectors from earlier runs' parts (with an index). */
+  private readonly partVectors: PartVectors | undefined;
   private readonly counts = emptyCounts();
   private readonly rejects: RejectRow[] = [];
   private readonly docUpdates = new PendingDocUpdates();
@@ -160,6 +119,8 @@ class UnitEmbedder {
   private docs = new Map<number, DocInfo>();
   private window: PendingChunk[] = [];
   private seq = 0;
+  /** Rows sent to the sink so far: where the next window's rows start in the part. */
+  private rowsWritten = 0;
 
   constructor(
     private readonly deps: EmbedDeps,
@@ -169,6 +130,9 @@ class UnitEmbedder {
     private readonly tokenCounter: TokenCounter,
   ) {
     this.index = config.incremental.enabled ? deps.chunkIndex : undefined;
+    this.partVectors = this.index
+      ? new PartVectors(deps.store, unit.pipeline, config.endpoint.dimension)
+      : undefined;
     this.docList = config.incremental.enabled ? new UnitDocList() : undefined;
   }
 
@@ -199,13 +163,15 @@ class UnitEmbedder {
       this.window.push(chunk);
   }
 
-  /** Embeds the current window, sends its rows to the sink and records them in the index. */
+  /** Embeds the current window, sends its rows to the sink and notes its documents' index entries. */
   private async flush(): Promise<void> {
     const pending = this.window;
     const docs = this.docs;
     this.window = [];
     this.docs = new Map();
-    const { toEmbed, carried } = await this.carryForward(pending);
+    if (pending.length === 0) return;
+    const previous = await this.previousEntries(pending);
+    const { toEmbed, carried } = await this.carryForward(pending, previous);
     const embedder = new BatchEmbedder(this.deps.endpoint, this.counts);
     const batches = cutTokenBudgetBatches(toEmbed, (c) => c.row.token_count, this.config.batching);
     await mapWithConcurrency(batches, this.config.endpoint.concurrency, (batch) => embedder.embed(batch));
@@ -214,23 +180,35 @@ class UnitEmbedder {
     const carriedIds = new Set(carried.map((c) => c.row.chunk_id));
     addKeptDocs(this.idList, kept, docs, carriedIds);
     const rows = kept.map((e) => e.row);
-    const indexRunId = this.index ? this.unit.runId : undefined;
-    const tally = tallyRows(rows, carriedIds, this.counts, this.docList, indexRunId);
+    const chunkCounts = tallyRows(rows, carriedIds, this.counts, this.docList);
     await this.sink.add(rows);
-    if (this.index) await this.recordWindow(this.index, tally.chunkUpdates, tally.chunkCounts);
+    if (this.index)
+      for (const doc of docUpdatesOf(chunkCounts, rows, this.rowsWritten, previous, this.counts))
+        this.docUpdates.add(doc);
+    this.rowsWritten += rows.length;
   }
 
-  /** With an index, the window's unchanged chunks carried forward with their stored vectors. */
+  /** With an index, the entries of the window's documents as the runs before left them. */
+  private async previousEntries(pending: readonly PendingChunk[]): Promise<Map<string, IndexedDoc>> {
+    const index = this.index;
+    if (!index) return new Map();
+    const docIds = pending.map((c) => c.row.doc_id);
+    return lookupInSlices(docIds, (ids) => index.lookupDocs(this.unit.pipeline, ids));
+  }
+
+  /** The window's unchanged chunks carried forward with their vectors read from the part that holds them. */
   private async carryForward(
     pending: PendingChunk[],
+    previous: ReadonlyMap<string, IndexedDoc>,
   ): Promise<{ toEmbed: PendingChunk[]; carried: EmbeddedChunk[] }> {
-    const index = this.index;
-    if (!index || pending.length === 0) return { toEmbed: pending, carried: [] };
-    const known = await lookupInSlices(
-      pending.map((c) => c.row.chunk_id),
-      (ids) => index.lookupChunks(this.unit.pipeline, ids),
+    const partVectors = this.partVectors;
+    if (!partVectors || previous.size === 0) return { toEmbed: pending, carried: [] };
+    const { toEmbed, candidates } = carryCandidates(pending, previous, this.unit.runId);
+    if (candidates.length === 0) return { toEmbed, carried: [] };
+    const { carried, missed } = await readCarried(candidates, (part, requests) =>
+      partVectors.read(part, requests),
     );
-    return carryForward(pending, known, this.unit.runId, this.config.endpoint.dimension);
+    return { toEmbed: [...toEmbed, ...missed], carried };
   }
 
   /** A document with a chunk the model refused becomes a reject, whole. */
@@ -245,23 +223,5 @@ class UnitEmbedder {
         excerpt: doc.excerpt,
       });
     }
-  }
-
-  /**
-   * Records the window's new chunk entries now, not after the part is written, so a unit
-   * holds one window of vectors: an entry says which vector the model gave for a
-   * fingerprint, true whether or not this attempt's part is ever committed, and a retry in
-   * the same run never carries its own. Document entries wait for the parts.
-   */
-  private async recordWindow(
-    index: ChunkIndex,
-    chunkUpdates: readonly IndexedChunk[],
-    chunkCounts: WindowChunkCounts,
-  ): Promise<void> {
-    const { pipeline } = this.unit;
-    for (let i = 0; i < chunkUpdates.length; i += RECORD_SLICE)
-      await index.record(pipeline, chunkUpdates.slice(i, i + RECORD_SLICE), []);
-    const previous = await lookupInSlices([...chunkCounts.keys()], (ids) => index.lookupDocs(pipeline, ids));
-    for (const doc of changedDocs(chunkCounts, previous, this.counts)) this.docUpdates.add(doc);
   }
 }

@@ -7,9 +7,17 @@ import { paddedTokens } from '../../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../../embedding/token-counter.ts';
 import { ModelError } from '../../errors/errors.ts';
 import type { UnitDocList } from '../../incremental/unit-doc-list.ts';
-import type { IndexedChunk, IndexedDoc } from '../../ports/chunk-index.ts';
+import {
+  INDEX_FINGERPRINT_BYTES,
+  type IndexedDoc,
+  indexFingerprint,
+  MAX_INDEXED_CHUNKS,
+  sameFingerprint,
+} from '../../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { SourceRecord } from '../../readers/source-record.ts';
+import type { PartRef, VectorRequest } from './part-vectors.ts';
+import type { DocUpdate } from './pending-doc-updates.ts';
 
 /** The steps of embedding one window of a unit's chunks, each on its own (see `embedUnit`). */
 
@@ -34,15 +42,14 @@ export interface DocInfo {
 
 export type DocRecord = Extract<SourceRecord, { kind: 'doc' }>;
 
-/** A document entry to record: its chunk count and source. */
-export interface ChangedDoc {
-  readonly docId: string;
-  readonly chunkCount: number;
-  readonly sourceKey: string;
-}
-
-/** Chunks kept per document id in a window (a document's chunks are all in one window). */
-export type WindowChunkCounts = Map<string, { chunks: number; sourceKey: string }>;
+/**
+ * Chunks kept per document id in a window (a document's chunks are all in one window),
+ * with the first of its rows among the window's and whether its rows are consecutive.
+ */
+export type WindowChunkCounts = Map<
+  string,
+  { chunks: number; sourceKey: string; firstRow: number; contiguous: boolean }
+>;
 
 /** The document a record becomes, as rejects and the id list name it. */
 export function docInfoOf(record: DocRecord, sourceKey: string): DocInfo {
@@ -81,31 +88,82 @@ export function chunksOfRecord(
   }));
 }
 
+/** A chunk the index says is unchanged, and the row of the earlier part that holds its vector. */
+export interface CarryCandidate {
+  readonly chunk: PendingChunk;
+  readonly part: PartRef;
+  readonly row: number;
+}
+
 /**
- * Splits a window into the chunks to embed and those carried forward with the vector the
- * index holds for the same fingerprint. A hit recorded by this same run is an earlier
- * attempt of this unit: embed again, so the counts say what this run embedded.
+ * Splits a window into the chunks to embed and those whose fingerprint matches the one
+ * the index holds for the same chunk of the same document, whose vector is then read from
+ * the part the index names. An entry recorded by this same run is an earlier attempt of
+ * this unit: embed again, so the counts say what this run embedded.
  */
-export function carryForward(
+export function carryCandidates(
   pending: readonly PendingChunk[],
-  known: ReadonlyMap<string, IndexedChunk>,
+  previous: ReadonlyMap<string, IndexedDoc>,
   runId: string,
-  dimension: number,
-): { toEmbed: PendingChunk[]; carried: EmbeddedChunk[] } {
+): { toEmbed: PendingChunk[]; candidates: CarryCandidate[] } {
   const toEmbed: PendingChunk[] = [];
-  const carried: EmbeddedChunk[] = [];
+  const candidates: CarryCandidate[] = [];
   for (const chunk of pending) {
-    const hit = known.get(chunk.row.chunk_id);
+    const doc = previous.get(chunk.row.doc_id);
+    const chunks = doc?.chunks;
+    const n = chunk.row.chunk_index;
     if (
-      !hit ||
-      hit.runId === runId ||
-      hit.textSha256 !== chunk.row.text_sha256 ||
-      hit.embedding.length !== dimension
+      !chunks ||
+      chunks.at.runId === runId ||
+      n >= doc.chunkCount ||
+      !sameFingerprint(chunks, n, chunk.row.text_sha256)
     )
       toEmbed.push(chunk);
-    else carried.push({ seq: chunk.seq, row: { ...chunk.row, embedding: hit.embedding } });
+    else
+      candidates.push({
+        chunk,
+        part: { runId: chunks.at.runId, unitId: chunks.at.unitId },
+        row: chunks.at.firstRow + n,
+      });
   }
-  return { toEmbed, carried };
+  return { toEmbed, candidates };
+}
+
+/** Reads a part's vectors for the rows asked for (shared/jobs/embed/part-vectors.ts). */
+export type ReadPartVectors = (
+  part: PartRef,
+  requests: readonly VectorRequest[],
+) => Promise<Map<string, Float32Array>>;
+
+/**
+ * The candidates' vectors, read part by part: a chunk whose vector the part no longer has
+ * (gone, rewritten, another chunk at that row) is embedded after all.
+ */
+export async function readCarried(
+  candidates: readonly CarryCandidate[],
+  read: ReadPartVectors,
+): Promise<{ carried: EmbeddedChunk[]; missed: PendingChunk[] }> {
+  const byPart = new Map<string, CarryCandidate[]>();
+  for (const candidate of candidates) {
+    const key = `${candidate.part.runId}/${candidate.part.unitId}`;
+    const list = byPart.get(key);
+    if (list) list.push(candidate);
+    else byPart.set(key, [candidate]);
+  }
+  const carried: EmbeddedChunk[] = [];
+  const missed: PendingChunk[] = [];
+  for (const list of byPart.values()) {
+    const vectors = await read(
+      list[0]!.part,
+      list.map((c) => ({ chunkId: c.chunk.row.chunk_id, row: c.row, textSha256: c.chunk.row.text_sha256 })),
+    );
+    for (const { chunk } of list) {
+      const embedding = vectors.get(chunk.row.chunk_id);
+      if (embedding) carried.push({ seq: chunk.seq, row: { ...chunk.row, embedding } });
+      else missed.push(chunk);
+    }
+  }
+  return { carried, missed };
 }
 
 /**
@@ -188,51 +246,68 @@ export function addKeptDocs(
 
 /**
  * Counts a window's rows (chunks, carried ones), notes their documents in the doc list and
- * returns the chunks per document and, with an index, the newly embedded chunks to record.
+ * returns each document's chunks: how many, and the first of its rows (a document's rows
+ * are consecutive: record then chunk order).
  */
 export function tallyRows(
   rows: readonly EmbeddingRow[],
   carried: ReadonlySet<string>,
   counts: UnitCounts,
   docList: UnitDocList | undefined,
-  indexRunId: string | undefined,
-): { chunkCounts: WindowChunkCounts; chunkUpdates: IndexedChunk[] } {
+): WindowChunkCounts {
   const chunkCounts: WindowChunkCounts = new Map();
-  const chunkUpdates: IndexedChunk[] = [];
-  for (const row of rows) {
+  let previousSeqDoc: string | undefined;
+  rows.forEach((row, i) => {
     counts.chunks += 1;
     const kept = chunkCounts.get(row.doc_id);
-    if (kept) kept.chunks += 1;
-    else chunkCounts.set(row.doc_id, { chunks: 1, sourceKey: row.source_key });
+    if (!kept)
+      chunkCounts.set(row.doc_id, { chunks: 1, sourceKey: row.source_key, firstRow: i, contiguous: true });
+    else {
+      kept.chunks += 1;
+      // The same id again after another document's rows: two records with one id.
+      if (previousSeqDoc !== row.doc_id) kept.contiguous = false;
+    }
+    previousSeqDoc = row.doc_id;
     docList?.add(row.source_key, row.doc_id);
     if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
-    else if (indexRunId !== undefined) {
-      chunkUpdates.push({
-        chunkId: row.chunk_id,
-        textSha256: row.text_sha256,
-        embedding: row.embedding as Float32Array,
-        runId: indexRunId,
-      });
-    }
-  }
-  return { chunkCounts, chunkUpdates };
+  });
+  return chunkCounts;
 }
 
 /**
- * Counts the chunks an edit removed from a window's documents and returns the entries that
- * changed, to record once the parts are written (a retry must still see the old ones).
+ * Counts the chunks an edit removed from a window's documents and returns every one of
+ * them as an entry to record once the part is written (a retry must still see the old
+ * ones): its chunks' fingerprints and first row in the part, `rowsBefore` being the rows
+ * the part held before this window's. A document whose rows are not one run of chunks
+ * 0..n-1 (two records with one id) and one over MAX_INDEXED_CHUNKS are recorded without
+ * them, so their chunks are embedded again next time rather than carried wrongly.
  */
-export function changedDocs(
+export function docUpdatesOf(
   chunkCounts: WindowChunkCounts,
+  rows: readonly EmbeddingRow[],
+  rowsBefore: number,
   previous: ReadonlyMap<string, IndexedDoc>,
   counts: UnitCounts,
-): ChangedDoc[] {
-  const changed: ChangedDoc[] = [];
-  for (const [docId, { chunks: chunkCount, sourceKey }] of chunkCounts) {
+): DocUpdate[] {
+  const updates: DocUpdate[] = [];
+  for (const [docId, { chunks: chunkCount, sourceKey, firstRow, contiguous }] of chunkCounts) {
     const before = previous.get(docId);
     counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
-    if (before?.chunkCount !== chunkCount || before.sourceKey !== sourceKey)
-      changed.push({ docId, chunkCount, sourceKey });
+    const doc = { docId, chunkCount, sourceKey };
+    if (!contiguous || chunkCount > MAX_INDEXED_CHUNKS || !inChunkOrder(rows, firstRow, chunkCount)) {
+      updates.push(doc);
+      continue;
+    }
+    const fingerprints = new Uint8Array(chunkCount * INDEX_FINGERPRINT_BYTES);
+    for (let n = 0; n < chunkCount; n += 1)
+      fingerprints.set(indexFingerprint(rows[firstRow + n]!.text_sha256), n * INDEX_FINGERPRINT_BYTES);
+    updates.push({ ...doc, chunks: { fingerprints, firstRow: rowsBefore + firstRow } });
   }
-  return changed;
+  return updates;
+}
+
+/** Whether rows `first..first+count-1` are chunks 0..count-1, in order. */
+function inChunkOrder(rows: readonly EmbeddingRow[], first: number, count: number): boolean {
+  for (let n = 0; n < count; n += 1) if (rows[first + n]!.chunk_index !== n) return false;
+  return true;
 }

@@ -13,6 +13,12 @@ import { objectAsyncBuffer } from '../../readers/parquet.ts';
 export interface VectorRequest {
   readonly chunkId: string;
   readonly row: number;
+  /**
+   * The chunk's whole fingerprint (`text_sha256`): the row must hold it too. The index keeps
+   * 16 bytes of it; the row's own column settles it, so a row holding another text of the
+   * same chunk id (a part rewritten by the duplicate-id rule) is a miss, never a wrong vector.
+   */
+  readonly textSha256: string;
 }
 
 /** The unit of an earlier run whose `embeddings` part holds the vectors. */
@@ -31,8 +37,8 @@ const DEFAULT_MAX_CACHED_PARTS = 8;
  */
 const FOOTER_FETCH_BYTES = 64 * 1024;
 
-/** Rows read from a part: the chunk id to check, and the vector. */
-const COLUMNS = ['chunk_id', 'embedding'];
+/** Rows read from a part: the chunk id and fingerprint to check, and the vector. */
+const COLUMNS = ['chunk_id', 'text_sha256', 'embedding'];
 
 /** Row groups of one part read at a time: each is about 3 MB of vectors at 384 floats. */
 const GROUPS_AT_ONCE = 4;
@@ -56,7 +62,7 @@ interface TrackedBuffer {
 /**
  * Reads the vectors of unchanged chunks back from the `embeddings` part of the earlier run
  * that embedded them, so a re-run does not pay the endpoint for them again. Only the row
- * groups that hold requested rows are read, only their `chunk_id` and `embedding` columns,
+ * groups that hold requested rows are read, only their `chunk_id`, `text_sha256` and `embedding` columns,
  * each once per {@link read}; a part's footer is read once per instance (a small LRU of
  * parts, a missing part remembered as missing).
  *
@@ -174,9 +180,9 @@ export class PartVectors {
       if (failure) throw failure.error;
       return out;
     }
-    for (const { chunkId, row } of wanted) {
+    for (const { chunkId, row, textSha256 } of wanted) {
       const record = rows[row - first];
-      if (record?.chunk_id !== chunkId) continue;
+      if (record?.chunk_id !== chunkId || record.text_sha256 !== textSha256) continue;
       const vector = asVector(record.embedding, this.dimension);
       if (vector) out.set(chunkId, vector);
     }
