@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,7 +48,40 @@ describe('incremental runs', () => {
     );
     expect(differing).toBe(0);
   });
+
+  it('reads carried vectors from the run that last wrote them, and embeds again what gc took away', async () => {
+    const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+    const before = (await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json')).json();
+    // Unchanged: nothing embedded, no endpoint call; every entry now points at this run's part.
+    const unchanged = (await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json')).json();
+    expect(unchanged.counts).toMatchObject({ embedded: 0, skippedUnchanged: unchanged.counts.chunks });
+    expect(unchanged.stats.endpointCalls).toBe(0);
+    const [{ differing }] = await q(
+      `select count(*) as differing from embeddings a join embeddings b on a.chunk_id = b.chunk_id
+       where a.run_id = '${before.runId}' and b.run_id = '${unchanged.runId}' and a.embedding <> b.embedding`,
+    );
+    expect(differing).toBe(0);
+
+    // The parts the entries point at are gone (as gc removes a superseded run's): a miss, not a failure.
+    const parts = await partsOf(path.join(home), unchanged.runId);
+    expect(parts.length).toBeGreaterThan(0);
+    for (const part of parts) await rm(part);
+    const afterGc = (await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json')).json();
+    expect(afterGc.status).toBe('succeeded');
+    expect(afterGc.counts).toMatchObject({ embedded: afterGc.counts.chunks, skippedUnchanged: 0 });
+  });
 });
+
+/** The `embeddings` parts of one run under a home. */
+async function partsOf(dir: string, runId: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const full = path.join(entry.parentPath, entry.name);
+    if (entry.isFile() && full.includes(`${path.sep}embeddings${path.sep}`) && entry.name.startsWith(runId))
+      found.push(full);
+  }
+  return found;
+}
 
 /** The README's query for the corpus as it is now: each source's chunks from the latest run that read it, unless deleted since. */
 const CURRENT_EMBEDDINGS_SQL = `
