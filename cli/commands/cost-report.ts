@@ -18,6 +18,7 @@ import {
 } from '../../shared/cost/estimate-recommend.ts';
 import {
   batchTransformUsdPerMillionTokens,
+  type ChunkIndexEstimate,
   COLD_START_ASSUMPTION,
   estimateRunUsage,
   PER_TOKEN_ANCHORS,
@@ -98,11 +99,28 @@ export function costReport(
     throughputPerSecond: estimate.throughputPerSecond,
     throughputSource: throughputSourceOf(request, config),
     perRun,
+    ...(estimate.chunkIndex ? { chunkIndex: chunkIndexShare(estimate.chunkIndex, prices) } : {}),
     ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
     perMillionTokens: tokens > 0 ? round6(perRun.total / (tokens / 1_000_000)) : undefined,
     anchors: estimate.work.unit === 'tokens' ? anchorsOf(config, estimate, hourly, monthly?.runs) : [],
     // Today's endpoints are always on: what one costs a day whatever runs, beside the run's share.
     alwaysOnPerDay: Math.round(hourly * 24 * 1e6) / 1e6,
+  };
+}
+
+/**
+ * The chunk index's share of an incremental embed run: its entries (one per document; one
+ * per chunk when the documents are not counted, an upper bound), its request units and
+ * what they cost within `requests`, and its entries' storage within `storage`.
+ */
+function chunkIndexShare(index: ChunkIndexEstimate, prices: RegionPricing['prices']) {
+  return {
+    ...index,
+    requestsUsd: round6(
+      index.readUnits * prices.dynamoReadRequestUnit.usd +
+        index.writeUnits * prices.dynamoWriteRequestUnit.usd,
+    ),
+    storageUsd: round6((index.storageBytes / 1024 ** 3) * prices.dynamoStandardGbMonth.usd),
   };
 }
 
@@ -149,6 +167,11 @@ export function printCostReport(io: CommandIo, config: PipelineConfig, report: C
   io.out(`  endpoint  ${usd(perRun.endpoint)}  (${endpointLine(report, perRun.usage)})`);
   io.out(`  lambda    ${usd(perRun.lambda)}  (${perRun.usage.lambdaGbSeconds.toFixed(1)} GB-s)`);
   io.out(`  requests  ${usd(perRun.requests)}`);
+  const index = report.chunkIndex;
+  if (index)
+    io.out(
+      `  index     ${usd(index.requestsUsd)} of the requests: ${count(index.documents)} document entries (${index.documentsCounted ? 'counted' : 'one per chunk, an upper bound: documents not counted'}), ${index.readUnits.toLocaleString('en-US')} read + ${count(index.writeUnits)} write units`,
+    );
   io.out(
     `  storage   ${usd(perRun.storage)}  (${storageLine(perRun.usage, config.kind === 'embed' ? 'the chunk index entries' : 'items')})`,
   );

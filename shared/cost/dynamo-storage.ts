@@ -1,5 +1,5 @@
 import { type CachedAnswer, promptItemKey } from '../jobs/generate/prompt-cache.ts';
-import type { IndexedChunk, IndexedDoc } from '../ports/chunk-index.ts';
+import { INDEX_FINGERPRINT_BYTES, type IndexedDoc, MAX_INDEXED_CHUNKS } from '../ports/chunk-index.ts';
 import {
   DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES,
   type DynamoItem,
@@ -14,26 +14,15 @@ import {
  * files, and is priced as if deployed):
  * - the generate prompt cache (shared/adapters/aws/dynamo-prompt-cache.ts):
  *   pk=`PROMPT#<pipeline>#<sha256>`, sk=`PROMPT`, the answer's fields;
- * - the embed chunk index (shared/adapters/aws/dynamo-chunk-index.ts): chunk items
- *   pk=`CHUNK#<pipeline>#<chunkId>`, sk=`CHUNK`, `sha`, `vec` (float32 bytes), `runId`; document
- *   items pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`, `sourceKey` when known.
+ * - the embed chunk index (shared/adapters/aws/dynamo-chunk-index.ts): one item per document,
+ *   pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount`, `sourceKey` when known, and with its
+ *   chunks `fp` (16 bytes a chunk), `runId`, `unitId` and `row` (where its vectors are).
  * test/cost/dynamo-storage.dynalite.test.ts checks these against what the adapters store.
  */
 
 /** The prompt cache's item of an answer. */
 export function promptCacheItem(pipeline: string, answer: CachedAnswer): DynamoItem {
   return { ...promptItemKey(pipeline, answer.promptSha256), ...answer };
-}
-
-/** The chunk index's item of a chunk. */
-export function chunkIndexItem(pipeline: string, chunk: IndexedChunk): DynamoItem {
-  return {
-    pk: `CHUNK#${pipeline}#${chunk.chunkId}`,
-    sk: 'CHUNK',
-    sha: chunk.textSha256,
-    vec: new Uint8Array(chunk.embedding.buffer, chunk.embedding.byteOffset, chunk.embedding.byteLength),
-    runId: chunk.runId,
-  };
 }
 
 /** The chunk index's item of a document. */
@@ -43,15 +32,24 @@ export function docIndexItem(pipeline: string, doc: IndexedDoc): DynamoItem {
     sk: 'DOC',
     chunkCount: doc.chunkCount,
     ...(doc.sourceKey === undefined ? {} : { sourceKey: doc.sourceKey }),
+    ...(doc.chunks === undefined
+      ? {}
+      : {
+          fp: doc.chunks.fingerprints,
+          runId: doc.chunks.at.runId,
+          unitId: doc.chunks.at.unitId,
+          row: doc.chunks.at.firstRow,
+        }),
   };
 }
 
 /**
  * Keys a {@link StoredItemTally} remembers, at least and at most twice over: enough for a
- * window of the embed unit (`batching.sortWindow` chunks, 2,048 by default, looked up and
- * then recorded) and a generate unit's lookups, without holding a key per record of a
- * million-record unit: at most about 0.8 MiB of keys (measured), against the few MiB left
- * under the memory target of bench/results/memory.json.
+ * generate unit's lookups and for the documents of an embed unit of up to 4,096 (looked up
+ * a window at a time, recorded once its part is written), without holding a key per record
+ * of a million-record unit: at most about 0.8 MiB of keys (measured), against the few MiB
+ * left under the memory target of bench/results/memory.json. A larger unit's documents
+ * found early and recorded at its end are counted as new: an over-count of storage.
  */
 export const TALLY_KEYS_REMEMBERED = 4_096;
 
@@ -142,32 +140,39 @@ export function typicalPromptCacheItemStorageBytes(answer: TypicalAnswer): numbe
   );
 }
 
-/**
- * The items of one chunk's index entry (its chunk item, a `dimension`-float vector) and of one
- * document, for an estimate: ids of {@link DOC_ID_CHARS_ASSUMED} characters (chunk `#n`
- * suffixes of up to 3 digits), a source key of {@link SOURCE_KEY_CHARS_ASSUMED}.
- */
-export function typicalChunkIndexItems(
-  pipeline: string,
-  dimension: number,
-): { readonly chunk: DynamoItem; readonly doc: DynamoItem } {
-  const docId = 'd'.repeat(DOC_ID_CHARS_ASSUMED);
-  return {
-    chunk: chunkIndexItem(pipeline, {
-      chunkId: `${docId}#100`,
-      textSha256: '0'.repeat(64),
-      embedding: new Float32Array(dimension),
-      runId: 'r'.repeat(RUN_ID_CHARS),
-    }),
-    doc: docIndexItem(pipeline, { docId, chunkCount: 12, sourceKey: 's'.repeat(SOURCE_KEY_CHARS_ASSUMED) }),
-  };
-}
+/** A unit id's length (`u00012`, plan-units.ts). */
+const UNIT_ID_CHARS = 6;
 
-/** The billed storage of one chunk's index entry and of one document item ({@link typicalChunkIndexItems}). */
-export function typicalChunkIndexStorageBytes(
-  pipeline: string,
-  dimension: number,
-): { readonly chunk: number; readonly doc: number } {
-  const items = typicalChunkIndexItems(pipeline, dimension);
-  return { chunk: dynamoItemStorageBytes(items.chunk), doc: dynamoItemStorageBytes(items.doc) };
+/**
+ * The first row an estimate assumes a document's vectors start at: four digits, as in a
+ * unit of 2M tokens (the docs sample's `planning.targetUnitTokens`) at 256-token chunks,
+ * 7,813 rows (3 bytes as DynamoDB stores a number).
+ */
+const FIRST_ROW_ASSUMED = 4_321;
+
+/**
+ * A document's index entry for an estimate, as {@link docIndexItem} writes it: an id of
+ * {@link DOC_ID_CHARS_ASSUMED} characters, a source key of {@link SOURCE_KEY_CHARS_ASSUMED},
+ * `chunks` fingerprints (none past {@link MAX_INDEXED_CHUNKS}: such a document is recorded
+ * without them) and where its vectors are.
+ */
+export function typicalDocIndexItem(pipeline: string, chunks: number): DynamoItem {
+  const count = Math.max(1, Math.round(chunks));
+  return docIndexItem(pipeline, {
+    docId: 'd'.repeat(DOC_ID_CHARS_ASSUMED),
+    chunkCount: count,
+    sourceKey: 's'.repeat(SOURCE_KEY_CHARS_ASSUMED),
+    ...(count > MAX_INDEXED_CHUNKS
+      ? {}
+      : {
+          chunks: {
+            fingerprints: new Uint8Array(count * INDEX_FINGERPRINT_BYTES),
+            at: {
+              runId: 'r'.repeat(RUN_ID_CHARS),
+              unitId: 'u'.repeat(UNIT_ID_CHARS),
+              firstRow: FIRST_ROW_ASSUMED,
+            },
+          },
+        }),
+  });
 }

@@ -47,10 +47,11 @@ export interface UnitUsage {
   promptCacheReadUnits?: number;
   promptCacheWriteUnits?: number;
   /**
-   * DynamoDB request units of the embed chunk index (runs table, `CHUNK#` and `DOC#` items),
+   * DynamoDB request units of the embed chunk index (runs table, one `DOC#` item per
+   * document; units stored before the index dropped its vectors also count `CHUNK#` items),
    * by the prompt cache's rule (shared/cost/dynamo-request-units.ts): reads 0.5 per distinct
    * key looked up and not found and per 4 KB of an item found, writes 1 per KB of each item
-   * recorded (a 384-float chunk item is about 1.7 KB: 2 units). Counted as the deployed index
+   * recorded (a document of up to about 50 chunks: 1 unit). Counted as the deployed index
    * bills them, also in a local run (whose index is files). Absent before they were counted.
    */
   chunkIndexReadUnits?: number;

@@ -11,7 +11,7 @@ import type { WorkQueue } from '../ports/work-queue.ts';
 import type { DynamoItem } from './dynamo-item-size.ts';
 import { dynamoItemBytes } from './dynamo-item-size.ts';
 import { batchGetReadUnits, writeRequestUnits } from './dynamo-request-units.ts';
-import { chunkIndexItem, docIndexItem, promptCacheItem, StoredItemTally } from './dynamo-storage.ts';
+import { docIndexItem, promptCacheItem, StoredItemTally } from './dynamo-storage.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
 import type { UnitUsage } from './unit-usage-record.ts';
 
@@ -214,45 +214,33 @@ export class UsageMeter {
 
   /**
    * Counts the chunk index's calls as the deployed DynamoDB index bills them, whichever index
-   * the worker has (local: files), as the prompt cache's are (shared/cost/dynamo-request-units.ts):
-   * - lookups (BatchGetItem, eventually consistent): 0.5 read unit per distinct key not found,
-   *   0.5 per 4 KB of each item found ({@link UnitUsage.chunkIndexReadUnits});
-   * - records (BatchWriteItem puts, one per key): ceil(item bytes / 1 KB) write units each
-   *   ({@link UnitUsage.chunkIndexWriteUnits});
-   * and what its entries add to the runs table's storage ({@link UnitUsage.dynamoBytesAdded}):
-   * entries a lookup found are replaced, not added.
+   * the worker has (local: files), as the prompt cache's are (shared/cost/dynamo-request-units.ts).
+   * The index keeps one item per document ({@link docIndexItem}: its chunks' 16-byte
+   * fingerprints and where their vectors are, no vectors):
+   * - lookups (BatchGetItem, eventually consistent): 0.5 read unit per distinct document not
+   *   found, 0.5 per 4 KB of each item found ({@link UnitUsage.chunkIndexReadUnits});
+   * - records (BatchWriteItem puts, one per document): ceil(item bytes / 1 KB) write units
+   *   each ({@link UnitUsage.chunkIndexWriteUnits});
+   * and what its items add to the runs table's storage ({@link UnitUsage.dynamoBytesAdded}):
+   * items a lookup found are replaced, not added. The vectors an unchanged chunk reuses are
+   * read from an earlier run's part through the object store, metered there as S3 GETs.
    */
   chunkIndex(index: ChunkIndex): ChunkIndex {
     const usage = this.usage;
     const stored = new StoredItemTally();
-    const read = (keys: readonly string[], found: readonly DynamoItem[]) => {
-      const bytes = found.map((item) => stored.found(item));
-      usage.chunkIndexReadUnits =
-        (usage.chunkIndexReadUnits ?? 0) + batchGetReadUnits(new Set(keys).size, bytes);
-    };
     return {
-      lookupChunks: async (pipeline, chunkIds) => {
-        const found = await index.lookupChunks(pipeline, chunkIds);
-        read(
-          chunkIds,
-          [...found.values()].map((chunk) => chunkIndexItem(pipeline, chunk)),
-        );
-        return found;
-      },
       lookupDocs: async (pipeline, docIds) => {
         const found = await index.lookupDocs(pipeline, docIds);
-        read(
-          docIds,
-          [...found.values()].map((doc) => docIndexItem(pipeline, doc)),
-        );
+        const bytes = [...found.values()].map((doc) => stored.found(docIndexItem(pipeline, doc)));
+        usage.chunkIndexReadUnits =
+          (usage.chunkIndexReadUnits ?? 0) + batchGetReadUnits(new Set(docIds).size, bytes);
         return found;
       },
-      record: async (pipeline, chunks, docs) => {
-        await index.record(pipeline, chunks, docs);
-        // One put per key, the last one, as the deployed index sends them.
+      record: async (pipeline, docs) => {
+        await index.record(pipeline, docs);
+        // One put per document, the last one named, as the deployed index sends them.
         const items = new Map<string, DynamoItem>();
-        for (const chunk of chunks) items.set(`c${chunk.chunkId}`, chunkIndexItem(pipeline, chunk));
-        for (const doc of docs) items.set(`d${doc.docId}`, docIndexItem(pipeline, doc));
+        for (const doc of docs) items.set(doc.docId, docIndexItem(pipeline, doc));
         let added = 0;
         let units = 0;
         for (const item of items.values()) {
@@ -423,16 +411,23 @@ function endpointUsage(
 /**
  * Adds finalize's own calls to the run's usage, and the writes still to come when the cost
  * is computed: `summary.json` and the `runs` row (two PUTs) and the run's move (one write).
+ * Its chunk index calls (an incremental embed run's source comparison: where vanished
+ * documents were last read, and their entries rewritten without chunks) are request units
+ * and storage as a unit's are.
  */
 export function withFinalizeCalls(usage: RunUsage, calls: UnitUsage): RunUsage {
+  const dynamoBytes = (usage.dynamoBytesStored ?? 0) + (calls.dynamoBytesAdded ?? 0);
   return {
     ...usage,
+    ...(usage.dynamoBytesStored !== undefined || calls.dynamoBytesAdded !== undefined
+      ? { dynamoBytesStored: dynamoBytes }
+      : {}),
     // Finalize's own duration, where it reports it in `workerMs` and `memoryMiB`.
     lambdaGbSeconds: usage.lambdaGbSeconds + (calls.workerMs / 1000) * (calls.memoryMiB / 1024),
     s3Gets: usage.s3Gets + calls.s3Gets,
     s3Puts: usage.s3Puts + calls.s3Puts + 2,
-    dynamoReads: usage.dynamoReads + calls.runStoreReads,
-    dynamoWrites: usage.dynamoWrites + calls.runStoreWrites + 1,
+    dynamoReads: usage.dynamoReads + calls.runStoreReads + (calls.chunkIndexReadUnits ?? 0),
+    dynamoWrites: usage.dynamoWrites + calls.runStoreWrites + 1 + (calls.chunkIndexWriteUnits ?? 0),
     bytesStored: usage.bytesStored + calls.bytesPut,
   };
 }

@@ -145,9 +145,14 @@ function costOf(
   }
 }
 
-/** The ports wrapped so that finalize's own S3 and run-store calls are part of the run's cost. */
+/** The ports wrapped so that finalize's own S3, run-store and chunk index calls are part of the run's cost. */
 function meteredFinalizeDeps(deps: FinalizeDeps, meter: UsageMeter): FinalizeDeps {
-  return { ...deps, store: meter.objectStore(deps.store), runs: meter.runStore(deps.runs) };
+  return {
+    ...deps,
+    store: meter.objectStore(deps.store),
+    runs: meter.runStore(deps.runs),
+    ...(deps.chunkIndex ? { chunkIndex: meter.chunkIndex(deps.chunkIndex) } : {}),
+  };
 }
 
 /**

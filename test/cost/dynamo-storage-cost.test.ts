@@ -17,7 +17,7 @@ import { pricesFor } from '../../shared/cost/pricing.ts';
 import { type RunUsage, runCost } from '../../shared/cost/run-cost.ts';
 import { runUsageOf, UsageMeter } from '../../shared/cost/unit-usage.ts';
 import { type CachedAnswer, ObjectStorePromptCache } from '../../shared/jobs/generate/prompt-cache.ts';
-import type { IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { IndexedDoc } from '../../shared/ports/chunk-index.ts';
 import { sluice } from '../support/cli.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 
@@ -45,21 +45,21 @@ const answer = (i: number): CachedAnswer => ({
  */
 const ANSWER_ITEM_BYTES = 75 + 8 + 76 + 7 + 306 + 11 + 16 + 10 + 14 + 18 + 30;
 
-const chunk = (chunkId: string): IndexedChunk => ({
-  chunkId,
-  textSha256: 'a'.repeat(64),
-  embedding: new Float32Array(4),
-  runId: 'r-20261207T120000Z-abcdef',
-});
-/** pk `CHUNK#p#d1#0` 2 + 12, sk 2 + 5, sha 3 + 64, vec (4 floats) 3 + 16, runId 5 + 25. */
-const CHUNK_ITEM_BYTES = 14 + 7 + 67 + 19 + 30;
-const doc = (chunkCount: number): IndexedDoc => ({
+/** A document of `chunks` chunks, its vectors at row 12 of unit u00001's part. */
+const doc = (chunks: number): IndexedDoc => ({
   docId: 'd1',
-  chunkCount,
+  chunkCount: chunks,
   sourceKey: 'incoming/p/a.jsonl',
+  chunks: {
+    fingerprints: new Uint8Array(16 * chunks),
+    at: { runId: 'r-20261207T120000Z-abcdef', unitId: 'u00001', firstRow: 12 },
+  },
 });
-/** pk `DOC#p#d1` 2 + 8, sk 2 + 3, chunkCount 10 + 2, sourceKey 9 + 18. */
-const DOC_ITEM_BYTES = 10 + 5 + 12 + 27;
+/**
+ * pk `DOC#p#d1` 2 + 8, sk 2 + 3, chunkCount 10 + 2, sourceKey 9 + 18, fp 2 + 16 a chunk,
+ * runId 5 + 25, unitId 6 + 6, row 12 3 + 2.
+ */
+const docItemBytes = (chunks: number) => 10 + 5 + 12 + 27 + 2 + 16 * chunks + 30 + 12 + 5;
 
 describe('DynamoDB item sizes (the developer guide’s rules)', () => {
   it('counts names and values: strings and binaries by bytes, numbers by significant digits, lists and maps with their overhead', () => {
@@ -123,22 +123,42 @@ describe('DynamoDB storage in a run’s cost', () => {
   });
 
   it('counts a chunk index’s new entries whole and a re-recorded one by its change', async () => {
+    expect(docItemBytes(2)).toBe(135);
     const index = new MemoryChunkIndex();
     const first = new UsageMeter();
     const metered = first.chunkIndex(index);
-    await metered.lookupChunks('p', ['d1#0', 'd1#1']);
-    await metered.record('p', [chunk('d1#0'), chunk('d1#1')], []);
     await metered.lookupDocs('p', ['d1']);
-    await metered.record('p', [], [doc(2)]);
-    expect(first.usage.dynamoBytesAdded).toBe(2 * (CHUNK_ITEM_BYTES + 100) + DOC_ITEM_BYTES + 100);
+    await metered.record('p', [doc(2)]);
+    expect(first.usage.dynamoBytesAdded).toBe(docItemBytes(2) + 100);
 
+    // The same document with a third chunk: 16 bytes more, no new item.
     const second = new UsageMeter();
     const again = second.chunkIndex(index);
-    await again.lookupChunks('p', ['d1#0', 'd1#1', 'd1#2']);
-    await again.record('p', [chunk('d1#1'), chunk('d1#2')], []);
     await again.lookupDocs('p', ['d1']);
-    await again.record('p', [], [doc(3)]);
-    expect(second.usage.dynamoBytesAdded).toBe(CHUNK_ITEM_BYTES + 100);
+    await again.record('p', [doc(3)]);
+    expect(second.usage.dynamoBytesAdded).toBe(16);
+
+    // Unchanged: its entry written again (a new place) at the same size adds nothing.
+    const third = new UsageMeter();
+    const same = third.chunkIndex(index);
+    await same.lookupDocs('p', ['d1']);
+    await same.record('p', [
+      {
+        ...doc(3),
+        chunks: {
+          ...doc(3).chunks!,
+          at: { runId: 'r-20261208T120000Z-abcdef', unitId: 'u00002', firstRow: 40 },
+        },
+      },
+    ]);
+    expect(third.usage.dynamoBytesAdded).toBe(0);
+
+    // Found removed: the entry keeps no fingerprints and no place, and shrinks to 30 bytes.
+    const fourth = new UsageMeter();
+    const removed = fourth.chunkIndex(index);
+    await removed.lookupDocs('p', ['d1']);
+    await removed.record('p', [{ docId: 'd1', chunkCount: 0 }]);
+    expect(fourth.usage.dynamoBytesAdded).toBe(27 - docItemBytes(3));
   });
 
   it('remembers a bounded number of keys: an item found long before it is put again counts as new (an over-count)', () => {
@@ -189,15 +209,16 @@ describe('DynamoDB storage in `sluice cost` estimates', () => {
     expect(cost.storage).toBe(0.176979);
   });
 
-  it('embed: the chunk index’s entries when the pipeline is incremental, none when it is not', async () => {
+  it('embed: one chunk index entry per document when the pipeline is incremental (one per chunk uncounted), none when it is not', async () => {
     const config = await loadPipelineConfig(pipelinesDir, 'docs');
     if (config.kind !== 'embed') throw new Error('docs is an embed pipeline');
     const chunks = Math.ceil(1_000_000 / config.chunking.maxTokens);
     const on = estimateRunUsage({ config, estimatedCost: 1_000_000 });
-    // A 384-float vector is 1,536 bytes: each entry (chunk and document items) is about 1.9 KB.
-    const perChunk = (on.usage.dynamoBytesStored ?? 0) / chunks;
-    expect(perChunk).toBeGreaterThan(1536 + 200);
-    expect(perChunk).toBeLessThan(1536 + 600);
+    // No vectors: a one-chunk document's entry is 183 bytes and 100 of overhead.
+    expect((on.usage.dynamoBytesStored ?? 0) / chunks).toBeCloseTo(283, 6);
+    const counted = estimateRunUsage({ config, estimatedCost: 1_000_000, estimatedDocuments: chunks / 4 });
+    // Four chunks a document: 48 bytes more fingerprints, a quarter of the items.
+    expect(counted.usage.dynamoBytesStored).toBeCloseTo((chunks / 4) * (283 + 48), 6);
     const off = estimateRunUsage({
       config: { ...config, incremental: { enabled: false } },
       estimatedCost: 1_000_000,

@@ -6,7 +6,7 @@ import { DynamoPromptCache } from '../../shared/adapters/aws/dynamo-prompt-cache
 import { dynamoItemStorageBytes } from '../../shared/cost/dynamo-item-size.ts';
 import { UsageMeter } from '../../shared/cost/unit-usage.ts';
 import type { CachedAnswer } from '../../shared/jobs/generate/prompt-cache.ts';
-import type { IndexedChunk } from '../../shared/ports/chunk-index.ts';
+import { type IndexedDoc, indexFingerprint } from '../../shared/ports/chunk-index.ts';
 import { useDynaliteTables } from '../support/dynalite-tables.ts';
 
 // Marshalled as the deployed Lambdas' document client does (functions/config/adapters.ts).
@@ -52,43 +52,49 @@ describe('the DynamoDB storage a run adds, against what the adapters store', () 
     expect(meter.usage.dynamoBytesAdded).toBe(stored);
   });
 
-  it('chunk index: chunk and document entries, each as stored plus 100 bytes; a re-run that finds them adds none', async () => {
+  it('chunk index: one entry per document, each as stored plus 100 bytes; a re-run that finds and rewrites them adds none', async () => {
     const tableName = await dynalite.newTable();
     const index = new DynamoChunkIndex({ doc: dynalite.doc, tableName });
-    const chunk = (doc: number, n: number): IndexedChunk => ({
-      chunkId: `doc-${doc}#${n}`,
-      textSha256: sha(doc * 100 + n),
-      embedding: Float32Array.from({ length: 384 }, (_, i) => Math.sin(doc + n + i)),
-      runId: 'r-20261207T120000Z-abcdef',
+    const doc = (n: number, chunks: number, runId: string, firstRow: number): IndexedDoc => ({
+      docId: `doc-${n}`,
+      chunkCount: chunks,
+      ...(n === 1 ? { sourceKey: 'incoming/docs/2026-12-07/part-0001.jsonl' } : {}),
+      chunks: {
+        fingerprints: Buffer.concat(
+          Array.from({ length: chunks }, (_, c) => indexFingerprint(sha(n * 100 + c))),
+        ),
+        at: { runId, unitId: 'u00000', firstRow },
+      },
     });
-    const chunks = [chunk(1, 0), chunk(1, 1), chunk(2, 0)];
-    const docs = [
-      { docId: 'doc-1', chunkCount: 2, sourceKey: 'incoming/docs/2026-12-07/part-0001.jsonl' },
-      { docId: 'doc-2', chunkCount: 1 },
-    ];
-    const first = new UsageMeter();
-    const metered = first.chunkIndex(index);
-    await metered.lookupChunks(
+    const first = 'r-20261207T120000Z-abcdef';
+    const docs = [doc(1, 2, first, 0), doc(2, 1, first, 2), doc(3, 40, first, 3)];
+    const meter = new UsageMeter();
+    const metered = meter.chunkIndex(index);
+    await metered.lookupDocs(
       'docs',
-      chunks.map((c) => c.chunkId),
+      docs.map((d) => d.docId),
     );
-    await metered.record('docs', chunks, []);
-    await metered.lookupDocs('docs', ['doc-1', 'doc-2']);
-    await metered.record('docs', [], docs);
+    // A document found removed: no fingerprints and no place.
+    await metered.record('docs', [...docs, { docId: 'doc-4', chunkCount: 0 }]);
     const items = await storedItems(tableName);
-    expect(items).toHaveLength(5);
+    expect(items).toHaveLength(4);
     const stored = items.reduce((sum, item) => sum + dynamoItemStorageBytes(item), 0);
-    expect(first.usage.dynamoBytesAdded).toBe(stored);
-    // A 384-float vector is 1,536 bytes of the chunk item.
-    expect(stored).toBeGreaterThan(3 * 1536);
+    expect(meter.usage.dynamoBytesAdded).toBe(stored);
+    // 43 chunks of 16-byte fingerprints, and no vector: under 1 KB an item.
+    expect(stored).toBeGreaterThan(43 * 16 + 4 * 100);
+    expect(stored).toBeLessThan(43 * 16 + 4 * 300);
 
+    // The next run finds them unchanged and moves their vectors' place to its own part.
     const second = new UsageMeter();
     const again = second.chunkIndex(index);
-    await again.lookupChunks(
+    const next = 'r-20261208T120000Z-abcdef';
+    await again.lookupDocs(
       'docs',
-      chunks.map((c) => c.chunkId),
+      docs.map((d) => d.docId),
     );
-    await again.record('docs', [chunk(2, 0)], []);
+    await again.record('docs', [doc(1, 2, next, 10), doc(2, 1, next, 12), doc(3, 40, next, 13)]);
     expect(second.usage.dynamoBytesAdded).toBe(0);
+    const after = await storedItems(tableName);
+    expect(after.reduce((sum, item) => sum + dynamoItemStorageBytes(item), 0)).toBe(stored);
   });
 });

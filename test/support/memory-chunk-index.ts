@@ -1,17 +1,24 @@
-import type { ChunkIndex, IndexedChunk, IndexedDoc } from '../../shared/ports/chunk-index.ts';
+import type { ChunkIndex, IndexedDoc } from '../../shared/ports/chunk-index.ts';
 
-/** A chunk index in memory, for tests of what wraps one (the usage meter prices any index as the deployed one). */
+/**
+ * A chunk index in memory, one entry per document, for tests of what wraps one (the usage
+ * meter prices any index as the deployed one). Entries are kept per pipeline, as the
+ * deployed index keys them.
+ */
 export class MemoryChunkIndex implements ChunkIndex {
-  readonly chunks = new Map<string, IndexedChunk>();
+  /** Entries by `<pipeline>#<docId>`. */
   readonly docs = new Map<string, IndexedDoc>();
-  async lookupChunks(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.chunks.has(id) ? [[id, this.chunks.get(id)!] as const] : [])));
+
+  async lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>> {
+    const found = new Map<string, IndexedDoc>();
+    for (const id of docIds) {
+      const doc = this.docs.get(`${pipeline}#${id}`);
+      if (doc) found.set(id, doc);
+    }
+    return found;
   }
-  async lookupDocs(_pipeline: string, ids: readonly string[]) {
-    return new Map(ids.flatMap((id) => (this.docs.has(id) ? [[id, this.docs.get(id)!] as const] : [])));
-  }
-  async record(_pipeline: string, chunks: readonly IndexedChunk[], docs: readonly IndexedDoc[]) {
-    for (const c of chunks) this.chunks.set(c.chunkId, c);
-    for (const d of docs) this.docs.set(d.docId, d);
+
+  async record(pipeline: string, docs: readonly IndexedDoc[]): Promise<void> {
+    for (const doc of docs) this.docs.set(`${pipeline}#${doc.docId}`, doc);
   }
 }
