@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { ClassicLevel } from 'classic-level';
+import { ChunkIndexFileError, LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
 import type { RunState } from '../../shared/domain/types.ts';
 import { localListsPrefix } from '../../shared/jobs/recommend/recommendation-lists.ts';
 import { supersededAmong } from '../../shared/jobs/recommend/superseded-runs.ts';
@@ -102,7 +102,7 @@ export async function collectGarbage(home: LocalHome, options: GcOptions): Promi
     await removeFiles(home.dir, staging.files);
     await removeFiles(home.dir, leftovers.files);
     await removeFiles(home.dir, recommendationLists.files);
-    compacted = await compactChunkIndex(path.join(chunkIndexDir, 'db'));
+    compacted = await compactChunkIndex(chunkIndexDir);
   }
   return {
     home: home.dir,
@@ -235,25 +235,21 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * Compacts the whole key range of the chunk index's LevelDB, so space held by overwritten
- * entries and deletions is given back. False when there is no index yet.
+ * Compacts the chunk index (`state/chunk-index`), so space held by overwritten entries and
+ * deletions is given back. It is opened as `sluice run` opens it, so an index an older
+ * Sluice wrote is brought up to date first (its per-chunk vector entries removed, its
+ * pre-LevelDB files imported). False when there is no index yet.
  */
-async function compactChunkIndex(dbDir: string): Promise<boolean> {
-  if ((await namesIn(dbDir)).length === 0) return false;
-  const db = new ClassicLevel<string, Buffer>(dbDir, { valueEncoding: 'buffer', createIfMissing: false });
+async function compactChunkIndex(indexDir: string): Promise<boolean> {
+  if ((await namesIn(path.join(indexDir, 'db'))).length === 0) return false;
+  const index = new LocalChunkIndex(indexDir);
   try {
-    await db.open();
+    await index.compact();
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    throw new UsageError(
-      `the chunk index ${dbDir} cannot be opened${cause?.code ? ` (${cause.code})` : ''}: another sluice process may have it open; run sluice gc when it ends`,
-    );
-  }
-  try {
-    // Keys start with the pipeline name (ASCII); U+10FFFF sorts after every UTF-8 key.
-    await db.compactRange('\u0000', '\u{10FFFF}');
+    if (!(error instanceof ChunkIndexFileError)) throw error;
+    throw new UsageError(`${error.message}, then run sluice gc`);
   } finally {
-    await db.close();
+    await index.close();
   }
   return true;
 }

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../cli/gc/local-gc.ts';
 import { sluice } from '../support/cli.ts';
@@ -18,6 +20,34 @@ const docs = (edit: number) =>
     id: `a${i}`,
     text: `document a${i} about rivers and locks${i < edit ? ` edited ${edit}` : ''} `.repeat(4),
   }));
+/** Writes `count` per-chunk entries (format 1: sha, run id, a random 384-float vector) into a closed index. */
+async function writeOldChunkEntries(dbDir: string, count: number): Promise<void> {
+  const db = new ClassicLevel<string, Buffer>(dbDir, { valueEncoding: 'buffer' });
+  await db.open();
+  try {
+    const text = (s: string) => Buffer.concat([Buffer.of(s.length, 0), Buffer.from(s)]);
+    await db.batch(
+      Array.from({ length: count }, (_, i) => ({
+        type: 'put' as const,
+        key: `docs/c/old${i}#0`,
+        value: Buffer.concat([Buffer.of(1), text(`sha${i}`), text('r-old'), randomBytes(384 * 4)]),
+      })),
+    );
+  } finally {
+    await db.close();
+  }
+}
+
+async function keysOf(dbDir: string): Promise<string[]> {
+  const db = new ClassicLevel<string, Buffer>(dbDir, { valueEncoding: 'buffer' });
+  await db.open();
+  try {
+    return await db.keys().all();
+  } finally {
+    await db.close();
+  }
+}
+
 const jsonl = (rows: object[]) => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
 
 describe('sluice gc', () => {
@@ -41,6 +71,7 @@ describe('sluice gc', () => {
         '--json',
       )
     ).json<{ run_id: string; chunk_id: string }[]>();
+  const chunkIndexDb = () => path.join(home, 'state', 'chunk-index', 'db');
   const partsOf = async (runId: string) => {
     const dir = path.join(home, 'bucket', 'results', 'embeddings', 'pipeline=docs');
     const files = await readdir(dir, { recursive: true });
@@ -92,6 +123,9 @@ describe('sluice gc', () => {
     await writeFile(deadWriterTemp, '{');
     const currentBefore = await current();
     expect(new Set(currentBefore.map((r) => r.run_id))).toEqual(new Set([r2, r4]));
+    // Per-chunk entries with their vectors, as an index written before it kept fingerprints per
+    // document has them: gc, the first to open it here, removes them and gives the space back.
+    await writeOldChunkEntries(chunkIndexDb(), 3000);
 
     const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--json');
 
@@ -111,6 +145,10 @@ describe('sluice gc', () => {
     expect(existsSync(orphanStaging)).toBe(false);
     expect(existsSync(deadWriterTemp)).toBe(false);
     expect(report.chunkIndex.compacted).toBe(true);
+    expect(report.chunkIndex.bytesBefore - report.chunkIndex.bytesAfter).toBeGreaterThan(3000 * 1536);
+    const keys = await keysOf(chunkIndexDb());
+    expect(keys.filter((key) => key.startsWith('docs/d/')).length).toBeGreaterThan(0);
+    expect(keys.filter((key) => !key.startsWith('docs/d/'))).toEqual([]);
     expect(report.bytesAfter).toBeLessThan(report.bytesBefore);
 
     expect(await current()).toEqual(currentBefore);

@@ -10,19 +10,20 @@ import { SluiceError } from '../../../errors/errors.ts';
  * key-index runs (`<pipeline>.<n>.<seq>.run`), a manifest (`<pipeline>.manifest`,
  * `sluice-chunk-index/2`) naming the current data log, or before it a key file
  * (`<pipeline>.keys`, `sluice-chunk-index/1`) doing the same, and temporary files. Only
- * the data log is read; the rest is removed once its records are imported.
+ * the data log's document records are read (its chunk records held vectors, which the
+ * index no longer keeps); every file is removed once they are imported.
  */
 
 /** A chunk index file that cannot be used as it is; the message names the file and what to do. */
 export class ChunkIndexFileError extends SluiceError {}
 
-/** A line of an old data log. */
-export type OldChunkRecord = { c: string; h: string; v: string; r: string };
-export type OldDocRecord = { d: string; n: number; s?: string };
+/** A document line of an old data log, its fields as parsed (checked by the importer). */
+export type OldDocRecord = { readonly d: string; readonly n?: unknown; readonly s?: unknown };
 
 const MANIFEST_FORMAT = 'sluice-chunk-index/2';
 const KEY_FILE_FORMAT = 'sluice-chunk-index/1';
 const NEWLINE = 10;
+const CHUNK_RECORD = Buffer.from('{"c":');
 const SCAN_BLOCK_BYTES = 1024 * 1024;
 const PIPELINE = '[a-z0-9][a-z0-9-]*';
 const DATA_LOG = new RegExp(`^(${PIPELINE})(?:\\.(\\d+))?\\.jsonl$`);
@@ -176,21 +177,22 @@ async function oldFilesOf(
   return { pipeline, dataLog, files: dataLog ? [...files, dataLog] : files };
 }
 
-/** The vector of an old record (base64 of its float32 bytes), or undefined when it is not one. */
-export function decodeOldVector(text: string): Float32Array | undefined {
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.length % 4 !== 0) return undefined;
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+/** Whether the line at `start` opens as a chunk record does (`{"c":`). */
+function isChunkRecord(bytes: Buffer, start: number): boolean {
+  const end = start + CHUNK_RECORD.length;
+  return end <= bytes.length && bytes.compare(CHUNK_RECORD, 0, CHUNK_RECORD.length, start, end) === 0;
 }
 
 /**
- * Calls `onRecord` with each whole, parseable record of an old data log in log order
- * (so a later one supersedes an earlier one for the same key), reading blocks so memory
- * stays flat. A torn last line, or any line that is not a record, is skipped.
+ * Calls `onDoc` with each whole, parseable document record (`{"d": id, "n": chunk count,
+ * "s": source}`) of an old data log in log order (so a later one supersedes an earlier one
+ * for the same id), reading blocks so memory stays flat. Chunk records (`{"c": id, "h":
+ * sha, "v": base64 vector, "r": run}`) are skipped: the index keeps no vectors now. A torn
+ * last line, or any line that is not a record, is skipped.
  */
-export async function readOldDataLog(
+export async function readOldDocs(
   file: string,
-  onRecord: (record: Partial<OldChunkRecord & OldDocRecord>) => void | Promise<void>,
+  onDoc: (record: OldDocRecord) => void | Promise<void>,
 ): Promise<void> {
   const handle = await open(file, 'r');
   try {
@@ -206,16 +208,19 @@ export async function readOldDataLog(
         : block.subarray(0, bytesRead);
       let lineStart = 0;
       for (let nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, lineStart)) {
-        const text = bytes.toString('utf8', lineStart, nl);
+        const start = lineStart;
         lineStart = nl + 1;
+        // A chunk record starts `{"c":` (JSON.stringify's order): not parsed, its vector unread.
+        if (isChunkRecord(bytes, start)) continue;
         let record: unknown;
         try {
-          record = JSON.parse(text);
+          record = JSON.parse(bytes.toString('utf8', start, nl));
         } catch {
           continue;
         }
         if (typeof record !== 'object' || record === null) continue;
-        const pending = onRecord(record as Partial<OldChunkRecord & OldDocRecord>);
+        if (typeof (record as { d?: unknown }).d !== 'string') continue;
+        const pending = onDoc(record as OldDocRecord);
         if (pending) await pending;
       }
       carry = lineStart < bytes.length ? Buffer.from(bytes.subarray(lineStart)) : undefined;
