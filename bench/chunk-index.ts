@@ -1,20 +1,22 @@
 /**
- * The local chunk index at 1M and 5M entries: writes in `record()` batches, random point
- * hits and misses, disk size and peak RSS, each size in its own child process.
+ * The local chunk index at 1M and 5M documents: writes in `record()` batches, random point
+ * hits and misses, disk size (and per 1,000 documents) and peak RSS, each size in its own
+ * child process.
  *
- * `npm run bench -- chunk-index` measures the current `LocalChunkIndex` (LevelDB). The
- * hand-made LSM it replaced was measured beside it in the same run, from its source at
- * commit 0d7fd72 (`CHUNK_INDEX_BENCH_OLD=<path to its local-chunk-index.ts>`); without
- * that variable the old figures are carried over from the previous results file, labelled
- * with when and where they were measured.
+ * `npm run bench -- chunk-index` measures the current `LocalChunkIndex` (LevelDB, one entry
+ * per document with its chunks' 16-byte fingerprints and where their vectors are). The
+ * figures of the index before that (one entry per chunk with its vector, and the hand-made
+ * LSM before LevelDB) are carried over from the first results file of the per-document
+ * index under `before`, labelled with when they were measured; they are not remeasured.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ChunkIndex, IndexedChunk } from '../shared/ports/chunk-index.ts';
+import { type ChunkIndex, INDEX_FINGERPRINT_BYTES, type IndexedDoc } from '../shared/ports/chunk-index.ts';
 
 const here = fileURLToPath(import.meta.url);
 const repoRoot = path.dirname(path.dirname(here));
@@ -24,19 +26,21 @@ const WRITE_BATCH = 10_000;
 const LOOKUPS = 2048;
 const LOOKUP_SLICE = 100;
 const ROUNDS = 5;
-/** Floats per vector: 4 by default; `CHUNK_INDEX_BENCH_DIMENSIONS=384` writes the memory bench's vectors. */
-const DIMENSIONS = Number(process.env.CHUNK_INDEX_BENCH_DIMENSIONS ?? 4);
+/** Chunks per document: 4 by default (a 1,000-token document at 256-token chunks). */
+const CHUNKS_PER_DOC = Number(process.env.CHUNK_INDEX_BENCH_CHUNKS ?? 4);
 
 interface CaseResult {
-  readonly entries: number;
-  /** Writing every entry, in `record()` calls of 10,000 chunks. */
+  /** Documents in the index (each with {@link CHUNKS_PER_DOC} chunks' fingerprints). */
+  readonly docs: number;
+  /** Writing every document, in `record()` calls of 10,000. */
   readonly writeSeconds: number;
   readonly writeBatchMs: { readonly p50: number; readonly max: number };
-  /** A 10,000-chunk `record()` of new entries into the full index (median of 5). */
+  /** A 10,000-document `record()` of new entries into the full index (median of 5). */
   readonly batchIntoFullMs: number;
-  /** Bytes under the index folder after the writes (and, for LevelDB, a close). */
+  /** Bytes under the index folder after the writes and a close. */
   readonly diskMiB: number;
-  /** A fresh instance's first lookup (load, or LevelDB open). */
+  readonly diskKiBPer1000Docs: number;
+  /** A fresh instance's first lookup (LevelDB open). */
   readonly openMs: number;
   /** 2,048 random lookups in slices of 100, median of 5 rounds. */
   readonly hitsMs: number;
@@ -45,20 +49,44 @@ interface CaseResult {
   readonly peakRssMiB: number;
 }
 
+/** The figures of the index before it kept one entry per document, as the results file had them. */
+interface Before {
+  readonly measured: string;
+  readonly workload?: string;
+  readonly levelDb?: unknown[];
+  readonly handMadeLsm?: unknown;
+}
+
 interface ChunkIndexBenchResult {
   name: 'chunk-index';
   workload: string;
   rerun: string;
   levelDb: CaseResult[];
-  handMadeLsm: { measured: string; cases: CaseResult[] };
+  before: Before;
 }
 
-const chunkOf = (i: number, runId: string): IndexedChunk => ({
-  chunkId: `doc${i}#0`,
-  textSha256: (i * 2654435761).toString(16).padStart(64, '0'),
-  embedding: Float32Array.from({ length: DIMENSIONS }, (_, d) => (i % 997) / 997 + d),
-  runId,
-});
+/** Document `i`: its chunks' fingerprints (sha256 bytes, so Snappy does not shrink them) and place. */
+function docOf(i: number, runId: string): IndexedDoc {
+  const fingerprints = new Uint8Array(CHUNKS_PER_DOC * INDEX_FINGERPRINT_BYTES);
+  for (let n = 0; n < CHUNKS_PER_DOC; n += 1)
+    fingerprints.set(
+      createHash('sha256').update(`doc${i}#${n}`).digest().subarray(0, INDEX_FINGERPRINT_BYTES),
+      n * INDEX_FINGERPRINT_BYTES,
+    );
+  return {
+    docId: `doc${i}`,
+    chunkCount: CHUNKS_PER_DOC,
+    sourceKey: `incoming/docs/part-${String(Math.floor(i / 50_000)).padStart(5, '0')}.jsonl`,
+    chunks: {
+      fingerprints,
+      at: {
+        runId,
+        unitId: `u-${String(Math.floor(i / 2048)).padStart(5, '0')}`,
+        firstRow: (i % 2048) * CHUNKS_PER_DOC,
+      },
+    },
+  };
+}
 
 async function diskBytes(dir: string): Promise<number> {
   let total = 0;
@@ -74,34 +102,34 @@ const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 type Make = (dir: string) => ChunkIndex & { close?(): Promise<void> };
 
-async function measureCase(make: Make, entries: number, dir: string): Promise<CaseResult> {
+async function measureCase(make: Make, docs: number, dir: string): Promise<CaseResult> {
   const index = make(dir);
   const batchMs: number[] = [];
   const started = performance.now();
-  for (let at = 0; at < entries; at += WRITE_BATCH) {
-    const chunks = Array.from({ length: Math.min(WRITE_BATCH, entries - at) }, (_, j) =>
-      chunkOf(at + j, 'r-20261128T000000Z-000001'),
+  for (let at = 0; at < docs; at += WRITE_BATCH) {
+    const batch = Array.from({ length: Math.min(WRITE_BATCH, docs - at) }, (_, j) =>
+      docOf(at + j, 'r-20261128T000000Z-000001'),
     );
     const t = performance.now();
-    await index.record(PIPELINE, chunks, []);
+    await index.record(PIPELINE, batch);
     batchMs.push(performance.now() - t);
   }
   const writeSeconds = (performance.now() - started) / 1000;
   const intoFull: number[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
-    const chunks = Array.from({ length: WRITE_BATCH }, (_, j) =>
-      chunkOf(entries + round * WRITE_BATCH + j, 'r-20261129T000000Z-000002'),
+    const batch = Array.from({ length: WRITE_BATCH }, (_, j) =>
+      docOf(docs + round * WRITE_BATCH + j, 'r-20261129T000000Z-000002'),
     );
     const t = performance.now();
-    await index.record(PIPELINE, chunks, []);
+    await index.record(PIPELINE, batch);
     intoFull.push(performance.now() - t);
   }
   await index.close?.();
-  const diskMiB = mib(await diskBytes(dir));
+  const bytes = await diskBytes(dir);
 
   const fresh = make(dir);
   const t = performance.now();
-  await fresh.lookupChunks(PIPELINE, ['doc0#0']);
+  await fresh.lookupDocs(PIPELINE, ['doc0']);
   const openMs = performance.now() - t;
   let seed = 12345;
   const random = () => {
@@ -115,7 +143,13 @@ async function measureCase(make: Make, entries: number, dir: string): Promise<Ca
     const expected = hit ? slices.reduce((sum, slice) => sum + new Set(slice).size, 0) : 0;
     const began = performance.now();
     let found = 0;
-    for (const slice of slices) found += (await fresh.lookupChunks(PIPELINE, slice)).size;
+    for (const slice of slices) {
+      const got = await fresh.lookupDocs(PIPELINE, slice);
+      for (const doc of got.values())
+        if (doc.chunks?.fingerprints.length !== CHUNKS_PER_DOC * INDEX_FINGERPRINT_BYTES)
+          throw new Error(`chunk-index bench: ${doc.docId} came back without its fingerprints`);
+      found += got.size;
+    }
     const ms = performance.now() - began;
     if (found !== expected) throw new Error(`chunk-index bench: found ${found} of ${expected}`);
     return ms;
@@ -125,25 +159,27 @@ async function measureCase(make: Make, entries: number, dir: string): Promise<Ca
   for (let round = 0; round < ROUNDS; round += 1) {
     hits.push(
       await lookUp(
-        Array.from({ length: LOOKUPS }, () => `doc${Math.floor(random() * entries)}#0`),
+        Array.from({ length: LOOKUPS }, () => `doc${Math.floor(random() * docs)}`),
         true,
       ),
     );
     misses.push(
       await lookUp(
-        Array.from({ length: LOOKUPS }, () => `doc${Math.floor(random() * entries)}#1`),
+        Array.from({ length: LOOKUPS }, () => `doc${Math.floor(random() * docs)}x`),
         false,
       ),
     );
   }
   const rssAfterLookupsMiB = mib(process.memoryUsage().rss);
   await fresh.close?.();
+  const written = docs + ROUNDS * WRITE_BATCH;
   return {
-    entries,
+    docs,
     writeSeconds: Math.round(writeSeconds * 10) / 10,
     writeBatchMs: { p50: Math.round(median(batchMs)), max: Math.round(Math.max(...batchMs)) },
     batchIntoFullMs: Math.round(median(intoFull)),
-    diskMiB,
+    diskMiB: mib(bytes),
+    diskKiBPer1000Docs: Math.round((bytes / 1024 / written) * 1000 * 10) / 10,
     openMs: Math.round(openMs * 10) / 10,
     hitsMs: Math.round(median(hits) * 10) / 10,
     missesMs: Math.round(median(misses) * 10) / 10,
@@ -153,9 +189,9 @@ async function measureCase(make: Make, entries: number, dir: string): Promise<Ca
 }
 
 /** Runs one case in a child process, so its RSS is its own. */
-function runChild(module: string, entries: number): Promise<CaseResult> {
+function runChild(module: string, docs: number): Promise<CaseResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', here, 'child', module, String(entries)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', here, 'child', module, String(docs)], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -165,7 +201,7 @@ function runChild(module: string, entries: number): Promise<CaseResult> {
     });
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`chunk-index bench child (${module}, ${entries}) exited ${code}`));
+      if (code !== 0) reject(new Error(`chunk-index bench child (${module}, ${docs}) exited ${code}`));
       else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as CaseResult);
     });
   });
@@ -176,45 +212,38 @@ function numbersFromEnv(name: string, fallback: number[]): number[] {
   return value ? value.split(',').map(Number) : fallback;
 }
 
+/**
+ * The figures before the per-document index: the previous results file's `before` once it
+ * has one, else (the first run after the change) its whole per-chunk results.
+ */
+function carriedBefore(): Before {
+  if (!existsSync(resultsFile)) return { measured: 'not measured (no previous results)' };
+  const previous = JSON.parse(readFileSync(resultsFile, 'utf8')) as Partial<ChunkIndexBenchResult> & {
+    measuredAt?: string;
+    handMadeLsm?: unknown;
+  };
+  if (previous.before) return previous.before;
+  return {
+    measured: `carried over from the run of ${previous.measuredAt ?? 'unknown date'}, when the index kept one entry per chunk with its vector (levelDb: LevelDB then; handMadeLsm: the index before LevelDB); not remeasured`,
+    ...(previous.workload === undefined ? {} : { workload: previous.workload }),
+    ...(previous.levelDb === undefined ? {} : { levelDb: previous.levelDb }),
+    ...(previous.handMadeLsm === undefined ? {} : { handMadeLsm: previous.handMadeLsm }),
+  };
+}
+
 export async function runChunkIndexBench(
-  sizes: readonly number[] = numbersFromEnv('CHUNK_INDEX_BENCH_ENTRIES', [1_000_000, 5_000_000]),
+  sizes: readonly number[] = numbersFromEnv('CHUNK_INDEX_BENCH_DOCS', [1_000_000, 5_000_000]),
 ): Promise<ChunkIndexBenchResult> {
   const current = path.join(repoRoot, 'shared', 'adapters', 'local', 'local-chunk-index.ts');
-  const oldModule = process.env.CHUNK_INDEX_BENCH_OLD;
+  const before = carriedBefore();
   const levelDb: CaseResult[] = [];
-  const old: CaseResult[] = [];
-  for (const entries of sizes) {
-    levelDb.push(await runChild(current, entries));
-    if (oldModule) old.push(await runChild(path.resolve(oldModule), entries));
-  }
-  let handMadeLsm: ChunkIndexBenchResult['handMadeLsm'];
-  if (oldModule)
-    handMadeLsm = {
-      measured: `in this run, beside LevelDB, from ${oldModule} (the source at commit 0d7fd72, before it was deleted)`,
-      cases: old,
-    };
-  else {
-    const previous = existsSync(resultsFile)
-      ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as Partial<ChunkIndexBenchResult> & {
-          measuredAt?: string;
-        })
-      : undefined;
-    const carried = previous?.handMadeLsm;
-    handMadeLsm = carried
-      ? {
-          measured: carried.measured.startsWith('carried over')
-            ? carried.measured
-            : `carried over from the run of ${previous?.measuredAt ?? 'unknown date'} (${carried.measured}); not remeasured`,
-          cases: carried.cases,
-        }
-      : { measured: 'not measured (no previous results)', cases: [] };
-  }
+  for (const docs of sizes) levelDb.push(await runChild(current, docs));
   return {
     name: 'chunk-index',
-    workload: `one pipeline, ${DIMENSIONS}-float vectors, 64-hex fingerprints, chunk ids doc<i>#0 written in record() calls of ${WRITE_BATCH.toLocaleString('en')}; then ${ROUNDS} more record() calls of new chunks into the full index; a fresh instance answers ${LOOKUPS} random hits and ${LOOKUPS} misses (doc<i>#1) in slices of ${LOOKUP_SLICE}, median of ${ROUNDS} rounds; each size in its own process (peak RSS includes generating the entries)`,
-    rerun: `CHUNK_INDEX_BENCH_ENTRIES=${sizes.join(',')} npm run bench -- chunk-index`,
+    workload: `one pipeline, documents doc<i> of ${CHUNKS_PER_DOC} chunks each (${CHUNKS_PER_DOC * INDEX_FINGERPRINT_BYTES} fingerprint bytes, a source key, run, unit and first row) written in record() calls of ${WRITE_BATCH.toLocaleString('en')}; then ${ROUNDS} more record() calls of new documents into the full index; a fresh instance answers ${LOOKUPS} random hits and ${LOOKUPS} misses in lookupDocs() slices of ${LOOKUP_SLICE}, median of ${ROUNDS} rounds; each size in its own process (peak RSS includes generating the entries); diskKiBPer1000Docs counts every document written`,
+    rerun: `CHUNK_INDEX_BENCH_DOCS=${sizes.join(',')} CHUNK_INDEX_BENCH_CHUNKS=${CHUNKS_PER_DOC} npm run bench -- chunk-index`,
     levelDb,
-    handMadeLsm,
+    before,
   };
 }
 
@@ -223,13 +252,13 @@ if (
   pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url &&
   process.argv[2] === 'child'
 ) {
-  const [, , , module, entries] = process.argv;
+  const [, , , module, docs] = process.argv;
   const { LocalChunkIndex } = (await import(pathToFileURL(module!).href)) as {
     LocalChunkIndex: new (dir: string) => ChunkIndex & { close?(): Promise<void> };
   };
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-chunk-index-bench-'));
   try {
-    const result = await measureCase((d) => new LocalChunkIndex(d), Number(entries), dir);
+    const result = await measureCase((d) => new LocalChunkIndex(d), Number(docs), dir);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });
