@@ -150,7 +150,8 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     fn: 'work',
     action: 's3:GetObject',
     resource: '/results/*',
-    reason: 'a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put)',
+    reason:
+      "a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put); a re-drop reads unchanged chunks' vectors from the earlier run's embeddings part (this drive re-drops nothing)",
   },
   {
     fn: 'work-compute',
