@@ -88,5 +88,11 @@ export function logCapacity({ logger }: Observability, runId: string, acquired: 
         reason: acquired.workers.deferred,
       },
     );
+  else if (acquired.onDemand)
+    // An incremental embed run: its first unit with chunks to embed asks; one that embeds none never does.
+    logger.info('capacity lease taken on demand; copies are raised when a unit has chunks to embed', {
+      ...fields,
+      onDemand: true,
+    });
   else logger.info('capacity lease taken', fields);
 }

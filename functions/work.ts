@@ -1,6 +1,7 @@
 import type { Context, SQSRecord } from 'aws-lambda';
 import type { PipelineEndpoints } from '../shared/adapters/aws/pipeline-endpoints.ts';
 import type { Redelivery } from '../shared/adapters/aws/sqs-redelivery.ts';
+import type { RunCapacityDeps } from '../shared/capacity/run-capacity.ts';
 import type { PipelineConfig } from '../shared/config/pipeline-config.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import type { TokenCounter } from '../shared/embedding/token-counter.ts';
@@ -34,6 +35,11 @@ export interface WorkHandlerDeps {
   /** Answers of generate pipelines by prompt fingerprint; without it they go to the object store. */
   readonly promptCache?: PromptCache;
   endpointsFor(config: PipelineConfig): PipelineEndpoints;
+  /**
+   * Capacity leases: a unit of an incremental embed run marks its run's lease needed before
+   * its first endpoint call; the capacity sweeper raises the copies (the role sets none).
+   */
+  readonly capacity?: Pick<RunCapacityDeps, 'leases'>;
   /** A failed unit comes back after its own backoff; without it, after the visibility timeout. */
   readonly redelivery?: Redelivery;
 }
@@ -121,7 +127,8 @@ function runUnit(
   context: Context | undefined,
 ): Promise<UnitOutcome> {
   const stopAfter = checkpointTime(context, config);
-  return processUnit({ ...d, ...d.endpointsFor(config) }, config, unit, {
+  const capacityDemand = d.capacity && { capacityDemand: { leases: d.capacity.leases } };
+  return processUnit({ ...d, ...d.endpointsFor(config), ...capacityDemand }, config, unit, {
     isLastAttempt,
     ...(stopAfter === undefined ? {} : { stopAfter }),
     // The memory Lambda bills, for the run's cost (absent outside Lambda: the config's).

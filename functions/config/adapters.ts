@@ -210,6 +210,8 @@ export function createAdapters(
     capacity: {
       leases: new DynamoCapacityLeases({ doc: clients.dynamo, tableName: env.runsTable }),
       control: options.capacityControl ?? new SageMakerCapacityControl({ client: clients.sagemakerControl }),
+      // The work function marks an incremental embed run's lease needed (docs/capacity.md, "Copies on demand").
+      onDemandCopies: true,
       ...workersOf(env, clients.lambda),
     },
   };

@@ -1,4 +1,5 @@
-import type { CapacityConfig } from '../config/pipeline-config.ts';
+import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
+import type { CapacityLease } from '../ports/capacity-leases.ts';
 
 /**
  * The copies a run asks for: enough to do its estimated work within `targetRunSeconds` at
@@ -63,4 +64,34 @@ export function decideCopies(input: CopiesDecisionInput): CopiesDecision {
   const coolingDown = cooldownEndsAt !== undefined && input.now < cooldownEndsAt;
   const kept = coolingDown ? Math.min(capacity.maxCopies, Math.max(0, input.desiredCopies)) : 0;
   return { copies: Math.max(needed, kept), cooldownEndsAt, coolingDown };
+}
+
+/**
+ * Whether a run of `config` takes its lease on demand where the workers can ask for copies:
+ * an incremental embed run (`incremental.enabled`), whose units call the endpoint only for
+ * chunks the chunk index does not carry forward, so a re-drop of unchanged text calls it
+ * never (docs/capacity.md, "Copies on demand").
+ */
+export function copiesOnDemand(config: PipelineConfig): boolean {
+  return config.kind === 'embed' && config.incremental.enabled;
+}
+
+/**
+ * The copies a lease holds towards the component's count: its copies, or 0 for an on-demand
+ * lease no worker has marked needed yet. (The workers that follow the copies count a lease's
+ * `copies` either way: its units run, and compare their chunks, before any is embedded.)
+ */
+export function heldCopies(lease: CapacityLease): number {
+  return lease.onDemand && lease.neededAt === undefined ? 0 : lease.copies;
+}
+
+/**
+ * When the lease started holding copies: `takenAt`, or for an on-demand lease the later of
+ * `takenAt` and `neededAt` (a renewed lease is held again from its renewal); undefined for
+ * an on-demand lease never marked needed, which held none.
+ */
+export function copiesHeldFrom(lease: CapacityLease): string | undefined {
+  if (!lease.onDemand) return lease.takenAt;
+  if (lease.neededAt === undefined) return undefined;
+  return Date.parse(lease.neededAt) > Date.parse(lease.takenAt) ? lease.neededAt : lease.takenAt;
 }

@@ -4,7 +4,14 @@ import { describeError } from '../errors/errors.ts';
 import type { CapacityControl, ComponentCopies } from '../ports/capacity-control.ts';
 import type { CapacityLease, CapacityLeases } from '../ports/capacity-leases.ts';
 import { type CooldownDecision, cooldownAfterRelease } from './cooldown.ts';
-import { copiesForRun, floorCopies, neededCopies } from './copies.ts';
+import {
+  copiesForRun,
+  copiesHeldFrom,
+  copiesOnDemand,
+  floorCopies,
+  heldCopies,
+  neededCopies,
+} from './copies.ts';
 import type { PipelineCapacity } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
 import {
@@ -26,6 +33,17 @@ export interface RunCapacityDeps {
    * taken and the limit is left as deployed (local runs).
    */
   readonly workers?: WorkerScaling;
+  /**
+   * The work function marks an on-demand lease needed before its first endpoint call
+   * (`demandRunCapacity`), so plan may leave the copies of an incremental embed run to it
+   * ({@link onDemandOf}). Without it every run's copies are raised at plan.
+   */
+  readonly onDemandCopies?: boolean;
+}
+
+/** Whether plan takes a run of `config` on demand: the workers can ask, and the run may embed nothing. */
+export function onDemandOf(deps: Pick<RunCapacityDeps, 'onDemandCopies'>, config: PipelineConfig): boolean {
+  return deps.onDemandCopies === true && copiesOnDemand(config);
 }
 
 /**
@@ -58,16 +76,26 @@ export interface CapacityAcquired {
   readonly error?: string;
   /** What raising the work event source's limit did (with `RunCapacityDeps.workers`). */
   readonly workers?: WorkersRaised;
+  /**
+   * The lease is on demand and no worker needed it yet: no copies were raised; the run's
+   * first unit with chunks to embed asks for them ({@link onDemandOf}).
+   */
+  readonly onDemand?: true;
 }
 
 /** What raising a component's copies to its unreleased leases did ({@link raiseCopiesToLeases}). */
-export type CopiesRaised = Omit<CapacityAcquired, 'lease' | 'workers'>;
+export type CopiesRaised = Omit<CapacityAcquired, 'lease' | 'workers' | 'onDemand'>;
 
 /**
  * Plan's step: takes the run's lease (idempotent: a retried plan gets the lease it took
  * before) and raises the component's copies to what the unreleased leases need. It never
  * lowers copies (that is the sweeper's, after the cooldown), and a control-plane failure
  * does not fail the plan: it is reported, and the next sweep raises the copies.
+ *
+ * With `onDemand` ({@link onDemandOf}) the lease is taken on demand and no copies are raised:
+ * the lease counts its copies for the workers only, until the run's first unit with chunks
+ * to embed marks it needed (`demandRunCapacity`). A retried plan follows the lease it took
+ * before: one taken at plan, or one already needed, is raised as any.
  *
  * @throws the lease store's errors: without a lease nothing would keep the capacity up
  */
@@ -77,6 +105,7 @@ export async function acquireRunCapacity(
   runId: string,
   estimatedWork: number,
   now: Date,
+  onDemand = false,
 ): Promise<CapacityAcquired> {
   const component = capacity.componentName;
   const lease = await deps.leases.take({
@@ -84,8 +113,12 @@ export async function acquireRunCapacity(
     component,
     copies: copiesForRun(estimatedWork, capacity.capacity),
     takenAt: now.toISOString(),
+    ...(onDemand ? { onDemand: true } : {}),
   });
-  const copies = await raiseCopies(deps, capacity, lease, now);
+  const copies: CapacityAcquired =
+    lease.onDemand && lease.neededAt === undefined
+      ? { lease, onDemand: true }
+      : await raiseCopies(deps, capacity, lease, now);
   return deps.workers === undefined
     ? copies
     : { ...copies, workers: await raiseWorkers(deps.leases, deps.workers) };
@@ -175,10 +208,7 @@ export async function raiseCopiesToLeases(
         await firstLook?.(copies);
       }
       const unreleased = (await deps.leases.list(component)).filter((l) => l.releasedAt === undefined);
-      const needed = neededCopies(
-        capacity.capacity,
-        unreleased.map((l) => l.copies),
-      );
+      const needed = neededCopies(capacity.capacity, unreleased.map(heldCopies));
       // Only raises: copies at or above the need (a kept cooldown included) stay.
       if (needed <= copies.desiredCopies) return report();
       if (sets === MAX_RAISES)
@@ -206,7 +236,10 @@ export function componentBusyDeferral(reason: string): string {
 /** What finalize prices a run's endpoint from, beside the summary's `capacity` block. */
 export interface CapacityReleased {
   readonly summary: RunCapacitySummary;
-  /** Instance-seconds the run is charged: copies x (held + cooldown when kept). */
+  /**
+   * Instance-seconds the run is charged: copies x (held + cooldown when kept); an on-demand
+   * lease from when it was needed, and 0 when never needed (it raised no copies).
+   */
   readonly endpointSeconds: number;
   readonly instanceType: string;
   /**
@@ -252,7 +285,9 @@ export async function settleRunCapacity(
     state: await leases.state(capacity.componentName),
     releasedAt: Date.parse(lease.releasedAt ?? now.toISOString()),
   });
-  const cooldown = options.handedOver || !decision.keep ? 0 : capacity.capacity.cooldownSeconds;
+  // A lease that never held copies (on demand, never needed) kept none after its release either.
+  const raised = copiesHeldFrom(lease) !== undefined;
+  const cooldown = options.handedOver || !decision.keep || !raised ? 0 : capacity.capacity.cooldownSeconds;
   return {
     summary: options.handedOver
       ? { ...summary, handedOver: true }
@@ -328,23 +363,30 @@ export async function releaseRunCapacity(
   await leases.release(reported.component, runId, reported.releasedAt, 'finalize');
 }
 
-/** Seconds a lease was held, from taken to released (0 while held). */
+/**
+ * Seconds a lease held copies, from taken (an on-demand lease: needed) to released; 0 while
+ * held, and for an on-demand lease never needed.
+ */
 export function heldSeconds(lease: CapacityLease): number {
-  if (lease.releasedAt === undefined) return 0;
-  return Math.max(0, (Date.parse(lease.releasedAt) - Date.parse(lease.takenAt)) / 1000);
+  const from = copiesHeldFrom(lease);
+  if (lease.releasedAt === undefined || from === undefined) return 0;
+  return Math.max(0, (Date.parse(lease.releasedAt) - Date.parse(from)) / 1000);
 }
 
 /** The summary's `capacity` block of a released lease. */
 export function capacitySummaryOf(lease: CapacityLease): RunCapacitySummary {
   const releasedAt = lease.releasedAt ?? lease.takenAt;
+  const heldFrom = copiesHeldFrom(lease);
   const warmupSeconds =
-    lease.readyAt === undefined
+    lease.readyAt === undefined || heldFrom === undefined
       ? undefined
-      : Math.max(0, (Date.parse(lease.readyAt) - Date.parse(lease.takenAt)) / 1000);
+      : Math.max(0, (Date.parse(lease.readyAt) - Date.parse(heldFrom)) / 1000);
   return {
     component: lease.component,
     copies: lease.copies,
     takenAt: lease.takenAt,
+    ...(lease.onDemand ? { copiesRaised: heldFrom === undefined ? 'never' : 'on-demand' } : {}),
+    ...(lease.neededAt === undefined ? {} : { neededAt: lease.neededAt }),
     ...(lease.readyAt === undefined ? {} : { readyAt: lease.readyAt }),
     releasedAt,
     ...(warmupSeconds === undefined ? {} : { warmupSeconds }),

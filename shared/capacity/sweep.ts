@@ -3,7 +3,7 @@ import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../port
 import type { CapacityLease, CapacityLeases, ComponentLeaseState } from '../ports/capacity-leases.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import { type CooldownDecision, type CooldownReason, cooldownAfterRelease } from './cooldown.ts';
-import { type CopiesDecision, decideCopies, floorCopies } from './copies.ts';
+import { type CopiesDecision, copiesHeldFrom, decideCopies, floorCopies, heldCopies } from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import { type PipelineCapacity, schedulesOf } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
@@ -199,10 +199,12 @@ class ComponentSweeper {
     if (lease.releasedBy !== 'finalize' || age > (this.options.renewWindowSeconds ?? DAY_SECONDS) * 1000)
       return;
     if ((await this.deps.runs.getRun(lease.runId))?.status !== 'running') return;
-    // The earlier hold is charged as its finalize charged it: with the cooldown only if kept.
-    const charged = this.cooldownAfter(msOf(releasedAt) ?? this.nowMs).keep
-      ? this.capacity.capacity.cooldownSeconds
-      : 0;
+    // The earlier hold is charged as its finalize charged it: with the cooldown only if kept
+    // (and only if it held copies at all: an on-demand lease never needed held none).
+    const charged =
+      copiesHeldFrom(lease) !== undefined && this.cooldownAfter(msOf(releasedAt) ?? this.nowMs).keep
+        ? this.capacity.capacity.cooldownSeconds
+        : 0;
     const prior = (lease.priorSeconds ?? 0) + heldSeconds(lease) + charged;
     const again = await this.deps.leases.renew(lease, this.nowIso, prior);
     if (again !== undefined && again.releasedAt === undefined) {
@@ -229,11 +231,11 @@ class ComponentSweeper {
     this.noteRelease(released?.releasedAt);
   }
 
-  /** Once a copy serves, the live leases are ready (their runs' waits end). */
+  /** Once a copy serves, the live leases holding copies are ready (their runs' waits end). */
   private async markReady(before: ComponentCopies): Promise<void> {
     if (before.currentCopies < 1) return;
     for (const lease of this.live)
-      if (lease.readyAt === undefined)
+      if (lease.readyAt === undefined && heldCopies(lease) > 0)
         await this.deps.leases.markReady(this.component, lease.runId, this.nowIso);
   }
 
@@ -244,7 +246,8 @@ class ComponentSweeper {
     this.cooldown = kept?.reason;
     const decision = decideCopies({
       capacity,
-      liveCopies: this.live.map((l) => l.copies),
+      // An on-demand lease no worker needed yet holds none (its workers still count, `liveCopies`).
+      liveCopies: this.live.map(heldCopies),
       desiredCopies: before.desiredCopies,
       lastReleasedAt: this.lastReleasedAt,
       keepCooldown: kept?.keep ?? true,
@@ -253,8 +256,9 @@ class ComponentSweeper {
     this.copies = decision.copies;
     this.coolingDown = decision.coolingDown;
     const graceMs = (this.options.graceSeconds ?? 120) * 1000;
+    // A live on-demand lease no worker needed holds no copies: copies up for it alone are without a run.
     this.capacityWithoutRun =
-      this.live.length === 0 &&
+      this.live.every((lease) => heldCopies(lease) === 0) &&
       Math.max(before.desiredCopies, before.currentCopies) > floorCopies(capacity) &&
       this.nowMs >= (decision.cooldownEndsAt ?? 0) + graceMs;
     return decision;

@@ -399,11 +399,19 @@ export interface RunCapacitySummary {
   copies: number;
   /** When plan took the lease. */
   takenAt: string;
+  /**
+   * An incremental embed run's copies are raised on demand: `on-demand` when a unit with
+   * chunks to embed asked for them (at `neededAt`), `never` when none did (no endpoint cost).
+   * Absent when plan raised them.
+   */
+  copiesRaised?: 'on-demand' | 'never';
+  /** When the run's first unit with chunks to embed asked for copies (on-demand leases). */
+  neededAt?: string;
   /** When a copy was first seen serving for the run (absent when never seen: a run too short for the sweeper to look). */
   readyAt?: string;
   /** When finalize (or the sweeper, for a leaked lease) released it. */
   releasedAt: string;
-  /** readyAt - takenAt: how long the run waited for capacity. */
+  /** readyAt - takenAt (on demand: - neededAt): how long the run waited for capacity. */
   warmupSeconds?: number;
   /** The run started another that took the capacity over (a fit run's scoring run): no cooldown charged. */
   handedOver?: boolean;

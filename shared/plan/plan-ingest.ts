@@ -3,6 +3,7 @@ import {
   acquireRunCapacity,
   acquireRunWorkers,
   type CapacityAcquired,
+  onDemandOf,
   runWorkOf,
 } from '../capacity/run-capacity.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
@@ -198,5 +199,12 @@ async function resumeCapacity(
       : undefined;
   const units = await deps.runs.listUnits(run.runId);
   const estimated = units.reduce((sum, unit) => sum + unit.estCost, 0);
-  return acquireRunCapacity(deps.capacity, capacity, run.runId, runWorkOf(config, estimated), now());
+  return acquireRunCapacity(
+    deps.capacity,
+    capacity,
+    run.runId,
+    runWorkOf(config, estimated),
+    now(),
+    onDemandOf(deps.capacity, config),
+  );
 }

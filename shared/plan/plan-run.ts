@@ -3,6 +3,7 @@ import {
   acquireRunCapacity,
   acquireRunWorkers,
   type CapacityAcquired,
+  onDemandOf,
   type RunCapacityDeps,
   runWorkOf,
 } from '../capacity/run-capacity.ts';
@@ -389,7 +390,15 @@ async function takeRunLease(
     config,
     units.reduce((sum, unit) => sum + unit.estCost, 0),
   );
-  return acquireRunCapacity(deps.capacity, endpointCapacity, run.runId, work, now);
+  // An incremental embed run may embed nothing: its copies wait for a unit that needs them.
+  return acquireRunCapacity(
+    deps.capacity,
+    endpointCapacity,
+    run.runId,
+    work,
+    now,
+    onDemandOf(deps.capacity, config),
+  );
 }
 
 /**

@@ -23,6 +23,14 @@ export interface CapacityLease {
    * redrive reopened the run after its finalize released the lease (see `renew`).
    */
   readonly priorSeconds?: number;
+  /**
+   * Plan took the lease without raising copies (an incremental embed run, which may find
+   * every chunk unchanged): the lease holds none until a worker with chunks to embed marks
+   * it needed (`neededAt`, {@link CapacityLeases.markNeeded}). docs/capacity.md, "Copies on demand".
+   */
+  readonly onDemand?: boolean;
+  /** When a worker of an on-demand lease's run first had chunks to send to the endpoint. */
+  readonly neededAt?: string;
 }
 
 /** Per-component state that outlives the leases. */
@@ -43,6 +51,8 @@ export interface NewLease {
   readonly component: string;
   readonly copies: number;
   readonly takenAt: string;
+  /** Holds no copies until marked needed (see {@link CapacityLease.onDemand}). */
+  readonly onDemand?: boolean;
 }
 
 /**
@@ -63,6 +73,12 @@ export interface CapacityLeases {
   list(component: string): Promise<CapacityLease[]>;
   /** Sets `readyAt` once (the first caller's time stays); nothing for a lease that does not exist. */
   markReady(component: string, runId: string, readyAt: string): Promise<void>;
+  /**
+   * Marks an unreleased on-demand lease needed at `neededAt`, once (one conditional write):
+   * true only for the call that marked it; false when it was marked already, is released,
+   * is not on demand, or does not exist.
+   */
+  markNeeded(component: string, runId: string, neededAt: string): Promise<boolean>;
   /** Records that the sweeper saw the run at `terminalUnits` at `at` (only when it changed). */
   markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void>;
   /**
@@ -80,7 +96,8 @@ export interface CapacityLeases {
    * Holds a released lease again, from `takenAt`, for a run that is running again (a
    * redrive reopened it): conditional on the release read (`released.releasedAt`), so of
    * racing sweeps one renews and the others get its lease back. `priorSeconds` replaces the
-   * lease's (the caller adds the earlier hold to it). Undefined when the lease is gone.
+   * lease's (the caller adds the earlier hold to it). An on-demand lease is not needed again
+   * (`neededAt` goes with `readyAt`). Undefined when the lease is gone.
    */
   renew(released: CapacityLease, takenAt: string, priorSeconds: number): Promise<CapacityLease | undefined>;
   /** Deletes a released lease (old ones are pruned); a lease not released is kept. */

@@ -1,3 +1,6 @@
+import { copiesOnDemand } from '../capacity/copies.ts';
+import { pipelineCapacityOf } from '../capacity/names.ts';
+import { type CapacityDemandDeps, demandRunCapacity } from '../capacity/on-demand.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
 import { type UnitUsage, UsageMeter } from '../cost/unit-usage.ts';
 import type { UnitCounts, WorkUnit } from '../domain/types.ts';
@@ -9,10 +12,23 @@ import { stageOfUnit } from '../jobs/run-stages.ts';
 import { ModelUnusable } from '../scoring/errors.ts';
 import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './dead-letter-unit.ts';
 import { type Checkpoint, continuationIdOf, continuationOf, trimToContinuation } from './unit-records.ts';
-import { nextWarmingStep, type WarmingPolicy, warmingPolicyOf, withoutWarming } from './warming.ts';
+import {
+  nextWarmingStep,
+  ON_DEMAND_MAX_WARMING_DELAY_SECONDS,
+  type WarmingPolicy,
+  warmingPolicyOf,
+  withoutWarming,
+} from './warming.ts';
 
 /** The worker's ports (shared/jobs UnitWorkDeps): store, run store, queue, the model, the chunk index. */
-export type ProcessUnitDeps = UnitWorkDeps;
+export type ProcessUnitDeps = UnitWorkDeps & {
+  /**
+   * Where the copies of an incremental embed run are raised on demand (docs/capacity.md,
+   * "Copies on demand"): a delivery marks the run's lease needed before its first call to
+   * the endpoint. Without it nothing is marked (plan raised the copies).
+   */
+  readonly capacityDemand?: CapacityDemandDeps;
+};
 
 export type UnitOutcome =
   | { readonly status: 'succeeded'; readonly counts: UnitCounts; readonly finishedRun: boolean }
@@ -63,7 +79,7 @@ export async function processUnit(
   // Every port call the delivery makes is counted, for the run's cost (shared/cost).
   const startedAt = Date.now();
   const meter = new UsageMeter();
-  const deps = meteredDeps(unmetered, meter);
+  const deps = meteredDeps(demandingCapacity(unmetered, config, unit, options), meter);
   const ended = await startDelivery(deps, unit);
   if (ended) return ended;
   try {
@@ -92,7 +108,12 @@ export async function processUnit(
         config,
         unit,
         error,
-        options,
+        onDemand(unmetered, config)
+          ? {
+              ...options,
+              warming: { maxDelaySeconds: ON_DEMAND_MAX_WARMING_DELAY_SECONDS, ...options.warming },
+            }
+          : options,
       );
     await failDelivery(deps, unit, error, options.isLastAttempt);
     throw error;
@@ -257,6 +278,47 @@ async function waitForCapacity(
     `waiting for endpoint capacity (deferral ${step.unit.warmingDeferrals}, next try in ${step.delaySeconds} s): ${describeError(error)}`,
   );
   return { status: 'deferred', delaySeconds: step.delaySeconds, warmingSince: step.unit.warmingSince! };
+}
+
+/** Whether this worker asks for the copies of `config`'s runs (an incremental embed run, `capacityDemand` given). */
+function onDemand(deps: ProcessUnitDeps, config: PipelineConfig): boolean {
+  return (
+    deps.capacityDemand !== undefined && copiesOnDemand(config) && pipelineCapacityOf(config) !== undefined
+  );
+}
+
+/**
+ * The embedding endpoint of an on-demand run, asking for the run's copies before the
+ * delivery's first call (`demandRunCapacity`: one conditional write, awaited once per
+ * delivery by every call). A unit whose chunks are all carried forward calls the endpoint
+ * never, so a run that embeds nothing never raises the copies. The call that then meets no
+ * copies waits on the queue as any ("warming").
+ */
+function demandingCapacity(
+  deps: ProcessUnitDeps,
+  config: PipelineConfig,
+  unit: WorkUnit,
+  options: Pick<ProcessUnitOptions, 'now'>,
+): ProcessUnitDeps {
+  const { endpoint, capacityDemand } = deps;
+  const capacity = pipelineCapacityOf(config);
+  if (!onDemand(deps, config) || endpoint === undefined || !capacityDemand || !capacity) return deps;
+  let demanded: Promise<unknown> | undefined;
+  return {
+    ...deps,
+    endpoint: {
+      async embed(inputs, stats) {
+        demanded ??= demandRunCapacity(
+          capacityDemand,
+          capacity,
+          unit.runId,
+          new Date((options.now ?? Date.now)()),
+        );
+        await demanded;
+        return endpoint.embed(inputs, stats);
+      },
+    },
+  };
 }
 
 /** The ports wrapped so that the delivery's calls are counted. */

@@ -18,6 +18,15 @@ export interface WarmingPolicy {
 
 export const DEFAULT_FIRST_WARMING_DELAY_SECONDS = 30;
 
+/**
+ * The longest wait of a unit whose run raises its copies on demand (docs/capacity.md,
+ * "Copies on demand"): its copies come up at the capacity sweeper's next pass (up to a minute
+ * after the first unit asked) plus the cold start, so the waits' doubling (tries 30, 90,
+ * 210, 450, 930 s after the first) would find a copy up at 421-480 s only at 930 s, the
+ * copy billing idle meanwhile. Capped at 120 s, the tries after 210 s are 2 minutes apart.
+ */
+export const ON_DEMAND_MAX_WARMING_DELAY_SECONDS = 120;
+
 /** The capacity settings of the endpoint a pipeline calls. */
 function capacityOf(config: PipelineConfig): CapacityConfig | undefined {
   if (config.kind === 'embed' || config.kind === 'generate') return config.endpoint.capacity;

@@ -212,6 +212,21 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     resource: 'inference-component/sluice-credit-risk-model',
     reason: "finalize scaled credit-risk's component in at release, so the sweeps find it at 0",
   },
+  // Docs runs are incremental: their copies are raised on demand, by the sweeper (docs/capacity.md).
+  {
+    fn: 'plan',
+    action: 'sagemaker:DescribeInferenceComponent',
+    resource: 'inference-component/sluice-docs-embed-model',
+    reason:
+      'raises the copies of a run that is not incremental (or of a retried plan whose lease is needed already); docs runs are incremental',
+  },
+  {
+    fn: 'plan',
+    action: 'sagemaker:UpdateInferenceComponentRuntimeConfig',
+    resource: 'inference-component/sluice-docs-embed-model',
+    reason:
+      'raises the copies of a run that is not incremental (or of a retried plan whose lease is needed already); docs runs are incremental',
+  },
   // The generate pipeline's LLM component (issue 18), like credit-risk's: one serving copy is all its run asks for.
   {
     fn: 'plan',
@@ -554,14 +569,22 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     await putSource('incoming/docs/stalled.jsonl', 5);
     await send(url(queues.ingest.queue), notification('incoming/docs/stalled.jsonl'));
     await deliver(url(queues.ingest.queue), (e, c) => plan(e, c) as Promise<SQSBatchResponse>);
-    expect((await receiveAll(url(queues.work.queue))).length).toBeGreaterThan(0);
-    // Then a week later: copies at 0 past the cooldown that release started, and the
-    // released leases (older than the sweeper keeps them) pruned.
-    let clock = Date.now() + 3 * 3600_000;
+    const stalled = await receiveAll(url(queues.work.queue));
+    expect(stalled.length).toBeGreaterThan(0);
+    // Docs runs are incremental: plan raised no copies (docs/capacity.md, "Copies on demand").
+    // The one unit that ran before the rest were lost asked for them (work marks the lease),
+    // and the sweeper's next pass raises them.
+    await send(url(queues.work.queue), stalled[0]!.Body!);
+    await deliver(url(queues.work.queue), (e) => work(e, workContext()));
+    let clock = Date.now();
     const sweep = createCapacitySweeperHandler(adapters('capacity-sweeper'), {
       ...testObservability(),
       now: () => new Date(clock),
     });
+    await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
+    // Then a week later: copies at 0 past the cooldown that release started, and the
+    // released leases (older than the sweeper keeps them) pruned.
+    clock += 3 * 3600_000;
     await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
     clock += 8 * 24 * 3600_000;
     await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
@@ -802,12 +825,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       ['work', 'sagemaker:InvokeEndpoint', ':endpoint/sluice-credit-risk'],
       ['finalize', 's3:PutObject', '/models/credit-risk/feature-stats.json'],
       ['finalize', 'sqs:SendMessage', queueName(queues.work.queue)],
-      // Run-scoped capacity: plan raises the copies; the sweeper reads leases and scales in.
-      [
-        'plan',
-        'sagemaker:UpdateInferenceComponentRuntimeConfig',
-        'inference-component/sluice-docs-embed-model',
-      ],
+      // Run-scoped capacity: the sweeper raises the docs copies a unit asked for (on demand),
+      // reads leases and scales in.
       ['work', 'sagemaker:InvokeEndpoint', ':inference-component/sluice-docs-embed-model'],
       [
         'capacity-sweeper',

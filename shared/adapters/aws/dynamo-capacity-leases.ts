@@ -58,6 +58,7 @@ export class DynamoCapacityLeases implements CapacityLeases {
       component: lease.component,
       copies: lease.copies,
       takenAt: lease.takenAt,
+      ...(lease.onDemand ? { onDemand: true } : {}),
     };
     try {
       await this.doc.send(
@@ -127,6 +128,25 @@ export class DynamoCapacityLeases implements CapacityLeases {
     });
   }
 
+  async markNeeded(component: string, runId: string, neededAt: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: leaseKey(component, runId),
+          UpdateExpression: 'SET neededAt = :t',
+          ConditionExpression:
+            'attribute_exists(pk) AND onDemand = :yes AND attribute_not_exists(neededAt) AND attribute_not_exists(releasedAt)',
+          ExpressionAttributeValues: { ':t': neededAt, ':yes': true },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      return false;
+    }
+  }
+
   async markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void> {
     await this.updateIf(component, runId, {
       UpdateExpression: 'SET seenTerminalUnits = :n, progressAt = :t',
@@ -176,7 +196,7 @@ export class DynamoCapacityLeases implements CapacityLeases {
           TableName: this.tableName,
           Key: leaseKey(released.component, released.runId),
           UpdateExpression:
-            'SET takenAt = :t, priorSeconds = :p REMOVE releasedAt, releasedBy, readyAt, seenTerminalUnits, progressAt',
+            'SET takenAt = :t, priorSeconds = :p REMOVE releasedAt, releasedBy, readyAt, neededAt, seenTerminalUnits, progressAt',
           ConditionExpression: 'releasedAt = :r',
           ExpressionAttributeValues: { ':t': takenAt, ':p': priorSeconds, ':r': released.releasedAt },
           ReturnValues: 'ALL_NEW',
@@ -261,7 +281,7 @@ function isConditionFailed(error: unknown): boolean {
 }
 
 function toLease(item: Item): CapacityLease {
-  const optional = <K extends string>(key: K, kind: 'string' | 'number') =>
+  const optional = <K extends string>(key: K, kind: 'string' | 'number' | 'boolean') =>
     typeof item[key] === kind ? { [key]: item[key] } : {};
   return {
     runId: String(item.runId),
@@ -274,5 +294,7 @@ function toLease(item: Item): CapacityLease {
     ...optional('seenTerminalUnits', 'number'),
     ...optional('progressAt', 'string'),
     ...optional('priorSeconds', 'number'),
+    ...optional('onDemand', 'boolean'),
+    ...optional('neededAt', 'string'),
   } as CapacityLease;
 }

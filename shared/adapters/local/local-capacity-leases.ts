@@ -82,7 +82,8 @@ export class LocalCapacityLeases implements CapacityLeases {
   take(lease: NewLease): Promise<CapacityLease> {
     return this.update(lease.component, (file) => {
       const existing = file.leases[lease.runId];
-      const stored: CapacityLease = existing ?? { ...lease };
+      const { onDemand, ...always } = lease;
+      const stored: CapacityLease = existing ?? { ...always, ...(onDemand ? { onDemand: true } : {}) };
       file.leases[lease.runId] = stored;
       const last = file.lastReleasedAt;
       const follows =
@@ -114,6 +115,16 @@ export class LocalCapacityLeases implements CapacityLeases {
       if (!lease || lease.readyAt !== undefined) return { write: false, value: undefined };
       file.leases[runId] = { ...lease, readyAt };
       return { write: true, value: undefined };
+    });
+  }
+
+  markNeeded(component: string, runId: string, neededAt: string): Promise<boolean> {
+    return this.update(component, (file) => {
+      const lease = file.leases[runId];
+      if (!lease?.onDemand || lease.neededAt !== undefined || lease.releasedAt !== undefined)
+        return { write: false, value: false };
+      file.leases[runId] = { ...lease, neededAt };
+      return { write: true, value: true };
     });
   }
 
@@ -166,6 +177,7 @@ export class LocalCapacityLeases implements CapacityLeases {
         releasedAt: _r,
         releasedBy: _b,
         readyAt: _ready,
+        neededAt: _needed,
         seenTerminalUnits: _s,
         progressAt: _p,
         ...held
