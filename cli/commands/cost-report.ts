@@ -46,6 +46,12 @@ export interface MonthSchedule {
 export interface SampledWork {
   readonly files: number;
   readonly estimatedCost: number;
+  /**
+   * The records the inputs hold (an embed run's documents): `counted` when every file's
+   * were (read whole, a Parquet footer's rows), else scaled from the sample's records per
+   * byte. Absent when a file's sample found none to scale.
+   */
+  readonly documents?: { readonly count: number; readonly counted: boolean };
 }
 
 export type CostReport = ReturnType<typeof costReport>;
@@ -82,6 +88,7 @@ export function costReport(
   const estimate = estimateRunUsage({
     config,
     estimatedCost: work.estimatedCost,
+    ...(work.documents === undefined ? {} : { estimatedDocuments: work.documents.count }),
     ...(tokensPerSecond === undefined ? {} : { tokensPerSecond }),
     ...(rowsPerSecond === undefined ? {} : { rowsPerSecond }),
   });
@@ -99,7 +106,9 @@ export function costReport(
     throughputPerSecond: estimate.throughputPerSecond,
     throughputSource: throughputSourceOf(request, config),
     perRun,
-    ...(estimate.chunkIndex ? { chunkIndex: chunkIndexShare(estimate.chunkIndex, prices) } : {}),
+    ...(estimate.chunkIndex
+      ? { chunkIndex: chunkIndexShare(estimate.chunkIndex, work.documents, prices) }
+      : {}),
     ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
     perMillionTokens: tokens > 0 ? round6(perRun.total / (tokens / 1_000_000)) : undefined,
     anchors: estimate.work.unit === 'tokens' ? anchorsOf(config, estimate, hourly, monthly?.runs) : [],
@@ -110,12 +119,23 @@ export function costReport(
 
 /**
  * The chunk index's share of an incremental embed run: its entries (one per document; one
- * per chunk when the documents are not counted, an upper bound), its request units and
- * what they cost within `requests`, and its entries' storage within `storage`.
+ * per chunk when the documents are not counted, an upper bound), how the documents were
+ * known (`documentsFrom`: `exact`, `sampled`, or `upper bound`), its request units and what
+ * they cost within `requests`, and its entries' storage within `storage`.
  */
-function chunkIndexShare(index: ChunkIndexEstimate, prices: RegionPricing['prices']) {
+function chunkIndexShare(
+  index: ChunkIndexEstimate,
+  documents: SampledWork['documents'],
+  prices: RegionPricing['prices'],
+) {
+  const documentsFrom: 'exact' | 'sampled' | 'upper bound' = !index.documentsCounted
+    ? 'upper bound'
+    : documents?.counted
+      ? 'exact'
+      : 'sampled';
   return {
     ...index,
+    documentsFrom,
     requestsUsd: round6(
       index.readUnits * prices.dynamoReadRequestUnit.usd +
         index.writeUnits * prices.dynamoWriteRequestUnit.usd,
@@ -170,7 +190,7 @@ export function printCostReport(io: CommandIo, config: PipelineConfig, report: C
   const index = report.chunkIndex;
   if (index)
     io.out(
-      `  index     ${usd(index.requestsUsd)} of the requests: ${count(index.documents)} document entries (${index.documentsCounted ? 'counted' : 'one per chunk, an upper bound: documents not counted'}), ${index.readUnits.toLocaleString('en-US')} read + ${count(index.writeUnits)} write units`,
+      `  index     ${usd(index.requestsUsd)} of the requests: ${count(index.documents)} document entries (${DOCUMENTS_FROM[index.documentsFrom]}), ${index.readUnits.toLocaleString('en-US')} read + ${count(index.writeUnits)} write units`,
     );
   io.out(
     `  storage   ${usd(perRun.storage)}  (${storageLine(perRun.usage, config.kind === 'embed' ? 'the chunk index entries' : 'items')})`,
@@ -191,6 +211,13 @@ export function printCostReport(io: CommandIo, config: PipelineConfig, report: C
       `  compare   ${usd(anchor.perRun)} per run${'perMonth' in anchor ? `, ${usd(anchor.perMonth ?? 0)} a month` : ''} at ${anchor.name} (${rate(anchor.usdPerMillionTokens)} per 1M tokens)`,
     );
 }
+
+/** How the index line says its documents were known. */
+const DOCUMENTS_FROM = {
+  exact: 'exact: every record counted',
+  sampled: 'sampled: records per byte of the planning sample',
+  'upper bound': 'one per chunk, an upper bound: documents not counted',
+} as const;
 
 const usd = (n: number) => `$${n.toFixed(n >= 1 ? 2 : 6)}`;
 /** A price per unit, to four significant digits ($0.01, $0.002805). */

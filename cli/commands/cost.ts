@@ -168,10 +168,22 @@ async function classifiedInputs(paths: string[], config: PipelineConfig): Promis
   return { store, files };
 }
 
-/** The planner's own sampling over the inputs: how many files, and their estimated work. */
+/**
+ * The planner's own sampling over the inputs: how many files, their estimated work, and the
+ * records they hold (an embed run's documents, one chunk index entry each): counted when
+ * every file's count is (read whole, Parquet footers, text files), sampled when any was
+ * extrapolated, none when any file's sample found no record (the index then takes one
+ * document per chunk, its upper bound).
+ */
 async function sampleWork({ store, files }: ClassifiedInputs, config: PipelineConfig): Promise<SampledWork> {
   const estimator = new EstimatingTokenCounter();
   const counter = config.kind === 'embed' ? await tokenCounterFor(store, config, estimator) : estimator;
   const estimates = await estimateCosts(store, files, config, { counter });
-  return { files: files.length, estimatedCost: estimates.reduce((sum, e) => sum + e.estCost, 0) };
+  const estimatedCost = estimates.reduce((sum, e) => sum + e.estCost, 0);
+  if (estimates.some((e) => e.estRecords === undefined)) return { files: files.length, estimatedCost };
+  const documents = {
+    count: Math.round(estimates.reduce((sum, e) => sum + (e.estRecords ?? 0), 0)),
+    counted: estimates.every((e) => e.recordsCounted === true),
+  };
+  return { files: files.length, estimatedCost, documents };
 }

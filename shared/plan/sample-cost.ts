@@ -44,6 +44,17 @@ export interface CostEstimate {
   readonly sampledBytes: number;
   /** A CSV sample held a quote character, so a quoted field may hold a newline. */
   readonly maybeQuoted?: boolean;
+  /**
+   * Records the file is estimated to hold (for an embed pipeline its documents, one chunk
+   * index entry each): counted when it was read whole, a Parquet file's rows from its
+   * footer, a text file one document; otherwise its sample's records per byte over its
+   * (decompressed) size, not rounded (a small file priced by its kind's ratio may hold a
+   * fraction). Absent when nothing readable was found (`fallback`). The token estimate
+   * does not use it.
+   */
+  readonly estRecords?: number;
+  /** `estRecords` is a count, not extrapolated from a sample. */
+  readonly recordsCounted?: boolean;
   /** Parquet: the row groups and the estimated cost of each. */
   readonly parquet?: { readonly rowGroups: readonly ParquetRowGroup[]; readonly costs: readonly number[] };
 }
@@ -67,6 +78,8 @@ const PARQUET_SAMPLE_ROWS = 256;
 interface Tally {
   tokens: number;
   bytes: number;
+  /** Records the tallied bytes held (decoded records; lines over the limit are rejects, not records). */
+  records: number;
   quotes: boolean;
 }
 
@@ -141,8 +154,10 @@ function tallyJsonl(
     if (text !== undefined) {
       try {
         const record = JSON.parse(from === 0 ? stripBom(text) : text) as Record<string, unknown> | null;
-        if (record !== null && typeof record === 'object')
+        if (record !== null && typeof record === 'object') {
+          tally.records += 1;
           tally.tokens += recordCost(record[config.input.textField], counter, config);
+        }
       } catch {
         // A malformed line costs nothing to embed.
       }
@@ -188,7 +203,10 @@ function tallyCsv(
     } else if (values && header.fields && values.length === header.fields.length) {
       tally.bytes += stop - from + 1;
       const text = values[header.fields.indexOf(config.input.textField)];
-      if (stop - from <= config.input.maxRecordBytes) tally.tokens += recordCost(text, counter, config);
+      if (stop - from <= config.input.maxRecordBytes) {
+        tally.records += 1;
+        tally.tokens += recordCost(text, counter, config);
+      }
     }
     from = stop + 1;
   }
@@ -208,6 +226,7 @@ function tallyWindow(
   else if (format === 'csv') tallyCsv(window, atStart, atEnd, header, tally, config, counter);
   else {
     tally.bytes += window.length;
+    tally.records = 1; // a text file is one document, however many windows it is read in
     tally.tokens += documentCost(window.toString('utf8'), counter, config);
   }
 }
@@ -264,6 +283,9 @@ async function measureParquet(
     method: 'parquet-sample',
     tokensPerByte: file.size > 0 ? estCost / file.size : 0,
     sampledBytes: 0,
+    // The footer's row counts: exact, whatever the sample read.
+    estRecords: layout.rowGroups.reduce((sum, g) => sum + g.rows, 0),
+    recordsCounted: true,
     parquet: { rowGroups: layout.rowGroups, costs },
   };
 }
@@ -312,7 +334,17 @@ async function measureFile(
   const windowBytes = options.windowBytes ?? 64 * 1024;
   const windows = options.windows ?? 4;
   if (file.size === 0)
-    return { estimate: { estCost: 0, method: 'whole', tokensPerByte: 0, sampledBytes: 0 }, perStoredByte: 0 };
+    return {
+      estimate: {
+        estCost: 0,
+        method: 'whole',
+        tokensPerByte: 0,
+        sampledBytes: 0,
+        estRecords: 0,
+        recordsCounted: true,
+      },
+      perStoredByte: 0,
+    };
   if (file.format === 'parquet') {
     if (file.compression !== 'none') return rejected(0);
     const estimate = await measureParquet(store, file, config, options.counter);
@@ -337,7 +369,33 @@ interface FileSample {
 
 /** A file certain to be rejected whole: it costs nothing to work. */
 function rejected(sampledBytes: number): Measured {
-  return { estimate: { estCost: 0, method: 'rejected', tokensPerByte: 0, sampledBytes }, perStoredByte: 0 };
+  return {
+    estimate: {
+      estCost: 0,
+      method: 'rejected',
+      tokensPerByte: 0,
+      sampledBytes,
+      estRecords: 0,
+      recordsCounted: true,
+    },
+    perStoredByte: 0,
+  };
+}
+
+/**
+ * Records a file of `bytes` (decompressed) holds by its sample's records per byte; a text
+ * file is one document whatever its size. None when the sample held no complete record.
+ */
+function recordsOf(
+  file: ClassifiedFile,
+  tally: Tally,
+  bytes: number,
+  counted: boolean,
+): { estRecords?: number; recordsCounted?: boolean } {
+  if (file.format === 'text') return { estRecords: 1, recordsCounted: true };
+  if (counted) return { estRecords: tally.records, recordsCounted: true };
+  if (tally.bytes === 0) return {};
+  return { estRecords: (tally.records / tally.bytes) * bytes, recordsCounted: false };
 }
 
 /** For a CSV file: whether the sample held a quote (a quoted field may hold a newline). */
@@ -359,7 +417,7 @@ async function measureGzipPrefix(sample: FileSample): Promise<Measured> {
   const expansion = Math.min(out.bytes.length / prefix.length, config.input.maxDecompressionRatio);
   const decompressed = file.size * expansion;
   if (file.format === 'text' && decompressed > config.input.maxRecordBytes) return rejected(prefix.length);
-  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  const tally: Tally = { tokens: 0, bytes: 0, records: 0, quotes: false };
   tallyWindow(file.format, out.bytes, true, out.complete, {}, tally, config, counter);
   const tokensPerByte = tally.bytes > 0 ? tally.tokens / tally.bytes : 1 / config.planning.charsPerToken;
   const estCost = out.complete ? tally.tokens : tokensPerByte * decompressed;
@@ -369,6 +427,7 @@ async function measureGzipPrefix(sample: FileSample): Promise<Measured> {
       method: out.complete ? 'whole' : 'gzip-prefix',
       tokensPerByte,
       sampledBytes: prefix.length,
+      ...recordsOf(file, tally, decompressed, out.complete),
       ...quotesOf(file, tally),
     },
     perStoredByte: estCost / file.size,
@@ -379,7 +438,7 @@ async function measureGzipPrefix(sample: FileSample): Promise<Measured> {
 async function measureWhole(sample: FileSample): Promise<Measured> {
   const { store, file, config, counter } = sample;
   const body = await readWindow(store, file, 0, file.size);
-  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  const tally: Tally = { tokens: 0, bytes: 0, records: 0, quotes: false };
   tallyWindow(file.format, body, true, true, {}, tally, config, counter);
   return {
     estimate: {
@@ -387,6 +446,7 @@ async function measureWhole(sample: FileSample): Promise<Measured> {
       method: 'whole',
       tokensPerByte: tally.tokens / file.size,
       sampledBytes: file.size,
+      ...recordsOf(file, tally, file.size, true),
       ...quotesOf(file, tally),
     },
     perStoredByte: tally.tokens / file.size,
@@ -408,7 +468,7 @@ export function windowStarts(file: ObjectInfo, windowBytes: number, windows: num
 /** A big file by a few windows, priced at their tokens per byte (a text document by its start alone). */
 async function measureWindows(sample: FileSample, windows: number): Promise<Measured> {
   const { store, file, config, counter, windowBytes } = sample;
-  const tally: Tally = { tokens: 0, bytes: 0, quotes: false };
+  const tally: Tally = { tokens: 0, bytes: 0, records: 0, quotes: false };
   const header: { fields?: string[] } = {};
   let sampledBytes = 0;
   for (const start of windowStarts(file, windowBytes, windows)) {
@@ -429,10 +489,20 @@ async function measureWindows(sample: FileSample, windows: number): Promise<Meas
       method: 'sampled',
       tokensPerByte,
       sampledBytes,
+      ...recordsOf(file, tally, file.size, false),
       ...quotesOf(file, tally),
     },
     perStoredByte: tokensPerByte,
   };
+}
+
+/** What the small files of one kind read whole held: their tokens and records per stored byte. */
+interface KindRatio {
+  tokens: number;
+  bytes: number;
+  records: number;
+  /** Bytes of the files whose records were found (`records` is per these). */
+  recordBytes: number;
 }
 
 /**
@@ -452,7 +522,7 @@ export async function estimateCosts(
   const windowBytes = options.windowBytes ?? 64 * 1024;
   const perKind = options.smallFilesSampled ?? 64;
   const estimates = new Array<CostEstimate | undefined>(files.length);
-  const ratios = new Map<string, { tokens: number; bytes: number }>();
+  const ratios = new Map<string, KindRatio>();
   const kindOf = (f: ClassifiedFile) => `${f.format}/${f.compression}`;
 
   const measured: number[] = [];
@@ -476,9 +546,13 @@ export async function estimateCosts(
     }
     estimates[i] = result.estimate;
     if (file.size <= windowBytes && result.estimate.method !== 'fallback') {
-      const ratio = ratios.get(kindOf(file)) ?? { tokens: 0, bytes: 0 };
+      const ratio = ratios.get(kindOf(file)) ?? { tokens: 0, bytes: 0, records: 0, recordBytes: 0 };
       ratio.tokens += result.estimate.estCost;
       ratio.bytes += file.size;
+      if (result.estimate.estRecords !== undefined) {
+        ratio.records += result.estimate.estRecords;
+        ratio.recordBytes += file.size;
+      }
       ratios.set(kindOf(file), ratio);
     }
   });
@@ -494,6 +568,25 @@ export async function estimateCosts(
       method: 'group-ratio',
       tokensPerByte: perByte,
       sampledBytes: 0,
+      ...groupRecords(file, config, ratio),
     };
   });
+}
+
+/**
+ * Records of a small file priced by its kind's ratio: the sampled files' records per
+ * stored byte over its size; a text file one document (none when over the record limit,
+ * which rejects it whole).
+ */
+function groupRecords(
+  file: ClassifiedFile,
+  config: PipelineConfig,
+  ratio: KindRatio,
+): { estRecords?: number; recordsCounted?: boolean } {
+  if (file.format === 'text') {
+    const over = file.compression === 'none' && file.size > config.input.maxRecordBytes;
+    return { estRecords: over ? 0 : 1, recordsCounted: true };
+  }
+  if (ratio.recordBytes === 0) return {};
+  return { estRecords: (ratio.records / ratio.recordBytes) * file.size, recordsCounted: false };
 }

@@ -77,3 +77,68 @@ describe('measuring one file (the steps of measureFile, through estimateCosts)',
     expect(await measure('incoming/docs/p.csv', 'id,text\n1,a\n2,c\n')).toMatchObject({ maybeQuoted: false });
   });
 });
+
+describe('the records each estimate counts (an embed run’s documents, for `sluice cost`)', () => {
+  const config = pipelineConfig({ input: { maxRecordBytes: 4000 } as never });
+  const counter = new EstimatingTokenCounter();
+  /** Records of one length, so a sample's records per byte is the file's. */
+  const line = (i: number) =>
+    JSON.stringify({ id: `r${String(i).padStart(5, '0')}`, text: 'alpha beta '.repeat(9) });
+  const lines = (n: number) => Array.from({ length: n }, (_, i) => line(i)).join('\n');
+
+  async function estimates(files: Record<string, Buffer | string>, smallFilesSampled = 64) {
+    const store = new MemoryObjectStore(5);
+    const classified = [];
+    for (const [key, body] of Object.entries(files)) {
+      await store.put(key, body);
+      const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      classified.push({ key, size, ...classifySource(key, 'auto') });
+    }
+    return estimateCosts(store, classified, config, {
+      counter,
+      windowBytes: 2048,
+      windows: 3,
+      smallFilesSampled,
+    });
+  }
+
+  it('counts a file read whole, gzip or CSV with quoted newlines, and a text file as one document', async () => {
+    const [jsonl, gz, csv, text] = await estimates({
+      'incoming/docs/a.jsonl': `${lines(40)}\n\nnot json\n`,
+      'incoming/docs/b.jsonl.gz': gzipSync(lines(25)),
+      'incoming/docs/c.csv': 'id,text\n1,"a\nb"\n2,c\n3,"d,e"\n',
+      'incoming/docs/d.txt': 'one document of words\n'.repeat(100),
+    });
+    expect(jsonl).toMatchObject({ method: 'whole', estRecords: 40, recordsCounted: true });
+    expect(gz).toMatchObject({ method: 'whole', estRecords: 25, recordsCounted: true });
+    expect(csv).toMatchObject({ method: 'whole', estRecords: 3, recordsCounted: true });
+    expect(text).toMatchObject({ method: 'whole', estRecords: 1, recordsCounted: true });
+  });
+
+  it('scales a sampled file’s and a gzip prefix’s records by their records per byte, the tokens unchanged', async () => {
+    const body = lines(2000);
+    const [big, prefix] = await estimates({
+      'incoming/docs/big.jsonl': body,
+      'incoming/docs/big.jsonl.gz': gzipSync(lines(20_000)),
+    });
+    expect(big).toMatchObject({ method: 'sampled', recordsCounted: false });
+    expect(big!.estCost).toBe(Math.round(big!.tokensPerByte * Buffer.byteLength(body)));
+    expect(big!.estRecords).toBeCloseTo(2000, -1);
+    expect(prefix).toMatchObject({ method: 'gzip-prefix', recordsCounted: false });
+    // The prefix's decompressed bytes stand for the whole stream (capped by the ratio limit).
+    expect(prefix!.estRecords).toBeGreaterThan(0);
+  });
+
+  it('prices small files of a kind by the sampled ones’ records per byte, and a fallback counts none', async () => {
+    const small: Record<string, string> = {};
+    for (let i = 0; i < 10; i += 1) small[`incoming/docs/s${i}.jsonl`] = lines(3);
+    const got = await estimates(small, 2);
+    expect(got.filter((e) => e.method === 'whole')).toHaveLength(2);
+    expect(got.filter((e) => e.method === 'group-ratio')).toHaveLength(8);
+    for (const e of got) expect(e.estRecords).toBeCloseTo(3, 6);
+    expect(got.find((e) => e.method === 'group-ratio')?.recordsCounted).toBe(false);
+    const [broken] = await estimates({ 'incoming/docs/broken.jsonl.gz': Buffer.from('not gzip at all') });
+    expect(broken?.method).toBe('fallback');
+    expect(broken?.estRecords).toBeUndefined();
+  });
+});

@@ -159,16 +159,21 @@ describe('the chunk index’s request units in `sluice cost` estimates', () => {
     expect(over.chunkIndex?.documents).toBe(chunks);
   });
 
-  it('an unchanged re-run finds every entry, rewrites it, adds no storage, and reads its vectors back by row group', () => {
+  it('an unchanged re-run finds every entry, rewrites one in 7, adds no storage, and reads its vectors back by row group', () => {
     const rerun = chunkIndexEstimate({
       pipeline: 'docs',
       chunks: 390_625,
       sortWindow: 2048,
       units: 50,
       unchanged: true,
+      rowBytes: 2760,
     });
     expect(rerun.readUnits).toBe(390_625 * 0.5);
-    expect(rerun.writeUnits).toBe(390_625);
+    // A run a day: each entry is refreshed once its run is 7 days old.
+    expect(rerun.rewrittenDocuments).toBe(55_804);
+    expect(rerun.writeUnits).toBe(55_804);
+    // Its parts (and every run's) stay up to 8 days after it started, superseded or not.
+    expect(rerun).toMatchObject({ heldPartBytes: 390_625 * 2760, heldPartDays: 8 });
     expect(rerun.storageBytes).toBe(0);
     // 50 units each open their earlier part (a HEAD and a footer GET); 191 windows each read
     // at most 2 row groups of 2,048 rows, at most 3 GETs each (columns, offset index).
@@ -181,23 +186,27 @@ describe('the chunk index’s request units in `sluice cost` estimates', () => {
       unchanged: false,
     });
     expect(first.s3Gets).toBe(0);
+    expect(first.writeUnits).toBe(390_625);
   });
 
-  it('breaks the chunk index out of `sluice cost --json` for the docs sample', async () => {
+  it('breaks the chunk index out of `sluice cost --json` for the docs sample, one entry per sampled record', async () => {
     const run = await sluice('cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs', '--json');
     expect(run.code).toBe(0);
     const report = JSON.parse(run.out.at(-1) ?? '{}');
     const chunks = Math.ceil(report.work.amount / 256);
-    expect(report.chunkIndex.documents).toBe(chunks);
-    expect(report.chunkIndex.documentsCounted).toBe(false);
-    expect(report.chunkIndex.readUnits).toBe(chunks / 2);
-    expect(report.chunkIndex.writeUnits).toBe(chunks);
+    // 300 records of 410 chunks; the file is over the sample's 4 windows, so they are sampled.
+    const documents = report.chunkIndex.documents;
+    expect(report.chunkIndex).toMatchObject({ chunks, documentsCounted: true, documentsFrom: 'sampled' });
+    expect(documents).toBeGreaterThanOrEqual(270);
+    expect(documents).toBeLessThanOrEqual(330);
+    expect(report.chunkIndex.readUnits).toBe(documents / 2);
+    expect(report.chunkIndex.writeUnits).toBe(documents);
     // Its share of the requests part, at $0.125 and $0.625 per million.
-    expect(report.chunkIndex.requestsUsd).toBeCloseTo(chunks * (0.0625 + 0.625) * 1e-6, 6);
+    expect(report.chunkIndex.requestsUsd).toBeCloseTo(documents * (0.0625 + 0.625) * 1e-6, 6);
     expect(report.chunkIndex.requestsUsd).toBeLessThanOrEqual(report.perRun.requests);
     const text = await sluice('cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs');
     expect(text.out.find((l) => l.startsWith('  index'))).toMatch(
-      /^ {2}index {5}\$[\d.]+ of the requests: [\d,]+ document entries \(one per chunk, an upper bound: documents not counted\), [\d,.]+ read \+ [\d,]+ write units$/,
+      /^ {2}index {5}\$[\d.]+ of the requests: [\d,]+ document entries \(sampled: records per byte of the planning sample\), [\d,.]+ read \+ [\d,]+ write units$/,
     );
   });
 });
