@@ -52,3 +52,42 @@ export async function runsTheCurrentStateReads(bucketDir: string): Promise<Set<s
 }
 
 export const runRef = (pipeline: string, runId: string): string => `${pipeline}\t${runId}`;
+
+/**
+ * Per run that read a source (`sources` status `read`, the run succeeded): the earliest of
+ * the latest runs to give a verdict (`read` or `deleted`, succeeded) on each of its
+ * sources, as `refreshed_by`. A chunk index entry left pointing at the run is rewritten
+ * only by a run that reads its document again at least ENTRY_REFRESH_DAYS after it
+ * (shared/incremental/entry-refresh.ts), so while `refreshed_by` started sooner than that
+ * after the run, some source's entries may still point at its `embeddings` parts
+ * (run-retention.ts `embeddingsHold`). Run ids sort by start time to the second, which is
+ * all the comparison needs; the same SQL runs in DuckDB and Athena.
+ */
+export const REFRESHED_BY_SQL = `WITH verdicts AS (
+  SELECT s.pipeline, s.source_key, s.run_id, s.status
+  FROM sources s
+  JOIN runs r ON r.pipeline = s.pipeline AND r.run_id = s.run_id
+  WHERE r.status = 'succeeded' AND s.status IN ('read', 'deleted')
+),
+latest AS (
+  SELECT pipeline, source_key, max(run_id) AS latest_run_id
+  FROM verdicts
+  GROUP BY pipeline, source_key
+)
+SELECT v.pipeline, v.run_id, min(l.latest_run_id) AS refreshed_by
+FROM verdicts v
+JOIN latest l ON l.pipeline = v.pipeline AND l.source_key = v.source_key
+WHERE v.status = 'read'
+GROUP BY v.pipeline, v.run_id`;
+
+/** `refreshed_by` of each run (see {@link REFRESHED_BY_SQL}), by {@link runRef}. */
+export function refreshedByOf(rows: readonly Record<string, unknown>[]): Map<string, string> {
+  return new Map(
+    rows.map((row) => [runRef(String(row.pipeline), String(row.run_id)), String(row.refreshed_by)]),
+  );
+}
+
+/** {@link REFRESHED_BY_SQL} over a local home's tables. */
+export async function localRefreshedBy(bucketDir: string): Promise<Map<string, string>> {
+  return refreshedByOf((await queryLocalTables(bucketDir, REFRESHED_BY_SQL)).rows);
+}

@@ -9,9 +9,9 @@ import { runDateOf } from '../../shared/output/keys.ts';
 import { dataBucketOf } from '../deployed/deployed-bucket.ts';
 import type { DeployedTarget } from '../deployed/deployed-target.ts';
 import { UsageError } from '../usage.ts';
-import { CURRENT_RUNS_SQL, runRef } from './current-runs.ts';
+import { CURRENT_RUNS_SQL, REFRESHED_BY_SQL, refreshedByOf, runRef } from './current-runs.ts';
 import { type DeployedListsReport, sweepDeployedLists } from './deployed-recommendation-lists.ts';
-import { type RetainedRun, retainRuns } from './run-retention.ts';
+import { embeddingsHold, type RetainedRun, retainRuns } from './run-retention.ts';
 
 /** The same tables and per-run folders a local gc empties (cli/gc/local-gc.ts). */
 const REMOVABLE_TABLES = ['embeddings', 'scores', 'rejects'] as const;
@@ -33,7 +33,7 @@ export interface DeployedGcReport {
   readonly dryRun: boolean;
   readonly keepRuns: number;
   readonly runs: readonly DeployedRunDecision[];
-  /** What the two Athena queries scanned. */
+  /** What the three Athena queries scanned. */
   readonly bytesScanned: number;
   /** The recommendations table's superseded lists, when the table was named. */
   readonly recommendationLists?: DeployedListsReport;
@@ -49,19 +49,22 @@ export interface DeployedGcOptions {
   readonly recommendationsTable?: string;
   /** @default a client from the AWS environment */
   readonly dynamo?: DynamoDBDocumentClient;
+  /** What a run's age is measured against (its embeddings' hold, run-retention.ts). @default the clock */
+  readonly now?: Date;
 }
 
 /** A key DeleteObjects reported it could not delete: the first one, in one line. */
 export class DeployedGcFailed extends SluiceError {}
 
 /**
- * `sluice gc --deployed`: the local rule (run-retention.ts) over the stack's `runs` table
- * and the current-state verdicts (current-runs.ts, run in Athena), then DeleteObjects on
+ * `sluice gc --deployed`: the local rule (run-retention.ts) over the stack's `runs` table,
+ * the current-state verdicts and each run's sources read again (current-runs.ts, run in Athena), then DeleteObjects on
  * the removed runs' parts and finalize lists. The bucket is versioned, so each delete
  * leaves a delete marker and the data stays recoverable as a noncurrent version for the
  * lifecycle's `supersededVersionRetentionDays` (30 days), then S3 removes it. Only
  * finalized runs (with a `runs` row) are considered; a run still working has none and is
- * never touched. `staging/` is left to its lifecycle rule. With the recommendations table
+ * never touched. A run with `embeddings` parts keeps them all until EMBEDDINGS_HOLD_DAYS
+ * after it started: chunk index entries may still point at them (run-retention.ts). `staging/` is left to its lifecycle rule. With the recommendations table
  * named, its lists of runs older than their pipeline's served run go too (whatever
  * `keepRuns` says: the similarity units delete them as they go, this reaches the rest).
  */
@@ -85,6 +88,10 @@ export async function collectDeployedGarbage(
   const currentResult = await runAthenaQuery(CURRENT_RUNS_SQL, { ...query, maxRows: MAX_RUNS * 10 });
   if (currentResult.truncated) throw new UsageError('too many current runs to list: nothing removed');
   const current = new Set(currentResult.rows.map((r) => runRef(String(r.pipeline), String(r.run_id))));
+  const refreshedResult = await runAthenaQuery(REFRESHED_BY_SQL, { ...query, maxRows: MAX_RUNS });
+  if (refreshedResult.truncated)
+    throw new UsageError('too many runs to tell which embeddings the chunk index reads: nothing removed');
+  const refreshedBy = refreshedByOf(refreshedResult.rows);
   const runs: RetainedRun[] = runsResult.rows.map((r) => ({
     runId: String(r.run_id),
     pipeline: String(r.pipeline),
@@ -94,8 +101,19 @@ export async function collectDeployedGarbage(
 
   const store = new S3ObjectStore({ client: s3, bucket });
   const decisions: DeployedRunDecision[] = [];
-  for (const { run, remove, reason } of retainRuns(runs, current, options.keepRuns)) {
-    const objects = remove ? await objectsOf(store, run) : [];
+  const now = options.now ?? new Date();
+  for (const retained of retainRuns(runs, current, options.keepRuns)) {
+    const { run } = retained;
+    let { remove, reason } = retained;
+    let objects = remove ? await objectsOf(store, run) : [];
+    const hold = objects.some((o) => o.key.startsWith('results/embeddings/'))
+      ? embeddingsHold(run.runId, now, refreshedBy.get(runRef(run.pipeline, run.runId)))
+      : undefined;
+    if (hold !== undefined) {
+      remove = false;
+      reason = hold;
+      objects = [];
+    }
     decisions.push({
       ...run,
       remove,
@@ -124,7 +142,7 @@ export async function collectDeployedGarbage(
     dryRun: options.dryRun,
     keepRuns: options.keepRuns,
     runs: decisions,
-    bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned,
+    bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned + refreshedResult.bytesScanned,
     ...(recommendationLists === undefined ? {} : { recommendationLists }),
   };
 }

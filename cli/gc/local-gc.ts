@@ -9,8 +9,8 @@ import { runDateOf } from '../../shared/output/keys.ts';
 import { STAGING_PREFIX } from '../../shared/plan/restage-gzip.ts';
 import type { LocalHome } from '../home.ts';
 import { UsageError } from '../usage.ts';
-import { runsTheCurrentStateReads } from './current-runs.ts';
-import { retainRuns } from './run-retention.ts';
+import { localRefreshedBy, runRef, runsTheCurrentStateReads } from './current-runs.ts';
+import { embeddingsHold, retainRuns } from './run-retention.ts';
 
 /**
  * Tables whose per-unit parts (`<runId>-<unitId>.parquet`) a superseded run gives up.
@@ -30,6 +30,8 @@ export interface GcOptions {
   readonly keepRuns: number;
   /** Report what would go, remove nothing and compact nothing. */
   readonly dryRun: boolean;
+  /** What a run's age is measured against (its embeddings' hold, run-retention.ts). @default the clock */
+  readonly now?: Date;
 }
 
 export interface RunDecision {
@@ -77,7 +79,8 @@ export interface GcReport {
  * What is never removed: the newest `keepRuns` runs of each pipeline; any run that is not
  * `succeeded` (a failed run is redriven from its parts and staging, a running one is in
  * use or waits for `redrive --resume`); any run the current-state views read
- * (current-runs.ts); every run's `runs`, `sources` and `segment_stats` rows, summary and
+ * (current-runs.ts); a run with `embeddings` parts until EMBEDDINGS_HOLD_DAYS after it
+ * started, which chunk index entries may still point at (run-retention.ts `embeddingsHold`); every run's `runs`, `sources` and `segment_stats` rows, summary and
  * input manifest; the recommendation lists of a pipeline's newest succeeded run (the ones
  * `sluice recommend` serves) and of every run newer than it, so a failed newest run leaves
  * the served lists in place; `incoming/` (the local mirror of the bucket's inputs: a source gone
@@ -89,7 +92,10 @@ export async function collectGarbage(home: LocalHome, options: GcOptions): Promi
   const bytesBefore = await bytesUnder(home.dir);
   const runs = await home.runs.listRuns(Number.MAX_SAFE_INTEGER);
   const current = await runsTheCurrentStateReads(home.bucketDir);
-  const decisions = await decideRuns(home, runs, current, options.keepRuns);
+  const refreshedBy = await localRefreshedBy(home.bucketDir);
+  const hold = (run: RunState) =>
+    embeddingsHold(run.runId, options.now ?? new Date(), refreshedBy.get(runRef(run.pipeline, run.runId)));
+  const decisions = await decideRuns(home, runs, current, options.keepRuns, hold);
   const staging = await removableStaging(home, runs);
   const leftovers = await tempFilesUnder(home.bucketDir, home.dir);
   const recommendationLists = await supersededLists(home, runs);
@@ -124,10 +130,19 @@ async function decideRuns(
   runs: readonly RunState[],
   current: ReadonlySet<string>,
   keepRuns: number,
+  embeddingsHold: (run: RunState) => string | undefined,
 ): Promise<RunDecision[]> {
   const out: RunDecision[] = [];
-  for (const { run, remove, reason } of retainRuns(runs, current, keepRuns)) {
-    const files = remove ? await runFiles(home, run) : [];
+  for (const retained of retainRuns(runs, current, keepRuns)) {
+    const { run } = retained;
+    let { remove, reason } = retained;
+    let files = remove ? await runFiles(home, run) : [];
+    const hold = files.some(isEmbeddingsPart) ? embeddingsHold(run) : undefined;
+    if (hold !== undefined) {
+      remove = false;
+      reason = hold;
+      files = [];
+    }
     const { runId, pipeline, status, startedAt } = run;
     out.push({
       runId,
@@ -142,6 +157,9 @@ async function decideRuns(
   }
   return out;
 }
+
+const EMBEDDINGS_PARTS = path.join('bucket', 'results', 'embeddings') + path.sep;
+const isEmbeddingsPart = (file: string): boolean => file.startsWith(EMBEDDINGS_PARTS);
 
 /** A run's per-unit parts in the removable tables and its finalize lists, relative to the home. */
 async function runFiles(home: LocalHome, run: RunState): Promise<string[]> {

@@ -1,3 +1,9 @@
+import {
+  EMBEDDINGS_HOLD_DAYS,
+  ENTRY_REFRESH_DAYS,
+  embeddingsHeldUntil,
+  entryIsFresh,
+} from '../../shared/incremental/entry-refresh.ts';
 import { runRef } from './current-runs.ts';
 
 /** What retention needs to know of a run; local run state and the `runs` table both give it. */
@@ -44,4 +50,35 @@ export function retainRuns<R extends RetainedRun>(
     }
   }
   return out;
+}
+
+/**
+ * Why a superseded run that wrote `embeddings` parts keeps them at `now`, or undefined
+ * once it may give them up: chunk index entries may still point at them. A run that
+ * carries a document whole leaves its entry pointing at the run that last wrote it while
+ * that run is under ENTRY_REFRESH_DAYS older (shared/incremental/entry-refresh.ts), so:
+ *
+ * - for {@link EMBEDDINGS_HOLD_DAYS} after it started, whatever else holds: a run started
+ *   since may be carrying from it now, and its own verdicts are not written yet;
+ * - after that, while `refreshedBy` (current-runs.ts `REFRESHED_BY_SQL`: the earliest of
+ *   the latest runs to read each of its sources again) started under ENTRY_REFRESH_DAYS
+ *   after it: the documents of that source were carried without being rewritten, and
+ *   their entries point here until a run reads them a week or more after this one. Without
+ *   this, a gap in runs (two in one week, then none past gc) would turn those entries
+ *   into misses and embed them all again.
+ *
+ * Applied to any run with `embeddings` parts, incremental pipeline or not: gc does not
+ * know a run's pipeline settings (the deployed one reads only the `runs` table), entries
+ * written while a pipeline was incremental outlive a change of setting, and a
+ * non-incremental run's parts only stay {@link EMBEDDINGS_HOLD_DAYS} days longer (it reads
+ * its sources again every run, so the second rule then lets go).
+ */
+export function embeddingsHold(runId: string, now: Date, refreshedBy?: string): string | undefined {
+  const until = embeddingsHeldUntil(runId);
+  if (until === undefined) return undefined;
+  if (until.getTime() > now.getTime())
+    return `its embeddings may still be read by the chunk index until ${until.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+  if (refreshedBy !== undefined && entryIsFresh(refreshedBy, runId))
+    return `its embeddings may still be read by the chunk index: no run has read all its sources again ${ENTRY_REFRESH_DAYS} days or more after it`;
+  return undefined;
 }

@@ -8,7 +8,8 @@ import {
 } from '@aws-sdk/client-athena';
 import { DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { REFRESHED_BY_SQL } from '../../cli/gc/current-runs.ts';
 import type { DeployedGcReport } from '../../cli/gc/deployed-gc.ts';
 import { sluice } from '../support/cli.ts';
 
@@ -41,6 +42,9 @@ beforeEach(() => {
   athenaMock
     .on(StartQueryExecutionCommand, { QueryString: RUNS_SQL })
     .resolves({ QueryExecutionId: 'q-runs' });
+  athenaMock
+    .on(StartQueryExecutionCommand, { QueryString: REFRESHED_BY_SQL })
+    .resolves({ QueryExecutionId: 'q-refreshed' });
   athenaMock.on(GetQueryExecutionCommand).callsFake((input: { QueryExecutionId: string }) => ({
     QueryExecution: {
       QueryExecutionId: input.QueryExecutionId,
@@ -69,6 +73,11 @@ beforeEach(() => {
       ],
     ),
   );
+  // R1 read no source a `sources` row names (as runs before that table): only its age holds it.
+  refreshedBy([
+    ['docs', R2, R2],
+    ['docs', R4, R4],
+  ]);
   s3Mock.on(ListObjectsV2Command).resolves({ Contents: [] });
   s3Mock
     .on(ListObjectsV2Command, { Prefix: `results/embeddings/pipeline=docs/run_date=2026-01-01/${R1}-` })
@@ -86,7 +95,15 @@ beforeEach(() => {
 afterEach(() => {
   athenaMock.reset();
   s3Mock.reset();
+  vi.useRealTimers();
 });
+
+/** What REFRESHED_BY_SQL answers: per run, the earliest latest reader of its sources. */
+function refreshedBy(data: string[][]): void {
+  athenaMock
+    .on(GetQueryResultsCommand, { QueryExecutionId: 'q-refreshed' })
+    .resolves(rows(['pipeline', 'run_id', 'refreshed_by'], data));
+}
 
 const R1_KEYS = [
   `results/embeddings/pipeline=docs/run_date=2026-01-01/${R1}-u00000.parquet`,
@@ -143,6 +160,41 @@ describe('sluice gc --deployed', () => {
     expect(result.err).toEqual([
       `sluice gc failed: S3 did not delete 1 of 3 keys (first: ${R1_KEYS[0]}: AccessDenied Access Denied); run sluice gc --deployed again`,
     ]);
+  });
+
+  it("keeps a superseded run's embeddings while the chunk index may read them: 8 days, then until a run a week later reads its sources", async () => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    vi.setSystemTime(Date.parse('2026-01-08T12:00:00Z'));
+    const young = await sluice('gc', '--deployed', '--keep-runs', '1', '--json');
+
+    expect(young.code, young.err.join('\n')).toBe(0);
+    expect(young.json<DeployedGcReport>().runs.find((r) => r.runId === R1)).toMatchObject({
+      remove: false,
+      keys: [],
+      reason: 'its embeddings may still be read by the chunk index until 2026-01-09T00:00:00Z',
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(DeleteObjectsCommand);
+
+    vi.setSystemTime(Date.parse('2026-03-01T00:00:00Z'));
+    refreshedBy([
+      ['docs', R1, R4],
+      ['docs', R2, R2],
+      ['docs', R4, R4],
+    ]);
+    const carried = await sluice('gc', '--deployed', '--keep-runs', '1', '--json');
+
+    expect(carried.json<DeployedGcReport>().runs.find((r) => r.runId === R1)).toMatchObject({
+      remove: false,
+      reason:
+        'its embeddings may still be read by the chunk index: no run has read all its sources again 7 days or more after it',
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(DeleteObjectsCommand);
+
+    refreshedBy([['docs', R1, 'r-20260108T000000Z-000005']]);
+    const refreshed = await sluice('gc', '--deployed', '--keep-runs', '1', '--json');
+
+    expect(refreshed.json<DeployedGcReport>().runs.find((r) => r.runId === R1)?.remove).toBe(true);
+    expect(s3Mock).toHaveReceivedCommandTimes(DeleteObjectsCommand, 1);
   });
 
   it('keeps the newest 3 runs per pipeline by default', async () => {

@@ -4,17 +4,25 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GcReport } from '../../cli/gc/local-gc.ts';
 import { sluice } from '../support/cli.ts';
 
 /**
- * `sluice gc` on a home with real runs of the docs pipeline:
+ * `sluice gc` on a home with real runs of the docs pipeline, on days 0, 1, 2 and 10 (the
+ * clock faked):
  *   R1 reads a.jsonl, R2 reads b.jsonl, R3 and R4 read edited versions of a.jsonl.
  * With --keep-runs 1 only R4 is kept as newest; R2 still gives b.jsonl's latest verdict,
- * so it is kept; R1 and R3 are superseded (a.jsonl's latest verdict is R4's) and give up
- * their parts. The current-state view must read the same rows before and after.
+ * so it is kept; R1 and R3 are superseded (a.jsonl's latest verdict is R4's) and, from
+ * day 11 (8 days after R3 started, and R4 read a.jsonl again over 7 days after both), give
+ * up their parts. The current-state view must read the same rows before and after.
  */
+const DAY_MS = 86_400_000;
+const T0 = Date.parse('2026-10-01T08:00:00Z');
+const onDay = (day: number) => {
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+  vi.setSystemTime(T0 + day * DAY_MS);
+};
 const docs = (edit: number) =>
   Array.from({ length: 10 - (edit > 0 ? 1 : 0) }, (_, i) => ({
     id: `a${i}`,
@@ -56,7 +64,8 @@ describe('sluice gc', () => {
   let aFile: string;
   const runIds: string[] = [];
 
-  async function run(file: string): Promise<string> {
+  async function run(file: string, day: number): Promise<string> {
+    onDay(day);
     const result = await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json');
     expect(result.code, result.err.join('\n')).toBe(0);
     return result.json<{ runId: string }>().runId;
@@ -87,17 +96,38 @@ describe('sluice gc', () => {
     const bFile = path.join(work, 'q', 'b.jsonl');
     await writeFile(aFile, jsonl(docs(0)));
     await writeFile(bFile, jsonl(docs(0).map((d) => ({ ...d, id: d.id.replace('a', 'b') }))));
-    runIds.push(await run(aFile));
-    runIds.push(await run(bFile));
+    runIds.push(await run(aFile, 0));
+    runIds.push(await run(bFile, 1));
     await writeFile(aFile, jsonl(docs(1)));
-    runIds.push(await run(aFile));
+    runIds.push(await run(aFile, 2));
     await writeFile(aFile, jsonl(docs(2)));
-    runIds.push(await run(aFile));
+    runIds.push(await run(aFile, 10));
+    vi.useRealTimers();
   }, 240_000);
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   afterAll(() => rm(work, { recursive: true, force: true }));
+
+  it("keeps a superseded run's embeddings for 8 days after it started: chunk index entries may point at them", async () => {
+    onDay(9);
+    const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--dry-run', '--json');
+
+    expect(result.code, result.err.join('\n')).toBe(0);
+    const decided = new Map(result.json<GcReport>().runs.map((r) => [r.runId, r]));
+    expect(decided.get(runIds[0]!)?.remove).toBe(true);
+    expect(decided.get(runIds[2]!)).toMatchObject({
+      remove: false,
+      files: [],
+      reason: expect.stringMatching(
+        /^its embeddings may still be read by the chunk index until 2026-10-11T08:00:0\dZ$/,
+      ),
+    });
+  });
 
   it('says with --dry-run what would go and removes nothing', async () => {
     const before = await partsOf(runIds[0]!);
+    onDay(11);
     const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--dry-run', '--json');
 
     expect(result.code, result.err.join('\n')).toBe(0);
@@ -127,6 +157,7 @@ describe('sluice gc', () => {
     // document has them: gc, the first to open it here, removes them and gives the space back.
     await writeOldChunkEntries(chunkIndexDb(), 3000);
 
+    onDay(11);
     const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--json');
 
     expect(result.code, result.err.join('\n')).toBe(0);
@@ -164,6 +195,7 @@ describe('sluice gc', () => {
   });
 
   it('leaves the chunk index working: the next run of an unchanged file embeds nothing again', async () => {
+    onDay(11);
     const result = await sluice('run', aFile, '--pipeline', 'docs', '--home', home, '--json');
 
     expect(result.code, result.err.join('\n')).toBe(0);

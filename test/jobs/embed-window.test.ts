@@ -42,6 +42,11 @@ function embedded(chunk: PendingChunk): EmbeddedChunk {
   return { seq: chunk.seq, row: { ...chunk.row, embedding: new Float32Array([1, 2]) } };
 }
 
+/** This run and earlier ones, by start time (run ids carry it: shared/output/keys.ts newRunId). */
+const NOW = 'r-20261208T020000Z-aaaaaa';
+const SIX_DAYS_BEFORE = 'r-20261202T020001Z-bbbbbb';
+const SEVEN_DAYS_BEFORE = 'r-20261201T020000Z-cccccc';
+
 describe('carryCandidates', () => {
   const chunk = pending(1, 1);
   const entry = (
@@ -174,6 +179,63 @@ describe('tallyRows', () => {
 
 describe('docUpdatesOf', () => {
   const rowsOf = (chunks: PendingChunk[]): EmbeddingRow[] => chunks.map((c) => embedded(c).row);
+  /** An entry of `rows`' document `docId` as run `runId` recorded it. */
+  const entryOf = (rows: EmbeddingRow[], docId: string, runId: string, over: Partial<IndexedDoc> = {}) => {
+    const mine = rows.filter((r) => r.doc_id === docId);
+    const fingerprints = new Uint8Array(mine.length * 16);
+    mine.forEach((r, n) => {
+      fingerprints.set(indexFingerprint(r.text_sha256), n * 16);
+    });
+    return {
+      docId,
+      chunkCount: mine.length,
+      sourceKey: 's.jsonl',
+      chunks: { fingerprints, at: { runId, unitId: 'u00000', firstRow: 0 } },
+      ...over,
+    };
+  };
+  const updatesFor = (
+    rows: EmbeddingRow[],
+    previous: IndexedDoc[],
+    carried: string[],
+    counts = emptyCounts(),
+  ) =>
+    docUpdatesOf(
+      tallyRows(rows, new Set(carried), emptyCounts(), undefined),
+      rows,
+      0,
+      new Map(previous.map((d) => [d.docId, d])),
+      counts,
+      new Set(carried),
+      NOW,
+    ).map((u) => u.docId);
+
+  it('leaves out a document carried whole whose entry is under 7 days old, and counts removals as before', () => {
+    const rows = rowsOf([pending(1, 0), pending(1, 1), pending(2, 0)]);
+    const counts = emptyCounts();
+    const previous = [
+      entryOf(rows, 'd1', SIX_DAYS_BEFORE),
+      { ...entryOf(rows, 'd2', SIX_DAYS_BEFORE), chunkCount: 1 },
+    ];
+    expect(updatesFor(rows, previous, ['d1#0', 'd1#1', 'd2#0'], counts)).toEqual([]);
+    expect(counts.removedChunks).toBe(0);
+    // A week old or more, or an id that gives no time: rewritten to point at this run.
+    expect(updatesFor(rows, [entryOf(rows, 'd1', SEVEN_DAYS_BEFORE)], ['d1#0', 'd1#1'])).toEqual([
+      'd1',
+      'd2',
+    ]);
+    expect(updatesFor(rows, [entryOf(rows, 'd1', 'earlier')], ['d1#0', 'd1#1'])).toEqual(['d1', 'd2']);
+  });
+
+  it('records a document with a chunk embedded, another chunk count, another source or no entry', () => {
+    const rows = rowsOf([pending(1, 0), pending(1, 1)]);
+    const fresh = entryOf(rows, 'd1', SIX_DAYS_BEFORE);
+    expect(updatesFor(rows, [fresh], ['d1#0'])).toEqual(['d1']);
+    expect(updatesFor(rows, [{ ...fresh, chunkCount: 3 }], ['d1#0', 'd1#1'])).toEqual(['d1']);
+    expect(updatesFor(rows, [{ ...fresh, sourceKey: 'moved.jsonl' }], ['d1#0', 'd1#1'])).toEqual(['d1']);
+    expect(updatesFor(rows, [], ['d1#0', 'd1#1'])).toEqual(['d1']);
+    expect(updatesFor(rows, [fresh], ['d1#0', 'd1#1'])).toEqual([]);
+  });
 
   it('returns every document with its fingerprints and first row in the part, counting removed chunks', () => {
     const rows = rowsOf([pending(1, 0), pending(1, 1), pending(2, 0)]);
@@ -188,6 +250,8 @@ describe('docUpdatesOf', () => {
       100,
       previous,
       counts,
+      new Set(),
+      NOW,
     );
     expect(counts.removedChunks).toBe(3);
     expect(updates.map((u) => [u.docId, u.chunkCount, u.sourceKey, u.chunks?.firstRow])).toEqual([
@@ -208,6 +272,8 @@ describe('docUpdatesOf', () => {
       0,
       new Map(),
       emptyCounts(),
+      new Set(),
+      NOW,
     );
     expect(updates.find((u) => u.docId === 'd1')).toEqual({
       docId: 'd1',

@@ -46,7 +46,8 @@ export interface EmbeddedUnit {
   readonly counts: UnitCounts;
   /**
    * Document entries to record in the chunk index once the unit's part is written (none
-   * without an index): every document the unit wrote, pointing at its rows in the part.
+   * without an index): every document the unit wrote, pointing at its rows in the part,
+   * but those carried whole whose entry is still fresh (`docUpdatesOf`).
    */
   readonly docUpdates: PendingDocUpdates;
   /**
@@ -85,7 +86,9 @@ async function lookupInSlices<T>(
  * same chunk of the same document are carried forward with the vector read from the part
  * the index names (an earlier run's) instead of re-embedded, so every run's `embeddings`
  * still holds every chunk of the documents it read; and every document written gets an
- * entry pointing at its rows in this unit's part, recorded once the part is written.
+ * entry pointing at its rows in this unit's part, recorded once the part is written, but a
+ * document carried whole whose entry's run is under ENTRY_REFRESH_DAYS old: its entry is
+ * still right (shared/incremental/entry-refresh.ts).
  */
 export async function embedUnit(
   deps: EmbedDeps,
@@ -183,7 +186,15 @@ class UnitEmbedder {
     const chunkCounts = tallyRows(rows, carriedIds, this.counts, this.docList);
     await this.sink.add(rows);
     if (this.index)
-      for (const doc of docUpdatesOf(chunkCounts, rows, this.rowsWritten, previous, this.counts))
+      for (const doc of docUpdatesOf(
+        chunkCounts,
+        rows,
+        this.rowsWritten,
+        previous,
+        this.counts,
+        carriedIds,
+        this.unit.runId,
+      ))
         this.docUpdates.add(doc);
     this.rowsWritten += rows.length;
   }

@@ -6,6 +6,7 @@ import { chunkFingerprint } from '../../embedding/fingerprint.ts';
 import { paddedTokens } from '../../embedding/token-budget-batcher.ts';
 import type { TokenCounter } from '../../embedding/token-counter.ts';
 import { ModelError } from '../../errors/errors.ts';
+import { entryIsFresh } from '../../incremental/entry-refresh.ts';
 import type { UnitDocList } from '../../incremental/unit-doc-list.ts';
 import {
   INDEX_FINGERPRINT_BYTES,
@@ -275,12 +276,19 @@ export function tallyRows(
 }
 
 /**
- * Counts the chunks an edit removed from a window's documents and returns every one of
- * them as an entry to record once the part is written (a retry must still see the old
- * ones): its chunks' fingerprints and first row in the part, `rowsBefore` being the rows
- * the part held before this window's. A document whose rows are not one run of chunks
- * 0..n-1 (two records with one id) and one over MAX_INDEXED_CHUNKS are recorded without
- * them, so their chunks are embedded again next time rather than carried wrongly.
+ * Counts the chunks an edit removed from a window's documents and returns the entries to
+ * record once the part is written (a retry must still see the old ones): each document's
+ * chunks' fingerprints and first row in the part, `rowsBefore` being the rows the part held
+ * before this window's. A document whose rows are not one run of chunks 0..n-1 (two records
+ * with one id) and one over MAX_INDEXED_CHUNKS are recorded without them, so their chunks
+ * are embedded again next time rather than carried wrongly.
+ *
+ * A document whose entry is still right is left out: every chunk carried (`carried`: read
+ * back from the part the entry names, so each fingerprint matched and the part holds them),
+ * as many chunks as the entry, the same source, and the entry's run fresh against this run
+ * `runId` ({@link entryIsFresh}). Its entry keeps pointing at the older part, which gc keeps
+ * for as long (shared/incremental/entry-refresh.ts): an unchanged re-run then writes an entry
+ * per document once in ENTRY_REFRESH_DAYS, not every run.
  */
 export function docUpdatesOf(
   chunkCounts: WindowChunkCounts,
@@ -288,6 +296,8 @@ export function docUpdatesOf(
   rowsBefore: number,
   previous: ReadonlyMap<string, IndexedDoc>,
   counts: UnitCounts,
+  carried: ReadonlySet<string>,
+  runId: string,
 ): DocUpdate[] {
   const updates: DocUpdate[] = [];
   for (const [docId, { chunks: chunkCount, sourceKey, firstRow, contiguous }] of chunkCounts) {
@@ -298,12 +308,31 @@ export function docUpdatesOf(
       updates.push(doc);
       continue;
     }
+    if (
+      before?.chunks &&
+      before.chunkCount === chunkCount &&
+      before.sourceKey === sourceKey &&
+      entryIsFresh(runId, before.chunks.at.runId) &&
+      allCarried(rows, firstRow, chunkCount, carried)
+    )
+      continue;
     const fingerprints = new Uint8Array(chunkCount * INDEX_FINGERPRINT_BYTES);
     for (let n = 0; n < chunkCount; n += 1)
       fingerprints.set(indexFingerprint(rows[firstRow + n]!.text_sha256), n * INDEX_FINGERPRINT_BYTES);
     updates.push({ ...doc, chunks: { fingerprints, firstRow: rowsBefore + firstRow } });
   }
   return updates;
+}
+
+/** Whether every one of rows `first..first+count-1` was carried (none embedded). */
+function allCarried(
+  rows: readonly EmbeddingRow[],
+  first: number,
+  count: number,
+  carried: ReadonlySet<string>,
+): boolean {
+  for (let n = 0; n < count; n += 1) if (!carried.has(rows[first + n]!.chunk_id)) return false;
+  return true;
 }
 
 /** Whether rows `first..first+count-1` are chunks 0..count-1, in order. */
