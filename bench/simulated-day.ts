@@ -25,6 +25,7 @@ import {
   batchTransformUsdPerMillionTokens,
   COLD_START_ASSUMPTION,
   chunkIndexEstimate,
+  embeddingPartBytes,
   estimateRunUsage,
   PER_TOKEN_ANCHORS,
   THROUGHPUT_ASSUMPTIONS,
@@ -34,6 +35,11 @@ import { type RunCost, runCost } from '../shared/cost/run-cost.ts';
 import { unitCount } from '../shared/plan/plan-units.ts';
 
 const DAY = 86_400;
+/** S3 bills a GB-month of 2^30 bytes (shared/cost/run-cost.ts); a month is 365/12 days. */
+const GIB = 1024 ** 3;
+const DAYS_PER_MONTH = 365 / 12;
+/** The unchanged re-run's entry puts at one document per chunk before the 7-day refresh (commit 08cad6b). */
+const BEFORE_REFRESH_WRITE_USD = 0.244141;
 const SWEEP_SECONDS = 60;
 const EMBED_TOKENS = 100_000_000;
 const SCORE_ROWS = 1_000_000;
@@ -314,15 +320,21 @@ export async function runSimulatedDayBench() {
       indexUsdPerMillionTokens: round6((bill.total - embeddingNoIndex.total) / (EMBED_TOKENS / 1e6)),
     };
   });
-  // A re-run of the same, unchanged text with the index: every document found and its entry
-  // put again (its vectors' place moves to this run's part), the vectors read from the
-  // earlier run's parts (each unit a HEAD and a footer GET of its part, each window up to 3
-  // GETs of each row group of 2,048 rows it touches), nothing embedded. What it saves against the same re-run without an index is the
-  // GPU's busy time, less those requests: plan still leases the copy from the run's estimated
-  // tokens (it cannot tell unchanged text), so the cold start is billed either way. The
+  // A re-run of the same, unchanged text with the index, a run a day: every document found,
+  // its vectors read from the earlier run's parts (each unit a HEAD and a footer GET of its
+  // part, each window up to 3 GETs of each row group of 2,048 rows it touches), nothing
+  // embedded; a document carried whole keeps its entry until the entry's run is 7 days old,
+  // so one entry in 7 is put again (shared/incremental/entry-refresh.ts), and gc keeps every
+  // run's embeddings parts up to 8 days after it started, superseded or not, where it used
+  // to remove them at the next night's gc: those bytes for 8 days at S3's price, an upper
+  // bound (embeddingPartBytes). What it saves against the same re-run without an index: the
+  // GPU's busy time, less those costs; and since copies are raised on demand (docs/capacity.md),
+  // a deployed incremental re-run that embeds nothing raises no copy: it saves the night's
+  // whole endpoint bill (cold start and cooldown too), `savedWithOnDemandCopiesUsd`. The
   // workers' own time is taken as the same (they no longer wait on the model, and read the
   // vectors back instead).
   const busyEndpointUsd = (embedDay.busySeconds / 3600) * gpuHourly;
+  const rowBytes = embeddingPartBytes(docs.endpoint.dimension, docs.chunking.maxTokens);
   const rerunByChunksPerDocument = chunksPerDocumentRows.map((perDocument) => {
     const index = chunkIndexEstimate({
       pipeline: docs.name,
@@ -331,24 +343,35 @@ export async function runSimulatedDayBench() {
       sortWindow: docs.batching.sortWindow,
       units: embedUnits,
       unchanged: true,
+      rowBytes,
     });
     const readUsd = index.readUnits * prices.dynamoReadRequestUnit.usd;
     const writeUsd = index.writeUnits * prices.dynamoWriteRequestUnit.usd;
     const s3GetsUsd = (index.s3Gets / 1000) * prices.s3GetPer1000.usd;
-    const indexUsd = readUsd + writeUsd + s3GetsUsd;
+    const heldPartsUsd =
+      (index.heldPartBytes / GIB) * prices.s3StandardGbMonth.usd * (index.heldPartDays / DAYS_PER_MONTH);
+    const indexUsd = readUsd + writeUsd + s3GetsUsd + heldPartsUsd;
     return {
       chunksPerDocument: perDocument,
       documents: index.documents,
       itemBytes: index.itemBytes,
       readUnits: index.readUnits,
+      rewrittenDocuments: index.rewrittenDocuments,
       writeUnits: index.writeUnits,
       s3Gets: index.s3Gets,
+      heldPartBytes: index.heldPartBytes,
+      heldPartDays: index.heldPartDays,
       readUsd: round6(readUsd),
       writeUsd: round6(writeUsd),
       s3GetsUsd: round6(s3GetsUsd),
+      heldPartsUsd: round6(heldPartsUsd),
       indexUsd: round6(indexUsd),
       savedUsd: round6(busyEndpointUsd - indexUsd),
       savedUsdPerMillionTokens: round6((busyEndpointUsd - indexUsd) / (EMBED_TOKENS / 1e6)),
+      savedWithOnDemandCopiesUsd: round6(embedding.endpoint - indexUsd),
+      savedWithOnDemandCopiesUsdPerMillionTokens: round6(
+        (embedding.endpoint - indexUsd) / (EMBED_TOKENS / 1e6),
+      ),
     };
   });
   // At the sourced L4 throughput the same tokens keep the GPU busy ~5.4x longer: the saving
@@ -500,6 +523,8 @@ export async function runSimulatedDayBench() {
       embeddingUsdPerMillionTokensWithoutIndex: noIndexPerMillion,
       indexCostOnFirstEmbeddingUsdPerMillionTokens: round6(embeddingPerMillion - noIndexPerMillion),
       savedOnUnchangedRerunUsdPerMillionTokens: boundRerun?.savedUsdPerMillionTokens,
+      savedOnUnchangedRerunWithOnDemandCopiesUsdPerMillionTokens:
+        boundRerun?.savedWithOnDemandCopiesUsdPerMillionTokens,
       firstEmbedding: {
         chunks,
         documents: firstIndex.documents,
@@ -514,9 +539,15 @@ export async function runSimulatedDayBench() {
       },
       unchangedRerun: {
         endpointSavedUsd: round6(busyEndpointUsd),
+        endpointSavedWithOnDemandCopiesUsd: round6(embedding.endpoint),
         byChunksPerDocument: rerunByChunksPerDocument,
         endpointSavedAtSourcedThroughputUsd: round6(sourcedBusyUsd),
-        note: `the GPU-busy seconds only: plan leases the copy from the estimated tokens whether or not they are unchanged, so the cold start is billed either way. Every document read is written again (its vectors' place moves to this run's part): at one document per chunk the index's requests ($${round6(boundRerun?.indexUsd ?? 0)}) are ${(boundRerun?.savedUsd ?? 0) < 0 ? 'more' : 'less'} than the ${Math.round(embedDay.busySeconds)} GPU-busy seconds they save at the assumed ${tokensPerSecond.toLocaleString('en-US')} tokens/s ($${round6(busyEndpointUsd)}); at the sourced ${SOURCED_TOKENS_PER_SECOND.toLocaleString('en-US')} tokens/s those seconds are worth $${round6(sourcedBusyUsd)}. ${firstSaving === undefined ? 'No row saves at the assumed throughput' : `From ${firstSaving.chunksPerDocument} chunk(s) a document the re-run saves at the assumed throughput`}`,
+        note: `savedUsd counts the GPU-busy seconds only (a copy raised at plan, as local runs and non-incremental pipelines still do); savedWithOnDemandCopiesUsd the whole endpoint bill of the night ($${round6(embedding.endpoint)}), which a deployed incremental re-run that embeds nothing no longer raises (copies on demand, docs/capacity.md). A document carried whole keeps its entry until the entry's run is 7 days old: a run a day puts one entry in 7 again (${boundRerun?.rewrittenDocuments ?? 0} of ${boundRerun?.documents ?? 0} at one document per chunk, $${round6(boundRerun?.writeUsd ?? 0)}; every entry before, $${round6(BEFORE_REFRESH_WRITE_USD)}), and gc keeps each run's embeddings parts up to 8 days after it started (${Math.round((boundRerun?.heldPartBytes ?? 0) / 1e6)} MB at most, $${round6(boundRerun?.heldPartsUsd ?? 0)}). At one document per chunk the index's costs ($${round6(boundRerun?.indexUsd ?? 0)}) are ${(boundRerun?.savedUsd ?? 0) < 0 ? 'more' : 'less'} than the ${Math.round(embedDay.busySeconds)} GPU-busy seconds they save at the assumed ${tokensPerSecond.toLocaleString('en-US')} tokens/s ($${round6(busyEndpointUsd)}); at the sourced ${SOURCED_TOKENS_PER_SECOND.toLocaleString('en-US')} tokens/s those seconds are worth $${round6(sourcedBusyUsd)}. ${firstSaving === undefined ? 'No row saves on GPU-busy time at the assumed throughput' : `From ${firstSaving.chunksPerDocument} chunk(s) a document the re-run saves on GPU-busy time alone at the assumed throughput`}`,
+        before: {
+          indexUsdAtOneChunkPerDocument: 0.269058,
+          writeUsdAtOneChunkPerDocument: BEFORE_REFRESH_WRITE_USD,
+          note: 'every document read put again every run (no 7-day refresh, superseded parts removed at the next gc), bench/results/simulated-day.json of commit 08cad6b (2026-12-07T22:42Z)',
+        },
       },
       before: {
         embeddingUsdPerMillionTokens: 0.012786,

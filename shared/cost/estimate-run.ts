@@ -1,6 +1,7 @@
 import { cooldownAfterRelease } from '../capacity/cooldown.ts';
 import { nextCronTick } from '../capacity/next-tick.ts';
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
+import { EMBEDDINGS_HOLD_DAYS, ENTRY_REFRESH_DAYS } from '../incremental/entry-refresh.ts';
 import { unitCount } from '../plan/plan-units.ts';
 import { DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES, dynamoItemBytes } from './dynamo-item-size.ts';
 import { MISSING_KEY_READ_UNITS, readRequestUnits, writeRequestUnits } from './dynamo-request-units.ts';
@@ -215,23 +216,48 @@ export interface ChunkIndexEstimate {
   readonly itemBytes: number;
   /** BatchGetItem: 0.5 a document not found, or 0.5 per 4 KB of one found. */
   readonly readUnits: number;
-  /** One put per document the run reads, ceil(item bytes / 1 KB) write units each. */
+  /**
+   * Documents whose entry the run writes: every one on a first embedding; on an unchanged
+   * re-run the ones whose entry's run has turned ENTRY_REFRESH_DAYS old, one in
+   * ENTRY_REFRESH_DAYS on average for a run a day (shared/incremental/entry-refresh.ts).
+   */
+  readonly rewrittenDocuments: number;
+  /** One put per document rewritten, ceil(item bytes / 1 KB) write units each. */
   readonly writeUnits: number;
   /** Billed bytes the entries add: each new document's item and 100 bytes of overhead. */
   readonly storageBytes: number;
   /** S3 requests reading unchanged chunks' vectors from the parts that hold them. */
   readonly s3Gets: number;
+  /**
+   * Bytes of a run's `embeddings` parts gc keeps up to EMBEDDINGS_HOLD_DAYS after the run
+   * started, superseded or not, as entries may still point at them ({@link embeddingPartBytes};
+   * 0 when the row size is not given).
+   */
+  readonly heldPartBytes: number;
+  /** Days gc holds them (EMBEDDINGS_HOLD_DAYS): what a price of the held bytes multiplies. */
+  readonly heldPartDays: number;
+}
+
+/**
+ * Bytes a chunk's row takes in an `embeddings` part, at most: its float32 vector, its text
+ * (about 4 bytes a token, at `maxTokens`, before Parquet's compression) and ~200 bytes of
+ * ids, offsets, the 64-hex fingerprint, model and source key. 384 floats at 256 tokens:
+ * 2,760 bytes.
+ */
+export function embeddingPartBytes(dimension: number, maxTokens: number): number {
+  return dimension * 4 + maxTokens * 4 + 200;
 }
 
 /**
  * The chunk index's requests and storage for a run over `chunks` chunks of `documents`
  * documents (one per chunk when not given: the most there can be, and each item is billed
- * at least 1 write unit, so an upper bound). Every document the run reads is looked up and
- * put (its vectors' place moves to this run's part, changed or not).
+ * at least 1 write unit, so an upper bound). Every document the run reads is looked up.
  * - `unchanged: false` (a first embedding, as the estimate prices every run): each lookup
- *   misses, each item is new, no vector is read back;
- * - `unchanged: true` (a re-run of the same text): each lookup finds its item, each put
- *   replaces one of the same size (no storage added), and the vectors are read back from
+ *   misses, each item is new and put, no vector is read back;
+ * - `unchanged: true` (a re-run of the same text, a run a day): each lookup finds its item;
+ *   a document carried whole keeps its entry until the entry's run is ENTRY_REFRESH_DAYS
+ *   old, so one in ENTRY_REFRESH_DAYS is put again, replacing an item of the same size (no
+ *   storage added); the vectors are read back from
  *   the parts that hold them (the same text in the same order: one earlier part a unit):
  *   each of the `units` opens it ({@link PART_FOOTER_REQUESTS}), and each sort window of
  *   `sortWindow` chunks reads the row groups its rows touch (at most one more than its
@@ -244,6 +270,8 @@ export function chunkIndexEstimate(input: {
   readonly sortWindow: number;
   readonly units: number;
   readonly unchanged: boolean;
+  /** A chunk's row in the `embeddings` part ({@link embeddingPartBytes}), to size the held parts. */
+  readonly rowBytes?: number;
 }): ChunkIndexEstimate {
   const { chunks } = input;
   const counted = input.documents !== undefined && input.documents > 0;
@@ -252,6 +280,7 @@ export function chunkIndexEstimate(input: {
     typicalDocIndexItem(input.pipeline, documents > 0 ? chunks / documents : 1),
   );
   const windows = Math.ceil(chunks / Math.max(1, input.sortWindow));
+  const rewrittenDocuments = input.unchanged ? Math.ceil(documents / ENTRY_REFRESH_DAYS) : documents;
   const groupsPerWindow = Math.ceil(Math.min(chunks, input.sortWindow) / EMBEDDING_ROWS_PER_GROUP) + 1;
   return {
     chunks,
@@ -259,12 +288,15 @@ export function chunkIndexEstimate(input: {
     documentsCounted: counted,
     itemBytes,
     readUnits: documents * (input.unchanged ? readRequestUnits(itemBytes) : MISSING_KEY_READ_UNITS),
-    writeUnits: documents * writeRequestUnits(itemBytes),
+    rewrittenDocuments,
+    writeUnits: rewrittenDocuments * writeRequestUnits(itemBytes),
     storageBytes: input.unchanged ? 0 : documents * (itemBytes + DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES),
     s3Gets:
       input.unchanged && chunks > 0
         ? Math.max(1, input.units) * PART_FOOTER_REQUESTS + windows * groupsPerWindow * ROW_GROUP_REQUESTS
         : 0,
+    heldPartBytes: chunks * (input.rowBytes ?? 0),
+    heldPartDays: EMBEDDINGS_HOLD_DAYS,
   };
 }
 
@@ -301,6 +333,7 @@ export function estimatedWork(input: RunEstimateInput): EstimatedWork {
           sortWindow: config.batching.sortWindow,
           units: unitCount(estimatedCost, config).units,
           unchanged: false,
+          rowBytes: embeddingPartBytes(config.endpoint.dimension, config.chunking.maxTokens),
         })
       : undefined;
     return {
