@@ -20,7 +20,8 @@ const RECORD_SLICE = 2048;
  * the source's number, the chunk count, the first row, where the fingerprints are) and the
  * fingerprints in blocks of bytes, rather than an object each: a unit of short records has
  * hundreds of thousands of documents, and every document it writes gets an entry (its
- * vectors' place moves to this run's part, the one the current state keeps).
+ * vectors' place moves to this run's part) unless it was carried whole from an entry still
+ * fresh (shared/incremental/entry-refresh.ts).
  */
 export class PendingDocUpdates {
   private readonly sources: string[] = [];
