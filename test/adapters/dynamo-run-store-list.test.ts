@@ -1,13 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
-import {
-  createRunsTable,
-  type LocalAwsServer,
-  localClientConfig,
-  startDynalite,
-} from '../support/local-aws.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 import { aRunWithUnits } from '../support/run-fixtures.ts';
 
 /**
@@ -17,25 +10,11 @@ import { aRunWithUnits } from '../support/run-fixtures.ts';
  * `withPlan` reads those from each run item. dynalite keeps the projection as DynamoDB does.
  */
 
-let server: LocalAwsServer;
-let client: DynamoDBClient;
-let doc: DynamoDBDocumentClient;
-
-beforeAll(async () => {
-  server = await startDynalite();
-  client = new DynamoDBClient({ ...localClientConfig(server.endpoint), maxAttempts: 1 });
-  doc = DynamoDBDocumentClient.from(client);
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await server?.stop();
-});
+const dynalite = useDynaliteTables({ tablePrefix: 'sluice-runs-list' });
 
 describe('DynamoRunStore.listRuns on dynalite', () => {
   it('lists runs without the pool from the index, and with it (and the stage) when asked withPlan', async () => {
-    const runs = new DynamoRunStore({ doc, tableName: 'sluice-runs-list' });
-    await createRunsTable(client, 'sluice-runs-list');
+    const runs = new DynamoRunStore({ doc: dynalite.doc, tableName: await dynalite.newTable() });
     const planned = aRunWithUnits(1, {
       startedAt: '2026-12-07T20:00:00.000Z',
       pipeline: 'recommend',
