@@ -48,7 +48,7 @@ export function aDoc(
  * An entry in plain values (fingerprints as hex), so `toEqual` compares bytes exactly and
  * tells which doc and field differ, whatever Uint8Array subclass an adapter returns.
  */
-function plain(doc: IndexedDoc | undefined) {
+export function plain(doc: IndexedDoc | undefined) {
   if (doc === undefined) return undefined;
   const { chunks, ...rest } = doc;
   return chunks === undefined

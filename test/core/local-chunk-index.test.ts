@@ -14,7 +14,7 @@ import {
 } from '../../shared/adapters/local/local-chunk-index.ts';
 import { ConfigError } from '../../shared/errors/errors.ts';
 import { type IndexedDoc, MAX_INDEXED_CHUNKS } from '../../shared/ports/chunk-index.ts';
-import { aDoc, chunkIndexContract, fingerprintsOf } from '../contract/chunk-index-contract.ts';
+import { aDoc, chunkIndexContract, fingerprintsOf, plain } from '../contract/chunk-index-contract.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const indexModule = pathToFileURL(path.join(repoRoot, 'shared/adapters/local/local-chunk-index.ts')).href;
@@ -31,15 +31,6 @@ chunkIndexContract('LocalChunkIndex', async () => {
     },
   };
 });
-
-/** An entry in plain values (fingerprints as hex), so `toEqual` compares bytes exactly. */
-function plain(doc: IndexedDoc | undefined) {
-  if (doc === undefined) return undefined;
-  const { chunks, ...rest } = doc;
-  return chunks === undefined
-    ? rest
-    : { ...rest, chunks: { fingerprints: Buffer.from(chunks.fingerprints).toString('hex'), at: chunks.at } };
-}
 
 /** Runs `test` in a fresh folder, closing the indexes it opened (through `opened`) before removing it. */
 async function inTempDir(test: (dir: string, opened: LocalChunkIndex[]) => Promise<void>): Promise<void> {
