@@ -5,7 +5,13 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -37,6 +43,7 @@ import type { SluiceStack } from '../../infra/sluice-stack.ts';
 import { inferenceComponentNameOf } from '../../shared/capacity/names.ts';
 import { loadPipelineConfig } from '../../shared/config/load-pipeline.ts';
 import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import type { RunSummary } from '../../shared/domain/types.ts';
 import { aLambdaContext, testObservability } from '../functions/factories.ts';
 import {
   ACCOUNT,
@@ -80,6 +87,8 @@ const STEPS: readonly Step[] = [
 ];
 /** A recorded call, with the function whose role signs it. */
 type Call = Omit<RecordedCall, 'fn'> & { readonly fn: Step };
+/** Documents of the docs drop, dropped twice: a second run over the same text carries every chunk. */
+const DROPPED_DOCS = 60;
 /** The IAM requests of a call, whichever function made it. */
 const requestsOf = (call: Call): IamRequest[] => iamRequestsOf({ ...call, fn: 'work' });
 
@@ -145,13 +154,6 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     action: 'sqs:SendMessage',
     resource: 'FinalizeQueue',
     reason: 'a score stage with no units asks for finalize at once',
-  },
-  {
-    fn: 'work',
-    action: 's3:GetObject',
-    resource: '/results/*',
-    reason:
-      "a completion that lost to failed, or a longer attempt, takes its parts back (head, empty put); a re-drop reads unchanged chunks' vectors from the earlier run's embeddings part (this drive re-drops nothing)",
   },
   {
     fn: 'work-compute',
@@ -266,6 +268,11 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   let driver: { s3: S3Client; sqs: SQSClient };
   /** Local queue URLs by logical id. */
   const urls = new Map<string, string>();
+  /**
+   * The re-drop of the docs drop: the docs runs that had finished before it, the runs it
+   * added (the re-drop's alone), and Work's calls while it ran.
+   */
+  let redrop: { earlier: RunSummary[]; runs: RunSummary[]; workCalls: RecordedCall[] };
 
   const idOf = (construct: IConstruct): string =>
     Stack.of(construct).getLogicalId(construct.node.defaultChild as never);
@@ -447,7 +454,8 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
   /**
    * The deployed flow end to end, through each function's own recorded clients: a drop and
    * a scheduled tick planned, their units worked (the first deliveries near the time limit,
-   * so they checkpoint and hand the rest on through the work queue), finalized; a message
+   * so they checkpoint and hand the rest on through the work queue), finalized; the drop
+   * again, unchanged (its vectors read back from the first run's part); a message
    * each handler cannot read (failed, postponed by its backoff, dead-lettered); and a unit
    * whose worker "died", taken from the work queue to its DLQ, marked failed by dead-letter.
    */
@@ -465,7 +473,7 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     const { queues } = stack;
     const url = (queue: IConstruct) => urls.get(idOf(queue))!;
 
-    await putSource('incoming/docs/drop.jsonl', 60);
+    await putSource('incoming/docs/drop.jsonl', DROPPED_DOCS);
     await putSource('datasets/docs/nightly.jsonl', 30);
     // Score: the embedding table the features name, no fitted statistics (a fit run first), customers.
     for (const [key, file] of [
@@ -531,6 +539,14 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       }
     };
     await settle();
+    // The drop again, unchanged, once its first run finalized: every chunk is carried, its
+    // vector read back from the first run's embeddings part (HeadObject, ranged GetObjects
+    // under results/), and no endpoint is called. It settles with the in-worker run below,
+    // whose units go to WorkCompute, so Work's calls meanwhile are the re-drop's.
+    const docsRunsBefore = await docsSummaries();
+    const workCallsBefore = recorder.calls.length;
+    await putSource('incoming/docs/drop.jsonl', DROPPED_DOCS);
+    await send(url(queues.ingest.queue), notification('incoming/docs/drop.jsonl'));
     // The in-worker pipeline, once credit-risk's fit run has stored the statistics: a
     // scoring run whose units evaluate the JSON model in the worker.
     await send(url(queues.ingest.queue), {
@@ -540,6 +556,12 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       scheduledTime: '2026-12-07T04:00:00Z',
     });
     await settle();
+    const docsRunsAfter = await docsSummaries();
+    redrop = {
+      earlier: [...docsRunsBefore.values()],
+      runs: [...docsRunsAfter].filter(([runId]) => !docsRunsBefore.has(runId)).map(([, summary]) => summary),
+      workCalls: recorder.calls.slice(workCallsBefore).filter((call) => call.fn === 'work'),
+    };
 
     // A worker that dies on its unit's last delivery: the unit's message goes to the work DLQ.
     await putSource('incoming/docs/lost.jsonl', 5);
@@ -588,6 +610,25 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
     await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
     clock += 8 * 24 * 3600_000;
     await sweep({}, aLambdaContext('sluice-capacity-sweeper'));
+  }
+
+  /** The summaries of the docs runs that finished, by run id (read by the driver, so not recorded). */
+  async function docsSummaries(): Promise<Map<string, RunSummary>> {
+    const out = new Map<string, RunSummary>();
+    let token: string | undefined;
+    do {
+      const page = await driver.s3.send(
+        new ListObjectsV2Command({ Bucket: env.bucket, Prefix: 'runs/docs/', ContinuationToken: token }),
+      );
+      for (const { Key: key } of page.Contents ?? []) {
+        if (!key?.endsWith('/summary.json')) continue;
+        const body = await driver.s3.send(new GetObjectCommand({ Bucket: env.bucket, Key: key }));
+        const summary = JSON.parse(await body.Body!.transformToString()) as RunSummary;
+        out.set(summary.runId, summary);
+      }
+      token = page.NextContinuationToken;
+    } while (token !== undefined);
+    return out;
   }
 
   async function putSource(key: string, documents: number): Promise<void> {
@@ -915,6 +956,52 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
         resource: workQueueArn,
       }),
     ]);
+  });
+
+  it("carries a re-drop's unchanged chunks: Work reads their vectors from the earlier run's embeddings part under its role, and calls no endpoint", async () => {
+    const first = redrop.earlier.filter((summary) => summary.counts.records === DROPPED_DOCS);
+    expect(first, 'the first run of the drop').toHaveLength(1);
+    const { runId: firstRunId, counts } = first[0]!;
+    expect(counts.chunks).toBeGreaterThan(DROPPED_DOCS);
+    expect(counts.embedded).toBe(counts.chunks);
+    expect(redrop.runs).toEqual([
+      expect.objectContaining({
+        status: 'succeeded',
+        counts: expect.objectContaining({
+          records: DROPPED_DOCS,
+          chunks: counts.chunks,
+          skippedUnchanged: counts.chunks,
+          embedded: 0,
+        }),
+        stats: expect.objectContaining({ endpointCalls: 0 }),
+      }),
+    ]);
+    expect(redrop.workCalls.filter((call) => call.command === 'InvokeEndpointCommand')).toEqual([]);
+    // What Work read under results/: the first run's embeddings parts, headed (their size),
+    // then read by byte range (the footer, the row groups holding the chunks).
+    const reads = redrop.workCalls.filter(
+      (call) =>
+        ['HeadObjectCommand', 'GetObjectCommand'].includes(call.command) &&
+        String(call.input.Key).startsWith('results/'),
+    );
+    const partKey = new RegExp(
+      `^results/embeddings/pipeline=docs/run_date=[0-9-]+/${firstRunId}-[^/]+\\.parquet$`,
+    );
+    expect(reads.filter((call) => !partKey.test(String(call.input.Key)))).toEqual([]);
+    expect(reads.some((call) => call.command === 'HeadObjectCommand')).toBe(true);
+    const ranged = reads.filter((call) => call.command === 'GetObjectCommand');
+    expect(ranged.length).toBeGreaterThan(0);
+    for (const call of ranged) expect(call.input.Range).toMatch(/^bytes=\d+-\d+$/);
+    // Checked against Work's synthesized role: s3:GetObject on each part, allowed.
+    const decided = await evaluate(reads, rolePolicies);
+    expect(decided.length).toBeGreaterThan(0);
+    for (const decision of decided)
+      expect(decision).toMatchObject({
+        fn: 'work',
+        action: 's3:GetObject',
+        resource: expect.stringMatching(`^arn:aws:s3:::${env.bucket}/results/embeddings/pipeline=docs/`),
+        result: 'Allowed',
+      });
   });
 
   /** Granted (action, resource) pairs that no recorded call of the function matches. */
