@@ -24,13 +24,22 @@ export interface DynamoChunkIndexOptions {
 type Item = Record<string, unknown>;
 
 /**
+ * DynamoDB refuses a whole BatchGetItem or BatchWriteItem call that names a partition key
+ * over 2,048 bytes. A document id is any string a record holds, so one long id would fail
+ * its whole window on every delivery and dead-letter the unit; such a document gets no
+ * entry instead (a miss: it is embedded again each run, never carried).
+ */
+const MAX_PARTITION_KEY_BYTES = 2048;
+
+/**
  * (secondary adapter) ChunkIndex over the runs table, one item per document, by point
  * lookups only: pk=`DOC#<pipeline>#<docId>`, sk=`DOC`, `chunkCount` (N), `sourceKey` (S,
  * when known), and when the document's chunks are kept: `fp` (B, 16 bytes a chunk),
  * `runId`, `unitId` (S) and `row` (N, the first row of its vectors in that unit's
  * `embeddings` part). At {@link MAX_INDEXED_CHUNKS} chunks `fp` is 256 KiB, under the
  * 400 KB item limit; `record` refuses a document past it rather than have DynamoDB refuse
- * the whole batch.
+ * the whole batch. A document whose key would pass {@link MAX_PARTITION_KEY_BYTES} is
+ * neither looked up nor recorded: it has no entry, so it is embedded again each run.
  *
  * An item without `fp` (written before fingerprints were kept) reads as a document without
  * chunks, which embeds it again once. The `CHUNK#<pipeline>#<chunkId>` items earlier
@@ -52,7 +61,7 @@ export class DynamoChunkIndex implements ChunkIndex {
     const found = new Map<string, IndexedDoc>();
     const prefix = `DOC#${pipeline}#`;
     // One key per id: DynamoDB refuses a batch that names a key twice.
-    const keys = [...new Set(docIds)].map((id) => docKey(pipeline, id));
+    const keys = [...new Set(docIds)].map((id) => docKey(pipeline, id)).filter(keyFits);
     const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
     for (const item of await batchGetAllResending(target, keys, this.resend)) {
       const docId = (item.pk as string).slice(prefix.length);
@@ -64,13 +73,20 @@ export class DynamoChunkIndex implements ChunkIndex {
   async record(pipeline: string, docs: readonly IndexedDoc[]): Promise<void> {
     // One put per key, the last recorded: DynamoDB refuses a batch that names a key twice.
     const items = new Map<string, Item>();
-    for (const d of docs) items.set(d.docId, toItem(pipeline, d));
+    for (const d of docs) {
+      const item = toItem(pipeline, d);
+      if (keyFits(item)) items.set(d.docId, item);
+    }
     const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index items unwritten' };
     await batchPutAllResending(target, [...items.values()], this.resend);
   }
 }
 
 const docKey = (pipeline: string, docId: string) => ({ pk: `DOC#${pipeline}#${docId}`, sk: 'DOC' });
+
+/** Whether DynamoDB takes the item's partition key (see {@link MAX_PARTITION_KEY_BYTES}). */
+const keyFits = (item: Item): boolean =>
+  Buffer.byteLength(item.pk as string, 'utf8') <= MAX_PARTITION_KEY_BYTES;
 
 function toItem(pipeline: string, d: IndexedDoc): Item {
   const item: Item = {

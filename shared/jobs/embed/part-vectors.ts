@@ -5,6 +5,7 @@ import {
   parquetReadObjects,
   parquetSchema,
 } from 'hyparquet';
+import { DROPPED_ORDINALS_KEY } from '../../duplicates/resolve-duplicate-ids.ts';
 import { unitPartKey } from '../../output/keys.ts';
 import type { ObjectStore } from '../../ports/object-store.ts';
 import { objectAsyncBuffer } from '../../readers/parquet.ts';
@@ -50,6 +51,23 @@ interface OpenPart {
   readonly metadata: FileMetaData;
   /** Row number of each row group's first row, and one past the last row at the end. */
   readonly groupStarts: readonly number[];
+  /**
+   * Set when finalize's duplicate-id rule rewrote the part (its footer names the records it
+   * dropped): rows after a dropped record moved up, so entries recorded before the rewrite
+   * name rows past where their chunks are now.
+   */
+  readonly rewritten: boolean;
+  /** Where a rewritten part's chunks are now: read on its first read, again after a store failure. */
+  moved?: Promise<MovedRows | undefined> | undefined;
+}
+
+/**
+ * Where each chunk of a rewritten part is now, by a 32-bit hash of its chunk id: `order`
+ * holds the part's rows sorted by (hash, row), `hashes` each row's hash. 8 bytes a row.
+ */
+interface MovedRows {
+  readonly hashes: Uint32Array;
+  readonly order: Uint32Array;
 }
 
 /** A byte range of a part, read through a buffer that remembers a failure of the store itself. */
@@ -65,6 +83,11 @@ interface TrackedBuffer {
  * groups that hold requested rows are read, only their `chunk_id`, `text_sha256` and `embedding` columns,
  * each once per {@link read}; a part's footer is read once per instance (a small LRU of
  * parts, a missing part remembered as missing).
+ *
+ * A part finalize's duplicate-id rule rewrote has its rows moved up past each record it
+ * dropped; its `chunk_id` column is read once and each chunk looked for where it is now.
+ * Without that, one duplicate id near the start of a unit made every unchanged re-run embed
+ * the unit's later documents again (their entries named rows that held other chunks).
  *
  * Anything that makes a row untrustworthy is a miss, never an error: the caller embeds
  * that chunk again, which is always correct. Only the store's own failures propagate, so
@@ -94,7 +117,7 @@ export class PartVectors {
     if (requests.length === 0) return found;
     const open = await this.open(unitPartKey('embeddings', this.pipeline, part.runId, part.unitId));
     if (!open) return found;
-    const groups = [...requestsByGroup(open, requests)];
+    const groups = [...requestsByGroup(open, await this.relocated(open, requests))];
     for (let at = 0; at < groups.length; at += GROUPS_AT_ONCE) {
       const batch = groups.slice(at, at + GROUPS_AT_ONCE);
       const read = await Promise.all(batch.map(([group, wanted]) => this.readGroup(open, group, wanted)));
@@ -125,6 +148,63 @@ export class PartVectors {
     return opening;
   }
 
+  /**
+   * The requests with each row moved to where its chunk id is now in a part the duplicate-id
+   * rule rewrote: the last row at or before the one asked for that holds that chunk id's hash
+   * (rows only move up, and a run keeps one record per id, so at most one row holds it). A
+   * row is checked as any other afterwards, so a hash collision is a miss, never a wrong vector.
+   * Parts never rewritten are read where the entry says.
+   */
+  private async relocated(
+    open: OpenPart,
+    requests: readonly VectorRequest[],
+  ): Promise<readonly VectorRequest[]> {
+    if (!open.rewritten) return requests;
+    open.moved ??= this.readMovedRows(open);
+    const moved = await open.moved.catch((error: unknown) => {
+      // A store failure is not remembered: the retried unit reads the part again.
+      open.moved = undefined;
+      throw error;
+    });
+    if (!moved) return requests;
+    return requests.map((request) => {
+      const row = movedRow(moved, hashOf(request.chunkId), request.row);
+      return row === undefined || row === request.row ? request : { ...request, row };
+    });
+  }
+
+  /** Every row's chunk id hash of a rewritten part; undefined when its rows do not decode. */
+  private async readMovedRows({ key, size, metadata }: OpenPart): Promise<MovedRows | undefined> {
+    const rows = metadata.row_groups.reduce((sum, group) => sum + Number(group.num_rows), 0);
+    const hashes = new Uint32Array(rows);
+    const tracked = trackedBuffer(this.store, key, size);
+    try {
+      let rowStart = 0;
+      for (const group of metadata.row_groups) {
+        const rowEnd = rowStart + Number(group.num_rows);
+        const ids = await parquetReadObjects({
+          file: tracked.file,
+          metadata,
+          columns: ['chunk_id'],
+          rowStart,
+          rowEnd,
+        });
+        ids.forEach((record, i) => {
+          hashes[rowStart + i] = typeof record.chunk_id === 'string' ? hashOf(record.chunk_id) : 0;
+        });
+        rowStart = rowEnd;
+      }
+    } catch {
+      const failure = tracked.storeFailure();
+      if (failure) throw failure.error;
+      return undefined;
+    }
+    const order = new Uint32Array(rows);
+    for (let i = 0; i < rows; i += 1) order[i] = i;
+    order.sort((a, b) => hashes[a]! - hashes[b]! || a - b);
+    return { hashes, order };
+  }
+
   private async readFooter(key: string): Promise<OpenPart | undefined> {
     const info = await this.store.head(key);
     if (!info) return undefined;
@@ -142,7 +222,8 @@ export class PartVectors {
     if (!COLUMNS.every((column) => columns.has(column))) return undefined;
     const groupStarts = [0];
     for (const group of metadata.row_groups) groupStarts.push(groupStarts.at(-1)! + Number(group.num_rows));
-    return { key, size: info.size, metadata, groupStarts };
+    const rewritten = metadata.key_value_metadata?.some((kv) => kv.key === DROPPED_ORDINALS_KEY) ?? false;
+    return { key, size: info.size, metadata, groupStarts, rewritten };
   }
 
   /**
@@ -205,6 +286,30 @@ function requestsByGroup(open: OpenPart, requests: readonly VectorRequest[]): Ma
     else groups.set(group, [request]);
   }
   return groups;
+}
+
+/** FNV-1a over a chunk id's UTF-16 code units: which rows may hold it. */
+function hashOf(chunkId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < chunkId.length; i += 1) hash = Math.imul(hash ^ chunkId.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
+
+/** The last row at or before `row` whose chunk id hashes to `hash`, or undefined. */
+function movedRow(moved: MovedRows, hash: number, row: number): number | undefined {
+  const { hashes, order } = moved;
+  // The first position in `order` past (hash, row).
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = order[mid]!;
+    if (hashes[at]! < hash || (hashes[at] === hash && at <= row)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === 0) return undefined;
+  const found = order[lo - 1]!;
+  return hashes[found] === hash ? found : undefined;
 }
 
 /** A fresh Float32Array of the decoded vector, or undefined when it is not `dimension` numbers. */
