@@ -17,9 +17,10 @@ export const MAX_INDEXED_CHUNKS = 16_384;
  * Where a document's vectors are: the `embeddings` part of run `runId`'s unit `unitId`
  * (`unitPartKey('embeddings', pipeline, runId, unitId)`), rows `firstRow` to
  * `firstRow + chunkCount - 1`, one row per chunk in chunk order. A reader checks each
- * row's `chunk_id` before using its vector: a part that is gone (gc, a dead-lettered unit's
- * parts taken back) or rewritten (finalize's duplicate-id rule drops rows) is a miss, and
- * the chunk is embedded again.
+ * row's `chunk_id` and fingerprint before using its vector: a part that is gone (gc, a
+ * dead-lettered unit's parts taken back) is a miss, and the chunk is embedded again; in a
+ * part finalize's duplicate-id rule rewrote, the rows past a dropped record moved up, and
+ * the reader looks for them there (shared/jobs/embed/part-vectors.ts).
  */
 export interface VectorLocation {
   readonly runId: string;
