@@ -122,7 +122,11 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
   }
 
   const finalize = (n: number) =>
-    finalizeRun({ store, runs, chunkIndex: index }, runIdOf(n), new Date(T0 + n * DAY_MS + 60_000));
+    finalizeRun(
+      { store, runs, chunkIndex: index, pipelines: new Map([['docs', config]]) },
+      runIdOf(n),
+      new Date(T0 + n * DAY_MS + 60_000),
+    );
 
   /** Runs `records` start to end in one delivery and finalizes it. */
   async function plainRun(n: number, records: readonly unknown[]) {
@@ -168,6 +172,25 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     expect(model.chunks).toBe(before);
     await expectTrueVectors(2, third!.counts.chunks);
     expect(chunks).toBeGreaterThan(60);
+  });
+
+  it('an id twice in one window, the earlier record carried and the later embedded: counts say which', async () => {
+    await plainRun(0, docs);
+    const before = model.chunks;
+    // A second record of d7, next to the first (one window), with a new text: embedded.
+    const twice = [
+      ...docs.slice(0, 8),
+      { id: 'd7', text: 'A wholly new text for the seventh document.' },
+      ...docs.slice(8),
+    ];
+    const second = await plainRun(1, twice);
+    const embeddedNow = model.chunks - before;
+    expect(embeddedNow).toBeGreaterThan(0);
+    // Before, the new record's chunks were counted carried (they share chunk ids with the
+    // carried one): embedded 0 though the model was called.
+    expect(second!.counts).toMatchObject({ records: 61, rejected: 1, embedded: embeddedNow });
+    expect(second!.counts.embedded + second!.counts.skippedUnchanged).toBe(second!.counts.chunks);
+    await expectTrueVectors(1, second!.counts.chunks);
   });
 
   it('a unit that checkpointed: both parts number their own rows, and the next run carries every chunk of both', async () => {

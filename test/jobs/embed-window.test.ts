@@ -167,7 +167,12 @@ describe('tallyRows', () => {
   it('counts chunks per document with its first row, and skips carried chunks', () => {
     const rows: EmbeddingRow[] = [pending(1, 0), pending(1, 1), pending(2, 0)].map((c) => embedded(c).row);
     const counts = emptyCounts();
-    const chunkCounts = tallyRows(rows, new Set(['d1#1']), counts, undefined);
+    const chunkCounts = tallyRows(
+      rows,
+      new Set(rows.filter((r) => r.chunk_id === 'd1#1')),
+      counts,
+      undefined,
+    );
     expect(counts.chunks).toBe(3);
     expect(counts.skippedUnchanged).toBe(1);
     expect([...chunkCounts]).toEqual([
@@ -199,16 +204,18 @@ describe('docUpdatesOf', () => {
     previous: IndexedDoc[],
     carried: string[],
     counts = emptyCounts(),
-  ) =>
-    docUpdatesOf(
-      tallyRows(rows, new Set(carried), emptyCounts(), undefined),
+  ) => {
+    const carriedRows = new Set(rows.filter((r) => carried.includes(r.chunk_id)));
+    return docUpdatesOf(
+      tallyRows(rows, carriedRows, emptyCounts(), undefined),
       rows,
       0,
       new Map(previous.map((d) => [d.docId, d])),
       counts,
-      new Set(carried),
+      carriedRows,
       NOW,
     ).map((u) => u.docId);
+  };
 
   it('leaves out a document carried whole whose entry is under 7 days old, and counts removals as before', () => {
     const rows = rowsOf([pending(1, 0), pending(1, 1), pending(2, 0)]);

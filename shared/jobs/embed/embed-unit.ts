@@ -180,10 +180,11 @@ class UnitEmbedder {
     await mapWithConcurrency(batches, this.config.endpoint.concurrency, (batch) => embedder.embed(batch));
     this.rejectRefused(embedder.refused, docs);
     const kept = keptInOrder([...carried, ...embedder.done], embedder.refused);
-    const carriedIds = new Set(carried.map((c) => c.row.chunk_id));
-    addKeptDocs(this.idList, kept, docs, carriedIds);
+    // The carried rows themselves: a chunk id repeats when two records share an id.
+    const carriedRows = new Set(carried.map((c) => c.row));
+    addKeptDocs(this.idList, kept, docs, carriedRows);
     const rows = kept.map((e) => e.row);
-    const chunkCounts = tallyRows(rows, carriedIds, this.counts, this.docList);
+    const chunkCounts = tallyRows(rows, carriedRows, this.counts, this.docList);
     await this.sink.add(rows);
     if (this.index)
       for (const doc of docUpdatesOf(
@@ -192,7 +193,7 @@ class UnitEmbedder {
         this.rowsWritten,
         previous,
         this.counts,
-        carriedIds,
+        carriedRows,
         this.unit.runId,
       ))
         this.docUpdates.add(doc);

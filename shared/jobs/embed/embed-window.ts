@@ -218,12 +218,16 @@ export function keptInOrder(
   return kept;
 }
 
-/** Adds each kept document to the unit's id list: its chunks, and how many were carried. */
+/**
+ * Adds each kept document to the unit's id list: its chunks, and how many were carried.
+ * `carried` holds the carried rows themselves, not their chunk ids: two records with one id
+ * in a window share chunk ids, and one may be carried while the other is embedded.
+ */
 export function addKeptDocs(
   idList: UnitIdList,
   kept: readonly EmbeddedChunk[],
   docs: ReadonlyMap<number, DocInfo>,
-  carried: ReadonlySet<string>,
+  carried: ReadonlySet<EmbeddingRow>,
 ): void {
   for (let i = 0; i < kept.length; ) {
     const { seq } = kept[i]!;
@@ -232,7 +236,7 @@ export function addKeptDocs(
     let carriedChunks = 0;
     for (; i < kept.length && kept[i]!.seq === seq; i += 1) {
       chunks += 1;
-      if (carried.has(kept[i]!.row.chunk_id)) carriedChunks += 1;
+      if (carried.has(kept[i]!.row)) carriedChunks += 1;
     }
     idList.add({
       id: doc.docId,
@@ -252,7 +256,7 @@ export function addKeptDocs(
  */
 export function tallyRows(
   rows: readonly EmbeddingRow[],
-  carried: ReadonlySet<string>,
+  carried: ReadonlySet<EmbeddingRow>,
   counts: UnitCounts,
   docList: UnitDocList | undefined,
 ): WindowChunkCounts {
@@ -270,7 +274,7 @@ export function tallyRows(
     }
     previousSeqDoc = row.doc_id;
     docList?.add(row.source_key, row.doc_id);
-    if (carried.has(row.chunk_id)) counts.skippedUnchanged += 1;
+    if (carried.has(row)) counts.skippedUnchanged += 1;
   });
   return chunkCounts;
 }
@@ -296,7 +300,7 @@ export function docUpdatesOf(
   rowsBefore: number,
   previous: ReadonlyMap<string, IndexedDoc>,
   counts: UnitCounts,
-  carried: ReadonlySet<string>,
+  carried: ReadonlySet<EmbeddingRow>,
   runId: string,
 ): DocUpdate[] {
   const updates: DocUpdate[] = [];
@@ -329,9 +333,9 @@ function allCarried(
   rows: readonly EmbeddingRow[],
   first: number,
   count: number,
-  carried: ReadonlySet<string>,
+  carried: ReadonlySet<EmbeddingRow>,
 ): boolean {
-  for (let n = 0; n < count; n += 1) if (!carried.has(rows[first + n]!.chunk_id)) return false;
+  for (let n = 0; n < count; n += 1) if (!carried.has(rows[first + n]!)) return false;
   return true;
 }
 
