@@ -193,6 +193,54 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     await expectTrueVectors(1, second!.counts.chunks);
   });
 
+  /** Runs the sources `files` (key under incoming/docs/ to records) in one run, every unit one delivery. */
+  async function runSources(n: number, files: Record<string, readonly unknown[]>) {
+    const keys = Object.keys(files).map((name) => `incoming/docs/${name}`);
+    for (const [name, records] of Object.entries(files))
+      await store.put(`incoming/docs/${name}`, jsonl(records));
+    const { units } = await planRun({ store, runs, queue }, config, {
+      runId: runIdOf(n),
+      trigger: 'local',
+      keys,
+      now: new Date(T0 + n * DAY_MS),
+    });
+    queue.units = [];
+    for (const unit of units) await processUnit(deps(), config, unit, { isLastAttempt: false });
+    return finalize(n);
+  }
+
+  it('a document that moves to another source is carried and its entry follows it; one deleted then added again is embedded anew', async () => {
+    const [x, y, z] = [docs[10]!, docs[11]!, docs[12]!];
+    const first = await runSources(0, { 'a.jsonl': [x, y], 'b.jsonl': [z] });
+    const entry = (id: string) => index.docs.get(`docs#${id}`);
+    expect(entry(x.id)?.sourceKey).toBe('incoming/docs/a.jsonl');
+
+    let before = model.chunks;
+    const moved = await runSources(1, { 'a.jsonl': [y], 'b.jsonl': [z, x] });
+    expect(moved!.counts).toMatchObject({
+      embedded: 0,
+      skippedUnchanged: first!.counts.chunks,
+      removedDocuments: 0,
+    });
+    expect(model.chunks).toBe(before);
+    expect(entry(x.id)).toMatchObject({
+      sourceKey: 'incoming/docs/b.jsonl',
+      chunks: { at: { runId: runIdOf(1) } },
+    });
+    await expectTrueVectors(1, moved!.counts.chunks);
+
+    const deleted = await runSources(2, { 'a.jsonl': [y], 'b.jsonl': [z] });
+    expect(deleted!.counts).toMatchObject({ embedded: 0, removedDocuments: 1 });
+    expect(entry(x.id)).toEqual({ docId: x.id, chunkCount: 0 });
+
+    before = model.chunks;
+    const back = await runSources(3, { 'a.jsonl': [y, x], 'b.jsonl': [z] });
+    const xChunks = (await rowsOf(3)).filter((r) => r.doc_id === x.id).length;
+    expect(back!.counts).toMatchObject({ embedded: xChunks, removedDocuments: 0 });
+    expect(model.chunks - before).toBe(xChunks);
+    await expectTrueVectors(3, back!.counts.chunks);
+  });
+
   it('a unit that checkpointed: both parts number their own rows, and the next run carries every chunk of both', async () => {
     await plainRun(0, docs);
     const unit = await plan(1, edited([5, 50]));
