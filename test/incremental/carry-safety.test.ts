@@ -110,6 +110,54 @@ describe('carried vectors are the ones the part holds for that chunk, or a miss'
   });
 });
 
+describe('a part gone while it is read (gc removing it, say) is a miss, not a failure', () => {
+  it('after its footer was read: the rows asked for are missed, and a part put there since is opened again', async () => {
+    const store = new MemoryObjectStore();
+    await putPart(store, rowsOf(30, 4));
+    const vectors = new PartVectors(store, PIPELINE, 4);
+    expect((await vectors.read(part, ask([1]))).size).toBe(1);
+    store.objects.delete(key);
+    expect((await vectors.read(part, ask([2, 3]))).size).toBe(0);
+
+    // Put there again: its footer is read anew (the stale one was let go).
+    await putPart(store, rowsOf(60, 4));
+    expect((await vectors.read(part, ask([4]))).get('d1#1')).toEqual(vectorOf(4, 4));
+    const fresh = new PartVectors(store, PIPELINE, 4);
+    // Replaced by a part of another size after its footer was read: a miss, then read anew.
+    const bytes = await putPart(store, rowsOf(45, 4));
+    await fresh.read(part, ask([6]));
+    await store.put(key, bytes.slice(0, 100));
+    expect((await fresh.read(part, ask([7]))).size).toBe(0);
+    await putPart(store, rowsOf(50, 4));
+    expect(await fresh.read(part, ask([8])).then((m) => m.get('d2#2'))).toEqual(vectorOf(8, 4));
+  });
+
+  it('between its HEAD and its footer: a miss', async () => {
+    const store = new MemoryObjectStore();
+    await putPart(store, rowsOf(30, 4));
+    const vanishing = Object.create(store) as MemoryObjectStore;
+    vanishing.head = async (k, options) => {
+      const info = await store.head(k, options);
+      store.objects.delete(k);
+      return info;
+    };
+    const vectors = new PartVectors(vanishing, PIPELINE, 4);
+    expect((await vectors.read(part, ask([1]))).size).toBe(0);
+  });
+
+  it('a failing store with the part still there fails the read, so the unit is retried', async () => {
+    const store = new MemoryObjectStore();
+    await putPart(store, rowsOf(30, 4));
+    const failing = Object.create(store) as MemoryObjectStore;
+    failing.readRange = () => {
+      throw new Error('connection reset');
+    };
+    await expect(new PartVectors(failing, PIPELINE, 4).read(part, ask([1]))).rejects.toThrow(
+      'connection reset',
+    );
+  });
+});
+
 describe('DynamoChunkIndex: a document id too long for a DynamoDB key', () => {
   const dynalite = useDynaliteTables({ tablePrefix: 'sluice-carry' });
 

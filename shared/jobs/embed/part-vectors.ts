@@ -90,8 +90,10 @@ interface TrackedBuffer {
  * the unit's later documents again (their entries named rows that held other chunks).
  *
  * Anything that makes a row untrustworthy is a miss, never an error: the caller embeds
- * that chunk again, which is always correct. Only the store's own failures propagate, so
- * the unit is retried rather than paying for chunks a passing fault made look changed.
+ * that chunk again, which is always correct. A part gone or replaced while it is read (gc
+ * removing it under a run) is a miss too. Only the store's own failures on a part still
+ * there propagate, so the unit is retried rather than paying for chunks a passing fault
+ * made look changed.
  */
 export class PartVectors {
   private readonly parts = new Map<string, Promise<OpenPart | undefined>>();
@@ -196,13 +198,24 @@ export class PartVectors {
       }
     } catch {
       const failure = tracked.storeFailure();
-      if (failure) throw failure.error;
+      if (failure && !(await this.goneSince(key, size))) throw failure.error;
       return undefined;
     }
     const order = new Uint32Array(rows);
     for (let i = 0; i < rows; i += 1) order[i] = i;
     order.sort((a, b) => hashes[a]! - hashes[b]! || a - b);
     return { hashes, order };
+  }
+
+  /**
+   * Whether a part whose read failed is gone or replaced since it was opened (`size`
+   * bytes then), as when gc removes it while a run reads it: a miss, not a failure. Stores
+   * say a key is missing each in their own way, so the part is asked after again. A part
+   * still there as it was lets the failure through (the unit is retried).
+   */
+  private async goneSince(key: string, size: number): Promise<boolean> {
+    const now = await this.store.head(key);
+    return now === undefined || now.size !== size;
   }
 
   private async readFooter(key: string): Promise<OpenPart | undefined> {
@@ -215,7 +228,7 @@ export class PartVectors {
     } catch {
       // A part that is not Parquet (cut short, replaced by something else) holds no vector we can trust.
       const failure = tracked.storeFailure();
-      if (failure) throw failure.error;
+      if (failure && !(await this.goneSince(key, info.size))) throw failure.error;
       return undefined;
     }
     const columns = new Set(parquetSchema(metadata).children.map((child) => child.element.name));
@@ -258,7 +271,11 @@ export class PartVectors {
     } catch {
       // A row group that does not decode is a miss for its rows, as a part that is gone is.
       const failure = tracked.storeFailure();
-      if (failure) throw failure.error;
+      if (failure) {
+        if (!(await this.goneSince(open.key, open.size))) throw failure.error;
+        // Its footer no longer describes it: the next window opens it again.
+        this.parts.delete(open.key);
+      }
       return out;
     }
     for (const { chunkId, row, textSha256 } of wanted) {
