@@ -411,7 +411,12 @@ export async function runMemoryBench(
     for (const [v, variant] of variants.entries()) {
       const pipelines = path.join(root, `pipelines-${v}`);
       await mkdir(pipelines);
-      await writeFile(path.join(pipelines, 'docs.json'), JSON.stringify({ ...docs, ...variant.override }));
+      // The echo endpoint answers 4 floats: the pipeline must say so, or every unit fails at its first batch.
+      const endpointConfig = { ...(docs.endpoint as Record<string, unknown>), dimension: 4 };
+      await writeFile(
+        path.join(pipelines, 'docs.json'),
+        JSON.stringify({ ...docs, endpoint: endpointConfig, ...variant.override }),
+      );
       const runs: MemoryRun[] = [];
       for (const input of inputs) {
         const home = path.join(root, `home-${v}`);

@@ -13,6 +13,7 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
+import { lengthVector } from '../support/length-vector.ts';
 import { jsonl, pipelineConfig } from './factories.ts';
 
 const RUN_ID = 'r-20261128T120000Z-c0ffee';
@@ -20,7 +21,7 @@ const RUN_ID = 'r-20261128T120000Z-c0ffee';
 class EchoEndpoint implements EmbeddingEndpoint {
   async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
     stats.endpointCalls += 1;
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   }
 }
 

@@ -14,6 +14,7 @@ import { planRun } from '../../shared/plan/plan-run.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
+import { lengthVector } from '../support/length-vector.ts';
 import { jsonl, pipelineConfig } from './factories.ts';
 
 /** An endpoint double: refuses any input containing POISON with a 400, as a model container does. */
@@ -28,7 +29,7 @@ class FakeEndpoint implements EmbeddingEndpoint {
       throw new EndpointUnavailable('endpoint returned 500');
     }
     if (inputs.some((t) => t.includes('POISON'))) throw new ModelError('input rejected', 400);
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   }
 }
 

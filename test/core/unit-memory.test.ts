@@ -77,7 +77,10 @@ describe('a unit of short records', () => {
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
   it('hands its vectors on window by window: the part in pieces, then small index entries in slices', async () => {
-    const config = pipelineConfig({ batching: { maxBatchTokens: 16384, maxBatchSize: 32, sortWindow: 512 } });
+    const config = pipelineConfig({
+      endpoint: { name: 'test-embed', dimension: 384 },
+      batching: { maxBatchTokens: 16384, maxBatchSize: 32, sortWindow: 512 },
+    });
     const journal = new Journal();
     const writes: number[] = [];
     const store = new PiecewiseStore(journal.events, writes);

@@ -9,12 +9,13 @@ import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { useDynaliteTables } from '../support/dynalite-tables.ts';
+import { lengthVector } from '../support/length-vector.ts';
 
 const endpoint: EmbeddingEndpoint = {
   async embed(inputs: readonly string[], stats: CallStats) {
     stats.endpointCalls += 1;
     await new Promise((resolve) => setTimeout(resolve, 10));
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   },
 };
 const noQueue: WorkQueue = { sendUnits: async () => {}, requestFinalize: async () => {} };

@@ -13,13 +13,14 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { lengthVector } from '../support/length-vector.ts';
 
 /** An endpoint that takes 30 ms a call, so the run keeps it busy for a measurable time. */
 const slowEndpoint: EmbeddingEndpoint = {
   async embed(inputs: readonly string[], stats: CallStats) {
     stats.endpointCalls += 1;
     await new Promise((resolve) => setTimeout(resolve, 30));
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   },
 };
 

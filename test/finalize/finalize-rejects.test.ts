@@ -14,11 +14,12 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { lengthVector } from '../support/length-vector.ts';
 
 const endpoint: EmbeddingEndpoint = {
   async embed(inputs: readonly string[], stats: CallStats) {
     stats.endpointCalls += 1;
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   },
 };
 

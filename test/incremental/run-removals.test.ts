@@ -21,6 +21,7 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { lengthVector } from '../support/length-vector.ts';
 import { currentManifest, runIdOf } from './factories.ts';
 
 /** Embeds anything but a text that says REFUSE, which the model rejects (a 4xx). */
@@ -28,7 +29,7 @@ class RefusingEndpoint implements EmbeddingEndpoint {
   async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
     stats.endpointCalls += 1;
     if (inputs.some((t) => t.includes('REFUSE'))) throw new ModelError('input refused', 400);
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../../shared/jobs/embed/embed-window.ts';
 import { type IndexedDoc, indexFingerprint } from '../../shared/ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
+import { ModelUnusable } from '../../shared/scoring/errors.ts';
 
 function pending(seq: number, index: number, text = `text ${seq}.${index}`): PendingChunk {
   return {
@@ -135,7 +136,7 @@ describe('BatchEmbedder', () => {
       },
     };
     const counts = emptyCounts();
-    const embedder = new BatchEmbedder(endpoint, counts);
+    const embedder = new BatchEmbedder(endpoint, counts, 2);
     await embedder.embed([pending(1, 0), pending(2, 0, 'bad'), pending(3, 0), pending(4, 0)]);
     expect(calls).toEqual([4, 2, 1, 1, 2]);
     expect([...embedder.refused]).toEqual([[2, 'model rejected the input: too long']]);
@@ -149,9 +150,21 @@ describe('BatchEmbedder', () => {
         throw new Error('network down');
       },
     };
-    await expect(new BatchEmbedder(endpoint, emptyCounts()).embed([pending(1, 0)])).rejects.toThrow(
+    await expect(new BatchEmbedder(endpoint, emptyCounts(), 2).embed([pending(1, 0)])).rejects.toThrow(
       'network down',
     );
+  });
+
+  it('fails the unit at once, in one line, when the model vectors are not endpoint.dimension long', async () => {
+    const endpoint: EmbeddingEndpoint = { embed: async (inputs) => inputs.map(() => [1, 2, 3]) };
+    const embedder = new BatchEmbedder(endpoint, emptyCounts(), 2);
+    const failure = embedder.embed([pending(1, 0), pending(2, 0)]);
+    await expect(failure).rejects.toBeInstanceOf(ModelUnusable);
+    await expect(failure).rejects.toThrow(
+      "the embedding model returned 3-dimensional vectors, but the pipeline's endpoint.dimension is 2",
+    );
+    expect(embedder.done).toEqual([]);
+    expect(embedder.refused.size).toBe(0);
   });
 });
 

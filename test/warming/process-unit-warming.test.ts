@@ -15,6 +15,7 @@ import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { nextWarmingStep, warmingPolicyOf } from '../../shared/work/warming.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { lengthVector } from '../support/length-vector.ts';
 
 /** An endpoint with no capacity for its first `coldCalls` calls, then serving. */
 class ColdEndpoint implements EmbeddingEndpoint {
@@ -27,7 +28,7 @@ class ColdEndpoint implements EmbeddingEndpoint {
       this.coldCalls -= 1;
       throw new EndpointWarming('sluice-docs-embed', 'endpoint sluice-docs-embed has no capacity yet');
     }
-    return inputs.map((t) => [t.length, 1, 0, 0]);
+    return inputs.map((t) => lengthVector(t));
   }
 }
 

@@ -175,7 +175,7 @@ class UnitEmbedder {
     if (pending.length === 0) return;
     const previous = await this.previousEntries(pending);
     const { toEmbed, carried } = await this.carryForward(pending, previous);
-    const embedder = new BatchEmbedder(this.deps.endpoint, this.counts);
+    const embedder = new BatchEmbedder(this.deps.endpoint, this.counts, this.config.endpoint.dimension);
     const batches = cutTokenBudgetBatches(toEmbed, (c) => c.row.token_count, this.config.batching);
     await mapWithConcurrency(batches, this.config.endpoint.concurrency, (batch) => embedder.embed(batch));
     this.rejectRefused(embedder.refused, docs);

@@ -17,6 +17,7 @@ import {
 } from '../../ports/chunk-index.ts';
 import type { EmbeddingEndpoint } from '../../ports/embedding-endpoint.ts';
 import type { SourceRecord } from '../../readers/source-record.ts';
+import { ModelUnusable } from '../../scoring/errors.ts';
 import type { PartRef, VectorRequest } from './part-vectors.ts';
 import type { DocUpdate } from './pending-doc-updates.ts';
 
@@ -175,9 +176,16 @@ export class BatchEmbedder {
   readonly done: EmbeddedChunk[] = [];
   readonly refused = new Map<number, string>();
 
+  /**
+   * @param dimension the pipeline's `endpoint.dimension`: a vector of any other length means
+   *   the model is not the one configured, for every chunk alike, so the unit fails at once
+   *   ({@link ModelUnusable}) rather than write vectors Athena, search and the chunk index
+   *   would read as another model's (a re-run would carry none of them).
+   */
   constructor(
     private readonly endpoint: EmbeddingEndpoint,
     private readonly counts: UnitCounts,
+    private readonly dimension: number,
   ) {}
 
   async embed(batch: readonly PendingChunk[]): Promise<void> {
@@ -186,6 +194,11 @@ export class BatchEmbedder {
         batch.map((c) => c.row.chunk_text),
         this.counts,
       );
+      const wrong = vectors.find((v) => v.length !== this.dimension);
+      if (wrong)
+        throw new ModelUnusable(
+          `the embedding model returned ${wrong.length}-dimensional vectors, but the pipeline's endpoint.dimension is ${this.dimension}: set endpoint.dimension to the model's, or point the endpoint at the model configured`,
+        );
       this.counts.realTokens += batch.reduce((sum, c) => sum + c.row.token_count, 0);
       this.counts.paddedTokens += paddedTokens(batch.map((c) => c.row.token_count));
       batch.forEach((chunk, i) => {
