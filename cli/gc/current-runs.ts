@@ -60,7 +60,9 @@ export const runRef = (pipeline: string, runId: string): string => `${pipeline}\
  * only by a run that reads its document again at least ENTRY_REFRESH_DAYS after it
  * (shared/incremental/entry-refresh.ts), so while `refreshed_by` started sooner than that
  * after the run, some source's entries may still point at its `embeddings` parts
- * (run-retention.ts `embeddingsHold`). Run ids sort by start time to the second, which is
+ * (run-retention.ts `embeddingsHold`). A source whose latest verdict is `deleted` holds
+ * nothing: that run's finalize forgot its documents' entries (chunk count 0, no chunks), so
+ * none points at a run that read it; a run all of whose sources are deleted has no row. Run ids sort by start time to the second, which is
  * all the comparison needs; the same SQL runs in DuckDB and Athena.
  */
 export const REFRESHED_BY_SQL = `WITH verdicts AS (
@@ -77,7 +79,8 @@ latest AS (
 SELECT v.pipeline, v.run_id, min(l.latest_run_id) AS refreshed_by
 FROM verdicts v
 JOIN latest l ON l.pipeline = v.pipeline AND l.source_key = v.source_key
-WHERE v.status = 'read'
+JOIN verdicts lv ON lv.pipeline = l.pipeline AND lv.source_key = l.source_key AND lv.run_id = l.latest_run_id
+WHERE v.status = 'read' AND lv.status = 'read'
 GROUP BY v.pipeline, v.run_id`;
 
 /** `refreshed_by` of each run (see {@link REFRESHED_BY_SQL}), by {@link runRef}. */
