@@ -13,6 +13,7 @@ import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
+import { stopAfterAsks } from '../incremental/factories.ts';
 import { lengthVector } from '../support/length-vector.ts';
 import { jsonl, pipelineConfig } from './factories.ts';
 
@@ -34,15 +35,6 @@ class RecordingQueue implements WorkQueue {
   async requestFinalize(runId: string) {
     this.finalizeRequests.push(runId);
   }
-}
-
-/**
- * A clock that says the checkpoint time has come at the (asks + 1)th question. The reader
- * asks before every record but the unit's first, and before each packed file.
- */
-function stopAfterAsks(asks: number) {
-  let n = 0;
-  return { stopAfter: 1, now: () => (++n > asks ? 2 : 0) };
 }
 
 describe('checkpoints before the time limit', () => {

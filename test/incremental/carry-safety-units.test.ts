@@ -12,11 +12,11 @@ import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
-import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { retractUnitParts } from '../../shared/work/dead-letter-unit.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
+import { RecordingQueue, stopAfterAsks } from './factories.ts';
 
 const DIMENSION = 16;
 const DAY_MS = 86_400_000;
@@ -38,20 +38,6 @@ class HashModel implements EmbeddingEndpoint {
     this.chunks += inputs.length;
     return inputs.map(modelVector);
   }
-}
-
-class RecordingQueue implements WorkQueue {
-  units: WorkUnit[] = [];
-  async sendUnits(units: readonly WorkUnit[]) {
-    this.units.push(...units);
-  }
-  async requestFinalize() {}
-}
-
-/** Says stop at the (asks + 1)th question (see test/core/checkpoint.test.ts). */
-function stopAfterAsks(asks: number) {
-  let n = 0;
-  return { stopAfter: 1, now: () => (++n > asks ? 2 : 0) };
 }
 
 /** A run store whose completeUnit fails once: the delivery dies after its part and entries are written. */

@@ -10,6 +10,7 @@ import { UnitDocList } from '../../shared/incremental/unit-doc-list.ts';
 import { unitDocListKey } from '../../shared/output/keys.ts';
 import type { ObjectStore } from '../../shared/ports/object-store.ts';
 import type { StoredUnit } from '../../shared/ports/run-store.ts';
+import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 
 export const PIPELINE = 'docs';
 
@@ -110,3 +111,21 @@ export function someDocs(prefix: string, n: number, from = 0): [string, number][
 
 export const chunksOf = (docs: ReadonlyArray<readonly [string, number]>): number =>
   docs.reduce((sum, [, chunks]) => sum + chunks, 0);
+
+/** A WorkQueue that keeps the units it was asked to send (a continuation a checkpoint hands on). */
+export class RecordingQueue implements WorkQueue {
+  units: WorkUnit[] = [];
+  async sendUnits(units: readonly WorkUnit[]) {
+    this.units.push(...units);
+  }
+  async requestFinalize() {}
+}
+
+/**
+ * A clock that says the checkpoint time has come at the (asks + 1)th question. The reader
+ * asks before every record but the unit's first, and before each packed file.
+ */
+export function stopAfterAsks(asks: number) {
+  let n = 0;
+  return { stopAfter: 1, now: () => (++n > asks ? 2 : 0) };
+}

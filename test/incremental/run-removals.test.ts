@@ -18,11 +18,10 @@ import { readUnitDocList, sectionDocs } from '../../shared/incremental/unit-doc-
 import { tablePartitionPrefix } from '../../shared/output/keys.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
-import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { lengthVector } from '../support/length-vector.ts';
-import { currentManifest, runIdOf } from './factories.ts';
+import { currentManifest, RecordingQueue, runIdOf, stopAfterAsks } from './factories.ts';
 
 /** Embeds anything but a text that says REFUSE, which the model rejects (a 4xx). */
 class RefusingEndpoint implements EmbeddingEndpoint {
@@ -31,20 +30,6 @@ class RefusingEndpoint implements EmbeddingEndpoint {
     if (inputs.some((t) => t.includes('REFUSE'))) throw new ModelError('input refused', 400);
     return inputs.map((t) => lengthVector(t));
   }
-}
-
-class RecordingQueue implements WorkQueue {
-  units: WorkUnit[] = [];
-  async sendUnits(units: readonly WorkUnit[]) {
-    this.units.push(...units);
-  }
-  async requestFinalize() {}
-}
-
-/** A clock that says stop at the (asks + 1)th question (see test/core/checkpoint.test.ts). */
-function stopAfterAsks(asks: number) {
-  let n = 0;
-  return { stopAfter: 1, now: () => (++n > asks ? 2 : 0) };
 }
 
 const docsOf = (prefix: string, n: number) =>
