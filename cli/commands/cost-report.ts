@@ -1,4 +1,5 @@
 import type {
+  EmbedPipelineConfig,
   GeneratePipelineConfig,
   PipelineConfig,
   RecommendPipelineConfig,
@@ -20,6 +21,8 @@ import {
   batchTransformUsdPerMillionTokens,
   type ChunkIndexEstimate,
   COLD_START_ASSUMPTION,
+  chunkIndexEstimate,
+  embeddingPartBytes,
   estimateRunUsage,
   PER_TOKEN_ANCHORS,
   type RunEstimate,
@@ -106,8 +109,11 @@ export function costReport(
     throughputPerSecond: estimate.throughputPerSecond,
     throughputSource: throughputSourceOf(request, config),
     perRun,
-    ...(estimate.chunkIndex
-      ? { chunkIndex: chunkIndexShare(estimate.chunkIndex, work.documents, prices) }
+    ...(estimate.chunkIndex && config.kind === 'embed'
+      ? {
+          chunkIndex: chunkIndexShare(estimate.chunkIndex, work.documents, prices),
+          unchangedRerun: unchangedRerunOf(config, estimate.chunkIndex, estimate.units, prices),
+        }
       : {}),
     ...(monthly ? { runsPerMonth: monthly.runs, perMonth: monthly } : {}),
     perMillionTokens: tokens > 0 ? round6(perRun.total / (tokens / 1_000_000)) : undefined,
@@ -143,6 +149,52 @@ function chunkIndexShare(
     storageUsd: round6((index.storageBytes / 1024 ** 3) * prices.dynamoStandardGbMonth.usd),
   };
 }
+
+/**
+ * What the index costs when the same text comes again (a run a day): every document looked
+ * up and found, one entry in ENTRY_REFRESH_DAYS put again, the vectors read back from the
+ * parts that hold them, and those parts kept by gc for EMBEDDINGS_HOLD_DAYS
+ * (`chunkIndexEstimate` with `unchanged`). Deployed, such a run raises no GPU: an
+ * incremental run's copies come up only for a unit with chunks to embed (docs/capacity.md,
+ * "Copies on demand"), so its endpoint part is $0.
+ */
+function unchangedRerunOf(
+  config: EmbedPipelineConfig,
+  first: ChunkIndexEstimate,
+  units: number,
+  prices: RegionPricing['prices'],
+) {
+  const index = chunkIndexEstimate({
+    pipeline: config.name,
+    chunks: first.chunks,
+    documents: first.documentsCounted ? first.documents : undefined,
+    sortWindow: config.batching.sortWindow,
+    units,
+    unchanged: true,
+    rowBytes: embeddingPartBytes(config.endpoint.dimension, config.chunking.maxTokens),
+  });
+  const requestsUsd =
+    index.readUnits * prices.dynamoReadRequestUnit.usd +
+    index.writeUnits * prices.dynamoWriteRequestUnit.usd +
+    (index.s3Gets / 1000) * prices.s3GetPer1000.usd;
+  const heldPartsUsd =
+    (index.heldPartBytes / 1024 ** 3) * prices.s3StandardGbMonth.usd * (index.heldPartDays / DAYS_PER_MONTH);
+  return {
+    endpointUsd: 0,
+    readUnits: index.readUnits,
+    rewrittenDocuments: index.rewrittenDocuments,
+    writeUnits: index.writeUnits,
+    s3Gets: index.s3Gets,
+    heldPartBytes: index.heldPartBytes,
+    heldPartDays: index.heldPartDays,
+    requestsUsd: round6(requestsUsd),
+    heldPartsUsd: round6(heldPartsUsd),
+    indexUsd: round6(requestsUsd + heldPartsUsd),
+  };
+}
+
+/** Days in an average month, as S3 prices its GB-month. */
+const DAYS_PER_MONTH = 30.4;
 
 function throughputSourceOf(request: CostInputs, config: PipelineConfig): string {
   if (request.tokensPerSecond ?? request.rowsPerSecond) return 'given';
@@ -198,6 +250,11 @@ export function printCostReport(io: CommandIo, config: PipelineConfig, report: C
   io.out(
     `  total     ${usd(perRun.total)} per run${report.perMillionTokens === undefined ? '' : ` (${usd(report.perMillionTokens)} per 1M tokens)`}`,
   );
+  const rerun = report.unchangedRerun;
+  if (rerun)
+    io.out(
+      `  re-run    ${usd(rerun.indexUsd)} for the index when the same text comes again, and no GPU deployed (copies on demand): ${rerun.readUnits.toLocaleString('en-US')} read + ${count(rerun.writeUnits)} write units (1 entry in 7 refreshed), ${count(rerun.s3Gets)} S3 GETs for the vectors, parts held ${rerun.heldPartDays} days; plus the workers and queues`,
+    );
   if (monthly) {
     io.out(
       `  a month   ${usd(monthly.total)} for ${monthly.runs.toFixed(1)} runs (${monthly.expression}): endpoint ${usd(monthly.endpoint)}, lambda ${usd(monthly.lambda)}, requests ${usd(monthly.requests)}, storage ${usd(monthly.storage)}`,

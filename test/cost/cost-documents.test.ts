@@ -46,6 +46,25 @@ describe('sluice cost counts the documents the chunk index keeps', () => {
       l.startsWith('  index'),
     );
 
+  it('prices a re-run of the same text: the index only (lookups found, 1 entry in 7 refreshed, vectors read back), no GPU', async () => {
+    const report = await cost('small.jsonl');
+    expect(report.unchangedRerun).toMatchObject({
+      endpointUsd: 0,
+      readUnits: 20, // 40 entries found, each under 4 KB: half a read unit
+      rewrittenDocuments: 6, // ceil(40 / 7)
+      writeUnits: 6,
+      heldPartDays: 8,
+    });
+    expect(report.unchangedRerun.s3Gets).toBeGreaterThan(0);
+    expect(report.unchangedRerun.indexUsd).toBeLessThan(report.chunkIndex.requestsUsd);
+    const line = (await sluice('cost', path.join(dir, 'small.jsonl'), '--pipeline', 'docs')).out.find((l) =>
+      l.startsWith('  re-run'),
+    );
+    expect(line).toMatch(
+      /^ {2}re-run {4}\$[\d.]+ for the index when the same text comes again, and no GPU deployed \(copies on demand\): 20 read \+ 6 write units/,
+    );
+  });
+
   it('a file read whole: one entry, one write unit, per record, however many chunks each has', async () => {
     const report = await cost('small.jsonl');
     expect(report.chunkIndex.chunks).toBeGreaterThanOrEqual(3 * 40);
