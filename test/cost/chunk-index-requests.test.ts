@@ -201,8 +201,12 @@ describe('the chunk index’s request units in `sluice cost` estimates', () => {
     expect(documents).toBeLessThanOrEqual(330);
     expect(report.chunkIndex.readUnits).toBe(documents / 2);
     expect(report.chunkIndex.writeUnits).toBe(documents);
-    // Its share of the requests part, at $0.125 and $0.625 per million.
-    expect(report.chunkIndex.requestsUsd).toBeCloseTo(documents * (0.0625 + 0.625) * 1e-6, 6);
+    // Its share of the requests part, at $0.125 and $0.625 per million, rounded to the
+    // micro-dollar: within half of one (the sample's windows, seeded by the file's path, decide
+    // the count, and some counts land exactly on a half: 296 -> $0.0002035).
+    expect(Math.abs(report.chunkIndex.requestsUsd - documents * (0.0625 + 0.625) * 1e-6)).toBeLessThanOrEqual(
+      0.5e-6 + 1e-12,
+    );
     expect(report.chunkIndex.requestsUsd).toBeLessThanOrEqual(report.perRun.requests);
     const text = await sluice('cost', 'events/data/docs-sample.jsonl', '--pipeline', 'docs');
     expect(text.out.find((l) => l.startsWith('  index'))).toMatch(
