@@ -25,6 +25,7 @@ import {
   batchTransformUsdPerMillionTokens,
   COLD_START_ASSUMPTION,
   chunkIndexEstimate,
+  chunkIndexUsd,
   embeddingPartBytes,
   estimateRunUsage,
   PER_TOKEN_ANCHORS,
@@ -35,9 +36,6 @@ import { type RunCost, runCost } from '../shared/cost/run-cost.ts';
 import { unitCount } from '../shared/plan/plan-units.ts';
 
 const DAY = 86_400;
-/** S3 bills a GB-month of 2^30 bytes (shared/cost/run-cost.ts); a month is 365/12 days. */
-const GIB = 1024 ** 3;
-const DAYS_PER_MONTH = 365 / 12;
 /** The unchanged re-run's entry puts at one document per chunk before the 7-day refresh (commit 08cad6b). */
 const BEFORE_REFRESH_WRITE_USD = 0.244141;
 const SWEEP_SECONDS = 60;
@@ -345,12 +343,7 @@ export async function runSimulatedDayBench() {
       unchanged: true,
       rowBytes,
     });
-    const readUsd = index.readUnits * prices.dynamoReadRequestUnit.usd;
-    const writeUsd = index.writeUnits * prices.dynamoWriteRequestUnit.usd;
-    const s3GetsUsd = (index.s3Gets / 1000) * prices.s3GetPer1000.usd;
-    const heldPartsUsd =
-      (index.heldPartBytes / GIB) * prices.s3StandardGbMonth.usd * (index.heldPartDays / DAYS_PER_MONTH);
-    const indexUsd = readUsd + writeUsd + s3GetsUsd + heldPartsUsd;
+    const { readUsd, writeUsd, s3GetsUsd, heldPartsUsd, indexUsd } = chunkIndexUsd(index, prices);
     return {
       chunksPerDocument: perDocument,
       documents: index.documents,

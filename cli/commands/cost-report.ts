@@ -22,6 +22,7 @@ import {
   type ChunkIndexEstimate,
   COLD_START_ASSUMPTION,
   chunkIndexEstimate,
+  chunkIndexUsd,
   embeddingPartBytes,
   estimateRunUsage,
   PER_TOKEN_ANCHORS,
@@ -173,12 +174,7 @@ function unchangedRerunOf(
     unchanged: true,
     rowBytes: embeddingPartBytes(config.endpoint.dimension, config.chunking.maxTokens),
   });
-  const requestsUsd =
-    index.readUnits * prices.dynamoReadRequestUnit.usd +
-    index.writeUnits * prices.dynamoWriteRequestUnit.usd +
-    (index.s3Gets / 1000) * prices.s3GetPer1000.usd;
-  const heldPartsUsd =
-    (index.heldPartBytes / 1024 ** 3) * prices.s3StandardGbMonth.usd * (index.heldPartDays / DAYS_PER_MONTH);
+  const { readUsd, writeUsd, s3GetsUsd, heldPartsUsd, indexUsd } = chunkIndexUsd(index, prices);
   return {
     endpointUsd: 0,
     readUnits: index.readUnits,
@@ -187,14 +183,11 @@ function unchangedRerunOf(
     s3Gets: index.s3Gets,
     heldPartBytes: index.heldPartBytes,
     heldPartDays: index.heldPartDays,
-    requestsUsd: round6(requestsUsd),
+    requestsUsd: round6(readUsd + writeUsd + s3GetsUsd),
     heldPartsUsd: round6(heldPartsUsd),
-    indexUsd: round6(requestsUsd + heldPartsUsd),
+    indexUsd: round6(indexUsd),
   };
 }
-
-/** Days in an average month, as S3 prices its GB-month. */
-const DAYS_PER_MONTH = 30.4;
 
 function throughputSourceOf(request: CostInputs, config: PipelineConfig): string {
   if (request.tokensPerSecond ?? request.rowsPerSecond) return 'given';

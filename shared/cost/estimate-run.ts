@@ -7,8 +7,9 @@ import { DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES, dynamoItemBytes } from './dynamo-it
 import { MISSING_KEY_READ_UNITS, readRequestUnits, writeRequestUnits } from './dynamo-request-units.ts';
 import { typicalDocIndexItem } from './dynamo-storage.ts';
 import { endpointHostingOf } from './endpoint-hosting.ts';
+import type { RegionPrices } from './pricing.ts';
 import type { EndpointHosting, RunUsage } from './run-cost.ts';
-import { ScheduleUnsupported } from './schedule-runs.ts';
+import { DAYS_PER_MONTH, ScheduleUnsupported } from './schedule-runs.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
 /**
@@ -236,6 +237,27 @@ export interface ChunkIndexEstimate {
   readonly heldPartBytes: number;
   /** Days gc holds them (EMBEDDINGS_HOLD_DAYS): what a price of the held bytes multiplies. */
   readonly heldPartDays: number;
+}
+
+/**
+ * What a {@link ChunkIndexEstimate} costs at `prices` (unrounded): its DynamoDB reads and
+ * writes, the S3 GETs reading vectors back, and the parts gc holds for `heldPartDays` as
+ * that share of a month of S3 Standard. The storage its entries add (`storageBytes`) is
+ * priced with the run's storage, not here.
+ */
+export function chunkIndexUsd(index: ChunkIndexEstimate, prices: RegionPrices) {
+  const readUsd = index.readUnits * prices.dynamoReadRequestUnit.usd;
+  const writeUsd = index.writeUnits * prices.dynamoWriteRequestUnit.usd;
+  const s3GetsUsd = (index.s3Gets / 1000) * prices.s3GetPer1000.usd;
+  const heldPartsUsd =
+    (index.heldPartBytes / 1024 ** 3) * prices.s3StandardGbMonth.usd * (index.heldPartDays / DAYS_PER_MONTH);
+  return {
+    readUsd,
+    writeUsd,
+    s3GetsUsd,
+    heldPartsUsd,
+    indexUsd: readUsd + writeUsd + s3GetsUsd + heldPartsUsd,
+  };
 }
 
 /**
