@@ -7,7 +7,7 @@ import { LocalRunStore } from '../shared/adapters/local/local-run-store.ts';
 import { MemoryObjectStore } from '../shared/adapters/local/memory-object-store.ts';
 import { loadPipelineConfig } from '../shared/config/load-pipeline.ts';
 import type { ScorePipelineConfig } from '../shared/config/pipeline-config.ts';
-import { COLD_START_ASSUMPTION } from '../shared/cost/estimate-run.ts';
+import { coldStartFor } from '../shared/cost/cold-start.ts';
 import { instanceHourPrice, pricesFor } from '../shared/cost/pricing.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../shared/embedding/token-counter.ts';
@@ -171,7 +171,8 @@ export async function runHostingBench(options: HostingBenchOptions = {}) {
     // here, in the endpoints' favour).
     const dataGb = (rowsPerRun * (bytesPerRow + answerBytesPerRow)) / 1e9;
     const serverlessRun = evaluationSeconds * serverlessGb * serverlessGbSecond + dataGb * dataPerGb;
-    const coldStart = COLD_START_ASSUMPTION.seconds;
+    const coldStartFigure = coldStartFor(config.model.instanceType);
+    const coldStart = coldStartFigure.seconds;
     const cooldown = config.model.capacity.cooldownSeconds;
     // Runs an hour apart with a cooldown under an hour: every run pays a cold start.
     const instanceSeconds = coldStart + evaluationSeconds + cooldown;
@@ -251,7 +252,7 @@ export async function runHostingBench(options: HostingBenchOptions = {}) {
         serverlessInferenceGbSecond: serverlessGbSecond,
         sagemakerDataProcessedGb: dataPerGb,
         [`${config.model.instanceType}Hour`]: instanceHour,
-        coldStartSource: COLD_START_ASSUMPTION.source,
+        coldStartSource: coldStartFigure.source,
       },
       // Deployed: Lambda's heap is not the bound, its memory is.
       largestInWorkerModelMiB: Math.round(

@@ -4,6 +4,7 @@ import type {
   PipelineConfig,
   RecommendPipelineConfig,
 } from '../../shared/config/pipeline-config.ts';
+import { coldStartFor } from '../../shared/cost/cold-start.ts';
 import {
   anchorUsd,
   estimateGenerateUsage,
@@ -20,7 +21,6 @@ import {
 import {
   batchTransformUsdPerMillionTokens,
   type ChunkIndexEstimate,
-  COLD_START_ASSUMPTION,
   chunkIndexEstimate,
   chunkIndexUsd,
   embeddingPartBytes,
@@ -200,6 +200,9 @@ function throughputSourceOf(request: CostInputs, config: PipelineConfig): string
 function anchorsOf(config: PipelineConfig, estimate: RunEstimate, hourly: number, runs: number | undefined) {
   const instanceType = instanceTypeOf(config);
   const tokens = estimate.work.amount;
+  // The same start-up as a run-scoped copy of the type: container caching is documented for
+  // endpoints, so a job may start slower; the comparison is left in Batch Transform's favour.
+  const coldStart = coldStartFor(instanceType ?? '');
   return [
     ...PER_TOKEN_ANCHORS.map((a) => ({
       name: a.name,
@@ -207,11 +210,11 @@ function anchorsOf(config: PipelineConfig, estimate: RunEstimate, hourly: number
       source: a.source,
     })),
     {
-      name: `SageMaker Batch Transform, one ${instanceType} started for the job (${COLD_START_ASSUMPTION.seconds} s to start)`,
+      name: `SageMaker Batch Transform, one ${instanceType} started for the job (${coldStart.seconds} s to start)`,
       usdPerMillionTokens: round6(
-        batchTransformUsdPerMillionTokens(tokens, estimate.throughputPerSecond, hourly),
+        batchTransformUsdPerMillionTokens(tokens, estimate.throughputPerSecond, hourly, coldStart.seconds),
       ),
-      source: `${instanceType} at $${hourly}/h (its real-time rate), start-up ${COLD_START_ASSUMPTION.source}`,
+      source: `${instanceType} at $${hourly}/h (its real-time rate), start-up ${coldStart.source}`,
     },
   ].map((a) => ({
     ...a,

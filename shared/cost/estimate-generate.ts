@@ -2,8 +2,9 @@ import { copiesForRun } from '../capacity/copies.ts';
 import { DEFAULT_WORKERS_PER_COPY } from '../capacity/workers.ts';
 import type { GeneratePipelineConfig } from '../config/pipeline-config.ts';
 import { unitCount } from '../plan/plan-units.ts';
+import { coldStartFor } from './cold-start.ts';
 import { typicalPromptCacheItemStorageBytes } from './dynamo-storage.ts';
-import { COLD_START_ASSUMPTION, estimatedCooldownSeconds, type RunEstimate } from './estimate-run.ts';
+import { estimatedCooldownSeconds, type RunEstimate } from './estimate-run.ts';
 import { runUsageOf, type UnitUsage } from './unit-usage.ts';
 
 /**
@@ -52,7 +53,7 @@ export interface GenerateEstimateInput {
   readonly work: GenerateWork;
   /** @default LLM_THROUGHPUT_ASSUMPTION.completionTokensPerSecond */
   readonly completionTokensPerSecond?: number;
-  /** @default COLD_START_ASSUMPTION.seconds */
+  /** @default the instance type's figure for an LLM, {@link coldStartFor} */
   readonly coldStartSeconds?: number;
 }
 
@@ -124,7 +125,9 @@ export function estimateGenerateUsage(input: GenerateEstimateInput): RunEstimate
   const runScoped = config.endpoint.url === undefined && capacity.mode === 'run-scoped';
   const copies = copiesForRun(input.estimatedCost, capacity);
   const busySeconds = work.completionTokens / throughput / copies;
-  const coldStartSeconds = runScoped ? (input.coldStartSeconds ?? COLD_START_ASSUMPTION.seconds) : 0;
+  const coldStartSeconds = runScoped
+    ? (input.coldStartSeconds ?? coldStartFor(config.endpoint.instanceType, { llm: true }).seconds)
+    : 0;
   const cooldownSeconds = runScoped
     ? estimatedCooldownSeconds(config, capacity, coldStartSeconds + busySeconds)
     : 0;

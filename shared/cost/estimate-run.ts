@@ -3,6 +3,7 @@ import { nextCronTick } from '../capacity/next-tick.ts';
 import type { CapacityConfig, PipelineConfig } from '../config/pipeline-config.ts';
 import { EMBEDDINGS_HOLD_DAYS, ENTRY_REFRESH_DAYS } from '../incremental/entry-refresh.ts';
 import { unitCount } from '../plan/plan-units.ts';
+import { coldStartFor } from './cold-start.ts';
 import { DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES, dynamoItemBytes } from './dynamo-item-size.ts';
 import { MISSING_KEY_READ_UNITS, readRequestUnits, writeRequestUnits } from './dynamo-request-units.ts';
 import { typicalDocIndexItem } from './dynamo-storage.ts';
@@ -34,20 +35,6 @@ export const THROUGHPUT_ASSUMPTIONS = {
   /** Rows/s of one scoring copy, serverless call or worker: the XGBoost JSON evaluator, one thread (docs/scoring.md). */
   rowsPerSecond: 190_000,
   rowsPerSecondSource: 'bench/results/scoring.json: the XGBoost JSON evaluator, one thread',
-} as const;
-
-/**
- * How long a copy takes to serve after a run asks for it on an endpoint scaled to zero:
- * a GPU instance launched, the container pulled and started, the model loaded. Not a
- * measured SageMaker figure: aws-samples/comfyui-on-eks issue 7 reports 7-8 minutes "from
- * scratch, including the time to start the EC2 instance and pull all the models from S3";
- * aws/amazon-sagemaker-feedback issue 189 reports SageMaker endpoints taking far longer to
- * create. 7 minutes is used; every second of it is billed to the run that waits.
- */
-export const COLD_START_ASSUMPTION = {
-  seconds: 420,
-  source:
-    'https://github.com/aws-samples/comfyui-on-eks/issues/7 (7-8 min from scratch: EC2 start and model pull); https://github.com/aws/amazon-sagemaker-feedback/issues/189',
 } as const;
 
 /** A per-token price users compare a run with (issue 14), with where it was read. */
@@ -87,7 +74,7 @@ export function batchTransformUsdPerMillionTokens(
   tokens: number,
   tokensPerSecond: number,
   hourlyUsd: number,
-  coldStartSeconds: number = COLD_START_ASSUMPTION.seconds,
+  coldStartSeconds: number,
 ): number {
   if (tokens <= 0) return 0;
   const seconds = coldStartSeconds + tokens / tokensPerSecond;
@@ -101,7 +88,7 @@ export interface RunEstimateInput {
   /** Throughput of one endpoint copy. @default THROUGHPUT_ASSUMPTIONS */
   readonly tokensPerSecond?: number;
   readonly rowsPerSecond?: number;
-  /** @default COLD_START_ASSUMPTION.seconds */
+  /** @default the instance type's figure, {@link coldStartFor} */
   readonly coldStartSeconds?: number;
   /**
    * Documents the run reads (embed), when counted: each is one chunk index entry. Without
@@ -435,7 +422,8 @@ function endpointHold(
   copies: number,
   busySeconds: number,
 ): { readonly endpointSeconds: number; readonly capacity?: RunEstimate['capacity'] } {
-  const coldStartSeconds = input.coldStartSeconds ?? COLD_START_ASSUMPTION.seconds;
+  const coldStartSeconds =
+    input.coldStartSeconds ?? (hosting?.kind === 'instance' ? coldStartFor(hosting.instanceType).seconds : 0);
   const runScoped = capacity !== undefined && capacity.mode === 'run-scoped';
   const cooldownSeconds = runScoped
     ? estimatedCooldownSeconds(input.config, capacity, coldStartSeconds + busySeconds)

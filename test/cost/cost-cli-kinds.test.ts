@@ -81,7 +81,7 @@ describe('sluice cost for a generate pipeline', () => {
     expect(report.tokens.prompt).toBe(expected.tokens);
     // generation.maxTokens (128) per answer: the bound.
     expect(report.tokens.completion).toBe(expected.answerable * 128);
-    expect(report.capacity).toMatchObject({ copies: 1, coldStartSeconds: 420 });
+    expect(report.capacity).toMatchObject({ copies: 1, coldStartSeconds: 258 });
     expect(report.capacity.busySeconds).toBeCloseTo((expected.answerable * 128) / 190, 9);
     expect(report.throughputSource).toContain('assumed: 190 completion tokens/s per copy');
     expectPartsAddUp(report.perRun);
@@ -178,7 +178,7 @@ describe.each([
     kind: 'generate',
     args: [TICKETS, '--pipeline', 'generate-triage', '--schedule', 'rate(1 day)'],
     says: () => [
-      '1 copy of ml.g5.2xlarge, run-scoped: 420 s cold start',
+      '1 copy of ml.g5.2xlarge, run-scoped: 258 s cold start',
       'per 1M tokens, prompt and completion',
       'a month',
       'at OpenAI Batch API, gpt-4o-mini',

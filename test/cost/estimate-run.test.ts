@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parsePipelineConfig } from '../../shared/config/pipeline-config.ts';
+import { COLD_STARTS, coldStartFor } from '../../shared/cost/cold-start.ts';
 import {
   batchTransformUsdPerMillionTokens,
-  COLD_START_ASSUMPTION,
   estimatedWork,
   estimateRunUsage,
 } from '../../shared/cost/estimate-run.ts';
@@ -32,14 +32,15 @@ describe('estimateRunUsage', () => {
       mode: 'run-scoped',
       copies: 1,
       busySeconds: 1000,
-      coldStartSeconds: COLD_START_ASSUMPTION.seconds,
+      // AWS's published P50 for the schema's default ml.g5.xlarge.
+      coldStartSeconds: 216,
       cooldownSeconds: 300,
     });
-    expect(estimate.usage.endpointSeconds).toBe(420 + 1000 + 300);
+    expect(estimate.usage.endpointSeconds).toBe(216 + 1000 + 300);
     expect(estimate.work).toEqual({ amount: 100_000_000, unit: 'tokens' });
     const cost = runCost(estimate.usage, usEast, { region: 'us-east-1', estimate: true });
-    // 1,720 s / 3,600 x $1.4084 = $0.672902.
-    expect(cost.endpoint).toBe(0.672902);
+    // 1,516 s / 3,600 x $1.4084 = $0.593093.
+    expect(cost.endpoint).toBe(0.593093);
     // Four workers wait on the endpoint while it is busy, at the configured memory.
     expect(estimate.usage.lambdaGbSeconds).toBeCloseTo(4 * 1000 * (config.workers.memoryMiB / 1024), 6);
     expect(estimate.usage.lambdaRequests).toBe(estimate.units + 2);
@@ -63,11 +64,11 @@ describe('estimateRunUsage', () => {
         estimatedCost: 100_000_000,
         tokensPerSecond: 100_000,
       });
-      expect(nightly.usage.endpointSeconds).toBe(420 + 1000);
+      expect(nightly.usage.endpointSeconds).toBe(216 + 1000);
     });
 
     it('the whole cooldown when the schedule ticks again within it', () => {
-      // A run of 420 + 1,000 s released at 00:23:40 on a 5-minute cron: the next tick is 00:25.
+      // A run of 216 + 1,000 s released at 00:20:16 on a 5-minute cron: the next tick is 00:25.
       expect(cooldownOf(embed({ expression: 'cron(0/5 * * * ? *)' }))).toBe(300);
       // A rate no longer than the cooldown always ticks within it; a longer one is not counted.
       expect(cooldownOf(embed({ expression: 'rate(5 minutes)' }))).toBe(300);
@@ -82,7 +83,7 @@ describe('estimateRunUsage', () => {
     // 500M tokens at 100,000 tokens/s = 5,000 s on one copy: ceil(5000 / 1800) = 3 copies.
     const estimate = estimateRunUsage({ config, estimatedCost: 500_000_000, tokensPerSecond: 100_000 });
     expect(estimate.capacity?.copies).toBe(3);
-    expect(estimate.usage.endpointSeconds).toBeCloseTo(3 * (420 + 5000 / 3), 6);
+    expect(estimate.usage.endpointSeconds).toBeCloseTo(3 * (216 + 5000 / 3), 6);
   });
 
   it('charges an always-on endpoint only the busy window, as before', () => {
@@ -113,6 +114,7 @@ describe('estimateRunUsage', () => {
     const serverlessCost = runCost(serverless.usage, usEast, { region: 'us-east-1', estimate: true });
     expect(serverlessCost.endpoint).toBeGreaterThanOrEqual(0.0008);
 
+    // The sample's ml.m5.large is a CPU type: no container caching, 420 s.
     const instance = estimateFor({ hosting: 'instance', capacity: { cooldown: 'always' } });
     expect(instance.usage.endpointSeconds).toBeCloseTo(420 + 10 + 300, 6);
     // The sample's nightly schedule does not tick within the cooldown: auto keeps none.
@@ -137,6 +139,27 @@ describe('estimatedWork', () => {
       dynamoBytes: 0,
       capacity: undefined,
     });
+  });
+});
+
+describe('coldStartFor', () => {
+  it("gives AWS's published figure for a listed type, the longest for other accelerators, 420 s for CPU types", () => {
+    expect(coldStartFor('ml.g5.xlarge').seconds).toBe(216);
+    expect(coldStartFor('ml.g4dn.xlarge').seconds).toBe(134);
+    expect(coldStartFor('ml.g5.xlarge').source).toContain('aws.amazon.com/blogs/machine-learning');
+    const longest = Math.max(...Object.values(COLD_STARTS).map((f) => f.seconds));
+    for (const type of ['ml.g6e.xlarge', 'ml.p4d.24xlarge', 'ml.inf2.xlarge', 'ml.g5.12xlarge']) {
+      expect(coldStartFor(type).seconds).toBe(longest);
+    }
+    for (const type of ['ml.m5.large', 'ml.c5.xlarge', 'ml.t3.medium']) {
+      expect(coldStartFor(type).seconds).toBe(420);
+    }
+  });
+
+  it('takes an LLM endpoint at the 8B-model figure unless the type is slower', () => {
+    expect(coldStartFor('ml.g5.2xlarge').seconds).toBe(164);
+    expect(coldStartFor('ml.g5.2xlarge', { llm: true }).seconds).toBe(258);
+    expect(coldStartFor('ml.m5.large', { llm: true }).seconds).toBe(420);
   });
 });
 

@@ -129,3 +129,36 @@ describe('the simulated day’s endpoint (cooldown auto)', () => {
     expect(day.coldStarts).toBe(2);
   });
 });
+
+describe('the simulated day’s endpoint as deployed (on demand, units retrying)', () => {
+  it('raises an on-demand run’s copy at the sweep after its first unit asks, and starts the work at a unit’s next try', () => {
+    // Plan at 0 s, the first unit asks at 1 s, the sweeper raises at 60 s; the copy serves at
+    // 110 s; the unit tries at 1 + 30, 1 + 90, 1 + 210 s: the work starts at 211 s, done at 311 s.
+    const day = simulateEndpoint({
+      capacity,
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [{ at: 0, work: 1000 }],
+      onDemand: true,
+      tries: [30, 90, 210, 330],
+    });
+    expect(day.runs[0]).toMatchObject({ startedAt: 0, copies: 1, waitedSeconds: 211, finishedAt: 311 });
+    // Billed from the raise (60 s) through the idle 101 s, the work and the cooldown to 431 s,
+    // scaled in by the sweep at 480 s.
+    expect(day.billedSeconds).toBe(480 - 60);
+    expect(day.busySeconds).toBeCloseTo(100, 9);
+  });
+
+  it('finds a copy raised at plan at the first try after it serves', () => {
+    const day = simulateEndpoint({
+      capacity: { ...capacity, cooldown: 'auto' },
+      perCopyPerSecond: 10,
+      coldStartSeconds: 50,
+      runs: [{ at: 0, work: 1000 }],
+      tries: [30, 90],
+    });
+    // Serving at 50 s, found at 91 s, done at 191 s; no cooldown kept (auto, no schedule).
+    expect(day.runs[0]).toMatchObject({ waitedSeconds: 91, finishedAt: 191, cooldown: 'none' });
+    expect(day.billedSeconds).toBe(191);
+  });
+});
