@@ -122,7 +122,8 @@ rejects by reason, cost), Chart.js inline, so it opens offline. Prints the file'
   {
     name: 'gc',
     synopsis: `[--keep-runs N] [--home DIR] [--dry-run] [--json]
-      | --deployed [--stack NAME] [--keep-runs N] [--recommendations-table NAME] [--dry-run] [--json]`,
+      | --deployed [--stack NAME] [--keep-runs N] [--recommendations-table NAME]
+        [--legacy-chunk-items --runs-table NAME] [--dry-run] [--json]`,
     description: `Bounds the local home's storage: removes the result parts and finalize lists of old runs
 the current state no longer reads (never the newest N per pipeline, a failed or running run,
 or a run the current views read), re-staged parts no run reads again, temporary files of
@@ -134,7 +135,13 @@ compacts the chunk index. Prints bytes before and after.
                   stay recoverable as noncurrent versions for 30 days (docs/deployed-cli.md)
   --recommendations-table NAME
                   with --deployed: also deletes that table's lists of runs older than their
-                  pipeline's served run (default $SLUICE_RECOMMENDATIONS_TABLE; none: skipped)`,
+                  pipeline's served run (default $SLUICE_RECOMMENDATIONS_TABLE; none: skipped)
+  --legacy-chunk-items
+                  with --deployed, once after upgrading a stack from the per-chunk index:
+                  deletes the runs table's CHUNK# items, no longer read. One Scan of the whole
+                  table, billed by every item read: preview with --dry-run
+  --runs-table NAME
+                  the stack's RunsTableName output (default $SLUICE_RUNS_TABLE)`,
     load: async () => (await import('./commands/gc.ts')).gcCommand,
   },
   {

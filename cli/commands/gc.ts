@@ -1,7 +1,8 @@
 import { formatBytes } from '../deployed/deployed-query.ts';
 import { RECOMMENDATIONS_TABLE_ENV } from '../deployed/deployed-recommendations.ts';
-import { deployedTarget, refuseMixedFlags } from '../deployed/deployed-target.ts';
+import { deployedTarget, refuseMixedFlags, requireRunsTable } from '../deployed/deployed-target.ts';
 import { collectDeployedGarbage, type DeployedGcReport } from '../gc/deployed-gc.ts';
+import type { LegacyChunkItemsReport } from '../gc/deployed-legacy-chunk-items.ts';
 import { collectGarbage, type GcReport } from '../gc/local-gc.ts';
 import { openCheckedHome } from '../home.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
@@ -17,6 +18,17 @@ export const DEFAULT_KEEP_RUNS = 3;
  * the same rule over the stack's bucket (cli/gc/deployed-gc.ts), and with
  * `--recommendations-table NAME` (or `SLUICE_RECOMMENDATIONS_TABLE`) the table's lists of
  * runs older than their pipeline's served run.
+ *
+ * `--legacy-chunk-items` (with `--runs-table NAME` or `SLUICE_RUNS_TABLE`) also deletes the
+ * runs table's `CHUNK#` items a stack deployed before the per-document chunk index left
+ * (cli/gc/deployed-legacy-chunk-items.ts). It is asked for, not done on every gc: finding
+ * them is a Scan of the whole runs table (every run, unit, lease, cached answer and index
+ * entry), billed by the bytes read and minutes long on a big table, while the items to find
+ * are written by no version since the upgrade, so after one sweep every later Scan would be
+ * paid for nothing; and a gc run from a schedule should not start reading the whole runs
+ * table because the CLI was upgraded. `--dry-run` with it counts them and prices the storage
+ * they hold, the Scan's reads and the deletes' writes, so the one paid sweep is decided on
+ * figures.
  */
 export async function gcCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -27,19 +39,26 @@ export async function gcCommand(args: string[], io: CommandIo): Promise<number> 
     deployed: { type: 'boolean', default: false },
     stack: { type: 'string' },
     'recommendations-table': { type: 'string' },
+    'runs-table': { type: 'string' },
+    // No default: refuseMixedFlags tells a flag given from one left out by `undefined`.
+    'legacy-chunk-items': { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`gc takes no arguments, got ${positionals[0]}`);
   const keepRuns = values['keep-runs'] === undefined ? DEFAULT_KEEP_RUNS : Number(values['keep-runs']);
   if (!Number.isInteger(keepRuns) || keepRuns < 1)
     throw new UsageError(`--keep-runs must be a whole number of at least 1, got ${values['keep-runs']}`);
-  refuseMixedFlags(values, ['recommendations-table']);
+  refuseMixedFlags(values, ['recommendations-table', 'legacy-chunk-items']);
   if (values.deployed) {
     const recommendationsTable =
       values['recommendations-table'] ?? (process.env[RECOMMENDATIONS_TABLE_ENV]?.trim() || undefined);
-    const report = await collectDeployedGarbage(deployedTarget(values), {
+    const target = deployedTarget(values);
+    // Checked before any query runs, so a missing table name costs nothing.
+    const legacyChunkItemsTable = values['legacy-chunk-items'] ? requireRunsTable(target) : undefined;
+    const report = await collectDeployedGarbage(target, {
       keepRuns,
       dryRun: values['dry-run'],
       ...(recommendationsTable === undefined ? {} : { recommendationsTable }),
+      ...(legacyChunkItemsTable === undefined ? {} : { legacyChunkItemsTable }),
     });
     if (values.json) io.out(JSON.stringify(report));
     else printDeployedReport(report, io);
@@ -98,6 +117,8 @@ function printDeployedReport(report: DeployedGcReport, io: CommandIo): void {
     io.out(
       `recommendations table ${lists.table}: ${verb} ${lists.deleted} of ${lists.scanned} lists (runs older than their pipeline's served run)`,
     );
+  if (report.legacyChunkItems !== undefined)
+    io.out(describeLegacyChunkItems(report.legacyChunkItems, report.dryRun));
   const removed = report.runs.filter((r) => r.remove);
   const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
   io.out(
@@ -106,5 +127,29 @@ function printDeployedReport(report: DeployedGcReport, io: CommandIo): void {
         ? ' (dry run: nothing deleted)'
         : '; recoverable as noncurrent versions until the lifecycle removes them (30 days by default)') +
       `; Athena scanned ${formatBytes(report.bytesScanned)}`,
+  );
+}
+
+/**
+ * `runs table T: deleted 1,200 of 1,450 items, the old per-chunk index's CHUNK# items, no
+ * longer read (docs 1,200), about 2.0 MB: $0.00048 a month of storage; the Scan read 1.5
+ * read units ($1.9e-7), the deletes took about 2,400 write units ($0.0015) in us-east-1`.
+ * The Scan's units are DynamoDB's count; the rest are estimates (deployed-legacy-chunk-items.ts).
+ */
+function describeLegacyChunkItems(sweep: LegacyChunkItemsReport, dryRun: boolean): string {
+  const pipelines = Object.entries(sweep.byPipeline)
+    .map(([pipeline, n]) => `${pipeline} ${n.toLocaleString('en-US')}`)
+    .join(', ');
+  const usd = sweep.usd;
+  const money = (n: number) => `$${n.toPrecision(2)}`;
+  return (
+    `runs table ${sweep.table}: ${dryRun ? 'would delete' : 'deleted'} ${sweep.deleted.toLocaleString('en-US')} of ${sweep.scanned.toLocaleString('en-US')} items, ` +
+    `the old per-chunk index's CHUNK# items, no longer read${pipelines === '' ? '' : ` (${pipelines})`}, about ${formatBytes(sweep.bytes)}` +
+    (usd === undefined ? '' : `: ${money(usd.storagePerMonth)} a month of storage`) +
+    `; the Scan read ${sweep.readUnits.toLocaleString('en-US')} read units` +
+    (usd === undefined ? '' : ` (${money(usd.reads)})`) +
+    `, the deletes ${dryRun ? 'would take' : 'took'} about ${sweep.writeUnits.toLocaleString('en-US')} write units` +
+    (usd === undefined ? '' : ` (${money(usd.writes)})`) +
+    (usd === undefined ? '; no sourced DynamoDB prices for this region to cost it' : ` in ${usd.region}`)
   );
 }

@@ -10,6 +10,7 @@ import { dataBucketOf } from '../deployed/deployed-bucket.ts';
 import type { DeployedTarget } from '../deployed/deployed-target.ts';
 import { UsageError } from '../usage.ts';
 import { CURRENT_RUNS_SQL, REFRESHED_BY_SQL, refreshedByOf, runRef } from './current-runs.ts';
+import { type LegacyChunkItemsReport, sweepLegacyChunkItems } from './deployed-legacy-chunk-items.ts';
 import { type DeployedListsReport, sweepDeployedLists } from './deployed-recommendation-lists.ts';
 import { embeddingsHold, type RetainedRun, retainRuns } from './run-retention.ts';
 
@@ -37,6 +38,8 @@ export interface DeployedGcReport {
   readonly bytesScanned: number;
   /** The recommendations table's superseded lists, when the table was named. */
   readonly recommendationLists?: DeployedListsReport;
+  /** The runs table's `CHUNK#` items of the per-chunk index, when asked for (deployed-legacy-chunk-items.ts). */
+  readonly legacyChunkItems?: LegacyChunkItemsReport;
 }
 
 export interface DeployedGcOptions {
@@ -47,6 +50,12 @@ export interface DeployedGcOptions {
   readonly s3?: S3Client;
   /** The stack's recommendations table: its superseded lists are deleted too (deployed-recommendation-lists.ts). */
   readonly recommendationsTable?: string;
+  /**
+   * The stack's runs table, named only to sweep it: its `CHUNK#` items, left by the
+   * per-chunk index of a stack deployed before the per-document one, are deleted (one Scan
+   * of the whole table: deployed-legacy-chunk-items.ts). Absent, the table is not read.
+   */
+  readonly legacyChunkItemsTable?: string;
   /** @default a client from the AWS environment */
   readonly dynamo?: DynamoDBDocumentClient;
   /** What a run's age is measured against (its embeddings' hold, run-retention.ts). @default the clock */
@@ -67,6 +76,7 @@ export class DeployedGcFailed extends SluiceError {}
  * after it started: chunk index entries may still point at them (run-retention.ts). `staging/` is left to its lifecycle rule. With the recommendations table
  * named, its lists of runs older than their pipeline's served run go too (whatever
  * `keepRuns` says: the similarity units delete them as they go, this reaches the rest).
+ * With `legacyChunkItemsTable` named, the runs table's per-chunk index items go too.
  */
 export async function collectDeployedGarbage(
   target: DeployedTarget,
@@ -128,15 +138,21 @@ export async function collectDeployedGarbage(
       bucket,
       decisions.flatMap((d) => d.keys),
     );
+  let dynamo = options.dynamo;
+  const dynamoClient = () => {
+    dynamo ??= DynamoDBDocumentClient.from(new DynamoDBClient({}));
+    return dynamo;
+  };
   const recommendationLists =
     options.recommendationsTable === undefined
       ? undefined
-      : await sweepDeployedLists(
-          options.dynamo ?? DynamoDBDocumentClient.from(new DynamoDBClient({})),
-          options.recommendationsTable,
-          runs,
-          options.dryRun,
-        );
+      : await sweepDeployedLists(dynamoClient(), options.recommendationsTable, runs, options.dryRun);
+  const legacyChunkItems =
+    options.legacyChunkItemsTable === undefined
+      ? undefined
+      : await sweepLegacyChunkItems(dynamoClient(), options.legacyChunkItemsTable, {
+          dryRun: options.dryRun,
+        });
   return {
     bucket,
     dryRun: options.dryRun,
@@ -144,6 +160,7 @@ export async function collectDeployedGarbage(
     runs: decisions,
     bytesScanned: runsResult.bytesScanned + currentResult.bytesScanned + refreshedResult.bytesScanned,
     ...(recommendationLists === undefined ? {} : { recommendationLists }),
+    ...(legacyChunkItems === undefined ? {} : { legacyChunkItems }),
   };
 }
 
