@@ -54,33 +54,41 @@ export async function runsTheCurrentStateReads(bucketDir: string): Promise<Set<s
 export const runRef = (pipeline: string, runId: string): string => `${pipeline}\t${runId}`;
 
 /**
- * Per run that read a source (`sources` status `read`, the run succeeded): the earliest of
- * the latest runs to give a verdict (`read` or `deleted`, succeeded) on each of its
- * sources, as `refreshed_by`. A chunk index entry left pointing at the run is rewritten
- * only by a run that reads its document again at least ENTRY_REFRESH_DAYS after it
+ * Per run that read a source (a `sources` row `read`, or `skipped`: its units read the
+ * source but finalize did not compare it, out of time, its stored manifest unreadable, or a
+ * later-started run's manifest there first; the run succeeded): the earliest of the latest
+ * runs to give a verdict (`read` or `deleted`, succeeded) on each of its sources, as
+ * `refreshed_by`. A chunk index entry left pointing at the run is rewritten only by a run
+ * that reads its document again at least ENTRY_REFRESH_DAYS after it
  * (shared/incremental/entry-refresh.ts), so while `refreshed_by` started sooner than that
  * after the run, some source's entries may still point at its `embeddings` parts
- * (run-retention.ts `embeddingsHold`). A source whose latest verdict is `deleted` holds
- * nothing: that run's finalize forgot its documents' entries (chunk count 0, no chunks), so
- * none points at a run that read it; a run all of whose sources are deleted has no row. Run ids sort by start time to the second, which is
- * all the comparison needs; the same SQL runs in DuckDB and Athena.
+ * (run-retention.ts `embeddingsHold`). A skipped row counts as the run's read, never as a
+ * verdict (gc cannot tell it from a deleted source finalize had no time for); a source with
+ * no verdict yet, or whose latest verdict is older than a skipped read, names a run no later
+ * than the reader, which holds it. A source deleted after the run holds nothing: that
+ * deletion's finalize forgot its documents' entries (chunk count 0, no chunks), so none
+ * points at a run that read it before, even once the source is added again (its documents
+ * are embedded anew); a run all of whose sources are deleted since has no row. Run ids sort
+ * by start time to the second, which is all the comparison needs; the same SQL runs in
+ * DuckDB and Athena.
  */
-export const REFRESHED_BY_SQL = `WITH verdicts AS (
+export const REFRESHED_BY_SQL = `WITH succeeded_rows AS (
   SELECT s.pipeline, s.source_key, s.run_id, s.status
   FROM sources s
   JOIN runs r ON r.pipeline = s.pipeline AND r.run_id = s.run_id
-  WHERE r.status = 'succeeded' AND s.status IN ('read', 'deleted')
+  WHERE r.status = 'succeeded'
 ),
 latest AS (
-  SELECT pipeline, source_key, max(run_id) AS latest_run_id
-  FROM verdicts
+  SELECT pipeline, source_key,
+    max(CASE WHEN status IN ('read', 'deleted') THEN run_id END) AS latest_run_id,
+    max(CASE WHEN status = 'deleted' THEN run_id END) AS deleted_run_id
+  FROM succeeded_rows
   GROUP BY pipeline, source_key
 )
-SELECT v.pipeline, v.run_id, min(l.latest_run_id) AS refreshed_by
-FROM verdicts v
+SELECT v.pipeline, v.run_id, min(coalesce(l.latest_run_id, v.run_id)) AS refreshed_by
+FROM succeeded_rows v
 JOIN latest l ON l.pipeline = v.pipeline AND l.source_key = v.source_key
-JOIN verdicts lv ON lv.pipeline = l.pipeline AND lv.source_key = l.source_key AND lv.run_id = l.latest_run_id
-WHERE v.status = 'read' AND lv.status = 'read'
+WHERE v.status IN ('read', 'skipped') AND (l.deleted_run_id IS NULL OR l.deleted_run_id < v.run_id)
 GROUP BY v.pipeline, v.run_id`;
 
 /** `refreshed_by` of each run (see {@link REFRESHED_BY_SQL}), by {@link runRef}. */
