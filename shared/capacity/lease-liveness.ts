@@ -17,9 +17,14 @@ export type LeaseLiveness =
 
 const ms = (iso: string | undefined): number => (iso === undefined ? 0 : Date.parse(iso) || 0);
 
-/** Last sign of life of a lease's run: taken, capacity ready, or a unit finishing (seen by the sweeper). */
+/**
+ * Last sign of life of a lease's run: taken, marked needed (an on-demand lease: its copies
+ * start from then, so its warm-up, bounded by `warmupLimitSeconds`, must fit in
+ * `leaseStaleSeconds` from the mark, as a lease raised at plan's does from `takenAt`),
+ * capacity ready, or a unit finishing (seen by the sweeper).
+ */
 export function lastProgressAt(lease: CapacityLease): number {
-  return Math.max(ms(lease.takenAt), ms(lease.readyAt), ms(lease.progressAt));
+  return Math.max(ms(lease.takenAt), ms(lease.neededAt), ms(lease.readyAt), ms(lease.progressAt));
 }
 
 /**

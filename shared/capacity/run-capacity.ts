@@ -309,7 +309,7 @@ export interface ScaledIn {
   readonly raisedAgainTo?: number;
   /** Why that raise after lowering was not applied (the component busy): the next sweep raises. */
   readonly raiseDeferred?: string;
-  /** Why nothing was lowered: another lease still holds copies, or they are at the floor already. */
+  /** Why nothing was lowered: an unreleased lease holds copies, or they are at the floor already. */
   readonly skipped?: 'leases-held' | 'at-floor' | 'deferred';
   /** Why the copies could not be read or set (the sweeper scales in on its next pass). */
   readonly error?: string;
@@ -317,7 +317,8 @@ export interface ScaledIn {
 
 /**
  * Finalize's step after releasing a lease whose cooldown is not kept: when no unreleased
- * lease remains, the component goes to its floor now instead of at the next sweep. The
+ * lease holds copies (an on-demand lease not yet needed holds none), the component goes to
+ * its floor now instead of at the next sweep, which would set the same. The
  * same guard as the sweeper's: the leases are read again just before lowering, so a plan
  * that took a lease (and raised the copies) meanwhile is not undone. A plan that takes its
  * lease between that read and the set finds the copies still up and sets nothing, so the
@@ -327,8 +328,13 @@ export interface ScaledIn {
  */
 export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: PipelineCapacity): Promise<ScaledIn> {
   const component = capacity.componentName;
+  // An on-demand lease no unit marked needed holds no copies (`heldCopies`), as the sweeper
+  // counts it: it does not keep the copies up. One marked after this look is raised back by
+  // the check after the lowering, or by the next sweep.
   const held = async () =>
-    (await deps.leases.list(component)).some((lease) => lease.releasedAt === undefined);
+    (await deps.leases.list(component)).some(
+      (lease) => lease.releasedAt === undefined && heldCopies(lease) > 0,
+    );
   try {
     if (await held()) return { skipped: 'leases-held' };
     const floor = floorCopies(capacity.capacity);
