@@ -11,7 +11,7 @@ import type { RunCapacityDeps } from '../../shared/capacity/run-capacity.ts';
 import { type ComponentSweep, sweepCapacity } from '../../shared/capacity/sweep.ts';
 import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
-import { EndpointWarming } from '../../shared/errors/errors.ts';
+import { EndpointUnavailable, EndpointWarming } from '../../shared/errors/errors.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
@@ -57,12 +57,15 @@ class TimedQueue implements WorkQueue {
 /** An embedding endpoint on an inference component: no capacity while no copy serves (SageMaker's answer). */
 class ComponentEndpoint implements EmbeddingEndpoint {
   calls = 0;
+  /** Every call fails (a 5xx a retry may fix), before any capacity check. */
+  failing = false;
   constructor(
     private readonly control: LocalCapacityControl,
     private readonly component: string,
   ) {}
   async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
     this.calls += 1;
+    if (this.failing) throw new EndpointUnavailable('docs-embed answered 503');
     if ((await this.control.describe(this.component)).currentCopies < 1)
       throw new EndpointWarming('docs-embed', 'Inference Component has no capacity to process this request.');
     stats.endpointCalls += 1;
@@ -125,8 +128,11 @@ describe('the waits of an on-demand run', () => {
     return planned;
   }
 
-  /** Every delivery on its last receive: a unit that waits must not need another one. */
-  async function deliverDue(): Promise<UnitOutcome[]> {
+  /**
+   * Every delivery on its last receive: a unit that waits must not need another one. A
+   * delivery that throws (the unit was marked failed first) is `threw`.
+   */
+  async function deliverDue(): Promise<(UnitOutcome | { status: 'threw' })[]> {
     const deps: ProcessUnitDeps = {
       store,
       runs,
@@ -137,7 +143,11 @@ describe('the waits of an on-demand run', () => {
       capacityDemand: { leases },
     };
     return Promise.all(
-      queue.take().map((unit) => processUnit(deps, config, unit, { isLastAttempt: true, now: nowMs })),
+      queue.take().map((unit) =>
+        processUnit(deps, config, unit, { isLastAttempt: true, now: nowMs }).catch(() => ({
+          status: 'threw' as const,
+        })),
+      ),
     );
   }
 
@@ -146,7 +156,7 @@ describe('the waits of an on-demand run', () => {
    * minute (while `sweeping`), units delivered when due. Returns every outcome.
    */
   async function runUntil(until: number, options: { sweeping?: boolean; from?: number } = {}) {
-    const outcomes: { at: number; outcome: UnitOutcome }[] = [];
+    const outcomes: { at: number; outcome: UnitOutcome | { status: 'threw' } }[] = [];
     for (seconds = options.from ?? seconds; seconds <= until; seconds += 1) {
       if ((options.sweeping ?? true) && seconds % 60 === 0)
         sweeps.push(...(await sweepCapacity({ leases, control, runs }, [capacity], new Date(nowMs()))));
@@ -251,5 +261,42 @@ describe('the waits of an on-demand run', () => {
     expect(control.requests).toHaveLength(raised);
     expect(sweeps.length).toBeGreaterThan(0);
     expect(sweeps.some((s) => s.capacityWithoutRun || s.set !== undefined)).toBe(false);
+  });
+  it('a redriven run whose lease is still released when its units first ask: they wait, mark once the sweeper holds it again, and are charged both holds', async () => {
+    const planned = await plan('r-20261207T030000Z-eeeeee');
+    endpoint.failing = true;
+    // Every unit marks the lease needed, then fails for good (its last receive).
+    const failedFirst = await runUntil(0, { sweeping: false });
+    expect(failedFirst.map((o) => o.outcome.status)).toEqual(planned.units.map(() => 'threw'));
+    seconds = 20;
+    const failedRun = await finalize(planned.run.runId);
+    expect(failedRun?.status).toBe('failed');
+    expect(failedRun?.capacity).toMatchObject({ copiesRaised: 'on-demand' });
+    const firstHold = failedRun!.cost!.usage.endpointSeconds!;
+    expect(firstHold).toBe(planned.capacity!.lease.copies * 20);
+
+    // Redriven 80 s later: the sweeper holds the lease again at its next pass, not before.
+    seconds = 100;
+    endpoint.failing = false;
+    const reopening = await runs.reopenFailedRun(planned.run.runId);
+    expect(reopening.reopened).toBe(true);
+    await queue.sendUnits(planned.units);
+    const outcomes = await runUntil(100 + 1200);
+    expect(queue.due).toEqual([]);
+    expect(outcomes.filter((o) => o.outcome.status === 'failed')).toEqual([]);
+    expect(outcomes.filter((o) => o.outcome.status === 'succeeded')).toHaveLength(planned.units.length);
+    expect(sweeps.find((s) => s.renewed.length > 0)?.renewed).toEqual([planned.run.runId]);
+    const lease = await leases.get(component, planned.run.runId);
+    expect(lease?.releasedAt).toBeUndefined();
+    // The first delivery (at 100) found the lease released; a later one marked it after the renewal at 120.
+    expect(Date.parse(lease!.neededAt!)).toBeGreaterThan(T0 + 120_000);
+    expect(control.requests).toEqual([{ component, copies: planned.capacity!.lease.copies }]);
+
+    const summary = await finalize(planned.run.runId);
+    expect(summary?.status).toBe('succeeded');
+    expect(summary?.capacity).toMatchObject({ copiesRaised: 'on-demand', priorSeconds: 20 });
+    const secondHold =
+      (seconds - (Date.parse(lease!.neededAt!) - T0) / 1000) * planned.capacity!.lease.copies;
+    expect(summary?.cost?.usage.endpointSeconds).toBeCloseTo(firstHold + secondHold, 6);
   });
 });
