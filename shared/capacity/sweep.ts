@@ -130,6 +130,9 @@ class ComponentSweeper {
   private forgotten = 0;
   private reviewed = false;
   private lastReleasedAt: number | undefined;
+  /** Release times (epoch ms) of leases that held copies, and of on-demand leases never needed. */
+  private readonly heldReleases = new Set<number>();
+  private readonly idleReleases = new Set<number>();
   private leaseState: ComponentLeaseState | undefined;
   private before: ComponentCopies | undefined;
   private copies: number | undefined;
@@ -169,11 +172,26 @@ class ComponentSweeper {
   private async reviewLeases(): Promise<void> {
     const leases = await this.deps.leases.list(this.component);
     this.leaseState = await this.deps.leases.state(this.component);
-    this.lastReleasedAt = msOf(this.leaseState.lastReleasedAt);
     for (const lease of leases) {
       if (lease.releasedAt === undefined) await this.reviewHeld(lease);
       else await this.reviewReleased(lease, lease.releasedAt);
     }
+    this.lastReleasedAt = this.latestRelease(msOf(this.leaseState.lastReleasedAt));
+  }
+
+  /**
+   * The release the cooldown runs from: the latest of a lease that held copies. An on-demand
+   * lease never needed kept none, so its release neither starts nor extends a cooldown:
+   * otherwise a stream of unchanged re-drops, each released within the cooldown of the one
+   * before, would keep copies another run left up for good, charged to no run and never
+   * past a cooldown for the safety net to see. The state's `lastReleasedAt` counts unless
+   * only such a lease was released then (a release this sweep did not list counts).
+   */
+  private latestRelease(stateLast: number | undefined): number | undefined {
+    const idle =
+      stateLast !== undefined && this.idleReleases.has(stateLast) && !this.heldReleases.has(stateLast);
+    const times = [...this.heldReleases, ...(stateLast === undefined || idle ? [] : [stateLast])];
+    return times.length === 0 ? undefined : Math.max(...times);
   }
 
   private cooldownAfter(releasedAt: number): CooldownDecision {
@@ -181,13 +199,16 @@ class ComponentSweeper {
     return cooldownAfterRelease({ capacity, schedules: this.schedules, state: this.leaseState!, releasedAt });
   }
 
-  private noteRelease(releasedAt: string | undefined): void {
-    this.lastReleasedAt = Math.max(this.lastReleasedAt ?? 0, msOf(releasedAt) ?? 0);
+  private noteRelease(lease: CapacityLease | undefined): void {
+    const at = msOf(lease?.releasedAt);
+    if (at === undefined) return;
+    if (copiesHeldFrom(lease!) === undefined) this.idleReleases.add(at);
+    else this.heldReleases.add(at);
   }
 
   /** A released lease: forgotten when old, held again when a redrive reopened its run. */
   private async reviewReleased(lease: CapacityLease, releasedAt: string): Promise<void> {
-    this.noteRelease(releasedAt);
+    this.noteRelease(lease);
     const keep = (this.options.keepReleasedSeconds ?? 7 * DAY_SECONDS) * 1000;
     const age = this.nowMs - (msOf(releasedAt) ?? this.nowMs);
     if (age > keep) {
@@ -228,7 +249,7 @@ class ComponentSweeper {
         : this.nowIso;
     const released = await this.deps.leases.release(this.component, lease.runId, at, 'sweeper');
     if (released?.releasedBy === 'sweeper') this.leaked.push({ runId: lease.runId, reason: liveness });
-    this.noteRelease(released?.releasedAt);
+    this.noteRelease(released);
   }
 
   /** Once a copy serves, the live leases holding copies are ready (their runs' waits end). */

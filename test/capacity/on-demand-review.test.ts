@@ -272,4 +272,46 @@ describe('copies on demand under review: leases, sweeper and finalize', () => {
     expect(settled?.endpointSeconds).toBe(0);
     expect(settled?.summary.warmupSeconds).toBeUndefined();
   });
+  /** What finalize does with the run's capacity: move, settle, release, and scale in unless the cooldown is kept. */
+  async function finish(run: RunState, s: number) {
+    seconds = s;
+    await runs.finishRun(run.runId, { ...aSummary(run), finishedAt: iso(s) });
+    const settled = await settleRunCapacity(leases, capacity, run.runId, at(s));
+    await releaseRunCapacity(leases, run.runId, settled!.summary);
+    if (!settled!.cooldown.keep) await scaleInAtRelease({ leases, control }, capacity);
+    return settled!;
+  }
+
+  it("re-drops that never need a copy do not keep another run's copies up past its cooldown (a stream of them every 4 minutes)", async () => {
+    // r0 embeds nothing; r1, 4 minutes later, has new text; then unchanged re-drops every 4 minutes.
+    const r0 = await aRun(1, { takenAt: 0 });
+    await finish(r0, 60);
+    const r1 = await aRun(1, { takenAt: 240 });
+    expect(await leases.markNeeded(component, r1.runId, iso(250))).toBe(true);
+    expect(await sweep(300)).toMatchObject({ set: { copies: 1 } });
+    // r1 followed r0's release within the cooldown: its release keeps the copy 300 s, charged to r1.
+    const released = await finish(r1, 600);
+    expect(released).toMatchObject({
+      cooldown: { keep: true, reason: 'back-to-back' },
+      endpointSeconds: 350 + 300,
+    });
+    const swept: Awaited<ReturnType<typeof sweep>>[] = [];
+    let next = 840;
+    for (let s = 660; s <= 2400; s += 60) {
+      if (s === next) {
+        const redrop = await aRun(1, { takenAt: s });
+        // Each re-drop is released 60 s later, never needed, charged nothing.
+        expect((await finish(redrop, s + 60)).endpointSeconds).toBe(0);
+        next += 240;
+      }
+      swept.push(await sweep(s + 30));
+    }
+    // r1's cooldown ends at 900: the sweep after it scales in, and nothing is up after.
+    expect((await control.describe(component)).desiredCopies).toBe(0);
+    const up = swept.filter((w) => (w.before?.desiredCopies ?? 0) > 0).map((w) => w.before);
+    // Up at the sweeps of 690 to 930 (the one that sets 0), never flagged: it went with the cooldown.
+    expect(up).toHaveLength(5);
+    expect(swept.some((w) => w.capacityWithoutRun)).toBe(false);
+    expect(control.requests.at(-1)).toEqual({ component, copies: 0 });
+  });
 });
