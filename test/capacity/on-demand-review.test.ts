@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoCapacityLeases } from '../../shared/adapters/aws/dynamo-capacity-leases.ts';
+import { DynamoRunStore } from '../../shared/adapters/aws/dynamo-run-store.ts';
 import { LocalCapacityControl } from '../../shared/adapters/local/local-capacity-control.ts';
 import { LocalCapacityLeases } from '../../shared/adapters/local/local-capacity-leases.ts';
 import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
@@ -18,7 +20,10 @@ import { sweepCapacity } from '../../shared/capacity/sweep.ts';
 import type { CapacityConfig } from '../../shared/config/pipeline-config.ts';
 import type { RunState } from '../../shared/domain/types.ts';
 import type { CapacityControl } from '../../shared/ports/capacity-control.ts';
+import type { CapacityLeases } from '../../shared/ports/capacity-leases.ts';
+import type { RunStore } from '../../shared/ports/run-store.ts';
 import { pipelineConfig } from '../core/factories.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
 import { aRunWithUnits, aSummary } from '../support/run-fixtures.ts';
 
 /**
@@ -40,11 +45,17 @@ function capacityFor(capacity: Partial<CapacityConfig>): PipelineCapacity {
   )!;
 }
 
-describe('copies on demand under review: leases, sweeper and finalize', () => {
+// Marshalled as the Lambdas' document client is (functions/config/adapters.ts).
+const dynalite = useDynaliteTables({ translateConfig: { marshallOptions: { removeUndefinedValues: true } } });
+
+describe.each([
+  ['local files', 'local'],
+  ['the runs table (dynalite)', 'dynalite'],
+] as const)('copies on demand under review: leases, sweeper and finalize, over %s', (_, store) => {
   let dir: string;
   let seconds: number;
-  let leases: LocalCapacityLeases;
-  let runs: LocalRunStore;
+  let leases: CapacityLeases;
+  let runs: RunStore;
   let control: LocalCapacityControl;
   // auto cooldown with no history: a release keeps none, so finalize scales in at once.
   const capacity = capacityFor({ cooldownSeconds: 300, leaseStaleSeconds: 900, warmupLimitSeconds: 600 });
@@ -53,8 +64,14 @@ describe('copies on demand under review: leases, sweeper and finalize', () => {
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'sluice-on-demand-review-'));
     seconds = 0;
-    leases = new LocalCapacityLeases(path.join(dir, 'capacity'));
-    runs = new LocalRunStore(path.join(dir, 'runs'));
+    if (store === 'local') {
+      leases = new LocalCapacityLeases(path.join(dir, 'capacity'));
+      runs = new LocalRunStore(path.join(dir, 'runs'));
+    } else {
+      const tableName = await dynalite.newTable();
+      leases = new DynamoCapacityLeases({ doc: dynalite.doc, tableName });
+      runs = new DynamoRunStore({ doc: dynalite.doc, tableName });
+    }
     control = new LocalCapacityControl({
       warmupMs: COLD_START_SECONDS * 1000,
       now: () => T0 + seconds * 1000,
