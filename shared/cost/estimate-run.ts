@@ -33,8 +33,9 @@ export const THROUGHPUT_ASSUMPTIONS = {
   tokensPerSecondSource:
     'docs/sizing.md simulated GPU; checked against https://github.com/michaelfeil/infinity/blob/main/docs/docs/benchmarking.md (TEI, bge-large on an L4: 62,100 tokens/s; bge-small needs ~1/14 the FLOPs per token)',
   /** Rows/s of one scoring copy, serverless call or worker: the XGBoost JSON evaluator, one thread (docs/scoring.md). */
-  rowsPerSecond: 190_000,
-  rowsPerSecondSource: 'bench/results/scoring.json: the XGBoost JSON evaluator, one thread',
+  rowsPerSecond: 143_670,
+  rowsPerSecondSource:
+    'bench/results/scoring.json (2026-12-07): the XGBoost JSON evaluator, one thread, 200 trees of depth 6 (0.96x XGBoost 1.7.4 on the same rows)',
 } as const;
 
 /** A per-token price users compare a run with (issue 14), with where it was read. */
