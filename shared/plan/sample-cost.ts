@@ -257,7 +257,9 @@ async function measureParquet(
   const hasText = layout.columns.includes(config.input.textField);
   const first = layout.rowGroups.find((g) => g.rows > 0);
   let tokensPerTextByte = 0;
-  let tokensPerRow = config.kind === 'score' ? recordCost(undefined, counter, config) : 0;
+  // Every kind but embed costs per row whatever its text (recommend 1, score its features,
+  // generate its max tokens): a row cost of 0 left a big file at cost 0, one unit.
+  let tokensPerRow = config.kind === 'embed' ? 0 : recordCost(undefined, counter, config);
   if (config.kind === 'embed' && hasText && first) {
     const rows = await parquetReadObjects({
       file: objectAsyncBuffer(store, file.key, file.size, file.version),

@@ -105,9 +105,9 @@ function excerptOfRow(row: Record<string, unknown>): string {
 
 /**
  * Rows of the row groups that start in the slice's range, as documents or rejects;
- * the line of a row is its 1-based row number in the file. Only the id, text and
- * metadata columns are read, one row group at a time (memory follows the row group's
- * size). A row group that cannot be decoded (a codec hyparquet lacks, say) becomes one
+ * the line of a row is its 1-based row number in the file. A document reads only the id,
+ * text and metadata columns, a row every column ({@link columnsToRead}), one row group at
+ * a time (memory follows the row group's size). A row group that cannot be decoded (a codec hyparquet lacks, say) becomes one
  * reject naming its rows.
  */
 export async function* parquetRecords(
@@ -167,11 +167,21 @@ async function openParquet(
     return parquetReject(`not a readable Parquet file: ${(error as Error).message}`, 0, 0);
   }
   const file = objectAsyncBuffer(store, slice.key, size, slice.version);
-  const present = new Set(layout.columns);
-  const columns = [...new Set([fields.idField, fields.textField, ...fields.metadataFields])].filter((c) =>
-    present.has(c),
-  );
-  return { layout, file, columns };
+  return { layout, file, columns: columnsToRead(layout.columns, fields) };
+}
+
+/**
+ * The columns a reader decodes: for a document the id, text and metadata columns the file
+ * has (the rest would be decoded only to be dropped); for a row every column, as the
+ * `row` shape promises and as CSV and JSONL give it: a recommend pipeline reads its user,
+ * item, value and timestamp fields from a row, a score pipeline its features, and neither
+ * is among the document fields (reading only those gave every row empty, so every
+ * interaction was rejected as missing its user).
+ */
+function columnsToRead(present: readonly string[], fields: RecordFields): string[] {
+  if (fields.shape === 'row') return [...present];
+  const has = new Set(present);
+  return [...new Set([fields.idField, fields.textField, ...fields.metadataFields])].filter((c) => has.has(c));
 }
 
 /** One row group's rows (empty objects when none of the columns is present), or one reject naming its rows. */

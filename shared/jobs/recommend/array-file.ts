@@ -164,7 +164,9 @@ export async function readHeaderAndIds(
   const sections = sectionsOf(layout);
   const info = await store.head(key);
   if (!info || info.size < sections.idStart) throw fail('truncated arrays');
-  const idBytes = await readBytes(store, key, sections.idStart);
+  // Bounded by the size: an open-ended read at the end of the object is past it (a unit
+  // whose rows were all rejects writes a log with no ids, ending where its ids would start).
+  const idBytes = await readBytes(store, key, sections.idStart, info.size);
   const ids: string[] = new Array(layout.ids);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let at = 0;

@@ -78,7 +78,10 @@ function rejectOfRow(
     byte_offset: record.byteOffset,
     line: record.line,
     reason,
-    excerpt: JSON.stringify(record.values).slice(0, EXCERPT_CHARS),
+    // Parquet INT64 values are bigints, which JSON.stringify refuses.
+    excerpt: JSON.stringify(record.values, (_key, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v,
+    ).slice(0, EXCERPT_CHARS),
   };
 }
 

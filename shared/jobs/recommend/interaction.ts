@@ -17,9 +17,10 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /**
- * Reads one input record (a JSONL object or a CSV row) into an interaction, or says why
- * it is rejected: missing user or item, non-numeric value, bad timestamp. Ids are
- * compared as strings (a JSON number id 42 is "42"). An absent timestamp is allowed.
+ * Reads one input record (a JSONL object, a CSV row or a Parquet row) into an interaction,
+ * or says why it is rejected: missing user or item, non-numeric value, bad timestamp. Ids
+ * are compared as strings (a JSON number id 42 is "42"). An absent timestamp is allowed.
+ * Parquet gives typed values: INT64 columns as bigints, TIMESTAMP and DATE columns as Dates.
  */
 export function parseInteraction(
   record: Readonly<Record<string, unknown>>,
@@ -48,8 +49,12 @@ export function parseInteraction(
   return { ok: true, interaction: { userId, itemId, value, timestamp } };
 }
 
-/** Epoch seconds from a number, a decimal string, or an ISO 8601 date(-time); undefined otherwise. */
+/** Epoch seconds from a number, a decimal string, a Date, or an ISO 8601 date(-time); undefined otherwise. */
 export function timestampOf(raw: unknown): number | undefined {
+  if (raw instanceof Date) {
+    const ms = raw.getTime();
+    return Number.isFinite(ms) ? ms / 1000 : undefined;
+  }
   const asNumber = numberOf(raw);
   if (asNumber !== undefined) return asNumber;
   if (typeof raw !== 'string' || !ISO_8601.test(raw.trim())) return undefined;
@@ -66,13 +71,19 @@ function idOf(raw: unknown): string | undefined {
 
 function numberOf(raw: unknown): number | undefined {
   if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
+  if (typeof raw === 'bigint') return Number(raw);
   if (typeof raw !== 'string' || !DECIMAL.test(raw.trim())) return undefined;
   const parsed = Number(raw.trim());
   return Number.isFinite(parsed) ? parsed : undefined;
 }
 
 function excerpt(raw: unknown): string {
-  const text = raw === undefined ? 'missing' : (JSON.stringify(raw) ?? String(raw));
+  const text =
+    raw === undefined
+      ? 'missing'
+      : typeof raw === 'bigint'
+        ? String(raw)
+        : (JSON.stringify(raw) ?? String(raw));
   return text.length > 40 ? `${text.slice(0, 40)}...` : text;
 }
 
