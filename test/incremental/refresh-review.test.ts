@@ -1,4 +1,4 @@
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -159,4 +159,109 @@ describe('entries refreshed into parts the duplicate-id rule rewrote', () => {
     expect(week.counts.embedded).toBeLessThanOrEqual(next.counts.embedded);
     expect(new Set((await entryRuns()).values())).not.toContain(refreshed.runId);
   }, 240_000);
+});
+
+/**
+ * A folder's file renamed (its documents move to another source), another left as it is,
+ * then deleted and dropped again, over three weeks of runs and gc: every run carries what
+ * its entries allow, and gc never removes a part an entry names.
+ */
+describe('entries through a rename, a deletion and a re-add, with gc between', () => {
+  const dirs = { work: '', home: '', corpus: '' };
+  const docsA = sampleDocuments(14, 31).map((d) => ({ ...d, id: `a-${d.id}` }));
+  const docsC = sampleDocuments(10, 32).map((d) => ({ ...d, id: `c-${d.id}` }));
+  const ids = [...docsA, ...docsC].map((d) => d.id);
+
+  beforeAll(async () => {
+    dirs.work = await mkdtemp(path.join(tmpdir(), 'sluice-refresh-moves-'));
+    dirs.home = path.join(dirs.work, 'home');
+    dirs.corpus = path.join(dirs.work, 'corpus');
+    await mkdir(dirs.corpus);
+    await writeFile(path.join(dirs.corpus, 'a.jsonl'), jsonl(docsA));
+    await writeFile(path.join(dirs.corpus, 'c.jsonl'), jsonl(docsC));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  afterAll(() => rm(dirs.work, { recursive: true, force: true }));
+
+  const onDay = (day: number) => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    vi.setSystemTime(T0 + day * DAY_MS);
+  };
+  const runOn = async (day: number): Promise<Summary & { counts: { removedDocuments?: number } }> => {
+    onDay(day);
+    const result = await sluice('run', dirs.corpus, '--pipeline', 'docs', '--home', dirs.home, '--json');
+    expect(result.code, result.err.join('\n')).toBe(0);
+    return result.json();
+  };
+  /** Entries by document: the run they name (its part there) and their source's file name. */
+  const entries = async (): Promise<Map<string, { runId: string; source: string }>> => {
+    const index = new LocalChunkIndex(path.join(dirs.home, 'state', 'chunk-index'));
+    const out = new Map<string, { runId: string; source: string }>();
+    try {
+      for (const [id, doc] of await index.lookupDocs('docs', ids)) {
+        const at = doc.chunks?.at;
+        if (!at) continue;
+        await access(path.join(dirs.home, 'bucket', unitPartKey('embeddings', 'docs', at.runId, at.unitId)));
+        out.set(id, { runId: at.runId, source: path.basename(doc.sourceKey ?? '') });
+      }
+    } finally {
+      await index.close();
+    }
+    return out;
+  };
+  const namedRuns = async () => new Set([...(await entries()).values()].map((e) => e.runId));
+  const gcOn = async (day: number) => {
+    onDay(day);
+    const result = await sluice('gc', '--home', dirs.home, '--keep-runs', '1', '--json');
+    expect(result.code, result.err.join('\n')).toBe(0);
+    const decided = new Map(result.json<GcReport>().runs.map((r) => [r.runId, r.remove]));
+    for (const runId of await namedRuns()) expect(decided.get(runId), `day ${day}: ${runId}`).toBe(false);
+    return decided;
+  };
+  const carriedAll = (run: Summary) =>
+    expect(run.counts).toMatchObject({ embedded: 0, skippedUnchanged: run.counts.chunks });
+
+  it('carries every moved document, embeds only what a deletion forgot, and gc keeps every named part', async () => {
+    const r0 = await runOn(0);
+    carriedAll(await runOn(2));
+    expect(await namedRuns()).toEqual(new Set([r0.runId]));
+
+    // Day 5: a.jsonl renamed b.jsonl. Its documents are carried and recorded under b (another
+    // source); c's, fresh, are left naming day 0.
+    await rename(path.join(dirs.corpus, 'a.jsonl'), path.join(dirs.corpus, 'b.jsonl'));
+    const r5 = await runOn(5);
+    carriedAll(r5);
+    expect(r5.counts.removedDocuments ?? 0).toBe(0);
+    const moved = await entries();
+    for (const d of docsA) expect(moved.get(d.id)).toEqual({ runId: r5.runId, source: 'b.jsonl' });
+    for (const d of docsC) expect(moved.get(d.id)).toEqual({ runId: r0.runId, source: 'c.jsonl' });
+
+    // Day 9: day 0's parts are 9 days old but c's entries name them.
+    expect((await gcOn(9)).get(r0.runId)).toBe(false);
+    const r9 = await runOn(9.5);
+    carriedAll(r9);
+    expect((await gcOn(14)).get(r0.runId)).toBe(true);
+    const r14 = await runOn(14.5);
+    carriedAll(r14);
+    expect(await namedRuns()).toEqual(new Set([r9.runId, r14.runId]));
+
+    // Day 16: c.jsonl deleted (its entries forgotten); day 17 it is back: embedded anew.
+    const cFile = path.join(dirs.corpus, 'c.jsonl');
+    await rm(cFile);
+    const r16 = await runOn(16);
+    expect(r16.counts.removedDocuments).toBe(docsC.length);
+    await gcOn(16.5);
+    await writeFile(cFile, jsonl(docsC));
+    const r17 = await runOn(17);
+    expect((await entries()).size).toBe(ids.length); // every document has an entry again
+    expect(r17.counts.embedded).toBeGreaterThan(0);
+    expect(r17.counts.embedded).toBeLessThan(r17.counts.chunks);
+    await gcOn(18);
+    await gcOn(26);
+    carriedAll(await runOn(26.5));
+    await gcOn(40);
+    carriedAll(await runOn(40.5));
+  }, 300_000);
 });
