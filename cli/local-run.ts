@@ -37,7 +37,14 @@ import { XgboostJsonBackend } from './model-server/xgboost-backend.ts';
 import type { EndpointCounters, RunProgressEvents } from './progress/run-progress.ts';
 import { acquireRunLease, type RunLease } from './run-lease.ts';
 import { seedBundle } from './seed-bundle.ts';
-import { resolveInputs, type SkippedInput, stageInputs, unstageVanished } from './stage-inputs.ts';
+import {
+  FolderPrefixes,
+  PendingDeletions,
+  resolveInputs,
+  type SkippedInput,
+  stageInputs,
+  unstageVanished,
+} from './stage-inputs.ts';
 import { UnitThreads } from './threads/unit-threads.ts';
 
 /**
@@ -608,13 +615,16 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const now = options.now ?? (() => new Date());
   const started = Date.now();
   const skippedInputs: SkippedInput[] = [];
-  const inputs = await resolveInputs(options.paths, options.config.name, skippedInputs);
+  const prefixes = new FolderPrefixes(options.config.name, home);
+  const inputs = await resolveInputs(options.paths, options.config.name, skippedInputs, prefixes);
   logSkippedInputs(skippedInputs, options.log);
+  for (const note of prefixes.notes) options.log(note);
   const runtime = await startLocalRuntime(options);
   let lease: RunLease | undefined;
   try {
     options.progress?.phase(`staging ${inputs.length} input files`);
-    const removedKeys = await unstageVanished(home.store, inputs);
+    const pending = new PendingDeletions(home.dir, options.config.name);
+    const removedKeys = await unstageVanished(home.store, inputs, pending);
     await stageInputs(home.store, inputs);
     const runId = newRunId(now());
     // Held until the run is finalized: a `redrive --resume` of it meanwhile is refused.
@@ -630,6 +640,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
     const summary = await finalSummaryOf(home, runtime, runId);
     if (!summary)
       throw new Error(`run ${runId} did not finish: finalize failed (see dead-lettered messages above)`);
+    await pending.recorded(removedKeys);
     return {
       summary: {
         ...summary,

@@ -98,7 +98,8 @@ export class FsObjectStore implements ObjectStore {
       handle = await open(file, 'r');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EISDIR') return undefined;
+      // ENOTDIR: a key under a file's name (`a/b` when `a` is a file) is no object here.
+      if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;
       throw error;
     }
     try {
