@@ -1,6 +1,7 @@
-import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GcReport } from '../../cli/gc/local-gc.ts';
 import { sampleDocuments } from '../../events/generate-samples.ts';
@@ -264,4 +265,80 @@ describe('entries through a rename, a deletion and a re-add, with gc between', (
     await gcOn(40);
     carriedAll(await runOn(40.5));
   }, 300_000);
+});
+
+/**
+ * A gzip source split into re-staged parts (`staging/<runId>/`, a new key each run): its
+ * documents' entries keep the source's own key, so an unchanged re-run within the week
+ * leaves them naming the first run, and a week on rewrites them.
+ */
+describe('entries of a gzip source re-staged into parts', () => {
+  const dirs = { work: '', home: '', pipelines: '' };
+  const docs = sampleDocuments(40, 41);
+  const ids = docs.map((d) => d.id);
+  let file: string;
+
+  beforeAll(async () => {
+    dirs.work = await mkdtemp(path.join(tmpdir(), 'sluice-refresh-gzip-'));
+    dirs.home = path.join(dirs.work, 'home');
+    dirs.pipelines = path.join(dirs.work, 'pipelines');
+    await mkdir(dirs.pipelines);
+    const config = JSON.parse(await readFile(path.join('pipelines', 'docs.json'), 'utf8'));
+    await writeFile(
+      path.join(dirs.pipelines, 'docs.json'),
+      JSON.stringify({ ...config, planning: { ...config.planning, targetUnitTokens: 400 } }),
+    );
+    file = path.join(dirs.work, 'docs.jsonl.gz');
+    await writeFile(file, gzipSync(jsonl(docs)));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  afterAll(() => rm(dirs.work, { recursive: true, force: true }));
+
+  const runOn = async (day: number): Promise<Summary> => {
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    vi.setSystemTime(T0 + day * DAY_MS);
+    const result = await sluice(
+      'run',
+      file,
+      '--pipeline',
+      'docs',
+      '--pipelines',
+      dirs.pipelines,
+      '--home',
+      dirs.home,
+      '--json',
+    );
+    expect(result.code, result.err.join('\n')).toBe(0);
+    return result.json<Summary>();
+  };
+  const entries = async () => {
+    const index = new LocalChunkIndex(path.join(dirs.home, 'state', 'chunk-index'));
+    try {
+      const found = [...(await index.lookupDocs('docs', ids)).values()];
+      return {
+        runs: new Set(found.map((d) => d.chunks?.at.runId)),
+        sources: new Set(found.map((d) => d.sourceKey)),
+      };
+    } finally {
+      await index.close();
+    }
+  };
+
+  it('leaves the entries naming the first run within the week, and rewrites them a week on', async () => {
+    const first = await runOn(0);
+    expect(first.counts.units).toBeGreaterThan(2);
+    expect(await readdir(path.join(dirs.home, 'bucket', 'staging', first.runId))).not.toEqual([]);
+    expect(await entries()).toEqual({
+      runs: new Set([first.runId]),
+      sources: new Set(['incoming/docs/docs.jsonl.gz']),
+    });
+    const again = await runOn(1);
+    expect(again.counts).toMatchObject({ embedded: 0, skippedUnchanged: again.counts.chunks });
+    expect((await entries()).runs).toEqual(new Set([first.runId]));
+    const week = await runOn(7.5);
+    expect(week.counts).toMatchObject({ embedded: 0, skippedUnchanged: week.counts.chunks });
+    expect((await entries()).runs).toEqual(new Set([week.runId]));
+  }, 120_000);
 });
