@@ -35,11 +35,7 @@ import { instanceHourPrice, pricesFor } from '../shared/cost/pricing.ts';
 import { type RunCost, runCost } from '../shared/cost/run-cost.ts';
 import type { WorkUnit } from '../shared/domain/types.ts';
 import { unitCount } from '../shared/plan/plan-units.ts';
-import {
-  nextWarmingStep,
-  ON_DEMAND_MAX_WARMING_DELAY_SECONDS,
-  warmingPolicyOf,
-} from '../shared/work/warming.ts';
+import { nextWarmingStep, type WarmingPolicy, warmingPolicyOf } from '../shared/work/warming.ts';
 
 const DAY = 86_400;
 /** The unchanged re-run's entry puts at one document per chunk before the 7-day refresh (commit 08cad6b). */
@@ -221,19 +217,16 @@ export function simulateEndpoint(input: {
 
 /**
  * When a unit that met no copy serving tries again, in seconds after that first try: the
- * delays `nextWarmingStep` gives the worker (shared/work/warming.ts), with the cap
- * process-unit.ts sets for units of on-demand runs, up to the warm-up limit.
+ * delays `nextWarmingStep` gives the worker (shared/work/warming.ts), up to the warm-up
+ * limit. `policy` overrides the pipeline's (the bench's comparison of poll intervals).
  */
-export function warmingTries(config: PipelineConfig, onDemand: boolean): number[] {
-  const policy = warmingPolicyOf(
-    config,
-    onDemand ? { maxDelaySeconds: ON_DEMAND_MAX_WARMING_DELAY_SECONDS } : {},
-  );
+export function warmingTries(config: PipelineConfig, policy: Partial<WarmingPolicy> = {}): number[] {
+  const warming = warmingPolicyOf(config, policy);
   const tries: number[] = [];
   let unit = { runId: 'r', unitId: 'u' } as WorkUnit;
   let now = 0;
   for (;;) {
-    const step = nextWarmingStep(unit, 'endpoint', now * 1000, policy);
+    const step = nextWarmingStep(unit, 'endpoint', now * 1000, warming);
     if (step.kind !== 'wait') return tries;
     now += step.delaySeconds;
     tries.push(now);
@@ -300,7 +293,7 @@ export async function runSimulatedDayBench() {
   // Deployed, an incremental docs run raises its copies on demand (the sweeper's next pass
   // after its first unit asks), and its units find a serving copy at their next try.
   const embedOnDemand = copiesOnDemand(docs);
-  const embedTries = warmingTries(docs, embedOnDemand);
+  const embedTries = warmingTries(docs);
   const hourly: ScheduleSpec = { expression: 'cron(0 * * * ? *)', timezone: 'UTC' };
   const embedNight = (
     capacity: CapacityConfig,
@@ -328,7 +321,7 @@ export async function runSimulatedDayBench() {
     coldStartSeconds: scoreColdStart.seconds,
     runs: Array.from({ length: 24 }, (_, h) => ({ at: h * 3600, work: SCORE_ROWS })),
     schedules: [hourly],
-    tries: warmingTries(creditRisk, false),
+    tries: warmingTries(creditRisk),
   });
   // Back-to-back runs (six drops of 10M tokens, 5 minutes apart, no schedule): auto mode keeps
   // the cooldown once the history shows a lease within it of the previous release, so the
@@ -542,6 +535,39 @@ export async function runSimulatedDayBench() {
     };
   });
 
+  // The same night against the waits between the units' tries (shared/work/warming.ts): a
+  // copy bills idle from when it serves to the next try.
+  const pollRows: readonly { what: string; policy: Partial<WarmingPolicy> }[] = [
+    {
+      what: 'doubling from 30 s to 900 s (before on-demand runs were capped)',
+      policy: { firstDelaySeconds: 30, maxDelaySeconds: 900 },
+    },
+    {
+      what: 'doubling from 30 s, capped at 120 s (on-demand runs before)',
+      policy: { firstDelaySeconds: 30, maxDelaySeconds: 120 },
+    },
+    { what: 'every 30 s', policy: { firstDelaySeconds: 30, maxDelaySeconds: 30 } },
+    { what: 'every 20 s (WARMING_POLL_SECONDS, used)', policy: {} },
+    { what: 'every 10 s', policy: { firstDelaySeconds: 10, maxDelaySeconds: 10 } },
+  ];
+  const pollSensitivity = pollRows.map(({ what, policy }) => {
+    const day = simulateEndpoint({
+      capacity: docs.endpoint.capacity,
+      perCopyPerSecond: tokensPerSecond,
+      coldStartSeconds: coldStart,
+      runs: [{ at: 3 * 3600, work: EMBED_TOKENS }],
+      schedules: embedSchedules,
+      onDemand: embedOnDemand,
+      tries: warmingTries(docs, policy),
+    });
+    return {
+      waits: what,
+      billedSeconds: day.billedSeconds,
+      billedToBusy: round2(day.billedToBusy),
+      foundAfterSeconds: day.runs[0]?.waitedSeconds,
+    };
+  });
+
   const scoringTarget = 0.5;
   const perMillionTarget = 0.01;
   // The schema's default hosting (shared/config/pipeline-config.ts); credit-risk.json says instance.
@@ -665,6 +691,7 @@ export async function runSimulatedDayBench() {
     },
     sensitivity,
     coldStartSensitivity,
+    pollSensitivity,
     targets: {
       endpointWithin125xOfGpuBusy: {
         target: `embedding endpoint billed <= ${ratioTarget} x GPU-busy`,

@@ -49,6 +49,8 @@ const WORKER = randomInt(1, 2 ** 31);
  */
 export class UsageMeter {
   readonly usage: UnitUsage;
+  /** Whether an endpoint call of this delivery was answered (a unit that waited for capacity was served). */
+  endpointServed = false;
 
   constructor(private readonly now: () => number = Date.now) {
     this.usage = { ...emptyUnitUsage(), startedAt: now(), worker: WORKER };
@@ -108,7 +110,9 @@ export class UsageMeter {
     if (this.usage.endpointFirstAt === 0 || started < this.usage.endpointFirstAt)
       this.usage.endpointFirstAt = started;
     try {
-      return await call();
+      const answer = await call();
+      this.endpointServed = true;
+      return answer;
     } finally {
       const ended = this.now();
       this.usage.endpointCallMs += ended - started;
@@ -222,7 +226,10 @@ export class UsageMeter {
    * - records (BatchWriteItem puts, one per document): ceil(item bytes / 1 KB) write units
    *   each ({@link UnitUsage.chunkIndexWriteUnits});
    * and what its items add to the runs table's storage ({@link UnitUsage.dynamoBytesAdded}):
-   * items a lookup found are replaced, not added. The vectors an unchanged chunk reuses are
+   * items a lookup found are replaced, not added, and where the caller names the entries a
+   * record replaces (an embed unit: as they were before its run), by those, so that neither a
+   * unit too large for the tally's memory nor a retry that finds its first delivery's entries
+   * counts a replaced entry as new. The vectors an unchanged chunk reuses are
    * read from an earlier run's part through the object store, metered there as S3 GETs.
    */
   chunkIndex(index: ChunkIndex): ChunkIndex {
@@ -236,16 +243,21 @@ export class UsageMeter {
           (usage.chunkIndexReadUnits ?? 0) + batchGetReadUnits(new Set(docIds).size, bytes);
         return found;
       },
-      record: async (pipeline, docs) => {
-        await index.record(pipeline, docs);
+      record: async (pipeline, docs, replacing) => {
+        await index.record(pipeline, docs, replacing);
         // One put per document, the last one named, as the deployed index sends them.
         const items = new Map<string, DynamoItem>();
         for (const doc of docs) items.set(doc.docId, docIndexItem(pipeline, doc));
         let added = 0;
         let units = 0;
-        for (const item of items.values()) {
+        for (const [docId, item] of items) {
           units += writeRequestUnits(dynamoItemBytes(item));
-          added += stored.put(item);
+          if (!replacing) {
+            added += stored.put(item);
+            continue;
+          }
+          const before = replacing.get(docId);
+          added += stored.replace(item, before && docIndexItem(pipeline, before));
         }
         usage.chunkIndexWriteUnits = (usage.chunkIndexWriteUnits ?? 0) + units;
         usage.dynamoBytesAdded = (usage.dynamoBytesAdded ?? 0) + added;

@@ -12,13 +12,7 @@ import { stageOfUnit } from '../jobs/run-stages.ts';
 import { ModelUnusable } from '../scoring/errors.ts';
 import { deadLetterUnit, requestFinalizeIfStranded, retractUnitParts } from './dead-letter-unit.ts';
 import { type Checkpoint, continuationIdOf, continuationOf, trimToContinuation } from './unit-records.ts';
-import {
-  nextWarmingStep,
-  ON_DEMAND_MAX_WARMING_DELAY_SECONDS,
-  type WarmingPolicy,
-  warmingPolicyOf,
-  withoutWarming,
-} from './warming.ts';
+import { nextWarmingStep, type WarmingPolicy, warmingPolicyOf, withoutWarming } from './warming.ts';
 
 /** The worker's ports (shared/jobs UnitWorkDeps): store, run store, queue, the model, the chunk index. */
 export type ProcessUnitDeps = UnitWorkDeps & {
@@ -106,14 +100,11 @@ export async function processUnit(
         deps,
         unmetered.queue.sendUnitLater.bind(unmetered.queue),
         config,
-        unit,
+        // Served earlier in this delivery: capacity came and went, so the wait starts afresh
+        // instead of counting from the unit's first cold answer (it would give up at once).
+        meter.endpointServed ? withoutWarming(unit) : unit,
         error,
-        onDemand(unmetered, config)
-          ? {
-              ...options,
-              warming: { maxDelaySeconds: ON_DEMAND_MAX_WARMING_DELAY_SECONDS, ...options.warming },
-            }
-          : options,
+        options,
       );
     await failDelivery(deps, unit, error, options.isLastAttempt);
     throw error;

@@ -8,24 +8,31 @@ import { MAX_SEND_DELAY_SECONDS } from '../ports/work-queue.ts';
  * serves it or `limitSeconds` have passed since it first met no capacity.
  */
 export interface WarmingPolicy {
-  /** @default 30 */
+  /** @default {@link WARMING_POLL_SECONDS} */
   readonly firstDelaySeconds: number;
-  /** @default 900, the most SQS delays a message */
+  /** @default {@link WARMING_POLL_SECONDS} */
   readonly maxDelaySeconds: number;
   /** @default the pipeline's `capacity.warmupLimitSeconds` */
   readonly limitSeconds: number;
 }
 
-export const DEFAULT_FIRST_WARMING_DELAY_SECONDS = 30;
-
 /**
- * The longest wait of a unit whose run raises its copies on demand (docs/capacity.md,
- * "Copies on demand"): its copies come up at the capacity sweeper's next pass (up to a minute
- * after the first unit asked) plus the cold start, so the waits' doubling (tries 30, 90,
- * 210, 450, 930 s after the first) would find a copy up at 421-480 s only at 930 s, the
- * copy billing idle meanwhile. Capped at 120 s, the tries after 210 s are 2 minutes apart.
+ * The wait between a unit's tries while its endpoint has no copy serving. A copy bills from
+ * its start, so every second between it serving and the next try is paid for idle: with
+ * tries 20 s apart a copy is found within 20 s (10 s on average). The waits used to double
+ * from 30 s to 900 s (tries 30, 90, 210, 450 s after the first), which found a copy
+ * serving at 216 s (AWS's published ml.g5.xlarge start) only at 450 s, 234 s of an idle GPU
+ * ($0.09 on an ml.g5.xlarge); on-demand runs capped them at 120 s (found at 330 s).
+ *
+ * A try is not free either: an embed unit's first window is read, chunked and looked up in
+ * the chunk index again before its call (about $0.00014, mostly the lookup's read units,
+ * against $0.0004 a second of the idle copy), and the workers that try are few (they follow
+ * the copies: 2 on one copy). 20 s is about where polling and idling cost the least
+ * together (`npm run bench -- simulated-day`, `pollSensitivity`: the nightly run's GPU bills
+ * 1.74x its busy time, 1.81x with tries 30 s apart, 1.91x at the 120 s cap, 2.32x with the
+ * doubling to 900 s).
  */
-export const ON_DEMAND_MAX_WARMING_DELAY_SECONDS = 120;
+export const WARMING_POLL_SECONDS = 20;
 
 /** The capacity settings of the endpoint a pipeline calls. */
 function capacityOf(config: PipelineConfig): CapacityConfig | undefined {
@@ -45,8 +52,8 @@ export function warmingPolicyOf(
   overrides: Partial<WarmingPolicy> = {},
 ): WarmingPolicy {
   return {
-    firstDelaySeconds: DEFAULT_FIRST_WARMING_DELAY_SECONDS,
-    maxDelaySeconds: MAX_SEND_DELAY_SECONDS,
+    firstDelaySeconds: WARMING_POLL_SECONDS,
+    maxDelaySeconds: WARMING_POLL_SECONDS,
     limitSeconds: capacityOf(config)?.warmupLimitSeconds ?? DEFAULT_WARMUP_LIMIT_SECONDS,
     ...overrides,
   };

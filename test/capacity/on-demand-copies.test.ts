@@ -22,7 +22,7 @@ import { planRun } from '../../shared/plan/plan-run.ts';
 import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { WorkQueue } from '../../shared/ports/work-queue.ts';
 import { type ProcessUnitDeps, processUnit } from '../../shared/work/process-unit.ts';
-import { ON_DEMAND_MAX_WARMING_DELAY_SECONDS } from '../../shared/work/warming.ts';
+import { WARMING_POLL_SECONDS } from '../../shared/work/warming.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 
@@ -231,12 +231,12 @@ describe('copies on demand: an incremental embed run raises its copies only when
     const outcomes = await deliver({ capacityDemand: { leases, control } });
     expect(outcomes.every((o) => o.status === 'deferred')).toBe(true);
     expect(control.requests).toEqual([{ component, copies: planned.capacity!.lease.copies }]);
-    // Units of an on-demand run wait at most ON_DEMAND_MAX_WARMING_DELAY_SECONDS between tries.
-    for (const o of outcomes) expect(o).toMatchObject({ delaySeconds: 30 });
+    // Units wait WARMING_POLL_SECONDS between tries, the first wait as the sixth.
+    for (const o of outcomes) expect(o).toMatchObject({ delaySeconds: WARMING_POLL_SECONDS });
     const unit = { ...planned.units[0]!, warmingSince: now().getTime(), warmingDeferrals: 6 };
     queue.units = [unit];
     const [late] = await deliver({ capacityDemand: { leases, control } });
-    expect(late).toMatchObject({ status: 'deferred', delaySeconds: ON_DEMAND_MAX_WARMING_DELAY_SECONDS });
+    expect(late).toMatchObject({ status: 'deferred', delaySeconds: WARMING_POLL_SECONDS });
     // The sweeper finds them raised: it sets nothing more.
     seconds = 60;
     await sweep();

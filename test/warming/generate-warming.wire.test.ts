@@ -117,7 +117,7 @@ describe('a generate pipeline on a cold LLM endpoint', () => {
 
     const cold = await processUnit(deps, config, unit, { isLastAttempt: true, now: () => T0 });
 
-    expect(cold).toEqual({ status: 'deferred', delaySeconds: 30, warmingSince: T0 });
+    expect(cold).toEqual({ status: 'deferred', delaySeconds: 20, warmingSince: T0 });
     expect(queue.later).toHaveLength(1);
     expect(queue.later[0]!.unit).toMatchObject({
       unitId: unit.unitId,

@@ -55,8 +55,25 @@ describe('nextWarmingStep', () => {
   const policy = warmingPolicyOf(config);
   const unit = { unitId: 'u1' } as WorkUnit;
 
-  it("waits 30 s, then doubles up to 900 s, within the pipeline's warm-up limit", () => {
-    expect(policy).toEqual({ firstDelaySeconds: 30, maxDelaySeconds: 900, limitSeconds: 1800 });
+  it("tries every 20 s by default (WARMING_POLL_SECONDS), within the pipeline's warm-up limit", () => {
+    expect(policy).toEqual({ firstDelaySeconds: 20, maxDelaySeconds: 20, limitSeconds: 1800 });
+    const delays: number[] = [];
+    let current = unit;
+    let now = T0;
+    for (let step = nextWarmingStep(current, 'sluice-docs-embed', now, policy); step.kind === 'wait'; ) {
+      delays.push(step.delaySeconds);
+      current = step.unit;
+      now += step.delaySeconds * 1000;
+      step = nextWarmingStep(current, 'sluice-docs-embed', now, policy);
+    }
+    // 90 waits of 20 s reach the limit exactly; one more of 1 s ends just past it, for one
+    // more try, and the unit gives up then.
+    expect(delays).toEqual([...Array.from({ length: 90 }, () => 20), 1]);
+    expect(now).toBe(T0 + 1801_000);
+  });
+
+  it("waits 30 s, then doubles up to 900 s when told to, within the pipeline's warm-up limit", () => {
+    const policy = warmingPolicyOf(config, { firstDelaySeconds: 30, maxDelaySeconds: 900 });
     const delays: number[] = [];
     let current = unit;
     let now = T0;
@@ -120,9 +137,9 @@ describe('processUnit on a cold endpoint', () => {
 
     const outcome = await processUnit(deps, config, unit, { isLastAttempt: true, now: () => T0 });
 
-    expect(outcome).toEqual({ status: 'deferred', delaySeconds: 30, warmingSince: T0 });
+    expect(outcome).toEqual({ status: 'deferred', delaySeconds: 20, warmingSince: T0 });
     expect(queue.later).toEqual([
-      { unit: { ...unit, warmingSince: T0, warmingDeferrals: 1 }, delaySeconds: 30 },
+      { unit: { ...unit, warmingSince: T0, warmingDeferrals: 1 }, delaySeconds: 20 },
     ]);
     const state = (await runs.listUnits(RUN_ID))[0]!;
     expect(state.status).not.toBe('failed');
@@ -130,6 +147,43 @@ describe('processUnit on a cold endpoint', () => {
     expect(state.lastError).toMatch(/^waiting for endpoint capacity/);
     expect(store.objects.has(unitPartKey('embeddings', 'docs', RUN_ID, unit.unitId))).toBe(false);
     expect(queue.finalizeRequests).toEqual([]);
+  });
+
+  it('starts the wait afresh when capacity goes after serving the delivery: no give-up on an old first cold answer', async () => {
+    // Waited long ago (past the warm-up limit), served in this delivery, then cold again:
+    // the unit waits from now instead of giving up at once.
+    const oneCallAtATime = pipelineConfig({
+      workers: { maxReceiveCount: 3 },
+      batching: { maxBatchSize: 2 },
+      endpoint: { name: 'sluice-docs-embed', dimension: 16, concurrency: 1, initialConcurrency: 1 },
+    });
+    await store.put('incoming/docs/a.jsonl', jsonl(docs));
+    const { units } = await planRun({ store, runs, queue }, oneCallAtATime, {
+      runId: RUN_ID,
+      trigger: 'local',
+      keys: ['incoming/docs/a.jsonl'],
+      now: new Date(T0),
+    });
+    const endpoint = {
+      calls: 0,
+      async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
+        this.calls += 1;
+        stats.endpointCalls += 1;
+        if (this.calls > 1) throw new EndpointWarming('sluice-docs-embed', 'no capacity again');
+        return inputs.map((t) => lengthVector(t));
+      },
+    };
+    const waitedLongAgo = { ...units[0]!, warmingSince: T0 - 3_600_000, warmingDeferrals: 40 };
+    const deps = { store, runs, queue, endpoint, tokenCounter: new EstimatingTokenCounter() };
+
+    const outcome = await processUnit(deps, oneCallAtATime, waitedLongAgo, {
+      isLastAttempt: true,
+      now: () => T0,
+    });
+
+    expect(endpoint.calls).toBeGreaterThan(1);
+    expect(outcome).toEqual({ status: 'deferred', delaySeconds: 20, warmingSince: T0 });
+    expect(queue.later[0]?.unit).toMatchObject({ warmingSince: T0, warmingDeferrals: 1 });
   });
 
   it('counts every record once after waiting, and the deferrals in the run summary', async () => {

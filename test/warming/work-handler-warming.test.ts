@@ -112,7 +112,7 @@ describe('work handler on a cold endpoint', () => {
     });
     const sends = sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
     expect(sends).toHaveLength(1);
-    expect(sends[0]).toMatchObject({ QueueUrl: WORK_QUEUE_URL, DelaySeconds: 30 });
+    expect(sends[0]).toMatchObject({ QueueUrl: WORK_QUEUE_URL, DelaySeconds: 20 });
     const resent = JSON.parse(sends[0]!.MessageBody!) as WorkUnit;
     expect(resent).toEqual({ ...sampleUnit(), warmingSince: resent.warmingSince, warmingDeferrals: 1 });
     expect(resent.warmingSince).toBeGreaterThanOrEqual(before);
