@@ -1,5 +1,6 @@
 import { ConfigError, describeError } from '../shared/errors/errors.ts';
 import { type CommandIo, processIo } from './commands/io.ts';
+import { serveModelSynopsis } from './commands/serve-model-flags.ts';
 import { packageVersion } from './package-root.ts';
 import { asksForHelp, type CommandSpec, formatCommandUsage, formatUsage } from './usage.ts';
 
@@ -158,16 +159,18 @@ header (CSV), schema (Parquet) or first records' keys (JSONL) and the model's fe
   },
   {
     name: 'serve-model',
-    synopsis: `[--backend hash-embed|echo|xgboost-json|onnx] [--model PATH|DIR] [--dimension N] [--port N]
-      [--capacity N] [--queue N] [--latency-ms-fixed F] [--latency-ms-per-token P]
-      [--max-client-batch-size N] [--max-batch-chars N] [--max-body-bytes N]
-      [--scale-to-zero] [--warmup-seconds S] [--scale-in-seconds S] [--wake-on-invoke]
-      [--serverless] [--component-name NAME]`,
+    // From the flags the command parses (serve-model-flags.ts), so the two cannot drift.
+    synopsis: serveModelSynopsis(),
     description: `Runs the local model server alone on 127.0.0.1 until stopped (Ctrl-C, or SIGTERM to its
 PID); it prints its address. It speaks the SageMaker runtime API and the container contract.
+  --backend B       hash-embed (the default), echo, xgboost-json or onnx (--model) serve
+                    embeddings or scores; rules-chat answers chat completions (POST
+                    /v1/chat/completions) by keyword rules, for generate pipelines
   --port N          0 (the default) picks a free port
   --capacity N, --queue N, --latency-ms-*   simulate a GPU endpoint's capacity and latency
-  --scale-to-zero, --warmup-seconds S, ...  simulate an endpoint's capacity lifecycle`,
+  --scale-to-zero, --warmup-seconds S, ...  simulate an endpoint's capacity lifecycle
+  --invalid-json-rate R, --throttle-rate R  rules-chat only: the share (0 to 1) of JSON answers
+                    sent broken, of requests refused as overloaded`,
     load: async () => (await import('./commands/serve-model.ts')).serveModelCommand,
   },
 ];

@@ -12,8 +12,7 @@ import type { SimulatedGpuOptions } from '../model-server/simulated-gpu.ts';
 import { XgboostJsonBackend } from '../model-server/xgboost-backend.ts';
 import { parseCommandArgs, UsageError } from '../usage.ts';
 import type { CommandIo } from './io.ts';
-
-const BACKENDS = ['hash-embed', 'echo', 'xgboost-json', 'onnx', 'rules-chat'] as const;
+import { SERVE_MODEL_BACKENDS, SERVE_MODEL_OPTIONS } from './serve-model-flags.ts';
 
 function numberOption(
   name: string,
@@ -46,27 +45,7 @@ export interface ServeModelSettings {
  * UsageError naming it, a model that does not load a ConfigError (both exit 2).
  */
 export async function parseServeModelArgs(args: string[]): Promise<ServeModelSettings> {
-  const { values, positionals } = parseCommandArgs(args, {
-    backend: { type: 'string', default: 'hash-embed' },
-    model: { type: 'string' },
-    dimension: { type: 'string' },
-    port: { type: 'string' },
-    capacity: { type: 'string' },
-    queue: { type: 'string' },
-    'latency-ms-fixed': { type: 'string' },
-    'latency-ms-per-token': { type: 'string' },
-    'max-client-batch-size': { type: 'string' },
-    'max-batch-chars': { type: 'string' },
-    'max-body-bytes': { type: 'string' },
-    'scale-to-zero': { type: 'boolean' },
-    'warmup-seconds': { type: 'string' },
-    'scale-in-seconds': { type: 'string' },
-    'wake-on-invoke': { type: 'boolean' },
-    serverless: { type: 'boolean' },
-    'component-name': { type: 'string' },
-    'invalid-json-rate': { type: 'string' },
-    'throttle-rate': { type: 'string' },
-  });
+  const { values, positionals } = parseCommandArgs(args, SERVE_MODEL_OPTIONS);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const dimension = numberOption('dimension', values.dimension, { min: 2, max: 8192, integer: true }) ?? 384;
   if (values.backend !== 'xgboost-json' && values.backend !== 'onnx' && values.model !== undefined)
@@ -196,7 +175,7 @@ async function loadBackend(
     const { OnnxEmbeddingBackend } = await import('../model-server/onnx-backend.ts');
     return OnnxEmbeddingBackend.load(model);
   }
-  throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${name}"`);
+  throw new UsageError(`--backend must be one of ${SERVE_MODEL_BACKENDS.join(', ')}, got "${name}"`);
 }
 
 /** The GPU simulation the flags ask for; undefined when none of them is given. */
