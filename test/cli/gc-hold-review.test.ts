@@ -96,6 +96,7 @@ describe('gc embeddings hold: a source read by a run whose comparison was skippe
       ]),
     ).toBe(true);
   });
+
   it('holds a run whose skipped row is of a source deleted before it (finalize out of time): gc cannot tell it from a read', async () => {
     // Known over-hold, storage only: the run read nothing of `a`, but its row looks like a
     // read whose comparison was skipped. The earlier reader is held the same way until an
