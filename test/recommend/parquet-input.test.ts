@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
 import type { RunSummary } from '../../shared/domain/types.ts';
@@ -109,23 +110,24 @@ describe('sluice run on a recommend pipeline with Parquet input', () => {
       strings,
       parquetFile(Object.fromEntries(header.map((name, k) => [name, column(k)])), ROW_GROUP),
     );
-    // Typed as a warehouse export writes them (INT64 rating and epoch-second timestamp): the
-    // valid rows, and one row without its user, whose reject excerpt holds bigints.
+    // Typed as a warehouse export writes them (an INT64 rating, a TIMESTAMP read back as a
+    // Date): the valid rows, and one row without its user, whose reject excerpt holds a bigint.
     const valid = rows.slice(0, SAMPLE_LINES);
     const typed = path.join(work, 'typed', 'interactions.parquet');
     await mkdir(path.dirname(typed));
-    await writeFile(
-      typed,
-      parquetFile(
-        {
-          user_id: [...valid.map((row) => row[0]!), null],
-          item_id: [...valid.map((row) => row[1]!), 'i001'],
-          rating: [...valid.map((row) => BigInt(row[2]!)), 4n],
-          ts: [...valid.map((row) => BigInt(row[3]!)), 1768090819n],
-        },
-        ROW_GROUP,
-      ),
-    );
+    const typedColumns = {
+      user_id: { type: 'STRING', data: [...valid.map((row) => row[0]!), null] },
+      item_id: { type: 'STRING', data: [...valid.map((row) => row[1]!), 'i001'] },
+      rating: { type: 'INT64', data: [...valid.map((row) => BigInt(row[2]!)), 4n] },
+      ts: { type: 'TIMESTAMP', data: [...valid.map((row) => new Date(Number(row[3]!) * 1000)), new Date(0)] },
+    } as const;
+    const columnData = Object.entries(typedColumns).map(([name, { type, data }]) => ({
+      name,
+      type,
+      data: [...data],
+      nullable: true,
+    }));
+    await writeFile(typed, new Uint8Array(parquetWriteBuffer({ columnData, rowGroupSize: ROW_GROUP })));
 
     runs.csv = await runOn('recs-csv', csv);
     runs.parquet = await runOn('recs-parquet', strings);
