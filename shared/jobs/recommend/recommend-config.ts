@@ -21,7 +21,7 @@ export const recommendInputFields = {
 
 export const recommendInputSchema = z
   .strictObject({
-    format: z.enum(['auto', 'jsonl', 'csv']).default('auto'),
+    format: z.enum(['auto', 'jsonl', 'csv', 'parquet']).default('auto'),
     ...recommendInputFields,
   })
   .prefault({});
