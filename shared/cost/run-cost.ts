@@ -22,6 +22,13 @@ export interface RunUsage {
   readonly instanceType?: string;
   /** Instance-seconds charged to the run, all copies together (see {@link RunCost.basis}). */
   readonly endpointSeconds: number;
+  /**
+   * A local run priced as if deployed: the instance-seconds `endpointSeconds` includes for
+   * the cold start its copies would pay deployed (copies x the type's published start,
+   * shared/cost/cold-start.ts, less the warm-up the local server simulated). Absent
+   * deployed, where the lease measures the warm-up itself.
+   */
+  readonly assumedColdStartSeconds?: number;
   /** Serverless hosting: GB-seconds of inference time (call durations x the memory size). */
   readonly serverlessGbSeconds?: number;
   /** Serverless hosting: bytes sent to and received from the endpoint. */
@@ -99,7 +106,7 @@ const micros = (usd: number): number => Math.round(usd * MICRO);
 /** How the endpoint part is counted, by hosting (the summary's `basis.endpoint`). */
 export const ENDPOINT_BASIS: Readonly<Record<EndpointHosting['kind'], string>> = {
   instance:
-    'instance-seconds of every copy the run held: with run-scoped capacity, copies x (release at finalize - lease at plan + cooldownSeconds), so the warm-up (copies bill while they start and load the model) and the cooldown after the run are included (a fit run that hands its copies to its scoring run pays no cooldown); an incremental embed run deployed raises its copies on demand: charged from `neededAt`, when its first unit had chunks to embed (the wait for the capacity sweeper, up to 60 s, included), and nothing, cooldown included, when no unit needed them; without a lease (always-on capacity) the window from the run’s first endpoint call to its last, one instance, the hours outside runs charged to no run. A local run is charged through the local lease: its warm-up is what the local model server simulates',
+    'instance-seconds of every copy the run held: with run-scoped capacity, copies x (release at finalize - lease at plan + cooldownSeconds), so the warm-up (copies bill while they start and load the model) and the cooldown after the run are included (a fit run that hands its copies to its scoring run pays no cooldown); an incremental embed run deployed raises its copies on demand: charged from `neededAt`, when its first unit had chunks to embed (the wait for the capacity sweeper, up to 60 s, included), and nothing, cooldown included, when no unit needed them; without a lease (always-on capacity) the window from the run’s first endpoint call to its last, one instance, the hours outside runs charged to no run. A local run is charged through the local lease plus the cold start it would pay deployed: per copy, the instance type’s published start (shared/cost/cold-start.ts) less the warm-up the local model server simulated (`usage.assumedColdStartSeconds`), taken as raised for the run as sluice cost takes it',
   serverless:
     'SageMaker Serverless Inference: GB-seconds = the sum of the run’s endpoint call durations (measured at the caller, so an upper bound of what SageMaker bills) x model.serverless.memoryMiB / 1024, plus the request and response bytes at the data-processed rate; nothing between requests and no per-request fee',
   'in-worker': 'none: the work Lambda evaluates the model itself, so its time is in the lambda part',

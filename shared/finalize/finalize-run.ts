@@ -8,6 +8,7 @@ import {
   settleRunCapacity,
 } from '../capacity/run-capacity.ts';
 import type { PipelineConfig } from '../config/pipeline-config.ts';
+import { coldStartFor } from '../cost/cold-start.ts';
 import { runUsageOfPipeline } from '../cost/pipeline-usage.ts';
 import { PriceUnknown, pricesFor } from '../cost/pricing.ts';
 import { type RunUsage, runCost } from '../cost/run-cost.ts';
@@ -88,14 +89,30 @@ export { RunNotReady };
 /**
  * A run that held run-scoped capacity is charged its lease: copies x (release - take +
  * cooldown), warm-up and cooldown included, instead of the window of its endpoint calls.
+ * A local run priced as if deployed (`estimate`) adds the cold start its copies would pay
+ * deployed, which the local model server (serving at once, or after the warm-up it
+ * simulates) does not: copies x the type's published start less the warm-up measured. A
+ * lease whose copies were never raised (on demand, never needed) had none to pay.
  */
-function withLeasedEndpoint(usage: RunUsage, lease: CapacityReleased | undefined): RunUsage {
+function withLeasedEndpoint(
+  usage: RunUsage,
+  lease: CapacityReleased | undefined,
+  estimate: boolean,
+  config: PipelineConfig | undefined,
+): RunUsage {
   if (lease === undefined) return usage;
+  const raised = lease.summary.copiesRaised !== 'never';
+  const start = coldStartFor(lease.instanceType, { llm: config?.kind === 'generate' }).seconds;
+  const assumed =
+    estimate && raised && lease.endpointSeconds > 0
+      ? lease.summary.copies * Math.max(0, start - (lease.summary.warmupSeconds ?? 0))
+      : 0;
   return {
     ...usage,
     hosting: 'instance',
     instanceType: lease.instanceType,
-    endpointSeconds: lease.endpointSeconds,
+    endpointSeconds: lease.endpointSeconds + assumed,
+    ...(assumed > 0 ? { assumedColdStartSeconds: assumed } : {}),
   };
 }
 
@@ -138,7 +155,12 @@ function costOf(
     finalizeCalls,
   );
   try {
-    return { cost: runCost(withLeasedEndpoint(usage, lease), pricesFor(region), { region, estimate }) };
+    return {
+      cost: runCost(withLeasedEndpoint(usage, lease, estimate, config), pricesFor(region), {
+        region,
+        estimate,
+      }),
+    };
   } catch (error) {
     if (error instanceof PriceUnknown) return { costUnknown: error.message };
     throw error;
