@@ -322,6 +322,11 @@ export class Functions extends Construct {
         ...(scoring ? [MODELS_PREFIX] : []),
         ...(pipelines.some((p) => p.kind === 'recommend') ? [RUNS_PREFIX] : []),
         ...(pipelines.some((p) => p.kind === 'generate') ? [PROMPT_CACHE_PREFIX] : []),
+        // Incremental embed pipelines: the chunk index entries a unit of the run replaced,
+        // read back by its retry or another unit that finds them (shared/jobs/embed/prior-entries.ts).
+        ...pipelines
+          .filter((p) => p.kind === 'embed' && p.incremental.enabled)
+          .map((p) => `${RUNS_PREFIX}${p.name}/`),
       ],
       put: [RUNS_PREFIX],
       readWrite: [RESULTS_PREFIX],

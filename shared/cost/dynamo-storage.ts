@@ -48,8 +48,9 @@ export function docIndexItem(pipeline: string, doc: IndexedDoc): DynamoItem {
  * generate unit's lookups and for the documents of an embed unit of up to 4,096 (looked up
  * a window at a time, recorded once its part is written), without holding a key per record
  * of a million-record unit: at most about 0.8 MiB of keys (measured), against the few MiB
- * left under the memory target of bench/results/memory.json. A larger unit's documents
- * found early and recorded at its end are counted as new: an over-count of storage.
+ * left under the memory target of bench/results/memory.json. An embed unit tells the meter
+ * the entries its puts replace ({@link StoredItemTally.replace}), so a larger unit's
+ * documents found early and recorded at its end are not counted as new.
  */
 export const TALLY_KEYS_REMEMBERED = 4_096;
 
@@ -81,6 +82,20 @@ export class StoredItemTally {
     const before = this.recent.get(key) ?? this.older.get(key);
     this.remember(key, bytes);
     return before === undefined ? bytes + DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES : bytes - before;
+  }
+
+  /**
+   * An item put where the caller knows what it replaces: `before`, the item as it was before
+   * this run (undefined: none), however long ago it was found, and whichever delivery of the
+   * run put it since (a retry's lookups find the first delivery's items, which the run added).
+   * Returns the bytes the run's put adds to the table.
+   */
+  replace(item: DynamoItem, before: DynamoItem | undefined): number {
+    const bytes = dynamoItemBytes(item);
+    this.remember(keyOf(item), bytes);
+    return before === undefined
+      ? bytes + DYNAMO_ITEM_STORAGE_OVERHEAD_BYTES
+      : bytes - dynamoItemBytes(before);
   }
 
   private remember(key: string, bytes: number): void {

@@ -60,8 +60,10 @@ export interface UnitUsage {
    * Bytes the delivery's items added to the runs table's billed DynamoDB storage: generate
    * prompt-cache answers and embed chunk-index entries, each new item as DynamoDB sizes it
    * plus its 100 bytes of per-item overhead, a replaced one by its change in size
-   * (shared/cost/dynamo-storage.ts). Counted as deployed, also in a local run (whose cache and
-   * index are files). Absent before it was counted.
+   * (shared/cost/dynamo-storage.ts): an embed unit's against the entry as it was before the
+   * run, so a retry counts what its first delivery added, not its own entries found again.
+   * Counted as deployed, also in a local run (whose cache and index are files). Absent before
+   * it was counted.
    */
   dynamoBytesAdded?: number;
 }

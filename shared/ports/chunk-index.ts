@@ -67,8 +67,17 @@ export interface IndexedDoc {
  */
 export interface ChunkIndex {
   lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>>;
-  /** Records documents after their Parquet part is written; a retry writes the same entries again. */
-  record(pipeline: string, docs: readonly IndexedDoc[]): Promise<void>;
+  /**
+   * Records documents after their Parquet part is written; a retry writes the same entries again.
+   * `replacing`, where the caller knows it: each document's entry as it was before this run
+   * (a document not in it had none), for a meter to count a replaced entry by its change in
+   * size (shared/cost/unit-usage.ts); an index ignores it.
+   */
+  record(
+    pipeline: string,
+    docs: readonly IndexedDoc[],
+    replacing?: ReadonlyMap<string, IndexedDoc>,
+  ): Promise<void>;
 }
 
 /** The fingerprint bytes the index keeps of a chunk's `text_sha256` (hex). */

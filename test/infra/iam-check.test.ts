@@ -134,6 +134,13 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
       'a scheduled run over a prefix under incoming/ pins the listed ETag (If-Match); this drive lists datasets/ only',
   },
   {
+    fn: 'work',
+    action: 's3:GetObject',
+    resource: '/runs/docs/*',
+    reason:
+      'an embed unit retried after it recorded its entries, or one finding another unit’s entry of the run, reads the entries they replaced (none retries in this drive)',
+  },
+  {
     fn: '*',
     action: 's3:AbortMultipartUpload',
     reason: 'a part upload that fails or is abandoned is aborted (none fails in this drive)',

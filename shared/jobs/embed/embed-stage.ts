@@ -15,7 +15,7 @@ import {
 } from '../../work/unit-output.ts';
 import type { Checkpoint } from '../../work/unit-records.ts';
 import type { UnitWork, UnitWorkDeps } from '../job-kind.ts';
-import { type EmbeddedUnit, embedUnit, type PendingDocUpdates } from './embed-unit.ts';
+import { type EmbeddedUnit, embedUnit } from './embed-unit.ts';
 
 /** The embedding model of the worker, or a one-line reason why there is none. */
 function endpointOf(deps: UnitWorkDeps, config: EmbedPipelineConfig): EmbeddingEndpoint {
@@ -41,16 +41,20 @@ export async function putDocList(store: ObjectStore, unit: WorkUnit, docList: Un
 
 /**
  * Records the unit's documents in the chunk index, only after its part is written: the
- * entries point at rows of that part, and a retry must compare its documents with the
- * entries of the run before, not with its own.
+ * entries point at rows of that part. The entries they replace are written first
+ * (prior-entries.ts), so a retry compares its documents with the entries of the run before,
+ * not with its own; and the index's meter is told them, to count each replaced entry by its
+ * change in size.
  */
 export async function recordDocuments(
   chunkIndex: ChunkIndex | undefined,
   unit: WorkUnit,
-  docUpdates: PendingDocUpdates,
+  embedded: Pick<EmbeddedUnit, 'docUpdates' | 'priorEntries'>,
 ): Promise<void> {
   if (!chunkIndex) return;
-  for (const docs of docUpdates.slices(unit.runId, unit.unitId)) await chunkIndex.record(unit.pipeline, docs);
+  await embedded.priorEntries?.write(embedded.docUpdates);
+  for (const { docs, replacing } of embedded.docUpdates.recordSlices(unit.runId, unit.unitId))
+    await chunkIndex.record(unit.pipeline, docs, replacing);
 }
 
 /** The unit's files beside its `embeddings` part: id list, rejects part, doc list. Returns the rejects key, if any. */
@@ -82,7 +86,7 @@ export async function workEmbedUnit(
     embedUnit({ ...deps, endpoint }, config, unit, sink, checkpoint),
   );
   const rejectsKey = await putUnitFiles(deps.store, unit, embedded);
-  await recordDocuments(deps.chunkIndex, unit, embedded.docUpdates);
+  await recordDocuments(deps.chunkIndex, unit, embedded);
   const outputKeys = [key, rejectsKey].filter((k): k is string => k !== undefined);
   return { counts: embedded.counts, outputKeys, actualCost: embedded.counts.realTokens };
 }

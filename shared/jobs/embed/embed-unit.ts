@@ -33,6 +33,7 @@ import {
 } from './embed-window.ts';
 import { PartVectors } from './part-vectors.ts';
 import { PendingDocUpdates } from './pending-doc-updates.ts';
+import { type EntriesBefore, PriorEntries } from './prior-entries.ts';
 
 export { PendingDocUpdates } from './pending-doc-updates.ts';
 
@@ -50,6 +51,11 @@ export interface EmbeddedUnit {
    * but those carried whole whose entry is still fresh (`docUpdatesOf`).
    */
   readonly docUpdates: PendingDocUpdates;
+  /**
+   * With an index: the entries as they were before this run, and where the unit keeps those
+   * its updates replace (written before they are recorded).
+   */
+  readonly priorEntries?: PriorEntries;
   /**
    * Incremental pipelines: the documents this unit put in `embeddings`, per source, for
    * finalize to tell which documents vanished from a re-dropped source.
@@ -88,7 +94,9 @@ async function lookupInSlices<T>(
  * still holds every chunk of the documents it read; and every document written gets an
  * entry pointing at its rows in this unit's part, recorded once the part is written, but a
  * document carried whole whose entry's run is under ENTRY_REFRESH_DAYS old: its entry is
- * still right (shared/incremental/entry-refresh.ts).
+ * still right (shared/incremental/entry-refresh.ts). Entries this run recorded already (a
+ * delivery that died after recording, another unit's record of the same id) are compared as
+ * the entries they replaced (prior-entries.ts): a retry counts what its first delivery did.
  */
 export async function embedUnit(
   deps: EmbedDeps,
@@ -113,6 +121,8 @@ class UnitEmbedder {
   private readonly index: ChunkIndex | undefined;
   /** Reads carried chunks' vectors from earlier runs' parts (with an index). */
   private readonly partVectors: PartVectors | undefined;
+  /** Turns what lookups find into the entries before this run (with an index). */
+  private readonly priorEntries: PriorEntries | undefined;
   private readonly counts = emptyCounts();
   private readonly rejects: RejectRow[] = [];
   private readonly docUpdates = new PendingDocUpdates();
@@ -136,6 +146,9 @@ class UnitEmbedder {
     this.partVectors = this.index
       ? new PartVectors(deps.store, unit.pipeline, config.endpoint.dimension)
       : undefined;
+    this.priorEntries = this.index
+      ? new PriorEntries(deps.store, unit.pipeline, unit.runId, unit.unitId)
+      : undefined;
     this.docList = config.incremental.enabled ? new UnitDocList() : undefined;
   }
 
@@ -153,10 +166,17 @@ class UnitEmbedder {
       if (this.window.length >= this.config.batching.sortWindow) await this.flush();
     }
     await this.flush();
-    const { counts, rejects, docUpdates, idList, docList } = this;
+    const { counts, rejects, docUpdates, idList, docList, priorEntries } = this;
     counts.rejected = rejects.length;
     counts.embedded = counts.chunks - counts.skippedUnchanged;
-    return { rejects, counts, docUpdates, idList, ...(docList ? { docList } : {}) };
+    return {
+      rejects,
+      counts,
+      docUpdates,
+      idList,
+      ...(docList ? { docList } : {}),
+      ...(priorEntries ? { priorEntries } : {}),
+    };
   }
 
   private addDoc(record: DocRecord, sourceKey: string): void {
@@ -173,7 +193,7 @@ class UnitEmbedder {
     this.window = [];
     this.docs = new Map();
     if (pending.length === 0) return;
-    const previous = await this.previousEntries(pending);
+    const { previous, rewritten } = await this.entriesBefore(pending);
     const { toEmbed, carried } = await this.carryForward(pending, previous);
     const embedder = new BatchEmbedder(this.deps.endpoint, this.counts, this.config.endpoint.dimension);
     const batches = cutTokenBudgetBatches(toEmbed, (c) => c.row.token_count, this.config.batching);
@@ -195,17 +215,20 @@ class UnitEmbedder {
         this.counts,
         carriedRows,
         this.unit.runId,
+        rewritten,
       ))
         this.docUpdates.add(doc);
     this.rowsWritten += rows.length;
   }
 
-  /** With an index, the entries of the window's documents as the runs before left them. */
-  private async previousEntries(pending: readonly PendingChunk[]): Promise<Map<string, IndexedDoc>> {
-    const index = this.index;
-    if (!index) return new Map();
+  /** With an index, the entries of the window's documents as the runs before this one left them. */
+  private async entriesBefore(pending: readonly PendingChunk[]): Promise<EntriesBefore> {
+    const { index, priorEntries } = this;
+    if (!index || !priorEntries) return { previous: new Map(), rewritten: new Set() };
     const docIds = pending.map((c) => c.row.doc_id);
-    return lookupInSlices(docIds, (ids) => index.lookupDocs(this.unit.pipeline, ids));
+    return priorEntries.before(
+      await lookupInSlices(docIds, (ids) => index.lookupDocs(this.unit.pipeline, ids)),
+    );
   }
 
   /** The window's unchanged chunks carried forward with their vectors read from the part that holds them. */

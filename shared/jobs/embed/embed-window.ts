@@ -100,8 +100,10 @@ export interface CarryCandidate {
 /**
  * Splits a window into the chunks to embed and those whose fingerprint matches the one
  * the index holds for the same chunk of the same document, whose vector is then read from
- * the part the index names. An entry recorded by this same run is an earlier attempt of
- * this unit: embed again, so the counts say what this run embedded.
+ * the part the index names. `previous` holds the entries as they were before this run
+ * (prior-entries.ts: one an earlier delivery or another unit of the run recorded is
+ * compared as the one it replaced); an entry naming a part of this run is never carried
+ * from all the same, since a retry rewrites that part while it reads.
  */
 export function carryCandidates(
   pending: readonly PendingChunk[],
@@ -305,7 +307,12 @@ export function tallyRows(
  * as many chunks as the entry, the same source, and the entry's run fresh against this run
  * `runId` ({@link entryIsFresh}). Its entry keeps pointing at the older part, which gc keeps
  * for as long (shared/incremental/entry-refresh.ts): an unchanged re-run then writes an entry
- * per document once in ENTRY_REFRESH_DAYS, not every run.
+ * per document once in ENTRY_REFRESH_DAYS, not every run. But where this run already wrote
+ * over that entry (`rewritten`: an earlier delivery of the unit, another unit's record of the
+ * same id), it is put back as it was, so the index ends as one clean delivery leaves it.
+ *
+ * `previous` holds the entries as they were before this run (prior-entries.ts), so that a
+ * retry counts, and each update names the entry it replaces, as the first delivery did.
  */
 export function docUpdatesOf(
   chunkCounts: WindowChunkCounts,
@@ -315,12 +322,13 @@ export function docUpdatesOf(
   counts: UnitCounts,
   carried: ReadonlySet<EmbeddingRow>,
   runId: string,
+  rewritten: ReadonlySet<string> = new Set(),
 ): DocUpdate[] {
   const updates: DocUpdate[] = [];
   for (const [docId, { chunks: chunkCount, sourceKey, firstRow, contiguous }] of chunkCounts) {
     const before = previous.get(docId);
     counts.removedChunks += Math.max(0, (before?.chunkCount ?? 0) - chunkCount);
-    const doc = { docId, chunkCount, sourceKey };
+    const doc = { docId, chunkCount, sourceKey, ...(before ? { replaces: before } : {}) };
     if (!contiguous || chunkCount > MAX_INDEXED_CHUNKS || !inChunkOrder(rows, firstRow, chunkCount)) {
       updates.push(doc);
       continue;
@@ -331,8 +339,10 @@ export function docUpdatesOf(
       before.sourceKey === sourceKey &&
       entryIsFresh(runId, before.chunks.at.runId) &&
       allCarried(rows, firstRow, chunkCount, carried)
-    )
+    ) {
+      if (rewritten.has(docId)) updates.push({ ...doc, restores: true });
       continue;
+    }
     const fingerprints = new Uint8Array(chunkCount * INDEX_FINGERPRINT_BYTES);
     for (let n = 0; n < chunkCount; n += 1)
       fingerprints.set(indexFingerprint(rows[firstRow + n]!.text_sha256), n * INDEX_FINGERPRINT_BYTES);
