@@ -46,6 +46,15 @@ describe('PendingDocUpdates and the entries they replace', () => {
     pending.add({ docId: 'd3', chunkCount: 1, sourceKey: 's', replaces: kept });
     const fresh = entry('d4', 2, OLD, 'u00003');
     pending.add({ docId: 'd4', chunkCount: 2, sourceKey: 's', replaces: fresh, restores: true });
+    // Refreshed: the same fingerprints as its entry's, kept once.
+    const refreshed = entry('d5', 2, OLD, 'u00004');
+    pending.add({
+      docId: 'd5',
+      chunkCount: 2,
+      sourceKey: 's',
+      chunks: { fingerprints: fingerprints(2, 2), firstRow: 9 },
+      replaces: refreshed,
+    });
     const [slice, ...rest] = [...pending.recordSlices(RUN, 'u00001')];
     expect(rest).toEqual([]);
     expect(slice!.docs).toEqual([
@@ -58,15 +67,22 @@ describe('PendingDocUpdates and the entries they replace', () => {
       { docId: 'd2', chunkCount: 1, sourceKey: 's' },
       { docId: 'd3', chunkCount: 1, sourceKey: 's' },
       fresh,
+      {
+        docId: 'd5',
+        chunkCount: 2,
+        sourceKey: 's',
+        chunks: { fingerprints: fingerprints(2, 2), at: { runId: RUN, unitId: 'u00001', firstRow: 9 } },
+      },
     ]);
     expect(slice!.replacing).toEqual(
       new Map<string, IndexedDoc>([
         ['d1\ud800', replaced],
         ['d3', kept],
         ['d4', fresh],
+        ['d5', refreshed],
       ]),
     );
-    expect([...pending.replacedEntries()]).toEqual([replaced, kept, fresh]);
+    expect([...pending.replacedEntries()]).toEqual([replaced, kept, fresh, refreshed]);
   });
 });
 

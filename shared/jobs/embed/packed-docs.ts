@@ -67,10 +67,17 @@ export class PackedIndexedDocs {
   private readonly stringNumbers = new Map<string, number>();
   /** chunkCount, source + 1 (0: none), part + 1 (0: no chunks), firstRow, fingerprints' ref. */
   private readonly entries = new PackedEntries(['u32', 'u32', 'u32', 'u32', 'u32']);
-  private readonly fingerprints = new FingerprintBlocks();
+
+  /** @param fingerprints where the fingerprints go: shared with another list, one may point at the other's. */
+  constructor(private readonly fingerprints = new FingerprintBlocks()) {}
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Bytes the entries' packed arrays hold, without the fingerprint blocks. */
+  get entryBytes(): number {
+    return this.entries.capacityBytes;
   }
 
   /** Bytes the entries hold (their packed arrays' capacity and the fingerprint blocks). */
@@ -78,13 +85,16 @@ export class PackedIndexedDocs {
     return this.entries.capacityBytes + this.fingerprints.heldBytes;
   }
 
-  /** Appends `doc`, its id as `id` (the doc's by default); returns its number. */
-  add(doc: IndexedDoc, id: string = doc.docId): number {
+  /**
+   * Appends `doc`, its id as `id` (the doc's by default); returns its number. `sameAs`: the
+   * ref of fingerprints already stored in this list's blocks that equal the doc's (kept once).
+   */
+  add(doc: IndexedDoc, id: string = doc.docId, sameAs?: number): number {
     const source = doc.sourceKey === undefined ? 0 : this.numberOf(doc.sourceKey) + 1;
     const chunks = doc.chunks;
     if (!chunks) return this.entries.push(id, [doc.chunkCount, source, 0, 0, 0]);
     const part = this.numberOf(`${chunks.at.runId}\n${chunks.at.unitId}`) + 1;
-    const ref = this.fingerprints.store(chunks.fingerprints);
+    const ref = sameAs ?? this.fingerprints.store(chunks.fingerprints);
     return this.entries.push(id, [doc.chunkCount, source, part, chunks.at.firstRow, ref]);
   }
 

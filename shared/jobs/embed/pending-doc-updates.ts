@@ -45,8 +45,12 @@ export class PendingDocUpdates {
   /** source, chunkCount, firstRow, fingerprints' ref (0: none kept), replaced + 1 (0: none). */
   private readonly entries = new PackedEntries(['u32', 'u32', 'u32', 'u32', 'u32']);
   private readonly fingerprints = new FingerprintBlocks();
-  /** The entries replaced, without their ids (the entry's that replaces each). */
-  private readonly replaced = new PackedIndexedDocs();
+  /**
+   * The entries replaced, without their ids (the entry's that replaces each), their
+   * fingerprints in the same blocks: a document carried whole whose entry is refreshed
+   * (every week, every document of an unchanged re-run) keeps its fingerprints once.
+   */
+  private readonly replaced = new PackedIndexedDocs(this.fingerprints);
 
   get size(): number {
     return this.entries.size;
@@ -54,7 +58,7 @@ export class PendingDocUpdates {
 
   /** Bytes the entries hold (their packed arrays' capacity and the fingerprint blocks). */
   get heldBytes(): number {
-    return this.entries.capacityBytes + this.fingerprints.heldBytes + this.replaced.heldBytes;
+    return this.entries.capacityBytes + this.fingerprints.heldBytes + this.replaced.entryBytes;
   }
 
   add(doc: DocUpdate): void {
@@ -68,14 +72,12 @@ export class PendingDocUpdates {
       this.sources.push(doc.sourceKey);
       this.sourceNumbers.set(doc.sourceKey, source);
     }
-    const replaced = doc.replaces ? this.replaced.add(doc.replaces, '') + 1 : 0;
     const chunks = doc.chunks;
-    if (!chunks) {
-      this.entries.push(doc.docId, [source, doc.chunkCount, 0, 0, replaced]);
-      return;
-    }
-    const ref = this.fingerprints.store(chunks.fingerprints);
-    this.entries.push(doc.docId, [source, doc.chunkCount, chunks.firstRow, ref, replaced]);
+    const ref = chunks ? this.fingerprints.store(chunks.fingerprints) : 0;
+    const before = doc.replaces?.chunks?.fingerprints;
+    const same = chunks && before && Buffer.from(before).equals(chunks.fingerprints) ? ref : undefined;
+    const replaced = doc.replaces ? this.replaced.add(doc.replaces, '', same) + 1 : 0;
+    this.entries.push(doc.docId, [source, doc.chunkCount, chunks?.firstRow ?? 0, ref, replaced]);
   }
 
   /**
