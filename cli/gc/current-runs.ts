@@ -1,3 +1,4 @@
+import { SOURCE_VERDICTS_SQL } from '../../shared/views/current-views.ts';
 import { queryLocalTables } from '../query/local-tables.ts';
 
 /**
@@ -5,9 +6,10 @@ import { queryLocalTables } from '../query/local-tables.ts';
  * one of them could change `embeddings_current` or `scores_current`.
  *
  * - **Embeddings**: every run that gives the latest verdict on some source (the steps 1-2
- *   of `embeddings_current` in shared/views/current-views.ts: a `sources` row `read` or
- *   `deleted`, or for a source no `sources` row names, the succeeded runs that wrote its
- *   chunks; latest by `started_at`, then run id). A run holding a `deleted` verdict is
+ *   of `embeddings_current`, over the view's own `SOURCE_VERDICTS_SQL` from
+ *   shared/views/current-views.ts: a `sources` row `read` or `deleted`, or a succeeded run
+ *   without `sources` rows that wrote the source's chunks; latest by `started_at`, then run
+ *   id). A run holding a `deleted` verdict is
  *   kept too: without it an older `read` of the source would become the latest again.
  *   Taken from the verdicts rather than from the view's rows, because a run whose chunks
  *   were all superseded by a newer source still decides what its own source holds.
@@ -17,19 +19,7 @@ import { queryLocalTables } from '../query/local-tables.ts';
  * Both are computed over the same local tables the views read; test/cli/gc.test.ts checks
  * that the views read the same rows before and after a gc.
  */
-export const CURRENT_RUNS_SQL = `WITH source_verdicts AS (
-  SELECT s.pipeline, s.source_key, s.run_id, s.started_at
-  FROM sources s
-  WHERE s.status IN ('read', 'deleted')
-  UNION ALL
-  SELECT DISTINCT e.pipeline, e.source_key, e.run_id, r.started_at
-  FROM embeddings e
-  JOIN runs r ON r.pipeline = e.pipeline AND r.run_id = e.run_id
-  WHERE r.status = 'succeeded'
-    AND NOT EXISTS (
-      SELECT 1 FROM sources k WHERE k.pipeline = e.pipeline AND k.source_key = e.source_key
-    )
-),
+export const CURRENT_RUNS_SQL = `WITH source_verdicts AS (${SOURCE_VERDICTS_SQL}),
 latest_verdicts AS (
   SELECT pipeline, run_id,
     row_number() OVER (PARTITION BY pipeline, source_key ORDER BY started_at DESC, run_id DESC) AS verdict_rank

@@ -59,12 +59,39 @@ const EMBEDDINGS_COLUMNS = columnsOf('embeddings');
 const SCORES_COLUMNS = columnsOf('scores');
 
 /**
+ * Every verdict on a source, one row per run that settled it: `pipeline, source_key, run_id,
+ * status ('read' | 'deleted'), started_at`. An incremental run speaks through its `sources`
+ * rows only (a source it read but left `skipped` gets no verdict from it); a succeeded run
+ * with no `sources` row at all kept no manifests, and reads whole every source it wrote
+ * chunks of. Whether a run kept manifests is asked of the run, not of the source: a
+ * pipeline that turns `incremental.enabled` off after an incremental run has `sources`
+ * rows for its sources, and its newer runs must still replace them (asked of the source,
+ * they were ignored: the view kept the last incremental snapshot). The body of a CTE, shared
+ * with gc (cli/gc/current-runs.ts), which must keep every run the view reads.
+ */
+export const SOURCE_VERDICTS_SQL = `
+  SELECT s.pipeline, s.source_key, s.run_id, s.status, s.started_at
+  FROM sources s
+  WHERE s.status IN ('read', 'deleted')
+  UNION ALL
+  SELECT DISTINCT e.pipeline, e.source_key, e.run_id, 'read' AS status, r.started_at
+  FROM embeddings e
+  JOIN runs r ON r.pipeline = e.pipeline AND r.run_id = e.run_id
+  WHERE r.status = 'succeeded'
+    AND NOT EXISTS (
+      SELECT 1 FROM sources k WHERE k.pipeline = e.pipeline AND k.run_id = e.run_id
+    )
+`;
+
+/**
  * The latest version of every live document's chunks, deletions applied.
  *
- * 1. Each source's verdicts: for an incremental pipeline, its `sources` rows `read` and
- *    `deleted` (a `skipped` source kept its earlier snapshot: its run did not read all of
- *    it). A source no `sources` row names (a pipeline with `incremental.enabled: false`,
- *    which keeps no manifests) is `read` by every succeeded run that wrote its chunks.
+ * 1. Each source's verdicts ({@link SOURCE_VERDICTS_SQL}): an incremental run's `sources`
+ *    rows `read` and `deleted` (a `skipped` source kept its earlier snapshot: its run did
+ *    not read all of it), and a `read` by every succeeded run without `sources` rows (one
+ *    of `incremental.enabled: false`, which keeps no manifests) of each source it wrote
+ *    chunks of. A pipeline may turn incremental off and on again, so one source can have
+ *    verdicts of both kinds.
  * 2. Its latest verdict by the run's `started_at` (then run id): `read` makes that run's
  *    chunks of it the source's snapshot; `deleted` leaves it nothing.
  * 3. A document in the snapshots of two sources (it moved, and its old file was not
@@ -79,19 +106,7 @@ const SCORES_COLUMNS = columnsOf('scores');
  * `embeddings`, so the equality join keeps exactly the rows `rank() = 1` over the chunks
  * themselves would keep.
  */
-const EMBEDDINGS_CURRENT_SQL = `WITH source_verdicts AS (
-  SELECT s.pipeline, s.source_key, s.run_id, s.status, s.started_at
-  FROM sources s
-  WHERE s.status IN ('read', 'deleted')
-  UNION ALL
-  SELECT DISTINCT e.pipeline, e.source_key, e.run_id, 'read' AS status, r.started_at
-  FROM embeddings e
-  JOIN runs r ON r.pipeline = e.pipeline AND r.run_id = e.run_id
-  WHERE r.status = 'succeeded'
-    AND NOT EXISTS (
-      SELECT 1 FROM sources k WHERE k.pipeline = e.pipeline AND k.source_key = e.source_key
-    )
-),
+const EMBEDDINGS_CURRENT_SQL = `WITH source_verdicts AS (${SOURCE_VERDICTS_SQL}),
 latest_verdicts AS (
   SELECT pipeline, source_key, run_id, status, started_at,
     row_number() OVER (PARTITION BY pipeline, source_key ORDER BY started_at DESC, run_id DESC) AS verdict_rank
