@@ -3,13 +3,15 @@ import type { RejectRow } from '../domain/types.ts';
 import { unitPartKey } from '../output/keys.ts';
 import { extraColumnsOfPart, rejectsPartWriter, rewrittenPartWriter } from '../output/parquet-tables.ts';
 import { StreamedPart } from '../output/streamed-part.ts';
+import type { ChunkIndex } from '../ports/chunk-index.ts';
 import type { ObjectStore } from '../ports/object-store.ts';
 import { objectAsyncBuffer } from '../readers/parquet.ts';
+import { DROPPED_ORDINALS_KEY, droppedOrdinalsOf } from './dropped-ordinals.ts';
 import { mergeSorted } from './merge-sorted.ts';
 import { compareIdEntries, type IdEntry, readUnitIdList } from './unit-id-list.ts';
+import { CrossUnitWinners } from './winner-entries.ts';
 
-/** Footer key of a part that finalize rewrote: the ordinals (as the unit wrote them) it dropped. */
-export const DROPPED_ORDINALS_KEY = 'sluice.droppedOrdinals';
+export { DROPPED_ORDINALS_KEY } from './dropped-ordinals.ts';
 
 /** Read buffers of the merge, all lists together; each list gets its share within these bounds. */
 const READ_BUDGET_BYTES = 8 * 1024 * 1024;
@@ -32,6 +34,11 @@ export interface DuplicateResolution {
   readonly carried: number;
   /** Parts rewritten without them. */
   readonly partsRewritten: number;
+  /**
+   * With a chunk index: entries recorded for kept records of ids whose records were in more
+   * than one unit, where the index held another ({@link CrossUnitWinners}).
+   */
+  readonly indexEntries?: number;
 }
 
 /** Where a record is, as a reject reason names it. */
@@ -46,12 +53,19 @@ const placeOf = (entry: IdEntry): string => `${entry.sourceKey} line ${entry.lin
  * rewritten group by group. Idempotent: a rewritten part names the records it dropped in
  * its footer, so a retried finalize (or one after a redrive) drops only what is still in it,
  * and the duplicates' `rejects` part is rewritten whole under one key.
+ *
+ * `chunkIndex` (the `embeddings` table of an incremental pipeline): each id whose records
+ * were in more than one unit gets the kept record's entry where the index holds another
+ * (a losing unit recorded last), so the next run carries the kept record rather than embed
+ * it again ({@link CrossUnitWinners}). A retried finalize finds those entries right and
+ * writes none again.
  */
 export async function resolveDuplicateIds(
   store: ObjectStore,
   run: { readonly pipeline: string; readonly runId: string },
   table: IdTable,
   unitIds: readonly string[],
+  chunkIndex?: ChunkIndex,
 ): Promise<DuplicateResolution> {
   const { pipeline, runId } = run;
   // Each list is read two windows at a time: split a fixed budget between them, so a run
@@ -73,9 +87,11 @@ export async function resolveDuplicateIds(
   let rows = 0;
   let carried = 0;
   let group: IdEntry[] = [];
+  const winners = chunkIndex && table === 'embeddings' ? new CrossUnitWinners() : undefined;
   const closeGroup = async (): Promise<void> => {
     const kept = group.at(-1);
     if (!kept || group.length < 2) return;
+    winners?.note(group);
     const losers: RejectRow[] = [];
     for (const loser of group.slice(0, -1)) {
       rows += loser.rows;
@@ -117,7 +133,9 @@ export async function resolveDuplicateIds(
     if (await dropFromPart(store, unitPartKey(table, pipeline, runId, unitId), table, ordinals))
       partsRewritten += 1;
   }
-  return { rejected, rows, carried, partsRewritten };
+  if (!winners || !chunkIndex) return { rejected, rows, carried, partsRewritten };
+  const indexEntries = await winners.record(store, chunkIndex, run);
+  return { rejected, rows, carried, partsRewritten, indexEntries };
 }
 
 /**
@@ -135,8 +153,7 @@ async function dropFromPart(
   if (size === undefined) return false;
   const file = objectAsyncBuffer(store, key, size);
   const metadata = await parquetMetadataAsync(file);
-  const before = metadata.key_value_metadata?.find((kv) => kv.key === DROPPED_ORDINALS_KEY)?.value;
-  const droppedBefore = new Set<number>(before ? (JSON.parse(before) as number[]) : []);
+  const droppedBefore = droppedOrdinalsOf(metadata);
   const drop = new Set([...droppedBefore, ...ordinals]);
   if (drop.size === droppedBefore.size) return false;
   const part = new StreamedPart(

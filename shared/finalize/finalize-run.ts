@@ -262,7 +262,9 @@ async function endStage(
   const table = of.stage?.idTable;
   if (table) {
     const succeeded = of.units.filter((u) => u.status === 'succeeded').map((u) => u.unitId);
-    countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded));
+    // Incremental embedding: the kept record of an id in several units gets its index entry.
+    const index = of.config?.kind === 'embed' && of.config.incremental.enabled ? deps.chunkIndex : undefined;
+    countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded, index));
   }
   const merged =
     of.stage?.mergeStage && of.config ? await of.stage.mergeStage(deps, of.config, run, of.units, now) : {};

@@ -295,23 +295,21 @@ describe('an embed unit retried after it recorded its entries reports what its f
     return { modelChunks, embedded };
   }
 
-  it('an id in two units of a run with two texts: the loser is embedded again each run, the winner carried where its unit ran last', async () => {
-    // Units cannot know they lose: the rejected record's chunks are embedded on every run
-    // (its rows are dropped from the part, so no entry of it can be carried from). The
-    // winner's unit running last finds the loser's entry of this run, compares with the one
-    // it replaced (its own, run 0's), carries and puts that entry back.
-    const { modelChunks, embedded } = await duplicateAcrossUnits('loser first');
-    expect(modelChunks).toEqual([LOSER_CHUNKS, LOSER_CHUNKS, LOSER_CHUNKS]);
-    expect(embedded).toEqual([0, 0, 0]);
-  });
-
-  it('pinned: the winner’s unit running first, the winner is embedded again on every run (the loser recorded last)', async () => {
-    // Each run the loser's unit runs last and records its entry over the winner's; the next
-    // run's winner then finds another text and embeds, and the loser finds its own earlier
-    // entry, whose rows finalize dropped, and embeds. Deployed, units run in any order, so
-    // either test's outcome may be a run's. A fix needs finalize, which alone knows the winner.
-    const { modelChunks, embedded } = await duplicateAcrossUnits('winner first');
-    expect(modelChunks).toEqual([4, 4, 4].map(() => LOSER_CHUNKS + WINNER_CHUNKS));
-    expect(embedded).toEqual([WINNER_CHUNKS, WINNER_CHUNKS, WINNER_CHUNKS]);
-  });
+  for (const order of ['loser first', 'winner first'] as const)
+    it(`an id in two units of a run with two texts (${order}): the winner is carried on every later run, the loser embedded again`, async () => {
+      // Units cannot know they lose: the rejected record's chunks are embedded on every run
+      // (they differ from the winner's the entry holds, and its rows are dropped from its
+      // part, so no entry of it can be carried from). Whichever unit records last, finalize
+      // leaves the index with the winner's entry (shared/duplicates/winner-entries.ts), so
+      // the winner is carried: before, with the winner's unit first, the loser's entry was
+      // left and the winner embedded again on every run.
+      const { modelChunks, embedded } = await duplicateAcrossUnits(order);
+      expect(modelChunks).toEqual([LOSER_CHUNKS, LOSER_CHUNKS, LOSER_CHUNKS]);
+      expect(embedded).toEqual([0, 0, 0]);
+      const entry = index.docs.get('docs#dup')!;
+      expect(entry).toMatchObject({ chunkCount: WINNER_CHUNKS, sourceKey: 'incoming/docs/b.jsonl' });
+      // Its vectors' place: the winner's unit (of run 0, put back each run, or of a later run).
+      const { runId, unitId } = entry.chunks!.at;
+      expect((await runs.getUnit(runId, unitId))!.sourceKey).toBe('incoming/docs/b.jsonl');
+    });
 });

@@ -1,0 +1,279 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoChunkIndex } from '../../shared/adapters/aws/dynamo-chunk-index.ts';
+import { LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
+import { LocalRunStore } from '../../shared/adapters/local/local-run-store.ts';
+import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-store.ts';
+import { resolveDuplicateIds } from '../../shared/duplicates/resolve-duplicate-ids.ts';
+import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
+import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
+import { unitPartKey } from '../../shared/output/keys.ts';
+import { planRun } from '../../shared/plan/plan-run.ts';
+import { type ChunkIndex, type IndexedDoc, indexFingerprint } from '../../shared/ports/chunk-index.ts';
+import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
+import { processUnit } from '../../shared/work/process-unit.ts';
+import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { RecordingQueue } from '../incremental/factories.ts';
+import { useDynaliteTables } from '../support/dynalite-tables.ts';
+
+const DIMENSION = 8;
+const DAY_MS = 86_400_000;
+const T0 = Date.parse('2026-11-02T01:00:00Z');
+const runIdOf = (n: number) =>
+  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
+
+/** A vector per text, the same every time: a carried vector equals the one embedding would give. */
+const vectorOf = (text: string): number[] => {
+  const digest = createHash('sha256').update(text).digest();
+  return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
+};
+
+/** Counts the chunks it embeds, per text. */
+class HashModel implements EmbeddingEndpoint {
+  readonly texts: string[] = [];
+  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
+    stats.endpointCalls += 1;
+    this.texts.push(...inputs);
+    return inputs.map(vectorOf);
+  }
+}
+
+/** Units of a few records: each small source its own unit. */
+const config = pipelineConfig({
+  endpoint: { name: 'test-embed', dimension: DIMENSION },
+  chunking: { maxTokens: 16, overlapTokens: 4 },
+  batching: { maxBatchTokens: 4096, maxBatchSize: 8, sortWindow: 16 },
+  planning: { targetUnitTokens: 20 },
+});
+
+/**
+ * Units of several records, each record its own window: b.jsonl's first three records in one
+ * unit, its last two and a.jsonl (packed) in the other (the test checks it).
+ */
+const packedConfig = pipelineConfig({
+  endpoint: { name: 'test-embed', dimension: DIMENSION },
+  chunking: { maxTokens: 16, overlapTokens: 4 },
+  batching: { maxBatchTokens: 4096, maxBatchSize: 8, sortWindow: 1 },
+  planning: { targetUnitTokens: 120 },
+});
+
+const A = 'incoming/docs/a.jsonl';
+const B = 'incoming/docs/b.jsonl';
+/** a.jsonl's record of `dup`: the rule rejects it whenever b.jsonl has one (docs/decisions.md, "Duplicate ids"). */
+const loser = { id: 'dup', text: 'the earlier record of the duplicated id, in a.jsonl' };
+/** b.jsonl's record of `dup`, kept. */
+const winner = {
+  id: 'dup',
+  text: 'the later record of the duplicated id, kept, in b.jsonl, with a sentence or two more than the earlier one had',
+};
+/** Another document beside each, which never changes. */
+const other = (file: string) => ({
+  id: `only-${file}`,
+  text: `a document only ${file} has, always the same`,
+});
+
+type Order = 'a first' | 'b first';
+type Files = Readonly<Record<string, readonly unknown[]>>;
+
+const dynalite = useDynaliteTables();
+
+/** The two indexes the fix must hold for: the local one (LevelDB) and the deployed one (DynamoDB, on dynalite). */
+const INDEXES: Record<string, (dir: string) => Promise<ChunkIndex & { close?: () => Promise<void> }>> = {
+  local: async (dir) => new LocalChunkIndex(path.join(dir, 'chunk-index')),
+  dynamo: async () => new DynamoChunkIndex({ doc: dynalite.doc, tableName: await dynalite.newTable() }),
+};
+
+for (const [name, open] of Object.entries(INDEXES)) {
+  describe(`an id in two units of a run: finalize records the kept record's entry (${name} index)`, () => {
+    let dir: string;
+    let store: MemoryObjectStore;
+    let runs: LocalRunStore;
+    let queue: RecordingQueue;
+    let index: ChunkIndex & { close?: () => Promise<void> };
+    let model: HashModel;
+
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'sluice-dup-winner-'));
+      store = new MemoryObjectStore(97);
+      runs = new LocalRunStore(dir);
+      queue = new RecordingQueue();
+      index = await open(dir);
+      model = new HashModel();
+    });
+    afterEach(async () => {
+      await index.close?.();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    const deps = () => ({
+      store,
+      runs,
+      queue,
+      endpoint: model,
+      tokenCounter: new EstimatingTokenCounter(),
+      chunkIndex: index,
+    });
+
+    /** Run `n` of `files`, its units in `order`; the chunks the model embedded, per document, and the summary. */
+    async function runOf(n: number, files: Files, order: Order, pipeline = config) {
+      const before = model.texts.length;
+      for (const [key, records] of Object.entries(files)) await store.put(key, jsonl(records));
+      const { units } = await planRun({ store, runs, queue }, pipeline, {
+        runId: runIdOf(n),
+        trigger: 'local',
+        keys: Object.keys(files),
+        now: new Date(T0 + n * DAY_MS),
+      });
+      queue.units = [];
+      // A unit or more per file (each record its own, at this target).
+      expect(units.length).toBeGreaterThanOrEqual(Object.keys(files).length);
+      const sorted = [...units].sort(
+        (x, y) => x.sourceKey.localeCompare(y.sourceKey) || x.byteStart - y.byteStart,
+      );
+      for (const unit of order === 'a first' ? sorted : sorted.reverse())
+        await processUnit(deps(), pipeline, unit, { isLastAttempt: false });
+      const summary = await finalizeRun(
+        { store, runs, chunkIndex: index, pipelines: new Map([['docs', pipeline]]) },
+        runIdOf(n),
+        new Date(T0 + n * DAY_MS + 60_000),
+      );
+      const texts = model.texts.slice(before);
+      return { texts, counts: summary!.counts, units };
+    }
+
+    /** The rows of a unit's `embeddings` part. */
+    async function partRows(runId: string, unitId: string): Promise<Record<string, unknown>[]> {
+      const body = await store.get(unitPartKey('embeddings', 'docs', runId, unitId));
+      if (!body) return [];
+      const file = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
+      return parquetReadObjects({ file, metadata: parquetMetadata(file) });
+    }
+
+    /** `dup`'s rows in run `n`'s parts: every one of them the winner's, each with the vector of its text. */
+    async function dupRowsOf(n: number) {
+      const stored = await runs.listUnits(runIdOf(n));
+      const rows = (await Promise.all(stored.map((u) => partRows(runIdOf(n), u.unitId)))).flat();
+      const dup = rows.filter((row) => row.doc_id === 'dup');
+      for (const row of dup) {
+        expect(row.source_key).toBe(B);
+        expect(Array.from(row.embedding as Float32Array)).toEqual(vectorOf(String(row.chunk_text)));
+      }
+      return dup;
+    }
+
+    /** `dup`'s entry: the winner's chunks, naming rows of a part that holds them. */
+    async function expectWinnerEntry(n: number): Promise<IndexedDoc> {
+      const dup = await dupRowsOf(n);
+      const entry = (await index.lookupDocs('docs', ['dup'])).get('dup');
+      expect(entry).toBeDefined();
+      expect(entry!).toMatchObject({ chunkCount: dup.length, sourceKey: B });
+      const fingerprints = Buffer.concat(dup.map((row) => indexFingerprint(String(row.text_sha256))));
+      expect(Buffer.from(entry!.chunks!.fingerprints).equals(fingerprints)).toBe(true);
+      const { runId, unitId, firstRow } = entry!.chunks!.at;
+      const named = (await partRows(runId, unitId)).slice(firstRow, firstRow + dup.length);
+      expect(named.map((row) => [row.doc_id, row.chunk_index, row.text_sha256])).toEqual(
+        dup.map((row) => ['dup', row.chunk_index, row.text_sha256]),
+      );
+      return entry!;
+    }
+
+    const embeddedOf = (texts: readonly string[], record: { text: string }) =>
+      texts.filter((text) => record.text.includes(text)).length;
+
+    for (const order of ['a first', 'b first'] as const) {
+      it(`${order}: unchanged re-runs embed none of the winner's chunks; the loser's are embedded each run`, async () => {
+        const files = { [A]: [other('a'), loser], [B]: [winner, other('b')] };
+        const first = await runOf(0, files, order);
+        expect(first.counts).toMatchObject({ rejected: 1 });
+        await expectWinnerEntry(0);
+        const winnerChunks = embeddedOf(first.texts, winner);
+        const loserChunks = embeddedOf(first.texts, loser);
+        expect(loserChunks).toBeGreaterThan(1);
+        expect(winnerChunks).toBeGreaterThan(loserChunks);
+        for (let n = 1; n <= 3; n += 1) {
+          const again = await runOf(n, files, order);
+          // Before the fix, with b's unit first, the winner's chunks were embedded here every run.
+          expect(embeddedOf(again.texts, winner), `run ${n}`).toBe(0);
+          // The rejected record's unit cannot know it loses: its chunks differ from the entry's.
+          expect(again.texts, `run ${n}`).toHaveLength(loserChunks);
+          expect(again.counts).toMatchObject({ rejected: 1, embedded: 0 });
+          // Not fixed: the loser's unit counts the winner's extra chunks as removed, each run.
+          expect(again.counts.removedChunks, `run ${n}`).toBe(winnerChunks - loserChunks);
+          await expectWinnerEntry(n);
+        }
+      });
+
+      it(`${order}: the kept record only from the second run on (b.jsonl new): carried from then on`, async () => {
+        const onlyA = await runOf(0, { [A]: [other('a'), loser] }, order);
+        expect(onlyA.counts.rejected).toBe(0);
+        const files = { [A]: [other('a'), loser], [B]: [winner, other('b')] };
+        const arrives = await runOf(1, files, order);
+        expect(embeddedOf(arrives.texts, winner)).toBeGreaterThan(1);
+        await expectWinnerEntry(1);
+        const loserChunks = embeddedOf(onlyA.texts, loser);
+        for (let n = 2; n <= 3; n += 1) {
+          const again = await runOf(n, files, order);
+          expect(embeddedOf(again.texts, winner), `run ${n}`).toBe(0);
+          expect(again.texts, `run ${n}`).toHaveLength(loserChunks);
+          await expectWinnerEntry(n);
+        }
+      });
+
+      it(`${order}: the same text in both files: nothing is embedded again, and a finalize retried writes no entry`, async () => {
+        const files = { [A]: [other('a'), { ...winner }], [B]: [winner, other('b')] };
+        const first = await runOf(0, files, order);
+        expect(first.counts).toMatchObject({ rejected: 1 });
+        for (let n = 1; n <= 2; n += 1) {
+          const again = await runOf(n, files, order);
+          expect(again.texts, `run ${n}`).toEqual([]);
+          await expectWinnerEntry(n);
+        }
+        const units = (await runs.listUnits(runIdOf(2))).map((u) => u.unitId);
+        const retried = await resolveDuplicateIds(
+          store,
+          { pipeline: 'docs', runId: runIdOf(2) },
+          'embeddings',
+          units,
+          index,
+        );
+        expect(retried).toMatchObject({ rejected: 1, partsRewritten: 0, indexEntries: 0 });
+      });
+
+      it(`${order}: losers before and after the winner in its own unit: the entry names the winner's rows where the rewrite moved them`, async () => {
+        const r = (id: string, w: string) => ({
+          id,
+          text: `the record ${w} of the files, a few words long here`,
+        });
+        const files = {
+          [A]: [r('a0', 'a0'), r('dup', 'a1')],
+          [B]: [r('b0', 'b0'), r('dup', 'b1'), r('b2', 'b2'), r('dup', 'b3'), r('dup', 'b4')],
+        };
+        const kept = r('dup', 'b4');
+        const first = await runOf(0, files, order, packedConfig);
+        // b0..b2 in one unit; b3, b4 and a.jsonl in the other: the winner's unit records a
+        // loser's entry after the winner's (a.jsonl is read after its range).
+        expect(first.units.map((u) => [u.sourceKey, u.packed?.map((p) => p.key) ?? []])).toEqual([
+          [B, []],
+          [B, [A]],
+        ]);
+        expect(first.counts).toMatchObject({ rejected: 3 });
+        const entry = await expectWinnerEntry(0);
+        // b3's rows were dropped from in front of the winner's.
+        expect(entry.chunks!.at.firstRow).toBe(0);
+        for (let n = 1; n <= 2; n += 1) {
+          const again = await runOf(n, files, order, packedConfig);
+          expect(embeddedOf(again.texts, kept), `run ${n}`).toBe(0);
+          // Only the three losers' chunks are embedded again (every other document is carried).
+          const losers = ['a1', 'b1', 'b3'].map((w) => embeddedOf(again.texts, r('dup', w)));
+          expect(again.texts).toHaveLength(losers.reduce((sum, c) => sum + c, 0));
+          expect(Math.min(...losers)).toBeGreaterThan(0);
+          await expectWinnerEntry(n);
+        }
+      });
+    }
+  });
+}
