@@ -87,11 +87,16 @@ export function heldCopies(lease: CapacityLease): number {
 
 /**
  * When the lease started holding copies: `takenAt`, or for an on-demand lease the later of
- * `takenAt` and `neededAt` (a renewed lease is held again from its renewal); undefined for
- * an on-demand lease never marked needed, which held none.
+ * `takenAt` (a renewed lease is held again from its renewal) and when its copies were asked
+ * for: `raisedAt` (the raise that first counted it, or its mark when copies already up
+ * covered it: `noteCopiesRaised`), else `neededAt` (a lease stored before `raisedAt` was
+ * recorded, or one no raise counted before its run ended: charged from its mark, the wait
+ * for the sweeper included). Undefined for an on-demand lease never marked needed, which
+ * held none.
  */
 export function copiesHeldFrom(lease: CapacityLease): string | undefined {
   if (!lease.onDemand) return lease.takenAt;
   if (lease.neededAt === undefined) return undefined;
-  return Date.parse(lease.neededAt) > Date.parse(lease.takenAt) ? lease.neededAt : lease.takenAt;
+  const asked = lease.raisedAt ?? lease.neededAt;
+  return Date.parse(asked) > Date.parse(lease.takenAt) ? asked : lease.takenAt;
 }

@@ -28,7 +28,8 @@ export interface CapacityDemanded {
  * lease counts its copies wherever copies are decided (plan's raises, the sweeper, finalize's
  * check after a scale-in). Of units marking at once, exactly one wins, and only it raises the
  * copies (with `deps.control`); the others, and a raise that was deferred or failed, leave it
- * to the sweeper, which sets what the needed leases call for within a minute.
+ * to the sweeper, which sets what the needed leases call for within a minute. Whoever raises
+ * records on the lease when (`raisedAt`): the run is charged from then, not from this mark.
  *
  * @throws the lease store's errors (the delivery fails and is retried, as for any run-store write)
  */
@@ -42,6 +43,6 @@ export async function demandRunCapacity(
   if (!marked || deps.control === undefined) return { marked };
   return {
     marked,
-    raised: await raiseCopiesToLeases({ leases: deps.leases, control: deps.control }, capacity),
+    raised: await raiseCopiesToLeases({ leases: deps.leases, control: deps.control }, capacity, { now }),
   };
 }

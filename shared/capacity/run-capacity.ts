@@ -14,6 +14,7 @@ import {
 } from './copies.ts';
 import type { PipelineCapacity } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
+import { coveredBy, noteCopiesRaised } from './raised.ts';
 import {
   MAX_RAISES,
   raiseWorkers,
@@ -155,12 +156,26 @@ async function raiseCopies(
   lease: CapacityLease,
   now: Date,
 ): Promise<CapacityAcquired> {
-  const raised = await raiseCopiesToLeases(deps, capacity, async (before) => {
-    // Copies already serving (a run just before this one, or always-on): no warm-up.
-    if (before.currentCopies >= 1 && lease.readyAt === undefined)
-      await deps.leases.markReady(capacity.componentName, lease.runId, now.toISOString());
+  const raised = await raiseCopiesToLeases(deps, capacity, {
+    now,
+    firstLook: async (before) => {
+      // Copies already serving (a run just before this one, or always-on): no warm-up.
+      if (before.currentCopies >= 1 && lease.readyAt === undefined)
+        await deps.leases.markReady(capacity.componentName, lease.runId, now.toISOString());
+    },
   });
   return { lease, ...raised };
+}
+
+/** How {@link raiseCopiesToLeases} is called. */
+export interface RaiseOptions {
+  /** Called with the first description (plan marks its lease ready there). */
+  readonly firstLook?: (before: ComponentCopies) => Promise<void>;
+  /**
+   * The time an applied set is recorded at on the on-demand leases it counted (`raisedAt`):
+   * the caller's clock (plan's, the sweeper's, the worker's). @default the current time
+   */
+  readonly now?: Date;
 }
 
 /**
@@ -183,12 +198,15 @@ async function raiseCopies(
  * copies the live leases need every minute, raises it once the component is `InService`
  * (docs/decisions.md, "A busy inference component is left to the sweeper").
  *
- * @param firstLook called with the first description (plan marks its lease ready there)
+ * Every look records, on the needed on-demand leases it counted, when their copies were asked
+ * for (`noteCopiesRaised`): the time of an applied set that counted them, or, when the
+ * desired copies already covered them, their mark if those copies serve ({@link coveredBy}).
+ * A refused or failed set records nothing.
  */
 export async function raiseCopiesToLeases(
   deps: Pick<RunCapacityDeps, 'leases' | 'control'>,
   capacity: PipelineCapacity,
-  firstLook?: (before: ComponentCopies) => Promise<void>,
+  options: RaiseOptions = {},
 ): Promise<CopiesRaised> {
   const component = capacity.componentName;
   let before: ComponentCopies | undefined;
@@ -205,12 +223,16 @@ export async function raiseCopiesToLeases(
       const copies = await deps.control.describe(component);
       if (before === undefined) {
         before = copies;
-        await firstLook?.(copies);
+        await options.firstLook?.(copies);
       }
       const unreleased = (await deps.leases.list(component)).filter((l) => l.releasedAt === undefined);
       const needed = neededCopies(capacity.capacity, unreleased.map(heldCopies));
-      // Only raises: copies at or above the need (a kept cooldown included) stay.
-      if (needed <= copies.desiredCopies) return report();
+      // Only raises: copies at or above the need (a kept cooldown included) stay. They cover
+      // the needed on-demand leases no raise counted yet: from their marks when serving.
+      if (needed <= copies.desiredCopies) {
+        await noteCopiesRaised(deps.leases, unreleased, coveredBy(copies, needed, options.now));
+        return report();
+      }
       if (sets === MAX_RAISES)
         return report({
           deferred: `the copies were lowered ${sets} times while plans raised them (concurrent sets); the capacity sweeper raises them`,
@@ -219,6 +241,7 @@ export async function raiseCopiesToLeases(
       if (!outcome.applied) return report({ deferred: componentBusyDeferral(outcome.reason) });
       sets += 1;
       raisedTo = needed;
+      await noteCopiesRaised(deps.leases, unreleased, { at: options.now ?? new Date() });
     }
   } catch (error) {
     return report({ error: describeError(error) });
@@ -238,7 +261,8 @@ export interface CapacityReleased {
   readonly summary: RunCapacitySummary;
   /**
    * Instance-seconds the run is charged: copies x (held + cooldown when kept); an on-demand
-   * lease from when it was needed, and 0 when never needed (it raised no copies).
+   * lease from when its copies were asked for (`copiesHeldFrom`), and 0 when never needed
+   * (it raised no copies).
    */
   readonly endpointSeconds: number;
   readonly instanceType: string;
@@ -325,8 +349,15 @@ export interface ScaledIn {
  * lowering is checked after it lands, as plan checks its raises
  * ({@link raiseCopiesToLeases}). A control-plane failure is reported, never thrown: the
  * sweeper catches what this misses.
+ *
+ * @param now when a raise back after the lowering is recorded on the on-demand leases it
+ *   counts (`raisedAt`); the current time by default
  */
-export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: PipelineCapacity): Promise<ScaledIn> {
+export async function scaleInAtRelease(
+  deps: RunCapacityDeps,
+  capacity: PipelineCapacity,
+  now?: Date,
+): Promise<ScaledIn> {
   const component = capacity.componentName;
   // An on-demand lease no unit marked needed holds no copies (`heldCopies`), as the sweeper
   // counts it: it does not keep the copies up. One marked after this look is raised back by
@@ -343,7 +374,7 @@ export async function scaleInAtRelease(deps: RunCapacityDeps, capacity: Pipeline
     if (await held()) return { skipped: 'leases-held' };
     const outcome = await deps.control.setCopies(component, floor);
     if (!outcome.applied) return { skipped: 'deferred' };
-    const recheck = await raiseCopiesToLeases(deps, capacity);
+    const recheck = await raiseCopiesToLeases(deps, capacity, now === undefined ? {} : { now });
     return {
       copies: floor,
       ...(recheck.raisedTo === undefined ? {} : { raisedAgainTo: recheck.raisedTo }),
@@ -370,8 +401,9 @@ export async function releaseRunCapacity(
 }
 
 /**
- * Seconds a lease held copies, from taken (an on-demand lease: needed) to released; 0 while
- * held, and for an on-demand lease never needed.
+ * Seconds a lease held copies, from taken (an on-demand lease: from when its copies were
+ * asked for, `copiesHeldFrom`) to released; 0 while held, and for an on-demand lease never
+ * needed.
  */
 export function heldSeconds(lease: CapacityLease): number {
   const from = copiesHeldFrom(lease);
@@ -393,6 +425,7 @@ export function capacitySummaryOf(lease: CapacityLease): RunCapacitySummary {
     takenAt: lease.takenAt,
     ...(lease.onDemand ? { copiesRaised: heldFrom === undefined ? 'never' : 'on-demand' } : {}),
     ...(lease.neededAt === undefined ? {} : { neededAt: lease.neededAt }),
+    ...(lease.raisedAt === undefined ? {} : { raisedAt: lease.raisedAt }),
     ...(lease.readyAt === undefined ? {} : { readyAt: lease.readyAt }),
     releasedAt,
     ...(warmupSeconds === undefined ? {} : { warmupSeconds }),

@@ -3,10 +3,18 @@ import type { CapacityControl, ComponentCopies, SetCopiesOutcome } from '../port
 import type { CapacityLease, CapacityLeases, ComponentLeaseState } from '../ports/capacity-leases.ts';
 import type { RunStore } from '../ports/run-store.ts';
 import { type CooldownDecision, type CooldownReason, cooldownAfterRelease } from './cooldown.ts';
-import { type CopiesDecision, copiesHeldFrom, decideCopies, floorCopies, heldCopies } from './copies.ts';
+import {
+  type CopiesDecision,
+  copiesHeldFrom,
+  decideCopies,
+  floorCopies,
+  heldCopies,
+  neededCopies,
+} from './copies.ts';
 import { type LeaseLiveness, leaseLiveness } from './lease-liveness.ts';
 import { type PipelineCapacity, schedulesOf } from './names.ts';
 import type { ScheduleSpec } from './next-tick.ts';
+import { type CopiesRaisedBy, coveredBy, noteCopiesRaised } from './raised.ts';
 import { type CopiesRaised, heldSeconds, raiseCopiesToLeases } from './run-capacity.ts';
 import { noteRunProgress } from './workers.ts';
 
@@ -52,6 +60,12 @@ export interface ComponentSweep {
   readonly forgotten: number;
   /** Runs reopened by a redrive whose released lease this sweep held again. */
   readonly renewed: readonly string[];
+  /**
+   * Runs whose on-demand lease this sweep recorded as raised (`raisedAt`: by its set, or
+   * covered by the copies asked for before it, `coveredBy`); absent when none. The check
+   * after a set records its own and does not report them here.
+   */
+  readonly raised?: readonly string[];
   /** The copies as SageMaker reported them before any change (absent when describe failed). */
   readonly before?: ComponentCopies;
   /** The copies the component should have. */
@@ -127,6 +141,7 @@ class ComponentSweeper {
   private readonly live: CapacityLease[] = [];
   private readonly leaked: { runId: string; reason: LeaseLiveness }[] = [];
   private readonly renewed: string[] = [];
+  private readonly raised: string[] = [];
   private forgotten = 0;
   private reviewed = false;
   private lastReleasedAt: number | undefined;
@@ -293,17 +308,41 @@ class ComponentSweeper {
    * leases need (`raiseCopiesToLeases`).
    */
   private async applyCopies(before: ComponentCopies, decision: CopiesDecision): Promise<void> {
+    await this.setCopies(before, decision);
+    // Recorded after the set, so a lease store failure here never keeps copies from changing.
+    // Decided copies are never below what the live leases need: unless this sweep raised
+    // them, the desired copies covered every live lease already, and a needed on-demand lease
+    // no raise counted was served from its mark when they serve (copies up for another run,
+    // or a kept cooldown's: `coveredBy`). A raise refused (busy) records nothing: its leases
+    // wait for the one that lands.
+    const at = new Date(this.nowMs);
+    if (decision.copies <= before.desiredCopies)
+      await this.noteRaised(
+        coveredBy(before, neededCopies(this.capacity.capacity, this.live.map(heldCopies)), at),
+      );
+    else if (this.set?.outcome.applied) await this.noteRaised({ at });
+    if (this.set?.outcome.applied) await this.checkSet();
+  }
+
+  private async setCopies(before: ComponentCopies, decision: CopiesDecision): Promise<void> {
     if (decision.copies === before.desiredCopies) return;
     if (decision.copies < before.desiredCopies && (await this.newcomerLease())) return;
     this.set = {
       copies: decision.copies,
       outcome: await this.deps.control.setCopies(this.component, decision.copies),
     };
-    // The set may land after a plan's raise and its check: check it as plan checks its own.
-    if (!this.set.outcome.applied) return;
-    const recheck = await raiseCopiesToLeases(this.deps, this.capacity);
+  }
+
+  /** The set may land after a plan's raise and its check: check it as plan checks its own. */
+  private async checkSet(): Promise<void> {
+    const recheck = await raiseCopiesToLeases(this.deps, this.capacity, { now: new Date(this.nowMs) });
     if (recheck.error !== undefined) throw new Error(recheck.error);
     if (recheck.raisedTo !== undefined || recheck.deferred !== undefined) this.recheck = recheck;
+  }
+
+  /** Records when the copies of the live leases' needed on-demand leases were asked for (`raisedAt`). */
+  private async noteRaised(by: CopiesRaisedBy): Promise<void> {
+    this.raised.push(...(await noteCopiesRaised(this.deps.leases, this.live, by)));
   }
 
   private async newcomerLease(): Promise<boolean> {
@@ -325,6 +364,7 @@ class ComponentSweeper {
       leaked: this.leaked,
       forgotten: this.forgotten,
       renewed: this.renewed,
+      ...(this.raised.length > 0 && { raised: this.raised }),
       ...(before && { before }),
       ...(copies === undefined ? {} : { copies }),
       ...(set && { set }),

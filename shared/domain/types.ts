@@ -407,11 +407,17 @@ export interface RunCapacitySummary {
   copiesRaised?: 'on-demand' | 'never';
   /** When the run's first unit with chunks to embed asked for copies (on-demand leases). */
   neededAt?: string;
+  /**
+   * When copies counting the run were first asked for (on-demand leases): a raise by the
+   * sweeper (or plan, or a worker), or `neededAt` when copies already up covered it. The run
+   * is charged from here; absent when no raise was seen (charged from `neededAt`).
+   */
+  raisedAt?: string;
   /** When a copy was first seen serving for the run (absent when never seen: a run too short for the sweeper to look). */
   readyAt?: string;
   /** When finalize (or the sweeper, for a leaked lease) released it. */
   releasedAt: string;
-  /** readyAt - takenAt (on demand: - neededAt): how long the run waited for capacity. */
+  /** readyAt - takenAt (on demand: - raisedAt, else - neededAt): how long the copies took to serve. */
   warmupSeconds?: number;
   /** The run started another that took the capacity over (a fit run's scoring run): no cooldown charged. */
   handedOver?: boolean;

@@ -31,6 +31,13 @@ export interface CapacityLease {
   readonly onDemand?: boolean;
   /** When a worker of an on-demand lease's run first had chunks to send to the endpoint. */
   readonly neededAt?: string;
+  /**
+   * When copies counting a needed on-demand lease were first asked for: the time a raise
+   * that counted it was applied, or `neededAt` when the copies asked for already covered it
+   * (no raise needed). The lease is charged from here (`copiesHeldFrom`); absent on leases
+   * stored before it was recorded, and while no raise has counted the lease.
+   */
+  readonly raisedAt?: string;
 }
 
 /** Per-component state that outlives the leases. */
@@ -79,6 +86,13 @@ export interface CapacityLeases {
    * is not on demand, or does not exist.
    */
   markNeeded(component: string, runId: string, neededAt: string): Promise<boolean>;
+  /**
+   * Records `raisedAt` on an unreleased on-demand lease still marked needed at `neededAt`
+   * (the mark the caller read: a lease renewed and marked again since is left alone), once
+   * (one conditional write): true only for the call that set it; false when set already,
+   * released, marked at another time or not at all, not on demand, or missing.
+   */
+  markRaised(component: string, runId: string, neededAt: string, raisedAt: string): Promise<boolean>;
   /** Records that the sweeper saw the run at `terminalUnits` at `at` (only when it changed). */
   markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void>;
   /**
@@ -97,7 +111,7 @@ export interface CapacityLeases {
    * redrive reopened it): conditional on the release read (`released.releasedAt`), so of
    * racing sweeps one renews and the others get its lease back. `priorSeconds` replaces the
    * lease's (the caller adds the earlier hold to it). An on-demand lease is not needed again
-   * (`neededAt` goes with `readyAt`). Undefined when the lease is gone.
+   * (`neededAt` and `raisedAt` go with `readyAt`). Undefined when the lease is gone.
    */
   renew(released: CapacityLease, takenAt: string, priorSeconds: number): Promise<CapacityLease | undefined>;
   /** Deletes a released lease (old ones are pruned); a lease not released is kept. */

@@ -192,9 +192,48 @@ export function capacityLeasesContract(name: string, make: () => Promise<LeasesU
       expect(await leases.get(COMPONENT, 'r-none')).toBeUndefined();
     });
 
+    it('records when copies were asked for once (one of many racing sweeps wins), only on an unreleased lease needed at the mark read', async () => {
+      await leases.take({ runId: 'r-1', component: COMPONENT, copies: 2, takenAt: T0, onDemand: true });
+      // Not needed yet: nothing to record.
+      expect(await leases.markRaised(COMPONENT, 'r-1', T1, T1)).toBe(false);
+      await leases.markNeeded(COMPONENT, 'r-1', T1);
+      // A caller that read another mark (a lease renewed and marked again since) records nothing.
+      expect(await leases.markRaised(COMPONENT, 'r-1', T0, T2)).toBe(false);
+      const raisedAt = ['2026-03-01T10:06:00.000Z', '2026-03-01T10:06:01.000Z', '2026-03-01T10:06:02.000Z'];
+      const wins = await Promise.all(
+        [...raisedAt, ...raisedAt].map((at) => leases.markRaised(COMPONENT, 'r-1', T1, at)),
+      );
+      expect(wins.filter(Boolean)).toHaveLength(1);
+      const stored = await leases.get(COMPONENT, 'r-1');
+      expect(raisedAt).toContain(stored?.raisedAt);
+      expect(await leases.markRaised(COMPONENT, 'r-1', T1, T3)).toBe(false);
+      expect(await leases.list(COMPONENT)).toEqual([stored]);
+      expect(stored).toEqual({
+        runId: 'r-1',
+        component: COMPONENT,
+        copies: 2,
+        takenAt: T0,
+        onDemand: true,
+        neededAt: T1,
+        raisedAt: stored?.raisedAt,
+      });
+      // Never on a lease taken at plan, a released one, or one that does not exist.
+      await leases.take({ runId: 'r-plan', component: COMPONENT, copies: 1, takenAt: T0 });
+      expect(await leases.markRaised(COMPONENT, 'r-plan', T1, T1)).toBe(false);
+      expect((await leases.get(COMPONENT, 'r-plan'))?.raisedAt).toBeUndefined();
+      await leases.take({ runId: 'r-od', component: COMPONENT, copies: 1, takenAt: T0, onDemand: true });
+      await leases.markNeeded(COMPONENT, 'r-od', T1);
+      await leases.release(COMPONENT, 'r-od', T2, 'finalize');
+      expect(await leases.markRaised(COMPONENT, 'r-od', T1, T2)).toBe(false);
+      expect((await leases.get(COMPONENT, 'r-od'))?.raisedAt).toBeUndefined();
+      expect(await leases.markRaised(COMPONENT, 'r-none', T1, T2)).toBe(false);
+      expect(await leases.get(COMPONENT, 'r-none')).toBeUndefined();
+    });
+
     it('a renewed lease (a redriven run) holds no copies until a worker needs it again', async () => {
       await leases.take({ runId: 'r-1', component: COMPONENT, copies: 2, takenAt: T0, onDemand: true });
       await leases.markNeeded(COMPONENT, 'r-1', T1);
+      expect(await leases.markRaised(COMPONENT, 'r-1', T1, '2026-03-01T10:06:00.000Z')).toBe(true);
       const released = await leases.release(COMPONENT, 'r-1', T2, 'finalize');
       const renewed = await leases.renew(released!, T3, 480);
       expect(renewed).toEqual({
@@ -205,7 +244,13 @@ export function capacityLeasesContract(name: string, make: () => Promise<LeasesU
         onDemand: true,
         priorSeconds: 480,
       });
+      // The renewal cleared the earlier raise with the mark: a stale sweep that read the
+      // earlier mark records nothing; the raise after the new mark records its own time.
+      const again = '2026-03-01T10:13:00.000Z';
       expect(await leases.markNeeded(COMPONENT, 'r-1', T3)).toBe(true);
+      expect(await leases.markRaised(COMPONENT, 'r-1', T1, T3)).toBe(false);
+      expect(await leases.markRaised(COMPONENT, 'r-1', T3, again)).toBe(true);
+      expect(await leases.get(COMPONENT, 'r-1')).toMatchObject({ neededAt: T3, raisedAt: again });
     });
   });
 }

@@ -75,4 +75,10 @@ describe('DynamoCapacityLeases (SDK failure modes)', () => {
     await expect(leases().markProgress('m', 'r-1', 1, LEASE.takenAt)).rejects.toThrow(/Throughput/);
     await expect(leases().forget('m', 'r-1')).rejects.toThrow(/Throughput/);
   });
+
+  it('fails markRaised on a throttled write (the sweep reports it), and answers false to a lost condition', async () => {
+    dynamo.on(UpdateCommand).rejectsOnce(throttled()).rejectsOnce(conditionFailed());
+    await expect(leases().markRaised('m', 'r-1', LEASE.takenAt, LEASE.takenAt)).rejects.toThrow(/Throughput/);
+    expect(await leases().markRaised('m', 'r-1', LEASE.takenAt, LEASE.takenAt)).toBe(false);
+  });
 });

@@ -190,9 +190,11 @@ describe('copies on demand: an incremental embed run raises its copies only when
     expect(summary1?.capacity).toMatchObject({
       copiesRaised: 'on-demand',
       neededAt: new Date(T0).toISOString(),
+      raisedAt: new Date(T0 + 45_000).toISOString(),
     });
-    // Charged from when it was needed: copies x (500 - 0), no cooldown (auto, nothing follows).
-    expect(summary1?.cost?.usage).toMatchObject({ endpointSeconds: copies * 500 });
+    // Charged from when the sweeper asked for the copies, not from the mark (SageMaker bills
+    // nothing for the 45 s wait): copies x (500 - 45), no cooldown (auto, nothing follows).
+    expect(summary1?.cost?.usage).toMatchObject({ endpointSeconds: copies * (500 - 45) });
     expect(summary1?.cost?.endpoint).toBeGreaterThan(0);
     // Finalize scales in at release.
     expect(control.requests).toEqual([
@@ -339,7 +341,8 @@ describe('copies on demand: an incremental embed run raises its copies only when
     expect(await leases.markNeeded(component, 'r-od', now().toISOString())).toBe(false);
     seconds = 700;
     const settled = await settleRunCapacity(leases, capacity, 'r-od', now());
-    // 2 copies x (700 - 100) s, no cooldown kept (auto, nothing follows).
+    // No raise recorded when (a lease stored before `raisedAt`, or one no look counted):
+    // charged from the mark, 2 copies x (700 - 100) s, no cooldown kept (auto, nothing follows).
     expect(settled).toMatchObject({ endpointSeconds: 2 * 600, summary: { copiesRaised: 'on-demand' } });
     const released = await leases.release(component, 'r-od', now().toISOString(), 'finalize');
     const renewed = await leases.renew(released!, new Date(T0 + 800_000).toISOString(), 600);

@@ -265,17 +265,32 @@ describe.each([
     const failed = await sweep(60, flaky);
     expect(failed.error).toContain('Rate exceeded');
     expect(failed).toMatchObject({ liveLeases: [run.runId], capacityWithoutRun: false });
-    expect(await sweep(120, flaky)).toMatchObject({ set: { copies: 1, outcome: { applied: false } } });
-    expect(await sweep(180, flaky)).toMatchObject({ set: { copies: 1, outcome: { applied: true } } });
+    // Neither the throttled set nor the busy one asked SageMaker for a copy: nothing recorded.
+    expect((await leases.get(component, run.runId))?.raisedAt).toBeUndefined();
+    const busy = await sweep(120, flaky);
+    expect(busy).toMatchObject({ set: { copies: 1, outcome: { applied: false } } });
+    expect(busy.raised).toBeUndefined();
+    expect((await leases.get(component, run.runId))?.raisedAt).toBeUndefined();
+    expect(await sweep(180, flaky)).toMatchObject({
+      set: { copies: 1, outcome: { applied: true } },
+      raised: [run.runId],
+    });
     expect((await leases.get(component, run.runId))?.releasedAt).toBeUndefined();
     expect(control.requests).toEqual([{ component, copies: 1 }]);
-    // Charged from the mark, not from plan, and the warm-up from the mark too.
+    // Charged from the raise that landed (SageMaker bills the copy from then), not from the
+    // mark nor from plan, and the warm-up from that raise too.
     expect(await sweep(180 + COLD_START_SECONDS)).toMatchObject({ copies: 1 });
+    expect((await sweep(180 + COLD_START_SECONDS + 60)).raised).toBeUndefined();
     seconds = 900;
     const settled = await settleRunCapacity(leases, capacity, run.runId, at(900));
     expect(settled).toMatchObject({
-      endpointSeconds: 890,
-      summary: { copiesRaised: 'on-demand', neededAt: iso(10), warmupSeconds: 180 + COLD_START_SECONDS - 10 },
+      endpointSeconds: 900 - 180,
+      summary: {
+        copiesRaised: 'on-demand',
+        neededAt: iso(10),
+        raisedAt: iso(180),
+        warmupSeconds: COLD_START_SECONDS,
+      },
     });
   });
 
@@ -289,6 +304,91 @@ describe.each([
     expect(settled?.endpointSeconds).toBe(0);
     expect(settled?.summary.warmupSeconds).toBeUndefined();
   });
+  // When the copies were asked for (`raisedAt`, docs/capacity.md, "What a run is charged").
+  it('copies already up when the lease is marked: covered from its mark (no raise), and a later raise for another run does not move it', async () => {
+    // Copies a kept cooldown (or another run) left up: 2 desired, serving.
+    await control.setCopies(component, 2);
+    const run = await aRun(1);
+    expect(await leases.markNeeded(component, run.runId, iso(100))).toBe(true);
+    seconds = 100 + COLD_START_SECONDS;
+    const covered = await sweep(seconds + 20);
+    // The sweep lowers to what the lease needs; the lease was served from its mark.
+    expect(covered).toMatchObject({ set: { copies: 1 }, raised: [run.runId] });
+    expect(await leases.get(component, run.runId)).toMatchObject({ neededAt: iso(100), raisedAt: iso(100) });
+    // A second on-demand run needs a copy of its own: raised at its sweep, recorded on it only.
+    const other = await aRun(1, { takenAt: 600 });
+    expect(await leases.markNeeded(component, other.runId, iso(610))).toBe(true);
+    expect(await sweep(660)).toMatchObject({ set: { copies: 2 }, raised: [other.runId] });
+    expect((await leases.get(component, run.runId))?.raisedAt).toBe(iso(100));
+    expect((await leases.get(component, other.runId))?.raisedAt).toBe(iso(660));
+    // The next sweep sets and records nothing.
+    const quiet = await sweep(720);
+    expect(quiet.set).toBeUndefined();
+    expect(quiet.raised).toBeUndefined();
+    seconds = 900;
+    expect(await settleRunCapacity(leases, capacity, run.runId, at(900))).toMatchObject({
+      endpointSeconds: 800,
+      summary: { neededAt: iso(100), raisedAt: iso(100), readyAt: iso(540), warmupSeconds: 440 },
+    });
+    expect((await settleRunCapacity(leases, capacity, other.runId, at(900)))?.endpointSeconds).toBe(240);
+  });
+
+  it('a raise by plan (a retried plan of a needed lease) or by the marking worker records its own time; a busy one records nothing', async () => {
+    // The worker with a control plane marks and raises at once: charged from its raise.
+    const first = await aRun(1);
+    const busyControl: CapacityControl = {
+      describe: (name) => control.describe(name),
+      setCopies: async () => ({ applied: false, reason: 'Inference component is Updating' }),
+    };
+    const busy = await demandRunCapacity({ leases, control: busyControl }, capacity, first.runId, at(20));
+    expect(busy).toMatchObject({ marked: true, raised: { deferred: expect.stringContaining('Updating') } });
+    expect((await leases.get(component, first.runId))?.raisedAt).toBeUndefined();
+    // A retried plan of that run follows its lease, needed: its raise counts it, from plan's time.
+    seconds = 50;
+    const retried = await acquireRunCapacity(
+      { leases, control, onDemandCopies: true },
+      capacity,
+      first.runId,
+      599,
+      at(50),
+      true,
+    );
+    expect(retried.raisedTo).toBe(1);
+    expect((await leases.get(component, first.runId))?.raisedAt).toBe(iso(50));
+    // A worker of another run that raises itself counts the leases needed then, at its time.
+    const second = await aRun(1, { takenAt: 60 });
+    expect(await demandRunCapacity({ leases, control }, capacity, second.runId, at(70))).toMatchObject({
+      marked: true,
+      raised: { raisedTo: 2 },
+    });
+    expect((await leases.get(component, second.runId))?.raisedAt).toBe(iso(70));
+    expect((await leases.get(component, first.runId))?.raisedAt).toBe(iso(50));
+    expect(control.requests).toEqual([
+      { component, copies: 1 },
+      { component, copies: 2 },
+    ]);
+  });
+
+  it('concurrent sweeps that each raise record one time, and each run is charged from it', async () => {
+    const run = await aRun(2);
+    expect(await leases.markNeeded(component, run.runId, iso(30))).toBe(true);
+    seconds = 60;
+    const sweeps = await Promise.all(
+      [60, 61, 62].map((s) =>
+        sweepCapacity({ leases, control, runs }, [capacity], at(s), { graceSeconds: 120 }).then(([w]) => w!),
+      ),
+    );
+    const raisedAt = (await leases.get(component, run.runId))?.raisedAt;
+    expect([iso(60), iso(61), iso(62)]).toContain(raisedAt);
+    expect(sweeps.flatMap((w) => w.raised ?? [])).toEqual([run.runId]);
+    seconds = 600;
+    const settled = await settleRunCapacity(leases, capacity, run.runId, at(600));
+    expect(settled?.endpointSeconds).toBe(
+      settled!.summary.copies * (600 - (Date.parse(raisedAt!) - T0) / 1000),
+    );
+    expect(settled?.endpointSeconds).toBeLessThanOrEqual(600 - 60);
+  });
+
   /** What finalize does with the run's capacity: move, settle, release, and scale in unless the cooldown is kept. */
   async function finish(run: RunState, s: number) {
     seconds = s;
@@ -306,11 +406,12 @@ describe.each([
     const r1 = await aRun(1, { takenAt: 240 });
     expect(await leases.markNeeded(component, r1.runId, iso(250))).toBe(true);
     expect(await sweep(300)).toMatchObject({ set: { copies: 1 } });
-    // r1 followed r0's release within the cooldown: its release keeps the copy 300 s, charged to r1.
+    // r1 followed r0's release within the cooldown: its release keeps the copy 300 s, charged
+    // to r1 with its hold from the sweep that raised it (300) to its release (600).
     const released = await finish(r1, 600);
     expect(released).toMatchObject({
       cooldown: { keep: true, reason: 'back-to-back' },
-      endpointSeconds: 350 + 300,
+      endpointSeconds: 300 + 300,
     });
     const swept: Awaited<ReturnType<typeof sweep>>[] = [];
     let next = 840;

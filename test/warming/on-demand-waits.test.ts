@@ -191,6 +191,8 @@ describe('the waits of an on-demand run', () => {
     expect(queue.due).toEqual([]);
     const lease = await leases.get(component, planned.run.runId);
     expect(lease?.neededAt).toBe(new Date(T0 + delivered * 1000).toISOString());
+    // Asked for at the sweep on the minute after the mark (the wait for it is not charged).
+    expect(lease?.raisedAt).toBe(new Date(T0 + (Math.floor(delivered / 60) + 1) * 60_000).toISOString());
     expect(lease?.releasedAt).toBeUndefined();
     // Each unit waited (never failed), then succeeded once a copy served.
     expect(outcomes.filter((o) => o.outcome.status === 'failed')).toEqual([]);
@@ -289,8 +291,15 @@ describe('the waits of an on-demand run', () => {
     const summary = await finalize(planned.run.runId);
     expect(summary?.status).toBe('succeeded');
     expect(summary?.capacity).toMatchObject({ copiesRaised: 'on-demand', priorSeconds: 20 });
-    const secondHold =
-      (seconds - (Date.parse(lease!.neededAt!) - T0) / 1000) * planned.capacity!.lease.copies;
+    // The second hold is charged from the sweep that raised the copies (the first after the
+    // mark: a sweep in the mark's second runs before it), not from the mark: SageMaker bills
+    // the copy from that set.
+    const neededAt = (Date.parse(lease!.neededAt!) - T0) / 1000;
+    const raisedAt = (Date.parse(lease!.raisedAt!) - T0) / 1000;
+    expect(raisedAt).toBe(Math.floor(neededAt / 60) * 60 + 60);
+    expect(raisedAt).toBeGreaterThan(neededAt);
+    expect(summary?.capacity?.raisedAt).toBe(lease!.raisedAt);
+    const secondHold = (seconds - raisedAt) * planned.capacity!.lease.copies;
     expect(summary?.cost?.usage.endpointSeconds).toBeCloseTo(firstHold + secondHold, 6);
   });
 });

@@ -147,6 +147,25 @@ export class DynamoCapacityLeases implements CapacityLeases {
     }
   }
 
+  async markRaised(component: string, runId: string, neededAt: string, raisedAt: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: leaseKey(component, runId),
+          UpdateExpression: 'SET raisedAt = :t',
+          ConditionExpression:
+            'attribute_exists(pk) AND onDemand = :yes AND neededAt = :n AND attribute_not_exists(raisedAt) AND attribute_not_exists(releasedAt)',
+          ExpressionAttributeValues: { ':t': raisedAt, ':n': neededAt, ':yes': true },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      return false;
+    }
+  }
+
   async markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void> {
     await this.updateIf(component, runId, {
       UpdateExpression: 'SET seenTerminalUnits = :n, progressAt = :t',
@@ -196,7 +215,7 @@ export class DynamoCapacityLeases implements CapacityLeases {
           TableName: this.tableName,
           Key: leaseKey(released.component, released.runId),
           UpdateExpression:
-            'SET takenAt = :t, priorSeconds = :p REMOVE releasedAt, releasedBy, readyAt, neededAt, seenTerminalUnits, progressAt',
+            'SET takenAt = :t, priorSeconds = :p REMOVE releasedAt, releasedBy, readyAt, neededAt, raisedAt, seenTerminalUnits, progressAt',
           ConditionExpression: 'releasedAt = :r',
           ExpressionAttributeValues: { ':t': takenAt, ':p': priorSeconds, ':r': released.releasedAt },
           ReturnValues: 'ALL_NEW',
@@ -296,5 +315,6 @@ function toLease(item: Item): CapacityLease {
     ...optional('priorSeconds', 'number'),
     ...optional('onDemand', 'boolean'),
     ...optional('neededAt', 'string'),
+    ...optional('raisedAt', 'string'),
   } as CapacityLease;
 }

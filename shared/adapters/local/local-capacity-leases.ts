@@ -128,6 +128,21 @@ export class LocalCapacityLeases implements CapacityLeases {
     });
   }
 
+  markRaised(component: string, runId: string, neededAt: string, raisedAt: string): Promise<boolean> {
+    return this.update(component, (file) => {
+      const lease = file.leases[runId];
+      if (
+        !lease?.onDemand ||
+        lease.neededAt !== neededAt ||
+        lease.raisedAt !== undefined ||
+        lease.releasedAt !== undefined
+      )
+        return { write: false, value: false };
+      file.leases[runId] = { ...lease, raisedAt };
+      return { write: true, value: true };
+    });
+  }
+
   async markProgress(component: string, runId: string, terminalUnits: number, at: string): Promise<void> {
     await this.update(component, (file) => {
       const lease = file.leases[runId];
@@ -178,6 +193,7 @@ export class LocalCapacityLeases implements CapacityLeases {
         releasedBy: _b,
         readyAt: _ready,
         neededAt: _needed,
+        raisedAt: _raised,
         seenTerminalUnits: _s,
         progressAt: _p,
         ...held
