@@ -140,6 +140,8 @@ function reportComponentSweep(logger: Logger, sweep: ComponentSweep): void {
     ...(sweep.recheck && { recheck: sweep.recheck }),
     ...(sweep.leaked.length > 0 && { leaked: sweep.leaked }),
     ...(sweep.forgotten > 0 && { forgotten: sweep.forgotten }),
+    // On-demand leases dated by this sweep (`raisedAt`: charged from here).
+    ...(sweep.raised && { raised: sweep.raised }),
   };
   if (sweep.error !== undefined)
     logger.error('capacity sweep failed for this component', { ...fields, error: sweep.error });
