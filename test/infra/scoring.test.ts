@@ -249,12 +249,14 @@ describe('Functions with a score pipeline', () => {
         .sort();
     // plan: decides fit or reuse from the stored statistics.
     expect(prefixes(plan, 's3:GetObject')).toEqual(['/datasets/*', '/incoming/*', '/models/*', '/runs/*']);
-    // work: statistics and lookup tables in; fit and segment partials out.
+    // work: statistics and lookup tables in; fit and segment partials out; the incremental
+    // docs pipeline's replaced chunk index entries (runs/docs/ only) read back by a retry.
     expect(prefixes(work, 's3:GetObject')).toEqual([
       '/datasets/*',
       '/incoming/*',
       '/models/*',
       '/results/*',
+      '/runs/docs/*',
       '/staging/*',
     ]);
     expect(prefixes(work, 's3:PutObject')).toEqual(['/results/*', '/runs/*']);
