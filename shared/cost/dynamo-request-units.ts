@@ -8,8 +8,11 @@
  *   one PutItem per item) takes 1 write unit per KB (1,024 bytes) of the item, rounded up;
  * - an eventually consistent read (GetItem, and each key of a BatchGetItem, processed as one
  *   GetItem per key with each item's size rounded up to 4 KB on its own) takes 0.5 read unit
- *   per 4 KB; both adapters read without `ConsistentRead` (shared/adapters/aws/dynamo-batch.ts),
- *   so eventually consistent;
+ *   per 4 KB; the adapters read without `ConsistentRead` (shared/adapters/aws/dynamo-batch.ts),
+ *   so eventually consistent, except finalize's chunk index lookups;
+ * - a strongly consistent read (`ConsistentRead: true`) takes twice that: 1 read unit per
+ *   4 KB, and 1 for a key not found ("a strongly consistent read request consumes one read
+ *   capacity unit", the same guide);
  * - "If you perform a read operation on an item that does not exist, DynamoDB still consumes
  *   provisioned read throughput: ... an eventually consistent read request consumes 0.5 of a
  *   read capacity unit" (the same guide): a key not found is 0.5 read unit. On-demand bills the
@@ -31,12 +34,16 @@ export function readRequestUnits(itemBytes: number): number {
 export const MISSING_KEY_READ_UNITS = 0.5;
 
 /**
- * Read request units of eventually consistent BatchGetItem calls for `keys` distinct keys
- * that found items of the sizes `foundItemBytes` (one per key found): each item found by its
- * size, each key not found 0.5.
+ * Read request units of BatchGetItem calls for `keys` distinct keys that found items of the
+ * sizes `foundItemBytes` (one per key found): each item found by its size, each key not found
+ * 0.5; twice that when `consistent` (`ConsistentRead: true`).
  */
-export function batchGetReadUnits(keys: number, foundItemBytes: readonly number[]): number {
+export function batchGetReadUnits(
+  keys: number,
+  foundItemBytes: readonly number[],
+  consistent = false,
+): number {
   let units = MISSING_KEY_READ_UNITS * Math.max(0, keys - foundItemBytes.length);
   for (const bytes of foundItemBytes) units += readRequestUnits(bytes);
-  return units;
+  return consistent ? 2 * units : units;
 }

@@ -222,7 +222,8 @@ export class UsageMeter {
    * The index keeps one item per document ({@link docIndexItem}: its chunks' 16-byte
    * fingerprints and where their vectors are, no vectors):
    * - lookups (BatchGetItem, eventually consistent): 0.5 read unit per distinct document not
-   *   found, 0.5 per 4 KB of each item found ({@link UnitUsage.chunkIndexReadUnits});
+   *   found, 0.5 per 4 KB of each item found, twice that for a `consistent` lookup
+   *   (finalize's) ({@link UnitUsage.chunkIndexReadUnits});
    * - records (BatchWriteItem puts, one per document): ceil(item bytes / 1 KB) write units
    *   each ({@link UnitUsage.chunkIndexWriteUnits});
    * and what its items add to the runs table's storage ({@link UnitUsage.dynamoBytesAdded}):
@@ -236,11 +237,12 @@ export class UsageMeter {
     const usage = this.usage;
     const stored = new StoredItemTally();
     return {
-      lookupDocs: async (pipeline, docIds) => {
-        const found = await index.lookupDocs(pipeline, docIds);
+      lookupDocs: async (pipeline, docIds, options) => {
+        const found = await index.lookupDocs(pipeline, docIds, options);
         const bytes = [...found.values()].map((doc) => stored.found(docIndexItem(pipeline, doc)));
         usage.chunkIndexReadUnits =
-          (usage.chunkIndexReadUnits ?? 0) + batchGetReadUnits(new Set(docIds).size, bytes);
+          (usage.chunkIndexReadUnits ?? 0) +
+          batchGetReadUnits(new Set(docIds).size, bytes, options?.consistent === true);
         return found;
       },
       record: async (pipeline, docs, replacing) => {

@@ -167,13 +167,34 @@ function costOf(
   }
 }
 
-/** The ports wrapped so that finalize's own S3, run-store and chunk index calls are part of the run's cost. */
+/**
+ * The ports wrapped so that finalize's own S3, run-store and chunk index calls are part of the
+ * run's cost, and its chunk index lookups read consistently (metered so).
+ */
 function meteredFinalizeDeps(deps: FinalizeDeps, meter: UsageMeter): FinalizeDeps {
   return {
     ...deps,
     store: meter.objectStore(deps.store),
     runs: meter.runStore(deps.runs),
-    ...(deps.chunkIndex ? { chunkIndex: meter.chunkIndex(deps.chunkIndex) } : {}),
+    ...(deps.chunkIndex ? { chunkIndex: readingConsistently(meter.chunkIndex(deps.chunkIndex)) } : {}),
+  };
+}
+
+/**
+ * Every lookup of finalize reads what was written before it: the entries its run's units
+ * recorded moments ago (the last unit's just before finalize was sent), the kept records'
+ * entries its duplicate-id rule wrote, the documents its moves check forgot in an earlier
+ * batch or an earlier try. An eventually consistent read may miss any of them: the
+ * duplicate-id rule then keeps a losing unit's entry it took for the winner's (the winner's
+ * chunks embedded again next run), and the moves check decides a document differently than
+ * the try or batch that forgot it. DynamoDB bills each such read twice; finalize's lookups
+ * are one per vanished document and per id in several units, a unit's one per document.
+ */
+function readingConsistently(index: ChunkIndex): ChunkIndex {
+  return {
+    lookupDocs: (pipeline, docIds, options) =>
+      index.lookupDocs(pipeline, docIds, { ...options, consistent: true }),
+    record: (pipeline, docs, replacing) => index.record(pipeline, docs, replacing),
   };
 }
 

@@ -65,8 +65,24 @@ export interface IndexedDoc {
  * index: a run's parts already hold them, and DynamoDB bills a vector's 1.5 KB as two
  * writes and ten times S3's storage price.
  */
+/** How a lookup reads. */
+export interface LookupOptions {
+  /**
+   * Reflect every write that completed before the lookup (DynamoDB `ConsistentRead`, which
+   * bills twice the read units). Finalize asks for it: it reads entries its run's units and
+   * its own earlier steps wrote moments ago. A unit reads entries of earlier runs, long
+   * settled, and reads eventually consistent. An index that is always consistent ignores it.
+   * @default false
+   */
+  readonly consistent?: boolean;
+}
+
 export interface ChunkIndex {
-  lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>>;
+  lookupDocs(
+    pipeline: string,
+    docIds: readonly string[],
+    options?: LookupOptions,
+  ): Promise<Map<string, IndexedDoc>>;
   /**
    * Records documents after their Parquet part is written; a retry writes the same entries again.
    * `replacing`, where the caller knows it: each document's entry as it was before this run

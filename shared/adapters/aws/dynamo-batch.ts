@@ -23,6 +23,8 @@ interface ResendTarget {
   readonly tableName: string;
   /** What the items are and what was not done to them, for the error: `unit items unprocessed`. */
   readonly label: string;
+  /** BatchGetItem only: read with `ConsistentRead` (twice the read units). @default false */
+  readonly consistentRead?: boolean;
 }
 
 /**
@@ -117,7 +119,14 @@ export async function batchGetResending(
     keys,
     async (pending) => {
       const out = await target.doc.send(
-        new BatchGetCommand({ RequestItems: { [target.tableName]: { Keys: [...pending] } } }),
+        new BatchGetCommand({
+          RequestItems: {
+            [target.tableName]: {
+              Keys: [...pending],
+              ...(target.consistentRead ? { ConsistentRead: true } : {}),
+            },
+          },
+        }),
       );
       found.push(...(out.Responses?.[target.tableName] ?? []));
       return out.UnprocessedKeys?.[target.tableName]?.Keys ?? [];

@@ -3,6 +3,7 @@ import {
   type ChunkIndex,
   INDEX_FINGERPRINT_BYTES,
   type IndexedDoc,
+  type LookupOptions,
   MAX_INDEXED_CHUNKS,
 } from '../../ports/chunk-index.ts';
 import type { Sleep } from './backoff.ts';
@@ -57,12 +58,22 @@ export class DynamoChunkIndex implements ChunkIndex {
     this.resend = { maxAttempts: options.maxAttempts, sleep: options.sleep, random: options.random };
   }
 
-  async lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>> {
+  /** `consistent` reads with `ConsistentRead` (finalize: entries written moments ago); otherwise eventually consistent. */
+  async lookupDocs(
+    pipeline: string,
+    docIds: readonly string[],
+    options?: LookupOptions,
+  ): Promise<Map<string, IndexedDoc>> {
     const found = new Map<string, IndexedDoc>();
     const prefix = `DOC#${pipeline}#`;
     // One key per id: DynamoDB refuses a batch that names a key twice.
     const keys = [...new Set(docIds)].map((id) => docKey(pipeline, id)).filter(keyFits);
-    const target = { doc: this.doc, tableName: this.tableName, label: 'chunk index keys unread' };
+    const target = {
+      doc: this.doc,
+      tableName: this.tableName,
+      label: 'chunk index keys unread',
+      consistentRead: options?.consistent === true,
+    };
     for (const item of await batchGetAllResending(target, keys, this.resend)) {
       const docId = (item.pk as string).slice(prefix.length);
       found.set(docId, fromItem(docId, item));

@@ -253,6 +253,7 @@ export class LocalChunkIndex implements ChunkIndex {
     this.location = path.resolve(dir, DB_FOLDER);
   }
 
+  /** Every lookup reads the last write (one LevelDB process): a `consistent` lookup is no different. */
   async lookupDocs(pipeline: string, docIds: readonly string[]): Promise<Map<string, IndexedDoc>> {
     validPipeline(pipeline);
     const found = new Map<string, IndexedDoc>();
