@@ -9,7 +9,7 @@ import { objectAsyncBuffer } from '../readers/parquet.ts';
 import { DROPPED_ORDINALS_KEY, droppedOrdinalsOf } from './dropped-ordinals.ts';
 import { mergeSorted } from './merge-sorted.ts';
 import { compareIdEntries, type IdEntry, readUnitIdList } from './unit-id-list.ts';
-import { CrossUnitWinners } from './winner-entries.ts';
+import { DuplicateWinners } from './winner-entries.ts';
 
 export { DROPPED_ORDINALS_KEY } from './dropped-ordinals.ts';
 
@@ -35,8 +35,8 @@ export interface DuplicateResolution {
   /** Parts rewritten without them. */
   readonly partsRewritten: number;
   /**
-   * With a chunk index: entries recorded for kept records of ids whose records were in more
-   * than one unit, where the index held another ({@link CrossUnitWinners}).
+   * With a chunk index: entries recorded for kept records of duplicated ids, where the index
+   * held another ({@link DuplicateWinners}).
    */
   readonly indexEntries?: number;
 }
@@ -54,11 +54,11 @@ const placeOf = (entry: IdEntry): string => `${entry.sourceKey} line ${entry.lin
  * its footer, so a retried finalize (or one after a redrive) drops only what is still in it,
  * and the duplicates' `rejects` part is rewritten whole under one key.
  *
- * `chunkIndex` (the `embeddings` table of an incremental pipeline): each id whose records
- * were in more than one unit gets the kept record's entry where the index holds another
- * (a losing unit recorded last), so the next run carries the kept record rather than embed
- * it again ({@link CrossUnitWinners}). A retried finalize finds those entries right and
- * writes none again.
+ * `chunkIndex` (the `embeddings` table of an incremental pipeline): each duplicated id gets
+ * the kept record's entry where the index holds another (a losing unit recorded last, or
+ * the id's unit read it twice in one window and recorded no fingerprints), so the next run
+ * carries the kept record rather than embed it again ({@link DuplicateWinners}). A retried
+ * finalize finds those entries right and writes none again.
  */
 export async function resolveDuplicateIds(
   store: ObjectStore,
@@ -87,7 +87,7 @@ export async function resolveDuplicateIds(
   let rows = 0;
   let carried = 0;
   let group: IdEntry[] = [];
-  const winners = chunkIndex && table === 'embeddings' ? new CrossUnitWinners() : undefined;
+  const winners = chunkIndex && table === 'embeddings' ? new DuplicateWinners() : undefined;
   const closeGroup = async (): Promise<void> => {
     const kept = group.at(-1);
     if (!kept || group.length < 2) return;

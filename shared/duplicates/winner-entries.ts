@@ -38,36 +38,41 @@ interface RunRef {
 }
 
 /**
- * The kept records of ids whose records are in more than one unit of a run, and the chunk
- * index entries finalize records for them once the losers' rows are out of the parts.
+ * The kept records of a run's duplicate ids, and the chunk index entries finalize records
+ * for them once the losers' rows are out of the parts.
  *
- * Each unit records an entry for the record it read, and no unit knows another's: the
- * last unit to record an id's entry leaves its own, a loser's as often as the winner's.
- * A loser's entry names rows finalize drops, so the next run embeds the winner again, and
+ * No unit records the kept record's entry for certain. Each unit records an entry for the
+ * record it read, and no unit knows another's: the last unit to record an id's entry leaves
+ * its own, a loser's as often as the winner's. A unit that reads an id twice in one window
+ * cannot tell which record wins either, and records the id without fingerprints (its
+ * records' chunks summed). Either entry makes the next run embed the winner again, and
  * every run after (docs/decisions.md, "Duplicate ids"). Finalize alone knows the winner:
- * it looks each such id's entry up and, where it does not describe the winner's chunks as
- * they sit in the run's parts, records the winner's (its fingerprints from the winner's
- * rows, its first row in the rewritten part). One point read per such id, and a write only
- * where the entry is wrong.
+ * it looks every duplicated id's entry up (in batches) and, where it does not describe the
+ * winner's chunks as they sit in the run's parts, records the winner's (its fingerprints
+ * from the winner's rows, its first row in the rewritten part). One read per duplicated id
+ * and run, and a write only where the entry is wrong (where the winner's window recorded
+ * last, in its own unit, the entry is right already).
  *
  * What it leaves: a losing record read again next run is still embedded again (those of its
  * chunks that differ from the winner's chunk of the same number; a copy of the winner's
  * text is carried), since its unit cannot know it loses, and its unit records its entry over
- * the winner's, which the winner's unit (running after it) puts back or finalize records
- * again. Per such id and run: the loser's changed chunks, up to two entry writes and this
- * read. Its unit also counts the winner's chunks past its own as removed (`removedChunks`).
+ * the winner's (or, in the winner's window, one without fingerprints), which the winner's
+ * unit (running after it) puts back or finalize records again. Per such id and run: the
+ * loser's changed chunks, up to two entry writes and this read. A loser's unit (in another
+ * unit or window than the winner's) also counts the winner's chunks past its own as removed
+ * (`removedChunks`).
  *
  * Winners are kept packed (an id and three numbers), by unit, until the parts are rewritten.
  */
-export class CrossUnitWinners {
+export class DuplicateWinners {
   private readonly byUnit = new Map<string, PackedEntries>();
   private readonly sources: string[] = [];
   private readonly sourceNumbers = new Map<string, number>();
 
-  /** Notes the kept record (the group's last) of an id's records, if they span units. */
+  /** Notes the kept record (the group's last) of an id's records. */
   note(group: readonly IdEntry[]): void {
     const kept = group.at(-1);
-    if (!kept || group.every((entry) => entry.unitId === kept.unitId)) return;
+    if (!kept) return;
     let source = this.sourceNumbers.get(kept.sourceKey);
     if (source === undefined) {
       source = this.sources.length;

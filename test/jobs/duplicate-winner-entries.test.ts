@@ -61,6 +61,16 @@ const packedConfig = pipelineConfig({
   planning: { targetUnitTokens: 120 },
 });
 
+/** A small file one unit, of windows of `sortWindow` records (a window's ids are looked up, and recorded, together). */
+const oneUnitConfig = (sortWindow: number) =>
+  pipelineConfig({
+    endpoint: { name: 'test-embed', dimension: DIMENSION },
+    chunking: { maxTokens: 16, overlapTokens: 4 },
+    batching: { maxBatchTokens: 4096, maxBatchSize: 8, sortWindow },
+    planning: { targetUnitTokens: 4000 },
+  });
+const windowConfig = oneUnitConfig(16);
+
 const A = 'incoming/docs/a.jsonl';
 const B = 'incoming/docs/b.jsonl';
 /** a.jsonl's record of `dup`: the rule rejects it whenever b.jsonl has one (docs/decisions.md, "Duplicate ids"). */
@@ -118,8 +128,8 @@ for (const [name, open] of Object.entries(INDEXES)) {
       chunkIndex: index,
     });
 
-    /** Run `n` of `files`, its units in `order`; the chunks the model embedded, per document, and the summary. */
-    async function runOf(n: number, files: Files, order: Order, pipeline = config) {
+    /** Run `n` of `files`, its units in `order` (`unitCount` of them, where given); the chunks the model embedded, per document, and the summary. */
+    async function runOf(n: number, files: Files, order: Order, pipeline = config, unitCount?: number) {
       const before = model.texts.length;
       for (const [key, records] of Object.entries(files)) await store.put(key, jsonl(records));
       const { units } = await planRun({ store, runs, queue }, pipeline, {
@@ -129,20 +139,33 @@ for (const [name, open] of Object.entries(INDEXES)) {
         now: new Date(T0 + n * DAY_MS),
       });
       queue.units = [];
-      // A unit or more per file (each record its own, at this target).
-      expect(units.length).toBeGreaterThanOrEqual(Object.keys(files).length);
+      // A unit or more per file (each record its own, at this target), or `unitCount` exactly.
+      if (unitCount !== undefined) expect(units).toHaveLength(unitCount);
+      else expect(units.length).toBeGreaterThanOrEqual(Object.keys(files).length);
       const sorted = [...units].sort(
         (x, y) => x.sourceKey.localeCompare(y.sourceKey) || x.byteStart - y.byteStart,
       );
       for (const unit of order === 'a first' ? sorted : sorted.reverse())
         await processUnit(deps(), pipeline, unit, { isLastAttempt: false });
+      // Finalize's index traffic: ids looked up, entries recorded.
+      const finalizeIndex = { read: 0, written: 0 };
+      const counted: ChunkIndex = {
+        lookupDocs: (...args: Parameters<ChunkIndex['lookupDocs']>) => {
+          finalizeIndex.read += args[1].length;
+          return index.lookupDocs(...args);
+        },
+        record: (...args: Parameters<ChunkIndex['record']>) => {
+          finalizeIndex.written += args[1].length;
+          return index.record(...args);
+        },
+      };
       const summary = await finalizeRun(
-        { store, runs, chunkIndex: index, pipelines: new Map([['docs', pipeline]]) },
+        { store, runs, chunkIndex: counted, pipelines: new Map([['docs', pipeline]]) },
         runIdOf(n),
         new Date(T0 + n * DAY_MS + 60_000),
       );
       const texts = model.texts.slice(before);
-      return { texts, counts: summary!.counts, units };
+      return { texts, counts: summary!.counts, units, finalizeIndex };
     }
 
     /** The rows of a unit's `embeddings` part. */
@@ -165,8 +188,11 @@ for (const [name, open] of Object.entries(INDEXES)) {
       return dup;
     }
 
-    /** `dup`'s entry: the winner's chunks, naming rows of a part that holds them. */
-    async function expectWinnerEntry(n: number): Promise<IndexedDoc> {
+    /**
+     * `dup`'s entry: the winner's chunks, naming rows of a part that holds them, `movedUp` rows
+     * further up where the entry was recorded before a rewrite dropped a loser's rows in front.
+     */
+    async function expectWinnerEntry(n: number, movedUp = 0): Promise<IndexedDoc> {
       const dup = await dupRowsOf(n);
       const entry = (await index.lookupDocs('docs', ['dup'])).get('dup');
       expect(entry).toBeDefined();
@@ -174,7 +200,10 @@ for (const [name, open] of Object.entries(INDEXES)) {
       const fingerprints = Buffer.concat(dup.map((row) => indexFingerprint(String(row.text_sha256))));
       expect(Buffer.from(entry!.chunks!.fingerprints).equals(fingerprints)).toBe(true);
       const { runId, unitId, firstRow } = entry!.chunks!.at;
-      const named = (await partRows(runId, unitId)).slice(firstRow, firstRow + dup.length);
+      const named = (await partRows(runId, unitId)).slice(
+        firstRow - movedUp,
+        firstRow - movedUp + dup.length,
+      );
       expect(named.map((row) => [row.doc_id, row.chunk_index, row.text_sha256])).toEqual(
         dup.map((row) => ['dup', row.chunk_index, row.text_sha256]),
       );
@@ -275,5 +304,52 @@ for (const [name, open] of Object.entries(INDEXES)) {
         }
       });
     }
+
+    it(`an id twice in one window of one unit: unchanged re-runs embed none of the kept record's chunks`, async () => {
+      const files = { [B]: [other('b'), loser, winner] };
+      const first = await runOf(0, files, 'a first', windowConfig, 1);
+      expect(first.counts).toMatchObject({ rejected: 1 });
+      const winnerChunks = embeddedOf(first.texts, winner);
+      const loserChunks = embeddedOf(first.texts, loser);
+      expect(loserChunks).toBeGreaterThan(1);
+      expect(winnerChunks).toBeGreaterThan(loserChunks);
+      // The unit records `dup` without fingerprints (it cannot tell which record wins): finalize records the kept one's.
+      await expectWinnerEntry(0);
+      for (let n = 1; n <= 3; n += 1) {
+        const again = await runOf(n, files, 'a first', windowConfig, 1);
+        // Before the fix, every one of the kept record's chunks was embedded here every run.
+        expect(embeddedOf(again.texts, winner), `run ${n}`).toBe(0);
+        // The rejected record's chunks differ from the entry's (chunk for chunk): embedded again.
+        expect(again.texts, `run ${n}`).toHaveLength(loserChunks);
+        expect(again.counts).toMatchObject({ rejected: 1, embedded: 0, removedChunks: 0 });
+        // The unit records `dup` without fingerprints again each run: finalize reads it and writes the kept record's.
+        expect(again.finalizeIndex, `run ${n}`).toEqual({ read: 1, written: 1 });
+        await expectWinnerEntry(n);
+      }
+    });
+
+    it(`an id twice in one unit, in two windows, the kept record's last: finalize reads its entry, and writes it where a loser's stands`, async () => {
+      const files = { [B]: [other('b'), loser, winner] };
+      const first = await runOf(0, files, 'a first', oneUnitConfig(1), 1);
+      expect(first.counts).toMatchObject({ rejected: 1 });
+      expect(first.finalizeIndex).toEqual({ read: 1, written: 0 });
+      const winnerChunks = embeddedOf(first.texts, winner);
+      const loserChunks = embeddedOf(first.texts, loser);
+      // The winner's window recorded it (right: finalize writes none), before the rewrite dropped the loser's rows in front of its own.
+      const entry = await expectWinnerEntry(0, loserChunks);
+      expect(entry.chunks!.at).toMatchObject({ runId: runIdOf(0) });
+      for (let n = 1; n <= 2; n += 1) {
+        const again = await runOf(n, files, 'a first', oneUnitConfig(1), 1);
+        expect(embeddedOf(again.texts, winner), `run ${n}`).toBe(0);
+        expect(again.texts, `run ${n}`).toHaveLength(loserChunks);
+        // The loser's window records its entry over the winner's, and the unit leaves it (its
+        // winner's window, carried whole, does not put the entry back): finalize writes the winner's.
+        expect(again.finalizeIndex, `run ${n}`).toEqual({ read: 1, written: 1 });
+        // Not fixed: the loser's window counts the winner's extra chunks as removed, each run.
+        expect(again.counts.removedChunks, `run ${n}`).toBe(winnerChunks - loserChunks);
+        // Finalize's entry counts rows in the rewritten part.
+        expect((await expectWinnerEntry(n)).chunks!.at).toMatchObject({ runId: runIdOf(n) });
+      }
+    });
   });
 }
