@@ -188,7 +188,7 @@ function meteredFinalizeDeps(deps: FinalizeDeps, meter: UsageMeter): FinalizeDep
  * duplicate-id rule then keeps a losing unit's entry it took for the winner's (the winner's
  * chunks embedded again next run), and the moves check decides a document differently than
  * the try or batch that forgot it. DynamoDB bills each such read twice; finalize's lookups
- * are one per vanished document and per id in several units, a unit's one per document.
+ * are one per vanished document and per duplicated id, a unit's one per document.
  */
 function readingConsistently(index: ChunkIndex): ChunkIndex {
   return {
@@ -283,7 +283,7 @@ async function endStage(
   const table = of.stage?.idTable;
   if (table) {
     const succeeded = of.units.filter((u) => u.status === 'succeeded').map((u) => u.unitId);
-    // Incremental embedding: the kept record of an id in several units gets its index entry.
+    // Incremental embedding: the kept record of every duplicated id gets its index entry.
     const index = of.config?.kind === 'embed' && of.config.incremental.enabled ? deps.chunkIndex : undefined;
     countDuplicates(total, table, await resolveDuplicateIds(deps.store, run, table, succeeded, index));
   }
