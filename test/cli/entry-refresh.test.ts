@@ -1,16 +1,9 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GcReport } from '../../cli/gc/local-gc.ts';
-import { sampleDocuments } from '../../events/generate-samples.ts';
-import { LocalChunkIndex } from '../../shared/adapters/local/local-chunk-index.ts';
-import { jsonl } from '../core/factories.ts';
 import { sluice } from '../support/cli.ts';
-
-const DAY_MS = 86_400_000;
-/** The first run's day; the others are days after it (the clock, hence the run ids, faked). */
-const T0 = Date.parse('2026-11-02T01:00:00Z');
+import { datedCorpus } from '../support/dated-corpus.ts';
 
 /**
  * An unchanged nightly corpus: a re-run carries every chunk and leaves the entries pointing
@@ -18,61 +11,27 @@ const T0 = Date.parse('2026-11-02T01:00:00Z');
  * keeps what the entries point at.
  */
 describe('chunk index entries of unchanged documents, refreshed weekly', () => {
-  let work: string;
-  let home: string;
-  let file: string;
-  const docs = sampleDocuments(40, 7);
-  const ids = docs.map((d) => d.id);
-
-  beforeAll(async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'sluice-refresh-'));
-    home = path.join(work, 'home');
-    file = path.join(work, 'docs.jsonl');
-    await writeFile(file, jsonl(docs));
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
-  afterAll(() => rm(work, { recursive: true, force: true }));
-
-  const onDay = (day: number) => {
-    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
-    vi.setSystemTime(T0 + day * DAY_MS);
-  };
+  const corpus = datedCorpus({ prefix: 'sluice-refresh-', documents: 40, seed: 7 });
+  const { onDay, at, ids } = corpus;
   interface Summary {
     runId: string;
     status: string;
     counts: { chunks: number; embedded: number; skippedUnchanged: number };
     cost: { usage: { dynamoWrites: number } };
   }
-  const runOn = async (day: number): Promise<Summary> => {
-    onDay(day);
-    const result = await sluice('run', file, '--pipeline', 'docs', '--home', home, '--json');
-    expect(result.code, result.err.join('\n')).toBe(0);
-    return result.json<Summary>();
-  };
+  const runOn = (day: number) => corpus.runOn<Summary>(day);
+  const entryRuns = () => corpus.entryRuns({ all: true });
   const gcOn = async (day: number): Promise<Map<string, { remove: boolean; reason: string }>> => {
     onDay(day);
-    const result = await sluice('gc', '--home', home, '--keep-runs', '1', '--json');
+    const result = await sluice('gc', '--home', at.home, '--keep-runs', '1', '--json');
     expect(result.code, result.err.join('\n')).toBe(0);
     return new Map(result.json<GcReport>().runs.map((r) => [r.runId, r]));
   };
-  /** The run each document's entry points at. */
-  const entryRuns = async (): Promise<Set<string>> => {
-    const index = new LocalChunkIndex(path.join(home, 'state', 'chunk-index'));
-    try {
-      const found = await index.lookupDocs('docs', ids);
-      expect(found.size).toBe(ids.length);
-      return new Set([...found.values()].map((d) => d.chunks?.at.runId ?? 'none'));
-    } finally {
-      await index.close();
-    }
-  };
   const partsOf = async (runId: string) =>
-    (await readdir(path.join(home, 'bucket', 'results', 'embeddings'), { recursive: true })).filter((f) =>
+    (await readdir(path.join(at.home, 'bucket', 'results', 'embeddings'), { recursive: true })).filter((f) =>
       path.basename(f).startsWith(`${runId}-`),
     );
-  const q = async (sql: string) => (await sluice('query', sql, '--home', home, '--json')).json();
+  const q = async (sql: string) => (await sluice('query', sql, '--home', at.home, '--json')).json();
   const differingVectors = async (a: string, b: string) =>
     (
       await q(
