@@ -126,17 +126,21 @@ export class PriorEntries {
   /**
    * Writes the entries `updates` replace, before they are recorded, with those an earlier
    * delivery of this unit wrote there (a retry that stops sooner leaves that delivery's
-   * entries past its end in the index, and the next unit reads them here). Nothing is
-   * written when no entry is replaced.
+   * entries past its end in the index, and the next unit reads them here). That file is
+   * read here even where no lookup found an entry of this unit: a record that failed
+   * part-way may have left its first entries unwritten (a batch's unprocessed items) and
+   * later ones written, past a retry's sooner end. Nothing is written when no entry is
+   * replaced.
    */
   async write(updates: PendingDocUpdates): Promise<void> {
-    const earlier = this.units.get(this.unitId);
+    // None replaced: an earlier delivery's file, if any, stands as it is.
+    if (updates.replacedEntries().next().done) return;
+    const earlier = await this.replacedBy(this.unitId);
     const store = this.store;
     const docs = function* () {
       if (earlier) yield* earlier.all();
       for (const doc of updates.replacedEntries()) if (!earlier?.has(doc.docId)) yield doc;
     };
-    if (docs().next().done) return;
     await putInBlocks(
       store,
       replacedEntriesKey(this.pipeline, this.runId, this.unitId),
