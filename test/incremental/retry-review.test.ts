@@ -401,4 +401,40 @@ describe('review: retries, redrives and dead letters around the replaced entries
     expect(second.counts.embedded).toBe(0);
     expect(w.model.chunks - before).toBeGreaterThan(0);
   });
+
+  /** Run 2's input: other documents edited again, d3 back to its first text. */
+  const changedAgain = changed.map((d, i) =>
+    d.id === 'd3' ? docs[3]! : i % 5 === 0 ? { ...d, text: `${d.text} then a third edit` } : d,
+  );
+
+  for (const order of ['finalized in order', 'finalized the other way'] as const)
+    it(`two runs of one pipeline overlapping (run 2's unit reads run 1's entries before run 1 finalizes; ${order}): every run's rows and the next runs' are true vectors`, async () => {
+      const w = await world();
+      await w.plainRun(0, { 'a.jsonl': docs });
+      // Run 2 is planned once run 1's unit has read its source (a unit fails on a source changed since its plan).
+      const [one] = await w.plan(1, { 'a.jsonl': changed });
+      await processUnit(w.deps(), config, one!, { isLastAttempt: false });
+      const [two] = await w.plan(2, { 'a.jsonl': changedAgain });
+      await processUnit(w.deps(), config, two!, { isLastAttempt: false });
+      let first: Awaited<ReturnType<World['finalize']>>;
+      let second: Awaited<ReturnType<World['finalize']>>;
+      if (order === 'finalized in order') {
+        first = await w.finalize(1);
+        second = await w.finalize(2);
+      } else {
+        second = await w.finalize(2);
+        first = await w.finalize(1);
+      }
+      await w.expectTrueVectors(1, first!.counts.chunks);
+      await w.expectTrueVectors(2, second!.counts.chunks);
+      for (const summary of [first!, second!])
+        expect(summary.counts.embedded + summary.counts.skippedUnchanged).toBe(summary.counts.chunks);
+
+      const third = await w.plainRun(3, { 'a.jsonl': changedAgain });
+      await w.expectTrueVectors(3, third.counts.chunks);
+      expect(third.counts).toMatchObject({ records: changedAgain.length, chunks: second!.counts.chunks });
+      const fourth = await w.plainRun(4, { 'a.jsonl': changedAgain });
+      await w.expectTrueVectors(4, fourth.counts.chunks);
+      expect(fourth.counts).toMatchObject({ embedded: 0, removedChunks: 0 });
+    });
 });
