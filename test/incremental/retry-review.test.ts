@@ -438,3 +438,49 @@ describe('review: retries, redrives and dead letters around the replaced entries
       expect(fourth.counts).toMatchObject({ embedded: 0, removedChunks: 0 });
     });
 });
+
+describe('review: an id in a checkpointed unit and its continuation', () => {
+  /** The loser's chunks at this chunking. */
+  const LOSER_CHUNKS = 2;
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const crash of [false, true])
+    it(`the loser in the parent, the kept record in the continuation${crash ? ', the parent retried after recording' : ''}: true vectors, and the kept record carried on the next run`, async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'sluice-retry-review-'));
+      dirs.push(dir);
+      const w = new World(new LocalRunStore(dir));
+      const loser = { id: 'dup', text: 'the earlier record of the duplicated id, read by the parent' };
+      const winner = {
+        id: 'dup',
+        text: 'the later record of the duplicated id, kept, read by the continuation',
+      };
+      const records = [loser, ...docs.slice(0, 30), winner, ...docs.slice(30)];
+      await w.plainRun(0, { 'a.jsonl': records });
+      for (const n of [1, 2]) {
+        const before = w.model.chunks;
+        const [unit] = await w.plan(n, { 'a.jsonl': records });
+        if (crash)
+          await expect(
+            processUnit(w.deps({ runs: crashingOnce(w.runs) }), config, unit!, { isLastAttempt: false }),
+          ).rejects.toThrow('worker killed');
+        await processUnit(w.deps(), config, unit!, { isLastAttempt: false, ...stopAfterAsks(19) });
+        const rest = w.queue.units.find((u) => u.unitId === `${unit!.unitId}c`)!;
+        await processUnit(w.deps(), config, rest, { isLastAttempt: false });
+        const summary = (await w.finalize(n))!;
+        // The model saw the loser's chunks alone (its unit cannot know it loses), each delivery.
+        expect(w.model.chunks - before).toBe((crash ? 2 : 1) * LOSER_CHUNKS);
+        expect(summary.counts).toMatchObject({ records: 62, rejected: 1, embedded: 0 });
+        const rows = await w.expectTrueVectors(n, summary.counts.chunks);
+        expect(
+          rows
+            .filter((r) => r.doc_id === 'dup')
+            .map((r) => r.chunk_text)
+            .join(' '),
+        ).toContain('kept');
+        expect(w.index.docs.get('docs#dup')!.chunkCount).toBe(rows.filter((r) => r.doc_id === 'dup').length);
+      }
+    });
+});
