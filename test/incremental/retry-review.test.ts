@@ -484,3 +484,42 @@ describe('review: an id in a checkpointed unit and its continuation', () => {
       }
     });
 });
+
+describe('review: an id twice in one window, its unit retried after recording', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+  async function world(): Promise<World> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-retry-review-'));
+    dirs.push(dir);
+    return new World(new LocalRunStore(dir));
+  }
+  // d4 (5 chunks at run 0) read twice in one window at run 1, each record one chunk.
+  const twice = [
+    ...docs.slice(0, 5),
+    { id: 'd4', text: 'd4 is short now' },
+    { id: 'd4', text: 'd4 is short again' },
+    ...docs.slice(5).filter((d) => d.id !== 'd4'),
+  ].filter((d, i) => !(d.id === 'd4' && i === 4));
+
+  it('counts as one clean delivery, and the next run holds true vectors', async () => {
+    const clean = await world();
+    await clean.plainRun(0, { 'a.jsonl': docs });
+    const cleanRun = await clean.plainRun(1, { 'a.jsonl': twice });
+    const w = await world();
+    await w.plainRun(0, { 'a.jsonl': docs });
+    const [unit] = await w.plan(1, { 'a.jsonl': twice });
+    await expect(
+      processUnit(w.deps({ runs: crashingOnce(w.runs) }), config, unit!, { isLastAttempt: false }),
+    ).rejects.toThrow('worker killed');
+    await processUnit(w.deps(), config, unit!, { isLastAttempt: false });
+    const second = (await w.finalize(1))!;
+    await w.expectTrueVectors(1, second.counts.chunks);
+    expect(cleanRun.counts.removedChunks).toBeGreaterThan(0);
+    expect(countsOf(second.counts)).toEqual(countsOf(cleanRun.counts));
+    const third = await w.plainRun(2, { 'a.jsonl': twice });
+    await w.expectTrueVectors(2, third.counts.chunks);
+    expect(third.counts).toMatchObject({ embedded: 0 });
+  });
+});

@@ -97,8 +97,10 @@ export interface EntriesBefore {
  * {@link replacedEntriesKey} (none there: the document had no entry). Each unit's file is
  * read once per delivery, when a lookup first finds one of its entries.
  *
- * Not told apart: an entry recorded this run without fingerprints (an id twice in a
- * window, a document over MAX_INDEXED_CHUNKS) names no part, and is taken for an older one.
+ * An entry without fingerprints (an id twice in a window, a document over
+ * MAX_INDEXED_CHUNKS) names no part: it is looked for in this unit's own file only (read
+ * once per delivery that finds such an entry), so a retry counts it as its first delivery
+ * did; one recorded by another unit of the run is still taken for an older one.
  */
 export class PriorEntries {
   private readonly units = new Map<string, ReplacedEntries | undefined>();
@@ -114,7 +116,18 @@ export class PriorEntries {
     const rewritten = new Set<string>();
     for (const [docId, doc] of found) {
       const at = doc.chunks?.at;
-      if (at?.runId !== this.runId) continue;
+      if (at === undefined) {
+        // An entry without fingerprints names no run, but one this unit's earlier delivery
+        // replaced is in its own file: that delivery's record (an id twice in a window, a
+        // document over MAX_INDEXED_CHUNKS) or one written over it since.
+        const prior = (await this.replacedBy(this.unitId))?.get(docId);
+        if (prior) {
+          found.set(docId, prior);
+          rewritten.add(docId);
+        }
+        continue;
+      }
+      if (at.runId !== this.runId) continue;
       rewritten.add(docId);
       const prior = (await this.replacedBy(at.unitId))?.get(docId);
       if (prior) found.set(docId, prior);
