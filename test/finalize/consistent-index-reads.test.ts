@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,27 +11,13 @@ import { MemoryObjectStore } from '../../shared/adapters/local/memory-object-sto
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
-import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { RecordingQueue } from '../incremental/factories.ts';
 import { useDynaliteTables } from '../support/dynalite-tables.ts';
+import { DAY_MS, dailyRunId, HashModel, T0 } from '../support/hash-model.ts';
 
 const DIMENSION = 8;
-const DAY_MS = 86_400_000;
-const T0 = Date.parse('2026-11-02T01:00:00Z');
-const runIdOf = (n: number) =>
-  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
-
-class HashModel implements EmbeddingEndpoint {
-  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
-    stats.endpointCalls += 1;
-    return inputs.map((text) => {
-      const digest = createHash('sha256').update(text).digest();
-      return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
-    });
-  }
-}
 
 /** Each small source its own unit. */
 const config = pipelineConfig({
@@ -85,7 +70,7 @@ describe('chunk index reads: finalize reads consistently, units eventually (Dyna
   async function runOf(n: number, files: Readonly<Record<string, readonly unknown[]>>) {
     for (const [key, records] of Object.entries(files)) await store.put(key, jsonl(records));
     const { units } = await planRun({ store, runs, queue }, config, {
-      runId: runIdOf(n),
+      runId: dailyRunId(n),
       trigger: 'local',
       keys: Object.keys(files),
       now: new Date(T0 + n * DAY_MS),
@@ -96,7 +81,7 @@ describe('chunk index reads: finalize reads consistently, units eventually (Dyna
       store,
       runs,
       queue,
-      endpoint: new HashModel(),
+      endpoint: new HashModel(DIMENSION),
       tokenCounter: new EstimatingTokenCounter(),
       chunkIndex: index,
     };
@@ -107,7 +92,7 @@ describe('chunk index reads: finalize reads consistently, units eventually (Dyna
     const afterUnits = dynamo.commandCalls(BatchGetCommand).length;
     const summary = await finalizeRun(
       { store, runs, chunkIndex: index, pipelines: new Map([['docs', config]]) },
-      runIdOf(n),
+      dailyRunId(n),
       new Date(T0 + n * DAY_MS + 60_000),
     );
     return {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,51 +9,15 @@ import type { WorkUnit } from '../../shared/domain/types.ts';
 import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts';
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
-import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import { retractUnitParts } from '../../shared/work/dead-letter-unit.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { crashingOnce, DAY_MS, dailyRunId, HashModel, hashVector, T0 } from '../support/hash-model.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 import { RecordingQueue, stopAfterAsks } from './factories.ts';
 
 const DIMENSION = 16;
-const DAY_MS = 86_400_000;
-const T0 = Date.parse('2026-11-02T01:00:00Z');
-/** Run `n`'s id: started `n` days after T0, so entries stay fresh within the week. */
-const runIdOf = (n: number) =>
-  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
-
-/** The model: a vector that is a function of the text alone, so a wrong one is seen. */
-function modelVector(text: string): number[] {
-  const digest = createHash('sha256').update(text).digest();
-  return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
-}
-
-class HashModel implements EmbeddingEndpoint {
-  chunks = 0;
-  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
-    stats.endpointCalls += 1;
-    this.chunks += inputs.length;
-    return inputs.map(modelVector);
-  }
-}
-
-/** A run store whose completeUnit fails once: the delivery dies after its part and entries are written. */
-function crashingOnce(runs: RunStore): RunStore {
-  let crash = true;
-  return new Proxy(runs, {
-    get(target, prop, receiver) {
-      if (prop === 'completeUnit' && crash)
-        return async () => {
-          crash = false;
-          throw new Error('worker killed before completing');
-        };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 describe('carried vectors through retries, checkpoints and retracted parts', () => {
   let dir: string;
@@ -81,7 +44,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     runs = new LocalRunStore(dir);
     queue = new RecordingQueue();
     index = new MemoryChunkIndex();
-    model = new HashModel();
+    model = new HashModel(DIMENSION);
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
@@ -97,7 +60,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
   async function plan(n: number, records: readonly unknown[]): Promise<WorkUnit> {
     await store.put('incoming/docs/a.jsonl', jsonl(records));
     const { units } = await planRun({ store, runs, queue }, config, {
-      runId: runIdOf(n),
+      runId: dailyRunId(n),
       trigger: 'local',
       keys: ['incoming/docs/a.jsonl'],
       now: new Date(T0 + n * DAY_MS),
@@ -110,7 +73,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
   const finalize = (n: number) =>
     finalizeRun(
       { store, runs, chunkIndex: index, pipelines: new Map([['docs', config]]) },
-      runIdOf(n),
+      dailyRunId(n),
       new Date(T0 + n * DAY_MS + 60_000),
     );
 
@@ -125,7 +88,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
   async function rowsOf(n: number) {
     const rows: Record<string, unknown>[] = [];
     for (const [key, body] of store.objects) {
-      if (!key.startsWith('results/embeddings/') || !key.includes(runIdOf(n))) continue;
+      if (!key.startsWith('results/embeddings/') || !key.includes(dailyRunId(n))) continue;
       rows.push(...(await parquetReadObjects({ file: (body as Uint8Array).slice().buffer })));
     }
     return rows;
@@ -135,7 +98,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     expect(rows).toHaveLength(chunks);
     for (const row of rows)
       expect(Array.from(row.embedding as ArrayLike<number>), String(row.chunk_id)).toEqual(
-        modelVector(String(row.chunk_text)),
+        hashVector(String(row.chunk_text), DIMENSION),
       );
   }
 
@@ -185,7 +148,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     for (const [name, records] of Object.entries(files))
       await store.put(`incoming/docs/${name}`, jsonl(records));
     const { units } = await planRun({ store, runs, queue }, config, {
-      runId: runIdOf(n),
+      runId: dailyRunId(n),
       trigger: 'local',
       keys,
       now: new Date(T0 + n * DAY_MS),
@@ -211,7 +174,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     expect(model.chunks).toBe(before);
     expect(entry(x.id)).toMatchObject({
       sourceKey: 'incoming/docs/b.jsonl',
-      chunks: { at: { runId: runIdOf(1) } },
+      chunks: { at: { runId: dailyRunId(1) } },
     });
     await expectTrueVectors(1, moved!.counts.chunks);
 
@@ -239,8 +202,8 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     await expectTrueVectors(1, second!.counts.chunks);
     // Each edited document's entry names its own part, rows counted from that part's start.
     const at = (id: string) => index.docs.get(`docs#${id}`)?.chunks?.at;
-    expect(at('d5')).toMatchObject({ runId: runIdOf(1), unitId: unit.unitId });
-    expect(at('d50')).toMatchObject({ runId: runIdOf(1), unitId: rest.unitId });
+    expect(at('d5')).toMatchObject({ runId: dailyRunId(1), unitId: unit.unitId });
+    expect(at('d50')).toMatchObject({ runId: dailyRunId(1), unitId: rest.unitId });
     const restRows = (await rowsOf(1)).filter((r) => Number(String(r.doc_id).slice(1)) >= 25);
     expect(restRows.findIndex((r) => r.doc_id === 'd50')).toBe(at('d50')!.firstRow);
 
@@ -283,7 +246,7 @@ describe('carried vectors through retries, checkpoints and retracted parts', () 
     // Only the chunks of documents whose entries name the emptied part are embedded again
     // (the three edited ones; the others kept their run-0 entries), and none fails the run.
     for (const id of ['d1', 'd2', 'd40'])
-      expect(index.docs.get(`docs#${id}`)?.chunks?.at.runId).toBe(runIdOf(2));
+      expect(index.docs.get(`docs#${id}`)?.chunks?.at.runId).toBe(dailyRunId(2));
     expect(third!.counts.embedded).toBeGreaterThan(0);
     expect(third!.counts.embedded).toBe(model.chunks - before);
     expect(third!.counts.embedded).toBeLessThanOrEqual(

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,50 +10,15 @@ import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts'
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { ChunkIndex, IndexedDoc } from '../../shared/ports/chunk-index.ts';
-import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import { deadLetterUnit } from '../../shared/work/dead-letter-unit.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
+import { crashingOnce, DAY_MS, dailyRunId, HashModel, hashVector, T0 } from '../support/hash-model.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 import { RecordingQueue, stopAfterAsks } from './factories.ts';
 
 const DIMENSION = 16;
-const DAY_MS = 86_400_000;
-const T0 = Date.parse('2026-11-02T01:00:00Z');
-const runIdOf = (n: number) =>
-  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
-
-/** The model: a vector that is a function of the text alone, so a wrong one is seen. */
-function modelVector(text: string): number[] {
-  const digest = createHash('sha256').update(text).digest();
-  return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
-}
-
-class HashModel implements EmbeddingEndpoint {
-  chunks = 0;
-  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
-    stats.endpointCalls += 1;
-    this.chunks += inputs.length;
-    return inputs.map(modelVector);
-  }
-}
-
-/** A run store whose completeUnit fails once: the delivery dies after its part and entries are written. */
-function crashingOnce(runs: RunStore): RunStore {
-  let crash = true;
-  return new Proxy(runs, {
-    get(target, prop, receiver) {
-      if (prop === 'completeUnit' && crash)
-        return async () => {
-          crash = false;
-          throw new Error('worker killed before completing');
-        };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 /**
  * An index whose first record call writes some of its entries and then fails (a partial
@@ -105,7 +69,7 @@ class World {
   readonly store = new MemoryObjectStore(97);
   readonly queue = new RecordingQueue();
   readonly index = new MemoryChunkIndex();
-  readonly model = new HashModel();
+  readonly model = new HashModel(DIMENSION);
   constructor(readonly runs: LocalRunStore) {}
 
   deps(over: { runs?: RunStore; chunkIndex?: ChunkIndex } = {}) {
@@ -123,7 +87,7 @@ class World {
     for (const [name, records] of Object.entries(files))
       await this.store.put(`incoming/docs/${name}`, jsonl(records));
     const { units } = await planRun({ store: this.store, runs: this.runs, queue: this.queue }, cfg, {
-      runId: runIdOf(n),
+      runId: dailyRunId(n),
       trigger: 'local',
       keys: Object.keys(files).map((name) => `incoming/docs/${name}`),
       now: new Date(T0 + n * DAY_MS),
@@ -135,7 +99,7 @@ class World {
   finalize(n: number, cfg = config) {
     return finalizeRun(
       { store: this.store, runs: this.runs, chunkIndex: this.index, pipelines: new Map([['docs', cfg]]) },
-      runIdOf(n),
+      dailyRunId(n),
       new Date(T0 + n * DAY_MS + 60_000),
     );
   }
@@ -150,7 +114,7 @@ class World {
   async rowsOf(n: number) {
     const rows: Record<string, unknown>[] = [];
     for (const [key, body] of this.store.objects) {
-      if (!key.startsWith('results/embeddings/') || !key.includes(runIdOf(n))) continue;
+      if (!key.startsWith('results/embeddings/') || !key.includes(dailyRunId(n))) continue;
       rows.push(...(await parquetReadObjects({ file: (body as Uint8Array).slice().buffer })));
     }
     return rows;
@@ -162,7 +126,7 @@ class World {
     expect(rows).toHaveLength(chunks);
     for (const row of rows)
       expect(Array.from(row.embedding as ArrayLike<number>), String(row.chunk_id)).toEqual(
-        modelVector(String(row.chunk_text)),
+        hashVector(String(row.chunk_text), DIMENSION),
       );
     return rows;
   }
@@ -251,7 +215,7 @@ describe('review: retries, redrives and dead letters around the replaced entries
     });
     await w.finalize(1);
     expect(await w.rowsOf(1)).toEqual([]);
-    expect((await w.runs.getRun(runIdOf(1)))?.status).toBe('failed');
+    expect((await w.runs.getRun(dailyRunId(1)))?.status).toBe('failed');
 
     const before = w.model.chunks;
     const third = await w.plainRun(2, { 'a.jsonl': changed });
@@ -278,7 +242,7 @@ describe('review: retries, redrives and dead letters around the replaced entries
     ).rejects.toThrow('worker killed');
     await deadLetterUnit(w, unit!);
     await w.finalize(1);
-    const reopening = await w.runs.reopenFailedRun(runIdOf(1));
+    const reopening = await w.runs.reopenFailedRun(dailyRunId(1));
     expect(reopening.units.map((u) => u.unitId)).toEqual([unit!.unitId]);
     await processUnit(w.deps(), config, reopening.units[0]!.descriptor ?? unit!, { isLastAttempt: false });
     const second = (await w.finalize(1))!;

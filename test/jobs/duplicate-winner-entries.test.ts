@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,33 +13,13 @@ import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { unitPartKey } from '../../shared/output/keys.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import { type ChunkIndex, type IndexedDoc, indexFingerprint } from '../../shared/ports/chunk-index.ts';
-import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { RecordingQueue } from '../incremental/factories.ts';
 import { useDynaliteTables } from '../support/dynalite-tables.ts';
+import { DAY_MS, dailyRunId, HashModel, hashVector, T0 } from '../support/hash-model.ts';
 
 const DIMENSION = 8;
-const DAY_MS = 86_400_000;
-const T0 = Date.parse('2026-11-02T01:00:00Z');
-const runIdOf = (n: number) =>
-  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
-
-/** A vector per text, the same every time: a carried vector equals the one embedding would give. */
-const vectorOf = (text: string): number[] => {
-  const digest = createHash('sha256').update(text).digest();
-  return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
-};
-
-/** Counts the chunks it embeds, per text. */
-class HashModel implements EmbeddingEndpoint {
-  readonly texts: string[] = [];
-  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
-    stats.endpointCalls += 1;
-    this.texts.push(...inputs);
-    return inputs.map(vectorOf);
-  }
-}
 
 /** Units of a few records: each small source its own unit. */
 const config = pipelineConfig({
@@ -112,7 +91,7 @@ for (const [name, open] of Object.entries(INDEXES)) {
       runs = new LocalRunStore(dir);
       queue = new RecordingQueue();
       index = await open(dir);
-      model = new HashModel();
+      model = new HashModel(DIMENSION);
     });
     afterEach(async () => {
       await index.close?.();
@@ -133,7 +112,7 @@ for (const [name, open] of Object.entries(INDEXES)) {
       const before = model.texts.length;
       for (const [key, records] of Object.entries(files)) await store.put(key, jsonl(records));
       const { units } = await planRun({ store, runs, queue }, pipeline, {
-        runId: runIdOf(n),
+        runId: dailyRunId(n),
         trigger: 'local',
         keys: Object.keys(files),
         now: new Date(T0 + n * DAY_MS),
@@ -161,7 +140,7 @@ for (const [name, open] of Object.entries(INDEXES)) {
       };
       const summary = await finalizeRun(
         { store, runs, chunkIndex: counted, pipelines: new Map([['docs', pipeline]]) },
-        runIdOf(n),
+        dailyRunId(n),
         new Date(T0 + n * DAY_MS + 60_000),
       );
       const texts = model.texts.slice(before);
@@ -178,12 +157,14 @@ for (const [name, open] of Object.entries(INDEXES)) {
 
     /** `dup`'s rows in run `n`'s parts: every one of them the winner's, each with the vector of its text. */
     async function dupRowsOf(n: number) {
-      const stored = await runs.listUnits(runIdOf(n));
-      const rows = (await Promise.all(stored.map((u) => partRows(runIdOf(n), u.unitId)))).flat();
+      const stored = await runs.listUnits(dailyRunId(n));
+      const rows = (await Promise.all(stored.map((u) => partRows(dailyRunId(n), u.unitId)))).flat();
       const dup = rows.filter((row) => row.doc_id === 'dup');
       for (const row of dup) {
         expect(row.source_key).toBe(B);
-        expect(Array.from(row.embedding as Float32Array)).toEqual(vectorOf(String(row.chunk_text)));
+        expect(Array.from(row.embedding as Float32Array)).toEqual(
+          hashVector(String(row.chunk_text), DIMENSION),
+        );
       }
       return dup;
     }
@@ -261,10 +242,10 @@ for (const [name, open] of Object.entries(INDEXES)) {
           expect(again.texts, `run ${n}`).toEqual([]);
           await expectWinnerEntry(n);
         }
-        const units = (await runs.listUnits(runIdOf(2))).map((u) => u.unitId);
+        const units = (await runs.listUnits(dailyRunId(2))).map((u) => u.unitId);
         const retried = await resolveDuplicateIds(
           store,
-          { pipeline: 'docs', runId: runIdOf(2) },
+          { pipeline: 'docs', runId: dailyRunId(2) },
           'embeddings',
           units,
           index,
@@ -337,7 +318,7 @@ for (const [name, open] of Object.entries(INDEXES)) {
       const loserChunks = embeddedOf(first.texts, loser);
       // The winner's window recorded it (right: finalize writes none), before the rewrite dropped the loser's rows in front of its own.
       const entry = await expectWinnerEntry(0, loserChunks);
-      expect(entry.chunks!.at).toMatchObject({ runId: runIdOf(0) });
+      expect(entry.chunks!.at).toMatchObject({ runId: dailyRunId(0) });
       for (let n = 1; n <= 2; n += 1) {
         const again = await runOf(n, files, 'a first', oneUnitConfig(1), 1);
         expect(embeddedOf(again.texts, winner), `run ${n}`).toBe(0);
@@ -348,7 +329,7 @@ for (const [name, open] of Object.entries(INDEXES)) {
         // Not fixed: the loser's window counts the winner's extra chunks as removed, each run.
         expect(again.counts.removedChunks, `run ${n}`).toBe(winnerChunks - loserChunks);
         // Finalize's entry counts rows in the rewritten part.
-        expect((await expectWinnerEntry(n)).chunks!.at).toMatchObject({ runId: runIdOf(n) });
+        expect((await expectWinnerEntry(n)).chunks!.at).toMatchObject({ runId: dailyRunId(n) });
       }
     });
   });

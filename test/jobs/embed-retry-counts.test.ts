@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,46 +11,14 @@ import { EstimatingTokenCounter } from '../../shared/embedding/token-counter.ts'
 import { finalizeRun } from '../../shared/finalize/finalize-run.ts';
 import { planRun } from '../../shared/plan/plan-run.ts';
 import type { IndexedDoc } from '../../shared/ports/chunk-index.ts';
-import type { CallStats, EmbeddingEndpoint } from '../../shared/ports/embedding-endpoint.ts';
 import type { RunStore } from '../../shared/ports/run-store.ts';
 import { processUnit } from '../../shared/work/process-unit.ts';
 import { jsonl, pipelineConfig } from '../core/factories.ts';
 import { RecordingQueue, stopAfterAsks } from '../incremental/factories.ts';
+import { crashingOnce, DAY_MS, dailyRunId, HashModel, T0 } from '../support/hash-model.ts';
 import { MemoryChunkIndex } from '../support/memory-chunk-index.ts';
 
 const DIMENSION = 8;
-const DAY_MS = 86_400_000;
-const T0 = Date.parse('2026-11-02T01:00:00Z');
-const runIdOf = (n: number) =>
-  `r-${new Date(T0 + n * DAY_MS).toISOString().replace(/[-:]|\.\d{3}/g, '')}-00000${n}`;
-
-class HashModel implements EmbeddingEndpoint {
-  chunks = 0;
-  async embed(inputs: readonly string[], stats: CallStats): Promise<number[][]> {
-    stats.endpointCalls += 1;
-    this.chunks += inputs.length;
-    return inputs.map((text) => {
-      const digest = createHash('sha256').update(text).digest();
-      return Array.from({ length: DIMENSION }, (_, d) => digest[d]! - 128);
-    });
-  }
-}
-
-/** A run store whose completeUnit fails once: the delivery dies after its part and entries are written. */
-function crashingOnce(runs: RunStore): RunStore {
-  let crash = true;
-  return new Proxy(runs, {
-    get(target, prop, receiver) {
-      if (prop === 'completeUnit' && crash)
-        return async () => {
-          crash = false;
-          throw new Error('worker killed before completing');
-        };
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
 
 const config = pipelineConfig({
   endpoint: { name: 'test-embed', dimension: DIMENSION },
@@ -106,7 +73,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
     runs = new LocalRunStore(dir);
     queue = new RecordingQueue();
     index = new MemoryChunkIndex();
-    model = new HashModel();
+    model = new HashModel(DIMENSION);
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
@@ -122,7 +89,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
   async function plan(n: number, records: readonly unknown[]): Promise<WorkUnit> {
     await store.put('incoming/docs/a.jsonl', jsonl(records));
     const { units } = await planRun({ store, runs, queue }, config, {
-      runId: runIdOf(n),
+      runId: dailyRunId(n),
       trigger: 'local',
       keys: ['incoming/docs/a.jsonl'],
       now: new Date(T0 + n * DAY_MS),
@@ -135,7 +102,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
   const finalize = (n: number) =>
     finalizeRun(
       { store, runs, chunkIndex: index, pipelines: new Map([['docs', config]]) },
-      runIdOf(n),
+      dailyRunId(n),
       new Date(T0 + n * DAY_MS + 60_000),
     );
 
@@ -173,7 +140,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
     runs = new LocalRunStore(dir);
     queue = new RecordingQueue();
     index = new MemoryChunkIndex();
-    model = new HashModel();
+    model = new HashModel(DIMENSION);
     try {
       return await scenario(n, 'clean');
     } finally {
@@ -272,7 +239,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
       for (const [name, records] of Object.entries(files))
         await store.put(`incoming/docs/${name}`, jsonl(records));
       const { units } = await planRun({ store, runs, queue }, smallUnits, {
-        runId: runIdOf(n),
+        runId: dailyRunId(n),
         trigger: 'local',
         keys: Object.keys(files).map((name) => `incoming/docs/${name}`),
         now: new Date(T0 + n * DAY_MS),
@@ -284,7 +251,7 @@ describe('an embed unit retried after it recorded its entries reports what its f
         await processUnit(deps(), smallUnits, unit, { isLastAttempt: false });
       const summary = await finalizeRun(
         { store, runs, chunkIndex: index, pipelines: new Map([['docs', smallUnits]]) },
-        runIdOf(n),
+        dailyRunId(n),
         new Date(T0 + n * DAY_MS + 60_000),
       );
       expect(summary!.counts).toMatchObject({ rejected: 1 });
