@@ -100,7 +100,14 @@ type PolicyDocument = { Version?: string; Statement: any[] };
  * "Permissions the calls do not show"). A grant that is unused and not listed here fails
  * the check: remove it from the role, or justify it here and in the docs.
  */
-const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: string; reason: string }[] = [
+const JUSTIFIED_UNUSED: readonly {
+  fn: Step | '*';
+  action: string;
+  resource?: string;
+  reason: string;
+  /** Used in some drives and not others (it depends on the order the units ran in): never stale. */
+  sometimes?: true;
+}[] = [
   { fn: '*', action: 'logs:CreateLogStream', reason: 'the Lambda runtime writes the function log' },
   { fn: '*', action: 'logs:PutLogEvents', reason: 'the Lambda runtime writes the function log' },
   // The consumed queue's grant (SqsEventSource): Lambda's poller signs with the function's role.
@@ -201,7 +208,13 @@ const JUSTIFIED_UNUSED: readonly { fn: Step | '*'; action: string; resource?: st
     resource: 'FinalizeQueue',
     reason: 'a run with no units asks for finalize at once',
   },
-  { fn: 'finalize', action: 'dynamodb:BatchGetItem', reason: 'chunk index lookups of removed documents' },
+  {
+    fn: 'finalize',
+    action: 'dynamodb:BatchGetItem',
+    reason:
+      "chunk index lookups of removed documents and of duplicated ids' kept records (whether the drive's finalize makes one depends on its units' order: a clean clone's CI used it once)",
+    sometimes: true,
+  },
   {
     fn: 'dead-letter',
     action: 'dynamodb:GetItem',
@@ -1043,7 +1056,9 @@ describe('IAM check: every AWS call the handlers make is allowed by the role the
       (j.resource === undefined || grant.resource.includes(j.resource));
     expect(unused.filter((grant) => !JUSTIFIED_UNUSED.some((j) => justifies(j, grant)))).toEqual([]);
     // A justification no unused grant needs any more is stale: the grant is used now, or gone.
-    expect(JUSTIFIED_UNUSED.filter((j) => !unused.some((grant) => justifies(j, grant)))).toEqual([]);
+    expect(
+      JUSTIFIED_UNUSED.filter((j) => !j.sometimes && !unused.some((grant) => justifies(j, grant))),
+    ).toEqual([]);
   });
 
   /**
